@@ -1,0 +1,43 @@
+# evalkit — two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SIZE   ?= small
+SEED   ?= 42
+WAREHOUSE ?= data/warehouse.duckdb
+
+.PHONY: setup demo test test-fast lint lab clean-outputs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,peers]"
+	MPLBACKEND=Agg $(PY) -c "import evalkit.plots as p; print('CJK font:', p.use_cjk_font())"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/evalkit demo-data --size $(SIZE) --seed $(SEED) --out data/demo --warehouse $(WAREHOUSE)
+	$(VENV)/bin/evalkit run params/*.yaml --warehouse $(WAREHOUSE)
+	@echo ""
+	@echo "Briefs:"
+	@ls -1 outputs/*/brief.pdf outputs/*/brief.html
+
+test: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e and not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean-outputs:
+	rm -rf outputs/*/

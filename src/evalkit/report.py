@@ -1,0 +1,163 @@
+"""What the notebook shows: HTML blocks and charts, in the evaluation's language.
+
+Each ``show_*`` function displays one section of the brief. The first one also emits a
+small machine-readable marker (MIME type ``application/vnd.evalkit.brief+json``) that the
+exporter reads to put the evaluation id, page numbers and — for synthetic data — the
+synthetic-data notice on every PDF page.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from evalkit import __version__
+from evalkit.evaluation import Evaluation
+from evalkit.i18n import (
+    estimator_label,
+    fmt_num,
+    fmt_p,
+    outcome_label,
+    outcome_unit,
+    t,
+)
+from evalkit.plots import event_study_plot, trends_plot, use_cjk_font
+from evalkit.registry import NEVER_TREATED, period_start
+
+BRIEF_MIME = "application/vnd.evalkit.brief+json"
+
+
+def _display(obj: Any, **kw: Any) -> None:
+    from IPython.display import display
+
+    display(obj, **kw)
+
+
+def _html(s: str) -> None:
+    from IPython.display import HTML
+
+    _display(HTML(s))
+
+
+def brief_marker(ev: Evaluation) -> dict[str, Any]:
+    return {"evaluation_id": ev.params.evaluation_id, "lang": ev.lang, "synthetic": ev.facts.synthetic,
+            "title": ev.params.title or "", "reform": ev.params.reform}
+
+
+def show_header(ev: Evaluation) -> None:
+    """Title block, synthetic-data notice and the exporter marker."""
+    use_cjk_font()
+    marker = brief_marker(ev)
+    _display({BRIEF_MIME: marker, "text/plain": f"evalkit brief {marker['evaluation_id']}"}, raw=True)
+    lang = ev.lang
+    title = ev.params.title or (f"{ev.params.reform_info.zh}改革效果评估" if lang == "zh"
+                                else f"Evaluation of {ev.params.reform_info.en}")
+    notice = (f'<div class="ek-synthetic">{html.escape(t("synthetic_notice", lang))}</div>'
+              if ev.facts.synthetic else "")
+    _html(f'<div class="ek-title"><h1>{html.escape(title)}</h1>'
+          f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
+
+
+def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
+    """Page 1: question, one-sentence answer, verdict, and the naive year-on-year figure."""
+    lang = ev.lang
+    h = ev.headline(outcome)
+    pre = h["pretrend_p"]
+    pre_txt = t("pretrend_na", lang) if pre is None else t("pretrend_bad" if pre < 0.05 else "pretrend_ok",
+                                                             lang, p=fmt_p(pre))
+    parts = [
+        f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
+        f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
+        f'{html.escape(h["sentence"])}</p></div>',
+        f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
+        f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
+        f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
+    ]
+    if "naive_sentence" in h:
+        parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
+                     f'<p class="ek-note">{html.escape(h["naive_why"])}</p></div>')
+    _html("".join(parts))
+
+
+def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
+    """Robustness table (estimators side by side), with failures listed below it."""
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    table = ev.estimates_table(outcome)
+    unit = outcome_unit(outcome, lang)
+    _html(f'<h2>{t("estimates_h", lang)} — {html.escape(outcome_label(outcome, lang))}'
+          f'{" (" + html.escape(unit) + ")" if unit else ""}</h2>'
+          + table.to_html(index=False, classes="ek-table", border=0, escape=True))
+    failed = ev.failures.get(outcome, {})
+    if failed:
+        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=estimator_label(k, lang), error=v.splitlines()[0][:200]))}</li>"
+                        for k, v in failed.items())
+        _html(f'<ul class="ek-note">{items}</ul>')
+    return table
+
+
+def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    name, events = ev.event_study(outcome)
+    if events.empty:
+        return
+    share = ev.is_share(outcome)
+    unit = outcome_unit(outcome, lang)
+    _html(f'<h2>{t("event_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = event_study_plot(events, title=estimator_label(name, lang), xlabel=t("months_since", lang),
+                          ylabel=t("effect_axis", lang, unit=unit or "—"), scale=100.0 if share else 1.0)
+    _display(ax.figure)
+    plt.close(ax.figure)
+
+
+def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    tr = ev.trends(outcome)
+    cohorts = sorted(set(ev.panel.loc[ev.panel["first_treat"] != NEVER_TREATED, "first_treat"]))
+    adoption = (period_start(cohorts[0]), period_start(cohorts[-1])) if cohorts else None
+    share = ev.is_share(outcome)
+    unit = outcome_unit(outcome, lang)
+    _html(f'<h2>{t("trends_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = trends_plot(tr, labels=(t("treated_group", lang), t("control_group", lang)), adoption=adoption,
+                     adoption_label=t("adoption", lang), xlabel=t("month_axis", lang),
+                     ylabel=f"{outcome_label(outcome, lang)}{' (' + unit + ')' if unit else ''}",
+                     scale=100.0 if share else 1.0)
+    _display(ax.figure)
+    plt.close(ax.figure)
+
+
+def show_notes(ev: Evaluation) -> None:
+    """Method note in plain language and the data note (aggregates only)."""
+    lang = ev.lang
+    sources = t("sources_demo", lang) if ev.facts.synthetic else t("sources_wh", lang)
+    data = t("data_note", lang, sources=sources, start=ev.params.window.start, end=ev.params.window.end,
+             stations=f"{ev.panel['station_id'].nunique():,}", months=ev.panel["period"].nunique(),
+             rows=f"{len(ev.panel):,}", quarantined=f"{ev.facts.quarantined:,}")
+    _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(t("method_note", lang))}</p></div>'
+          f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
+          f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')
+
+
+def show_brief(ev: Evaluation) -> None:
+    """Every section, in brief order: header, page-1 answer, charts, tables, notes."""
+    show_header(ev)
+    show_headline(ev)
+    show_event_study(ev)
+    show_trends(ev)
+    for outcome in ev.params.outcomes:
+        show_estimates(ev, outcome)
+    for outcome in ev.params.outcomes[1:]:
+        h = ev.headline(outcome) if outcome in ev.results and ev.params.headline in ev.results[outcome] else None
+        if h:
+            _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
+                  f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
+    show_notes(ev)
+
+
+__all__ = ["show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
+           "show_notes", "BRIEF_MIME", "fmt_num"]
