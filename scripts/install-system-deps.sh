@@ -2,7 +2,7 @@
 # Debian packages the PDF route needs: CJK fonts (text and charts), poppler (pdftotext/pdffonts/pdftoppm
 # for the tests) and Chromium (HTML → PDF). Installs only what is missing; needs root or sudo.
 set -euo pipefail
-pkgs=(fonts-noto-cjk poppler-utils chromium)
+pkgs=(fonts-noto-cjk fonts-wqy-zenhei poppler-utils chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
