@@ -157,6 +157,61 @@ def panel_cmd(
     console.print(f"{len(df):,} station-months, {df['station_id'].nunique():,} stations → {out_file}")
 
 
+def read_panel_file(path: Path):
+    """Read a panel from CSV or Parquet (clear error otherwise)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise typer.BadParameter(f"panel file not found: {path}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise typer.BadParameter(f"{path}: expected a .csv or .parquet panel file")
+
+
+@app.command("estimate")
+def estimate_cmd(
+    panel_file: Path = typer.Argument(..., help="station × period panel (CSV or Parquet)"),
+    outcome: str = typer.Option(..., help="outcome column"),
+    method: str = typer.Option("cs", help="cs | sa | imputation | twfe | event_twfe | bacon | poisson | did2x2 | naive_yoy"),
+    unit: str = typer.Option("station_id", help="unit column"),
+    time_col: str = typer.Option("period", "--time", help="time column (integer periods)"),
+    cohort: str = typer.Option("first_treat", help="first treated period column (0 or empty = never)"),
+    control: str = typer.Option("never", help="cs: never | notyet"),
+    covariates: str | None = typer.Option(None, help="cs: comma-separated covariate columns"),
+    est_method: str = typer.Option("dr", help="cs with covariates: dr | ipw | reg"),
+    cluster: str | None = typer.Option(None, help="cluster column (default: unit)"),
+    bootstrap: int = typer.Option(0, help="cs: multiplier-bootstrap draws (0 = analytic SEs)"),
+    seed: int | None = typer.Option(None, help="random seed for the bootstrap"),
+    alpha: float = typer.Option(0.05, help="1 - confidence level"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
+) -> None:
+    """Run any estimator on any panel file; print a table and write the full result as JSON."""
+    from evalkit.estimators import REGISTRY, get_estimator
+
+    if method not in REGISTRY:
+        raise typer.BadParameter(f"unknown method {method!r}; choose from {', '.join(REGISTRY)}")
+    panel = read_panel_file(panel_file)
+    missing = [c for c in (unit, time_col, cohort, outcome) if c not in panel.columns]
+    if missing:
+        raise typer.BadParameter(f"{panel_file}: missing column(s) {missing}; columns are {list(panel.columns)}")
+    kwargs: dict = {"unit": unit, "time": time_col, "cohort": cohort, "cluster": cluster, "alpha": alpha}
+    panel[cohort] = panel[cohort].fillna(0)
+    if method == "cs":
+        kwargs |= {"control": control, "est_method": est_method, "bootstrap": bootstrap, "seed": seed,
+                   "covariates": [c.strip() for c in covariates.split(",")] if covariates else None}
+    t0 = time.perf_counter()
+    result = get_estimator(method)(panel, outcome, **kwargs)
+    result.meta["seconds"] = round(time.perf_counter() - t0, 4)
+    result.meta["panel_file"] = str(panel_file)
+    out.print(result.summary())
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        result.to_json(json_out)
+        console.print(f"full result → {json_out}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 
