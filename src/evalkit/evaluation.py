@@ -42,6 +42,9 @@ from evalkit.registry import NEVER_TREATED, OUTCOMES
 from evalkit.results import EstimationResult
 from evalkit.verdict import Verdict, decide
 
+# shown as diagnostics, not as rows of the robustness table
+DIAGNOSTIC_ESTIMATORS = ("bacon",)
+
 
 class EvaluationError(RuntimeError):
     """The evaluation cannot run (missing warehouse, no adopters, headline estimator failed)."""
@@ -187,6 +190,32 @@ class Evaluation:
             out["naive_why"] = t("naive_why", lang)
         return out
 
+    def planted_truth(self, outcome: str | None = None) -> float | None:
+        """For synthetic demo data: the true overall effect (percent) planted for this reform and outcome."""
+        outcome = outcome or self.primary_outcome
+        if not self.facts.synthetic or "manifest" not in self.facts.meta:
+            return None
+        try:
+            manifest = json.loads(self.facts.meta["manifest"])
+        except ValueError:
+            return None
+        for r in manifest.get("reforms", []):
+            if r.get("reform") == self.params.reform:
+                if r.get("placebo"):
+                    return 0.0
+                v = r.get("true_overall_att_pct", {}).get(outcome)
+                return None if v is None else float(v)
+        return None
+
+    def bacon_summary(self, outcome: str | None = None) -> pd.DataFrame:
+        """Goodman-Bacon decomposition by comparison type (weight, estimate), if it was run."""
+        outcome = outcome or self.primary_outcome
+        r = self.results.get(outcome, {}).get("bacon")
+        if r is None:
+            return pd.DataFrame()
+        comp = r.rows("component")
+        return comp[["term", "weight", "estimate"]].reset_index(drop=True)
+
     # ----------------------------------------------------------------- tables
     def estimates_table(self, outcome: str | None = None) -> pd.DataFrame:
         """Robustness table: one row per estimator with estimate, CI, p, percent, n."""
@@ -195,7 +224,7 @@ class Evaluation:
         rows = []
         share = self.is_share(outcome)
         for name, r in self.results.get(outcome, {}).items():
-            if r.rows("overall").empty:
+            if r.rows("overall").empty or name in DIAGNOSTIC_ESTIMATORS:
                 continue
             o = r.overall
             scale = 100.0 if share else 1.0

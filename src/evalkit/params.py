@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
 
 ESTIMATOR_NAMES = ("naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon", "poisson")
-DEFAULT_ESTIMATORS = ["naive_yoy", "did2x2", "twfe", "event_twfe"]
+DEFAULT_ESTIMATORS = ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon"]
 NOTEBOOKS = ("evaluate_reform",)
 
 
@@ -129,7 +129,7 @@ class EvaluationParams(BaseModel):
     @model_validator(mode="after")
     def _headline(self) -> EvaluationParams:
         if self.headline is None:
-            for name in ("cs", "imputation", "sa", "twfe"):
+            for name in ("imputation", "cs", "sa", "twfe"):
                 if name in self.estimators:
                     self.headline = name
                     break

@@ -20,6 +20,7 @@ from evalkit.i18n import (
     estimator_label,
     fmt_num,
     fmt_p,
+    fmt_pct,
     outcome_label,
     outcome_unit,
     t,
@@ -76,6 +77,9 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
         f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
         f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
     ]
+    truth = ev.planted_truth(outcome)
+    if truth is not None and not ev.is_share(outcome or ev.primary_outcome):
+        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
     if "naive_sentence" in h:
         parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
                      f'<p class="ek-note">{html.escape(h["naive_why"])}</p></div>')
@@ -131,6 +135,35 @@ def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
     plt.close(ax.figure)
 
 
+def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
+    """Pre-trend tests by estimator and the Goodman-Bacon decomposition of TWFE."""
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    rows = []
+    for name, r in ev.results.get(outcome, {}).items():
+        pt = r.meta.get("pretrend")
+        if pt and pt.get("df"):
+            rows.append({t("estimator", lang): estimator_label(name, lang),
+                         t("test_stat", lang): fmt_num(pt.get("stat"), lang, 2),
+                         t("df", lang): int(pt["df"]), t("p_value", lang): fmt_p(pt.get("p_value"))})
+    parts = [f'<h2>{t("diagnostics_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>']
+    if rows:
+        parts.append(f"<h3>{t('pretrend_table_h', lang)}</h3>"
+                     + pd.DataFrame(rows).to_html(index=False, classes="ek-table", border=0))
+    bacon = ev.bacon_summary(outcome)
+    if not bacon.empty:
+        names = dict(item.split("=", 1) for item in t("bacon_types", lang).split(";"))
+        share = ev.is_share(outcome)
+        table = pd.DataFrame({
+            t("comparison", lang): [names.get(x, x) for x in bacon["term"]],
+            t("weight", lang): [fmt_num(w, lang, 3) for w in bacon["weight"]],
+            t("estimate", lang): [fmt_num((100 if share else 1) * e, lang, 3) for e in bacon["estimate"]],
+        })
+        parts.append(f"<h3>{t('bacon_h', lang)}</h3>" + table.to_html(index=False, classes="ek-table", border=0)
+                     + f'<p class="ek-note">{html.escape(t("bacon_note", lang))}</p>')
+    _html("".join(parts))
+
+
 def show_notes(ev: Evaluation) -> None:
     """Method note in plain language and the data note (aggregates only)."""
     lang = ev.lang
@@ -156,8 +189,9 @@ def show_brief(ev: Evaluation) -> None:
         if h:
             _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
                   f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
+    show_diagnostics(ev)
     show_notes(ev)
 
 
 __all__ = ["show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
-           "show_notes", "BRIEF_MIME", "fmt_num"]
+           "show_diagnostics", "show_notes", "BRIEF_MIME"]

@@ -63,7 +63,7 @@ STATIONS = Table(
 REFORMS = Table(
     "reforms", "改革实施", ("station_id", "reform"),
     (
-        _c("station_id", "VARCHAR", "派出所编码", "单位编码"),
+        _c("station_id", "VARCHAR", "派出所编码", "单位编码", "派出所", "派出所名称"),
         _c("reform", "VARCHAR", "改革事项", "改革名称", "改革"),
         _c("adopted_on", "DATE", "实施日期", "启动日期", "实施时间"),
     ),
@@ -73,7 +73,7 @@ INCIDENTS = Table(
     "incidents", "警情", ("incident_id",),
     (
         _c("incident_id", "VARCHAR", "警情编号", "接警编号"),
-        _c("station_id", "VARCHAR", "所属派出所编码", "派出所编码", "管辖单位编码"),
+        _c("station_id", "VARCHAR", "所属派出所编码", "派出所编码", "管辖单位编码", "所属派出所", "管辖派出所", "派出所"),
         _c("received_at", "TIMESTAMP", "接警时间", "报警时间"),
         _c("dispatched_at", "TIMESTAMP", "派警时间", "派警时刻", required=False),
         _c("arrived_at", "TIMESTAMP", "到场时间", "到达现场时间", required=False),
@@ -88,7 +88,7 @@ DISPUTES = Table(
     "disputes", "矛盾纠纷", ("dispute_id",),
     (
         _c("dispute_id", "VARCHAR", "纠纷编号", "登记编号"),
-        _c("station_id", "VARCHAR", "派出所编码", "受理单位编码"),
+        _c("station_id", "VARCHAR", "派出所编码", "受理单位编码", "所属派出所", "受理单位", "派出所"),
         _c("opened_on", "DATE", "受理日期", "登记日期"),
         _c("closed_on", "DATE", "办结日期", "化解日期", required=False),
         _c("category", "VARCHAR", "纠纷类型", "纠纷类别"),
