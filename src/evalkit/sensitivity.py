@@ -397,7 +397,7 @@ def breakdown(result_or_betas: Any, sigma: Any = None, *, num_pre: int | None = 
         df = honest_did(beta, sig, num_pre=npre, num_post=npost, l_vec=lv, type=type, alpha=alpha, **{key: [m]},
                         **kwargs)
         lb, ub = df["lb"].iloc[0], df["ub"].iloc[0]
-        return bool(np.isnan(lb) is False and lb <= 0 <= ub)
+        return bool(not np.isnan(lb) and lb <= 0 <= ub)
 
     hi = (10.0 if type == "rm" else 10 * float(np.max(np.abs(beta)))) if upper is None else upper
     tol = (1e-3 if type == "rm" else 1e-5 * max(hi, 1e-12)) if tol is None else tol

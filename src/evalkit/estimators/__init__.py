@@ -24,6 +24,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "imputation": ("evalkit.estimators.imputation", "estimate_imputation"),
     "bacon": ("evalkit.estimators.bacon", "estimate_bacon"),
     "poisson": ("evalkit.estimators.poisson", "estimate_poisson"),
+    "sdid": ("evalkit.estimators.sdid", "estimate_sdid"),
+    "sc": ("evalkit.estimators.sdid", "estimate_sc"),
 }
 
 
