@@ -93,6 +93,8 @@ def _estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
         return {**common, "min_e": lo, "max_e": hi}
     if name == "imputation":
         return {**common, "horizons": list(range(0, hi + 1))}
+    if name in ("sdid", "sc"):
+        return {"alpha": p.alpha, "se": "placebo", "reps": p.placebo_reps, "seed": p.seed}
     return common
 
 
@@ -249,7 +251,7 @@ class Evaluation:
     def event_study(self, outcome: str | None = None) -> tuple[str, pd.DataFrame]:
         """(estimator name, event-time rows) from the first estimator that has them."""
         outcome = outcome or self.primary_outcome
-        for name in (self.params.headline, "cs", "sa", "imputation", "event_twfe"):
+        for name in (self.params.headline, "imputation", "cs", "sa", "event_twfe"):
             r = self.results.get(outcome, {}).get(name)
             if r is not None and not r.rows("event").empty:
                 return name, r.event_study()

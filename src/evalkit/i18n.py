@@ -61,6 +61,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "truth_note": "演示数据中植入的真实效果约为 {truth}。",
         "failed_estimator": "{estimator} 未能完成：{error}",
         "diagnostics_h": "诊断",
+        "synthetic_h": "试点派出所与其“合成对照”的走势",
         "pretrend_table_h": "改革前趋势联合检验（各方法）",
         "test_stat": "检验统计量",
         "df": "自由度",
@@ -129,6 +130,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "truth_note": "The true effect planted in the demo data is about {truth}.",
         "failed_estimator": "{estimator} did not complete: {error}",
         "diagnostics_h": "Diagnostics",
+        "synthetic_h": "The pilot station against its synthetic counterpart",
         "pretrend_table_h": "Joint pre-trend tests (by estimator)",
         "test_stat": "Statistic",
         "df": "df",
@@ -154,6 +156,8 @@ ESTIMATOR_LABELS: dict[str, dict[str, str]] = {
         "imputation": "插补估计（Borusyak 等）",
         "bacon": "Goodman-Bacon 分解",
         "poisson": "泊松固定效应（PPML）",
+        "sdid": "合成双重差分（SDID）",
+        "sc": "合成控制法（SC）",
     },
     "en": {
         "naive_yoy": "Naive year-on-year (before/after)",
@@ -165,6 +169,8 @@ ESTIMATOR_LABELS: dict[str, dict[str, str]] = {
         "imputation": "Imputation (Borusyak et al.)",
         "bacon": "Goodman-Bacon decomposition",
         "poisson": "Poisson fixed effects (PPML)",
+        "sdid": "Synthetic difference-in-differences (SDID)",
+        "sc": "Synthetic control (SC)",
     },
 }
 

@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
 
-ESTIMATOR_NAMES = ("naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon", "poisson")
+ESTIMATOR_NAMES = ("naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon", "poisson", "sdid", "sc")
 DEFAULT_ESTIMATORS = ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon"]
-NOTEBOOKS = ("evaluate_reform",)
+NOTEBOOKS = ("evaluate_reform", "pilot_station")
+PILOT_ESTIMATORS = ["naive_yoy", "sdid", "sc", "twfe"]
 
 
 class ParamsError(ValueError):
@@ -73,12 +74,12 @@ class EvaluationParams(BaseModel):
 
     evaluation_id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     title: str | None = None
-    notebook: Literal["evaluate_reform"] = "evaluate_reform"
+    notebook: Literal["evaluate_reform", "pilot_station"] = "evaluate_reform"
     reform: str
     outcomes: list[str] = Field(min_length=1)
     region: Region = Field(default_factory=Region)
     window: Window = Field(default_factory=Window)
-    estimators: list[str] = Field(default_factory=lambda: list(DEFAULT_ESTIMATORS))
+    estimators: list[str] | None = None  # default depends on the notebook (see DEFAULT_ESTIMATORS)
     headline: str | None = None
     control: Literal["never", "notyet"] = "never"
     cluster: Literal["station_id", "county", "city"] = "station_id"
@@ -86,6 +87,7 @@ class EvaluationParams(BaseModel):
     naive_window: int = Field(12, ge=1, le=36)
     alpha: float = Field(0.05, gt=0, lt=0.5)
     bootstrap: int = Field(0, ge=0, le=100_000)
+    placebo_reps: int = Field(200, ge=10, le=10_000)  # synthetic DiD / control placebo SEs
     seed: int = 20240101
     lang: Literal["zh", "en"] = "zh"
     suppress_below: int = Field(5, ge=0)
@@ -112,7 +114,9 @@ class EvaluationParams(BaseModel):
 
     @field_validator("estimators")
     @classmethod
-    def _estimators(cls, v: list[str]) -> list[str]:
+    def _estimators(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
         bad = [e for e in v if e not in ESTIMATOR_NAMES]
         if bad:
             raise ValueError(f"unknown estimator(s) {bad}; choose from {list(ESTIMATOR_NAMES)}")
@@ -128,8 +132,10 @@ class EvaluationParams(BaseModel):
 
     @model_validator(mode="after")
     def _headline(self) -> EvaluationParams:
+        if self.estimators is None:
+            self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
         if self.headline is None:
-            for name in ("imputation", "cs", "sa", "twfe"):
+            for name in ("sdid", "imputation", "cs", "sa", "twfe"):
                 if name in self.estimators:
                     self.headline = name
                     break

@@ -118,6 +118,21 @@ def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
     plt.close(ax.figure)
 
 
+def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
+    """Single-station pilot: the treated station against its synthetic counterpart."""
+    from evalkit.estimators.sdid import plot_synthetic
+
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    r = ev.results.get(outcome, {}).get("sdid") or ev.results.get(outcome, {}).get("sc")
+    if r is None:
+        return
+    _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang))
+    _display(ax.figure)
+    plt.close(ax.figure)
+
+
 def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
