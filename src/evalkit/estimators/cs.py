@@ -1,0 +1,731 @@
+"""Callaway & Sant'Anna (2021) group-time ATTs and their aggregations.
+
+Follows R ``did`` (``att_gt`` + ``aggte``) for balanced panels: never-treated or not-yet-treated
+comparison units, varying or universal base period, anticipation, covariates via DR / IPW / OR
+(ports of R ``DRDID``), analytic influence-function standard errors (optionally clustered) or the
+Mammen multiplier bootstrap with uniform bands. See ``docs/estimators-cs.md``.
+
+Without covariates everything is computed from cohort x period sufficient statistics (see
+:mod:`evalkit.estimators._cs_design`), so the cost is about one pass over the units x periods
+outcome matrix plus, for the bootstrap, one BLAS product ``V @ (Y - Ybar)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._cs_design import CompactDesign, DenseDesign, mammen_weights
+from evalkit.estimators._cs_drdid import ESTIMATORS
+from evalkit.results import EstimationResult, normal_inference
+
+_DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
+_IQR_NORM = stats.norm.ppf(0.75) - stats.norm.ppf(0.25)
+
+
+@dataclass
+class CSInfluence:
+    """Influence functions of a CS fit, kept in compact form (materialise on demand).
+
+    ``matrix(kind)`` returns the unit-level influence functions (n_units x k, R ``did`` scaling:
+    ``se = sqrt(sum IF**2) / n``) of the estimates of ``kind`` (``gt``, ``event``, ``group``,
+    ``calendar``, ``overall``) with rows ordered as ``units``.
+    """
+
+    design: Any
+    theta: dict[str, np.ndarray]
+    terms: dict[str, list[str]]
+    units: np.ndarray
+    n: int
+
+    def matrix(self, kind: str) -> pd.DataFrame:
+        return pd.DataFrame(self.design.materialize(self.theta[kind]), index=self.units, columns=self.terms[kind])
+
+
+@dataclass
+class _Prepared:
+    y: np.ndarray  # n x T, units sorted by cohort
+    periods: np.ndarray
+    units: np.ndarray
+    gu: np.ndarray  # cohort per unit (np.inf = never)
+    cohorts: np.ndarray  # cohort value per cohort index (treated ascending, then inf)
+    bounds: np.ndarray
+    cluster: np.ndarray | None
+    n_clusters: int
+    covs: np.ndarray | None  # n x T x k
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- data preparation
+def _num(series: pd.Series) -> np.ndarray:
+    """Numeric numpy view of a column (no copy when it already is numeric)."""
+    a = series.to_numpy()
+    if a.dtype.kind in "iuf":
+        return a
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control) -> _Prepared:
+    info: dict[str, Any] = {}
+    u = panel[unit].to_numpy()
+    t = panel[time].to_numpy()
+    g = _num(panel[cohort])
+    y = _num(panel[outcome])
+    if y.dtype.kind != "f":
+        y = y.astype(float)
+    if t.dtype.kind not in "iuf":
+        raise TypeError(f"time column {time!r} must be numeric (integer periods)")
+    tmin, tmax = (t.min(), t.max()) if len(t) else (0, 0)
+    if t.dtype.kind in "iu" and tmax - tmin < 4 * len(t) + 1000:
+        present = np.bincount((t - tmin).astype(np.intp), minlength=int(tmax - tmin) + 1) > 0
+        periods = (np.flatnonzero(present) + tmin).astype(t.dtype)
+    else:
+        periods = np.sort(pd.unique(t))
+    nt = len(periods)
+    if nt < 2:
+        raise ValueError("need at least two time periods")
+    extra = [] if covariates is None else list(covariates)
+    xcols = [_num(panel[c]).astype(float, copy=False) for c in extra]
+    cl_raw = None if cluster is None else panel[cluster].to_numpy()
+
+    def same_in_row(m: np.ndarray) -> bool:
+        eq = m == m[:, :1]
+        if eq.all():
+            return True
+        if m.dtype.kind == "f":  # NaN == NaN counts as constant
+            return bool((eq | (np.isnan(m) & np.isnan(m[:, :1]))).all())
+        return False
+
+    n_rows = len(y)
+    fast = False
+    if n_rows % nt == 0 and n_rows > 0:
+        uu = u.reshape(-1, nt)
+        # rows sorted by unit, then time, one row per (unit, period): reshape without scatter
+        if (t.reshape(-1, nt) == periods).all() and (uu == uu[:, :1]).all():
+            units = uu[:, 0]
+            fast = len(pd.unique(units)) == len(units)
+        elif t[0] == periods[0] and t[-1] == periods[-1]:
+            # rows sorted by time, then the same unit order in every period: transpose
+            ut = u.reshape(nt, -1)
+            if (t.reshape(nt, -1) == periods[:, None]).all() and (ut == ut[:1]).all():
+                units = ut[0]
+                if len(pd.unique(units)) == len(units):
+                    fast = True
+
+                    def _tr(a):
+                        return None if a is None else np.ascontiguousarray(a.reshape(nt, -1).T).ravel()
+
+                    y, g, cl_raw = _tr(y), _tr(g), _tr(cl_raw)
+                    xcols = [_tr(x) for x in xcols]
+    if fast:
+        n = len(units)
+        Y = y.reshape(n, nt)  # view of the caller's data; copied below
+        gm = g.reshape(n, nt)
+        if not same_in_row(gm):
+            raise ValueError(f"cohort column {cohort!r} varies within unit")
+        gu = gm[:, 0].astype(float)
+        X = [x.reshape(n, nt) for x in xcols]
+        clu = None
+        if cl_raw is not None:
+            cm = cl_raw.reshape(n, nt)
+            if not (cm == cm[:, :1]).all():
+                raise ValueError(f"cluster variable {cluster!r} varies within unit")
+            clu = cm[:, 0]
+    else:
+        if periods.dtype.kind in "iu" and periods[-1] - periods[0] == nt - 1:
+            tc = (t - periods[0]).astype(np.intp)
+        else:
+            tc = np.searchsorted(periods, t)
+        ucodes, units = pd.factorize(u, sort=True)
+        units = np.asarray(units)
+        n = len(units)
+        key = ucodes.astype(np.int64) * nt + tc
+        cnt = np.bincount(key, minlength=n * nt)
+        if (cnt > 1).any():
+            raise ValueError(f"duplicate ({unit}, {time}) rows in panel")
+        Y = np.full(n * nt, np.nan)
+        Y[key] = y
+        Y = Y.reshape(n, nt)
+        gf = g.astype(float)
+        gu = np.full(n, np.nan)
+        gu[ucodes] = gf
+        if not (np.isclose(gf, gu[ucodes]) | (np.isnan(gf) & np.isnan(gu[ucodes]))).all():
+            raise ValueError(f"cohort column {cohort!r} varies within unit")
+        X = []
+        for x in xcols:
+            a = np.full(n * nt, np.nan)
+            a[key] = x
+            X.append(a.reshape(n, nt))
+        clu = None
+        if cl_raw is not None:
+            first = np.full(n, -1, dtype=np.int64)
+            first[ucodes[::-1]] = np.arange(n_rows)[::-1]
+            clu = cl_raw[first]
+            if not (cl_raw == clu[ucodes]).all():
+                raise ValueError(f"cluster variable {cluster!r} varies within unit")
+    observed = ~np.isnan(Y).any(axis=1)
+    for x in X:
+        observed &= ~np.isnan(x).any(axis=1)
+
+    # balance: R did (allow_unbalanced_panel = FALSE) keeps only units observed in every period
+    keep = observed
+    n_unbal = int((~keep).sum())
+    info["n_units_dropped_unbalanced"] = n_unbal
+    info["unbalanced_handling"] = (
+        "balanced panel" if n_unbal == 0 else f"dropped {n_unbal} units not observed in every period (as R did)"
+    )
+    if n_unbal:
+        warnings.warn(f"Dropped {n_unbal} units not observed (non-missing) in every period", stacklevel=3)
+
+    # cohort conventions
+    gu = np.where(np.isnan(gu) | (gu == 0) | (gu > periods[-1]), np.inf, gu)
+    early = np.isfinite(gu) & (gu <= periods[0] + anticipation)
+    info["n_units_dropped_early"] = int((early & keep).sum())
+    if info["n_units_dropped_early"]:
+        warnings.warn(
+            f"Dropped {info['n_units_dropped_early']} units already treated in the first period", stacklevel=3
+        )
+    keep &= ~early
+
+    tkeep = None
+    if not np.isinf(gu[keep]).any():
+        if not keep.any():
+            raise ValueError("no units left")
+        latest = gu[keep].max()
+        tkeep = periods < latest - anticipation
+        if control == "never":
+            warnings.warn("No never-treated units: the last cohort is used as comparison group "
+                          "and periods from its treatment on are dropped (as R did)", stacklevel=3)
+            gu = np.where(gu == latest, np.inf, gu)
+            info["last_cohort_as_control"] = float(latest)
+        else:
+            warnings.warn("No never-treated units: periods from the last cohort's treatment on are "
+                          "dropped (as R did)", stacklevel=3)
+        info["periods_dropped_no_never_treated"] = int((~tkeep).sum())
+
+    # one gather: kept units, sorted by cohort (never-treated last)
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(gu[idx], kind="stable")]
+    Y = Y[idx]  # always a fresh array (safe to centre in place later)
+    X = [x[idx] for x in X]
+    if tkeep is not None:
+        Y = np.ascontiguousarray(Y[:, tkeep])
+        X = [x[:, tkeep] for x in X]
+        periods = periods[tkeep]
+    units = units[idx]
+    gu = gu[idx]
+    covs = np.stack(X, axis=2) if X else None
+    cohorts, starts = np.unique(gu, return_index=True)
+    bounds = np.r_[starts, len(gu)]
+    cl_codes, n_cl = None, len(units)
+    if clu is not None:
+        cl_codes, uniq = pd.factorize(clu[idx])
+        n_cl = len(uniq)
+    return _Prepared(Y, periods, units, gu, cohorts, bounds, cl_codes, n_cl, covs, info)
+
+
+# --------------------------------------------------------------------------- group-time cells
+def _gt_cells(periods, glist, cohorts, base_period, control, anticipation):
+    """R did's (g, t) loop: returns lists of (g, cur, base, control-cohort mask, is_zero_row)."""
+    nt = len(periods)
+    tfac = 0 if base_period == "universal" else 1
+    never = np.isinf(cohorts)
+    cells = []
+    for g in glist:
+        pre = np.flatnonzero(periods + anticipation < g)
+        last_pre = pre[-1]
+        for ti in range(nt - tfac):
+            cur = ti + tfac
+            if base_period == "universal" or g <= periods[cur]:
+                base = last_pre
+            else:
+                base = ti
+            if base_period == "universal" and base == cur:
+                cells.append((g, cur, base, None, True))
+                continue
+            if control == "never":
+                cmask = never.copy()
+            else:
+                tmax = periods[max(cur, base)]
+                cmask = never | ((cohorts > tmax + anticipation) & (cohorts != g))
+            if not cmask.any():  # no comparison units left (not-yet-treated without never-treated)
+                continue
+            cells.append((g, cur, base, cmask, False))
+    return cells
+
+
+def _cohort_means(prep: _Prepared) -> np.ndarray:
+    return np.vstack([prep.y[prep.bounds[c]:prep.bounds[c + 1]].mean(axis=0) for c in range(len(prep.cohorts))])
+
+
+def _theta_compact(prep: _Prepared, cells, n, ybar):
+    """ATT(g,t) and their theta columns (p x n_gt) in the compact design (vectorised over cells)."""
+    kc = len(prep.cohorts)
+    nt = prep.y.shape[1]
+    p = kc * nt + kc
+    ngt = len(cells)
+    n_c = np.diff(prep.bounds).astype(float)
+    cidx = {v: i for i, v in enumerate(prep.cohorts)}
+    gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
+    cur = np.array([c[1] for c in cells], dtype=np.intp)
+    base = np.array([c[2] for c in cells], dtype=np.intp)
+    zero = np.array([c[4] for c in cells], dtype=bool)
+    cmask = np.array([np.zeros(kc, bool) if c[4] else c[3] for c in cells], dtype=bool).reshape(ngt, kc)
+    j = np.arange(ngt)
+    dyb = (ybar[:, cur] - ybar[:, base]).T  # n_gt x kc
+    nC = cmask.astype(float) @ n_c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wc = np.where(cmask, n_c[None, :] / nC[:, None], 0.0)
+        m_c = (wc * dyb).sum(axis=1)
+        att = np.where(zero, 0.0, np.where(nC > 0, dyb[j, gi] - m_c, np.nan))
+    th = np.zeros((p, ngt))
+    ok = ~zero & (nC > 0)
+    jj = j[ok]
+    th[gi[ok] * nt + cur[ok], jj] = n / n_c[gi[ok]]
+    th[gi[ok] * nt + base[ok], jj] = -n / n_c[gi[ok]]
+    cj, cc = np.nonzero(cmask & ok[:, None])
+    w = n / nC[cj]
+    th[cc * nt + cur[cj], cj] = -w
+    th[cc * nt + base[cj], cj] = w
+    th[kc * nt + cc, cj] = -w * (dyb[cj, cc] - m_c[cj])
+    return att, th
+
+
+def _if_dense(prep: _Prepared, cells, n, est_method):
+    """ATT(g,t) and dense unit-level influence functions with covariates (R DRDID estimators)."""
+    est = ESTIMATORS[est_method]
+    cidx = {v: i for i, v in enumerate(prep.cohorts)}
+    coh_of_unit = np.repeat(np.arange(len(prep.cohorts)), np.diff(prep.bounds))
+    att = np.zeros(len(cells))
+    inf = np.zeros((n, len(cells)))
+    ccount = np.zeros(len(cells))
+    ones = np.ones((n, 1))
+    for j, (g, cur, base, cmask, zero) in enumerate(cells):
+        if zero:
+            continue
+        treat = coh_of_unit == cidx[g]
+        ctrl = cmask[coh_of_unit]
+        sub = treat | ctrl
+        n1 = int(sub.sum())
+        ccount[j] = ctrl.sum()
+        d = treat[sub].astype(float)
+        dy = prep.y[sub, cur] - prep.y[sub, base]
+        x = np.hstack([ones[sub], prep.covs[sub, min(cur, base), :]])
+        a, infl = est(dy, d, x)
+        att[j] = a
+        inf[sub, j] = infl * (n / n1)
+    return att, inf, coh_of_unit
+
+
+# --------------------------------------------------------------------------- aggregation (R aggte)
+def _wif(coh_k: np.ndarray, pg_k: np.ndarray, att_k: np.ndarray, kc: int) -> np.ndarray:
+    """R ``wif %*% att``: cohort-constant influence of the estimated aggregation weights."""
+    s = pg_k.sum()
+    dev = -np.tile(pg_k, (kc, 1))
+    dev[coh_k, np.arange(len(coh_k))] += 1.0
+    if1 = dev / s
+    if2 = dev.sum(axis=1)[:, None] * (pg_k / s**2)[None, :]
+    return (if1 - if2) @ att_k
+
+
+class _Agg:
+    """Collects aggregated estimates as (estimate, theta column) with labels."""
+
+    def __init__(self, p):
+        self.p = p
+        self.est: list[float] = []
+        self.th: list[np.ndarray] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, est, th, row):
+        self.est.append(float(est))
+        self.th.append(th)
+        self.rows.append(row)
+
+    def theta(self):
+        return np.column_stack(self.th) if self.th else np.zeros((self.p, 0))
+
+
+def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0):
+    """R ``compute.aggte`` for simple/group/dynamic/calendar. ``ind0``: first cohort-indicator row."""
+    periods = prep.periods
+    glist = prep.cohorts[np.isfinite(prep.cohorts)]
+    cidx = {v: i for i, v in enumerate(prep.cohorts)}
+    gv = np.array([c[0] for c in cells])
+    tv = np.array([periods[c[1]] for c in cells])
+    coh = np.array([cidx[g] for g in gv])
+    n_c = np.diff(prep.bounds).astype(float)
+    pg_coh = n_c / n
+    pg = pg_coh[coh]
+    recode = np.unique(np.concatenate([periods, glist]))
+    rg = np.searchsorted(recode, gv)
+    rt = np.searchsorted(recode, tv)
+    max_e_ = np.inf if max_e is None else max_e
+    min_e_ = -np.inf if min_e is None else min_e
+    p = th_gt.shape[0]
+
+    def combo(keep, w, with_wif):
+        t = th_gt[:, keep] @ w
+        if with_wif:
+            t = t.copy()
+            t[ind0:ind0 + kc] += _wif(coh[keep], pg[keep], att[keep], kc)
+        return float(att[keep] @ w), t
+
+    out: dict[str, _Agg] = {}
+    overall = _Agg(p)
+    post = (rg <= rt) & (rt <= rg + max_e_)
+    if "simple" in aggregations and post.any():
+        keep = np.flatnonzero(post)
+        w = pg[keep] / pg[keep].sum()
+        e, t = combo(keep, w, True)
+        overall.add(e, t, {"term": "ATT", "aggregation": "simple"})
+
+    if "group" in aggregations:
+        agg = _Agg(p)
+        gatt, gth, gpg, gco = [], [], [], []
+        for g in glist:
+            keep = np.flatnonzero((gv == g) & (rg <= rt) & (rt <= rg + max_e_))
+            if len(keep) == 0:
+                continue
+            w = pg[keep] / pg[keep].sum()
+            e, t = combo(keep, w, False)
+            agg.add(e, t, {"term": f"g={_fmt(g)}", "group": g, "weight": pg_coh[cidx[g]]})
+            gatt.append(e)
+            gth.append(t)
+            gpg.append(pg_coh[cidx[g]])
+            gco.append(cidx[g])
+        if gatt:
+            gpg_a = np.array(gpg)
+            w = gpg_a / gpg_a.sum()
+            for r, wi in zip(agg.rows, w, strict=True):
+                r["weight"] = wi
+            t = np.column_stack(gth) @ w
+            t[ind0:ind0 + kc] += _wif(np.array(gco), gpg_a, np.array(gatt), kc)
+            overall.add(float(np.array(gatt) @ w), t, {"term": "ATT_group", "aggregation": "group"})
+        out["group"] = agg
+
+    if "dynamic" in aggregations:
+        agg = _Agg(p)
+        ev = tv - gv
+        incl = np.ones(len(cells), dtype=bool)
+        eseq = np.unique(ev)
+        if balance_e is not None:
+            incl = (periods[-1] - gv) >= balance_e
+            eseq = np.unique(ev[incl])
+            eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - periods[-1] + periods[0])]
+        eseq = eseq[(eseq >= min_e_) & (eseq <= max_e_)]
+        for e in eseq:
+            keep = np.flatnonzero((ev == e) & incl)
+            w = pg[keep] / pg[keep].sum()
+            est, t = combo(keep, w, True)
+            agg.add(est, t, {"term": f"e={_fmt(e)}", "event_time": e})
+        epos = np.flatnonzero(eseq >= 0)
+        if len(epos):
+            w = np.full(len(epos), 1.0 / len(epos))
+            for i in epos:
+                agg.rows[i]["weight"] = 1.0 / len(epos)
+            t = agg.theta()[:, epos] @ w
+            overall.add(float(np.array(agg.est)[epos] @ w), t, {"term": "ATT_dynamic", "aggregation": "dynamic"})
+        out["event"] = agg
+
+    if "calendar" in aggregations:
+        agg = _Agg(p)
+        ming = gv.min()
+        for t1 in periods[periods >= ming]:
+            keep = np.flatnonzero((tv == t1) & (gv <= tv))
+            if len(keep) == 0:
+                continue
+            w = pg[keep] / pg[keep].sum()
+            est, t = combo(keep, w, True)
+            agg.add(est, t, {"term": f"t={_fmt(t1)}", "time": t1})
+        if agg.est:
+            k = len(agg.est)
+            for r in agg.rows:
+                r["weight"] = 1.0 / k
+            t = agg.theta() @ np.full(k, 1.0 / k)
+            overall.add(float(np.mean(agg.est)), t, {"term": "ATT_calendar", "aggregation": "calendar"})
+        out["calendar"] = agg
+    out["overall"] = overall
+    return out
+
+
+def _fmt(v) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+# --------------------------------------------------------------------------- main entry point
+def estimate_cs(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    control: str = "never",
+    covariates: list[str] | None = None,
+    est_method: str = "dr",
+    base_period: str = "varying",
+    anticipation: int = 0,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    bootstrap: int = 0,
+    seed: int | None = None,
+    aggregations: tuple[str, ...] = ("simple", "dynamic", "group", "calendar"),
+    min_e: int | None = None,
+    max_e: int | None = None,
+    balance_e: int | None = None,
+    allow_unbalanced: bool = False,
+    progress: bool = False,
+) -> EstimationResult:
+    """Callaway–Sant'Anna ATT(g,t) with simple / dynamic / group / calendar aggregations.
+
+    ``cohort`` holds the first treated period (0 or NaN = never treated). Returns an
+    :class:`~evalkit.results.EstimationResult` with ``gt``, ``overall`` (term ``ATT`` = simple
+    aggregation first, then ``ATT_group``, ``ATT_dynamic``, ``ATT_calendar``), ``event``,
+    ``group`` and ``calendar`` rows. The compact influence functions are kept in
+    ``result._influence`` (:class:`CSInfluence`).
+
+    BLAS runs single-threaded inside (robust when the machine is shared); set the environment
+    variable ``EVALKIT_BLAS_THREADS=<n>`` to change that, or ``keep`` to leave it alone.
+    """
+    kwargs = dict(locals())
+    env = os.environ.get("EVALKIT_BLAS_THREADS", "1")
+    with blas_threads(None if env == "keep" else int(env)):
+        return _estimate_cs(**kwargs)
+
+
+def _estimate_cs(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    control: str = "never",
+    covariates: list[str] | None = None,
+    est_method: str = "dr",
+    base_period: str = "varying",
+    anticipation: int = 0,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    bootstrap: int = 0,
+    seed: int | None = None,
+    aggregations: tuple[str, ...] = ("simple", "dynamic", "group", "calendar"),
+    min_e: int | None = None,
+    max_e: int | None = None,
+    balance_e: int | None = None,
+    allow_unbalanced: bool = False,
+    progress: bool = False,
+) -> EstimationResult:
+    """Implementation of :func:`estimate_cs` (called with BLAS threads pinned)."""
+    control = {"nevertreated": "never", "notyettreated": "notyet"}.get(control, control)
+    if control not in ("never", "notyet"):
+        raise ValueError("control must be 'never' or 'notyet'")
+    if base_period not in ("varying", "universal"):
+        raise ValueError("base_period must be 'varying' or 'universal'")
+    if est_method not in ESTIMATORS:
+        raise ValueError("est_method must be 'dr', 'ipw' or 'reg'")
+    if allow_unbalanced:
+        raise NotImplementedError(
+            "allow_unbalanced=True (R did's repeated-cross-section estimator) is not implemented; "
+            "the default drops units not observed in every period, as R did does"
+        )
+    timing: dict[str, float] = {}
+    t0 = _time.perf_counter()
+
+    def lap(name):
+        nonlocal t0
+        t1 = _time.perf_counter()
+        timing[name] = timing.get(name, 0.0) + t1 - t0
+        t0 = t1
+        if progress:
+            print(f"[cs] {name}: {timing[name]:.3f}s", flush=True)
+
+    cl_col = None if cluster in (None, unit) else cluster
+    prep = _prepare(panel, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control)
+    lap("prepare")
+    n, nt = prep.y.shape
+    kc = len(prep.cohorts)
+    glist = prep.cohorts[np.isfinite(prep.cohorts)]
+    if len(glist) == 0:
+        raise ValueError("no treated cohorts")
+    cells = _gt_cells(prep.periods, glist, prep.cohorts, base_period, control, anticipation)
+    ybar = _cohort_means(prep)
+    n_c = np.diff(prep.bounds)
+    pre_sum, pre_cnt = 0.0, 0
+    for c in range(kc):
+        if np.isfinite(prep.cohorts[c]):
+            cols = prep.periods < prep.cohorts[c]
+            pre_sum += float(ybar[c, cols].sum() * n_c[c])
+            pre_cnt += int(cols.sum() * n_c[c])
+
+    if covariates:
+        att, inf, coh_of_unit = _if_dense(prep, cells, n, est_method)
+        design: Any = DenseDesign(inf, coh_of_unit, kc, prep.cluster)
+        ngt = len(cells)
+        th_gt = np.vstack([np.eye(ngt), np.zeros((kc, ngt))])
+        ind0 = ngt
+    else:
+        att, th_gt = _theta_compact(prep, cells, n, ybar)
+        zc = prep.y  # owned by us: centre within cohort in place
+        for c in range(kc):
+            zc[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
+        design = CompactDesign(zc, prep.bounds, prep.cluster)
+        ind0 = kc * nt
+    lap("gt")
+
+    aggs = _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0)
+    lap("aggregate")
+
+    # ------------------------------------------------------------ analytic inference
+    def se_of(th):
+        v = design.quad_diag(th) / n**2 if th.shape[1] else np.zeros(0)
+        se = np.sqrt(np.maximum(v, 0.0))
+        return np.where(se <= _DEGENERATE, np.nan, se)
+
+    blocks: dict[str, tuple[np.ndarray, np.ndarray]] = {"gt": (att, th_gt)}
+    for k, a in aggs.items():
+        blocks[k] = (np.array(a.est), a.theta())
+    ses = {k: se_of(th) for k, (_, th) in blocks.items()}
+    vcov: dict[str, pd.DataFrame] = {}
+    terms = {
+        "gt": [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c in cells],
+        **{k: [r["term"] for r in a.rows] for k, a in aggs.items()},
+    }
+    for k in ("event", "group", "calendar"):
+        if k in blocks and blocks[k][1].shape[1]:
+            th = blocks[k][1]
+            vcov[k] = pd.DataFrame(design.quad(th) / n**2, index=terms[k], columns=terms[k])
+    lap("analytic_se")
+
+    # ------------------------------------------------------------ multiplier bootstrap
+    bands: dict[str, np.ndarray] = {}
+    crit: dict[str, float] = {}
+    if bootstrap and bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        m = design.n_boot
+        chunk = max(1, min(bootstrap, int(2**22 // max(m, 1))))  # ~32 MB of multipliers at a time
+        vbuf = np.empty((chunk, m), dtype=design.boot_dtype)
+        vx = np.empty((bootstrap, design.p))
+        for s in range(0, bootstrap, chunk):
+            b = min(chunk, bootstrap - s)
+            vx[s:s + b] = design.vx(mammen_weights(rng, b, m, out=vbuf, dtype=design.boot_dtype))
+        lap("bootstrap_draws")
+        for k, (_est, th) in blocks.items():
+            if th.shape[1] == 0:
+                continue
+            bres = vx @ th / n
+            q75, q25 = np.percentile(bres, [75, 25], axis=0, method="inverted_cdf")
+            se_b = (q75 - q25) / _IQR_NORM
+            ok = ~np.isnan(ses[k]) & (se_b > _DEGENERATE)
+            se_b = np.where(ok, se_b, np.nan)
+            ses[k] = se_b
+            if ok.any() and k != "overall":
+                bt = np.max(np.abs(bres[:, ok] / se_b[ok]), axis=1)
+                bt = bt[np.isfinite(bt)]
+                crit[k] = float(np.quantile(bt, 1 - alpha, method="inverted_cdf"))
+                bands[k] = crit[k] * se_b
+        lap("bootstrap")
+
+    # ------------------------------------------------------------ tidy rows
+    pg_coh = np.diff(prep.bounds) / n
+    cidx = {v: i for i, v in enumerate(prep.cohorts)}
+    frames = []
+    for key in ("overall", "event", "group", "calendar", "gt"):
+        if key not in blocks:
+            continue
+        est, _ = blocks[key]
+        se = ses[key]
+        cols: dict[str, Any] = {"kind": key, "estimate": est, "std_error": se, **normal_inference(est, se, alpha)}
+        if key == "gt":
+            gv = np.array([c[0] for c in cells], dtype=float)
+            tv = prep.periods[[c[1] for c in cells]].astype(float)
+            post = gv <= tv
+            w = np.where(post, pg_coh[[cidx[g] for g in gv]], np.nan)
+            cols.update(term=terms["gt"], group=gv, time=tv, event_time=tv - gv, weight=w / np.nansum(w))
+        else:
+            meta_rows = pd.DataFrame(aggs[key].rows).drop(columns="aggregation", errors="ignore")
+            cols.update({c: meta_rows[c].to_numpy() for c in meta_rows.columns})
+        if key in bands:
+            cols["band_low"] = est - bands[key]
+            cols["band_high"] = est + bands[key]
+        frames.append(pd.DataFrame(cols))
+    estimates = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    # ------------------------------------------------------------ meta
+    pretrend = _wald(blocks, ses, design, n, "event", anticipation, aggs)
+    pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells])
+    pretrend_gt = _wald_gt(att, th_gt, pre_gt, design, n)
+    treated = np.isfinite(prep.gu)
+    meta: dict[str, Any] = {
+        "label": "Callaway & Sant'Anna (2021)",
+        "control_group": {"never": "never treated", "notyet": "not yet treated"}[control],
+        "base_period": base_period,
+        "est_method": est_method if covariates else f"{est_method} (unconditional: difference in means)",
+        "covariates": list(covariates or []),
+        "anticipation": anticipation,
+        "n_treated": int(treated.sum()),
+        "n_control": int((~treated).sum()),
+        "n_units": int(n),
+        "n_obs": int(n * nt),
+        "n_periods": int(nt),
+        "n_cohorts": int(len(glist)),
+        "n_gt": len(cells),
+        "cluster": cluster if cl_col else unit,
+        "n_clusters": int(prep.n_clusters),
+        "se_type": "multiplier bootstrap" if bootstrap else "influence function",
+        "se_small_sample_factor": "none (R did: se = sqrt(sum_c (sum_{i in c} IF_i)^2) / n)",
+        "bootstrap": int(bootstrap or 0),
+        "bootstrap_weights": "Mammen" if bootstrap else None,
+        "seed": seed,
+        "alpha": alpha,
+        "crit_val": crit,
+        "baseline_mean": pre_sum / pre_cnt if pre_cnt else None,
+        "pretrend": pretrend,
+        "pretrend_gt": pretrend_gt,
+        "timing": timing,
+        **prep.info,
+    }
+    res = EstimationResult(estimator="cs", outcome=outcome, estimates=estimates, meta=meta, vcov=vcov)
+    res._influence = CSInfluence(design=design, theta={k: th for k, (_, th) in blocks.items()},
+                                 terms=terms, units=prep.units, n=n)
+    return res
+
+
+def _wald(blocks, ses, design, n, key, anticipation, aggs):
+    if key not in blocks:
+        return None
+    est, th = blocks[key]
+    ev = np.array([r.get("event_time", np.nan) for r in aggs[key].rows], dtype=float)
+    sel = (ev < -anticipation) & ~np.isnan(ses[key])
+    return _wald_stat(est[sel], th[:, sel], design, n)
+
+
+def _wald_gt(att, th, pre, design, n):
+    if not pre.any():
+        return None
+    v = design.quad_diag(th[:, pre])
+    sel = np.flatnonzero(pre)[v > _DEGENERATE**2 * n**2]
+    return _wald_stat(att[sel], th[:, sel], design, n)
+
+
+def _wald_stat(est, th, design, n):
+    if len(est) == 0:
+        return None
+    v = design.quad(th) / n**2
+    try:
+        stat = float(est @ np.linalg.solve(v, est))
+        df = len(est)
+    except np.linalg.LinAlgError:
+        stat = float(est @ np.linalg.pinv(v) @ est)
+        df = int(np.linalg.matrix_rank(v))
+    return {"stat": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df))}
