@@ -1,0 +1,101 @@
+"""Randomization inference: fast TWFE path vs linearmodels, size and power."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.estimators.twfe import estimate_twfe
+from evalkit.inference.randomization import permuted_cohorts, plot_placebo, randomization_inference
+
+matplotlib.use("Agg")
+
+
+def panel(n=40, T=24, effect=0.0, seed=0, missing=0.0, n_strata=4):
+    rng = np.random.default_rng(seed)
+    units = np.arange(n)
+    first = np.where(units % 3 == 0, 0, np.array([8, 12, 16])[units % 3])
+    uu, tt = np.meshgrid(units, np.arange(T), indexing="ij")
+    ff = first[uu]
+    d = (ff > 0) & (tt >= ff)
+    ar = np.zeros((n, T))
+    e = rng.normal(0, 1, (n, T))
+    for t in range(T):  # serially correlated errors
+        ar[:, t] = (0.5 * ar[:, t - 1] if t else 0) + e[:, t]
+    y = 10 + rng.normal(0, 2, n)[uu] + np.sin(tt) + effect * d + ar
+    df = pd.DataFrame({"station_id": uu.ravel(), "period": 24000 + tt.ravel(),
+                       "first_treat": np.where(ff > 0, 24000 + ff, 0).ravel(), "y": y.ravel(),
+                       "county": (uu % n_strata).ravel()})
+    df["treated"] = ((df.first_treat > 0) & (df.period >= df.first_treat)).astype(int)
+    if missing:
+        df = df.drop(df.sample(frac=missing, random_state=seed).index).reset_index(drop=True)
+    return df
+
+
+def test_fast_path_equals_estimator_calls():
+    df = panel(n=24, T=16, effect=0.5, missing=0.05)
+    fast = randomization_inference(df, "y", draws=12, seed=3)
+    slow = randomization_inference(df, "y", draws=12, seed=3, estimator=lambda d, o, **k: estimate_twfe(d, o, **k))
+    assert fast.meta["fast_path"] and not slow.meta["fast_path"]
+    assert fast.att == pytest.approx(estimate_twfe(df, "y").att, abs=1e-10)
+    np.testing.assert_allclose(fast.tables["placebo"]["estimate"], slow.tables["placebo"]["estimate"], atol=1e-9)
+    f2 = randomization_inference(df, "y", draws=12, seed=3, scheme="placebo_dates")
+    s2 = randomization_inference(df, "y", draws=12, seed=3, scheme="placebo_dates", estimator=estimate_twfe_wrap)
+    np.testing.assert_allclose(f2.tables["placebo"]["estimate"], s2.tables["placebo"]["estimate"], atol=1e-9)
+    assert f2.meta["n_placebo_obs"] < f2.meta["n_obs"]
+
+
+def estimate_twfe_wrap(d, o, **k):
+    return estimate_twfe(d, o, **k)
+
+
+def test_registry_estimator_and_determinism():
+    df = panel(effect=1.0, n=24, T=16)
+    a = randomization_inference(df, "y", estimator="did2x2", draws=15, seed=1, treated_cohort=24012, window=4)
+    b = randomization_inference(df, "y", estimator="did2x2", draws=15, seed=1, treated_cohort=24012, window=4)
+    assert a.estimator == "ri" and a.meta["statistic"] == "did2x2"
+    pd.testing.assert_frame_equal(a.tables["placebo"], b.tables["placebo"])
+
+
+def test_strong_effect_small_p_and_ci():
+    df = panel(effect=2.0)
+    r = randomization_inference(df, "y", draws=999, seed=0)
+    assert r.overall["p_value"] < 0.01
+    assert r.overall["ci_low"] < 2.0 < r.overall["ci_high"]
+    assert r.meta["draws"] == 999 and len(r.tables["placebo"]) == 999
+    assert randomization_inference(df, "y", draws=199, seed=0, scheme="placebo_dates").overall["p_value"] < 0.01
+
+
+def test_permutation_within_strata():
+    g = np.array([0, 5, 6, 0, 7, 8, 9, 0.0])
+    s = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    P = permuted_cohorts(g, s, 50, np.random.default_rng(0))
+    for k in range(3):
+        m = s == k
+        assert np.all(np.sort(P[:, m], axis=1) == np.sort(g[m]))
+    df = panel(effect=0.0)
+    r = randomization_inference(df, "y", draws=99, seed=2, strata="county")
+    assert r.meta["strata"] == "county" and 0 < r.overall["p_value"] <= 1
+
+
+def test_size_monte_carlo_no_effect():
+    """100 panels without effect: RI rejection rate at 5% within [0, 0.12] (permute) ."""
+    rej, rej_pd = [], []
+    for s in range(100):
+        df = panel(n=30, T=20, effect=0.0, seed=1000 + s)
+        rej.append(randomization_inference(df, "y", draws=199, seed=s).overall["p_value"] <= 0.05)
+        if s < 40:
+            rej_pd.append(randomization_inference(df, "y", draws=99, seed=s, scheme="placebo_dates",
+                                                  ci=False).overall["p_value"] <= 0.05)
+    assert 0.0 <= np.mean(rej) <= 0.12
+    assert np.mean(rej_pd) <= 0.15
+
+
+def test_plot_placebo():
+    r = randomization_inference(panel(effect=0.3), "y", draws=99, seed=0)
+    ax = plot_placebo(r)
+    assert len(ax.patches) > 0 and ax.get_lines()
+    ax2 = plot_placebo(r, lang="zh")
+    assert "随机化" in ax2.get_title()
