@@ -1,0 +1,209 @@
+"""`evalkit batch`: failure isolation, kill + resume, local vs Dask, portfolio.
+
+Runs real papermill evaluations on the small demo world (cheap params: two estimators,
+one outcome). Set ``EVALKIT_TEST_WAREHOUSE`` to an existing demo warehouse to skip
+generating one (~50 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from evalkit.batch import PlanError, expand_matrix, plan, run_batch
+from evalkit.batch.execute import is_complete
+from evalkit.batch.plan import warehouse_fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBERS = ["estimate", "std_error", "ci_low", "ci_high", "p_value", "pct", "pct_ci_low", "pct_ci_high"]
+KEYS = ["evaluation_id", "outcome", "estimator"]
+
+GOOD = {
+    "fights": {"reform": "两队一室", "outcomes": ["incidents_fight"], "region": {"area_type": "urban"}},
+    "village": {"reform": "一村一辅警", "outcomes": ["dispute_escalation_rate"], "region": {"area_type": "rural"}},
+    "patrol": {"reform": "巡处一体化", "outcomes": ["response_mean_min"], "region": {"area_type": "urban"}},
+}
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory) -> Path:
+    env = os.environ.get("EVALKIT_TEST_WAREHOUSE")
+    if env and Path(env).is_file():
+        return Path(env)
+    root = tmp_path_factory.mktemp("batchworld")
+    wh = root / "warehouse.duckdb"
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "small", "--seed", "42",
+                           "--out", str(root / "world"), "--warehouse", str(wh)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return wh
+
+
+def _write_params(folder: Path, wh: Path, names: list[str], broken: bool) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        d = {"evaluation_id": name, **GOOD[name], "estimators": ["naive_yoy", "twfe"], "lang": "en",
+             "warehouse": str(wh)}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True), encoding="utf-8")
+    if broken:
+        (folder / "broken.yaml").write_text(
+            "evaluation_id: broken\nreform: no_such_reform\noutcomes: [incidents_fight]\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_batch(warehouse, tmp_path_factory):
+    root = tmp_path_factory.mktemp("local")
+    src = _write_params(root / "params", warehouse, ["fights", "village"], broken=True)
+    rep = run_batch([str(src)], root / "out", name="demo", workers=2, pdf=False, portfolio_pdf=True,
+                    progress=False)
+    return src, rep
+
+
+# ---------------------------------------------------------------------------- fast
+def test_matrix_expansion():
+    data = {"matrix": {"reform": ["两队一室", "village_auxiliary"], "outcomes": [["incidents_fight"], ["dispatches", "cases"]],
+                       "region": {"urban": {"area_type": "urban"}, "rural": {"area_type": "rural"}}},
+            "base": {"estimators": ["twfe"]}, "id": "{reform}_{outcome}_{region}",
+            "exclude": [{"reform": "village_auxiliary", "region": "urban"}]}
+    out = dict(expand_matrix(data, "m.yaml"))
+    assert len(out) == 6
+    p = out["two_teams_one_room_dispatches-cases_urban"]
+    assert p["reform"] == "两队一室" and p["outcomes"] == ["dispatches", "cases"]
+    assert p["region"] == {"area_type": "urban"} and p["estimators"] == ["twfe"]
+    assert "village_auxiliary_incidents_fight_urban" not in out
+    with pytest.raises(PlanError, match="same evaluation_id"):
+        expand_matrix({**data, "id": "{reform}"}, "m.yaml")
+    with pytest.raises(PlanError, match="not a params key"):
+        expand_matrix({"matrix": {"colour": ["red"]}}, "m.yaml")
+
+
+def test_plan_sources(tmp_path):
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(
+        {"matrix": {"reform": ["两队一室"], "outcomes": ["dispatches", "cases"], "region": ["urban", "rural"]}},
+        allow_unicode=True), encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("reform: [unclosed\n", encoding="utf-8")
+    items = plan([str(tmp_path / "*.yaml")], warehouse="w.duckdb")
+    ids = [it.evaluation_id for it in items]
+    assert ids == ["bad", "two_teams_one_room_dispatches_urban", "two_teams_one_room_dispatches_rural",
+                   "two_teams_one_room_cases_urban", "two_teams_one_room_cases_rural"]
+    assert not items[0].ok and "not valid YAML" in items[0].error
+    assert all(it.ok and it.params["warehouse"].endswith("w.duckdb") for it in items[1:])
+    with pytest.raises(PlanError):
+        plan([str(tmp_path / "missing")])
+
+
+# ---------------------------------------------------------------------------- slow
+@pytest.mark.slow
+def test_batch_isolates_failures_and_writes_portfolio(local_batch, warehouse):
+    src, rep = local_batch
+    assert rep.exit_code == 1
+    assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"]
+    d = rep.directory
+    assert "unknown reform" in rep.records["broken"]["error"]
+    assert "no_such_reform" in (d / "logs" / "broken.log").read_text(encoding="utf-8")
+    assert not (d / "broken" / "done.json").exists() and (d / "broken" / "error.json").is_file()
+    for eid in ("fights", "village"):
+        done = json.loads((d / eid / "done.json").read_text(encoding="utf-8"))
+        assert set(done["files"]) == {"executed.ipynb", "results.json", "brief.html"}
+        assert (d / "logs" / f"{eid}.log").stat().st_size > 0
+    s = pd.read_parquet(d / "summary.parquet")
+    assert set(s["evaluation_id"]) == {"fights", "village", "broken"}
+    ok = s[s["status"] == "ok"]
+    assert len(ok) == 4 and ok[NUMBERS].notna().all().all()
+    head = ok[ok["is_headline"]].set_index("evaluation_id")
+    assert head.loc["fights", "estimator"] == "twfe" and head.loc["fights", "pct"] < 0
+    assert (head["n_treated"] > 0).all() and (head["n_control"] > 0).all()
+    assert ok["synthetic"].all()
+    t = s.drop_duplicates("evaluation_id").set_index("evaluation_id").loc[["fights", "village"]]
+    assert (t["seconds_kernel_start"] > 0).all() and (t["seconds_execute"] > t["seconds_estimate"]).all()
+    assert (t["seconds_export"] > 0).all()
+    html = (d / "portfolio.html").read_text(encoding="utf-8")
+    assert "SYNTHETIC DEMO DATA" in html and "broken" in html and "data:image/png;base64" in html
+    assert "3 (2 succeeded, 1 failed)" in html and "no_such_reform" in html
+    assert rep.portfolio_pdf is not None and rep.portfolio_pdf.read_bytes()[:4] == b"%PDF"
+    # re-run: nothing to do but the broken file, which fails again
+    again = run_batch([str(src)], d.parent, name="demo", workers=2, pdf=False, portfolio_pdf=False, progress=False)
+    assert sorted(again.skipped) == ["fights", "village"] and again.failed == ["broken"]
+    assert again.exit_code == 1
+
+
+@pytest.mark.slow
+def test_kill_mid_batch_then_resume(warehouse, tmp_path):
+    src = _write_params(tmp_path / "params", warehouse, ["fights", "village", "patrol"], broken=False)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit.batch", str(src), "--workers", "1", "--no-pdf",
+                             "--outputs", str(out), "--name", "k"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    d = out / "k"
+    deadline = time.monotonic() + 240
+    while not list(d.glob("*/done.json")):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no evaluation completed in time"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=60)
+    assert rc == 128 + signal.SIGTERM, proc.stderr.read()[-3000:]
+    completed = sorted(p.parent.name for p in d.glob("*/done.json"))
+    assert 1 <= len(completed) < 3
+    # no corrupt outputs: every final-named file parses; done.json only where everything is current
+    for f in d.glob("*/results.json"):
+        json.loads(f.read_text(encoding="utf-8"))
+    for f in d.glob("*/executed.ipynb"):
+        json.loads(f.read_text(encoding="utf-8"))
+    items = {it.evaluation_id: it for it in plan([str(src)])}
+    from evalkit.batch.plan import fingerprint_items
+
+    fingerprint_items(list(items.values()))
+    for eid in completed:
+        assert is_complete(d / eid, items[eid].fingerprint, pdf=False)
+    manifest = json.loads((d / "batch.json").read_text(encoding="utf-8"))
+    assert {e["evaluation_id"] for e in manifest["evaluations"]} == set(items)
+
+    rep = run_batch([str(src)], out, name="k", workers=2, pdf=False, portfolio_pdf=False, progress=False)
+    assert rep.exit_code == 0
+    assert sorted(rep.skipped) == completed
+    assert sorted(rep.ok) == ["fights", "patrol", "village"]
+    for eid in items:
+        assert is_complete(d / eid, items[eid].fingerprint, pdf=False)
+        assert not [f for f in (d / eid).iterdir() if f.name.startswith(".")]
+    s = pd.read_parquet(d / "summary.parquet")
+    assert (s["status"] == "ok").all() and s.loc[s["evaluation_id"].isin(completed), "skipped"].all()
+
+
+@pytest.mark.slow
+def test_dask_matches_local(local_batch, tmp_path):
+    src, local = local_batch
+    rep = run_batch([str(src)], tmp_path, name="demo", workers=2, dask=True, pdf=False, portfolio_pdf=False,
+                    progress=False)
+    assert rep.mode == "dask" and rep.exit_code == 1
+    assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"]
+    a = pd.read_parquet(local.directory / "summary.parquet").sort_values(KEYS, na_position="first")
+    b = pd.read_parquet(rep.directory / "summary.parquet").sort_values(KEYS, na_position="first")
+    cols = [*KEYS, "status", *NUMBERS, "verdict", "n_treated", "n_control", "fingerprint"]
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+
+
+def test_warehouse_fingerprint_is_content_based(tmp_path):
+    import duckdb
+
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    for p in (a, b):
+        with duckdb.connect(str(p)) as con:
+            con.execute("CREATE TABLE t (x INT, y VARCHAR)")
+            con.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+            con.execute("CREATE TABLE ingest_log (sha256 VARCHAR, ingested_at TIMESTAMP)")
+            con.execute("INSERT INTO ingest_log VALUES ('x', now())")
+    assert warehouse_fingerprint(a) == warehouse_fingerprint(b)
+    with duckdb.connect(str(b)) as con:
+        con.execute("UPDATE t SET y = 'c' WHERE x = 2")
+    assert warehouse_fingerprint(a) != warehouse_fingerprint(b)
