@@ -117,6 +117,23 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+@app.command("batch")
+def batch_cmd(
+    paths: list[str] = typer.Argument(..., help="params folders, globs, YAML files or matrix files"),
+    workers: int = typer.Option(1, help="parallel evaluations (processes)"),
+    outputs: str = typer.Option("outputs", help="root folder; the batch writes outputs/<name>/"),
+    dask: bool = typer.Option(False, "--dask", help="run on a Dask cluster (local cluster unless --scheduler)"),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address (implies --dask)"),
+    warehouse: str | None = typer.Option(None, help="override every evaluation's warehouse path"),
+    pdf: bool = typer.Option(True, help="print briefs and the portfolio brief to PDF"),
+    name: str | None = typer.Option(None, help="batch name (default: folder or file stem)"),
+) -> None:
+    """Run many evaluations: parallel, resumable, with a portfolio summary and brief."""
+    from evalkit.batch import batch_cli
+
+    raise typer.Exit(batch_cli(paths, workers, outputs, dask, scheduler, warehouse, pdf, name))
+
+
 @app.command("brief")
 def brief_cmd(
     executed: Path = typer.Argument(..., help="an executed notebook, e.g. outputs/X/executed.ipynb"),

@@ -92,7 +92,7 @@ def _estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
     if name == "sa":
         return {**common, "min_e": lo, "max_e": hi}
     if name == "imputation":
-        return {**common, "horizons": list(range(0, hi + 1))}
+        return {**common, "horizons": list(range(0, hi + 1)), "pretrend_leads": -lo}
     if name in ("sdid", "sc"):
         return {"alpha": p.alpha, "se": "placebo", "reps": p.placebo_reps, "seed": p.seed}
     return common
