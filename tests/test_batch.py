@@ -8,7 +8,6 @@ generating one (~50 s).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,17 +34,8 @@ GOOD = {
 
 
 @pytest.fixture(scope="session")
-def warehouse(tmp_path_factory) -> Path:
-    env = os.environ.get("EVALKIT_TEST_WAREHOUSE")
-    if env and Path(env).is_file():
-        return Path(env)
-    root = tmp_path_factory.mktemp("batchworld")
-    wh = root / "warehouse.duckdb"
-    proc = subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "small", "--seed", "42",
-                           "--out", str(root / "world"), "--warehouse", str(wh)],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return wh
+def warehouse(demo_warehouse) -> Path:
+    return demo_warehouse
 
 
 def _write_params(folder: Path, wh: Path, names: list[str], broken: bool) -> Path:

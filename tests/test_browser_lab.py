@@ -31,22 +31,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def small_warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("labdemo")
-    wh = root / "warehouse.duckdb"
-    proc = subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "small", "--seed", "3",
-                           "--out", str(root / "world"), "--warehouse", str(wh)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return wh
-
-
 @pytest.fixture()
-def lab(tmp_path, small_warehouse):
+def lab(tmp_path, demo_warehouse):
     """JupyterLab serving a copy of the notebook whose parameters point at the test warehouse."""
     nb = nbformat.read(ROOT / "notebooks" / "evaluate_reform.ipynb", as_version=4)
     param_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    param_cell.source = param_cell.source.replace('"data/warehouse.duckdb"', repr(str(small_warehouse)))
+    param_cell.source = param_cell.source.replace('"data/warehouse.duckdb"', repr(str(demo_warehouse)))
     param_cell.source = param_cell.source.replace(
         'estimators = ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon"]',
         'estimators = ["naive_yoy", "twfe", "event_twfe", "imputation"]')

@@ -31,17 +31,6 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-@pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    wh = root / "warehouse.duckdb"
-    proc = subprocess.run([*EVALKIT, "demo-data", "--size", "small", "--seed", "7", "--out", str(root / "world"),
-                           "--warehouse", str(wh)], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert wh.is_file()
-    return wh
-
-
 def _run(params: str, wh: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*EVALKIT, "run", str(ROOT / "params" / params), "--warehouse", str(wh),
                            "--outputs", str(out)], capture_output=True, text=True, cwd=ROOT)
@@ -104,7 +93,9 @@ def test_run_writes_notebook_results_and_brief(demo_warehouse, tmp_path, params,
     else:
         assert "Strength of evidence" in full and "year-on-year" in full
     _keep_pngs(pdf, eid)
-    assert (out / "brief.html").is_file()
+    html = (out / "brief.html").read_text(encoding="utf-8")
+    assert html.count("<img") >= 2, "event-study and trends charts are in the brief"
+    assert "import evalkit" not in html and "jp-InputArea" not in html
 
 
 @needs_pdf_tools

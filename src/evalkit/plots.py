@@ -94,5 +94,20 @@ def trends_plot(trends: pd.DataFrame, *, labels: tuple[str, str], adoption: tupl
     return ax
 
 
-def band_from(values: np.ndarray) -> tuple[float, float]:
-    return float(np.nanmin(values)), float(np.nanmax(values))
+def show(obj, dpi: int = 130) -> None:
+    """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
+
+    Rendering explicitly to PNG keeps charts in executed notebooks and briefs even when the
+    kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
+    """
+    import io
+
+    from IPython.display import Image, display
+
+    fig = getattr(obj, "figure", obj)
+    if isinstance(fig, np.ndarray):  # an array of Axes
+        fig = fig.flat[0].figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from evalkit import __version__
@@ -25,7 +24,7 @@ from evalkit.i18n import (
     outcome_unit,
     t,
 )
-from evalkit.plots import event_study_plot, trends_plot, use_cjk_font
+from evalkit.plots import event_study_plot, show, trends_plot, use_cjk_font
 from evalkit.registry import NEVER_TREATED, period_start
 
 BRIEF_MIME = "application/vnd.evalkit.brief+json"
@@ -114,8 +113,7 @@ def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
     _html(f'<h2>{t("event_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
     ax = event_study_plot(events, title=estimator_label(name, lang), xlabel=t("months_since", lang),
                           ylabel=t("effect_axis", lang, unit=unit or "—"), scale=100.0 if share else 1.0)
-    _display(ax.figure)
-    plt.close(ax.figure)
+    show(ax)
 
 
 def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
@@ -129,8 +127,7 @@ def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
         return
     _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
     ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang))
-    _display(ax.figure)
-    plt.close(ax.figure)
+    show(ax)
 
 
 def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
@@ -146,8 +143,7 @@ def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
                      adoption_label=t("adoption", lang), xlabel=t("month_axis", lang),
                      ylabel=f"{outcome_label(outcome, lang)}{' (' + unit + ')' if unit else ''}",
                      scale=100.0 if share else 1.0)
-    _display(ax.figure)
-    plt.close(ax.figure)
+    show(ax)
 
 
 def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
