@@ -95,7 +95,7 @@ def test_run_writes_notebook_results_and_brief(demo_warehouse, tmp_path, params,
     _keep_pngs(pdf, eid)
     html = (out / "brief.html").read_text(encoding="utf-8")
     assert html.count("<img") >= 2, "event-study and trends charts are in the brief"
-    assert "import evalkit" not in html and "jp-InputArea" not in html
+    assert "import evalkit" not in html and 'class="jp-InputArea' not in html
 
 
 @needs_pdf_tools
