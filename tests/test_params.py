@@ -55,3 +55,70 @@ def test_bad_yaml_file(tmp_path):
         load_params(f)
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+# ----------------------------------------------------------------- robustness / inference keys
+BASE = {"evaluation_id": "x", "reform": "两队一室", "outcomes": ["incidents_fight"]}
+
+
+def test_new_keys_defaults():
+    p = validate_params(BASE)
+    assert p.inference == [] and p.sensitivity is True and p.wild_weights == "rademacher"
+    assert (p.wild_draws, p.ri_draws) == (999, 199)
+    assert p.multiple_testing is False  # one outcome
+    assert p.design == "staggered" and p.notebook == "evaluate_reform"
+    two = validate_params(BASE | {"outcomes": ["incidents_fight", "dispatches"]})
+    assert two.multiple_testing is True
+    assert validate_params(BASE | {"outcomes": ["incidents_fight", "dispatches"],
+                                   "multiple_testing": False}).multiple_testing is False
+
+
+def test_inference_list_and_design_mapping():
+    p = validate_params(BASE | {"inference": ["randomization", "wild_bootstrap", "randomization"],
+                                "wild_weights": "webb", "wild_draws": 499, "ri_draws": 99, "sensitivity": False})
+    assert p.inference == ["randomization", "wild_bootstrap"] and p.wild_weights == "webb"
+    assert validate_params(BASE | {"inference": "wild_bootstrap"}).inference == ["wild_bootstrap"]
+    pilot = validate_params(BASE | {"design": "single_station"})
+    assert pilot.notebook == "pilot_station" and pilot.estimators == ["naive_yoy", "sdid", "sc", "twfe"]
+    old = validate_params(BASE | {"notebook": "pilot_station"})
+    assert old.design == "single_station"
+    assert validate_params(BASE | {"design": "staggered", "notebook": "evaluate_reform"}).design == "staggered"
+
+
+def test_notebook_round_trip_keeps_new_keys():
+    from evalkit.params import EvaluationParams
+
+    p = validate_params(BASE | {"inference": ["wild_bootstrap"], "sensitivity": False})
+    back = EvaluationParams.from_notebook(p.notebook_parameters())
+    assert back == p
+
+
+def test_every_key_is_in_the_notebook_parameters_cell():
+    import nbformat
+
+    from evalkit.params import EvaluationParams
+
+    nb = nbformat.read(PARAMS_DIR.parent / "notebooks" / "evaluate_reform.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+    assert set(EvaluationParams.model_fields) <= names
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"inference": ["bootstrap"]}, "inference: unknown inference method(s) ['bootstrap']"),
+        ({"inference": 3}, "inference: must be a list"),
+        ({"wild_weights": "mammen"}, "wild_weights: Input should be 'rademacher' or 'webb'"),
+        ({"wild_draws": 10}, "wild_draws: Input should be greater than or equal to 99"),
+        ({"ri_draws": 5}, "ri_draws: Input should be greater than or equal to 19"),
+        ({"sensitivity": "maybe"}, "sensitivity:"),
+        ({"multiple_testing": "often"}, "multiple_testing:"),
+        ({"design": "cluster_rct"}, "design: Input should be 'staggered' or 'single_station'"),
+        ({"design": "single_station", "notebook": "evaluate_reform"}, "design 'single_station' runs notebook"),
+    ],
+)
+def test_bad_new_keys_name_the_key(extra, message):
+    with pytest.raises(ParamsError) as err:
+        validate_params(BASE | extra, source="params/bad.yaml")
+    assert message in str(err.value) and "params/bad.yaml" in str(err.value)

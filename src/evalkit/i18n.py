@@ -52,7 +52,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "本评估采用双重差分法：比较实施改革的派出所在改革前后的变化，与同期未实施改革的派出所的变化之差。"
             "同一时期影响所有派出所的因素（整体趋势、季节、疫情等共同冲击）因此被扣除。"
             "各派出所实施时间不同，传统双向固定效应可能有偏，表中并列多种方法以便对照。"
-            "标准误按派出所聚类；置信区间为 95%。"
+            "标准误按{cluster}聚类；置信区间为 95%。"
         ),
         "data_note": "数据来源：{sources}。期间 {start} 至 {end}，共 {stations} 个派出所、{months} 个月、{rows} 个派出所-月观测。"
                      "入库时隔离的问题记录：{quarantined} 条。",
@@ -73,6 +73,58 @@ TEXTS: dict[str, dict[str, str]] = {
         "bacon_types": "earlier_vs_later=较早实施 vs 较晚实施（未实施期作对照）;later_vs_earlier=较晚实施 vs 较早实施（已实施者作对照）;"
                        "treated_vs_never=实施 vs 从未实施;treated_vs_always=实施 vs 始终实施",
         "generated": "由 evalkit {version} 生成",
+        "cluster_station_id": "派出所",
+        "cluster_county": "区县",
+        "cluster_city": "城市",
+        "check": "类别",
+        "check_estimator": "估计方法",
+        "check_control": "对照组",
+        "check_inference": "推断方法",
+        "control_never": "从未实施的派出所",
+        "control_notyet": "尚未实施的派出所",
+        "weights_rademacher": "Rademacher 权重",
+        "weights_webb": "Webb 权重",
+        "row_cs_never": "Callaway–Sant'Anna，对照组：从未实施改革的派出所",
+        "row_cs_notyet": "Callaway–Sant'Anna，对照组：尚未实施改革的派出所",
+        "row_cs_mboot": "Callaway–Sant'Anna，乘数自助法置信区间（{boot} 次，对照组：{control}）",
+        "row_twfe_wild": "双向固定效应，野聚类自助法 p 值与区间（{wild} 次，{weights}）",
+        "row_ri": "双向固定效应，随机化推断 p 值（{ri} 次随机置换）",
+        "robustness_note": "表中前几行为不同估计方法；“对照组”行换用不同的对照派出所；“推断方法”行用不同方法计算置信区间和 p 值，估计值本身不变。",
+        "outcome": "指标",
+        "p_headline": "p 值（{estimator}）",
+        "p_bh": "BH 校正后 p 值",
+        "p_wild_raw": "p 值（双向固定效应，自助法）",
+        "p_rw": "Romano–Wolf 校正后 p 值",
+        "multiple_h": "多指标检验校正",
+        "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于野聚类自助法，{draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
+        "sensitivity_h": "敏感性分析：若平行趋势不完全成立",
+        "sensitivity_intro": "双重差分的前提是：若无改革，实施组与对照组会保持平行走势。下面检验这一前提被适度违反时结论是否仍成立（Rambachan 与 Roth 方法）。相对幅度图允许改革后的趋势偏离达到改革前最大偏离的 M̄ 倍；平滑度图允许两组差距的走势每月弯曲至多 M。竖线为稳健置信区间，最左侧为原始区间；事件研究采用{source}。",
+        "sens_source_cs": "Callaway–Sant'Anna 估计（以改革前一个月为统一基期）",
+        "sens_source_event_twfe": "动态双向固定效应",
+        "sens_rm_sentence": "结论在以下情况下仍然成立：改革后趋势偏离不超过改革前最大偏离的 {x} 倍（M̄ = {x}，对象为改革后前 {n} 个月的平均效果）。",
+        "sens_rm_inf": "即使改革后趋势偏离达到改革前最大偏离的 {x} 倍，结论仍然成立（改革后前 {n} 个月的平均效果）。",
+        "sens_rm_zero": "只要改革后的趋势偏离哪怕很小，结论就不再成立（M̄ 临界值约为 0）。",
+        "sens_not_sig": "即使假定平行趋势完全成立，改革后前 {n} 个月的平均效果也不显著，敏感性分析不会改变这一结论。",
+        "sens_sd_sentence": "平滑度检验：只要两组差距的走势每月弯曲不超过 {m}{unit}，结论仍然成立。",
+        "sens_sd_zero": "平滑度检验：仅允许改革前趋势线性外推时，结论已不再成立。",
+        "sens_robust_yes": "据此，证据评级认为结论对适度的趋势偏离稳健。",
+        "sens_robust_no": "据此，证据评级认为结论对适度的趋势偏离不稳健。",
+        "sens_chart_rm": "相对幅度（M̄）：前 {n} 个月平均效果",
+        "sens_chart_sd": "平滑度（M）：前 {n} 个月平均效果",
+        "sens_rm_skipped": "相对幅度分析未完成：{reason}",
+        "not_available": "{what}暂不可用：{reason}",
+        "sens_timeout": "超出计算时间上限，部分 M̄ 未计算",
+        "sensitivity_what": "敏感性分析",
+        "multiple_what": "多指标检验校正",
+        "ri_h": "随机化推断：把“改革”随机分配给其他派出所",
+        "ri_text": "将实施改革的身份在派出所之间随机置换 {draws} 次，每次重新估计双向固定效应；实际估计值比 {share} 的置换结果更极端，随机化推断 p 值为 {p}。",
+        "method_controls": "对照组方面，同时给出以“从未实施改革的派出所”和以“尚未实施改革的派出所”为对照的 Callaway–Sant'Anna 估计（主结果采用{control}）。",
+        "method_boot": "Callaway–Sant'Anna 的置信区间另用乘数自助法（{boot} 次）计算。",
+        "method_wild": "双向固定效应另用野聚类自助法（{draws} 次，{weights}）检验，p 值为 {p}。",
+        "method_ri": "另做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
+        "method_sens": "敏感性分析采用 Rambachan 与 Roth（2023）的方法，考察平行趋势被适度违反时结论是否成立。",
+        "method_multiple": "多个指标同时检验时给出 BH 与 Romano–Wolf 校正后的 p 值。",
+        "method_verdict": "证据评级规则：置信区间不含零、改革前趋势检验未见异常，且（做了敏感性分析时）在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立，才评为“证据充分”；显著但不稳健评为“证据有限”。",
     },
     "en": {
         "synthetic_notice": "SYNTHETIC DEMO DATA · not real police records · for demonstration only",
@@ -121,7 +173,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "adoption, minus the change over the same months at stations that had not adopted. Anything that hits "
             "all stations at once (trends, seasons, the 2020 shock) cancels out. Because stations adopted at "
             "different times, plain two-way fixed effects can be biased, so several estimators are shown side by "
-            "side. Standard errors are clustered by station; intervals are 95%."
+            "side. Standard errors are clustered by {cluster}; intervals are 95%."
         ),
         "data_note": "Sources: {sources}. Period {start} to {end}: {stations} stations, {months} months, "
                      "{rows} station-months. Records quarantined at ingest: {quarantined}.",
@@ -142,6 +194,75 @@ TEXTS: dict[str, dict[str, str]] = {
         "bacon_types": "earlier_vs_later=earlier vs later adopters;later_vs_earlier=later vs earlier adopters (already treated as controls);"
                        "treated_vs_never=adopters vs never adopters;treated_vs_always=adopters vs always treated",
         "generated": "Generated by evalkit {version}",
+        "cluster_station_id": "station",
+        "cluster_county": "county",
+        "cluster_city": "city",
+        "check": "Check",
+        "check_estimator": "Estimator",
+        "check_control": "Control group",
+        "check_inference": "Inference",
+        "control_never": "never-treated stations",
+        "control_notyet": "not-yet-treated stations",
+        "weights_rademacher": "Rademacher weights",
+        "weights_webb": "Webb weights",
+        "row_cs_never": "Callaway–Sant'Anna, controls: never-treated stations",
+        "row_cs_notyet": "Callaway–Sant'Anna, controls: not-yet-treated stations",
+        "row_cs_mboot": "Callaway–Sant'Anna, multiplier-bootstrap interval ({boot} draws; controls: {control})",
+        "row_twfe_wild": "TWFE, wild cluster bootstrap p-value and interval ({wild} draws, {weights})",
+        "row_ri": "TWFE, randomization-inference p-value ({ri} permutations)",
+        "robustness_note": "The first rows are different estimators; the control-group rows use different comparison "
+                           "stations; the inference rows compute intervals and p-values differently for the same estimate.",
+        "outcome": "Outcome",
+        "p_headline": "p-value ({estimator})",
+        "p_bh": "BH-adjusted p",
+        "p_wild_raw": "p-value (TWFE, bootstrap)",
+        "p_rw": "Romano–Wolf adjusted p",
+        "multiple_h": "Several outcomes: adjusted p-values",
+        "multiple_note": "Testing several outcomes raises the chance of a 'significant' result by luck. BH controls the "
+                         "false discovery rate; Romano–Wolf (wild cluster bootstrap, {draws} draws) controls the chance of "
+                         "any false positive. Adjusted p-values are never smaller than the unadjusted ones.",
+        "sensitivity_h": "Sensitivity: what if parallel trends do not hold exactly?",
+        "sensitivity_intro": "Difference-in-differences assumes that without the reform adopters and comparison stations "
+                             "would have moved in parallel. Below we check whether the conclusion survives moderate "
+                             "violations (Rambachan and Roth). In the relative-magnitudes chart post-reform trend deviations "
+                             "may reach M̄ times the largest pre-reform deviation; in the smoothness chart the gap between "
+                             "the groups may bend by up to M per month. Bars are robust confidence intervals, the "
+                             "leftmost is the original one; event study: {source}.",
+        "sens_source_cs": "Callaway–Sant'Anna (with the month before adoption as a common base period)",
+        "sens_source_event_twfe": "dynamic TWFE",
+        "sens_rm_sentence": "The conclusion holds unless post-reform trend deviations exceed M̄ = {x} times the largest "
+                            "pre-reform deviation (average effect over the first {n} months).",
+        "sens_rm_inf": "The conclusion holds even if post-reform trend deviations reach {x} times the largest "
+                       "pre-reform deviation (average effect over the first {n} months).",
+        "sens_rm_zero": "The conclusion does not survive even small post-reform trend deviations (breakdown M̄ ≈ 0).",
+        "sens_not_sig": "Even if parallel trends hold exactly, the average effect over the first {n} months is not "
+                        "significant; the sensitivity analysis cannot change that.",
+        "sens_sd_sentence": "Smoothness check: the conclusion holds as long as the gap between the groups bends by no "
+                            "more than {m} {unit} per month.",
+        "sens_sd_zero": "Smoothness check: the conclusion already fails when the pre-reform trend is only extrapolated linearly.",
+        "sens_robust_yes": "The strength-of-evidence rating therefore treats the conclusion as robust to moderate trend deviations.",
+        "sens_robust_no": "The strength-of-evidence rating therefore treats the conclusion as not robust to moderate trend deviations.",
+        "sens_chart_rm": "Relative magnitudes (M̄): first {n} months",
+        "sens_chart_sd": "Smoothness (M): first {n} months",
+        "sens_rm_skipped": "Relative-magnitudes analysis not completed: {reason}",
+        "not_available": "{what} not available: {reason}",
+        "sens_timeout": "the time limit was reached before every M̄ was computed",
+        "sensitivity_what": "Sensitivity analysis",
+        "multiple_what": "Multiple-testing adjustment",
+        "ri_h": "Randomization inference: the reform reassigned at random",
+        "ri_text": "The adopting stations were reshuffled at random {draws} times and TWFE re-estimated each time; the "
+                   "actual estimate is more extreme than {share} of the reshuffled ones: randomization p-value {p}.",
+        "method_controls": "For the control group, Callaway–Sant'Anna is shown both against never-treated and against "
+                           "not-yet-treated stations (the main result uses {control}).",
+        "method_boot": "Callaway–Sant'Anna intervals are also computed by the multiplier bootstrap ({boot} draws).",
+        "method_wild": "TWFE is also tested with the wild cluster bootstrap ({draws} draws, {weights}): p = {p}.",
+        "method_ri": "Randomization inference (adopting stations reshuffled {draws} times) gives p = {p}.",
+        "method_sens": "The sensitivity analysis (Rambachan and Roth, 2023) asks whether the conclusion holds when "
+                       "parallel trends are moderately violated.",
+        "method_multiple": "With several outcomes, BH and Romano–Wolf adjusted p-values are shown.",
+        "method_verdict": "Rating rules: 'Strong evidence' needs an interval excluding zero, no pre-trend problem and — "
+                          "when the sensitivity analysis ran — a conclusion that survives post-reform trend deviations "
+                          "up to half the largest pre-reform deviation; significant but not robust is 'Limited evidence'.",
     },
 }
 

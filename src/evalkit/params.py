@@ -11,6 +11,23 @@ Example (``params/two_teams_fights.yaml``)::
     region: {area_type: urban}
     window: {start: 2019-01, end: 2025-12}
     lang: zh
+    inference: [wild_bootstrap, randomization]   # optional extra inference (default: none)
+    sensitivity: true                            # Rambachan–Roth sensitivity (default: true)
+
+Keys added for robustness and inference (see ``docs/briefs.md`` for the full reference):
+
+``design``            ``staggered`` (→ notebook ``evaluate_reform``) or ``single_station``
+                      (→ notebook ``pilot_station``); the older ``notebook`` key still works.
+``inference``         list of ``wild_bootstrap`` (wild cluster bootstrap p-value/CI for TWFE) and
+                      ``randomization`` (randomization-inference p-value and placebo chart).
+``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
+``wild_draws``        wild bootstrap draws (default 999); also used by Romano–Wolf.
+``ri_draws``          randomization-inference draws (default 199).
+``sensitivity``       run the Rambachan–Roth (HonestDiD) sensitivity analysis (default true).
+``multiple_testing``  BH and Romano–Wolf adjusted p-values across outcomes (default: true when
+                      there is more than one outcome).
+``bootstrap``         Callaway–Sant'Anna multiplier-bootstrap draws; 0 (default) keeps analytic
+                      clustered SEs for the CS row and adds a 499-draw bootstrap variant row.
 """
 
 from __future__ import annotations
@@ -27,6 +44,8 @@ from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
 ESTIMATOR_NAMES = ("naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon", "poisson", "sdid", "sc")
 DEFAULT_ESTIMATORS = ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon"]
 NOTEBOOKS = ("evaluate_reform", "pilot_station")
+DESIGNS = {"staggered": "evaluate_reform", "single_station": "pilot_station"}
+INFERENCE_NAMES = ("wild_bootstrap", "randomization")
 PILOT_ESTIMATORS = ["naive_yoy", "sdid", "sc", "twfe"]
 
 
@@ -75,6 +94,7 @@ class EvaluationParams(BaseModel):
     evaluation_id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     title: str | None = None
     notebook: Literal["evaluate_reform", "pilot_station"] = "evaluate_reform"
+    design: Literal["staggered", "single_station"] | None = None  # None: follows ``notebook``
     reform: str
     outcomes: list[str] = Field(min_length=1)
     region: Region = Field(default_factory=Region)
@@ -92,6 +112,26 @@ class EvaluationParams(BaseModel):
     lang: Literal["zh", "en"] = "zh"
     suppress_below: int = Field(5, ge=0)
     warehouse: str = "data/warehouse.duckdb"
+    inference: list[str] = Field(default_factory=list)
+    wild_weights: Literal["rademacher", "webb"] = "rademacher"
+    wild_draws: int = Field(999, ge=99, le=100_000)
+    ri_draws: int = Field(199, ge=19, le=100_000)
+    sensitivity: bool = True
+    multiple_testing: bool | None = None  # None: true when there is more than one outcome
+
+    @field_validator("inference", mode="before")
+    @classmethod
+    def _inference(cls, v: Any) -> list[str]:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"must be a list drawn from {list(INFERENCE_NAMES)}, got {v!r}")
+        bad = [x for x in v if x not in INFERENCE_NAMES]
+        if bad:
+            raise ValueError(f"unknown inference method(s) {bad}; choose from {list(INFERENCE_NAMES)}")
+        return list(dict.fromkeys(v))
 
     @field_validator("reform")
     @classmethod
@@ -132,6 +172,15 @@ class EvaluationParams(BaseModel):
 
     @model_validator(mode="after")
     def _headline(self) -> EvaluationParams:
+        if self.design is None:
+            self.design = "single_station" if self.notebook == "pilot_station" else "staggered"
+        elif "notebook" in self.model_fields_set and DESIGNS[self.design] != self.notebook:
+            raise ValueError(f"design {self.design!r} runs notebook {DESIGNS[self.design]!r}, but notebook is "
+                             f"{self.notebook!r}; give only one of the two keys")
+        else:
+            self.notebook = DESIGNS[self.design]
+        if self.multiple_testing is None:
+            self.multiple_testing = len(self.outcomes) > 1
         if self.estimators is None:
             self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
         if self.headline is None:

@@ -9,12 +9,13 @@ synthetic-data notice on every PDF page.
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import pandas as pd
 
 from evalkit import __version__
-from evalkit.evaluation import Evaluation
+from evalkit.evaluation import CS_BOOTSTRAP_DEFAULT, Evaluation
 from evalkit.i18n import (
     estimator_label,
     fmt_num,
@@ -86,20 +87,142 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
 
 
 def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
-    """Robustness table (estimators side by side), with failures listed below it."""
+    """Robustness table (estimators, control-group and inference variants), failures listed below it."""
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
     table = ev.estimates_table(outcome)
     unit = outcome_unit(outcome, lang)
+    note = (f'<p class="ek-note">{html.escape(t("robustness_note", lang))}</p>'
+            if ev.robustness.get(outcome) else "")
     _html(f'<h2>{t("estimates_h", lang)} — {html.escape(outcome_label(outcome, lang))}'
           f'{" (" + html.escape(unit) + ")" if unit else ""}</h2>'
-          + table.to_html(index=False, classes="ek-table", border=0, escape=True))
-    failed = ev.failures.get(outcome, {})
+          + table.to_html(index=False, classes="ek-table", border=0, escape=True) + note)
+    failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
+    failed += [(ev.variant_label(k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
     if failed:
-        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=estimator_label(k, lang), error=v.splitlines()[0][:200]))}</li>"
-                        for k, v in failed.items())
+        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=v.splitlines()[0][:200]))}</li>"
+                        for k, v in failed)
         _html(f'<ul class="ek-note">{items}</ul>')
     return table
+
+
+def _not_available(what: str, reason: str, lang: str) -> None:
+    _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t(what, lang), reason=reason))}</p>')
+
+
+def sensitivity_sentences(ev: Evaluation) -> list[str]:
+    """The plain sentences under the sensitivity chart (breakdown values, robustness verdict input)."""
+    s, lang = ev.sensitivity, ev.lang
+    if s is None:
+        return []
+    out = []
+    share = ev.is_share(s.outcome)
+    if s.rm is not None and s.original_rm is not None:
+        o = s.original_rm
+        if o["lb"] <= 0 <= o["ub"]:
+            out.append(t("sens_not_sig", lang, n=s.num_post_rm))
+        elif s.breakdown_rm is not None:
+            b = s.breakdown_rm
+            if math.isinf(b):
+                out.append(t("sens_rm_inf", lang, x=fmt_num(5.0, lang, 1), n=s.num_post_rm))
+            elif b <= 0.05:
+                out.append(t("sens_rm_zero", lang))
+            else:
+                out.append(t("sens_rm_sentence", lang, x=fmt_num(b, lang, 2), n=s.num_post_rm))
+    elif s.original["lb"] <= 0 <= s.original["ub"]:
+        out.append(t("sens_not_sig", lang, n=s.num_post))
+    if s.breakdown_sd is not None and not (s.original["lb"] <= 0 <= s.original["ub"]):
+        if s.breakdown_sd <= 0:
+            out.append(t("sens_sd_zero", lang))
+        elif not math.isinf(s.breakdown_sd):
+            unit = outcome_unit(s.outcome, lang)
+            out.append(t("sens_sd_sentence", lang, m=fmt_num((100 if share else 1) * s.breakdown_sd, lang, 3),
+                         unit=(" " if lang == "en" and unit else "") + unit if unit else ""))
+    try:
+        h = ev.headline(s.outcome)
+        significant = h["p_value"] < ev.params.alpha and h["verdict"] != "pretrend_doubtful"
+    except KeyError:
+        significant = False
+    if s.robust is not None and significant:
+        out.append(t("sens_robust_yes" if s.robust else "sens_robust_no", lang))
+    return out
+
+
+def show_sensitivity(ev: Evaluation) -> None:
+    """Rambachan–Roth sensitivity of the primary outcome: chart(s) and plain sentences.
+
+    Never fails the notebook: if the analysis did not run the brief says why."""
+    lang = ev.lang
+    if not ev.params.sensitivity or ev.params.design != "staggered":
+        return
+    s = ev.sensitivity
+    if s is None:
+        _not_available("sensitivity_what", ev.sensitivity_error or "—", lang)
+        return
+    try:
+        from evalkit.plots import plt
+        from evalkit.sensitivity import plot_sensitivity
+
+        scale = 100.0 if ev.is_share(s.outcome) else 1.0
+        src = t(f"sens_source_{s.source}", lang)
+        _html(f'<h2>{t("sensitivity_h", lang)} — {html.escape(outcome_label(s.outcome, lang))}</h2>'
+              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.num_post_rm if s.rm is not None else s.num_post, source=src))}</p>')
+
+        def scaled(df: pd.DataFrame) -> pd.DataFrame:
+            return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
+
+        panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.num_post_rm)]
+                  if s.rm is not None and not s.rm.empty else [])
+        panels.append((s.sd, s.original, "sens_chart_sd", s.num_post))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+        for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
+            o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
+            plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n))
+        fig.tight_layout()
+        show(fig)
+        notes = sensitivity_sentences(ev)
+        if "rm" in s.skipped:
+            reason = s.skipped["rm"]
+            if reason.startswith("time limit"):
+                reason = t("sens_timeout", lang)
+            notes.append(t("sens_rm_skipped", lang, reason=reason))
+        _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
+    except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
+        _not_available("sensitivity_what", f"{type(exc).__name__}: {exc}"[:200], lang)
+
+
+def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
+    """Randomization inference (if requested): p-value and the placebo distribution chart."""
+    lang = ev.lang
+    if "randomization" not in ev.params.inference:
+        return
+    outcome = outcome or ev.primary_outcome
+    r = ev.robustness.get(outcome, {}).get("ri")
+    if r is None:
+        reason = ev.robustness_failures.get(outcome, {}).get("ri", "—")
+        _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t("ri_h", lang), reason=reason))}</p>')
+        return
+    from evalkit.inference.randomization import plot_placebo
+
+    p = float(r.overall["p_value"])
+    _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
+          f'<p>{html.escape(t("ri_text", lang, draws=r.meta.get("draws_ok", r.meta.get("draws")), p=fmt_p(p), share=fmt_pct(100 * (1 - p), lang, 1)))}</p>')
+    show(plot_placebo(r, lang=lang))
+
+
+def show_multiple(ev: Evaluation) -> None:
+    """Adjusted p-values across outcomes (BH, Romano–Wolf), when more than one outcome was tested."""
+    lang = ev.lang
+    if not ev.params.multiple_testing or len(ev.params.outcomes) < 2 or ev.params.design != "staggered":
+        return
+    table = ev.multiple_table()
+    if table.empty:
+        _not_available("multiple_what", ev.multiple_error or "—", lang)
+        return
+    extra = (f'<p class="ek-note">{html.escape(t("not_available", lang, what="Romano–Wolf", reason=ev.multiple_error))}</p>'
+             if ev.multiple_error else "")
+    _html(f'<h2>{t("multiple_h", lang)}</h2>' + table.to_html(index=False, classes="ek-table", border=0)
+          + f'<p class="ek-note">{html.escape(t("multiple_note", lang, draws=ev.params.wild_draws))}</p>' + extra)
 
 
 def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
@@ -175,14 +298,37 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
     _html("".join(parts))
 
 
+def method_note(ev: Evaluation) -> str:
+    """The plain-language method note: the base text plus what was actually run."""
+    lang, p = ev.lang, ev.params
+    parts = [t("method_note", lang, cluster=t(f"cluster_{p.cluster}", lang))]
+    if p.design == "staggered":
+        rob = ev.robustness.get(ev.primary_outcome, {})
+        if "cs_never" in rob or "cs_notyet" in rob:
+            parts.append(t("method_controls", lang, control=t(f"control_{p.control}", lang)))
+        if "cs_mboot" in rob:
+            parts.append(t("method_boot", lang, boot=p.bootstrap or CS_BOOTSTRAP_DEFAULT))
+        if "twfe_wild" in rob:
+            parts.append(t("method_wild", lang, draws=p.wild_draws, weights=t(f"weights_{p.wild_weights}", lang),
+                           p=fmt_p(float(rob["twfe_wild"].overall["p_value"]))))
+        if "ri" in rob:
+            parts.append(t("method_ri", lang, draws=p.ri_draws, p=fmt_p(float(rob["ri"].overall["p_value"]))))
+        if ev.sensitivity is not None:
+            parts.append(t("method_sens", lang))
+        if ev.multiple is not None:
+            parts.append(t("method_multiple", lang))
+        parts.append(t("method_verdict", lang))
+    return ("" if lang == "zh" else " ").join(parts)
+
+
 def show_notes(ev: Evaluation) -> None:
-    """Method note in plain language and the data note (aggregates only)."""
+    """Method note in plain language (what was run) and the data note (aggregates only)."""
     lang = ev.lang
     sources = t("sources_demo", lang) if ev.facts.synthetic else t("sources_wh", lang)
     data = t("data_note", lang, sources=sources, start=ev.params.window.start, end=ev.params.window.end,
              stations=f"{ev.panel['station_id'].nunique():,}", months=ev.panel["period"].nunique(),
              rows=f"{len(ev.panel):,}", quarantined=f"{ev.facts.quarantined:,}")
-    _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(t("method_note", lang))}</p></div>'
+    _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'
           f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
           f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')
 
@@ -200,9 +346,13 @@ def show_brief(ev: Evaluation) -> None:
         if h:
             _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
                   f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
+    show_multiple(ev)
+    show_sensitivity(ev)
+    show_randomization(ev)
     show_diagnostics(ev)
     show_notes(ev)
 
 
 __all__ = ["show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
-           "show_diagnostics", "show_notes", "BRIEF_MIME"]
+           "show_diagnostics", "show_notes", "show_sensitivity", "show_randomization", "show_multiple",
+           "method_note", "sensitivity_sentences", "BRIEF_MIME"]
