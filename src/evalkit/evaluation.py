@@ -358,8 +358,15 @@ class Evaluation:
                 .unstack("group").reindex(columns=["treated", "control"]))
 
     def event_study(self, outcome: str | None = None) -> tuple[str, pd.DataFrame]:
-        """(estimator name, event-time rows) from the first estimator that has them."""
+        """(estimator name, event-time rows) for the event-study chart.
+
+        Prefers the Callaway–Sant'Anna multiplier-bootstrap run (pre and post periods, uniform
+        95% bands), then the first estimator with event-time rows.
+        """
         outcome = outcome or self.primary_outcome
+        boot = self.robustness.get(outcome, {}).get("cs_mboot")
+        if boot is not None and not boot.rows("event").empty and boot.rows("event")["band_low"].notna().any():
+            return "cs", boot.event_study()
         for name in (self.params.headline, "imputation", "cs", "sa", "event_twfe"):
             r = self.results.get(outcome, {}).get(name)
             if r is not None and not r.rows("event").empty:
@@ -536,7 +543,9 @@ def _robustness(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
 
     jobs["cs_never"] = cs("never", 0)
     jobs["cs_notyet"] = cs("notyet", 0)
-    jobs["cs_mboot"] = cs(p.control, boot)
+    # the bootstrap variant also gives the event study with simultaneous (uniform) bands for the chart
+    jobs["cs_mboot"] = lambda: get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot, seed=p.seed,
+                                                   **(cs_kw | {"aggregations": ("simple", "dynamic")}))
     if "wild_bootstrap" in p.inference:
         from evalkit.inference.wild import wild_bootstrap
 
