@@ -184,7 +184,7 @@ class EvaluationParams(BaseModel):
         if self.estimators is None:
             self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
         if self.headline is None:
-            for name in ("sdid", "imputation", "cs", "sa", "twfe"):
+            for name in ("sdid", "cs", "imputation", "sa", "twfe"):
                 if name in self.estimators:
                     self.headline = name
                     break
