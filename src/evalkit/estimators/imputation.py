@@ -17,6 +17,23 @@ No small-sample factor (as in BJS and R ``didimputation``).  ``v_0`` is never fo
 ``N x H`` matrix: ``(Z_0'Z_0)^{-1} Z_1'w_1`` is solved through the unit-block Schur complement and
 the cluster sums are sparse products.
 
+Leave-out variance (default, ``leaveout=True``; BJS Section 4.3 / Appendix A.6, Stata
+``did_imputation, leaveout``): the residual of a treated observation of cluster ``c`` in cell
+``k`` is ``tau_it - tau_bar_{k,-c}``, where ``tau_bar_{k,-c}`` excludes every observation of the
+own cluster (= unit with the default clustering). It is the did_imputation "smart" average
+``sum_{c' != c} n_{kc'} T_{kc'} / sum_{c' != c} n_{kc'}^2`` (``n``: observations, ``T``: sum of
+``tau`` of cluster ``c'`` in the cell), i.e. the plain leave-one-unit-out cell mean when each
+cluster has one observation per cell (a unit-clustered panel). With the in-sample mean the
+own-observation part shrinks the residual by about ``(n-1)/n`` and a one-unit cohort contributes
+nothing, so the non-leave-out variance is biased downwards in small cohorts.
+Singleton cells: the leave-out mean does not exist when only one cluster has observations in the
+cohort x event-time cell. did_imputation stops with an error there and tells the user to pass
+coarser ``avgeffectsby`` groups (e.g. event time ``K``, pooling across cohorts, or ``D``). We pool
+automatically, for those observations only: the leave-out mean over the event-time cell across all
+cohorts; if that is also a one-cluster cell, over all treated observations (``avgeffectsby(D)``);
+if there is only one treated cluster at all, the in-sample cohort x event-time mean (non-leave-out)
+is used and a warning is issued. Counts are in ``meta['leaveout_pooled']``.
+
 Pre-trend test (BJS Test 1): on ``Omega_0`` only, regress ``y`` on unit + time FE and lead
 dummies ``1{t - G_i = e}`` for ``e = ref, ref-1, ...``; cluster-robust (fixest CR1) Wald test
 that all leads are zero.
@@ -24,6 +41,7 @@ that all leads are zero.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +64,7 @@ def estimate_imputation(
     anticipation: int = 0,
     horizons: int | Sequence[int] | None = None,
     pretrend_leads: int | None = None,
+    leaveout: bool = True,
     **options,
 ) -> EstimationResult:
     """BJS imputation estimator.
@@ -58,6 +77,11 @@ def estimate_imputation(
         The overall ATT always averages all treated observations with ``e >= 0``.
     pretrend_leads: number of leads in the pre-trend test (default: all available leads, minus
         the earliest one when there are no never-treated units).
+    leaveout: leave-out BJS variance (default): the cohort x event-time average of ``tau`` used
+        for a treated observation's residual excludes its own cluster's observations; one-cluster
+        cells are pooled to event time, then to all treated observations (see module docstring).
+        ``False``: in-sample cell means as in BJS Theorem 3 / R ``didimputation`` (biased
+        downwards with small cohorts).
     """
     if options:
         raise TypeError(f"unknown options: {sorted(options)}")
@@ -146,8 +170,12 @@ def estimate_imputation(
     alpha_v = r_a * inv_n0[:, None] - Av
     # residuals e~
     eps0 = fit.resid
-    cell = pd.DataFrame({"g": g1, "e": e1, "tau": tau})
-    tau_bar = cell.groupby(["g", "e"])["tau"].transform("mean").to_numpy()
+    if leaveout:
+        tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1])
+    else:
+        cell = pd.DataFrame({"g": g1, "e": e1, "tau": tau})
+        tau_bar = cell.groupby(["g", "e"])["tau"].transform("mean").to_numpy()
+        pooled = None
     eps1 = tau - tau_bar
     # cluster sums: s_c = sum_{Omega_1 in c} w eps1 - sum_{Omega_0 in c} eps0 (alpha_v[i] + lam_v[t])
     C1 = sp.csr_matrix((eps1, (cc[i1], np.arange(n1))), shape=(G, n1))
@@ -189,8 +217,12 @@ def estimate_imputation(
         "n_periods": int(n_times),
         "n_clusters": int(G),
         "cluster": cluster,
-        "se_type": "BJS conservative imputation variance, clustered; no small-sample factor; "
-                   "tau_bar by cohort x event time",
+        "se_type": ("BJS conservative imputation variance, clustered; no small-sample factor; "
+                    + ("leave-out tau_bar by cohort x event time excluding the own cluster "
+                       "(one-cluster cells pooled to event time, then to all treated)" if leaveout
+                       else "tau_bar by cohort x event time (in-sample, not leave-out)")),
+        "leaveout": bool(leaveout),
+        "leaveout_pooled": pooled,
         "alpha": alpha,
         "baseline_mean": _fe.baseline_mean(y, g, t),
         "pretrend": pretrend,
@@ -198,6 +230,48 @@ def estimate_imputation(
     vcov = {"event": pd.DataFrame(V[1:, 1:], index=ev_terms, columns=ev_terms)}
     tables = {"pretrend_leads": pre_table}
     return EstimationResult("imputation", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+
+
+def _leaveout_means(tau, g1, e1, c1):
+    """Leave-own-cluster-out averages of ``tau`` for the BJS residuals (did_imputation ``leaveout``).
+
+    For cell ``k`` and cluster ``c`` with ``n_kc`` observations summing to ``T_kc``:
+    ``tau_bar_{k,-c} = (S1_k - n_kc T_kc) / (S2_k - n_kc^2)``, ``S1 = sum n T``, ``S2 = sum n^2``
+    (did_imputation's cluster-weighted "smart" average with equal weights in the cell). Cells are
+    cohort x event time; observations whose cell has no other cluster use event time, then all
+    treated observations; only if there is a single treated cluster the in-sample cell mean.
+    Returns the averages and the number of observations resolved at each level.
+    """
+    n1 = tau.size
+    out = np.full(n1, np.nan)
+    pending = np.ones(n1, dtype=bool)
+    zeros = np.zeros(n1)
+    levels = {"cohort_event": (g1, e1), "event_time": (zeros, e1), "all_treated": (zeros, zeros)}
+    counts: dict[str, int] = {}
+    for name, (a, b) in levels.items():
+        if not pending.any():
+            counts[name] = 0
+            continue
+        k = pd.MultiIndex.from_arrays([a, b]).factorize()[0] if name != "all_treated" else np.zeros(n1, np.int64)
+        kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
+        n_kc = np.bincount(kc).astype(float)
+        t_kc = np.bincount(kc, weights=tau)
+        k_of = np.zeros(n_kc.size, dtype=np.int64)
+        k_of[kc] = k
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        s2 = np.bincount(k_of, weights=n_kc**2)
+        den = s2[k] - n_kc[kc] ** 2  # exact: integer counts
+        ok = pending & (den > 0.5)
+        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / den[ok]
+        counts[name] = int(ok.sum())
+        pending &= ~ok
+    counts["not_leaveout"] = int(pending.sum())
+    if pending.any():
+        warnings.warn("only one treated cluster: leave-out variance impossible, using in-sample "
+                      "cohort x event-time means for its residuals", RuntimeWarning, stacklevel=3)
+        cm = pd.Series(tau).groupby([g1, e1]).transform("mean").to_numpy()
+        out[pending] = cm[pending]
+    return out, counts
 
 
 def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha):
