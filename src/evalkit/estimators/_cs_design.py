@@ -65,7 +65,8 @@ def _gram_times(g: np.ndarray, th: np.ndarray) -> np.ndarray:
 class CompactDesign:
     """Design for unconditional estimation (see module docstring)."""
 
-    def __init__(self, zc: np.ndarray, bounds: np.ndarray, cluster: np.ndarray | None = None):
+    def __init__(self, zc: np.ndarray, bounds: np.ndarray, cluster: np.ndarray | None = None,
+                 centred: bool = True):
         self.z = zc  # n x T, centred within cohort, units sorted by cohort
         self.bounds = bounds  # cohort c occupies rows bounds[c]:bounds[c+1]
         self.kc = len(bounds) - 1
@@ -73,9 +74,14 @@ class CompactDesign:
         self.p = self.kc * self.t + self.kc
         self.n_c = np.diff(bounds).astype(float)
         self.clustered = cluster is not None
+        self._colsum = None
         if not self.clustered:
             self.n_boot = zc.shape[0]
             self._blocks = []
+            # column sums of each cohort block: zero when z is centred within cohort; otherwise
+            # (centred=False, e.g. the [z, O] design of the unbalanced path) the cross terms between
+            # the block and the cohort indicator enter the quadratic forms
+            self._colsum = None if centred else np.add.reduceat(zc, bounds[:-1], axis=0)
             for c in range(self.kc):
                 zb = self.z[bounds[c]:bounds[c + 1]]
                 self._blocks.append(zb.T @ zb)
@@ -125,6 +131,10 @@ class CompactDesign:
             return th1.T @ _gram_times(self._gram, th2)
         ind = self._ind()
         out = th1[ind].T @ (self.n_c[:, None] * th2[ind])
+        if self._colsum is not None:
+            s1 = np.stack([self._colsum[c] @ th1[self._cols(c)] for c in range(self.kc)])  # kc x k1
+            s2 = np.stack([self._colsum[c] @ th2[self._cols(c)] for c in range(self.kc)])
+            out += th1[ind].T @ s2 + s1.T @ th2[ind]
         for c in range(self.kc):
             sc = self._cols(c)
             a1, a2 = th1[sc], th2[sc]
@@ -140,6 +150,9 @@ class CompactDesign:
             return np.einsum("ij,ij->j", _gram_times(self._gram, th), th)
         ind = self._ind()
         out = np.einsum("ij,ij->j", self.n_c[:, None] * th[ind], th[ind])
+        if self._colsum is not None:
+            s1 = np.stack([self._colsum[c] @ th[self._cols(c)] for c in range(self.kc)])
+            out += 2.0 * np.einsum("ij,ij->j", th[ind], s1)
         for c in range(self.kc):
             a = th[self._cols(c)]
             nz = np.flatnonzero(a.any(axis=0))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evalkit.estimators import _cs_unbalanced
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._cs_design import CompactDesign, DenseDesign, mammen_weights
 from evalkit.estimators._cs_drdid import ESTIMATORS
@@ -62,6 +63,7 @@ class _Prepared:
     n_clusters: int
     covs: np.ndarray | None  # n x T x k
     info: dict[str, Any] = field(default_factory=dict)
+    unbalanced: bool = False  # y has NaN for unobserved (unit, period): repeated-cross-section path
 
 
 # --------------------------------------------------------------------------- data preparation
@@ -73,7 +75,8 @@ def _num(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
-def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control) -> _Prepared:
+def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control,
+             allow_unbalanced=False) -> _Prepared:
     info: dict[str, Any] = {}
     u = panel[unit].to_numpy()
     t = panel[time].to_numpy()
@@ -171,19 +174,28 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
             clu = cl_raw[first]
             if not (cl_raw == clu[ucodes]).all():
                 raise ValueError(f"cluster variable {cluster!r} varies within unit")
-    observed = ~np.isnan(Y).any(axis=1)
-    for x in X:
-        observed &= ~np.isnan(x).any(axis=1)
+    if allow_unbalanced:
+        # R did allow_unbalanced_panel: rows with a missing outcome are dropped (complete.cases),
+        # units keep whatever periods they are observed in (no covariates on this path)
+        obs_cell = ~np.isnan(Y)
+        keep = obs_cell.any(axis=1)
+        info["n_obs_missing_dropped"] = int(n_rows - np.count_nonzero(obs_cell))
+        info["n_units_no_observed_outcome"] = int((~keep).sum())
+        info["n_units_dropped_unbalanced"] = 0
+    else:
+        observed = ~np.isnan(Y).any(axis=1)
+        for x in X:
+            observed &= ~np.isnan(x).any(axis=1)
 
-    # balance: R did (allow_unbalanced_panel = FALSE) keeps only units observed in every period
-    keep = observed
-    n_unbal = int((~keep).sum())
-    info["n_units_dropped_unbalanced"] = n_unbal
-    info["unbalanced_handling"] = (
-        "balanced panel" if n_unbal == 0 else f"dropped {n_unbal} units not observed in every period (as R did)"
-    )
-    if n_unbal:
-        warnings.warn(f"Dropped {n_unbal} units not observed (non-missing) in every period", stacklevel=3)
+        # balance: R did (allow_unbalanced_panel = FALSE) keeps only units observed in every period
+        keep = observed
+        n_unbal = int((~keep).sum())
+        info["n_units_dropped_unbalanced"] = n_unbal
+        info["unbalanced_handling"] = (
+            "balanced panel" if n_unbal == 0 else f"dropped {n_unbal} units not observed in every period (as R did)"
+        )
+        if n_unbal:
+            warnings.warn(f"Dropped {n_unbal} units not observed (non-missing) in every period", stacklevel=3)
 
     # cohort conventions
     gu = np.where(np.isnan(gu) | (gu == 0) | (gu > periods[-1]), np.inf, gu)
@@ -211,6 +223,20 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
                           "dropped (as R did)", stacklevel=3)
         info["periods_dropped_no_never_treated"] = int((~tkeep).sum())
 
+    unbalanced = False
+    if allow_unbalanced:
+        if tkeep is not None:  # units observed only in dropped periods leave the sample
+            keep &= obs_cell[:, tkeep].any(axis=1)
+            obs_cell = obs_cell[:, tkeep]
+        n_inc = int((keep & ~obs_cell.all(axis=1)).sum())
+        info["n_units_unbalanced"] = n_inc
+        unbalanced = n_inc > 0 or _cs_unbalanced.FORCE_RC
+        if unbalanced:
+            info["unbalanced_handling"] = "repeated cross sections (R did allow_unbalanced_panel)"
+        else:
+            info["unbalanced_handling"] = ("balanced panel (allow_unbalanced=True: panel estimator, as R did >= 2.2 "
+                                           "does for a balanced panel; identical to the RC path without covariates)")
+
     # one gather: kept units, sorted by cohort (never-treated last)
     idx = np.flatnonzero(keep)
     idx = idx[np.argsort(gu[idx], kind="stable")]
@@ -229,7 +255,7 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
     if clu is not None:
         cl_codes, uniq = pd.factorize(clu[idx])
         n_cl = len(uniq)
-    return _Prepared(Y, periods, units, gu, cohorts, bounds, cl_codes, n_cl, covs, info)
+    return _Prepared(Y, periods, units, gu, cohorts, bounds, cl_codes, n_cl, covs, info, unbalanced)
 
 
 # --------------------------------------------------------------------------- group-time cells
@@ -494,6 +520,12 @@ def estimate_cs(
     ``group`` and ``calendar`` rows. The compact influence functions are kept in
     ``result._influence`` (:class:`CSInfluence`).
 
+    ``allow_unbalanced=True`` (no covariates): R ``did``'s ``allow_unbalanced_panel = TRUE`` —
+    rows with a missing outcome are unobserved and, unless the panel is then balanced (panel
+    estimator, as R >= 2.2), each ATT(g,t) is the repeated-cross-section difference of means over
+    the observed rows with influence functions summed by unit (see
+    :mod:`evalkit.estimators._cs_unbalanced`).
+
     BLAS runs single-threaded inside (robust when the machine is shared); set the environment
     variable ``EVALKIT_BLAS_THREADS=<n>`` to change that, or ``keep`` to leave it alone.
     """
@@ -534,10 +566,11 @@ def _estimate_cs(
         raise ValueError("base_period must be 'varying' or 'universal'")
     if est_method not in ESTIMATORS:
         raise ValueError("est_method must be 'dr', 'ipw' or 'reg'")
-    if allow_unbalanced:
+    if allow_unbalanced and covariates:
         raise NotImplementedError(
-            "allow_unbalanced=True (R did's repeated-cross-section estimator) is not implemented; "
-            "the default drops units not observed in every period, as R did does"
+            "allow_unbalanced=True is implemented for the unconditional estimator only (R did's "
+            "repeated-cross-section DRDID estimators with covariates are not ported); drop "
+            "`covariates` or use the default, which drops units not observed in every period as R did does"
         )
     timing: dict[str, float] = {}
     t0 = _time.perf_counter()
@@ -551,7 +584,8 @@ def _estimate_cs(
             print(f"[cs] {name}: {timing[name]:.3f}s", flush=True)
 
     cl_col = None if cluster in (None, unit) else cluster
-    prep = _prepare(panel, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control)
+    prep = _prepare(panel, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control,
+                    allow_unbalanced=allow_unbalanced)
     lap("prepare")
     n, nt = prep.y.shape
     kc = len(prep.cohorts)
@@ -559,18 +593,37 @@ def _estimate_cs(
     if len(glist) == 0:
         raise ValueError("no treated cohorts")
     cells = _gt_cells(prep.periods, glist, prep.cohorts, base_period, control, anticipation)
-    ybar = _cohort_means(prep)
     n_c = np.diff(prep.bounds)
+    if prep.unbalanced:
+        ysum, ycnt, _ = _cs_unbalanced.cohort_period_sums(prep.y, prep.bounds)
+    else:
+        ybar = _cohort_means(prep)
+        ysum, ycnt = ybar * n_c[:, None], np.broadcast_to(n_c[:, None], ybar.shape)
     pre_sum, pre_cnt = 0.0, 0
     for c in range(kc):
         if np.isfinite(prep.cohorts[c]):
             cols = prep.periods < prep.cohorts[c]
-            pre_sum += float(ybar[c, cols].sum() * n_c[c])
-            pre_cnt += int(cols.sum() * n_c[c])
+            pre_sum += float(ysum[c, cols].sum())
+            pre_cnt += int(ycnt[c, cols].sum())
+    n_obs = int(ycnt.sum())
 
-    if covariates:
+    if prep.unbalanced:
+        att, th_gt, ok, zc, cnt = _cs_unbalanced.theta_rc(prep.y, prep.bounds, prep.cohorts, cells, n)
+        bad = ~ok & ~np.array([c[4] for c in cells], dtype=bool)
+        if bad.any():
+            skipped = [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c, b in zip(cells, bad, strict=True) if b]
+            warnings.warn(f"Skipped {len(skipped)} ATT(g,t) without treated or comparison observations in "
+                          f"period t or the base period: {', '.join(skipped)} (R did reports NA)", stacklevel=3)
+            prep.info["gt_skipped_no_observations"] = skipped
+            keepc = np.flatnonzero(~bad)
+            cells = [cells[i] for i in keepc]
+            att, th_gt = att[keepc], th_gt[:, keepc]
+        prep.info["n_obs_used"] = _cs_unbalanced.obs_used(th_gt, cnt)
+        design: Any = CompactDesign(zc, prep.bounds, prep.cluster, centred=False)
+        ind0 = kc * 2 * nt
+    elif covariates:
         att, inf, coh_of_unit = _if_dense(prep, cells, n, est_method)
-        design: Any = DenseDesign(inf, coh_of_unit, kc, prep.cluster)
+        design = DenseDesign(inf, coh_of_unit, kc, prep.cluster)
         ngt = len(cells)
         th_gt = np.vstack([np.eye(ngt), np.zeros((kc, ngt))])
         ind0 = ngt
@@ -676,7 +729,7 @@ def _estimate_cs(
         "n_treated": int(treated.sum()),
         "n_control": int((~treated).sum()),
         "n_units": int(n),
-        "n_obs": int(n * nt),
+        "n_obs": n_obs,
         "n_periods": int(nt),
         "n_cohorts": int(len(glist)),
         "n_gt": len(cells),

@@ -1,0 +1,214 @@
+"""Callaway–Sant'Anna with ``allow_unbalanced=True`` (R did ``allow_unbalanced_panel = TRUE``)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.estimators import _cs_unbalanced
+from evalkit.estimators.cs import estimate_cs
+
+KW = dict(unit="countyreal", time="year", cohort="first.treat")
+RC = "repeated cross sections (R did allow_unbalanced_panel)"
+SCENARIOS = {"never": {}, "notyet": {"control": "notyet"}, "universal": {"base_period": "universal"}}
+
+
+@pytest.fixture(scope="module")
+def mpdta() -> pd.DataFrame:
+    moderndid = pytest.importorskip("moderndid")
+    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
+    d = pd.read_pickle(path)
+    d["state"] = d["countyreal"] // 1000
+    return d
+
+
+@pytest.fixture(scope="module")
+def holes(mpdta) -> pd.DataFrame:
+    """mpdta with 10% of the rows deleted at random (fixed seed)."""
+    rng = np.random.default_rng(1)
+    return mpdta.drop(index=rng.choice(mpdta.index, size=len(mpdta) // 10, replace=False))
+
+
+@pytest.fixture
+def force_rc(monkeypatch):
+    monkeypatch.setattr(_cs_unbalanced, "FORCE_RC", True)
+
+
+def _brute_att(d, g, t, b, control):
+    """Per-(g,t) difference of means over the observed rows, straight from the long data."""
+    gg = d["first.treat"]
+    ctrl = gg == 0
+    if control == "notyet":
+        ctrl |= (gg > max(t, b)) & (gg != g)
+    m = lambda sel, per: d.loc[sel & (d["year"] == per), "lemp"].mean()  # noqa: E731
+    tr = gg == g
+    return (m(tr, t) - m(tr, b)) - (m(ctrl, t) - m(ctrl, b))
+
+
+@pytest.mark.parametrize("opts", [{}, {"control": "notyet"}])
+def test_balanced_panel_rc_path_equals_panel_estimator(mpdta, force_rc, opts):
+    """On a balanced panel the unit-summed RC influence function equals the panel one exactly."""
+    bal = estimate_cs(mpdta, "lemp", **KW, **opts)
+    rc = estimate_cs(mpdta, "lemp", **KW, allow_unbalanced=True, **opts)
+    assert rc.meta["unbalanced_handling"] == RC
+    np.testing.assert_allclose(rc.estimates["estimate"], bal.estimates["estimate"], atol=1e-12)
+    se_b, se_r = bal.estimates["std_error"].to_numpy(), rc.estimates["std_error"].to_numpy()
+    assert np.array_equal(np.isnan(se_b), np.isnan(se_r))
+    np.testing.assert_allclose(se_r, se_b, rtol=1e-10, equal_nan=True)
+
+
+def test_balanced_panel_default_dispatch(mpdta):
+    """R did >= 2.2: allow_unbalanced_panel on a balanced panel runs the panel estimator."""
+    res = estimate_cs(mpdta, "lemp", **KW, allow_unbalanced=True)
+    assert res.meta["unbalanced_handling"].startswith("balanced panel")
+    ref = estimate_cs(mpdta, "lemp", **KW)
+    np.testing.assert_allclose(res.estimates["estimate"], ref.estimates["estimate"], atol=0)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_brute_force_difference_of_means(holes, name):
+    opts = SCENARIOS[name]
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, **opts)
+    gt = res.rows("gt")
+    periods = np.sort(holes["year"].unique())
+    for r in gt.itertuples():
+        g, t = int(r.group), int(r.time)
+        pre = periods[periods < g]
+        if opts.get("base_period") == "universal":
+            b = pre[-1]
+        else:
+            b = pre[-1] if g <= t else periods[np.searchsorted(periods, t) - 1]
+        if b == t:
+            assert r.estimate == 0
+            continue
+        assert r.estimate == pytest.approx(_brute_att(holes, g, t, b, opts.get("control", "never")), abs=1e-12)
+
+
+def test_meta_counts(holes, mpdta):
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True)
+    m = res.meta
+    assert m["unbalanced_handling"] == RC
+    assert m["n_units"] == holes["countyreal"].nunique() == 500
+    assert m["n_obs"] == len(holes)
+    assert m["n_obs_used"] == len(holes)  # never-treated control: every row enters some ATT(g,t)
+    assert m["n_units_dropped_unbalanced"] == 0
+    assert m["n_units_unbalanced"] == int((holes.groupby("countyreal").size() < 5).sum())
+    # missing outcomes count as unobserved rows; a unit with none observed leaves the sample
+    d = mpdta.copy()
+    d.loc[d["countyreal"] == 8001, "lemp"] = np.nan
+    d.loc[d.index[5], "lemp"] = np.nan
+    r2 = estimate_cs(d, "lemp", **KW, allow_unbalanced=True)
+    assert r2.meta["unbalanced_handling"] == RC
+    assert r2.meta["n_obs_missing_dropped"] == 6 and r2.meta["n_units_no_observed_outcome"] == 1
+    assert r2.meta["n_units"] == 499 and r2.meta["n_obs"] == len(d) - 6
+    r3 = estimate_cs(d.dropna(subset=["lemp"]), "lemp", **KW, allow_unbalanced=True)
+    np.testing.assert_allclose(r2.estimates["estimate"], r3.estimates["estimate"], atol=1e-13)
+    np.testing.assert_allclose(r2.estimates["std_error"], r3.estimates["std_error"], atol=1e-13)
+
+
+def _peer(holes, opts):
+    moderndid = pytest.importorskip("moderndid")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # moderndid 0.2.0: panel=True + allow_unbalanced_panel=True crashes on an unbalanced panel
+        # (outcomes_tensor is None); panel=False with idname set is R's unbalanced path
+        # (.rowid = idname, n = number of units, IF summed by unit)
+        return moderndid.att_gt(holes, yname="lemp", tname="year", idname="countyreal", gname="first.treat",
+                                boot=False, cband=False, allow_unbalanced_panel=True, panel=False,
+                                control_group="notyettreated" if opts.get("control") == "notyet" else "nevertreated",
+                                base_period=opts.get("base_period", "varying"))
+
+
+def _r_agg_se(mp, gu, keep):
+    """R aggte SE of the pg-weighted mean of ATT(g,t) over ``keep``, with the wif term.
+
+    Uses moderndid's unit-level influence functions (rows = sorted unit ids) and cohorts ``gu``
+    aligned with them (moderndid's own aggte pairs them with cohort-sorted G on this path).
+    """
+    g, att, inf = mp.groups[keep], mp.att_gt[keep], mp.influence_func[:, keep]
+    pg = np.array([np.mean(gu == c) for c in g])
+    dev = np.column_stack([(gu == c).astype(float) - np.mean(gu == c) for c in g])
+    wif = (dev / pg.sum() - np.outer(dev.sum(axis=1) / pg.sum() ** 2, pg)) @ att
+    f = inf @ (pg / pg.sum()) + wif
+    return np.sqrt(np.sum(f**2)) / len(gu)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_matches_moderndid_unbalanced(holes, name):
+    moderndid = pytest.importorskip("moderndid")
+    opts = SCENARIOS[name]
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, **opts)
+    gt = res.rows("gt")
+    mp = _peer(holes, opts)
+    assert np.allclose(mp.groups, gt["group"].astype(float)) and np.allclose(mp.times, gt["time"].astype(float))
+    np.testing.assert_allclose(gt["estimate"], mp.att_gt, atol=1e-8)
+    ok = ~np.isnan(gt["std_error"].to_numpy())
+    np.testing.assert_allclose(gt["std_error"].to_numpy()[ok], np.asarray(mp.se_gt)[ok], atol=1e-6)
+
+    est = res.estimates.set_index("term")
+    for typ, term in [("simple", "ATT"), ("group", "ATT_group"), ("dynamic", "ATT_dynamic"),
+                      ("calendar", "ATT_calendar")]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ag = moderndid.aggte(mp, type=typ, boot=False, cband=False)
+        assert est.loc[term, "estimate"] == pytest.approx(ag.overall_att, abs=1e-8)
+
+    # SEs: R's aggte formula on the peer's unit-level influence functions
+    gu = holes.groupby("countyreal")["first.treat"].first().sort_index().to_numpy().astype(float)
+    post = mp.groups <= mp.times
+    assert est.loc["ATT", "std_error"] == pytest.approx(_r_agg_se(mp, gu, post), abs=1e-10)
+    for r in res.rows("event").itertuples():
+        keep = (mp.times - mp.groups) == r.event_time
+        ref = _r_agg_se(mp, gu, keep)
+        if np.isnan(r.std_error):  # universal base period: the reference event time (R: NA)
+            assert ref < 1e-12
+            continue
+        assert r.std_error == pytest.approx(ref, abs=1e-10)
+    for r in res.rows("calendar").itertuples():
+        keep = (mp.times == r.time) & post
+        assert r.std_error == pytest.approx(_r_agg_se(mp, gu, keep), abs=1e-10)
+
+
+def test_influence_functions_and_cluster(holes):
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True)
+    inf = res._influence.matrix("event")
+    assert inf.shape == (500, len(res.rows("event")))
+    se = np.sqrt((inf.to_numpy() ** 2).sum(axis=0)) / 500
+    np.testing.assert_allclose(se, res.rows("event")["std_error"], rtol=1e-10)
+    cl = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, cluster="state")
+    np.testing.assert_allclose(cl.estimates["estimate"], res.estimates["estimate"], atol=1e-13)
+    assert cl.meta["n_clusters"] == holes["state"].nunique()
+    assert np.isfinite(cl.estimates["std_error"].to_numpy()).all()
+    # clustering at the unit level is the default (R: idname)
+    un = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, cluster="countyreal")
+    np.testing.assert_allclose(un.estimates["std_error"], res.estimates["std_error"], rtol=1e-12)
+
+
+def test_bootstrap_unbalanced(holes):
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True)
+    boot = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, bootstrap=999, seed=3)
+    a, b = res.rows("event")["std_error"].to_numpy(), boot.rows("event")["std_error"].to_numpy()
+    np.testing.assert_allclose(b, a, rtol=0.15)
+    ev = boot.rows("event")
+    assert (ev["band_low"] < ev["estimate"]).all() and (ev["band_high"] > ev["estimate"]).all()
+    assert boot.meta["crit_val"]["event"] > 1.96
+
+
+def test_covariates_not_implemented(holes):
+    with pytest.raises(NotImplementedError, match="unconditional"):
+        estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, covariates=["lpop"])
+
+
+def test_skipped_cell_without_observations(mpdta):
+    """A cohort unobserved in some period: R reports NA for those ATT(g,t); we skip them."""
+    d = mpdta[~((mpdta["first.treat"] == 2004) & (mpdta["year"] == 2005))]
+    with pytest.warns(UserWarning, match="Skipped"):
+        res = estimate_cs(d, "lemp", **KW, allow_unbalanced=True)
+    skipped = res.meta["gt_skipped_no_observations"]
+    assert skipped == ["g=2004,t=2005"]  # g=2004,t=2006 has base 2003: still estimable
+    assert len(res.rows("gt")) == 11
+    assert np.isfinite(res.estimates["estimate"]).all()
