@@ -201,6 +201,7 @@ def estimate_cmd(
     cluster: str | None = typer.Option(None, help="cluster column (default: unit)"),
     bootstrap: int = typer.Option(0, help="cs: multiplier-bootstrap draws (0 = analytic SEs)"),
     seed: int | None = typer.Option(None, help="random seed for the bootstrap"),
+    allow_unbalanced: bool = typer.Option(False, help="cs: keep units missing some periods (R did allow_unbalanced_panel)"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
 ) -> None:
@@ -217,6 +218,7 @@ def estimate_cmd(
     panel[cohort] = panel[cohort].fillna(0)
     if method == "cs":
         kwargs |= {"control": control, "est_method": est_method, "bootstrap": bootstrap, "seed": seed,
+                   "allow_unbalanced": allow_unbalanced,
                    "covariates": [c.strip() for c in covariates.split(",")] if covariates else None}
     t0 = time.perf_counter()
     result = get_estimator(method)(panel, outcome, **kwargs)
