@@ -67,4 +67,4 @@ def test_bad_inputs_give_clear_errors(mpdta_files, tmp_path):
     assert proc.returncode != 0 and _squash("unknown method 'magic'") in _squash(proc.stderr)
     proc = subprocess.run([sys.executable, "-m", "evalkit", "estimate", str(mpdta_files["csv"]), "--outcome", "nope"],
                           capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode != 0 and _squash("missing column(s) ['nope']") in _squash(proc.stderr)
+    assert proc.returncode != 0 and _squash("'first_treat', 'nope']; columns are ['year'") in _squash(proc.stderr)
