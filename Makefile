@@ -37,7 +37,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-outputs:
 	rm -rf outputs/*/

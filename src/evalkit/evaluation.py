@@ -444,7 +444,10 @@ def _suppress(n: Any, threshold: int, lang: str) -> str:
 
 
 def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
-    p = Path(path)
+    """Open the warehouse read-only (relative paths are also looked up from parent folders)."""
+    from evalkit.warehouse import find_existing
+
+    p = find_existing(path)
     if not p.is_file():
         raise EvaluationError(
             f"warehouse {p} not found: create it with `evalkit demo-data` (demo) or `evalkit ingest` (real data)"

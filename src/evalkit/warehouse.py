@@ -30,6 +30,19 @@ def warehouse_path(path: str | Path | None = None) -> Path:
     return DEFAULT_WAREHOUSE
 
 
+def find_existing(path: str | Path | None = None) -> Path:
+    """The warehouse file to *read*: like :func:`warehouse_path`, but a relative path that does not
+    exist from the working directory is also looked up in its parent folders (a notebook opened in
+    JupyterLab runs in ``notebooks/``, while ``data/warehouse.duckdb`` sits at the project root)."""
+    p = warehouse_path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    for parent in Path.cwd().resolve().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the canonical tables and bookkeeping tables if they are missing."""
     for t in TABLES.values():
