@@ -123,12 +123,13 @@ def _run_csdid(path: str) -> dict:
             "ev": {int(e): float(v) for e, v in zip(dyn["egt"], dyn["att_egt"], strict=True)}}
 
 
-def _run_diff_diff(path: str) -> dict:
+def _run_diff_diff(path: str, n_bootstrap: int = 0) -> dict:
     import diff_diff
 
     d = pd.read_parquet(path)
     t, c = time.perf_counter(), _cpu()
-    r = diff_diff.CallawaySantAnna().fit(d, "y", "station_id", "period", "first_treat", aggregate="all")
+    est = diff_diff.CallawaySantAnna(n_bootstrap=n_bootstrap, seed=1) if n_bootstrap else diff_diff.CallawaySantAnna()
+    r = est.fit(d, "y", "station_id", "period", "first_treat", aggregate="all")
     wall = time.perf_counter() - t
     cpu = _cpu() - c
     return {"wall": wall, "cpu": cpu, "att": float(r.overall_att), "se": float(r.overall_se),
@@ -144,6 +145,7 @@ WORKERS = {
     "moderndid": _run_moderndid,
     "csdid": _run_csdid,
     "diff-diff": _run_diff_diff,
+    "diff-diff-boot999": lambda path: _run_diff_diff(path, 999),
 }
 
 
@@ -185,7 +187,7 @@ def _maxdiff(a: dict, b: dict) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000x40,10000x60,40000x120")
-    ap.add_argument("--peers", default="diff-diff,moderndid,csdid")
+    ap.add_argument("--peers", default="diff-diff,diff-diff-boot999,moderndid,csdid")
     ap.add_argument("--peer-timeout", type=float, default=120.0)
     ap.add_argument("--worker", nargs=3)
     args = ap.parse_args()
@@ -223,11 +225,13 @@ def main() -> None:
                 print(f"{size}: {p} {r['skipped']}")
                 continue
             dg, de = _maxdiff(ours["gt"], r["gt"]), _maxdiff(ours["ev"], r["ev"])
-            lines.append(f"| {size} | {len(d):,} | {p} (analytic) | {r['wall']:.2f} | {r['cpu']:.2f} | "
-                         f"{r['maxrss_mb']:.0f} | {r['wall'] / ours['wall']:.0f}x / {r['cpu'] / ours['cpu']:.0f}x | "
-                         f"{dg:.1e} / {de:.1e} |")
-            print(f"{size}: {p} {r['wall']:.2f}s ratio {r['wall'] / ours['wall']:.1f}x diff gt {dg:.2e} ev {de:.2e} "
-                  f"se(ATT) ours {ours['se']:.6g} peer {r['se']:.6g}")
+            # like for like: a peer's bootstrap run is compared with evalkit's bootstrap run
+            ref, label = (boot, "999 bootstrap") if p.endswith("boot999") else (ours, "analytic")
+            lines.append(f"| {size} | {len(d):,} | {p.removesuffix('-boot999')} ({label}) | {r['wall']:.2f} | "
+                         f"{r['cpu']:.2f} | {r['maxrss_mb']:.0f} | {r['wall'] / ref['wall']:.1f}x / "
+                         f"{r['cpu'] / ref['cpu']:.1f}x vs evalkit {label} | {dg:.1e} / {de:.1e} |")
+            print(f"{size}: {p} {r['wall']:.2f}s ratio {r['wall'] / ref['wall']:.1f}x vs evalkit {label}; "
+                  f"diff gt {dg:.2e} ev {de:.2e} se(ATT) ours {ours['se']:.6g} peer {r['se']:.6g}")
         os.unlink(path)
     print("\n" + "\n".join(lines))
 
