@@ -22,10 +22,22 @@ from evalkit.batch.execute import now, run_item
 Record = dict[str, Any]
 
 
-def _worker_init() -> None:
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _worker_init(threads: int | None = None) -> None:
     # the parent handles Ctrl-C / SIGTERM and tears the workers down itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # N workers on C cores: each evaluation's kernel gets C // N BLAS/OpenMP threads (inherited by the
+    # kernel process), so parallel evaluations do not oversubscribe the cores.
+    if threads is not None:
+        for var in THREAD_VARS:
+            os.environ.setdefault(var, str(threads))
+
+
+def _threads_per_worker(workers: int) -> int | None:
+    return None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
 
 def failed_record(item: dict[str, Any], error: str) -> Record:
@@ -42,8 +54,9 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads, DuckDB handles or locks
     pending = list(items)
     attempts: dict[str, int] = {}
+    init_args = (_threads_per_worker(workers),)
     ex = ProcessPoolExecutor(max_workers=min(workers, max(1, len(items))), mp_context=ctx,
-                             initializer=_worker_init)
+                             initializer=_worker_init, initargs=init_args)
     inflight: dict[Any, dict[str, Any]] = {}
     try:
         while pending or inflight:
@@ -72,7 +85,8 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
                     inflight.pop(fut)
                     pending.insert(0, it)
                 ex.shutdown(wait=False, cancel_futures=True)
-                ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+                ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                         initargs=init_args)
             tick()
     finally:
         ex.shutdown(wait=not inflight, cancel_futures=True)
