@@ -30,7 +30,6 @@ def use_cjk_font() -> str | None:
 
     family = find()
     if family is None:  # the cache may predate the font installation
-        font_manager._load_fontmanager(try_read_cache=False)  # noqa: SLF001
         font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # noqa: SLF001
         family = find()
     if family is not None:

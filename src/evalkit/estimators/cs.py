@@ -12,6 +12,7 @@ outcome matrix plus, for the bootstrap, one BLAS product ``V @ (Y - Ybar)``.
 
 from __future__ import annotations
 
+import functools
 import os
 import time as _time
 import warnings
@@ -489,6 +490,19 @@ def _fmt(v) -> str:
 
 
 # --------------------------------------------------------------------------- main entry point
+def _blas_pinned(fn):
+    """Run ``fn`` with BLAS threads pinned (``EVALKIT_BLAS_THREADS``: a number, or ``keep``; default 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        env = os.environ.get("EVALKIT_BLAS_THREADS", "1")
+        with blas_threads(None if env == "keep" else int(env)):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_blas_pinned
 def estimate_cs(
     panel: pd.DataFrame,
     outcome: str,
@@ -529,36 +543,6 @@ def estimate_cs(
     BLAS runs single-threaded inside (robust when the machine is shared); set the environment
     variable ``EVALKIT_BLAS_THREADS=<n>`` to change that, or ``keep`` to leave it alone.
     """
-    kwargs = dict(locals())
-    env = os.environ.get("EVALKIT_BLAS_THREADS", "1")
-    with blas_threads(None if env == "keep" else int(env)):
-        return _estimate_cs(**kwargs)
-
-
-def _estimate_cs(
-    panel: pd.DataFrame,
-    outcome: str,
-    *,
-    unit: str = "station_id",
-    time: str = "period",
-    cohort: str = "first_treat",
-    control: str = "never",
-    covariates: list[str] | None = None,
-    est_method: str = "dr",
-    base_period: str = "varying",
-    anticipation: int = 0,
-    cluster: str | None = None,
-    alpha: float = 0.05,
-    bootstrap: int = 0,
-    seed: int | None = None,
-    aggregations: tuple[str, ...] = ("simple", "dynamic", "group", "calendar"),
-    min_e: int | None = None,
-    max_e: int | None = None,
-    balance_e: int | None = None,
-    allow_unbalanced: bool = False,
-    progress: bool = False,
-) -> EstimationResult:
-    """Implementation of :func:`estimate_cs` (called with BLAS threads pinned)."""
     control = {"nevertreated": "never", "notyettreated": "notyet"}.get(control, control)
     if control not in ("never", "notyet"):
         raise ValueError("control must be 'never' or 'notyet'")
