@@ -176,7 +176,9 @@ def test_dask_matches_local(local_batch, tmp_path):
     rep = run_batch([str(src)], tmp_path, name="demo", workers=2, dask=True, pdf=False, portfolio_pdf=False,
                     progress=False)
     assert rep.mode == "dask" and rep.exit_code == 1
-    assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"]
+    errors = {k: (r.get("error"), Path(r["log"]).read_text(encoding="utf-8")[-4000:] if r.get("log")
+                  and Path(r["log"]).is_file() else None) for k, r in rep.records.items() if r.get("status") != "ok"}
+    assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"], errors
     a = pd.read_parquet(local.directory / "summary.parquet").sort_values(KEYS, na_position="first")
     b = pd.read_parquet(rep.directory / "summary.parquet").sort_values(KEYS, na_position="first")
     cols = [*KEYS, "status", *NUMBERS, "verdict", "n_treated", "n_control", "fingerprint"]
@@ -197,3 +199,45 @@ def test_warehouse_fingerprint_is_content_based(tmp_path):
     with duckdb.connect(str(b)) as con:
         con.execute("UPDATE t SET y = 'c' WHERE x = 2")
     assert warehouse_fingerprint(a) != warehouse_fingerprint(b)
+
+
+def test_kernel_failures_retry_but_cell_errors_do_not(monkeypatch):
+    import logging
+
+    import evalkit.runner as runner
+    from evalkit.batch import execute
+
+    calls = []
+
+    def flaky(params, root, **kw):
+        calls.append(params)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return "ran"
+
+    monkeypatch.setattr(runner, "run_params", flaky)
+    monkeypatch.setattr(execute.time, "sleep", lambda s: None)
+    record: dict = {}
+    assert execute._run_notebook("p", Path("."), logging.getLogger("t"), record) == "ran"
+    assert len(calls) == 2 and record["kernel_retries"] == 1
+
+    def cell_error(params, root, **kw):
+        calls.append(params)
+        raise runner.RunError("x: notebook failed in cell 3: ValueError")
+
+    calls.clear()
+    monkeypatch.setattr(runner, "run_params", cell_error)
+    with pytest.raises(runner.RunError):
+        execute._run_notebook("p", Path("."), logging.getLogger("t"), {})
+    assert len(calls) == 1
+
+    def always_dead(params, root, **kw):
+        calls.append(params)
+        raise TimeoutError("kernel did not start")
+
+    calls.clear()
+    monkeypatch.setattr(runner, "run_params", always_dead)
+    record = {}
+    with pytest.raises(TimeoutError):
+        execute._run_notebook("p", Path("."), logging.getLogger("t"), record)
+    assert len(calls) == execute.KERNEL_ATTEMPTS and record["kernel_retries"] == execute.KERNEL_ATTEMPTS

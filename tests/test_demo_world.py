@@ -360,7 +360,8 @@ def test_draws_match_truth(world, panel, incidents, reforms, world_files):
 
 def test_pilot_selected_on_rising_trend(world):
     j = int(np.flatnonzero(world.reform_of == R_IDX["station_pilot"])[0])
-    assert world.beta[j] > np.quantile(world.beta[world.area != 1], 0.8)
+    lo, hi = np.quantile(world.beta, [0.6, 0.9])
+    assert lo <= world.beta[j] <= hi and world.beta[j] > 0  # rising faster than most, not an outlier
 
 
 def test_panel_parquet_matches_raw(world_files, panel):

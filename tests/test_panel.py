@@ -94,3 +94,19 @@ def test_bad_region_and_empty(con):
         build_panel(con, "two_teams_one_room", region={"city": "无此市"})
     with pytest.raises(KeyError, match="unknown reform"):
         build_panel(con, "no_such_reform")
+
+
+def test_exclude_other_reforms_drops_only_their_untreated_adopters(con):
+    p = build_panel(con, "two_teams_one_room", start="2021-01", end="2021-02", exclude_reforms=["巡处一体化"])
+    assert set(p.station_id) == {"S1", "S2"}  # S3 (patrol dispatch) leaves the comparison group
+    assert p.attrs["excluded_stations"] == {"patrol_dispatch": 1}
+    # adoption after the window end does not count
+    later = build_panel(con, "two_teams_one_room", start="2020-11", end="2020-12", exclude_reforms=["patrol_dispatch"])
+    assert set(later.station_id) == {"S1", "S2", "S3"} and later.attrs["excluded_stations"] == {"patrol_dispatch": 0}
+    # the evaluated reform's own adopters always stay, even if they adopted an excluded reform too
+    con.execute("INSERT INTO reforms VALUES ('S1', 'patrol_dispatch', DATE '2021-01-01')")
+    p = build_panel(con, "two_teams_one_room", start="2021-01", end="2021-02", exclude_reforms=["patrol_dispatch"])
+    assert set(p.station_id) == {"S1", "S2"}
+    with pytest.raises(ValueError, match="itself"):
+        build_panel(con, "two_teams_one_room", exclude_reforms=["两队一室"])
+    assert build_panel(con, "two_teams_one_room", start="2021-01", end="2021-02").attrs["excluded_stations"] == {}

@@ -45,6 +45,7 @@ from evalkit.i18n import (
     reform_label,
     t,
 )
+from evalkit.inference.pretrend import pretrend_test
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -194,16 +195,22 @@ class Evaluation:
         treated = int((first != NEVER_TREATED).sum())
         return treated, int(len(first) - treated)
 
-    def pretrend_p(self, outcome: str | None = None) -> float | None:
-        """p-value of the joint pre-trend test: from the headline estimator, else the event-study TWFE."""
+    def pretrend_info(self, outcome: str | None = None) -> dict[str, Any] | None:
+        """The joint pre-trend test the verdict reads: the headline estimator's, else event-study
+        TWFE, Sun–Abraham or imputation (first available). ``method`` says which p-value it is."""
         outcome = outcome or self.primary_outcome
         for name in (self.params.headline, "event_twfe", "sa", "imputation"):
             r = self.results.get(outcome, {}).get(name)
             if r is not None and r.meta.get("pretrend"):
                 p = r.meta["pretrend"].get("p_value")
                 if p is not None and not (isinstance(p, float) and math.isnan(p)):
-                    return float(p)
+                    return {"estimator": name, **r.meta["pretrend"]}
         return None
+
+    def pretrend_p(self, outcome: str | None = None) -> float | None:
+        """p-value of the joint pre-trend test (see :meth:`pretrend_info`)."""
+        info = self.pretrend_info(outcome)
+        return None if info is None else float(info["p_value"])
 
     def robust(self, outcome: str | None = None) -> bool | None:
         """Sensitivity verdict input: robust CI excludes zero (primary outcome only; None = not run)."""
@@ -247,6 +254,7 @@ class Evaluation:
             "p_value": p, "pct": pct, "pct_ci_low": pct_lo, "pct_ci_high": pct_hi,
             "verdict": verdict.code, "verdict_label": verdict.label(lang),
             "verdict_explanation": verdict.explanation(lang), "pretrend_p": verdict.pretrend_p,
+            "pretrend": self.pretrend_info(outcome),
             "robust": verdict.robust,
             "question": question, "sentence": sentence, "n_treated": n_t, "n_control": n_c,
         }
@@ -466,7 +474,8 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     with open_warehouse(p.warehouse) as con:
         facts = warehouse_facts(con, p.warehouse)
         if panel is None:
-            panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter())
+            panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
+                                exclude_reforms=p.exclude_reforms)
     first = panel.groupby("station_id")["first_treat"].first()
     if (first == NEVER_TREATED).all():
         raise EvaluationError(
@@ -495,6 +504,11 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     if p.design == "staggered":
         t1 = time.perf_counter()
         for outcome in p.outcomes:
+            _small_sample_pretrend(panel, outcome, p, results[outcome])
+        ev.timings["pretrend_test"] = time.perf_counter() - t1
+    if p.design == "staggered":
+        t1 = time.perf_counter()
+        for outcome in p.outcomes:
             ev.robustness[outcome], ev.robustness_failures[outcome] = _robustness(panel, outcome, p, results[outcome])
         ev.timings["robustness"] = time.perf_counter() - t1
         if p.sensitivity:
@@ -513,6 +527,36 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             ev.timings["multiple_testing"] = time.perf_counter() - t1
     ev.seconds = time.perf_counter() - t0
     return ev
+
+
+
+def _pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> str | None:
+    for name in (p.headline, "event_twfe", "sa", "imputation"):
+        r = res.get(name)
+        if r is not None and r.meta.get("pretrend") and r.meta["pretrend"].get("df"):
+            return name
+    return None
+
+
+def _small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
+                           res: dict[str, EstimationResult]) -> None:
+    """Replace the verdict's pre-trend p-value by the small-sample-valid one (in place).
+
+    The asymptotic χ² p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which
+    p-value ``p_value`` is (``evalkit.inference.pretrend``).
+    """
+    name = _pretrend_source(p, res)
+    if name is None or p.pretrend_test == "chi2":
+        return
+    r = res[name]
+    try:
+        test = pretrend_test(panel, outcome, name, _estimator_options(name, p), result=r, method=p.pretrend_test,
+                             draws=p.pretrend_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+        r.meta["pretrend"]["small_sample_error"] = _reason(exc)
+        return
+    if test is not None:
+        r.meta["pretrend"] = {**r.meta["pretrend"], **test}
 
 
 def _reason(exc: BaseException) -> str:

@@ -45,8 +45,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "month_axis": "月份",
         "adoption": "改革实施",
         "suppressed": "<{n}",
-        "pretrend_ok": "改革前趋势检验未发现显著差异（p = {p}）。",
-        "pretrend_bad": "改革前趋势检验显示实施组与对照组已有差异（p = {p}），结论需谨慎。",
+        "pretrend_ok": "改革前趋势检验未发现显著差异（{method}，p = {p}）。",
+        "pretrend_bad": "改革前趋势检验显示实施组与对照组已有差异（{method}，p = {p}），结论需谨慎。",
         "pretrend_na": "未进行改革前趋势检验。",
         "method_note": (
             "本评估采用双重差分法：比较实施改革的派出所在改革前后的变化，与同期未实施改革的派出所的变化之差。"
@@ -65,6 +65,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "pretrend_table_h": "改革前趋势联合检验（各方法）",
         "test_stat": "检验统计量",
         "df": "自由度",
+        "test_method": "检验方法",
+        "excluded_note": "对照组已排除同期实施了其他会影响该指标的改革的 {n} 个派出所：{reforms}。",
+        "pt_method_chi2": "Wald χ² 检验",
+        "pt_method_f": "小样本 F 检验（Hotelling）",
+        "pt_method_permutation": "置换检验（{draws} 次随机重排实施时间）",
         "bacon_h": "Goodman-Bacon 分解：双向固定效应估计由哪些比较构成",
         "bacon_note": "双向固定效应系数是各类 2×2 比较的加权平均；“较晚实施 vs 较早实施”的比较以已实施的派出所作对照，"
                       "在效果随时间增长时会造成偏差。",
@@ -165,8 +170,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "month_axis": "Month",
         "adoption": "adoption",
         "suppressed": "<{n}",
-        "pretrend_ok": "The pre-adoption trend test finds no significant difference (p = {p}).",
-        "pretrend_bad": "The pre-adoption trend test finds a difference before adoption (p = {p}); read with care.",
+        "pretrend_ok": "The pre-adoption trend test finds no significant difference ({method}, p = {p}).",
+        "pretrend_bad": "The pre-adoption trend test finds a difference before adoption ({method}, p = {p}); "
+                        "read with care.",
         "pretrend_na": "No pre-trend test was run.",
         "method_note": (
             "This evaluation uses difference-in-differences: the change at adopting stations from before to after "
@@ -186,6 +192,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "pretrend_table_h": "Joint pre-trend tests (by estimator)",
         "test_stat": "Statistic",
         "df": "df",
+        "test_method": "Test",
+        "excluded_note": "The comparison group leaves out {n} stations that adopted other reforms which also "
+                         "move this outcome: {reforms}.",
+        "pt_method_chi2": "Wald χ² test",
+        "pt_method_f": "small-sample F test (Hotelling)",
+        "pt_method_permutation": "permutation test ({draws} random re-assignments of adoption dates)",
         "bacon_h": "Goodman-Bacon decomposition: what the TWFE estimate is made of",
         "bacon_note": "The TWFE coefficient is a weighted average of 2×2 comparisons; comparisons of later adopters "
                       "against earlier adopters use already-treated stations as controls and are biased when effects grow.",

@@ -170,8 +170,14 @@ def build_panel(
     start: str = "2019-01",
     end: str = "2025-12",
     region: dict[str, str | list[str]] | None = None,
+    exclude_reforms: list[str] | None = None,
 ) -> pd.DataFrame:
     """Build the station × month panel for one reform from the warehouse.
+
+    ``exclude_reforms``: other reforms (ids or Chinese names) whose adopters are dropped from the
+    comparison group, because those reforms also move the outcome (a "clean" comparison group).
+    Stations that adopted the evaluated reform stay. How many were dropped, per reform, is in
+    ``panel.attrs["excluded_stations"]``.
 
     ``reform`` may be an English id or a Chinese name (两队一室). ``start``/``end`` are
     ``YYYY-MM`` months (inclusive). ``region`` filters stations, e.g. ``{"city": "临江市"}``.
@@ -204,6 +210,20 @@ def build_panel(
     ever = df["first_treat"] != NEVER_TREATED
     df["treated"] = (ever & (df["period"] >= df["first_treat"])).astype("int8")
     df["event_time"] = pd.array((df["period"] - df["first_treat"]).where(ever), dtype="Int64")
+    excluded: dict[str, int] = {}
+    if exclude_reforms:
+        others = [reform_id(r) for r in exclude_reforms]
+        if spec.reform in others:
+            raise ValueError(f"exclude_reforms lists the evaluated reform {spec.reform!r} itself")
+        adopters = con.execute(
+            "SELECT reform, station_id FROM reforms WHERE reform IN (SELECT unnest($r)) AND adopted_on < $t1",
+            {"r": others, "t1": named["t1"]}).df()
+        adopters = adopters[adopters["station_id"].isin(df.loc[df["first_treat"] == NEVER_TREATED, "station_id"])]
+        excluded = {r: int(adopters.loc[adopters["reform"] == r, "station_id"].nunique()) for r in others}
+        df = df[~df["station_id"].isin(adopters["station_id"])].reset_index(drop=True)
+        if not (df["first_treat"] == NEVER_TREATED).any() and df.empty:
+            raise ValueError("excluding the adopters of other reforms leaves no station in the panel")
+    df.attrs["excluded_stations"] = excluded
     df.attrs["reform"] = spec.reform
     df.attrs["start"], df.attrs["end"] = start, end
     df.attrs["region"] = region or {}

@@ -98,6 +98,8 @@ class EvaluationParams(BaseModel):
     reform: str
     outcomes: list[str] = Field(min_length=1)
     region: Region = Field(default_factory=Region)
+    # adopters of these other reforms leave the comparison group (they move the outcome too)
+    exclude_reforms: list[str] = Field(default_factory=list)
     window: Window = Field(default_factory=Window)
     estimators: list[str] | None = None  # default depends on the notebook (see DEFAULT_ESTIMATORS)
     headline: str | None = None
@@ -117,6 +119,10 @@ class EvaluationParams(BaseModel):
     wild_draws: int = Field(999, ge=99, le=100_000)
     ri_draws: int = Field(199, ge=19, le=100_000)
     sensitivity: bool = True
+    # joint pre-trend test used by the verdict (see evalkit.inference.pretrend): "auto" = exact
+    # permutation test when fewer than 100 stations adopt, Hotelling F above; "chi2" = textbook Wald
+    pretrend_test: Literal["auto", "chi2", "f", "permutation"] = "auto"
+    pretrend_draws: int = Field(199, ge=19, le=100_000)
     multiple_testing: bool | None = None  # None: true when there is more than one outcome
 
     @field_validator("inference", mode="before")
@@ -140,6 +146,19 @@ class EvaluationParams(BaseModel):
             return reform_id(v)
         except KeyError as exc:
             raise ValueError(str(exc).strip('"')) from None
+
+    @field_validator("exclude_reforms", mode="before")
+    @classmethod
+    def _exclude_reforms(cls, v: Any) -> list[str]:
+        if v is None:
+            return []
+        out = []
+        for name in [v] if isinstance(v, str) else v:
+            try:
+                out.append(reform_id(name))
+            except KeyError as exc:
+                raise ValueError(str(exc).strip('"')) from None
+        return out
 
     @field_validator("outcomes")
     @classmethod
@@ -172,6 +191,8 @@ class EvaluationParams(BaseModel):
 
     @model_validator(mode="after")
     def _headline(self) -> EvaluationParams:
+        if self.reform in self.exclude_reforms:
+            raise ValueError(f"exclude_reforms lists the evaluated reform {self.reform!r} itself")
         if self.design is None:
             self.design = "single_station" if self.notebook == "pilot_station" else "staggered"
         elif "notebook" in self.model_fields_set and DESIGNS[self.design] != self.notebook:

@@ -23,6 +23,7 @@ from evalkit.i18n import (
     fmt_pct,
     outcome_label,
     outcome_unit,
+    reform_label,
     t,
 )
 from evalkit.plots import event_study_plot, show, trends_plot, use_cjk_font
@@ -62,13 +63,20 @@ def show_header(ev: Evaluation) -> None:
           f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
 
 
+def pretrend_method_label(pt: dict | None, lang: str) -> str:
+    """Which pre-trend test a p-value comes from (``evalkit.inference.pretrend``)."""
+    method = (pt or {}).get("method", "chi2")
+    return t(f"pt_method_{method}", lang, draws=(pt or {}).get("draws", 0))
+
+
 def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     """Page 1: question, one-sentence answer, verdict, and the naive year-on-year figure."""
     lang = ev.lang
     h = ev.headline(outcome)
     pre = h["pretrend_p"]
-    pre_txt = t("pretrend_na", lang) if pre is None else t("pretrend_bad" if pre < 0.05 else "pretrend_ok",
-                                                             lang, p=fmt_p(pre))
+    pre_txt = t("pretrend_na", lang) if pre is None else t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok",
+                                                             lang, p=fmt_p(pre),
+                                                             method=pretrend_method_label(h.get("pretrend"), lang))
     parts = [
         f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
         f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
@@ -279,7 +287,8 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
         if pt and pt.get("df"):
             rows.append({t("estimator", lang): estimator_label(name, lang),
                          t("test_stat", lang): fmt_num(pt.get("stat"), lang, 2),
-                         t("df", lang): int(pt["df"]), t("p_value", lang): fmt_p(pt.get("p_value"))})
+                         t("df", lang): int(pt["df"]), t("test_method", lang): pretrend_method_label(pt, lang),
+                         t("p_value", lang): fmt_p(pt.get("p_value"))})
     parts = [f'<h2>{t("diagnostics_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>']
     if rows:
         parts.append(f"<h3>{t('pretrend_table_h', lang)}</h3>"
@@ -328,6 +337,12 @@ def show_notes(ev: Evaluation) -> None:
     data = t("data_note", lang, sources=sources, start=ev.params.window.start, end=ev.params.window.end,
              stations=f"{ev.panel['station_id'].nunique():,}", months=ev.panel["period"].nunique(),
              rows=f"{len(ev.panel):,}", quarantined=f"{ev.facts.quarantined:,}")
+    excluded = {r: n for r, n in (ev.panel.attrs.get("excluded_stations") or {}).items() if n}
+    if excluded:
+        sep = "、" if lang == "zh" else ", "
+        data += ("" if lang == "zh" else " ") + t(
+            "excluded_note", lang, n=sum(excluded.values()),
+            reforms=sep.join(f"{reform_label(r, lang)} ({n})" for r, n in excluded.items()))
     _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'
           f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
           f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')

@@ -1,7 +1,8 @@
 """The verdict on page 1 of a brief: fixed, documented rules.
 
 Inputs: the headline estimate's p-value (its 95% interval excludes zero exactly when p < α,
-α = 0.05 by default), the joint pre-trend test, and — when the sensitivity analysis ran — whether
+α = 0.05 by default), the joint pre-trend test (its small-sample p-value: a permutation test when
+fewer than 100 stations adopt, Hotelling's F above; :mod:`evalkit.inference.pretrend`), and — when the sensitivity analysis ran — whether
 the Rambachan–Roth robust interval still excludes zero on the same side as the estimate.
 
 Rules, applied in order:

@@ -214,7 +214,6 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
     ``item`` is :meth:`BatchItem.to_dict` (plain data, so it pickles to any worker).
     """
     from evalkit.export import export_brief
-    from evalkit.runner import run_params
 
     it = BatchItem.from_dict(item)
     root = Path(batch_dir)
@@ -235,8 +234,7 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
         params = it.evaluation_params()
         t_nb = time.perf_counter()
         try:
-            with fast_kernel_shutdown():
-                res = run_params(params, root, pdf=False, brief=False)
+            res = _run_notebook(params, root, log, record)
         finally:
             record["seconds_notebook"] = time.perf_counter() - t_nb
             for name in ("executed.ipynb", "failed.ipynb"):
@@ -283,3 +281,28 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
 
 class _Invalid(Exception):
     pass
+
+
+#: attempts for failures outside the notebook's own cells (kernel died or timed out at start,
+#: ZMQ port clash between kernels started at the same instant); cell errors never retry.
+KERNEL_ATTEMPTS = int(os.environ.get("EVALKIT_KERNEL_ATTEMPTS", "3"))
+
+
+def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any]):
+    """:func:`run_params` with a retry for infrastructure failures (logged, counted in ``record``)."""
+    from evalkit.runner import RunError, run_params
+
+    for attempt in range(1, KERNEL_ATTEMPTS + 1):
+        try:
+            with fast_kernel_shutdown():
+                return run_params(params, root, pdf=False, brief=False)
+        except RunError:
+            raise  # the notebook itself failed (or preflight): deterministic, do not retry
+        except Exception as exc:  # noqa: BLE001 - kernel/infrastructure failure
+            record["kernel_retries"] = attempt
+            if attempt >= KERNEL_ATTEMPTS:
+                raise
+            log.warning("kernel attempt %d/%d failed (%s: %s); retrying", attempt, KERNEL_ATTEMPTS,
+                        type(exc).__name__, exc)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")

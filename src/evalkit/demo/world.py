@@ -166,9 +166,9 @@ EFFECT_TEXT: dict[str, dict[str, str]] = {
                     "disputes_opened, incidents_dispute, incidents_total, dispatches",
     },
     "station_pilot": {
-        "stations": ("one urban/mixed station, chosen among the stations with the steepest rising incident "
-                     f"trend (selection into treatment), {PILOT_DATE}"),
-        "effect": ("incidents of all categories except fraud and traffic x(1-0.25) reached over 6 months; "
+        "stations": ("one urban/mixed station, drawn among stations whose incident trend is between the 60th "
+                     f"and 90th percentile (selection into treatment on a rising trend), {PILOT_DATE}"),
+        "effect": ("incidents of all categories except fraud and traffic x(1-0.35) reached over 6 months; "
                    "arrival times x0.8"),
         "outcomes": "incidents_total, dispatches, cases, incidents_*, response_mean_min",
     },
@@ -383,12 +383,16 @@ def build_world(size: str = "small", seed: int = 42, *, start: str | None = None
     cty = rng.random(n_counties) < 0.5
     cty_date = np.array([_period(d) for d in DIVERSION_DATES])[rng.integers(0, len(DIVERSION_DATES), n_counties)]
     assign((area == 2) & cty[st_county], "nonpolice_diversion", cty_date[st_county])
-    # pilot: among urban/mixed untreated stations with the steepest rising trend
+    # pilot: selected on a rising trend — among urban/mixed untreated stations whose incidents
+    # rise faster than most (trend between the 60th and 90th percentile of all stations), so it is not
+    # typical, yet other stations rise as fast and a synthetic control can still track it
     elig = np.flatnonzero((area != 1) & (reform_of < 0))
     if len(elig):
-        top = elig[np.argsort(-beta[elig])][: max(3, len(elig) // 10)]
-        j = int(rng.choice(top[:3]))
-        beta[j] = max(beta[j], 0.06)
+        lo_b, hi_b = np.quantile(beta, [0.6, 0.9])  # percentiles over all stations
+        rising = elig[(beta[elig] >= lo_b) & (beta[elig] <= hi_b)]
+        if not len(rising):  # tiny worlds: the eligible station nearest the 75th percentile
+            rising = elig[[int(np.argmin(np.abs(beta[elig] - np.quantile(beta, 0.75))))]]
+        j = int(rng.choice(rising))
         assign(np.arange(S) == j, "station_pilot", np.full(S, _period(PILOT_DATE)))
     # placebo service hall: 25% of the remaining stations
     ks = rng.integers(0, len(SERVICE_COHORTS), S)
@@ -493,7 +497,7 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
         lam[:, :, C_IDX["dispute"]] *= 1 - 0.10 * gv
         # pilot
         gpl = _ramp(e, 6) * is_r["station_pilot"]
-        red = np.ones(NC) * 0.25
+        red = np.ones(NC) * 0.35
         red[[C_IDX["fraud"], C_IDX["traffic"]]] = 0.0
         lam = lam * (1 - gpl[:, :, None] * red[None, None, :])
         resp_med = resp_med * (1 - 0.2 * gpl)
