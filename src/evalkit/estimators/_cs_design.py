@@ -19,6 +19,8 @@ no small-sample factor).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import sparse
 
@@ -26,16 +28,183 @@ MAMMEN_KAPPA = 0.5 * (1.0 + np.sqrt(5.0))
 MAMMEN_P_LOW = MAMMEN_KAPPA / np.sqrt(5.0)  # P(weight = 1 - kappa), as in R did
 
 
+# Mammen multipliers as float32 values, exactly as the previous implementation computed them
+# (``np.less`` into float32, then ``*= 1 - 2 kappa``, ``+= kappa``, all in float32).
+_V_HIGH = np.float32(np.float32(0.0) * np.float32((1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA) + np.float32(MAMMEN_KAPPA))
+_V_LOW = np.float32(np.float32(1.0) * np.float32((1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA) + np.float32(MAMMEN_KAPPA))
+# ``rng.random(dtype=float32) < float32(P_LOW)`` is ``(u32 >> 8) * 2**-24 < float32(P_LOW)`` for the
+# generator's next 32-bit output u32, i.e. ``u32 < K * 2**8`` with the integer K = float32(P_LOW) * 2**24
+_P_LOW32 = np.float32(MAMMEN_P_LOW)
+_K24 = int(np.float64(_P_LOW32) * 2**24)
+assert _K24 == np.float64(_P_LOW32) * 2**24
+_U32_THRESHOLD = np.uint32(_K24 << 8)
+
+
+class MammenStream:
+    """Draws Mammen multipliers from ``rng``: 1 - kappa w.p. kappa/sqrt(5), kappa otherwise.
+
+    The stream is that of ``rng.random(dtype=np.float32) < float32(kappa/sqrt(5))`` (24-bit
+    resolution of the Bernoulli probability), element by element and across calls. For numpy's
+    default PCG64 generator the 32-bit outputs are the low then the high halves of the raw 64-bit
+    outputs, so the same Bernoulli draws are obtained ~3x faster from ``bit_generator.random_raw``
+    compared as integers (the state carried between calls, including a buffered half, is kept
+    here); other bit generators use ``rng.random`` directly.
+    """
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        bg = rng.bit_generator
+        self._raw = type(bg) is np.random.PCG64 and np.little_endian
+        self._pending: np.uint32 | None = None
+        if self._raw:
+            st = bg.state
+            if st.get("has_uint32"):
+                self._pending = np.uint32(st["uinteger"])
+
+    def uint32(self, n: int) -> np.ndarray:
+        """Next ``n`` 32-bit outputs of the generator (PCG64 only)."""
+        head = 0 if self._pending is None else 1
+        k = n - head
+        raw = self.rng.bit_generator.random_raw((k + 1) // 2).view(np.uint32)
+        if head:
+            u = np.empty(n, dtype=np.uint32)
+            u[0] = self._pending
+            u[1:] = raw[:k]
+        else:
+            u = raw[:k]
+        self._pending = raw[k] if k % 2 else None
+        return u
+
+    def bits(self, b: int, m: int) -> np.ndarray:
+        """The next ``b x m`` raw draws (uint32 for PCG64, float32 uniforms otherwise).
+
+        Calls must be made in stream order, but may run in another thread (numpy releases the GIL
+        while generating), ahead of :meth:`weights`.
+        """
+        if self._raw:
+            return self.uint32(b * m).reshape(b, m)
+        return self.rng.random((b, m), dtype=np.float32)
+
+    @staticmethod
+    def indicators(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
+        """1 where the multiplier drawn from ``u`` is ``1 - kappa``, else 0."""
+        b, m = u.shape
+        v = np.empty((b, m), dtype=dtype) if out is None else out[:b]
+        np.less(u, _U32_THRESHOLD if u.dtype == np.uint32 else _P_LOW32, out=v, casting="unsafe")
+        return v
+
+    @staticmethod
+    def weights(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
+        """Mammen multipliers from raw draws ``u`` (see :meth:`bits`)."""
+        return MammenStream.affine(MammenStream.indicators(u, out=out, dtype=dtype))
+
+    @staticmethod
+    def affine(v: np.ndarray) -> np.ndarray:
+        """Indicators (see :meth:`indicators`) to multipliers, in place."""
+        if v.dtype == np.float32:
+            v *= _V_LOW - _V_HIGH  # exact in float32: gives _V_LOW where 1, _V_HIGH (kappa) where 0
+            v += _V_HIGH
+        else:
+            v *= (1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA
+            v += MAMMEN_KAPPA
+        return v
+
+    @staticmethod
+    def chunk(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64,
+              bounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Multipliers from raw draws ``u`` and, given the column ``bounds`` of contiguous blocks
+        (float32 only, blocks of fewer than 2**24 columns), the number of ``1 - kappa`` draws per
+        row and block (exact: float32 sums of 0/1), from which :meth:`CompactDesign.vx` rebuilds
+        the exact float64 row sums of each block instead of summing again."""
+        v = MammenStream.indicators(u, out=out, dtype=dtype)
+        low = None
+        if bounds is not None and v.dtype == np.float32 and len(bounds) > 1:
+            sizes = np.diff(bounds)
+            if sizes.min() > 0 and sizes.max() < 2**24:
+                low = np.add.reduceat(v, bounds[:-1], axis=1)
+        return MammenStream.affine(v), low
+
+    def draw(self, b: int, m: int, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
+        """The next ``b x m`` multipliers."""
+        return self.weights(self.bits(b, m), out=out, dtype=dtype)
+
+
+class BitsAhead:
+    """Generates a :class:`MammenStream`'s raw draws (or, given ``dtype``, the Mammen multipliers
+    and block counts, see :meth:`MammenStream.chunk`) for chunks of ``sizes`` rows ahead of use,
+    in a daemon thread (numpy releases the GIL while generating), in stream order — so the draws
+    are exactly those of calling ``stream.bits`` chunk by chunk. At most ``max_ahead`` chunks are
+    held; an abandoned producer gives up after ``patience`` seconds without consumption.
+    """
+
+    def __init__(self, stream: MammenStream, sizes: list[int], m: int, max_ahead: int, patience: float = 30.0,
+                 dtype: type | None = None, bounds: np.ndarray | None = None):
+        import queue
+        import threading
+
+        self.sizes, self.m, self.dtype, self.bounds = list(sizes), m, dtype, bounds
+        self._q: Any = queue.Queue(maxsize=max(1, max_ahead))
+        self._stop = threading.Event()
+        self._patience = patience
+        self._stream = stream
+        self._thread = threading.Thread(target=self._run, name="evalkit-cs-bits", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        waited = 0.0
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                waited += 0.05
+                if waited > self._patience:
+                    return False
+        return False
+
+    def _run(self) -> None:
+        try:
+            for b in self.sizes:
+                u = self._stream.bits(b, self.m)
+                if self.dtype is not None:  # the multipliers themselves (and block counts)
+                    u = MammenStream.chunk(u, dtype=self.dtype, bounds=self.bounds)
+                if not self._put(u):
+                    return
+        except BaseException as e:  # handed to the consumer
+            self._put(e)
+
+    def get(self) -> Any:
+        import queue
+
+        while True:
+            try:
+                item = self._q.get(timeout=0.05)
+                break
+            except queue.Empty:
+                if self._stop.is_set() or not self._thread.is_alive():
+                    if self._q.empty():
+                        raise RuntimeError("bootstrap draws stopped") from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def mammen_weights(rng: np.random.Generator, b: int, m: int, out: np.ndarray | None = None,
                    dtype: type = np.float64) -> np.ndarray:
     """``b x m`` Mammen multipliers: 1 - kappa w.p. kappa/sqrt(5), kappa otherwise (mean 0, var 1).
 
     Uniforms are drawn in float32 (24-bit resolution of the Bernoulli probability) and written into
-    ``out`` when given, to avoid touching fresh memory for every chunk of draws.
+    ``out`` when given. For repeated calls on the same stream use :class:`MammenStream`.
     """
     u = rng.random((b, m), dtype=np.float32)
     v = np.empty((b, m), dtype=dtype) if out is None else out[:b]
-    np.less(u, np.float32(MAMMEN_P_LOW), out=v, casting="unsafe")
+    np.less(u, _P_LOW32, out=v, casting="unsafe")
     v *= (1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA
     v += MAMMEN_KAPPA
     return v
@@ -135,15 +304,28 @@ class CompactDesign:
             s1 = np.stack([self._colsum[c] @ th1[self._cols(c)] for c in range(self.kc)])  # kc x k1
             s2 = np.stack([self._colsum[c] @ th2[self._cols(c)] for c in range(self.kc)])
             out += th1[ind].T @ s2 + s1.T @ th2[ind]
+        nz1 = self._touch(th1)
+        nz2 = nz1 if th2 is th1 else self._touch(th2)
+        k1, k2 = th1.shape[1], th2.shape[1]
         for c in range(self.kc):
             sc = self._cols(c)
-            a1, a2 = th1[sc], th2[sc]
-            nz1 = np.flatnonzero(a1.any(axis=0))  # columns touching cohort c
-            nz2 = np.flatnonzero(a2.any(axis=0))
-            if len(nz1) == 0 or len(nz2) == 0:
+            i1, i2 = nz1[c], nz2[c]
+            if len(i1) == 0 or len(i2) == 0:
                 continue
-            out[np.ix_(nz1, nz2)] += a1[:, nz1].T @ (self._blocks[c] @ a2[:, nz2])
+            full1, full2 = len(i1) == k1, len(i2) == k2
+            a1 = th1[sc] if full1 else th1[sc][:, i1]
+            a2 = th2[sc] if full2 else th2[sc][:, i2]
+            prod = a1.T @ (self._blocks[c] @ a2)
+            if full1 and full2:
+                out += prod
+            else:
+                out[np.ix_(i1, i2)] += prod
         return out
+
+    def _touch(self, th: np.ndarray) -> list[np.ndarray]:
+        """Per cohort block, the columns of ``th`` with a nonzero entry in the block."""
+        m = (th[:self.kc * self.t] != 0).reshape(self.kc, self.t, th.shape[1]).any(axis=1)
+        return [np.flatnonzero(r) for r in m]
 
     def quad_diag(self, th: np.ndarray) -> np.ndarray:
         if self.clustered:
@@ -153,27 +335,37 @@ class CompactDesign:
         if self._colsum is not None:
             s1 = np.stack([self._colsum[c] @ th[self._cols(c)] for c in range(self.kc)])
             out += 2.0 * np.einsum("ij,ij->j", th[ind], s1)
-        for c in range(self.kc):
-            a = th[self._cols(c)]
-            nz = np.flatnonzero(a.any(axis=0))
+        for c, nz in enumerate(self._touch(th)):
             if len(nz):
-                a = a[:, nz]
+                a = th[self._cols(c)]
+                if len(nz) < th.shape[1]:
+                    a = a[:, nz]
                 out[nz] += np.einsum("ij,ij->j", self._blocks[c] @ a, a)
         return out
 
     boot_dtype = np.float32
 
-    def vx(self, v: np.ndarray) -> np.ndarray:
-        """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters).
-
-        Single precision: the product is the one O(B n T) step, and rounding at ~1e-6 relative is
-        far below the Monte Carlo error of the bootstrap.
-        """
+    def warm(self) -> None:
+        """Build the single-precision copy used by :meth:`vx` (before calling it from threads)."""
         if not hasattr(self, "_z32"):
             if self.clustered:
                 self._z32 = [zs.astype(np.float32) for _, zs, _ in self._cl]
             else:
                 self._z32 = self.z.astype(np.float32)
+
+    def vx(self, v: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+        """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters).
+
+        ``low`` (unclustered, float32 Mammen multipliers only): per row and cohort block the number
+        of ``1 - kappa`` multipliers (see :meth:`MammenStream.chunk`); the cohort-indicator columns
+        are then ``n_c kappa + low (1 - 2 kappa)`` in float64, which equals the float64 sum of the
+        block's float32 multipliers exactly (all are multiples of 2**-24 and every partial sum is
+        below 2**29 in magnitude for fewer than 3e8 units, so no rounding occurs either way).
+
+        Single precision: the product is the one O(B n T) step, and rounding at ~1e-6 relative is
+        far below the Monte Carlo error of the bootstrap.
+        """
+        self.warm()
         out = np.empty((v.shape[0], self.p))
         base = self.kc * self.t
         for c in range(self.kc):
@@ -187,7 +379,11 @@ class CompactDesign:
                 s, e = self.bounds[c], self.bounds[c + 1]
                 vb = v[:, s:e]
                 out[:, sc] = vb @ self._z32[s:e]
-                out[:, base + c] = vb.sum(axis=1, dtype=np.float64)
+                if low is None:
+                    out[:, base + c] = vb.sum(axis=1, dtype=np.float64)
+        if low is not None and not self.clustered:
+            hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
+            out[:, base:] = self.n_c * hi + low.astype(np.float64) * d
         return out
 
     def materialize(self, th: np.ndarray) -> np.ndarray:
@@ -226,7 +422,10 @@ class DenseDesign:
 
     boot_dtype = np.float64
 
-    def vx(self, v: np.ndarray) -> np.ndarray:
+    def warm(self) -> None:
+        pass
+
+    def vx(self, v: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
         return v @ self.xcl
 
     def materialize(self, th: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time as _time
 import warnings
 from dataclasses import dataclass, field
@@ -21,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from evalkit.estimators import _cs_unbalanced
 from evalkit.estimators._cs_blas import blas_threads
-from evalkit.estimators._cs_design import CompactDesign, DenseDesign, mammen_weights
+from evalkit.estimators._cs_design import BitsAhead, CompactDesign, DenseDesign, MammenStream
 from evalkit.estimators._cs_drdid import ESTIMATORS
-from evalkit.results import EstimationResult, normal_inference
+from evalkit.results import EstimationResult, make_estimates, normal_inference
 
 _DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
 _IQR_NORM = stats.norm.ppf(0.75) - stats.norm.ppf(0.25)
@@ -76,6 +77,13 @@ def _num(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
+def _distinct(a: np.ndarray) -> bool:
+    """No repeated values in ``a`` (cheap when ``a`` is strictly increasing)."""
+    if a.dtype.kind in "iuf" and len(a) > 1 and bool((a[1:] > a[:-1]).all()):
+        return True
+    return len(pd.unique(a)) == len(a)
+
+
 def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control,
              allow_unbalanced=False) -> _Prepared:
     info: dict[str, Any] = {}
@@ -87,12 +95,23 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
         y = y.astype(float)
     if t.dtype.kind not in "iuf":
         raise TypeError(f"time column {time!r} must be numeric (integer periods)")
-    tmin, tmax = (t.min(), t.max()) if len(t) else (0, 0)
-    if t.dtype.kind in "iu" and tmax - tmin < 4 * len(t) + 1000:
-        present = np.bincount((t - tmin).astype(np.intp), minlength=int(tmax - tmin) + 1) > 0
-        periods = (np.flatnonzero(present) + tmin).astype(t.dtype)
-    else:
-        periods = np.sort(pd.unique(t))
+    periods = None
+    sorted_ut = False  # rows verified sorted by unit, then time, every unit in every period
+    if len(t) > 1:
+        # the common layout: one row per (unit, period), sorted by unit then time; then the
+        # periods are the first run of increasing times and one comparison verifies the layout
+        head = t[:4097]
+        brk = np.flatnonzero(head[1:] <= head[:-1])
+        k = int(brk[0]) + 1 if len(brk) else len(head)
+        if k > 1 and len(t) % k == 0 and (len(brk) or len(t) == k) and (t.reshape(-1, k) == t[:k]).all():
+            periods, sorted_ut = t[:k].copy(), True
+    if periods is None:
+        tmin, tmax = (t.min(), t.max()) if len(t) else (0, 0)
+        if t.dtype.kind in "iu" and tmax - tmin < 4 * len(t) + 1000:
+            present = np.bincount((t - tmin).astype(np.intp), minlength=int(tmax - tmin) + 1) > 0
+            periods = (np.flatnonzero(present) + tmin).astype(t.dtype)
+        else:
+            periods = np.sort(pd.unique(t))
     nt = len(periods)
     if nt < 2:
         raise ValueError("need at least two time periods")
@@ -113,15 +132,15 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
     if n_rows % nt == 0 and n_rows > 0:
         uu = u.reshape(-1, nt)
         # rows sorted by unit, then time, one row per (unit, period): reshape without scatter
-        if (t.reshape(-1, nt) == periods).all() and (uu == uu[:, :1]).all():
+        if (sorted_ut or (t.reshape(-1, nt) == periods).all()) and (uu == uu[:, :1]).all():
             units = uu[:, 0]
-            fast = len(pd.unique(units)) == len(units)
+            fast = _distinct(units)
         elif t[0] == periods[0] and t[-1] == periods[-1]:
             # rows sorted by time, then the same unit order in every period: transpose
             ut = u.reshape(nt, -1)
             if (t.reshape(nt, -1) == periods[:, None]).all() and (ut == ut[:1]).all():
                 units = ut[0]
-                if len(pd.unique(units)) == len(units):
+                if _distinct(units):
                     fast = True
 
                     def _tr(a):
@@ -184,7 +203,8 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
         info["n_units_no_observed_outcome"] = int((~keep).sum())
         info["n_units_dropped_unbalanced"] = 0
     else:
-        observed = ~np.isnan(Y).any(axis=1)
+        rs = Y.sum(axis=1)  # NaN-free rows have a non-NaN sum (+-inf rows are checked exactly)
+        observed = np.ones(len(rs), dtype=bool) if np.isfinite(rs).all() else ~np.isnan(Y).any(axis=1)
         for x in X:
             observed &= ~np.isnan(x).any(axis=1)
 
@@ -265,6 +285,7 @@ def _gt_cells(periods, glist, cohorts, base_period, control, anticipation):
     nt = len(periods)
     tfac = 0 if base_period == "universal" else 1
     never = np.isinf(cohorts)
+    any_never = bool(never.any())
     cells = []
     for g in glist:
         pre = np.flatnonzero(periods + anticipation < g)
@@ -279,12 +300,14 @@ def _gt_cells(periods, glist, cohorts, base_period, control, anticipation):
                 cells.append((g, cur, base, None, True))
                 continue
             if control == "never":
+                if not any_never:
+                    continue
                 cmask = never.copy()
             else:
                 tmax = periods[max(cur, base)]
                 cmask = never | ((cohorts > tmax + anticipation) & (cohorts != g))
-            if not cmask.any():  # no comparison units left (not-yet-treated without never-treated)
-                continue
+                if not cmask.any():  # no comparison units left (not-yet-treated without never-treated)
+                    continue
             cells.append((g, cur, base, cmask, False))
     return cells
 
@@ -323,7 +346,14 @@ def _theta_compact(prep: _Prepared, cells, n, ybar):
     th[cc * nt + cur[cj], cj] = -w
     th[cc * nt + base[cj], cj] = w
     th[kc * nt + cc, cj] = -w * (dyb[cj, cc] - m_c[cj])
-    return att, th
+    # the same matrix in sparse form (values read back from the dense one)
+    r = np.concatenate([gi[ok] * nt + cur[ok], gi[ok] * nt + base[ok], cc * nt + cur[cj], cc * nt + base[cj],
+                        kc * nt + cc])
+    c = np.concatenate([jj, jj, cj, cj, cj])
+    lin = np.unique(r.astype(np.int64) * ngt + c)
+    r, c = np.divmod(lin, ngt)
+    th_sp = sparse.csr_matrix((th[r, c], (r, c)), shape=th.shape)
+    return att, th, th_sp
 
 
 def _if_dense(prep: _Prepared, cells, n, est_method):
@@ -377,18 +407,56 @@ class _Agg:
         self.th.append(th)
         self.rows.append(row)
 
+    mat: np.ndarray | None = None  # the columns of ``th`` as one matrix, when built that way
+
     def theta(self):
+        if self.mat is not None and self.mat.shape[1] == len(self.th):
+            return self.mat
         return np.column_stack(self.th) if self.th else np.zeros((self.p, 0))
 
 
-def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0):
+def _combos(att, th_gt, coh, pg, specs, kc, ind0, th_sparse=None):
+    """Weighted combinations of ATT(g,t) in one batch: for each spec ``(keep, w, with_wif)`` the
+    estimate ``att[keep] @ w`` and theta ``th_gt[:, keep] @ w`` (+ R's ``wif`` term on the cohort
+    indicator rows when ``with_wif``; see :func:`_wif`, vectorised here over specs)."""
+    k = len(specs)
+    ngt = len(att)
+    if k == 0:
+        return np.zeros(0), np.zeros((th_gt.shape[0], 0))
+    lens = [len(sp[0]) for sp in specs]
+    rows = np.concatenate([sp[0] for sp in specs]).astype(np.intp)
+    cols = np.repeat(np.arange(k), lens)
+    wv = np.concatenate([sp[1] for sp in specs])
+    W = sparse.csc_matrix((wv, (rows, cols)), shape=(ngt, k))
+    est = W.T @ att
+    ths = sparse.csr_matrix(th_gt) if th_sparse is None else th_sparse
+    th = np.asarray((ths @ W).todense())
+    wif_cols = np.flatnonzero([sp[2] for sp in specs])
+    if len(wif_cols):
+        sel = np.isin(cols, wif_cols)
+        r, c = rows[sel], cols[sel]
+        cnt = np.bincount(c, minlength=k)[wif_cols] > 0
+        S = np.bincount(c, weights=pg[r], minlength=k)
+        P = np.bincount(c, weights=pg[r] * att[r], minlength=k)
+        A = np.zeros((kc, k))
+        N = np.zeros((kc, k))
+        np.add.at(A, (coh[r], c), att[r])
+        np.add.at(N, (coh[r], c), 1.0)
+        wc = wif_cols[cnt]
+        Sw, Pw = S[wc], P[wc]
+        # R: (dev / s - rowsum(dev) * pg / s^2) @ att, dev[c, i] = 1[coh_i = c] - pg_i
+        th[ind0:ind0 + kc, wc] += (A[:, wc] - Pw) / Sw - (N[:, wc] - Sw) * (Pw / Sw**2)
+    return est, th
+
+
+def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0, th_sparse=None):
     """R ``compute.aggte`` for simple/group/dynamic/calendar. ``ind0``: first cohort-indicator row."""
     periods = prep.periods
     glist = prep.cohorts[np.isfinite(prep.cohorts)]
     cidx = {v: i for i, v in enumerate(prep.cohorts)}
     gv = np.array([c[0] for c in cells])
-    tv = np.array([periods[c[1]] for c in cells])
-    coh = np.array([cidx[g] for g in gv])
+    tv = periods[np.array([c[1] for c in cells], dtype=np.intp)] if cells else np.zeros(0)
+    coh = np.array([cidx[g] for g in gv], dtype=np.intp)
     n_c = np.diff(prep.bounds).astype(float)
     pg_coh = n_c / n
     pg = pg_coh[coh]
@@ -399,48 +467,24 @@ def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e
     min_e_ = -np.inf if min_e is None else min_e
     p = th_gt.shape[0]
 
-    def combo(keep, w, with_wif):
-        t = th_gt[:, keep] @ w
-        if with_wif:
-            t = t.copy()
-            t[ind0:ind0 + kc] += _wif(coh[keep], pg[keep], att[keep], kc)
-        return float(att[keep] @ w), t
+    # first level: every aggregated estimate is a weighted combination of ATT(g,t)
+    specs: list[tuple[np.ndarray, np.ndarray, bool]] = []
+    labels: list[tuple[str, dict[str, Any]]] = []
 
-    out: dict[str, _Agg] = {}
-    overall = _Agg(p)
+    def spec(keep, with_wif, name, row):
+        w = pg[keep] / pg[keep].sum()
+        specs.append((keep, w, with_wif))
+        labels.append((name, row))
+
     post = (rg <= rt) & (rt <= rg + max_e_)
     if "simple" in aggregations and post.any():
-        keep = np.flatnonzero(post)
-        w = pg[keep] / pg[keep].sum()
-        e, t = combo(keep, w, True)
-        overall.add(e, t, {"term": "ATT", "aggregation": "simple"})
-
+        spec(np.flatnonzero(post), True, "overall", {"term": "ATT", "aggregation": "simple"})
     if "group" in aggregations:
-        agg = _Agg(p)
-        gatt, gth, gpg, gco = [], [], [], []
         for g in glist:
-            keep = np.flatnonzero((gv == g) & (rg <= rt) & (rt <= rg + max_e_))
-            if len(keep) == 0:
-                continue
-            w = pg[keep] / pg[keep].sum()
-            e, t = combo(keep, w, False)
-            agg.add(e, t, {"term": f"g={_fmt(g)}", "group": g, "weight": pg_coh[cidx[g]]})
-            gatt.append(e)
-            gth.append(t)
-            gpg.append(pg_coh[cidx[g]])
-            gco.append(cidx[g])
-        if gatt:
-            gpg_a = np.array(gpg)
-            w = gpg_a / gpg_a.sum()
-            for r, wi in zip(agg.rows, w, strict=True):
-                r["weight"] = wi
-            t = np.column_stack(gth) @ w
-            t[ind0:ind0 + kc] += _wif(np.array(gco), gpg_a, np.array(gatt), kc)
-            overall.add(float(np.array(gatt) @ w), t, {"term": "ATT_group", "aggregation": "group"})
-        out["group"] = agg
-
+            keep = np.flatnonzero((gv == g) & post)
+            if len(keep):
+                spec(keep, False, "group", {"term": f"g={_fmt(g)}", "group": g, "weight": pg_coh[cidx[g]]})
     if "dynamic" in aggregations:
-        agg = _Agg(p)
         ev = tv - gv
         incl = np.ones(len(cells), dtype=bool)
         eseq = np.unique(ev)
@@ -450,10 +494,46 @@ def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e
             eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - periods[-1] + periods[0])]
         eseq = eseq[(eseq >= min_e_) & (eseq <= max_e_)]
         for e in eseq:
-            keep = np.flatnonzero((ev == e) & incl)
-            w = pg[keep] / pg[keep].sum()
-            est, t = combo(keep, w, True)
-            agg.add(est, t, {"term": f"e={_fmt(e)}", "event_time": e})
+            spec(np.flatnonzero((ev == e) & incl), True, "event", {"term": f"e={_fmt(e)}", "event_time": e})
+    if "calendar" in aggregations:
+        ming = gv.min()
+        for t1 in periods[periods >= ming]:
+            keep = np.flatnonzero((tv == t1) & (gv <= tv))
+            if len(keep):
+                spec(keep, True, "calendar", {"term": f"t={_fmt(t1)}", "time": t1})
+    est, th = _combos(att, th_gt, coh, pg, specs, kc, ind0, th_sparse)
+    names = np.array([nm for nm, _ in labels])
+
+    out: dict[str, _Agg] = {}
+    overall = _Agg(p)
+    for j in np.flatnonzero(names == "overall"):
+        overall.add(est[j], th[:, j], labels[j][1])
+
+    def collect(name):
+        agg = _Agg(p)
+        idx = np.flatnonzero(names == name)
+        agg.mat = th[:, idx]
+        for i, j in enumerate(idx):
+            agg.add(est[j], agg.mat[:, i], labels[j][1])
+        return agg
+
+    if "group" in aggregations:
+        agg = collect("group")
+        if agg.est:
+            gatt = np.array(agg.est)
+            gpg_a = np.array([r["weight"] for r in agg.rows])
+            gco = np.array([cidx[r["group"]] for r in agg.rows])
+            w = gpg_a / gpg_a.sum()
+            for r, wi in zip(agg.rows, w, strict=True):
+                r["weight"] = wi
+            t = agg.theta() @ w
+            t[ind0:ind0 + kc] += _wif(gco, gpg_a, gatt, kc)
+            overall.add(float(gatt @ w), t, {"term": "ATT_group", "aggregation": "group"})
+        out["group"] = agg
+
+    if "dynamic" in aggregations:
+        agg = collect("event")
+        eseq = np.array([r["event_time"] for r in agg.rows])
         epos = np.flatnonzero(eseq >= 0)
         if len(epos):
             w = np.full(len(epos), 1.0 / len(epos))
@@ -464,15 +544,7 @@ def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e
         out["event"] = agg
 
     if "calendar" in aggregations:
-        agg = _Agg(p)
-        ming = gv.min()
-        for t1 in periods[periods >= ming]:
-            keep = np.flatnonzero((tv == t1) & (gv <= tv))
-            if len(keep) == 0:
-                continue
-            w = pg[keep] / pg[keep].sum()
-            est, t = combo(keep, w, True)
-            agg.add(est, t, {"term": f"t={_fmt(t1)}", "time": t1})
+        agg = collect("calendar")
         if agg.est:
             k = len(agg.est)
             for r in agg.rows:
@@ -484,6 +556,7 @@ def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _fmt(v) -> str:
     v = float(v)
     return str(int(v)) if v.is_integer() else f"{v:g}"
@@ -576,6 +649,19 @@ def estimate_cs(
     glist = prep.cohorts[np.isfinite(prep.cohorts)]
     if len(glist) == 0:
         raise ValueError("no treated cohorts")
+    ahead = None
+    helper = _helper_pool()  # decided once per call (None on a busy machine)
+    if bootstrap and bootstrap > 0:
+        # start drawing the bootstrap's random bits now, in a helper thread, while the estimates
+        # are computed (same stream as drawing them later: see _cs_design.BitsAhead)
+        m_boot = prep.n_clusters if prep.cluster is not None else n
+        chunk = max(1, min(bootstrap, int(2**19 // max(m_boot, 1))))  # ~2 MB of multipliers per chunk
+        sizes = [min(chunk, bootstrap - s) for s in range(0, bootstrap, chunk)]
+        if helper is not None:
+            boot_dtype = DenseDesign.boot_dtype if covariates else CompactDesign.boot_dtype
+            ahead = BitsAhead(MammenStream(np.random.default_rng(seed)), sizes, m_boot,
+                              max_ahead=max(2, int(2**26 // (8 * chunk * max(m_boot, 1)))), dtype=boot_dtype,
+                              bounds=_count_bounds(prep, covariates))
     cells = _gt_cells(prep.periods, glist, prep.cohorts, base_period, control, anticipation)
     n_c = np.diff(prep.bounds)
     if prep.unbalanced:
@@ -591,6 +677,7 @@ def estimate_cs(
             pre_cnt += int(ycnt[c, cols].sum())
     n_obs = int(ycnt.sum())
 
+    th_sp = None
     if prep.unbalanced:
         att, th_gt, ok, zc, cnt = _cs_unbalanced.theta_rc(prep.y, prep.bounds, prep.cohorts, cells, n)
         bad = ~ok & ~np.array([c[4] for c in cells], dtype=bool)
@@ -612,96 +699,162 @@ def estimate_cs(
         th_gt = np.vstack([np.eye(ngt), np.zeros((kc, ngt))])
         ind0 = ngt
     else:
-        att, th_gt = _theta_compact(prep, cells, n, ybar)
+        att, th_gt, th_sp = _theta_compact(prep, cells, n, ybar)
         zc = prep.y  # owned by us: centre within cohort in place
         for c in range(kc):
             zc[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
-        design = CompactDesign(zc, prep.bounds, prep.cluster)
+        # the per-cohort scatter matrices are built by the helper thread while the aggregations run
+        # (not when the bootstrap draws already occupy a second core)
+        design = helper.submit(CompactDesign, zc, prep.bounds, prep.cluster) if (helper and ahead is None) else \
+            CompactDesign(zc, prep.bounds, prep.cluster)
         ind0 = kc * nt
     lap("gt")
 
-    aggs = _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0)
+    aggs = _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e, kc, ind0, th_sp)
+    if not isinstance(design, (CompactDesign, DenseDesign)):
+        design = design.result()
     lap("aggregate")
 
     # ------------------------------------------------------------ analytic inference
-    def se_of(th):
-        v = design.quad_diag(th) / n**2 if th.shape[1] else np.zeros(0)
-        se = np.sqrt(np.maximum(v, 0.0))
+    def se_from(v):
+        se = np.sqrt(np.maximum(v / n**2, 0.0))
         return np.where(se <= _DEGENERATE, np.nan, se)
 
     blocks: dict[str, tuple[np.ndarray, np.ndarray]] = {"gt": (att, th_gt)}
     for k, a in aggs.items():
         blocks[k] = (np.array(a.est), a.theta())
-    ses = {k: se_of(th) for k, (_, th) in blocks.items()}
     vcov: dict[str, pd.DataFrame] = {}
     terms = {
         "gt": [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c in cells],
         **{k: [r["term"] for r in a.rows] for k, a in aggs.items()},
     }
-    for k in ("event", "group", "calendar"):
-        if k in blocks and blocks[k][1].shape[1]:
-            th = blocks[k][1]
-            vcov[k] = pd.DataFrame(design.quad(th) / n**2, index=terms[k], columns=terms[k])
+    qdiag: dict[str, np.ndarray] = {}  # theta' G theta on the diagonal (n^2 x variance)
+    qfull: dict[str, np.ndarray] = {}
+    for k, (_, th) in blocks.items():
+        if k in ("event", "group", "calendar") and th.shape[1]:
+            qfull[k] = design.quad(th)
+            qdiag[k] = np.diagonal(qfull[k]).copy()
+            vcov[k] = pd.DataFrame(qfull[k] / n**2, index=terms[k], columns=terms[k])
+        else:
+            qdiag[k] = design.quad_diag(th) if th.shape[1] else np.zeros(0)
+    ses = {k: se_from(v) for k, v in qdiag.items()}
     lap("analytic_se")
 
     # ------------------------------------------------------------ multiplier bootstrap
     bands: dict[str, np.ndarray] = {}
     crit: dict[str, float] = {}
+    pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells], dtype=bool)
+    wald_gt_args = (att, th_gt, pre_gt, design, n, qdiag["gt"])
+    # overlaps the bootstrap draws or the tidy frame
+    fut_wald_gt = helper.submit(_wald_gt, *wald_gt_args) if helper else None
     if bootstrap and bootstrap > 0:
-        rng = np.random.default_rng(seed)
         m = design.n_boot
-        chunk = max(1, min(bootstrap, int(2**22 // max(m, 1))))  # ~32 MB of multipliers at a time
-        vbuf = np.empty((chunk, m), dtype=design.boot_dtype)
-        vx = np.empty((bootstrap, design.p))
-        for s in range(0, bootstrap, chunk):
-            b = min(chunk, bootstrap - s)
-            vx[s:s + b] = design.vx(mammen_weights(rng, b, m, out=vbuf, dtype=design.boot_dtype))
+        if ahead is not None and (ahead.m != m or ahead.dtype != design.boot_dtype):
+            # unexpected: draw from a fresh stream instead
+            ahead.close()
+            ahead = None
+        if ahead is None:
+            chunk = max(1, min(bootstrap, int(2**19 // max(m, 1))))
+            sizes = [min(chunk, bootstrap - s) for s in range(0, bootstrap, chunk)]
+            stream = MammenStream(np.random.default_rng(seed))
+        vbuf = None if ahead is not None else np.empty((sizes[0], m), dtype=design.boot_dtype)
+        vxt = np.empty((design.p, bootstrap))  # (V @ X)' : draws along the contiguous axis
+        offsets = np.cumsum([0] + sizes[:-1]).tolist()
+        try:
+            if ahead is not None:
+                # chunks are taken in stream order (under a lock) by this thread and the helper,
+                # each writing its own columns of vxt: the result does not depend on who does which
+                design.warm()
+                lock = threading.Lock()
+                todo = iter(zip(offsets, sizes, strict=True))
+
+                def consume():
+                    while True:
+                        with lock:
+                            nxt = next(todo, None)
+                            if nxt is None:
+                                return
+                            v, low = ahead.get()
+                        vxt[:, nxt[0]:nxt[0] + nxt[1]] = design.vx(v, low).T
+
+                fut = helper.submit(consume) if len(sizes) > 1 else None
+                consume()
+                if fut is not None:
+                    fut.result()
+            else:
+                cb = _count_bounds(prep, covariates)
+                for s, b in zip(offsets, sizes, strict=True):
+                    v, low = MammenStream.chunk(stream.bits(b, m), out=vbuf, dtype=design.boot_dtype, bounds=cb)
+                    vxt[:, s:s + b] = design.vx(v, low).T
+        finally:
+            if ahead is not None:
+                ahead.close()
         lap("bootstrap_draws")
-        for k, (_est, th) in blocks.items():
-            if th.shape[1] == 0:
-                continue
-            bres = vx @ th / n
-            q75, q25 = np.percentile(bres, [75, 25], axis=0, method="inverted_cdf")
-            se_b = (q75 - q25) / _IQR_NORM
-            ok = ~np.isnan(ses[k]) & (se_b > _DEGENERATE)
-            se_b = np.where(ok, se_b, np.nan)
-            ses[k] = se_b
-            if ok.any() and k != "overall":
-                bt = np.max(np.abs(bres[:, ok] / se_b[ok]), axis=1)
-                bt = bt[np.isfinite(bt)]
-                crit[k] = float(np.quantile(bt, 1 - alpha, method="inverted_cdf"))
-                bands[k] = crit[k] * se_b
+        keys = [k for k, (_est, th) in blocks.items() if th.shape[1]]
+        if keys:
+            # (V X theta)' : one row per estimate, one column per draw (theta' is sparse)
+            tht = sparse.vstack([th_sp.T if (k == "gt" and th_sp is not None) else _sparse_rows(blocks[k][1].T)
+                                 for k in keys], format="csr")
+            h = tht.shape[0] // 2
+            if helper and h > 16:  # two halves of the rows, one in the helper thread
+                fut = helper.submit(lambda: np.asarray(tht[:h] @ vxt))
+                lo = np.asarray(tht[h:] @ vxt)
+                bres_t = np.vstack([fut.result(), lo])
+            else:
+                bres_t = np.asarray(tht @ vxt)
+            bres_t /= n
+            h = bres_t.shape[0] // 2
+            if helper and h > 16:  # two halves of the rows, one in the helper thread
+                fut = helper.submit(_row_quantiles, bres_t[:h], (75, 25))
+                lo = _row_quantiles(bres_t[h:], (75, 25))
+                q75, q25 = (np.concatenate([a, b]) for a, b in zip(fut.result(), lo, strict=True))
+            else:
+                q75, q25 = _row_quantiles(bres_t, (75, 25))
+            offs = np.cumsum([0] + [blocks[k][1].shape[1] for k in keys])
+            for i, k in enumerate(keys):
+                sl = slice(offs[i], offs[i + 1])
+                se_b = (q75[sl] - q25[sl]) / _IQR_NORM
+                ok = ~np.isnan(ses[k]) & (se_b > _DEGENERATE)
+                se_b = np.where(ok, se_b, np.nan)
+                ses[k] = se_b
+                if ok.any() and k != "overall":
+                    bt = _max_abs_t(bres_t[sl], se_b, ok)
+                    bt = bt[np.isfinite(bt)]
+                    crit[k] = float(np.quantile(bt, 1 - alpha, method="inverted_cdf"))
+                    bands[k] = crit[k] * se_b
         lap("bootstrap")
 
     # ------------------------------------------------------------ tidy rows
     pg_coh = np.diff(prep.bounds) / n
     cidx = {v: i for i, v in enumerate(prep.cohorts)}
-    frames = []
+    parts = []
     for key in ("overall", "event", "group", "calendar", "gt"):
         if key not in blocks:
             continue
-        est, _ = blocks[key]
-        se = ses[key]
-        cols: dict[str, Any] = {"kind": key, "estimate": est, "std_error": se, **normal_inference(est, se, alpha)}
+        est = blocks[key][0]
+        cols: dict[str, Any] = {"estimate": est, "std_error": ses[key]}
         if key == "gt":
             gv = np.array([c[0] for c in cells], dtype=float)
             tv = prep.periods[[c[1] for c in cells]].astype(float)
             post = gv <= tv
             w = np.where(post, pg_coh[[cidx[g] for g in gv]], np.nan)
-            cols.update(term=terms["gt"], group=gv, time=tv, event_time=tv - gv, weight=w / np.nansum(w))
+            cols.update(group=gv, time=tv, event_time=tv - gv, weight=w / np.nansum(w))
         else:
-            meta_rows = pd.DataFrame(aggs[key].rows).drop(columns="aggregation", errors="ignore")
-            cols.update({c: meta_rows[c].to_numpy() for c in meta_rows.columns})
+            rows = aggs[key].rows
+            for c in ("group", "time", "event_time", "weight"):
+                if any(c in r for r in rows):
+                    cols[c] = np.array([r.get(c, np.nan) for r in rows], dtype=float)
         if key in bands:
             cols["band_low"] = est - bands[key]
             cols["band_high"] = est + bands[key]
-        frames.append(pd.DataFrame(cols))
-    estimates = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        parts.append((key, terms[key], cols))
+    estimates = _tidy_frame(parts, alpha)
+    lap("tidy")
 
     # ------------------------------------------------------------ meta
-    pretrend = _wald(blocks, ses, design, n, "event", anticipation, aggs)
-    pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells])
-    pretrend_gt = _wald_gt(att, th_gt, pre_gt, design, n)
+    pretrend = _wald(blocks, ses, design, n, "event", anticipation, aggs, qfull.get("event"))
+    pretrend_gt = fut_wald_gt.result() if fut_wald_gt else _wald_gt(*wald_gt_args)
+    lap("wald")
     treated = np.isfinite(prep.gu)
     meta: dict[str, Any] = {
         "label": "Callaway & Sant'Anna (2021)",
@@ -732,37 +885,185 @@ def estimate_cs(
         "timing": timing,
         **prep.info,
     }
-    res = EstimationResult(estimator="cs", outcome=outcome, estimates=estimates, meta=meta, vcov=vcov)
+    res = _result(estimates, outcome, meta, vcov)
+    lap("result")
     res._influence = CSInfluence(design=design, theta={k: th for k, (_, th) in blocks.items()},
                                  terms=terms, units=prep.units, n=n)
     return res
 
 
-def _wald(blocks, ses, design, n, key, anticipation, aggs):
+_FLOAT_COLS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "band_low", "band_high", "weight")
+_INT_COLS = ("group", "time", "event_time")
+_CANONICAL: list[pd.DataFrame] = []
+
+
+def _tidy_frame(parts, alpha) -> pd.DataFrame:
+    """The tidy estimates frame, built once in the canonical layout of ``results.make_estimates``."""
+    sizes = [len(t) for _, t, _ in parts]
+    nrow = sum(sizes)
+    data: dict[str, Any] = {
+        "kind": pd.array([k for (k, _, _), m in zip(parts, sizes, strict=True) for _ in range(m)] if nrow else [],
+                         dtype="str"),
+        "term": pd.array([t for _, terms, _ in parts for t in terms], dtype="str"),
+    }
+    num = {c: np.full(nrow, np.nan) for c in _INT_COLS + _FLOAT_COLS}
+    o = 0
+    for (_k, _t, cols), m in zip(parts, sizes, strict=True):
+        for c, v in cols.items():
+            num[c][o:o + m] = v
+        o += m
+    num.update(normal_inference(num["estimate"], num["std_error"], alpha))
+    for c in _INT_COLS:
+        data[c] = pd.array(pd.to_numeric(pd.Series(num[c]), errors="coerce"), dtype="Int64")
+    for c in _FLOAT_COLS:
+        data[c] = num[c]
+    return pd.DataFrame(data)
+
+
+def _result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResult:
+    """``EstimationResult`` without re-normalising a frame that already has the canonical layout."""
+    if not _CANONICAL:
+        _CANONICAL.append(make_estimates(estimates.iloc[:0]))
+    canon = _CANONICAL[0]
+    if list(estimates.columns) == list(canon.columns) and (estimates.dtypes == canon.dtypes).all() \
+            and isinstance(estimates.index, pd.RangeIndex):
+        res = EstimationResult(estimator="cs", outcome=outcome, estimates=canon, meta=meta, vcov=vcov)
+        res.estimates = estimates
+        return res
+    return EstimationResult(estimator="cs", outcome=outcome, estimates=estimates, meta=meta, vcov=vcov)
+
+
+def _count_bounds(prep: _Prepared, covariates) -> np.ndarray | None:
+    """Cohort blocks of the multiplier columns for :meth:`MammenStream.chunk` (unclustered compact
+    design only: there the columns are units sorted by cohort)."""
+    return prep.bounds if (prep.cluster is None and not covariates) else None
+
+
+_POOL: list[Any] = []
+
+
+def _helper_pool():
+    """One helper thread for the bootstrap, or None.
+
+    ``EVALKIT_CS_THREADS``: ``1`` = never, ``2`` = always, default ``auto`` = only when a second
+    core looks free right now (Linux: at most ``cpus - 2`` other runnable tasks in
+    ``/proc/loadavg``, fewest of 3 samples; elsewhere: 1-minute load average below ``cpus - 0.5``): on a busy machine
+    the helper would only compete with the main thread.
+    """
+    mode = os.environ.get("EVALKIT_CS_THREADS", "auto")
+    ncpu = os.cpu_count() or 1
+    if mode == "1" or ncpu < 2:
+        return None
+    if mode != "2":
+        try:
+            running = []
+            for _ in range(3):  # a few samples: kernel threads are briefly runnable now and then
+                with open("/proc/loadavg") as f:
+                    running.append(int(f.read().split()[3].split("/")[0]))  # includes this thread
+            busy = min(running) - 1 > ncpu - 2
+        except (OSError, ValueError, IndexError):
+            try:
+                busy = os.getloadavg()[0] > ncpu - 0.5
+            except OSError:
+                busy = True
+        if busy:
+            return None
+    if not _POOL or _POOL[0][0] != os.getpid():  # (re)create after a fork: threads do not survive it
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-cs"))]
+    return _POOL[0][1]
+
+
+def _row_quantiles(a: np.ndarray, pcts: tuple[float, ...], block: int = 128) -> list[np.ndarray]:
+    """``np.percentile(a, pcts, axis=1, method="inverted_cdf")``, exactly, but faster.
+
+    inverted_cdf percentiles are order statistics; their ranks are read off ``np.percentile`` on
+    ``0..B-1``. The order statistics are selected on a float32 copy (rounding is monotone, so the
+    r-th float32 value is the rounded r-th value), by one single-rank partition per rank, each on
+    the part of the row left of the previous rank; the exact value is then the row's only element
+    that rounds to it (rows with ties at that value are redone exactly in float64). Rows are
+    processed in blocks so that the temporaries stay small (cache-resident, no fresh pages).
+    Falls back to ``np.percentile`` when ``a`` has NaN.
+    """
+    nr, nb = a.shape
+    if nb == 0 or nr == 0 or np.isnan(a).any():
+        return list(np.percentile(a, pcts, axis=1, method="inverted_cdf"))
+    ranks = np.percentile(np.arange(nb, dtype=float), pcts, method="inverted_cdf").astype(np.intp)
+    order = np.argsort(-ranks, kind="stable")
+    out = [np.empty(nr) for _ in pcts]
+    for s in range(0, nr, block):
+        ab = a[s:s + block]
+        rows = np.arange(ab.shape[0])
+        with np.errstate(over="ignore"):  # overflow to +-inf keeps the order (ties are handled below)
+            y = ab.astype(np.float32)
+        work = y.copy()
+        for i in order:
+            r = int(ranks[i])
+            work.partition(r, axis=1)  # in place; the next rank only looks left of this one
+            eq = y == work[:, r:r + 1]
+            res = ab[rows, np.argmax(eq, axis=1)]
+            tied = np.flatnonzero(np.count_nonzero(eq, axis=1) != 1)
+            if len(tied):
+                res[tied] = np.partition(ab[tied], r, axis=1)[:, r]
+            out[i][s:s + block] = res
+            work = work[:, :r + 1]
+    return out
+
+
+def _max_abs_t(b: np.ndarray, se: np.ndarray, ok: np.ndarray, block: int = 128) -> np.ndarray:
+    """``np.max(np.abs(b[ok] / se[ok, None]), axis=0)`` over blocks of rows (small temporaries)."""
+    idx = np.flatnonzero(ok)
+    out = None
+    for s in range(0, len(idx), block):
+        i = idx[s:s + block]
+        r = b[i]
+        r /= se[i][:, None]
+        m = np.abs(r, out=r).max(axis=0)
+        out = m if out is None else np.maximum(out, m, out=out)
+    return out
+
+
+def _sparse_rows(a: np.ndarray) -> sparse.csr_matrix:
+    """CSR form of a dense matrix (explicit zeros dropped)."""
+    rows, cols = np.nonzero(a)
+    return sparse.csr_matrix((a[rows, cols], (rows, cols)), shape=a.shape)
+
+
+def _wald(blocks, ses, design, n, key, anticipation, aggs, q=None):
     if key not in blocks:
         return None
     est, th = blocks[key]
     ev = np.array([r.get("event_time", np.nan) for r in aggs[key].rows], dtype=float)
     sel = (ev < -anticipation) & ~np.isnan(ses[key])
-    return _wald_stat(est[sel], th[:, sel], design, n)
+    return _wald_stat(est[sel], th[:, sel], design, n, None if q is None else q[np.ix_(sel, sel)])
 
 
-def _wald_gt(att, th, pre, design, n):
+def _wald_gt(att, th, pre, design, n, qdiag=None):
     if not pre.any():
         return None
-    v = design.quad_diag(th[:, pre])
+    v = design.quad_diag(th[:, pre]) if qdiag is None else qdiag[pre]
     sel = np.flatnonzero(pre)[v > _DEGENERATE**2 * n**2]
     return _wald_stat(att[sel], th[:, sel], design, n)
 
 
-def _wald_stat(est, th, design, n):
+def _wald_stat(est, th, design, n, q=None):
     if len(est) == 0:
         return None
-    v = design.quad(th) / n**2
+    v = (design.quad(th) if q is None else q) / n**2
+    if not np.all(np.isfinite(v)) or not np.all(np.isfinite(est)):
+        return None
     try:
         stat = float(est @ np.linalg.solve(v, est))
         df = len(est)
     except np.linalg.LinAlgError:
-        stat = float(est @ np.linalg.pinv(v) @ est)
-        df = int(np.linalg.matrix_rank(v))
+        # singular (more restrictions than clusters): Moore–Penrose inverse from the symmetric
+        # eigendecomposition (LAPACK's SVD can fail to converge on such matrices)
+        w, U = np.linalg.eigh((v + v.T) / 2)
+        keep = w > max(float(w.max()), 0.0) * len(w) * np.finfo(float).eps
+        if not keep.any():
+            return None
+        z = U[:, keep].T @ est
+        stat = float(np.sum(z * z / w[keep]))
+        df = int(keep.sum())
     return {"stat": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df))}
