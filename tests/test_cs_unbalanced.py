@@ -198,9 +198,12 @@ def test_bootstrap_unbalanced(holes):
     assert boot.meta["crit_val"]["event"] > 1.96
 
 
-def test_covariates_not_implemented(holes):
-    with pytest.raises(NotImplementedError, match="unconditional"):
-        estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, covariates=["lpop"])
+def test_covariates_on_the_unbalanced_path_run(holes):
+    """Covariates with allow_unbalanced: DRDID repeated-cross-section estimators per cell (the numbers
+    are checked against moderndid in tests/test_cs_rc.py)."""
+    res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, covariates=["lpop"])
+    assert "covariates: DRDID" in res.meta["unbalanced_handling"]
+    assert np.isfinite(res.rows("gt")["estimate"]).all() and np.isfinite(res.overall["std_error"])
 
 
 def test_skipped_cell_without_observations(mpdta):

@@ -45,6 +45,7 @@ from evalkit.i18n import (
     reform_label,
     t,
 )
+from evalkit.inference.jackknife import apply_jackknife, jackknife_overall
 from evalkit.inference.pretrend import pretrend_test
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
@@ -506,6 +507,10 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
         for outcome in p.outcomes:
             _small_sample_pretrend(panel, outcome, p, results[outcome])
         ev.timings["pretrend_test"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        for outcome in p.outcomes:
+            _small_sample_headline_se(panel, outcome, p, results[outcome])
+        ev.timings["headline_se"] = time.perf_counter() - t1
     if p.design == "staggered":
         t1 = time.perf_counter()
         for outcome in p.outcomes:
@@ -557,6 +562,28 @@ def _small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParam
         return
     if test is not None:
         r.meta["pretrend"] = {**r.meta["pretrend"], **test}
+
+
+JACKKNIFE_MAX_TREATED = 100
+
+
+def _small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
+                              res: dict[str, EstimationResult]) -> None:
+    """Jackknife the headline estimate's SE when the analytic one is unreliable (in place)."""
+    r = res.get(p.headline)
+    if r is None or p.headline_se == "analytic":
+        return
+    n_treated = int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
+    if p.headline_se == "auto" and not (p.headline == "cs" and n_treated < JACKKNIFE_MAX_TREATED):
+        return
+    cluster = None if p.cluster == "station_id" else p.cluster
+    try:
+        jk = jackknife_overall(panel, outcome, p.headline, _estimator_options(p.headline, p), result=r,
+                               cluster=cluster, alpha=p.alpha)
+    except Exception as exc:  # noqa: BLE001 - keep the analytic SE and say why
+        r.meta["headline_se"] = {"method": "analytic", "jackknife_error": _reason(exc)}
+        return
+    apply_jackknife(r, jk)
 
 
 def _reason(exc: BaseException) -> str:

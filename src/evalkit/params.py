@@ -123,6 +123,9 @@ class EvaluationParams(BaseModel):
     # permutation test when fewer than 100 stations adopt, Hotelling F above; "chi2" = textbook Wald
     pretrend_test: Literal["auto", "chi2", "f", "permutation"] = "auto"
     pretrend_draws: int = Field(199, ge=19, le=100_000)
+    # standard error of the headline estimate: "auto" = delete-one-cluster jackknife for
+    # Callaway–Sant'Anna when fewer than 100 stations adopt (evalkit.inference.jackknife)
+    headline_se: Literal["auto", "analytic", "jackknife"] = "auto"
     multiple_testing: bool | None = None  # None: true when there is more than one outcome
 
     @field_validator("inference", mode="before")

@@ -312,6 +312,9 @@ def method_note(ev: Evaluation) -> str:
     lang, p = ev.lang, ev.params
     parts = [t("method_note", lang, cluster=t(f"cluster_{p.cluster}", lang))]
     if p.design == "staggered":
+        hs = ev.result().meta.get("headline_se") or {}
+        if hs.get("method") == "jackknife":
+            parts.append(t("method_jackknife", lang, unit=t(f"cluster_{p.cluster}", lang), df=hs["df"]))
         rob = ev.robustness.get(ev.primary_outcome, {})
         if "cs_never" in rob or "cs_notyet" in rob:
             parts.append(t("method_controls", lang, control=t(f"control_{p.control}", lang)))

@@ -24,6 +24,11 @@ cohort indicators used by the aggregation-weight terms, and :class:`CompactDesig
 unchanged with a 2T-wide matrix. On a balanced panel ``N_{c,t} = N_{c,b}`` and the O-terms cancel
 within unit, so the unit-summed RC influence function *equals* the panel one: estimates and SEs
 coincide with the balanced estimator (tested).
+
+With covariates this closed form does not apply: each cell runs R ``DRDID``'s RC estimator
+(``drdid_rc`` / ``std_ipw_did_rc`` / ``reg_did_rc``, :mod:`evalkit.estimators._cs_rc`) and the
+unit-summed influence functions go into a dense design (``DenseDesign``), as on the balanced
+covariate path; rows with a missing covariate are unobserved too.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 
 #: Testing hook: run the repeated-cross-section path even when the panel is balanced (R did >= 2.2
-#: switches to the panel estimator then; both give identical results without covariates).
+#: switches to the panel estimator then; both give identical results without covariates, not in
+#: general with covariates).
 FORCE_RC = False
 
 

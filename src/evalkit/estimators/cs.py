@@ -4,6 +4,9 @@ Follows R ``did`` (``att_gt`` + ``aggte``) for balanced panels: never-treated or
 comparison units, varying or universal base period, anticipation, covariates via DR / IPW / OR
 (ports of R ``DRDID``), analytic influence-function standard errors (optionally clustered) or the
 Mammen multiplier bootstrap with uniform bands. See ``docs/estimators-cs.md``.
+``allow_unbalanced=True`` follows R's ``allow_unbalanced_panel = TRUE`` (repeated-cross-section
+estimators per (g,t), influence functions summed by unit): :mod:`evalkit.estimators._cs_unbalanced`
+without covariates, :mod:`evalkit.estimators._cs_rc` with covariates.
 
 Without covariates everything is computed from cohort x period sufficient statistics (see
 :mod:`evalkit.estimators._cs_design`), so the cost is about one pass over the units x periods
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from evalkit.estimators import _cs_unbalanced
+from evalkit.estimators import _cs_rc, _cs_unbalanced
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._cs_design import BitsAhead, CompactDesign, DenseDesign, MammenStream
 from evalkit.estimators._cs_drdid import ESTIMATORS
@@ -195,9 +198,13 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
             if not (cl_raw == clu[ucodes]).all():
                 raise ValueError(f"cluster variable {cluster!r} varies within unit")
     if allow_unbalanced:
-        # R did allow_unbalanced_panel: rows with a missing outcome are dropped (complete.cases),
-        # units keep whatever periods they are observed in (no covariates on this path)
+        # R did allow_unbalanced_panel: rows with a missing outcome or covariate are dropped
+        # (complete.cases), units keep whatever periods they are observed in
         obs_cell = ~np.isnan(Y)
+        for x in X:
+            obs_cell &= ~np.isnan(x)
+        if X:
+            Y = np.where(obs_cell, Y, np.nan)  # a new array (Y may be a view of the caller's data)
         keep = obs_cell.any(axis=1)
         info["n_obs_missing_dropped"] = int(n_rows - np.count_nonzero(obs_cell))
         info["n_units_no_observed_outcome"] = int((~keep).sum())
@@ -607,11 +614,14 @@ def estimate_cs(
     ``group`` and ``calendar`` rows. The compact influence functions are kept in
     ``result._influence`` (:class:`CSInfluence`).
 
-    ``allow_unbalanced=True`` (no covariates): R ``did``'s ``allow_unbalanced_panel = TRUE`` —
-    rows with a missing outcome are unobserved and, unless the panel is then balanced (panel
-    estimator, as R >= 2.2), each ATT(g,t) is the repeated-cross-section difference of means over
-    the observed rows with influence functions summed by unit (see
-    :mod:`evalkit.estimators._cs_unbalanced`).
+    ``allow_unbalanced=True``: R ``did``'s ``allow_unbalanced_panel = TRUE`` — rows with a missing
+    outcome (or covariate) are unobserved and, unless the panel is then balanced (panel
+    estimator, as R >= 2.2), each ATT(g,t) is a repeated-cross-section estimator on the observed
+    rows of cohort g and its comparison units in t and the base period, with influence functions
+    scaled by n / n1 and summed by unit. Without covariates that is the difference of means (see
+    :mod:`evalkit.estimators._cs_unbalanced`); with covariates R ``DRDID``'s ``drdid_rc`` /
+    ``std_ipw_did_rc`` / ``reg_did_rc`` (``est_method`` dr / ipw / reg), each row with its own
+    covariate values (see :mod:`evalkit.estimators._cs_rc`).
 
     BLAS runs single-threaded inside (robust when the machine is shared); set the environment
     variable ``EVALKIT_BLAS_THREADS=<n>`` to change that, or ``keep`` to leave it alone.
@@ -623,12 +633,6 @@ def estimate_cs(
         raise ValueError("base_period must be 'varying' or 'universal'")
     if est_method not in ESTIMATORS:
         raise ValueError("est_method must be 'dr', 'ipw' or 'reg'")
-    if allow_unbalanced and covariates:
-        raise NotImplementedError(
-            "allow_unbalanced=True is implemented for the unconditional estimator only (R did's "
-            "repeated-cross-section DRDID estimators with covariates are not ported); drop "
-            "`covariates` or use the default, which drops units not observed in every period as R did does"
-        )
     timing: dict[str, float] = {}
     t0 = _time.perf_counter()
 
@@ -678,7 +682,34 @@ def estimate_cs(
     n_obs = int(ycnt.sum())
 
     th_sp = None
-    if prep.unbalanced:
+    if prep.unbalanced and covariates:
+        # R DRDID repeated-cross-section estimators per (g,t), row IFs summed by unit (dense design)
+        coh_of_unit = np.repeat(np.arange(kc), np.diff(prep.bounds))
+        att, inf, reason, used = _cs_rc.unit_ifs(prep.y, prep.covs, coh_of_unit, prep.cohorts, cells, n, est_method)
+        bad = np.array([r is not None for r in reason], dtype=bool)
+        if bad.any():
+            label = [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c in cells]
+            skipped = [lb for lb, b in zip(label, bad, strict=True) if b]
+            why = sorted({r for r in reason if r is not None})
+            warnings.warn(f"Skipped {len(skipped)} ATT(g,t) that cannot be estimated ({'; '.join(why)}): "
+                          f"{', '.join(skipped)} (R did reports NA)", stacklevel=3)
+            no_obs = [lb for lb, r in zip(label, reason, strict=True) if r == _cs_rc.NO_OBSERVATIONS]
+            if no_obs:
+                prep.info["gt_skipped_no_observations"] = no_obs
+            failed = {lb: r for lb, r in zip(label, reason, strict=True) if r not in (None, _cs_rc.NO_OBSERVATIONS)}
+            if failed:
+                prep.info["gt_skipped_not_estimable"] = failed
+            keepc = np.flatnonzero(~bad)
+            cells = [cells[i] for i in keepc]
+            att, inf = att[keepc], inf[:, keepc]
+        prep.info["n_obs_used"] = int(used.sum())
+        prep.info["unbalanced_handling"] += (
+            f"; covariates: DRDID {_cs_rc.RC_ESTIMATORS[est_method].__name__} per (g,t), each row's own covariates")
+        design = DenseDesign(inf, coh_of_unit, kc, prep.cluster)
+        ngt = len(cells)
+        th_gt = np.vstack([np.eye(ngt), np.zeros((kc, ngt))])
+        ind0 = ngt
+    elif prep.unbalanced:
         att, th_gt, ok, zc, cnt = _cs_unbalanced.theta_rc(prep.y, prep.bounds, prep.cohorts, cells, n)
         bad = ~ok & ~np.array([c[4] for c in cells], dtype=bool)
         if bad.any():
