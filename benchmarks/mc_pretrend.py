@@ -13,8 +13,9 @@ Wald test, Hotelling's F (treated stations as the sample) and the permutation te
 Part 2 (demo world, placebo 便民服务升级 on incidents_total, the params file's comparison group):
 each replication draws a new small world and new counts (superpopulation design, as
 ``mc_estimators.py``'s ``redraw``); reports the rejection rate of CS's overall effect, of the
-pre-trend tests, and of the verdict's "declared an effect" (CS p < 0.05 and the pre-trend
-permutation test not rejecting).
+pre-trend tests, and of the verdict's "declared an effect" (CS p < 0.05 — analytic, and with the
+jackknife SE the evaluations use for small designs — and the pre-trend permutation test not
+rejecting).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mc_estimators as M  # noqa: E402
 
 from evalkit.demo import world as W  # noqa: E402
+from evalkit.inference.jackknife import jackknife_overall  # noqa: E402
 from evalkit.inference.pretrend import pretrend_test  # noqa: E402
 
 SHAPES = {"1,1,4,3 + 26 never": ([1, 1, 4, 3], 26), "4x4 + 26 never": ([4] * 4, 26),
@@ -84,16 +86,20 @@ def part2(reps: int, draws: int, seed: int) -> None:
         res = cs(panel, sc.outcome, **OPTS)
         t = pretrend_test(panel, sc.outcome, "cs", OPTS, result=res, method="permutation", draws=draws, seed=r)
         p = float(res.overall["p_value"])
-        rows.append({"n_treated": t["n_treated"], "cs_reject": p < 0.05, "chi2_pre": t["p_chi2"] < 0.05,
-                     "perm_pre": t["p_permutation"] < 0.05,
-                     "declared": (p < 0.05) and (t["p_permutation"] >= 0.05)})
+        pj = jackknife_overall(panel, sc.outcome, "cs", OPTS, result=res)["p_value"]
+        rows.append({"n_treated": t["n_treated"], "cs_reject": p < 0.05, "jk_reject": pj < 0.05,
+                     "chi2_pre": t["p_chi2"] < 0.05, "perm_pre": t["p_permutation"] < 0.05,
+                     "declared_analytic": (p < 0.05) and (t["p_permutation"] >= 0.05),
+                     "declared": (pj < 0.05) and (t["p_permutation"] >= 0.05)})
     d = pd.DataFrame(rows)
     print(f"\n## Part 2: demo-world placebo, {reps} redrawn worlds (mean {d.n_treated.mean():.1f} treated stations)")
     print("| quantity | rate |\n|---|---|")
-    print(f"| CS overall effect p < 0.05 | {rate(d.cs_reject)} |")
+    print(f"| CS overall effect p < 0.05, analytic SE | {rate(d.cs_reject)} |")
+    print(f"| CS overall effect p < 0.05, jackknife SE (the evaluations' default here) | {rate(d.jk_reject)} |")
     print(f"| pre-trend χ² rejects | {rate(d.chi2_pre)} |")
     print(f"| pre-trend permutation rejects | {rate(d.perm_pre)} |")
-    print(f"| declared an effect (CS p < 0.05, permutation pre-test passes) | {rate(d.declared)} |")
+    print(f"| declared an effect, analytic SE + permutation pre-test | {rate(d.declared_analytic)} |")
+    print(f"| **declared an effect, jackknife SE + permutation pre-test (the brief's rule)** | {rate(d.declared)} |")
 
 
 def main() -> None:

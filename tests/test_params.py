@@ -93,12 +93,14 @@ def test_notebook_round_trip_keeps_new_keys():
     assert back == p
 
 
-def test_every_key_is_in_the_notebook_parameters_cell():
+@pytest.mark.parametrize("notebook", ["evaluate_reform", "pilot_station"])
+def test_every_key_is_in_the_notebook_parameters_cell(notebook):
+    """papermill warns about injected keys a notebook does not declare; every params key is declared."""
     import nbformat
 
     from evalkit.params import EvaluationParams
 
-    nb = nbformat.read(PARAMS_DIR.parent / "notebooks" / "evaluate_reform.ipynb", as_version=4)
+    nb = nbformat.read(PARAMS_DIR.parent / "notebooks" / f"{notebook}.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
     assert set(EvaluationParams.model_fields) <= names

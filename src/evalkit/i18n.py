@@ -69,7 +69,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "excluded_note": "对照组已排除同期实施了其他会影响该指标的改革的 {n} 个派出所：{reforms}。",
         "pt_method_chi2": "Wald χ² 检验",
         "pt_method_f": "小样本 F 检验（Hotelling）",
-        "pt_method_permutation": "置换检验（{draws} 次随机重排实施时间）",
+        "pt_method_permutation": "置换检验：随机重排实施时间 {draws} 次",
         "bacon_h": "Goodman-Bacon 分解：双向固定效应估计由哪些比较构成",
         "bacon_note": "双向固定效应系数是各类 2×2 比较的加权平均；“较晚实施 vs 较早实施”的比较以已实施的派出所作对照，"
                       "在效果随时间增长时会造成偏差。",
@@ -126,7 +126,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_controls": "对照组方面，同时给出以“从未实施改革的派出所”和以“尚未实施改革的派出所”为对照的 Callaway–Sant'Anna 估计（主结果采用{control}）。",
         "method_boot": "Callaway–Sant'Anna 的置信区间另用乘数自助法（{boot} 次）计算。",
         "method_jackknife": "实施改革的派出所较少，结论中的标准误采用逐一剔除{unit}的刀切法（jackknife），"
-                            "置信区间按自由度为 {df} 的 t 分布计算；解析标准误在此情形下会偏小。",
+                            "置信区间按自由度为 {df} 的 t 分布计算；解析标准误在此情形下可能偏小。",
         "method_wild": "双向固定效应另用野聚类自助法（{draws} 次，{weights}）检验，p 值为 {p}。",
         "method_ri": "另做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
         "method_sens": "敏感性分析采用 Rambachan 与 Roth（2023）的方法，考察平行趋势被适度违反时结论是否成立。",
@@ -270,7 +270,7 @@ TEXTS: dict[str, dict[str, str]] = {
                            "not-yet-treated stations (the main result uses {control}).",
         "method_boot": "Callaway–Sant'Anna intervals are also computed by the multiplier bootstrap ({boot} draws).",
         "method_jackknife": "Few stations adopted, so the headline standard error is a delete-one-{unit} jackknife "
-                            "with a t interval on {df} degrees of freedom; the analytic one is too small here.",
+                            "with a t interval on {df} degrees of freedom; the analytic one can be too small with so few adopters.",
         "method_wild": "TWFE is also tested with the wild cluster bootstrap ({draws} draws, {weights}): p = {p}.",
         "method_ri": "Randomization inference (adopting stations reshuffled {draws} times) gives p = {p}.",
         "method_sens": "The sensitivity analysis (Rambachan and Roth, 2023) asks whether the conclusion holds when "
