@@ -293,28 +293,47 @@ class CompactDesign:
         return np.triu(g) + np.triu(g, 1).T
 
     # ----------------------------------------------------------------- products
-    def quad(self, th1: np.ndarray, th2: np.ndarray | None = None) -> np.ndarray:
-        """``theta1' G theta2`` with ``G = X'X`` (cluster-summed rows if clustered)."""
+    def quad(self, th1: np.ndarray, th2: np.ndarray | None = None, cols: np.ndarray | None = None) -> np.ndarray:
+        """``theta1' G theta2`` with ``G = X'X`` (cluster-summed rows if clustered).
+
+        ``cols`` (only with ``th2=None``): use the columns ``cols`` of ``th1``, i.e. the same as
+        ``quad(th1[:, cols])`` (same values, same BLAS calls) without materialising that slice.
+        """
+        if cols is not None and (th2 is not None or self.clustered):
+            th1 = th1[:, cols]
+            cols = None
         th2 = th1 if th2 is None else th2
         if self.clustered:
             return th1.T @ _gram_times(self._gram, th2)
         ind = self._ind()
-        out = th1[ind].T @ (self.n_c[:, None] * th2[ind])
+        if cols is None:
+            def sub(rows: slice, idx: np.ndarray | None = None) -> np.ndarray:
+                return th1[rows] if idx is None else th1[rows][:, idx]
+        else:
+            def sub(rows: slice, idx: np.ndarray | None = None) -> np.ndarray:
+                return th1[rows][:, cols if idx is None else cols[idx]]
+        t1i = sub(ind)
+        t2i = t1i if th2 is th1 else th2[ind]
+        out = t1i.T @ (self.n_c[:, None] * t2i)
         if self._colsum is not None:
-            s1 = np.stack([self._colsum[c] @ th1[self._cols(c)] for c in range(self.kc)])  # kc x k1
-            s2 = np.stack([self._colsum[c] @ th2[self._cols(c)] for c in range(self.kc)])
-            out += th1[ind].T @ s2 + s1.T @ th2[ind]
-        nz1 = self._touch(th1)
+            s1 = np.stack([self._colsum[c] @ sub(self._cols(c)) for c in range(self.kc)])  # kc x k1
+            s2 = s1 if th2 is th1 else np.stack([self._colsum[c] @ th2[self._cols(c)] for c in range(self.kc)])
+            out += t1i.T @ s2 + s1.T @ t2i
+        nz1 = self._touch(th1, cols)
         nz2 = nz1 if th2 is th1 else self._touch(th2)
-        k1, k2 = th1.shape[1], th2.shape[1]
+        k1 = th1.shape[1] if cols is None else len(cols)
+        k2 = k1 if th2 is th1 else th2.shape[1]
         for c in range(self.kc):
             sc = self._cols(c)
             i1, i2 = nz1[c], nz2[c]
             if len(i1) == 0 or len(i2) == 0:
                 continue
             full1, full2 = len(i1) == k1, len(i2) == k2
-            a1 = th1[sc] if full1 else th1[sc][:, i1]
-            a2 = th2[sc] if full2 else th2[sc][:, i2]
+            a1 = sub(sc, None if full1 else i1)
+            if th2 is th1:
+                a2 = a1 if full1 == full2 else sub(sc, None if full2 else i2)
+            else:
+                a2 = th2[sc] if full2 else th2[sc][:, i2]
             prod = a1.T @ (self._blocks[c] @ a2)
             if full1 and full2:
                 out += prod
@@ -322,9 +341,12 @@ class CompactDesign:
                 out[np.ix_(i1, i2)] += prod
         return out
 
-    def _touch(self, th: np.ndarray) -> list[np.ndarray]:
-        """Per cohort block, the columns of ``th`` with a nonzero entry in the block."""
-        m = (th[:self.kc * self.t] != 0).reshape(self.kc, self.t, th.shape[1]).any(axis=1)
+    def _touch(self, th: np.ndarray, cols: np.ndarray | None = None) -> list[np.ndarray]:
+        """Per cohort block, the columns of ``th`` (of ``th[:, cols]``) with a nonzero entry in the block."""
+        nz = th[:self.kc * self.t] != 0
+        m = nz.reshape(self.kc, self.t, nz.shape[1]).any(axis=1)
+        if cols is not None:
+            m = m[:, cols]
         return [np.flatnonzero(r) for r in m]
 
     def quad_diag(self, th: np.ndarray) -> np.ndarray:
@@ -413,7 +435,9 @@ class DenseDesign:
         self.n_boot = self.xcl.shape[0]
         self._gram = self.xcl.T @ self.xcl
 
-    def quad(self, th1: np.ndarray, th2: np.ndarray | None = None) -> np.ndarray:
+    def quad(self, th1: np.ndarray, th2: np.ndarray | None = None, cols: np.ndarray | None = None) -> np.ndarray:
+        if cols is not None:
+            th1 = th1[:, cols]
         th2 = th1 if th2 is None else th2
         return th1.T @ (self._gram @ th2)
 

@@ -15,6 +15,7 @@ outcome matrix plus, for the bootstrap, one BLAS product ``V @ (Y - Ybar)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -87,6 +88,19 @@ def _distinct(a: np.ndarray) -> bool:
     return len(pd.unique(a)) == len(a)
 
 
+def _rows_equal(m: np.ndarray, ref: np.ndarray, block: int = 1 << 16) -> bool:
+    """``(m == ref).all()`` for a 2-D ``m`` and a broadcastable ``ref`` (one row, or one column
+    with a row per row of ``m``), in blocks of rows: the boolean temporaries stay small and
+    cache-resident instead of a fresh ``m``-sized array (page faults) per check."""
+    rows = max(1, block // max(m.shape[1], 1))
+    per_row = ref.ndim == 2 and ref.shape[0] == m.shape[0]
+    for s in range(0, m.shape[0], rows):
+        r = ref[s:s + rows] if per_row else ref
+        if not (m[s:s + rows] == r).all():
+            return False
+    return True
+
+
 def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control,
              allow_unbalanced=False) -> _Prepared:
     info: dict[str, Any] = {}
@@ -106,7 +120,7 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
         head = t[:4097]
         brk = np.flatnonzero(head[1:] <= head[:-1])
         k = int(brk[0]) + 1 if len(brk) else len(head)
-        if k > 1 and len(t) % k == 0 and (len(brk) or len(t) == k) and (t.reshape(-1, k) == t[:k]).all():
+        if k > 1 and len(t) % k == 0 and (len(brk) or len(t) == k) and _rows_equal(t.reshape(-1, k), t[:k]):
             periods, sorted_ut = t[:k].copy(), True
     if periods is None:
         tmin, tmax = (t.min(), t.max()) if len(t) else (0, 0)
@@ -123,9 +137,9 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
     cl_raw = None if cluster is None else panel[cluster].to_numpy()
 
     def same_in_row(m: np.ndarray) -> bool:
-        eq = m == m[:, :1]
-        if eq.all():
+        if _rows_equal(m, m[:, :1]):
             return True
+        eq = m == m[:, :1]
         if m.dtype.kind == "f":  # NaN == NaN counts as constant
             return bool((eq | (np.isnan(m) & np.isnan(m[:, :1]))).all())
         return False
@@ -135,7 +149,7 @@ def _prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipati
     if n_rows % nt == 0 and n_rows > 0:
         uu = u.reshape(-1, nt)
         # rows sorted by unit, then time, one row per (unit, period): reshape without scatter
-        if (sorted_ut or (t.reshape(-1, nt) == periods).all()) and (uu == uu[:, :1]).all():
+        if (sorted_ut or _rows_equal(t.reshape(-1, nt), periods)) and _rows_equal(uu, uu[:, :1]):
             units = uu[:, 0]
             fast = _distinct(units)
         elif t[0] == periods[0] and t[-1] == periods[-1]:
@@ -945,10 +959,25 @@ def _tidy_frame(parts, alpha) -> pd.DataFrame:
         o += m
     num.update(normal_inference(num["estimate"], num["std_error"], alpha))
     for c in _INT_COLS:
-        data[c] = pd.array(pd.to_numeric(pd.Series(num[c]), errors="coerce"), dtype="Int64")
+        data[c] = _int64_array(num[c])
     for c in _FLOAT_COLS:
         data[c] = num[c]
     return pd.DataFrame(data)
+
+
+_KNOWN_FIELDS = ("estimator", "outcome", "estimates", "meta", "vcov", "tables")
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(EstimationResult))
+
+
+def _int64_array(x: np.ndarray):
+    """``pd.array(pd.to_numeric(pd.Series(x), errors="coerce"), dtype="Int64")`` for a float array
+    (NaN = missing), built directly when every value is integral (~15x faster)."""
+    mask = np.isnan(x)
+    vals = np.where(mask, 0.0, x)
+    iv = vals.astype(np.int64)
+    if np.array_equal(iv, vals):
+        return pd.arrays.IntegerArray(iv, mask)
+    return pd.array(pd.to_numeric(pd.Series(x), errors="coerce"), dtype="Int64")
 
 
 def _result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResult:
@@ -956,10 +985,16 @@ def _result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResult:
     if not _CANONICAL:
         _CANONICAL.append(make_estimates(estimates.iloc[:0]))
     canon = _CANONICAL[0]
-    if list(estimates.columns) == list(canon.columns) and (estimates.dtypes == canon.dtypes).all() \
-            and isinstance(estimates.index, pd.RangeIndex):
-        res = EstimationResult(estimator="cs", outcome=outcome, estimates=canon, meta=meta, vcov=vcov)
-        res.estimates = estimates
+    if list(estimates.columns) == list(canon.columns) and estimates.dtypes.tolist() == canon.dtypes.tolist() \
+            and isinstance(estimates.index, pd.RangeIndex) and _RESULT_FIELDS == _KNOWN_FIELDS:
+        # already canonical: skip ``__post_init__``'s ``make_estimates`` (~1.7 ms of pandas work even
+        # on an empty frame) and apply its metadata defaults here
+        res = object.__new__(EstimationResult)
+        res.estimator, res.outcome, res.estimates, res.meta, res.vcov, res.tables = \
+            "cs", outcome, estimates, meta, vcov, {}
+        meta.setdefault("estimator", "cs")
+        meta.setdefault("outcome", outcome)
+        meta.setdefault("alpha", 0.05)
         return res
     return EstimationResult(estimator="cs", outcome=outcome, estimates=estimates, meta=meta, vcov=vcov)
 
@@ -1011,8 +1046,8 @@ def _row_quantiles(a: np.ndarray, pcts: tuple[float, ...], block: int = 128) -> 
 
     inverted_cdf percentiles are order statistics; their ranks are read off ``np.percentile`` on
     ``0..B-1``. The order statistics are selected on a float32 copy (rounding is monotone, so the
-    r-th float32 value is the rounded r-th value), by one single-rank partition per rank, each on
-    the part of the row left of the previous rank; the exact value is then the row's only element
+    r-th float32 value is the rounded r-th value), by one (SIMD) sort of the float32 rows for two
+    or more ranks, else one partition; the exact value is then the row's only element
     that rounds to it (rows with ties at that value are redone exactly in float64). Rows are
     processed in blocks so that the temporaries stay small (cache-resident, no fresh pages).
     Falls back to ``np.percentile`` when ``a`` has NaN.
@@ -1028,17 +1063,20 @@ def _row_quantiles(a: np.ndarray, pcts: tuple[float, ...], block: int = 128) -> 
         rows = np.arange(ab.shape[0])
         with np.errstate(over="ignore"):  # overflow to +-inf keeps the order (ties are handled below)
             y = ab.astype(np.float32)
-        work = y.copy()
+        # one (SIMD) sort of the float32 rows gives every rank at once; faster than a partition
+        # per rank for two or more ranks
+        work = np.sort(y, axis=1) if len(order) > 1 else None
         for i in order:
             r = int(ranks[i])
-            work.partition(r, axis=1)  # in place; the next rank only looks left of this one
+            if work is None:
+                work = y.copy()
+                work.partition(r, axis=1)
             eq = y == work[:, r:r + 1]
             res = ab[rows, np.argmax(eq, axis=1)]
             tied = np.flatnonzero(np.count_nonzero(eq, axis=1) != 1)
             if len(tied):
                 res[tied] = np.partition(ab[tied], r, axis=1)[:, r]
             out[i][s:s + block] = res
-            work = work[:, :r + 1]
     return out
 
 
@@ -1075,13 +1113,17 @@ def _wald_gt(att, th, pre, design, n, qdiag=None):
         return None
     v = design.quad_diag(th[:, pre]) if qdiag is None else qdiag[pre]
     sel = np.flatnonzero(pre)[v > _DEGENERATE**2 * n**2]
-    return _wald_stat(att[sel], th[:, sel], design, n)
+    return _wald_stat(att[sel], th, design, n, cols=sel)  # the columns sel of th (no p x k copy)
 
 
-def _wald_stat(est, th, design, n, q=None):
+def _wald_stat(est, th, design, n, q=None, cols=None):
     if len(est) == 0:
         return None
-    v = (design.quad(th) if q is None else q) / n**2
+    if q is None:
+        v = design.quad(th, cols=cols)
+        v /= n**2  # a fresh array: scaled in place
+    else:
+        v = q / n**2
     if not np.all(np.isfinite(v)) or not np.all(np.isfinite(est)):
         return None
     try:
