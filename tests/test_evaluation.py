@@ -99,3 +99,33 @@ def test_single_station_design_skips_the_extras(demo_warehouse):
     ev = evalkit.evaluate(params)
     assert ev.sensitivity is None and not ev.robustness and ev.multiple is None
     assert ev.headline()["verdict"] in VERDICTS
+
+
+def test_small_designs_get_permutation_pretrend_and_jackknife_se(ev):
+    r = ev.result("incidents_fight", "cs")
+    pt = r.meta["pretrend"]
+    assert pt["method"] == "permutation" and pt["draws"] > 150 and pt["p_value"] == pt["p_permutation"]
+    assert 0 < pt["p_chi2"] <= 1 and ev.pretrend_p("incidents_fight") == pt["p_value"]
+    hs = r.meta["headline_se"]
+    assert hs["method"] == "jackknife" and hs["df"] == hs["n_fits"] - 1
+    row = r.overall
+    assert float(row["std_error"]) != r.meta["analytic_overall"]["std_error"]
+    assert float(row["ci_low"]) < float(row["estimate"]) < float(row["ci_high"])
+    assert ev.headline("incidents_fight")["pretrend"]["method"] == "permutation"
+
+
+def test_exclude_reforms_leaves_a_clean_comparison_group(demo_warehouse):
+    base = {"evaluation_id": "excl", "reform": "便民服务升级", "outcomes": ["incidents_total"],
+            "warehouse": str(demo_warehouse), "sensitivity": False, "pretrend_test": "chi2",
+            "headline_se": "analytic", "estimators": ["twfe", "cs"]}
+    everyone = evalkit.evaluate(validate_params(base))
+    clean = evalkit.evaluate(validate_params({**base, "exclude_reforms": ["两队一室", "一村一辅警"]}))
+    excluded = clean.panel.attrs["excluded_stations"]
+    assert excluded["two_teams_one_room"] > 0 and excluded["village_auxiliary"] > 0
+    assert clean.panel["station_id"].nunique() == everyone.panel["station_id"].nunique() - sum(excluded.values())
+    assert clean.n_units()[0] == everyone.n_units()[0]  # adopters of the evaluated reform all stay
+    assert clean.result().meta["pretrend"].get("method") is None  # chi2: nothing replaced
+    with pytest.raises(evalkit.params.ParamsError, match="itself"):
+        validate_params({**base, "exclude_reforms": ["service_hall"]})
+    with pytest.raises(evalkit.params.ParamsError, match="unknown reform"):
+        validate_params({**base, "exclude_reforms": ["no_such_reform"]})

@@ -199,14 +199,9 @@ class Evaluation:
     def pretrend_info(self, outcome: str | None = None) -> dict[str, Any] | None:
         """The joint pre-trend test the verdict reads: the headline estimator's, else event-study
         TWFE, Sun–Abraham or imputation (first available). ``method`` says which p-value it is."""
-        outcome = outcome or self.primary_outcome
-        for name in (self.params.headline, "event_twfe", "sa", "imputation"):
-            r = self.results.get(outcome, {}).get(name)
-            if r is not None and r.meta.get("pretrend"):
-                p = r.meta["pretrend"].get("p_value")
-                if p is not None and not (isinstance(p, float) and math.isnan(p)):
-                    return {"estimator": name, **r.meta["pretrend"]}
-        return None
+        res = self.results.get(outcome or self.primary_outcome, {})
+        name = _pretrend_source(self.params, res)
+        return None if name is None else {"estimator": name, **res[name].meta["pretrend"]}
 
     def pretrend_p(self, outcome: str | None = None) -> float | None:
         """p-value of the joint pre-trend test (see :meth:`pretrend_info`)."""
@@ -536,9 +531,12 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
 
 
 def _pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> str | None:
+    """The estimator whose joint pre-trend test the verdict reads: the headline's, else event-study
+    TWFE, Sun–Abraham or imputation — the first with a finite p-value."""
     for name in (p.headline, "event_twfe", "sa", "imputation"):
-        r = res.get(name)
-        if r is not None and r.meta.get("pretrend") and r.meta["pretrend"].get("df"):
+        pt = (res[name].meta.get("pretrend") or {}) if name in res else {}
+        pv = pt.get("p_value")
+        if pt.get("df") and pv is not None and not (isinstance(pv, float) and math.isnan(pv)):
             return name
     return None
 

@@ -92,8 +92,8 @@ def pretrend_test(
         "p_f": None, "p_permutation": None, "draws": 0,
         "n_treated": n_treated, "estimator": estimator,
     }
-    p_f = hotelling_f_pvalue(stat, k, n_treated)
-    out["p_f"] = p_f if math.isfinite(p_f) else None  # undefined when n_treated <= k + 1
+    if math.isfinite(p_f := hotelling_f_pvalue(stat, k, n_treated)):  # undefined when n_treated <= k + 1
+        out["p_f"] = p_f
     chosen = method
     if method == "auto":
         chosen = "permutation" if n_treated < max_permutation_treated else "f"
