@@ -111,18 +111,20 @@ class MammenStream:
 
     @staticmethod
     def chunk(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64,
-              bounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Multipliers from raw draws ``u`` and, given the column ``bounds`` of contiguous blocks
-        (float32 only, blocks of fewer than 2**24 columns), the number of ``1 - kappa`` draws per
-        row and block (exact: float32 sums of 0/1), from which :meth:`CompactDesign.vx` rebuilds
-        the exact float64 row sums of each block instead of summing again."""
+              bounds: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """``(multipliers, False)`` from raw draws ``u`` or — given the column ``bounds`` of
+        contiguous blocks (float32 only, non-empty blocks of fewer than 2**24 columns) —
+        ``(indicators, True)``: the 0/1 indicators of the ``1 - kappa`` draws, from which
+        :meth:`CompactDesign.vx` rebuilds ``V @ X`` without forming the multipliers (no extra pass
+        over the ``B x n`` matrix; the per-block counts come out of the same product, exactly)."""
         v = MammenStream.indicators(u, out=out, dtype=dtype)
-        low = None
         if bounds is not None and v.dtype == np.float32 and len(bounds) > 1:
             sizes = np.diff(bounds)
             if sizes.min() > 0 and sizes.max() < 2**24:
-                low = np.add.reduceat(v, bounds[:-1], axis=1)
-        return MammenStream.affine(v), low
+                # the consumer (CompactDesign.vx) works from the 0/1 indicators directly:
+                # V = kappa + (1 - 2 kappa) I, so V @ z = kappa 1'z + (1 - 2 kappa) I @ z
+                return v, True
+        return MammenStream.affine(v), False
 
     def draw(self, b: int, m: int, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
         """The next ``b x m`` multipliers."""
@@ -374,15 +376,25 @@ class CompactDesign:
                 self._z32 = [zs.astype(np.float32) for _, zs, _ in self._cl]
             else:
                 self._z32 = self.z.astype(np.float32)
+                # float64 column sums of each cohort block of the float32 copy (0 up to rounding
+                # when z is centred): the kappa 1'z term of V @ z
+                self._z32sum = (np.add.reduceat(self._z32, self.bounds[:-1], axis=0, dtype=np.float64)
+                                if len(self.bounds) > 1 and np.diff(self.bounds).min() > 0 else None)
+                # [z, 1]: the ones column gives each block's count of 1 - kappa draws in the same product
+                self._z32e = np.empty((self._z32.shape[0], self.t + 1), dtype=np.float32)
+                self._z32e[:, :self.t] = self._z32
+                self._z32e[:, self.t] = 1.0
 
-    def vx(self, v: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+    def vx(self, v: np.ndarray, indicators: bool = False) -> np.ndarray:
         """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters).
 
-        ``low`` (unclustered, float32 Mammen multipliers only): per row and cohort block the number
-        of ``1 - kappa`` multipliers (see :meth:`MammenStream.chunk`); the cohort-indicator columns
-        are then ``n_c kappa + low (1 - 2 kappa)`` in float64, which equals the float64 sum of the
-        block's float32 multipliers exactly (all are multiples of 2**-24 and every partial sum is
-        below 2**29 in magnitude for fewer than 3e8 units, so no rounding occurs either way).
+        ``indicators`` (unclustered only, see :meth:`MammenStream.chunk`): ``v`` holds the 0/1
+        indicators ``I`` of the ``1 - kappa`` multipliers, ``V = kappa + (1 - 2 kappa) I``. One
+        float32 product ``I @ [z_c, 1]`` per cohort block gives ``I @ z_c`` and the block's count
+        of ``1 - kappa`` draws (a float32 sum of 0/1 below 2**24: exact); the cohort-indicator
+        columns are then ``n_c kappa + count (1 - 2 kappa)`` in float64, which equals the float64 sum
+        of the block's float32 multipliers exactly (all are multiples of 2**-24 and every partial
+        sum is below 2**29 in magnitude for fewer than 3e8 units, so no rounding occurs either way).
 
         Single precision: the product is the one O(B n T) step, and rounding at ~1e-6 relative is
         far below the Monte Carlo error of the bootstrap.
@@ -390,6 +402,18 @@ class CompactDesign:
         self.warm()
         out = np.empty((v.shape[0], self.p))
         base = self.kc * self.t
+        if indicators and not self.clustered:
+            # V = hi + d I with hi = kappa, d = (1 - kappa) - kappa, both exact in float32
+            hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
+            t = self.t
+            for c in range(self.kc):
+                s, e = self.bounds[c], self.bounds[c + 1]
+                prod = v[:, s:e] @ self._z32e[s:e]  # [I @ z_c, count]
+                sc = self._cols(c)
+                np.multiply(prod[:, :t], d, out=out[:, sc])
+                out[:, sc] += hi * self._z32sum[c]
+                out[:, base + c] = self.n_c[c] * hi + prod[:, t].astype(np.float64) * d
+            return out
         for c in range(self.kc):
             sc = self._cols(c)
             if self.clustered:
@@ -401,11 +425,7 @@ class CompactDesign:
                 s, e = self.bounds[c], self.bounds[c + 1]
                 vb = v[:, s:e]
                 out[:, sc] = vb @ self._z32[s:e]
-                if low is None:
-                    out[:, base + c] = vb.sum(axis=1, dtype=np.float64)
-        if low is not None and not self.clustered:
-            hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
-            out[:, base:] = self.n_c * hi + low.astype(np.float64) * d
+                out[:, base + c] = vb.sum(axis=1, dtype=np.float64)
         return out
 
     def materialize(self, th: np.ndarray) -> np.ndarray:
@@ -449,7 +469,9 @@ class DenseDesign:
     def warm(self) -> None:
         pass
 
-    def vx(self, v: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+    def vx(self, v: np.ndarray, indicators: bool = False) -> np.ndarray:
+        if indicators:
+            raise ValueError("DenseDesign.vx takes multipliers, not indicators")
         return v @ self.xcl
 
     def materialize(self, th: np.ndarray) -> np.ndarray:

@@ -819,8 +819,8 @@ def estimate_cs(
                             nxt = next(todo, None)
                             if nxt is None:
                                 return
-                            v, low = ahead.get()
-                        vxt[:, nxt[0]:nxt[0] + nxt[1]] = design.vx(v, low).T
+                            v, ind = ahead.get()
+                        vxt[:, nxt[0]:nxt[0] + nxt[1]] = design.vx(v, ind).T
 
                 fut = helper.submit(consume) if len(sizes) > 1 else None
                 consume()
@@ -829,8 +829,8 @@ def estimate_cs(
             else:
                 cb = _count_bounds(prep, covariates)
                 for s, b in zip(offsets, sizes, strict=True):
-                    v, low = MammenStream.chunk(stream.bits(b, m), out=vbuf, dtype=design.boot_dtype, bounds=cb)
-                    vxt[:, s:s + b] = design.vx(v, low).T
+                    v, ind = MammenStream.chunk(stream.bits(b, m), out=vbuf, dtype=design.boot_dtype, bounds=cb)
+                    vxt[:, s:s + b] = design.vx(v, ind).T
         finally:
             if ahead is not None:
                 ahead.close()
