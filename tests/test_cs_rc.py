@@ -8,7 +8,6 @@ functions scaled by n / n1 and summed by unit, as R ``did`` does with
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 
 from evalkit.estimators import _cs_rc
 from evalkit.estimators.cs import _gt_cells
+from moderndid_refs import assert_aggregations_match, load_mpdta, with_holes
 
 KW = dict(unit="countyreal", time="year", cohort="first.treat")
 COVS = ["lpop", "xtv"]
@@ -81,10 +81,7 @@ def test_cell_errors():
 # --------------------------------------------------------------------------- unbalanced panel data
 @pytest.fixture(scope="module")
 def mpdta() -> pd.DataFrame:
-    moderndid = pytest.importorskip("moderndid")
-    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
-    d = pd.read_pickle(path)
-    d["state"] = d["countyreal"] // 1000
+    d = load_mpdta()
     # a time-varying covariate: the RC path uses each row's own value
     d["xtv"] = d["lpop"] + 0.1 * np.random.default_rng(2).normal(size=len(d))
     return d
@@ -93,8 +90,7 @@ def mpdta() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def holes(mpdta) -> pd.DataFrame:
     """mpdta with 10% of the rows deleted at random (fixed seed)."""
-    rng = np.random.default_rng(1)
-    return mpdta.drop(index=rng.choice(mpdta.index, size=len(mpdta) // 10, replace=False))
+    return with_holes(mpdta)
 
 
 def _ref_loop(d, method, control, covs=COVS):
@@ -170,22 +166,11 @@ def _peer_att_gt(d, method, control, covs=COVS):
                                 control_group={"never": "nevertreated", "notyet": "notyettreated"}[control])
 
 
-def _r_agg_se(mp, gu, keep):
-    """R aggte SE of the pg-weighted mean of ATT(g,t) over ``keep`` (with the wif term), from the
-    peer's unit-level IFs (rows = sorted unit ids) and cohorts ``gu`` aligned with them."""
-    g, att, inf = mp.groups[keep], mp.att_gt[keep], mp.influence_func[:, keep]
-    pg = np.array([np.mean(gu == c) for c in g])
-    dev = np.column_stack([(gu == c).astype(float) - np.mean(gu == c) for c in g])
-    wif = (dev / pg.sum() - np.outer(dev.sum(axis=1) / pg.sum() ** 2, pg)) @ att
-    f = inf @ (pg / pg.sum()) + wif
-    return np.sqrt(np.sum(f**2)) / len(gu)
-
-
 @pytest.mark.parametrize("method,control", SCEN)
 def test_estimate_cs_matches_moderndid(holes, method, control):
     from evalkit.estimators.cs import estimate_cs
 
-    moderndid = pytest.importorskip("moderndid")
+    pytest.importorskip("moderndid")
     res = estimate_cs(holes, "lemp", **KW, covariates=COVS, est_method=method, control=control,
                       allow_unbalanced=True)
     m = res.meta
@@ -201,20 +186,7 @@ def test_estimate_cs_matches_moderndid(holes, method, control):
     inf = res._influence.matrix("gt").sort_index()
     np.testing.assert_allclose(inf.to_numpy(), mp.influence_func, atol=1e-8)
 
-    est = res.estimates.set_index("term")
-    for typ, term in [("simple", "ATT"), ("group", "ATT_group"), ("dynamic", "ATT_dynamic"),
-                      ("calendar", "ATT_calendar")]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ag = moderndid.aggte(mp, type=typ, boot=False, cband=False)
-        assert est.loc[term, "estimate"] == pytest.approx(ag.overall_att, abs=1e-8)
-    gu = holes.groupby("countyreal")["first.treat"].first().sort_index().to_numpy().astype(float)
-    post = mp.groups <= mp.times
-    assert est.loc["ATT", "std_error"] == pytest.approx(_r_agg_se(mp, gu, post), abs=1e-8)
-    for r in res.rows("event").itertuples():
-        assert r.std_error == pytest.approx(_r_agg_se(mp, gu, (mp.times - mp.groups) == r.event_time), abs=1e-8)
-    for r in res.rows("calendar").itertuples():
-        assert r.std_error == pytest.approx(_r_agg_se(mp, gu, (mp.times == r.time) & post), abs=1e-8)
+    assert_aggregations_match(res, mp, holes, atol_se=1e-8)
 
 
 def test_missing_covariate_rows_are_unobserved(holes):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from evalkit.estimators import _cs_unbalanced
 from evalkit.estimators.cs import estimate_cs
+from moderndid_refs import assert_aggregations_match, load_mpdta, with_holes
 
 KW = dict(unit="countyreal", time="year", cohort="first.treat")
 RC = "repeated cross sections (R did allow_unbalanced_panel)"
@@ -19,18 +19,13 @@ SCENARIOS = {"never": {}, "notyet": {"control": "notyet"}, "universal": {"base_p
 
 @pytest.fixture(scope="module")
 def mpdta() -> pd.DataFrame:
-    moderndid = pytest.importorskip("moderndid")
-    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
-    d = pd.read_pickle(path)
-    d["state"] = d["countyreal"] // 1000
-    return d
+    return load_mpdta()
 
 
 @pytest.fixture(scope="module")
 def holes(mpdta) -> pd.DataFrame:
     """mpdta with 10% of the rows deleted at random (fixed seed)."""
-    rng = np.random.default_rng(1)
-    return mpdta.drop(index=rng.choice(mpdta.index, size=len(mpdta) // 10, replace=False))
+    return with_holes(mpdta)
 
 
 @pytest.fixture
@@ -123,23 +118,9 @@ def _peer(holes, opts):
                                 base_period=opts.get("base_period", "varying"))
 
 
-def _r_agg_se(mp, gu, keep):
-    """R aggte SE of the pg-weighted mean of ATT(g,t) over ``keep``, with the wif term.
-
-    Uses moderndid's unit-level influence functions (rows = sorted unit ids) and cohorts ``gu``
-    aligned with them (moderndid's own aggte pairs them with cohort-sorted G on this path).
-    """
-    g, att, inf = mp.groups[keep], mp.att_gt[keep], mp.influence_func[:, keep]
-    pg = np.array([np.mean(gu == c) for c in g])
-    dev = np.column_stack([(gu == c).astype(float) - np.mean(gu == c) for c in g])
-    wif = (dev / pg.sum() - np.outer(dev.sum(axis=1) / pg.sum() ** 2, pg)) @ att
-    f = inf @ (pg / pg.sum()) + wif
-    return np.sqrt(np.sum(f**2)) / len(gu)
-
-
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_matches_moderndid_unbalanced(holes, name):
-    moderndid = pytest.importorskip("moderndid")
+    pytest.importorskip("moderndid")
     opts = SCENARIOS[name]
     res = estimate_cs(holes, "lemp", **KW, allow_unbalanced=True, **opts)
     gt = res.rows("gt")
@@ -149,28 +130,8 @@ def test_matches_moderndid_unbalanced(holes, name):
     ok = ~np.isnan(gt["std_error"].to_numpy())
     np.testing.assert_allclose(gt["std_error"].to_numpy()[ok], np.asarray(mp.se_gt)[ok], atol=1e-6)
 
-    est = res.estimates.set_index("term")
-    for typ, term in [("simple", "ATT"), ("group", "ATT_group"), ("dynamic", "ATT_dynamic"),
-                      ("calendar", "ATT_calendar")]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ag = moderndid.aggte(mp, type=typ, boot=False, cband=False)
-        assert est.loc[term, "estimate"] == pytest.approx(ag.overall_att, abs=1e-8)
-
     # SEs: R's aggte formula on the peer's unit-level influence functions
-    gu = holes.groupby("countyreal")["first.treat"].first().sort_index().to_numpy().astype(float)
-    post = mp.groups <= mp.times
-    assert est.loc["ATT", "std_error"] == pytest.approx(_r_agg_se(mp, gu, post), abs=1e-10)
-    for r in res.rows("event").itertuples():
-        keep = (mp.times - mp.groups) == r.event_time
-        ref = _r_agg_se(mp, gu, keep)
-        if np.isnan(r.std_error):  # universal base period: the reference event time (R: NA)
-            assert ref < 1e-12
-            continue
-        assert r.std_error == pytest.approx(ref, abs=1e-10)
-    for r in res.rows("calendar").itertuples():
-        keep = (mp.times == r.time) & post
-        assert r.std_error == pytest.approx(_r_agg_se(mp, gu, keep), abs=1e-10)
+    assert_aggregations_match(res, mp, holes, atol_se=1e-10)
 
 
 def test_influence_functions_and_cluster(holes):

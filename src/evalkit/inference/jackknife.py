@@ -17,13 +17,13 @@ use it automatically only when fewer than 100 stations adopt.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evalkit.inference._refit import refit_setup
 from evalkit.results import EstimationResult
 
 
@@ -44,13 +44,7 @@ def jackknife_overall(
     Returns ``estimate``, ``std_error``, ``ci_low``, ``ci_high``, ``p_value``, ``df``,
     ``n_clusters`` (G), ``n_fits`` (G'), ``cluster`` (the column left out one value at a time).
     """
-    from evalkit.estimators import get_estimator
-
-    fn = get_estimator(estimator)
-    options = dict(options or {})
-    options.pop("bootstrap", None)
-    if result is None:
-        result = fn(panel, outcome, **options)
+    refit, result, _ = refit_setup(panel, outcome, estimator, options, result, ("simple",))
     est = float(result.overall["estimate"])
     col = cluster or unit
     if col not in panel.columns:
@@ -59,19 +53,16 @@ def jackknife_overall(
     G = len(uniques)
     if G < 3:
         raise ValueError(f"the jackknife needs at least 3 clusters; {col} has {G}")
-    fit_options = {**options, "aggregations": ("simple",)} if estimator == "cs" else options
     treated = panel[cohort].fillna(0).to_numpy() > 0
     thetas: list[float] = []
     for g in range(G):
         keep = codes != g
         if not treated[keep].any():
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                r = fn(panel.loc[keep], outcome, **fit_options)
-            except Exception:  # noqa: BLE001 - e.g. a cohort left without comparison units
-                continue
+        try:
+            r = refit(panel.loc[keep])
+        except Exception:  # noqa: BLE001 - e.g. a cohort left without comparison units
+            continue
         th = float(r.overall["estimate"])
         if math.isfinite(th):
             thetas.append(th)

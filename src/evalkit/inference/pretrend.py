@@ -28,13 +28,13 @@ cohorts of 10.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evalkit.inference._refit import refit_setup
 from evalkit.results import EstimationResult
 
 METHODS = ("auto", "chi2", "f", "permutation")
@@ -73,13 +73,8 @@ def pretrend_test(
     """
     if method not in METHODS:
         raise ValueError(f"unknown pre-trend test method {method!r}; choose from {METHODS}")
-    from evalkit.estimators import get_estimator
-
-    fn = get_estimator(estimator)
-    options = dict(options or {})
-    options.pop("bootstrap", None)  # the statistic uses the analytic covariance
-    if result is None:
-        result = fn(panel, outcome, **options)
+    # the statistic uses the analytic covariance; only the event-time block enters it
+    refit, result, _ = refit_setup(panel, outcome, estimator, options, result, ("dynamic",))
     pt = (result.meta or {}).get("pretrend")
     if not pt or not pt.get("df") or pt.get("stat") is None:
         return None
@@ -103,15 +98,11 @@ def pretrend_test(
         rng = np.random.default_rng(seed)
         codes = pd.Index(first.index).get_indexer(panel[unit])
         work = panel.copy()
-        # only the event-time block enters the statistic: skip the other CS aggregations
-        draw_options = {**options, "aggregations": ("dynamic",)} if estimator == "cs" else options
         null: list[float] = []
         for _ in range(int(draws)):
             work[cohort] = rng.permutation(cohorts)[codes]
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # one warning per draw would flood the log
-                    b = (fn(work, outcome, **draw_options).meta or {}).get("pretrend") or {}
+                b = (refit(work).meta or {}).get("pretrend") or {}
             except Exception:  # noqa: BLE001 - a draw without identified leads is skipped
                 continue
             if b.get("stat") is not None and math.isfinite(float(b["stat"])):

@@ -1,0 +1,65 @@
+"""Shared references for the Callaway–Sant'Anna tests against the ``moderndid`` peer: the mpdta data
+shipped in its wheel, the unbalanced variant, R ``aggte``'s SE formula, and the aggregation checks."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def load_mpdta() -> pd.DataFrame:
+    """mpdta (R ``did``'s county minimum-wage panel) from the moderndid wheel, with ``state``."""
+    moderndid = pytest.importorskip("moderndid")
+    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
+    d = pd.read_pickle(path)
+    d["state"] = d["countyreal"] // 1000
+    return d
+
+
+def with_holes(mpdta: pd.DataFrame) -> pd.DataFrame:
+    """mpdta with 10% of the rows deleted at random (fixed seed)."""
+    rng = np.random.default_rng(1)
+    return mpdta.drop(index=rng.choice(mpdta.index, size=len(mpdta) // 10, replace=False))
+
+
+def r_agg_se(mp, gu: np.ndarray, keep: np.ndarray) -> float:
+    """R aggte SE of the pg-weighted mean of ATT(g,t) over ``keep``, with the wif term.
+
+    Uses moderndid's unit-level influence functions (rows = sorted unit ids) and cohorts ``gu``
+    aligned with them (moderndid's own aggte pairs them with cohort-sorted G on this path).
+    """
+    g, att, inf = mp.groups[keep], mp.att_gt[keep], mp.influence_func[:, keep]
+    pg = np.array([np.mean(gu == c) for c in g])
+    dev = np.column_stack([(gu == c).astype(float) - np.mean(gu == c) for c in g])
+    wif = (dev / pg.sum() - np.outer(dev.sum(axis=1) / pg.sum() ** 2, pg)) @ att
+    f = inf @ (pg / pg.sum()) + wif
+    return np.sqrt(np.sum(f**2)) / len(gu)
+
+
+def assert_aggregations_match(res, mp, panel: pd.DataFrame, *, atol_se: float) -> None:
+    """Every aggregation of ``res`` against moderndid's ``aggte`` (estimates, 1e-8) and R's aggte SE
+    formula on the peer's influence functions (simple ATT, each event time, each calendar period)."""
+    import moderndid
+
+    est = res.estimates.set_index("term")
+    for typ, term in [("simple", "ATT"), ("group", "ATT_group"), ("dynamic", "ATT_dynamic"),
+                      ("calendar", "ATT_calendar")]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ag = moderndid.aggte(mp, type=typ, boot=False, cband=False)
+        assert est.loc[term, "estimate"] == pytest.approx(ag.overall_att, abs=1e-8)
+    gu = panel.groupby("countyreal")["first.treat"].first().sort_index().to_numpy().astype(float)
+    post = mp.groups <= mp.times
+    assert est.loc["ATT", "std_error"] == pytest.approx(r_agg_se(mp, gu, post), abs=atol_se)
+    for r in res.rows("event").itertuples():
+        ref = r_agg_se(mp, gu, (mp.times - mp.groups) == r.event_time)
+        if np.isnan(r.std_error):  # universal base period: the reference event time (R: NA)
+            assert ref < 1e-12
+            continue
+        assert r.std_error == pytest.approx(ref, abs=atol_se)
+    for r in res.rows("calendar").itertuples():
+        assert r.std_error == pytest.approx(r_agg_se(mp, gu, (mp.times == r.time) & post), abs=atol_se)
