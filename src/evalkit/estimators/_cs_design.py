@@ -27,76 +27,70 @@ from scipy import sparse
 MAMMEN_KAPPA = 0.5 * (1.0 + np.sqrt(5.0))
 MAMMEN_P_LOW = MAMMEN_KAPPA / np.sqrt(5.0)  # P(weight = 1 - kappa), as in R did
 
-
-# Mammen multipliers as float32 values, exactly as the previous implementation computed them
-# (``np.less`` into float32, then ``*= 1 - 2 kappa``, ``+= kappa``, all in float32).
-_V_HIGH = np.float32(np.float32(0.0) * np.float32((1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA) + np.float32(MAMMEN_KAPPA))
+# Mammen multipliers as float32 values (exact: 1 - kappa = kappa + (1 - 2 kappa), all in float32)
+_V_HIGH = np.float32(MAMMEN_KAPPA)
 _V_LOW = np.float32(np.float32(1.0) * np.float32((1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA) + np.float32(MAMMEN_KAPPA))
-# ``rng.random(dtype=float32) < float32(P_LOW)`` is ``(u32 >> 8) * 2**-24 < float32(P_LOW)`` for the
-# generator's next 32-bit output u32, i.e. ``u32 < K * 2**8`` with the integer K = float32(P_LOW) * 2**24
-_P_LOW32 = np.float32(MAMMEN_P_LOW)
-_K24 = int(np.float64(_P_LOW32) * 2**24)
-assert _K24 == np.float64(_P_LOW32) * 2**24
-_U32_THRESHOLD = np.uint32(_K24 << 8)
+# The Bernoulli draw "weight = 1 - kappa" is ``u16 < K16`` for a uniform 16-bit integer u16:
+# P = 47422 / 65536 = 0.7236023, 4.5e-6 below kappa / sqrt(5). The multipliers then have mean
+# 1.0e-5 (instead of 0) and variance 1 + 2e-6; the mean does not matter (influence functions sum
+# to zero over units, so a common shift of all multipliers cancels) and the variance error is
+# ~1e-6 of a standard error, far below the bootstrap's Monte Carlo error (~2 % with 999 draws).
+BITS_PER_DRAW = 16
+_K16 = round(MAMMEN_P_LOW * 2**BITS_PER_DRAW)
+_U16_THRESHOLD = np.uint16(_K16)
+_RAW64 = ("PCG64", "PCG64DXSM", "SFC64", "Philox")  # bit generators whose raw outputs are 64-bit
 
 
 class MammenStream:
-    """Draws Mammen multipliers from ``rng``: 1 - kappa w.p. kappa/sqrt(5), kappa otherwise.
+    """Draws Mammen multipliers from ``rng``: 1 - kappa w.p. ~kappa/sqrt(5), kappa otherwise.
 
-    The stream is that of ``rng.random(dtype=np.float32) < float32(kappa/sqrt(5))`` (24-bit
-    resolution of the Bernoulli probability), element by element and across calls. For numpy's
-    default PCG64 generator the 32-bit outputs are the low then the high halves of the raw 64-bit
-    outputs, so the same Bernoulli draws are obtained ~3x faster from ``bit_generator.random_raw``
-    compared as integers (the state carried between calls, including a buffered half, is kept
-    here); other bit generators use ``rng.random`` directly.
+    One 16-bit uniform per multiplier (see ``_K16`` for the probability's 2^-16 resolution). For
+    numpy's 64-bit bit generators (PCG64, the default, and PCG64DXSM, SFC64, Philox) each raw
+    64-bit output gives four of them, lowest 16 bits first (``random_raw`` viewed as ``uint16`` on
+    a little-endian machine), in row-major (draw, unit) order across calls — a quarter of the
+    generator calls of one uniform per draw; other generators use ``rng.integers`` on
+    ``[0, 2^16)``. The stream depends only on the seed, not on how it is cut into chunks.
     """
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
         bg = rng.bit_generator
-        self._raw = type(bg) is np.random.PCG64 and np.little_endian
-        self._pending: np.uint32 | None = None
-        if self._raw:
-            st = bg.state
-            if st.get("has_uint32"):
-                self._pending = np.uint32(st["uinteger"])
+        self._raw = type(bg).__name__ in _RAW64 and np.little_endian
+        self._pending = np.empty(0, dtype=np.uint16)  # unused 16-bit parts of the last raw output
 
-    def uint32(self, n: int) -> np.ndarray:
-        """Next ``n`` 32-bit outputs of the generator (PCG64 only)."""
-        head = 0 if self._pending is None else 1
+    def uint16(self, n: int) -> np.ndarray:
+        """Next ``n`` 16-bit uniforms."""
+        if not self._raw:
+            return self.rng.integers(0, 1 << 16, size=n, dtype=np.uint16)
+        head = min(len(self._pending), n)
         k = n - head
-        raw = self.rng.bit_generator.random_raw((k + 1) // 2).view(np.uint32)
+        raw = self.rng.bit_generator.random_raw((k + 3) // 4).view(np.uint16)
         if head:
-            u = np.empty(n, dtype=np.uint32)
-            u[0] = self._pending
-            u[1:] = raw[:k]
+            u = np.empty(n, dtype=np.uint16)
+            u[:head] = self._pending[:head]
+            u[head:] = raw[:k]
+            self._pending = self._pending[head:]
         else:
             u = raw[:k]
-        self._pending = raw[k] if k % 2 else None
+        if k:
+            self._pending = raw[k:].copy()
         return u
 
     def bits(self, b: int, m: int) -> np.ndarray:
-        """The next ``b x m`` raw draws (uint32 for PCG64, float32 uniforms otherwise).
+        """The next ``b x m`` 16-bit uniforms.
 
         Calls must be made in stream order, but may run in another thread (numpy releases the GIL
-        while generating), ahead of :meth:`weights`.
+        while generating), ahead of :meth:`indicators`.
         """
-        if self._raw:
-            return self.uint32(b * m).reshape(b, m)
-        return self.rng.random((b, m), dtype=np.float32)
+        return self.uint16(b * m).reshape(b, m)
 
     @staticmethod
     def indicators(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
         """1 where the multiplier drawn from ``u`` is ``1 - kappa``, else 0."""
         b, m = u.shape
         v = np.empty((b, m), dtype=dtype) if out is None else out[:b]
-        np.less(u, _U32_THRESHOLD if u.dtype == np.uint32 else _P_LOW32, out=v, casting="unsafe")
+        np.less(u, _U16_THRESHOLD, out=v, casting="unsafe")
         return v
-
-    @staticmethod
-    def weights(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
-        """Mammen multipliers from raw draws ``u`` (see :meth:`bits`)."""
-        return MammenStream.affine(MammenStream.indicators(u, out=out, dtype=dtype))
 
     @staticmethod
     def affine(v: np.ndarray) -> np.ndarray:
@@ -118,17 +112,139 @@ class MammenStream:
         :meth:`CompactDesign.vx` rebuilds ``V @ X`` without forming the multipliers (no extra pass
         over the ``B x n`` matrix; the per-block counts come out of the same product, exactly)."""
         v = MammenStream.indicators(u, out=out, dtype=dtype)
-        if bounds is not None and v.dtype == np.float32 and len(bounds) > 1:
-            sizes = np.diff(bounds)
-            if sizes.min() > 0 and sizes.max() < 2**24:
-                # the consumer (CompactDesign.vx) works from the 0/1 indicators directly:
-                # V = kappa + (1 - 2 kappa) I, so V @ z = kappa 1'z + (1 - 2 kappa) I @ z
-                return v, True
+        if indicator_blocks_ok(bounds) and v.dtype == np.float32:
+            # the consumer (CompactDesign.vx) works from the 0/1 indicators directly:
+            # V = kappa + (1 - 2 kappa) I, so V @ z = kappa 1'z + (1 - 2 kappa) I @ z
+            return v, True
         return MammenStream.affine(v), False
 
     def draw(self, b: int, m: int, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
         """The next ``b x m`` multipliers."""
-        return self.weights(self.bits(b, m), out=out, dtype=dtype)
+        return self.affine(self.indicators(self.bits(b, m), out=out, dtype=dtype))
+
+
+def indicator_blocks_ok(bounds: np.ndarray | None) -> bool:
+    """Whether :meth:`CompactDesign.vx` can work from indicators for these column blocks."""
+    if bounds is None or len(bounds) < 2:
+        return False
+    sizes = np.diff(bounds)
+    return bool(sizes.min() > 0 and sizes.max() < 2**24)
+
+
+def z32_parts(z: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``([z, 1]`` in float32, float64 column sums of each cohort block of the float32 ``z``):
+    the operands of :func:`vx_indicators` (``kappa 1'z`` term and the ones column that yields
+    each block's count of ``1 - kappa`` draws in the same product)."""
+    n, t = z.shape
+    z32e = np.empty((n, t + 1), dtype=np.float32)
+    z32e[:, :t] = z
+    z32e[:, t] = 1.0
+    z32sum = np.add.reduceat(z32e[:, :t], bounds[:-1], axis=0, dtype=np.float64)
+    return z32e, z32sum
+
+
+def vx_indicators(v: np.ndarray, z32e: np.ndarray, z32sum: np.ndarray, bounds: np.ndarray,
+                  n_c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``V @ X`` of the unclustered compact design from the 0/1 indicators ``v`` of the
+    ``1 - kappa`` multipliers (``V = kappa + (1 - 2 kappa) I``), one float32 product
+    ``I @ [z_c, 1]`` per cohort block (see :meth:`CompactDesign.vx`). ``out``: ``B x p`` float64
+    (or its transpose's view)."""
+    kc = len(bounds) - 1
+    t = z32e.shape[1] - 1
+    if out is None:
+        out = np.empty((v.shape[0], kc * t + kc))
+    base = kc * t
+    # V = hi + d I with hi = kappa, d = (1 - kappa) - kappa, both exact in float32
+    hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
+    for c in range(kc):
+        s, e = bounds[c], bounds[c + 1]
+        prod = v[:, s:e] @ z32e[s:e]  # [I @ z_c, count]
+        sc = slice(c * t, (c + 1) * t)
+        np.multiply(prod[:, :t], d, out=out[:, sc])
+        out[:, sc] += hi * z32sum[c]
+        out[:, base + c] = n_c[c] * hi + prod[:, t].astype(np.float64) * d
+    return out
+
+
+class IndicatorProducts:
+    """The bootstrap's ``(V @ X)'`` (p x B) for the unclustered compact design with a centred
+    outcome, computed chunk by chunk straight from the draws — by one thread or several at once
+    (:meth:`run` from each), then assembled by :meth:`result`.
+
+    Chunks of ``sizes`` draws are taken in order under a lock and their 16-bit uniforms drawn
+    there (stream order); thresholding and the float32 products ``I @ [z_c, 1]`` run outside it,
+    each chunk into its own rows of a ``kc x B x (T + 1)`` buffer, so the result does not depend
+    on which thread does which chunk. Needs only the centred outcome ``z`` (read, never written)
+    and the cohort bounds, so it can start right after the cohort means — while the estimates
+    and analytic SEs are still being computed. With ``z`` centred within cohort, ``1'z_c = 0``,
+    so ``V @ z_c = (1 - 2 kappa) I @ z_c`` (see :func:`vx_indicators`).
+    """
+
+    def __init__(self, stream: MammenStream, sizes: list[int], z: np.ndarray, bounds: np.ndarray):
+        import threading
+
+        self.stream, self.z, self.bounds = stream, z, bounds
+        self.n_c = np.diff(bounds).astype(float)
+        self.kc, self.t = len(bounds) - 1, z.shape[1]
+        self.m = z.shape[0]
+        self.b = int(sum(sizes))
+        self._prod = np.empty((self.kc, self.b, self.t + 1), dtype=np.float32)
+        offsets = np.cumsum([0] + list(sizes[:-1])).tolist()
+        self._todo = iter(list(zip(offsets, sizes, strict=True)))
+        self._lock = threading.Lock()
+        self._z32e: np.ndarray | None = None
+        self._max = max(sizes) if sizes else 0
+        self._stop = False
+
+    @staticmethod
+    def sizes(b: int, m: int) -> list[int]:
+        """Chunks of draws: ~4 MB of float32 indicators (at least 64 draws)."""
+        rows = max(1, min(b, max(64, 2**20 // max(m, 1))))
+        return [min(rows, b - s) for s in range(0, b, rows)]
+
+    def _operand(self) -> np.ndarray:
+        with self._lock:
+            if self._z32e is None:
+                z32e = np.empty((self.m, self.t + 1), dtype=np.float32)
+                z32e[:, :self.t] = self.z
+                z32e[:, self.t] = 1.0  # the ones column: each block's count of 1 - kappa draws
+                self._z32e = z32e
+            return self._z32e
+
+    def run(self) -> None:
+        """Compute chunks until none are left (returns when this thread can take no more)."""
+        z32e = self._operand()
+        buf = None
+        while True:
+            with self._lock:
+                nxt = None if self._stop else next(self._todo, None)
+                if nxt is None:
+                    return
+                s, b = nxt
+                u = self.stream.bits(b, self.m)
+            if buf is None:
+                buf = np.empty((self._max, self.m), dtype=np.float32)
+            v = MammenStream.indicators(u, out=buf, dtype=np.float32)
+            for c in range(self.kc):
+                lo, hi = self.bounds[c], self.bounds[c + 1]
+                np.matmul(v[:, lo:hi], z32e[lo:hi], out=self._prod[c, s:s + b])
+
+    def stop(self) -> None:
+        """Let running threads finish their current chunk and take no more."""
+        self._stop = True
+
+    def result(self) -> np.ndarray:
+        """``(V @ X)'`` (p x B), once every chunk is done. Single precision like the products it
+        comes from (~1e-7 relative rounding, far below the bootstrap's Monte Carlo error)."""
+        kc, t = self.kc, self.t
+        hi, d = _V_HIGH, _V_LOW - _V_HIGH  # float32, exact
+        vxt = np.empty((kc * t + kc, self.b), dtype=np.float32)
+        for c in range(kc):
+            np.multiply(self._prod[c, :, :t].T, d, out=vxt[c * t:(c + 1) * t])
+        # cohort-indicator columns: n_c kappa + count (1 - 2 kappa) (counts: exact float32 sums of 0/1)
+        # (in float64, then rounded once: the two terms nearly cancel)
+        vxt[kc * t:] = (self.n_c * np.float64(hi))[:, None] + self._prod[:, :, t] * np.float64(d)
+        return vxt
 
 
 class BitsAhead:
@@ -195,21 +311,6 @@ class BitsAhead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def mammen_weights(rng: np.random.Generator, b: int, m: int, out: np.ndarray | None = None,
-                   dtype: type = np.float64) -> np.ndarray:
-    """``b x m`` Mammen multipliers: 1 - kappa w.p. kappa/sqrt(5), kappa otherwise (mean 0, var 1).
-
-    Uniforms are drawn in float32 (24-bit resolution of the Bernoulli probability) and written into
-    ``out`` when given. For repeated calls on the same stream use :class:`MammenStream`.
-    """
-    u = rng.random((b, m), dtype=np.float32)
-    v = np.empty((b, m), dtype=dtype) if out is None else out[:b]
-    np.less(u, _P_LOW32, out=v, casting="unsafe")
-    v *= (1.0 - MAMMEN_KAPPA) - MAMMEN_KAPPA
-    v += MAMMEN_KAPPA
-    return v
 
 
 def _group_rows(codes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,14 +477,9 @@ class CompactDesign:
                 self._z32 = [zs.astype(np.float32) for _, zs, _ in self._cl]
             else:
                 self._z32 = self.z.astype(np.float32)
-                # float64 column sums of each cohort block of the float32 copy (0 up to rounding
-                # when z is centred): the kappa 1'z term of V @ z
-                self._z32sum = (np.add.reduceat(self._z32, self.bounds[:-1], axis=0, dtype=np.float64)
-                                if len(self.bounds) > 1 and np.diff(self.bounds).min() > 0 else None)
-                # [z, 1]: the ones column gives each block's count of 1 - kappa draws in the same product
-                self._z32e = np.empty((self._z32.shape[0], self.t + 1), dtype=np.float32)
-                self._z32e[:, :self.t] = self._z32
-                self._z32e[:, self.t] = 1.0
+                # [z, 1] and the float64 column sums of each cohort block (see vx_indicators)
+                self._z32e, self._z32sum = (z32_parts(self.z, self.bounds) if indicator_blocks_ok(self.bounds)
+                                            else (None, None))
 
     def vx(self, v: np.ndarray, indicators: bool = False) -> np.ndarray:
         """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters).
@@ -395,25 +491,16 @@ class CompactDesign:
         columns are then ``n_c kappa + count (1 - 2 kappa)`` in float64, which equals the float64 sum
         of the block's float32 multipliers exactly (all are multiples of 2**-24 and every partial
         sum is below 2**29 in magnitude for fewer than 3e8 units, so no rounding occurs either way).
+        See :func:`vx_indicators`, which :class:`IndicatorProducts` calls directly.
 
         Single precision: the product is the one O(B n T) step, and rounding at ~1e-6 relative is
         far below the Monte Carlo error of the bootstrap.
         """
         self.warm()
+        if indicators and not self.clustered:
+            return vx_indicators(v, self._z32e, self._z32sum, self.bounds, self.n_c)
         out = np.empty((v.shape[0], self.p))
         base = self.kc * self.t
-        if indicators and not self.clustered:
-            # V = hi + d I with hi = kappa, d = (1 - kappa) - kappa, both exact in float32
-            hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
-            t = self.t
-            for c in range(self.kc):
-                s, e = self.bounds[c], self.bounds[c + 1]
-                prod = v[:, s:e] @ self._z32e[s:e]  # [I @ z_c, count]
-                sc = self._cols(c)
-                np.multiply(prod[:, :t], d, out=out[:, sc])
-                out[:, sc] += hi * self._z32sum[c]
-                out[:, base + c] = self.n_c[c] * hi + prod[:, t].astype(np.float64) * d
-            return out
         for c in range(self.kc):
             sc = self._cols(c)
             if self.clustered:

@@ -30,7 +30,14 @@ from scipy import sparse, stats
 
 from evalkit.estimators import _cs_rc, _cs_unbalanced
 from evalkit.estimators._cs_blas import blas_threads
-from evalkit.estimators._cs_design import BitsAhead, CompactDesign, DenseDesign, MammenStream
+from evalkit.estimators._cs_design import (
+    BitsAhead,
+    CompactDesign,
+    DenseDesign,
+    IndicatorProducts,
+    MammenStream,
+    indicator_blocks_ok,
+)
 from evalkit.estimators._cs_drdid import ESTIMATORS
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
@@ -668,6 +675,7 @@ def estimate_cs(
     if len(glist) == 0:
         raise ValueError("no treated cohorts")
     ahead = None
+    products = boot_fut = ybar = None
     helper = _helper_pool()  # decided once per call (None on a busy machine)
     if bootstrap and bootstrap > 0:
         # start drawing the bootstrap's random bits now, in a helper thread, while the estimates
@@ -675,7 +683,18 @@ def estimate_cs(
         m_boot = prep.n_clusters if prep.cluster is not None else n
         chunk = max(1, min(bootstrap, int(2**19 // max(m_boot, 1))))  # ~2 MB of multipliers per chunk
         sizes = [min(chunk, bootstrap - s) for s in range(0, bootstrap, chunk)]
-        if helper is not None:
+        if not (prep.unbalanced or covariates or prep.cluster is not None) and indicator_blocks_ok(prep.bounds):
+            # the common case (balanced, unconditional, unit-level draws): (V X)' needs only the
+            # centred outcome, so the helper computes it — draws and products — from here on,
+            # while this thread computes the estimates (IndicatorProducts; same numbers either way)
+            ybar = _cohort_means(prep)
+            for c in range(kc):  # prep.y is ours: centre within cohort in place
+                prep.y[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
+            products = IndicatorProducts(MammenStream(np.random.default_rng(seed)), IndicatorProducts.sizes(bootstrap, n),
+                                         prep.y, prep.bounds)
+            if helper is not None:
+                boot_fut = helper.submit(products.run)
+        elif helper is not None:
             boot_dtype = DenseDesign.boot_dtype if covariates else CompactDesign.boot_dtype
             ahead = BitsAhead(MammenStream(np.random.default_rng(seed)), sizes, m_boot,
                               max_ahead=max(2, int(2**26 // (8 * chunk * max(m_boot, 1)))), dtype=boot_dtype,
@@ -685,7 +704,9 @@ def estimate_cs(
     if prep.unbalanced:
         ysum, ycnt, _ = _cs_unbalanced.cohort_period_sums(prep.y, prep.bounds)
     else:
-        ybar = _cohort_means(prep)
+        centred = ybar is not None  # already (for the bootstrap's products, above)
+        if not centred:
+            ybar = _cohort_means(prep)
         ysum, ycnt = ybar * n_c[:, None], np.broadcast_to(n_c[:, None], ybar.shape)
     pre_sum, pre_cnt = 0.0, 0
     for c in range(kc):
@@ -746,12 +767,13 @@ def estimate_cs(
     else:
         att, th_gt, th_sp = _theta_compact(prep, cells, n, ybar)
         zc = prep.y  # owned by us: centre within cohort in place
-        for c in range(kc):
-            zc[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
+        if not centred:
+            for c in range(kc):
+                zc[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
         # the per-cohort scatter matrices are built by the helper thread while the aggregations run
-        # (not when the bootstrap draws already occupy a second core)
-        design = helper.submit(CompactDesign, zc, prep.bounds, prep.cluster) if (helper and ahead is None) else \
-            CompactDesign(zc, prep.bounds, prep.cluster)
+        # (not when the bootstrap already occupies a second core)
+        design = helper.submit(CompactDesign, zc, prep.bounds, prep.cluster) \
+            if (helper and ahead is None and products is None) else CompactDesign(zc, prep.bounds, prep.cluster)
         ind0 = kc * nt
     lap("gt")
 
@@ -790,9 +812,24 @@ def estimate_cs(
     crit: dict[str, float] = {}
     pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells], dtype=bool)
     wald_gt_args = (att, th_gt, pre_gt, design, n, qdiag["gt"])
-    # overlaps the bootstrap draws or the tidy frame
-    fut_wald_gt = helper.submit(_wald_gt, *wald_gt_args) if helper else None
-    if bootstrap and bootstrap > 0:
+    pretrend_gt = tht = None
+    # overlaps the tidy frame (after the bootstrap when there is one: the helper is busy until then)
+    fut_wald_gt = helper.submit(_wald_gt, *wald_gt_args) if (helper and not (bootstrap and bootstrap > 0)) else None
+    if bootstrap and bootstrap > 0 and products is not None:
+        # work that does not need the draws is done here, while the helper computes products
+        # (then both threads finish the products and share the bootstrap's last steps)
+        if boot_fut is not None:
+            pretrend_gt = _wald_gt(*wald_gt_args)
+            tht = _boot_rows(blocks, th_sp)
+        try:
+            products.run()  # the chunks the helper has not taken yet
+        finally:
+            products.stop()
+            if boot_fut is not None:
+                boot_fut.result()
+        vxt = products.result()
+        lap("bootstrap_draws")
+    elif bootstrap and bootstrap > 0:
         m = design.n_boot
         if ahead is not None and (ahead.m != m or ahead.dtype != design.boot_dtype):
             # unexpected: draw from a fresh stream instead
@@ -835,11 +872,13 @@ def estimate_cs(
             if ahead is not None:
                 ahead.close()
         lap("bootstrap_draws")
+    if bootstrap and bootstrap > 0:
         keys = [k for k, (_est, th) in blocks.items() if th.shape[1]]
         if keys:
             # (V X theta)' : one row per estimate, one column per draw (theta' is sparse)
-            tht = sparse.vstack([th_sp.T if (k == "gt" and th_sp is not None) else _sparse_rows(blocks[k][1].T)
-                                 for k in keys], format="csr")
+            tht = _boot_rows(blocks, th_sp) if tht is None else tht
+            if vxt.dtype != tht.dtype:  # single precision (V X)' (IndicatorProducts): half the memory traffic
+                tht = tht.astype(vxt.dtype)
             h = tht.shape[0] // 2
             if helper and h > 16:  # two halves of the rows, one in the helper thread
                 fut = helper.submit(lambda: np.asarray(tht[:h] @ vxt))
@@ -868,6 +907,8 @@ def estimate_cs(
                     crit[k] = float(np.quantile(bt, 1 - alpha, method="inverted_cdf"))
                     bands[k] = crit[k] * se_b
         lap("bootstrap")
+        if helper and pretrend_gt is None:
+            fut_wald_gt = helper.submit(_wald_gt, *wald_gt_args)
 
     # ------------------------------------------------------------ tidy rows
     pg_coh = np.diff(prep.bounds) / n
@@ -898,7 +939,8 @@ def estimate_cs(
 
     # ------------------------------------------------------------ meta
     pretrend = _wald(blocks, ses, design, n, "event", anticipation, aggs, qfull.get("event"))
-    pretrend_gt = fut_wald_gt.result() if fut_wald_gt else _wald_gt(*wald_gt_args)
+    if pretrend_gt is None:
+        pretrend_gt = fut_wald_gt.result() if fut_wald_gt else _wald_gt(*wald_gt_args)
     lap("wald")
     treated = np.isfinite(prep.gu)
     meta: dict[str, Any] = {
@@ -1062,7 +1104,7 @@ def _row_quantiles(a: np.ndarray, pcts: tuple[float, ...], block: int = 128) -> 
         ab = a[s:s + block]
         rows = np.arange(ab.shape[0])
         with np.errstate(over="ignore"):  # overflow to +-inf keeps the order (ties are handled below)
-            y = ab.astype(np.float32)
+            y = ab if ab.dtype == np.float32 else ab.astype(np.float32)  # (sorted / partitioned in a copy)
         # one (SIMD) sort of the float32 rows gives every rank at once; faster than a partition
         # per rank for two or more ranks
         work = np.sort(y, axis=1) if len(order) > 1 else None
@@ -1071,6 +1113,9 @@ def _row_quantiles(a: np.ndarray, pcts: tuple[float, ...], block: int = 128) -> 
             if work is None:
                 work = y.copy()
                 work.partition(r, axis=1)
+            if ab.dtype == np.float32:  # the float32 order statistic is the exact value
+                out[i][s:s + block] = work[:, r]
+                continue
             eq = y == work[:, r:r + 1]
             res = ab[rows, np.argmax(eq, axis=1)]
             tied = np.flatnonzero(np.count_nonzero(eq, axis=1) != 1)
@@ -1091,6 +1136,16 @@ def _max_abs_t(b: np.ndarray, se: np.ndarray, ok: np.ndarray, block: int = 128) 
         m = np.abs(r, out=r).max(axis=0)
         out = m if out is None else np.maximum(out, m, out=out)
     return out
+
+
+def _boot_rows(blocks, th_sp) -> sparse.csr_matrix | None:
+    """theta' of every estimate with a bootstrap distribution (CSR, one row per estimate, in the
+    order of ``blocks``), or None when there is none."""
+    keys = [k for k, (_est, th) in blocks.items() if th.shape[1]]
+    if not keys:
+        return None
+    return sparse.vstack([th_sp.T if (k == "gt" and th_sp is not None) else _sparse_rows(blocks[k][1].T)
+                          for k in keys], format="csr")
 
 
 def _sparse_rows(a: np.ndarray) -> sparse.csr_matrix:
