@@ -188,7 +188,10 @@ class IndicatorProducts:
         self.kc, self.t = len(bounds) - 1, z.shape[1]
         self.m = z.shape[0]
         self.b = int(sum(sizes))
-        self._prod = np.empty((self.kc, self.b, self.t + 1), dtype=np.float32)
+        # [z, 1] padded with zero columns to a multiple of 16: OpenBLAS's sgemm kernels run ~10 %
+        # faster on 64 columns than on 61 (T = 60), more than paying for the extra columns
+        self.width = -(-(self.t + 1) // 16) * 16
+        self._prod = np.empty((self.kc, self.b, self.width), dtype=np.float32)
         offsets = np.cumsum([0] + list(sizes[:-1])).tolist()
         self._todo = iter(list(zip(offsets, sizes, strict=True)))
         self._lock = threading.Lock()
@@ -205,7 +208,7 @@ class IndicatorProducts:
     def _operand(self) -> np.ndarray:
         with self._lock:
             if self._z32e is None:
-                z32e = np.empty((self.m, self.t + 1), dtype=np.float32)
+                z32e = np.zeros((self.m, self.width), dtype=np.float32)
                 z32e[:, :self.t] = self.z
                 z32e[:, self.t] = 1.0  # the ones column: each block's count of 1 - kappa draws
                 self._z32e = z32e

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import linalg, sparse, stats
 
 from evalkit.estimators import _cs_rc, _cs_unbalanced
 from evalkit.estimators._cs_blas import blas_threads
@@ -1182,7 +1182,10 @@ def _wald_stat(est, th, design, n, q=None, cols=None):
     if not np.all(np.isfinite(v)) or not np.all(np.isfinite(est)):
         return None
     try:
-        stat = float(est @ np.linalg.solve(v, est))
+        try:  # a covariance matrix: Cholesky (half the work of LU) unless not positive definite
+            stat = float(est @ linalg.cho_solve(linalg.cho_factor(v, check_finite=False), est, check_finite=False))
+        except np.linalg.LinAlgError:
+            stat = float(est @ np.linalg.solve(v, est))
         df = len(est)
     except np.linalg.LinAlgError:
         # singular (more restrictions than clusters): Moore–Penrose inverse from the symmetric
