@@ -797,6 +797,8 @@ def estimate_cs(
     }
     qdiag: dict[str, np.ndarray] = {}  # theta' G theta on the diagonal (n^2 x variance)
     qfull: dict[str, np.ndarray] = {}
+    pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells], dtype=bool)
+    fut_wald_gt = None
     for k, (_, th) in blocks.items():
         if k in ("event", "group", "calendar") and th.shape[1]:
             qfull[k] = design.quad(th)
@@ -804,17 +806,18 @@ def estimate_cs(
             vcov[k] = pd.DataFrame(qfull[k] / n**2, index=terms[k], columns=terms[k])
         else:
             qdiag[k] = design.quad_diag(th) if th.shape[1] else np.zeros(0)
+        if k == "gt" and helper and not (bootstrap and bootstrap > 0):
+            # R's pre-treatment Wald test on the helper thread, overlapping the other variances
+            # and the tidy frame (with a bootstrap it runs later: the helper is busy until then)
+            fut_wald_gt = helper.submit(_wald_gt, att, th_gt, pre_gt, design, n, qdiag["gt"])
     ses = {k: se_from(v) for k, v in qdiag.items()}
     lap("analytic_se")
 
     # ------------------------------------------------------------ multiplier bootstrap
     bands: dict[str, np.ndarray] = {}
     crit: dict[str, float] = {}
-    pre_gt = np.array([c[0] > prep.periods[c[1]] for c in cells], dtype=bool)
     wald_gt_args = (att, th_gt, pre_gt, design, n, qdiag["gt"])
     pretrend_gt = tht = None
-    # overlaps the tidy frame (after the bootstrap when there is one: the helper is busy until then)
-    fut_wald_gt = helper.submit(_wald_gt, *wald_gt_args) if (helper and not (bootstrap and bootstrap > 0)) else None
     if bootstrap and bootstrap > 0 and products is not None:
         # work that does not need the draws is done here, while the helper computes products
         # (then both threads finish the products and share the bootstrap's last steps)
