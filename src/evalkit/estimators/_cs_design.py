@@ -449,8 +449,13 @@ class CompactDesign:
 
     def _touch(self, th: np.ndarray, cols: np.ndarray | None = None) -> list[np.ndarray]:
         """Per cohort block, the columns of ``th`` (of ``th[:, cols]``) with a nonzero entry in the block."""
-        nz = th[:self.kc * self.t] != 0
-        m = nz.reshape(self.kc, self.t, nz.shape[1]).any(axis=1)
+        last = getattr(self, "_touched", None)  # (theta, mask): the ATT(g,t) theta is asked for twice
+        if last is not None and last[0] is th:
+            m = last[1]
+        else:
+            nz = th[:self.kc * self.t] != 0
+            m = nz.reshape(self.kc, self.t, nz.shape[1]).any(axis=1)
+            self._touched = (th, m)
         if cols is not None:
             m = m[:, cols]
         return [np.flatnonzero(r) for r in m]
