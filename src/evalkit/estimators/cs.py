@@ -313,6 +313,7 @@ def _gt_cells(periods, glist, cohorts, base_period, control, anticipation):
     nt = len(periods)
     tfac = 0 if base_period == "universal" else 1
     never = np.isinf(cohorts)
+    never.flags.writeable = False  # shared by every cell with never-treated controls
     any_never = bool(never.any())
     cells = []
     for g in glist:
@@ -330,7 +331,7 @@ def _gt_cells(periods, glist, cohorts, base_period, control, anticipation):
             if control == "never":
                 if not any_never:
                     continue
-                cmask = never.copy()
+                cmask = never
             else:
                 tmax = periods[max(cur, base)]
                 cmask = never | ((cohorts > tmax + anticipation) & (cohorts != g))
@@ -589,6 +590,13 @@ def _aggregate(att, th_gt, cells, prep, n, aggregations, min_e, max_e, balance_e
     return out
 
 
+def _gt_terms(cells, periods) -> list[str]:
+    """``g=<group>,t=<period>`` labels of the ATT(g,t) cells."""
+    plab = [_fmt(p) for p in periods.tolist()]
+    glab = {g: _fmt(g) for g in {c[0] for c in cells}}
+    return [f"g={glab[c[0]]},t={plab[c[1]]}" for c in cells]
+
+
 @functools.lru_cache(maxsize=4096)
 def _fmt(v) -> str:
     v = float(v)
@@ -728,7 +736,7 @@ def estimate_cs(
         att, inf, reason, used = _cs_rc.unit_ifs(prep.y, prep.covs, coh_of_unit, prep.cohorts, cells, n, est_method)
         bad = np.array([r is not None for r in reason], dtype=bool)
         if bad.any():
-            label = [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c in cells]
+            label = _gt_terms(cells, prep.periods)
             skipped = [lb for lb, b in zip(label, bad, strict=True) if b]
             why = sorted({r for r in reason if r is not None})
             warnings.warn(f"Skipped {len(skipped)} ATT(g,t) that cannot be estimated ({'; '.join(why)}): "
@@ -753,7 +761,7 @@ def estimate_cs(
         att, th_gt, ok, zc, cnt = _cs_unbalanced.theta_rc(prep.y, prep.bounds, prep.cohorts, cells, n)
         bad = ~ok & ~np.array([c[4] for c in cells], dtype=bool)
         if bad.any():
-            skipped = [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c, b in zip(cells, bad, strict=True) if b]
+            skipped = [lb for lb, b in zip(_gt_terms(cells, prep.periods), bad, strict=True) if b]
             warnings.warn(f"Skipped {len(skipped)} ATT(g,t) without treated or comparison observations in "
                           f"period t or the base period: {', '.join(skipped)} (R did reports NA)", stacklevel=3)
             prep.info["gt_skipped_no_observations"] = skipped
@@ -797,7 +805,7 @@ def estimate_cs(
         blocks[k] = (np.array(a.est), a.theta())
     vcov: dict[str, pd.DataFrame] = {}
     terms = {
-        "gt": [f"g={_fmt(c[0])},t={_fmt(prep.periods[c[1]])}" for c in cells],
+        "gt": _gt_terms(cells, prep.periods),
         **{k: [r["term"] for r in a.rows] for k, a in aggs.items()},
     }
     qdiag: dict[str, np.ndarray] = {}  # theta' G theta on the diagonal (n^2 x variance)
