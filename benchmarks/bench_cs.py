@@ -3,11 +3,11 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_cs.py [--sizes 1000x40,10000x60,40000x120]
-        [--peers diff-diff,diff-diff-boot999,moderndid,csdid] [--peer-timeout 120] [--reps 3]
+        [--peers diff-diff,diff-diff-boot999,moderndid,csdid] [--peer-timeout 120] [--reps 5]
 
 Each run (evalkit analytic, evalkit with 999 multiplier-bootstrap draws, each peer) executes in a
 fresh subprocess so that wall time and peak RSS (``resource.getrusage().ru_maxrss``) are measured in
-isolation. Within a run, evalkit and diff-diff are called ``--reps`` times (default 3, or the
+isolation. Within a run, evalkit and diff-diff are called ``--reps`` times (default 5, or the
 environment variable ``BENCH_CS_REPS``) and the fastest call is reported (the first call is
 shown too); moderndid and csdid, which take seconds to minutes, are called
 ``BENCH_CS_PEER_REPS`` times (default 1). Reports evalkit's stage timings, the ratio to each peer
@@ -164,7 +164,7 @@ def _run_diff_diff(path: str, n_bootstrap: int = 0) -> dict:
             "ev": {int(e): float(v["effect"]) for e, v in r.event_study_effects.items()}}
 
 
-REPS = int(os.environ.get("BENCH_CS_REPS", "3"))
+REPS = int(os.environ.get("BENCH_CS_REPS", "5"))
 # moderndid / csdid take seconds to minutes per call: one call each unless BENCH_CS_PEER_REPS is set
 PEER_REPS = int(os.environ.get("BENCH_CS_PEER_REPS", "1"))
 
@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--peers", default="diff-diff,diff-diff-boot999,moderndid,csdid")
     ap.add_argument("--peer-timeout", type=float, default=120.0)
     ap.add_argument("--reps", type=int, default=None,
-                    help="calls per run (evalkit and diff-diff); the fastest is reported (default 3)")
+                    help="calls per run (evalkit and diff-diff); the fastest is reported (default 5)")
     ap.add_argument("--worker", nargs=3)
     args = ap.parse_args()
     if args.worker:
@@ -243,7 +243,9 @@ def main() -> None:
         boot = _spawn("evalkit+boot999", path, 600)
         for label, r in (("analytic", ours), ("boot999", boot)):
             print(f"\n{size}: evalkit {label} best {r['wall']:.3f}s (first call {r['first']:.3f}s; "
-                  f"one pass over the 4 input columns {r['one_pass']:.3f}s) stages {_fmt_t(r['timing'])}")
+                  f"one pass over the 4 input columns {r['one_pass']:.3f}s, so the call costs "
+                  f"{r['wall'] / max(r['one_pass'], 1e-9):.0f} such passes)\n  where the time goes (main thread, "
+                  f"share of the call): {_fmt_share(r['timing'], r['wall'])}")
         lines.append(f"| {size} | {len(d):,} | evalkit (analytic) | {ours['wall']:.3f} (first {ours['first']:.3f}) | "
                      f"{ours['cpu']:.3f} | {ours['maxrss_mb']:.0f} | | |")
         lines.append(f"| {size} | {len(d):,} | evalkit (999 bootstrap) | {boot['wall']:.3f} (first {boot['first']:.3f}) | "
@@ -271,8 +273,8 @@ def main() -> None:
     print("\n" + "\n".join(lines))
 
 
-def _fmt_t(t: dict) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in t.items())
+def _fmt_share(t: dict, wall: float) -> str:
+    return ", ".join(f"{k} {v:.3f}s ({100 * v / wall:.0f}%)" for k, v in t.items())
 
 
 if __name__ == "__main__":
