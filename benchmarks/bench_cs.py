@@ -28,8 +28,12 @@ import numpy as np
 import pandas as pd
 
 
-def make_panel(n_units: int, n_periods: int, n_cohorts: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Balanced panel, ~10 staggered cohorts + never-treated (~1/3), heterogeneous dynamic effects."""
+def make_panel(n_units: int, n_periods: int, n_cohorts: int = 10, seed: int = 0,
+               with_truth: bool = False) -> pd.DataFrame:
+    """Balanced panel, ~10 staggered cohorts + never-treated (~1/3), heterogeneous dynamic effects.
+
+    ``with_truth``: add ``y_clean``, the outcome without its idiosyncratic noise (parallel trends
+    hold exactly in it, so any DiD estimate of it is the in-sample truth)."""
     rng = np.random.default_rng(seed)
     t0 = 24228  # month index like the lead's data
     periods = np.arange(t0, t0 + n_periods)
@@ -43,13 +47,17 @@ def make_panel(n_units: int, n_periods: int, n_cohorts: int = 10, seed: int = 0)
     treated = (gg > 0) & (e >= 0)
     cohort_scale = 1 + (gg - t0) / n_periods
     effect = np.where(treated, 0.5 * cohort_scale * (1 - np.exp(-0.2 * (e + 1))), 0.0)
-    y = np.repeat(alpha, n_periods) + np.tile(gamma, n_units) + effect + rng.normal(0, 1, n_units * n_periods)
-    return pd.DataFrame({
+    clean = np.repeat(alpha, n_periods) + np.tile(gamma, n_units) + effect
+    y = clean + rng.normal(0, 1, n_units * n_periods)
+    d = pd.DataFrame({
         "station_id": np.repeat(np.arange(1, n_units + 1), n_periods),
         "period": tt,
         "first_treat": gg,
         "y": y,
     })
+    if with_truth:
+        d["y_clean"] = clean
+    return d
 
 
 # --------------------------------------------------------------------------- workers (subprocess)
