@@ -816,7 +816,8 @@ def estimate_cs(
         if k in ("event", "group", "calendar") and th.shape[1]:
             qfull[k] = design.quad(th)
             qdiag[k] = np.diagonal(qfull[k]).copy()
-            vcov[k] = pd.DataFrame(qfull[k] / n**2, index=terms[k], columns=terms[k])
+            labels = pd.Index(terms[k])  # one Index for rows and columns
+            vcov[k] = pd.DataFrame(qfull[k] / n**2, index=labels, columns=labels, copy=False)
         else:
             qdiag[k] = design.quad_diag(th) if th.shape[1] else np.zeros(0)
         if k == "gt" and helper and not (bootstrap and bootstrap > 0):
