@@ -276,7 +276,7 @@ def main() -> None:
                          f"{r['cpu']:.2f} | {r['maxrss_mb']:.0f} | {r['wall'] / ref['wall']:.1f}x / "
                          f"{r['cpu'] / ref['cpu']:.1f}x vs evalkit {label} | {dg:.1e} / {de:.1e} |")
             print(f"{size}: {p} {r['wall']:.2f}s ratio {r['wall'] / ref['wall']:.1f}x vs evalkit {label}; "
-                  f"diff gt {dg:.2e} ev {de:.2e} se(ATT) ours {ours['se']:.6g} peer {r['se']:.6g}")
+                  f"diff gt {dg:.2e} ev {de:.2e} se(ATT) ours ({label}) {ref['se']:.6g} peer {r['se']:.6g}")
         os.unlink(path)
     print("\n" + "\n".join(lines))
 
