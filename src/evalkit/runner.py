@@ -56,6 +56,20 @@ def preflight(params: EvaluationParams) -> None:
                        f"({REFORMS[params.reform].zh})")
 
 
+def _kernel_config(sockets: str):
+    """Kernel over Unix-domain sockets in the private directory ``sockets`` (IPC transport), not
+    TCP on localhost: other local users cannot reach or read the kernel's channels (police data),
+    kernels started at the same time by batch workers cannot clash on ports, and ipykernel does
+    not warn about unencrypted TCP."""
+    from traitlets.config import Config
+
+    cfg = Config()
+    if os.name == "posix":
+        cfg.KernelManager.transport = "ipc"
+        cfg.KernelManager.ip = os.path.join(sockets, "kernel")
+    return cfg
+
+
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
                brief: bool = True) -> RunOutputs:
     """Execute the evaluation's notebook with papermill and export its brief."""
@@ -69,10 +83,12 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
     os.close(fd)
     try:
-        pm.execute_notebook(
-            str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(PROJECT_ROOT),
-            kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
-        )
+        with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
+            pm.execute_notebook(
+                str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(PROJECT_ROOT),
+                kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
+                config=_kernel_config(sockets),
+            )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
         os.replace(tmp, failed)

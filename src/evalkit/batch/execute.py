@@ -283,8 +283,8 @@ class _Invalid(Exception):
     pass
 
 
-#: attempts for failures outside the notebook's own cells (kernel died or timed out at start,
-#: ZMQ port clash between kernels started at the same instant); cell errors never retry.
+#: attempts for failures outside the notebook's own cells (kernel died or timed out at start);
+#: cell errors never retry.
 KERNEL_ATTEMPTS = int(os.environ.get("EVALKIT_KERNEL_ATTEMPTS", "3"))
 
 
