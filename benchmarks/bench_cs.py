@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_cs.py [--sizes 1000x40,10000x60,40000x120]
-        [--peers diff-diff,diff-diff-boot999,moderndid,csdid] [--peer-timeout 120] [--reps 5]
+        [--peers diff-diff,diff-diff-boot999,moderndid,moderndid-boot999,csdid,csdid-boot999]
+        [--peer-timeout 120] [--reps 5]
 
 Each run (evalkit analytic, evalkit with 999 multiplier-bootstrap draws, each peer) executes in a
 fresh subprocess so that wall time and peak RSS (``resource.getrusage().ru_maxrss``) are measured in
@@ -111,18 +112,19 @@ def _best_of(fit, reps: int | None = None):
 FIRST = [float("nan")]
 
 
-def _run_moderndid(path: str) -> dict:
+def _run_moderndid(path: str, n_bootstrap: int = 0) -> dict:
     import moderndid
 
     d = pd.read_parquet(path)
+    boot = dict(boot=True, biters=n_bootstrap, cband=True, random_state=1) if n_bootstrap else \
+        dict(boot=False, cband=False)
 
     def fit():
-        mp = moderndid.att_gt(d, yname="y", tname="period", idname="station_id", gname="first_treat",
-                              boot=False, cband=False)
-        s = moderndid.aggte(mp, type="simple")
-        dyn = moderndid.aggte(mp, type="dynamic")
-        moderndid.aggte(mp, type="group")
-        moderndid.aggte(mp, type="calendar")
+        mp = moderndid.att_gt(d, yname="y", tname="period", idname="station_id", gname="first_treat", **boot)
+        s = moderndid.aggte(mp, type="simple", **boot)
+        dyn = moderndid.aggte(mp, type="dynamic", **boot)
+        moderndid.aggte(mp, type="group", **boot)
+        moderndid.aggte(mp, type="calendar", **boot)
         return mp, s, dyn
 
     (mp, s, dyn), wall, cpu = _best_of(fit, PEER_REPS)
@@ -131,27 +133,30 @@ def _run_moderndid(path: str) -> dict:
             "ev": {int(e): float(v) for e, v in zip(dyn.event_times, dyn.att_by_event, strict=True)}}
 
 
-def _run_csdid(path: str) -> dict:
+def _run_csdid(path: str, n_bootstrap: int = 0) -> dict:
     import contextlib
     import io
 
     from csdid.att_gt import ATTgt
 
     d = pd.read_parquet(path)
+    bs = bool(n_bootstrap)
+    agg = dict(bstrap=True, biters=n_bootstrap, cband=True) if bs else dict(bstrap=False)
 
     def run():
         with contextlib.redirect_stdout(io.StringIO()):
             fit = ATTgt(yname="y", tname="period", idname="station_id", gname="first_treat", data=d,
-                        control_group="nevertreated").fit(est_method="dr", bstrap=False)
-            s = fit.aggte(typec="simple", bstrap=False).atte
-            dyn = fit.aggte(typec="dynamic", bstrap=False).atte
-            fit.aggte(typec="group", bstrap=False)
-            fit.aggte(typec="calendar", bstrap=False)
+                        control_group="nevertreated", biters=n_bootstrap or 1000,
+                        cband=bs).fit(est_method="dr", bstrap=bs)
+            s = fit.aggte(typec="simple", **agg).atte
+            dyn = fit.aggte(typec="dynamic", **agg).atte
+            fit.aggte(typec="group", **agg)
+            fit.aggte(typec="calendar", **agg)
         return fit, s, dyn
 
     (fit, s, dyn), wall, cpu = _best_of(run, PEER_REPS)
     r = fit.results
-    return {"wall": wall, "cpu": cpu, "att": float(s["overall_att"]), "se": float(s["overall_se"]),
+    return {"wall": wall, "cpu": cpu, "att": float(np.ravel(s["overall_att"])[0]), "se": float(np.ravel(s["overall_se"])[0]),
             "gt": {f"{int(g)},{int(t)}": float(v) for g, t, v in zip(r["group"], r["year"], r["att"], strict=True)},
             "ev": {int(e): float(v) for e, v in zip(dyn["egt"], dyn["att_egt"], strict=True)}}
 
@@ -180,7 +185,9 @@ WORKERS = {
     "evalkit": lambda p: _run_evalkit(p, 0),
     "evalkit+boot999": lambda p: _run_evalkit(p, 999),
     "moderndid": _run_moderndid,
+    "moderndid-boot999": lambda path: _run_moderndid(path, 999),
     "csdid": _run_csdid,
+    "csdid-boot999": lambda path: _run_csdid(path, 999),
     "diff-diff": _run_diff_diff,
     "diff-diff-boot999": lambda path: _run_diff_diff(path, 999),
 }
@@ -225,7 +232,8 @@ def _maxdiff(a: dict, b: dict) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000x40,10000x60,40000x120")
-    ap.add_argument("--peers", default="diff-diff,diff-diff-boot999,moderndid,csdid")
+    ap.add_argument("--peers", default="diff-diff,diff-diff-boot999,moderndid,moderndid-boot999,csdid,"
+                    "csdid-boot999")
     ap.add_argument("--peer-timeout", type=float, default=120.0)
     ap.add_argument("--reps", type=int, default=None,
                     help="calls per run (evalkit and diff-diff); the fastest is reported (default 5)")
