@@ -201,8 +201,10 @@ class IndicatorProducts:
 
     @staticmethod
     def sizes(b: int, m: int) -> list[int]:
-        """Chunks of draws: ~4 MB of float32 indicators (at least 64 draws)."""
-        rows = max(1, min(b, max(64, 2**20 // max(m, 1))))
+        """Chunks of draws: ~4 MB of float32 indicators, at least 64 draws (sgemm is slow on
+        fewer rows) unless that would take more than 32 MB (over 131,072 units)."""
+        m = max(m, 1)
+        rows = max(1, min(b, max(min(64, 2**23 // m), 2**20 // m)))
         return [min(rows, b - s) for s in range(0, b, rows)]
 
     def _operand(self) -> np.ndarray:
