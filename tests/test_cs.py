@@ -9,13 +9,13 @@ Reference numbers: R ``did`` 2.x ``att_gt(..., bstrap = FALSE)`` / ``aggte(..., 
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from evalkit.estimators.cs import estimate_cs
+from moderndid_refs import load_mpdta
 
 KW = dict(unit="countyreal", time="year", cohort="first.treat")
 
@@ -168,11 +168,7 @@ KIND = {"group": ("group", "g="), "dynamic": ("event", "e="), "calendar": ("cale
 
 @pytest.fixture(scope="module")
 def mpdta() -> pd.DataFrame:
-    moderndid = pytest.importorskip("moderndid")
-    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
-    d = pd.read_pickle(path)
-    d["state"] = d["countyreal"] // 1000
-    return d
+    return load_mpdta()
 
 
 def _csv(text: str, names: list[str]) -> pd.DataFrame:
