@@ -103,67 +103,18 @@ class MammenStream:
             v += MAMMEN_KAPPA
         return v
 
-    @staticmethod
-    def chunk(u: np.ndarray, out: np.ndarray | None = None, dtype: type = np.float64,
-              bounds: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-        """``(multipliers, False)`` from raw draws ``u`` or — given the column ``bounds`` of
-        contiguous blocks (float32 only, non-empty blocks of fewer than 2**24 columns) —
-        ``(indicators, True)``: the 0/1 indicators of the ``1 - kappa`` draws, from which
-        :meth:`CompactDesign.vx` rebuilds ``V @ X`` without forming the multipliers (no extra pass
-        over the ``B x n`` matrix; the per-block counts come out of the same product, exactly)."""
-        v = MammenStream.indicators(u, out=out, dtype=dtype)
-        if indicator_blocks_ok(bounds) and v.dtype == np.float32:
-            # the consumer (CompactDesign.vx) works from the 0/1 indicators directly:
-            # V = kappa + (1 - 2 kappa) I, so V @ z = kappa 1'z + (1 - 2 kappa) I @ z
-            return v, True
-        return MammenStream.affine(v), False
-
     def draw(self, b: int, m: int, out: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
         """The next ``b x m`` multipliers."""
         return self.affine(self.indicators(self.bits(b, m), out=out, dtype=dtype))
 
 
 def indicator_blocks_ok(bounds: np.ndarray | None) -> bool:
-    """Whether :meth:`CompactDesign.vx` can work from indicators for these column blocks."""
+    """Whether :class:`IndicatorProducts` can work on these cohort blocks (non-empty, and fewer
+    than 2**24 units each so that float32 counts of draws are exact)."""
     if bounds is None or len(bounds) < 2:
         return False
     sizes = np.diff(bounds)
     return bool(sizes.min() > 0 and sizes.max() < 2**24)
-
-
-def z32_parts(z: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``([z, 1]`` in float32, float64 column sums of each cohort block of the float32 ``z``):
-    the operands of :func:`vx_indicators` (``kappa 1'z`` term and the ones column that yields
-    each block's count of ``1 - kappa`` draws in the same product)."""
-    n, t = z.shape
-    z32e = np.empty((n, t + 1), dtype=np.float32)
-    z32e[:, :t] = z
-    z32e[:, t] = 1.0
-    z32sum = np.add.reduceat(z32e[:, :t], bounds[:-1], axis=0, dtype=np.float64)
-    return z32e, z32sum
-
-
-def vx_indicators(v: np.ndarray, z32e: np.ndarray, z32sum: np.ndarray, bounds: np.ndarray,
-                  n_c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``V @ X`` of the unclustered compact design from the 0/1 indicators ``v`` of the
-    ``1 - kappa`` multipliers (``V = kappa + (1 - 2 kappa) I``), one float32 product
-    ``I @ [z_c, 1]`` per cohort block (see :meth:`CompactDesign.vx`). ``out``: ``B x p`` float64
-    (or its transpose's view)."""
-    kc = len(bounds) - 1
-    t = z32e.shape[1] - 1
-    if out is None:
-        out = np.empty((v.shape[0], kc * t + kc))
-    base = kc * t
-    # V = hi + d I with hi = kappa, d = (1 - kappa) - kappa, both exact in float32
-    hi, d = np.float64(_V_HIGH), np.float64(_V_LOW) - np.float64(_V_HIGH)
-    for c in range(kc):
-        s, e = bounds[c], bounds[c + 1]
-        prod = v[:, s:e] @ z32e[s:e]  # [I @ z_c, count]
-        sc = slice(c * t, (c + 1) * t)
-        np.multiply(prod[:, :t], d, out=out[:, sc])
-        out[:, sc] += hi * z32sum[c]
-        out[:, base + c] = n_c[c] * hi + prod[:, t].astype(np.float64) * d
-    return out
 
 
 class IndicatorProducts:
@@ -174,16 +125,23 @@ class IndicatorProducts:
     Chunks of ``sizes`` draws are taken in order under a lock and their 16-bit uniforms drawn
     there (stream order); thresholding and the float32 products ``I @ [z_c, 1]`` run outside it,
     each chunk into its own rows of a ``kc x B x (T + 1)`` buffer, so the result does not depend
-    on which thread does which chunk. Needs only the centred outcome ``z`` (read, never written)
-    and the cohort bounds, so it can start right after the cohort means — while the estimates
-    and analytic SEs are still being computed. With ``z`` centred within cohort, ``1'z_c = 0``,
-    so ``V @ z_c = (1 - 2 kappa) I @ z_c`` (see :func:`vx_indicators`).
+    on which thread does which chunk. Needs only the outcome block ``z`` of the compact design
+    (read, never written) and the cohort bounds, so with a balanced panel it can start right
+    after the cohort means — while the estimates and analytic SEs are still being computed.
+
+    With ``V = kappa + (1 - 2 kappa) I`` (``I`` the 0/1 indicators of the ``1 - kappa`` draws),
+    ``V @ z_c = kappa 1'z_c + (1 - 2 kappa) I @ z_c``; ``1'z_c = 0`` when ``z`` is centred within
+    cohort (``centred=False``, e.g. the ``[z, O]`` design of unbalanced panels: the float64
+    column sums are added). The cohort-indicator columns are ``n_c kappa + (1 - 2 kappa) count_c``
+    with ``count_c`` from the ones column of ``[z_c, 1]`` (an exact float32 sum of 0/1).
     """
 
-    def __init__(self, stream: MammenStream, sizes: list[int], z: np.ndarray, bounds: np.ndarray):
+    def __init__(self, stream: MammenStream, sizes: list[int], z: np.ndarray, bounds: np.ndarray,
+                 centred: bool = True):
         import threading
 
         self.stream, self.z, self.bounds = stream, z, bounds
+        self._colsum = None if centred else np.add.reduceat(z, bounds[:-1], axis=0)  # kc x T
         self.n_c = np.diff(bounds).astype(float)
         self.kc, self.t = len(bounds) - 1, z.shape[1]
         self.m = z.shape[0]
@@ -246,6 +204,8 @@ class IndicatorProducts:
         vxt = np.empty((kc * t + kc, self.b), dtype=np.float32)
         for c in range(kc):
             np.multiply(self._prod[c, :, :t].T, d, out=vxt[c * t:(c + 1) * t])
+            if self._colsum is not None:
+                vxt[c * t:(c + 1) * t] += (np.float64(hi) * self._colsum[c]).astype(np.float32)[:, None]
         # cohort-indicator columns: n_c kappa + count (1 - 2 kappa) (counts: exact float32 sums of 0/1)
         # (in float64, then rounded once: the two terms nearly cancel)
         vxt[kc * t:] = (self.n_c * np.float64(hi))[:, None] + self._prod[:, :, t] * np.float64(d)
@@ -254,18 +214,18 @@ class IndicatorProducts:
 
 class BitsAhead:
     """Generates a :class:`MammenStream`'s raw draws (or, given ``dtype``, the Mammen multipliers
-    and block counts, see :meth:`MammenStream.chunk`) for chunks of ``sizes`` rows ahead of use,
+    in that dtype) for chunks of ``sizes`` rows ahead of use,
     in a daemon thread (numpy releases the GIL while generating), in stream order — so the draws
     are exactly those of calling ``stream.bits`` chunk by chunk. At most ``max_ahead`` chunks are
     held; an abandoned producer gives up after ``patience`` seconds without consumption.
     """
 
     def __init__(self, stream: MammenStream, sizes: list[int], m: int, max_ahead: int, patience: float = 30.0,
-                 dtype: type | None = None, bounds: np.ndarray | None = None):
+                 dtype: type | None = None):
         import queue
         import threading
 
-        self.sizes, self.m, self.dtype, self.bounds = list(sizes), m, dtype, bounds
+        self.sizes, self.m, self.dtype = list(sizes), m, dtype
         self._q: Any = queue.Queue(maxsize=max(1, max_ahead))
         self._stop = threading.Event()
         self._patience = patience
@@ -291,8 +251,8 @@ class BitsAhead:
         try:
             for b in self.sizes:
                 u = self._stream.bits(b, self.m)
-                if self.dtype is not None:  # the multipliers themselves (and block counts)
-                    u = MammenStream.chunk(u, dtype=self.dtype, bounds=self.bounds)
+                if self.dtype is not None:  # the multipliers themselves
+                    u = MammenStream.affine(MammenStream.indicators(u, dtype=self.dtype))
                 if not self._put(u):
                     return
         except BaseException as e:  # handed to the consumer
@@ -487,28 +447,16 @@ class CompactDesign:
                 self._z32 = [zs.astype(np.float32) for _, zs, _ in self._cl]
             else:
                 self._z32 = self.z.astype(np.float32)
-                # [z, 1] and the float64 column sums of each cohort block (see vx_indicators)
-                self._z32e, self._z32sum = (z32_parts(self.z, self.bounds) if indicator_blocks_ok(self.bounds)
-                                            else (None, None))
 
-    def vx(self, v: np.ndarray, indicators: bool = False) -> np.ndarray:
-        """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters).
-
-        ``indicators`` (unclustered only, see :meth:`MammenStream.chunk`): ``v`` holds the 0/1
-        indicators ``I`` of the ``1 - kappa`` multipliers, ``V = kappa + (1 - 2 kappa) I``. One
-        float32 product ``I @ [z_c, 1]`` per cohort block gives ``I @ z_c`` and the block's count
-        of ``1 - kappa`` draws (a float32 sum of 0/1 below 2**24: exact); the cohort-indicator
-        columns are then ``n_c kappa + count (1 - 2 kappa)`` in float64, which equals the float64 sum
-        of the block's float32 multipliers exactly (all are multiples of 2**-24 and every partial
-        sum is below 2**29 in magnitude for fewer than 3e8 units, so no rounding occurs either way).
-        See :func:`vx_indicators`, which :class:`IndicatorProducts` calls directly.
+    def vx(self, v: np.ndarray) -> np.ndarray:
+        """``V @ X`` for multiplier draws ``V`` (B x n_units, or B x n_clusters; clustered designs
+        and the fallback of unit-level draws — the common case goes through
+        :class:`IndicatorProducts`).
 
         Single precision: the product is the one O(B n T) step, and rounding at ~1e-6 relative is
         far below the Monte Carlo error of the bootstrap.
         """
         self.warm()
-        if indicators and not self.clustered:
-            return vx_indicators(v, self._z32e, self._z32sum, self.bounds, self.n_c)
         out = np.empty((v.shape[0], self.p))
         base = self.kc * self.t
         for c in range(self.kc):
@@ -566,9 +514,7 @@ class DenseDesign:
     def warm(self) -> None:
         pass
 
-    def vx(self, v: np.ndarray, indicators: bool = False) -> np.ndarray:
-        if indicators:
-            raise ValueError("DenseDesign.vx takes multipliers, not indicators")
+    def vx(self, v: np.ndarray) -> np.ndarray:
         return v @ self.xcl
 
     def materialize(self, th: np.ndarray) -> np.ndarray:

@@ -689,6 +689,7 @@ def estimate_cs(
         raise ValueError("no treated cohorts")
     ahead = None
     products = boot_fut = ybar = None
+    unit_products = False
     helper = _helper_pool()  # decided once per call (None on a busy machine)
     if bootstrap and bootstrap > 0:
         # start drawing the bootstrap's random bits now, in a helper thread, while the estimates
@@ -696,10 +697,13 @@ def estimate_cs(
         m_boot = prep.n_clusters if prep.cluster is not None else n
         chunk = max(1, min(bootstrap, int(2**19 // max(m_boot, 1))))  # ~2 MB of multipliers per chunk
         sizes = [min(chunk, bootstrap - s) for s in range(0, bootstrap, chunk)]
-        if not (prep.unbalanced or covariates or prep.cluster is not None) and indicator_blocks_ok(prep.bounds):
-            # the common case (balanced, unconditional, unit-level draws): (V X)' needs only the
-            # centred outcome, so the helper computes it — draws and products — from here on,
-            # while this thread computes the estimates (IndicatorProducts; same numbers either way)
+        # unconditional with unit-level draws: (V X)' from 0/1 draws and float32 products
+        # (IndicatorProducts); otherwise from the multipliers (design.vx)
+        unit_products = not covariates and prep.cluster is None and indicator_blocks_ok(prep.bounds)
+        if unit_products and not prep.unbalanced:
+            # the common case (balanced): (V X)' needs only the centred outcome, so the helper
+            # computes it — draws and products — from here on, while this thread computes the
+            # estimates (same numbers either way)
             ybar = _cohort_means(prep)
             for c in range(kc):  # prep.y is ours: centre within cohort in place
                 prep.y[prep.bounds[c]:prep.bounds[c + 1]] -= ybar[c]
@@ -707,11 +711,10 @@ def estimate_cs(
                                          prep.y, prep.bounds)
             if helper is not None:
                 boot_fut = helper.submit(products.run)
-        elif helper is not None:
+        elif not unit_products and helper is not None:
             boot_dtype = DenseDesign.boot_dtype if covariates else CompactDesign.boot_dtype
             ahead = BitsAhead(MammenStream(np.random.default_rng(seed)), sizes, m_boot,
-                              max_ahead=max(2, int(2**26 // (8 * chunk * max(m_boot, 1)))), dtype=boot_dtype,
-                              bounds=_count_bounds(prep, covariates))
+                              max_ahead=max(2, int(2**26 // (8 * chunk * max(m_boot, 1)))), dtype=boot_dtype)
     cells = _gt_cells(prep.periods, glist, prep.cohorts, base_period, control, anticipation)
     n_c = np.diff(prep.bounds)
     if prep.unbalanced:
@@ -771,6 +774,12 @@ def estimate_cs(
         prep.info["n_obs_used"] = _cs_unbalanced.obs_used(th_gt, cnt)
         design: Any = CompactDesign(zc, prep.bounds, prep.cluster, centred=False)
         ind0 = kc * 2 * nt
+        if bootstrap and bootstrap > 0 and unit_products:
+            # (V X)' of the [z, O] design on the helper while the aggregations and variances run
+            products = IndicatorProducts(MammenStream(np.random.default_rng(seed)), IndicatorProducts.sizes(bootstrap, n),
+                                         zc, prep.bounds, centred=False)
+            if helper is not None:
+                boot_fut = helper.submit(products.run)
     elif covariates:
         att, inf, coh_of_unit = _if_dense(prep, cells, n, est_method)
         design = DenseDesign(inf, coh_of_unit, kc, prep.cluster)
@@ -873,18 +882,17 @@ def estimate_cs(
                             nxt = next(todo, None)
                             if nxt is None:
                                 return
-                            v, ind = ahead.get()
-                        vxt[:, nxt[0]:nxt[0] + nxt[1]] = design.vx(v, ind).T
+                            v = ahead.get()
+                        vxt[:, nxt[0]:nxt[0] + nxt[1]] = design.vx(v).T
 
                 fut = helper.submit(consume) if len(sizes) > 1 else None
                 consume()
                 if fut is not None:
                     fut.result()
             else:
-                cb = _count_bounds(prep, covariates)
                 for s, b in zip(offsets, sizes, strict=True):
-                    v, ind = MammenStream.chunk(stream.bits(b, m), out=vbuf, dtype=design.boot_dtype, bounds=cb)
-                    vxt[:, s:s + b] = design.vx(v, ind).T
+                    v = MammenStream.affine(MammenStream.indicators(stream.bits(b, m), out=vbuf, dtype=design.boot_dtype))
+                    vxt[:, s:s + b] = design.vx(v).T
         finally:
             if ahead is not None:
                 ahead.close()
@@ -1056,12 +1064,6 @@ def _result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResult:
         meta.setdefault("alpha", 0.05)
         return res
     return EstimationResult(estimator="cs", outcome=outcome, estimates=estimates, meta=meta, vcov=vcov)
-
-
-def _count_bounds(prep: _Prepared, covariates) -> np.ndarray | None:
-    """Cohort blocks of the multiplier columns for :meth:`MammenStream.chunk` (unclustered compact
-    design only: there the columns are units sorted by cohort)."""
-    return prep.bounds if (prep.cluster is None and not covariates) else None
 
 
 _POOL: list[Any] = []
