@@ -692,8 +692,9 @@ def estimate_cs(
     unit_products = False
     helper = _helper_pool()  # decided once per call (None on a busy machine)
     if bootstrap and bootstrap > 0:
-        # start drawing the bootstrap's random bits now, in a helper thread, while the estimates
-        # are computed (same stream as drawing them later: see _cs_design.BitsAhead)
+        # with a free core the bootstrap starts now, beside the estimates: the products route
+        # (IndicatorProducts) or, with clusters or covariates, the multipliers drawn ahead
+        # (BitsAhead); the draws are those of the seed's stream either way
         m_boot = prep.n_clusters if prep.cluster is not None else n
         chunk = max(1, min(bootstrap, int(2**19 // max(m_boot, 1))))  # ~2 MB of multipliers per chunk
         sizes = [min(chunk, bootstrap - s) for s in range(0, bootstrap, chunk)]
