@@ -42,9 +42,11 @@ SHAPES = {"1,1,4,3 + 26 never": ([1, 1, 4, 3], 26), "4x4 + 26 never": ([4] * 4, 
 OPTS = {"min_e": -12, "max_e": 24}
 
 
-def noise_panel(sizes, n_never, seed, T=84):
+def noise_panel(sizes, n_never, seed, T=84, first=24264):
+    """Pure noise: station N(0,1) + station-month N(0,1), ``T`` months from 24228; cohorts of
+    ``sizes`` stations adopt 6 months apart from month ``first``, ``n_never`` never adopt."""
     rng = np.random.default_rng(seed)
-    ft = np.concatenate([[0] * n_never] + [[24264 + 6 * k] * s for k, s in enumerate(sizes)])
+    ft = np.concatenate([[0] * n_never] + [[first + 6 * k] * s for k, s in enumerate(sizes)])
     S = len(ft)
     y = rng.normal(0, 1, (S, 1)) + rng.normal(0, 1, (S, T))
     return pd.DataFrame({"station_id": np.repeat(np.arange(S), T), "period": np.tile(24228 + np.arange(T), S),

@@ -6,21 +6,23 @@ short pure-noise check that the χ² test over-rejects where the permutation tes
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 from evalkit.inference.pretrend import hotelling_f_pvalue, pretrend_test
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-def _noise_panel(sizes, n_never, seed, T=48):
-    rng = np.random.default_rng(seed)
-    ft = np.concatenate([[0] * n_never] + [[24252 + 6 * k] * s for k, s in enumerate(sizes)])
-    S = len(ft)
-    y = rng.normal(0, 1, (S, 1)) + rng.normal(0, 1, (S, T))
-    return pd.DataFrame({"station_id": np.repeat(np.arange(S), T), "period": np.tile(24228 + np.arange(T), S),
-                         "first_treat": np.repeat(ft, T), "y": y.ravel()})
+from mc_pretrend import noise_panel  # noqa: E402
+
+
+def _noise_panel(sizes, n_never, seed):
+    """The benchmark's pure-noise panel (benchmarks/mc_pretrend.py), 48 months."""
+    return noise_panel(sizes, n_never, seed, T=48, first=24252)
 
 
 def test_hotelling_formula():
