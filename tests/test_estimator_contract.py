@@ -221,3 +221,20 @@ def test_with_inference_returns_a_copy(fitted):
     assert r.meta["sample"]["n_units"] == 28 and r.estimates.loc[0, "estimate"] != 99.0
     assert r2.context is r.context
     assert json.loads(r2.to_json())["inference"] == {"x": {"method": "x", "p_value": 0.25}}
+
+
+def test_results_and_registry_import_light():
+    """results.py, the estimators package and the sample module load no scipy and no estimator module."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "evalkit"
+    code = ("import sys, types; pkg = types.ModuleType('evalkit'); pkg.__path__ = [" + repr(str(src)) + "]\n"
+            "sys.modules['evalkit'] = pkg\n"
+            "import evalkit.results, evalkit.estimators, evalkit.estimators._sample\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('scipy', 'linearmodels', 'matplotlib')"
+            " or m.startswith('evalkit.estimators.') and m not in ('evalkit.estimators.specs', 'evalkit.estimators._sample')]\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
