@@ -238,3 +238,15 @@ def test_results_and_registry_import_light():
             "assert not bad, bad\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_option_a_catch_all_would_swallow_is_refused():
+    from evalkit.estimators import specs
+
+    def estimate_fake(panel, outcome, *, unit="station_id", alpha=0.05, **_):
+        return "ran"
+
+    spec = SPECS["twfe"]
+    assert specs._run(spec, estimate_fake, None, "y", {"unit": "u"}) == "ran"
+    with pytest.raises(TypeError, match="twfe: option 'weights' is in the spec but estimate_fake does not implement"):
+        specs._run(spec, estimate_fake, None, "y", {"weights": "pop"})

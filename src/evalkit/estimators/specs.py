@@ -11,6 +11,7 @@ without loading the statistics stack; estimator functions are imported on first 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -70,8 +71,31 @@ class EstimatorSpec:
 
     def __call__(self, panel: Any, outcome: str, **options: Any) -> EstimationResult:
         """Check ``options`` against the spec, then run the estimator."""
-        self.check(options)
-        return self.load()(panel, outcome, **options)
+        return _run(self, self.load(), panel, outcome, options)
+
+
+@functools.cache
+def _swallowed(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """Names ``fn`` takes explicitly when it also has a ``**`` catch-all (``None`` otherwise, or when
+    it takes nothing by name and only forwards ``**kwargs``)."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = frozenset(p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD)
+    return named or None
+
+
+def _run(spec: EstimatorSpec, fn: Callable[..., Any], panel: Any, outcome: str,
+         options: dict[str, Any]) -> EstimationResult:
+    spec.check(options)
+    named = _swallowed(fn)
+    if named is not None:
+        # an option the spec accepts but a ``**_`` catch-all would swallow is refused, never ignored
+        ignored = [k for k in options if k not in named]
+        if ignored:
+            raise TypeError(f"{spec.name}: option {ignored[0]!r} is in the spec but {fn.__name__} does not "
+                            f"implement it yet; leave it out")
+    return fn(panel, outcome, **options)
 
 
 def check_options(name: str, options: Iterable[str], accepted: Iterable[str] | None = None) -> None:
@@ -219,8 +243,7 @@ def get_estimator(name: str) -> Callable[..., EstimationResult]:
 
     @functools.wraps(fn)
     def run(panel: Any, outcome: str, **options: Any) -> EstimationResult:
-        spec.check(options)
-        return fn(panel, outcome, **options)
+        return _run(spec, fn, panel, outcome, options)
 
     return run
 
