@@ -213,6 +213,7 @@ def sandwich(bread: np.ndarray, meat: np.ndarray, factor: float = 1.0) -> np.nda
 
 # ---------------------------------------------------------------------------- the engine
 VCOV_TYPES = ("CRV1", "iid", "hetero")
+ABSORBED_TOL = 1e-10  # within sum of squares / raw sum of squares below which a regressor is absorbed
 
 
 @dataclass
@@ -320,7 +321,14 @@ def feols(y: np.ndarray, X: np.ndarray, fe: list[np.ndarray] | tuple[np.ndarray,
     yw, Xw = M[:, 0], M[:, 1:]
     XW = Xw if w is None else Xw * w[:, None]
     XtX = XW.T @ Xw
-    keep = independent_columns((XtX + XtX.T) / 2)
+    # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
+    raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
+    absorbed = np.diag(XtX) <= ABSORBED_TOL * np.maximum(raw, np.finfo(float).tiny)
+    keep = independent_columns((XtX + XtX.T) / 2) & ~absorbed
+    if absorbed.any() and keep.any():  # re-check the rest without the absorbed columns
+        idx = np.flatnonzero(~absorbed)
+        keep = np.zeros(X.shape[1], dtype=bool)
+        keep[idx] = independent_columns(XtX[np.ix_(idx, idx)])
     if not keep.all():
         Xw, XW = Xw[:, keep], XW[:, keep]
         XtX = XtX[np.ix_(keep, keep)]
