@@ -70,7 +70,7 @@ def wald_stat(est, th, design, n, n_clusters: int, q=None, cols=None) -> dict | 
                                  "definite)")
     rcond = _rcond(c[0], c[1], v)
     if not rcond >= WALD_RCOND_MIN:
-        return _not_available(k, f"the covariance of the {k} pre-treatment estimates is ill-conditioned "
+        return _not_available(k, f"the covariance of the {k} pre-treatment estimates is singular or ill-conditioned "
                                  f"(reciprocal condition number {rcond:.1e} < {WALD_RCOND_MIN:g})")
     stat = float(est @ linalg.cho_solve(c, est, check_finite=False))
     if not (np.isfinite(stat) and stat >= 0):
