@@ -12,6 +12,8 @@ import pytest
 
 from evalkit.estimators import _cs_attgt, cs
 from evalkit.estimators._cs_infer import wald_stat
+from evalkit.estimators._cs_prepare import prepare
+from evalkit.estimators._sample import PanelInputError
 from evalkit.estimators.cs import aggte, att_gt, estimate_cs
 from moderndid_refs import load_mpdta, with_holes
 
@@ -185,6 +187,9 @@ def test_wald_stat_singular_and_ill_conditioned_covariances():
 def test_inf_outcome_is_refused_not_nan_ses(mpdta, unbalanced):
     d = mpdta.copy()
     d.loc[d.index[7], "lemp"] = np.inf
-    with pytest.raises(ValueError, match=r"outcome column 'lemp' has 1 non-finite") as e:
+    with pytest.raises(PanelInputError, match=r"column 'lemp': non-finite outcome \(inf\) in 1 row") as e:
         estimate_cs(d, "lemp", **KW, allow_unbalanced=unbalanced)
     assert "countyreal=" in str(e.value) and "\n" not in str(e.value)
+    # the estimator's own arrays refuse it too (e.g. a hand-built sample frame)
+    with pytest.raises(ValueError, match=r"outcome column 'lemp' has 1 non-finite"):
+        prepare(d, "lemp", "countyreal", "year", "first.treat", None, None, 0, "never", allow_unbalanced=unbalanced)

@@ -113,7 +113,7 @@ def tidy_frame(parts, alpha) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-_KNOWN_FIELDS = ("estimator", "outcome", "estimates", "meta", "vcov", "tables")
+_KNOWN_FIELDS = ("estimator", "outcome", "estimates", "meta", "vcov", "tables", "inference", "context")
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(EstimationResult))
 
 
@@ -140,6 +140,7 @@ def make_result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResul
         res = object.__new__(EstimationResult)
         res.estimator, res.outcome, res.estimates, res.meta, res.vcov, res.tables = \
             "cs", outcome, estimates, meta, vcov, {}
+        res.inference, res.context = {}, None
         meta.setdefault("estimator", "cs")
         meta.setdefault("outcome", outcome)
         meta.setdefault("alpha", 0.05)
