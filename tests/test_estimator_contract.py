@@ -21,7 +21,7 @@ from evalkit.params import validate_params
 from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
 # estimators converted to the sample and the result contract on this branch
-CONVERTED = ["naive_yoy", "sdid", "sc"]
+CONVERTED = ["naive_yoy", "cs", "sdid", "sc"]
 
 
 def test_every_spec_is_complete():
