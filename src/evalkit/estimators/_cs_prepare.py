@@ -63,9 +63,12 @@ def _rows_equal(m: np.ndarray, ref: np.ndarray, block: int = 1 << 16) -> bool:
 
 
 def prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control,
-            allow_unbalanced=False, weights=None) -> Prepared:
+            allow_unbalanced=False, weights=None, trusted=False) -> Prepared:
     """The estimator's sample from ``panel`` (see the module docstring). ``weights``: a column of
-    sampling weights per unit (R ``did`` ``weightsname``): finite, >= 0, constant within unit."""
+    sampling weights per unit (R ``did`` ``weightsname``): finite, >= 0, constant within unit.
+    ``trusted``: the rows are known to be one per (unit, period), sorted by unit then time, with the
+    cohort constant within unit and every outcome finite (:func:`evalkit.estimators._cs_sample.shared_sample`
+    checked them), so those checks are not repeated."""
     info: dict[str, Any] = {}
     u = panel[unit].to_numpy()
     t = panel[time].to_numpy()
@@ -83,7 +86,7 @@ def prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipatio
         head = t[:4097]
         brk = np.flatnonzero(head[1:] <= head[:-1])
         k = int(brk[0]) + 1 if len(brk) else len(head)
-        if k > 1 and len(t) % k == 0 and (len(brk) or len(t) == k) and _rows_equal(t.reshape(-1, k), t[:k]):
+        if k > 1 and len(t) % k == 0 and (len(brk) or len(t) == k) and (trusted or _rows_equal(t.reshape(-1, k), t[:k])):
             periods, sorted_ut = t[:k].copy(), True
     if periods is None:
         tmin, tmax = (t.min(), t.max()) if len(t) else (0, 0)
@@ -113,7 +116,7 @@ def prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipatio
     if n_rows % nt == 0 and n_rows > 0:
         uu = u.reshape(-1, nt)
         # rows sorted by unit, then time, one row per (unit, period): reshape without scatter
-        if (sorted_ut or _rows_equal(t.reshape(-1, nt), periods)) and _rows_equal(uu, uu[:, :1]):
+        if (sorted_ut or _rows_equal(t.reshape(-1, nt), periods)) and (trusted or _rows_equal(uu, uu[:, :1])):
             units = uu[:, 0]
             fast = _distinct(units)
         elif t[0] == periods[0] and t[-1] == periods[-1]:
@@ -133,7 +136,7 @@ def prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipatio
         n = len(units)
         Y = y.reshape(n, nt)  # view of the caller's data; copied below
         gm = g.reshape(n, nt)
-        if not same_in_row(gm):
+        if not trusted and not same_in_row(gm):
             raise ValueError(f"cohort column {cohort!r} varies within unit")
         gu = gm[:, 0].astype(float)
         X = [x.reshape(n, nt) for x in xcols]
@@ -201,9 +204,9 @@ def prepare(panel, outcome, unit, time, cohort, covariates, cluster, anticipatio
         info["n_units_no_observed_outcome"] = int((~keep).sum())
         info["n_units_dropped_unbalanced"] = 0
     else:
-        rs = Y.sum(axis=1)  # NaN-free rows have a non-NaN sum (+-inf rows are checked exactly)
-        if np.isfinite(rs).all():
-            observed = np.ones(len(rs), dtype=bool)
+        rs = None if trusted else Y.sum(axis=1)  # NaN-free rows have a non-NaN sum (+-inf rows are checked exactly)
+        if rs is None or np.isfinite(rs).all():  # (trusted: every outcome is known to be finite)
+            observed = np.ones(Y.shape[0], dtype=bool)
         else:
             _refuse_inf(Y, units, periods, outcome, unit, time)
             observed = ~np.isnan(Y).any(axis=1)

@@ -34,8 +34,9 @@ from evalkit.estimators._cs_attgt import GTCore, compute, gt_cells, gt_terms
 from evalkit.estimators._cs_drdid import ESTIMATORS
 from evalkit.estimators._cs_infer import make_result, se_from, tidy_frame, wald_event, wald_gt
 from evalkit.estimators._cs_prepare import Prepared, prepare
+from evalkit.estimators._cs_sample import shared_sample
 from evalkit.estimators._cs_schedule import Laps, blas_pinned, resolve_executor
-from evalkit.estimators._sample import StaggeredSample, build_sample
+from evalkit.estimators._sample import StaggeredSample
 from evalkit.results import EstimationResult
 
 AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
@@ -120,11 +121,11 @@ def _sample(panel, outcome, unit, time, cohort, covariates, cluster, anticipatio
     observed in every period leave the estimation; ``meta["n_units_dropped_unbalanced"]``).
     """
     cl_col = None if cluster in (None, unit) else cluster
-    sample = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cl_col, weights=weights,
-                          covariates=tuple(covariates or ()), control=control)
+    sample, certified = shared_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cl_col,
+                                      weights=weights, covariates=tuple(covariates or ()), control=control)
     unbalanced = (not sample.info.balanced) if allow_unbalanced is None else allow_unbalanced
     prep = prepare(sample.frame, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control,
-                   allow_unbalanced=unbalanced, weights=weights)
+                   allow_unbalanced=unbalanced, weights=weights, trusted=certified)
     if "n_obs_missing_dropped" in prep.info:  # the sample dropped the missing cells already: count them here too
         prep.info["n_obs_missing_dropped"] += sample.info.dropped_cells.get("missing_outcome", 0)
         prep.info["n_units_no_observed_outcome"] += sample.info.dropped_units.get("no_outcome", 0)
