@@ -42,8 +42,9 @@ def test_methods_and_determinism():
     assert a["df"] == 6 and a["n_treated"] == 6  # varying base: leads -6..-1
     chi = pretrend_test(panel, "y", "cs", opts, method="chi2")
     assert chi["p_value"] == chi["p_chi2"] == pytest.approx(stats.chi2.sf(chi["stat"], chi["df"]))
-    # "f" is undefined with 6 treated stations and 6 leads: falls back to permutation
-    assert pretrend_test(panel, "y", "cs", opts, method="f", draws=19)["method"] == "permutation"
+    # "f" is undefined with 6 treated stations and 6 leads: an error with the reason, never another test
+    with pytest.raises(ValueError, match=r"Hotelling's F needs more treated stations than leads \+ 1 \(6 treated, 6 leads\)"):
+        pretrend_test(panel, "y", "cs", opts, method="f", draws=19)
     assert pretrend_test(panel, "y", "cs", opts, method="auto", draws=19)["method"] == "permutation"
     with pytest.raises(ValueError, match="unknown pre-trend test"):
         pretrend_test(panel, "y", "cs", opts, method="bogus")
