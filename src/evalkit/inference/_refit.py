@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,19 @@ def make_refit(estimator: str, frame: pd.DataFrame, outcome: str, options: Mappi
         if k in opts:
             cols[k] = opts.pop(k)
     return Refit(estimator=estimator, frame=frame, outcome=outcome, options=opts, **cols)
+
+
+def panel_refit(estimator: str, panel: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,
+                unit: str = "station_id", cohort: str = "first_treat") -> Refit:
+    """A :class:`Refit` for the panel-based entry points: the panel goes through ``build_sample``
+    first, so permutations and deletions act on the same validated rows (late adopters already
+    never-treated) as a fit's context would."""
+    from evalkit.estimators._sample import build_sample
+
+    r = make_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
+    s = build_sample(panel, outcome, unit=r.unit, time=r.time, cohort=r.cohort, cluster=r.cluster, weights=r.weights,
+                     covariates=tuple(r.options.get("covariates") or ()))
+    return replace(r, frame=s.frame)
 
 
 def headline_term(result: EstimationResult) -> str:

@@ -33,7 +33,7 @@ from evalkit.inference._refit import (
     cs_aggregations,
     headline_of,
     headline_term,
-    make_refit,
+    panel_refit,
     refit_of,
     short_reason,
 )
@@ -118,9 +118,10 @@ def jackknife_overall(
     Raises ``ValueError`` with the reason when the jackknife is not available or failed (same
     rules as :func:`jackknife`: every cluster is deleted, including the adopting ones).
     """
-    refit = make_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
     if cluster is not None and cluster not in panel.columns:
         raise KeyError(f"jackknife cluster column {cluster!r} is not in the panel")
+    opts = {**(options or {}), **({"cluster": cluster} if cluster else {})}  # keep the column in the sample
+    refit = panel_refit(estimator, panel, outcome, opts, unit=unit, cohort=cohort)
     if result is None:
         result = refit.fit()
     jk = jackknife_refit(refit, float(result.overall["estimate"]), headline_term(result), cluster=cluster,

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import Refit, make_refit, refit_of, short_reason
+from evalkit.inference._refit import Refit, panel_refit, refit_of, short_reason
 from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
 
@@ -93,7 +93,12 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
                               "to test on this sample", **base)
     k = int(pt["df"])
     stat = float(pt["stat"]) if pt.get("stat") is not None else math.nan
-    wald_ok = math.isfinite(stat) and stat >= 0
+    # a cluster-robust covariance is a sum of G cluster score products that sum to zero: rank ≤ G − 1,
+    # so with k ≥ G leads it is singular and any "W" printed for it is numerical noise (±1e17)
+    n_clusters = int(refit.frame[refit.cluster or refit.unit].nunique())
+    wald_ok = math.isfinite(stat) and stat >= 0 and k < n_clusters
+    why = (f"the covariance of the {k} leads from {n_clusters} clusters is singular (rank at most {n_clusters - 1})"
+           if k >= n_clusters else "their covariance is singular")
     p_chi2 = float(pt["p_value"]) if wald_ok and pt.get("p_value") is not None else None
     p_f = hotelling_f_pvalue(stat, k, g) if wald_ok else math.nan
     base.update(df=k, stat=stat if wald_ok else math.nan, p_chi2=p_chi2, p_f=None if math.isnan(p_f) else p_f)
@@ -102,7 +107,7 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
         test = "permutation" if g < max_permutation_treated or base["p_f"] is None else "f"
     if test in ("chi2", "f") and not wald_ok:
         return PretrendResult(test=test, status="not_available", reason=f"the Wald statistic of the {k} leads is "
-                              f"not defined ({stat:.4g}: their covariance is singular)", **base)
+                              f"not defined ({stat:.4g}: {why})", **base)
     if test == "chi2":
         return PretrendResult(test="chi2", p_value=p_chi2 if p_chi2 is not None else math.nan, **base)
     if test == "f":
@@ -132,8 +137,8 @@ def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
                  draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
-    notes = [] if kind == "wald" else [f"statistic sum of squared lead t-statistics: the Wald statistic needs fewer "
-                                       f"leads ({k}) than treated stations ({g})"]
+    notes = [] if kind == "wald" else [f"statistic: sum of squared lead t-statistics (the Wald statistic needs "
+                                       f"fewer leads ({k}) than treated stations ({g}))"]
     base = {**base, "test": "permutation", "statistic": kind, "draws": int(draws)}
     aggs = ("dynamic",) if refit.estimator == "cs" and "aggregations" not in refit.options else None
     anticipation = int(refit.options.get("anticipation", 0) or 0)
@@ -184,7 +189,7 @@ def pretrend_test_panel(panel: pd.DataFrame, outcome: str, estimator: str = "cs"
     """The old dict (``stat``, ``df``, ``p_value``, ``method``, ``p_chi2``, ``p_f``,
     ``p_permutation``, ``draws``, ``n_treated``, ``estimator``, ``statistic``); ``None`` when the
     estimator has no leads; ``ValueError`` with the reason when the chosen test cannot be computed."""
-    refit = make_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
+    refit = panel_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
     if result is None:
         result = refit.fit()
     t = pretrend_refit(refit, result, method=method, draws=draws, seed=seed,
