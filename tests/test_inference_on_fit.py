@@ -155,14 +155,14 @@ def test_permutation_statistic_is_the_wald_when_leads_are_few():
 
 def test_impossible_wald_is_not_available_and_tests_never_switch():
     """29 leads, 12 stations: the CS covariance has rank ≤ 11, its "Wald statistic" is ±1e17 (issue 14)."""
-    for seed in (0, 2):  # one negative, one positive 1e17 statistic
+    for seed in (0, 2):  # CS printed one negative, one positive 1e17 statistic before it said "not available"
         r = fit(county_panel(seed=seed), "y", **OPTS)
-        assert abs(r.meta["pretrend"]["stat"]) > 1e15
+        assert not 0 <= r.meta["pretrend"]["stat"] < 1e15  # NaN (not available) or ±1e17
         for method in ("chi2", "f"):
             t = pretrend_test(r, method=method)
             assert t.status == "not_available" and t.test == method and math.isnan(t.p_value) and t.p_chi2 is None
-            assert t.reason.startswith("the Wald statistic of the 29 leads is not defined (")
-            assert t.reason.endswith(": the covariance of the 29 leads from 12 clusters is singular (rank at most 11))")
+            assert t.reason == ("the Wald statistic of the 29 leads is not defined (the covariance of the 29 leads "
+                                "from 12 clusters is singular (rank at most 11))")
         assert pretrend_test(r, method="auto", draws=9).test == "permutation"
     r = fit(county_panel(seed=3, S=16, T=10, cohorts=(6, 8), per=4), "y")  # 6 leads, 4 + 4 adopters
     chi = pretrend_test(r, method="chi2")

@@ -123,7 +123,7 @@ def headline_of(fit: EstimationResult, term: str) -> tuple[float, float]:
 
 def cs_aggregations(refit: Refit, term: str) -> tuple[str, ...] | None:
     """The one CS aggregation a re-fit needs for the headline ``term`` (None: keep the options')."""
-    if refit.estimator != "cs" or "aggregations" in refit.options:
+    if refit.estimator != "cs":  # the fit's own aggregations option only says what else it computed
         return None
     agg = CS_AGGREGATION.get(term)
     return (agg,) if agg else None

@@ -98,7 +98,7 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
     n_clusters = int(refit.frame[refit.cluster or refit.unit].nunique())
     wald_ok = math.isfinite(stat) and stat >= 0 and k < n_clusters
     why = (f"the covariance of the {k} leads from {n_clusters} clusters is singular (rank at most {n_clusters - 1})"
-           if k >= n_clusters else "their covariance is singular")
+           if k >= n_clusters else pt.get("reason") or "their covariance is singular")
     p_chi2 = float(pt["p_value"]) if wald_ok and pt.get("p_value") is not None else None
     p_f = hotelling_f_pvalue(stat, k, g) if wald_ok else math.nan
     base.update(df=k, stat=stat if wald_ok else math.nan, p_chi2=p_chi2, p_f=None if math.isnan(p_f) else p_f)
@@ -107,7 +107,7 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
         test = "permutation" if g < max_permutation_treated or base["p_f"] is None else "f"
     if test in ("chi2", "f") and not wald_ok:
         return PretrendResult(test=test, status="not_available", reason=f"the Wald statistic of the {k} leads is "
-                              f"not defined ({stat:.4g}: {why})", **base)
+                              f"not defined ({why})", **base)
     if test == "chi2":
         return PretrendResult(test="chi2", p_value=p_chi2 if p_chi2 is not None else math.nan, **base)
     if test == "f":
@@ -140,7 +140,7 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     notes = [] if kind == "wald" else [f"statistic: sum of squared lead t-statistics (the Wald statistic needs "
                                        f"fewer leads ({k}) than treated stations ({g}))"]
     base = {**base, "test": "permutation", "statistic": kind, "draws": int(draws)}
-    aggs = ("dynamic",) if refit.estimator == "cs" and "aggregations" not in refit.options else None
+    aggs = ("dynamic",) if refit.estimator == "cs" else None  # the leads are the event-time aggregation
     anticipation = int(refit.options.get("anticipation", 0) or 0)
     # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
     try:
