@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,8 @@ from evalkit.inference import (
     pretrend_test,
     romano_wolf,
 )
-from evalkit.inference._refit import NoFitContext, Refit
+from evalkit.inference._refit import NoFitContext, Refit, refit_of
+from evalkit.inference.pretrend import pretrend_refit
 from evalkit.results import EstimationResult, FitContext
 
 
@@ -142,6 +144,16 @@ def test_permutation_pretrend_county_deterministic_and_fast():
     assert 1 / 200 <= a.p_value == a.p_permutation <= 1
     assert a.p_chi2 is None  # the χ² p-value of an impossible Wald statistic is not reported
     assert seconds < 20  # ~1 s on an idle core (a CS re-fit costs ~5 ms); no refit through linearmodels
+
+
+def test_permutation_on_the_validated_sample_equals_revalidating_each_draw():
+    """Permuted draws reuse the validated (balanced) sample; re-validating every draw gives the same test."""
+    r = fit(county_panel(seed=5), "y", **OPTS)
+    rf = refit_of(r)
+    assert rf.sample is r.context.sample and rf.sample.info.balanced
+    fast = pretrend_refit(rf, r, method="permutation", draws=40, seed=11)
+    slow = pretrend_refit(replace(rf, sample=None), r, method="permutation", draws=40, seed=11)
+    assert fast.ok and fast.to_dict() == slow.to_dict()
 
 
 def test_permutation_statistic_is_the_wald_when_leads_are_few():

@@ -43,11 +43,24 @@ class Refit:
     cluster: str | None = None
     weights: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    sample: Any = None  # the fit's StaggeredSample (None for the panel entry points)
 
-    def fit(self, frame: pd.DataFrame | None = None, *, aggregations: tuple[str, ...] | None = None
-            ) -> EstimationResult:
+    def permuted(self, cohort_by_row: np.ndarray) -> Any:
+        """The sample's rows with each row's adoption date replaced (``cohort_by_row``, aligned with
+        ``frame``). On a balanced sample the result is the validated sample itself with the new
+        column (same units, rows and cohorts, so it stays valid; the estimator skips re-validation,
+        about half a CS re-fit); otherwise a frame the estimator validates again (a unit given an
+        adoption date at its first observed month is then dropped, as in any fit)."""
+        frame = self.frame.copy()
+        frame[self.cohort] = np.asarray(cohort_by_row).astype(frame[self.cohort].dtype, copy=False)
+        if self.sample is not None and self.sample.info.balanced:
+            return replace(self.sample, frame=frame)
+        return frame
+
+    def fit(self, frame: Any = None, *, aggregations: tuple[str, ...] | None = None) -> EstimationResult:
         """Fit the estimator quietly (warnings off: one per re-fit would flood the log) on ``frame``
-        (default: the sample), analytic covariance; ``aggregations`` restricts CS's aggregations."""
+        (rows of the sample, or a sample from :meth:`permuted`; default: the sample's rows), analytic
+        covariance; ``aggregations`` restricts CS's aggregations."""
         from evalkit.estimators import get_estimator
 
         kw: dict[str, Any] = {"unit": self.unit, "time": self.time, "cohort": self.cohort}
@@ -79,19 +92,19 @@ def refit_of(result: EstimationResult) -> Refit:
                            "read from JSON cannot be re-fitted): fit the estimator again on the panel")
     s = ctx.sample
     return make_refit(ctx.estimator, s.frame, s.outcome, ctx.options, unit=s.unit, time=s.time, cohort=s.cohort,
-                      cluster=s.cluster, weights=s.weights)
+                      cluster=s.cluster, weights=s.weights, sample=s)
 
 
 def make_refit(estimator: str, frame: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,
                unit: str = "station_id", time: str = "period", cohort: str = "first_treat",
-               cluster: str | None = None, weights: str | None = None) -> Refit:
+               cluster: str | None = None, weights: str | None = None, sample: Any = None) -> Refit:
     """A :class:`Refit`; column names given in ``options`` (``cluster="county"``) win over the arguments."""
     opts = dict(options or {})
     cols = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights}
     for k in cols:
         if k in opts:
             cols[k] = opts.pop(k)
-    return Refit(estimator=estimator, frame=frame, outcome=outcome, options=opts, **cols)
+    return Refit(estimator=estimator, frame=frame, outcome=outcome, options=opts, sample=sample, **cols)
 
 
 def panel_refit(estimator: str, panel: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,

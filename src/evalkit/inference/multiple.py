@@ -142,11 +142,8 @@ def romano_wolf_results(results: list[EstimationResult], *, draws: int = 999, se
     def tstats(assign: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         est, se = np.empty(len(refits)), np.empty(len(refits))
         for j, (rf, term, agg, cj) in enumerate(zip(refits, terms, aggs, codes, strict=True)):
-            frame = None
-            if assign is not None:
-                frame = rf.frame.copy()
-                frame[rf.cohort] = assign[cj]
-            est[j], se[j] = headline_of(rf.fit(frame, aggregations=agg), term)
+            data = None if assign is None else rf.permuted(assign[cj])
+            est[j], se[j] = headline_of(rf.fit(data, aggregations=agg), term)
         with np.errstate(divide="ignore", invalid="ignore"):
             return est, se, np.where(se > 0, est / se, np.nan)
 

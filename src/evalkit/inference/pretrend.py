@@ -151,13 +151,12 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
         return PretrendResult(status="not_available", reason="the leads have no finite statistic on this sample",
                               **base)
     rng = np.random.default_rng(seed)
-    work = refit.frame.copy()
     null: list[float] = []
     first_error: str | None = None
     for _ in range(int(draws)):
-        work[refit.cohort] = rng.permutation(cohorts)[codes]
+        data = refit.permuted(rng.permutation(cohorts)[codes])
         try:
-            s = _statistic(refit.fit(work, aggregations=aggs), kind, anticipation)
+            s = _statistic(refit.fit(data, aggregations=aggs), kind, anticipation)
         except Exception as exc:  # noqa: BLE001 - counted, reason kept
             first_error = first_error or short_reason(exc)
             continue
