@@ -234,3 +234,24 @@ def test_romano_wolf_rejects_mixed_estimators():
     panel = county_panel(outcomes=("y0", "y1"))
     with pytest.raises(ValueError, match="one estimator"):
         romano_wolf([fit(panel, "y0", **OPTS), fit(panel, "y1", "imputation")], draws=9, seed=0)
+
+
+# ------------------------------------------------------------------------------------ determinism
+
+def test_same_numbers_serial_threaded_and_with_more_blas_threads(monkeypatch):
+    """The re-fits use the fit's own options, executor included: a CS fit on 2 helper threads or with
+    2 BLAS threads gives the same jackknife, pre-trend test and Romano–Wolf as a serial one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    panel = county_panel(seed=6, outcomes=("y0", "y1"))
+
+    def run(**opts):
+        res = [fit(panel, o, **opts) for o in ("y0", "y1")]
+        return (jackknife(res[0]).to_dict(), pretrend_permutation(res[0], draws=19, seed=2).to_dict(),
+                romano_wolf(res, draws=9, seed=2).to_dict())
+
+    serial = run(executor=None)
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        assert run(executor=ex) == serial
+    monkeypatch.setenv("EVALKIT_BLAS_THREADS", "2")
+    assert run(executor=None) == serial
