@@ -183,6 +183,7 @@ def test_live_pyfixest_unbalanced_weighted_event_study():
     from evalkit.estimators.twfe import event_dummies
 
     X, ks = event_dummies(g, d.period.to_numpy(float), 3, 4, -1)
+    X = X.toarray()
     dd = d.assign(**{f"x{j}": X[:, j] for j in range(X.shape[1])})
     f = pf.feols("y ~ " + "+".join(f"x{j}" for j in range(X.shape[1])) + " | station_id + period", data=dd,
                  weights="pop", vcov={"CRV1": "county"}, fixef_tol=1e-14)  # its demeaning is iterative

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import baseline_mean, unit_counts, wald_test
@@ -58,7 +59,7 @@ def estimate_twfe(
     _fe.check_options("twfe", options, _COMMON)
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
-    fit = _fe.feols(s.y, D[:, None], [s.unit, s.time], weights=s.weights, cluster=s.cluster,
+    fit = _fe.feols(s.y, sp.csr_matrix(D[:, None]), [s.unit, s.time], weights=s.weights, cluster=s.cluster,
                     names=["treated_post"])
     if not fit.keep[0]:
         raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
@@ -73,15 +74,17 @@ def estimate_twfe(
 
 
 def event_dummies(cohort: np.ndarray, period: np.ndarray, leads: int, lags: int, reference: int
-                  ) -> tuple[np.ndarray, list[int]]:
-    """Event-time dummies ``-leads..lags`` without ``reference``; event times beyond the ends are
-    binned into the end dummies.  ``cohort`` is ``inf`` for never-treated rows."""
+                  ) -> tuple[sp.csr_matrix, list[int]]:
+    """Sparse event-time dummies ``-leads..lags`` without ``reference``; event times beyond the ends
+    are binned into the end dummies.  ``cohort`` is ``inf`` for never-treated rows."""
     treated = np.isfinite(cohort)
-    e = np.clip(np.where(treated, period - np.where(treated, cohort, 0), 0), -leads, lags)
+    e = np.clip(period - np.where(treated, cohort, 0), -leads, lags).astype(np.int64)
     ks = [k for k in range(-leads, lags + 1) if k != reference]
-    X = np.zeros((period.size, len(ks)))
-    for j, k in enumerate(ks):
-        X[:, j] = treated & (e == k)
+    col = np.full(lags + leads + 1, -1, dtype=np.int64)
+    col[np.array(ks, dtype=np.int64) + leads] = np.arange(len(ks))
+    j = col[e + leads]
+    rows = np.flatnonzero(treated & (j >= 0))
+    X = sp.csr_matrix((np.ones(rows.size), (rows, j[rows])), shape=(period.size, len(ks)))
     return X, ks
 
 
