@@ -332,8 +332,13 @@ def feols(y: np.ndarray, X: np.ndarray | sp.spmatrix, fe: list[np.ndarray] | tup
 def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     y = np.asarray(y, dtype=float)
     N = y.size
-    Xs = sp.csr_matrix(X.reshape(-1, 1) if isinstance(X, np.ndarray) and X.ndim == 1 else X, dtype=float)
-    k_all = Xs.shape[1]
+    if sp.issparse(X):
+        Xs, Xd = sp.csr_matrix(X, dtype=float), None
+    else:
+        Xd = np.asarray(X, dtype=float)
+        Xd = Xd[:, None] if Xd.ndim == 1 else Xd
+        Xs = None
+    k_all = (Xs if Xd is None else Xd).shape[1]
     names = [f"x{j}" for j in range(k_all)] if names is None else list(names)
     w = None if weights is None else np.asarray(weights, dtype=float)
     if w is not None and (w.shape != (N,) or not np.all(np.isfinite(w)) or np.any(w < 0)):
@@ -351,12 +356,13 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     codes_fe = [c for c, _ in cf]
     dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
     if dense:
-        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray(), codes_fe, w)
+        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w)
         tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
     else:
         (a, na), rest = cf[0], cf[1:]
         Zb = time_dummies(rest[0][0], rest[0][1]) if rest else sp.csr_matrix((N, 0))
         nb = Zb.shape[1]
+        Xs = sp.csr_matrix(Xd) if Xs is None else Xs
         fit = absorb_fit(y, a, sp.hstack([Zb, Xs], format="csr"), w, n_units=na)
         keep = fit.keep[nb:].copy()
         tb = int(fit.keep[:nb].sum())

@@ -94,8 +94,9 @@ class Within:
         self.tol, self.maxiter = tol, maxiter
         self.method = ("none" if not self.codes else "one-way" if len(self.codes) == 1 else "two-way exact")
         ww = np.ones(self.n_obs) if self.w is None else self.w
-        self._ww = np.ones(self.n_obs) if self.w is None else self.w
-        self._sums = [np.bincount(c, weights=self._ww, minlength=n) for c, n in zip(self.codes, self.levels, strict=True)]
+        self._ww = self.w  # None = unit weights (bincount without weights is faster)
+        self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
+                      for c, n in zip(self.codes, self.levels, strict=True)]
         self._inv = [np.divide(1.0, s, out=np.zeros_like(s), where=s > 0) for s in self._sums]
         self._mats: dict[int, sp.csr_matrix] = {}  # built on first multi-column use
         if len(self.codes) == 2:
@@ -112,10 +113,10 @@ class Within:
         a, b = self.codes[ia], self.codes[ib]
         na, nb = self.levels[ia], self.levels[ib]
         if na * nb <= max(4 * self.n_obs, 1_000_000):  # dense cell table (balanced-ish panels)
-            C = np.bincount(a * nb + b, weights=self._ww, minlength=na * nb).reshape(na, nb)
+            C = np.bincount(a * nb + b, weights=self._ww, minlength=na * nb).astype(float).reshape(na, nb)
             S = np.diag(self._sums[ib]) - (C * self._inv[ia][:, None]).T @ C
         else:
-            C = sp.csr_matrix((self._ww, (a, b)), shape=(na, nb))
+            C = sp.csr_matrix((np.ones(a.size) if self._ww is None else self._ww, (a, b)), shape=(na, nb))
             C.sum_duplicates()
             S = np.diag(self._sums[ib]) - (C.T @ sp.diags(self._inv[ia]) @ C).toarray()
         S = (S + S.T) / 2
@@ -137,7 +138,8 @@ class Within:
         c, n = self.codes[j], self.levels[j]
         if V.shape[1] > 4:  # one sparse pass beats m bincounts
             if j not in self._mats:
-                self._mats[j] = sp.csr_matrix((self._ww, (c, np.arange(self.n_obs))), shape=(n, self.n_obs))
+                ww = np.ones(self.n_obs) if self._ww is None else self._ww
+                self._mats[j] = sp.csr_matrix((ww, (c, np.arange(self.n_obs))), shape=(n, self.n_obs))
             return self._mats[j] @ V
         wV = V if self.w is None else V * self.w[:, None]
         return np.column_stack([np.bincount(c, weights=wV[:, i], minlength=n) for i in range(V.shape[1])])
@@ -172,17 +174,20 @@ class Within:
         return self._transform_ap(V)
 
     def _transform_schur_1d(self, v: np.ndarray) -> np.ndarray:
+        # M v = v - (m_a - C g / w_a)[a] - g[b], with m_a the unit means of v and g solving
+        # S g = B'W M_a v = B'W v - C' m_a: two bincounts, two gathers, no N-sized temporaries beyond them
         ia, ib = self._ab
         a, b = self.codes[ia], self.codes[ib]
         wv = v if self.w is None else v * self.w
-        va = v - (np.bincount(a, weights=wv, minlength=self.levels[ia]) * self._inv[ia])[a]
+        ma = np.bincount(a, weights=wv, minlength=self.levels[ia]) * self._inv[ia]
         if self._cho is None:
-            return va
-        r = np.bincount(b, weights=va if self.w is None else va * self.w, minlength=self.levels[ib])
+            return v - ma[a]
+        r = np.bincount(b, weights=wv, minlength=self.levels[ib]) - self._C.T @ ma
         g = np.zeros_like(r)
         g[self._keep_b] = sla.cho_solve(self._cho, r[self._keep_b])
-        ga = (self._C @ g) * self._inv[ia]
-        return va - g[b] + ga[a]
+        out = v - (ma - (self._C @ g) * self._inv[ia])[a]
+        out -= g[b]
+        return out
 
     def _transform_schur(self, V: np.ndarray) -> np.ndarray:
         if V.shape[1] == 1:
