@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fe_refs import CASTLE, PYFIXEST, load_castle, load_ehec, short_panel
-from moderndid_refs import load_mpdta
 
 from evalkit.estimators import _fe
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe
+from fe_refs import CASTLE, PYFIXEST, load_castle, load_ehec, short_panel
+from moderndid_refs import load_mpdta
 
 # (data, unit, time, cohort, outcome, event leads, event lags)
 SETS = {

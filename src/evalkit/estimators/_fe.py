@@ -34,6 +34,7 @@ from scipy import stats
 
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._fe_within import MAX_SCHUR, Within, compact_codes, independent_columns, sym_inv
+from evalkit.estimators._sample import SampleInfo, StaggeredSample, build_sample
 
 __all__ = ["FEFit", "Within", "compact_codes", "feols", "fixest_ssc", "independent_columns", "small_sample",
            "sym_inv"]
@@ -485,9 +486,9 @@ def check_options(estimator: str, options: dict, accepted: tuple[str, ...] | lis
 
 @dataclass
 class FESample:
-    """The rows and codes a fixed-effects estimator fits on (one place, see ``fe_sample``)."""
+    """The rows and codes a fixed-effects estimator fits on (built in one place: :func:`fe_sample`)."""
 
-    frame: pd.DataFrame  # rows used (outcome not missing, weight > 0), index reset
+    sample: StaggeredSample  # the shared validated sample (conventions of _sample.build_sample)
     y: np.ndarray
     unit: np.ndarray  # codes 0..n_units-1
     time: np.ndarray  # codes 0..n_times-1 (sorted periods)
@@ -496,8 +497,14 @@ class FESample:
     period: np.ndarray  # float period of each row
     cluster: np.ndarray  # codes 0..G-1
     weights: np.ndarray | None
-    n_missing: int  # rows dropped for a missing outcome
-    n_zero_weight: int  # rows dropped for a zero weight
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.sample.frame
+
+    @property
+    def info(self) -> SampleInfo:
+        return self.sample.info
 
     @property
     def n_units(self) -> int:
@@ -507,39 +514,24 @@ class FESample:
     def n_times(self) -> int:
         return int(self.times.size)
 
+    def baseline_mean(self) -> float:
+        """Mean outcome of treated units before adoption (for percent effects)."""
+        m = np.isfinite(self.cohort) & (self.period < self.cohort)
+        return float(self.y[m].mean()) if m.any() else float("nan")
 
-def fe_sample(panel: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort: str,
+
+def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str, time: str, cohort: str,
               cluster: str | None, weights: str | None = None) -> FESample:
-    """The estimation sample of the TWFE-family estimators: rows with an outcome, codes for unit,
-    period and cluster, cohorts (never treated = ``inf``) and validated weights.
-
-    One adapter: when ``evalkit.estimators._sample.build_sample`` is merged, this is the only
-    function that changes.
-    """
-    cols = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
-                               *([weights] if weights else [])]))
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise KeyError(f"panel has no column(s) {missing}; columns are {list(panel.columns)}")
-    df = panel[cols]
-    n_missing = int(df[outcome].isna().sum())
-    df = df.dropna(subset=[outcome])
-    n_zero = 0
-    w = None
-    if weights:
-        wv = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(wv) | (wv < 0)
-        if bad.any():
-            rows = df.index[bad][:5].tolist()
-            raise ValueError(f"weights column {weights!r}: missing, negative or non-finite values in rows {rows}; "
-                             "fix or drop those rows")
-        pos = wv > 0
-        n_zero = int((~pos).sum())
-        df, w = df[pos], wv[pos]
-    df = df.reset_index(drop=True)
+    """The estimation sample of the regression-based estimators: :func:`build_sample` (validation and
+    the shared conventions: late adopters recoded to never treated, units treated from the first
+    period dropped, missing outcome cells dropped) plus codes for unit, period and cluster, cohorts as
+    floats (never treated = ``inf``) and the weights."""
+    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    df = s.frame
     uc, _ = codes(df[unit])
     tc, tvals = codes(df[time])
     cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
-    return FESample(frame=df, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc,
-                    times=tvals, cohort=cohort_values(df, cohort), period=df[time].to_numpy(dtype=float),
-                    cluster=cc, weights=w, n_missing=n_missing, n_zero_weight=n_zero)
+    g = df[cohort].to_numpy(dtype=float)
+    return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
+                    cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
+                    weights=None if weights is None else df[weights].to_numpy(dtype=float))

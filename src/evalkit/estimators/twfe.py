@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.estimators._common import baseline_mean, unit_counts, wald_test
+from evalkit.estimators._common import wald_test
 from evalkit.results import EstimationResult
 
 _COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights")
@@ -26,16 +26,16 @@ def _se_type(fit: _fe.FEFit) -> str:
     return f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
 
 
-def _meta(s: _fe.FESample, fit: _fe.FEFit, outcome: str, unit: str, time: str, cohort: str,
-          cluster: str | None, weights: str | None, alpha: float) -> dict:
-    n_t, n_c = unit_counts(s.frame, unit, cohort)
+def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
+          alpha: float) -> dict:
+    info = s.info
     return {
         "control_group": "never and not-yet treated (implicit)",
-        "n_treated": n_t, "n_control": n_c, "n_obs": int(s.y.size), "n_periods": s.n_times,
+        "n_treated": info.n_treated, "n_control": info.n_control, "n_obs": int(s.y.size), "n_periods": s.n_times,
         "n_clusters": int(fit.n_clusters), "cluster": cluster or unit, "se_type": _se_type(fit),
-        "ssc_factor": fit.ssc, "inference": fit.meta(), "weights": weights,
-        "dropped_missing_outcome": s.n_missing, "dropped_zero_weight": s.n_zero_weight,
-        "baseline_mean": baseline_mean(s.frame, outcome, time=time, cohort=cohort), "alpha": alpha,
+        "ssc_factor": fit.ssc, "inference": fit.meta(), "sample": info.to_dict(), "weights": weights,
+        "dropped_missing_outcome": info.dropped_cells.get("missing_outcome", 0),
+        "baseline_mean": s.baseline_mean(), "alpha": alpha,
     }
 
 
@@ -54,7 +54,8 @@ def estimate_twfe(
     """Static TWFE: ``y_it = α_i + γ_t + β·D_it + ε``, with ``D_it = 1`` from adoption on.
 
     ``weights``: name of a column of non-negative observation weights (e.g. station population);
-    weighted least squares as fixest ``feols(..., weights=)``.  Rows with weight 0 are dropped.
+    weighted least squares as fixest ``feols(..., weights=)``.  The sample follows
+    :func:`evalkit.estimators._sample.build_sample` (``meta["sample"]``).
     """
     _fe.check_options("twfe", options, _COMMON)
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
@@ -69,7 +70,7 @@ def estimate_twfe(
         "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": float(fit.p_value()[0]),
     }]
     meta = {"label": "Two-way fixed effects (static)",
-            **_meta(s, fit, outcome, unit, time, cohort, cluster, weights, alpha)}
+            **_meta(s, fit, unit, cluster, weights, alpha)}
     return EstimationResult("twfe", outcome, pd.DataFrame(rows), meta=meta)
 
 
@@ -146,5 +147,5 @@ def estimate_event_twfe(
     vc = pd.DataFrame(fit.vcov, index=terms, columns=terms)
     meta = {"label": "Dynamic TWFE (leads and lags)", "reference_period": reference, "leads": leads,
             "lags": lags, "binned_endpoints": True, "bin_e": (-leads, lags), "pretrend": pretrend,
-            **_meta(s, fit, outcome, unit, time, cohort, cluster, weights, alpha)}
+            **_meta(s, fit, unit, cluster, weights, alpha)}
     return EstimationResult("event_twfe", outcome, pd.DataFrame(rows), meta=meta, vcov={"event": vc})
