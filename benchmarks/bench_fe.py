@@ -3,7 +3,8 @@
     PYTHONPATH=src python benchmarks/bench_fe.py [--sizes 10000x60,40000x120] [--repeat 3]
 
 Balanced staggered panels (a quarter never treated, three cohorts), station-clustered CRV1.  Each
-cell is the best of ``--repeat`` warm runs (pyfixest's numba kernels compiled by a warm-up call);
+cell is the best of ``--repeat`` warm runs; ``evalkit_s`` is the estimator end to end (the shared sample's
+validation included), ``engine_s`` the fit engine alone on ready arrays (pyfixest's numba kernels compiled by a warm-up call);
 memory is the peak traced by ``tracemalloc`` during one call (Python/numpy allocations).  The
 coefficients and standard errors of both are asserted equal (rtol 1e-6: pyfixest's demeaning is
 iterative with tolerance 1e-8) before a row is printed.
@@ -19,6 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from evalkit.estimators import _fe
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe, event_dummies
 
 LEADS, LAGS = 12, 24
@@ -50,6 +52,47 @@ def peak_mib(fn) -> float:
     return peak / 2**20
 
 
+def run_size(n: int, T: int, repeat: int, pf) -> list[dict]:
+    """Both estimators at one size: evalkit end to end (sample validation included), the engine
+    alone (``feols`` on ready arrays) and pyfixest; asserts equal coefficients and SEs."""
+    d = panel(n, T)
+    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=None)
+    g = d["first_treat"].replace(0, np.inf).to_numpy(float)
+    d["D"] = (d["period"].to_numpy() >= g).astype(float)
+    X, ks = event_dummies(g, d["period"].to_numpy(float), LEADS, LAGS, -1)
+    ev_names = [f"e{j}" for j in range(len(ks))]
+    dpf = pd.concat([d, pd.DataFrame(X.toarray(), columns=ev_names)], axis=1)
+    Xs, _ = event_dummies(s.cohort, s.period, LEADS, LAGS, -1)
+    D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
+    jobs = {
+        "TWFE": (lambda: estimate_twfe(d, "y"),
+                 lambda: _fe.feols(s.y, D, [s.unit, s.time], cluster=s.cluster),
+                 lambda: pf.feols("y ~ D | station_id + period", data=d, vcov={"CRV1": "station_id"})),
+        "event TWFE": (lambda: estimate_event_twfe(d, "y", leads=LEADS, lags=LAGS),
+                       lambda: _fe.feols(s.y, Xs, [s.unit, s.time], cluster=s.cluster),
+                       lambda: pf.feols("y ~ " + "+".join(ev_names) + " | station_id + period", data=dpf,
+                                        vcov={"CRV1": "station_id"})),
+    }
+    rows = []
+    for name, (ours, engine, peer) in jobs.items():
+        peer()  # warm-up (numba compilation)
+        t_ours, r = best(ours, repeat)
+        t_engine, _ = best(engine, repeat)
+        t_peer, f = best(peer, repeat)
+        if name == "TWFE":
+            got = np.array([[r.att, r.overall["std_error"]]])
+        else:
+            ev = r.rows("event").query("event_time != -1").sort_values("event_time")
+            got = ev[["estimate", "std_error"]].to_numpy()
+        np.testing.assert_allclose(got[:, 0], f.coef().to_numpy(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(got[:, 1], f.se().to_numpy(), rtol=1e-6)
+        rows.append({"estimator": name, "size": f"{n:,} x {T}", "evalkit_s": t_ours, "engine_s": t_engine,
+                     "pyfixest_s": t_peer, "speed-up": t_peer / t_ours, "engine speed-up": t_peer / t_engine,
+                     "evalkit_peak_MiB": peak_mib(ours), "pyfixest_peak_MiB": peak_mib(peer)})
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000x60,40000x120")
@@ -61,38 +104,10 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         n, T = (int(v) for v in size.split("x"))
-        d = panel(n, T)
-        g = d["first_treat"].replace(0, np.inf).to_numpy(float)
-        d["D"] = (d["period"].to_numpy() >= g).astype(float)
-        X, ks = event_dummies(g, d["period"].to_numpy(float), LEADS, LAGS, -1)
-        ev_names = [f"e{j}" for j in range(len(ks))]
-        dpf = pd.concat([d, pd.DataFrame(X.toarray(), columns=ev_names)], axis=1)
-        jobs = {
-            "TWFE": (lambda: estimate_twfe(d, "y"),
-                     lambda: pf.feols("y ~ D | station_id + period", data=d, vcov={"CRV1": "station_id"})),
-            "event TWFE": (lambda: estimate_event_twfe(d, "y", leads=LEADS, lags=LAGS),
-                           lambda: pf.feols("y ~ " + "+".join(ev_names) + " | station_id + period", data=dpf,
-                                            vcov={"CRV1": "station_id"})),
-        }
-        for name, (ours, peer) in jobs.items():
-            peer()  # warm-up (numba compilation)
-            t_ours, r = best(ours, args.repeat)
-            t_peer, f = best(peer, args.repeat)
-            if name == "TWFE":
-                got = np.array([[r.att, r.overall["std_error"]]])
-            else:
-                ev = r.rows("event").query("event_time != -1").sort_values("event_time")
-                got = ev[["estimate", "std_error"]].to_numpy()
-            np.testing.assert_allclose(got[:, 0], f.coef().to_numpy(), rtol=1e-6, atol=1e-9)
-            np.testing.assert_allclose(got[:, 1], f.se().to_numpy(), rtol=1e-6)
-            rows.append({"estimator": name, "size": f"{n:,} x {T}", "rows": n * T, "evalkit_s": t_ours,
-                         "pyfixest_s": t_peer, "speed-up": t_peer / t_ours, "evalkit_peak_MiB": peak_mib(ours),
-                         "pyfixest_peak_MiB": peak_mib(peer)})
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1, float_format="%.3f"),
-                  flush=True)
+        rows += run_size(n, T, args.repeat, pf)
     print()
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") if _has_tabulate()
-          else pd.DataFrame(rows).to_string(index=False, float_format="%.3f"))
+    table = pd.DataFrame(rows)
+    print(table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else table.to_string(index=False))
 
 
 def _has_tabulate() -> bool:
