@@ -149,3 +149,21 @@ def test_naive_and_sdid_write_the_result_contract(tmp_path):
         res = EstimationResult.from_json(out)
         assert res.meta["sample"]["n_units"] == 16 and res.meta["estimand"] and res.context is None
         assert (res.estimates["kind"] == "overall").sum() == 1
+
+
+@pytest.mark.parametrize("method", ["cs", "twfe"])
+def test_weights_reach_the_estimator(tmp_path, method):
+    from evalkit.estimators import get_estimator
+
+    p = _small_panel()
+    p["y"] = p["y"] + 0.3 * p["pop"] * (p["first_treat"] > 0) * (p["period"] >= p["first_treat"])
+    out = tmp_path / "w.json"
+    proc = _run(p, tmp_path, "--method", method, "--weights", "pop", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    res = EstimationResult.from_json(out)
+    direct_w = get_estimator(method)(p, "y", weights="pop")
+    direct = get_estimator(method)(p, "y")
+    assert res.att == pytest.approx(direct_w.att, rel=1e-10) and res.se == pytest.approx(direct_w.se, rel=1e-10)
+    assert abs(res.att - direct.att) > 1e-3                   # the weights changed the estimate
+    if method == "cs":  # twfe fills meta["sample"] once the fe-engine branch converts it to the result contract
+        assert res.meta["sample"]["weights"] == "pop"

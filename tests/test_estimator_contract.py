@@ -22,6 +22,8 @@ from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
 # estimators converted to the sample and the result contract on this branch
 CONVERTED = ["naive_yoy", "cs", "sdid", "sc"]
+# estimators that need a balanced panel: on an unbalanced sample they refuse with a clear error
+BALANCED_ONLY = ["bacon", "sdid", "sc"]
 
 
 def test_every_spec_is_complete():
@@ -83,7 +85,7 @@ def _signature_options(fn) -> tuple[set[str], bool]:
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-@pytest.mark.parametrize("name", CONVERTED)
+@pytest.mark.parametrize("name", list(SPECS))
 def test_spec_options_match_the_function(name):
     spec = SPECS[name]
     fn = spec.load()
@@ -137,9 +139,17 @@ EXTRA = {"sdid": {"reps": 10, "seed": 1}, "sc": {"reps": 10, "seed": 1}}
 def _cases():
     for name in CONVERTED:
         for panel in PANELS:
-            if panel == "staggered" and SPECS[name].role == "single_station":
-                continue  # block-design estimators need one cohort and a balanced panel
+            if panel == "staggered" and name in BALANCED_ONLY:
+                continue  # see test_balanced_only_estimators_refuse_unbalanced_samples
             yield name, panel
+
+
+@pytest.mark.parametrize("name", BALANCED_ONLY)
+def test_balanced_only_estimators_refuse_unbalanced_samples(name):
+    p = block_panel()
+    p.loc[(p["station_id"] == "n05") & (p["period"] == 7), "y"] = np.nan
+    with pytest.raises(ValueError, match="balanced"):
+        get_estimator(name)(p, "y", **EXTRA.get(name, {}))
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,7 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         "event_twfe", "evalkit.estimators.twfe:estimate_event_twfe",
         _labels("动态双向固定效应（事件研究）", "Dynamic TWFE (event study)"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "leads", "lags", "reference"), from_params=_event_twfe,
+        options=(*_FE, "leads", "lags", "bin_e", "reference"), from_params=_event_twfe,
         estimand="twfe_mean_post_event_coefficients", designs=("staggered",)),
     EstimatorSpec(
         "cs", "evalkit.estimators.cs:estimate_cs",
