@@ -65,6 +65,16 @@ def test_pure_noise_chi2_overrejects_permutation_does_not():
     assert np.mean(perm) <= 0.25  # nominal 5 %; 12 draws leave room for Monte Carlo noise
 
 
+def test_panel_entry_point_takes_the_fitted_result_by_keyword():
+    """evaluation.py calls ``pretrend_test(panel, outcome, name, options, result=r, ...)``."""
+    panel = noise_panel([3, 3], 12, seed=2, T=14, first=24230)
+    from evalkit.estimators import get_estimator
+
+    r = get_estimator("cs")(panel, "y")
+    t = pretrend_test(panel, "y", "cs", {}, result=r, method="chi2")
+    assert t["method"] == "chi2" and t["p_value"] == pytest.approx(r.meta["pretrend"]["p_value"])
+
+
 def test_other_estimators():
     panel = _noise_panel([4, 4], 10, seed=3)
     t = pretrend_test(panel, "y", "imputation", {"horizons": [0, 1, 2], "pretrend_leads": 4}, method="permutation",

@@ -97,7 +97,7 @@ def stepdown(t: np.ndarray, tb: np.ndarray) -> np.ndarray:
     return out
 
 
-def romano_wolf(results: Any, *args: Any, **kwargs: Any) -> Any:
+def romano_wolf(results: Any, /, *args: Any, **kwargs: Any) -> Any:
     """Romano–Wolf adjusted p-values → :class:`~evalkit.inference.results.RomanoWolfResult`.
 
     ``romano_wolf(results, *, draws=999, seed=0)``: ``results`` is a list of fitted results (one

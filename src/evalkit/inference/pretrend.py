@@ -53,7 +53,7 @@ def hotelling_f_pvalue(stat: float, k: int, g: int) -> float:
     return float(stats.f.sf(f, k, g - k))
 
 
-def pretrend_test(result: EstimationResult | pd.DataFrame, *args: Any, method: str = "auto", draws: int = 199,
+def pretrend_test(result: EstimationResult | pd.DataFrame, /, *args: Any, method: str = "auto", draws: int = 199,
                   seed: int = 0, max_permutation_treated: int = 100, **kwargs: Any) -> Any:
     """Joint test that every event-study lead of ``result`` is zero → :class:`PretrendResult`.
 
