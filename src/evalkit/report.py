@@ -26,8 +26,13 @@ from evalkit.i18n import (
     reform_label,
     t,
 )
-from evalkit.plots import event_study_plot, show, trends_plot, use_cjk_font
 from evalkit.registry import NEVER_TREATED, period_start
+from evalkit.viz.event_study import event_study_plot
+from evalkit.viz.placebo import plot_placebo
+from evalkit.viz.sensitivity import plot_sensitivity
+from evalkit.viz.style import plt, show, use_cjk_font
+from evalkit.viz.synthetic import plot_synthetic
+from evalkit.viz.trends import trends_plot
 
 BRIEF_MIME = "application/vnd.evalkit.brief+json"
 
@@ -168,8 +173,6 @@ def show_sensitivity(ev: Evaluation) -> None:
         _not_available("sensitivity_what", ev.sensitivity_error or "—", lang)
         return
     try:
-        from evalkit.plots import plt
-        from evalkit.sensitivity import plot_sensitivity
 
         scale = 100.0 if ev.is_share(s.outcome) else 1.0
         src = t(f"sens_source_{s.source}", lang)
@@ -210,7 +213,6 @@ def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
         reason = ev.robustness_failures.get(outcome, {}).get("ri", "—")
         _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t("ri_h", lang), reason=reason))}</p>')
         return
-    from evalkit.inference.randomization import plot_placebo
 
     p = float(r.overall["p_value"])
     _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
@@ -249,8 +251,6 @@ def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
 
 def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
     """Single-station pilot: the treated station against its synthetic counterpart."""
-    from evalkit.estimators.sdid import plot_synthetic
-
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
     r = ev.results.get(outcome, {}).get("sdid") or ev.results.get(outcome, {}).get("sc")

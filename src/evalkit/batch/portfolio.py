@@ -159,7 +159,7 @@ def forest_plot_png(h: pd.DataFrame, lang: str) -> bytes:
     import matplotlib.pyplot as plt
 
     from evalkit.i18n import outcome_label, reform_label
-    from evalkit.plots import use_cjk_font
+    from evalkit.viz.style import use_cjk_font
 
     use_cjk_font()
     n = len(h)
