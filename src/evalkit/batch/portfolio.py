@@ -188,8 +188,8 @@ def forest_plot_png(h: pd.DataFrame, lang: str) -> bytes:
 
 
 def render_portfolio_html(df: pd.DataFrame, batch: str, lang: str = "zh") -> str:
+    from evalkit.i18n import VERDICT_LABELS as VERDICTS
     from evalkit.i18n import estimator_label, fmt_p, fmt_pct, outcome_label, reform_label, t
-    from evalkit.verdict import VERDICTS
 
     tx = TEXT[lang]
     e = html.escape
