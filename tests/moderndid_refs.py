@@ -1,5 +1,6 @@
 """Shared references for the Callaway–Sant'Anna tests against the ``moderndid`` peer: the mpdta data
-shipped in its wheel, the unbalanced variant, R ``aggte``'s SE formula, and the aggregation checks."""
+(copied to ``tests/data/mpdta.csv.gz``, see ``tests/data/mpdta.SOURCE.md``), the unbalanced variant,
+R ``aggte``'s SE formula, and the aggregation checks."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pandas as pd
 import pytest
 
 
+MPDTA = os.path.join(os.path.dirname(__file__), "data", "mpdta.csv.gz")
+
+
 def load_mpdta() -> pd.DataFrame:
-    """mpdta (R ``did``'s county minimum-wage panel) from the moderndid wheel, with ``state``."""
-    moderndid = pytest.importorskip("moderndid")
-    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
-    d = pd.read_pickle(path)
+    """mpdta (R ``did``'s county minimum-wage panel, 500 counties x 2003-2007) with ``state``."""
+    d = pd.read_csv(MPDTA)
     d["state"] = d["countyreal"] // 1000
     return d
 
