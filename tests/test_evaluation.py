@@ -96,6 +96,8 @@ def test_results_json_has_the_new_sections(ev, tmp_path):
     assert data["text"]["lang"] == "en" and data["text"]["headline"]["incidents_fight"]["sentence"]
     assert "sentence" not in data["headline"]["incidents_fight"]
     assert list(data)[-2:] == ["timings", "seconds"] and "seconds" not in data["sensitivity"]
+    assert "timing" not in data["results"]["incidents_fight"]["cs"]["meta"]
+    assert "results/incidents_fight/cs" in data["timings"]["stages"]
     assert "cs_notyet" in data["robustness"]["incidents_fight"]
     assert data["sensitivity"]["sd"] and data["multiple_testing"]
     assert "cs_notyet" not in data["results"]["incidents_fight"]  # batch summaries read "results" only

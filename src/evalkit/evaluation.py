@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit import __version__
-from evalkit.estimators import get_estimator
+from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
@@ -57,11 +57,15 @@ from evalkit.sensitivity_run import Sensitivity, reason, run_sensitivity
 from evalkit.verdict import decide
 
 # shown as diagnostics, not as rows of the robustness table
-DIAGNOSTIC_ESTIMATORS = ("bacon",)
-# the event-study chart's estimator after the CS bootstrap run and the headline (order = preference)
-EVENT_STUDY_SOURCES = ("imputation", "cs", "sa", "event_twfe")
+DIAGNOSTIC_ESTIMATORS = tuple(names(role="diagnostic"))
+# the event-study chart's estimator after the CS bootstrap run and the headline: estimators with an
+# event study, those ranked for the headline first (by rank), then registry order
+EVENT_STUDY_SOURCES = tuple(sorted(names(event_study=True),
+                                   key=lambda n: (SPECS[n].headline_rank is None, SPECS[n].headline_rank or 0)))
 # keys of results.json that depend on the clock (everything else is a function of params and data)
 TIMING_KEYS = ("seconds", "timings")
+# clock readings inside an estimator's meta (e.g. CS stage timings); moved to the timing block
+RESULT_TIMING_META = ("timing", "seconds")
 
 
 class EvaluationError(RuntimeError):
@@ -263,7 +267,9 @@ class Evaluation:
     # ----------------------------------------------------------------- export
     def to_dict(self, text: dict[str, Any] | None = None) -> dict[str, Any]:
         """``results.json`` as a dict: numbers, then ``text`` (the brief's sentences, when given by
-        :func:`evalkit.brief_text.results_text`), then the timing block (:data:`TIMING_KEYS`)."""
+        :func:`evalkit.brief_text.results_text`), then the timing block (:data:`TIMING_KEYS`): the
+        evaluation's steps and the estimators' own stage timings, which are moved out of their meta."""
+        stages: dict[str, Any] = {}
         d = {
             "schema_version": 2,
             "evalkit_version": __version__,
@@ -273,9 +279,11 @@ class Evaluation:
             "panel": {"rows": int(len(self.panel)), "stations": int(self.panel["station_id"].nunique()),
                       "months": int(self.panel["period"].nunique())},
             "headline": {o: _safe_headline(self, o) for o in self.params.outcomes},
-            "results": {o: {k: r.to_dict() for k, r in by.items()} for o, by in self.results.items()},
+            "results": {o: {k: _result_dict(r, stages, f"results/{o}/{k}") for k, r in by.items()}
+                        for o, by in self.results.items()},
             "failures": self.failures,
-            "robustness": {o: {k: r.to_dict() for k, r in by.items()} for o, by in self.robustness.items()},
+            "robustness": {o: {k: _result_dict(r, stages, f"robustness/{o}/{k}") for k, r in by.items()}
+                           for o, by in self.robustness.items()},
             "robustness_failures": self.robustness_failures,
             "sensitivity": None if self.sensitivity is None else self.sensitivity.to_dict(),
             "sensitivity_error": self.sensitivity_error,
@@ -286,7 +294,7 @@ class Evaluation:
         if text is not None:
             d["text"] = text
         # the clock-dependent block, last and separate (the determinism test drops exactly these keys)
-        d["timings"] = self.timings
+        d["timings"] = {"steps": self.timings, "stages": stages}
         d["seconds"] = self.seconds
         return d
 
@@ -300,6 +308,17 @@ class Evaluation:
             fh.write(body)
         os.replace(tmp, path)
         return path
+
+
+def _result_dict(r: EstimationResult, stages: dict[str, Any], where: str) -> dict[str, Any]:
+    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``)."""
+    d = r.to_dict()
+    meta = dict(d.get("meta") or {})
+    clock = {k: meta.pop(k) for k in RESULT_TIMING_META if k in meta}
+    if clock:
+        stages[where] = clock
+        d["meta"] = meta
+    return d
 
 
 def _safe_headline(ev: Evaluation, outcome: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.estimators import get_estimator
+from evalkit.estimators import get_estimator, get_spec, names
 from evalkit.params import EvaluationParams
 from evalkit.registry import NEVER_TREATED
 from evalkit.results import EstimationResult
@@ -28,30 +28,13 @@ JACKKNIFE_MAX_TREATED = 100  # headline_se "auto": jackknife the CS headline bel
 # which rows of the robustness table each variant belongs to
 VARIANT_KINDS = {"cs_never": "control", "cs_notyet": "control",
                  "cs_mboot": "inference", "twfe_wild": "inference", "ri": "inference"}
-# estimators with a joint pre-trend test, tried after the headline's (order = preference)
-PRETREND_SOURCES = ("event_twfe", "sa", "imputation")
+# estimators with a joint pre-trend test, tried after the headline's (registry order)
+PRETREND_SOURCES = tuple(names(pretrend_test=True))
 
 
 def estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
-    """Options of estimator ``name`` from the params (one place; adapter to ``spec.from_params``)."""
-    lo, hi = p.event_window
-    common: dict[str, Any] = {"cluster": p.cluster, "alpha": p.alpha}
-    if name == "naive_yoy":
-        return {"window": p.naive_window, "alpha": p.alpha}
-    if name == "did2x2":
-        return {**common, "window": 12}
-    if name == "event_twfe":
-        return {**common, "leads": -lo, "lags": hi}
-    if name == "cs":
-        return {**common, "control": p.control, "bootstrap": p.bootstrap, "seed": p.seed,
-                "min_e": lo, "max_e": hi}
-    if name == "sa":
-        return {**common, "min_e": lo, "max_e": hi}
-    if name == "imputation":
-        return {**common, "horizons": list(range(0, hi + 1)), "pretrend_leads": -lo}
-    if name in ("sdid", "sc"):
-        return {"alpha": p.alpha, "se": "placebo", "reps": p.placebo_reps, "seed": p.seed}
-    return common
+    """Options of estimator ``name`` from the params: its spec's ``from_params`` (one place)."""
+    return get_spec(name).from_params(p)
 
 
 def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> str | None:
@@ -118,8 +101,7 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                         done: dict[str, EstimationResult]) -> tuple[dict[str, EstimationResult], dict[str, str]]:
     """Control-group and inference variants for one outcome (each wrapped; failures recorded)."""
     lo, hi = p.event_window
-    cs_kw = {"cluster": p.cluster, "alpha": p.alpha, "min_e": lo, "max_e": hi,
-             "aggregations": ("simple",)}
+    cs_kw = {"cluster": p.cluster, "alpha": p.alpha, "trim_e": (lo, hi), "aggregations": ("simple",)}
     boot = p.bootstrap or CS_BOOTSTRAP_DEFAULT
     main_cs = done.get("cs")
     jobs: dict[str, Any] = {}

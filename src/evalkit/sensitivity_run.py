@@ -84,8 +84,8 @@ def _event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, source:
 
     if source == "cs":  # universal base period, as the HonestDiD documentation recommends for CS
         r = get_estimator("cs")(panel, outcome, control=p.control, base_period="universal",
-                                cluster=p.cluster, alpha=p.alpha, min_e=-(SENS_PRE + 1),
-                                max_e=SENS_POST - 1, aggregations=("dynamic",))
+                                cluster=p.cluster, alpha=p.alpha, trim_e=(-(SENS_PRE + 1), SENS_POST - 1),
+                                aggregations=("dynamic",))
     else:
         r = get_estimator("event_twfe")(panel, outcome, cluster=p.cluster, alpha=p.alpha,
                                         leads=SENS_PRE + 1, lags=SENS_POST - 1)
