@@ -196,7 +196,7 @@ def test_aggte_matches_r(mpdta, scenario):
     for r in ref.itertuples():
         if np.isnan(r.egt):
             row = est.loc[OVERALL_TERM[r.type]]
-            assert row["kind"] == "overall"
+            assert row["kind"] == ("overall" if r.type == "simple" else "aggregate")  # one headline row
         else:
             kind, prefix = KIND[r.type]
             row = est.loc[f"{prefix}{int(r.egt)}"]
@@ -212,7 +212,7 @@ def test_vignette_printed_numbers(mpdta):
     gt = res.rows("gt").set_index("term")
     assert round(gt.loc["g=2004,t=2004", "estimate"], 4) == -0.0105
     assert round(gt.loc["g=2004,t=2004", "std_error"], 4) == 0.0233
-    ov = res.rows("overall").set_index("term")
+    ov = res.rows("aggregate").set_index("term")  # the aggregations other than the headline
     assert round(ov.loc["ATT_group", "estimate"], 6) == -0.031018
     assert round(ov.loc["ATT_dynamic", "estimate"], 6) == -0.077240
     assert res.overall["term"] == "ATT"
@@ -303,8 +303,8 @@ def test_row_order_and_noncontiguous_periods(mpdta):
 
 def test_unbalanced_units_dropped(mpdta):
     d = mpdta.drop(index=mpdta.index[:3])  # unit 8001 loses three years
-    with pytest.warns(UserWarning, match="Dropped 1 units"):
-        res = estimate_cs(d, "lemp", **KW)
+    with pytest.warns(UserWarning, match="Dropped 1 units"):  # R's default: balance the panel
+        res = estimate_cs(d, "lemp", **KW, allow_unbalanced=False)
     assert res.meta["n_units_dropped_unbalanced"] == 1
     ref = estimate_cs(mpdta[mpdta["countyreal"] != 8001], "lemp", **KW)
     np.testing.assert_allclose(res.estimates["estimate"], ref.estimates["estimate"], atol=1e-13)

@@ -21,7 +21,9 @@ from evalkit.params import validate_params
 from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
 # estimators converted to the sample and the result contract on this branch
-CONVERTED = ["naive_yoy", "sdid", "sc"]
+CONVERTED = ["naive_yoy", "cs", "sdid", "sc"]
+# estimators that need a balanced panel: on an unbalanced sample they refuse with a clear error
+BALANCED_ONLY = ["bacon", "sdid", "sc"]
 
 
 def test_every_spec_is_complete():
@@ -83,7 +85,7 @@ def _signature_options(fn) -> tuple[set[str], bool]:
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-@pytest.mark.parametrize("name", CONVERTED)
+@pytest.mark.parametrize("name", list(SPECS))
 def test_spec_options_match_the_function(name):
     spec = SPECS[name]
     fn = spec.load()
@@ -137,9 +139,17 @@ EXTRA = {"sdid": {"reps": 10, "seed": 1}, "sc": {"reps": 10, "seed": 1}}
 def _cases():
     for name in CONVERTED:
         for panel in PANELS:
-            if panel == "staggered" and SPECS[name].role == "single_station":
-                continue  # block-design estimators need one cohort and a balanced panel
+            if panel == "staggered" and name in BALANCED_ONLY:
+                continue  # see test_balanced_only_estimators_refuse_unbalanced_samples
             yield name, panel
+
+
+@pytest.mark.parametrize("name", BALANCED_ONLY)
+def test_balanced_only_estimators_refuse_unbalanced_samples(name):
+    p = block_panel()
+    p.loc[(p["station_id"] == "n05") & (p["period"] == 7), "y"] = np.nan
+    with pytest.raises(ValueError, match="balanced"):
+        get_estimator(name)(p, "y", **EXTRA.get(name, {}))
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +231,32 @@ def test_with_inference_returns_a_copy(fitted):
     assert r.meta["sample"]["n_units"] == 28 and r.estimates.loc[0, "estimate"] != 99.0
     assert r2.context is r.context
     assert json.loads(r2.to_json())["inference"] == {"x": {"method": "x", "p_value": 0.25}}
+
+
+def test_results_and_registry_import_light():
+    """results.py, the estimators package and the sample module load no scipy and no estimator module."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "evalkit"
+    code = ("import sys, types; pkg = types.ModuleType('evalkit'); pkg.__path__ = [" + repr(str(src)) + "]\n"
+            "sys.modules['evalkit'] = pkg\n"
+            "import evalkit.results, evalkit.estimators, evalkit.estimators._sample\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('scipy', 'linearmodels', 'matplotlib')"
+            " or m.startswith('evalkit.estimators.') and m not in ('evalkit.estimators.specs', 'evalkit.estimators._sample')]\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_option_a_catch_all_would_swallow_is_refused():
+    from evalkit.estimators import specs
+
+    def estimate_fake(panel, outcome, *, unit="station_id", alpha=0.05, **_):
+        return "ran"
+
+    spec = SPECS["twfe"]
+    assert specs._run(spec, estimate_fake, None, "y", {"unit": "u"}) == "ran"
+    with pytest.raises(TypeError, match="twfe: option 'weights' is in the spec but estimate_fake does not implement"):
+        specs._run(spec, estimate_fake, None, "y", {"weights": "pop"})

@@ -29,9 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy import stats
+
+from evalkit.estimators._fe_within import Within, compact_codes, independent_columns, sym_inv
+
+__all__ = ["FEFit", "Within", "compact_codes", "feols", "fixest_ssc", "independent_columns", "small_sample",
+           "sym_inv"]
 
 COLLIN_TOL = 1e-10
 
@@ -65,45 +69,7 @@ def time_dummies(time_codes: np.ndarray, n_times: int) -> sp.csr_matrix:
 
 
 # ---------------------------------------------------------------------------- linear algebra
-def independent_columns(S: np.ndarray, tol: float = COLLIN_TOL) -> np.ndarray:
-    """Boolean mask of columns of a PSD cross-product matrix kept in a greedy left-to-right
-    collinearity check (like fixest: a column is dropped when it is (numerically) spanned by the
-    columns before it).  Fast path: a plain Cholesky of the scaled matrix."""
-    k = S.shape[0]
-    if k == 0:
-        return np.zeros(0, dtype=bool)
-    d = np.sqrt(np.clip(np.diag(S), 0, None))
-    keep = d > 0
-    if not keep.any():
-        return keep
-    Ss = S[np.ix_(keep, keep)] / np.outer(d[keep], d[keep])
-    try:
-        L = np.linalg.cholesky(Ss)
-        if np.min(np.diag(L)) ** 2 > tol:
-            return keep
-    except np.linalg.LinAlgError:
-        pass
-    # slow path: sequential (left-looking) Cholesky with skipping
-    idx = np.flatnonzero(keep)
-    m = idx.size
-    L = np.zeros((m, m))
-    ok = np.zeros(m, dtype=bool)
-    for j in range(m):
-        v = Ss[j:, j] - L[j:, :j] @ L[j, :j]
-        if v[0] > tol:
-            L[j:, j] = v / np.sqrt(v[0])
-            ok[j] = True
-    out = np.zeros(k, dtype=bool)
-    out[idx[ok]] = True
-    return out
-
-
-def sym_inv(S: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive-definite matrix (Cholesky)."""
-    if S.shape[0] == 0:
-        return S.copy()
-    c = sla.cho_factor(S, lower=True)
-    return sla.cho_solve(c, np.eye(S.shape[0]))
+# independent_columns and sym_inv live in _fe_within (one implementation, re-exported here)
 
 
 # ---------------------------------------------------------------------------- absorbed fit
@@ -203,26 +169,195 @@ def cluster_meat(Z: sp.csr_matrix, u: np.ndarray, cluster: np.ndarray, unit: np.
     return (s.T @ s).toarray()
 
 
+def small_sample(n_obs: int, k: int, vcov_type: str, *, fe_levels: tuple[int, ...] | list[int] = (),
+                 fe_nested: tuple[bool, ...] | list[bool] = (), n_clusters: int | None = None
+                 ) -> tuple[float, int, int]:
+    """THE small-sample correction of every regression in evalkit: fixest's defaults
+    (``ssc(adj=TRUE, fixef.K="nested", cluster.adj=TRUE, t.df="min")``, as pyfixest).
+
+    ``K = k + sum(FE levels) - (n_FE - 1)``, and for clustered SEs every FE nested in the cluster
+    variable counts as one parameter instead of its levels.  Returns ``(factor, K, df_t)``:
+
+    * ``"CRV1"``: ``G/(G-1) * (n-1)/(n-K)``, ``df_t = G - 1``;
+    * ``"iid"``: ``(n-1)/(n-K)`` (applied to ``sigma^2 = sum w u^2 / (n-1)``), ``df_t = n - K``;
+    * ``"hetero"`` (HC1): ``n/(n-K)``, ``df_t = n - K``.
+    """
+    n_fe = len(fe_levels)
+    k_fe = int(sum(fe_levels)) - (n_fe - 1 if n_fe > 1 else 0)
+    if vcov_type == "CRV1":
+        nested_levels = sum(n for n, f in zip(fe_levels, fe_nested, strict=True) if f)
+        K = k + k_fe - nested_levels + int(sum(fe_nested))
+        G = int(n_clusters or 0)
+        factor = (G / (G - 1)) * ((n_obs - 1) / (n_obs - K)) if G > 1 else float("nan")
+        return float(factor), int(K), G - 1
+    K = k + k_fe
+    if vcov_type == "iid":
+        return float((n_obs - 1) / (n_obs - K)), int(K), int(n_obs - K)
+    if vcov_type == "hetero":
+        return float(n_obs / (n_obs - K)), int(K), int(n_obs - K)
+    raise ValueError(f"unknown vcov type {vcov_type!r}: 'CRV1', 'iid' or 'hetero'")
+
+
 def fixest_ssc(n_obs: int, k: int, n_clusters: int, fe: list[tuple[np.ndarray, int]],
                cluster: np.ndarray) -> tuple[float, int]:
-    """fixest/pyfixest default small-sample factor for CR1 standard errors.
-
-    ``fe`` is a list of (codes, n_levels) of the fixed effects.  Returns (factor, K).
-    """
-    n_fe = len(fe)
-    k_fe = sum(n for _, n in fe)
-    k_fe_adj = k_fe - (n_fe - 1) if n_fe > 1 else k_fe
-    nested = [nested_in(c, cluster) for c, _ in fe]
-    k_nested = sum(n for (c, n), f in zip(fe, nested, strict=True) if f)
-    n_nested = sum(nested)
-    K = k + k_fe_adj - k_nested + n_nested if n_fe else k
-    factor = (n_clusters / (n_clusters - 1)) * ((n_obs - 1) / (n_obs - K))
-    return float(factor), int(K)
+    """CR1 factor and ``K`` of :func:`small_sample` for fixed effects given as (codes, levels)."""
+    factor, K, _ = small_sample(n_obs, k, "CRV1", fe_levels=[n for _, n in fe],
+                                fe_nested=[nested_in(c, cluster) for c, _ in fe], n_clusters=n_clusters)
+    return factor, K
 
 
 def sandwich(bread: np.ndarray, meat: np.ndarray, factor: float = 1.0) -> np.ndarray:
     V = factor * bread @ meat @ bread
     return (V + V.T) / 2
+
+
+# ---------------------------------------------------------------------------- the engine
+VCOV_TYPES = ("CRV1", "iid", "hetero")
+ABSORBED_TOL = 1e-10  # within sum of squares / raw sum of squares below which a regressor is absorbed
+
+
+@dataclass
+class FEFit:
+    """A fitted (weighted) least-squares regression with absorbed fixed effects (:func:`feols`).
+
+    Arrays are over the kept (non-collinear) columns of ``X``; ``names`` / ``keep`` map them back.
+    """
+
+    coef: np.ndarray  # k
+    vcov: np.ndarray  # k x k, small-sample factor applied
+    names: list[str]
+    keep: np.ndarray  # mask over the columns of X given to feols
+    resid: np.ndarray  # N: y - X b - fixed effects
+    y_within: np.ndarray  # N: within-transformed outcome
+    X_within: np.ndarray  # N x k: within-transformed kept regressors
+    bread: np.ndarray  # (X~' W X~)^{-1}
+    within: Within
+    weights: np.ndarray | None
+    cluster: np.ndarray | None  # cluster codes 0..G-1
+    vcov_type: str
+    ssc: float  # the factor applied to the sandwich
+    dof_k: int  # K of the small-sample correction
+    df_t: int  # degrees of freedom of the t distribution (G-1 or n-K)
+    n_obs: int
+    n_clusters: int | None
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.vcov), 0, None))
+
+    def t_stat(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.coef / self.se
+
+    def p_value(self) -> np.ndarray:
+        return 2 * stats.t.sf(np.abs(self.t_stat()), self.df_t)
+
+    def conf_int(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        return self.coef - q * self.se, self.coef + q * self.se
+
+    def inference(self, estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05
+                  ) -> dict[str, np.ndarray]:
+        """CI and two-sided p-value with this fit's t(df_t) (for linear combinations of ``coef``)."""
+        est = np.asarray(estimate, dtype=float)
+        se = np.asarray(std_error, dtype=float)
+        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2 * stats.t.sf(np.abs(est / se), self.df_t)
+        return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
+
+    def meta(self) -> dict:
+        """``meta["inference"]``: what was applied, in JSON-able form."""
+        return {
+            "se_type": self.vcov_type, "ssc": self.ssc, "dof_k": self.dof_k, "df": self.df_t,
+            "n_clusters": self.n_clusters, "distribution": f"t({self.df_t})",
+            "ssc_rule": SSC_RULES[self.vcov_type], "fe_method": self.within.method,
+            "weighted": self.weights is not None,
+        }
+
+    def coef_many(self, Y: np.ndarray) -> np.ndarray:
+        """Coefficients (k x m) of the same regressors for many outcomes ``Y`` (N x m) — the
+        within-transformation of ``X`` and the bread are reused (jackknife-free batched refits)."""
+        Yw = self.within.transform(np.asarray(Y, dtype=float))
+        XW = self.X_within if self.weights is None else self.X_within * self.weights[:, None]
+        return self.bread @ (XW.T @ Yw)
+
+
+SSC_RULES = {
+    "CRV1": "G/(G-1)*(n-1)/(n-K), K = coefficients + FE levels not nested in the cluster (+1 per nested FE); t(G-1)",
+    "iid": "sum(w u^2)/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+    "hetero": "HC1 n/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+}
+
+
+def feols(y: np.ndarray, X: np.ndarray, fe: list[np.ndarray] | tuple[np.ndarray, ...] = (), *,
+          weights: np.ndarray | None = None, cluster: np.ndarray | None = None, vcov: str | None = None,
+          names: list[str] | None = None, within: Within | None = None) -> FEFit:
+    """(Weighted) OLS of ``y`` on dense regressors ``X`` with the fixed effects ``fe`` absorbed.
+
+    ``fe``: integer code arrays (e.g. unit and period); without any an intercept is absorbed.
+    ``weights``: observation weights (fixest ``weights``; WLS, scores ``w x u``).  ``cluster``: codes
+    of the cluster variable; ``vcov`` defaults to ``"CRV1"`` with a cluster and ``"iid"`` without.
+    Collinear columns of ``X`` (given the fixed effects) are dropped left to right (``keep``).
+    Pass a ready ``within`` to reuse its set-up across fits on the same rows and weights.
+    """
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    N = y.size
+    names = [f"x{j}" for j in range(X.shape[1])] if names is None else list(names)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is not None and (w.shape != (N,) or not np.all(np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("weights must be a finite, non-negative vector with one value per observation")
+    if within is None:
+        within = Within(list(fe) if len(fe) else [np.zeros(N, dtype=np.int64)], w)
+    vcov = ("CRV1" if cluster is not None else "iid") if vcov is None else vcov
+    if vcov not in VCOV_TYPES:
+        raise ValueError(f"unknown vcov {vcov!r}: one of {VCOV_TYPES}")
+    if vcov == "CRV1" and cluster is None:
+        raise ValueError("vcov='CRV1' needs cluster codes")
+    M = within.transform(np.column_stack([y, X]))
+    yw, Xw = M[:, 0], M[:, 1:]
+    XW = Xw if w is None else Xw * w[:, None]
+    XtX = XW.T @ Xw
+    # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
+    raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
+    absorbed = np.diag(XtX) <= ABSORBED_TOL * np.maximum(raw, np.finfo(float).tiny)
+    keep = independent_columns((XtX + XtX.T) / 2) & ~absorbed
+    if absorbed.any() and keep.any():  # re-check the rest without the absorbed columns
+        idx = np.flatnonzero(~absorbed)
+        keep = np.zeros(X.shape[1], dtype=bool)
+        keep[idx] = independent_columns(XtX[np.ix_(idx, idx)])
+    if not keep.all():
+        Xw, XW = Xw[:, keep], XW[:, keep]
+        XtX = XtX[np.ix_(keep, keep)]
+    bread = sym_inv((XtX + XtX.T) / 2)
+    b = bread @ (XW.T @ yw)
+    u = yw - Xw @ b
+    k = int(keep.sum())
+    levels = within.levels if len(fe) else [1]
+    if vcov == "CRV1":
+        cc, G = compact_codes(cluster)
+        nested = [nested_in(c, cc) for c in within.codes] if len(fe) else [True]
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+        scores = XW * u[:, None]
+        S = np.zeros((G, k))
+        for j in range(k):
+            S[:, j] = np.bincount(cc, weights=scores[:, j], minlength=G)
+        V = sandwich(bread, S.T @ S, factor)
+    else:
+        cc, G = None, None
+        factor, K, df_t = small_sample(N, k, vcov, fe_levels=levels)
+        if vcov == "iid":
+            wu2 = float(np.sum(u * u * (1.0 if w is None else w)))
+            V = factor * wu2 / (N - 1) * bread
+        else:
+            scores = XW * u[:, None]
+            V = sandwich(bread, scores.T @ scores, factor)
+    return FEFit(coef=b, vcov=V, names=[n for n, kk in zip(names, keep, strict=True) if kk], keep=keep,
+                 resid=u, y_within=yw, X_within=Xw, bread=bread, within=within, weights=w, cluster=cc,
+                 vcov_type=vcov, ssc=factor, dof_k=K, df_t=df_t, n_obs=N, n_clusters=G)
 
 
 # ---------------------------------------------------------------------------- tests
@@ -277,3 +412,73 @@ def baseline_mean(y: np.ndarray, g: np.ndarray, t: np.ndarray) -> float:
     """Mean outcome of treated units before their treatment."""
     m = np.isfinite(g) & (t < g)
     return float(np.mean(y[m])) if m.any() else float("nan")
+
+
+# ---------------------------------------------------------------------------- options and sample
+def check_options(estimator: str, options: dict, accepted: tuple[str, ...] | list[str]) -> None:
+    """TypeError naming a misspelled / unsupported option and the accepted ones (never ignored)."""
+    if options:
+        bad = ", ".join(repr(k) for k in sorted(options))
+        raise TypeError(f"{estimator}: unknown option(s) {bad}; accepted options: {', '.join(sorted(accepted))}")
+
+
+@dataclass
+class FESample:
+    """The rows and codes a fixed-effects estimator fits on (one place, see ``fe_sample``)."""
+
+    frame: pd.DataFrame  # rows used (outcome not missing, weight > 0), index reset
+    y: np.ndarray
+    unit: np.ndarray  # codes 0..n_units-1
+    time: np.ndarray  # codes 0..n_times-1 (sorted periods)
+    times: np.ndarray  # period values
+    cohort: np.ndarray  # float, never treated = inf
+    period: np.ndarray  # float period of each row
+    cluster: np.ndarray  # codes 0..G-1
+    weights: np.ndarray | None
+    n_missing: int  # rows dropped for a missing outcome
+    n_zero_weight: int  # rows dropped for a zero weight
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit.max()) + 1
+
+    @property
+    def n_times(self) -> int:
+        return int(self.times.size)
+
+
+def fe_sample(panel: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort: str,
+              cluster: str | None, weights: str | None = None) -> FESample:
+    """The estimation sample of the TWFE-family estimators: rows with an outcome, codes for unit,
+    period and cluster, cohorts (never treated = ``inf``) and validated weights.
+
+    One adapter: when ``evalkit.estimators._sample.build_sample`` is merged, this is the only
+    function that changes.
+    """
+    cols = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
+                               *([weights] if weights else [])]))
+    missing = [c for c in cols if c not in panel.columns]
+    if missing:
+        raise KeyError(f"panel has no column(s) {missing}; columns are {list(panel.columns)}")
+    df = panel[cols]
+    n_missing = int(df[outcome].isna().sum())
+    df = df.dropna(subset=[outcome])
+    n_zero = 0
+    w = None
+    if weights:
+        wv = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(wv) | (wv < 0)
+        if bad.any():
+            rows = df.index[bad][:5].tolist()
+            raise ValueError(f"weights column {weights!r}: missing, negative or non-finite values in rows {rows}; "
+                             "fix or drop those rows")
+        pos = wv > 0
+        n_zero = int((~pos).sum())
+        df, w = df[pos], wv[pos]
+    df = df.reset_index(drop=True)
+    uc, _ = codes(df[unit])
+    tc, tvals = codes(df[time])
+    cc, _ = codes(df[cluster or unit])
+    return FESample(frame=df, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc,
+                    times=tvals, cohort=cohort_values(df, cohort), period=df[time].to_numpy(dtype=float),
+                    cluster=cc, weights=w, n_missing=n_missing, n_zero_weight=n_zero)
