@@ -275,12 +275,7 @@ class FEFit:
     def inference(self, estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05
                   ) -> dict[str, np.ndarray]:
         """CI and two-sided p-value with this fit's ``t(df_t)`` (for linear combinations of ``coef``)."""
-        est = np.asarray(estimate, dtype=float)
-        se = np.asarray(std_error, dtype=float)
-        q = stats.t.ppf(1 - alpha / 2, self.df_t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = 2 * stats.t.sf(np.abs(est / se), self.df_t)
-        return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
+        return t_inference(estimate, std_error, self.df_t, alpha)
 
     def meta(self) -> dict:
         """``meta["inference"]``: what was applied, JSON-able."""
@@ -474,6 +469,17 @@ def baseline_mean(y: np.ndarray, g: np.ndarray, t: np.ndarray) -> float:
     """Mean outcome of treated units before their treatment."""
     m = np.isfinite(g) & (t < g)
     return float(np.mean(y[m])) if m.any() else float("nan")
+
+
+def t_inference(estimate: np.ndarray, std_error: np.ndarray, df_t: int, alpha: float = 0.05
+                ) -> dict[str, np.ndarray]:
+    """CIs and two-sided p-values from ``t(df_t)`` (fixest: ``df_t = G - 1`` for clustered SEs)."""
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    q = stats.t.ppf(1 - alpha / 2, df_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.t.sf(np.abs(est / se), df_t)
+    return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
 
 
 # ---------------------------------------------------------------------------- options and sample

@@ -13,8 +13,9 @@ On a panel:
 
 * :func:`wild_bootstrap` — wild cluster bootstrap (WCR) for TWFE coefficients
   (:mod:`evalkit.inference.wild`).
-* :func:`randomization_inference`, :func:`plot_placebo` — permutation and placebo-date
-  inference for any registered estimator (:mod:`evalkit.inference.randomization`).
+* :func:`randomization_inference` — permutation and placebo-date
+  inference for any registered estimator (:mod:`evalkit.inference.randomization`; chart:
+  :func:`evalkit.viz.placebo.plot_placebo`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from __future__ import annotations
 from evalkit.inference.jackknife import jackknife
 from evalkit.inference.multiple import adjust_pvalues, romano_wolf
 from evalkit.inference.pretrend import pretrend_permutation, pretrend_test
-from evalkit.inference.randomization import plot_placebo, randomization_inference
+from evalkit.inference.randomization import randomization_inference
 from evalkit.inference.results import InferenceResult, JackknifeResult, PretrendResult, RomanoWolfResult
 from evalkit.inference.wild import wild_bootstrap
 
 __all__ = ["InferenceResult", "JackknifeResult", "PretrendResult", "RomanoWolfResult", "adjust_pvalues", "jackknife",
-           "plot_placebo", "pretrend_permutation", "pretrend_test", "randomization_inference", "romano_wolf",
-           "wild_bootstrap"]
+           "pretrend_permutation", "pretrend_test", "randomization_inference", "romano_wolf", "wild_bootstrap"]
