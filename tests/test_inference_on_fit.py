@@ -143,6 +143,8 @@ def test_permutation_pretrend_county_deterministic_and_fast():
     assert a.statistic == "t2sum" and a.notes
     assert 1 / 200 <= a.p_value == a.p_permutation <= 1
     assert a.p_chi2 is None  # the χ² p-value of an impossible Wald statistic is not reported
+    assert a.others == {"chi2": "not defined: the covariance of the 29 leads from 12 clusters is singular (rank at most 11)",
+                        "f": "not defined: the covariance of the 29 leads from 12 clusters is singular (rank at most 11)"}
     assert seconds < 20  # ~1 s on an idle core (a CS re-fit costs ~5 ms); no refit through linearmodels
 
 
@@ -179,6 +181,10 @@ def test_impossible_wald_is_not_available_and_tests_never_switch():
     r = fit(county_panel(seed=3, S=16, T=10, cohorts=(6, 8), per=4), "y")  # 6 leads, 4 + 4 adopters
     chi = pretrend_test(r, method="chi2")
     assert chi.ok and chi.p_value == pytest.approx(stats.chi2.sf(chi.stat, chi.df)) and chi.df == 6
+    assert chi.others["permutation"] == "not run (chosen test: chi2)"
+    perm = pretrend_test(r, method="permutation", draws=9, seed=0)
+    assert perm.others["chi2"].startswith("asymptotic: treats the covariance of the 6 leads as known, but it is "
+                                          "estimated from about 8 treated stations")
     r = fit(county_panel(seed=3, S=16, T=10, cohorts=(6, 8), per=2), "y")  # 6 leads, 2 + 2 adopters
     f = pretrend_test(r, method="f")
     assert f.status == "not_available" and f.test == "f" and math.isnan(f.p_value)

@@ -105,6 +105,7 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
     test = method
     if method == "auto":
         test = "permutation" if g < max_permutation_treated or base["p_f"] is None else "f"
+    base["others"] = _others(test, k, g, wald_ok, why, base["p_f"] is not None)
     if test in ("chi2", "f") and not wald_ok:
         return PretrendResult(test=test, status="not_available", reason=f"the Wald statistic of the {k} leads is "
                               f"not defined ({why})", **base)
@@ -116,6 +117,22 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
                                   f"stations than leads + 1 ({g} treated, {k} leads)", **base)
         return PretrendResult(test="f", p_value=base["p_f"], **base)
     return _permutation(refit, codes, cohorts, k, g, wald_ok, draws, seed, base)
+
+
+def _others(test: str, k: int, g: int, wald_ok: bool, why: str, f_defined: bool) -> dict[str, str]:
+    """Why each test other than ``test`` is not the one reported (for the brief's explanation)."""
+    out = {}
+    if test != "chi2":
+        out["chi2"] = (f"not defined: {why}" if not wald_ok else
+                       f"asymptotic: treats the covariance of the {k} leads as known, but it is estimated from about "
+                       f"{g} treated stations, so the χ² test rejects too often in small designs")
+    if test != "f":
+        out["f"] = (f"not defined: {why}" if not wald_ok else
+                    f"not defined: needs more treated stations than leads + 1 ({g} treated, {k} leads)"
+                    if not f_defined else "valid but conservative when the treated stations are few relative to the leads")
+    if test != "permutation":
+        out["permutation"] = "not run (chosen test: " + test + ")"
+    return out
 
 
 def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:

@@ -96,6 +96,7 @@ class PretrendResult(InferenceResult):
     seed: int | None = None
     n_treated: int = 0
     notes: tuple[str, ...] = ()
+    others: dict[str, str] = field(default_factory=dict)  # test -> why it is not the one reported
 
 
 @dataclass(frozen=True, kw_only=True)
