@@ -216,6 +216,22 @@ def test_no_leads_is_not_available():
     assert t.status == "not_available" and "no event-study leads" in t.reason
 
 
+def test_unbalanced_sample_is_revalidated_each_draw():
+    """Missing cells make the sample unbalanced: permuted draws go through build_sample again."""
+    panel = county_panel(seed=2, outcomes=("y0", "y1"))
+    panel.loc[[5, 100, 300], "y0"] = np.nan
+    r, r1 = fit(panel, "y0"), fit(panel, "y1")
+    assert not r.context.sample.info.balanced and r.meta["sample"]["dropped_cells"] == {"missing_outcome": 3}
+    t = pretrend_permutation(r, draws=19, seed=1)
+    assert t.ok and t.draws_valid == 19 and t.to_dict() == pretrend_permutation(r, draws=19, seed=1).to_dict()
+    jk = jackknife(r)
+    cs = get_estimator("cs")
+    thetas = [cs(panel[panel.station_id != s], "y0").att for s in sorted(panel.station_id.unique())]
+    np.testing.assert_allclose(jk.leave_out, thetas, rtol=1e-12)
+    rw = romano_wolf([r, r1], draws=9, seed=1)
+    assert rw.ok and rw.draws_valid == 9
+
+
 # ------------------------------------------------------------------------------------ Romano–Wolf
 
 def test_romano_wolf_uses_the_headline_estimator():
