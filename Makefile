@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev,peers]"
-	MPLBACKEND=Agg $(PY) -c "import evalkit.plots as p; print('CJK font:', p.use_cjk_font())"
+	MPLBACKEND=Agg $(PY) -c "import evalkit.viz.style as p; print('CJK font:', p.use_cjk_font())"
 	touch $(STAMP)
 
 demo: setup

@@ -78,8 +78,9 @@ def test_run_writes_notebook_results_and_brief(demo_warehouse, tmp_path, params,
     assert n_pages >= 2
     texts = [_page_text(pdf, i) for i in range(1, n_pages + 1)]
     full = "\n".join(texts)
-    assert _squash(head["sentence"]) in _squash(full)
-    assert _squash(head["question"]) in _squash(full)
+    words = res["text"]["headline"]["incidents_fight"]  # the sentences rendered from the numbers (brief_text)
+    assert _squash(words["sentence"]) in _squash(full)
+    assert _squash(words["question"]) in _squash(full)
     for i, page in enumerate(texts, start=1):
         assert notice in page, f"synthetic notice missing on page {i}"
         assert eid in page, f"evaluation id missing on page {i}"

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import evalkit
-from evalkit.evaluation import SENS_MBAR
+from evalkit.brief_text import estimates_table, headline_text, multiple_table, sensitivity_sentences
 from evalkit.params import validate_params
-from evalkit.verdict import VERDICTS
+from evalkit.sensitivity_run import SENS_MBAR
+from evalkit.verdict import VERDICT_CODES as VERDICTS
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def ev(demo_warehouse):
 
 
 def test_robustness_table_has_control_and_inference_variants(ev):
-    table = ev.estimates_table()
+    table = estimates_table(ev)
     labels = table["Estimator"].tolist()
     assert "Callaway–Sant'Anna, controls: never-treated stations" in labels
     assert "Callaway–Sant'Anna, controls: not-yet-treated stations" in labels
@@ -34,6 +35,10 @@ def test_robustness_table_has_control_and_inference_variants(ev):
     assert any(lbl.startswith("TWFE, wild cluster bootstrap") for lbl in labels)
     assert any(lbl.startswith("TWFE, randomization-inference") for lbl in labels)
     assert set(table["Check"]) == {"Estimator", "Control group", "Inference"}
+    nums = ev.estimates()
+    assert list(nums["kind"]) == [{"Estimator": "estimator", "Control group": "control", "Inference": "inference"}[c]
+                                  for c in table["Check"]]
+    assert nums[["estimate", "ci_low", "ci_high", "p_value"]].dtypes.map(lambda d: d.kind == "f").all()
     rob = ev.robustness["incidents_fight"]
     assert rob["cs_mboot"].meta.get("bootstrap") or "bootstrap" in str(rob["cs_mboot"].meta.get("se_type", ""))
     assert rob["twfe_wild"].estimator == "twfe_wild" and 0 < rob["twfe_wild"].overall["p_value"] <= 1
@@ -55,6 +60,18 @@ def test_sensitivity_frame_has_finite_bounds(ev):
     assert s.robust in (True, False, None)
     assert s.breakdown_rm is not None or s.breakdown_sd is not None
     assert ev.headline()["robust"] == s.robust
+    assert s.failed == {} and s.source == "cs" and s.source_errors == {}
+    assert all(isinstance(x, str) and x for x in sensitivity_sentences(ev))
+
+
+def test_headline_is_numbers_and_the_words_come_from_i18n(ev):
+    h = ev.headline()
+    assert set(h) >= {"estimate", "ci_low", "ci_high", "p_value", "pct", "verdict", "verdict_reason", "n_treated"}
+    assert not any(isinstance(v, str) and " " in v for v in h.values()), "no sentences in the numbers"
+    text = headline_text(ev)
+    assert "Callaway–Sant'Anna" in text["sentence"] and "%" in text["sentence"]
+    assert text["verdict_label"] in ("Strong evidence", "Limited evidence", "No clear effect", "Pre-trends doubtful")
+    assert "naive_sentence" in text and "year-on-year" in text["naive_sentence"]
 
 
 def test_adjusted_pvalues_not_below_unadjusted(ev):
@@ -62,7 +79,7 @@ def test_adjusted_pvalues_not_below_unadjusted(ev):
     assert m is not None and list(m["outcome"]) == ["incidents_fight", "dispatches"], ev.multiple_error
     assert (m["p_bh"] >= m["p_value"] - 1e-12).all()
     assert (m["p_romano_wolf"] >= m["p_rw_raw"] - 1e-12).all()
-    assert not ev.multiple_table().empty
+    assert not multiple_table(ev).empty
 
 
 def test_verdict_is_one_of_four(ev):
@@ -73,7 +90,14 @@ def test_verdict_is_one_of_four(ev):
 def test_results_json_has_the_new_sections(ev, tmp_path):
     import json
 
-    data = json.loads(ev.save(tmp_path / "results.json").read_text(encoding="utf-8"))
+    from evalkit.report import save_results
+
+    data = json.loads(save_results(ev, tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert data["text"]["lang"] == "en" and data["text"]["headline"]["incidents_fight"]["sentence"]
+    assert "sentence" not in data["headline"]["incidents_fight"]
+    assert list(data)[-2:] == ["timings", "seconds"] and "seconds" not in data["sensitivity"]
+    assert "timing" not in data["results"]["incidents_fight"]["cs"]["meta"]
+    assert "results/incidents_fight/cs" in data["timings"]["stages"]
     assert "cs_notyet" in data["robustness"]["incidents_fight"]
     assert data["sensitivity"]["sd"] and data["multiple_testing"]
     assert "cs_notyet" not in data["results"]["incidents_fight"]  # batch summaries read "results" only

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fe_refs import CASTLE, PYFIXEST, load_castle, load_ehec, short_panel
-from moderndid_refs import load_mpdta
 
 from evalkit.estimators import _fe
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe
+from fe_refs import CASTLE, PYFIXEST, load_castle, load_ehec, short_panel
+from moderndid_refs import load_mpdta
 
 # (data, unit, time, cohort, outcome, event leads, event lags)
 SETS = {
@@ -183,6 +183,7 @@ def test_live_pyfixest_unbalanced_weighted_event_study():
     from evalkit.estimators.twfe import event_dummies
 
     X, ks = event_dummies(g, d.period.to_numpy(float), 3, 4, -1)
+    X = X.toarray()
     dd = d.assign(**{f"x{j}": X[:, j] for j in range(X.shape[1])})
     f = pf.feols("y ~ " + "+".join(f"x{j}" for j in range(X.shape[1])) + " | station_id + period", data=dd,
                  weights="pop", vcov={"CRV1": "county"}, fixef_tol=1e-14)  # its demeaning is iterative

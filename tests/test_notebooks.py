@@ -1,4 +1,8 @@
-"""Every notebook: committed thin and stripped, and runs top to bottom under papermill."""
+"""Every notebook: committed thin and stripped, packaged, and runs top to bottom under papermill.
+
+The packaged copies (``src/evalkit/notebooks``) are what ``evalkit run`` executes; the repository's
+``notebooks/`` folder holds identical copies for JupyterLab (edit one, copy it over the other).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import papermill as pm
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PACKAGED = ROOT / "src" / "evalkit" / "notebooks"
+NOTEBOOKS = sorted(PACKAGED.glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -28,8 +33,21 @@ def test_committed_notebook_is_stripped_and_parameterized(path):
 
 
 def test_all_four_notebooks_exist():
+    from evalkit.runner import NOTEBOOKS as NAMES
+    from evalkit.runner import notebook_path
+
     names = {p.stem for p in NOTEBOOKS}
-    assert {"evaluate_reform", "pilot_station", "design_pilot", "explore_data"} <= names
+    assert set(NAMES) == names
+    assert all(notebook_path(n).parent.resolve() == PACKAGED.resolve() for n in NAMES)
+
+
+def test_repository_notebooks_equal_the_packaged_ones():
+    repo = {p.name: p for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert set(repo) == {p.name for p in NOTEBOOKS}
+    for p in NOTEBOOKS:
+        assert repo[p.name].read_bytes() == p.read_bytes(), (
+            f"notebooks/{p.name} differs from src/evalkit/notebooks/{p.name} (the packaged copy `evalkit run` "
+            "executes): copy the edited one over the other")
 
 
 def _no_errors(nb_path: Path) -> nbformat.NotebookNode:
@@ -49,7 +67,7 @@ def _no_errors(nb_path: Path) -> nbformat.NotebookNode:
 )
 def test_notebook_runs_under_papermill(demo_warehouse, tmp_path, name, params):
     out = tmp_path / f"{name}.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out),
+    pm.execute_notebook(str(PACKAGED / f"{name}.ipynb"), str(out),
                         parameters={"warehouse": str(demo_warehouse), **params},
                         kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     nb = _no_errors(out)

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.design import mde, plot_power, power_curve, power_table
+from evalkit.design import mde, power_curve, power_table
+from evalkit.viz.power import plot_power
 
 matplotlib.use("Agg")
 

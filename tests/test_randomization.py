@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators.twfe import estimate_twfe
-from evalkit.inference.randomization import permuted_cohorts, plot_placebo, randomization_inference
+from evalkit.inference.randomization import permuted_cohorts, randomization_inference
+from evalkit.viz.placebo import plot_placebo
 
 matplotlib.use("Agg")
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.estimators.sdid import estimate_sdid, fit_matrix, jackknife_se, placebo_draws, plot_synthetic
+from evalkit.estimators.sdid import estimate_sdid, fit_matrix, jackknife_se, placebo_draws
+from evalkit.viz.synthetic import plot_synthetic
 
 # R synthdid 0.0.9 (Arkhangelsky et al. 2021, Table 1): synthdid_estimate / sc_estimate / did_estimate
 R_PROP99 = {"sdid": -15.603828, "sc": -19.619663, "did": -27.349111}

@@ -15,8 +15,8 @@ from evalkit.sensitivity import (
     folded_normal_quantile,
     honest_did,
     original_ci,
-    plot_sensitivity,
 )
+from evalkit.viz.sensitivity import plot_sensitivity
 
 # TWFE event study of dins on i(year, D, ref=2013) | stfips + year, CRV1 by stfips, on ehec with
 # year < 2016 and yexp2 in {2014, NA} (HonestDiD README). fixest/pyfixest values, 2008..2012, 2014, 2015.

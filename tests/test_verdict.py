@@ -1,4 +1,4 @@
-"""Verdict rules (src/evalkit/verdict.py): every branch, both languages."""
+"""Verdict rules (src/evalkit/verdict.py): every branch; labels and explanations in both languages (i18n)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from evalkit.verdict import EXPLANATIONS, VERDICTS, decide
+from evalkit.i18n import VERDICT_EXPLANATIONS, VERDICT_LABELS, verdict_explanation, verdict_label
+from evalkit.verdict import REASONS, VERDICT_CODES, decide
 
 
 @pytest.mark.parametrize(
@@ -41,8 +42,8 @@ def test_rules(p, pre, robust, code, reason):
     assert v.reason in ("", reason) and (v.reason or v.code) == reason
     assert v.robust is robust
     for lang in ("zh", "en"):
-        assert v.label(lang) == VERDICTS[code][lang]
-        assert v.explanation(lang) == EXPLANATIONS[reason][lang]
+        assert verdict_label(v.code, lang) == VERDICT_LABELS[code][lang]
+        assert verdict_explanation(v.reason or v.code, lang) == VERDICT_EXPLANATIONS[reason][lang]
 
 
 def test_alpha_is_respected():
@@ -60,8 +61,9 @@ def test_backward_compatible_signature():
 
 
 def test_four_labels_only():
-    assert set(VERDICTS) == {"strong", "limited", "no_effect", "pretrend_doubtful"}
-    assert [VERDICTS[k]["zh"] for k in ("strong", "limited", "no_effect", "pretrend_doubtful")] == \
+    assert set(VERDICT_CODES) == set(VERDICT_LABELS) == {"strong", "limited", "no_effect", "pretrend_doubtful"}
+    assert set(REASONS) == set(VERDICT_EXPLANATIONS)
+    assert [VERDICT_LABELS[k]["zh"] for k in ("strong", "limited", "no_effect", "pretrend_doubtful")] == \
         ["证据充分", "证据有限", "未见明显效果", "前期趋势存疑"]
-    assert [VERDICTS[k]["en"] for k in ("strong", "limited", "no_effect", "pretrend_doubtful")] == \
+    assert [VERDICT_LABELS[k]["en"] for k in ("strong", "limited", "no_effect", "pretrend_doubtful")] == \
         ["Strong evidence", "Limited evidence", "No clear effect", "Pre-trends doubtful"]

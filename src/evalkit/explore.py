@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from evalkit.i18n import outcome_label
-from evalkit.plots import use_cjk_font
 from evalkit.registry import REFORMS, period_label
+from evalkit.viz.style import use_cjk_font
 
 
 def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

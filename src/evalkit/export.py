@@ -19,10 +19,15 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
+from evalkit.brief_marker import BRIEF_MIME
 from evalkit.i18n import t
-from evalkit.report import BRIEF_MIME
 
-TEMPLATES = Path(__file__).parent / "templates"
+
+def templates_dir() -> Path:
+    """The packaged nbconvert templates (``evalkit/templates``), found through importlib.resources."""
+    from importlib.resources import files
+
+    return Path(str(files("evalkit") / "templates"))
 
 
 class BriefError(RuntimeError):
@@ -90,7 +95,7 @@ def render_html(nb: nbformat.NotebookNode) -> str:
         "page_word_after": page_after,
         "watermark": "合成数据 SYNTHETIC" if marker.get("synthetic") else "",
     }
-    exporter = HTMLExporter(template_name="brief", extra_template_basedirs=[str(TEMPLATES)],
+    exporter = HTMLExporter(template_name="brief", extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(
         clean, resources={"evalkit": furniture, "language_code": "zh-CN" if lang == "zh" else "en",

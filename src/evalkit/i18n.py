@@ -117,9 +117,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "sens_robust_no": "据此，证据评级认为结论对适度的趋势偏离不稳健。",
         "sens_chart_rm": "相对幅度（M̄）：前 {n} 个月平均效果",
         "sens_chart_sd": "平滑度（M）：前 {n} 个月平均效果",
-        "sens_rm_skipped": "相对幅度分析未完成：{reason}",
+        "sens_part_failed": "{part}未能完成：{reason}",
+        "sens_part_rm": "相对幅度分析",
+        "sens_part_breakdown_rm": "相对幅度临界值",
+        "sens_part_breakdown_sd": "平滑度临界值",
+        "sens_source_fallback": "Callaway–Sant'Anna 事件研究无法用于敏感性分析（{reason}），改用动态双向固定效应。",
+        "pretrend_small_failed": "小样本趋势检验未能完成（{reason}），此处为 Wald χ² 检验。",
+        "method_jackknife_failed": "刀切法标准误未能完成（{reason}），结论采用解析标准误。",
         "not_available": "{what}暂不可用：{reason}",
-        "sens_timeout": "超出计算时间上限，部分 M̄ 未计算",
         "sensitivity_what": "敏感性分析",
         "multiple_what": "多指标检验校正",
         "ri_h": "随机化推断：把“改革”随机分配给其他派出所",
@@ -259,9 +264,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "sens_robust_no": "The strength-of-evidence rating therefore treats the conclusion as not robust to moderate trend deviations.",
         "sens_chart_rm": "Relative magnitudes (M̄): first {n} months",
         "sens_chart_sd": "Smoothness (M): first {n} months",
-        "sens_rm_skipped": "Relative-magnitudes analysis not completed: {reason}",
+        "sens_part_failed": "{part} failed: {reason}",
+        "sens_part_rm": "The relative-magnitudes analysis",
+        "sens_part_breakdown_rm": "The relative-magnitudes breakdown value",
+        "sens_part_breakdown_sd": "The smoothness breakdown value",
+        "sens_source_fallback": "The Callaway–Sant'Anna event study could not be used for the sensitivity analysis "
+                                "({reason}); the dynamic TWFE event study is used instead.",
+        "pretrend_small_failed": "The small-sample pre-trend test failed ({reason}); the Wald χ² test is shown.",
+        "method_jackknife_failed": "The jackknife standard error failed ({reason}); the analytic one is used.",
         "not_available": "{what} not available: {reason}",
-        "sens_timeout": "the time limit was reached before every M̄ was computed",
         "sensitivity_what": "Sensitivity analysis",
         "multiple_what": "Multiple-testing adjustment",
         "ri_h": "Randomization inference: the reform reassigned at random",
@@ -287,10 +298,46 @@ TEXTS: dict[str, dict[str, str]] = {
 ESTIMATOR_LABELS: dict[str, dict[str, str]] = {lang: estimator_labels(lang) for lang in ("zh", "en")}
 
 
+# verdict labels and explanations (codes and rules: evalkit.verdict)
+VERDICT_LABELS: dict[str, dict[str, str]] = {
+    "strong": {"zh": "证据充分", "en": "Strong evidence"},
+    "limited": {"zh": "证据有限", "en": "Limited evidence"},
+    "no_effect": {"zh": "未见明显效果", "en": "No clear effect"},
+    "pretrend_doubtful": {"zh": "前期趋势存疑", "en": "Pre-trends doubtful"},
+}
+
+VERDICT_EXPLANATIONS: dict[str, dict[str, str]] = {
+    "strong": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常。",
+               "en": "The 95% interval excludes zero and the pre-trend test shows no problem."},
+    "strong_robust": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常，且在允许适度偏离平行趋势时结论仍成立。",
+                      "en": "The 95% interval excludes zero, the pre-trend test shows no problem, and the "
+                            "conclusion survives moderate departures from parallel trends."},
+    "limited": {"zh": "效果仅在 10% 水平显著，证据偏弱。",
+                "en": "The effect is significant only at the 10% level."},
+    "limited_fragile": {"zh": "95% 置信区间不含零，但在允许适度偏离平行趋势时结论不再成立（见敏感性分析）。",
+                        "en": "The 95% interval excludes zero, but the conclusion does not survive modest "
+                              "departures from parallel trends (sensitivity analysis)."},
+    "no_effect": {"zh": "置信区间包含零，数据与“没有效果”相容。",
+                  "en": "The interval includes zero: the data are compatible with no effect."},
+    "pretrend_doubtful": {"zh": "改革前实施组与对照组走势已有差异，对照组可能不可比。",
+                          "en": "Adopters and comparison stations already diverged before adoption."},
+}
+
+
 def t(key: str, lang: str = "zh", **kw: object) -> str:
     """Look up a text in ``lang`` and format it."""
     text = TEXTS[lang][key]
     return text.format(**kw) if kw else text
+
+
+def verdict_label(code: str, lang: str = "zh") -> str:
+    """The verdict's name on page 1 (证据充分 …)."""
+    return VERDICT_LABELS[code][lang]
+
+
+def verdict_explanation(reason: str, lang: str = "zh") -> str:
+    """One sentence on why the verdict is what it is (``Verdict.reason``)."""
+    return VERDICT_EXPLANATIONS[reason][lang]
 
 
 def estimator_label(name: str, lang: str = "zh") -> str:

@@ -8,8 +8,10 @@ names are accepted as aliases everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a date is built: `evalkit validate` stays light
+    import pandas as pd
 
 
 # ---------------------------------------------------------------------------- reforms
@@ -195,6 +197,8 @@ NEVER_TREATED = 0
 
 def period_of(ts: pd.Timestamp | str) -> int:
     """Month index of a date (``year*12 + month-1``)."""
+    import pandas as pd
+
     t = pd.Timestamp(ts)
     return int(t.year) * 12 + int(t.month) - 1
 
@@ -206,6 +210,8 @@ def period_label(period: int) -> str:
 
 
 def period_start(period: int) -> pd.Timestamp:
+    import pandas as pd
+
     p = int(period)
     return pd.Timestamp(year=p // 12, month=p % 12 + 1, day=1)
 

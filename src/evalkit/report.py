@@ -9,27 +9,33 @@ synthetic-data notice on every PDF page.
 from __future__ import annotations
 
 import html
-import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from evalkit import __version__
-from evalkit.evaluation import CS_BOOTSTRAP_DEFAULT, Evaluation
-from evalkit.i18n import (
-    estimator_label,
-    fmt_num,
-    fmt_p,
-    fmt_pct,
-    outcome_label,
-    outcome_unit,
-    reform_label,
-    t,
+from evalkit.brief_marker import BRIEF_MIME
+from evalkit.brief_text import (
+    data_note,
+    estimates_table,
+    headline_text,
+    method_note,
+    multiple_table,
+    pretrend_method_label,
+    results_text,
+    sensitivity_sentences,
+    variant_label,
 )
-from evalkit.plots import event_study_plot, show, trends_plot, use_cjk_font
+from evalkit.evaluation import Evaluation
+from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
 from evalkit.registry import NEVER_TREATED, period_start
-
-BRIEF_MIME = "application/vnd.evalkit.brief+json"
+from evalkit.viz.event_study import event_study_plot
+from evalkit.viz.placebo import plot_placebo
+from evalkit.viz.sensitivity import plot_sensitivity
+from evalkit.viz.style import plt, show, use_cjk_font
+from evalkit.viz.synthetic import plot_synthetic
+from evalkit.viz.trends import trends_plot
 
 
 def _display(obj: Any, **kw: Any) -> None:
@@ -63,20 +69,11 @@ def show_header(ev: Evaluation) -> None:
           f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
 
 
-def pretrend_method_label(pt: dict | None, lang: str) -> str:
-    """Which pre-trend test a p-value comes from (``evalkit.inference.pretrend``)."""
-    method = (pt or {}).get("method", "chi2")
-    return t(f"pt_method_{method}", lang, draws=(pt or {}).get("draws", 0))
-
-
 def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     """Page 1: question, one-sentence answer, verdict, and the naive year-on-year figure."""
     lang = ev.lang
-    h = ev.headline(outcome)
-    pre = h["pretrend_p"]
-    pre_txt = t("pretrend_na", lang) if pre is None else t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok",
-                                                             lang, p=fmt_p(pre),
-                                                             method=pretrend_method_label(h.get("pretrend"), lang))
+    h = ev.headline(outcome) | headline_text(ev, outcome)
+    pre_txt = h["pretrend_sentence"]
     parts = [
         f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
         f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
@@ -98,7 +95,7 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     """Robustness table (estimators, control-group and inference variants), failures listed below it."""
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
-    table = ev.estimates_table(outcome)
+    table = estimates_table(ev, outcome)
     unit = outcome_unit(outcome, lang)
     note = (f'<p class="ek-note">{html.escape(t("robustness_note", lang))}</p>'
             if ev.robustness.get(outcome) else "")
@@ -106,7 +103,7 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
           f'{" (" + html.escape(unit) + ")" if unit else ""}</h2>'
           + table.to_html(index=False, classes="ek-table", border=0, escape=True) + note)
     failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
-    failed += [(ev.variant_label(k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
+    failed += [(variant_label(ev, k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
     if failed:
         items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=v.splitlines()[0][:200]))}</li>"
                         for k, v in failed)
@@ -116,44 +113,6 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
 
 def _not_available(what: str, reason: str, lang: str) -> None:
     _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t(what, lang), reason=reason))}</p>')
-
-
-def sensitivity_sentences(ev: Evaluation) -> list[str]:
-    """The plain sentences under the sensitivity chart (breakdown values, robustness verdict input)."""
-    s, lang = ev.sensitivity, ev.lang
-    if s is None:
-        return []
-    out = []
-    share = ev.is_share(s.outcome)
-    if s.rm is not None and s.original_rm is not None:
-        o = s.original_rm
-        if o["lb"] <= 0 <= o["ub"]:
-            out.append(t("sens_not_sig", lang, n=s.num_post_rm))
-        elif s.breakdown_rm is not None:
-            b = s.breakdown_rm
-            if math.isinf(b):
-                out.append(t("sens_rm_inf", lang, x=fmt_num(5.0, lang, 1), n=s.num_post_rm))
-            elif b <= 0.05:
-                out.append(t("sens_rm_zero", lang))
-            else:
-                out.append(t("sens_rm_sentence", lang, x=fmt_num(b, lang, 2), n=s.num_post_rm))
-    elif s.original["lb"] <= 0 <= s.original["ub"]:
-        out.append(t("sens_not_sig", lang, n=s.num_post))
-    if s.breakdown_sd is not None and not (s.original["lb"] <= 0 <= s.original["ub"]):
-        if s.breakdown_sd <= 0:
-            out.append(t("sens_sd_zero", lang))
-        elif not math.isinf(s.breakdown_sd):
-            unit = outcome_unit(s.outcome, lang)
-            out.append(t("sens_sd_sentence", lang, m=fmt_num((100 if share else 1) * s.breakdown_sd, lang, 3),
-                         unit=(" " if lang == "en" and unit else "") + unit if unit else ""))
-    try:
-        h = ev.headline(s.outcome)
-        significant = h["p_value"] < ev.params.alpha and h["verdict"] != "pretrend_doubtful"
-    except KeyError:
-        significant = False
-    if s.robust is not None and significant:
-        out.append(t("sens_robust_yes" if s.robust else "sens_robust_no", lang))
-    return out
 
 
 def show_sensitivity(ev: Evaluation) -> None:
@@ -168,8 +127,6 @@ def show_sensitivity(ev: Evaluation) -> None:
         _not_available("sensitivity_what", ev.sensitivity_error or "—", lang)
         return
     try:
-        from evalkit.plots import plt
-        from evalkit.sensitivity import plot_sensitivity
 
         scale = 100.0 if ev.is_share(s.outcome) else 1.0
         src = t(f"sens_source_{s.source}", lang)
@@ -189,11 +146,6 @@ def show_sensitivity(ev: Evaluation) -> None:
         fig.tight_layout()
         show(fig)
         notes = sensitivity_sentences(ev)
-        if "rm" in s.skipped:
-            reason = s.skipped["rm"]
-            if reason.startswith("time limit"):
-                reason = t("sens_timeout", lang)
-            notes.append(t("sens_rm_skipped", lang, reason=reason))
         _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
     except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
         _not_available("sensitivity_what", f"{type(exc).__name__}: {exc}"[:200], lang)
@@ -210,7 +162,6 @@ def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
         reason = ev.robustness_failures.get(outcome, {}).get("ri", "—")
         _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t("ri_h", lang), reason=reason))}</p>')
         return
-    from evalkit.inference.randomization import plot_placebo
 
     p = float(r.overall["p_value"])
     _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
@@ -223,7 +174,7 @@ def show_multiple(ev: Evaluation) -> None:
     lang = ev.lang
     if not ev.params.multiple_testing or len(ev.params.outcomes) < 2 or ev.params.design != "staggered":
         return
-    table = ev.multiple_table()
+    table = multiple_table(ev)
     if table.empty:
         _not_available("multiple_what", ev.multiple_error or "—", lang)
         return
@@ -249,8 +200,6 @@ def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
 
 def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
     """Single-station pilot: the treated station against its synthetic counterpart."""
-    from evalkit.estimators.sdid import plot_synthetic
-
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
     r = ev.results.get(outcome, {}).get("sdid") or ev.results.get(outcome, {}).get("sc")
@@ -307,45 +256,10 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
     _html("".join(parts))
 
 
-def method_note(ev: Evaluation) -> str:
-    """The plain-language method note: the base text plus what was actually run."""
-    lang, p = ev.lang, ev.params
-    parts = [t("method_note", lang, cluster=t(f"cluster_{p.cluster}", lang))]
-    if p.design == "staggered":
-        hs = ev.result().meta.get("headline_se") or {}
-        if hs.get("method") == "jackknife":
-            parts.append(t("method_jackknife", lang, unit=t(f"cluster_{p.cluster}", lang), df=hs["df"]))
-        rob = ev.robustness.get(ev.primary_outcome, {})
-        if "cs_never" in rob or "cs_notyet" in rob:
-            parts.append(t("method_controls", lang, control=t(f"control_{p.control}", lang)))
-        if "cs_mboot" in rob:
-            parts.append(t("method_boot", lang, boot=p.bootstrap or CS_BOOTSTRAP_DEFAULT))
-        if "twfe_wild" in rob:
-            parts.append(t("method_wild", lang, draws=p.wild_draws, weights=t(f"weights_{p.wild_weights}", lang),
-                           p=fmt_p(float(rob["twfe_wild"].overall["p_value"]))))
-        if "ri" in rob:
-            parts.append(t("method_ri", lang, draws=p.ri_draws, p=fmt_p(float(rob["ri"].overall["p_value"]))))
-        if ev.sensitivity is not None:
-            parts.append(t("method_sens", lang))
-        if ev.multiple is not None:
-            parts.append(t("method_multiple", lang))
-        parts.append(t("method_verdict", lang))
-    return ("" if lang == "zh" else " ").join(parts)
-
-
 def show_notes(ev: Evaluation) -> None:
     """Method note in plain language (what was run) and the data note (aggregates only)."""
     lang = ev.lang
-    sources = t("sources_demo", lang) if ev.facts.synthetic else t("sources_wh", lang)
-    data = t("data_note", lang, sources=sources, start=ev.params.window.start, end=ev.params.window.end,
-             stations=f"{ev.panel['station_id'].nunique():,}", months=ev.panel["period"].nunique(),
-             rows=f"{len(ev.panel):,}", quarantined=f"{ev.facts.quarantined:,}")
-    excluded = {r: n for r, n in (ev.panel.attrs.get("excluded_stations") or {}).items() if n}
-    if excluded:
-        sep = "、" if lang == "zh" else ", "
-        data += ("" if lang == "zh" else " ") + t(
-            "excluded_note", lang, n=sum(excluded.values()),
-            reforms=sep.join(f"{reform_label(r, lang)} ({n})" for r, n in excluded.items()))
+    data = data_note(ev)
     _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'
           f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
           f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')
@@ -360,7 +274,7 @@ def show_brief(ev: Evaluation) -> None:
     for outcome in ev.params.outcomes:
         show_estimates(ev, outcome)
     for outcome in ev.params.outcomes[1:]:
-        h = ev.headline(outcome) if outcome in ev.results and ev.params.headline in ev.results[outcome] else None
+        h = headline_text(ev, outcome) if outcome in ev.results and ev.params.headline in ev.results[outcome] else None
         if h:
             _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
                   f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
@@ -371,6 +285,11 @@ def show_brief(ev: Evaluation) -> None:
     show_notes(ev)
 
 
-__all__ = ["show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
+def save_results(ev: Evaluation, path: str | Path) -> Path:
+    """Write ``results.json``: the evaluation's numbers plus the brief's page-1 sentences (``text``)."""
+    return ev.save(path, text=results_text(ev))
+
+
+__all__ = ["save_results", "pretrend_method_label", "show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
            "show_diagnostics", "show_notes", "show_sensitivity", "show_randomization", "show_multiple",
            "method_note", "sensitivity_sentences", "BRIEF_MIME"]

@@ -19,7 +19,7 @@ from evalkit.export import BriefFiles, export_brief
 from evalkit.params import EvaluationParams, load_params
 from evalkit.registry import REFORMS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
 
 
 class RunError(RuntimeError):
@@ -36,12 +36,16 @@ class RunOutputs:
 
 
 def notebook_path(name: str) -> Path:
-    """Locate ``notebooks/<name>.ipynb`` in the project (cwd first, then the source checkout)."""
-    for root in (Path.cwd(), PROJECT_ROOT):
-        p = root / "notebooks" / f"{name}.ipynb"
-        if p.is_file():
-            return p
-    raise RunError(f"notebook {name}.ipynb not found under ./notebooks or {PROJECT_ROOT / 'notebooks'}")
+    """The packaged notebook ``evalkit/notebooks/<name>.ipynb`` (importlib.resources, so it works
+    from a wheel as from the source tree; the repository's ``notebooks/`` holds identical copies
+    for JupyterLab, checked by ``tests/test_notebooks.py``)."""
+    from importlib.resources import files
+
+    p = Path(str(files("evalkit") / "notebooks" / f"{name}.ipynb"))
+    if not p.is_file():
+        raise RunError(f"notebook {name}.ipynb is not part of this evalkit installation ({p.parent}); "
+                       f"choose one of {', '.join(NOTEBOOKS)}")
+    return p
 
 
 def preflight(params: EvaluationParams) -> None:
@@ -85,7 +89,7 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     try:
         with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
             pm.execute_notebook(
-                str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(PROJECT_ROOT),
+                str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(Path.cwd()),
                 kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
                 config=_kernel_config(sockets),
             )

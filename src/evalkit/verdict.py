@@ -29,29 +29,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-VERDICTS = {
-    "strong": {"zh": "证据充分", "en": "Strong evidence"},
-    "limited": {"zh": "证据有限", "en": "Limited evidence"},
-    "no_effect": {"zh": "未见明显效果", "en": "No clear effect"},
-    "pretrend_doubtful": {"zh": "前期趋势存疑", "en": "Pre-trends doubtful"},
-}
-
-EXPLANATIONS = {
-    "strong": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常。",
-               "en": "The 95% interval excludes zero and the pre-trend test shows no problem."},
-    "strong_robust": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常，且在允许适度偏离平行趋势时结论仍成立。",
-                      "en": "The 95% interval excludes zero, the pre-trend test shows no problem, and the "
-                            "conclusion survives moderate departures from parallel trends."},
-    "limited": {"zh": "效果仅在 10% 水平显著，证据偏弱。",
-                "en": "The effect is significant only at the 10% level."},
-    "limited_fragile": {"zh": "95% 置信区间不含零，但在允许适度偏离平行趋势时结论不再成立（见敏感性分析）。",
-                        "en": "The 95% interval excludes zero, but the conclusion does not survive modest "
-                              "departures from parallel trends (sensitivity analysis)."},
-    "no_effect": {"zh": "置信区间包含零，数据与“没有效果”相容。",
-                  "en": "The interval includes zero: the data are compatible with no effect."},
-    "pretrend_doubtful": {"zh": "改革前实施组与对照组走势已有差异，对照组可能不可比。",
-                          "en": "Adopters and comparison stations already diverged before adoption."},
-}
+# the four verdicts (codes) and the reasons behind them; their zh/en labels and explanations are
+# in :mod:`evalkit.i18n` (``verdict_label``, ``verdict_explanation``)
+VERDICT_CODES = ("strong", "limited", "no_effect", "pretrend_doubtful")
+REASONS = ("strong", "strong_robust", "limited", "limited_fragile", "no_effect", "pretrend_doubtful")
 
 
 @dataclass(frozen=True)
@@ -60,13 +41,7 @@ class Verdict:
     p_value: float
     pretrend_p: float | None
     robust: bool | None = None  # sensitivity analysis: robust CI excludes 0 (None = not run)
-    reason: str = ""  # key of EXPLANATIONS (defaults to ``code``)
-
-    def label(self, lang: str = "zh") -> str:
-        return VERDICTS[self.code][lang]
-
-    def explanation(self, lang: str = "zh") -> str:
-        return EXPLANATIONS[self.reason or self.code][lang]
+    reason: str = ""  # one of REASONS (defaults to ``code``)
 
 
 def _missing(x: float | None) -> bool:
@@ -90,4 +65,4 @@ def decide(p_value: float, pretrend_p: float | None = None, *, alpha: float = 0.
     return Verdict("no_effect", p_value, pre, robust)
 
 
-__all__ = ["VERDICTS", "EXPLANATIONS", "Verdict", "decide"]
+__all__ = ["REASONS", "VERDICT_CODES", "Verdict", "decide"]

@@ -159,7 +159,7 @@ def forest_plot_png(h: pd.DataFrame, lang: str) -> bytes:
     import matplotlib.pyplot as plt
 
     from evalkit.i18n import outcome_label, reform_label
-    from evalkit.plots import use_cjk_font
+    from evalkit.viz.style import use_cjk_font
 
     use_cjk_font()
     n = len(h)
@@ -188,8 +188,8 @@ def forest_plot_png(h: pd.DataFrame, lang: str) -> bytes:
 
 
 def render_portfolio_html(df: pd.DataFrame, batch: str, lang: str = "zh") -> str:
+    from evalkit.i18n import VERDICT_LABELS as VERDICTS
     from evalkit.i18n import estimator_label, fmt_p, fmt_pct, outcome_label, reform_label, t
-    from evalkit.verdict import VERDICTS
 
     tx = TEXT[lang]
     e = html.escape

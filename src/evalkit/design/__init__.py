@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from evalkit.design.power import mde, plot_power, power_curve, power_table
+from evalkit.design.power import mde, power_curve, power_table
 
-__all__ = ["mde", "plot_power", "power_curve", "power_table"]
+__all__ = ["mde", "power_curve", "power_table"]  # chart: evalkit.viz.power.plot_power

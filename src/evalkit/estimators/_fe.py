@@ -32,7 +32,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from evalkit.estimators._fe_within import Within, compact_codes, independent_columns, sym_inv
+from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._fe_within import MAX_SCHUR, Within, compact_codes, independent_columns, sym_inv
+from evalkit.estimators._sample import SampleInfo, StaggeredSample, build_sample
 
 __all__ = ["FEFit", "Within", "compact_codes", "feols", "fixest_ssc", "independent_columns", "small_sample",
            "sym_inv"]
@@ -45,6 +47,13 @@ SSC_LABEL = "CR1 (fixest default: G/(G-1)*(N-1)/(N-K), K = coefs + non-nested FE
 # ---------------------------------------------------------------------------- codes/dummies
 def codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes 0..n-1 (sorted uniques) and the uniques."""
+    v = np.asarray(values)
+    if v.dtype.kind in "iu" and v.size:  # integer labels: a bincount map is ~10x faster than factorize
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= 4 * v.size + 1000:
+            present = np.bincount(v - lo, minlength=hi - lo + 1) > 0
+            pos = np.cumsum(present) - 1
+            return pos[v - lo].astype(np.int64), np.flatnonzero(present) + lo
     c, u = pd.factorize(pd.Series(values), sort=True)
     if (c < 0).any():
         raise ValueError("missing values in a fixed-effect / cluster variable")
@@ -141,12 +150,9 @@ def nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
     """True if every level of ``fe_codes`` lies within a single cluster."""
     fe_codes = np.asarray(fe_codes)
     cluster_codes = np.asarray(cluster_codes)
-    n = int(fe_codes.max()) + 1
-    lo = np.full(n, np.iinfo(np.int64).max)
-    hi = np.full(n, np.iinfo(np.int64).min)
-    np.minimum.at(lo, fe_codes, cluster_codes)
-    np.maximum.at(hi, fe_codes, cluster_codes)
-    return bool(np.all(lo == hi))
+    any_cluster = np.zeros(int(fe_codes.max()) + 1, dtype=cluster_codes.dtype)
+    any_cluster[fe_codes] = cluster_codes  # one cluster of each level (whichever write lands)
+    return bool(np.array_equal(any_cluster[fe_codes], cluster_codes))
 
 
 def cluster_meat(Z: sp.csr_matrix, u: np.ndarray, cluster: np.ndarray, unit: np.ndarray | None = None,
@@ -213,33 +219,43 @@ def sandwich(bread: np.ndarray, meat: np.ndarray, factor: float = 1.0) -> np.nda
 
 # ---------------------------------------------------------------------------- the engine
 VCOV_TYPES = ("CRV1", "iid", "hetero")
-ABSORBED_TOL = 1e-10  # within sum of squares / raw sum of squares below which a regressor is absorbed
+SSC_RULES = {
+    "CRV1": "G/(G-1)*(n-1)/(n-K), K = coefficients + FE levels not nested in the cluster (+1 per nested FE); t(G-1)",
+    "iid": "sum(w u^2)/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+    "hetero": "HC1 n/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+}
 
 
 @dataclass
 class FEFit:
     """A fitted (weighted) least-squares regression with absorbed fixed effects (:func:`feols`).
 
-    Arrays are over the kept (non-collinear) columns of ``X``; ``names`` / ``keep`` map them back.
+    ``coef``/``vcov`` are over the kept (non-collinear) columns of ``X``; ``names``/``keep`` map
+    them back.  ``absorbed`` is the exact fit behind it (larger FE absorbed, smaller FE as sparse
+    dummies in front of ``X``); ``n_dummies`` of its columns are FE dummies.  Few dense regressors
+    take the dense route instead (``X_within``, ``bread``): same numbers, fewer passes over the rows.
     """
 
-    coef: np.ndarray  # k
-    vcov: np.ndarray  # k x k, small-sample factor applied
+    coef: np.ndarray
+    vcov: np.ndarray
     names: list[str]
-    keep: np.ndarray  # mask over the columns of X given to feols
+    keep: np.ndarray
     resid: np.ndarray  # N: y - X b - fixed effects
-    y_within: np.ndarray  # N: within-transformed outcome
-    X_within: np.ndarray  # N x k: within-transformed kept regressors
-    bread: np.ndarray  # (X~' W X~)^{-1}
-    within: Within
+    fe: list[np.ndarray]  # compact FE codes (absorbed FE first)
     weights: np.ndarray | None
-    cluster: np.ndarray | None  # cluster codes 0..G-1
+    cluster: np.ndarray | None
     vcov_type: str
-    ssc: float  # the factor applied to the sandwich
-    dof_k: int  # K of the small-sample correction
-    df_t: int  # degrees of freedom of the t distribution (G-1 or n-K)
+    ssc: float
+    dof_k: int
+    df_t: int
     n_obs: int
     n_clusters: int | None
+    absorbed: AbsorbFit | None  # sparse route: the exact fit (FE dummies first)
+    n_dummies: int  # sparse route: leading FE-dummy columns of ``absorbed``
+    X_within: np.ndarray | None = None  # dense route: within-transformed kept regressors
+    bread: np.ndarray | None = None  # dense route: (X~'WX~)^-1
+    fe_method: str = "exact"
+    _within: Within | None = None
 
     @property
     def se(self) -> np.ndarray:
@@ -258,106 +274,147 @@ class FEFit:
 
     def inference(self, estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05
                   ) -> dict[str, np.ndarray]:
-        """CI and two-sided p-value with this fit's t(df_t) (for linear combinations of ``coef``)."""
-        est = np.asarray(estimate, dtype=float)
-        se = np.asarray(std_error, dtype=float)
-        q = stats.t.ppf(1 - alpha / 2, self.df_t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = 2 * stats.t.sf(np.abs(est / se), self.df_t)
-        return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
+        """CI and two-sided p-value with this fit's ``t(df_t)`` (for linear combinations of ``coef``)."""
+        return t_inference(estimate, std_error, self.df_t, alpha)
 
     def meta(self) -> dict:
-        """``meta["inference"]``: what was applied, in JSON-able form."""
-        return {
-            "se_type": self.vcov_type, "ssc": self.ssc, "dof_k": self.dof_k, "df": self.df_t,
-            "n_clusters": self.n_clusters, "distribution": f"t({self.df_t})",
-            "ssc_rule": SSC_RULES[self.vcov_type], "fe_method": self.within.method,
-            "weighted": self.weights is not None,
-        }
+        """``meta["inference"]``: what was applied, JSON-able."""
+        return {"se_type": self.vcov_type, "ssc": self.ssc, "dof_k": self.dof_k, "df": self.df_t,
+                "n_clusters": self.n_clusters, "distribution": f"t({self.df_t})",
+                "ssc_rule": SSC_RULES[self.vcov_type], "fe_method": self.fe_method,
+                "weighted": self.weights is not None}
 
     def coef_many(self, Y: np.ndarray) -> np.ndarray:
-        """Coefficients (k x m) of the same regressors for many outcomes ``Y`` (N x m) — the
-        within-transformation of ``X`` and the bread are reused (jackknife-free batched refits)."""
-        Yw = self.within.transform(np.asarray(Y, dtype=float))
-        XW = self.X_within if self.weights is None else self.X_within * self.weights[:, None]
-        return self.bread @ (XW.T @ Yw)
+        """Coefficients (k x m) of the same regressors for many outcomes ``Y`` (N x m), reusing the
+        factorised design (jackknife-free batched refits): no refit per outcome."""
+        Y = np.asarray(Y, dtype=float)
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        wY = Y if self.weights is None else Y * self.weights[:, None]
+        f = self.absorbed
+        if f is None:
+            return self.bread @ (self.X_within.T @ wY)  # X~'W Y = X~'W M Y (M is W-symmetric)
+        ybar = _unit_sums(self.fe[0], wY, f.w_unit.size) / np.where(f.w_unit > 0, f.w_unit, 1.0)[:, None]
+        rhs = f.Z.T @ wY - (f.unit_means.T @ (ybar * f.w_unit[:, None]))
+        return (f.bread @ rhs)[self.n_dummies:]
+
+    def within(self) -> Within:
+        """The dense within-transformation for these fixed effects and weights (built on demand)."""
+        if self._within is None:
+            self._within = Within(self.fe or [np.zeros(self.n_obs, dtype=np.int64)], self.weights)
+        return self._within
 
 
-SSC_RULES = {
-    "CRV1": "G/(G-1)*(n-1)/(n-K), K = coefficients + FE levels not nested in the cluster (+1 per nested FE); t(G-1)",
-    "iid": "sum(w u^2)/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
-    "hetero": "HC1 n/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
-}
+def _unit_sums(codes_: np.ndarray, V: np.ndarray, n: int) -> np.ndarray:
+    return np.column_stack([np.bincount(codes_, weights=V[:, j], minlength=n) for j in range(V.shape[1])])
 
 
-def feols(y: np.ndarray, X: np.ndarray, fe: list[np.ndarray] | tuple[np.ndarray, ...] = (), *,
+def feols(y: np.ndarray, X: np.ndarray | sp.spmatrix, fe: list[np.ndarray] | tuple[np.ndarray, ...] = (), *,
           weights: np.ndarray | None = None, cluster: np.ndarray | None = None, vcov: str | None = None,
-          names: list[str] | None = None, within: Within | None = None) -> FEFit:
-    """(Weighted) OLS of ``y`` on dense regressors ``X`` with the fixed effects ``fe`` absorbed.
+          names: list[str] | None = None) -> FEFit:
+    """(Weighted) OLS of ``y`` on ``X`` (dense or sparse) with the fixed effects ``fe`` absorbed.
 
-    ``fe``: integer code arrays (e.g. unit and period); without any an intercept is absorbed.
-    ``weights``: observation weights (fixest ``weights``; WLS, scores ``w x u``).  ``cluster``: codes
-    of the cluster variable; ``vcov`` defaults to ``"CRV1"`` with a cluster and ``"iid"`` without.
-    Collinear columns of ``X`` (given the fixed effects) are dropped left to right (``keep``).
-    Pass a ready ``within`` to reuse its set-up across fits on the same rows and weights.
+    ``fe``: one or two integer code arrays (e.g. unit and period), absorbed exactly — the FE with
+    more levels through group means, the other as sparse dummies (first level dropped) in a small
+    Schur-complement solve; without ``fe`` an intercept is absorbed.  ``weights``: observation
+    weights (fixest ``weights``: WLS, scores ``w x u``).  ``cluster``: cluster codes; ``vcov``
+    defaults to ``"CRV1"`` with a cluster and ``"iid"`` without (also ``"hetero"``).  Standard errors
+    use :func:`small_sample` (fixest's defaults).  Collinear columns of ``X`` (given the fixed
+    effects) are dropped left to right (``keep``).  More than two FE: use :class:`Within` + OLS.
     """
+    with blas_threads(1):  # small products: multi-threaded OpenBLAS only spins on a busy machine
+        return _feols(y, X, fe, weights=weights, cluster=cluster, vcov=vcov, names=names)
+
+
+def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     y = np.asarray(y, dtype=float)
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
     N = y.size
-    names = [f"x{j}" for j in range(X.shape[1])] if names is None else list(names)
+    if sp.issparse(X):
+        Xs, Xd = sp.csr_matrix(X, dtype=float), None
+    else:
+        Xd = np.asarray(X, dtype=float)
+        Xd = Xd[:, None] if Xd.ndim == 1 else Xd
+        Xs = None
+    k_all = (Xs if Xd is None else Xd).shape[1]
+    names = [f"x{j}" for j in range(k_all)] if names is None else list(names)
     w = None if weights is None else np.asarray(weights, dtype=float)
     if w is not None and (w.shape != (N,) or not np.all(np.isfinite(w)) or np.any(w < 0)):
         raise ValueError("weights must be a finite, non-negative vector with one value per observation")
-    if within is None:
-        within = Within(list(fe) if len(fe) else [np.zeros(N, dtype=np.int64)], w)
     vcov = ("CRV1" if cluster is not None else "iid") if vcov is None else vcov
     if vcov not in VCOV_TYPES:
         raise ValueError(f"unknown vcov {vcov!r}: one of {VCOV_TYPES}")
     if vcov == "CRV1" and cluster is None:
         raise ValueError("vcov='CRV1' needs cluster codes")
-    M = within.transform(np.column_stack([y, X]))
+    if len(fe) > 2:
+        raise ValueError("feols absorbs at most two fixed effects; transform with Within for more")
+    cf = [compact_codes(c) for c in fe] or [(np.zeros(N, dtype=np.int64), 1)]
+    cf.sort(key=lambda c: -c[1])  # absorb the FE with more levels, dummies for the other
+    levels = [n for _, n in cf] if fe else [1]
+    codes_fe = [c for c, _ in cf]
+    dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
+    if dense:
+        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w)
+        tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
+    else:
+        (a, na), rest = cf[0], cf[1:]
+        Zb = time_dummies(rest[0][0], rest[0][1]) if rest else sp.csr_matrix((N, 0))
+        nb = Zb.shape[1]
+        Xs = sp.csr_matrix(Xd) if Xs is None else Xs
+        fit = absorb_fit(y, a, sp.hstack([Zb, Xs], format="csr"), w, n_units=na)
+        keep = fit.keep[nb:].copy()
+        tb = int(fit.keep[:nb].sum())
+        coef, bread, u, Xw = fit.theta, fit.bread, fit.resid, None
+    k = int(keep.sum())
+    wu = u if w is None else w * u
+    if vcov == "CRV1":
+        cc, G = compact_codes(cluster)
+        nested = [nested_in(c, cc) for c in codes_fe] if fe else [True]
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+    else:
+        cc, G = None, None
+        factor, K, df_t = small_sample(N, k, vcov, fe_levels=levels)
+    if vcov == "iid":
+        V = factor * float(u @ wu) / (N - 1) * bread
+    elif dense:
+        scores = XW * u[:, None]
+        if vcov == "CRV1":
+            scores = np.column_stack([np.bincount(cc, weights=scores[:, j], minlength=G) for j in range(k)])
+        V = sandwich(bread, scores.T @ scores, factor)
+    else:
+        a = codes_fe[0]
+        cl, nest = (cc, nested_in(a, cc)) if vcov == "CRV1" else (np.arange(N), False)
+        V = sandwich(bread, cluster_meat(fit.Z, wu, cl, a, fit.unit_means, nested=nest), factor)
+    return FEFit(coef=coef[tb:], vcov=V[tb:, tb:], names=[n for n, kk in zip(names, keep, strict=True) if kk],
+                 keep=keep, resid=u, fe=codes_fe if fe else [], weights=w, cluster=cc, vcov_type=vcov,
+                 ssc=factor, dof_k=K, df_t=df_t, n_obs=N, n_clusters=G, absorbed=fit, n_dummies=tb,
+                 X_within=Xw, bread=bread if dense else None,
+                 fe_method=("exact two-way (Schur)" if len(cf) == 2 else "exact one-way")
+                 + (", dense within route" if dense else ", sparse route"))
+
+
+DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
+
+
+def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None):
+    """Within-transform ``[y, X]`` once, then OLS: (coef, bread, resid, keep, W X~ over kept)."""
+    W = Within(codes_fe, w)
+    M = W.transform(np.column_stack([y, X]))
     yw, Xw = M[:, 0], M[:, 1:]
     XW = Xw if w is None else Xw * w[:, None]
     XtX = XW.T @ Xw
     # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
     raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
-    absorbed = np.diag(XtX) <= ABSORBED_TOL * np.maximum(raw, np.finfo(float).tiny)
-    keep = independent_columns((XtX + XtX.T) / 2) & ~absorbed
-    if absorbed.any() and keep.any():  # re-check the rest without the absorbed columns
-        idx = np.flatnonzero(~absorbed)
-        keep = np.zeros(X.shape[1], dtype=bool)
-        keep[idx] = independent_columns(XtX[np.ix_(idx, idx)])
-    if not keep.all():
-        Xw, XW = Xw[:, keep], XW[:, keep]
-        XtX = XtX[np.ix_(keep, keep)]
+    ok = np.diag(XtX) > ABSORBED_TOL * raw
+    keep = np.zeros(X.shape[1], dtype=bool)
+    idx = np.flatnonzero(ok)
+    keep[idx] = independent_columns((XtX[np.ix_(idx, idx)] + XtX[np.ix_(idx, idx)].T) / 2)
+    XtX = XtX[np.ix_(keep, keep)]
     bread = sym_inv((XtX + XtX.T) / 2)
+    XW = XW[:, keep]
     b = bread @ (XW.T @ yw)
-    u = yw - Xw @ b
-    k = int(keep.sum())
-    levels = within.levels if len(fe) else [1]
-    if vcov == "CRV1":
-        cc, G = compact_codes(cluster)
-        nested = [nested_in(c, cc) for c in within.codes] if len(fe) else [True]
-        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
-        scores = XW * u[:, None]
-        S = np.zeros((G, k))
-        for j in range(k):
-            S[:, j] = np.bincount(cc, weights=scores[:, j], minlength=G)
-        V = sandwich(bread, S.T @ S, factor)
-    else:
-        cc, G = None, None
-        factor, K, df_t = small_sample(N, k, vcov, fe_levels=levels)
-        if vcov == "iid":
-            wu2 = float(np.sum(u * u * (1.0 if w is None else w)))
-            V = factor * wu2 / (N - 1) * bread
-        else:
-            scores = XW * u[:, None]
-            V = sandwich(bread, scores.T @ scores, factor)
-    return FEFit(coef=b, vcov=V, names=[n for n, kk in zip(names, keep, strict=True) if kk], keep=keep,
-                 resid=u, y_within=yw, X_within=Xw, bread=bread, within=within, weights=w, cluster=cc,
-                 vcov_type=vcov, ssc=factor, dof_k=K, df_t=df_t, n_obs=N, n_clusters=G)
+    return b, bread, yw - Xw[:, keep] @ b, keep, XW
+
+
+ABSORBED_TOL = 1e-10  # within / raw sum of squares below which a regressor counts as absorbed
 
 
 # ---------------------------------------------------------------------------- tests
@@ -414,6 +471,17 @@ def baseline_mean(y: np.ndarray, g: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean(y[m])) if m.any() else float("nan")
 
 
+def t_inference(estimate: np.ndarray, std_error: np.ndarray, df_t: int, alpha: float = 0.05
+                ) -> dict[str, np.ndarray]:
+    """CIs and two-sided p-values from ``t(df_t)`` (fixest: ``df_t = G - 1`` for clustered SEs)."""
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    q = stats.t.ppf(1 - alpha / 2, df_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.t.sf(np.abs(est / se), df_t)
+    return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
+
+
 # ---------------------------------------------------------------------------- options and sample
 def check_options(estimator: str, options: dict, accepted: tuple[str, ...] | list[str]) -> None:
     """TypeError naming a misspelled / unsupported option and the accepted ones (never ignored)."""
@@ -424,9 +492,9 @@ def check_options(estimator: str, options: dict, accepted: tuple[str, ...] | lis
 
 @dataclass
 class FESample:
-    """The rows and codes a fixed-effects estimator fits on (one place, see ``fe_sample``)."""
+    """The rows and codes a fixed-effects estimator fits on (built in one place: :func:`fe_sample`)."""
 
-    frame: pd.DataFrame  # rows used (outcome not missing, weight > 0), index reset
+    sample: StaggeredSample  # the shared validated sample (conventions of _sample.build_sample)
     y: np.ndarray
     unit: np.ndarray  # codes 0..n_units-1
     time: np.ndarray  # codes 0..n_times-1 (sorted periods)
@@ -435,8 +503,14 @@ class FESample:
     period: np.ndarray  # float period of each row
     cluster: np.ndarray  # codes 0..G-1
     weights: np.ndarray | None
-    n_missing: int  # rows dropped for a missing outcome
-    n_zero_weight: int  # rows dropped for a zero weight
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.sample.frame
+
+    @property
+    def info(self) -> SampleInfo:
+        return self.sample.info
 
     @property
     def n_units(self) -> int:
@@ -446,39 +520,24 @@ class FESample:
     def n_times(self) -> int:
         return int(self.times.size)
 
+    def baseline_mean(self) -> float:
+        """Mean outcome of treated units before adoption (for percent effects)."""
+        m = np.isfinite(self.cohort) & (self.period < self.cohort)
+        return float(self.y[m].mean()) if m.any() else float("nan")
 
-def fe_sample(panel: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort: str,
+
+def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str, time: str, cohort: str,
               cluster: str | None, weights: str | None = None) -> FESample:
-    """The estimation sample of the TWFE-family estimators: rows with an outcome, codes for unit,
-    period and cluster, cohorts (never treated = ``inf``) and validated weights.
-
-    One adapter: when ``evalkit.estimators._sample.build_sample`` is merged, this is the only
-    function that changes.
-    """
-    cols = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
-                               *([weights] if weights else [])]))
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise KeyError(f"panel has no column(s) {missing}; columns are {list(panel.columns)}")
-    df = panel[cols]
-    n_missing = int(df[outcome].isna().sum())
-    df = df.dropna(subset=[outcome])
-    n_zero = 0
-    w = None
-    if weights:
-        wv = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(wv) | (wv < 0)
-        if bad.any():
-            rows = df.index[bad][:5].tolist()
-            raise ValueError(f"weights column {weights!r}: missing, negative or non-finite values in rows {rows}; "
-                             "fix or drop those rows")
-        pos = wv > 0
-        n_zero = int((~pos).sum())
-        df, w = df[pos], wv[pos]
-    df = df.reset_index(drop=True)
+    """The estimation sample of the regression-based estimators: :func:`build_sample` (validation and
+    the shared conventions: late adopters recoded to never treated, units treated from the first
+    period dropped, missing outcome cells dropped) plus codes for unit, period and cluster, cohorts as
+    floats (never treated = ``inf``) and the weights."""
+    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    df = s.frame
     uc, _ = codes(df[unit])
     tc, tvals = codes(df[time])
-    cc, _ = codes(df[cluster or unit])
-    return FESample(frame=df, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc,
-                    times=tvals, cohort=cohort_values(df, cohort), period=df[time].to_numpy(dtype=float),
-                    cluster=cc, weights=w, n_missing=n_missing, n_zero_weight=n_zero)
+    cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
+    g = df[cohort].to_numpy(dtype=float)
+    return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
+                    cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
+                    weights=None if weights is None else df[weights].to_numpy(dtype=float))

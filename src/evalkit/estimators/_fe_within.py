@@ -94,26 +94,31 @@ class Within:
         self.tol, self.maxiter = tol, maxiter
         self.method = ("none" if not self.codes else "one-way" if len(self.codes) == 1 else "two-way exact")
         ww = np.ones(self.n_obs) if self.w is None else self.w
-        self._sums = [np.bincount(c, weights=ww, minlength=n) for c, n in zip(self.codes, self.levels, strict=True)]
-        self._inv = [np.divide(1.0, s, out=np.zeros_like(s), where=s > 0) for s in self._sums]
-        self._mats = [sp.csr_matrix((ww, (c, np.arange(self.n_obs))), shape=(n, self.n_obs))
+        self._ww = self.w  # None = unit weights (bincount without weights is faster)
+        self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
                       for c, n in zip(self.codes, self.levels, strict=True)]
+        self._inv = [np.divide(1.0, s, out=np.zeros_like(s), where=s > 0) for s in self._sums]
+        self._mats: dict[int, sp.csr_matrix] = {}  # built on first multi-column use
         if len(self.codes) == 2:
             ia, ib = (0, 1) if self.levels[0] >= self.levels[1] else (1, 0)
             if self.levels[ib] > MAX_SCHUR:
                 self.method = "alternating projections"
             else:
-                self._setup_schur(ia, ib, ww)
+                self._setup_schur(ia, ib)
         elif len(self.codes) > 2:
             self.method = "alternating projections"
 
     # ------------------------------------------------------------------ set-up
-    def _setup_schur(self, ia: int, ib: int, ww: np.ndarray) -> None:
+    def _setup_schur(self, ia: int, ib: int) -> None:
         a, b = self.codes[ia], self.codes[ib]
         na, nb = self.levels[ia], self.levels[ib]
-        C = sp.csr_matrix((ww, (a, b)), shape=(na, nb))  # duplicates summed
-        C.sum_duplicates()
-        S = np.diag(self._sums[ib]) - (C.T @ sp.diags(self._inv[ia]) @ C).toarray()
+        if na * nb <= max(4 * self.n_obs, 1_000_000):  # dense cell table (balanced-ish panels)
+            C = np.bincount(a * nb + b, weights=self._ww, minlength=na * nb).astype(float).reshape(na, nb)
+            S = np.diag(self._sums[ib]) - (C * self._inv[ia][:, None]).T @ C
+        else:
+            C = sp.csr_matrix((np.ones(a.size) if self._ww is None else self._ww, (a, b)), shape=(na, nb))
+            C.sum_duplicates()
+            S = np.diag(self._sums[ib]) - (C.T @ sp.diags(self._inv[ia]) @ C).toarray()
         S = (S + S.T) / 2
         keep = independent_columns(S)
         self._ab = (ia, ib)
@@ -126,7 +131,18 @@ class Within:
     # ------------------------------------------------------------------ transform
     def group_means(self, j: int, V: np.ndarray) -> np.ndarray:
         """Weighted means of the columns of ``V`` within the levels of fixed effect ``j``."""
-        return (self._mats[j] @ V) * self._inv[j][:, None]
+        return self.group_sums(j, V) * self._inv[j][:, None]
+
+    def group_sums(self, j: int, V: np.ndarray) -> np.ndarray:
+        """Weighted sums of the columns of ``V`` (N x m) within the levels of fixed effect ``j``."""
+        c, n = self.codes[j], self.levels[j]
+        if V.shape[1] > 4:  # one sparse pass beats m bincounts
+            if j not in self._mats:
+                ww = np.ones(self.n_obs) if self._ww is None else self._ww
+                self._mats[j] = sp.csr_matrix((ww, (c, np.arange(self.n_obs))), shape=(n, self.n_obs))
+            return self._mats[j] @ V
+        wV = V if self.w is None else V * self.w[:, None]
+        return np.column_stack([np.bincount(c, weights=wV[:, i], minlength=n) for i in range(V.shape[1])])
 
     def transform(self, V: np.ndarray) -> np.ndarray:
         """``M V`` (same shape as ``V``); columns are processed in blocks to bound memory."""
@@ -146,19 +162,42 @@ class Within:
         return out[:, 0] if one_d else out
 
     def _transform(self, V: np.ndarray) -> np.ndarray:
+        if 1 < V.shape[1] <= 4 and self.method == "two-way exact":  # 1-D gathers beat 2-D ones
+            out = np.empty_like(V)
+            for j in range(V.shape[1]):
+                out[:, j] = self._transform_schur_1d(V[:, j])
+            return out
         if len(self.codes) == 1:
             return V - self.group_means(0, V)[self.codes[0]]
         if self.method == "two-way exact":
             return self._transform_schur(V)
         return self._transform_ap(V)
 
+    def _transform_schur_1d(self, v: np.ndarray) -> np.ndarray:
+        # M v = v - (m_a - C g / w_a)[a] - g[b], with m_a the unit means of v and g solving
+        # S g = B'W M_a v = B'W v - C' m_a: two bincounts, two gathers, no N-sized temporaries beyond them
+        ia, ib = self._ab
+        a, b = self.codes[ia], self.codes[ib]
+        wv = v if self.w is None else v * self.w
+        ma = np.bincount(a, weights=wv, minlength=self.levels[ia]) * self._inv[ia]
+        if self._cho is None:
+            return v - ma[a]
+        r = np.bincount(b, weights=wv, minlength=self.levels[ib]) - self._C.T @ ma
+        g = np.zeros_like(r)
+        g[self._keep_b] = sla.cho_solve(self._cho, r[self._keep_b])
+        out = v - (ma - (self._C @ g) * self._inv[ia])[a]
+        out -= g[b]
+        return out
+
     def _transform_schur(self, V: np.ndarray) -> np.ndarray:
+        if V.shape[1] == 1:
+            return self._transform_schur_1d(V[:, 0])[:, None]
         ia, ib = self._ab
         a, b = self.codes[ia], self.codes[ib]
         Va = V - self.group_means(ia, V)[a]
         if self._cho is None:
             return Va
-        r = self._mats[ib] @ Va  # B' W M_a V  (n_b x m)
+        r = self.group_sums(ib, Va)  # B' W M_a V  (n_b x m)
         g = np.zeros_like(r)
         g[self._keep_b] = sla.cho_solve(self._cho, r[self._keep_b])
         ga = (self._C @ g) * self._inv[ia][:, None]  # unit means of B g

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.estimators._common import baseline_mean, unit_counts, wald_test
+from evalkit.estimators._common import wald_test
 from evalkit.results import EstimationResult
 
 _COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights")
@@ -25,16 +26,16 @@ def _se_type(fit: _fe.FEFit) -> str:
     return f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
 
 
-def _meta(s: _fe.FESample, fit: _fe.FEFit, outcome: str, unit: str, time: str, cohort: str,
-          cluster: str | None, weights: str | None, alpha: float) -> dict:
-    n_t, n_c = unit_counts(s.frame, unit, cohort)
+def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
+          alpha: float) -> dict:
+    info = s.info
     return {
         "control_group": "never and not-yet treated (implicit)",
-        "n_treated": n_t, "n_control": n_c, "n_obs": int(s.y.size), "n_periods": s.n_times,
+        "n_treated": info.n_treated, "n_control": info.n_control, "n_obs": int(s.y.size), "n_periods": s.n_times,
         "n_clusters": int(fit.n_clusters), "cluster": cluster or unit, "se_type": _se_type(fit),
-        "ssc_factor": fit.ssc, "inference": fit.meta(), "weights": weights,
-        "dropped_missing_outcome": s.n_missing, "dropped_zero_weight": s.n_zero_weight,
-        "baseline_mean": baseline_mean(s.frame, outcome, time=time, cohort=cohort), "alpha": alpha,
+        "ssc_factor": fit.ssc, "inference": fit.meta(), "sample": info.to_dict(), "weights": weights,
+        "dropped_missing_outcome": info.dropped_cells.get("missing_outcome", 0),
+        "baseline_mean": s.baseline_mean(), "alpha": alpha,
     }
 
 
@@ -53,12 +54,13 @@ def estimate_twfe(
     """Static TWFE: ``y_it = α_i + γ_t + β·D_it + ε``, with ``D_it = 1`` from adoption on.
 
     ``weights``: name of a column of non-negative observation weights (e.g. station population);
-    weighted least squares as fixest ``feols(..., weights=)``.  Rows with weight 0 are dropped.
+    weighted least squares as fixest ``feols(..., weights=)``.  The sample follows
+    :func:`evalkit.estimators._sample.build_sample` (``meta["sample"]``).
     """
     _fe.check_options("twfe", options, _COMMON)
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
-    fit = _fe.feols(s.y, D[:, None], [s.unit, s.time], weights=s.weights, cluster=s.cluster,
+    fit = _fe.feols(s.y, sp.csr_matrix(D[:, None]), [s.unit, s.time], weights=s.weights, cluster=s.cluster,
                     names=["treated_post"])
     if not fit.keep[0]:
         raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
@@ -68,20 +70,22 @@ def estimate_twfe(
         "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": float(fit.p_value()[0]),
     }]
     meta = {"label": "Two-way fixed effects (static)",
-            **_meta(s, fit, outcome, unit, time, cohort, cluster, weights, alpha)}
+            **_meta(s, fit, unit, cluster, weights, alpha)}
     return EstimationResult("twfe", outcome, pd.DataFrame(rows), meta=meta)
 
 
 def event_dummies(cohort: np.ndarray, period: np.ndarray, leads: int, lags: int, reference: int
-                  ) -> tuple[np.ndarray, list[int]]:
-    """Event-time dummies ``-leads..lags`` without ``reference``; event times beyond the ends are
-    binned into the end dummies.  ``cohort`` is ``inf`` for never-treated rows."""
+                  ) -> tuple[sp.csr_matrix, list[int]]:
+    """Sparse event-time dummies ``-leads..lags`` without ``reference``; event times beyond the ends
+    are binned into the end dummies.  ``cohort`` is ``inf`` for never-treated rows."""
     treated = np.isfinite(cohort)
-    e = np.clip(np.where(treated, period - np.where(treated, cohort, 0), 0), -leads, lags)
+    e = np.clip(period - np.where(treated, cohort, 0), -leads, lags).astype(np.int64)
     ks = [k for k in range(-leads, lags + 1) if k != reference]
-    X = np.zeros((period.size, len(ks)))
-    for j, k in enumerate(ks):
-        X[:, j] = treated & (e == k)
+    col = np.full(lags + leads + 1, -1, dtype=np.int64)
+    col[np.array(ks, dtype=np.int64) + leads] = np.arange(len(ks))
+    j = col[e + leads]
+    rows = np.flatnonzero(treated & (j >= 0))
+    X = sp.csr_matrix((np.ones(rows.size), (rows, j[rows])), shape=(period.size, len(ks)))
     return X, ks
 
 
@@ -143,5 +147,5 @@ def estimate_event_twfe(
     vc = pd.DataFrame(fit.vcov, index=terms, columns=terms)
     meta = {"label": "Dynamic TWFE (leads and lags)", "reference_period": reference, "leads": leads,
             "lags": lags, "binned_endpoints": True, "bin_e": (-leads, lags), "pretrend": pretrend,
-            **_meta(s, fit, outcome, unit, time, cohort, cluster, weights, alpha)}
+            **_meta(s, fit, unit, cluster, weights, alpha)}
     return EstimationResult("event_twfe", outcome, pd.DataFrame(rows), meta=meta, vcov={"event": vc})

@@ -179,7 +179,7 @@ def randomization_inference(
     Returns an :class:`EstimationResult` (estimator ``"ri"``) whose ``overall`` row holds the
     actual estimate and the randomization p-value (and, for ``twfe`` + ``permute``, a CI by test
     inversion); the placebo distribution is in ``tables['placebo']`` (columns ``draw``,
-    ``estimate``); see :func:`plot_placebo`.
+    ``estimate``); see :func:`evalkit.viz.placebo.plot_placebo`.
     """
     if scheme not in ("permute", "placebo_dates"):
         raise ValueError("scheme must be 'permute' or 'placebo_dates'")
@@ -306,31 +306,3 @@ def _invert(actual: float, b: np.ndarray, c: np.ndarray, draws: int, alpha: floa
         return (lo + hi) / 2
 
     return bound(-1.0), bound(1.0)
-
-
-def plot_placebo(result: EstimationResult, ax=None, *, lang: str = "en", bins: int = 40):
-    """Histogram of the placebo estimates with the actual estimate marked (returns the axes)."""
-    import matplotlib.pyplot as plt
-
-    from evalkit.plots import use_cjk_font
-
-    if lang == "zh":
-        use_cjk_font()
-    pl = result.tables["placebo"]["estimate"].dropna().to_numpy()
-    actual = result.att
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.6))
-    ax.hist(pl, bins=bins, color="#95a5a6", edgecolor="white")
-    ax.axvline(actual, color="#c0392b", linewidth=2)
-    p = result.overall["p_value"]
-    zh = lang == "zh"
-    scheme = result.meta.get("scheme", "permute")
-    what = ({"permute": "随机置换处理站点", "placebo_dates": "安慰剂改革日期"} if zh
-            else {"permute": "permuted treated stations", "placebo_dates": "placebo adoption dates"})[scheme]
-    ax.set_xlabel("安慰剂估计值" if zh else "placebo estimate")
-    ax.set_ylabel("次数" if zh else "count")
-    ax.set_title((f"随机化检验：{what}（{len(pl)} 次），实际估计 {actual:.3g}，p = {p:.3f}") if zh
-                 else f"Randomization inference: {what} ({len(pl)} draws); actual {actual:.3g}, p = {p:.3f}")
-    ax.annotate("实际估计" if zh else "actual", xy=(actual, ax.get_ylim()[1] * 0.9), color="#c0392b",
-                ha="left", xytext=(4, 0), textcoords="offset points")
-    return ax

@@ -1,0 +1,249 @@
+"""Orchestrate a batch: plan → skip complete evaluations → run the rest → portfolio.
+
+``outputs/<batch>/`` holds one folder per evaluation, ``logs/<id>.log``, ``batch.json``
+(every evaluation's status, error and timings; rewritten atomically after each one),
+``summary.parquet`` and ``portfolio.html`` / ``portfolio.pdf``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from evalkit.batch.execute import atomic_write_text, is_complete, now, run_item
+from evalkit.batch.plan import BatchItem, fingerprint_items, plan
+
+
+class BatchInterrupted(BaseException):
+    """SIGTERM / SIGINT received: workers are stopped, completed evaluations are kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@dataclass
+class BatchReport:
+    name: str
+    directory: Path
+    records: dict[str, dict[str, Any]]
+    seconds: float
+    summary: Path | None = None
+    portfolio_html: Path | None = None
+    portfolio_pdf: Path | None = None
+    interrupted: int | None = None
+    mode: str = "local"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [k for k, r in self.records.items() if r.get("status") == "failed"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [k for k, r in self.records.items() if r.get("skipped")]
+
+    @property
+    def ok(self) -> list[str]:
+        return [k for k, r in self.records.items() if r.get("status") == "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 128 + self.interrupted
+        return 1 if self.failed else 0
+
+
+def default_name(paths: list[str]) -> str:
+    if len(paths) == 1:
+        p = Path(paths[0].rstrip("/"))
+        if any(ch in paths[0] for ch in "*?["):
+            p = Path(paths[0]).parent
+        return (p.stem if p.suffix else p.name) or "batch"
+    return "batch"
+
+
+def _kill_descendants(grace: float = 3.0) -> None:
+    """Terminate every process this batch started (workers, kernels, Chromium), then kill leftovers."""
+    import psutil
+
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for p in kids:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(kids, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+class _Display:
+    """Rich progress: done / running / failed / skipped, elapsed and ETA; one line per finished evaluation."""
+
+    def __init__(self, total: int, skipped: int, console: Console | None, enabled: bool, name: str) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self.ok = self.failed = self.running = 0
+        self.skipped = skipped
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TextColumn("elapsed"), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task(name, total=total, status=self._status())
+
+    def _status(self) -> str:
+        return (f"[green]✓ {self.ok} done[/]  [cyan]▶ {self.running} running[/]  "
+                f"[red]✗ {self.failed} failed[/]  [dim]↷ {self.skipped} skipped[/]")
+
+    def __enter__(self) -> _Display:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def start(self, item: dict[str, Any]) -> None:
+        self.running += 1
+        self.progress.update(self.task, status=self._status())
+
+    def done(self, rec: dict[str, Any]) -> None:
+        self.running = max(0, self.running - 1)
+        if rec.get("status") == "ok":
+            self.ok += 1
+            if self.enabled:
+                self.progress.console.print(f"[green]✓[/] {rec['evaluation_id']} "
+                                            f"[dim]{rec.get('seconds_total', 0):.1f}s[/]")
+        else:
+            self.failed += 1
+            if self.enabled:
+                err = " ".join(x.strip() for x in (rec.get("error") or "").strip().splitlines()[:2])
+                self.progress.console.print(f"[red]✗ {rec['evaluation_id']}[/]: {err[:300]} "
+                                            f"[dim](log: {rec.get('log', '-')})[/]")
+        self.progress.update(self.task, advance=1, status=self._status())
+
+
+def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | None = None, workers: int = 2,
+              dask: bool = False, scheduler: str | None = None, warehouse: str | None = None, pdf: bool = True,
+              force: bool = False, progress: bool = True, portfolio: bool = True,
+              portfolio_pdf: bool | None = None, console: Console | None = None) -> BatchReport:
+    """Run every evaluation of ``paths`` into ``outputs/<name>/``; see the module docstring.
+
+    Raises :class:`evalkit.batch.plan.PlanError` for unreadable sources (nothing runs then).
+    ``portfolio_pdf`` defaults to ``pdf``.
+    """
+    t0 = time.perf_counter()
+    name = name or default_name(paths)
+    batch_dir = Path(outputs) / name
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    (batch_dir / "logs").mkdir(exist_ok=True)
+    items = plan(paths, warehouse=warehouse)
+    fingerprint_items(items)
+    mode = "dask" if (dask or scheduler) else "local"
+    report = BatchReport(name, batch_dir, {}, 0.0, mode=mode)
+    order = [it.evaluation_id for it in items]
+
+    to_run: list[BatchItem] = []
+    for it in items:
+        if not it.ok:  # invalid params: recorded here, no worker needed
+            report.records[it.evaluation_id] = {**run_item(it.to_dict(), str(batch_dir), pdf), "skipped": False}
+            continue
+        done = None if force else is_complete(batch_dir / it.evaluation_id, it.fingerprint, pdf=pdf)
+        if done is not None:
+            report.records[it.evaluation_id] = {**done, "skipped": True}
+        else:
+            to_run.append(it)
+
+    def save_manifest() -> None:
+        data = {"batch": name, "mode": mode, "workers": workers, "scheduler": scheduler, "pdf": pdf,
+                "sources": list(map(str, paths)), "updated_at": now(),
+                "evaluations": [report.records.get(k, {"evaluation_id": k, "status": "pending"}) for k in order]}
+        atomic_write_text(batch_dir / "batch.json", json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+    def on_done(rec: dict[str, Any]) -> None:
+        report.records[rec["evaluation_id"]] = {**rec, "skipped": False}
+        display.done(rec)
+        save_manifest()
+
+    interrupted: list[int] = []
+
+    def handler(signum, frame):  # noqa: ARG001
+        if not interrupted:
+            interrupted.append(signum)
+            raise BatchInterrupted(signum)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    in_main = _in_main_thread()
+    if in_main:
+        for s in old:
+            signal.signal(s, handler)
+    n_invalid = sum(not it.ok for it in items)
+    display = _Display(len(to_run), len(items) - len(to_run) - n_invalid, console, progress, f"batch {name}")
+    display.failed = n_invalid
+    try:
+        save_manifest()
+        with display:
+            payload = [it.to_dict() for it in to_run]
+            if not payload:
+                pass
+            elif mode == "dask":
+                from evalkit.batch.distributed import run_dask
+
+                run_dask(payload, str(batch_dir), pdf=pdf, workers=workers, scheduler=scheduler,
+                         on_start=display.start, on_done=on_done,
+                         on_cluster=lambda s: report.notes.append(f"dask cluster {s}"))
+            else:
+                from evalkit.batch.local import run_local
+
+                run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
+                          on_done=on_done)
+    except BatchInterrupted as exc:
+        report.interrupted = exc.signum
+        _kill_descendants()
+    finally:
+        if in_main:
+            for s, h in old.items():
+                signal.signal(s, h)
+    if report.interrupted:
+        save_manifest()
+        report.seconds = time.perf_counter() - t0
+        return report
+    if portfolio:
+        from evalkit.batch.portfolio import write_portfolio
+
+        report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
+            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf)
+    report.seconds = time.perf_counter() - t0
+    save_manifest()
+    return report
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread() and os.getpid() > 0

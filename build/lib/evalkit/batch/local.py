@@ -1,0 +1,92 @@
+"""Local execution: a pool of worker processes, each running one papermill evaluation at a time.
+
+At most ``workers`` evaluations are in flight (new ones are submitted as others finish), so
+the progress display knows exactly what is running and an interrupt has no queue to drain.
+A worker that dies (segfault, OOM kill) breaks a ``ProcessPoolExecutor``; the pool is then
+rebuilt and the evaluations that were in flight are retried once before being recorded
+as failed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from evalkit.batch.execute import now, run_item
+
+Record = dict[str, Any]
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _worker_init(threads: int | None = None) -> None:
+    # the parent handles Ctrl-C / SIGTERM and tears the workers down itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # N workers on C cores: each evaluation's kernel gets C // N BLAS/OpenMP threads (inherited by the
+    # kernel process), so parallel evaluations do not oversubscribe the cores.
+    if threads is not None:
+        for var in THREAD_VARS:
+            os.environ.setdefault(var, str(threads))
+
+
+def _threads_per_worker(workers: int) -> int | None:
+    return None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
+
+
+def failed_record(item: dict[str, Any], error: str) -> Record:
+    return {"evaluation_id": item["evaluation_id"], "source": item["source"], "status": "failed",
+            "error": error, "partial_notebook": None, "fingerprint": item.get("fingerprint"),
+            "finished_at": now()}
+
+
+def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers: int,
+              on_start: Callable[[dict[str, Any]], None], on_done: Callable[[Record], None],
+              tick: Callable[[], None] = lambda: None) -> None:
+    """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks."""
+    workers = max(1, int(workers))
+    ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads, DuckDB handles or locks
+    pending = list(items)
+    attempts: dict[str, int] = {}
+    init_args = (_threads_per_worker(workers),)
+    ex = ProcessPoolExecutor(max_workers=min(workers, max(1, len(items))), mp_context=ctx,
+                             initializer=_worker_init, initargs=init_args)
+    inflight: dict[Any, dict[str, Any]] = {}
+    try:
+        while pending or inflight:
+            while pending and len(inflight) < workers:
+                it = pending.pop(0)
+                attempts[it["evaluation_id"]] = attempts.get(it["evaluation_id"], 0) + 1
+                inflight[ex.submit(run_item, it, batch_dir, pdf)] = it
+                on_start(it)
+            done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                it = inflight.pop(fut)
+                try:
+                    on_done(fut.result())
+                except BrokenProcessPool:
+                    broken = True
+                    if attempts[it["evaluation_id"]] < 2:
+                        pending.insert(0, it)
+                    else:
+                        on_done(failed_record(it, "worker process died twice while running this evaluation "
+                                                  "(crash or out of memory); see its log"))
+                except Exception as exc:  # noqa: BLE001 - e.g. unpicklable result: isolate it
+                    on_done(failed_record(it, f"{type(exc).__name__}: {exc}"))
+            if broken:
+                for fut, it in list(inflight.items()):  # the rest of the pool went down with it
+                    inflight.pop(fut)
+                    pending.insert(0, it)
+                ex.shutdown(wait=False, cancel_futures=True)
+                ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                         initargs=init_args)
+            tick()
+    finally:
+        ex.shutdown(wait=not inflight, cancel_futures=True)

@@ -1,0 +1,250 @@
+"""The brief's words: zh/en sentences and formatted tables rendered from an evaluation's numbers.
+
+:mod:`evalkit.evaluation` returns numbers only; this module turns them into the question, the
+one-sentence answer, the verdict's label and explanation, the robustness and multiple-testing
+tables, the sensitivity sentences and the method note, in the evaluation's language
+(:mod:`evalkit.i18n`). :mod:`evalkit.report` displays them; :func:`results_text` is the ``text``
+block of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from evalkit.evaluation import Evaluation
+from evalkit.evaluation_steps import CS_BOOTSTRAP_DEFAULT
+from evalkit.i18n import (
+    estimator_label,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    outcome_label,
+    outcome_unit,
+    reform_label,
+    t,
+    verdict_explanation,
+    verdict_label,
+)
+
+
+def _nan(x: Any) -> bool:
+    try:
+        return x is None or math.isnan(float(x))
+    except (TypeError, ValueError):
+        return True
+
+
+def _suppress(n: Any, threshold: int, lang: str) -> str:
+    """Small counts (1 … threshold-1) are shown as "<threshold" (statistical disclosure control)."""
+    if n is None:
+        return "—"
+    n = int(n)
+    return t("suppressed", lang, n=threshold) if 0 < n < threshold else f"{n:,}"
+
+
+# ----------------------------------------------------------------------------- page 1
+def headline_text(ev: Evaluation, outcome: str | None = None) -> dict[str, str]:
+    """Question, answer sentence, verdict label and explanation, pre-trend sentence, and the naive
+    year-on-year sentences (when the naive estimator ran) for ``outcome``."""
+    lang = ev.lang
+    h = ev.headline(outcome)
+    outcome = h["outcome"]
+    reform, olabel, unit = reform_label(ev.params.reform, lang), outcome_label(outcome, lang), outcome_unit(outcome, lang)
+    est, lo, hi = h["estimate"], h["ci_low"], h["ci_high"]
+    if h["share"]:
+        sentence = t("answer_level", lang, estimator=estimator_label(h["estimator"], lang), reform=reform,
+                     outcome=olabel, eff=fmt_num(100 * est, lang, 1), unit=unit,
+                     lo=fmt_num(100 * lo, lang, 1), hi=fmt_num(100 * hi, lang, 1))
+    else:
+        sentence = t("answer", lang, estimator=estimator_label(h["estimator"], lang), reform=reform, outcome=olabel,
+                     direction=t("down" if est < 0 else "up", lang), pct=fmt_pct(abs(h["pct"]), lang),
+                     lo=fmt_pct(h["pct_ci_low"], lang, signed=True), hi=fmt_pct(h["pct_ci_high"], lang, signed=True))
+    question = t("question", lang, reform=reform, outcome=olabel,
+                 stations=t("stations_desc", lang, n_treated=h["n_treated"], n_control=h["n_control"]),
+                 start=ev.params.window.start, end=ev.params.window.end)
+    out = {"question": question, "sentence": sentence, "verdict_label": verdict_label(h["verdict"], lang),
+           "verdict_explanation": verdict_explanation(h["verdict_reason"], lang),
+           "pretrend_sentence": pretrend_sentence(ev, h)}
+    if "naive_pct" in h:
+        causal = (fmt_num(100 * est, lang, 1) + " " + unit) if h["share"] else fmt_pct(h["pct"], lang, signed=True)
+        naive_val = (fmt_num(100 * h["naive_estimate"], lang, 1) + " " + unit) if h["share"] \
+            else fmt_pct(abs(h["naive_pct"]), lang)
+        out["naive_sentence"] = t("naive", lang, outcome=olabel, direction=t("down" if h["naive_estimate"] < 0 else "up", lang),
+                                  pct=naive_val, causal=causal)
+        out["naive_why"] = t("naive_why", lang)
+    return out
+
+
+def pretrend_method_label(pt: dict | None, lang: str) -> str:
+    """Which pre-trend test a p-value comes from (``evalkit.inference.pretrend``)."""
+    method = (pt or {}).get("method", "chi2")
+    return t(f"pt_method_{method}", lang, draws=(pt or {}).get("draws", 0))
+
+
+def pretrend_sentence(ev: Evaluation, h: dict[str, Any]) -> str:
+    """The verdict block's sentence on the pre-trend test (and on a small-sample test that failed)."""
+    lang, pre = ev.lang, h["pretrend_p"]
+    if pre is None:
+        return t("pretrend_na", lang)
+    out = t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok", lang, p=fmt_p(pre),
+            method=pretrend_method_label(h.get("pretrend"), lang))
+    err = (h.get("pretrend") or {}).get("small_sample_error")
+    if err:
+        out += ("" if lang == "zh" else " ") + t("pretrend_small_failed", lang, reason=err)
+    return out
+
+
+def results_text(ev: Evaluation) -> dict[str, Any]:
+    """The ``text`` block of ``results.json``: language and page-1 sentences by outcome."""
+    out: dict[str, Any] = {"lang": ev.lang, "headline": {}}
+    for o in ev.params.outcomes:
+        try:
+            out["headline"][o] = headline_text(ev, o)
+        except KeyError:
+            out["headline"][o] = None
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+def variant_label(ev: Evaluation, key: str) -> str:
+    """Plain label of a robustness variant row (zh / en)."""
+    p, lang = ev.params, ev.lang
+    kw = {"boot": p.bootstrap or CS_BOOTSTRAP_DEFAULT, "wild": p.wild_draws, "ri": p.ri_draws,
+          "weights": t(f"weights_{p.wild_weights}", lang), "control": t(f"control_{p.control}", lang)}
+    return t(f"row_{key}", lang, **kw)
+
+
+def estimates_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
+    """Robustness table with localized headers: check type, row label, estimate, CI, p, percent,
+    adopters and comparison stations (small counts suppressed)."""
+    outcome = outcome or ev.primary_outcome
+    lang, share = ev.lang, ev.is_share(outcome)
+    scale = 100.0 if share else 1.0
+    rows = []
+    for r in ev.estimates(outcome).itertuples(index=False):
+        label = estimator_label(r.name, lang) if r.kind == "estimator" else variant_label(ev, r.name)
+        ci = "—" if _nan(r.ci_low) or _nan(r.ci_high) else \
+            f"[{fmt_num(scale * r.ci_low, lang, 3)}, {fmt_num(scale * r.ci_high, lang, 3)}]"
+        rows.append({
+            t("check", lang): t(f"check_{r.kind}", lang),
+            t("estimator", lang): label,
+            t("estimate", lang): fmt_num(scale * r.estimate, lang, 3),
+            t("ci", lang): ci,
+            t("p_value", lang): fmt_p(r.p_value),
+            t("pct", lang): "—" if share else fmt_pct(r.pct, lang, signed=True),
+            t("n_treated", lang): _suppress(r.n_treated, ev.params.suppress_below, lang),
+            t("n_control", lang): _suppress(r.n_control, ev.params.suppress_below, lang),
+        })
+    return pd.DataFrame(rows)
+
+
+def multiple_table(ev: Evaluation) -> pd.DataFrame:
+    """Adjusted p-values across outcomes (BH on the headline p-values; Romano–Wolf on TWFE)."""
+    if ev.multiple is None or ev.multiple.empty:
+        return pd.DataFrame()
+    lang, m = ev.lang, ev.multiple
+    out = pd.DataFrame({
+        t("outcome", lang): [outcome_label(o, lang) for o in m["outcome"]],
+        t("p_headline", lang, estimator=estimator_label(ev.params.headline, lang)): [fmt_p(x) for x in m["p_value"]],
+        t("p_bh", lang): [fmt_p(x) for x in m["p_bh"]],
+    })
+    if "p_rw_raw" in m:
+        out[t("p_wild_raw", lang)] = [fmt_p(x) for x in m["p_rw_raw"]]
+        out[t("p_rw", lang)] = [fmt_p(x) for x in m["p_romano_wolf"]]
+    return out
+
+
+# ----------------------------------------------------------------------------- sensitivity
+def sensitivity_sentences(ev: Evaluation) -> list[str]:
+    """The plain sentences under the sensitivity chart: which event study, breakdown values, the
+    robustness verdict input, and every part that failed (with its reason)."""
+    s, lang = ev.sensitivity, ev.lang
+    if s is None:
+        return []
+    out = []
+    if "cs" in s.source_errors and s.source != "cs":
+        out.append(t("sens_source_fallback", lang, reason=s.source_errors["cs"]))
+    share = ev.is_share(s.outcome)
+    if s.rm is not None and s.original_rm is not None:
+        o = s.original_rm
+        if o["lb"] <= 0 <= o["ub"]:
+            out.append(t("sens_not_sig", lang, n=s.num_post_rm))
+        elif s.breakdown_rm is not None:
+            b = s.breakdown_rm
+            if math.isinf(b):
+                out.append(t("sens_rm_inf", lang, x=fmt_num(5.0, lang, 1), n=s.num_post_rm))
+            elif b <= 0.05:
+                out.append(t("sens_rm_zero", lang))
+            else:
+                out.append(t("sens_rm_sentence", lang, x=fmt_num(b, lang, 2), n=s.num_post_rm))
+    elif s.original["lb"] <= 0 <= s.original["ub"]:
+        out.append(t("sens_not_sig", lang, n=s.num_post))
+    if s.breakdown_sd is not None and not (s.original["lb"] <= 0 <= s.original["ub"]):
+        if s.breakdown_sd <= 0:
+            out.append(t("sens_sd_zero", lang))
+        elif not math.isinf(s.breakdown_sd):
+            unit = outcome_unit(s.outcome, lang)
+            out.append(t("sens_sd_sentence", lang, m=fmt_num((100 if share else 1) * s.breakdown_sd, lang, 3),
+                         unit=(" " if lang == "en" and unit else "") + unit if unit else ""))
+    try:
+        h = ev.headline(s.outcome)
+        significant = h["p_value"] < ev.params.alpha and h["verdict"] != "pretrend_doubtful"
+    except KeyError:
+        significant = False
+    if s.robust is not None and significant:
+        out.append(t("sens_robust_yes" if s.robust else "sens_robust_no", lang))
+    for part, why in s.failed.items():
+        out.append(t("sens_part_failed", lang, part=t(f"sens_part_{part}", lang), reason=why))
+    return out
+
+
+# ----------------------------------------------------------------------------- notes
+def method_note(ev: Evaluation) -> str:
+    """The plain-language method note: the base text plus what was actually run."""
+    lang, p = ev.lang, ev.params
+    parts = [t("method_note", lang, cluster=t(f"cluster_{p.cluster}", lang))]
+    if p.design == "staggered":
+        hs = ev.result().meta.get("headline_se") or {}
+        if hs.get("method") == "jackknife":
+            parts.append(t("method_jackknife", lang, unit=t(f"cluster_{p.cluster}", lang), df=hs["df"]))
+        elif hs.get("jackknife_error"):
+            parts.append(t("method_jackknife_failed", lang, reason=hs["jackknife_error"]))
+        rob = ev.robustness.get(ev.primary_outcome, {})
+        if "cs_never" in rob or "cs_notyet" in rob:
+            parts.append(t("method_controls", lang, control=t(f"control_{p.control}", lang)))
+        if "cs_mboot" in rob:
+            parts.append(t("method_boot", lang, boot=p.bootstrap or CS_BOOTSTRAP_DEFAULT))
+        if "twfe_wild" in rob:
+            parts.append(t("method_wild", lang, draws=p.wild_draws, weights=t(f"weights_{p.wild_weights}", lang),
+                           p=fmt_p(float(rob["twfe_wild"].overall["p_value"]))))
+        if "ri" in rob:
+            parts.append(t("method_ri", lang, draws=p.ri_draws, p=fmt_p(float(rob["ri"].overall["p_value"]))))
+        if ev.sensitivity is not None:
+            parts.append(t("method_sens", lang))
+        if ev.multiple is not None:
+            parts.append(t("method_multiple", lang))
+        parts.append(t("method_verdict", lang))
+    return ("" if lang == "zh" else " ").join(parts)
+
+
+def data_note(ev: Evaluation) -> str:
+    """The data note: sources, window, counts and quarantined rows (aggregates only)."""
+    lang = ev.lang
+    sources = t("sources_demo", lang) if ev.facts.synthetic else t("sources_wh", lang)
+    data = t("data_note", lang, sources=sources, start=ev.params.window.start, end=ev.params.window.end,
+             stations=f"{ev.panel['station_id'].nunique():,}", months=ev.panel["period"].nunique(),
+             rows=f"{len(ev.panel):,}", quarantined=f"{ev.facts.quarantined:,}")
+    excluded = {r: n for r, n in (ev.panel.attrs.get("excluded_stations") or {}).items() if n}
+    if excluded:
+        sep = "、" if lang == "zh" else ", "
+        data += ("" if lang == "zh" else " ") + t(
+            "excluded_note", lang, n=sum(excluded.values()),
+            reforms=sep.join(f"{reform_label(r, lang)} ({n})" for r, n in excluded.items()))
+    return data
+
+
+__all__ = ["data_note", "estimates_table", "headline_text", "method_note", "multiple_table", "pretrend_method_label",
+           "pretrend_sentence", "results_text", "sensitivity_sentences", "variant_label"]

@@ -1,0 +1,380 @@
+"""One estimation sample for every estimator: validation, conventions and counts.
+
+Every estimator starts from :func:`build_sample`, so the same panel gives the same units, the
+same cells and the same counts everywhere. Conventions (see docs/architecture.md):
+
+* ``cohort == 0`` is never treated. A cohort after the last period of the data is recoded to
+  never treated (R ``did``'s convention) and counted in ``recoded["adopts_after_window"]``.
+* A cohort equal to the first period (treated in every observed period, no pre-period): the
+  unit is dropped, ``dropped_units["treated_from_first_period"]``. A cohort before the first
+  period is an input error (the panel builder owns windows).
+* A missing outcome (NaN) drops that unit-period row (``dropped_cells["missing_outcome"]``); a
+  unit left without rows is dropped (``dropped_units["no_outcome"]``) and the sample is then
+  unbalanced. ``inf`` is an input error, not a missing cell.
+* Event-time trimming (``trim_e``: drop event times outside [lo, hi] from aggregation, R
+  ``aggte`` min_e/max_e) and binning (``bin_e``: pool event times beyond the ends into the end
+  bins) are two separate options; see :func:`check_event_window`, :func:`trim_event_mask`,
+  :func:`bin_event_time`.
+* ``n_treated + n_control == n_units``: treated = adopts inside the window, control = never
+  treated (including recoded late adopters).
+
+Input problems raise :class:`PanelInputError` with a one-line message naming the column, what
+is wrong, the first offending rows (index labels of the input frame) and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NEVER = 0  # same value as evalkit.registry.NEVER_TREATED (kept local: this module imports light)
+CONTROLS = ("never", "notyet")
+#: reasons a whole unit leaves the sample (the vocabulary of ``SampleInfo.dropped_units``)
+UNIT_DROP_REASONS = ("treated_from_first_period", "no_outcome")
+#: reasons single unit-period rows leave the sample (``SampleInfo.dropped_cells``)
+CELL_DROP_REASONS = ("missing_outcome",)
+_SHOW = 5  # offending rows named in an error message
+
+EventWindow = tuple[int | None, int | None]
+
+
+class PanelInputError(ValueError):
+    """The panel cannot be estimated as given. One line: column, problem, first rows, what to do."""
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """JSON-able facts about the estimation sample (stored in ``result.meta["sample"]``).
+
+    Periods are in the panel's integer time units; counts are units or unit-period rows.
+    """
+
+    n_units: int
+    n_treated: int
+    n_control: int
+    n_periods: int
+    n_obs: int
+    first_period: int
+    last_period: int
+    balanced: bool
+    dropped_units: dict[str, int] = field(default_factory=dict)
+    dropped_cells: dict[str, int] = field(default_factory=dict)
+    recoded: dict[str, int] = field(default_factory=dict)
+    trim_e: EventWindow | None = None
+    bin_e: EventWindow | None = None
+    weights: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples become lists in JSON)."""
+        d = asdict(self)
+        for k in ("trim_e", "bin_e"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampleInfo:
+        d = dict(data)
+        for k in ("trim_e", "bin_e"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class StaggeredSample:
+    """Validated rows (sorted by unit, time; fresh RangeIndex) and the names of their columns.
+
+    ``frame`` holds unit, time (int64), cohort (int64, 0 = never treated, late adopters already
+    recoded), the outcome (float, no NaN) and, when given, cluster, weights and covariates.
+    """
+
+    frame: pd.DataFrame
+    outcome: str
+    unit: str
+    time: str
+    cohort: str
+    cluster: str | None
+    weights: str | None
+    info: SampleInfo
+    covariates: tuple[str, ...] = ()
+    control: str = "never"
+
+    # -- conveniences every estimator needs; all vectors align with ``frame`` rows
+    @property
+    def treated(self) -> np.ndarray:
+        """Boolean per row: the row's unit adopts inside the window."""
+        return (self.frame[self.cohort] != NEVER).to_numpy()
+
+    @property
+    def post(self) -> np.ndarray:
+        """Boolean per row: treated unit at or after its adoption period."""
+        c = self.frame[self.cohort].to_numpy()
+        return (c != NEVER) & (self.frame[self.time].to_numpy() >= c)
+
+    def event_time(self) -> pd.Series:
+        """Periods since adoption (Int64; ``<NA>`` for never-treated units)."""
+        c = self.frame[self.cohort]
+        return pd.Series((self.frame[self.time] - c).where(c != NEVER), dtype="Int64", name="event_time")
+
+    def cohorts(self) -> list[int]:
+        """Adoption periods present in the sample, ascending."""
+        c = self.frame[self.cohort]
+        return sorted(int(g) for g in c[c != NEVER].unique())
+
+    def units(self) -> pd.DataFrame:
+        """One row per unit: unit and cohort (first row of each unit)."""
+        return self.frame.groupby(self.unit, sort=True, as_index=False)[self.cohort].first()
+
+    def with_event_window(self, *, trim_e: Sequence[int | None] | None = None,
+                          bin_e: Sequence[int | None] | None = None) -> StaggeredSample:
+        """A copy whose ``info`` records the estimator's event-time trimming / binning (validated)."""
+        info = replace(self.info, trim_e=check_event_window(trim_e, "trim_e"),
+                       bin_e=check_event_window(bin_e, "bin_e"))
+        return replace(self, info=info)
+
+
+# ----------------------------------------------------------------------------- event windows
+def check_event_window(value: Sequence[int | None] | None, name: str) -> EventWindow | None:
+    """Validate ``trim_e`` / ``bin_e``: ``None`` or ``(lo, hi)`` with integer-or-None ends, lo <= hi."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (lo, hi) of event times (None = open end), got {value!r}")
+    ends: list[int | None] = []
+    for v in value:
+        if v is None:
+            ends.append(None)
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            ends.append(int(v))
+        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+            ends.append(int(v))
+        else:
+            raise ValueError(f"{name} ends must be integers or None, got {value!r}")
+    lo, hi = ends
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{name}=({lo}, {hi}): the lower end is above the upper end")
+    return (lo, hi)
+
+
+def trim_event_mask(event_time: Iterable, trim_e: EventWindow | None) -> np.ndarray:
+    """Trimming: True where an event time lies inside [lo, hi] (kept); NaN event times are kept."""
+    e = pd.to_numeric(pd.Series(event_time), errors="coerce").to_numpy(dtype=float)
+    keep = np.ones(len(e), dtype=bool)
+    if trim_e is None:
+        return keep
+    lo, hi = trim_e
+    if lo is not None:
+        keep &= ~(e < lo)
+    if hi is not None:
+        keep &= ~(e > hi)
+    return keep
+
+
+def bin_event_time(event_time: Iterable, bin_e: EventWindow | None) -> np.ndarray:
+    """Binning: event times below lo become lo and above hi become hi (float, NaN kept)."""
+    e = pd.to_numeric(pd.Series(event_time), errors="coerce").to_numpy(dtype=float)
+    if bin_e is None:
+        return e
+    lo, hi = bin_e
+    return np.clip(e, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+# ----------------------------------------------------------------------------- validation
+def _where(df: pd.DataFrame, mask: np.ndarray | pd.Series, unit: str | None, time: str | None) -> str:
+    """'N rows, first rows [i, j, …] (unit=…, time=…)' for an error message."""
+    m = np.asarray(mask, dtype=bool)
+    idx = df.index[m]
+    first = ", ".join(str(i) for i in idx[:_SHOW]) + (", …" if len(idx) > _SHOW else "")
+    at = ""
+    if unit is not None and unit in df.columns and time is not None and time in df.columns:
+        r = df.loc[idx[0]] if df.index.is_unique else df[m].iloc[0]
+        at = f" (first: {unit}={_plain(r[unit])!r}, {time}={_plain(r[time])!r})"
+    return f"{len(idx)} row{'s' if len(idx) != 1 else ''}, first rows [{first}]{at}"
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalar -> Python scalar, so messages read ``period=13`` not ``np.int64(13)``."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _fail(column: str, problem: str, df: pd.DataFrame, mask, hint: str, unit: str | None = None,
+          time: str | None = None) -> PanelInputError:
+    return PanelInputError(f"column {column!r}: {problem} in {_where(df, mask, unit, time)}; {hint}")
+
+
+def _integer_column(df: pd.DataFrame, col: str, unit: str, time: str, hint: str) -> pd.Series:
+    s = df[col]
+    if pd.api.types.is_bool_dtype(s) or not (pd.api.types.is_numeric_dtype(s) or s.dtype == object):
+        raise PanelInputError(f"column {col!r}: expected integer periods, got dtype {s.dtype}; {hint}")
+    num = pd.to_numeric(s, errors="coerce")
+    bad_type = num.isna() & s.notna()
+    if bad_type.any():
+        raise _fail(col, "non-numeric value", df, bad_type, hint, unit, time)
+    missing = num.isna()
+    if missing.any():
+        raise _fail(col, "missing value", df, missing, hint, unit, time)
+    vals = num.to_numpy(dtype=float)
+    bad = ~np.isfinite(vals) | (vals != np.round(vals))
+    if bad.any():
+        raise _fail(col, "non-integer value", df, bad, hint, unit, time)
+    return pd.Series(vals.astype(np.int64), index=df.index, name=col)
+
+
+def _constant_within(df: pd.DataFrame, col: str, unit: str, time: str, what: str) -> None:
+    n = df.groupby(unit, sort=False, dropna=False)[col].transform("nunique", dropna=False)
+    bad = (n > 1).to_numpy()
+    if bad.any():
+        raise _fail(col, f"{what} varies within a {unit!r} unit", df, bad,
+                    f"give every row of a unit the same {col!r}", unit, time)
+
+
+def _validate_weights(df: pd.DataFrame, col: str, unit: str, time: str) -> pd.Series:
+    s = df[col]
+    num = pd.to_numeric(s, errors="coerce")
+    if (num.isna() & s.notna()).any():
+        raise _fail(col, "non-numeric weight", df, (num.isna() & s.notna()).to_numpy(),
+                    "weights must be numbers >= 0", unit, time)
+    if num.isna().any():
+        raise _fail(col, "missing weight", df, num.isna().to_numpy(), "fill the weights or drop those rows", unit, time)
+    v = num.to_numpy(dtype=float)
+    if (~np.isfinite(v)).any():
+        raise _fail(col, "non-finite weight", df, ~np.isfinite(v), "weights must be finite numbers >= 0", unit, time)
+    if (v < 0).any():
+        raise _fail(col, "negative weight", df, v < 0, "weights must be >= 0", unit, time)
+    if not (v > 0).any():
+        raise PanelInputError(f"column {col!r}: every weight is 0; weights must have a positive sum")
+    return pd.Series(v, index=df.index, name=col)
+
+
+def build_sample(
+    panel: pd.DataFrame | StaggeredSample,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    weights: str | None = None,
+    covariates: Sequence[str] = (),
+    control: str = "never",
+) -> StaggeredSample:
+    """Validate ``panel`` and apply the sample conventions (module docstring).
+
+    ``panel`` may also be a :class:`StaggeredSample` (e.g. ``result.context.sample`` when an
+    inference method refits): with the same columns it is returned unchanged, otherwise its
+    frame is rebuilt. ``control`` (``"never"`` | ``"notyet"``) is recorded for estimators that
+    choose a comparison group; it does not change which units are in the sample.
+    Raises :class:`PanelInputError` for bad input and ``ValueError`` for a bad ``control``.
+    """
+    covariates = tuple(covariates or ())
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    if isinstance(panel, StaggeredSample):
+        s = panel
+        if (s.outcome, s.unit, s.time, s.cohort, s.cluster, s.weights, s.covariates) == (
+                outcome, unit, time, cohort, cluster, weights, covariates):
+            return s if s.control == control else replace(s, control=control)
+        panel = s.frame
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+
+    wanted = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
+                                 *([weights] if weights else []), *covariates]))
+    missing = [c for c in wanted if c not in panel.columns]
+    if missing:
+        shown = ", ".join(map(str, list(panel.columns)[:20]))
+        raise PanelInputError(f"column {missing[0]!r} not in the panel (missing: {missing}); columns are [{shown}]")
+    df = panel[wanted]
+
+    # unit and time
+    if df[unit].isna().any():
+        raise _fail(unit, "missing unit id", df, df[unit].isna().to_numpy(), "every row needs a unit id", None, None)
+    t = _integer_column(df, time, unit, time, "periods must be integers (e.g. months since year 0)")
+    dup = pd.DataFrame({"u": df[unit].to_numpy(), "t": t.to_numpy()}).duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise _fail(time, f"duplicated ({unit}, {time}) pair", df, dup,
+                    "keep one row per unit and period (aggregate or deduplicate in the panel builder)", unit, time)
+
+    # cohort
+    g = _integer_column(df, cohort, unit, time, f"use the adoption period, or {NEVER} for never treated")
+    df = df.assign(**{time: t, cohort: g})
+    _constant_within(df, cohort, unit, time, "adoption period")
+    first, last = int(t.min()), int(t.max())
+    early = ((g != NEVER) & (g < first)).to_numpy()
+    if early.any():
+        raise _fail(cohort, f"adoption before the first period {first}", df, early,
+                    "widen the panel window or drop these units in the panel builder", unit, time)
+
+    # outcome
+    y_raw = df[outcome]
+    if pd.api.types.is_bool_dtype(y_raw):
+        y = y_raw.astype(float)
+    else:
+        y = pd.to_numeric(y_raw, errors="coerce")
+        nonnum = (y.isna() & y_raw.notna()).to_numpy()
+        if nonnum.any():
+            raise _fail(outcome, "non-numeric outcome", df, nonnum, "outcomes must be numbers (NaN = missing)", unit, time)
+    yv = y.to_numpy(dtype=float)
+    if np.isinf(yv).any():
+        raise _fail(outcome, "non-finite outcome (inf)", df, np.isinf(yv),
+                    "fix the value or set it to missing (NaN) to drop the cell", unit, time)
+    df = df.assign(**{outcome: yv})
+
+    # cluster, weights, covariates
+    if cluster:
+        if df[cluster].isna().any():
+            raise _fail(cluster, "missing cluster id", df, df[cluster].isna().to_numpy(),
+                        "every row needs a cluster id", unit, time)
+        if cluster != unit:
+            _constant_within(df, cluster, unit, time, "cluster")
+    if weights:
+        df = df.assign(**{weights: _validate_weights(df, weights, unit, time)})
+    for c in covariates:
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = (v.isna() | np.isinf(v.to_numpy(dtype=float))).to_numpy()
+        if bad.any():
+            raise _fail(c, "missing, non-numeric or non-finite covariate", df, bad,
+                        "fill the covariate or drop those rows in the panel builder", unit, time)
+
+    # conventions
+    recoded: dict[str, int] = {}
+    late = (df[cohort] > last).to_numpy()
+    if late.any():
+        recoded["adopts_after_window"] = int(df.loc[late, unit].nunique())
+        df.loc[late, cohort] = NEVER
+    dropped_units: dict[str, int] = {}
+    dropped_cells: dict[str, int] = {}
+    from_first = ((df[cohort] == first) & (df[cohort] != NEVER)).to_numpy()
+    if from_first.any():
+        dropped_units["treated_from_first_period"] = int(df.loc[from_first, unit].nunique())
+        df = df[~from_first]
+    units_before = set(df[unit].unique())
+    miss = np.isnan(df[outcome].to_numpy())
+    if miss.any():
+        dropped_cells["missing_outcome"] = int(miss.sum())
+        df = df[~miss]
+        gone = len(units_before) - df[unit].nunique()
+        if gone:
+            dropped_units["no_outcome"] = int(gone)
+    if df.empty:
+        raise PanelInputError(f"column {outcome!r}: no rows left after the sample conventions "
+                              f"(dropped units {dropped_units}, cells {dropped_cells}); check the panel")
+
+    frame = df.sort_values([unit, time], kind="stable").reset_index(drop=True)
+    per_unit = frame.groupby(unit, sort=False)[cohort].first()
+    n_units = int(len(per_unit))
+    n_treated = int((per_unit != NEVER).sum())
+    n_periods = int(frame[time].nunique())
+    info = SampleInfo(
+        n_units=n_units, n_treated=n_treated, n_control=n_units - n_treated, n_periods=n_periods,
+        n_obs=int(len(frame)), first_period=first, last_period=last,
+        balanced=bool(len(frame) == n_units * n_periods),
+        dropped_units=dropped_units, dropped_cells=dropped_cells, recoded=recoded, weights=weights,
+    )
+    return StaggeredSample(frame=frame, outcome=outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                           weights=weights, info=info, covariates=covariates, control=control)

@@ -1,0 +1,311 @@
+"""Borusyak, Jaravel & Spiess (2024) imputation estimator.
+
+1. Fit ``y_it = a_i + l_t + e_it`` on the untreated observations ``Omega_0`` (never-treated and
+   not-yet-treated, i.e. ``t < G_i - anticipation``), unit effects absorbed exactly, time effects
+   as sparse dummies.
+2. Impute ``Y_it(0) = a_i + l_t`` for the treated observations ``Omega_1`` and set
+   ``tau_it = y_it - Y_it(0)``.
+3. Estimands are weighted sums ``sum w_it tau_it``: the overall ATT (equal weights over treated
+   observations with ``e >= 0``) and one per event time (horizon).
+
+Variance (BJS Theorem 3, "conservative"): with imputation weights ``v_it = w_it`` on
+``Omega_1`` and ``v_0 = -Z_0 (Z_0'Z_0)^{-1} Z_1' w_1`` on ``Omega_0``,
+``Var = sum_clusters (sum_it v_it e~_it)^2`` where ``e~`` is the first-stage residual on
+``Omega_0`` and ``tau_it - tau_bar_{g,e}`` on ``Omega_1`` (``tau_bar`` = v^2-weighted mean within
+cohort x event-time cells, which is the plain cell mean for these equal-weight estimands).
+No small-sample factor (as in BJS and R ``didimputation``).  ``v_0`` is never formed as an
+``N x H`` matrix: ``(Z_0'Z_0)^{-1} Z_1'w_1`` is solved through the unit-block Schur complement and
+the cluster sums are sparse products.
+
+Leave-out variance (default, ``leaveout=True``; BJS Section 4.3 / Appendix A.6, Stata
+``did_imputation, leaveout``): the residual of a treated observation of cluster ``c`` in cell
+``k`` is ``tau_it - tau_bar_{k,-c}``, where ``tau_bar_{k,-c}`` excludes every observation of the
+own cluster (= unit with the default clustering). It is the did_imputation "smart" average
+``sum_{c' != c} n_{kc'} T_{kc'} / sum_{c' != c} n_{kc'}^2`` (``n``: observations, ``T``: sum of
+``tau`` of cluster ``c'`` in the cell), i.e. the plain leave-one-unit-out cell mean when each
+cluster has one observation per cell (a unit-clustered panel). With the in-sample mean the
+own-observation part shrinks the residual by about ``(n-1)/n`` and a one-unit cohort contributes
+nothing, so the non-leave-out variance is biased downwards in small cohorts.
+Singleton cells: the leave-out mean does not exist when only one cluster has observations in the
+cohort x event-time cell. did_imputation stops with an error there and tells the user to pass
+coarser ``avgeffectsby`` groups (e.g. event time ``K``, pooling across cohorts, or ``D``). We pool
+automatically, for those observations only: the leave-out mean over the event-time cell across all
+cohorts; if that is also a one-cluster cell, over all treated observations (``avgeffectsby(D)``);
+if there is only one treated cluster at all, the in-sample cohort x event-time mean (non-leave-out)
+is used and a warning is issued. Counts are in ``meta['leaveout_pooled']``.
+
+Pre-trend test (BJS Test 1): on ``Omega_0`` only, regress ``y`` on unit + time FE and lead
+dummies ``1{t - G_i = e}`` for ``e = ref, ref-1, ...``; cluster-robust (fixest CR1) Wald test
+that all leads are zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from evalkit.estimators import _fe
+from evalkit.results import EstimationResult, make_estimates, normal_inference
+
+
+def estimate_imputation(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    anticipation: int = 0,
+    horizons: int | Sequence[int] | None = None,
+    pretrend_leads: int | None = None,
+    leaveout: bool = True,
+    **options,
+) -> EstimationResult:
+    """BJS imputation estimator.
+
+    Parameters
+    ----------
+    anticipation: periods of anticipation; observations with ``G - anticipation <= t < G`` are
+        excluded from the ``Y(0)`` model and reported as negative event times.
+    horizons: event times to report (``None``: all; an int ``H``: ``0..H``; or a list).
+        The overall ATT always averages all treated observations with ``e >= 0``.
+    pretrend_leads: number of leads in the pre-trend test (default: all available leads, minus
+        the earliest one when there are no never-treated units).
+    leaveout: leave-out BJS variance (default): the cohort x event-time average of ``tau`` used
+        for a treated observation's residual excludes its own cluster's observations; one-cluster
+        cells are pooled to event time, then to all treated observations (see module docstring).
+        ``False``: in-sample cell means as in BJS Theorem 3 / R ``didimputation`` (biased
+        downwards with small cohorts).
+    """
+    if options:
+        raise TypeError(f"unknown options: {sorted(options)}")
+    cluster = unit if cluster is None else cluster
+    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
+    df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
+    y_all = df[outcome].to_numpy(dtype=float)
+    g_all = _fe.cohort_values(df, cohort)
+    t_all = df[time].to_numpy(dtype=float)
+    e_all = t_all - np.where(np.isfinite(g_all), g_all, 0.0)
+    treated_all = np.isfinite(g_all) & (t_all >= g_all - anticipation)
+    untreated_all = ~treated_all
+
+    # imputability: the unit and the period must appear in Omega_0
+    units = df[unit].to_numpy()
+    times = t_all
+    u0 = pd.Index(pd.unique(units[untreated_all]))
+    t0 = pd.Index(pd.unique(times[untreated_all]))
+    ok = untreated_all | (u0.get_indexer(units) >= 0) & (t0.get_indexer(times) >= 0)
+    n_not_imputable = int((~ok).sum())
+    keep = ok
+    df = df[keep].reset_index(drop=True)
+    y, g, t, e = y_all[keep], g_all[keep], t_all[keep], e_all[keep]
+    treated = treated_all[keep]
+    untreated = ~treated
+
+    uc, _ = _fe.codes(df[unit])
+    n_units = int(uc.max()) + 1
+    # time codes defined on Omega_0 (all kept periods appear there)
+    tc, tvals = _fe.codes(df[time])
+    n_times = tvals.size
+    cc, _ = _fe.codes(df[cluster])
+    G = int(cc.max()) + 1
+
+    # ---- first stage on Omega_0
+    i0 = np.flatnonzero(untreated)
+    i1 = np.flatnonzero(treated)
+    Zt = _fe.time_dummies(tc, n_times)
+    Z0 = Zt[i0]
+    fit = _fe.absorb_fit(y[i0], uc[i0], Z0, n_units=n_units)
+    if not fit.keep.all():
+        raise ValueError("untreated observations do not identify all time effects (disconnected design)")
+    lam = np.concatenate([[0.0], fit.theta])  # time effects, first period normalised to 0
+    alpha_u = fit.alpha
+    y0hat = alpha_u[uc[i1]] + lam[tc[i1]]
+    tau = y[i1] - y0hat
+    e1 = e[i1]
+    g1 = g[i1]
+
+    # ---- estimands: overall (e >= 0) and horizons
+    ev_all = np.unique(e1)
+    if horizons is None:
+        evs = ev_all
+    elif isinstance(horizons, (int, np.integer)):
+        evs = ev_all[(ev_all >= -anticipation) & (ev_all <= int(horizons))]
+    else:
+        evs = np.array(sorted(set(float(h) for h in horizons) & set(ev_all.tolist())))
+    post = e1 >= 0
+    if not post.any():
+        raise ValueError("no treated observations with e >= 0")
+    n1 = i1.size
+    H = 1 + evs.size
+    # W1: n1 x H sparse weights of the treated observations
+    rows = [np.flatnonzero(post)]
+    colsw = [np.zeros(post.sum(), dtype=np.int64)]
+    vals = [np.full(post.sum(), 1.0 / post.sum())]
+    hpos = np.searchsorted(evs, e1)
+    inh = (hpos < evs.size) & (evs[np.minimum(hpos, max(evs.size - 1, 0))] == e1) if evs.size else np.zeros(n1, bool)
+    n_h = np.bincount(hpos[inh], minlength=evs.size).astype(float)
+    rows.append(np.flatnonzero(inh))
+    colsw.append(1 + hpos[inh])
+    vals.append(1.0 / n_h[hpos[inh]])
+    W1 = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(colsw))), shape=(n1, H))
+    est = np.asarray(W1.T @ tau).ravel()
+
+    # ---- imputation weights on Omega_0: beta = (Z0'Z0)^{-1} Z1' W1, v0 = -Z0 beta
+    U1 = sp.csr_matrix((np.ones(n1), (uc[i1], np.arange(n1))), shape=(n_units, n1))
+    r_a = (U1 @ W1).toarray()  # n_units x H
+    r_l = (Zt[i1].T @ W1).toarray()  # (T-1) x H
+    n0_unit = fit.w_unit
+    inv_n0 = np.divide(1.0, n0_unit, out=np.zeros_like(n0_unit), where=n0_unit > 0)
+    # Schur: S lam = r_l - A' (r_a / n0),  A = D0' Z0  (unit_means = A / n0)
+    rhs = r_l - fit.unit_means.T @ r_a
+    lam_v = fit.bread @ rhs  # (T-1) x H
+    Av = (fit.unit_means @ lam_v)  # n_units x H : (A lam)/n0
+    alpha_v = r_a * inv_n0[:, None] - Av
+    # residuals e~
+    eps0 = fit.resid
+    if leaveout:
+        tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1])
+    else:
+        cell = pd.DataFrame({"g": g1, "e": e1, "tau": tau})
+        tau_bar = cell.groupby(["g", "e"])["tau"].transform("mean").to_numpy()
+        pooled = None
+    eps1 = tau - tau_bar
+    # cluster sums: s_c = sum_{Omega_1 in c} w eps1 - sum_{Omega_0 in c} eps0 (alpha_v[i] + lam_v[t])
+    C1 = sp.csr_matrix((eps1, (cc[i1], np.arange(n1))), shape=(G, n1))
+    s = (C1 @ W1).toarray()
+    CU = sp.csr_matrix((eps0, (cc[i0], uc[i0])), shape=(G, n_units))
+    CT = (sp.csr_matrix((eps0, (cc[i0], np.arange(i0.size))), shape=(G, i0.size)) @ Z0)
+    s -= CU @ alpha_v + CT @ lam_v
+    V = s.T @ s
+    se = np.sqrt(np.clip(np.diag(V), 0, None))
+
+    terms = ["ATT"] + [f"e={int(v)}" if float(v).is_integer() else f"e={v}" for v in evs]
+    inf = normal_inference(est, se, alpha)
+    rows_out = [{
+        "kind": "overall", "term": "ATT", "estimate": est[0], "std_error": se[0],
+        "ci_low": inf["ci_low"][0], "ci_high": inf["ci_high"][0], "p_value": inf["p_value"][0],
+        "weight": float(post.sum()),
+    }]
+    for j, ev in enumerate(evs, start=1):
+        rows_out.append({
+            "kind": "event", "term": terms[j], "event_time": ev, "estimate": est[j], "std_error": se[j],
+            "ci_low": inf["ci_low"][j], "ci_high": inf["ci_high"][j], "p_value": inf["p_value"][j],
+            "weight": n_h[j - 1],
+        })
+
+    # ---- pre-trend test on Omega_0
+    pretrend, pre_table = _pretrend(y[i0], uc[i0], tc[i0], n_units, n_times, e[i0], g[i0], cc[i0],
+                                    anticipation, pretrend_leads, alpha)
+    ev_terms = terms[1:]
+    meta = {
+        "label": "Borusyak-Jaravel-Spiess (2024) imputation estimator",
+        "control_group": "never treated + not yet treated",
+        "anticipation": int(anticipation),
+        "n_treated": int(pd.Series(units[keep][treated]).nunique()),
+        "n_control": int(pd.Series(units[keep][~np.isfinite(g)]).nunique()),
+        "n_obs": int(y.size),
+        "n_obs_untreated": int(i0.size),
+        "n_obs_treated": int(n1),
+        "n_not_imputable_dropped": n_not_imputable,
+        "n_periods": int(n_times),
+        "n_clusters": int(G),
+        "cluster": cluster,
+        "se_type": ("BJS conservative imputation variance, clustered; no small-sample factor; "
+                    + ("leave-out tau_bar by cohort x event time excluding the own cluster "
+                       "(one-cluster cells pooled to event time, then to all treated)" if leaveout
+                       else "tau_bar by cohort x event time (in-sample, not leave-out)")),
+        "leaveout": bool(leaveout),
+        "leaveout_pooled": pooled,
+        "alpha": alpha,
+        "baseline_mean": _fe.baseline_mean(y, g, t),
+        "pretrend": pretrend,
+    }
+    vcov = {"event": pd.DataFrame(V[1:, 1:], index=ev_terms, columns=ev_terms)}
+    tables = {"pretrend_leads": pre_table}
+    return EstimationResult("imputation", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+
+
+def _leaveout_means(tau, g1, e1, c1):
+    """Leave-own-cluster-out averages of ``tau`` for the BJS residuals (did_imputation ``leaveout``).
+
+    For cell ``k`` and cluster ``c`` with ``n_kc`` observations summing to ``T_kc``:
+    ``tau_bar_{k,-c} = (S1_k - n_kc T_kc) / (S2_k - n_kc^2)``, ``S1 = sum n T``, ``S2 = sum n^2``
+    (did_imputation's cluster-weighted "smart" average with equal weights in the cell). Cells are
+    cohort x event time; observations whose cell has no other cluster use event time, then all
+    treated observations; only if there is a single treated cluster the in-sample cell mean.
+    Returns the averages and the number of observations resolved at each level.
+    """
+    n1 = tau.size
+    out = np.full(n1, np.nan)
+    pending = np.ones(n1, dtype=bool)
+    zeros = np.zeros(n1)
+    levels = {"cohort_event": (g1, e1), "event_time": (zeros, e1), "all_treated": (zeros, zeros)}
+    counts: dict[str, int] = {}
+    for name, (a, b) in levels.items():
+        if not pending.any():
+            counts[name] = 0
+            continue
+        k = pd.MultiIndex.from_arrays([a, b]).factorize()[0] if name != "all_treated" else np.zeros(n1, np.int64)
+        kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
+        n_kc = np.bincount(kc).astype(float)
+        t_kc = np.bincount(kc, weights=tau)
+        k_of = np.zeros(n_kc.size, dtype=np.int64)
+        k_of[kc] = k
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        s2 = np.bincount(k_of, weights=n_kc**2)
+        den = s2[k] - n_kc[kc] ** 2  # exact: integer counts
+        ok = pending & (den > 0.5)
+        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / den[ok]
+        counts[name] = int(ok.sum())
+        pending &= ~ok
+    counts["not_leaveout"] = int(pending.sum())
+    if pending.any():
+        warnings.warn("only one treated cluster: leave-out variance impossible, using in-sample "
+                      "cohort x event-time means for its residuals", RuntimeWarning, stacklevel=3)
+        cm = pd.Series(tau).groupby([g1, e1]).transform("mean").to_numpy()
+        out[pending] = cm[pending]
+    return out, counts
+
+
+def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha):
+    """BJS Test 1: lead dummies in the untreated sample, fixest-CR1 Wald test."""
+    ref = -1 - int(anticipation)
+    treated_unit = np.isfinite(g)
+    avail = np.unique(e[treated_unit & (e <= ref)])[::-1]  # ref, ref-1, ...
+    has_never = (~treated_unit).any()
+    if leads is None:
+        leads = avail.size if has_never else max(avail.size - 1, 0)
+    lead_vals = avail[: int(leads)]
+    empty = pd.DataFrame(columns=["event_time", "estimate", "std_error", "p_value"])
+    if lead_vals.size == 0:
+        return {"stat": float("nan"), "df": 0, "p_value": float("nan"), "leads": []}, empty
+    pos = pd.Index(lead_vals).get_indexer(e)
+    m = treated_unit & (pos >= 0)
+    rows = np.flatnonzero(m)
+    L = sp.csr_matrix((np.ones(rows.size), (rows, pos[m])), shape=(y.size, lead_vals.size))
+    Zt = _fe.time_dummies(tc, n_times)
+    Z = sp.hstack([Zt, L], format="csr")
+    fit = _fe.absorb_fit(y, uc, Z, n_units=n_units)
+    nt = Zt.shape[1]
+    kt = int(fit.keep[:nt].sum())
+    keepL = fit.keep[nt:]
+    nested = _fe.nested_in(uc, cc)
+    meat = _fe.cluster_meat(fit.Z, fit.resid, cc, uc, fit.unit_means, nested=nested)
+    G = int(cc.max()) + 1
+    factor, _ = _fe.fixest_ssc(y.size, int(keepL.sum()), G, [(uc, n_units), (tc, n_times)], cc)
+    V = _fe.sandwich(fit.bread, meat, factor)[kt:, kt:]
+    b = fit.theta[kt:]
+    res = _fe.wald_test(b, V)
+    lv = lead_vals[keepL]
+    res["leads"] = [float(v) for v in lv]
+    se = np.sqrt(np.diag(V))
+    table = pd.DataFrame({"event_time": lv, "estimate": b, "std_error": se,
+                          "p_value": normal_inference(b, se, alpha)["p_value"]})
+    return res, table

@@ -1,0 +1,477 @@
+"""Synthetic control and synthetic difference-in-differences for a treated block.
+
+Arkhangelsky, Athey, Hirshberg, Imbens & Wager (2021), "Synthetic Difference-in-Differences",
+*American Economic Review* 111(12). The numerical recipe follows the reference R package
+``synthdid`` (``synthdid_estimate``, ``sc_estimate``, ``did_estimate``, ``vcov``):
+
+* unit weights ω solve  min ζ²_ω T0‖ω‖² + ‖(Y_co,pre − mean) ω − (ȳ_tr,pre − mean)‖²  over the
+  simplex, with an intercept (columns demeaned), ζ_ω = (N1·T1)^{1/4} · σ̂ where σ̂ is the standard
+  deviation of the first differences of the control units' pre-period outcomes;
+* time weights λ solve the analogous problem across control units (post-period mean of each
+  control unit on its pre-period outcomes, intercept, ζ_λ = 1e-6 · σ̂);
+* both by Frank–Wolfe (exact line search), 100 iterations, then the sparsification step
+  (weights ≤ max/4 set to zero, renormalised) and a second run of up to 10 000 iterations,
+  stopping when the objective decreases by less than (1e-5 · σ̂)²;
+* τ̂ = (ȳ_tr,post − ω'Y_co,post) − (λ'ȳ_tr,pre − λ'ω'Y_co,pre).
+
+``method="sc"`` is synthdid's ``sc_estimate`` (no intercept, ζ_ω = 1e-6 · σ̂, λ = 0: the
+post-period gap between the treated mean and ω'Y_co) and ``method="did"`` is ``did_estimate``
+(uniform ω and λ: the 2×2 DiD of block means).
+
+Standard errors (paper's Algorithms 2–4, R ``vcov.synthdid_estimate``):
+
+* ``placebo`` (Algorithm 4): permute the control units, label the last N1 as treated, re-estimate
+  (weights re-solved, started from the original ω restricted to the placebo controls and the
+  original λ; ζ and the stopping rule kept from the original fit); SE =
+  sqrt((B−1)/B)·sd(τ̂_b). Works with one treated unit; needs N0 > N1.
+* ``jackknife`` (Algorithm 3): leave one unit out with the weights held fixed (ω renormalised);
+  needs ≥ 2 treated units and more than one control with positive weight.
+* ``bootstrap`` (Algorithm 2): resample units, re-estimate; needs ≥ 2 treated units.
+
+Intended for one treated station or a small group sharing one adoption period (block design);
+staggered panels raise an error (estimate each cohort separately).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evalkit.estimators._common import finish_result, inference_meta
+from evalkit.estimators._sample import StaggeredSample, build_sample
+from evalkit.estimators.specs import check_options
+from evalkit.results import EstimationResult, normal_inference
+
+METHODS = ("sdid", "sc", "did")
+SE_TYPES = ("placebo", "jackknife", "bootstrap", "none")
+LABELS = {"sdid": "Synthetic DiD", "sc": "Synthetic control", "did": "DiD (synthdid form)"}
+
+
+# ----------------------------------------------------------------------------- solver
+def _sum_normalize(x: np.ndarray) -> np.ndarray:
+    s = x.sum()
+    return x / s if s != 0 else np.full(len(x), 1.0 / len(x))
+
+
+def _sparsify(v: np.ndarray) -> np.ndarray:
+    """R ``sparsify_function`` row-wise: zero weights ≤ max/4, renormalise."""
+    v = np.where(v <= v.max(axis=-1, keepdims=True) / 4, 0.0, v)
+    return v / v.sum(axis=-1, keepdims=True)
+
+
+def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
+        max_iter: int) -> np.ndarray:
+    """Frank–Wolfe for  min ζ²‖x‖² + ‖A x − b‖²/n  on the simplex (R ``sc.weight.fw``), batched.
+
+    ``Y`` is B × n × (k+1): B independent problems whose first k columns are A and last is b.
+    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
+    ``max_iter`` steps), exactly as R's loop; the batch only shares the numpy calls, which is
+    what makes the placebo / bootstrap replications fast.
+    """
+    if intercept:
+        Y = Y - Y.mean(axis=1, keepdims=True)
+    A = np.ascontiguousarray(Y[:, :, :-1])
+    b = np.ascontiguousarray(Y[:, :, -1])
+    B, n, k = A.shape
+    x = np.full((B, k), 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(B, k)
+    if B == 1:
+        return _fw_one(A[0], b[0], x[0], float(zeta), float(min_decrease), max_iter)[None]
+    out = np.empty((B, k))
+    zeta2 = float(zeta) ** 2
+    eta = n * zeta2
+    thresh = float(min_decrease) ** 2
+    At = np.ascontiguousarray(A.transpose(0, 2, 1))
+    idx = np.arange(B)
+    prev = np.full(B, np.inf)
+    Ax = np.matmul(A, x[:, :, None])[:, :, 0]
+    rows = np.arange(B)
+    t = 0
+    while idx.size:
+        t += 1
+        half_grad = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
+        half_grad += eta * x
+        i = half_grad.argmin(axis=1)
+        d_x = -x
+        d_x[rows, i] = 1.0 - x[rows, i]
+        d_err = A[rows, :, i] - Ax
+        num = (half_grad * d_x).sum(axis=1)
+        den = (d_err * d_err).sum(axis=1) + eta * (d_x * d_x).sum(axis=1)
+        moving = den > 0  # den == 0 iff d_x == 0 (x is already the vertex): R returns x unchanged
+        step = np.clip(-num / np.where(moving, den, 1.0), 0.0, 1.0) * moving
+        x = x + step[:, None] * d_x
+        Ax = np.matmul(A, x[:, :, None])[:, :, 0]
+        err = Ax - b
+        val = zeta2 * (x * x).sum(axis=1) + (err * err).sum(axis=1) / n
+        if t >= max_iter:
+            done = np.ones(idx.size, bool)
+        elif t >= 2:
+            done = ~(prev - val > thresh)
+        else:
+            done = None
+        prev = val
+        if done is not None and done.any():
+            out[idx[done]] = x[done]
+            keep = ~done
+            idx, x, Ax, prev = idx[keep], x[keep], Ax[keep], prev[keep]
+            A, At, b = A[keep], At[keep], b[keep]
+            rows = np.arange(idx.size)
+    return out
+
+
+def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrease: float,
+            max_iter: int) -> np.ndarray:
+    """Unbatched :func:`_fw` (same iterations; fewer numpy calls per step for a single fit)."""
+    n, k = A.shape
+    zeta2 = zeta ** 2
+    eta = n * zeta2
+    thresh = min_decrease ** 2
+    At = np.ascontiguousarray(A.T)
+    prev = np.inf
+    Ax = A @ x
+    for t in range(1, max_iter + 1):
+        half_grad = At @ (Ax - b) + eta * x
+        i = int(half_grad.argmin())
+        d_x = -x
+        d_x[i] = 1.0 - x[i]
+        d_err = A[:, i] - Ax
+        den = d_err @ d_err + eta * (d_x @ d_x)
+        if den > 0:
+            step = min(1.0, max(0.0, -(half_grad @ d_x) / den))
+            x = x + step * d_x
+            Ax = A @ x
+        err = Ax - b
+        val = zeta2 * (x @ x) + (err @ err) / n
+        if t >= 2 and not (prev - val > thresh):
+            break
+        prev = val
+    return x
+
+
+def _collapsed(Y: np.ndarray, N0: int, T0: int) -> np.ndarray:
+    """R ``collapsed.form`` for a batch B × N × T: B × (N0+1) × (T0+1) block means."""
+    top = np.concatenate([Y[:, :N0, :T0], Y[:, :N0, T0:].mean(axis=2, keepdims=True)], axis=2)
+    bottom = np.concatenate([Y[:, N0:, :T0].mean(axis=1), Y[:, N0:, T0:].mean(axis=(1, 2))[:, None]], axis=1)
+    return np.concatenate([top, bottom[:, None, :]], axis=1)
+
+
+@dataclass
+class _Opts:
+    zeta_omega: float
+    zeta_lambda: float
+    omega_intercept: bool
+    lambda_intercept: bool
+    update_omega: bool
+    update_lambda: bool
+    min_decrease: float
+    max_iter: int = 10_000
+    max_iter_pre_sparsify: int = 100
+    sparsify: bool = True
+
+
+@dataclass
+class _Fit:
+    tau: float
+    omega: np.ndarray
+    lam: np.ndarray
+    opts: _Opts
+    noise_level: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+
+def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
+                   lam0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Weights for a batch of outcome matrices Y (B × N × T); returns ω (B × N0) and λ (B × T0).
+
+    A weight that is not updated is returned as passed (``omega0`` / ``lam0``, B × · or 1-d to
+    broadcast); one that is updated uses the passed value as the solver's starting point.
+    """
+    B = Y.shape[0]
+    Yc = _collapsed(Y, N0, T0) if (opts.update_lambda or opts.update_omega) else None
+    lam = None if lam0 is None else np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
+    omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
+    if opts.update_lambda:
+        Al = Yc[:, :N0, :]
+        lam = _fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
+        if opts.sparsify:
+            lam = _fw(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam), opts.min_decrease, opts.max_iter)
+    if opts.update_omega:
+        Ao = Yc[:, :, :T0].transpose(0, 2, 1)
+        omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
+        if opts.sparsify:
+            omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
+    return omega, lam
+
+
+def _tau(Y: np.ndarray, N0: int, T0: int, omega: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """τ̂ for a batch: (ȳ_tr,post − ω'Y_co,post) − (λ'ȳ_tr,pre − λ'ω'Y_co,pre)."""
+    N1, T1 = Y.shape[1] - N0, Y.shape[2] - T0
+    w_unit = np.concatenate([-omega, np.full((omega.shape[0], N1), 1.0 / N1)], axis=1)
+    w_time = np.concatenate([-lam, np.full((lam.shape[0], T1), 1.0 / T1)], axis=1)
+    return np.einsum("bn,bnt,bt->b", w_unit, Y, w_time)
+
+
+def noise_level(Y: np.ndarray, N0: int, T0: int) -> float:
+    """σ̂: sd (ddof 1) of first differences of the control units' pre-period outcomes."""
+    if T0 < 2:
+        return 0.0
+    d = np.diff(Y[:N0, :T0], axis=1).ravel()
+    return float(np.std(d, ddof=1)) if d.size > 1 else 0.0
+
+
+def fit_matrix(Y: np.ndarray, N0: int, T0: int, method: str = "sdid") -> _Fit:
+    """Fit SDID / SC / DiD on an outcome matrix: rows 0..N0-1 controls, columns 0..T0-1 pre-periods."""
+    Y = np.asarray(Y, dtype=float)
+    N, T = Y.shape
+    if not (0 < N0 < N and 0 < T0 < T):
+        raise ValueError(f"need controls, treated units, pre- and post-periods (N0={N0}, N={N}, T0={T0}, T={T})")
+    N1, T1 = N - N0, T - T0
+    sigma = noise_level(Y, N0, T0)
+    min_dec = 1e-5 * sigma
+    if method == "sdid":
+        opts = _Opts(zeta_omega=(N1 * T1) ** 0.25 * sigma, zeta_lambda=1e-6 * sigma, omega_intercept=True,
+                     lambda_intercept=True, update_omega=True, update_lambda=True, min_decrease=min_dec)
+        omega0, lam0 = None, None
+    elif method == "sc":
+        opts = _Opts(zeta_omega=1e-6 * sigma, zeta_lambda=1e-6 * sigma, omega_intercept=False,
+                     lambda_intercept=True, update_omega=True, update_lambda=False, min_decrease=min_dec)
+        omega0, lam0 = None, np.zeros(T0)
+    elif method == "did":
+        opts = _Opts(zeta_omega=(N1 * T1) ** 0.25 * sigma, zeta_lambda=1e-6 * sigma, omega_intercept=True,
+                     lambda_intercept=True, update_omega=False, update_lambda=False, min_decrease=min_dec)
+        omega0, lam0 = np.full(N0, 1.0 / N0), np.full(T0, 1.0 / T0)
+    else:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    omega, lam = _solve_weights(Y[None], N0, T0, opts, omega0, lam0)
+    tau = float(_tau(Y[None], N0, T0, omega, lam)[0])
+    return _Fit(tau=tau, omega=omega[0], lam=lam[0], opts=opts, noise_level=sigma)
+
+
+def _refit(Ys: np.ndarray, N0: int, T0: int, fit: _Fit, omega0: np.ndarray) -> np.ndarray:
+    """Re-estimate a batch of resampled matrices with the original options (R's ``do.call(..., opts)``):
+    ζ and the stopping rule of the original fit, its λ and the given ω as starting values."""
+    omega, lam = _solve_weights(Ys, N0, T0, fit.opts, omega0, fit.lam)
+    return _tau(Ys, N0, T0, omega, lam)
+
+
+# ----------------------------------------------------------------------------- standard errors
+def placebo_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
+                  seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Algorithm 4: placebo estimates from controls relabelled as treated.
+
+    Draw b uses ``rng.permutation(N0)`` of a ``numpy.random.default_rng(seed)`` stream, the same
+    scheme as the ``synthdid-py`` port, so equal seeds give equal draws there.
+    """
+    N1 = Y.shape[0] - N0
+    if N0 <= N1:
+        raise ValueError("placebo SE needs more control units than treated units")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n0 = N0 - N1
+    perms = np.stack([rng.permutation(N0) for _ in range(reps)])
+    omega0 = fit.omega[perms[:, :n0]]
+    sums = omega0.sum(axis=1, keepdims=True)
+    omega0 = np.where(sums != 0, omega0 / np.where(sums != 0, sums, 1.0), 1.0 / n0)
+    return _refit(Y[perms], n0, T0, fit, omega0)
+
+
+def jackknife_se(Y: np.ndarray, N0: int, T0: int, fit: _Fit) -> float:
+    """Algorithm 3 with fixed weights (R ``synthdid_se(method='jackknife')``); NaN if undefined."""
+    N = Y.shape[0]
+    if N0 == N - 1 or np.count_nonzero(fit.omega) == 1:
+        return float("nan")
+    u = np.empty(N)
+    for i in range(N):
+        keep = np.delete(np.arange(N), i)
+        n0 = int((keep < N0).sum())
+        om = _sum_normalize(fit.omega[keep[keep < N0]])
+        u[i] = _tau(Y[keep][None], n0, T0, om[None], fit.lam[None])[0]
+    return float(np.sqrt((N - 1) / N * (N - 1) * np.var(u, ddof=1)))
+
+
+def bootstrap_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
+                    seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Algorithm 2: unit bootstrap, re-estimating weights (draws with no treated or no control unit are redrawn)."""
+    N = Y.shape[0]
+    if N0 == N - 1:
+        raise ValueError("bootstrap SE needs at least two treated units")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    samples = []
+    while len(samples) < reps:
+        ind = np.sort(rng.integers(0, N, N))
+        n0 = int((ind < N0).sum())
+        if 0 < n0 < N:
+            samples.append(ind)
+    out = np.empty(reps)
+    n0s = np.array([int((ind < N0).sum()) for ind in samples])
+    for n0 in np.unique(n0s):  # one batch per number of sampled controls
+        which = np.flatnonzero(n0s == n0)
+        inds = np.stack([samples[j] for j in which])
+        omega0 = np.stack([_sum_normalize(fit.omega[ind[ind < N0]]) for ind in inds])
+        out[which] = _refit(Y[inds], int(n0), T0, fit, omega0)
+    return out
+
+
+def _se_from_draws(draws: np.ndarray) -> float:
+    r = len(draws)
+    return float(np.sqrt((r - 1) / r) * np.std(draws, ddof=1)) if r > 1 else float("nan")
+
+
+# ----------------------------------------------------------------------------- panel interface
+def _block(sample: StaggeredSample):
+    """Controls-then-treated outcome matrix (units × periods) of a block-design sample."""
+    df, unit, time, cohort, outcome = sample.frame, sample.unit, sample.time, sample.cohort, sample.outcome
+    first = df.groupby(unit, sort=True)[cohort].first()
+    treated_mask = first != 0
+    cohorts = pd.unique(first[treated_mask])
+    if len(cohorts) == 0:
+        raise ValueError(f"no treated unit in the sample (every {cohort!r} is 0 or after the window)")
+    if len(cohorts) > 1:
+        raise ValueError(
+            f"synthetic DiD here needs one common adoption period (block design); found cohorts {sorted(cohorts)}. "
+            "Estimate each cohort separately against the never-treated units.")
+    adoption = int(cohorts[0])
+    if not sample.info.balanced:
+        wide = df.pivot(index=unit, columns=time, values=outcome)
+        bad = wide.index[wide.isna().any(axis=1)].tolist()[:5]
+        raise ValueError(f"synthetic DiD needs a balanced panel (R synthdid); the sample is unbalanced "
+                         f"(dropped cells {sample.info.dropped_cells}), e.g. units {bad} miss periods")
+    wide = df.pivot(index=unit, columns=time, values=outcome).sort_index(axis=1)
+    controls = first.index[~treated_mask]
+    treated = first.index[treated_mask]
+    if len(controls) == 0:
+        raise ValueError("no never-treated control unit")
+    wide = pd.concat([wide.loc[controls], wide.loc[treated]])
+    times = wide.columns.to_numpy()
+    T0 = int((times < adoption).sum())
+    if T0 == 0 or T0 == len(times):
+        raise ValueError(f"adoption period {adoption} leaves no pre- or no post-period in the panel")
+    return wide, len(controls), T0, adoption
+
+
+def estimate_sdid(
+    panel: pd.DataFrame | StaggeredSample,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    method: str = "sdid",
+    se: str = "placebo",
+    reps: int = 200,
+    seed: int | None = None,
+    **options,
+) -> EstimationResult:
+    """Synthetic DiD (``method="sdid"``), synthetic control (``"sc"``) or DiD (``"did"``).
+
+    Parameters
+    ----------
+    panel: balanced unit × period panel; ``cohort`` holds the adoption period (0 = never treated).
+        All treated units must share one adoption period.
+    method: ``"sdid"`` | ``"sc"`` | ``"did"`` (synthdid's ``synthdid_estimate`` / ``sc_estimate`` /
+        ``did_estimate``).
+    se: ``"placebo"`` (any number of treated units, needs N0 > N1), ``"jackknife"`` (≥ 2 treated,
+        fixed weights), ``"bootstrap"`` (≥ 2 treated) or ``"none"``.
+    reps, seed: replications and seed of the placebo / bootstrap draws.
+    cluster: ``None`` or the unit column (placebo, jackknife and bootstrap resample whole units;
+        any other cluster is refused rather than ignored).
+
+    The sample follows the shared conventions (:func:`~evalkit.estimators._sample.build_sample`):
+    adopters after the window are controls, units treated from the first period are dropped, and
+    an unbalanced sample (missing cells) is refused, as in R synthdid.
+
+    Returns an :class:`EstimationResult` with one ``overall`` row, meta (``n_treated``,
+    ``n_control``, ``adoption``, ``zeta`` = ζ_ω, ``zeta_lambda``, ``noise_level``, ``se_type``,
+    ``effective_controls`` = 1/Σω²) and tables ``unit_weights`` (unit, weight),
+    ``time_weights`` (time, weight; pre-periods), ``trajectory`` (time, treated, synthetic,
+    synthetic_adjusted, effect, post).
+    """
+    check_options("sdid", options)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if se not in SE_TYPES:
+        raise ValueError(f"se must be one of {SE_TYPES}, got {se!r}")
+    if cluster is not None and cluster != unit:
+        raise ValueError(f"{method}: cluster={cluster!r} is not supported; the {se} SE resamples whole units "
+                         f"({unit!r}); leave cluster unset")
+    sample = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort)
+    wide, N0, T0, adoption = _block(sample)
+    Y = wide.to_numpy(dtype=float)
+    N, T = Y.shape
+    N1, T1 = N - N0, T - T0
+    fit = fit_matrix(Y, N0, T0, method)
+
+    draws = None
+    se_note = None
+    if se == "placebo":
+        if N0 > N1:
+            draws = placebo_draws(Y, N0, T0, fit, reps, seed)
+            std_error = _se_from_draws(draws)
+        else:
+            std_error, se_note = float("nan"), "placebo SE needs more controls than treated units"
+    elif se == "jackknife":
+        std_error = jackknife_se(Y, N0, T0, fit)
+        if np.isnan(std_error):
+            se_note = "jackknife SE undefined with one treated unit or one control with positive weight"
+    elif se == "bootstrap":
+        if N1 >= 2:
+            draws = bootstrap_draws(Y, N0, T0, fit, reps, seed)
+            std_error = _se_from_draws(draws)
+        else:
+            std_error, se_note = float("nan"), "bootstrap SE needs at least two treated units"
+    else:
+        std_error = float("nan")
+
+    inf = normal_inference(np.array([fit.tau]), np.array([std_error]), alpha)
+    rows = [{
+        "kind": "overall", "term": "ATT", "group": adoption, "estimate": fit.tau, "std_error": std_error,
+        "ci_low": inf["ci_low"][0], "ci_high": inf["ci_high"][0], "p_value": inf["p_value"][0],
+    }]
+
+    times = wide.columns.to_numpy()
+    controls, treated = wide.index[:N0], wide.index[N0:]
+    treated_path = Y[N0:].mean(axis=0)
+    synth_path = fit.omega @ Y[:N0]
+    gap = treated_path - synth_path
+    offset = float(fit.lam @ gap[:T0])  # 0 for SC (λ = 0)
+    trajectory = pd.DataFrame({
+        "time": times, "treated": treated_path, "synthetic": synth_path,
+        "synthetic_adjusted": synth_path + offset, "effect": gap - offset, "post": times >= adoption,
+    })
+    unit_weights = pd.DataFrame({"unit": controls.to_numpy(), "weight": fit.omega})
+    time_weights = pd.DataFrame({"time": times[:T0], "weight": fit.lam})
+    frame = sample.frame
+    base = frame.loc[frame[unit].isin(treated) & (frame[time] < adoption), outcome].mean()
+    meta = {
+        "label": LABELS[method], "method": method, "n_treated": N1, "n_control": N0, "adoption": adoption,
+        "n_pre": T0, "n_post": T1, "n_periods": T, "n_obs": N * T, "zeta": fit.opts.zeta_omega,
+        "zeta_lambda": fit.opts.zeta_lambda, "noise_level": fit.noise_level, "se_type": se,
+        "reps": reps if se in ("placebo", "bootstrap") else None, "seed": seed, "alpha": alpha,
+        "omega_intercept": fit.opts.omega_intercept, "lambda_intercept": fit.opts.lambda_intercept,
+        "effective_controls": float(1.0 / np.sum(fit.omega ** 2)) if np.any(fit.omega) else None,
+        "intercept_offset": offset, "treated_units": treated.tolist(), "control_group": "never_treated",
+        "baseline_mean": float(base) if pd.notna(base) else None, "cluster": unit,
+    }
+    if se_note:
+        meta["se_note"] = se_note
+    tables = {"unit_weights": unit_weights, "time_weights": time_weights, "trajectory": trajectory}
+    if draws is not None:
+        tables["se_draws"] = pd.DataFrame({"draw": np.arange(len(draws)), "estimate": draws})
+    result = EstimationResult(estimator=method if method != "did" else "sdid_did", outcome=outcome,
+                              estimates=rows, meta=meta, tables=tables)
+    spec = "sc" if method == "sc" else "sdid"
+    options = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
+               "se": se, "reps": reps, "seed": seed}
+    if spec == "sdid":
+        options["method"] = method
+    inference = inference_meta(se, n_clusters=N if se != "none" else None, cluster=unit,
+                               reps=meta["reps"], seed=seed)
+    return finish_result(result, sample, spec=spec, options=options, inference=inference)
+
+
+def estimate_sc(panel: pd.DataFrame | StaggeredSample, outcome: str, **kwargs) -> EstimationResult:
+    """Synthetic control (synthdid's ``sc_estimate``); same options as :func:`estimate_sdid` but ``method``."""
+    check_options("sc", kwargs)
+    return estimate_sdid(panel, outcome, method="sc", **kwargs)

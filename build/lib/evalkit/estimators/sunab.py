@@ -1,0 +1,218 @@
+"""Sun & Abraham (2021) interaction-weighted (IW) event study.
+
+The saturated TWFE regression
+
+    y_it = a_i + l_t + sum_{g, e != ref} d_{g,e} 1{G_i = g, t - g = e} + u_it
+
+is fitted on the treated cohorts plus a clean control group (never-treated units, or the
+last-treated cohort on the periods before it is treated), with the unit effects absorbed
+exactly and the time effects as sparse dummies (:mod:`evalkit.estimators._fe`).  The cohort x
+relative-period coefficients are aggregated with cohort shares as in fixest's ``sunab()``:
+
+* event time ``e``: ``sum_g n_{g,e} d_{g,e} / sum_g n_{g,e}`` (``n`` = observations in the cell),
+* overall ATT: ``sum_{e >= 0} sum_g n_{g,e} d_{g,e} / sum_{e >= 0} sum_g n_{g,e}``
+  (fixest ``sunab(..., att = TRUE)`` / ``aggregate(x, "att")``),
+
+with delta-method SEs from the cluster-robust covariance of the ``d_{g,e}`` (fixest default
+small-sample factor, see :func:`evalkit.estimators._fe.fixest_ssc`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from evalkit.estimators import _fe
+from evalkit.results import EstimationResult, make_estimates, normal_inference
+
+
+def estimate_sunab(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    control: str = "never",
+    anticipation: int = 0,
+    min_e: int | None = None,
+    max_e: int | None = None,
+    **options,
+) -> EstimationResult:
+    """Sun & Abraham interaction-weighted event study.
+
+    Parameters
+    ----------
+    control: ``"never"`` (never-treated units are the control cohort; default) or
+        ``"lastcohort"`` (the last-treated cohort is the control; the sample is cut to the
+        periods before that cohort is treated, minus anticipation; never-treated units dropped).
+    anticipation: periods of anticipation; the reference period is ``e = -1 - anticipation``.
+    min_e, max_e: bin relative periods below ``min_e`` into ``min_e`` and above ``max_e`` into
+        ``max_e`` (fixest ``bin.rel``-style endpoint binning).  Relative periods are
+        ``time - cohort`` in the units of ``time``.
+    """
+    if options:
+        raise TypeError(f"unknown options: {sorted(options)}")
+    if control not in ("never", "lastcohort"):
+        raise ValueError("control must be 'never' or 'lastcohort'")
+    ref = -1 - int(anticipation)
+    if min_e is not None and min_e > ref:
+        raise ValueError(f"min_e ({min_e}) must be <= the reference period {ref}")
+    if max_e is not None and max_e < 0:
+        raise ValueError("max_e must be >= 0")
+
+    cluster = unit if cluster is None else cluster
+    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
+    df = panel[cols].dropna(subset=[outcome, unit, time]).copy()
+    g = _fe.cohort_values(df, cohort)
+    t = df[time].to_numpy(dtype=float)
+    tmin = t.min()
+
+    # always-treated units have no pre-period: drop them (never silently)
+    always = np.isfinite(g) & (g <= tmin)
+    n_always = int(pd.Series(df[unit].to_numpy()[always]).nunique())
+    keep = ~always
+    note = []
+    if control == "lastcohort":
+        gl = np.nanmax(np.where(np.isfinite(g[keep]), g[keep], np.nan))
+        keep &= np.isfinite(g) & (t < gl - anticipation)
+        is_control = g == gl
+        control_label = f"last-treated cohort ({gl:g})"
+        note.append("never-treated units dropped; sample cut to periods before the last cohort is treated")
+    else:
+        is_control = ~np.isfinite(g)
+        if not is_control[keep].any():
+            raise ValueError("no never-treated units: use control='lastcohort'")
+        control_label = "never treated"
+    # cohorts never observed at the reference period are not identified: drop them (reported)
+    e_raw = t - np.where(np.isfinite(g), g, 0)
+    has_ref = pd.Series((e_raw == ref) & keep).groupby(g).transform("any").to_numpy()
+    no_ref = keep & ~is_control & ~has_ref
+    dropped_cohorts = sorted({float(v) for v in g[no_ref]})
+    keep &= ~no_ref
+    if dropped_cohorts:
+        note.append(f"cohorts without an observation at e={ref} dropped: {dropped_cohorts}")
+    df, g, t, is_control = df[keep], g[keep], t[keep], is_control[keep]
+    y = df[outcome].to_numpy(dtype=float)
+
+    uc, _ = _fe.codes(df[unit])
+    tc, tvals = _fe.codes(df[time])
+    cc, _ = _fe.codes(df[cluster])
+    n_units, n_times, G = int(uc.max()) + 1, tvals.size, int(cc.max()) + 1
+
+    # relative period (binned) for treated cohorts
+    treated_unit_obs = ~is_control
+    e = np.where(treated_unit_obs, t - np.where(np.isfinite(g), g, 0), np.nan)
+    if min_e is not None:
+        e = np.where(e < min_e, min_e, e)
+    if max_e is not None:
+        e = np.where(e > max_e, max_e, e)
+    inter = treated_unit_obs & (e != ref)
+    cell = pd.DataFrame({"g": g[inter], "e": e[inter]})
+    cells = cell.drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)
+    cell_id = pd.MultiIndex.from_frame(cell).map(
+        pd.Series(np.arange(len(cells)), index=pd.MultiIndex.from_frame(cells))
+    ).to_numpy(dtype=np.int64)
+    rows = np.flatnonzero(inter)
+    K = len(cells)
+    Zint = sp.csr_matrix((np.ones(rows.size), (rows, cell_id)), shape=(y.size, K))
+    Ztime = _fe.time_dummies(tc, n_times)
+    Z = sp.hstack([Ztime, Zint], format="csr")
+
+    fit = _fe.absorb_fit(y, uc, Z, n_units=n_units)
+    nt = Ztime.shape[1]
+    kept_time = int(fit.keep[:nt].sum())
+    keep_int = fit.keep[nt:]
+    nested = _fe.nested_in(uc, cc)
+    meat = _fe.cluster_meat(fit.Z, fit.resid, cc, uc, fit.unit_means, nested=nested)
+    k_coef = int(keep_int.sum())
+    factor, dfk = _fe.fixest_ssc(y.size, k_coef, G, [(uc, n_units), (tc, n_times)], cc)
+    V_all = _fe.sandwich(fit.bread, meat, factor)
+    b = fit.theta[kept_time:]
+    V = V_all[kept_time:, kept_time:]
+    cells = cells[keep_int].reset_index(drop=True)
+    n_cell = np.bincount(cell_id, minlength=K)[keep_int].astype(float)
+    cells["n"] = n_cell
+    cells["estimate"] = b
+    cells["std_error"] = np.sqrt(np.diag(V))
+    cells["term"] = [f"g={gg:g},e={ee:g}" for gg, ee in zip(cells["g"], cells["e"], strict=True)]
+
+    # IW aggregation: event time
+    evs = np.sort(cells["e"].unique())
+    W = np.zeros((evs.size, len(cells)))
+    ev_pos = np.searchsorted(evs, cells["e"].to_numpy())
+    W[ev_pos, np.arange(len(cells))] = n_cell
+    W /= W.sum(axis=1, keepdims=True)
+    est_e = W @ b
+    V_e = W @ V @ W.T
+    se_e = np.sqrt(np.clip(np.diag(V_e), 0, None))
+    post = cells["e"].to_numpy() >= 0
+    if not post.any():
+        raise ValueError("no post-treatment cells")
+    w_att = np.where(post, n_cell, 0.0)
+    w_att /= w_att.sum()
+    att = float(w_att @ b)
+    se_att = float(np.sqrt(w_att @ V @ w_att))
+
+    ev_terms = [f"e={int(v)}" if float(v).is_integer() else f"e={v}" for v in evs]
+    inf_e = normal_inference(est_e, se_e, alpha)
+    inf_a = normal_inference(np.array([att]), np.array([se_att]), alpha)
+    ev_weight = np.bincount(ev_pos, weights=n_cell, minlength=evs.size)
+    rows_out = [{
+        "kind": "overall", "term": "ATT", "estimate": att, "std_error": se_att,
+        "ci_low": inf_a["ci_low"][0], "ci_high": inf_a["ci_high"][0], "p_value": inf_a["p_value"][0],
+        "weight": 1.0,
+    }]
+    for j, ev in enumerate(evs):
+        rows_out.append({
+            "kind": "event", "term": ev_terms[j], "event_time": ev, "estimate": est_e[j],
+            "std_error": se_e[j], "ci_low": inf_e["ci_low"][j], "ci_high": inf_e["ci_high"][j],
+            "p_value": inf_e["p_value"][j], "weight": ev_weight[j] / n_cell.sum(),
+        })
+    inf_c = normal_inference(cells["estimate"].to_numpy(), cells["std_error"].to_numpy(), alpha)
+    for j in range(len(cells)):
+        rows_out.append({
+            "kind": "gt", "term": cells["term"][j], "group": cells["g"][j],
+            "time": cells["g"][j] + cells["e"][j] if (min_e is None and max_e is None) else np.nan,
+            "event_time": cells["e"][j], "estimate": cells["estimate"][j],
+            "std_error": cells["std_error"][j], "ci_low": inf_c["ci_low"][j],
+            "ci_high": inf_c["ci_high"][j], "p_value": inf_c["p_value"][j], "weight": n_cell[j],
+        })
+
+    pre = evs < ref
+    pretrend = _fe.wald_test(est_e[pre], V_e[np.ix_(pre, pre)])
+    pretrend["terms"] = [ev_terms[j] for j in np.flatnonzero(pre)]
+    units_all = df[unit].to_numpy()
+    meta = {
+        "label": "Sun & Abraham (2021) interaction-weighted event study",
+        "control_group": control_label,
+        "reference_period": ref,
+        "anticipation": int(anticipation),
+        "binning": {"min_e": min_e, "max_e": max_e},
+        "n_treated": int(pd.Series(units_all[~is_control]).nunique()),
+        "n_control": int(pd.Series(units_all[is_control]).nunique()),
+        "n_always_treated_dropped": n_always,
+        "cohorts_dropped_no_reference": dropped_cohorts,
+        "n_obs": int(y.size),
+        "n_periods": int(n_times),
+        "n_clusters": int(G),
+        "cluster": cluster,
+        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.6f}, K={dfk}",
+        "ssc_factor": factor,
+        "n_cells": int(len(cells)),
+        "n_dropped_collinear": int((~keep_int).sum()),
+        "alpha": alpha,
+        "baseline_mean": _fe.baseline_mean(y, np.where(is_control, np.inf, g), t),
+        "pretrend": pretrend,
+        "notes": note,
+    }
+    vcov = {
+        "event": pd.DataFrame(V_e, index=ev_terms, columns=ev_terms),
+        "gt": pd.DataFrame(V, index=cells["term"], columns=cells["term"]),
+    }
+    tables = {"cells": cells[["g", "e", "n", "estimate", "std_error"]].rename(
+        columns={"g": "cohort", "e": "event_time"})}
+    return EstimationResult("sa", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)

@@ -1,0 +1,439 @@
+"""One evaluation: params → panel → estimators → numbers (estimates, verdict code, diagnostics).
+
+This is what the notebook calls::
+
+    ev = evalkit.evaluate(params)          # EvaluationParams or dict
+    ev.headline()                          # effect, percent, CI, p, verdict code (numbers only)
+    ev.estimates()                         # robustness rows (estimators, control groups, inference)
+    ev.sensitivity                         # Rambachan–Roth sensitivity of the primary outcome
+    ev.multiple                            # BH / Romano–Wolf adjusted p-values across outcomes
+    ev.save("outputs/x/results.json")
+
+The evaluation returns numbers only; the zh/en sentences and formatted tables of the brief are
+rendered from them by :mod:`evalkit.brief_text` and shown by :mod:`evalkit.report`.
+
+For the staggered design, besides the estimators of ``params.estimators`` every evaluation runs
+cheap robustness variants (Callaway–Sant'Anna with never-treated and with not-yet-treated
+controls, CS with the multiplier bootstrap), the optional inference of ``params.inference``
+(wild cluster bootstrap and randomization inference for TWFE), the sensitivity analysis
+(:mod:`evalkit.sensitivity_run`) and the multiple-testing adjustment (:mod:`evalkit.evaluation_steps`).
+Each of these is wrapped: a failure is recorded with its reason (shown in the brief as
+"not available: reason") and never stops the evaluation. Nothing here depends on the clock:
+``seconds`` and ``timings`` are the only time-dependent fields of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from evalkit import __version__
+from evalkit.estimators import SPECS, get_estimator, names
+from evalkit.evaluation_steps import (
+    VARIANT_KINDS,
+    estimator_options,
+    multiple_testing,
+    pretrend_source,
+    robustness_variants,
+    small_sample_headline_se,
+    small_sample_pretrend,
+)
+from evalkit.panel import build_panel
+from evalkit.params import EvaluationParams, validate_params
+from evalkit.registry import NEVER_TREATED, OUTCOMES
+from evalkit.results import EstimationResult
+from evalkit.sensitivity_run import Sensitivity, reason, run_sensitivity
+from evalkit.verdict import decide
+
+# shown as diagnostics, not as rows of the robustness table
+DIAGNOSTIC_ESTIMATORS = tuple(names(role="diagnostic"))
+# the event-study chart's estimator after the CS bootstrap run and the headline: estimators with an
+# event study, those ranked for the headline first (by rank), then registry order
+EVENT_STUDY_SOURCES = tuple(sorted(names(event_study=True),
+                                   key=lambda n: (SPECS[n].headline_rank is None, SPECS[n].headline_rank or 0)))
+# keys of results.json that depend on the clock (everything else is a function of params and data)
+TIMING_KEYS = ("seconds", "timings")
+# clock readings inside an estimator's meta (e.g. CS stage timings); moved to the timing block
+RESULT_TIMING_META = ("timing", "seconds")
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation cannot run (missing warehouse, no adopters, headline estimator failed)."""
+
+
+@dataclass
+class WarehouseFacts:
+    """What the brief's data note says about the source (aggregates only)."""
+
+    path: str
+    synthetic: bool
+    quarantined: int
+    rows: dict[str, int]
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def warehouse_facts(con: duckdb.DuckDBPyConnection, path: str) -> WarehouseFacts:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    meta: dict[str, str] = {}
+    if "meta" in tables:
+        meta = {k: str(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()}
+    quarantined = 0
+    if "quarantine" in tables:
+        quarantined = int(con.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+    rows = {}
+    for name in ("stations", "reforms", "incidents", "disputes"):
+        if name in tables:
+            rows[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+    synthetic = meta.get("synthetic", "false").lower() in ("true", "1", "yes")
+    return WarehouseFacts(path=path, synthetic=synthetic, quarantined=quarantined, rows=rows, meta=meta)
+
+
+@dataclass
+class Evaluation:
+    """The result of :func:`evaluate`: panel, every estimate, and the numbers the brief needs."""
+
+    params: EvaluationParams
+    panel: pd.DataFrame
+    results: dict[str, dict[str, EstimationResult]]
+    failures: dict[str, dict[str, str]]
+    facts: WarehouseFacts
+    seconds: float = 0.0
+    # robustness variants by outcome: cs_never, cs_notyet, cs_mboot, twfe_wild, ri
+    robustness: dict[str, dict[str, EstimationResult]] = field(default_factory=dict)
+    robustness_failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    sensitivity: Sensitivity | None = None
+    sensitivity_error: str | None = None  # why the sensitivity analysis is not available
+    multiple: pd.DataFrame | None = None  # adjusted p-values across outcomes
+    multiple_error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def lang(self) -> str:
+        return self.params.lang
+
+    @property
+    def primary_outcome(self) -> str:
+        return self.params.outcomes[0]
+
+    def result(self, outcome: str | None = None, estimator: str | None = None) -> EstimationResult:
+        outcome = outcome or self.primary_outcome
+        estimator = estimator or self.params.headline
+        try:
+            return self.results[outcome][estimator]
+        except KeyError:
+            err = self.failures.get(outcome, {}).get(estimator, "not requested")
+            raise KeyError(f"no {estimator} result for {outcome}: {err}") from None
+
+    def n_units(self) -> tuple[int, int]:
+        first = self.panel.groupby("station_id")["first_treat"].first()
+        treated = int((first != NEVER_TREATED).sum())
+        return treated, int(len(first) - treated)
+
+    def pretrend_info(self, outcome: str | None = None) -> dict[str, Any] | None:
+        """The joint pre-trend test the verdict reads: the headline estimator's, else event-study
+        TWFE, Sun–Abraham or imputation (first available). ``method`` says which p-value it is."""
+        res = self.results.get(outcome or self.primary_outcome, {})
+        name = pretrend_source(self.params, res)
+        return None if name is None else {"estimator": name, **res[name].meta["pretrend"]}
+
+    def pretrend_p(self, outcome: str | None = None) -> float | None:
+        """p-value of the joint pre-trend test (see :meth:`pretrend_info`)."""
+        info = self.pretrend_info(outcome)
+        return None if info is None else float(info["p_value"])
+
+    def robust(self, outcome: str | None = None) -> bool | None:
+        """Sensitivity verdict input: robust CI excludes zero (primary outcome only; None = not run)."""
+        outcome = outcome or self.primary_outcome
+        s = self.sensitivity
+        if s is None or s.outcome != outcome:
+            return None
+        return s.robust
+
+    def is_share(self, outcome: str) -> bool:
+        return OUTCOMES[outcome].kind == "share"
+
+    # ----------------------------------------------------------------- headline
+    def headline(self, outcome: str | None = None) -> dict[str, Any]:
+        """Numbers of page 1: effect (level and percent; share outcomes in proportions), 95% CI, p,
+        verdict code and reason, pre-trend test, sensitivity input, adopters / comparison stations,
+        and the naive year-on-year change when it was run."""
+        outcome = outcome or self.primary_outcome
+        r = self.result(outcome)
+        row = r.overall
+        est, lo, hi, p = (float(row[k]) for k in ("estimate", "ci_low", "ci_high", "p_value"))
+        verdict = decide(p, self.pretrend_p(outcome), alpha=self.params.alpha, robust=self.robust(outcome))
+        n_t, n_c = self.n_units()
+        out = {
+            "outcome": outcome, "estimator": r.estimator, "estimate": est, "ci_low": lo, "ci_high": hi,
+            "p_value": p, "pct": r.percent(est), "pct_ci_low": r.percent(lo), "pct_ci_high": r.percent(hi),
+            "share": self.is_share(outcome), "verdict": verdict.code, "verdict_reason": verdict.reason or verdict.code,
+            "pretrend_p": verdict.pretrend_p, "pretrend": self.pretrend_info(outcome), "robust": verdict.robust,
+            "n_treated": n_t, "n_control": n_c,
+        }
+        naive = self.results.get(outcome, {}).get("naive_yoy")
+        if naive is not None:
+            out["naive_estimate"] = float(naive.att)
+            out["naive_pct"] = float(naive.meta["pct_change"])
+        return out
+
+    def planted_truth(self, outcome: str | None = None) -> float | None:
+        """For synthetic demo data: the true overall effect (percent) planted for this reform and outcome."""
+        outcome = outcome or self.primary_outcome
+        if not self.facts.synthetic or "manifest" not in self.facts.meta:
+            return None
+        try:
+            manifest = json.loads(self.facts.meta["manifest"])
+        except ValueError:
+            return None
+        for r in manifest.get("reforms", []):
+            if r.get("reform") == self.params.reform:
+                if r.get("placebo"):
+                    return 0.0
+                v = r.get("true_overall_att_pct", {}).get(outcome)
+                return None if v is None else float(v)
+        return None
+
+    def bacon_summary(self, outcome: str | None = None) -> pd.DataFrame:
+        """Goodman-Bacon decomposition by comparison type (weight, estimate), if it was run."""
+        outcome = outcome or self.primary_outcome
+        r = self.results.get(outcome, {}).get("bacon")
+        if r is None:
+            return pd.DataFrame()
+        comp = r.rows("component")
+        return comp[["term", "weight", "estimate"]].reset_index(drop=True)
+
+    # ----------------------------------------------------------------- tables
+    def estimates(self, outcome: str | None = None) -> pd.DataFrame:
+        """Rows of the robustness table: estimators side by side, then control-group and inference
+        variants. Columns: ``kind`` (estimator / control / inference), ``name`` (estimator or
+        variant key), ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``pct``, ``n_treated``,
+        ``n_control`` (outcome units; share outcomes in proportions)."""
+        outcome = outcome or self.primary_outcome
+        rows = []
+
+        def row(kind: str, name: str, r: EstimationResult) -> dict[str, Any]:
+            o = r.overall
+            return {"kind": kind, "name": name, "estimate": float(o["estimate"]), "ci_low": float(o["ci_low"]),
+                    "ci_high": float(o["ci_high"]), "p_value": float(o["p_value"]),
+                    "pct": r.percent(float(o["estimate"])),
+                    "n_treated": r.meta.get("n_treated"), "n_control": r.meta.get("n_control")}
+
+        for name, r in self.results.get(outcome, {}).items():
+            if r.rows("overall").empty or name in DIAGNOSTIC_ESTIMATORS:
+                continue
+            rows.append(row("estimator", name, r))
+        for key, r in self.robustness.get(outcome, {}).items():
+            if r.rows("overall").empty:
+                continue
+            rows.append(row(VARIANT_KINDS.get(key, "inference"), key, r))
+        cols = ["kind", "name", "estimate", "ci_low", "ci_high", "p_value", "pct", "n_treated", "n_control"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def trends(self, outcome: str | None = None) -> pd.DataFrame:
+        """Monthly mean outcome of adopting vs non-adopting stations (wide: month × group)."""
+        outcome = outcome or self.primary_outcome
+        grp = np.where(self.panel["first_treat"] != NEVER_TREATED, "treated", "control")
+        return (self.panel.assign(group=grp).groupby(["month", "group"])[outcome].mean()
+                .unstack("group").reindex(columns=["treated", "control"]))
+
+    def event_study(self, outcome: str | None = None) -> tuple[str, pd.DataFrame]:
+        """(estimator name, event-time rows) for the event-study chart.
+
+        Prefers the Callaway–Sant'Anna multiplier-bootstrap run (pre and post periods, uniform
+        95% bands), then the first estimator with event-time rows.
+        """
+        outcome = outcome or self.primary_outcome
+        boot = self.robustness.get(outcome, {}).get("cs_mboot")
+        if boot is not None and not boot.rows("event").empty and boot.rows("event")["band_low"].notna().any():
+            return "cs", boot.event_study()
+        for name in (self.params.headline, *EVENT_STUDY_SOURCES):
+            r = self.results.get(outcome, {}).get(name)
+            if r is not None and not r.rows("event").empty:
+                return name, r.event_study()
+        return "", pd.DataFrame()
+
+    # ----------------------------------------------------------------- export
+    def to_dict(self, text: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``results.json`` as a dict: numbers, then ``text`` (the brief's sentences, when given by
+        :func:`evalkit.brief_text.results_text`), then the timing block (:data:`TIMING_KEYS`): the
+        evaluation's steps and the estimators' own stage timings, which are moved out of their meta."""
+        stages: dict[str, Any] = {}
+        d = {
+            "schema_version": 2,
+            "evalkit_version": __version__,
+            "evaluation_id": self.params.evaluation_id,
+            "params": self.params.model_dump(mode="json"),
+            "synthetic": self.facts.synthetic,
+            "panel": {"rows": int(len(self.panel)), "stations": int(self.panel["station_id"].nunique()),
+                      "months": int(self.panel["period"].nunique())},
+            "headline": {o: _safe_headline(self, o) for o in self.params.outcomes},
+            "results": {o: {k: _result_dict(r, stages, f"results/{o}/{k}") for k, r in by.items()}
+                        for o, by in self.results.items()},
+            "failures": self.failures,
+            "robustness": {o: {k: _result_dict(r, stages, f"robustness/{o}/{k}") for k, r in by.items()}
+                           for o, by in self.robustness.items()},
+            "robustness_failures": self.robustness_failures,
+            "sensitivity": None if self.sensitivity is None else self.sensitivity.to_dict(),
+            "sensitivity_error": self.sensitivity_error,
+            "multiple_testing": None if self.multiple is None else self.multiple.to_dict(orient="records"),
+            "multiple_testing_error": self.multiple_error,
+            "quarantined_rows": self.facts.quarantined,
+        }
+        if text is not None:
+            d["text"] = text
+        # the clock-dependent block, last and separate (the determinism test drops exactly these keys)
+        d["timings"] = {"steps": self.timings, "stages": stages}
+        d["seconds"] = self.seconds
+        return d
+
+    def save(self, path: str | Path, text: dict[str, Any] | None = None) -> Path:
+        """Write ``results.json`` atomically (temp file + rename); ``text``: see :meth:`to_dict`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(_json_safe(self.to_dict(text)), ensure_ascii=False, indent=2)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+        return path
+
+
+def _result_dict(r: EstimationResult, stages: dict[str, Any], where: str) -> dict[str, Any]:
+    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``)."""
+    d = r.to_dict()
+    meta = dict(d.get("meta") or {})
+    clock = {k: meta.pop(k) for k in RESULT_TIMING_META if k in meta}
+    if clock:
+        stages[where] = clock
+        d["meta"] = meta
+    return d
+
+
+def _safe_headline(ev: Evaluation, outcome: str) -> dict[str, Any] | None:
+    try:
+        return ev.headline(outcome)
+    except KeyError:
+        return None
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only (relative paths are also looked up from parent folders)."""
+    from evalkit.warehouse import find_existing
+
+    p = find_existing(path)
+    if not p.is_file():
+        raise EvaluationError(
+            f"warehouse {p} not found: create it with `evalkit demo-data` (demo) or `evalkit ingest` (real data)"
+        )
+    return duckdb.connect(str(p), read_only=True)
+
+
+def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:
+    """Run one evaluation: build the panel from the warehouse (or use ``panel``) and every estimator.
+
+    A failing secondary estimator is recorded in ``failures`` (and shown in the brief); a
+    failing headline estimator raises :class:`EvaluationError`.
+    """
+    p = params if isinstance(params, EvaluationParams) else validate_params(params)
+    t0 = time.perf_counter()
+    with open_warehouse(p.warehouse) as con:
+        facts = warehouse_facts(con, p.warehouse)
+        if panel is None:
+            panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
+                                exclude_reforms=p.exclude_reforms)
+    first = panel.groupby("station_id")["first_treat"].first()
+    if (first == NEVER_TREATED).all():
+        raise EvaluationError(
+            f"no station in the selected region adopted reform {p.reform!r} ({p.reform_info.zh}) — check the "
+            f"region filter {p.region.as_filter()} and the reforms table"
+        )
+    results: dict[str, dict[str, EstimationResult]] = {}
+    failures: dict[str, dict[str, str]] = {}
+    for outcome in p.outcomes:
+        results[outcome], failures[outcome] = {}, {}
+        for name in p.estimators:
+            if name == "poisson" and OUTCOMES[outcome].kind != "count":
+                failures[outcome][name] = "Poisson applies to count outcomes only"
+                continue
+            try:
+                fn = get_estimator(name)
+                results[outcome][name] = fn(panel, outcome, **estimator_options(name, p))
+            except Exception as exc:  # recorded, shown in the brief; headline failures re-raised below
+                failures[outcome][name] = f"{type(exc).__name__}: {exc}"
+                if name == p.headline:
+                    raise EvaluationError(
+                        f"headline estimator {name} failed on {outcome}: {exc}\n{traceback.format_exc()}"
+                    ) from exc
+    ev = Evaluation(p, panel, results, failures, facts)
+    ev.timings["estimators"] = time.perf_counter() - t0
+    if p.design == "staggered":
+        _staggered_extras(ev)
+    ev.seconds = time.perf_counter() - t0
+    return ev
+
+
+def _staggered_extras(ev: Evaluation) -> None:
+    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place)."""
+    p, panel, results = ev.params, ev.panel, ev.results
+
+    def step(name: str, fn: Any) -> None:
+        t1 = time.perf_counter()
+        fn()
+        ev.timings[name] = time.perf_counter() - t1
+
+    step("pretrend_test", lambda: [small_sample_pretrend(panel, o, p, results[o]) for o in p.outcomes])
+    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
+
+    def robustness() -> None:
+        for o in p.outcomes:
+            ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
+
+    step("robustness", robustness)
+    if p.sensitivity:
+        def sensitivity() -> None:
+            try:
+                ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
+            except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
+                ev.sensitivity_error = reason(exc)
+
+        step("sensitivity", sensitivity)
+    if p.multiple_testing and len(p.outcomes) > 1:
+        def multiple() -> None:
+            try:
+                ev.multiple, ev.multiple_error = multiple_testing(panel, p, results)
+            except Exception as exc:  # noqa: BLE001
+                ev.multiple_error = reason(exc)
+
+        step("multiple_testing", multiple)
+
+
+def _headline_sign(ev: Evaluation) -> float:
+    try:
+        return float(np.sign(ev.result().att)) or 1.0
+    except (KeyError, ValueError):
+        return 1.0

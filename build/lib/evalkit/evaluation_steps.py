@@ -1,0 +1,166 @@
+"""The steps of an evaluation after its estimators (numbers only; each step wrapped).
+
+* estimator options from the params (:func:`estimator_options`);
+* the small-sample pre-trend test and the headline's jackknife SE (:func:`small_sample_pretrend`,
+  :func:`small_sample_headline_se`) — on failure the analytic value stays and ``meta`` says why;
+* control-group and inference variants of the robustness table (:func:`robustness_variants`);
+* multiple-testing adjustment across outcomes (:func:`multiple_testing`).
+
+A failing step is recorded with its reason and shown as failed in the brief; it is never replaced
+by another method without saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from evalkit.estimators import get_estimator, get_spec, names
+from evalkit.params import EvaluationParams
+from evalkit.registry import NEVER_TREATED
+from evalkit.results import EstimationResult
+from evalkit.sensitivity_run import reason
+
+CS_BOOTSTRAP_DEFAULT = 499  # CS multiplier-bootstrap variant when params.bootstrap == 0
+JACKKNIFE_MAX_TREATED = 100  # headline_se "auto": jackknife the CS headline below this many adopters
+# which rows of the robustness table each variant belongs to
+VARIANT_KINDS = {"cs_never": "control", "cs_notyet": "control",
+                 "cs_mboot": "inference", "twfe_wild": "inference", "ri": "inference"}
+# estimators with a joint pre-trend test, tried after the headline's (registry order)
+PRETREND_SOURCES = tuple(names(pretrend_test=True))
+
+
+def estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
+    """Options of estimator ``name`` from the params: its spec's ``from_params`` (one place)."""
+    return get_spec(name).from_params(p)
+
+
+def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> str | None:
+    """The estimator whose joint pre-trend test the verdict reads: the headline's, else the first of
+    :data:`PRETREND_SOURCES` with a finite p-value."""
+    for name in (p.headline, *PRETREND_SOURCES):
+        pt = (res[name].meta.get("pretrend") or {}) if name in res else {}
+        pv = pt.get("p_value")
+        if pt.get("df") and pv is not None and not (isinstance(pv, float) and math.isnan(pv)):
+            return name
+    return None
+
+
+def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
+                          res: dict[str, EstimationResult]) -> None:
+    """Replace the verdict's pre-trend p-value by the small-sample-valid one (in place).
+
+    The asymptotic χ² p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which
+    p-value ``p_value`` is (``evalkit.inference.pretrend``). On failure the χ² p-value stays and
+    ``meta["pretrend"]["small_sample_error"]`` says why (the brief shows it).
+    """
+    from evalkit.inference.pretrend import pretrend_test
+
+    name = pretrend_source(p, res)
+    if name is None or p.pretrend_test == "chi2":
+        return
+    r = res[name]
+    try:
+        test = pretrend_test(panel, outcome, name, estimator_options(name, p), result=r, method=p.pretrend_test,
+                             draws=p.pretrend_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+        r.meta["pretrend"]["small_sample_error"] = reason(exc)
+        return
+    if test is not None:
+        r.meta["pretrend"] = {**r.meta["pretrend"], **test}
+
+
+def n_treated_units(panel: pd.DataFrame) -> int:
+    return int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
+
+
+def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
+                             res: dict[str, EstimationResult]) -> None:
+    """Jackknife the headline estimate's SE when the analytic one is unreliable (in place); on
+    failure the analytic SE stays and ``meta["headline_se"]["jackknife_error"]`` says why."""
+    from evalkit.inference.jackknife import apply_jackknife, jackknife_overall
+
+    r = res.get(p.headline)
+    if r is None or p.headline_se == "analytic":
+        return
+    if p.headline_se == "auto" and not (p.headline == "cs" and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
+        return
+    cluster = None if p.cluster == "station_id" else p.cluster
+    try:
+        jk = jackknife_overall(panel, outcome, p.headline, estimator_options(p.headline, p), result=r,
+                               cluster=cluster, alpha=p.alpha)
+    except Exception as exc:  # noqa: BLE001 - keep the analytic SE and say why
+        r.meta["headline_se"] = {"method": "analytic", "jackknife_error": reason(exc)}
+        return
+    apply_jackknife(r, jk)
+
+
+def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
+                        done: dict[str, EstimationResult]) -> tuple[dict[str, EstimationResult], dict[str, str]]:
+    """Control-group and inference variants for one outcome (each wrapped; failures recorded)."""
+    lo, hi = p.event_window
+    cs_kw = {"cluster": p.cluster, "alpha": p.alpha, "trim_e": (lo, hi), "aggregations": ("simple",)}
+    boot = p.bootstrap or CS_BOOTSTRAP_DEFAULT
+    main_cs = done.get("cs")
+    jobs: dict[str, Any] = {}
+
+    def cs(control: str, bootstrap: int) -> Any:
+        if main_cs is not None and control == p.control and bootstrap == p.bootstrap:
+            return lambda: main_cs
+        return lambda: get_estimator("cs")(panel, outcome, control=control, bootstrap=bootstrap, seed=p.seed,
+                                           **cs_kw)
+
+    jobs["cs_never"] = cs("never", 0)
+    jobs["cs_notyet"] = cs("notyet", 0)
+    # the bootstrap variant also gives the event study with simultaneous (uniform) bands for the chart
+    jobs["cs_mboot"] = lambda: get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot, seed=p.seed,
+                                                   **(cs_kw | {"aggregations": ("simple", "dynamic")}))
+    if "wild_bootstrap" in p.inference:
+        from evalkit.inference.wild import wild_bootstrap
+
+        jobs["twfe_wild"] = lambda: wild_bootstrap(panel, outcome, cluster=p.cluster, weights=p.wild_weights,
+                                                   B=p.wild_draws, seed=p.seed, alpha=p.alpha)
+    if "randomization" in p.inference:
+        from evalkit.inference.randomization import randomization_inference
+
+        jobs["ri"] = lambda: randomization_inference(panel, outcome, estimator="twfe", scheme="permute",
+                                                     draws=p.ri_draws, seed=p.seed, cluster=p.cluster,
+                                                     alpha=p.alpha)
+    out: dict[str, EstimationResult] = {}
+    fails: dict[str, str] = {}
+    for key, job in jobs.items():
+        try:
+            out[key] = job()
+        except Exception as exc:  # noqa: BLE001 - recorded, shown under the table
+            fails[key] = reason(exc)
+    return out, fails
+
+
+def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
+                     results: dict[str, dict[str, EstimationResult]]) -> tuple[pd.DataFrame, str | None]:
+    """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
+    on TWFE (wild bootstrap) — its columns are absent and the error says why when it failed."""
+    from evalkit.inference.multiple import adjust_pvalues, romano_wolf
+
+    pv = {}
+    for o in p.outcomes:
+        r = results.get(o, {}).get(p.headline)
+        pv[o] = float(r.overall["p_value"]) if r is not None and not r.rows("overall").empty else float("nan")
+    bh = adjust_pvalues(pv, "bh")
+    out = pd.DataFrame({"outcome": list(pv), "p_value": list(pv.values()), "p_bh": [bh[o] for o in pv]})
+    try:
+        rw = romano_wolf(panel, list(p.outcomes), estimator="twfe", B=p.wild_draws, seed=p.seed,
+                         cluster=p.cluster, weights=p.wild_weights, alpha=p.alpha).set_index("outcome")
+        out["p_rw_raw"] = [float(rw.loc[o, "p_value"]) for o in out["outcome"]]
+        out["p_romano_wolf"] = [float(rw.loc[o, "p_romano_wolf"]) for o in out["outcome"]]
+        out.attrs["rw_method"] = str(rw["method"].iloc[0])
+    except Exception as exc:  # noqa: BLE001 - BH alone is still shown
+        return out, reason(exc)
+    return out, None
+
+
+__all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_MAX_TREATED", "PRETREND_SOURCES", "VARIANT_KINDS",
+           "estimator_options", "multiple_testing", "n_treated_units", "pretrend_source", "robustness_variants",
+           "small_sample_headline_se", "small_sample_pretrend"]

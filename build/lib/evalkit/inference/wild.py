@@ -1,0 +1,375 @@
+"""Wild cluster bootstrap (WCR, null imposed) for TWFE coefficients with few clusters.
+
+Algorithm ("fast and wild", Roodman, MacKinnon, Nielsen & Webb 2019):
+
+1. Partial the unit and period fixed effects out of the outcome and the regressors once
+   (within transformation, :func:`evalkit.estimators._fe.demean`).  By Frisch–Waugh–Lovell the
+   coefficient, the residuals and the cluster-robust variance of the dummy-variable regression
+   are reproduced exactly by the regression of demeaned ``y`` on demeaned ``X``.
+2. For a hypothesis ``R'β = r`` the restricted residuals are linear in ``r``:
+   ``ü(r) = ü₀ − r·ẍ``.  Every bootstrap quantity is then a linear function of the cluster
+   weights ``v`` (a ``G × B`` matrix): the numerator ``β*−r = C(r)'v`` and the cluster scores
+   of the bootstrap CRV1 variance ``P(r) = diag(C(r))·v − Q·(S(r)·v)`` with ``C``, ``Q``, ``S``
+   small (``G``, ``G×k``, ``k×G``).  A bootstrap run is a handful of matrix products; no
+   regression is re-run per draw.
+3. ``P(r) = P₀ − r·P₁`` so the bootstrap t statistics for *any* ``r`` follow from five
+   ``B``-vectors; confidence intervals are found by inverting the bootstrap test (bisection on
+   ``r``), as ``boottest`` does.
+
+The p-value is the share of draws with ``|t*| ≥ |t|`` (ties, such as the all-ones weight vector
+that reproduces the actual sample, count as exceedances; ``wildboottest`` counts them too).  With Rademacher weights and ``2^G ≤ B`` all ``2^G`` sign vectors are
+enumerated (the result is then exact and does not depend on the seed).  Random draws use
+``numpy.random.default_rng(seed)`` exactly as ``wildboottest`` does, so on the same data and seed
+the two give identical p-values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts
+from evalkit.estimators._fe import (
+    codes,
+    demean,
+    fixest_ssc,
+    independent_columns,
+    nested_in,
+    sym_inv,
+    time_dummies,
+    unit_cross,
+)
+from evalkit.results import EstimationResult
+
+SE_TYPE = "wild cluster bootstrap (WCR)"
+WEBB = np.concatenate([-np.sqrt(np.array([3.0, 2.0, 1.0]) / 2), np.sqrt(np.array([1.0, 2.0, 3.0]) / 2)])
+_TIE = 1e-10
+
+
+# ---------------------------------------------------------------------------- design
+@dataclass
+class TwfeDesign:
+    """Demeaned two-way FE regression data (one outcome, any regressors)."""
+
+    y: np.ndarray  # demeaned outcome (N)
+    X: np.ndarray  # demeaned regressors (N x k), collinear columns dropped
+    names: list[str]
+    cluster: np.ndarray  # cluster codes 0..G-1 (sorted levels)
+    n_clusters: int
+    unit: np.ndarray
+    time: np.ndarray
+    n_units: int
+    n_times: int
+    frame: pd.DataFrame  # the estimation sample (rows used)
+    ssc: float = 1.0
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y.size)
+
+    def cluster_matrix(self) -> sp.csr_matrix:
+        N = self.y.size
+        return sp.csr_matrix((np.ones(N), (self.cluster, np.arange(N))), shape=(self.n_clusters, N))
+
+
+def event_regressors(df: pd.DataFrame, time: str, cohort: str, leads: int, lags: int, reference: int
+                     ) -> dict[str, np.ndarray]:
+    """Event-time dummies ``e=-leads..lags`` (endpoints binned, reference omitted) as in
+    :func:`evalkit.estimators.twfe.estimate_event_twfe`."""
+    treated = ever_treated(df, cohort).to_numpy()
+    e = np.clip((df[time] - df[cohort]).to_numpy(), -leads, lags)
+    return {f"e={k}": (treated & (e == k)).astype(float) for k in range(-leads, lags + 1) if k != reference}
+
+
+def static_regressor(df: pd.DataFrame, time: str, cohort: str) -> np.ndarray:
+    return (ever_treated(df, cohort) & (df[time] >= df[cohort])).to_numpy().astype(float)
+
+
+def twfe_design(panel: pd.DataFrame, outcome: str, regressors, *, unit: str = "station_id",
+                time: str = "period", cohort: str = "first_treat", cluster: str | None = None,
+                extra_outcomes: list[str] | None = None) -> TwfeDesign | tuple[TwfeDesign, np.ndarray]:
+    """Build the demeaned design. ``regressors`` is ``"static"``, ``("event", leads, lags, ref)``
+    or a callable ``df -> dict[name, array]``.
+
+    With ``extra_outcomes`` (all on the same rows, no missing values allowed) also returns their
+    demeaned values as an ``N x m`` array.
+    """
+    cols = list(dict.fromkeys([unit, time, cohort, outcome, *(extra_outcomes or []), *([cluster] if cluster else [])]))
+    df = panel[cols].dropna(subset=[outcome, *(extra_outcomes or [])]).reset_index(drop=True)
+    if regressors == "static":
+        reg = {"treated_post": static_regressor(df, time, cohort)}
+    elif isinstance(regressors, tuple) and regressors[0] == "event":
+        reg = event_regressors(df, time, cohort, *regressors[1:])
+    else:
+        reg = regressors(df)
+    names = list(reg)
+    u, _ = codes(df[unit])
+    t, _ = codes(df[time])
+    c, _ = codes(df[cluster or unit])
+    n_u, n_t, G = int(u.max()) + 1, int(t.max()) + 1, int(c.max()) + 1
+    ys = [df[outcome].to_numpy(float)] + [df[o].to_numpy(float) for o in (extra_outcomes or [])]
+    M = np.column_stack(ys + [reg[n] for n in names])
+    Mt = demean(M, [u, t])
+    m = len(ys)
+    yt, Xt = Mt[:, 0], Mt[:, m:]
+    keep = independent_columns(Xt.T @ Xt)
+    dropped = [n for n, k in zip(names, keep, strict=True) if not k]
+    Xt = Xt[:, keep]
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    ssc, _ = fixest_ssc(yt.size, Xt.shape[1], G, [(u, n_u), (t, n_t)], c)
+    des = TwfeDesign(y=yt, X=Xt, names=names, cluster=c, n_clusters=G, unit=u, time=t, n_units=n_u,
+                     n_times=n_t, frame=df, ssc=ssc, dropped=dropped)
+    if extra_outcomes:
+        return des, Mt[:, 1:m]
+    return des
+
+
+# ---------------------------------------------------------------------------- weights
+def draw_weights(G: int, B: int, kind: str = "rademacher", seed=None, enumerate_if_possible: bool = True
+                 ) -> tuple[np.ndarray, bool]:
+    """Cluster weights ``G x B``. Rademacher with ``2^G ≤ B``: all ``2^G`` sign vectors (exact)."""
+    if kind == "rademacher" and enumerate_if_possible and G < 31 and 2 ** G <= B:
+        n = 2 ** G
+        bits = (np.arange(n, dtype=np.int64)[None, :] >> np.arange(G, dtype=np.int64)[:, None]) & 1
+        return (2.0 * bits - 1.0), True
+    rng = np.random.default_rng(seed)
+    if kind == "rademacher":
+        v = rng.choice(np.array([-1.0, 1.0]), size=G * B, replace=True)
+    elif kind == "webb":
+        v = rng.choice(WEBB, size=G * B, replace=True)
+    elif kind in ("normal", "norm"):
+        v = rng.normal(size=G * B)
+    else:
+        raise ValueError(f"unknown weights {kind!r}: rademacher, webb or normal")
+    return v.reshape(G, B), False
+
+
+# ---------------------------------------------------------------------------- engine
+@dataclass
+class WCRTest:
+    """Bootstrap test of ``R'β = r`` for all ``r`` (precomputed quadratic forms in ``r``)."""
+
+    estimate: float
+    se: float  # CRV1 with ssc
+    n0: np.ndarray
+    n1: np.ndarray
+    A: np.ndarray
+    Bc: np.ndarray
+    Cc: np.ndarray
+    ssc: float
+
+    def t_stat(self, r: float = 0.0) -> float:
+        return (self.estimate - r) / self.se
+
+    def t_boot(self, r: float = 0.0) -> np.ndarray:
+        den = self.ssc * np.maximum(self.A - 2 * r * self.Bc + r * r * self.Cc, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.n0 - r * self.n1) / np.sqrt(den)
+
+    def p_value(self, r: float = 0.0) -> float:
+        t = abs(self.t_stat(r))
+        tb = np.abs(self.t_boot(r))
+        return float(np.mean(tb >= t - _TIE * max(1.0, t)))
+
+    def conf_int(self, alpha: float = 0.05, tol: float = 1e-7) -> tuple[float, float]:
+        """Test inversion: the set of ``r`` with ``p(r) > alpha`` (outermost crossings found by
+        bracketing from the CRV1 interval, then bisection)."""
+        b, se = self.estimate, self.se
+        if not np.isfinite(se) or se <= 0:
+            return float("nan"), float("nan")
+
+        def bound(sign: float) -> float:
+            inside = b
+            step = se * 2.0
+            out = b + sign * step
+            for _ in range(60):
+                if self.p_value(out) <= alpha:
+                    break
+                inside, step = out, step * 2
+                out = b + sign * step
+            else:
+                return float(sign * np.inf)
+            lo, hi = inside, out
+            for _ in range(200):
+                if abs(hi - lo) <= tol * se:
+                    break
+                mid = (lo + hi) / 2
+                if self.p_value(mid) > alpha:
+                    lo = mid
+                else:
+                    hi = mid
+            return (lo + hi) / 2
+
+        return bound(-1.0), bound(1.0)
+
+
+@dataclass
+class _TimeProj:
+    """Pieces to re-project the absorbed period effects out of the bootstrap residuals."""
+
+    Tm: sp.csr_matrix  # N x (T-1) period dummies
+    Sinv: np.ndarray  # (T' M_unit T)^{-1}
+
+
+def _time_projection(des: TwfeDesign) -> _TimeProj:
+    Tm = time_dummies(des.time, des.n_times)
+    _, _, S = unit_cross(Tm, des.unit, des.n_units)
+    keep = independent_columns(S)
+    Tm = Tm[:, np.flatnonzero(keep)].tocsr()
+    return _TimeProj(Tm=Tm, Sinv=sym_inv(S[np.ix_(keep, keep)]))
+
+
+def wcr_test(des: TwfeDesign, R: np.ndarray, V: np.ndarray, y: np.ndarray | None = None,
+             XtXinv: np.ndarray | None = None, Cm: sp.csr_matrix | None = None,
+             tp: _TimeProj | None = None) -> WCRTest:
+    """WCR bootstrap of ``R'β`` in the two-way FE regression (CRV1 studentisation).
+
+    The bootstrap residuals are those of the full dummy-variable regression,
+    ``û* = M_D(ü∘v) − X̃β*``: the unit effects drop out because the units are nested in the
+    clusters; the period effects (which cut across clusters) are projected out exactly through
+    the small ``(T-1) x (T-1)`` Schur complement ``T' M_unit T``.
+    """
+    X = des.X
+    y = des.y if y is None else y
+    XtXinv = sym_inv(X.T @ X) if XtXinv is None else XtXinv
+    Cm = des.cluster_matrix() if Cm is None else Cm
+    tp = _time_projection(des) if tp is None else tp
+    R = np.asarray(R, dtype=float)
+    a = XtXinv @ R  # k
+    beta = XtXinv @ (X.T @ y)
+    est = float(R @ beta)
+    uhat = y - X @ beta
+    Xa = X @ a
+    s_unres = np.asarray(Cm @ (Xa * uhat)).ravel()  # a' X_g' u_g
+    se = float(np.sqrt(des.ssc * np.sum(s_unres ** 2)))
+    # restricted residuals: u(r) = u0 - r * xdd
+    xdd = Xa / float(R @ a)
+    u0 = uhat + xdd * est
+    S0 = np.asarray(Cm @ (X * u0[:, None])).T  # k x G
+    S1 = np.asarray(Cm @ (X * xdd[:, None])).T
+    C0, C1 = a @ S0, a @ S1  # G
+    Q = np.asarray(Cm @ (X * Xa[:, None])) @ XtXinv  # G x k: a' X_g'X_g (X'X)^-1
+    # period-effect re-projection: K = diag(C) - L W
+    L = np.asarray((Cm @ tp.Tm.multiply(Xa[:, None])).todense())  # G x (T-1)
+    CmT = Cm.T.tocsc()
+    W0 = tp.Sinv @ np.asarray((tp.Tm.T @ sp.diags(u0) @ CmT).todense())  # (T-1) x G
+    W1 = tp.Sinv @ np.asarray((tp.Tm.T @ sp.diags(xdd) @ CmT).todense())
+    n0, n1 = C0 @ V, C1 @ V
+    P0 = C0[:, None] * V - L @ (W0 @ V) - Q @ (S0 @ V)
+    P1 = C1[:, None] * V - L @ (W1 @ V) - Q @ (S1 @ V)
+    return WCRTest(estimate=est, se=se, n0=n0, n1=n1, A=np.einsum("gb,gb->b", P0, P0),
+                   Bc=np.einsum("gb,gb->b", P0, P1), Cc=np.einsum("gb,gb->b", P1, P1), ssc=des.ssc)
+
+
+def wcr_tstats(des: TwfeDesign, R: np.ndarray, V: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Actual and WCR bootstrap t statistics of ``R'β = 0`` for several demeaned outcomes
+    ``Y`` (N x m) with common weights ``V`` (for Romano–Wolf). Returns (t (m), t* (B x m))."""
+    XtXinv = sym_inv(des.X.T @ des.X)
+    Cm = des.cluster_matrix()
+    tp = _time_projection(des)
+    ts, tb = [], []
+    for j in range(Y.shape[1]):
+        w = wcr_test(des, R, V, y=Y[:, j], XtXinv=XtXinv, Cm=Cm, tp=tp)
+        ts.append(w.t_stat(0.0))
+        tb.append(w.t_boot(0.0))
+    return np.array(ts), np.column_stack(tb)
+
+
+# ---------------------------------------------------------------------------- public API
+def wild_bootstrap(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    param: str | list[str] = "treated_post",
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    weights: str = "rademacher",
+    B: int = 9999,
+    seed: int | None = 0,
+    alpha: float = 0.05,
+    impose_null: bool = True,
+    leads: int = 12,
+    lags: int = 24,
+    reference: int = -1,
+    full_enumeration: bool = True,
+    **_: object,
+) -> EstimationResult:
+    """Wild cluster bootstrap (WCR) p-values and test-inversion CIs for TWFE coefficients.
+
+    ``param="treated_post"`` tests the static TWFE coefficient (row kind ``overall``).
+    ``param="event"`` (or an event term such as ``"e=2"`` or a list of them) fits the event-study
+    TWFE of :func:`evalkit.estimators.twfe.estimate_event_twfe` (same ``leads``, ``lags``,
+    ``reference``, binned endpoints) and bootstraps every requested event coefficient (rows kind
+    ``event``) and the mean of the post coefficients (row kind ``overall``), each with its own
+    null imposed and the same weight draws.
+
+    ``std_error`` is the analytic CRV1 standard error (fixest small-sample factor, see
+    ``meta['ssc']``); ``p_value``, ``ci_low`` and ``ci_high`` come from the bootstrap.
+    """
+    if not impose_null:
+        raise NotImplementedError("only the restricted (WCR) bootstrap is implemented; impose_null=True")
+    event = param != "treated_post"
+    spec = ("event", leads, lags, reference) if event else "static"
+    des = twfe_design(panel, outcome, spec, unit=unit, time=time, cohort=cohort, cluster=cluster)
+    G, k = des.n_clusters, des.X.shape[1]
+    if not nested_in(des.unit, des.cluster):
+        raise ValueError(f"units ({unit}) must be nested in the clusters ({cluster}) for the wild bootstrap")
+    V, enumerated = draw_weights(G, B, weights, seed, full_enumeration)
+    XtXinv = sym_inv(des.X.T @ des.X)
+    Cm = des.cluster_matrix()
+    tp = _time_projection(des)
+
+    def run(R: np.ndarray) -> dict:
+        w = wcr_test(des, R, V, XtXinv=XtXinv, Cm=Cm, tp=tp)
+        lo, hi = w.conf_int(alpha)
+        return {"estimate": w.estimate, "std_error": w.se, "ci_low": lo, "ci_high": hi,
+                "p_value": w.p_value(0.0), "t_stat": w.t_stat(0.0)}
+
+    rows = []
+    if not event:
+        rows.append({"kind": "overall", "term": "treated_post", **run(np.eye(k)[0])})
+    else:
+        wanted = des.names if param == "event" else ([param] if isinstance(param, str) else list(param))
+        missing = [p for p in wanted if p not in des.names]
+        if missing:
+            raise KeyError(f"event terms {missing} not estimable; available: {des.names}")
+        for p in wanted:
+            j = des.names.index(p)
+            rows.append({"kind": "event", "term": p, "event_time": int(p.split("=")[1]), **run(np.eye(k)[j])})
+        rows.append({"kind": "event", "term": f"e={reference}", "event_time": reference, "estimate": 0.0,
+                     "std_error": 0.0})
+        post = [i for i, n in enumerate(des.names) if int(n.split("=")[1]) >= 0]
+        if post:
+            R = np.zeros(k)
+            R[post] = 1.0 / len(post)
+            rows.append({"kind": "overall", "term": "mean of post coefficients", **run(R)})
+    df = des.frame
+    n_t, n_c = unit_counts(df, unit, cohort)
+    meta = {
+        "label": "TWFE, wild cluster bootstrap (WCR)" + (" — event study" if event else ""),
+        "se_type": SE_TYPE, "bootstrap": f"WCR11, {weights}, B={V.shape[1]}" + (" (full enumeration)" if enumerated else ""),
+        "B": int(V.shape[1]), "B_requested": int(B), "weights": weights, "seed": seed,
+        "full_enumeration": enumerated, "n_clusters": G, "cluster": cluster or unit,
+        "ssc": des.ssc, "std_error_type": "CRV1 (fixest ssc); p-value and CI from the bootstrap",
+        "ci_method": "test inversion of the WCR bootstrap (bisection)", "impose_null": True,
+        "n_treated": n_t, "n_control": n_c, "n_obs": des.n_obs, "n_periods": des.n_times,
+        "baseline_mean": baseline_mean(df, outcome, time=time, cohort=cohort), "alpha": alpha,
+        "param": param, "dropped_collinear": des.dropped,
+    }
+    if event:
+        meta.update({"leads": leads, "lags": lags, "reference_period": reference})
+    if G < 6:
+        meta["warning"] = f"only {G} clusters: even the wild bootstrap is unreliable"
+    return EstimationResult("twfe_wild", outcome, pd.DataFrame(rows), meta=meta)
+
+
+def t_critical(G: int, alpha: float) -> float:
+    """``t(G-1)`` critical value (used for the CRV1 fallback in the power module)."""
+    return float(stats.t.ppf(1 - alpha / 2, max(G - 1, 1)))

@@ -1,0 +1,445 @@
+"""The ingest engine: map headers → load raw text → validate in SQL → insert accepted rows and
+quarantine the rest, all in one transaction.
+
+Validation is vectorised in DuckDB: every row gets the index of the *first* failing check
+(``_chk``), so each rejected row is quarantined exactly once with one stable reason code and
+``rows_in == rows_accepted + rows_quarantined`` holds by construction (and is asserted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import unicodedata
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from evalkit import registry
+from evalkit.ingest import sql as S
+from evalkit.ingest.errors import REASONS, IngestError
+from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
+from evalkit.ingest.report import IngestReport
+from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
+from evalkit.schema import TABLES, Table
+
+FREE_TEXT = {"stations": ("name", "county", "city", "province")}
+STATION_REF_TABLES = ("reforms", "incidents", "disputes")
+KEYS = {
+    "stations": ("station_id",),
+    "reforms": ("station_id", "reform"),
+    "incidents": ("incident_id",),
+    "disputes": ("dispute_id",),
+}
+MAX_RESPONSE = "INTERVAL 24 HOUR"
+
+
+# ------------------------------------------------------------------------------ windows
+def _bound(text: str, end: bool) -> dt.datetime:
+    s = str(text).strip()
+    try:
+        if len(s) == 4 and s.isdigit():
+            d = dt.datetime(int(s), 1, 1)
+            return d.replace(year=d.year + 1) if end else d
+        if len(s) in (6, 7) and s[4] in "-/":
+            y, m = int(s[:4]), int(s[5:])
+            d = dt.datetime(y, m, 1)
+            if end:
+                d = dt.datetime(y + (m == 12), m % 12 + 1, 1)
+            return d
+        d = pd.Timestamp(s).to_pydatetime()
+    except (ValueError, TypeError):
+        raise IngestError(f"bad study window bound {text!r} (use YYYY-MM or YYYY-MM-DD)") from None
+    if end and d.hour == d.minute == d.second == 0:
+        d = d + dt.timedelta(days=1)  # a date-only end bound is inclusive
+    return d
+
+
+def resolve_window(con, study_window, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, str]:
+    """(start, end-exclusive, label). Explicit window, else meta study_start/study_end, else 2000-01-01..now."""
+    if study_window is not None:
+        start, end = study_window
+        src = "given"
+    else:
+        from evalkit.warehouse import get_meta
+
+        start = get_meta(con, "study_start")
+        end = get_meta(con, "study_end")
+        src = "meta"
+        if not start or not end:
+            start, end, src = "2000-01-01", None, "default"
+    s = _bound(start, end=False)
+    e = _bound(end, end=True) if end else now
+    if e <= s:
+        raise IngestError(f"study window is empty: {start} .. {end}")
+    return s, e, f"{s:%Y-%m-%d}..{(e - dt.timedelta(seconds=1)):%Y-%m-%d} ({src})"
+
+
+# ------------------------------------------------------------------------------ value maps
+def _norm_key(x: str) -> str:
+    s = unicodedata.normalize("NFKC", str(x))
+    return "".join(s.split()).upper()
+
+
+def _station_mapper(con):
+    rows = con.execute("SELECT station_id, name FROM stations").fetchall()
+    exact: dict[str, set[str]] = {}
+    normed: dict[str, set[str]] = {}
+    for sid, _name in rows:
+        exact.setdefault(sid, set()).add(sid)
+        normed.setdefault(_norm_key(sid), set()).add(sid)
+    for sid, name in rows:  # names after ids: an id always wins over a name
+        if name:
+            if name not in exact:
+                exact.setdefault(name, set()).add(sid)
+            n = _norm_key(name)
+            if n not in normed or sid in normed[n]:
+                normed.setdefault(n, set()).add(sid)
+
+    def match(v: str) -> str | None:
+        for d, k in ((exact, v), (normed, _norm_key(v))):
+            hit = d.get(k)
+            if hit:
+                return next(iter(hit)) if len(hit) == 1 else None
+        return None
+
+    return match, len(rows)
+
+
+def _reform_map(v: str) -> str | None:
+    try:
+        return registry.reform_id(v)
+    except KeyError:
+        return None
+
+
+def _category_map(v: str) -> tuple[str, bool]:
+    cid = registry.category_id(v)
+    known = cid != "other" or v.strip() in {"other", "其他", "Other", "其它"}
+    return cid, known
+
+
+def _dispute_category_map(v: str) -> tuple[str, bool]:
+    key = v.strip()
+    for cid, (zh, en) in registry.DISPUTE_CATEGORIES.items():
+        if key in (cid, zh, en) or (zh.endswith("纠纷") and key == zh[:-2]) or key == en.lower():
+            return cid, True
+    return "other", False
+
+
+def _make_map(con, name: str, column: str, func) -> str:
+    """Temp table ``name(v, m, known)`` for the distinct trimmed values of ``column`` in the raw table."""
+    vals = [r[0] for r in con.execute(
+        f"SELECT DISTINCT {column} FROM _ek_v WHERE {column} IS NOT NULL").fetchall()]
+    out_v, out_m, out_k = [], [], []
+    for v in vals:
+        res = func(v)
+        if isinstance(res, tuple):
+            m, known = res
+        else:
+            m, known = res, res is not None
+        out_v.append(v)
+        out_m.append(m)
+        out_k.append(bool(known))
+    frame = pd.DataFrame({"v": pd.Series(out_v, dtype=object), "m": pd.Series(out_m, dtype=object),
+                          "known": pd.Series(out_k, dtype=bool)})
+    con.register("_ek_frame", frame)
+    try:
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, "
+                    f"known FROM _ek_frame")
+    finally:
+        con.unregister("_ek_frame")
+    return name
+
+
+# ------------------------------------------------------------------------------ plan per table
+@dataclass
+class Check:
+    reason: str
+    column: str
+    cond: str
+    detail: str
+
+
+def _lbl(hm: HeaderMap, col: str) -> str:
+    h = hm.original.get(col, col)
+    return col if h == col else f"{col} ({h})"
+
+
+def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[dict[str, str], list[str], list[Check]]:
+    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks."""
+    present = set(hm.positions)
+    ws, we, wlabel = window
+    nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
+    wsl = f"TIMESTAMP {S.q(ws.strftime('%Y-%m-%d %H:%M:%S'))}"
+    wel = f"TIMESTAMP {S.q(we.strftime('%Y-%m-%d %H:%M:%S'))}"
+    parsed: dict[str, str] = {}
+    joins: list[str] = []
+    checks: list[Check] = []
+    t = spec.name
+
+    def v(c):
+        return f"v_{c}"
+
+    def p(c):
+        return f"p_{c}"
+
+    # ---- required values
+    for c in spec.columns:
+        if c.required and not (t == "stations" and c.name == "population"):
+            checks.append(Check("missing_required", c.name, f"{v(c.name)} IS NULL",
+                                S.q(f"required value {_lbl(hm, c.name)} is empty")))
+
+    # ---- parse each column present
+    parse_checks: list[Check] = []
+    for c in spec.columns:
+        if c.name not in present:
+            parsed[c.name] = f"CAST(NULL AS {c.sql_type})"
+            continue
+        vv = v(c.name)
+        bad = f"{vv} IS NOT NULL AND {p(c.name)} IS NULL"
+        shown = f"concat({S.q(_lbl(hm, c.name) + ': ')}, {vv})"
+        if c.name == "station_id" and t in STATION_REF_TABLES:
+            match, n = _station_mapper(con)
+            if n == 0:
+                raise IngestError(f"the station register is empty: ingest stations before {t}")
+            _make_map(con, "_ek_map_station", vv, match)
+            joins.append(f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}")
+            parsed[c.name] = "ms.m"
+            parse_checks.append(Check("unknown_station", c.name, bad,
+                                      f"concat('station ', {vv}, ' is not in the station register (by id or name)')"))
+        elif c.name == "reform":
+            _make_map(con, "_ek_map_reform", vv, _reform_map)
+            joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
+            parsed[c.name] = "mr.m"
+            parse_checks.append(Check("unknown_reform", c.name, bad,
+                                      f"concat('reform ', {vv}, ' is not in the reform registry')"))
+        elif c.name == "category":
+            func = _category_map if t == "incidents" else _dispute_category_map
+            _make_map(con, "_ek_map_category", vv, func)
+            joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
+            parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
+        elif c.name == "area_type":
+            parsed[c.name] = S.enum_sql(vv, S.AREA_TYPES)
+            parse_checks.append(Check("bad_value", c.name, bad,
+                                      f"concat({shown}, ' is not 城区/农村/城乡结合 (urban/rural/mixed)')"))
+        elif c.name == "handled_by":
+            parsed[c.name] = S.enum_sql(vv, S.HANDLED_BY)
+            parse_checks.append(Check("bad_value", c.name, bad,
+                                      f"concat({shown}, ' is not 派出所/巡逻/分流 (station/patrol/diverted)')"))
+        elif c.sql_type == "TIMESTAMP":
+            parsed[c.name] = S.datetime_sql(vv)
+            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date/time')"))
+        elif c.sql_type == "DATE":
+            parsed[c.name] = f"CAST({S.datetime_sql(vv)} AS DATE)"
+            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date')"))
+        elif c.sql_type == "INTEGER":
+            parsed[c.name] = S.integer_sql(vv)
+            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not an integer')"))
+            if not (t == "stations" and c.name == "population"):
+                parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0",
+                                          f"concat({shown}, ' is negative')"))
+        elif c.sql_type == "BOOLEAN":
+            parsed[c.name] = S.bool_sql(vv)
+            parse_checks.append(Check("bad_boolean", c.name, bad, f"concat({shown}, ' is not 是/否')"))
+        else:
+            parsed[c.name] = vv
+    checks.extend(parse_checks)
+
+    # ---- table rules
+    def ts(c):
+        return p(c) if spec.column(c).sql_type == "TIMESTAMP" else f"CAST({p(c)} AS TIMESTAMP)"
+
+    date_cols = [c.name for c in spec.columns if c.sql_type in ("DATE", "TIMESTAMP") and c.name in present]
+    for c in date_cols:
+        checks.append(Check("future_date", c, f"{ts(c)} > {nowl}",
+                            f"concat({S.q(_lbl(hm, c) + ' ')}, CAST({p(c)} AS VARCHAR), ' lies in the future')"))
+    main_date = {"incidents": "received_at", "disputes": "opened_on", "reforms": "adopted_on"}.get(t)
+    if main_date and main_date in present:
+        checks.append(Check(
+            "outside_window", main_date, f"({ts(main_date)} < {wsl} OR {ts(main_date)} >= {wel})",
+            f"concat({S.q(_lbl(hm, main_date) + ' ')}, CAST({p(main_date)} AS VARCHAR), "
+            f"{S.q(' is outside the ' + ('panel' if t == 'reforms' else 'study') + ' window ' + wlabel)})"))
+    if t == "stations":
+        if "population" in present:
+            checks.append(Check("bad_number", "population",
+                                f"{v('population')} IS NOT NULL AND {p('population')} IS NULL",
+                                f"concat({S.q(_lbl(hm, 'population') + ': ')}, {v('population')}, ' is not an integer')"))
+        checks.append(Check("no_population", "population", f"COALESCE({p('population')}, 0) <= 0",
+                            f"concat('station has no population (', COALESCE({v('population')}, 'empty'), ')')"))
+    if t == "incidents":
+        for col, reason in (("arrived_at", "arrival_before_receipt"), ("dispatched_at", "dispatch_before_receipt"),
+                            ("closed_at", "closed_before_receipt")):
+            if col in present:
+                checks.append(Check(reason, col, f"{p(col)} < {p('received_at')}",
+                                    f"concat({S.q(_lbl(hm, col) + ' ')}, CAST({p(col)} AS VARCHAR), "
+                                    f"' is before receipt ', CAST({p('received_at')} AS VARCHAR))"))
+            if col == "arrived_at" and col in present:
+                checks.append(Check("absurd_response_time", col,
+                                    f"{p(col)} - {p('received_at')} > {MAX_RESPONSE}",
+                                    f"concat('response time ', CAST({p(col)} - {p('received_at')} AS VARCHAR), "
+                                    f"' exceeds 24 hours')"))
+    if t == "disputes" and "closed_on" in present:
+        checks.append(Check("closed_before_opened", "closed_on", f"{p('closed_on')} < {p('opened_on')}",
+                            f"concat('closed ', CAST({p('closed_on')} AS VARCHAR), ' before opened ', "
+                            f"CAST({p('opened_on')} AS VARCHAR))"))
+    return parsed, joins, checks
+
+
+# ------------------------------------------------------------------------------ one file
+def _drop_temps(con) -> None:
+    for name in ("_ek_v", "_ek_p", "_ek_stage", "_ek_dup", "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _log_file(con, table: str, file: str, sha: str, rows_in: int, acc: int, qua: int, now) -> None:
+    con.execute("INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?)", [table, file, sha, rows_in, acc, qua, now])
+
+
+def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport) -> dict:
+    t = spec.name
+    _drop_temps(con)
+    row_expr = load_raw(con, src, hm.positions, "_ek_v")
+    parsed, joins, checks = _plan(spec, hm, con, now, window)
+    keys = KEYS[t]
+    dup_idx = len(checks) + 1
+    reasons = [c.reason for c in checks] + ["duplicate_id"]
+    colnames = [c.column for c in checks] + [",".join(keys)]
+    chk_case = "CASE " + " ".join(f"WHEN {c.cond} THEN {i}" for i, c in enumerate(checks, start=1)) + " END"
+    p_cols = ", ".join(f"{expr} AS p_{name}" for name, expr in parsed.items())
+    star = "_ek_v.* EXCLUDE (_row)" if row_expr.endswith("._row") else "_ek_v.*"
+    # parse (inner select) and find each row's first failing check (outer) in one pass
+    con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT p.*, {chk_case} AS _chk FROM ("
+                f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}) p")
+    con.execute("DROP TABLE _ek_v")
+    # duplicates (only among rows that passed every other check): within this file keep the first
+    # occurrence; against the warehouse (which includes earlier files of this call) reject all.
+    keycols = ", ".join(f"p_{k}" for k in keys)
+    s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
+    con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+                f"WHERE _chk IS NULL GROUP BY ALL HAVING count(*) > 1")
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
+                f"AND s._chk IS NULL")
+    t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
+
+    rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
+    # ---- accepted rows
+    free = FREE_TEXT.get(t, ())
+    out_cols = [c.name for c in spec.columns]
+    sel = ", ".join(S.mask_sql(f"p_{c}") if c in free else f"p_{c}" for c in out_cols)
+    masked = 0
+    if free:
+        present_free = [c for c in free if c in hm.positions]
+        if present_free:
+            cond = " + ".join(f"CAST(COALESCE({S.needs_mask_sql('p_' + c)}, FALSE) AS INTEGER)" for c in present_free)
+            masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
+    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}) SELECT {sel} FROM _ek_stage WHERE _chk IS NULL"
+                      ).fetchall()[0][0]
+
+    # ---- quarantined rows
+    raw_json = "json_object(" + ", ".join(
+        f"{S.q(hm.original[c])}, v_{c}" for c in hm.positions) + ")"
+    detail_case = "CASE _chk " + " ".join(
+        f"WHEN {i} THEN {c.detail}" for i, c in enumerate(checks, start=1)
+    ) + f" WHEN {dup_idx} THEN concat('duplicate key ', " + ", '/', ".join(f"COALESCE(p_{k}, '')" for k in keys) + \
+        ", ' (already ingested or repeated in this file)') END"
+    list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
+    col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
+    nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
+    qua = con.execute(f"""
+INSERT INTO quarantine
+SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
+       {S.mask_sql(raw_json)}, {nowl}
+FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
+    if qua:
+        masked += con.execute(
+            f"SELECT count(*) FROM _ek_stage WHERE _chk IS NOT NULL AND {S.needs_mask_sql(raw_json)}").fetchall()[0][0]
+        by_reason = dict(con.execute(
+            f"SELECT {list_lit}[_chk], count(*) FROM _ek_stage WHERE _chk IS NOT NULL GROUP BY 1").fetchall())
+        report.add_reasons(by_reason)
+    if t in ("incidents", "disputes") and "category" in hm.positions:
+        for val, n in con.execute(
+            "SELECT s.v_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s.v_category "
+            "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
+        ).fetchall():
+            key = S.mask_py(val)
+            report.unknown_values[key] = report.unknown_values.get(key, 0) + int(n)
+    _drop_temps(con)
+    if rows_in != acc + qua:
+        raise AssertionError(f"{src.name}: rows_in {rows_in} != accepted {acc} + quarantined {qua}")
+    return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked)}
+
+
+# ------------------------------------------------------------------------------ public
+def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
+           study_window: tuple[str, str] | None = None) -> IngestReport:
+    """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`."""
+    t0 = time.perf_counter()
+    if table not in TABLES:
+        raise IngestError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    spec = TABLES[table]
+    user_map = load_mapping(mapping, table)
+    files = expand_paths(paths, table, spec.zh)
+    own = con is None
+    if own:
+        from evalkit.warehouse import connect
+
+        con = connect(warehouse)
+    report = IngestReport(table=table, files=[str(f) for f in files])
+    now = dt.datetime.now().replace(microsecond=0)
+    tmp = make_tmpdir()
+    # bound DuckDB's memory during the ingest (temp tables spill to disk beyond it); restored after
+    old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            window = resolve_window(con, study_window, now)
+            for f in files:
+                sha = sha256_file(f)
+                hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? LIMIT 1",
+                                  [table, sha]).fetchall()
+                if hit:
+                    report.skipped_files.append(str(f))
+                    report.per_file.append({"table": table, "file": str(f), "status": "skipped (already ingested)",
+                                            "rows_in": 0, "rows_accepted": 0, "rows_quarantined": 0,
+                                            "masked_values": 0})
+                    continue
+                src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet)
+                hm = map_headers(src.headers, spec, user_map, src.name)
+                for h in hm.unknown:
+                    if h not in report.unknown_columns:
+                        report.unknown_columns.append(h)
+                for h in hm.personal:
+                    if h not in report.refused_personal_columns:
+                        report.refused_personal_columns.append(h)
+                res = _ingest_file(con, spec, src, hm, window, now, report)
+                report.rows_in += res["rows_in"]
+                report.rows_accepted += res["rows_accepted"]
+                report.rows_quarantined += res["rows_quarantined"]
+                report.masked_values += res["masked"]
+                report.per_file.append({"table": table, "file": str(f), "status": "ingested",
+                                        "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
+                                        "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
+                _log_file(con, table, str(f), sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now)
+            report.check()
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+    finally:
+        tmp.cleanup()
+        con.execute(f"SET memory_limit = {S.q(old_limit)}")
+        if own:
+            con.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+__all__ = ["ingest", "IngestReport", "IngestError", "REASONS", "resolve_window"]

@@ -1,0 +1,74 @@
+"""The result of one ingest call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class IngestReport:
+    table: str
+    files: list[str] = field(default_factory=list)
+    rows_in: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    unknown_columns: list[str] = field(default_factory=list)
+    refused_personal_columns: list[str] = field(default_factory=list)
+    masked_values: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    # value → count of category values that were not in the registry (stored as "other")
+    unknown_values: dict[str, int] = field(default_factory=dict)
+    per_file: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def check(self) -> None:
+        """The reconciliation invariant: every row read is either accepted or quarantined."""
+        if self.rows_in != self.rows_accepted + self.rows_quarantined:
+            raise AssertionError(
+                f"ingest of {self.table}: rows_in={self.rows_in} != accepted {self.rows_accepted} "
+                f"+ quarantined {self.rows_quarantined}"
+            )
+        if sum(self.quarantined_by_reason.values()) != self.rows_quarantined:
+            raise AssertionError(f"ingest of {self.table}: quarantine reasons do not add up")
+
+    def add_reasons(self, reasons: dict[str, int]) -> None:
+        for k, v in reasons.items():
+            self.quarantined_by_reason[k] = self.quarantined_by_reason.get(k, 0) + int(v)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per file (ingested or skipped) with its counts."""
+        cols = ["table", "file", "status", "rows_in", "rows_accepted", "rows_quarantined", "masked_values"]
+        return pd.DataFrame(self.per_file, columns=cols)
+
+    def summary(self) -> str:
+        """Readable multi-line text (rich markup)."""
+        lines = [
+            f"[bold]ingest {self.table}[/bold]: {len(self.files)} file(s), "
+            f"{self.rows_in:,} rows in → [green]{self.rows_accepted:,} accepted[/green], "
+            f"[red]{self.rows_quarantined:,} quarantined[/red] ({self.seconds:.1f} s)"
+        ]
+        for reason, n in sorted(self.quarantined_by_reason.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  quarantined {reason}: {n:,}")
+        if self.skipped_files:
+            lines.append(f"  skipped (already ingested, same sha256): {', '.join(self.skipped_files)}")
+        if self.unknown_columns:
+            lines.append(f"  unknown columns (not stored): {', '.join(self.unknown_columns)}")
+        if self.refused_personal_columns:
+            lines.append(
+                "  [yellow]personal-data columns refused (never stored): "
+                f"{', '.join(self.refused_personal_columns)}[/yellow]"
+            )
+        if self.masked_values:
+            lines.append(f"  masked ID/phone numbers in text: {self.masked_values:,}")
+        if self.unknown_values:
+            vals = ", ".join(f"{k} ({v})" for k, v in sorted(self.unknown_values.items(), key=lambda kv: -kv[1]))
+            lines.append(f"  unknown categories stored as 'other': {vals}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:  # plain text without markup
+        import re
+
+        return re.sub(r"\[/?[a-z ]+\]", "", self.summary())

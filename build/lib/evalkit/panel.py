@@ -1,0 +1,236 @@
+"""Station × month panels, built by SQL inside DuckDB.
+
+Raw records never travel to pandas: one ``GROUP BY`` per source table runs in DuckDB and
+only the aggregated station-month rows (a few thousand to a few million) come back.
+
+Definitions (per station and month; months numbered ``year*12 + month-1``, see
+:mod:`evalkit.registry`):
+
+- ``calls_total``: every incident received, including calls diverted to 12345.
+- ``incidents_total`` and ``incidents_<category>``: incidents handled by the station or its
+  patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` counts as the station).
+- ``incidents_per_10k``: ``incidents_total`` per 10,000 residents.
+- ``dispatches`` (处警量): incidents handled by station or patrol (= ``incidents_total``
+  minus nothing: a dispatch is every non-diverted incident).
+- ``cases`` (办案量): incidents with ``is_case``.
+- ``n_responses``: incidents with an arrival time; ``response_*_min``: minutes from
+  receipt to arrival (mean, median, 90th percentile); ``share_within_5min``.
+- ``n_noncase`` and ``share_patrol_closed``: among non-diverted, non-case incidents, the
+  share handled by patrol.
+- ``disputes_opened`` (by ``opened_on``), ``disputes_resolved``, ``dispute_resolution_rate``,
+  ``dispute_escalation_rate``, ``dispute_days_to_resolve`` (resolved disputes only).
+- ``first_treat``: the month the station adopted the reform (0 = never in the register);
+  ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never).
+
+Stations × months with no records get zero counts and missing (NaN) means, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from evalkit.registry import CATEGORIES, NEVER_TREATED, period_of, period_start, reform_id
+
+REGION_COLUMNS = ("province", "city", "county", "area_type", "station_id")
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """What panel to build: the reform defining treatment timing, window and region."""
+
+    reform: str
+    start: str = "2019-01"
+    end: str = "2025-12"
+    region: dict[str, str | list[str]] | None = None
+
+    @property
+    def first_period(self) -> int:
+        return period_of(pd.Timestamp(self.start + "-01") if len(self.start) == 7 else self.start)
+
+    @property
+    def last_period(self) -> int:
+        return period_of(pd.Timestamp(self.end + "-01") if len(self.end) == 7 else self.end)
+
+
+def _region_sql(region: dict[str, str | list[str]] | None) -> tuple[str, list]:
+    if not region:
+        return "TRUE", []
+    clauses, args = [], []
+    for col, value in region.items():
+        if value is None:
+            continue
+        if col not in REGION_COLUMNS:
+            raise ValueError(f"region filter on unknown column {col!r}; use one of {REGION_COLUMNS}")
+        values = [value] if isinstance(value, str) else list(value)
+        clauses.append(f"s.{col} IN ({', '.join('?' for _ in values)})")
+        args.extend(values)
+    return (" AND ".join(clauses) or "TRUE"), args
+
+
+def panel_sql(spec: PanelSpec) -> str:
+    """The SQL that builds the panel (parameters: reform, p0, p1, then region values)."""
+    cat_cols = ",\n      ".join(
+        f"count(*) FILTER (WHERE NOT diverted AND category = '{c}') AS incidents_{c}" for c in CATEGORIES
+    )
+    cat_select = ", ".join(f"coalesce(i.incidents_{c}, 0) AS incidents_{c}" for c in CATEGORIES)
+    region_sql, _ = _region_sql(spec.region)
+    return f"""
+WITH months AS (
+  SELECT range AS period FROM range(CAST($p0 AS BIGINT), CAST($p1 AS BIGINT) + 1)
+),
+st AS (
+  SELECT s.* FROM stations s WHERE {region_sql}
+),
+adopt AS (
+  SELECT station_id, min(adopted_on) AS adopted_on
+  FROM reforms WHERE reform = $reform GROUP BY station_id
+),
+inc_raw AS (
+  SELECT station_id,
+         year(received_at) * 12 + month(received_at) - 1 AS period,
+         coalesce(handled_by, 'station') = 'diverted' AS diverted,
+         coalesce(handled_by, 'station') AS handled_by,
+         coalesce(is_case, FALSE) AS is_case,
+         category,
+         CASE WHEN arrived_at IS NOT NULL
+              THEN date_diff('second', received_at, arrived_at) / 60.0 END AS response_min
+  FROM incidents
+  WHERE received_at >= $t0 AND received_at < $t1
+    AND station_id IN (SELECT station_id FROM st)
+),
+inc AS (
+  SELECT station_id, period,
+      count(*) AS calls_total,
+      count(*) FILTER (WHERE NOT diverted) AS incidents_total,
+      {cat_cols},
+      count(*) FILTER (WHERE NOT diverted) AS dispatches,
+      count(*) FILTER (WHERE is_case) AS cases,
+      count(response_min) AS n_responses,
+      avg(response_min) AS response_mean_min,
+      median(response_min) AS response_median_min,
+      quantile_cont(response_min, 0.9) AS response_p90_min,
+      avg(CASE WHEN response_min IS NOT NULL THEN CAST(response_min <= 5 AS DOUBLE) END) AS share_within_5min,
+      count(*) FILTER (WHERE NOT diverted AND NOT is_case) AS n_noncase,
+      avg(CASE WHEN NOT diverted AND NOT is_case THEN CAST(handled_by = 'patrol' AS DOUBLE) END)
+          AS share_patrol_closed
+  FROM inc_raw GROUP BY station_id, period
+),
+dis AS (
+  SELECT station_id,
+         year(opened_on) * 12 + month(opened_on) - 1 AS period,
+         count(*) AS disputes_opened,
+         count(*) FILTER (WHERE resolved) AS disputes_resolved,
+         count(*) FILTER (WHERE escalated) AS disputes_escalated,
+         avg(CASE WHEN resolved AND closed_on IS NOT NULL THEN date_diff('day', opened_on, closed_on) END)
+             AS dispute_days_to_resolve
+  FROM disputes
+  WHERE opened_on >= CAST($t0 AS DATE) AND opened_on < CAST($t1 AS DATE)
+    AND station_id IN (SELECT station_id FROM st)
+  GROUP BY station_id, period
+)
+SELECT
+  st.station_id, st.name, st.county, st.city, st.province, st.area_type,
+  st.population, st.officers, st.auxiliaries,
+  m.period,
+  coalesce(year(a.adopted_on) * 12 + month(a.adopted_on) - 1, {NEVER_TREATED}) AS first_treat,
+  coalesce(i.calls_total, 0) AS calls_total,
+  coalesce(i.incidents_total, 0) AS incidents_total,
+  {cat_select},
+  CASE WHEN st.population > 0 THEN coalesce(i.incidents_total, 0) * 10000.0 / st.population END
+      AS incidents_per_10k,
+  coalesce(i.dispatches, 0) AS dispatches,
+  coalesce(i.cases, 0) AS cases,
+  coalesce(i.n_responses, 0) AS n_responses,
+  i.response_mean_min, i.response_median_min, i.response_p90_min, i.share_within_5min,
+  coalesce(i.n_noncase, 0) AS n_noncase,
+  i.share_patrol_closed,
+  coalesce(d.disputes_opened, 0) AS disputes_opened,
+  coalesce(d.disputes_resolved, 0) AS disputes_resolved,
+  coalesce(d.disputes_escalated, 0) AS disputes_escalated,
+  CASE WHEN d.disputes_opened > 0 THEN d.disputes_resolved * 1.0 / d.disputes_opened END
+      AS dispute_resolution_rate,
+  CASE WHEN d.disputes_opened > 0 THEN d.disputes_escalated * 1.0 / d.disputes_opened END
+      AS dispute_escalation_rate,
+  d.dispute_days_to_resolve
+FROM st CROSS JOIN months m
+LEFT JOIN adopt a ON a.station_id = st.station_id
+LEFT JOIN inc i ON i.station_id = st.station_id AND i.period = m.period
+LEFT JOIN dis d ON d.station_id = st.station_id AND d.period = m.period
+ORDER BY st.station_id, m.period
+"""
+
+
+def build_panel(
+    con: duckdb.DuckDBPyConnection,
+    reform: str,
+    *,
+    start: str = "2019-01",
+    end: str = "2025-12",
+    region: dict[str, str | list[str]] | None = None,
+    exclude_reforms: list[str] | None = None,
+) -> pd.DataFrame:
+    """Build the station × month panel for one reform from the warehouse.
+
+    ``exclude_reforms``: other reforms (ids or Chinese names) whose adopters are dropped from the
+    comparison group, because those reforms also move the outcome (a "clean" comparison group).
+    Stations that adopted the evaluated reform stay. How many were dropped, per reform, is in
+    ``panel.attrs["excluded_stations"]``.
+
+    ``reform`` may be an English id or a Chinese name (两队一室). ``start``/``end`` are
+    ``YYYY-MM`` months (inclusive). ``region`` filters stations, e.g. ``{"city": "临江市"}``.
+    Returns one row per station and month, with ``first_treat`` (0 = never adopted),
+    ``treated`` (0/1) and ``event_time`` (Int64, NA for never-adopters).
+    """
+    spec = PanelSpec(reform_id(reform), start, end, region)
+    p0, p1 = spec.first_period, spec.last_period
+    if p1 < p0:
+        raise ValueError(f"panel window ends ({end}) before it starts ({start})")
+    _, region_args = _region_sql(spec.region)
+    sql = panel_sql(spec)
+    # DuckDB does not mix $named and ? parameters: inline the region values safely as named params.
+    named = {"reform": spec.reform, "p0": p0, "p1": p1,
+             "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
+    for k, v in enumerate(region_args):
+        sql = sql.replace("?", f"$r{k}", 1)
+        named[f"r{k}"] = v
+    df = con.execute(sql, named).df()
+    if df.empty:
+        raise ValueError(
+            f"panel for reform {spec.reform!r} is empty: no stations match region {region!r} in the warehouse"
+        )
+    for col in df.columns:
+        if col.startswith(("incidents_", "calls_", "disputes_")) and col != "incidents_per_10k":
+            df[col] = df[col].astype("int64")
+    for col in ("dispatches", "cases", "n_responses", "n_noncase", "period", "first_treat"):
+        df[col] = df[col].astype("int64")
+    df["month"] = pd.to_datetime({"year": df["period"] // 12, "month": df["period"] % 12 + 1, "day": 1})
+    ever = df["first_treat"] != NEVER_TREATED
+    df["treated"] = (ever & (df["period"] >= df["first_treat"])).astype("int8")
+    df["event_time"] = pd.array((df["period"] - df["first_treat"]).where(ever), dtype="Int64")
+    excluded: dict[str, int] = {}
+    if exclude_reforms:
+        others = [reform_id(r) for r in exclude_reforms]
+        if spec.reform in others:
+            raise ValueError(f"exclude_reforms lists the evaluated reform {spec.reform!r} itself")
+        adopters = con.execute(
+            "SELECT reform, station_id FROM reforms WHERE reform IN (SELECT unnest($r)) AND adopted_on < $t1",
+            {"r": others, "t1": named["t1"]}).df()
+        adopters = adopters[adopters["station_id"].isin(df.loc[df["first_treat"] == NEVER_TREATED, "station_id"])]
+        excluded = {r: int(adopters.loc[adopters["reform"] == r, "station_id"].nunique()) for r in others}
+        df = df[~df["station_id"].isin(adopters["station_id"])].reset_index(drop=True)
+        if not (df["first_treat"] == NEVER_TREATED).any() and df.empty:
+            raise ValueError("excluding the adopters of other reforms leaves no station in the panel")
+    df.attrs["excluded_stations"] = excluded
+    df.attrs["reform"] = spec.reform
+    df.attrs["start"], df.attrs["end"] = start, end
+    df.attrs["region"] = region or {}
+    return df
+
+
+def cohort_table(panel: pd.DataFrame, unit: str = "station_id", cohort: str = "first_treat") -> pd.DataFrame:
+    """Number of stations per adoption cohort (0 = never adopted)."""
+    first = panel.groupby(unit)[cohort].first()
+    return first.value_counts().sort_index().rename_axis(cohort).reset_index(name="stations")

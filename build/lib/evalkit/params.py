@@ -1,0 +1,279 @@
+"""Evaluation parameters: one YAML file in ``params/`` = one evaluation.
+
+Validated before any notebook starts: unknown keys, wrong types, unknown reforms,
+outcomes or estimators raise :class:`ParamsError` naming the file and the key.
+
+Example (``params/two_teams_fights.yaml``)::
+
+    evaluation_id: two_teams_fights
+    reform: 两队一室
+    outcomes: [incidents_fight, dispatches]
+    region: {area_type: urban}
+    window: {start: 2019-01, end: 2025-12}
+    lang: zh
+    inference: [wild_bootstrap, randomization]   # optional extra inference (default: none)
+    sensitivity: true                            # Rambachan–Roth sensitivity (default: true)
+
+Keys added for robustness and inference (see ``docs/briefs.md`` for the full reference):
+
+``design``            ``staggered`` (→ notebook ``evaluate_reform``) or ``single_station``
+                      (→ notebook ``pilot_station``); the older ``notebook`` key still works.
+``inference``         list of ``wild_bootstrap`` (wild cluster bootstrap p-value/CI for TWFE) and
+                      ``randomization`` (randomization-inference p-value and placebo chart).
+``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
+``wild_draws``        wild bootstrap draws (default 999); also used by Romano–Wolf.
+``ri_draws``          randomization-inference draws (default 199).
+``sensitivity``       run the Rambachan–Roth (HonestDiD) sensitivity analysis (default true).
+``multiple_testing``  BH and Romano–Wolf adjusted p-values across outcomes (default: true when
+                      there is more than one outcome).
+``bootstrap``         Callaway–Sant'Anna multiplier-bootstrap draws; 0 (default) keeps analytic
+                      clustered SEs for the CS row and adds a 499-draw bootstrap variant row.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalkit.estimators.specs import SPECS, default_estimators, default_headline
+from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
+
+# estimator names, defaults and the headline preference come from the estimator specs
+ESTIMATOR_NAMES = tuple(SPECS)
+DEFAULT_ESTIMATORS = default_estimators("staggered")
+NOTEBOOKS = ("evaluate_reform", "pilot_station")
+DESIGNS = {"staggered": "evaluate_reform", "single_station": "pilot_station"}
+INFERENCE_NAMES = ("wild_bootstrap", "randomization")
+PILOT_ESTIMATORS = default_estimators("single_station")
+
+
+class ParamsError(ValueError):
+    """Invalid evaluation parameters (the message names the file and the key)."""
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: str = "2019-01"
+    end: str = "2025-12"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _month(cls, v: Any) -> str:
+        s = str(v)
+        if not re.fullmatch(r"\d{4}-\d{2}", s):
+            raise ValueError(f"must be a month 'YYYY-MM', got {v!r}")
+        if not 1 <= int(s[5:]) <= 12:
+            raise ValueError(f"month out of range in {v!r}")
+        return s
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if self.end < self.start:
+            raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Region(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    province: str | list[str] | None = None
+    city: str | list[str] | None = None
+    county: str | list[str] | None = None
+    area_type: Literal["urban", "rural", "mixed"] | list[Literal["urban", "rural", "mixed"]] | None = None
+
+    def as_filter(self) -> dict[str, str | list[str]]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class EvaluationParams(BaseModel):
+    """All settings of one evaluation. Keys map 1:1 to the notebook's parameters cell."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evaluation_id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    title: str | None = None
+    notebook: Literal["evaluate_reform", "pilot_station"] = "evaluate_reform"
+    design: Literal["staggered", "single_station"] | None = None  # None: follows ``notebook``
+    reform: str
+    outcomes: list[str] = Field(min_length=1)
+    region: Region = Field(default_factory=Region)
+    # adopters of these other reforms leave the comparison group (they move the outcome too)
+    exclude_reforms: list[str] = Field(default_factory=list)
+    window: Window = Field(default_factory=Window)
+    estimators: list[str] | None = None  # default depends on the notebook (see DEFAULT_ESTIMATORS)
+    headline: str | None = None
+    control: Literal["never", "notyet"] = "never"
+    cluster: Literal["station_id", "county", "city"] = "station_id"
+    event_window: tuple[int, int] = (-12, 24)
+    naive_window: int = Field(12, ge=1, le=36)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    bootstrap: int = Field(0, ge=0, le=100_000)
+    placebo_reps: int = Field(200, ge=10, le=10_000)  # synthetic DiD / control placebo SEs
+    seed: int = 20240101
+    lang: Literal["zh", "en"] = "zh"
+    suppress_below: int = Field(5, ge=0)
+    warehouse: str = "data/warehouse.duckdb"
+    inference: list[str] = Field(default_factory=list)
+    wild_weights: Literal["rademacher", "webb"] = "rademacher"
+    wild_draws: int = Field(999, ge=99, le=100_000)
+    ri_draws: int = Field(199, ge=19, le=100_000)
+    sensitivity: bool = True
+    # joint pre-trend test used by the verdict (see evalkit.inference.pretrend): "auto" = exact
+    # permutation test when fewer than 100 stations adopt, Hotelling F above; "chi2" = textbook Wald
+    pretrend_test: Literal["auto", "chi2", "f", "permutation"] = "auto"
+    pretrend_draws: int = Field(199, ge=19, le=100_000)
+    # standard error of the headline estimate: "auto" = delete-one-cluster jackknife for
+    # Callaway–Sant'Anna when fewer than 100 stations adopt (evalkit.inference.jackknife)
+    headline_se: Literal["auto", "analytic", "jackknife"] = "auto"
+    multiple_testing: bool | None = None  # None: true when there is more than one outcome
+
+    @field_validator("inference", mode="before")
+    @classmethod
+    def _inference(cls, v: Any) -> list[str]:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"must be a list drawn from {list(INFERENCE_NAMES)}, got {v!r}")
+        bad = [x for x in v if x not in INFERENCE_NAMES]
+        if bad:
+            raise ValueError(f"unknown inference method(s) {bad}; choose from {list(INFERENCE_NAMES)}")
+        return list(dict.fromkeys(v))
+
+    @field_validator("reform")
+    @classmethod
+    def _reform(cls, v: str) -> str:
+        try:
+            return reform_id(v)
+        except KeyError as exc:
+            raise ValueError(str(exc).strip('"')) from None
+
+    @field_validator("exclude_reforms", mode="before")
+    @classmethod
+    def _exclude_reforms(cls, v: Any) -> list[str]:
+        if v is None:
+            return []
+        out = []
+        for name in [v] if isinstance(v, str) else v:
+            try:
+                out.append(reform_id(name))
+            except KeyError as exc:
+                raise ValueError(str(exc).strip('"')) from None
+        return out
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes(cls, v: list[str]) -> list[str]:
+        out = []
+        for name in v:
+            try:
+                out.append(outcome_id(name))
+            except KeyError as exc:
+                raise ValueError(str(exc).strip('"')) from None
+        return out
+
+    @field_validator("estimators")
+    @classmethod
+    def _estimators(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [e for e in v if e not in ESTIMATOR_NAMES]
+        if bad:
+            raise ValueError(f"unknown estimator(s) {bad}; choose from {list(ESTIMATOR_NAMES)}")
+        return v
+
+    @field_validator("event_window")
+    @classmethod
+    def _event_window(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if lo >= -1 or hi < 0:
+            raise ValueError(f"event_window must be [leads<-1, lags>=0], e.g. [-12, 24]; got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _headline(self) -> EvaluationParams:
+        if self.reform in self.exclude_reforms:
+            raise ValueError(f"exclude_reforms lists the evaluated reform {self.reform!r} itself")
+        if self.design is None:
+            self.design = "single_station" if self.notebook == "pilot_station" else "staggered"
+        elif "notebook" in self.model_fields_set and DESIGNS[self.design] != self.notebook:
+            raise ValueError(f"design {self.design!r} runs notebook {DESIGNS[self.design]!r}, but notebook is "
+                             f"{self.notebook!r}; give only one of the two keys")
+        else:
+            self.notebook = DESIGNS[self.design]
+        if self.multiple_testing is None:
+            self.multiple_testing = len(self.outcomes) > 1
+        if self.estimators is None:
+            self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
+        if self.headline is None:
+            self.headline = default_headline(self.estimators)
+        elif self.headline not in self.estimators:
+            raise ValueError(f"headline estimator {self.headline!r} is not in estimators {self.estimators}")
+        return self
+
+    # --------------------------------------------------------------- helpers
+    @property
+    def reform_info(self):
+        return REFORMS[self.reform]
+
+    @property
+    def outcome_info(self):
+        return [OUTCOMES[o] for o in self.outcomes]
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """Flat dict injected into the notebook's ``parameters`` cell by papermill."""
+        d = self.model_dump(mode="json")
+        d["region"] = self.region.as_filter()
+        d["window"] = [self.window.start, self.window.end]
+        d["event_window"] = list(self.event_window)
+        return d
+
+    @classmethod
+    def from_notebook(cls, values: dict[str, Any]) -> EvaluationParams:
+        """Rebuild from the notebook's parameter variables (inverse of ``notebook_parameters``)."""
+        v = {k: values[k] for k in cls.model_fields if k in values}
+        if isinstance(v.get("window"), (list, tuple)):
+            v["window"] = {"start": v["window"][0], "end": v["window"][1]}
+        return validate_params(v, source="notebook parameters")
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid evaluation parameters in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key (allowed: {', '.join(EvaluationParams.model_fields)})"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def validate_params(data: dict[str, Any], source: str = "<dict>") -> EvaluationParams:
+    """Validate a params dict; raise :class:`ParamsError` with every problem listed."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"invalid evaluation parameters in {source}: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        return EvaluationParams.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(_format_error(err, source)) from None
+
+
+def load_params(path: str | Path) -> EvaluationParams:
+    """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsError(f"params file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {p} is not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data.setdefault("evaluation_id", p.stem)
+    return validate_params(data, source=str(p))

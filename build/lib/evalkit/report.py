@@ -1,0 +1,295 @@
+"""What the notebook shows: HTML blocks and charts, in the evaluation's language.
+
+Each ``show_*`` function displays one section of the brief. The first one also emits a
+small machine-readable marker (MIME type ``application/vnd.evalkit.brief+json``) that the
+exporter reads to put the evaluation id, page numbers and — for synthetic data — the
+synthetic-data notice on every PDF page.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit import __version__
+from evalkit.brief_marker import BRIEF_MIME
+from evalkit.brief_text import (
+    data_note,
+    estimates_table,
+    headline_text,
+    method_note,
+    multiple_table,
+    pretrend_method_label,
+    results_text,
+    sensitivity_sentences,
+    variant_label,
+)
+from evalkit.evaluation import Evaluation
+from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
+from evalkit.registry import NEVER_TREATED, period_start
+from evalkit.viz.event_study import event_study_plot
+from evalkit.viz.placebo import plot_placebo
+from evalkit.viz.sensitivity import plot_sensitivity
+from evalkit.viz.style import plt, show, use_cjk_font
+from evalkit.viz.synthetic import plot_synthetic
+from evalkit.viz.trends import trends_plot
+
+
+def _display(obj: Any, **kw: Any) -> None:
+    from IPython.display import display
+
+    display(obj, **kw)
+
+
+def _html(s: str) -> None:
+    from IPython.display import HTML
+
+    _display(HTML(s))
+
+
+def brief_marker(ev: Evaluation) -> dict[str, Any]:
+    return {"evaluation_id": ev.params.evaluation_id, "lang": ev.lang, "synthetic": ev.facts.synthetic,
+            "title": ev.params.title or "", "reform": ev.params.reform}
+
+
+def show_header(ev: Evaluation) -> None:
+    """Title block, synthetic-data notice and the exporter marker."""
+    use_cjk_font()
+    marker = brief_marker(ev)
+    _display({BRIEF_MIME: marker, "text/plain": f"evalkit brief {marker['evaluation_id']}"}, raw=True)
+    lang = ev.lang
+    title = ev.params.title or (f"{ev.params.reform_info.zh}改革效果评估" if lang == "zh"
+                                else f"Evaluation of {ev.params.reform_info.en}")
+    notice = (f'<div class="ek-synthetic">{html.escape(t("synthetic_notice", lang))}</div>'
+              if ev.facts.synthetic else "")
+    _html(f'<div class="ek-title"><h1>{html.escape(title)}</h1>'
+          f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
+
+
+def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
+    """Page 1: question, one-sentence answer, verdict, and the naive year-on-year figure."""
+    lang = ev.lang
+    h = ev.headline(outcome) | headline_text(ev, outcome)
+    pre_txt = h["pretrend_sentence"]
+    parts = [
+        f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
+        f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
+        f'{html.escape(h["sentence"])}</p></div>',
+        f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
+        f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
+        f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
+    ]
+    truth = ev.planted_truth(outcome)
+    if truth is not None and not ev.is_share(outcome or ev.primary_outcome):
+        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
+    if "naive_sentence" in h:
+        parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
+                     f'<p class="ek-note">{html.escape(h["naive_why"])}</p></div>')
+    _html("".join(parts))
+
+
+def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
+    """Robustness table (estimators, control-group and inference variants), failures listed below it."""
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    table = estimates_table(ev, outcome)
+    unit = outcome_unit(outcome, lang)
+    note = (f'<p class="ek-note">{html.escape(t("robustness_note", lang))}</p>'
+            if ev.robustness.get(outcome) else "")
+    _html(f'<h2>{t("estimates_h", lang)} — {html.escape(outcome_label(outcome, lang))}'
+          f'{" (" + html.escape(unit) + ")" if unit else ""}</h2>'
+          + table.to_html(index=False, classes="ek-table", border=0, escape=True) + note)
+    failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
+    failed += [(variant_label(ev, k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
+    if failed:
+        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=v.splitlines()[0][:200]))}</li>"
+                        for k, v in failed)
+        _html(f'<ul class="ek-note">{items}</ul>')
+    return table
+
+
+def _not_available(what: str, reason: str, lang: str) -> None:
+    _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t(what, lang), reason=reason))}</p>')
+
+
+def show_sensitivity(ev: Evaluation) -> None:
+    """Rambachan–Roth sensitivity of the primary outcome: chart(s) and plain sentences.
+
+    Never fails the notebook: if the analysis did not run the brief says why."""
+    lang = ev.lang
+    if not ev.params.sensitivity or ev.params.design != "staggered":
+        return
+    s = ev.sensitivity
+    if s is None:
+        _not_available("sensitivity_what", ev.sensitivity_error or "—", lang)
+        return
+    try:
+
+        scale = 100.0 if ev.is_share(s.outcome) else 1.0
+        src = t(f"sens_source_{s.source}", lang)
+        _html(f'<h2>{t("sensitivity_h", lang)} — {html.escape(outcome_label(s.outcome, lang))}</h2>'
+              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.num_post_rm if s.rm is not None else s.num_post, source=src))}</p>')
+
+        def scaled(df: pd.DataFrame) -> pd.DataFrame:
+            return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
+
+        panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.num_post_rm)]
+                  if s.rm is not None and not s.rm.empty else [])
+        panels.append((s.sd, s.original, "sens_chart_sd", s.num_post))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+        for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
+            o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
+            plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n))
+        fig.tight_layout()
+        show(fig)
+        notes = sensitivity_sentences(ev)
+        _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
+    except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
+        _not_available("sensitivity_what", f"{type(exc).__name__}: {exc}"[:200], lang)
+
+
+def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
+    """Randomization inference (if requested): p-value and the placebo distribution chart."""
+    lang = ev.lang
+    if "randomization" not in ev.params.inference:
+        return
+    outcome = outcome or ev.primary_outcome
+    r = ev.robustness.get(outcome, {}).get("ri")
+    if r is None:
+        reason = ev.robustness_failures.get(outcome, {}).get("ri", "—")
+        _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t("ri_h", lang), reason=reason))}</p>')
+        return
+
+    p = float(r.overall["p_value"])
+    _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
+          f'<p>{html.escape(t("ri_text", lang, draws=r.meta.get("draws_ok", r.meta.get("draws")), p=fmt_p(p), share=fmt_pct(100 * (1 - p), lang, 1)))}</p>')
+    show(plot_placebo(r, lang=lang))
+
+
+def show_multiple(ev: Evaluation) -> None:
+    """Adjusted p-values across outcomes (BH, Romano–Wolf), when more than one outcome was tested."""
+    lang = ev.lang
+    if not ev.params.multiple_testing or len(ev.params.outcomes) < 2 or ev.params.design != "staggered":
+        return
+    table = multiple_table(ev)
+    if table.empty:
+        _not_available("multiple_what", ev.multiple_error or "—", lang)
+        return
+    extra = (f'<p class="ek-note">{html.escape(t("not_available", lang, what="Romano–Wolf", reason=ev.multiple_error))}</p>'
+             if ev.multiple_error else "")
+    _html(f'<h2>{t("multiple_h", lang)}</h2>' + table.to_html(index=False, classes="ek-table", border=0)
+          + f'<p class="ek-note">{html.escape(t("multiple_note", lang, draws=ev.params.wild_draws))}</p>' + extra)
+
+
+def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    name, events = ev.event_study(outcome)
+    if events.empty:
+        return
+    share = ev.is_share(outcome)
+    unit = outcome_unit(outcome, lang)
+    _html(f'<h2>{t("event_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = event_study_plot(events, title=estimator_label(name, lang), xlabel=t("months_since", lang),
+                          ylabel=t("effect_axis", lang, unit=unit or "—"), scale=100.0 if share else 1.0)
+    show(ax)
+
+
+def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
+    """Single-station pilot: the treated station against its synthetic counterpart."""
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    r = ev.results.get(outcome, {}).get("sdid") or ev.results.get(outcome, {}).get("sc")
+    if r is None:
+        return
+    _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang))
+    show(ax)
+
+
+def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    tr = ev.trends(outcome)
+    cohorts = sorted(set(ev.panel.loc[ev.panel["first_treat"] != NEVER_TREATED, "first_treat"]))
+    adoption = (period_start(cohorts[0]), period_start(cohorts[-1])) if cohorts else None
+    share = ev.is_share(outcome)
+    unit = outcome_unit(outcome, lang)
+    _html(f'<h2>{t("trends_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    ax = trends_plot(tr, labels=(t("treated_group", lang), t("control_group", lang)), adoption=adoption,
+                     adoption_label=t("adoption", lang), xlabel=t("month_axis", lang),
+                     ylabel=f"{outcome_label(outcome, lang)}{' (' + unit + ')' if unit else ''}",
+                     scale=100.0 if share else 1.0)
+    show(ax)
+
+
+def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
+    """Pre-trend tests by estimator and the Goodman-Bacon decomposition of TWFE."""
+    lang = ev.lang
+    outcome = outcome or ev.primary_outcome
+    rows = []
+    for name, r in ev.results.get(outcome, {}).items():
+        pt = r.meta.get("pretrend")
+        if pt and pt.get("df"):
+            rows.append({t("estimator", lang): estimator_label(name, lang),
+                         t("test_stat", lang): fmt_num(pt.get("stat"), lang, 2),
+                         t("df", lang): int(pt["df"]), t("test_method", lang): pretrend_method_label(pt, lang),
+                         t("p_value", lang): fmt_p(pt.get("p_value"))})
+    parts = [f'<h2>{t("diagnostics_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>']
+    if rows:
+        parts.append(f"<h3>{t('pretrend_table_h', lang)}</h3>"
+                     + pd.DataFrame(rows).to_html(index=False, classes="ek-table", border=0))
+    bacon = ev.bacon_summary(outcome)
+    if not bacon.empty:
+        names = dict(item.split("=", 1) for item in t("bacon_types", lang).split(";"))
+        share = ev.is_share(outcome)
+        table = pd.DataFrame({
+            t("comparison", lang): [names.get(x, x) for x in bacon["term"]],
+            t("weight", lang): [fmt_num(w, lang, 3) for w in bacon["weight"]],
+            t("estimate", lang): [fmt_num((100 if share else 1) * e, lang, 3) for e in bacon["estimate"]],
+        })
+        parts.append(f"<h3>{t('bacon_h', lang)}</h3>" + table.to_html(index=False, classes="ek-table", border=0)
+                     + f'<p class="ek-note">{html.escape(t("bacon_note", lang))}</p>')
+    _html("".join(parts))
+
+
+def show_notes(ev: Evaluation) -> None:
+    """Method note in plain language (what was run) and the data note (aggregates only)."""
+    lang = ev.lang
+    data = data_note(ev)
+    _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'
+          f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
+          f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')
+
+
+def show_brief(ev: Evaluation) -> None:
+    """Every section, in brief order: header, page-1 answer, charts, tables, notes."""
+    show_header(ev)
+    show_headline(ev)
+    show_event_study(ev)
+    show_trends(ev)
+    for outcome in ev.params.outcomes:
+        show_estimates(ev, outcome)
+    for outcome in ev.params.outcomes[1:]:
+        h = headline_text(ev, outcome) if outcome in ev.results and ev.params.headline in ev.results[outcome] else None
+        if h:
+            _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
+                  f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
+    show_multiple(ev)
+    show_sensitivity(ev)
+    show_randomization(ev)
+    show_diagnostics(ev)
+    show_notes(ev)
+
+
+def save_results(ev: Evaluation, path: str | Path) -> Path:
+    """Write ``results.json``: the evaluation's numbers plus the brief's page-1 sentences (``text``)."""
+    return ev.save(path, text=results_text(ev))
+
+
+__all__ = ["save_results", "pretrend_method_label", "show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
+           "show_diagnostics", "show_notes", "show_sensitivity", "show_randomization", "show_multiple",
+           "method_note", "sensitivity_sentences", "BRIEF_MIME"]

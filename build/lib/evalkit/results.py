@@ -1,0 +1,330 @@
+"""One results type for every estimator.
+
+An :class:`EstimationResult` holds a tidy frame of estimates (one row per reported
+quantity) plus metadata. Every estimator in :mod:`evalkit.estimators` returns one, so
+robustness tables, briefs, JSON export and batch summaries treat them alike.
+
+Tidy frame columns (``ESTIMATE_COLUMNS``):
+
+``kind``        what the row is: ``overall`` (the headline effect), ``event`` (event time),
+                ``group`` (cohort), ``calendar`` (calendar period), ``gt`` (group-time ATT),
+                ``coef`` (a regression coefficient), ``component`` (e.g. a 2x2 piece).
+``term``        a readable label (``"ATT"``, ``"e=-2"``, ``"g=24279,t=24280"``, ``"treated:post"``).
+``group``       cohort (first treated period) or ``<NA>``.
+``time``        calendar period or ``<NA>``.
+``event_time``  periods since adoption or ``<NA>``.
+``estimate``, ``std_error``, ``ci_low``, ``ci_high``, ``p_value``: pointwise inference.
+``band_low``, ``band_high``: simultaneous (uniform) band where the estimator gives one.
+``weight``      aggregation weight where meaningful.
+
+The contract every estimator fills (checked by tests/test_estimator_contract.py; see
+docs/results-schema.md): exactly one ``overall`` row (the headline; other whole-sample
+aggregations use kind ``aggregate``), ``meta["sample"]`` (the
+:class:`~evalkit.estimators._sample.SampleInfo` as a dict), ``meta["inference"]`` (``se_type``,
+``n_clusters``, ``ssc``, ``df``, ...), ``meta["estimand"]`` (a plain-words key from the
+estimator's spec) and, at runtime only, ``result.context`` (a :class:`FitContext`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.estimators._sample import SampleInfo, StaggeredSample
+
+ESTIMATE_COLUMNS = [
+    "kind",
+    "term",
+    "group",
+    "time",
+    "event_time",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "band_low",
+    "band_high",
+    "weight",
+]
+
+SCHEMA_VERSION = 2  # 2: exactly one "overall" row; meta sample/inference/estimand; "inference" block
+READABLE_SCHEMA_VERSIONS = (1, 2)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit used, so inference methods can refit on the same sample with the same options.
+
+    ``estimator`` is the registry name (``evalkit.estimators.SPECS``); ``options`` the keyword
+    arguments of the call (without panel and outcome), so
+    ``get_estimator(ctx.estimator)(ctx.sample, outcome, **ctx.options)`` reproduces the fit.
+    Runtime only: never serialised, ``None`` after :meth:`EstimationResult.from_json`.
+    """
+
+    estimator: str
+    sample: StaggeredSample
+    options: dict[str, Any]
+
+
+def normal_inference(estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Pointwise normal CI and two-sided p-value for arrays of estimates and SEs."""
+    from scipy import stats  # imported here: results stays light to import
+
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    z = stats.norm.ppf(1 - alpha / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.norm.sf(np.abs(est / se))
+    p = np.where(se > 0, p, np.nan)
+    return {"ci_low": est - z * se, "ci_high": est + z * se, "p_value": p}
+
+
+def make_estimates(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Build a tidy estimates frame with the canonical columns and dtypes."""
+    df = pd.DataFrame(rows).copy()
+    for col in ESTIMATE_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    df = df[ESTIMATE_COLUMNS + [c for c in df.columns if c not in ESTIMATE_COLUMNS]]
+    for col in ("group", "time", "event_time"):
+        df[col] = pd.array(pd.to_numeric(df[col], errors="coerce"), dtype="Int64")
+    for col in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "band_low", "band_high", "weight"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["kind"] = df["kind"].astype(str)
+    df["term"] = df["term"].astype(str)
+    return df.reset_index(drop=True)
+
+
+def _clean(value: Any) -> Any:
+    """Make metadata JSON-safe (numpy scalars, NaN → None, tuples → lists)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    if value is pd.NA:
+        return None
+    return value
+
+
+@dataclass
+class EstimationResult:
+    """Estimates from one estimator on one outcome.
+
+    Attributes
+    ----------
+    estimator: short name (``naive_yoy``, ``did2x2``, ``twfe``, ``event_twfe``, ``cs``, ``sa``,
+        ``imputation``, ``bacon``, ``poisson``, ...).
+    outcome: the panel column estimated.
+    estimates: tidy frame, see module docstring.
+    meta: estimator, control group, base period, clusters, n treated/control units, periods,
+        n_obs, se_type, alpha, baseline_mean (treated pre-period mean, for percent effects), ...
+    vcov: optional covariance matrices keyed by ``kind`` (index/columns = ``term``).
+    tables: optional extra frames (e.g. Bacon 2x2 components), serialised with the result.
+    inference: extra inference attached after the fit (:meth:`with_inference`), name -> result
+        object with ``to_dict()`` (plain dicts after a JSON round trip).
+    context: runtime-only :class:`FitContext` (not serialised, not compared).
+    """
+
+    estimator: str
+    outcome: str
+    estimates: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    vcov: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
+    context: FitContext | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.estimates = make_estimates(self.estimates)
+        self.meta.setdefault("estimator", self.estimator)
+        self.meta.setdefault("outcome", self.outcome)
+        self.meta.setdefault("alpha", 0.05)
+
+    # ------------------------------------------------------------------ access
+    def rows(self, kind: str) -> pd.DataFrame:
+        """Rows of one kind (``overall``, ``event``, ``group``, ``calendar``, ``gt``, ``coef``)."""
+        return self.estimates[self.estimates["kind"] == kind].reset_index(drop=True)
+
+    @property
+    def overall(self) -> pd.Series:
+        """The headline row (kind ``overall``)."""
+        rows = self.rows("overall")
+        if rows.empty:
+            raise KeyError(f"{self.estimator} result for {self.outcome!r} has no overall estimate")
+        return rows.iloc[0]
+
+    @property
+    def headline(self) -> pd.Series:
+        """The one ``overall`` row; ``ValueError`` if the result has none or several."""
+        rows = self.rows("overall")
+        if len(rows) != 1:
+            raise ValueError(f"{self.estimator} result for {self.outcome!r} has {len(rows)} 'overall' rows; "
+                             "the contract is exactly one headline row")
+        return rows.iloc[0]
+
+    @property
+    def sample_info(self) -> SampleInfo | None:
+        """``meta["sample"]`` as a :class:`SampleInfo` (``None`` for results without one)."""
+        from evalkit.estimators._sample import SampleInfo
+
+        d = self.meta.get("sample")
+        return None if d is None else SampleInfo.from_dict(d)
+
+    def with_inference(self, name: str, inference: Any) -> EstimationResult:
+        """A copy with ``inference`` attached under ``self.inference[name]``; ``self`` is unchanged."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"inference name must be a non-empty string, got {name!r}")
+        return replace(self, meta=copy.deepcopy(self.meta), vcov=dict(self.vcov), tables=dict(self.tables),
+                       inference={**self.inference, name: inference})
+
+    @property
+    def att(self) -> float:
+        return float(self.overall["estimate"])
+
+    @property
+    def se(self) -> float:
+        return float(self.overall["std_error"])
+
+    def conf_int(self, kind: str = "overall", alpha: float | None = None) -> pd.DataFrame:
+        """Confidence intervals (``lower``, ``upper``) for rows of ``kind``, indexed by term."""
+        rows = self.rows(kind)
+        a = self.meta.get("alpha", 0.05) if alpha is None else alpha
+        if alpha is None or math.isclose(a, self.meta.get("alpha", 0.05)):
+            lo, hi = rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()
+        else:
+            inf = normal_inference(rows["estimate"].to_numpy(), rows["std_error"].to_numpy(), a)
+            lo, hi = inf["ci_low"], inf["ci_high"]
+        return pd.DataFrame({"lower": lo, "upper": hi}, index=rows["term"].to_numpy())
+
+    def event_study(self) -> pd.DataFrame:
+        """Event-time rows sorted by event time."""
+        return self.rows("event").sort_values("event_time").reset_index(drop=True)
+
+    def percent(self, value: float | None = None) -> float:
+        """Express an effect (default: the headline) in percent of the treated baseline mean.
+
+        Estimators that estimate proportional effects directly (Poisson, log outcomes) set
+        ``meta['scale'] = 'percent'`` and their estimates are already percentages.
+        """
+        v = self.att if value is None else value
+        if self.meta.get("scale") == "percent":
+            return float(v)
+        base = self.meta.get("baseline_mean")
+        if not base:
+            return float("nan")
+        return 100.0 * float(v) / float(base)
+
+    def tidy(self) -> pd.DataFrame:
+        """Estimates with ``estimator`` and ``outcome`` columns prepended (for stacking)."""
+        out = self.estimates.copy()
+        out.insert(0, "outcome", self.outcome)
+        out.insert(0, "estimator", self.estimator)
+        return out
+
+    # ------------------------------------------------------------------ display
+    def summary(self, kinds: tuple[str, ...] = ("overall", "coef", "event", "group", "calendar")) -> str:
+        """A plain-text summary table (metadata, then estimates)."""
+        lines = [f"{self.meta.get('label', self.estimator)} — outcome: {self.outcome}"]
+        keys = [
+            "control_group", "base_period", "n_treated", "n_control", "n_obs", "n_periods",
+            "n_clusters", "cluster", "se_type", "bootstrap", "baseline_mean",
+        ]
+        for k in keys:
+            if k in self.meta and self.meta[k] is not None:
+                lines.append(f"  {k:<14} {self.meta[k]}")
+        table = self.estimates[self.estimates["kind"].isin(kinds)]
+        if not table.empty:
+            cols = ["kind", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
+            lines.append(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:  # pragma: no cover - display only
+        return self.summary()
+
+    def _repr_html_(self) -> str:  # pragma: no cover - display only
+        cols = ["kind", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
+        return (
+            f"<b>{self.meta.get('label', self.estimator)}</b> — {self.outcome}"
+            + self.estimates[cols].to_html(index=False, float_format=lambda x: f"{x:.4f}", na_rep="")
+        )
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (schema version ``SCHEMA_VERSION``)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "estimator": self.estimator,
+            "outcome": self.outcome,
+            "meta": _clean(self.meta),
+            "estimates": _frame_records(self.estimates),
+            "vcov": {k: {"terms": list(map(str, v.index)), "matrix": _clean(v.to_numpy())} for k, v in self.vcov.items()},
+            "tables": {k: _frame_records(v) for k, v in self.tables.items()},
+            "inference": {k: _clean(v.to_dict() if hasattr(v, "to_dict") else v) for k, v in self.inference.items()},
+        }
+
+    def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EstimationResult:
+        """Read :meth:`to_dict` output (schema versions ``READABLE_SCHEMA_VERSIONS``); ``context`` is ``None``."""
+        version = data.get("schema_version", 1)
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"result schema_version {version!r} not readable by this evalkit "
+                             f"(reads {list(READABLE_SCHEMA_VERSIONS)}); upgrade evalkit")
+        vcov = {
+            k: pd.DataFrame(np.asarray(v["matrix"], dtype=float), index=v["terms"], columns=v["terms"])
+            for k, v in data.get("vcov", {}).items()
+        }
+        tables = {k: pd.DataFrame(v) for k, v in data.get("tables", {}).items()}
+        return cls(
+            estimator=data["estimator"],
+            outcome=data["outcome"],
+            estimates=pd.DataFrame(data["estimates"]),
+            meta=dict(data.get("meta", {})),
+            vcov=vcov,
+            tables=tables,
+            inference=dict(data.get("inference") or {}),
+        )
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> EstimationResult:
+        """Read a result written by :meth:`to_json` (a JSON string or a file path)."""
+        p = Path(text_or_path) if not str(text_or_path).lstrip().startswith("{") else None
+        text = p.read_text(encoding="utf-8") if p is not None else str(text_or_path)
+        return cls.from_dict(json.loads(text))
+
+
+def _frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_clean({k: (None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v) for k, v in r.items()})
+            for r in df.to_dict(orient="records")]
+
+
+def stack(results: list[EstimationResult]) -> pd.DataFrame:
+    """Stack several results into one tidy frame (for robustness tables and batch summaries)."""
+    if not results:
+        return pd.DataFrame(columns=["estimator", "outcome", *ESTIMATE_COLUMNS])
+    return pd.concat([r.tidy() for r in results], ignore_index=True)

@@ -1,0 +1,119 @@
+"""Run one evaluation: params file → papermill → executed notebook → results.json → brief.
+
+``outputs/<evaluation_id>/`` receives ``executed.ipynb``, ``results.json``, ``brief.html``
+and ``brief.pdf``. Params are validated and the warehouse is checked *before* a kernel
+starts, so mistakes cost milliseconds, not a notebook run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import papermill as pm
+
+from evalkit.export import BriefFiles, export_brief
+from evalkit.params import EvaluationParams, load_params
+from evalkit.registry import REFORMS
+
+NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
+
+
+class RunError(RuntimeError):
+    """The evaluation could not run or its notebook failed (message says where)."""
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    evaluation_id: str
+    directory: Path
+    executed: Path
+    results: Path
+    brief: BriefFiles | None
+
+
+def notebook_path(name: str) -> Path:
+    """The packaged notebook ``evalkit/notebooks/<name>.ipynb`` (importlib.resources, so it works
+    from a wheel as from the source tree; the repository's ``notebooks/`` holds identical copies
+    for JupyterLab, checked by ``tests/test_notebooks.py``)."""
+    from importlib.resources import files
+
+    p = Path(str(files("evalkit") / "notebooks" / f"{name}.ipynb"))
+    if not p.is_file():
+        raise RunError(f"notebook {name}.ipynb is not part of this evalkit installation ({p.parent}); "
+                       f"choose one of {', '.join(NOTEBOOKS)}")
+    return p
+
+
+def preflight(params: EvaluationParams) -> None:
+    """Check the warehouse exists and that some station in the region adopted the reform."""
+    wh = Path(params.warehouse)
+    if not wh.is_file():
+        raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit demo-data` or `evalkit ingest`")
+    with duckdb.connect(str(wh), read_only=True) as con:
+        n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
+    if n == 0:
+        raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
+                       f"({REFORMS[params.reform].zh})")
+
+
+def _kernel_config(sockets: str):
+    """Kernel over Unix-domain sockets in the private directory ``sockets`` (IPC transport), not
+    TCP on localhost: other local users cannot reach or read the kernel's channels (police data),
+    kernels started at the same time by batch workers cannot clash on ports, and ipykernel does
+    not warn about unencrypted TCP."""
+    from traitlets.config import Config
+
+    cfg = Config()
+    if os.name == "posix":
+        cfg.KernelManager.transport = "ipc"
+        cfg.KernelManager.ip = os.path.join(sockets, "kernel")
+    return cfg
+
+
+def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
+               brief: bool = True) -> RunOutputs:
+    """Execute the evaluation's notebook with papermill and export its brief."""
+    params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
+    preflight(params)
+    out_dir = Path(outputs) / params.evaluation_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / "executed.ipynb"
+    results = out_dir / "results.json"
+    injected = params.notebook_parameters() | {"results_path": str(results.resolve())}
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
+    os.close(fd)
+    try:
+        with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
+            pm.execute_notebook(
+                str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(Path.cwd()),
+                kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
+                config=_kernel_config(sockets),
+            )
+    except pm.PapermillExecutionError as exc:
+        failed = out_dir / "failed.ipynb"
+        os.replace(tmp, failed)
+        raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
+                       f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    os.replace(tmp, executed)
+    (out_dir / "failed.ipynb").unlink(missing_ok=True)
+    if not results.is_file():
+        raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
+    files = export_brief(executed, out_dir, pdf=pdf) if brief else None
+    return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
+
+
+def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
+             lang: str | None = None, pdf: bool = True) -> RunOutputs:
+    """Validate a params YAML file and run it (``warehouse``/``lang`` override the file)."""
+    params = load_params(path)
+    update = {k: v for k, v in {"warehouse": warehouse, "lang": lang}.items() if v}
+    if update:
+        params = EvaluationParams.model_validate(params.model_dump() | update)
+    return run_params(params, outputs, pdf=pdf)

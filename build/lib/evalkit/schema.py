@@ -1,0 +1,121 @@
+"""Canonical tables of the warehouse, their columns, types and Chinese header aliases.
+
+This is the single source of truth for table layouts: the warehouse DDL, the ingest
+header mapping and the demo world's raw exports are all generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # DuckDB type
+    required: bool = True
+    aliases: tuple[str, ...] = field(default_factory=tuple)  # Chinese / alternative headers
+    zh: str = ""  # the header the demo world writes (first Chinese alias)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    zh: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def ddl(self, table_name: str | None = None) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {table_name or self.name} (\n  {cols}\n)"
+
+
+def _c(name: str, sql_type: str, *aliases: str, required: bool = True) -> Column:
+    return Column(name, sql_type, required, tuple(aliases), aliases[0] if aliases else name)
+
+
+STATIONS = Table(
+    "stations", "派出所", ("station_id",),
+    (
+        _c("station_id", "VARCHAR", "派出所编码", "单位编码", "派出所代码"),
+        _c("name", "VARCHAR", "派出所名称", "单位名称", "派出所"),
+        _c("county", "VARCHAR", "所属区县", "区县", "县（区）"),
+        _c("city", "VARCHAR", "所属地市", "地市", "城市"),
+        _c("province", "VARCHAR", "省份", "省"),
+        _c("area_type", "VARCHAR", "辖区类型", "类型"),
+        _c("population", "INTEGER", "辖区常住人口", "常住人口", "人口"),
+        _c("officers", "INTEGER", "民警数", "民警人数", required=False),
+        _c("auxiliaries", "INTEGER", "辅警数", "辅警人数", required=False),
+        _c("villages", "INTEGER", "行政村数", "村数", required=False),
+    ),
+)
+
+REFORMS = Table(
+    "reforms", "改革实施", ("station_id", "reform"),
+    (
+        _c("station_id", "VARCHAR", "派出所编码", "单位编码", "派出所", "派出所名称"),
+        _c("reform", "VARCHAR", "改革事项", "改革名称", "改革"),
+        _c("adopted_on", "DATE", "实施日期", "启动日期", "实施时间"),
+    ),
+)
+
+INCIDENTS = Table(
+    "incidents", "警情", ("incident_id",),
+    (
+        _c("incident_id", "VARCHAR", "警情编号", "接警编号"),
+        _c("station_id", "VARCHAR", "所属派出所编码", "派出所编码", "管辖单位编码", "所属派出所", "管辖派出所", "派出所"),
+        _c("received_at", "TIMESTAMP", "接警时间", "报警时间"),
+        _c("dispatched_at", "TIMESTAMP", "派警时间", "派警时刻", required=False),
+        _c("arrived_at", "TIMESTAMP", "到场时间", "到达现场时间", required=False),
+        _c("closed_at", "TIMESTAMP", "结警时间", "处置完毕时间", required=False),
+        _c("category", "VARCHAR", "警情类别", "警情类型", "类别"),
+        _c("handled_by", "VARCHAR", "处置力量", "处警单位类型", required=False),
+        _c("is_case", "BOOLEAN", "是否立案", "立案", required=False),
+    ),
+)
+
+DISPUTES = Table(
+    "disputes", "矛盾纠纷", ("dispute_id",),
+    (
+        _c("dispute_id", "VARCHAR", "纠纷编号", "登记编号"),
+        _c("station_id", "VARCHAR", "派出所编码", "受理单位编码", "所属派出所", "受理单位", "派出所"),
+        _c("opened_on", "DATE", "受理日期", "登记日期"),
+        _c("closed_on", "DATE", "办结日期", "化解日期", required=False),
+        _c("category", "VARCHAR", "纠纷类型", "纠纷类别"),
+        _c("resolved", "BOOLEAN", "是否化解", "化解"),
+        _c("escalated", "BOOLEAN", "是否民转刑", "民转刑"),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (STATIONS, REFORMS, INCIDENTS, DISPUTES)}
+
+# Headers that hold personal data: refused at ingest, never stored.
+PERSONAL_DATA_HEADERS: tuple[str, ...] = (
+    "姓名", "报警人", "报警人姓名", "当事人", "当事人姓名", "name_of_caller", "caller_name",
+    "身份证号", "身份证号码", "公民身份号码", "证件号码", "id_number",
+    "手机号", "手机号码", "联系电话", "电话", "报警电话", "phone", "phone_number",
+    "住址", "家庭住址", "现住址", "户籍地址", "address", "home_address",
+)
+
+# Bookkeeping tables of the warehouse (not user data).
+META_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+  table_name VARCHAR, source_file VARCHAR, source_row BIGINT, column_name VARCHAR,
+  reason VARCHAR, detail VARCHAR, raw VARCHAR, ingested_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS ingest_log (
+  table_name VARCHAR, source_file VARCHAR, sha256 VARCHAR, rows_in BIGINT,
+  rows_accepted BIGINT, rows_quarantined BIGINT, ingested_at TIMESTAMP
+)""",
+]

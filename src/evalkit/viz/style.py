@@ -1,0 +1,61 @@
+"""Shared chart style of :mod:`evalkit.viz`: the matplotlib backend, CJK fonts, colours and ``show``."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import matplotlib
+
+matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "inline")) else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei")
+TREATED_COLOR, CONTROL_COLOR, BAND_COLOR = "#c0392b", "#34495e", "#e8a39b"
+
+
+@lru_cache(maxsize=1)
+def use_cjk_font() -> str | None:
+    """Configure matplotlib to use an installed CJK font; rebuild the font cache if needed.
+
+    Returns the family used, or ``None`` if no CJK font is installed (Chinese labels would
+    then render as boxes; ``make setup`` installs ``fonts-noto-cjk``).
+    """
+    def find() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((fam for fam in CJK_FAMILIES if fam in names), None)
+
+    family = find()
+    if family is None:  # the cache may predate the font installation
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # noqa: SLF001
+        family = find()
+    if family is not None:
+        plt.rcParams["font.family"] = "sans-serif"
+        plt.rcParams["font.sans-serif"] = [family, "DejaVu Sans"]
+        plt.rcParams["axes.unicode_minus"] = False
+    else:
+        warnings.warn("no CJK font found: install fonts-noto-cjk", stacklevel=2)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.spines.top": False,
+                         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})
+    return family
+
+
+def show(obj, dpi: int = 130) -> None:
+    """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
+
+    Rendering explicitly to PNG keeps charts in executed notebooks and briefs even when the
+    kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
+    """
+    import io
+
+    from IPython.display import Image, display
+
+    fig = getattr(obj, "figure", obj)
+    if isinstance(fig, np.ndarray):  # an array of Axes
+        fig = fig.flat[0].figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"))
