@@ -89,11 +89,10 @@ def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], 
     to every residual) and iterate together, each problem stopping on its own. Returns the
     solutions per group (B_g × k_g).
 
-    A Frank–Wolfe step moves x towards one vertex e_i, so the loop keeps A x (B × n) and A'A x
-    (B × k) up to date by rank-one updates with column i of A and of the Gram matrix A'A
-    (computed once) instead of two batched matrix products per step; the gradient is
-    A'A x − A'b + nζ²x. Same iterates as R's recursion up to floating-point rounding (placebo
-    draws on the demo pilot agree with the direct products of :func:`_fw_one` to ~1e-11).
+    A x and the gradient A'(A x − b) + nζ²x are recomputed from A at every step, as R does:
+    updating them by rank-one steps (a step moves x towards one vertex) is faster but lets
+    rounding accumulate, and on nearly singular problems (synthetic control's tiny ζ, bootstrap
+    samples with repeated units) the 10 000-step path then drifts (draws off by 1e-2).
     """
     sizes = [g[0].shape for g in groups]
     B = sum(sz[0] for sz in sizes)
@@ -121,11 +120,7 @@ def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], 
     thresh = float(min_decrease) ** 2
     out = np.empty((B, k))
     At = np.ascontiguousarray(A.transpose(0, 2, 1))  # row i of problem j = column i of A_j
-    G = np.matmul(At, A)  # A'A, symmetric: row i = column i
-    c = np.matmul(At, b[:, :, None])[:, :, 0]
     Ax = np.matmul(A, x[:, :, None])[:, :, 0]
-    Gx = np.matmul(G, x[:, :, None])[:, :, 0]
-    del A
     vecdot = np.vecdot
     idx = np.arange(B)
     prev = np.full(B, np.inf)
@@ -133,7 +128,7 @@ def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], 
     t = 0
     while idx.size:
         t += 1
-        half_grad = Gx - c
+        half_grad = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
         half_grad += eta[:, None] * x
         i = (half_grad + blocked).argmin(axis=1)
         d_x = -x
@@ -145,8 +140,7 @@ def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], 
         step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
         step = step[:, None]
         x += step * d_x
-        Ax += step * d_err
-        Gx += step * (G[rows, i] - Gx)
+        Ax = np.matmul(A, x[:, :, None])[:, :, 0]
         err = Ax - b
         val = zeta2 * vecdot(x, x) + vecdot(err, err) / n_rows
         if t >= max_iter:
@@ -159,8 +153,8 @@ def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], 
         if done is not None and done.any():
             out[idx[done]] = x[done]
             keep = ~done
-            idx, x, Ax, Gx, prev = idx[keep], x[keep], Ax[keep], Gx[keep], prev[keep]
-            At, G, b, c, blocked = At[keep], G[keep], b[keep], c[keep], blocked[keep]
+            idx, x, Ax, prev = idx[keep], x[keep], Ax[keep], prev[keep]
+            A, At, b, blocked = A[keep], At[keep], b[keep], blocked[keep]
             eta, zeta2, n_rows = eta[keep], zeta2[keep], n_rows[keep]
             rows = np.arange(idx.size)
     res, lo = [], 0
