@@ -2,22 +2,31 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# one stamp per set-up level: the runtime (what `make demo` needs) and, on top of it, the test and
+# peer libraries (what `make test` needs); a fresh clone's `make test` builds both in turn
+STAMP_RUN  := $(VENV)/.installed-runtime
+STAMP_TEST := $(VENV)/.installed-test
 SIZE   ?= small
 SEED   ?= 42
 WAREHOUSE ?= data/warehouse.duckdb
 
-.PHONY: setup demo test test-fast lint lab clean-outputs
+.PHONY: setup setup-test demo test test-fast lint lab clean-outputs
 
-setup: $(STAMP)
+setup: $(STAMP_RUN)
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+setup-test: $(STAMP_TEST)
+
+$(STAMP_RUN): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,peers]"
+	$(PY) -m pip install -q -e .
 	MPLBACKEND=Agg $(PY) -c "import evalkit.viz.style as p; print('CJK font:', p.use_cjk_font())"
-	touch $(STAMP)
+	touch $(STAMP_RUN)
+
+$(STAMP_TEST): $(STAMP_RUN) pyproject.toml
+	$(PY) -m pip install -q -e ".[dev,peers]"
+	touch $(STAMP_TEST)
 
 demo: setup
 	$(VENV)/bin/evalkit demo-data --size $(SIZE) --seed $(SEED) --out data/demo --warehouse $(WAREHOUSE)
@@ -26,14 +35,14 @@ demo: setup
 	@echo "Briefs:"
 	@ls -1 outputs/*/brief.pdf outputs/*/brief.html
 
-test: setup
+test: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup-test
 	$(PY) -m pytest -q -m "not e2e and not slow"
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks
 
 lab: setup

@@ -67,43 +67,82 @@ def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_
 
     ``Y`` is B × n × (k+1): B independent problems whose first k columns are A and last is b.
     Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
-    ``max_iter`` steps), exactly as R's loop; the batch only shares the numpy calls, which is
-    what makes the placebo / bootstrap replications fast.
+    ``max_iter`` steps), exactly as R's loop. A single problem (the point estimate) runs
+    :func:`_fw_one`; a batch runs :func:`_fw_groups`.
     """
-    if intercept:
-        Y = Y - Y.mean(axis=1, keepdims=True)
-    A = np.ascontiguousarray(Y[:, :, :-1])
-    b = np.ascontiguousarray(Y[:, :, -1])
-    B, n, k = A.shape
-    x = np.full((B, k), 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(B, k)
-    if B == 1:
-        return _fw_one(A[0], b[0], x[0], float(zeta), float(min_decrease), max_iter)[None]
-    out = np.empty((B, k))
-    zeta2 = float(zeta) ** 2
-    eta = n * zeta2
+    if Y.shape[0] == 1:
+        if intercept:
+            Y = Y - Y.mean(axis=1, keepdims=True)
+        k = Y.shape[2] - 1
+        x = np.full(k, 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(k)
+        return _fw_one(np.ascontiguousarray(Y[0, :, :-1]), np.ascontiguousarray(Y[0, :, -1]), x, float(zeta),
+                       float(min_decrease), max_iter)[None]
+    return _fw_groups([(Y, zeta, intercept, x0)], min_decrease, max_iter)[0]
+
+
+def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], min_decrease: float,
+               max_iter: int) -> list[np.ndarray]:
+    """:func:`_fw` for several batches of problems in one loop, e.g. the placebo draws' time and unit weights.
+
+    ``groups`` holds ``(Y, zeta, intercept, x0)`` per batch (B_g × n_g × (k_g+1)); the batches are
+    zero-padded to a common n and k (padded coordinates can never be chosen, padded rows add zero
+    to every residual) and iterate together, each problem stopping on its own. Returns the
+    solutions per group (B_g × k_g).
+
+    A x and the gradient A'(A x − b) + nζ²x are recomputed from A at every step, as R does:
+    updating them by rank-one steps (a step moves x towards one vertex) is faster but lets
+    rounding accumulate, and on nearly singular problems (synthetic control's tiny ζ, bootstrap
+    samples with repeated units) the 10 000-step path then drifts (draws off by 1e-2).
+    """
+    sizes = [g[0].shape for g in groups]
+    B = sum(sz[0] for sz in sizes)
+    n = max(sz[1] for sz in sizes)
+    k = max(sz[2] - 1 for sz in sizes)
+    A = np.zeros((B, n, k))
+    b = np.zeros((B, n))
+    x = np.zeros((B, k))
+    blocked = np.zeros((B, k))  # +inf on padded coordinates: never the Frank–Wolfe vertex
+    n_rows = np.empty(B)
+    zeta2 = np.empty(B)
+    lo = 0
+    for (Y, zeta, intercept, x0), (bg, ng, kg1) in zip(groups, sizes, strict=True):
+        kg, hi = kg1 - 1, lo + bg
+        if intercept:
+            Y = Y - Y.mean(axis=1, keepdims=True)
+        A[lo:hi, :ng, :kg] = Y[:, :, :-1]
+        b[lo:hi, :ng] = Y[:, :, -1]
+        x[lo:hi, :kg] = 1.0 / kg if x0 is None else np.asarray(x0, dtype=float).reshape(bg, kg)
+        blocked[lo:hi, kg:] = np.inf
+        n_rows[lo:hi] = ng
+        zeta2[lo:hi] = float(zeta) ** 2
+        lo = hi
+    eta = n_rows * zeta2
     thresh = float(min_decrease) ** 2
-    At = np.ascontiguousarray(A.transpose(0, 2, 1))
+    out = np.empty((B, k))
+    At = np.ascontiguousarray(A.transpose(0, 2, 1))  # row i of problem j = column i of A_j
+    Ax = np.matmul(A, x[:, :, None])[:, :, 0]
+    vecdot = np.vecdot
     idx = np.arange(B)
     prev = np.full(B, np.inf)
-    Ax = np.matmul(A, x[:, :, None])[:, :, 0]
     rows = np.arange(B)
     t = 0
     while idx.size:
         t += 1
         half_grad = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
-        half_grad += eta * x
-        i = half_grad.argmin(axis=1)
+        half_grad += eta[:, None] * x
+        i = (half_grad + blocked).argmin(axis=1)
         d_x = -x
-        d_x[rows, i] = 1.0 - x[rows, i]
-        d_err = A[rows, :, i] - Ax
-        num = (half_grad * d_x).sum(axis=1)
-        den = (d_err * d_err).sum(axis=1) + eta * (d_x * d_x).sum(axis=1)
+        d_x[rows, i] += 1.0
+        d_err = At[rows, i] - Ax  # A d_x
+        num = vecdot(half_grad, d_x)
+        den = vecdot(d_err, d_err) + eta * vecdot(d_x, d_x)
         moving = den > 0  # den == 0 iff d_x == 0 (x is already the vertex): R returns x unchanged
-        step = np.clip(-num / np.where(moving, den, 1.0), 0.0, 1.0) * moving
-        x = x + step[:, None] * d_x
+        step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
+        step = step[:, None]
+        x += step * d_x
         Ax = np.matmul(A, x[:, :, None])[:, :, 0]
         err = Ax - b
-        val = zeta2 * (x * x).sum(axis=1) + (err * err).sum(axis=1) / n
+        val = zeta2 * vecdot(x, x) + vecdot(err, err) / n_rows
         if t >= max_iter:
             done = np.ones(idx.size, bool)
         elif t >= 2:
@@ -115,9 +154,14 @@ def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_
             out[idx[done]] = x[done]
             keep = ~done
             idx, x, Ax, prev = idx[keep], x[keep], Ax[keep], prev[keep]
-            A, At, b = A[keep], At[keep], b[keep]
+            A, At, b, blocked = A[keep], At[keep], b[keep], blocked[keep]
+            eta, zeta2, n_rows = eta[keep], zeta2[keep], n_rows[keep]
             rows = np.arange(idx.size)
-    return out
+    res, lo = [], 0
+    for bg, _, kg1 in sizes:
+        res.append(out[lo:lo + bg, :kg1 - 1])
+        lo += bg
+    return res
 
 
 def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrease: float,
@@ -191,6 +235,17 @@ def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndar
     Yc = _collapsed(Y, N0, T0) if (opts.update_lambda or opts.update_omega) else None
     lam = None if lam0 is None else np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
     omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
+    if opts.update_lambda and opts.update_omega and B > 1:
+        # SDID replications: time and unit weights are independent problems, solved in one loop
+        Al, Ao = Yc[:, :N0, :], Yc[:, :, :T0].transpose(0, 2, 1)
+        lam, omega = _fw_groups([(Al, opts.zeta_lambda, opts.lambda_intercept, lam),
+                                 (Ao, opts.zeta_omega, opts.omega_intercept, omega)],
+                                opts.min_decrease, opts.max_iter_pre_sparsify)
+        if opts.sparsify:
+            lam, omega = _fw_groups([(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam)),
+                                     (Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega))],
+                                    opts.min_decrease, opts.max_iter)
+        return omega, lam
     if opts.update_lambda:
         Al = Yc[:, :N0, :]
         lam = _fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
@@ -262,6 +317,13 @@ def placebo_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
 
     Draw b uses ``rng.permutation(N0)`` of a ``numpy.random.default_rng(seed)`` stream, the same
     scheme as the ``synthdid-py`` port, so equal seeds give equal draws there.
+
+    A draw's estimate depends only on which controls are relabelled treated (its last N1
+    positions), not on the order of the permutation: λ solves over the remaining controls and ω
+    over the same columns, both from starting values that follow the units. So each distinct
+    placebo split is solved once and its estimate shared by every draw that repeats it — with one
+    treated station there are only N0 splits for the 200 draws (time and unit weights shared per
+    split). The draws equal the one-solve-per-draw recursion up to floating-point rounding.
     """
     N1 = Y.shape[0] - N0
     if N0 <= N1:
@@ -269,10 +331,13 @@ def placebo_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n0 = N0 - N1
     perms = np.stack([rng.permutation(N0) for _ in range(reps)])
+    split = np.sort(perms[:, n0:], axis=1)
+    _, first, which = np.unique(split, axis=0, return_index=True, return_inverse=True)
+    perms = perms[first]  # first draw of each distinct split, in its own order
     omega0 = fit.omega[perms[:, :n0]]
     sums = omega0.sum(axis=1, keepdims=True)
     omega0 = np.where(sums != 0, omega0 / np.where(sums != 0, sums, 1.0), 1.0 / n0)
-    return _refit(Y[perms], n0, T0, fit, omega0)
+    return _refit(Y[perms], n0, T0, fit, omega0)[which.ravel()]
 
 
 def jackknife_se(Y: np.ndarray, N0: int, T0: int, fit: _Fit) -> float:
