@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fe_refs import CASTLE, load_castle, short_panel
-from moderndid_refs import load_mpdta
-from test_poisson import _panel
 
 from evalkit.estimators.poisson import estimate_poisson
 from evalkit.estimators.sunab import estimate_sunab
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe
+from fe_refs import CASTLE, load_castle, short_panel
+from moderndid_refs import load_mpdta
+from test_poisson import _panel
 
 # pyfixest 0.60.0: fepois("y ~ D | station_id + period", weights="pop", vcov={"CRV1": cl}), tolerances 1e-12
 POISSON_W = {None: (0.328013900235956, 0.0469231824746305), "district": (0.328013900235956, 0.0392796919538405)}
