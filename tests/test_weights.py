@@ -85,3 +85,25 @@ def test_weighted_sunab_cells_equal_weighted_saturated_feols():
     assert ev.loc[0, "estimate"] == pytest.approx(float(np.average(e0["estimate"], weights=e0["n"])), abs=1e-12)
     wsum = pd.Series(m["pw"].to_numpy()).groupby(lab).sum()
     assert sorted(e0["n"]) == pytest.approx(sorted(wsum[[k for k in wsum.index if k.endswith("_0")]]))
+
+
+# pyfixest 0.60.0: feols("y ~ tr*af", weights=w, vcov={"CRV1": "station_id"}) on the 2x2 window of
+# planted_panel(effect=-2.0), cohort 18 vs never, periods 12..23; pop ~ U(1, 5) per station (seed 1)
+DID2X2 = {None: (-2.05731402422922, 0.156604280777778), "pop": (-2.22376296198486, 0.144273700209754)}
+
+
+@pytest.mark.parametrize("w", [None, "pop"])
+def test_did2x2_equals_fixest(w):
+    from test_basic_estimators import planted_panel
+
+    from evalkit.estimators.did2x2 import estimate_did2x2
+
+    p = planted_panel(effect=-2.0)
+    p["pop"] = np.random.default_rng(1).uniform(1, 5, 120)[p["station_id"]]
+    r = estimate_did2x2(p, "y", treated_cohort=18, window=6, weights=w)
+    b, se = DID2X2[w]
+    assert r.att == pytest.approx(b, abs=1e-10)
+    assert r.overall["std_error"] == pytest.approx(se, rel=1e-8)
+    m = r.meta["means"]
+    assert r.att == pytest.approx((m["treated_after"] - m["treated_before"]) - (m["control_after"] - m["control_before"]),
+                                  abs=1e-10)
