@@ -94,9 +94,8 @@ DID2X2 = {None: (-2.05731402422922, 0.156604280777778), "pop": (-2.2237629619848
 
 @pytest.mark.parametrize("w", [None, "pop"])
 def test_did2x2_equals_fixest(w):
-    from test_basic_estimators import planted_panel
-
     from evalkit.estimators.did2x2 import estimate_did2x2
+    from test_basic_estimators import planted_panel
 
     p = planted_panel(effect=-2.0)
     p["pop"] = np.random.default_rng(1).uniform(1, 5, 120)[p["station_id"]]
