@@ -349,7 +349,7 @@ def build_sample(
         df.loc[late, cohort] = NEVER
     dropped_units: dict[str, int] = {}
     dropped_cells: dict[str, int] = {}
-    from_first = (df[cohort] == first).to_numpy()
+    from_first = ((df[cohort] != NEVER) & (df[cohort] == first)).to_numpy()  # period 0 can be the first period
     if from_first.any():
         dropped_units["treated_from_first_period"] = int(df.loc[from_first, unit].nunique())
         df = df[~from_first]
