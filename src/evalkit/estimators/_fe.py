@@ -527,12 +527,14 @@ class FESample:
 
 
 def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str, time: str, cohort: str,
-              cluster: str | None, weights: str | None = None) -> FESample:
+              cluster: str | None, weights: str | None = None, covariates: tuple[str, ...] | list[str] = ()
+              ) -> FESample:
     """The estimation sample of the regression-based estimators: :func:`build_sample` (validation and
     the shared conventions: late adopters recoded to never treated, units treated from the first
     period dropped, missing outcome cells dropped) plus codes for unit, period and cluster, cohorts as
     floats (never treated = ``inf``) and the weights."""
-    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights,
+                     covariates=covariates)
     df = s.frame
     uc, _ = codes(df[unit])
     tc, tvals = codes(df[time])
