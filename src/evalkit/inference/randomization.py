@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators._common import baseline_mean, unit_counts
-from evalkit.estimators._fe import codes, demean, independent_columns, sym_inv, time_dummies, unit_cross
+from evalkit.estimators._fe import Within, codes, independent_columns, sym_inv, time_dummies, unit_cross
 from evalkit.results import EstimationResult
 
 _CHUNK_CELLS = 4_000_000  # N x draws cells per block
@@ -48,7 +48,7 @@ class FastTWFE:
         self.n_units = int(self.u.max()) + 1
         self.n_times = int(self.t.max()) + 1
         self.N = self.u.size
-        self.yt = demean(np.asarray(y, dtype=float), [self.u, self.t])
+        self.yt = Within([self.u, self.t]).transform(np.asarray(y, dtype=float))  # the engine's exact demeaning
         Tm = time_dummies(self.t, self.n_times)
         _, _, S = unit_cross(Tm, self.u, self.n_units)
         keep = independent_columns(S)
