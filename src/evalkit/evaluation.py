@@ -110,7 +110,7 @@ def _estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
         return {**common, "control": p.control, "bootstrap": p.bootstrap, "seed": p.seed,
                 "min_e": lo, "max_e": hi}
     if name == "sa":
-        return {**common, "min_e": lo, "max_e": hi}
+        return {**common, "bin_e": (lo, hi)}  # SA bins the ends (fe-engine: min_e/max_e renamed)
     if name == "imputation":
         return {**common, "horizons": list(range(0, hi + 1)), "pretrend_leads": -lo}
     if name in ("sdid", "sc"):
