@@ -191,3 +191,31 @@ def test_live_pyfixest_unbalanced_weighted_event_study():
     np.testing.assert_allclose(ev["estimate"], f.coef().to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(ev["std_error"], f.se().to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(ev["p_value"], f.pvalue().to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cluster", [None, "county"])
+def test_same_static_twfe_se_everywhere(cluster):
+    """One coefficient, one SE: estimate_twfe, the Bacon TWFE row and the wild bootstrap's CRV1 SE."""
+    from evalkit.estimators.bacon import estimate_bacon
+    from evalkit.inference.wild import wild_bootstrap
+
+    d = short_panel()
+    a = estimate_twfe(d, "y", cluster=cluster)
+    b = estimate_bacon(d, "y", cluster=cluster)
+    w = wild_bootstrap(d, "y", cluster=cluster, B=99, seed=1)
+    for r in (b, w):
+        assert r.att == pytest.approx(a.att, abs=1e-12)
+        assert r.overall["std_error"] == pytest.approx(a.overall["std_error"], rel=1e-10)
+    assert b.meta["inference"]["ssc"] == pytest.approx(a.meta["inference"]["ssc"], rel=1e-14)
+    assert w.meta["ssc"] == pytest.approx(a.meta["inference"]["ssc"], rel=1e-14)
+
+
+@pytest.mark.parametrize("name", ["twfe", "event_twfe", "sa", "imputation", "bacon", "poisson", "did2x2"])
+def test_every_owned_estimator_rejects_a_misspelled_option(name):
+    from evalkit.estimators import get_estimator
+
+    d = short_panel().assign(y=lambda x: np.round(np.exp(x["y"] / 2)))  # counts, so Poisson gets that far
+    with pytest.raises(TypeError, match=r"'clsuter'.*accepted options: .*cluster"):
+        get_estimator(name)(d, "y", clsuter="county")
+    with pytest.raises(TypeError, match=r"'min_e'"):  # SA / Poisson / event TWFE bin with bin_e
+        get_estimator(name)(d, "y", min_e=-2)
