@@ -219,3 +219,37 @@ def test_every_owned_estimator_rejects_a_misspelled_option(name):
         get_estimator(name)(d, "y", clsuter="county")
     with pytest.raises(TypeError, match=r"'min_e'"):  # SA / Poisson / event TWFE bin with bin_e
         get_estimator(name)(d, "y", min_e=-2)
+
+
+@pytest.mark.parametrize("cluster", [None, "county"])
+def test_permuted_twfe_batch_equals_full_refits(cluster):
+    """Batched permutation refits (within-transformation once) = estimate_event_twfe / estimate_twfe
+    on the permuted panels: coefficients, CRV1 covariances and the leads' Wald statistic."""
+    from evalkit.estimators._fe_batch import PermutedTWFE, event_pattern, static_pattern
+
+    rng = np.random.default_rng(4)
+    n, T = 24, 10
+    d = pd.DataFrame({"station_id": np.repeat(np.arange(n), T), "period": np.tile(np.arange(1, T + 1), n)})
+    d["first_treat"] = np.array([0, 4, 6, 8])[d["station_id"] % 4]
+    d["county"] = d["station_id"] // 4
+    d["y"] = rng.normal(size=len(d)) + d["station_id"] * 0.1 + 0.5 * ((d.first_treat > 0) & (d.period >= d.first_treat))
+    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=cluster)
+    pattern, names = event_pattern(3, 4, -1)
+    batch = PermutedTWFE(s, pattern, names)
+    static = PermutedTWFE(s, static_pattern, ["treated_post"])
+    g_unit = d.groupby("station_id")["first_treat"].first().to_numpy()
+    draws = np.stack([g_unit] + [rng.permutation(g_unit) for _ in range(3)]).astype(float)
+    B, V = batch.fit(np.where(draws == 0, np.inf, draws))
+    Bs, Vs = static.fit(np.where(draws == 0, np.inf, draws))
+    leads = [j for j, nm in enumerate(batch.names) if int(nm.split("=")[1]) < -1]
+    W = batch.wald(np.where(draws == 0, np.inf, draws), leads)
+    for j, g in enumerate(draws):
+        p = d.assign(first_treat=g[d["station_id"]])
+        r = estimate_event_twfe(p, "y", cluster=cluster, leads=3, lags=4)
+        assert r.vcov["event"].index.tolist() == batch.names
+        np.testing.assert_allclose(B[j], r.rows("event").query("event_time != -1")["estimate"], atol=1e-10)
+        np.testing.assert_allclose(V[j], r.vcov["event"].to_numpy(), rtol=1e-8, atol=1e-14)
+        assert W[j] == pytest.approx(r.meta["pretrend"]["stat"], rel=1e-8)
+        rs = estimate_twfe(p, "y", cluster=cluster)
+        assert Bs[j, 0] == pytest.approx(rs.att, abs=1e-10)
+        assert np.sqrt(Vs[j, 0, 0]) == pytest.approx(rs.overall["std_error"], rel=1e-8)
