@@ -253,3 +253,13 @@ def test_permuted_twfe_batch_equals_full_refits(cluster):
         rs = estimate_twfe(p, "y", cluster=cluster)
         assert Bs[j, 0] == pytest.approx(rs.att, abs=1e-10)
         assert np.sqrt(Vs[j, 0, 0]) == pytest.approx(rs.overall["std_error"], rel=1e-8)
+
+
+def test_inference_functions_reject_misspelled_options():
+    from evalkit.inference.randomization import randomization_inference
+    from evalkit.inference.wild import wild_bootstrap
+
+    with pytest.raises(TypeError, match=r"wild_bootstrap: unknown option\(s\) 'clsuter'"):
+        wild_bootstrap(short_panel(), "y", clsuter="county", B=9)
+    with pytest.raises(TypeError, match=r"'clsuter'"):
+        randomization_inference(short_panel(), "y", clsuter="county", draws=9)

@@ -35,6 +35,7 @@ from scipy import stats
 from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts
 from evalkit.estimators._fe import (
     Within,
+    check_options,
     fe_sample,
     independent_columns,
     nested_in,
@@ -303,7 +304,7 @@ def wild_bootstrap(
     lags: int = 24,
     reference: int = -1,
     full_enumeration: bool = True,
-    **_: object,
+    **options: object,
 ) -> EstimationResult:
     """Wild cluster bootstrap (WCR) p-values and test-inversion CIs for TWFE coefficients.
 
@@ -317,6 +318,9 @@ def wild_bootstrap(
     ``std_error`` is the analytic CRV1 standard error (fixest small-sample factor, see
     ``meta['ssc']``); ``p_value``, ``ci_low`` and ``ci_high`` come from the bootstrap.
     """
+    check_options("wild_bootstrap", options, ("param", "unit", "time", "cohort", "cluster", "weights", "B", "seed",
+                                              "alpha", "impose_null", "leads", "lags", "reference",
+                                              "full_enumeration"))
     if not impose_null:
         raise NotImplementedError("only the restricted (WCR) bootstrap is implemented; impose_null=True")
     event = param != "treated_post"
