@@ -93,7 +93,6 @@ class Within:
         self.w = None if weights is None else np.asarray(weights, dtype=float)
         self.tol, self.maxiter = tol, maxiter
         self.method = ("none" if not self.codes else "one-way" if len(self.codes) == 1 else "two-way exact")
-        ww = np.ones(self.n_obs) if self.w is None else self.w
         self._ww = self.w  # None = unit weights (bincount without weights is faster)
         self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
                       for c, n in zip(self.codes, self.levels, strict=True)]
