@@ -263,3 +263,20 @@ def test_inference_functions_reject_misspelled_options():
         wild_bootstrap(short_panel(), "y", clsuter="county", B=9)
     with pytest.raises(TypeError, match=r"'clsuter'"):
         randomization_inference(short_panel(), "y", clsuter="county", draws=9)
+
+
+@pytest.mark.parametrize("vcov", ["CRV1", "iid", "hetero"])
+def test_sparse_and_dense_routes_agree(vcov, monkeypatch):
+    """The sparse Schur route (many regressors) and the dense within route give the same fit."""
+    u, t, w, X = _unbalanced(6)
+    y = X @ np.array([0.5, -1.0, 0.2]) + np.sin(u) + np.random.default_rng(7).normal(size=u.size)
+    kw = dict(weights=w, cluster=u // 3 if vcov == "CRV1" else None, vcov=vcov)
+    dense = _fe.feols(y, X, [u, t], **kw)
+    monkeypatch.setattr(_fe, "DENSE_MAX_COLS", 0)
+    sparse = _fe.feols(y, X, [u, t], **kw)
+    assert "dense" in dense.fe_method and "sparse" in sparse.fe_method
+    np.testing.assert_allclose(sparse.coef, dense.coef, atol=1e-12)
+    np.testing.assert_allclose(sparse.vcov, dense.vcov, rtol=1e-9, atol=1e-16)
+    np.testing.assert_allclose(sparse.resid, dense.resid, atol=1e-10)
+    np.testing.assert_allclose(sparse.coef_many(np.column_stack([y, 2 * y])), dense.coef_many(np.column_stack([y, 2 * y])),
+                               atol=1e-10)
