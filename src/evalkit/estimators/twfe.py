@@ -60,7 +60,7 @@ def estimate_twfe(
     _fe.check_options("twfe", options, _COMMON)
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
-    fit = _fe.feols(s.y, sp.csr_matrix(D[:, None]), [s.unit, s.time], weights=s.weights, cluster=s.cluster,
+    fit = _fe.feols(s.y, D, [s.unit, s.time], weights=s.weights, cluster=s.cluster,
                     names=["treated_post"])
     if not fit.keep[0]:
         raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
