@@ -148,6 +148,8 @@ def absorb_fit(y: np.ndarray, unit: np.ndarray, Z: sp.spmatrix, w: np.ndarray | 
 # ---------------------------------------------------------------------------- clustering
 def nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
     """True if every level of ``fe_codes`` lies within a single cluster."""
+    if fe_codes is cluster_codes:
+        return True
     fe_codes = np.asarray(fe_codes)
     cluster_codes = np.asarray(cluster_codes)
     any_cluster = np.zeros(int(fe_codes.max()) + 1, dtype=cluster_codes.dtype)
@@ -352,7 +354,8 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     codes_fe = [c for c, _ in cf]
     dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
     if dense:
-        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w)
+        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w,
+                                                levels=[n for _, n in cf])
         tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
     else:
         (a, na), rest = cf[0], cf[1:]
@@ -394,24 +397,28 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
 DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
 
 
-def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None):
-    """Within-transform ``[y, X]`` once, then OLS: (coef, bread, resid, keep, W X~ over kept)."""
-    W = Within(codes_fe, w)
-    M = W.transform(np.column_stack([y, X]))
-    yw, Xw = M[:, 0], M[:, 1:]
-    XW = Xw if w is None else Xw * w[:, None]
-    XtX = XW.T @ Xw
+def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None,
+                 levels: list[int] | None = None):
+    """Within-transform ``y`` and each column of ``X`` once (1-D, contiguous), then OLS:
+    (coef, bread, resid, keep, W X~ over kept as an ``N x k`` view)."""
+    W = Within(codes_fe, w, levels=levels)
+    yw = W.transform(y)
+    Xt = np.empty((X.shape[1], y.size))  # rows = within-transformed regressors (contiguous)
+    for j in range(X.shape[1]):
+        Xt[j] = W.transform(np.ascontiguousarray(X[:, j]))
+    XWt = Xt if w is None else Xt * w
+    XtX = XWt @ Xt.T
     # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
-    raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
+    raw = np.array([x @ (x if w is None else x * w) for x in X.T])
     ok = np.diag(XtX) > ABSORBED_TOL * raw
     keep = np.zeros(X.shape[1], dtype=bool)
     idx = np.flatnonzero(ok)
     keep[idx] = independent_columns((XtX[np.ix_(idx, idx)] + XtX[np.ix_(idx, idx)].T) / 2)
     XtX = XtX[np.ix_(keep, keep)]
     bread = sym_inv((XtX + XtX.T) / 2)
-    XW = XW[:, keep]
-    b = bread @ (XW.T @ yw)
-    return b, bread, yw - Xw[:, keep] @ b, keep, XW
+    XWt = XWt[keep]
+    b = bread @ (XWt @ yw)
+    return b, bread, yw - b @ Xt[keep], keep, XWt.T
 
 
 ABSORBED_TOL = 1e-10  # within / raw sum of squares below which a regressor counts as absorbed
