@@ -280,3 +280,19 @@ def test_sparse_and_dense_routes_agree(vcov, monkeypatch):
     np.testing.assert_allclose(sparse.resid, dense.resid, atol=1e-10)
     np.testing.assert_allclose(sparse.coef_many(np.column_stack([y, 2 * y])), dense.coef_many(np.column_stack([y, 2 * y])),
                                atol=1e-10)
+
+
+def test_late_adopters_same_coefficient_in_twfe_wild_and_ri():
+    """A cohort adopting after the window is never treated in every TWFE-based number (shared sample)."""
+    from evalkit.inference.randomization import randomization_inference
+    from evalkit.inference.wild import wild_bootstrap
+
+    d = short_panel()
+    d.loc[d["station_id"].isin([0, 1]), "first_treat"] = 9  # after the last period (5)
+    a = estimate_twfe(d, "y")
+    assert a.meta["sample"]["recoded"] == {"adopts_after_window": 2}
+    assert a.meta["n_treated"] + a.meta["n_control"] == 14
+    ri = randomization_inference(d, "y", draws=19, seed=1)
+    wb = wild_bootstrap(d, "y", B=99, seed=1)
+    assert ri.att == pytest.approx(a.att, abs=1e-12) and wb.att == pytest.approx(a.att, abs=1e-12)
+    assert wb.overall["std_error"] == pytest.approx(a.overall["std_error"], rel=1e-10)
