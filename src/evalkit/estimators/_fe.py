@@ -1,26 +1,19 @@
-"""Shared fixed-effects machinery for the regression-based estimators.
+"""The fixed-effects fit engine of every regression-based estimator (docs/estimators-other.md).
 
-Everything here works on observation-level arrays (no Python loops over units):
-
-* :func:`absorb_fit` — weighted least squares of ``y`` on a *sparse* regressor matrix ``Z``
-  plus one-way (unit) fixed effects that are absorbed **exactly** through the block-diagonal
-  Schur complement.  Time fixed effects are passed as sparse dummies inside ``Z`` (see
-  :func:`time_dummies`), so a two-way FE regression with ``K`` extra regressors costs one
-  sparse product and one dense ``(T-1+K)`` solve: no iterations, no tolerance, exact to
-  machine precision.  This is what Sun-Abraham (thousands of interaction dummies), the
-  imputation first stage, the Bacon TWFE coefficient and each Poisson Newton step use.
-* :func:`cluster_meat` — the cluster-robust "meat" ``sum_c s_c s_c'`` built from sparse
-  cluster-score products (handles clusters that do or do not nest the absorbed units).
-* :func:`fixest_ssc` — the small-sample factor of fixest/pyfixest's defaults
-  (``ssc(adj=TRUE, fixef.K="nested", cluster.adj=TRUE)``):
-  ``G/(G-1) * (N-1)/(N-K)`` where ``K`` counts the coefficients plus the fixed-effect
-  parameters that are **not** nested in the cluster variable (each fully nested fixed effect
-  counts as one), i.e. ``K = k + T`` for unit+time FE clustered by unit (or by anything
-  coarser than the unit).
-* :func:`demean` — weighted alternating projections (method of alternating projections,
-  Gaure 2013) for dense columns and any number of fixed effects; used where a dense
-  within-transformation is handier than the Schur route (e.g. cross-checks).
-* :func:`wald_test` — chi-square Wald test of ``b = 0``.
+* :func:`feols` -> :class:`FEFit` — (weighted) least squares with one or two fixed effects absorbed
+  exactly, CRV1 / iid / HC1 covariances with ONE small-sample correction, :func:`small_sample`
+  (fixest's defaults: CR1 ``G/(G-1)*(n-1)/(n-K)``, ``K`` = coefficients + FE levels not nested in the
+  cluster, ``t(G-1)``).  Used by TWFE, event TWFE, 2x2, Bacon, imputation's pre-trend test.
+* :func:`absorb_fit` + :func:`cluster_meat` — the sparse route behind ``feols`` (unit effects
+  absorbed through the block-diagonal Schur complement, period effects and regressors as sparse
+  columns); Sun-Abraham's thousands of cells and each Poisson Newton step use them directly with
+  the same :func:`small_sample`.
+* :class:`Within` (``_fe_within``) — the within-transformation set up once for many columns
+  (wild bootstrap, randomization inference); ``_fe_batch.PermutedTWFE`` — TWFE refits for many
+  permuted adoption dates.
+* :func:`fe_sample` — the one adapter from the shared sample (``_sample.build_sample``) to codes;
+  :func:`check_options` — misspelled options raise.
+* :func:`demean` (plain alternating projections, for cross-checks) and :func:`wald_test`.
 """
 
 from __future__ import annotations
