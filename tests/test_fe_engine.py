@@ -296,3 +296,16 @@ def test_late_adopters_same_coefficient_in_twfe_wild_and_ri():
     wb = wild_bootstrap(d, "y", B=99, seed=1)
     assert ri.att == pytest.approx(a.att, abs=1e-12) and wb.att == pytest.approx(a.att, abs=1e-12)
     assert wb.overall["std_error"] == pytest.approx(a.overall["std_error"], rel=1e-10)
+
+
+@pytest.mark.parametrize("vcov", ["iid", "hetero"])
+def test_twfe_iid_and_hetero_equal_fixest(vcov):
+    d = load_castle()
+    r = estimate_twfe(d, "l_homicide", unit="sid", time="year", cohort="effyear", weights="popwt", vcov=vcov)
+    b, se, p = CASTLE[("popwt", vcov)]
+    assert r.att == pytest.approx(b, rel=1e-8)
+    assert r.overall["std_error"] == pytest.approx(se, rel=1e-8)
+    assert r.overall["p_value"] == pytest.approx(p, rel=1e-6)
+    assert r.meta["inference"]["se_type"] == vcov and r.meta["n_clusters"] is None
+    with pytest.raises(ValueError, match="vcov"):
+        estimate_twfe(d, "l_homicide", unit="sid", time="year", cohort="effyear", vcov="HC3")
