@@ -106,3 +106,15 @@ def test_did2x2_equals_fixest(w):
     m = r.meta["means"]
     assert r.att == pytest.approx((m["treated_after"] - m["treated_before"]) - (m["control_after"] - m["control_before"]),
                                   abs=1e-10)
+
+
+def test_zero_weight_rows_are_left_out_as_in_fixest():
+    """fixest removes observations with weight 0 (they would otherwise count in n and in G)."""
+    d = load_castle()
+    zero = d["sid"] == d["sid"].iloc[0]  # one whole state gets weight 0
+    r0 = estimate_twfe(d.assign(popwt=d["popwt"].where(~zero, 0.0)), "l_homicide", unit="sid", time="year",
+                       cohort="effyear", weights="popwt")
+    r1 = estimate_twfe(d[~zero], "l_homicide", unit="sid", time="year", cohort="effyear", weights="popwt")
+    assert r0.att == pytest.approx(r1.att, abs=1e-12)
+    assert r0.overall["std_error"] == pytest.approx(r1.overall["std_error"], rel=1e-12)
+    assert r0.meta["dropped_zero_weight"] == int(zero.sum()) and r0.meta["n_clusters"] == 49

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -503,6 +503,7 @@ class FESample:
     period: np.ndarray  # float period of each row
     cluster: np.ndarray  # codes 0..G-1
     weights: np.ndarray | None
+    n_zero_weight: int = 0  # rows of the shared sample left out of the fit for a weight of 0 (as fixest)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -535,6 +536,12 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
     floats (never treated = ``inf``) and the weights."""
     s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights,
                      covariates=covariates)
+    n_zero = 0
+    if weights is not None:  # fixest removes observations with weight 0 (they would count in n and G)
+        zero = (s.frame[weights] == 0).to_numpy()
+        n_zero = int(zero.sum())
+        if n_zero:
+            s = replace(s, frame=s.frame[~zero].reset_index(drop=True))
     df = s.frame
     uc, _ = codes(df[unit])
     tc, tvals = codes(df[time])
@@ -542,4 +549,4 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
     g = df[cohort].to_numpy(dtype=float)
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
                     cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
-                    weights=None if weights is None else df[weights].to_numpy(dtype=float))
+                    weights=None if weights is None else df[weights].to_numpy(dtype=float), n_zero_weight=n_zero)

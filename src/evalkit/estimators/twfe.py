@@ -43,6 +43,7 @@ def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weigh
         "cluster": (cluster or unit) if fit.vcov_type == "CRV1" else None, "se_type": _se_type(fit),
         "ssc_factor": fit.ssc, "inference": fit.meta(), "sample": info.to_dict(), "weights": weights,
         "dropped_missing_outcome": info.dropped_cells.get("missing_outcome", 0),
+        "dropped_zero_weight": s.n_zero_weight,
         "baseline_mean": s.baseline_mean(), "alpha": alpha,
     }
 
