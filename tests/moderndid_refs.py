@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 MPDTA = os.path.join(os.path.dirname(__file__), "data", "mpdta.csv.gz")
 
 
@@ -65,3 +64,51 @@ def assert_aggregations_match(res, mp, panel: pd.DataFrame, *, atol_se: float) -
         assert r.std_error == pytest.approx(ref, abs=atol_se)
     for r in res.rows("calendar").itertuples():
         assert r.std_error == pytest.approx(r_agg_se(mp, gu, (mp.times == r.time) & post), abs=atol_se)
+
+
+def r_aggte_weighted(mp, gu: np.ndarray, wu: np.ndarray) -> dict[str, tuple[float, float]]:
+    """R ``aggte`` (simple, group, dynamic) with sampling weights, on moderndid's weighted ATT(g,t)
+    and unit-level influence functions: ``pg = mean(w * 1{G = g})`` and the weight influence
+    ``w * 1{G = g} - pg`` as in R ``did``'s ``compute.aggte`` (``weights.ind = dta$.w``).
+
+    ``gu``/``wu``: cohort and weight per unit, aligned with the rows of ``mp.influence_func`` (sorted
+    unit ids). moderndid 0.2.0's own ``aggte`` cannot be used here: its ``MPResult.weights_ind`` is
+    None (``weightsname`` is renamed during preprocessing), so it aggregates with unweighted shares.
+    Returns ``{term: (estimate, se)}`` with evalkit's terms.
+    """
+    n = len(gu)
+    att, inf, groups, times = mp.att_gt, mp.influence_func, mp.groups, mp.times
+
+    def combo(keep, est_k, f_k, g_k):  # pg-weighted mean of estimates est_k (IF columns f_k), cohorts g_k
+        pg = np.array([np.mean(wu * (gu == c)) for c in g_k])
+        dev = np.column_stack([wu * (gu == c) - np.mean(wu * (gu == c)) for c in g_k])
+        wif = (dev / pg.sum() - np.outer(dev.sum(axis=1) / pg.sum() ** 2, pg)) @ est_k
+        return float(est_k @ (pg / pg.sum())), f_k @ (pg / pg.sum()) + wif
+
+    def se(f):
+        return float(np.sqrt(np.sum(f**2)) / n)
+
+    out: dict[str, tuple[float, float]] = {}
+    post = groups <= times
+    e, f = combo(post, att[post], inf[:, post], groups[post])
+    out["ATT"] = (e, se(f))
+    gl = np.unique(groups)
+    g_est, g_if = [], []
+    for g in gl:
+        k = post & (groups == g)
+        g_est.append(att[k].mean())
+        g_if.append(inf[:, k].mean(axis=1))
+        out[f"g={int(g)}"] = (g_est[-1], se(g_if[-1]))
+    e, f = combo(None, np.array(g_est), np.column_stack(g_if), gl)
+    out["ATT_group"] = (e, se(f))
+    ev = times - groups
+    d_est, d_if = [], []
+    for k_e in np.unique(ev):
+        k = ev == k_e
+        e, f = combo(k, att[k], inf[:, k], groups[k])
+        out[f"e={int(k_e)}"] = (e, se(f))
+        if k_e >= 0:
+            d_est.append(e)
+            d_if.append(f)
+    out["ATT_dynamic"] = (float(np.mean(d_est)), se(np.mean(d_if, axis=0)))
+    return out

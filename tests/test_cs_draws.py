@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalkit.estimators import cs as cs_mod
+from evalkit.estimators import _cs_boot, _cs_schedule
 from evalkit.estimators._cs_design import (
     MAMMEN_KAPPA,
     MAMMEN_P_LOW,
@@ -106,7 +106,7 @@ def test_bootstrap_same_with_and_without_helper_thread(panel, monkeypatch):
     out = {}
     for mode in ("1", "2"):
         monkeypatch.setenv("EVALKIT_CS_THREADS", mode)
-        cs_mod._POOL.clear()
+        _cs_schedule._POOL.clear()
         out[mode] = estimate_cs(panel, "y", bootstrap=499, seed=4).estimates
     import pandas as pd
 
@@ -119,7 +119,7 @@ def test_bootstrap_products_path_matches_generic_path(panel, monkeypatch):
     single-precision rounding."""
     monkeypatch.setenv("EVALKIT_CS_THREADS", "1")
     fast = estimate_cs(panel, "y", bootstrap=499, seed=4).estimates
-    monkeypatch.setattr(cs_mod, "indicator_blocks_ok", lambda bounds: False)  # forces the generic path
+    monkeypatch.setattr(_cs_boot, "indicator_blocks_ok", lambda bounds: False)  # forces the generic path
     slow = estimate_cs(panel, "y", bootstrap=499, seed=4).estimates
     def half_width(e):  # of the uniform band (its ends can be near zero: compare the widths)
         return (e["band_high"] - e["band_low"]).to_numpy(float) / 2

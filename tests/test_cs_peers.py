@@ -155,7 +155,7 @@ def test_moderndid_without_never_treated(mpdta, control):
         gt = res.rows("gt")
         np.testing.assert_allclose(gt["estimate"], mp.att_gt, atol=1e-8)
         np.testing.assert_allclose(gt["std_error"], mp.se_gt, atol=1e-6)
-        est = res.rows("overall").set_index("term")
+        est = res.estimates.set_index("term")  # the headline ("overall") and the other aggregations ("aggregate")
         for typ, term in [("simple", "ATT"), ("group", "ATT_group"), ("dynamic", "ATT_dynamic"),
                           ("calendar", "ATT_calendar")]:
             ag = moderndid.aggte(mp, type=typ, boot=False, cband=False)

@@ -189,19 +189,17 @@ def test_estimate_cs_matches_moderndid(holes, method, control):
     assert_aggregations_match(res, mp, holes, atol_se=1e-8)
 
 
-def test_missing_covariate_rows_are_unobserved(holes):
-    """A row with a missing covariate is dropped like a row with a missing outcome (complete.cases)."""
+def test_missing_covariate_is_refused(holes):
+    """The shared sample refuses a missing covariate (one-line error naming the column and rows)
+    instead of dropping the row (R did's complete.cases); see STATS-CONTRACT §1."""
+    from evalkit.estimators._sample import PanelInputError
     from evalkit.estimators.cs import estimate_cs
 
     d = holes.copy()
     idx = d.index[[3, 40, 41, 700]]
     d.loc[idx, "xtv"] = np.nan
-    res = estimate_cs(d, "lemp", **KW, covariates=COVS, allow_unbalanced=True)
-    ref = estimate_cs(d.drop(index=idx), "lemp", **KW, covariates=COVS, allow_unbalanced=True)
-    assert res.meta["n_obs_missing_dropped"] == 4 and res.meta["n_obs"] == len(d) - 4
-    np.testing.assert_allclose(res.estimates["estimate"], ref.estimates["estimate"], atol=1e-13)
-    np.testing.assert_allclose(res.estimates["std_error"], ref.estimates["std_error"], atol=1e-13)
-    assert d.loc[idx, "xtv"].isna().all()  # the caller's frame is not modified beyond our edit
+    with pytest.raises(PanelInputError, match=r"column 'xtv': missing, non-numeric or non-finite covariate in 4 rows"):
+        estimate_cs(d, "lemp", **KW, covariates=COVS, allow_unbalanced=True)
 
 
 def test_cluster_and_bootstrap(holes):

@@ -69,6 +69,11 @@ def test_treated_from_first_period_dropped():
     assert s.info.n_units == 5 and s.info.n_treated + s.info.n_control == s.info.n_units
 
 
+def test_periods_starting_at_zero_keep_never_treated():
+    s = build_sample(make_panel({"A": 0, "B": 3}, periods=range(0, 6)), "y")
+    assert s.info.dropped_units == {} and (s.info.n_treated, s.info.n_control) == (1, 1)
+
+
 def test_cohort_before_first_period_is_an_error():
     p = make_panel({**BASE, "F": 8})
     with pytest.raises(PanelInputError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from evalkit.estimators.specs import labels as estimator_labels
 from evalkit.registry import OUTCOMES, REFORMS
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -282,34 +283,8 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
-ESTIMATOR_LABELS: dict[str, dict[str, str]] = {
-    "zh": {
-        "naive_yoy": "同比口径（改革前后对比）",
-        "did2x2": "经典 2×2 双重差分",
-        "twfe": "双向固定效应（TWFE）",
-        "event_twfe": "动态双向固定效应（事件研究）",
-        "cs": "Callaway–Sant'Anna 交错双重差分",
-        "sa": "Sun–Abraham 交互加权",
-        "imputation": "插补估计（Borusyak 等）",
-        "bacon": "Goodman-Bacon 分解",
-        "poisson": "泊松固定效应（PPML）",
-        "sdid": "合成双重差分（SDID）",
-        "sc": "合成控制法（SC）",
-    },
-    "en": {
-        "naive_yoy": "Naive year-on-year (before/after)",
-        "did2x2": "Canonical 2×2 DiD",
-        "twfe": "Two-way fixed effects (TWFE)",
-        "event_twfe": "Dynamic TWFE (event study)",
-        "cs": "Callaway–Sant'Anna staggered DiD",
-        "sa": "Sun–Abraham interaction-weighted",
-        "imputation": "Imputation (Borusyak et al.)",
-        "bacon": "Goodman-Bacon decomposition",
-        "poisson": "Poisson fixed effects (PPML)",
-        "sdid": "Synthetic difference-in-differences (SDID)",
-        "sc": "Synthetic control (SC)",
-    },
-}
+# estimator labels live in the estimator specs (evalkit.estimators.specs), one place per estimator
+ESTIMATOR_LABELS: dict[str, dict[str, str]] = {lang: estimator_labels(lang) for lang in ("zh", "en")}
 
 
 def t(key: str, lang: str = "zh", **kw: object) -> str:

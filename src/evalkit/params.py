@@ -39,14 +39,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evalkit.estimators.specs import SPECS, default_estimators, default_headline
 from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
 
-ESTIMATOR_NAMES = ("naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon", "poisson", "sdid", "sc")
-DEFAULT_ESTIMATORS = ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon"]
+# estimator names, defaults and the headline preference come from the estimator specs
+ESTIMATOR_NAMES = tuple(SPECS)
+DEFAULT_ESTIMATORS = default_estimators("staggered")
 NOTEBOOKS = ("evaluate_reform", "pilot_station")
 DESIGNS = {"staggered": "evaluate_reform", "single_station": "pilot_station"}
 INFERENCE_NAMES = ("wild_bootstrap", "randomization")
-PILOT_ESTIMATORS = ["naive_yoy", "sdid", "sc", "twfe"]
+PILOT_ESTIMATORS = default_estimators("single_station")
 
 
 class ParamsError(ValueError):
@@ -208,12 +210,7 @@ class EvaluationParams(BaseModel):
         if self.estimators is None:
             self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
         if self.headline is None:
-            for name in ("sdid", "cs", "imputation", "sa", "twfe"):
-                if name in self.estimators:
-                    self.headline = name
-                    break
-            else:
-                self.headline = self.estimators[0]
+            self.headline = default_headline(self.estimators)
         elif self.headline not in self.estimators:
             raise ValueError(f"headline estimator {self.headline!r} is not in estimators {self.estimators}")
         return self

@@ -16,19 +16,29 @@ Tidy frame columns (``ESTIMATE_COLUMNS``):
 ``estimate``, ``std_error``, ``ci_low``, ``ci_high``, ``p_value``: pointwise inference.
 ``band_low``, ``band_high``: simultaneous (uniform) band where the estimator gives one.
 ``weight``      aggregation weight where meaningful.
+
+The contract every estimator fills (checked by tests/test_estimator_contract.py; see
+docs/results-schema.md): exactly one ``overall`` row (the headline; other whole-sample
+aggregations use kind ``aggregate``), ``meta["sample"]`` (the
+:class:`~evalkit.estimators._sample.SampleInfo` as a dict), ``meta["inference"]`` (``se_type``,
+``n_clusters``, ``ssc``, ``df``, ...), ``meta["estimand"]`` (a plain-words key from the
+estimator's spec) and, at runtime only, ``result.context`` (a :class:`FitContext`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.estimators._sample import SampleInfo, StaggeredSample
 
 ESTIMATE_COLUMNS = [
     "kind",
@@ -46,11 +56,29 @@ ESTIMATE_COLUMNS = [
     "weight",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: exactly one "overall" row; meta sample/inference/estimand; "inference" block
+READABLE_SCHEMA_VERSIONS = (1, 2)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit used, so inference methods can refit on the same sample with the same options.
+
+    ``estimator`` is the registry name (``evalkit.estimators.SPECS``); ``options`` the keyword
+    arguments of the call (without panel and outcome), so
+    ``get_estimator(ctx.estimator)(ctx.sample, outcome, **ctx.options)`` reproduces the fit.
+    Runtime only: never serialised, ``None`` after :meth:`EstimationResult.from_json`.
+    """
+
+    estimator: str
+    sample: StaggeredSample
+    options: dict[str, Any]
 
 
 def normal_inference(estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
     """Pointwise normal CI and two-sided p-value for arrays of estimates and SEs."""
+    from scipy import stats  # imported here: results stays light to import
+
     est = np.asarray(estimate, dtype=float)
     se = np.asarray(std_error, dtype=float)
     z = stats.norm.ppf(1 - alpha / 2)
@@ -112,6 +140,9 @@ class EstimationResult:
         n_obs, se_type, alpha, baseline_mean (treated pre-period mean, for percent effects), ...
     vcov: optional covariance matrices keyed by ``kind`` (index/columns = ``term``).
     tables: optional extra frames (e.g. Bacon 2x2 components), serialised with the result.
+    inference: extra inference attached after the fit (:meth:`with_inference`), name -> result
+        object with ``to_dict()`` (plain dicts after a JSON round trip).
+    context: runtime-only :class:`FitContext` (not serialised, not compared).
     """
 
     estimator: str
@@ -120,6 +151,8 @@ class EstimationResult:
     meta: dict[str, Any] = field(default_factory=dict)
     vcov: dict[str, pd.DataFrame] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
+    context: FitContext | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.estimates = make_estimates(self.estimates)
@@ -139,6 +172,30 @@ class EstimationResult:
         if rows.empty:
             raise KeyError(f"{self.estimator} result for {self.outcome!r} has no overall estimate")
         return rows.iloc[0]
+
+    @property
+    def headline(self) -> pd.Series:
+        """The one ``overall`` row; ``ValueError`` if the result has none or several."""
+        rows = self.rows("overall")
+        if len(rows) != 1:
+            raise ValueError(f"{self.estimator} result for {self.outcome!r} has {len(rows)} 'overall' rows; "
+                             "the contract is exactly one headline row")
+        return rows.iloc[0]
+
+    @property
+    def sample_info(self) -> SampleInfo | None:
+        """``meta["sample"]`` as a :class:`SampleInfo` (``None`` for results without one)."""
+        from evalkit.estimators._sample import SampleInfo
+
+        d = self.meta.get("sample")
+        return None if d is None else SampleInfo.from_dict(d)
+
+    def with_inference(self, name: str, inference: Any) -> EstimationResult:
+        """A copy with ``inference`` attached under ``self.inference[name]``; ``self`` is unchanged."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"inference name must be a non-empty string, got {name!r}")
+        return replace(self, meta=copy.deepcopy(self.meta), vcov=dict(self.vcov), tables=dict(self.tables),
+                       inference={**self.inference, name: inference})
 
     @property
     def att(self) -> float:
@@ -189,12 +246,17 @@ class EstimationResult:
         """A plain-text summary table (metadata, then estimates)."""
         lines = [f"{self.meta.get('label', self.estimator)} — outcome: {self.outcome}"]
         keys = [
-            "control_group", "base_period", "n_treated", "n_control", "n_obs", "n_periods",
+            "estimand", "control_group", "base_period", "n_units", "n_treated", "n_control", "n_obs", "n_periods",
             "n_clusters", "cluster", "se_type", "bootstrap", "baseline_mean",
         ]
         for k in keys:
             if k in self.meta and self.meta[k] is not None:
                 lines.append(f"  {k:<14} {self.meta[k]}")
+        smp = self.meta.get("sample") or {}
+        changes = {**smp.get("dropped_units", {}), **{f"{k} (rows)": v for k, v in smp.get("dropped_cells", {}).items()},
+                   **{f"recoded {k}": v for k, v in smp.get("recoded", {}).items()}}
+        if changes:
+            lines.append("  sample         " + ", ".join(f"{k}: {v}" for k, v in changes.items()))
         table = self.estimates[self.estimates["kind"].isin(kinds)]
         if not table.empty:
             cols = ["kind", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
@@ -222,6 +284,7 @@ class EstimationResult:
             "estimates": _frame_records(self.estimates),
             "vcov": {k: {"terms": list(map(str, v.index)), "matrix": _clean(v.to_numpy())} for k, v in self.vcov.items()},
             "tables": {k: _frame_records(v) for k, v in self.tables.items()},
+            "inference": {k: _clean(v.to_dict() if hasattr(v, "to_dict") else v) for k, v in self.inference.items()},
         }
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
@@ -232,6 +295,11 @@ class EstimationResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EstimationResult:
+        """Read :meth:`to_dict` output (schema versions ``READABLE_SCHEMA_VERSIONS``); ``context`` is ``None``."""
+        version = data.get("schema_version", 1)
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"result schema_version {version!r} not readable by this evalkit "
+                             f"(reads {list(READABLE_SCHEMA_VERSIONS)}); upgrade evalkit")
         vcov = {
             k: pd.DataFrame(np.asarray(v["matrix"], dtype=float), index=v["terms"], columns=v["terms"])
             for k, v in data.get("vcov", {}).items()
@@ -244,7 +312,15 @@ class EstimationResult:
             meta=dict(data.get("meta", {})),
             vcov=vcov,
             tables=tables,
+            inference=dict(data.get("inference") or {}),
         )
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> EstimationResult:
+        """Read a result written by :meth:`to_json` (a JSON string or a file path)."""
+        p = Path(text_or_path) if not str(text_or_path).lstrip().startswith("{") else None
+        text = p.read_text(encoding="utf-8") if p is not None else str(text_or_path)
+        return cls.from_dict(json.loads(text))
 
 
 def _frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:

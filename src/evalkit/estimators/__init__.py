@@ -3,44 +3,41 @@
 ``estimate_x(panel, outcome, *, unit="station_id", time="period", cohort="first_treat",
 cluster=None, alpha=0.05, **options) -> EstimationResult``
 
-and is reachable by short name through :func:`get_estimator`.
+starts from :func:`evalkit.estimators._sample.build_sample`, and is described by one
+:class:`EstimatorSpec` in :data:`SPECS` (see :mod:`evalkit.estimators.specs`). Reach it by short
+name through :func:`get_estimator`, which rejects unknown options. Importing this package loads
+no estimator module (they are imported on first use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import import_module
 
-from evalkit.results import EstimationResult
+from evalkit.estimators._sample import PanelInputError, SampleInfo, StaggeredSample, build_sample
+from evalkit.estimators.specs import (
+    SPECS,
+    EstimatorSpec,
+    check_options,
+    default_estimators,
+    default_headline,
+    get_estimator,
+    get_spec,
+    names,
+)
 
-# short name -> (module, function)
-REGISTRY: dict[str, tuple[str, str]] = {
-    "naive_yoy": ("evalkit.estimators.naive", "estimate_naive_yoy"),
-    "did2x2": ("evalkit.estimators.did2x2", "estimate_did2x2"),
-    "twfe": ("evalkit.estimators.twfe", "estimate_twfe"),
-    "event_twfe": ("evalkit.estimators.twfe", "estimate_event_twfe"),
-    "cs": ("evalkit.estimators.cs", "estimate_cs"),
-    "sa": ("evalkit.estimators.sunab", "estimate_sunab"),
-    "imputation": ("evalkit.estimators.imputation", "estimate_imputation"),
-    "bacon": ("evalkit.estimators.bacon", "estimate_bacon"),
-    "poisson": ("evalkit.estimators.poisson", "estimate_poisson"),
-    "sdid": ("evalkit.estimators.sdid", "estimate_sdid"),
-    "sc": ("evalkit.estimators.sdid", "estimate_sc"),
-}
+__all__ = ["SPECS", "REGISTRY", "EstimatorSpec", "PanelInputError", "SampleInfo", "StaggeredSample", "available",
+           "build_sample", "check_options", "default_estimators", "default_headline", "get_estimator", "get_spec",
+           "names"]
 
-
-def get_estimator(name: str) -> Callable[..., EstimationResult]:
-    """Return the estimator function registered under ``name``."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown estimator {name!r}; choose from {sorted(REGISTRY)}")
-    module, func = REGISTRY[name]
-    return getattr(import_module(module), func)
+#: short name -> (module, function); derived from :data:`SPECS`, kept for older callers
+REGISTRY: dict[str, tuple[str, str]] = {n: tuple(s.function.split(":")) for n, s in SPECS.items()}  # type: ignore[misc]
 
 
 def available() -> list[str]:
     """Names whose implementation is importable in this installation."""
     out = []
-    for name, (module, func) in REGISTRY.items():
+    for name, spec in SPECS.items():
+        module, func = spec.function.split(":")
         try:
             getattr(import_module(module), func)
         except (ImportError, AttributeError):

@@ -1,12 +1,17 @@
-"""Small helpers shared by estimators: sample facts, baseline means, Wald tests."""
+"""Small helpers shared by estimators: sample facts, baseline means, Wald tests, the result contract."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evalkit.estimators._sample import StaggeredSample
+from evalkit.estimators.specs import get_spec
 from evalkit.registry import NEVER_TREATED
+from evalkit.results import EstimationResult, FitContext
 
 
 def ever_treated(panel: pd.DataFrame, cohort: str = "first_treat") -> pd.Series:
@@ -40,3 +45,33 @@ def wald_test(estimates: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
     stat = float(b @ np.linalg.pinv(v) @ b)
     df = int(np.linalg.matrix_rank(v))
     return {"stat": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df)) if df else float("nan")}
+
+
+def inference_meta(se_type: str, *, n_clusters: int | None = None, cluster: str | None = None,
+                   ssc: str | None = None, df: float | None = None, **extra: Any) -> dict[str, Any]:
+    """``meta["inference"]``: SE type, clusters, small-sample correction and t degrees of freedom
+    (``df=None`` = normal approximation), plus estimator-specific keys (e.g. ``reps``, ``seed``)."""
+    return {"se_type": se_type, "n_clusters": n_clusters, "cluster": cluster, "ssc": ssc, "df": df, **extra}
+
+
+def finish_result(result: EstimationResult, sample: StaggeredSample, *, spec: str, options: dict[str, Any],
+                  inference: dict[str, Any]) -> EstimationResult:
+    """Fill the result contract in place and return ``result``.
+
+    Sets ``meta["sample"]`` (the sample's :class:`SampleInfo`), the unit counts from it (so
+    ``n_treated + n_control == n_units`` everywhere; estimator-specific counts use other keys),
+    ``meta["estimand"]`` from spec ``spec``, ``meta["inference"]`` (see :func:`inference_meta`;
+    its ``se_type`` also goes to ``meta["se_type"]``) and ``result.context`` so inference methods
+    can refit with ``get_estimator(spec)(sample, outcome, **options)``.
+    """
+    n_overall = int((result.estimates["kind"] == "overall").sum())
+    if n_overall != 1:
+        raise ValueError(f"{spec}: {n_overall} 'overall' rows; the result contract is exactly one headline row")
+    info = sample.info
+    result.meta["sample"] = info.to_dict()
+    result.meta.update(n_units=info.n_units, n_treated=info.n_treated, n_control=info.n_control)
+    result.meta["estimand"] = get_spec(spec).estimand
+    result.meta["inference"] = dict(inference)
+    result.meta["se_type"] = inference.get("se_type")
+    result.context = FitContext(estimator=spec, sample=sample, options=dict(options))
+    return result

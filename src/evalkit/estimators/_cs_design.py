@@ -19,8 +19,6 @@ no small-sample factor).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import sparse
 
@@ -210,72 +208,6 @@ class IndicatorProducts:
         # (in float64, then rounded once: the two terms nearly cancel)
         vxt[kc * t:] = (self.n_c * np.float64(hi))[:, None] + self._prod[:, :, t] * np.float64(d)
         return vxt
-
-
-class BitsAhead:
-    """Generates a :class:`MammenStream`'s raw draws (or, given ``dtype``, the Mammen multipliers
-    in that dtype) for chunks of ``sizes`` rows ahead of use,
-    in a daemon thread (numpy releases the GIL while generating), in stream order — so the draws
-    are exactly those of calling ``stream.bits`` chunk by chunk. At most ``max_ahead`` chunks are
-    held; an abandoned producer gives up after ``patience`` seconds without consumption.
-    """
-
-    def __init__(self, stream: MammenStream, sizes: list[int], m: int, max_ahead: int, patience: float = 30.0,
-                 dtype: type | None = None):
-        import queue
-        import threading
-
-        self.sizes, self.m, self.dtype = list(sizes), m, dtype
-        self._q: Any = queue.Queue(maxsize=max(1, max_ahead))
-        self._stop = threading.Event()
-        self._patience = patience
-        self._stream = stream
-        self._thread = threading.Thread(target=self._run, name="evalkit-cs-bits", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        import queue
-
-        waited = 0.0
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                waited += 0.05
-                if waited > self._patience:
-                    return False
-        return False
-
-    def _run(self) -> None:
-        try:
-            for b in self.sizes:
-                u = self._stream.bits(b, self.m)
-                if self.dtype is not None:  # the multipliers themselves
-                    u = MammenStream.affine(MammenStream.indicators(u, dtype=self.dtype))
-                if not self._put(u):
-                    return
-        except BaseException as e:  # handed to the consumer
-            self._put(e)
-
-    def get(self) -> Any:
-        import queue
-
-        while True:
-            try:
-                item = self._q.get(timeout=0.05)
-                break
-            except queue.Empty:
-                if self._stop.is_set() or not self._thread.is_alive():
-                    if self._q.empty():
-                        raise RuntimeError("bootstrap draws stopped") from None
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _group_rows(codes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -484,12 +416,15 @@ class CompactDesign:
 
 
 class DenseDesign:
-    """``X = [IF_gt, cohort indicators]`` (n_units x (n_gt + n_cohorts))."""
+    """``X = [IF_gt, cohort indicators]`` (n_units x (n_gt + n_cohorts)); with sampling weights the
+    indicator of unit i's cohort holds ``w_i``."""
 
-    def __init__(self, if_gt: np.ndarray, cohort_idx: np.ndarray, kc: int, cluster: np.ndarray | None = None):
+    def __init__(self, if_gt: np.ndarray, cohort_idx: np.ndarray, kc: int, cluster: np.ndarray | None = None,
+                 ind_values: np.ndarray | None = None):
         n = if_gt.shape[0]
         ind = np.zeros((n, kc))
-        ind[np.arange(n), cohort_idx] = 1.0
+        # the cohort-indicator columns: 1, or each unit's sampling weight (weighted aggregation terms)
+        ind[np.arange(n), cohort_idx] = 1.0 if ind_values is None else ind_values
         self.x = np.hstack([if_gt, ind])
         self.p = self.x.shape[1]
         self.kc = kc

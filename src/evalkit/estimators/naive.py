@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evalkit.estimators._common import ever_treated, unit_counts
+from evalkit.estimators._common import finish_result, inference_meta
+from evalkit.estimators._sample import StaggeredSample, build_sample
 from evalkit.results import EstimationResult, normal_inference
 
 
 def estimate_naive_yoy(
-    panel: pd.DataFrame,
+    panel: pd.DataFrame | StaggeredSample,
     outcome: str,
     *,
     unit: str = "station_id",
@@ -24,16 +25,20 @@ def estimate_naive_yoy(
     cohort: str = "first_treat",
     window: int = 12,
     alpha: float = 0.05,
-    **_: object,
 ) -> EstimationResult:
     """Before/after change for adopters: mean of event months ``0..window-1`` minus ``-window..-1``.
 
     ``estimate`` is in outcome units per station-month; ``meta['pct_change']`` is the
     percent change of the pooled after-mean over the before-mean (the figure a local report
     would quote). The standard error treats stations as independent (station-level
-    differences), which is the most generous reading of such a figure.
+    differences), which is the most generous reading of such a figure. The sample follows the
+    shared conventions (:func:`~evalkit.estimators._sample.build_sample`); ``meta['n_treated_used']``
+    counts the adopters with a full before and after year inside the panel.
     """
-    df = panel.loc[ever_treated(panel, cohort), [unit, time, cohort, outcome]].copy()
+    options = {"unit": unit, "time": time, "cohort": cohort, "window": window, "alpha": alpha}
+    sample = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort)
+    frame = sample.frame
+    df = frame.loc[sample.treated, [unit, time, cohort, outcome]].copy()
     e = df[time] - df[cohort]
     keep_rows = (e >= -window) & (e < window)
     df = df[keep_rows].assign(after=(e[keep_rows] >= 0).to_numpy())
@@ -41,7 +46,6 @@ def estimate_naive_yoy(
     cover = df.groupby(unit)["after"].agg(["min", "max"])
     keep = cover.index[(cover["min"] == 0) & (cover["max"] == 1)]
     df = df[df[unit].isin(keep)]
-    n_treated, _ = unit_counts(panel, unit, cohort)
     if df.empty:
         raise ValueError(f"no adopting station has {window} months before and after adoption inside the panel")
     before = df.loc[~df["after"], outcome].mean()
@@ -56,21 +60,20 @@ def estimate_naive_yoy(
         "kind": "overall", "term": "after - before", "estimate": est, "std_error": se,
         "ci_low": inf["ci_low"][0], "ci_high": inf["ci_high"][0], "p_value": inf["p_value"][0],
     }]
-    return EstimationResult(
+    result = EstimationResult(
         "naive_yoy", outcome, pd.DataFrame(rows),
         meta={
             "label": "Naive year-on-year (before/after)",
             "control_group": "none",
-            "n_treated": int(len(keep)),
-            "n_treated_all": n_treated,
-            "n_control": 0,
+            "n_treated_used": int(len(keep)),
             "n_obs": int(len(df)),
             "window_months": window,
             "mean_before": float(before),
             "mean_after": float(after),
             "pct_change": float(pct),
             "baseline_mean": float(before),
-            "se_type": "station-level differences (naive)",
             "alpha": alpha,
         },
     )
+    inference = inference_meta("station-level differences (naive)", n_clusters=int(len(diffs)), cluster=unit)
+    return finish_result(result, sample, spec="naive_yoy", options=options, inference=inference)

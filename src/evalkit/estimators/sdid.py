@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from evalkit.estimators._common import finish_result, inference_meta
+from evalkit.estimators._sample import StaggeredSample, build_sample
+from evalkit.estimators.specs import check_options
 from evalkit.results import EstimationResult, normal_inference
 
 METHODS = ("sdid", "sc", "did")
@@ -315,27 +318,25 @@ def _se_from_draws(draws: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- panel interface
-def _block(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str):
-    df = panel[[unit, time, cohort, outcome]]
+def _block(sample: StaggeredSample):
+    """Controls-then-treated outcome matrix (units × periods) of a block-design sample."""
+    df, unit, time, cohort, outcome = sample.frame, sample.unit, sample.time, sample.cohort, sample.outcome
     first = df.groupby(unit, sort=True)[cohort].first()
-    if (df.groupby(unit)[cohort].nunique(dropna=False) > 1).any():
-        raise ValueError(f"{cohort!r} must be constant within {unit!r}")
-    treated_mask = first.notna() & (first != 0)
+    treated_mask = first != 0
     cohorts = pd.unique(first[treated_mask])
     if len(cohorts) == 0:
-        raise ValueError("no treated unit (all first_treat are 0/NA)")
+        raise ValueError(f"no treated unit in the sample (every {cohort!r} is 0 or after the window)")
     if len(cohorts) > 1:
         raise ValueError(
             f"synthetic DiD here needs one common adoption period (block design); found cohorts {sorted(cohorts)}. "
             "Estimate each cohort separately against the never-treated units.")
-    adoption = cohorts[0]
-    wide = df.pivot_table(index=unit, columns=time, values=outcome, aggfunc="first", dropna=False)
-    if df.duplicated([unit, time]).any():
-        raise ValueError(f"duplicate ({unit}, {time}) rows")
-    if wide.isna().any().any():
+    adoption = int(cohorts[0])
+    if not sample.info.balanced:
+        wide = df.pivot(index=unit, columns=time, values=outcome)
         bad = wide.index[wide.isna().any(axis=1)].tolist()[:5]
-        raise ValueError(f"synthetic DiD needs a balanced panel without missing outcomes; e.g. units {bad}")
-    wide = wide.sort_index(axis=1)
+        raise ValueError(f"synthetic DiD needs a balanced panel (R synthdid); the sample is unbalanced "
+                         f"(dropped cells {sample.info.dropped_cells}), e.g. units {bad} miss periods")
+    wide = df.pivot(index=unit, columns=time, values=outcome).sort_index(axis=1)
     controls = first.index[~treated_mask]
     treated = first.index[treated_mask]
     if len(controls) == 0:
@@ -349,7 +350,7 @@ def _block(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str)
 
 
 def estimate_sdid(
-    panel: pd.DataFrame,
+    panel: pd.DataFrame | StaggeredSample,
     outcome: str,
     *,
     unit: str = "station_id",
@@ -374,8 +375,12 @@ def estimate_sdid(
     se: ``"placebo"`` (any number of treated units, needs N0 > N1), ``"jackknife"`` (≥ 2 treated,
         fixed weights), ``"bootstrap"`` (≥ 2 treated) or ``"none"``.
     reps, seed: replications and seed of the placebo / bootstrap draws.
-    cluster: ignored (placebo, jackknife and bootstrap already resample whole units); kept for the
-        common estimator signature.
+    cluster: ``None`` or the unit column (placebo, jackknife and bootstrap resample whole units;
+        any other cluster is refused rather than ignored).
+
+    The sample follows the shared conventions (:func:`~evalkit.estimators._sample.build_sample`):
+    adopters after the window are controls, units treated from the first period are dropped, and
+    an unbalanced sample (missing cells) is refused, as in R synthdid.
 
     Returns an :class:`EstimationResult` with one ``overall`` row, meta (``n_treated``,
     ``n_control``, ``adoption``, ``zeta`` = ζ_ω, ``zeta_lambda``, ``noise_level``, ``se_type``,
@@ -383,13 +388,16 @@ def estimate_sdid(
     ``time_weights`` (time, weight; pre-periods), ``trajectory`` (time, treated, synthetic,
     synthetic_adjusted, effect, post).
     """
-    if options:
-        raise TypeError(f"unexpected options for estimate_sdid: {sorted(options)}")
+    check_options("sdid", options)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if se not in SE_TYPES:
         raise ValueError(f"se must be one of {SE_TYPES}, got {se!r}")
-    wide, N0, T0, adoption = _block(panel, outcome, unit, time, cohort)
+    if cluster is not None and cluster != unit:
+        raise ValueError(f"{method}: cluster={cluster!r} is not supported; the {se} SE resamples whole units "
+                         f"({unit!r}); leave cluster unset")
+    sample = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort)
+    wide, N0, T0, adoption = _block(sample)
     Y = wide.to_numpy(dtype=float)
     N, T = Y.shape
     N1, T1 = N - N0, T - T0
@@ -434,9 +442,8 @@ def estimate_sdid(
     })
     unit_weights = pd.DataFrame({"unit": controls.to_numpy(), "weight": fit.omega})
     time_weights = pd.DataFrame({"time": times[:T0], "weight": fit.lam})
-    pre_mask = panel[time] < adoption
-    treated_rows = panel[unit].isin(treated)
-    base = panel.loc[treated_rows & pre_mask, outcome].mean()
+    frame = sample.frame
+    base = frame.loc[frame[unit].isin(treated) & (frame[time] < adoption), outcome].mean()
     meta = {
         "label": LABELS[method], "method": method, "n_treated": N1, "n_control": N0, "adoption": adoption,
         "n_pre": T0, "n_post": T1, "n_periods": T, "n_obs": N * T, "zeta": fit.opts.zeta_omega,
@@ -452,12 +459,21 @@ def estimate_sdid(
     tables = {"unit_weights": unit_weights, "time_weights": time_weights, "trajectory": trajectory}
     if draws is not None:
         tables["se_draws"] = pd.DataFrame({"draw": np.arange(len(draws)), "estimate": draws})
-    return EstimationResult(estimator=method if method != "did" else "sdid_did", outcome=outcome,
-                            estimates=rows, meta=meta, tables=tables)
+    result = EstimationResult(estimator=method if method != "did" else "sdid_did", outcome=outcome,
+                              estimates=rows, meta=meta, tables=tables)
+    spec = "sc" if method == "sc" else "sdid"
+    options = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
+               "se": se, "reps": reps, "seed": seed}
+    if spec == "sdid":
+        options["method"] = method
+    inference = inference_meta(se, n_clusters=N if se != "none" else None, cluster=unit,
+                               reps=meta["reps"], seed=seed)
+    return finish_result(result, sample, spec=spec, options=options, inference=inference)
 
 
-def estimate_sc(panel: pd.DataFrame, outcome: str, **kwargs) -> EstimationResult:
-    """Synthetic control (synthdid's ``sc_estimate``); see :func:`estimate_sdid`."""
+def estimate_sc(panel: pd.DataFrame | StaggeredSample, outcome: str, **kwargs) -> EstimationResult:
+    """Synthetic control (synthdid's ``sc_estimate``); same options as :func:`estimate_sdid` but ``method``."""
+    check_options("sc", kwargs)
     return estimate_sdid(panel, outcome, method="sc", **kwargs)
 
 
