@@ -17,8 +17,12 @@ def load_ehec() -> pd.DataFrame:
 
 
 def load_castle() -> pd.DataFrame:
-    """Castle-doctrine panel (Cheng & Hoekstra 2013, via causaldata): sid, year, l_homicide, post, popwt."""
-    return pd.read_csv(DATA / "castle.csv")
+    """Castle-doctrine panel (Cheng & Hoekstra 2013, via causaldata): sid, year, l_homicide, post, popwt,
+    plus ``effyear``: first year with ``post == 1`` (0 = never; ``post`` is absorbing in these data)."""
+    d = pd.read_csv(DATA / "castle.csv")
+    first = d[d["post"] > 0].groupby("sid")["year"].min()
+    d["effyear"] = d["sid"].map(first).fillna(0).astype(int)
+    return d
 
 
 def short_panel() -> pd.DataFrame:

@@ -3,23 +3,18 @@ PanelOLS), SEs match pyfixest feols CR1, shared alternating-projection demeaning
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from evalkit.estimators import _fe
 from evalkit.estimators.bacon import estimate_bacon
+from moderndid_refs import load_mpdta
 
 
 @pytest.fixture(scope="module")
 def mpdta() -> pd.DataFrame:
-    spec = importlib.util.find_spec("moderndid")
-    if spec is None:
-        pytest.skip("moderndid (data source) not installed")
-    m = pd.read_pickle(Path(spec.origin).parent / "core" / "datasets" / "mpdta_long.pkl.gz")
+    m = load_mpdta()
     m["first_treat"] = m["first.treat"]
     m["D"] = ((m["year"] >= m["first_treat"]) & (m["first_treat"] > 0)).astype(float)
     return m
@@ -60,16 +55,22 @@ def test_mpdta_sum_equals_twfe(mpdta):
 
 
 def test_three_cohorts_with_always_treated(three_cohorts):
+    """Units treated from the first period have no pre-period: the shared sample drops them
+    (STATS-CONTRACT section 1, reason ``treated_from_first_period``), so Bacon decomposes the TWFE
+    coefficient of the remaining units and has no ``treated_vs_always`` comparison."""
     r = estimate_bacon(three_cohorts, "y", unit="id", time="t", cohort="g")
     comp = r.tables["components"]
-    beta = _panelols(three_cohorts, "y", "id", "t")
+    kept = three_cohorts[three_cohorts["g"] != 1]
+    beta = _panelols(kept, "y", "id", "t")
     assert comp["weight"].sum() == pytest.approx(1.0, abs=1e-12)
     assert float((comp["estimate"] * comp["weight"]).sum()) == pytest.approx(beta, abs=1e-10)
     assert r.att == pytest.approx(beta, abs=1e-10)
-    assert set(comp["type"]) == {"earlier_vs_later", "later_vs_earlier", "treated_vs_never", "treated_vs_always"}
-    # 3 timing cohorts: 3 pairs x 2 directions + 3 x (never, always)
-    assert len(comp) == 12
-    assert r.meta["n_always_treated"] > 0
+    assert set(comp["type"]) == {"earlier_vs_later", "later_vs_earlier", "treated_vs_never"}
+    # 3 timing cohorts: 3 pairs x 2 directions + 3 x never
+    assert len(comp) == 9
+    n_always = three_cohorts.loc[three_cohorts["g"] == 1, "id"].nunique()
+    assert r.meta["sample"]["dropped_units"] == {"treated_from_first_period": n_always} and n_always > 0
+    assert r.meta["n_always_treated"] == 0
 
 
 def test_two_group_component_is_plain_did():

@@ -191,3 +191,121 @@ def test_live_pyfixest_unbalanced_weighted_event_study():
     np.testing.assert_allclose(ev["estimate"], f.coef().to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(ev["std_error"], f.se().to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(ev["p_value"], f.pvalue().to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cluster", [None, "county"])
+def test_same_static_twfe_se_everywhere(cluster):
+    """One coefficient, one SE: estimate_twfe, the Bacon TWFE row and the wild bootstrap's CRV1 SE."""
+    from evalkit.estimators.bacon import estimate_bacon
+    from evalkit.inference.wild import wild_bootstrap
+
+    d = short_panel()
+    a = estimate_twfe(d, "y", cluster=cluster)
+    b = estimate_bacon(d, "y", cluster=cluster)
+    w = wild_bootstrap(d, "y", cluster=cluster, B=99, seed=1)
+    for r in (b, w):
+        assert r.att == pytest.approx(a.att, abs=1e-12)
+        assert r.overall["std_error"] == pytest.approx(a.overall["std_error"], rel=1e-10)
+    assert b.meta["inference"]["ssc"] == pytest.approx(a.meta["inference"]["ssc"], rel=1e-14)
+    assert w.meta["ssc"] == pytest.approx(a.meta["inference"]["ssc"], rel=1e-14)
+
+
+@pytest.mark.parametrize("name", ["twfe", "event_twfe", "sa", "imputation", "bacon", "poisson", "did2x2"])
+def test_every_owned_estimator_rejects_a_misspelled_option(name):
+    from evalkit.estimators import get_estimator
+
+    d = short_panel().assign(y=lambda x: np.round(np.exp(x["y"] / 2)))  # counts, so Poisson gets that far
+    with pytest.raises(TypeError, match=r"'clsuter'.*accepted options: .*cluster"):
+        get_estimator(name)(d, "y", clsuter="county")
+    with pytest.raises(TypeError, match=r"'min_e'"):  # SA / Poisson / event TWFE bin with bin_e
+        get_estimator(name)(d, "y", min_e=-2)
+
+
+@pytest.mark.parametrize("cluster", [None, "county"])
+def test_permuted_twfe_batch_equals_full_refits(cluster):
+    """Batched permutation refits (within-transformation once) = estimate_event_twfe / estimate_twfe
+    on the permuted panels: coefficients, CRV1 covariances and the leads' Wald statistic."""
+    from evalkit.estimators._fe_batch import PermutedTWFE, event_pattern, static_pattern
+
+    rng = np.random.default_rng(4)
+    n, T = 24, 10
+    d = pd.DataFrame({"station_id": np.repeat(np.arange(n), T), "period": np.tile(np.arange(1, T + 1), n)})
+    d["first_treat"] = np.array([0, 4, 6, 8])[d["station_id"] % 4]
+    d["county"] = d["station_id"] // 4
+    d["y"] = rng.normal(size=len(d)) + d["station_id"] * 0.1 + 0.5 * ((d.first_treat > 0) & (d.period >= d.first_treat))
+    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=cluster)
+    pattern, names = event_pattern(3, 4, -1)
+    batch = PermutedTWFE(s, pattern, names)
+    static = PermutedTWFE(s, static_pattern, ["treated_post"])
+    g_unit = d.groupby("station_id")["first_treat"].first().to_numpy()
+    draws = np.stack([g_unit] + [rng.permutation(g_unit) for _ in range(3)]).astype(float)
+    B, V = batch.fit(np.where(draws == 0, np.inf, draws))
+    Bs, Vs = static.fit(np.where(draws == 0, np.inf, draws))
+    leads = [j for j, nm in enumerate(batch.names) if int(nm.split("=")[1]) < -1]
+    W = batch.wald(np.where(draws == 0, np.inf, draws), leads)
+    for j, g in enumerate(draws):
+        p = d.assign(first_treat=g[d["station_id"]])
+        r = estimate_event_twfe(p, "y", cluster=cluster, leads=3, lags=4)
+        assert r.vcov["event"].index.tolist() == batch.names
+        np.testing.assert_allclose(B[j], r.rows("event").query("event_time != -1")["estimate"], atol=1e-10)
+        np.testing.assert_allclose(V[j], r.vcov["event"].to_numpy(), rtol=1e-8, atol=1e-14)
+        assert W[j] == pytest.approx(r.meta["pretrend"]["stat"], rel=1e-8)
+        rs = estimate_twfe(p, "y", cluster=cluster)
+        assert Bs[j, 0] == pytest.approx(rs.att, abs=1e-10)
+        assert np.sqrt(Vs[j, 0, 0]) == pytest.approx(rs.overall["std_error"], rel=1e-8)
+
+
+def test_inference_functions_reject_misspelled_options():
+    from evalkit.inference.randomization import randomization_inference
+    from evalkit.inference.wild import wild_bootstrap
+
+    with pytest.raises(TypeError, match=r"wild_bootstrap: unknown option\(s\) 'clsuter'"):
+        wild_bootstrap(short_panel(), "y", clsuter="county", B=9)
+    with pytest.raises(TypeError, match=r"'clsuter'"):
+        randomization_inference(short_panel(), "y", clsuter="county", draws=9)
+
+
+@pytest.mark.parametrize("vcov", ["CRV1", "iid", "hetero"])
+def test_sparse_and_dense_routes_agree(vcov, monkeypatch):
+    """The sparse Schur route (many regressors) and the dense within route give the same fit."""
+    u, t, w, X = _unbalanced(6)
+    y = X @ np.array([0.5, -1.0, 0.2]) + np.sin(u) + np.random.default_rng(7).normal(size=u.size)
+    kw = dict(weights=w, cluster=u // 3 if vcov == "CRV1" else None, vcov=vcov)
+    dense = _fe.feols(y, X, [u, t], **kw)
+    monkeypatch.setattr(_fe, "DENSE_MAX_COLS", 0)
+    sparse = _fe.feols(y, X, [u, t], **kw)
+    assert "dense" in dense.fe_method and "sparse" in sparse.fe_method
+    np.testing.assert_allclose(sparse.coef, dense.coef, atol=1e-12)
+    np.testing.assert_allclose(sparse.vcov, dense.vcov, rtol=1e-9, atol=1e-16)
+    np.testing.assert_allclose(sparse.resid, dense.resid, atol=1e-10)
+    np.testing.assert_allclose(sparse.coef_many(np.column_stack([y, 2 * y])), dense.coef_many(np.column_stack([y, 2 * y])),
+                               atol=1e-10)
+
+
+def test_late_adopters_same_coefficient_in_twfe_wild_and_ri():
+    """A cohort adopting after the window is never treated in every TWFE-based number (shared sample)."""
+    from evalkit.inference.randomization import randomization_inference
+    from evalkit.inference.wild import wild_bootstrap
+
+    d = short_panel()
+    d.loc[d["station_id"].isin([0, 1]), "first_treat"] = 9  # after the last period (5)
+    a = estimate_twfe(d, "y")
+    assert a.meta["sample"]["recoded"] == {"adopts_after_window": 2}
+    assert a.meta["n_treated"] + a.meta["n_control"] == 14
+    ri = randomization_inference(d, "y", draws=19, seed=1)
+    wb = wild_bootstrap(d, "y", B=99, seed=1)
+    assert ri.att == pytest.approx(a.att, abs=1e-12) and wb.att == pytest.approx(a.att, abs=1e-12)
+    assert wb.overall["std_error"] == pytest.approx(a.overall["std_error"], rel=1e-10)
+
+
+@pytest.mark.parametrize("vcov", ["iid", "hetero"])
+def test_twfe_iid_and_hetero_equal_fixest(vcov):
+    d = load_castle()
+    r = estimate_twfe(d, "l_homicide", unit="sid", time="year", cohort="effyear", weights="popwt", vcov=vcov)
+    b, se, p = CASTLE[("popwt", vcov)]
+    assert r.att == pytest.approx(b, rel=1e-8)
+    assert r.overall["std_error"] == pytest.approx(se, rel=1e-8)
+    assert r.overall["p_value"] == pytest.approx(p, rel=1e-6)
+    assert r.meta["inference"]["se_type"] == vcov and r.meta["n_clusters"] is None
+    with pytest.raises(ValueError, match="vcov"):
+        estimate_twfe(d, "l_homicide", unit="sid", time="year", cohort="effyear", vcov="HC3")

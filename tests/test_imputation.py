@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,8 @@ R_DID2S_SE = 0.047607  # its GMM SE clustered by state (not the BJS variance)
 
 @pytest.fixture(scope="module")
 def df_het() -> pd.DataFrame:
-    spec = importlib.util.find_spec("pyfixest")
-    if spec is None:
-        pytest.skip("pyfixest (data source) not installed")
-    return pd.read_csv(Path(spec.origin).parent / "did" / "data" / "df_het.csv")
+    """pyfixest's df_het (did/data/df_het.csv, MIT), the columns used; see tests/data/README.md."""
+    return pd.read_csv(Path(__file__).parent / "data" / "df_het.csv.gz")
 
 
 def _dense_bjs(df, y, fe_unit, time, g, cluster):

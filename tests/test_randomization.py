@@ -1,4 +1,4 @@
-"""Randomization inference: fast TWFE path vs linearmodels, size and power."""
+"""Randomization inference: fast TWFE path vs estimate_twfe (the shared engine), size and power."""
 
 from __future__ import annotations
 

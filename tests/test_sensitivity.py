@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,8 +45,7 @@ MODERNDID_SD = {0.0: (0.025967, 0.060711), 0.01: (0.013175, 0.078684), 0.02: (0.
 @pytest.mark.slow
 def test_betas_reproduce_from_ehec():
     pf = pytest.importorskip("pyfixest")
-    path = pytest.importorskip("moderndid").__path__[0] + "/core/datasets/ehec_data.pkl.gz"
-    df = pd.read_pickle(path)
+    df = pd.read_csv(Path(__file__).parent / "data" / "ehec.csv.gz")  # source: tests/data/README.md
     d = df[(df.year < 2016) & (df.yexp2.isna() | (df.yexp2 != 2015))].assign(D=lambda x: (x.yexp2 == 2014) * 1)
     fit = pf.feols("dins ~ i(year, D, ref=2013) | stfips + year", data=d, vcov={"CRV1": "stfips"})
     np.testing.assert_allclose(fit.coef().to_numpy(), BETA, atol=1e-8)

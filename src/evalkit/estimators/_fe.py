@@ -1,31 +1,24 @@
-"""Shared fixed-effects machinery for the regression-based estimators.
+"""The fixed-effects fit engine of every regression-based estimator (docs/estimators-other.md).
 
-Everything here works on observation-level arrays (no Python loops over units):
-
-* :func:`absorb_fit` — weighted least squares of ``y`` on a *sparse* regressor matrix ``Z``
-  plus one-way (unit) fixed effects that are absorbed **exactly** through the block-diagonal
-  Schur complement.  Time fixed effects are passed as sparse dummies inside ``Z`` (see
-  :func:`time_dummies`), so a two-way FE regression with ``K`` extra regressors costs one
-  sparse product and one dense ``(T-1+K)`` solve: no iterations, no tolerance, exact to
-  machine precision.  This is what Sun-Abraham (thousands of interaction dummies), the
-  imputation first stage, the Bacon TWFE coefficient and each Poisson Newton step use.
-* :func:`cluster_meat` — the cluster-robust "meat" ``sum_c s_c s_c'`` built from sparse
-  cluster-score products (handles clusters that do or do not nest the absorbed units).
-* :func:`fixest_ssc` — the small-sample factor of fixest/pyfixest's defaults
-  (``ssc(adj=TRUE, fixef.K="nested", cluster.adj=TRUE)``):
-  ``G/(G-1) * (N-1)/(N-K)`` where ``K`` counts the coefficients plus the fixed-effect
-  parameters that are **not** nested in the cluster variable (each fully nested fixed effect
-  counts as one), i.e. ``K = k + T`` for unit+time FE clustered by unit (or by anything
-  coarser than the unit).
-* :func:`demean` — weighted alternating projections (method of alternating projections,
-  Gaure 2013) for dense columns and any number of fixed effects; used where a dense
-  within-transformation is handier than the Schur route (e.g. cross-checks).
-* :func:`wald_test` — chi-square Wald test of ``b = 0``.
+* :func:`feols` -> :class:`FEFit` — (weighted) least squares with one or two fixed effects absorbed
+  exactly, CRV1 / iid / HC1 covariances with ONE small-sample correction, :func:`small_sample`
+  (fixest's defaults: CR1 ``G/(G-1)*(n-1)/(n-K)``, ``K`` = coefficients + FE levels not nested in the
+  cluster, ``t(G-1)``).  Used by TWFE, event TWFE, 2x2, Bacon, imputation's pre-trend test.
+* :func:`absorb_fit` + :func:`cluster_meat` — the sparse route behind ``feols`` (unit effects
+  absorbed through the block-diagonal Schur complement, period effects and regressors as sparse
+  columns); Sun-Abraham's thousands of cells and each Poisson Newton step use them directly with
+  the same :func:`small_sample`.
+* :class:`Within` (``_fe_within``) — the within-transformation set up once for many columns
+  (wild bootstrap, randomization inference); ``_fe_batch.PermutedTWFE`` — TWFE refits for many
+  permuted adoption dates.
+* :func:`fe_sample` — the one adapter from the shared sample (``_sample.build_sample``) to codes;
+  :func:`check_options` — misspelled options raise.
+* :func:`demean` (plain alternating projections, for cross-checks) and :func:`wald_test`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -148,6 +141,8 @@ def absorb_fit(y: np.ndarray, unit: np.ndarray, Z: sp.spmatrix, w: np.ndarray | 
 # ---------------------------------------------------------------------------- clustering
 def nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
     """True if every level of ``fe_codes`` lies within a single cluster."""
+    if fe_codes is cluster_codes:
+        return True
     fe_codes = np.asarray(fe_codes)
     cluster_codes = np.asarray(cluster_codes)
     any_cluster = np.zeros(int(fe_codes.max()) + 1, dtype=cluster_codes.dtype)
@@ -352,7 +347,8 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     codes_fe = [c for c, _ in cf]
     dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
     if dense:
-        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w)
+        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w,
+                                                levels=[n for _, n in cf])
         tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
     else:
         (a, na), rest = cf[0], cf[1:]
@@ -394,24 +390,28 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
 DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
 
 
-def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None):
-    """Within-transform ``[y, X]`` once, then OLS: (coef, bread, resid, keep, W X~ over kept)."""
-    W = Within(codes_fe, w)
-    M = W.transform(np.column_stack([y, X]))
-    yw, Xw = M[:, 0], M[:, 1:]
-    XW = Xw if w is None else Xw * w[:, None]
-    XtX = XW.T @ Xw
+def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None,
+                 levels: list[int] | None = None):
+    """Within-transform ``y`` and each column of ``X`` once (1-D, contiguous), then OLS:
+    (coef, bread, resid, keep, W X~ over kept as an ``N x k`` view)."""
+    W = Within(codes_fe, w, levels=levels)
+    yw = W.transform(y)
+    Xt = np.empty((X.shape[1], y.size))  # rows = within-transformed regressors (contiguous)
+    for j in range(X.shape[1]):
+        Xt[j] = W.transform(np.ascontiguousarray(X[:, j]))
+    XWt = Xt if w is None else Xt * w
+    XtX = XWt @ Xt.T
     # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
-    raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
+    raw = np.array([x @ (x if w is None else x * w) for x in X.T])
     ok = np.diag(XtX) > ABSORBED_TOL * raw
     keep = np.zeros(X.shape[1], dtype=bool)
     idx = np.flatnonzero(ok)
     keep[idx] = independent_columns((XtX[np.ix_(idx, idx)] + XtX[np.ix_(idx, idx)].T) / 2)
     XtX = XtX[np.ix_(keep, keep)]
     bread = sym_inv((XtX + XtX.T) / 2)
-    XW = XW[:, keep]
-    b = bread @ (XW.T @ yw)
-    return b, bread, yw - Xw[:, keep] @ b, keep, XW
+    XWt = XWt[keep]
+    b = bread @ (XWt @ yw)
+    return b, bread, yw - b @ Xt[keep], keep, XWt.T
 
 
 ABSORBED_TOL = 1e-10  # within / raw sum of squares below which a regressor counts as absorbed
@@ -503,6 +503,7 @@ class FESample:
     period: np.ndarray  # float period of each row
     cluster: np.ndarray  # codes 0..G-1
     weights: np.ndarray | None
+    n_zero_weight: int = 0  # rows of the shared sample left out of the fit for a weight of 0 (as fixest)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -527,12 +528,20 @@ class FESample:
 
 
 def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str, time: str, cohort: str,
-              cluster: str | None, weights: str | None = None) -> FESample:
+              cluster: str | None, weights: str | None = None, covariates: tuple[str, ...] | list[str] = ()
+              ) -> FESample:
     """The estimation sample of the regression-based estimators: :func:`build_sample` (validation and
     the shared conventions: late adopters recoded to never treated, units treated from the first
     period dropped, missing outcome cells dropped) plus codes for unit, period and cluster, cohorts as
     floats (never treated = ``inf``) and the weights."""
-    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights,
+                     covariates=covariates)
+    n_zero = 0
+    if weights is not None:  # fixest removes observations with weight 0 (they would count in n and G)
+        zero = (s.frame[weights] == 0).to_numpy()
+        n_zero = int(zero.sum())
+        if n_zero:
+            s = replace(s, frame=s.frame[~zero].reset_index(drop=True))
     df = s.frame
     uc, _ = codes(df[unit])
     tc, tvals = codes(df[time])
@@ -540,4 +549,4 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
     g = df[cohort].to_numpy(dtype=float)
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
                     cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
-                    weights=None if weights is None else df[weights].to_numpy(dtype=float))
+                    weights=None if weights is None else df[weights].to_numpy(dtype=float), n_zero_weight=n_zero)

@@ -82,18 +82,19 @@ class Within:
     """
 
     def __init__(self, fe: list[np.ndarray] | tuple[np.ndarray, ...], weights: np.ndarray | None = None,
-                 *, tol: float = 1e-12, maxiter: int = 100_000):
+                 *, tol: float = 1e-12, maxiter: int = 100_000, levels: list[int] | None = None):
+        """``levels``: the number of levels of each FE when ``fe`` are already compact codes 0..n-1
+        (skips re-coding)."""
         self.codes: list[np.ndarray] = []
         self.levels: list[int] = []
-        for c in fe:
-            cc, n = compact_codes(c)
+        for j, c in enumerate(fe):
+            cc, n = (np.asarray(c, dtype=np.int64), int(levels[j])) if levels is not None else compact_codes(c)
             self.codes.append(cc)
             self.levels.append(n)
         self.n_obs = int(self.codes[0].size) if self.codes else (0 if weights is None else len(weights))
         self.w = None if weights is None else np.asarray(weights, dtype=float)
         self.tol, self.maxiter = tol, maxiter
         self.method = ("none" if not self.codes else "one-way" if len(self.codes) == 1 else "two-way exact")
-        ww = np.ones(self.n_obs) if self.w is None else self.w
         self._ww = self.w  # None = unit weights (bincount without weights is faster)
         self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
                       for c, n in zip(self.codes, self.levels, strict=True)]

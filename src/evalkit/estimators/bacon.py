@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.results import EstimationResult, make_estimates, normal_inference
+from evalkit.results import EstimationResult, make_estimates
 
 TYPES = ("earlier_vs_later", "later_vs_earlier", "treated_vs_never", "treated_vs_always")
 
@@ -49,38 +48,29 @@ def estimate_bacon(
     ``tables['components']``: every 2x2 with type, treated_cohort, control_cohort, estimate, weight
     (control_cohort is NaN for never-/always-treated controls).
     """
-    if options:
-        raise TypeError(f"unknown options: {sorted(options)}")
+    _fe.check_options("bacon", options, ("unit", "time", "cohort", "cluster", "alpha"))
     cluster = unit if cluster is None else cluster
-    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
-    df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
-    uc, uvals = _fe.codes(df[unit])
-    tc, tvals = _fe.codes(df[time])
-    n_units, T = uvals.size, tvals.size
-    if df.shape[0] != n_units * T or pd.Series(uc * T + tc).duplicated().any():
+    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster)
+    df = smp.frame
+    uc, tc, tvals = smp.unit, smp.time, smp.times
+    n_units, T = smp.n_units, smp.n_times
+    if df.shape[0] != n_units * T:
         raise ValueError("Bacon decomposition needs a balanced panel (one row per unit and period)")
-    g_obs = _fe.cohort_values(df, cohort)
-    g_unit = pd.Series(g_obs).groupby(uc).agg(["min", "max"])
-    if (g_unit["min"] != g_unit["max"]).any():
-        raise ValueError("cohort must be constant within unit")
-    g_u = g_unit["min"].to_numpy()
+    g_obs = smp.cohort
+    g_u = np.full(n_units, np.inf)
+    g_u[uc] = g_obs  # cohort is constant within unit (validated by the shared sample)
     # first treated period position (0..T-1); T = never within the sample
     first_pos = np.searchsorted(tvals.astype(float), g_u, side="left")
     first_pos = np.where(np.isfinite(g_u), first_pos, T)
-    y = df[outcome].to_numpy(dtype=float)
+    y = smp.y
     D = (tc >= first_pos[uc]).astype(float)
 
-    # ---- TWFE coefficient with clustered SE (exact absorbed fit)
-    cc, _ = _fe.codes(df[cluster])
-    G = int(cc.max()) + 1
-    Z = sp.hstack([_fe.time_dummies(tc, T), sp.csr_matrix(D[:, None])], format="csr")
-    fit = _fe.absorb_fit(y, uc, Z, n_units=n_units)
-    if not fit.keep[-1]:
+    # ---- TWFE coefficient with clustered SE: the shared engine, as estimate_twfe
+    fit = _fe.feols(y, D, [uc, tc], cluster=smp.cluster, names=["treated_post"])
+    if not fit.keep[0]:
         raise ValueError("treatment is collinear with the fixed effects (no timing variation)")
-    meat = _fe.cluster_meat(fit.Z, fit.resid, cc, uc, fit.unit_means, nested=_fe.nested_in(uc, cc))
-    factor, dfk = _fe.fixest_ssc(y.size, 1, G, [(uc, n_units), (tc, T)], cc)
-    V = _fe.sandwich(fit.bread, meat, factor)
-    beta, se = float(fit.theta[-1]), float(np.sqrt(V[-1, -1]))
+    G, factor, dfk = int(fit.n_clusters), fit.ssc, fit.dof_k
+    beta, se = float(fit.coef[0]), float(fit.se[0])
 
     # ---- timing groups: position p in 0..T (0 = always treated, T = never treated)
     grp_pos, grp_code = np.unique(first_pos, return_inverse=True)
@@ -131,7 +121,7 @@ def estimate_bacon(
     comp["control_cohort"] = pd.to_numeric(comp["control_cohort"])
     decomp_sum = float((comp["estimate"] * comp["weight"]).sum())
 
-    inf = normal_inference(np.array([beta]), np.array([se]), alpha)
+    inf = fit.inference(np.array([beta]), np.array([se]), alpha)
     rows = [{"kind": "overall", "term": "TWFE", "estimate": beta, "std_error": se,
              "ci_low": inf["ci_low"][0], "ci_high": inf["ci_high"][0], "p_value": inf["p_value"][0],
              "weight": float(comp["weight"].sum())}]
@@ -154,9 +144,11 @@ def estimate_bacon(
         "n_periods": int(T),
         "n_clusters": int(G),
         "cluster": cluster,
-        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.6f}, K={dfk} (TWFE row only)",
+        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.8f}, K={dfk}, t({G - 1}) (TWFE row only)",
+        "inference": fit.meta(),
+        "sample": smp.info.to_dict(),
         "alpha": alpha,
-        "baseline_mean": _fe.baseline_mean(y, g_obs, df[time].to_numpy(dtype=float)),
+        "baseline_mean": smp.baseline_mean(),
         "decomposition_sum": decomp_sum,
         "decomposition_error": decomp_sum - beta,
         "weight_sum": float(comp["weight"].sum()),

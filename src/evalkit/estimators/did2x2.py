@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from linearmodels.iv import IV2SLS
 
-from evalkit.registry import NEVER_TREATED
+from evalkit.estimators import _fe
 from evalkit.results import EstimationResult
 
 
@@ -27,44 +26,53 @@ def estimate_did2x2(
     window: int = 12,
     cluster: str | None = None,
     alpha: float = 0.05,
-    **_: object,
+    weights: str | None = None,
+    **options: object,
 ) -> EstimationResult:
     """2x2 DiD of one cohort (default: the largest) vs never-treated units.
 
-    Before = the ``window`` months before the cohort's adoption, after = the ``window``
-    months from adoption. Estimate in outcome units per station-month.
+    Before = the ``window`` months before the cohort's adoption, after = the ``window`` months
+    from adoption. Estimate in outcome units per station-month.  Standard error: the shared engine's
+    CRV1 (fixest ``feols(y ~ treated * after, cluster=)``: ``G/(G-1)·(n-1)/(n-4)``, ``t(G-1)``);
+    ``weights``: observation weights (weighted means, WLS).
     """
-    first = panel.groupby(unit)[cohort].first()
-    cohorts = first[(first != NEVER_TREATED) & first.notna()]
+    _fe.check_options("did2x2", options, ("unit", "time", "cohort", "treated_cohort", "window", "cluster",
+                                          "alpha", "weights"))
+    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    frame = smp.frame
+    first = frame.groupby(unit)[cohort].first()
+    cohorts = first[first != 0]
     if cohorts.empty:
         raise ValueError("no adopting stations in the panel: a 2x2 DiD needs a treated group")
     g = int(cohorts.value_counts().idxmax()) if treated_cohort is None else int(treated_cohort)
-    never = first.index[(first == NEVER_TREATED) | first.isna()]
+    never = first.index[first == 0]
     if len(never) == 0:
         raise ValueError("no never-adopting stations in the panel: a 2x2 DiD needs a control group")
     units_t = cohorts.index[cohorts == g]
-    df = panel[panel[unit].isin(units_t.union(never)) & panel[time].between(g - window, g + window - 1)]
-    df = df[[unit, time, outcome] + ([cluster] if cluster and cluster != unit else [])].dropna(subset=[outcome])
+    if len(units_t) == 0:
+        raise ValueError(f"treated_cohort={g}: no station adopts in that period; cohorts are {sorted(set(cohorts))}")
+    rows = (frame[unit].isin(units_t.union(never)) & frame[time].between(g - window, g + window - 1)).to_numpy()
+    df = frame[rows]
     d_treat = df[unit].isin(units_t).to_numpy(dtype=float)
     d_after = (df[time] >= g).to_numpy(dtype=float)
-    exog = pd.DataFrame(
-        {"const": 1.0, "treated": d_treat, "after": d_after, "treated_x_after": d_treat * d_after},
-        index=df.index,
-    )
+    w = None if smp.weights is None else smp.weights[rows]
     clusters = df[cluster or unit]
-    fit = IV2SLS(df[outcome].astype(float), exog, None, None).fit(
-        cov_type="clustered", clusters=pd.Categorical(clusters).codes, debiased=False
-    )
-    b = float(fit.params["treated_x_after"])
-    se = float(fit.std_errors["treated_x_after"])
-    ci = fit.conf_int(level=1 - alpha).loc["treated_x_after"]
-    means = df.assign(t=d_treat, a=d_after).groupby(["t", "a"])[outcome].mean()
-    rows = [{
+    fit = _fe.feols(df[outcome].to_numpy(dtype=float), np.column_stack([d_treat, d_after, d_treat * d_after]),
+                    weights=w, cluster=_fe.codes(clusters)[0], names=["treated", "after", "treated_x_after"])
+    if fit.names[-1] != "treated_x_after":
+        raise ValueError("the 2x2 cells are not all observed (treated/control x before/after)")
+    b, se = float(fit.coef[-1]), float(fit.se[-1])
+    lo, hi = fit.conf_int(alpha)
+    ww = np.ones(len(df)) if w is None else w
+    cell = pd.DataFrame({"t": d_treat, "a": d_after, "wy": ww * df[outcome].to_numpy(dtype=float), "w": ww})
+    sums = cell.groupby(["t", "a"])[["wy", "w"]].sum()
+    means = sums["wy"] / sums["w"]
+    rows_out = [{
         "kind": "overall", "term": "treated x after", "estimate": b, "std_error": se,
-        "ci_low": float(ci.iloc[0]), "ci_high": float(ci.iloc[1]), "p_value": float(fit.pvalues["treated_x_after"]),
+        "ci_low": float(lo[-1]), "ci_high": float(hi[-1]), "p_value": float(fit.p_value()[-1]),
     }]
     return EstimationResult(
-        "did2x2", outcome, pd.DataFrame(rows),
+        "did2x2", outcome, pd.DataFrame(rows_out),
         meta={
             "label": "2x2 DiD (one cohort vs never-treated)",
             "control_group": "never treated",
@@ -73,9 +81,12 @@ def estimate_did2x2(
             "n_treated": int(len(units_t)),
             "n_control": int(len(never)),
             "n_obs": int(len(df)),
-            "n_clusters": int(clusters.nunique()),
+            "n_clusters": int(fit.n_clusters),
             "cluster": cluster or unit,
-            "se_type": "cluster-robust (linearmodels, G/(G-1) not applied)",
+            "se_type": f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})",
+            "inference": fit.meta(),
+            "sample": smp.info.to_dict(),
+            "weights": weights,
             "means": {
                 "treated_before": float(means.get((1.0, 0.0), np.nan)),
                 "treated_after": float(means.get((1.0, 1.0), np.nan)),

@@ -83,9 +83,12 @@ def estimate_imputation(
         ``False``: in-sample cell means as in BJS Theorem 3 / R ``didimputation`` (biased
         downwards with small cohorts).
     """
-    if options:
-        raise TypeError(f"unknown options: {sorted(options)}")
+    _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
+                                              "horizons", "pretrend_leads", "leaveout"))
     cluster = unit if cluster is None else cluster
+    # Not (yet) the shared build_sample: the R did2s / pyfixest references fit the fixed effects at a
+    # level coarser than the rows (unit="state" with many rows per state-year), which the shared
+    # sample rejects as duplicated unit-period rows.
     cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
     df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
     y_all = df[outcome].to_numpy(dtype=float)
@@ -290,22 +293,12 @@ def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha)
     m = treated_unit & (pos >= 0)
     rows = np.flatnonzero(m)
     L = sp.csr_matrix((np.ones(rows.size), (rows, pos[m])), shape=(y.size, lead_vals.size))
-    Zt = _fe.time_dummies(tc, n_times)
-    Z = sp.hstack([Zt, L], format="csr")
-    fit = _fe.absorb_fit(y, uc, Z, n_units=n_units)
-    nt = Zt.shape[1]
-    kt = int(fit.keep[:nt].sum())
-    keepL = fit.keep[nt:]
-    nested = _fe.nested_in(uc, cc)
-    meat = _fe.cluster_meat(fit.Z, fit.resid, cc, uc, fit.unit_means, nested=nested)
-    G = int(cc.max()) + 1
-    factor, _ = _fe.fixest_ssc(y.size, int(keepL.sum()), G, [(uc, n_units), (tc, n_times)], cc)
-    V = _fe.sandwich(fit.bread, meat, factor)[kt:, kt:]
-    b = fit.theta[kt:]
+    fit = _fe.feols(y, L, [uc, tc], cluster=cc)  # the shared engine: fixest CR1, t(G-1)
+    keepL, b, V = fit.keep, fit.coef, fit.vcov
     res = _fe.wald_test(b, V)
     lv = lead_vals[keepL]
     res["leads"] = [float(v) for v in lv]
     se = np.sqrt(np.diag(V))
     table = pd.DataFrame({"event_time": lv, "estimate": b, "std_error": se,
-                          "p_value": normal_inference(b, se, alpha)["p_value"]})
+                          "p_value": fit.inference(b, se, alpha)["p_value"]})
     return res, table

@@ -28,7 +28,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.results import EstimationResult, make_estimates, normal_inference
+from evalkit.estimators._sample import check_event_window
+from evalkit.results import EstimationResult, make_estimates
 
 
 def _logsumexp_by(eta: np.ndarray, grp: np.ndarray, n: int) -> np.ndarray:
@@ -39,14 +40,18 @@ def _logsumexp_by(eta: np.ndarray, grp: np.ndarray, n: int) -> np.ndarray:
 
 
 def fit_fepois(y: np.ndarray, unit: np.ndarray, Z: sp.csr_matrix, n_units: int, tol: float = 1e-10,
-               maxiter: int = 100) -> dict:
+               maxiter: int = 100, w: np.ndarray | None = None) -> dict:
     """Two-way FE Poisson by Newton on the unit-concentrated likelihood.
 
-    ``Z`` holds the regressors and the (first-level-dropped) time dummies.  Every unit must have a
-    positive total.  Returns theta (kept columns), keep mask, bread (inverse Hessian), mu,
-    unit_means (``mu``-weighted unit means of Z), iterations, loglik.
+    ``Z`` holds the regressors and the (first-level-dropped) time dummies; ``w`` optional positive
+    observation weights (fixest ``fepois(weights=)``: every likelihood term multiplied by ``w``).
+    Every unit must have a positive (weighted) total.  Returns theta (kept columns), keep mask,
+    bread (inverse Hessian), mu (the means), unit_means (``w mu``-weighted unit means of Z),
+    iterations, loglik.
     """
-    Yi = np.bincount(unit, weights=y, minlength=n_units)
+    ww = np.ones(y.size) if w is None else np.asarray(w, dtype=float)
+    logw = np.log(ww)
+    Yi = np.bincount(unit, weights=ww * y, minlength=n_units)
     if np.any(Yi <= 0):
         raise ValueError("every unit needs a positive outcome total (drop all-zero units first)")
     Z = sp.csr_matrix(Z)
@@ -55,8 +60,8 @@ def fit_fepois(y: np.ndarray, unit: np.ndarray, Z: sp.csr_matrix, n_units: int, 
 
     def evaluate(th):
         eta = Z @ th
-        lse = _logsumexp_by(eta, unit, n_units)
-        ll = float(y @ eta - Yi @ lse)
+        lse = _logsumexp_by(eta + logw, unit, n_units)
+        ll = float((ww * y) @ eta - Yi @ lse)
         mu = Yi[unit] * np.exp(eta - lse[unit])
         return ll, mu
 
@@ -64,14 +69,14 @@ def fit_fepois(y: np.ndarray, unit: np.ndarray, Z: sp.csr_matrix, n_units: int, 
     it = 0
     converged = False
     for it in range(1, maxiter + 1):  # noqa: B007
-        _, A, S = _fe.unit_cross(Z, unit, n_units, mu)
+        _, A, S = _fe.unit_cross(Z, unit, n_units, ww * mu)
         if it == 1:
             keep = _fe.independent_columns(S)
             if not keep.all():
                 Z = Z[:, np.flatnonzero(keep)].tocsr()
                 theta = theta[keep]
                 S = S[np.ix_(keep, keep)]
-        grad = Z.T @ (y - mu)
+        grad = Z.T @ (ww * (y - mu))
         step = np.linalg.solve(S, grad)
         t = 1.0
         while True:
@@ -85,7 +90,7 @@ def fit_fepois(y: np.ndarray, unit: np.ndarray, Z: sp.csr_matrix, n_units: int, 
         if np.max(np.abs(t * step)) < tol or abs(dll) < 1e-15 * max(1.0, abs(ll)):
             converged = True
             break
-    Dw, A, S = _fe.unit_cross(Z, unit, n_units, mu)
+    Dw, A, S = _fe.unit_cross(Z, unit, n_units, ww * mu)
     bread = _fe.sym_inv(S)
     unit_means = (sp.diags(1.0 / Yi) @ A).tocsr()
     return {"theta": theta, "keep": keep, "bread": bread, "mu": mu, "unit_means": unit_means, "Z": Z,
@@ -110,8 +115,8 @@ def _drop_zero(uc: np.ndarray, tc: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
         keep &= ~bad_u[uc] & ~bad_t[tc]
 
 
-def _pct(b: np.ndarray, se: np.ndarray, alpha: float) -> dict[str, np.ndarray]:
-    inf = normal_inference(b, se, alpha)
+def _pct(b: np.ndarray, se: np.ndarray, alpha: float, df_t: int) -> dict[str, np.ndarray]:
+    inf = _fe.t_inference(b, se, df_t, alpha)
     return {
         "estimate": 100 * np.expm1(b),
         "std_error": 100 * np.exp(b) * se,
@@ -130,10 +135,10 @@ def estimate_poisson(
     cohort: str = "first_treat",
     cluster: str | None = None,
     alpha: float = 0.05,
+    weights: str | None = None,
     event_study: bool = False,
     anticipation: int = 0,
-    min_e: int | None = None,
-    max_e: int | None = None,
+    bin_e: tuple[int | None, int | None] | None = None,
     tol: float = 1e-10,
     maxiter: int = 100,
     **options,
@@ -143,24 +148,32 @@ def estimate_poisson(
     Rows: ``overall`` "ATT (%)" = ``100 (exp(b) - 1)`` for the post-adoption dummy (delta-method
     SE, CI = transformed CI of ``b``); ``coef`` "treated:post" = raw ``b``.  With
     ``event_study=True`` a second fit with event-time dummies (reference ``e = -1 -
-    anticipation``, pooled over cohorts, endpoints binned at ``min_e``/``max_e``) adds ``event``
-    rows in percent and raw ``coef`` rows ``"e=k"``.
+    anticipation``, pooled over cohorts, endpoints binned at ``bin_e=(lo, hi)``) adds ``event``
+    rows in percent and raw ``coef`` rows ``"e=k"``.  ``weights``: observation weights (fixest
+    ``fepois(weights=)``); rows with weight 0 are left out of the fit.  Inference: CRV1 with
+    fixest's small-sample factor and ``t(G-1)``.
     """
-    if options:
-        raise TypeError(f"unknown options: {sorted(options)}")
+    _fe.check_options("poisson", options, ("unit", "time", "cohort", "cluster", "alpha", "weights",
+                                           "event_study", "anticipation", "bin_e", "tol", "maxiter"))
+    min_e, max_e = check_event_window(bin_e, "bin_e") or (None, None)
     cluster = unit if cluster is None else cluster
-    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
-    df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
-    y = df[outcome].to_numpy(dtype=float)
+    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    df = smp.frame
+    y = smp.y
     if np.any(y < 0):
         raise ValueError(f"{outcome!r} has negative values; Poisson needs y >= 0")
+    pos_w = np.ones(y.size, dtype=bool) if smp.weights is None else smp.weights > 0
     uc0, _ = _fe.codes(df[unit])
     tc0, _ = _fe.codes(df[time])
-    mask, n_zero_units, n_zero_periods = _drop_zero(uc0, tc0, y)
+    mask, n_zero_units, n_zero_periods = _drop_zero(uc0[pos_w], tc0[pos_w], y[pos_w])
+    mask_all = np.zeros(y.size, dtype=bool)
+    mask_all[np.flatnonzero(pos_w)[mask]] = True
+    mask = mask_all
     df = df[mask].reset_index(drop=True)
     y = y[mask]
-    g = _fe.cohort_values(df, cohort)
-    t = df[time].to_numpy(dtype=float)
+    w = None if smp.weights is None else smp.weights[mask]
+    g = smp.cohort[mask]
+    t = smp.period[mask]
     uc, uvals = _fe.codes(df[unit])
     tc, tvals = _fe.codes(df[time])
     cc, _ = _fe.codes(df[cluster])
@@ -174,18 +187,20 @@ def estimate_poisson(
 
     def run(X: sp.csr_matrix, names: list[str]):
         Z = sp.hstack([X, Zt], format="csr")
-        res = fit_fepois(y, uc, Z, n_units, tol=tol, maxiter=maxiter)
+        res = fit_fepois(y, uc, Z, n_units, tol=tol, maxiter=maxiter, w=w)
         kx = int(res["keep"][: X.shape[1]].sum())
-        meat = _fe.cluster_meat(res["Z"], y - res["mu"], cc, uc, res["unit_means"], nested=nested)
-        factor, K = _fe.fixest_ssc(y.size, kx, G, [(uc, n_units), (tc, T)], cc)
+        score = y - res["mu"] if w is None else w * (y - res["mu"])
+        meat = _fe.cluster_meat(res["Z"], score, cc, uc, res["unit_means"], nested=nested)
+        factor, K, _ = _fe.small_sample(y.size, kx, "CRV1", fe_levels=[n_units, T],
+                                        fe_nested=[nested, _fe.nested_in(tc, cc)], n_clusters=G)
         V = _fe.sandwich(res["bread"], meat, factor)[:kx, :kx]
         kept_names = [n for n, k in zip(names, res["keep"][: X.shape[1]], strict=True) if k]
         return res["theta"][:kx], V, kept_names, factor, K, res
 
     b, V, _, factor, K, res = run(sp.csr_matrix(D[:, None]), ["treated:post"])
     se = np.sqrt(np.diag(V))
-    pct = _pct(b, se, alpha)
-    raw = normal_inference(b, se, alpha)
+    pct = _pct(b, se, alpha, G - 1)
+    raw = _fe.t_inference(b, se, G - 1, alpha)
     rows = [
         {"kind": "overall", "term": "ATT (%)", **{k: v[0] for k, v in pct.items()}},
         {"kind": "coef", "term": "treated:post", "estimate": b[0], "std_error": se[0],
@@ -207,8 +222,8 @@ def estimate_poisson(
         names = [f"e={int(v)}" for v in evs]
         be, Ve, kept, _, _, res_e = run(X, names)
         see = np.sqrt(np.diag(Ve))
-        pe = _pct(be, see, alpha)
-        re = normal_inference(be, see, alpha)
+        pe = _pct(be, see, alpha, G - 1)
+        re = _fe.t_inference(be, see, G - 1, alpha)
         kept_e = np.array([float(n[2:]) for n in kept])
         for j, name in enumerate(kept):
             rows.append({"kind": "event", "term": name, "event_time": kept_e[j],
@@ -237,8 +252,13 @@ def estimate_poisson(
         "cluster": cluster,
         "n_units_dropped_all_zero": int(n_zero_units),
         "n_periods_dropped_all_zero": int(n_zero_periods),
-        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.6f}, K={K}; percent SE by delta method, "
-                   "percent CI = transformed CI of the coefficient",
+        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.8f}, K={K}, t({G - 1}); percent SE by delta "
+                   "method, percent CI = transformed CI of the coefficient",
+        "inference": {"se_type": "CRV1", "ssc": factor, "dof_k": K, "df": G - 1, "n_clusters": int(G),
+                      "distribution": f"t({G - 1})", "ssc_rule": _fe.SSC_RULES["CRV1"]},
+        "sample": smp.info.to_dict(),
+        "weights": weights,
+        "bin_e": None if bin_e is None else (min_e, max_e),
         "alpha": alpha,
         "baseline_mean": _fe.baseline_mean(y, g, t),
         "iterations": res["iterations"],

@@ -174,13 +174,13 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
     EstimatorSpec(
         "twfe", "evalkit.estimators.twfe:estimate_twfe",
         _labels("双向固定效应（TWFE）", "Two-way fixed effects (TWFE)"), "robustness",
-        event_study=False, pretrend_test=False, weights=True, options=_FE, from_params=_common,
+        event_study=False, pretrend_test=False, weights=True, options=(*_FE, "vcov"), from_params=_common,
         estimand="twfe_static_coefficient", designs=DESIGNS, headline_rank=4),
     EstimatorSpec(
         "event_twfe", "evalkit.estimators.twfe:estimate_event_twfe",
         _labels("动态双向固定效应（事件研究）", "Dynamic TWFE (event study)"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "leads", "lags", "bin_e", "reference"), from_params=_event_twfe,
+        options=(*_FE, "vcov", "leads", "lags", "bin_e", "reference"), from_params=_event_twfe,
         estimand="twfe_mean_post_event_coefficients", designs=("staggered",)),
     EstimatorSpec(
         "cs", "evalkit.estimators.cs:estimate_cs",
@@ -194,7 +194,7 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         "sa", "evalkit.estimators.sunab:estimate_sunab",
         _labels("Sun–Abraham 交互加权", "Sun–Abraham interaction-weighted"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "control", "anticipation", "bin_e", *_LEGACY_E), from_params=_sa,
+        options=(*_FE, "control", "anticipation", "bin_e"), from_params=_sa,
         estimand="att_cohort_share_weighted_post_periods", designs=("staggered",), headline_rank=3),
     EstimatorSpec(
         "imputation", "evalkit.estimators.imputation:estimate_imputation",
@@ -212,7 +212,7 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         "poisson", "evalkit.estimators.poisson:estimate_poisson",
         _labels("泊松固定效应（PPML）", "Poisson fixed effects (PPML)"), "robustness",
         event_study=False, pretrend_test=False, weights=True,
-        options=(*_FE, "event_study", "anticipation", "bin_e", "tol", "maxiter", *_LEGACY_E),
+        options=(*_FE, "event_study", "anticipation", "bin_e", "tol", "maxiter"),
         from_params=_common,
         estimand="percent_change_treated_post"),
     EstimatorSpec(

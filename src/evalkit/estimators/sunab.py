@@ -14,7 +14,7 @@ relative-period coefficients are aggregated with cohort shares as in fixest's ``
   (fixest ``sunab(..., att = TRUE)`` / ``aggregate(x, "att")``),
 
 with delta-method SEs from the cluster-robust covariance of the ``d_{g,e}`` (fixest default
-small-sample factor, see :func:`evalkit.estimators._fe.fixest_ssc`).
+small-sample factor, see :func:`evalkit.estimators._fe.small_sample`) and t(G-1).
 """
 
 from __future__ import annotations

@@ -19,11 +19,18 @@ from evalkit.estimators import _fe
 from evalkit.estimators._common import wald_test
 from evalkit.results import EstimationResult
 
-_COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights")
+_COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights", "vcov")
 
 
 def _se_type(fit: _fe.FEFit) -> str:
-    return f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
+    label = _fe.SSC_LABEL if fit.vcov_type == "CRV1" else f"{fit.vcov_type} ({_fe.SSC_RULES[fit.vcov_type]})"
+    return f"{label}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
+
+
+def _vcov(vcov: str) -> str:
+    if vcov not in _fe.VCOV_TYPES:
+        raise ValueError(f"vcov={vcov!r}: one of {_fe.VCOV_TYPES} (CRV1 = clustered by `cluster`, default)")
+    return vcov
 
 
 def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
@@ -32,9 +39,11 @@ def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weigh
     return {
         "control_group": "never and not-yet treated (implicit)",
         "n_treated": info.n_treated, "n_control": info.n_control, "n_obs": int(s.y.size), "n_periods": s.n_times,
-        "n_clusters": int(fit.n_clusters), "cluster": cluster or unit, "se_type": _se_type(fit),
+        "n_clusters": None if fit.n_clusters is None else int(fit.n_clusters),
+        "cluster": (cluster or unit) if fit.vcov_type == "CRV1" else None, "se_type": _se_type(fit),
         "ssc_factor": fit.ssc, "inference": fit.meta(), "sample": info.to_dict(), "weights": weights,
         "dropped_missing_outcome": info.dropped_cells.get("missing_outcome", 0),
+        "dropped_zero_weight": s.n_zero_weight,
         "baseline_mean": s.baseline_mean(), "alpha": alpha,
     }
 
@@ -49,19 +58,21 @@ def estimate_twfe(
     cluster: str | None = None,
     alpha: float = 0.05,
     weights: str | None = None,
+    vcov: str = "CRV1",
     **options: object,
 ) -> EstimationResult:
     """Static TWFE: ``y_it = α_i + γ_t + β·D_it + ε``, with ``D_it = 1`` from adoption on.
 
     ``weights``: name of a column of non-negative observation weights (e.g. station population);
-    weighted least squares as fixest ``feols(..., weights=)``.  The sample follows
+    weighted least squares as fixest ``feols(..., weights=)``.  ``vcov``: ``"CRV1"`` (clustered by
+    ``cluster``, default), ``"iid"`` or ``"hetero"`` (HC1), each with fixest's small-sample factor.  The sample follows
     :func:`evalkit.estimators._sample.build_sample` (``meta["sample"]``).
     """
     _fe.check_options("twfe", options, _COMMON)
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
-    fit = _fe.feols(s.y, sp.csr_matrix(D[:, None]), [s.unit, s.time], weights=s.weights, cluster=s.cluster,
-                    names=["treated_post"])
+    fit = _fe.feols(s.y, D, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,
+                    vcov=vcov, names=["treated_post"])
     if not fit.keep[0]:
         raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
     lo, hi = fit.conf_int(alpha)
@@ -99,6 +110,7 @@ def estimate_event_twfe(
     cluster: str | None = None,
     alpha: float = 0.05,
     weights: str | None = None,
+    vcov: str = "CRV1",
     leads: int = 12,
     lags: int = 24,
     bin_e: tuple[int, int] | None = None,
@@ -121,7 +133,8 @@ def estimate_event_twfe(
     s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     X, ks = event_dummies(s.cohort, s.period, leads, lags, reference)
     cols = [f"e{k:+d}" for k in ks]
-    fit = _fe.feols(s.y, X, [s.unit, s.time], weights=s.weights, cluster=s.cluster, names=cols)
+    fit = _fe.feols(s.y, X, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,
+                    vcov=vcov, names=cols)
     kept = [k for k, kk in zip(ks, fit.keep, strict=True) if kk]
     se = fit.se
     lo, hi = fit.conf_int(alpha)

@@ -32,7 +32,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators._common import baseline_mean, unit_counts
-from evalkit.estimators._fe import codes, demean, independent_columns, sym_inv, time_dummies, unit_cross
+from evalkit.estimators._fe import (
+    Within,
+    codes,
+    fe_sample,
+    independent_columns,
+    sym_inv,
+    time_dummies,
+    unit_cross,
+)
 from evalkit.results import EstimationResult
 
 _CHUNK_CELLS = 4_000_000  # N x draws cells per block
@@ -48,7 +56,7 @@ class FastTWFE:
         self.n_units = int(self.u.max()) + 1
         self.n_times = int(self.t.max()) + 1
         self.N = self.u.size
-        self.yt = demean(np.asarray(y, dtype=float), [self.u, self.t])
+        self.yt = Within([self.u, self.t]).transform(np.asarray(y, dtype=float))  # the engine's exact demeaning
         Tm = time_dummies(self.t, self.n_times)
         _, _, S = unit_cross(Tm, self.u, self.n_units)
         keep = independent_columns(S)
@@ -183,11 +191,13 @@ def randomization_inference(
     """
     if scheme not in ("permute", "placebo_dates"):
         raise ValueError("scheme must be 'permute' or 'placebo_dates'")
-    extra = [c for c in (strata, cluster) if c]
-    keep_cols = list(dict.fromkeys([unit, time, cohort, outcome, *extra]))
-    if "treated" in panel.columns and "treated" not in keep_cols:
-        keep_cols.append("treated")
-    df = panel[keep_cols].dropna(subset=[outcome]).reset_index(drop=True)
+    # the shared estimation sample (same rows and conventions as estimate_twfe), plus the strata and
+    # the panel's own "treated" column where present
+    df = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster).frame.copy()
+    if strata and strata not in df.columns:
+        df[strata] = panel.groupby(unit, sort=False)[strata].first().reindex(df[unit]).to_numpy()
+    if "treated" in panel.columns:
+        df = df.merge(panel[[unit, time, "treated"]], on=[unit, time], how="left", validate="one_to_one")
     ut = _unit_table(df, unit, cohort, strata)
     g_real = ut["cohort"].to_numpy()
     rng = np.random.default_rng(seed)

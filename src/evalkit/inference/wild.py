@@ -3,7 +3,7 @@
 Algorithm ("fast and wild", Roodman, MacKinnon, Nielsen & Webb 2019):
 
 1. Partial the unit and period fixed effects out of the outcome and the regressors once
-   (within transformation, :func:`evalkit.estimators._fe.demean`).  By Frisch–Waugh–Lovell the
+   (exact within transformation of the shared engine, :class:`evalkit.estimators._fe.Within`).  By Frisch–Waugh–Lovell the
    coefficient, the residuals and the cluster-robust variance of the dummy-variable regression
    are reproduced exactly by the regression of demeaned ``y`` on demeaned ``X``.
 2. For a hypothesis ``R'β = r`` the restricted residuals are linear in ``r``:
@@ -34,15 +34,17 @@ from scipy import stats
 
 from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts
 from evalkit.estimators._fe import (
-    codes,
-    demean,
-    fixest_ssc,
+    Within,
+    check_options,
+    fe_sample,
     independent_columns,
     nested_in,
+    small_sample,
     sym_inv,
     time_dummies,
     unit_cross,
 )
+from evalkit.estimators.twfe import event_dummies
 from evalkit.results import EstimationResult
 
 SE_TYPE = "wild cluster bootstrap (WCR)"
@@ -79,11 +81,12 @@ class TwfeDesign:
 
 def event_regressors(df: pd.DataFrame, time: str, cohort: str, leads: int, lags: int, reference: int
                      ) -> dict[str, np.ndarray]:
-    """Event-time dummies ``e=-leads..lags`` (endpoints binned, reference omitted) as in
-    :func:`evalkit.estimators.twfe.estimate_event_twfe`."""
-    treated = ever_treated(df, cohort).to_numpy()
-    e = np.clip((df[time] - df[cohort]).to_numpy(), -leads, lags)
-    return {f"e={k}": (treated & (e == k)).astype(float) for k in range(-leads, lags + 1) if k != reference}
+    """Event-time dummies ``e=-leads..lags`` (endpoints binned, reference omitted): the columns of
+    :func:`evalkit.estimators.twfe.estimate_event_twfe` (same function)."""
+    g = df[cohort].to_numpy(dtype=float)
+    X, ks = event_dummies(np.where(g == 0, np.inf, g), df[time].to_numpy(dtype=float), leads, lags, reference)
+    X = X.toarray()
+    return {f"e={k}": X[:, j] for j, k in enumerate(ks)}
 
 
 def static_regressor(df: pd.DataFrame, time: str, cohort: str) -> np.ndarray:
@@ -93,14 +96,17 @@ def static_regressor(df: pd.DataFrame, time: str, cohort: str) -> np.ndarray:
 def twfe_design(panel: pd.DataFrame, outcome: str, regressors, *, unit: str = "station_id",
                 time: str = "period", cohort: str = "first_treat", cluster: str | None = None,
                 extra_outcomes: list[str] | None = None) -> TwfeDesign | tuple[TwfeDesign, np.ndarray]:
-    """Build the demeaned design. ``regressors`` is ``"static"``, ``("event", leads, lags, ref)``
-    or a callable ``df -> dict[name, array]``.
+    """Build the demeaned design on the shared sample (the rows and conventions of
+    :func:`evalkit.estimators.twfe.estimate_twfe`; rows missing an extra outcome are left out first).
+    ``regressors`` is ``"static"``, ``("event", leads, lags, ref)`` or a callable ``df -> dict[name, array]``.
 
-    With ``extra_outcomes`` (all on the same rows, no missing values allowed) also returns their
-    demeaned values as an ``N x m`` array.
+    With ``extra_outcomes`` also returns their demeaned values as an ``N x m`` array.  The small-sample
+    factor is the engine's (:func:`evalkit.estimators._fe.small_sample`, fixest CR1).
     """
-    cols = list(dict.fromkeys([unit, time, cohort, outcome, *(extra_outcomes or []), *([cluster] if cluster else [])]))
-    df = panel[cols].dropna(subset=[outcome, *(extra_outcomes or [])]).reset_index(drop=True)
+    extra = list(extra_outcomes or [])
+    base = panel.dropna(subset=extra) if extra else panel
+    smp = fe_sample(base, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, covariates=extra)
+    df = smp.frame
     if regressors == "static":
         reg = {"treated_post": static_regressor(df, time, cohort)}
     elif isinstance(regressors, tuple) and regressors[0] == "event":
@@ -108,23 +114,22 @@ def twfe_design(panel: pd.DataFrame, outcome: str, regressors, *, unit: str = "s
     else:
         reg = regressors(df)
     names = list(reg)
-    u, _ = codes(df[unit])
-    t, _ = codes(df[time])
-    c, _ = codes(df[cluster or unit])
-    n_u, n_t, G = int(u.max()) + 1, int(t.max()) + 1, int(c.max()) + 1
-    ys = [df[outcome].to_numpy(float)] + [df[o].to_numpy(float) for o in (extra_outcomes or [])]
+    u, t, c = smp.unit, smp.time, smp.cluster
+    n_u, n_t, G = smp.n_units, smp.n_times, int(c.max()) + 1
+    ys = [smp.y] + [df[o].to_numpy(float) for o in extra]
     M = np.column_stack(ys + [reg[n] for n in names])
-    Mt = demean(M, [u, t])
+    Mt = Within([u, t]).transform(M)
     m = len(ys)
     yt, Xt = Mt[:, 0], Mt[:, m:]
     keep = independent_columns(Xt.T @ Xt)
     dropped = [n for n, k in zip(names, keep, strict=True) if not k]
     Xt = Xt[:, keep]
     names = [n for n, k in zip(names, keep, strict=True) if k]
-    ssc, _ = fixest_ssc(yt.size, Xt.shape[1], G, [(u, n_u), (t, n_t)], c)
+    ssc, _, _ = small_sample(yt.size, Xt.shape[1], "CRV1", fe_levels=[n_u, n_t],
+                             fe_nested=[nested_in(u, c), nested_in(t, c)], n_clusters=G)
     des = TwfeDesign(y=yt, X=Xt, names=names, cluster=c, n_clusters=G, unit=u, time=t, n_units=n_u,
                      n_times=n_t, frame=df, ssc=ssc, dropped=dropped)
-    if extra_outcomes:
+    if extra:
         return des, Mt[:, 1:m]
     return des
 
@@ -299,7 +304,7 @@ def wild_bootstrap(
     lags: int = 24,
     reference: int = -1,
     full_enumeration: bool = True,
-    **_: object,
+    **options: object,
 ) -> EstimationResult:
     """Wild cluster bootstrap (WCR) p-values and test-inversion CIs for TWFE coefficients.
 
@@ -313,6 +318,9 @@ def wild_bootstrap(
     ``std_error`` is the analytic CRV1 standard error (fixest small-sample factor, see
     ``meta['ssc']``); ``p_value``, ``ci_low`` and ``ci_high`` come from the bootstrap.
     """
+    check_options("wild_bootstrap", options, ("param", "unit", "time", "cohort", "cluster", "weights", "B", "seed",
+                                              "alpha", "impose_null", "leads", "lags", "reference",
+                                              "full_enumeration"))
     if not impose_null:
         raise NotImplementedError("only the restricted (WCR) bootstrap is implemented; impose_null=True")
     event = param != "treated_post"
