@@ -187,41 +187,112 @@ def read_panel_file(path: Path):
     raise typer.BadParameter(f"{path}: expected a .csv or .parquet panel file")
 
 
+def _applies(option: str) -> str:
+    """'cs, sa' — the methods whose spec accepts ``option`` (help texts iterate the specs)."""
+    from evalkit.estimators.specs import SPECS
+
+    return "methods: " + (", ".join(n for n, s in SPECS.items() if option in s.options) or "none")
+
+
+def _method_help() -> str:
+    from evalkit.estimators.specs import SPECS
+
+    return "estimator: " + " | ".join(SPECS)
+
+
+def _event_window(text: str | None, option: str) -> tuple[int | None, int | None] | None:
+    """'-12,24' → (-12, 24); an empty end is open: ',24' → (None, 24)."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return tuple(int(p) if p.strip() else None for p in parts)  # type: ignore[return-value]
+    except ValueError:
+        raise ValueError(f"--{option} expects LO,HI event times (an end may be empty), got {text!r}") from None
+
+
+def _fail_line(message: str, code: int) -> typer.Exit:
+    """Print one plain line to stderr (no rich wrapping or markup) and exit with ``code``."""
+    sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
+    return typer.Exit(code)
+
+
 @app.command("estimate")
 def estimate_cmd(
     panel_file: Path = typer.Argument(..., help="station × period panel (CSV or Parquet)"),
     outcome: str = typer.Option(..., help="outcome column"),
-    method: str = typer.Option("cs", help="cs | sa | imputation | twfe | event_twfe | bacon | poisson | did2x2 | naive_yoy"),
+    method: str = typer.Option("cs", help=_method_help()),
     unit: str = typer.Option("station_id", help="unit column"),
     time_col: str = typer.Option("period", "--time", help="time column (integer periods)"),
     cohort: str = typer.Option("first_treat", help="first treated period column (0 or empty = never)"),
-    control: str = typer.Option("never", help="cs: never | notyet"),
-    covariates: str | None = typer.Option(None, help="cs: comma-separated covariate columns"),
-    est_method: str = typer.Option("dr", help="cs with covariates: dr | ipw | reg"),
-    cluster: str | None = typer.Option(None, help="cluster column (default: unit)"),
-    bootstrap: int = typer.Option(0, help="cs: multiplier-bootstrap draws (0 = analytic SEs)"),
-    seed: int | None = typer.Option(None, help="random seed for the bootstrap"),
-    allow_unbalanced: bool = typer.Option(False, help="cs: keep units missing some periods (R did allow_unbalanced_panel)"),
+    cluster: str | None = typer.Option(None, help=f"cluster column (default: unit); {_applies('cluster')}"),
+    weights: str | None = typer.Option(None, help=f"observation-weight column, e.g. population; {_applies('weights')}"),
+    control: str | None = typer.Option(None, help=f"never | notyet; {_applies('control')}"),
+    covariates: str | None = typer.Option(None, help=f"comma-separated covariate columns; {_applies('covariates')}"),
+    est_method: str | None = typer.Option(None, help=f"dr | ipw | reg (with covariates); {_applies('est_method')}"),
+    bootstrap: int | None = typer.Option(None, help=f"multiplier-bootstrap draws (0 = analytic); {_applies('bootstrap')}"),
+    seed: int | None = typer.Option(None, help=f"random seed of bootstrap / placebo draws; {_applies('seed')}"),
+    allow_unbalanced: bool | None = typer.Option(None, "--allow-unbalanced", help=f"keep units missing some periods; {_applies('allow_unbalanced')}"),
+    anticipation: int | None = typer.Option(None, help=f"periods of anticipation; {_applies('anticipation')}"),
+    trim_e: str | None = typer.Option(None, "--trim-e", help=f"LO,HI: drop event times outside from aggregation; {_applies('trim_e')}"),
+    bin_e: str | None = typer.Option(None, "--bin-e", help=f"LO,HI: pool event times beyond the ends into end bins; {_applies('bin_e')}"),
+    leads: int | None = typer.Option(None, help=f"pre-period event dummies; {_applies('leads')}"),
+    lags: int | None = typer.Option(None, help=f"post-period event dummies; {_applies('lags')}"),
+    window: int | None = typer.Option(None, help=f"periods before/after adoption; {_applies('window')}"),
+    se: str | None = typer.Option(None, help=f"placebo | jackknife | bootstrap | none; {_applies('se')}"),
+    reps: int | None = typer.Option(None, help=f"placebo / bootstrap replications; {_applies('reps')}"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
 ) -> None:
-    """Run any estimator on any panel file; print a table and write the full result as JSON."""
-    from evalkit.estimators import REGISTRY, get_estimator
+    """Run any estimator on any panel file; print a table and write the full result as JSON.
 
-    if method not in REGISTRY:
-        raise typer.BadParameter(f"unknown method {method!r}; choose from {', '.join(REGISTRY)}")
-    panel = read_panel_file(panel_file)
-    missing = [c for c in (unit, time_col, cohort, outcome) if c not in panel.columns]
-    if missing:
-        raise typer.BadParameter(f"{panel_file}: missing column(s) {missing}; columns are {list(panel.columns)}")
-    kwargs: dict = {"unit": unit, "time": time_col, "cohort": cohort, "cluster": cluster, "alpha": alpha}
-    panel[cohort] = panel[cohort].fillna(0)
-    if method == "cs":
-        kwargs |= {"control": control, "est_method": est_method, "bootstrap": bootstrap, "seed": seed,
-                   "allow_unbalanced": allow_unbalanced,
-                   "covariates": [c.strip() for c in covariates.split(",")] if covariates else None}
+    Options a method does not take are refused (exit 2), as are panel problems (one line naming
+    the column and the first offending rows).
+    """
+    from evalkit.estimators._sample import PanelInputError, build_sample
+    from evalkit.estimators.specs import SPECS, get_estimator
+
+    if method not in SPECS:
+        raise _fail_line(f"unknown method {method!r}; choose from {', '.join(SPECS)}", 2)
+    spec = SPECS[method]
+    try:
+        given = {
+            "cluster": cluster, "weights": weights, "control": control, "est_method": est_method,
+            "covariates": [c.strip() for c in covariates.split(",")] if covariates else None,
+            "bootstrap": bootstrap, "seed": seed, "allow_unbalanced": allow_unbalanced,
+            "anticipation": anticipation, "trim_e": _event_window(trim_e, "trim-e"),
+            "bin_e": _event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
+            "se": se, "reps": reps,
+        }
+    except ValueError as exc:
+        raise _fail_line(str(exc), 2) from None
+    given = {k: v for k, v in given.items() if v is not None}
+    if "weights" in given and not spec.weights:
+        raise _fail_line(f"method {method} does not take observation weights (--weights); "
+                         f"{_applies('weights')}", 2)
+    refused = [k for k in given if k not in spec.options]
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise _fail_line(f"{flags} does not apply to method {method}; see `evalkit estimate --help`", 2)
+    try:
+        panel = read_panel_file(panel_file)
+    except typer.BadParameter as exc:
+        raise _fail_line(str(exc), 2) from None
+    if cohort in panel.columns:
+        panel[cohort] = panel[cohort].fillna(0)  # documented: an empty cohort cell = never treated
+    kwargs = {"unit": unit, "time": time_col, "cohort": cohort, "alpha": alpha, **given}
     t0 = time.perf_counter()
-    result = get_estimator(method)(panel, outcome, **kwargs)
+    try:
+        # validate once up front, whatever the method (the estimators apply the same sample)
+        build_sample(panel, outcome, unit=unit, time=time_col, cohort=cohort, cluster=cluster, weights=weights,
+                     covariates=given.get("covariates") or ())
+        result = get_estimator(method)(panel, outcome, **kwargs)
+    except (PanelInputError, TypeError) as exc:
+        raise _fail_line(f"{panel_file}: {exc}", 2) from None
+    except ValueError as exc:  # the estimator cannot run on this sample (e.g. no pre-period)
+        raise _fail_line(f"{method} on {panel_file}: {exc}", 1) from None
     result.meta["seconds"] = round(time.perf_counter() - t0, 4)
     result.meta["panel_file"] = str(panel_file)
     out.print(result.summary())

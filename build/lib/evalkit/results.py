@@ -246,12 +246,17 @@ class EstimationResult:
         """A plain-text summary table (metadata, then estimates)."""
         lines = [f"{self.meta.get('label', self.estimator)} — outcome: {self.outcome}"]
         keys = [
-            "control_group", "base_period", "n_treated", "n_control", "n_obs", "n_periods",
+            "estimand", "control_group", "base_period", "n_units", "n_treated", "n_control", "n_obs", "n_periods",
             "n_clusters", "cluster", "se_type", "bootstrap", "baseline_mean",
         ]
         for k in keys:
             if k in self.meta and self.meta[k] is not None:
                 lines.append(f"  {k:<14} {self.meta[k]}")
+        smp = self.meta.get("sample") or {}
+        changes = {**smp.get("dropped_units", {}), **{f"{k} (rows)": v for k, v in smp.get("dropped_cells", {}).items()},
+                   **{f"recoded {k}": v for k, v in smp.get("recoded", {}).items()}}
+        if changes:
+            lines.append("  sample         " + ", ".join(f"{k}: {v}" for k, v in changes.items()))
         table = self.estimates[self.estimates["kind"].isin(kinds)]
         if not table.empty:
             cols = ["kind", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from evalkit.estimators._sample import PanelInputError, SampleInfo, StaggeredSample, build_sample
 from evalkit.estimators.specs import (
     SPECS,
     EstimatorSpec,
@@ -24,8 +25,9 @@ from evalkit.estimators.specs import (
     names,
 )
 
-__all__ = ["SPECS", "REGISTRY", "EstimatorSpec", "available", "check_options", "default_estimators",
-           "default_headline", "get_estimator", "get_spec", "names"]
+__all__ = ["SPECS", "REGISTRY", "EstimatorSpec", "PanelInputError", "SampleInfo", "StaggeredSample", "available",
+           "build_sample", "check_options", "default_estimators", "default_headline", "get_estimator", "get_spec",
+           "names"]
 
 #: short name -> (module, function); derived from :data:`SPECS`, kept for older callers
 REGISTRY: dict[str, tuple[str, str]] = {n: tuple(s.function.split(":")) for n, s in SPECS.items()}  # type: ignore[misc]

@@ -70,7 +70,7 @@ def wald_stat(est, th, design, n, n_clusters: int, q=None, cols=None) -> dict | 
                                  "definite)")
     rcond = _rcond(c[0], c[1], v)
     if not rcond >= WALD_RCOND_MIN:
-        return _not_available(k, f"the covariance of the {k} pre-treatment estimates is ill-conditioned "
+        return _not_available(k, f"the covariance of the {k} pre-treatment estimates is singular or ill-conditioned "
                                  f"(reciprocal condition number {rcond:.1e} < {WALD_RCOND_MIN:g})")
     stat = float(est @ linalg.cho_solve(c, est, check_finite=False))
     if not (np.isfinite(stat) and stat >= 0):
@@ -113,7 +113,7 @@ def tidy_frame(parts, alpha) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-_KNOWN_FIELDS = ("estimator", "outcome", "estimates", "meta", "vcov", "tables")
+_KNOWN_FIELDS = ("estimator", "outcome", "estimates", "meta", "vcov", "tables", "inference", "context")
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(EstimationResult))
 
 
@@ -140,6 +140,7 @@ def make_result(estimates: pd.DataFrame, outcome, meta, vcov) -> EstimationResul
         res = object.__new__(EstimationResult)
         res.estimator, res.outcome, res.estimates, res.meta, res.vcov, res.tables = \
             "cs", outcome, estimates, meta, vcov, {}
+        res.inference, res.context = {}, None
         meta.setdefault("estimator", "cs")
         meta.setdefault("outcome", outcome)
         meta.setdefault("alpha", 0.05)

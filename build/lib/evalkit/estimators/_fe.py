@@ -29,9 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy import stats
+
+from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._fe_within import MAX_SCHUR, Within, compact_codes, independent_columns, sym_inv
+from evalkit.estimators._sample import SampleInfo, StaggeredSample, build_sample
+
+__all__ = ["FEFit", "Within", "compact_codes", "feols", "fixest_ssc", "independent_columns", "small_sample",
+           "sym_inv"]
 
 COLLIN_TOL = 1e-10
 
@@ -41,6 +47,13 @@ SSC_LABEL = "CR1 (fixest default: G/(G-1)*(N-1)/(N-K), K = coefs + non-nested FE
 # ---------------------------------------------------------------------------- codes/dummies
 def codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes 0..n-1 (sorted uniques) and the uniques."""
+    v = np.asarray(values)
+    if v.dtype.kind in "iu" and v.size:  # integer labels: a bincount map is ~10x faster than factorize
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= 4 * v.size + 1000:
+            present = np.bincount(v - lo, minlength=hi - lo + 1) > 0
+            pos = np.cumsum(present) - 1
+            return pos[v - lo].astype(np.int64), np.flatnonzero(present) + lo
     c, u = pd.factorize(pd.Series(values), sort=True)
     if (c < 0).any():
         raise ValueError("missing values in a fixed-effect / cluster variable")
@@ -65,45 +78,7 @@ def time_dummies(time_codes: np.ndarray, n_times: int) -> sp.csr_matrix:
 
 
 # ---------------------------------------------------------------------------- linear algebra
-def independent_columns(S: np.ndarray, tol: float = COLLIN_TOL) -> np.ndarray:
-    """Boolean mask of columns of a PSD cross-product matrix kept in a greedy left-to-right
-    collinearity check (like fixest: a column is dropped when it is (numerically) spanned by the
-    columns before it).  Fast path: a plain Cholesky of the scaled matrix."""
-    k = S.shape[0]
-    if k == 0:
-        return np.zeros(0, dtype=bool)
-    d = np.sqrt(np.clip(np.diag(S), 0, None))
-    keep = d > 0
-    if not keep.any():
-        return keep
-    Ss = S[np.ix_(keep, keep)] / np.outer(d[keep], d[keep])
-    try:
-        L = np.linalg.cholesky(Ss)
-        if np.min(np.diag(L)) ** 2 > tol:
-            return keep
-    except np.linalg.LinAlgError:
-        pass
-    # slow path: sequential (left-looking) Cholesky with skipping
-    idx = np.flatnonzero(keep)
-    m = idx.size
-    L = np.zeros((m, m))
-    ok = np.zeros(m, dtype=bool)
-    for j in range(m):
-        v = Ss[j:, j] - L[j:, :j] @ L[j, :j]
-        if v[0] > tol:
-            L[j:, j] = v / np.sqrt(v[0])
-            ok[j] = True
-    out = np.zeros(k, dtype=bool)
-    out[idx[ok]] = True
-    return out
-
-
-def sym_inv(S: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive-definite matrix (Cholesky)."""
-    if S.shape[0] == 0:
-        return S.copy()
-    c = sla.cho_factor(S, lower=True)
-    return sla.cho_solve(c, np.eye(S.shape[0]))
+# independent_columns and sym_inv live in _fe_within (one implementation, re-exported here)
 
 
 # ---------------------------------------------------------------------------- absorbed fit
@@ -175,12 +150,9 @@ def nested_in(fe_codes: np.ndarray, cluster_codes: np.ndarray) -> bool:
     """True if every level of ``fe_codes`` lies within a single cluster."""
     fe_codes = np.asarray(fe_codes)
     cluster_codes = np.asarray(cluster_codes)
-    n = int(fe_codes.max()) + 1
-    lo = np.full(n, np.iinfo(np.int64).max)
-    hi = np.full(n, np.iinfo(np.int64).min)
-    np.minimum.at(lo, fe_codes, cluster_codes)
-    np.maximum.at(hi, fe_codes, cluster_codes)
-    return bool(np.all(lo == hi))
+    any_cluster = np.zeros(int(fe_codes.max()) + 1, dtype=cluster_codes.dtype)
+    any_cluster[fe_codes] = cluster_codes  # one cluster of each level (whichever write lands)
+    return bool(np.array_equal(any_cluster[fe_codes], cluster_codes))
 
 
 def cluster_meat(Z: sp.csr_matrix, u: np.ndarray, cluster: np.ndarray, unit: np.ndarray | None = None,
@@ -203,26 +175,246 @@ def cluster_meat(Z: sp.csr_matrix, u: np.ndarray, cluster: np.ndarray, unit: np.
     return (s.T @ s).toarray()
 
 
+def small_sample(n_obs: int, k: int, vcov_type: str, *, fe_levels: tuple[int, ...] | list[int] = (),
+                 fe_nested: tuple[bool, ...] | list[bool] = (), n_clusters: int | None = None
+                 ) -> tuple[float, int, int]:
+    """THE small-sample correction of every regression in evalkit: fixest's defaults
+    (``ssc(adj=TRUE, fixef.K="nested", cluster.adj=TRUE, t.df="min")``, as pyfixest).
+
+    ``K = k + sum(FE levels) - (n_FE - 1)``, and for clustered SEs every FE nested in the cluster
+    variable counts as one parameter instead of its levels.  Returns ``(factor, K, df_t)``:
+
+    * ``"CRV1"``: ``G/(G-1) * (n-1)/(n-K)``, ``df_t = G - 1``;
+    * ``"iid"``: ``(n-1)/(n-K)`` (applied to ``sigma^2 = sum w u^2 / (n-1)``), ``df_t = n - K``;
+    * ``"hetero"`` (HC1): ``n/(n-K)``, ``df_t = n - K``.
+    """
+    n_fe = len(fe_levels)
+    k_fe = int(sum(fe_levels)) - (n_fe - 1 if n_fe > 1 else 0)
+    if vcov_type == "CRV1":
+        nested_levels = sum(n for n, f in zip(fe_levels, fe_nested, strict=True) if f)
+        K = k + k_fe - nested_levels + int(sum(fe_nested))
+        G = int(n_clusters or 0)
+        factor = (G / (G - 1)) * ((n_obs - 1) / (n_obs - K)) if G > 1 else float("nan")
+        return float(factor), int(K), G - 1
+    K = k + k_fe
+    if vcov_type == "iid":
+        return float((n_obs - 1) / (n_obs - K)), int(K), int(n_obs - K)
+    if vcov_type == "hetero":
+        return float(n_obs / (n_obs - K)), int(K), int(n_obs - K)
+    raise ValueError(f"unknown vcov type {vcov_type!r}: 'CRV1', 'iid' or 'hetero'")
+
+
 def fixest_ssc(n_obs: int, k: int, n_clusters: int, fe: list[tuple[np.ndarray, int]],
                cluster: np.ndarray) -> tuple[float, int]:
-    """fixest/pyfixest default small-sample factor for CR1 standard errors.
-
-    ``fe`` is a list of (codes, n_levels) of the fixed effects.  Returns (factor, K).
-    """
-    n_fe = len(fe)
-    k_fe = sum(n for _, n in fe)
-    k_fe_adj = k_fe - (n_fe - 1) if n_fe > 1 else k_fe
-    nested = [nested_in(c, cluster) for c, _ in fe]
-    k_nested = sum(n for (c, n), f in zip(fe, nested, strict=True) if f)
-    n_nested = sum(nested)
-    K = k + k_fe_adj - k_nested + n_nested if n_fe else k
-    factor = (n_clusters / (n_clusters - 1)) * ((n_obs - 1) / (n_obs - K))
-    return float(factor), int(K)
+    """CR1 factor and ``K`` of :func:`small_sample` for fixed effects given as (codes, levels)."""
+    factor, K, _ = small_sample(n_obs, k, "CRV1", fe_levels=[n for _, n in fe],
+                                fe_nested=[nested_in(c, cluster) for c, _ in fe], n_clusters=n_clusters)
+    return factor, K
 
 
 def sandwich(bread: np.ndarray, meat: np.ndarray, factor: float = 1.0) -> np.ndarray:
     V = factor * bread @ meat @ bread
     return (V + V.T) / 2
+
+
+# ---------------------------------------------------------------------------- the engine
+VCOV_TYPES = ("CRV1", "iid", "hetero")
+SSC_RULES = {
+    "CRV1": "G/(G-1)*(n-1)/(n-K), K = coefficients + FE levels not nested in the cluster (+1 per nested FE); t(G-1)",
+    "iid": "sum(w u^2)/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+    "hetero": "HC1 n/(n-K), K = coefficients + FE levels - (n_FE-1); t(n-K)",
+}
+
+
+@dataclass
+class FEFit:
+    """A fitted (weighted) least-squares regression with absorbed fixed effects (:func:`feols`).
+
+    ``coef``/``vcov`` are over the kept (non-collinear) columns of ``X``; ``names``/``keep`` map
+    them back.  ``absorbed`` is the exact fit behind it (larger FE absorbed, smaller FE as sparse
+    dummies in front of ``X``); ``n_dummies`` of its columns are FE dummies.  Few dense regressors
+    take the dense route instead (``X_within``, ``bread``): same numbers, fewer passes over the rows.
+    """
+
+    coef: np.ndarray
+    vcov: np.ndarray
+    names: list[str]
+    keep: np.ndarray
+    resid: np.ndarray  # N: y - X b - fixed effects
+    fe: list[np.ndarray]  # compact FE codes (absorbed FE first)
+    weights: np.ndarray | None
+    cluster: np.ndarray | None
+    vcov_type: str
+    ssc: float
+    dof_k: int
+    df_t: int
+    n_obs: int
+    n_clusters: int | None
+    absorbed: AbsorbFit | None  # sparse route: the exact fit (FE dummies first)
+    n_dummies: int  # sparse route: leading FE-dummy columns of ``absorbed``
+    X_within: np.ndarray | None = None  # dense route: within-transformed kept regressors
+    bread: np.ndarray | None = None  # dense route: (X~'WX~)^-1
+    fe_method: str = "exact"
+    _within: Within | None = None
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.vcov), 0, None))
+
+    def t_stat(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.coef / self.se
+
+    def p_value(self) -> np.ndarray:
+        return 2 * stats.t.sf(np.abs(self.t_stat()), self.df_t)
+
+    def conf_int(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        return self.coef - q * self.se, self.coef + q * self.se
+
+    def inference(self, estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05
+                  ) -> dict[str, np.ndarray]:
+        """CI and two-sided p-value with this fit's ``t(df_t)`` (for linear combinations of ``coef``)."""
+        return t_inference(estimate, std_error, self.df_t, alpha)
+
+    def meta(self) -> dict:
+        """``meta["inference"]``: what was applied, JSON-able."""
+        return {"se_type": self.vcov_type, "ssc": self.ssc, "dof_k": self.dof_k, "df": self.df_t,
+                "n_clusters": self.n_clusters, "distribution": f"t({self.df_t})",
+                "ssc_rule": SSC_RULES[self.vcov_type], "fe_method": self.fe_method,
+                "weighted": self.weights is not None}
+
+    def coef_many(self, Y: np.ndarray) -> np.ndarray:
+        """Coefficients (k x m) of the same regressors for many outcomes ``Y`` (N x m), reusing the
+        factorised design (jackknife-free batched refits): no refit per outcome."""
+        Y = np.asarray(Y, dtype=float)
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        wY = Y if self.weights is None else Y * self.weights[:, None]
+        f = self.absorbed
+        if f is None:
+            return self.bread @ (self.X_within.T @ wY)  # X~'W Y = X~'W M Y (M is W-symmetric)
+        ybar = _unit_sums(self.fe[0], wY, f.w_unit.size) / np.where(f.w_unit > 0, f.w_unit, 1.0)[:, None]
+        rhs = f.Z.T @ wY - (f.unit_means.T @ (ybar * f.w_unit[:, None]))
+        return (f.bread @ rhs)[self.n_dummies:]
+
+    def within(self) -> Within:
+        """The dense within-transformation for these fixed effects and weights (built on demand)."""
+        if self._within is None:
+            self._within = Within(self.fe or [np.zeros(self.n_obs, dtype=np.int64)], self.weights)
+        return self._within
+
+
+def _unit_sums(codes_: np.ndarray, V: np.ndarray, n: int) -> np.ndarray:
+    return np.column_stack([np.bincount(codes_, weights=V[:, j], minlength=n) for j in range(V.shape[1])])
+
+
+def feols(y: np.ndarray, X: np.ndarray | sp.spmatrix, fe: list[np.ndarray] | tuple[np.ndarray, ...] = (), *,
+          weights: np.ndarray | None = None, cluster: np.ndarray | None = None, vcov: str | None = None,
+          names: list[str] | None = None) -> FEFit:
+    """(Weighted) OLS of ``y`` on ``X`` (dense or sparse) with the fixed effects ``fe`` absorbed.
+
+    ``fe``: one or two integer code arrays (e.g. unit and period), absorbed exactly — the FE with
+    more levels through group means, the other as sparse dummies (first level dropped) in a small
+    Schur-complement solve; without ``fe`` an intercept is absorbed.  ``weights``: observation
+    weights (fixest ``weights``: WLS, scores ``w x u``).  ``cluster``: cluster codes; ``vcov``
+    defaults to ``"CRV1"`` with a cluster and ``"iid"`` without (also ``"hetero"``).  Standard errors
+    use :func:`small_sample` (fixest's defaults).  Collinear columns of ``X`` (given the fixed
+    effects) are dropped left to right (``keep``).  More than two FE: use :class:`Within` + OLS.
+    """
+    with blas_threads(1):  # small products: multi-threaded OpenBLAS only spins on a busy machine
+        return _feols(y, X, fe, weights=weights, cluster=cluster, vcov=vcov, names=names)
+
+
+def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
+    y = np.asarray(y, dtype=float)
+    N = y.size
+    if sp.issparse(X):
+        Xs, Xd = sp.csr_matrix(X, dtype=float), None
+    else:
+        Xd = np.asarray(X, dtype=float)
+        Xd = Xd[:, None] if Xd.ndim == 1 else Xd
+        Xs = None
+    k_all = (Xs if Xd is None else Xd).shape[1]
+    names = [f"x{j}" for j in range(k_all)] if names is None else list(names)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is not None and (w.shape != (N,) or not np.all(np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("weights must be a finite, non-negative vector with one value per observation")
+    vcov = ("CRV1" if cluster is not None else "iid") if vcov is None else vcov
+    if vcov not in VCOV_TYPES:
+        raise ValueError(f"unknown vcov {vcov!r}: one of {VCOV_TYPES}")
+    if vcov == "CRV1" and cluster is None:
+        raise ValueError("vcov='CRV1' needs cluster codes")
+    if len(fe) > 2:
+        raise ValueError("feols absorbs at most two fixed effects; transform with Within for more")
+    cf = [compact_codes(c) for c in fe] or [(np.zeros(N, dtype=np.int64), 1)]
+    cf.sort(key=lambda c: -c[1])  # absorb the FE with more levels, dummies for the other
+    levels = [n for _, n in cf] if fe else [1]
+    codes_fe = [c for c, _ in cf]
+    dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
+    if dense:
+        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w)
+        tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
+    else:
+        (a, na), rest = cf[0], cf[1:]
+        Zb = time_dummies(rest[0][0], rest[0][1]) if rest else sp.csr_matrix((N, 0))
+        nb = Zb.shape[1]
+        Xs = sp.csr_matrix(Xd) if Xs is None else Xs
+        fit = absorb_fit(y, a, sp.hstack([Zb, Xs], format="csr"), w, n_units=na)
+        keep = fit.keep[nb:].copy()
+        tb = int(fit.keep[:nb].sum())
+        coef, bread, u, Xw = fit.theta, fit.bread, fit.resid, None
+    k = int(keep.sum())
+    wu = u if w is None else w * u
+    if vcov == "CRV1":
+        cc, G = compact_codes(cluster)
+        nested = [nested_in(c, cc) for c in codes_fe] if fe else [True]
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+    else:
+        cc, G = None, None
+        factor, K, df_t = small_sample(N, k, vcov, fe_levels=levels)
+    if vcov == "iid":
+        V = factor * float(u @ wu) / (N - 1) * bread
+    elif dense:
+        scores = XW * u[:, None]
+        if vcov == "CRV1":
+            scores = np.column_stack([np.bincount(cc, weights=scores[:, j], minlength=G) for j in range(k)])
+        V = sandwich(bread, scores.T @ scores, factor)
+    else:
+        a = codes_fe[0]
+        cl, nest = (cc, nested_in(a, cc)) if vcov == "CRV1" else (np.arange(N), False)
+        V = sandwich(bread, cluster_meat(fit.Z, wu, cl, a, fit.unit_means, nested=nest), factor)
+    return FEFit(coef=coef[tb:], vcov=V[tb:, tb:], names=[n for n, kk in zip(names, keep, strict=True) if kk],
+                 keep=keep, resid=u, fe=codes_fe if fe else [], weights=w, cluster=cc, vcov_type=vcov,
+                 ssc=factor, dof_k=K, df_t=df_t, n_obs=N, n_clusters=G, absorbed=fit, n_dummies=tb,
+                 X_within=Xw, bread=bread if dense else None,
+                 fe_method=("exact two-way (Schur)" if len(cf) == 2 else "exact one-way")
+                 + (", dense within route" if dense else ", sparse route"))
+
+
+DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
+
+
+def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None):
+    """Within-transform ``[y, X]`` once, then OLS: (coef, bread, resid, keep, W X~ over kept)."""
+    W = Within(codes_fe, w)
+    M = W.transform(np.column_stack([y, X]))
+    yw, Xw = M[:, 0], M[:, 1:]
+    XW = Xw if w is None else Xw * w[:, None]
+    XtX = XW.T @ Xw
+    # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
+    raw = np.einsum("ij,ij->j", X, X if w is None else X * w[:, None])
+    ok = np.diag(XtX) > ABSORBED_TOL * raw
+    keep = np.zeros(X.shape[1], dtype=bool)
+    idx = np.flatnonzero(ok)
+    keep[idx] = independent_columns((XtX[np.ix_(idx, idx)] + XtX[np.ix_(idx, idx)].T) / 2)
+    XtX = XtX[np.ix_(keep, keep)]
+    bread = sym_inv((XtX + XtX.T) / 2)
+    XW = XW[:, keep]
+    b = bread @ (XW.T @ yw)
+    return b, bread, yw - Xw[:, keep] @ b, keep, XW
+
+
+ABSORBED_TOL = 1e-10  # within / raw sum of squares below which a regressor counts as absorbed
 
 
 # ---------------------------------------------------------------------------- tests
@@ -277,3 +469,75 @@ def baseline_mean(y: np.ndarray, g: np.ndarray, t: np.ndarray) -> float:
     """Mean outcome of treated units before their treatment."""
     m = np.isfinite(g) & (t < g)
     return float(np.mean(y[m])) if m.any() else float("nan")
+
+
+def t_inference(estimate: np.ndarray, std_error: np.ndarray, df_t: int, alpha: float = 0.05
+                ) -> dict[str, np.ndarray]:
+    """CIs and two-sided p-values from ``t(df_t)`` (fixest: ``df_t = G - 1`` for clustered SEs)."""
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    q = stats.t.ppf(1 - alpha / 2, df_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.t.sf(np.abs(est / se), df_t)
+    return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
+
+
+# ---------------------------------------------------------------------------- options and sample
+def check_options(estimator: str, options: dict, accepted: tuple[str, ...] | list[str]) -> None:
+    """TypeError naming a misspelled / unsupported option and the accepted ones (never ignored)."""
+    if options:
+        bad = ", ".join(repr(k) for k in sorted(options))
+        raise TypeError(f"{estimator}: unknown option(s) {bad}; accepted options: {', '.join(sorted(accepted))}")
+
+
+@dataclass
+class FESample:
+    """The rows and codes a fixed-effects estimator fits on (built in one place: :func:`fe_sample`)."""
+
+    sample: StaggeredSample  # the shared validated sample (conventions of _sample.build_sample)
+    y: np.ndarray
+    unit: np.ndarray  # codes 0..n_units-1
+    time: np.ndarray  # codes 0..n_times-1 (sorted periods)
+    times: np.ndarray  # period values
+    cohort: np.ndarray  # float, never treated = inf
+    period: np.ndarray  # float period of each row
+    cluster: np.ndarray  # codes 0..G-1
+    weights: np.ndarray | None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.sample.frame
+
+    @property
+    def info(self) -> SampleInfo:
+        return self.sample.info
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit.max()) + 1
+
+    @property
+    def n_times(self) -> int:
+        return int(self.times.size)
+
+    def baseline_mean(self) -> float:
+        """Mean outcome of treated units before adoption (for percent effects)."""
+        m = np.isfinite(self.cohort) & (self.period < self.cohort)
+        return float(self.y[m].mean()) if m.any() else float("nan")
+
+
+def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str, time: str, cohort: str,
+              cluster: str | None, weights: str | None = None) -> FESample:
+    """The estimation sample of the regression-based estimators: :func:`build_sample` (validation and
+    the shared conventions: late adopters recoded to never treated, units treated from the first
+    period dropped, missing outcome cells dropped) plus codes for unit, period and cluster, cohorts as
+    floats (never treated = ``inf``) and the weights."""
+    s = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    df = s.frame
+    uc, _ = codes(df[unit])
+    tc, tvals = codes(df[time])
+    cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
+    g = df[cohort].to_numpy(dtype=float)
+    return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
+                    cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
+                    weights=None if weights is None else df[weights].to_numpy(dtype=float))

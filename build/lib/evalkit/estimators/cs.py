@@ -28,15 +28,21 @@ import numpy as np
 import pandas as pd
 
 from evalkit.estimators import _cs_boot
+from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.estimators._cs_aggte import aggregate
 from evalkit.estimators._cs_attgt import GTCore, compute, gt_cells, gt_terms
 from evalkit.estimators._cs_drdid import ESTIMATORS
 from evalkit.estimators._cs_infer import make_result, se_from, tidy_frame, wald_event, wald_gt
 from evalkit.estimators._cs_prepare import Prepared, prepare
 from evalkit.estimators._cs_schedule import Laps, blas_pinned, resolve_executor
+from evalkit.estimators._sample import StaggeredSample, build_sample
 from evalkit.results import EstimationResult
 
 AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
+#: estimand of the headline row when the simple aggregation is not computed (else the spec's)
+_ESTIMANDS = {"ATT_group": "att_cohort_share_weighted_cohort_averages",
+              "ATT_dynamic": "att_mean_of_post_event_time_averages",
+              "ATT_calendar": "att_mean_of_calendar_period_averages"}
 _gt_cells = gt_cells  # the (g, t) cells (kept under its old name for callers and tests)
 
 
@@ -67,6 +73,7 @@ class CSGroupTime:
 
     outcome: str
     options: dict[str, Any]
+    sample: StaggeredSample  # the shared estimation sample (STATS-CONTRACT §1)
     prep: Prepared
     core: GTCore
     timing: dict[str, float] = field(default_factory=dict)
@@ -104,11 +111,24 @@ def _check_options(control: str, base_period: str, est_method: str) -> str:
 
 
 def _sample(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control, allow_unbalanced,
-            weights) -> Prepared:
-    """The one sample entry point (to start from ``_sample.build_sample`` once it is merged)."""
+            weights) -> tuple[StaggeredSample, Prepared]:
+    """The one sample entry point: the shared sample (``build_sample``: validation, never-treated and
+    late-adopter conventions, missing cells dropped) and, from its rows, the estimator's arrays.
+
+    ``allow_unbalanced=None`` follows the sample: an unbalanced sample (missing cells) runs R's
+    ``allow_unbalanced_panel = TRUE`` path; ``False`` balances it as R's default does (units not
+    observed in every period leave the estimation; ``meta["n_units_dropped_unbalanced"]``).
+    """
     cl_col = None if cluster in (None, unit) else cluster
-    return prepare(panel, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control,
-                   allow_unbalanced=allow_unbalanced, weights=weights)
+    sample = build_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cl_col, weights=weights,
+                          covariates=tuple(covariates or ()), control=control)
+    unbalanced = (not sample.info.balanced) if allow_unbalanced is None else allow_unbalanced
+    prep = prepare(sample.frame, outcome, unit, time, cohort, covariates or None, cl_col, anticipation, control,
+                   allow_unbalanced=unbalanced, weights=weights)
+    if "n_obs_missing_dropped" in prep.info:  # the sample dropped the missing cells already: count them here too
+        prep.info["n_obs_missing_dropped"] += sample.info.dropped_cells.get("missing_outcome", 0)
+        prep.info["n_units_no_observed_outcome"] += sample.info.dropped_units.get("no_outcome", 0)
+    return sample, prep
 
 
 def _att_gt(panel, outcome, *, unit, time, cohort, control, covariates, est_method, base_period, anticipation,
@@ -116,8 +136,8 @@ def _att_gt(panel, outcome, *, unit, time, cohort, control, covariates, est_meth
     control = _check_options(control, base_period, est_method)
     if weights is not None and covariates:
         raise ValueError("weights with covariates are not supported yet (weighted DRDID); drop one of them")
-    prep = _sample(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control, allow_unbalanced,
-                   weights)
+    sample, prep = _sample(panel, outcome, unit, time, cohort, covariates, cluster, anticipation, control,
+                           allow_unbalanced, weights)
     if weights is not None and prep.unbalanced:
         raise ValueError("weights on an unbalanced panel are not supported yet; use allow_unbalanced=False")
     laps("prepare")
@@ -138,7 +158,7 @@ def _att_gt(panel, outcome, *, unit, time, cohort, control, covariates, est_meth
     options = {"unit": unit, "time": time, "cohort": cohort, "control": control, "covariates": list(covariates or []),
                "est_method": est_method, "base_period": base_period, "anticipation": anticipation,
                "cluster": cluster, "weights": weights, "allow_unbalanced": allow_unbalanced}
-    return CSGroupTime(outcome, options, prep, core, laps.timing, ahead)
+    return CSGroupTime(outcome, options, sample, prep, core, laps.timing, ahead)
 
 
 def _aggte(gt: CSGroupTime, aggregations, min_e, max_e, balance_e, bootstrap, seed, alpha, executor,
@@ -224,7 +244,11 @@ def _aggte(gt: CSGroupTime, aggregations, min_e, max_e, balance_e, bootstrap, se
         if key in bands:
             cols["band_low"] = est - bands[key]
             cols["band_high"] = est + bands[key]
-        parts.append((key, terms[key], cols))
+        if key == "overall":  # one headline row (the first: simple if computed); the others are "aggregate"
+            parts.append(("overall", terms[key][:1], {c: v[:1] for c, v in cols.items()}))
+            parts.append(("aggregate", terms[key][1:], {c: v[1:] for c, v in cols.items()}))
+        else:
+            parts.append((key, terms[key], cols))
     estimates = tidy_frame(parts, alpha)
     laps("tidy")
 
@@ -272,6 +296,15 @@ def _aggte(gt: CSGroupTime, aggregations, min_e, max_e, balance_e, bootstrap, se
         **prep.info,
     }
     res = make_result(estimates, gt.outcome, meta, vcov)
+    inference = inference_meta(meta["se_type"], n_clusters=int(prep.n_clusters), cluster=meta["cluster"],
+                               ssc=meta["se_small_sample_factor"], df=None, bootstrap=meta["bootstrap"], seed=seed)
+    context = {**opt, "aggregations": tuple(aggregations), "trim_e": meta["trim_e"], "balance_e": balance_e,
+               "alpha": alpha, "bootstrap": bootstrap, "seed": seed}
+    sample = gt.sample if meta["trim_e"] is None else gt.sample.with_event_window(trim_e=(min_e, max_e))
+    finish_result(res, sample, spec="cs", options=context, inference=inference)
+    headline = terms["overall"][0] if terms.get("overall") else None
+    if headline in _ESTIMANDS:  # the headline is not the simple aggregation (it was not asked for)
+        res.meta["estimand"] = _ESTIMANDS[headline]
     laps("result")
     res._influence = CSInfluence(design=design, theta={k: th for k, (_, th) in blocks.items()},
                                  terms=terms, units=prep.units, n=n)
@@ -311,7 +344,7 @@ def att_gt(
     anticipation: int = 0,
     cluster: str | None = None,
     weights: str | None = None,
-    allow_unbalanced: bool = False,
+    allow_unbalanced: bool | None = None,
     executor: Any = None,
     progress: bool = False,
 ) -> CSGroupTime:
@@ -378,7 +411,7 @@ def estimate_cs(
     min_e: int | None = None,
     max_e: int | None = None,
     balance_e: int | None = None,
-    allow_unbalanced: bool = False,
+    allow_unbalanced: bool | None = None,
     executor: Any = "auto",
     progress: bool = False,
 ) -> EstimationResult:
@@ -395,6 +428,14 @@ def estimate_cs(
     ``did`` ``weightsname``): weighted ATT(g,t) and weighted cohort shares in the aggregations; not
     yet with covariates or an unbalanced panel. ``trim_e=(lo, hi)``: event times kept in the
     aggregations (``min_e``/``max_e`` are the legacy names of the same thing).
+
+    The sample is the shared one (``evalkit.estimators._sample.build_sample``; ``panel`` may also be a
+    :class:`~evalkit.estimators._sample.StaggeredSample`, e.g. ``result.context.sample``): cohort 0 =
+    never treated, adoption after the last period = never treated, units treated from the first period
+    dropped, missing outcome cells dropped, broken input refused; ``meta["sample"]`` reports it.
+    ``allow_unbalanced=None`` (default) follows the sample: unbalanced (missing cells) -> the path of
+    ``allow_unbalanced=True``; ``False`` balances it as R's default does (units not observed in every
+    period are left out of the estimation, ``meta["n_units_dropped_unbalanced"]``).
 
     ``allow_unbalanced=True``: R ``did``'s ``allow_unbalanced_panel = TRUE`` — rows with a missing
     outcome (or covariate) are unobserved and, unless the panel is then balanced (panel

@@ -24,7 +24,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.results import EstimationResult, make_estimates, normal_inference
+from evalkit.estimators._sample import check_event_window
+from evalkit.results import EstimationResult, make_estimates
 
 
 def estimate_sunab(
@@ -36,55 +37,58 @@ def estimate_sunab(
     cohort: str = "first_treat",
     cluster: str | None = None,
     alpha: float = 0.05,
+    weights: str | None = None,
     control: str = "never",
     anticipation: int = 0,
-    min_e: int | None = None,
-    max_e: int | None = None,
+    bin_e: tuple[int | None, int | None] | None = None,
     **options,
 ) -> EstimationResult:
     """Sun & Abraham interaction-weighted event study.
 
     Parameters
     ----------
+    weights: column of observation weights (fixest ``weights``): weighted least squares for the
+        cohort x relative-period cells, and the cells are aggregated with weight sums instead of
+        observation counts.
     control: ``"never"`` (never-treated units are the control cohort; default) or
         ``"lastcohort"`` (the last-treated cohort is the control; the sample is cut to the
         periods before that cohort is treated, minus anticipation; never-treated units dropped).
     anticipation: periods of anticipation; the reference period is ``e = -1 - anticipation``.
-    min_e, max_e: bin relative periods below ``min_e`` into ``min_e`` and above ``max_e`` into
-        ``max_e`` (fixest ``bin.rel``-style endpoint binning).  Relative periods are
-        ``time - cohort`` in the units of ``time``.
+    bin_e: ``(lo, hi)``: bin relative periods below ``lo`` into ``lo`` and above ``hi`` into ``hi``
+        (fixest ``bin.rel``-style endpoint binning; ``None`` ends are open).  Relative periods are
+        ``time - cohort`` in the units of ``time``.  (Trimming, ``trim_e``, is not offered: drop
+        the cells instead of pooling them would change the estimand of every other cell.)
     """
-    if options:
-        raise TypeError(f"unknown options: {sorted(options)}")
+    _fe.check_options("sa", options, ("unit", "time", "cohort", "cluster", "alpha", "weights", "control",
+                                      "anticipation", "bin_e"))
     if control not in ("never", "lastcohort"):
         raise ValueError("control must be 'never' or 'lastcohort'")
     ref = -1 - int(anticipation)
+    min_e, max_e = check_event_window(bin_e, "bin_e") or (None, None)
     if min_e is not None and min_e > ref:
-        raise ValueError(f"min_e ({min_e}) must be <= the reference period {ref}")
+        raise ValueError(f"bin_e lower end ({min_e}) must be <= the reference period {ref}")
     if max_e is not None and max_e < 0:
-        raise ValueError("max_e must be >= 0")
+        raise ValueError("bin_e upper end must be >= 0")
 
     cluster = unit if cluster is None else cluster
-    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
-    df = panel[cols].dropna(subset=[outcome, unit, time]).copy()
-    g = _fe.cohort_values(df, cohort)
-    t = df[time].to_numpy(dtype=float)
-    tmin = t.min()
-
-    # always-treated units have no pre-period: drop them (never silently)
-    always = np.isfinite(g) & (g <= tmin)
-    n_always = int(pd.Series(df[unit].to_numpy()[always]).nunique())
-    keep = ~always
+    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    df = smp.frame
+    g, t = smp.cohort, smp.period
+    w_all = smp.weights
+    n_always = int(smp.info.dropped_units.get("treated_from_first_period", 0))
+    keep = np.ones(g.size, dtype=bool)
     note = []
     if control == "lastcohort":
-        gl = np.nanmax(np.where(np.isfinite(g[keep]), g[keep], np.nan))
+        if not np.isfinite(g).any():
+            raise ValueError("no treated cohort in the sample")
+        gl = np.max(g[np.isfinite(g)])
         keep &= np.isfinite(g) & (t < gl - anticipation)
         is_control = g == gl
         control_label = f"last-treated cohort ({gl:g})"
         note.append("never-treated units dropped; sample cut to periods before the last cohort is treated")
     else:
         is_control = ~np.isfinite(g)
-        if not is_control[keep].any():
+        if not is_control.any():
             raise ValueError("no never-treated units: use control='lastcohort'")
         control_label = "never treated"
     # cohorts never observed at the reference period are not identified: drop them (reported)
@@ -96,6 +100,7 @@ def estimate_sunab(
     if dropped_cohorts:
         note.append(f"cohorts without an observation at e={ref} dropped: {dropped_cohorts}")
     df, g, t, is_control = df[keep], g[keep], t[keep], is_control[keep]
+    w = None if w_all is None else w_all[keep]
     y = df[outcome].to_numpy(dtype=float)
 
     uc, _ = _fe.codes(df[unit])
@@ -122,19 +127,22 @@ def estimate_sunab(
     Ztime = _fe.time_dummies(tc, n_times)
     Z = sp.hstack([Ztime, Zint], format="csr")
 
-    fit = _fe.absorb_fit(y, uc, Z, n_units=n_units)
+    fit = _fe.absorb_fit(y, uc, Z, w, n_units=n_units)
     nt = Ztime.shape[1]
     kept_time = int(fit.keep[:nt].sum())
     keep_int = fit.keep[nt:]
     nested = _fe.nested_in(uc, cc)
-    meat = _fe.cluster_meat(fit.Z, fit.resid, cc, uc, fit.unit_means, nested=nested)
+    meat = _fe.cluster_meat(fit.Z, fit.resid if w is None else w * fit.resid, cc, uc, fit.unit_means,
+                            nested=nested)
     k_coef = int(keep_int.sum())
-    factor, dfk = _fe.fixest_ssc(y.size, k_coef, G, [(uc, n_units), (tc, n_times)], cc)
+    factor, dfk, df_t = _fe.small_sample(y.size, k_coef, "CRV1", fe_levels=[n_units, n_times],
+                                         fe_nested=[nested, _fe.nested_in(tc, cc)], n_clusters=G)
     V_all = _fe.sandwich(fit.bread, meat, factor)
     b = fit.theta[kept_time:]
     V = V_all[kept_time:, kept_time:]
     cells = cells[keep_int].reset_index(drop=True)
-    n_cell = np.bincount(cell_id, minlength=K)[keep_int].astype(float)
+    # cell sizes (weight sums when weighted): the interaction-weighting shares
+    n_cell = np.bincount(cell_id, weights=None if w is None else w[rows], minlength=K)[keep_int].astype(float)
     cells["n"] = n_cell
     cells["estimate"] = b
     cells["std_error"] = np.sqrt(np.diag(V))
@@ -158,8 +166,8 @@ def estimate_sunab(
     se_att = float(np.sqrt(w_att @ V @ w_att))
 
     ev_terms = [f"e={int(v)}" if float(v).is_integer() else f"e={v}" for v in evs]
-    inf_e = normal_inference(est_e, se_e, alpha)
-    inf_a = normal_inference(np.array([att]), np.array([se_att]), alpha)
+    inf_e = _fe.t_inference(est_e, se_e, df_t, alpha)
+    inf_a = _fe.t_inference(np.array([att]), np.array([se_att]), df_t, alpha)
     ev_weight = np.bincount(ev_pos, weights=n_cell, minlength=evs.size)
     rows_out = [{
         "kind": "overall", "term": "ATT", "estimate": att, "std_error": se_att,
@@ -172,7 +180,7 @@ def estimate_sunab(
             "std_error": se_e[j], "ci_low": inf_e["ci_low"][j], "ci_high": inf_e["ci_high"][j],
             "p_value": inf_e["p_value"][j], "weight": ev_weight[j] / n_cell.sum(),
         })
-    inf_c = normal_inference(cells["estimate"].to_numpy(), cells["std_error"].to_numpy(), alpha)
+    inf_c = _fe.t_inference(cells["estimate"].to_numpy(), cells["std_error"].to_numpy(), df_t, alpha)
     for j in range(len(cells)):
         rows_out.append({
             "kind": "gt", "term": cells["term"][j], "group": cells["g"][j],
@@ -191,7 +199,11 @@ def estimate_sunab(
         "control_group": control_label,
         "reference_period": ref,
         "anticipation": int(anticipation),
-        "binning": {"min_e": min_e, "max_e": max_e},
+        "bin_e": None if bin_e is None else (min_e, max_e),
+        "weights": weights,
+        "sample": smp.info.to_dict(),
+        "inference": {"se_type": "CRV1", "ssc": factor, "dof_k": dfk, "df": df_t, "n_clusters": int(G),
+                      "distribution": f"t({df_t})", "ssc_rule": _fe.SSC_RULES["CRV1"]},
         "n_treated": int(pd.Series(units_all[~is_control]).nunique()),
         "n_control": int(pd.Series(units_all[is_control]).nunique()),
         "n_always_treated_dropped": n_always,
@@ -200,7 +212,7 @@ def estimate_sunab(
         "n_periods": int(n_times),
         "n_clusters": int(G),
         "cluster": cluster,
-        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.6f}, K={dfk}",
+        "se_type": f"{_fe.SSC_LABEL}; factor={factor:.8f}, K={dfk}, t({df_t})",
         "ssc_factor": factor,
         "n_cells": int(len(cells)),
         "n_dropped_collinear": int((~keep_int).sum()),

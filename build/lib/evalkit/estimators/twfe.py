@@ -1,39 +1,42 @@
-"""Two-way fixed effects (static and dynamic), via linearmodels ``PanelOLS``.
+"""Two-way fixed effects (static and dynamic) on the shared fit engine (:func:`evalkit.estimators._fe.feols`).
 
-Kept as the comparison: with staggered adoption and effects that grow or differ by
-cohort, the static TWFE coefficient is a weighted average of 2x2 comparisons, some with
-negative weights (see :mod:`evalkit.estimators.bacon`). Standard errors are clustered
-(by station by default) with linearmodels' ``group_debias`` adjustment
-``G/(G-1) · (n-1)/n``.
+Kept as the comparison: with staggered adoption and effects that grow or differ by cohort, the
+static TWFE coefficient is a weighted average of 2x2 comparisons, some with negative weights (see
+:mod:`evalkit.estimators.bacon`).  Unit and period effects are absorbed exactly; standard errors
+are clustered (by station by default) with fixest's default small-sample correction
+``G/(G-1) · (n-1)/(n-K)`` (``K`` = coefficients + fixed-effect levels not nested in the cluster)
+and ``t(G-1)`` p-values and CIs — the same numbers as R ``fixest::feols`` / pyfixest.  Optional
+observation weights (``weights="population"``) as fixest's ``weights``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from linearmodels.panel import PanelOLS
+import scipy.sparse as sp
 
-from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts, wald_test
-from evalkit.results import EstimationResult, normal_inference
+from evalkit.estimators import _fe
+from evalkit.estimators._common import wald_test
+from evalkit.results import EstimationResult
 
-SE_TYPE = "cluster-robust, G/(G-1)·(n-1)/n (linearmodels group_debias)"
-
-
-def _fit(df: pd.DataFrame, outcome: str, regressors: list[str], unit: str, time: str, cluster: str | None):
-    data = df.set_index([unit, time])
-    model = PanelOLS(data[outcome].astype(float), data[regressors].astype(float),
-                     entity_effects=True, time_effects=True, drop_absorbed=True, check_rank=False)
-    if cluster is None or cluster == unit:
-        return model.fit(cov_type="clustered", cluster_entity=True, group_debias=True)
-    codes = pd.Series(pd.Categorical(data[cluster]).codes, index=data.index, name=cluster)
-    return model.fit(cov_type="clustered", clusters=codes.to_frame(), group_debias=True)
+_COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights")
 
 
-def _prepare(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str, cluster: str | None):
-    cols = list(dict.fromkeys([unit, time, cohort, outcome] + ([cluster] if cluster else [])))
-    df = panel[cols]
-    n_missing = int(df[outcome].isna().sum())
-    return df.dropna(subset=[outcome]), n_missing
+def _se_type(fit: _fe.FEFit) -> str:
+    return f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
+
+
+def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
+          alpha: float) -> dict:
+    info = s.info
+    return {
+        "control_group": "never and not-yet treated (implicit)",
+        "n_treated": info.n_treated, "n_control": info.n_control, "n_obs": int(s.y.size), "n_periods": s.n_times,
+        "n_clusters": int(fit.n_clusters), "cluster": cluster or unit, "se_type": _se_type(fit),
+        "ssc_factor": fit.ssc, "inference": fit.meta(), "sample": info.to_dict(), "weights": weights,
+        "dropped_missing_outcome": info.dropped_cells.get("missing_outcome", 0),
+        "baseline_mean": s.baseline_mean(), "alpha": alpha,
+    }
 
 
 def estimate_twfe(
@@ -45,30 +48,45 @@ def estimate_twfe(
     cohort: str = "first_treat",
     cluster: str | None = None,
     alpha: float = 0.05,
-    **_: object,
+    weights: str | None = None,
+    **options: object,
 ) -> EstimationResult:
-    """Static TWFE: ``y_it = α_i + γ_t + β·D_it + ε``, with ``D_it = 1`` from adoption on."""
-    df, n_missing = _prepare(panel, outcome, unit, time, cohort, cluster)
-    df = df.assign(treated_post=(ever_treated(df, cohort) & (df[time] >= df[cohort])).astype(float))
-    fit = _fit(df, outcome, ["treated_post"], unit, time, cluster)
-    ci = fit.conf_int(level=1 - alpha).loc["treated_post"]
-    n_t, n_c = unit_counts(df, unit, cohort)
+    """Static TWFE: ``y_it = α_i + γ_t + β·D_it + ε``, with ``D_it = 1`` from adoption on.
+
+    ``weights``: name of a column of non-negative observation weights (e.g. station population);
+    weighted least squares as fixest ``feols(..., weights=)``.  The sample follows
+    :func:`evalkit.estimators._sample.build_sample` (``meta["sample"]``).
+    """
+    _fe.check_options("twfe", options, _COMMON)
+    s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
+    fit = _fe.feols(s.y, sp.csr_matrix(D[:, None]), [s.unit, s.time], weights=s.weights, cluster=s.cluster,
+                    names=["treated_post"])
+    if not fit.keep[0]:
+        raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
+    lo, hi = fit.conf_int(alpha)
     rows = [{
-        "kind": "overall", "term": "treated_post", "estimate": float(fit.params["treated_post"]),
-        "std_error": float(fit.std_errors["treated_post"]), "ci_low": float(ci.iloc[0]),
-        "ci_high": float(ci.iloc[1]), "p_value": float(fit.pvalues["treated_post"]),
+        "kind": "overall", "term": "treated_post", "estimate": float(fit.coef[0]), "std_error": float(fit.se[0]),
+        "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": float(fit.p_value()[0]),
     }]
-    return EstimationResult(
-        "twfe", outcome, pd.DataFrame(rows),
-        meta={
-            "label": "Two-way fixed effects (static)",
-            "control_group": "never and not-yet treated (implicit)",
-            "n_treated": n_t, "n_control": n_c, "n_obs": int(fit.nobs),
-            "n_periods": int(df[time].nunique()), "n_clusters": int(df[cluster or unit].nunique()),
-            "cluster": cluster or unit, "se_type": SE_TYPE, "dropped_missing_outcome": n_missing,
-            "baseline_mean": baseline_mean(df, outcome, time=time, cohort=cohort), "alpha": alpha,
-        },
-    )
+    meta = {"label": "Two-way fixed effects (static)",
+            **_meta(s, fit, unit, cluster, weights, alpha)}
+    return EstimationResult("twfe", outcome, pd.DataFrame(rows), meta=meta)
+
+
+def event_dummies(cohort: np.ndarray, period: np.ndarray, leads: int, lags: int, reference: int
+                  ) -> tuple[sp.csr_matrix, list[int]]:
+    """Sparse event-time dummies ``-leads..lags`` without ``reference``; event times beyond the ends
+    are binned into the end dummies.  ``cohort`` is ``inf`` for never-treated rows."""
+    treated = np.isfinite(cohort)
+    e = np.clip(period - np.where(treated, cohort, 0), -leads, lags).astype(np.int64)
+    ks = [k for k in range(-leads, lags + 1) if k != reference]
+    col = np.full(lags + leads + 1, -1, dtype=np.int64)
+    col[np.array(ks, dtype=np.int64) + leads] = np.arange(len(ks))
+    j = col[e + leads]
+    rows = np.flatnonzero(treated & (j >= 0))
+    X = sp.csr_matrix((np.ones(rows.size), (rows, j[rows])), shape=(period.size, len(ks)))
+    return X, ks
 
 
 def estimate_event_twfe(
@@ -80,65 +98,54 @@ def estimate_event_twfe(
     cohort: str = "first_treat",
     cluster: str | None = None,
     alpha: float = 0.05,
+    weights: str | None = None,
     leads: int = 12,
     lags: int = 24,
+    bin_e: tuple[int, int] | None = None,
     reference: int = -1,
-    **_: object,
+    **options: object,
 ) -> EstimationResult:
     """Dynamic TWFE (leads and lags): event-time dummies ``-leads..lags``, endpoints binned.
 
-    The reference period (default ``-1``) is omitted. Leads test parallel pre-trends
-    (``meta['pretrend']``: joint Wald test). The overall row averages the post-adoption
-    coefficients ``0..lags`` with equal weights (a summary, not an estimand of its own).
+    ``bin_e=(lo, hi)`` is the same as ``leads=-lo, lags=hi`` (event times below ``lo`` / above ``hi``
+    pooled into the end bins).  The reference period (default ``-1``) is omitted.  Leads test
+    parallel pre-trends (``meta['pretrend']``: joint Wald test).  The overall row averages the
+    post-adoption coefficients ``0..lags`` with equal weights (a summary, not an estimand of its own).
     """
-    df, n_missing = _prepare(panel, outcome, unit, time, cohort, cluster)
-    treated = ever_treated(df, cohort).to_numpy()
-    e = (df[time] - df[cohort]).to_numpy()
-    e_binned = np.clip(e, -leads, lags)
-    names, cols = [], {}
-    for k in range(-leads, lags + 1):
-        if k == reference:
-            continue
-        col = f"e{k:+d}"
-        names.append((k, col))
-        cols[col] = (treated & (e_binned == k)).astype(float)
-    df = df.assign(**cols)
-    fit = _fit(df, outcome, [c for _, c in names], unit, time, cluster)
-    cov = fit.cov
-    ci = fit.conf_int(level=1 - alpha)
-    rows = []
-    kept = [(k, c) for k, c in names if c in fit.params.index]
-    for k, c in kept:
-        rows.append({
-            "kind": "event", "term": f"e={k}", "event_time": k, "estimate": float(fit.params[c]),
-            "std_error": float(fit.std_errors[c]), "ci_low": float(ci.loc[c].iloc[0]),
-            "ci_high": float(ci.loc[c].iloc[1]), "p_value": float(fit.pvalues[c]),
-        })
+    _fe.check_options("event_twfe", options, _COMMON + ("leads", "lags", "bin_e", "reference"))
+    if bin_e is not None:
+        lo_e, hi_e = bin_e
+        if lo_e is None or hi_e is None or lo_e > reference or hi_e < 0:
+            raise ValueError(f"bin_e={bin_e!r}: need (lo, hi) with lo <= reference ({reference}) and hi >= 0")
+        leads, lags = -int(lo_e), int(hi_e)
+    s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    X, ks = event_dummies(s.cohort, s.period, leads, lags, reference)
+    cols = [f"e{k:+d}" for k in ks]
+    fit = _fe.feols(s.y, X, [s.unit, s.time], weights=s.weights, cluster=s.cluster, names=cols)
+    kept = [k for k, kk in zip(ks, fit.keep, strict=True) if kk]
+    se = fit.se
+    lo, hi = fit.conf_int(alpha)
+    pv = fit.p_value()
+    rows = [{"kind": "event", "term": f"e={k}", "event_time": k, "estimate": float(fit.coef[j]),
+             "std_error": float(se[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j]), "p_value": float(pv[j])}
+            for j, k in enumerate(kept)]
     rows.append({"kind": "event", "term": f"e={reference}", "event_time": reference, "estimate": 0.0,
                  "std_error": 0.0})
-    post = [c for k, c in kept if k >= 0]
-    w = np.full(len(post), 1.0 / len(post))
-    b = float(w @ fit.params[post].to_numpy())
-    se = float(np.sqrt(w @ cov.loc[post, post].to_numpy() @ w))
-    inf = normal_inference(np.array([b]), np.array([se]), alpha)
-    rows.append({"kind": "overall", "term": "mean of post coefficients", "estimate": b, "std_error": se,
-                 "ci_low": inf["ci_low"][0], "ci_high": inf["ci_high"][0], "p_value": inf["p_value"][0]})
-    pre = [c for k, c in kept if k < reference]
-    pretrend = wald_test(fit.params[pre].to_numpy(), cov.loc[pre, pre].to_numpy()) if pre else None
-    terms = [f"e={k}" for k, _ in kept]
-    vc = pd.DataFrame(cov.loc[[c for _, c in kept], [c for _, c in kept]].to_numpy(), index=terms, columns=terms)
-    n_t, n_c = unit_counts(df, unit, cohort)
-    return EstimationResult(
-        "event_twfe", outcome, pd.DataFrame(rows),
-        meta={
-            "label": "Dynamic TWFE (leads and lags)",
-            "control_group": "never and not-yet treated (implicit)",
-            "reference_period": reference, "leads": leads, "lags": lags, "binned_endpoints": True,
-            "n_treated": n_t, "n_control": n_c, "n_obs": int(fit.nobs),
-            "n_periods": int(df[time].nunique()), "n_clusters": int(df[cluster or unit].nunique()),
-            "cluster": cluster or unit, "se_type": SE_TYPE, "dropped_missing_outcome": n_missing,
-            "pretrend": pretrend,
-            "baseline_mean": baseline_mean(df, outcome, time=time, cohort=cohort), "alpha": alpha,
-        },
-        vcov={"event": vc},
-    )
+    post = np.array([k >= 0 for k in kept])
+    if not post.any():
+        raise ValueError("no post-adoption event-time coefficient is estimable")
+    w = post / post.sum()
+    b = float(w @ fit.coef)
+    se_b = float(np.sqrt(w @ fit.vcov @ w))
+    inf = fit.inference(np.array([b]), np.array([se_b]), alpha)
+    rows.append({"kind": "overall", "term": "mean of post coefficients", "estimate": b, "std_error": se_b,
+                 "ci_low": float(inf["ci_low"][0]), "ci_high": float(inf["ci_high"][0]),
+                 "p_value": float(inf["p_value"][0])})
+    pre = np.array([k < reference for k in kept])
+    pretrend = wald_test(fit.coef[pre], fit.vcov[np.ix_(pre, pre)]) if pre.any() else None
+    terms = [f"e={k}" for k in kept]
+    vc = pd.DataFrame(fit.vcov, index=terms, columns=terms)
+    meta = {"label": "Dynamic TWFE (leads and lags)", "reference_period": reference, "leads": leads,
+            "lags": lags, "binned_endpoints": True, "bin_e": (-leads, lags), "pretrend": pretrend,
+            **_meta(s, fit, unit, cluster, weights, alpha)}
+    return EstimationResult("event_twfe", outcome, pd.DataFrame(rows), meta=meta, vcov={"event": vc})
