@@ -53,6 +53,9 @@ def test_errors():
     panel = _panel()
     with pytest.raises(KeyError, match="not in the panel"):
         jackknife_overall(panel, "y", "cs", cluster="city")
+    one = panel[~panel.station_id.isin([f"s{i:02d}" for i in range(9, 14)])]  # s08 is the only adopter
+    with pytest.raises(ValueError, match=r"only 1 station_id adopts \(s08\).*single-station design"):
+        jackknife_overall(one, "y", "cs")
     two = panel[panel.station_id.isin(["s00", "s09"])]
     with pytest.raises(ValueError, match="at least 3"):
         jackknife_overall(two, "y", "cs")

@@ -33,32 +33,46 @@ def test_hotelling_formula():
 
 
 def test_methods_and_determinism():
-    panel = _noise_panel([1, 2, 3], 12, seed=1)
-    opts = {"min_e": -6, "max_e": 6}
-    a = pretrend_test(panel, "y", "cs", opts, method="permutation", draws=39, seed=7)
-    b = pretrend_test(panel, "y", "cs", opts, method="permutation", draws=39, seed=7)
+    # 14 months, cohorts of 3 at months 2 and 8: the panel itself limits the leads to 7
+    panel = noise_panel([3, 3], 12, seed=1, T=14, first=24230)
+    a = pretrend_test(panel, "y", "cs", {}, method="permutation", draws=39, seed=7)
+    b = pretrend_test(panel, "y", "cs", {}, method="permutation", draws=39, seed=7)
     assert a == b and a["method"] == "permutation" and a["draws"] == 39
     assert a["p_value"] == a["p_permutation"] and 1 / 40 <= a["p_value"] <= 1
-    assert a["df"] == 6 and a["n_treated"] == 6  # varying base: leads -6..-1
-    chi = pretrend_test(panel, "y", "cs", opts, method="chi2")
+    assert a["df"] == 7 and a["n_treated"] == 6  # varying base: leads -7..-1
+    assert a["statistic"] == "t2sum"  # 7 leads from 6 treated stations: Σ t² is permuted, not W
+    chi = pretrend_test(panel, "y", "cs", {}, method="chi2")
     assert chi["p_value"] == chi["p_chi2"] == pytest.approx(stats.chi2.sf(chi["stat"], chi["df"]))
-    # "f" is undefined with 6 treated stations and 6 leads: falls back to permutation
-    assert pretrend_test(panel, "y", "cs", opts, method="f", draws=19)["method"] == "permutation"
-    assert pretrend_test(panel, "y", "cs", opts, method="auto", draws=19)["method"] == "permutation"
+    # "f" is undefined with 6 treated stations and 7 leads: an error with the reason, never another test
+    with pytest.raises(ValueError, match=r"Hotelling's F needs more treated stations than leads \+ 1 \(6 treated, 7 leads\)"):
+        pretrend_test(panel, "y", "cs", {}, method="f", draws=19)
+    assert pretrend_test(panel, "y", "cs", {}, method="auto", draws=19)["method"] == "permutation"
     with pytest.raises(ValueError, match="unknown pre-trend test"):
-        pretrend_test(panel, "y", "cs", opts, method="bogus")
+        pretrend_test(panel, "y", "cs", {}, method="bogus")
 
 
 def test_pure_noise_chi2_overrejects_permutation_does_not():
-    """9 treated stations in cohorts of 1, 1, 4, 3 (the demo placebo's shape), iid noise, 8 leads."""
+    """Cohorts of 1, 1, 4 in the window (the demo placebo's shape; the cohort of 3 adopts after the
+    24 months and counts as never treated), iid noise, 17 leads."""
     chi, perm = [], []
     for r in range(12):
-        t = pretrend_test(_noise_panel([1, 1, 4, 3], 26, seed=100 + r), "y", "cs", {"min_e": -8, "max_e": 6},
+        t = pretrend_test(noise_panel([1, 1, 4, 3], 26, seed=100 + r, T=24, first=24234), "y", "cs", {},
                           method="permutation", draws=39, seed=r)
+        assert t["n_treated"] == 6 and t["df"] == 17
         chi.append(t["p_chi2"] < 0.05)
         perm.append(t["p_permutation"] < 0.05)
     assert np.mean(chi) >= 0.5  # the textbook test is badly oversized here (93 % in the benchmark)
     assert np.mean(perm) <= 0.25  # nominal 5 %; 12 draws leave room for Monte Carlo noise
+
+
+def test_panel_entry_point_takes_the_fitted_result_by_keyword():
+    """evaluation.py calls ``pretrend_test(panel, outcome, name, options, result=r, ...)``."""
+    panel = noise_panel([3, 3], 12, seed=2, T=14, first=24230)
+    from evalkit.estimators import get_estimator
+
+    r = get_estimator("cs")(panel, "y")
+    t = pretrend_test(panel, "y", "cs", {}, result=r, method="chi2")
+    assert t["method"] == "chi2" and t["p_value"] == pytest.approx(r.meta["pretrend"]["p_value"])
 
 
 def test_other_estimators():

@@ -209,6 +209,8 @@ def _fail(column: str, problem: str, df: pd.DataFrame, mask, hint: str, unit: st
 
 def _integer_column(df: pd.DataFrame, col: str, unit: str, time: str, hint: str) -> pd.Series:
     s = df[col]
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":  # plain integers: nothing to check
+        return pd.Series(s.to_numpy().astype(np.int64, copy=False), index=df.index, name=col)
     if pd.api.types.is_bool_dtype(s) or not (pd.api.types.is_numeric_dtype(s) or s.dtype == object):
         raise PanelInputError(f"column {col!r}: expected integer periods, got dtype {s.dtype}; {hint}")
     num = pd.to_numeric(s, errors="coerce")
@@ -225,12 +227,12 @@ def _integer_column(df: pd.DataFrame, col: str, unit: str, time: str, hint: str)
     return pd.Series(vals.astype(np.int64), index=df.index, name=col)
 
 
-def _constant_within(df: pd.DataFrame, col: str, unit: str, time: str, what: str) -> None:
-    n = df.groupby(unit, sort=False, dropna=False)[col].transform("nunique", dropna=False)
-    bad = (n > 1).to_numpy()
-    if bad.any():
-        raise _fail(col, f"{what} varies within a {unit!r} unit", df, bad,
-                    f"give every row of a unit the same {col!r}", unit, time)
+def _varies_within(codes: np.ndarray, order: np.ndarray, starts: np.ndarray, ucodes: np.ndarray) -> np.ndarray:
+    """Row mask: the row's unit has more than one value of ``codes`` (integers). ``order`` sorts rows
+    by unit code and ``starts`` are the first sorted positions of units 0, 1, …"""
+    s = codes[order]
+    bad_unit = np.minimum.reduceat(s, starts) != np.maximum.reduceat(s, starts)
+    return bad_unit[ucodes]
 
 
 def _validate_weights(df: pd.DataFrame, col: str, unit: str, time: str) -> pd.Series:
@@ -295,17 +297,32 @@ def build_sample(
     if df[unit].isna().any():
         raise _fail(unit, "missing unit id", df, df[unit].isna().to_numpy(), "every row needs a unit id", None, None)
     t = _integer_column(df, time, unit, time, "periods must be integers (e.g. months since year 0)")
-    dup = pd.DataFrame({"u": df[unit].to_numpy(), "t": t.to_numpy()}).duplicated(keep=False).to_numpy()
-    if dup.any():
+    tv = t.to_numpy()
+    first, last = int(tv.min()), int(tv.max())
+    # one sort by (unit, time) serves the duplicate and within-unit checks and the frame's order;
+    # units are coded in sorted label order, so sorted position segments are units 0, 1, …
+    ucodes = pd.factorize(df[unit], sort=True)[0].astype(np.int64)
+    order = np.argsort(ucodes * (last - first + 1) + (tv - first), kind="stable")
+    us, ts = ucodes[order], tv[order]
+    same = (us[1:] == us[:-1]) & (ts[1:] == ts[:-1])
+    if same.any():
+        dup_sorted = np.zeros(len(order), dtype=bool)
+        dup_sorted[1:] |= same
+        dup_sorted[:-1] |= same
+        dup = np.zeros(len(order), dtype=bool)
+        dup[order] = dup_sorted
         raise _fail(time, f"duplicated ({unit}, {time}) pair", df, dup,
                     "keep one row per unit and period (aggregate or deduplicate in the panel builder)", unit, time)
+    starts = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
 
     # cohort
     g = _integer_column(df, cohort, unit, time, f"use the adoption period, or {NEVER} for never treated")
-    df = df.assign(**{time: t, cohort: g})
-    _constant_within(df, cohort, unit, time, "adoption period")
-    first, last = int(t.min()), int(t.max())
-    early = ((g != NEVER) & (g < first)).to_numpy()
+    gv = g.to_numpy()
+    varies = _varies_within(gv, order, starts, ucodes)
+    if varies.any():
+        raise _fail(cohort, f"adoption period varies within a {unit!r} unit", df, varies,
+                    f"give every row of a unit the same {cohort!r}", unit, time)
+    early = (gv != NEVER) & (gv < first)
     if early.any():
         raise _fail(cohort, f"adoption before the first period {first}", df, early,
                     "widen the panel window or drop these units in the panel builder", unit, time)
@@ -331,7 +348,10 @@ def build_sample(
             raise _fail(cluster, "missing cluster id", df, df[cluster].isna().to_numpy(),
                         "every row needs a cluster id", unit, time)
         if cluster != unit:
-            _constant_within(df, cluster, unit, time, "cluster")
+            varies = _varies_within(pd.factorize(df[cluster])[0].astype(np.int64), order, starts, ucodes)
+            if varies.any():
+                raise _fail(cluster, f"cluster varies within a {unit!r} unit", df, varies,
+                            f"give every row of a unit the same {cluster!r}", unit, time)
     if weights:
         df = df.assign(**{weights: _validate_weights(df, weights, unit, time)})
     for c in covariates:
@@ -341,38 +361,40 @@ def build_sample(
             raise _fail(c, "missing, non-numeric or non-finite covariate", df, bad,
                         "fill the covariate or drop those rows in the panel builder", unit, time)
 
-    # conventions
+    # conventions, per unit (cohort is constant within a unit)
+    unit_g = gv[order][starts]
     recoded: dict[str, int] = {}
-    late = (df[cohort] > last).to_numpy()
-    if late.any():
-        recoded["adopts_after_window"] = int(df.loc[late, unit].nunique())
-        df.loc[late, cohort] = NEVER
+    late_unit = unit_g > last
+    if late_unit.any():
+        recoded["adopts_after_window"] = int(late_unit.sum())
+        unit_g = np.where(late_unit, NEVER, unit_g)
     dropped_units: dict[str, int] = {}
     dropped_cells: dict[str, int] = {}
-    from_first = ((df[cohort] == first) & (df[cohort] != NEVER)).to_numpy()
+    from_first = (unit_g == first) & (unit_g != NEVER)
     if from_first.any():
-        dropped_units["treated_from_first_period"] = int(df.loc[from_first, unit].nunique())
-        df = df[~from_first]
-    units_before = set(df[unit].unique())
-    miss = np.isnan(df[outcome].to_numpy())
+        dropped_units["treated_from_first_period"] = int(from_first.sum())
+    keep = ~from_first[ucodes]
+    miss = np.isnan(yv) & keep
     if miss.any():
         dropped_cells["missing_outcome"] = int(miss.sum())
-        df = df[~miss]
-        gone = len(units_before) - df[unit].nunique()
-        if gone:
-            dropped_units["no_outcome"] = int(gone)
-    if df.empty:
+        keep &= ~miss
+    rows_per_unit = np.bincount(ucodes[keep], minlength=len(starts))
+    gone = int(((rows_per_unit == 0) & ~from_first).sum())
+    if gone:
+        dropped_units["no_outcome"] = gone
+    if not keep.any():
         raise PanelInputError(f"column {outcome!r}: no rows left after the sample conventions "
                               f"(dropped units {dropped_units}, cells {dropped_cells}); check the panel")
 
-    frame = df.sort_values([unit, time], kind="stable").reset_index(drop=True)
-    per_unit = frame.groupby(unit, sort=False)[cohort].first()
-    n_units = int(len(per_unit))
-    n_treated = int((per_unit != NEVER).sum())
-    n_periods = int(frame[time].nunique())
+    df = df.assign(**{time: tv, cohort: unit_g[ucodes]})
+    frame = df.take(order[keep[order]]).reset_index(drop=True)
+    present = rows_per_unit > 0
+    n_units = int(present.sum())
+    n_treated = int((present & (unit_g != NEVER)).sum())
+    n_periods = int(np.unique(tv[keep]).size)
     info = SampleInfo(
         n_units=n_units, n_treated=n_treated, n_control=n_units - n_treated, n_periods=n_periods,
-        n_obs=int(len(frame)), first_period=first, last_period=last,
+        n_obs=int(keep.sum()), first_period=first, last_period=last,
         balanced=bool(len(frame) == n_units * n_periods),
         dropped_units=dropped_units, dropped_cells=dropped_cells, recoded=recoded, weights=weights,
     )

@@ -1,34 +1,148 @@
-"""Re-fitting an estimator many times (permutation tests, jackknife): the shared set-up."""
+"""Re-fitting a fitted result's estimator on its own sample (jackknife, permutation tests).
+
+:class:`Refit` holds what a re-fit needs — the estimator's short name, the validated sample rows
+and column names, and the options of the original fit — and :meth:`Refit.fit` runs the estimator
+on a modified copy of those rows. :func:`refit_of` reads it from ``result.context``
+(STATS-CONTRACT §4: ``FitContext(estimator, sample, options)``); that is the one place that knows
+the context's layout.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evalkit.results import EstimationResult
 
+# options that only change how a fit reports uncertainty or progress, never the estimate:
+# a re-fit uses the analytic covariance (a bootstrap inside every re-fit would cost B×)
+_DROP = ("bootstrap", "seed", "progress")
+# Callaway–Sant'Anna: the aggregation that produces each overall term (a re-fit computes only it)
+CS_AGGREGATION = {"ATT": "simple", "ATT_dynamic": "dynamic", "ATT_group": "group", "ATT_calendar": "calendar"}
 
-def refit_setup(panel: pd.DataFrame, outcome: str, estimator: str, options: dict[str, Any] | None,
-                result: EstimationResult | None, cs_aggregations: tuple[str, ...]
-                ) -> tuple[Callable[..., EstimationResult], EstimationResult, dict[str, Any]]:
-    """``(refit, result, options)``: ``refit(panel)`` fits ``estimator`` quietly (warnings off: one
-    per re-fit would flood the log) with the analytic covariance (no bootstrap) and, for
-    Callaway–Sant'Anna, only the aggregations ``cs_aggregations`` the statistic needs; ``result``
-    is the fit on ``panel`` itself (the one given, or a new one)."""
-    from evalkit.estimators import get_estimator
 
-    fn = get_estimator(estimator)
-    options = {k: v for k, v in (options or {}).items() if k != "bootstrap"}
-    if result is None:
-        result = fn(panel, outcome, **options)
-    fit_options = {**options, "aggregations": cs_aggregations} if estimator == "cs" else options
+class NoFitContext(ValueError):
+    """The result carries no fit context (e.g. it was read back from JSON)."""
 
-    def refit(data: pd.DataFrame) -> EstimationResult:
+
+@dataclass(frozen=True)
+class Refit:
+    """An estimator, the sample it was fitted on, and its options."""
+
+    estimator: str
+    frame: pd.DataFrame
+    outcome: str
+    unit: str = "station_id"
+    time: str = "period"
+    cohort: str = "first_treat"
+    cluster: str | None = None
+    weights: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sample: Any = None  # the fit's StaggeredSample (None for the panel entry points)
+
+    def permuted(self, cohort_by_row: np.ndarray) -> Any:
+        """The sample's rows with each row's adoption date replaced (``cohort_by_row``, aligned with
+        ``frame``). On a balanced sample the result is the validated sample itself with the new
+        column (same units, rows and cohorts, so it stays valid; the estimator skips re-validation,
+        about half a CS re-fit); otherwise a frame the estimator validates again (a unit given an
+        adoption date at its first observed month is then dropped, as in any fit)."""
+        frame = self.frame.copy()
+        frame[self.cohort] = np.asarray(cohort_by_row).astype(frame[self.cohort].dtype, copy=False)
+        if self.sample is not None and self.sample.info.balanced:
+            return replace(self.sample, frame=frame)
+        return frame
+
+    def fit(self, frame: Any = None, *, aggregations: tuple[str, ...] | None = None) -> EstimationResult:
+        """Fit the estimator quietly (warnings off: one per re-fit would flood the log) on ``frame``
+        (rows of the sample, or a sample from :meth:`permuted`; default: the sample's rows), analytic
+        covariance; ``aggregations`` restricts CS's aggregations."""
+        from evalkit.estimators import get_estimator
+
+        kw: dict[str, Any] = {"unit": self.unit, "time": self.time, "cohort": self.cohort}
+        if self.cluster is not None:
+            kw["cluster"] = self.cluster
+        if self.weights is not None:
+            kw["weights"] = self.weights
+        kw.update({k: v for k, v in self.options.items() if k not in _DROP})
+        if aggregations is not None and self.estimator == "cs":
+            kw["aggregations"] = aggregations
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn(data, outcome, **fit_options)
+            return get_estimator(self.estimator)(self.frame if frame is None else frame, self.outcome, **kw)
 
-    return refit, result, options
+    def unit_cohorts(self) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+        """``(codes, units, cohorts)``: each row's position in ``units`` (sorted), and each unit's
+        first treated period (0 = never treated)."""
+        first = self.frame.groupby(self.unit, sort=True)[self.cohort].first()
+        codes = pd.Index(first.index).get_indexer(self.frame[self.unit])
+        return codes, pd.Index(first.index), first.fillna(0).to_numpy()
+
+
+def refit_of(result: EstimationResult) -> Refit:
+    """The :class:`Refit` of a fitted result, from ``result.context`` (the adapter to the result
+    contract: sample = ``context.sample``, a ``StaggeredSample``; options = ``context.options``)."""
+    ctx = getattr(result, "context", None)
+    if ctx is None:
+        raise NoFitContext(f"the {result.estimator} result for {result.outcome!r} has no fit context (a result "
+                           "read from JSON cannot be re-fitted): fit the estimator again on the panel")
+    s = ctx.sample
+    return make_refit(ctx.estimator, s.frame, s.outcome, ctx.options, unit=s.unit, time=s.time, cohort=s.cohort,
+                      cluster=s.cluster, weights=s.weights, sample=s)
+
+
+def make_refit(estimator: str, frame: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,
+               unit: str = "station_id", time: str = "period", cohort: str = "first_treat",
+               cluster: str | None = None, weights: str | None = None, sample: Any = None) -> Refit:
+    """A :class:`Refit`; column names given in ``options`` (``cluster="county"``) win over the arguments."""
+    opts = dict(options or {})
+    cols = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights}
+    for k in cols:
+        if k in opts:
+            cols[k] = opts.pop(k)
+    return Refit(estimator=estimator, frame=frame, outcome=outcome, options=opts, sample=sample, **cols)
+
+
+def panel_refit(estimator: str, panel: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,
+                unit: str = "station_id", cohort: str = "first_treat") -> Refit:
+    """A :class:`Refit` for the panel-based entry points: the panel goes through ``build_sample``
+    first, so permutations and deletions act on the same validated rows (late adopters already
+    never-treated) as a fit's context would."""
+    from evalkit.estimators._sample import build_sample
+
+    r = make_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
+    s = build_sample(panel, outcome, unit=r.unit, time=r.time, cohort=r.cohort, cluster=r.cluster, weights=r.weights,
+                     covariates=tuple(r.options.get("covariates") or ()))
+    return replace(r, frame=s.frame)
+
+
+def headline_term(result: EstimationResult) -> str:
+    """The term of the headline (first ``overall``) row."""
+    return str(result.overall["term"])
+
+
+def headline_of(fit: EstimationResult, term: str) -> tuple[float, float]:
+    """``(estimate, std_error)`` of the overall row ``term`` of a re-fit (NaN when missing)."""
+    rows = fit.rows("overall")
+    rows = rows[rows["term"] == term]
+    if rows.empty:
+        return float("nan"), float("nan")
+    return float(rows["estimate"].iloc[0]), float(rows["std_error"].iloc[0])
+
+
+def cs_aggregations(refit: Refit, term: str) -> tuple[str, ...] | None:
+    """The one CS aggregation a re-fit needs for the headline ``term`` (None: keep the options')."""
+    if refit.estimator != "cs":  # the fit's own aggregations option only says what else it computed
+        return None
+    agg = CS_AGGREGATION.get(term)
+    return (agg,) if agg else None
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line: the exception's message (or its class name)."""
+    msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return msg or type(exc).__name__

@@ -6,12 +6,17 @@ placebo reform (9 adopting stations in cohorts of 1–7) it declares the no-effe
 significant 10.7 % of the time at the 5 % level; the jackknife below with a t(G−1) reference
 does so 5.4 % of the time (`benchmarks/mc_pretrend.py`-style redraws, `docs/inference.md` §6).
 
-The jackknife re-runs the estimator ``G`` times, each time without one cluster (station, or
-county when clustering by county): ``se² = (G'−1)/G' · Σ (θ₍g₎ − θ̄)²`` over the ``G'`` fits that
-still have an adopting station, and the interval is ``θ̂ ± t_{1−α/2}(G'−1) · se``. It needs no
-variance formula, is conservative rather than liberal when effects are heterogeneous (MacKinnon,
-Nielsen & Webb 2023 recommend it for few treated clusters), and costs ``G`` fits — evaluations
-use it automatically only when fewer than 100 stations adopt.
+:func:`jackknife` re-runs the fit's estimator on the fit's own sample with its own options ``G``
+times, each time without one cluster (station, or county when the fit clusters by county) —
+every cluster, treated or not: ``se² = (G−1)/G · Σ (θ₍g₎ − θ̄)²`` and the interval is
+``θ̂ ± t_{1−α/2}(G−1) · se``. It needs no variance formula, is conservative rather than liberal
+when effects are heterogeneous (MacKinnon, Nielsen & Webb 2023 recommend it for few treated
+clusters), and costs ``G`` fits.
+
+With a single treated cluster, deleting it leaves nothing to estimate: the delete-one jackknife is
+not defined and the result is ``not_available`` (route such a design to the single-station
+design). A leave-one-out fit that fails makes the whole jackknife ``failed`` — it is never
+computed over the fits that happened to succeed.
 """
 
 from __future__ import annotations
@@ -23,9 +28,77 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import refit_setup
+from evalkit.inference._refit import (
+    Refit,
+    cs_aggregations,
+    headline_of,
+    headline_term,
+    panel_refit,
+    refit_of,
+    short_reason,
+)
+from evalkit.inference.results import JackknifeResult
 from evalkit.results import EstimationResult
 
+
+def jackknife(result: EstimationResult, *, cluster: str | None = None, alpha: float | None = None
+              ) -> JackknifeResult:
+    """Delete-one-cluster jackknife of ``result``'s headline (its ``overall`` row).
+
+    ``cluster``: the column deleted one value at a time (default: the fit's cluster, else its
+    unit). ``alpha``: interval level (default: the fit's). Same unit as the estimate. Attach with
+    ``result.with_inference("jackknife", jk)``.
+    """
+    alpha = float(result.meta.get("alpha", 0.05) if alpha is None else alpha)
+    return jackknife_refit(refit_of(result), float(result.overall["estimate"]), headline_term(result),
+                           cluster=cluster, alpha=alpha)
+
+
+def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | None = None,
+                    alpha: float = 0.05) -> JackknifeResult:
+    """The jackknife on a :class:`~evalkit.inference._refit.Refit` (``estimate``: the full-sample
+    headline, ``term``: its row's term)."""
+    col = cluster or refit.cluster or refit.unit
+    frame = refit.frame
+    base = {"term": term, "estimate": estimate, "alpha": alpha, "cluster": col}
+    if col not in frame.columns:
+        return JackknifeResult(status="failed", reason=f"jackknife cluster column {col!r} is not in the sample", **base)
+    codes, uniques = pd.factorize(frame[col], sort=True)
+    G = len(uniques)
+    treated = frame[refit.cohort].fillna(0).to_numpy() > 0
+    treated_clusters = np.unique(codes[treated])
+    base.update(n_clusters=G, n_treated_clusters=int(treated_clusters.size))
+    if G < 3:
+        return JackknifeResult(status="not_available", reason=f"the jackknife needs at least 3 clusters; {col} has {G}",
+                               **base)
+    if treated_clusters.size < 2:
+        who = f" ({uniques[treated_clusters[0]]})" if treated_clusters.size else ""
+        return JackknifeResult(
+            status="not_available",
+            reason=f"only {treated_clusters.size} {col} adopts{who}: deleting it leaves no adopting unit, so the "
+                   "delete-one jackknife is not defined (use the single-station design)", **base)
+    aggs = cs_aggregations(refit, term)
+    thetas = np.empty(G)
+    for g in range(G):
+        try:
+            th, _ = headline_of(refit.fit(frame.loc[codes != g], aggregations=aggs), term)
+        except Exception as exc:  # noqa: BLE001 - reported as the jackknife's failure, with the reason
+            return JackknifeResult(status="failed", reason=f"the fit without {col} {uniques[g]} failed: "
+                                   f"{short_reason(exc)}", **base)
+        if not math.isfinite(th):
+            return JackknifeResult(status="failed", reason=f"the fit without {col} {uniques[g]} has no finite "
+                                   f"{term} estimate", **base)
+        thetas[g] = th
+    se = float(np.sqrt((G - 1) / G * np.sum((thetas - thetas.mean()) ** 2)))
+    df = G - 1
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
+    return JackknifeResult(std_error=se, ci_low=estimate - crit * se, ci_high=estimate + crit * se, p_value=p,
+                           df=df, leave_out=tuple(float(t) for t in thetas), **base)
+
+
+# ---------------------------------------------------------------------------------------------
+# panel-based entry points used by evaluation.py until it switches to jackknife(result)
 
 def jackknife_overall(
     panel: pd.DataFrame,
@@ -39,48 +112,31 @@ def jackknife_overall(
     cluster: str | None = None,
     alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Jackknife SE, t(G'−1) interval and p-value of ``estimator``'s headline (first overall row).
+    """Jackknife of ``estimator``'s headline on ``panel`` as a dict (``estimate``, ``std_error``,
+    ``ci_low``, ``ci_high``, ``p_value``, ``df``, ``n_clusters``, ``n_fits``, ``cluster``).
 
-    Returns ``estimate``, ``std_error``, ``ci_low``, ``ci_high``, ``p_value``, ``df``,
-    ``n_clusters`` (G), ``n_fits`` (G'), ``cluster`` (the column left out one value at a time).
+    Raises ``ValueError`` with the reason when the jackknife is not available or failed (same
+    rules as :func:`jackknife`: every cluster is deleted, including the adopting ones).
     """
-    refit, result, _ = refit_setup(panel, outcome, estimator, options, result, ("simple",))
-    est = float(result.overall["estimate"])
-    col = cluster or unit
-    if col not in panel.columns:
-        raise KeyError(f"jackknife cluster column {col!r} is not in the panel")
-    codes, uniques = pd.factorize(panel[col])
-    G = len(uniques)
-    if G < 3:
-        raise ValueError(f"the jackknife needs at least 3 clusters; {col} has {G}")
-    treated = panel[cohort].fillna(0).to_numpy() > 0
-    thetas: list[float] = []
-    for g in range(G):
-        keep = codes != g
-        if not treated[keep].any():
-            continue
-        try:
-            r = refit(panel.loc[keep])
-        except Exception:  # noqa: BLE001 - e.g. a cohort left without comparison units
-            continue
-        th = float(r.overall["estimate"])
-        if math.isfinite(th):
-            thetas.append(th)
-    n = len(thetas)
-    if n < 3:
-        raise ValueError(f"only {n} leave-one-{col}-out fits succeeded; the jackknife needs at least 3")
-    arr = np.asarray(thetas)
-    se = float(np.sqrt((n - 1) / n * np.sum((arr - arr.mean()) ** 2)))
-    df = n - 1
-    crit = float(stats.t.ppf(1 - alpha / 2, df))
-    p = float(2 * stats.t.sf(abs(est) / se, df)) if se > 0 else float("nan")
-    return {"estimate": est, "std_error": se, "ci_low": est - crit * se, "ci_high": est + crit * se,
-            "p_value": p, "df": df, "n_clusters": G, "n_fits": n, "cluster": col}
+    if cluster is not None and cluster not in panel.columns:
+        raise KeyError(f"jackknife cluster column {cluster!r} is not in the panel")
+    opts = {**(options or {}), **({"cluster": cluster} if cluster else {})}  # keep the column in the sample
+    refit = panel_refit(estimator, panel, outcome, opts, unit=unit, cohort=cohort)
+    if result is None:
+        result = refit.fit()
+    jk = jackknife_refit(refit, float(result.overall["estimate"]), headline_term(result), cluster=cluster,
+                         alpha=alpha)
+    if not jk.ok:
+        raise ValueError(jk.reason)
+    return {"estimate": jk.estimate, "std_error": jk.std_error, "ci_low": jk.ci_low, "ci_high": jk.ci_high,
+            "p_value": jk.p_value, "df": jk.df, "n_clusters": jk.n_clusters, "n_fits": jk.n_clusters,
+            "cluster": jk.cluster}
 
 
 def apply_jackknife(result: EstimationResult, jk: dict[str, Any]) -> None:
     """Put the jackknife SE, interval and p-value on ``result``'s headline row (in place); the
-    analytic ones move to ``meta["analytic_overall"]``."""
+    analytic ones move to ``meta["analytic_overall"]``. (Legacy: new code attaches a
+    :class:`JackknifeResult` with ``result.with_inference`` instead.)"""
     rows = result.estimates.index[result.estimates["kind"] == "overall"]
     i = rows[0]
     keys = ("std_error", "ci_low", "ci_high", "p_value")
@@ -94,4 +150,4 @@ def apply_jackknife(result: EstimationResult, jk: dict[str, Any]) -> None:
     }
 
 
-__all__ = ["apply_jackknife", "jackknife_overall"]
+__all__ = ["apply_jackknife", "jackknife", "jackknife_overall", "jackknife_refit"]

@@ -3,22 +3,36 @@
 * :func:`adjust_pvalues` — Benjamini–Hochberg (``bh``, false discovery rate), Benjamini–Yekutieli
   (``by``), Holm (``holm``) and Bonferroni (``bonferroni``) adjustments (same numbers as
   ``statsmodels.stats.multitest.multipletests``).
-* :func:`romano_wolf` — Romano–Wolf stepdown adjusted p-values (family-wise error rate) from a
-  joint bootstrap of all outcomes. For ``twfe`` the bootstrap is the wild cluster bootstrap
-  (WCR) of :mod:`evalkit.inference.wild` with the *same* cluster weights for every outcome, so
-  the dependence between the outcomes' statistics is kept. Any other registered estimator uses
-  a cluster pairs bootstrap (clusters resampled with replacement; slow: one estimator call per
-  outcome and draw) with centred t statistics ``(β*_b − β̂)/se*_b``.
+* :func:`romano_wolf` — Romano–Wolf stepdown adjusted p-values (family-wise error rate) for the
+  headline of several fitted results (one per outcome, all from the same estimator — the
+  evaluation's headline), from a joint null distribution of their t statistics: the adoption
+  dates are permuted across stations (one permutation shared by every outcome, so the dependence
+  between the outcomes is kept) and every outcome re-fitted on its own sample with its own
+  options (:func:`romano_wolf_results`).
+* :func:`romano_wolf_panel` — the older panel-based version (TWFE wild cluster bootstrap with
+  common weights, or a cluster pairs bootstrap for another estimator), kept while evaluation.py
+  calls ``romano_wolf(panel, outcomes, ...)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from evalkit.inference._refit import (
+    Refit,
+    cs_aggregations,
+    headline_of,
+    headline_term,
+    refit_of,
+    short_reason,
+)
+from evalkit.inference.results import RomanoWolfResult
 from evalkit.inference.wild import draw_weights, twfe_design, wcr_tstats
+from evalkit.results import EstimationResult
 
 
 def _bh(p: np.ndarray, m: int, c: float = 1.0) -> np.ndarray:
@@ -83,7 +97,102 @@ def stepdown(t: np.ndarray, tb: np.ndarray) -> np.ndarray:
     return out
 
 
-def romano_wolf(
+def romano_wolf(results: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Romano–Wolf adjusted p-values → :class:`~evalkit.inference.results.RomanoWolfResult`.
+
+    ``romano_wolf(results, *, draws=999, seed=0)``: ``results`` is a list of fitted results (one
+    per outcome, one estimator), see :func:`romano_wolf_results`.
+    (Legacy: ``romano_wolf(panel, outcomes, ...)`` → frame, :func:`romano_wolf_panel`.)
+    """
+    if isinstance(results, pd.DataFrame):
+        return romano_wolf_panel(results, *args, **kwargs)
+    return romano_wolf_results(results, *args, **kwargs)
+
+
+def romano_wolf_results(results: list[EstimationResult], *, draws: int = 999, seed: int = 0) -> RomanoWolfResult:
+    """Romano–Wolf stepdown p-values for the headlines of ``results`` (one per outcome).
+
+    Every result must come from the same estimator (the evaluation's headline) and carry its fit
+    context. Null distribution: ``draws`` permutations of the adoption dates across the stations
+    (``np.random.default_rng(seed)``), the same permutation for every outcome; in each draw every
+    outcome is re-fitted on its own sample with its own options and ``t_b = θ_b / se_b`` (analytic
+    SE) recorded. The observed ``t`` comes from the same re-fit of the unpermuted samples. A draw in
+    which any outcome's re-fit fails is left out (``draws_failed``); if all fail the result is
+    ``failed``. Valid under the sharp null of no effect on any outcome and exchangeable adoption.
+    """
+    results = list(results)
+    outcomes = tuple(r.outcome for r in results)
+    base: dict[str, Any] = {"outcomes": outcomes, "draws": int(draws), "seed": seed}
+    if not results:
+        raise ValueError("romano_wolf needs at least one result")
+    names = sorted({r.estimator for r in results})
+    if len(names) > 1:
+        raise ValueError(f"romano_wolf needs results of one estimator (the headline's), got {names}")
+    if len(set(outcomes)) < len(outcomes):
+        raise ValueError(f"romano_wolf got the same outcome twice: {list(outcomes)}")
+    refits = [refit_of(r) for r in results]
+    base["estimator"] = refits[0].estimator
+    terms = [headline_term(r) for r in results]
+    aggs = [cs_aggregations(rf, term) for rf, term in zip(refits, terms, strict=True)]
+    try:
+        units, cohorts, codes = _shared_assignment(refits)
+    except ValueError as exc:
+        return RomanoWolfResult(status="failed", reason=str(exc), **base)
+
+    def tstats(assign: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        est, se = np.empty(len(refits)), np.empty(len(refits))
+        for j, (rf, term, agg, cj) in enumerate(zip(refits, terms, aggs, codes, strict=True)):
+            data = None if assign is None else rf.permuted(assign[cj])
+            est[j], se[j] = headline_of(rf.fit(data, aggregations=agg), term)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return est, se, np.where(se > 0, est / se, np.nan)
+
+    try:
+        est, se, t = tstats(None)
+    except Exception as exc:  # noqa: BLE001 - reported
+        return RomanoWolfResult(status="failed", reason=f"a re-fit on the sample failed: {short_reason(exc)}", **base)
+    base.update(estimate=tuple(map(float, est)), std_error=tuple(map(float, se)), t_stat=tuple(map(float, t)))
+    if not np.all(np.isfinite(t)):
+        bad = [o for o, v in zip(outcomes, t, strict=True) if not np.isfinite(v)]
+        return RomanoWolfResult(status="failed", reason=f"no finite t statistic for {bad}", **base)
+    rng = np.random.default_rng(seed)
+    tb = np.full((int(draws), len(refits)), np.nan)
+    first_error: str | None = None
+    for b in range(int(draws)):
+        assign = rng.permutation(cohorts)
+        try:
+            tb[b] = tstats(assign)[2]
+        except Exception as exc:  # noqa: BLE001 - the draw is left out, counted
+            first_error = first_error or short_reason(exc)
+    ok = np.all(np.isfinite(tb), axis=1)
+    tb = tb[ok]
+    base.update(draws_valid=int(ok.sum()), draws_failed=int((~ok).sum()))
+    if not ok.any():
+        return RomanoWolfResult(status="failed", reason=f"every one of the {int(draws)} permutation draws failed "
+                                f"({first_error or 'no finite t statistic'})", **base)
+    tol = 1e-10 * np.maximum(1.0, np.abs(t))
+    p_raw = np.mean(np.abs(tb) >= (np.abs(t) - tol)[None, :], axis=0)
+    p_rw = stepdown(t, tb)
+    bh = adjust_pvalues(dict(zip(outcomes, p_raw, strict=True)), "bh")
+    extra = {"first_draw_error": first_error} if first_error else {}
+    return RomanoWolfResult(p_value=tuple(map(float, p_raw)), p_romano_wolf=tuple(map(float, p_rw)),
+                            p_bh=tuple(bh[o] for o in outcomes), extra=extra, **base)
+
+
+def _shared_assignment(refits: list[Refit]) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
+    """The stations of all samples (sorted), their adoption dates, and each sample's row → station
+    positions; a station with two different adoption dates in two samples is an error."""
+    per = [rf.frame.groupby(rf.unit, sort=True)[rf.cohort].first().fillna(0) for rf in refits]
+    allc = pd.concat(per)
+    clash = allc.groupby(level=0).nunique()
+    if (clash > 1).any():
+        raise ValueError(f"the samples disagree on the adoption date of {list(clash.index[clash > 1][:3])}")
+    first = allc.groupby(level=0).first().sort_index()
+    units = pd.Index(first.index)
+    return units, first.to_numpy(), [units.get_indexer(rf.frame[rf.unit]) for rf in refits]
+
+
+def romano_wolf_panel(
     panel: pd.DataFrame,
     outcomes: list[str],
     *,

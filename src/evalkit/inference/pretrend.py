@@ -9,20 +9,24 @@ station-month errors, 12 leads, ``benchmarks/mc_pretrend.py``): the χ² test re
 time with 9 treated stations in cohorts of 1, 1, 4, 3, and still 30 % with 40 treated stations in
 cohorts of 10.
 
-:func:`pretrend_test` therefore reports three p-values for the same statistic and picks one:
+:func:`pretrend_test` works on a fitted result (its own sample and options) and reports one
+:class:`~evalkit.inference.results.PretrendResult` whose ``test`` says which p-value it is:
 
 ``chi2``         the asymptotic χ²(k) p-value (what R ``did``/``fixest`` print);
 ``f``            Hotelling's small-sample correction with the treated stations as the sample:
                  ``F = W·(g−k)/(k·(g−1)) ~ F(k, g−k)``, ``g`` = number of treated stations
-                 (undefined when ``g ≤ k + 1``);
-``permutation``  the exact randomization distribution of ``W``: the stations' adoption dates
-                 (one per station, never = 0) are permuted across stations ``draws`` times and
-                 the estimator is re-run; ``p = (1 + #{W_b ≥ W}) / (valid draws + 1)``. Valid
-                 under the sharp null that adoption is unrelated to the untreated outcome path,
-                 which is what a pre-trend test asks, whatever the number of stations.
+                 (not available when ``g ≤ k + 1``);
+``permutation``  the randomization distribution of the statistic: the stations' adoption dates
+                 (one per station, never = 0) are permuted across the sample's stations ``draws``
+                 times and the estimator re-fitted; ``p = (1 + #{S_b ≥ S}) / (valid draws + 1)``.
+                 Valid under the sharp null that adoption is unrelated to the untreated outcome
+                 path, whatever the number of stations. The statistic ``S`` is the Wald ``W`` when
+                 ``k < g``; with at least as many leads as treated stations ``V̂`` is (nearly)
+                 singular and ``W`` meaningless, so ``S = Σ t_e²`` (each lead over its own SE).
 
-``method="auto"`` (the default in evaluations) uses the permutation test when fewer than
-``max_permutation_treated`` stations adopt (the estimator is fast there) and the F test above it.
+``method="auto"`` uses the permutation test when fewer than ``max_permutation_treated`` stations
+adopt and the F test above it (the permutation test when F is not defined). A test that cannot be
+computed is ``not_available``/``failed`` with the reason — never replaced by another test's p-value.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import refit_setup
+from evalkit.inference._refit import Refit, panel_refit, refit_of, short_reason
+from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
 
 METHODS = ("auto", "chi2", "f", "permutation")
@@ -48,74 +53,171 @@ def hotelling_f_pvalue(stat: float, k: int, g: int) -> float:
     return float(stats.f.sf(f, k, g - k))
 
 
-def pretrend_test(
-    panel: pd.DataFrame,
-    outcome: str,
-    estimator: str = "cs",
-    options: dict[str, Any] | None = None,
-    *,
-    result: EstimationResult | None = None,
-    method: str = "auto",
-    draws: int = 199,
-    seed: int = 0,
-    unit: str = "station_id",
-    cohort: str = "first_treat",
-    max_permutation_treated: int = 100,
-) -> dict[str, Any] | None:
-    """Joint test that every event-study lead is zero, with a small-sample-valid p-value.
+def pretrend_test(result: EstimationResult | pd.DataFrame, /, *args: Any, method: str = "auto", draws: int = 199,
+                  seed: int = 0, max_permutation_treated: int = 100, **kwargs: Any) -> Any:
+    """Joint test that every event-study lead of ``result`` is zero → :class:`PretrendResult`.
 
-    ``estimator``/``options``: any registered estimator whose result carries
-    ``meta["pretrend"] = {"stat", "df", "p_value"}`` (``cs``, ``sa``, ``imputation``,
-    ``event_twfe``). ``result``: the already fitted result on ``panel`` (saves one fit).
-    Returns ``None`` when the estimator has no pre-trend test on this panel; otherwise a dict
-    with ``stat``, ``df``, ``p_value`` (of the chosen ``method``), ``method``, ``p_chi2``,
-    ``p_f``, ``p_permutation``, ``draws`` (valid permutation draws), ``n_treated``.
+    ``result``: a fitted result whose ``meta["pretrend"]`` holds ``{"stat", "df", "p_value"}``
+    (``cs``, ``sa``, ``imputation``, ``event_twfe``); re-fits use ``result.context``.
+    ``method``: one of :data:`METHODS`; ``draws``/``seed``: the permutation test's draws (every
+    draw from ``np.random.default_rng(seed)``). Attach with ``result.with_inference("pretrend", t)``.
+
+    (Legacy, until evaluation.py switches: ``pretrend_test(panel, outcome, estimator, options, ...)``
+    returns the old dict, see :func:`pretrend_test_panel`.)
     """
+    if isinstance(result, pd.DataFrame):
+        return pretrend_test_panel(result, *args, method=method, draws=draws, seed=seed,
+                                   max_permutation_treated=max_permutation_treated, **kwargs)
+    if args or kwargs:
+        raise TypeError(f"pretrend_test(result, ...) got unexpected arguments {list(kwargs) or args}")
+    return pretrend_refit(refit_of(result), result, method=method, draws=draws, seed=seed,
+                          max_permutation_treated=max_permutation_treated)
+
+
+def pretrend_permutation(result: EstimationResult, *, draws: int = 999, seed: int = 0) -> PretrendResult:
+    """The permutation pre-trend test of ``result`` (see :func:`pretrend_test`)."""
+    return pretrend_test(result, method="permutation", draws=draws, seed=seed)
+
+
+def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "auto", draws: int = 199,
+                   seed: int = 0, max_permutation_treated: int = 100) -> PretrendResult:
+    """The test on a :class:`~evalkit.inference._refit.Refit` whose full-sample fit is ``result``."""
     if method not in METHODS:
         raise ValueError(f"unknown pre-trend test method {method!r}; choose from {METHODS}")
-    # the statistic uses the analytic covariance; only the event-time block enters it
-    refit, result, _ = refit_setup(panel, outcome, estimator, options, result, ("dynamic",))
-    pt = (result.meta or {}).get("pretrend")
-    if not pt or not pt.get("df") or pt.get("stat") is None:
-        return None
-    stat, k = float(pt["stat"]), int(pt["df"])
-    first = panel.groupby(unit, sort=True)[cohort].first()
-    cohorts = first.fillna(0).to_numpy()
-    n_treated = int((cohorts > 0).sum())
-    out: dict[str, Any] = {
-        "stat": stat, "df": k, "p_chi2": float(pt["p_value"]),
-        "p_f": None, "p_permutation": None, "draws": 0,
-        "n_treated": n_treated, "estimator": estimator,
-    }
-    if math.isfinite(p_f := hotelling_f_pvalue(stat, k, n_treated)):  # undefined when n_treated <= k + 1
-        out["p_f"] = p_f
-    chosen = method
+    codes, _, cohorts = refit.unit_cohorts()
+    g = int((cohorts > 0).sum())
+    pt = (result.meta or {}).get("pretrend") or {}
+    base: dict[str, Any] = {"estimator": refit.estimator, "n_treated": g, "seed": seed}
+    if not pt.get("df"):
+        return PretrendResult(status="not_available", reason=f"the {refit.estimator} fit has no event-study leads "
+                              "to test on this sample", **base)
+    k = int(pt["df"])
+    stat = float(pt["stat"]) if pt.get("stat") is not None else math.nan
+    # a cluster-robust covariance is a sum of G cluster score products that sum to zero: rank ≤ G − 1,
+    # so with k ≥ G leads it is singular and any "W" printed for it is numerical noise (±1e17)
+    n_clusters = int(refit.frame[refit.cluster or refit.unit].nunique())
+    wald_ok = math.isfinite(stat) and stat >= 0 and k < n_clusters
+    why = (f"the covariance of the {k} leads from {n_clusters} clusters is singular (rank at most {n_clusters - 1})"
+           if k >= n_clusters else pt.get("reason") or "their covariance is singular")
+    p_chi2 = float(pt["p_value"]) if wald_ok and pt.get("p_value") is not None else None
+    p_f = hotelling_f_pvalue(stat, k, g) if wald_ok else math.nan
+    base.update(df=k, stat=stat if wald_ok else math.nan, p_chi2=p_chi2, p_f=None if math.isnan(p_f) else p_f)
+    test = method
     if method == "auto":
-        chosen = "permutation" if n_treated < max_permutation_treated else "f"
-    if chosen == "f" and out["p_f"] is None:
-        chosen = "permutation"
-    if chosen == "permutation":
-        rng = np.random.default_rng(seed)
-        codes = pd.Index(first.index).get_indexer(panel[unit])
-        work = panel.copy()
-        null: list[float] = []
-        for _ in range(int(draws)):
-            work[cohort] = rng.permutation(cohorts)[codes]
-            try:
-                b = (refit(work).meta or {}).get("pretrend") or {}
-            except Exception:  # noqa: BLE001 - a draw without identified leads is skipped
-                continue
-            if b.get("stat") is not None and math.isfinite(float(b["stat"])):
-                null.append(float(b["stat"]))
-        if null:
-            arr = np.asarray(null)
-            out["p_permutation"] = float((1 + np.sum(arr >= stat - 1e-12 * abs(stat))) / (len(arr) + 1))
-            out["draws"] = len(arr)
-        else:
-            chosen = "chi2"
-    out["method"] = chosen
-    out["p_value"] = {"chi2": out["p_chi2"], "f": out["p_f"], "permutation": out["p_permutation"]}[chosen]
+        test = "permutation" if g < max_permutation_treated or base["p_f"] is None else "f"
+    base["others"] = _others(test, k, g, wald_ok, why, base["p_f"] is not None)
+    if test in ("chi2", "f") and not wald_ok:
+        return PretrendResult(test=test, status="not_available", reason=f"the Wald statistic of the {k} leads is "
+                              f"not defined ({why})", **base)
+    if test == "chi2":
+        return PretrendResult(test="chi2", p_value=p_chi2 if p_chi2 is not None else math.nan, **base)
+    if test == "f":
+        if base["p_f"] is None:
+            return PretrendResult(test="f", status="not_available", reason=f"Hotelling's F needs more treated "
+                                  f"stations than leads + 1 ({g} treated, {k} leads)", **base)
+        return PretrendResult(test="f", p_value=base["p_f"], **base)
+    return _permutation(refit, codes, cohorts, k, g, wald_ok, draws, seed, base)
+
+
+def _others(test: str, k: int, g: int, wald_ok: bool, why: str, f_defined: bool) -> dict[str, str]:
+    """Why each test other than ``test`` is not the one reported (for the brief's explanation)."""
+    out = {}
+    if test != "chi2":
+        out["chi2"] = (f"not defined: {why}" if not wald_ok else
+                       f"asymptotic: treats the covariance of the {k} leads as known, but it is estimated from about "
+                       f"{g} treated stations, so the χ² test rejects too often in small designs")
+    if test != "f":
+        out["f"] = (f"not defined: {why}" if not wald_ok else
+                    f"not defined: needs more treated stations than leads + 1 ({g} treated, {k} leads)"
+                    if not f_defined else "valid but conservative when the treated stations are few relative to the leads")
+    if test != "permutation":
+        out["permutation"] = "not run (chosen test: " + test + ")"
     return out
 
 
-__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_test"]
+def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
+    """The permutation test's statistic on one fit: the estimator's Wald ``W`` or ``Σ t_e²``."""
+    if kind == "wald":
+        pt = (fit.meta or {}).get("pretrend") or {}
+        return float(pt["stat"]) if pt.get("stat") is not None else math.nan
+    leads = fit.tables.get("pretrend_leads")  # imputation keeps its leads in a table
+    if leads is None or leads.empty:
+        leads = fit.rows("event")
+        et = pd.to_numeric(leads["event_time"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        leads = leads[et < -anticipation]
+    b = pd.to_numeric(leads["estimate"], errors="coerce").to_numpy(dtype=float)
+    se = pd.to_numeric(leads["std_error"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(b) & np.isfinite(se) & (se > 0)
+    return float(np.sum((b[ok] / se[ok]) ** 2)) if ok.any() else math.nan
+
+
+def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
+                 draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
+    kind = "wald" if wald_ok and k < g else "t2sum"
+    notes = [] if kind == "wald" else [f"statistic: sum of squared lead t-statistics (the Wald statistic needs "
+                                       f"fewer leads ({k}) than treated stations ({g}))"]
+    base = {**base, "test": "permutation", "statistic": kind, "draws": int(draws)}
+    aggs = ("dynamic",) if refit.estimator == "cs" else None  # the leads are the event-time aggregation
+    anticipation = int(refit.options.get("anticipation", 0) or 0)
+    # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
+    try:
+        observed = _statistic(refit.fit(aggregations=aggs), kind, anticipation)
+    except Exception as exc:  # noqa: BLE001 - reported
+        return PretrendResult(status="failed", reason=f"the re-fit on the sample failed: {short_reason(exc)}", **base)
+    if not math.isfinite(observed):
+        return PretrendResult(status="not_available", reason="the leads have no finite statistic on this sample",
+                              **base)
+    rng = np.random.default_rng(seed)
+    null: list[float] = []
+    first_error: str | None = None
+    for _ in range(int(draws)):
+        data = refit.permuted(rng.permutation(cohorts)[codes])
+        try:
+            s = _statistic(refit.fit(data, aggregations=aggs), kind, anticipation)
+        except Exception as exc:  # noqa: BLE001 - counted, reason kept
+            first_error = first_error or short_reason(exc)
+            continue
+        if math.isfinite(s):
+            null.append(s)
+        else:
+            first_error = first_error or "no finite statistic"
+    n_failed = int(draws) - len(null)
+    base.update(draws_valid=len(null), draws_failed=n_failed)
+    if kind == "t2sum":
+        base["stat"] = observed
+    if not null:
+        return PretrendResult(status="failed", reason=f"every one of the {int(draws)} permutation draws failed "
+                              f"({first_error or 'no draws'})", notes=tuple(notes), **base)
+    if n_failed:
+        notes.append(f"{n_failed} of {int(draws)} permutation draws failed ({first_error}); the p-value uses the others")
+    arr = np.asarray(null)
+    p = float((1 + np.sum(arr >= observed - 1e-12 * abs(observed))) / (arr.size + 1))
+    return PretrendResult(p_value=p, p_permutation=p, notes=tuple(notes), **base)
+
+
+# ---------------------------------------------------------------------------------------------
+# panel-based entry point used by evaluation.py until it switches to pretrend_test(result)
+
+def pretrend_test_panel(panel: pd.DataFrame, outcome: str, estimator: str = "cs",
+                        options: dict[str, Any] | None = None, *, result: EstimationResult | None = None,
+                        method: str = "auto", draws: int = 199, seed: int = 0, unit: str = "station_id",
+                        cohort: str = "first_treat", max_permutation_treated: int = 100) -> dict[str, Any] | None:
+    """The old dict (``stat``, ``df``, ``p_value``, ``method``, ``p_chi2``, ``p_f``,
+    ``p_permutation``, ``draws``, ``n_treated``, ``estimator``, ``statistic``); ``None`` when the
+    estimator has no leads; ``ValueError`` with the reason when the chosen test cannot be computed."""
+    refit = panel_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
+    if result is None:
+        result = refit.fit()
+    t = pretrend_refit(refit, result, method=method, draws=draws, seed=seed,
+                       max_permutation_treated=max_permutation_treated)
+    if t.status == "not_available" and not t.df:
+        return None
+    if not t.ok:
+        raise ValueError(t.reason)
+    return {"stat": t.stat, "df": t.df, "p_value": t.p_value, "method": t.test, "p_chi2": t.p_chi2, "p_f": t.p_f,
+            "p_permutation": t.p_permutation, "draws": t.draws_valid, "n_treated": t.n_treated,
+            "estimator": t.estimator, "statistic": t.statistic}
+
+
+__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_permutation", "pretrend_refit", "pretrend_test",
+           "pretrend_test_panel"]
