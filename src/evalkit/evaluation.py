@@ -158,9 +158,11 @@ class Evaluation:
         return None if name is None else {"estimator": name, **res[name].meta["pretrend"]}
 
     def pretrend_p(self, outcome: str | None = None) -> float | None:
-        """p-value of the joint pre-trend test (see :meth:`pretrend_info`)."""
+        """p-value of the joint pre-trend test (see :meth:`pretrend_info`); ``None`` when there is
+        none or the chosen test failed (``status == "failed"``, never replaced by the χ² p-value)."""
         info = self.pretrend_info(outcome)
-        return None if info is None else float(info["p_value"])
+        pv = None if info is None else info.get("p_value")
+        return None if pv is None or math.isnan(float(pv)) else float(pv)
 
     def robust(self, outcome: str | None = None) -> bool | None:
         """Sensitivity verdict input: robust CI excludes zero (primary outcome only; None = not run)."""
