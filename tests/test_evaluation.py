@@ -153,3 +153,44 @@ def test_exclude_reforms_leaves_a_clean_comparison_group(demo_warehouse):
         validate_params({**base, "exclude_reforms": ["service_hall"]})
     with pytest.raises(evalkit.params.ParamsError, match="unknown reform"):
         validate_params({**base, "exclude_reforms": ["no_such_reform"]})
+
+
+def test_breakdown_bisection_is_bounded_work_not_a_clock():
+    import inspect
+
+    from evalkit import sensitivity_run
+    from evalkit.sensitivity_run import breakdown_bisect
+
+    calls = []
+
+    def covers(m):
+        calls.append(m)
+        return m >= 1.2345
+
+    b = breakdown_bisect(covers, [(0.5, False), (1.0, False), (1.5, True), (2.0, True)], upper=5.0, tol=0.05)
+    assert 1.2345 <= b <= 1.2345 + 0.05 and len(calls) == math.ceil(math.log2(0.5 / 0.05))
+    assert breakdown_bisect(lambda m: False, [(0.5, False)], upper=5.0, tol=0.05) == math.inf
+    assert breakdown_bisect(lambda m: True, [(0.5, True)], upper=5.0, tol=0.05) == 0.0
+    source = inspect.getsource(sensitivity_run)
+    assert "perf_counter" not in source and "deadline" not in source and "time." not in source
+
+
+def test_failed_small_sample_pretrend_is_reported_not_replaced_by_chi2(demo_warehouse, monkeypatch):
+    import evalkit.inference.pretrend as pretrend
+
+    def broken(*args, **kwargs):
+        raise ValueError("every permutation draw failed")
+
+    monkeypatch.setattr(pretrend, "pretrend_test", broken)
+    params = validate_params({"evaluation_id": "pt_fail", "reform": "两队一室", "outcomes": ["incidents_fight"],
+                              "region": {"area_type": "urban"}, "estimators": ["twfe", "cs"], "sensitivity": False,
+                              "headline_se": "analytic", "pretrend_test": "permutation", "lang": "en",
+                              "warehouse": str(demo_warehouse)})
+    ev = evalkit.evaluate(params)
+    pt = ev.result().meta["pretrend"]
+    assert pt["status"] == "failed" and pt["reason"] == "every permutation draw failed"
+    assert pt["p_value"] is None and 0 <= pt["p_chi2"] <= 1  # the χ² p-value is kept, not used
+    h = ev.headline()
+    assert h["pretrend_p"] is None
+    sentence = headline_text(ev)["pretrend_sentence"]
+    assert "every permutation draw failed" in sentence and "not used for the rating" in sentence

@@ -75,8 +75,14 @@ warehouse: {warehouse}
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
+    # build from a copy of the project files, so setuptools' build/ folder is not left in the repository
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "src", project / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, project / name)
     dist = tmp_path / "dist"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(project)],
                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = dist.glob("evalkit-*.whl")

@@ -86,15 +86,13 @@ def pretrend_method_label(pt: dict | None, lang: str) -> str:
 
 def pretrend_sentence(ev: Evaluation, h: dict[str, Any]) -> str:
     """The verdict block's sentence on the pre-trend test (and on a small-sample test that failed)."""
-    lang, pre = ev.lang, h["pretrend_p"]
+    lang, pre, pt = ev.lang, h["pretrend_p"], h.get("pretrend") or {}
+    if pt.get("status") == "failed":
+        return t("pretrend_small_failed", lang, reason=pt.get("reason") or "—")
     if pre is None:
         return t("pretrend_na", lang)
-    out = t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok", lang, p=fmt_p(pre),
-            method=pretrend_method_label(h.get("pretrend"), lang))
-    err = (h.get("pretrend") or {}).get("small_sample_error")
-    if err:
-        out += ("" if lang == "zh" else " ") + t("pretrend_small_failed", lang, reason=err)
-    return out
+    return t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok", lang, p=fmt_p(pre),
+             method=pretrend_method_label(pt, lang))
 
 
 def results_text(ev: Evaluation) -> dict[str, Any]:

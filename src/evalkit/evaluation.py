@@ -136,7 +136,16 @@ class Evaluation:
             err = self.failures.get(outcome, {}).get(estimator, "not requested")
             raise KeyError(f"no {estimator} result for {outcome}: {err}") from None
 
-    def n_units(self) -> tuple[int, int]:
+    def n_units(self, outcome: str | None = None) -> tuple[int, int]:
+        """(adopting, comparison) stations of the headline estimate's sample (``meta["sample"]``:
+        late adopters count as comparison, dropped stations not at all); the panel's counts when
+        the headline result carries no sample or did not run."""
+        try:
+            info = self.result(outcome).meta.get("sample") or {}
+        except KeyError:
+            info = {}
+        if "n_treated" in info and "n_control" in info:
+            return int(info["n_treated"]), int(info["n_control"])
         first = self.panel.groupby("station_id")["first_treat"].first()
         treated = int((first != NEVER_TREATED).sum())
         return treated, int(len(first) - treated)
@@ -149,9 +158,11 @@ class Evaluation:
         return None if name is None else {"estimator": name, **res[name].meta["pretrend"]}
 
     def pretrend_p(self, outcome: str | None = None) -> float | None:
-        """p-value of the joint pre-trend test (see :meth:`pretrend_info`)."""
+        """p-value of the joint pre-trend test (see :meth:`pretrend_info`); ``None`` when there is
+        none or the chosen test failed (``status == "failed"``, never replaced by the χ² p-value)."""
         info = self.pretrend_info(outcome)
-        return None if info is None else float(info["p_value"])
+        pv = None if info is None else info.get("p_value")
+        return None if pv is None or math.isnan(float(pv)) else float(pv)
 
     def robust(self, outcome: str | None = None) -> bool | None:
         """Sensitivity verdict input: robust CI excludes zero (primary outcome only; None = not run)."""
@@ -174,7 +185,7 @@ class Evaluation:
         row = r.overall
         est, lo, hi, p = (float(row[k]) for k in ("estimate", "ci_low", "ci_high", "p_value"))
         verdict = decide(p, self.pretrend_p(outcome), alpha=self.params.alpha, robust=self.robust(outcome))
-        n_t, n_c = self.n_units()
+        n_t, n_c = self.n_units(outcome)
         out = {
             "outcome": outcome, "estimator": r.estimator, "estimate": est, "ci_low": lo, "ci_high": hi,
             "p_value": p, "pct": r.percent(est), "pct_ci_low": r.percent(lo), "pct_ci_high": r.percent(hi),

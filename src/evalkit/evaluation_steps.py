@@ -39,11 +39,13 @@ def estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
 
 def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> str | None:
     """The estimator whose joint pre-trend test the verdict reads: the headline's, else the first of
-    :data:`PRETREND_SOURCES` with a finite p-value."""
+    :data:`PRETREND_SOURCES` with a finite p-value (a small-sample test that failed on it keeps it
+    the source, so the brief reports the failure instead of moving to another estimator)."""
     for name in (p.headline, *PRETREND_SOURCES):
         pt = (res[name].meta.get("pretrend") or {}) if name in res else {}
         pv = pt.get("p_value")
-        if pt.get("df") and pv is not None and not (isinstance(pv, float) and math.isnan(pv)):
+        finite = pv is not None and not (isinstance(pv, float) and math.isnan(pv))
+        if pt.get("df") and (finite or pt.get("status") == "failed"):  # a failed test stays the source
             return name
     return None
 
@@ -53,8 +55,9 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     """Replace the verdict's pre-trend p-value by the small-sample-valid one (in place).
 
     The asymptotic χ² p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which
-    p-value ``p_value`` is (``evalkit.inference.pretrend``). On failure the χ² p-value stays and
-    ``meta["pretrend"]["small_sample_error"]`` says why (the brief shows it).
+    p-value ``p_value`` is (``evalkit.inference.pretrend``). When the small-sample test fails,
+    ``status`` is ``failed`` with the ``reason`` and ``p_value`` is ``None``: the χ² p-value it was
+    chosen to replace is kept as ``p_chi2`` but never used in its place (the brief says so).
     """
     from evalkit.inference.pretrend import pretrend_test
 
@@ -66,7 +69,9 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
         test = pretrend_test(panel, outcome, name, estimator_options(name, p), result=r, method=p.pretrend_test,
                              draws=p.pretrend_draws, seed=p.seed)
     except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
-        r.meta["pretrend"]["small_sample_error"] = reason(exc)
+        pt = r.meta["pretrend"]
+        r.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
+                              "reason": reason(exc)}
         return
     if test is not None:
         r.meta["pretrend"] = {**r.meta["pretrend"], **test}

@@ -122,7 +122,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "sens_part_breakdown_rm": "相对幅度临界值",
         "sens_part_breakdown_sd": "平滑度临界值",
         "sens_source_fallback": "Callaway–Sant'Anna 事件研究无法用于敏感性分析（{reason}），改用动态双向固定效应。",
-        "pretrend_small_failed": "小样本趋势检验未能完成（{reason}），此处为 Wald χ² 检验。",
+        "pretrend_small_failed": "小样本改革前趋势检验未能完成（{reason}）；渐近 χ² 检验在此情形下不可靠，未用于证据评级。",
         "method_jackknife_failed": "刀切法标准误未能完成（{reason}），结论采用解析标准误。",
         "not_available": "{what}暂不可用：{reason}",
         "sensitivity_what": "敏感性分析",
@@ -270,7 +270,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "sens_part_breakdown_sd": "The smoothness breakdown value",
         "sens_source_fallback": "The Callaway–Sant'Anna event study could not be used for the sensitivity analysis "
                                 "({reason}); the dynamic TWFE event study is used instead.",
-        "pretrend_small_failed": "The small-sample pre-trend test failed ({reason}); the Wald χ² test is shown.",
+        "pretrend_small_failed": "The small-sample pre-trend test failed ({reason}); the asymptotic χ² test is unreliable "
+                                 "here and is not used for the rating.",
         "method_jackknife_failed": "The jackknife standard error failed ({reason}); the analytic one is used.",
         "not_available": "{what} not available: {reason}",
         "sensitivity_what": "Sensitivity analysis",

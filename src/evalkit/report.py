@@ -27,6 +27,7 @@ from evalkit.brief_text import (
     sensitivity_sentences,
     variant_label,
 )
+from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
 from evalkit.registry import NEVER_TREATED, period_start
@@ -202,7 +203,8 @@ def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
     """Single-station pilot: the treated station against its synthetic counterpart."""
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
-    r = ev.results.get(outcome, {}).get("sdid") or ev.results.get(outcome, {}).get("sc")
+    done = ev.results.get(outcome, {})
+    r = next((done[n] for n in names(role="single_station") if n in done), None)
     if r is None:
         return
     _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
