@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,12 +17,8 @@ R_PROP99 = {"sdid": -15.603828, "sc": -19.619663, "did": -27.349111}
 
 @pytest.fixture(scope="module")
 def prop99() -> pd.DataFrame:
-    sd = pytest.importorskip("synthdid")
-    path = files("synthdid") / "data" / "california_prop99.csv"
-    if not path.is_file():  # the unrelated 'synthdid' 0.10 package has no data
-        pytest.skip("synthdid-py with bundled Prop 99 data not installed")
-    del sd
-    df = pd.read_csv(path, sep=";")
+    # source and licence: tests/data/README.md (copied from synthdid-py 0.1.0, BSD-3-Clause)
+    df = pd.read_csv(Path(__file__).parent / "data" / "california_prop99.csv", sep=";")
     return df.assign(first_treat=np.where(df["State"] == "California", 1989, 0))
 
 
