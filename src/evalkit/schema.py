@@ -107,15 +107,37 @@ PERSONAL_DATA_HEADERS: tuple[str, ...] = (
     "住址", "家庭住址", "现住址", "户籍地址", "address", "home_address",
 )
 
-# Bookkeeping tables of the warehouse (not user data).
+# Bookkeeping tables of the warehouse (not user data). Every ingested file is one *load*
+# (``ingest_log.load_id``); its accepted rows carry the id in the data tables' ``load_id``
+# column and its rejected rows in ``quarantine.load_id``, so a load can be replaced or forgotten
+# as a whole. Forgotten/replaced loads stay in ``ingest_log`` with ``live = FALSE``.
+LOAD_ID_COLUMN = "load_id"
 META_DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     """CREATE TABLE IF NOT EXISTS quarantine (
   table_name VARCHAR, source_file VARCHAR, source_row BIGINT, column_name VARCHAR,
-  reason VARCHAR, detail VARCHAR, raw VARCHAR, ingested_at TIMESTAMP
+  reason VARCHAR, detail VARCHAR, raw VARCHAR, ingested_at TIMESTAMP, load_id BIGINT
 )""",
     """CREATE TABLE IF NOT EXISTS ingest_log (
   table_name VARCHAR, source_file VARCHAR, sha256 VARCHAR, rows_in BIGINT,
-  rows_accepted BIGINT, rows_quarantined BIGINT, ingested_at TIMESTAMP
+  rows_accepted BIGINT, rows_quarantined BIGINT, ingested_at TIMESTAMP,
+  load_id BIGINT, source_path VARCHAR, rows_other BIGINT, live BOOLEAN DEFAULT TRUE,
+  removed_at TIMESTAMP, removed_how VARCHAR
 )""",
+    # covered station-months per record table (see evalkit.coverage); n_records may be 0
+    """CREATE TABLE IF NOT EXISTS coverage (
+  table_name VARCHAR, station_id VARCHAR, period INTEGER, n_records BIGINT
+)""",
+]
+# Columns added to bookkeeping tables after their first release: added to older warehouses on
+# connect (``ALTER TABLE … ADD COLUMN IF NOT EXISTS``).
+META_MIGRATIONS = [
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS load_id BIGINT",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS load_id BIGINT",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS source_path VARCHAR",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS rows_other BIGINT",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS live BOOLEAN DEFAULT TRUE",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS removed_at TIMESTAMP",
+    "ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS removed_how VARCHAR",
+    *(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {LOAD_ID_COLUMN} BIGINT" for t in TABLES),
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from evalkit.schema import META_DDL, TABLES
+from evalkit.schema import META_DDL, META_MIGRATIONS, TABLES
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_VAR = "EVALKIT_WAREHOUSE"
@@ -48,6 +48,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     for t in TABLES.values():
         con.execute(t.ddl())
     for ddl in META_DDL:
+        con.execute(ddl)
+    for ddl in META_MIGRATIONS:
         con.execute(ddl)
 
 

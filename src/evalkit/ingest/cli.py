@@ -9,13 +9,14 @@ from evalkit.ingest.errors import IngestError
 
 
 def ingest_cli(table: str, files: list[str], warehouse: str | None, mapping: str | None,
-               sheet: str | None) -> int:
+               sheet: str | None, *, replace: bool = False, accept_unmatched: bool = False) -> int:
     """Run an ingest and print its report. Exit codes: 0 ok (quarantined rows are reported, not an
     error), 1 file-level error (nothing written), 2 every row was quarantined."""
     console = Console()
     err = Console(stderr=True)
     try:
-        report = ingest(table, list(files), warehouse=warehouse, mapping=mapping, sheet=sheet)
+        report = ingest(table, list(files), warehouse=warehouse, mapping=mapping, sheet=sheet,
+                        replace=replace, accept_unmatched=accept_unmatched)
     except IngestError as e:
         err.print(f"[bold red]ingest failed, nothing written:[/bold red] {e}", markup=True, highlight=False)
         return 1

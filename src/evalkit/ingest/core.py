@@ -11,17 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from evalkit import registry
+from evalkit import coverage, registry
 from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
 from evalkit.ingest.report import IngestReport
+from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
+from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
 from evalkit.schema import TABLES, Table
 
@@ -34,6 +36,7 @@ KEYS = {
     "disputes": ("dispute_id",),
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
+UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
 
 
 # ------------------------------------------------------------------------------ windows
@@ -78,34 +81,19 @@ def resolve_window(con, study_window, now: dt.datetime) -> tuple[dt.datetime, dt
 
 
 # ------------------------------------------------------------------------------ value maps
-def _norm_key(x: str) -> str:
-    s = unicodedata.normalize("NFKC", str(x))
-    return "".join(s.split()).upper()
-
-
-def _station_mapper(con):
-    rows = con.execute("SELECT station_id, name FROM stations").fetchall()
-    exact: dict[str, set[str]] = {}
-    normed: dict[str, set[str]] = {}
-    for sid, _name in rows:
-        exact.setdefault(sid, set()).add(sid)
-        normed.setdefault(_norm_key(sid), set()).add(sid)
-    for sid, name in rows:  # names after ids: an id always wins over a name
-        if name:
-            if name not in exact:
-                exact.setdefault(name, set()).add(sid)
-            n = _norm_key(name)
-            if n not in normed or sid in normed[n]:
-                normed.setdefault(n, set()).add(sid)
-
-    def match(v: str) -> str | None:
-        for d, k in ((exact, v), (normed, _norm_key(v))):
-            hit = d.get(k)
-            if hit:
-                return next(iter(hit)) if len(hit) == 1 else None
-        return None
-
-    return match, len(rows)
+def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
+    """Match ``vv``'s distinct values to the register (see :mod:`evalkit.ingest.stations`):
+    (parsed expression, join, checks: ambiguous first, then unknown)."""
+    if station_map_table(con, "_ek_v", vv) == 0:
+        raise IngestError(f"the station register is empty: ingest stations before {t}")
+    checks = [
+        Check("ambiguous_station", "station_id", f"{vv} IS NOT NULL AND p_station_cands IS NOT NULL",
+              f"concat('station ', {vv}, ' fits several stations of the register: ', p_station_cands, "
+              f"'; give the code or the full name')"),
+        Check("unknown_station", "station_id", f"{vv} IS NOT NULL AND p_station_id IS NULL",
+              f"concat('station ', {vv}, ' is not in the station register (by code or name)')"),
+    ]
+    return "ms.m", f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}", checks
 
 
 def _reform_map(v: str) -> str | None:
@@ -202,14 +190,10 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
         bad = f"{vv} IS NOT NULL AND {p(c.name)} IS NULL"
         shown = f"concat({S.q(_lbl(hm, c.name) + ': ')}, {vv})"
         if c.name == "station_id" and t in STATION_REF_TABLES:
-            match, n = _station_mapper(con)
-            if n == 0:
-                raise IngestError(f"the station register is empty: ingest stations before {t}")
-            _make_map(con, "_ek_map_station", vv, match)
-            joins.append(f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}")
-            parsed[c.name] = "ms.m"
-            parse_checks.append(Check("unknown_station", c.name, bad,
-                                      f"concat('station ', {vv}, ' is not in the station register (by id or name)')"))
+            parsed[c.name], join, station_checks = _station_mapper(con, t, vv)
+            parsed["station_cands"] = "ms.cands"  # the candidates of an ambiguous reference
+            joins.append(join)
+            parse_checks.extend(station_checks)
         elif c.name == "reform":
             _make_map(con, "_ek_map_reform", vv, _reform_map)
             joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
@@ -290,15 +274,44 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 
 # ------------------------------------------------------------------------------ one file
 def _drop_temps(con) -> None:
+    """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     for name in ("_ek_v", "_ek_p", "_ek_stage", "_ek_dup", "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _log_file(con, table: str, file: str, sha: str, rows_in: int, acc: int, qua: int, now) -> None:
-    con.execute("INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?)", [table, file, sha, rows_in, acc, qua, now])
+def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int) -> None:
+    """One ingest_log row per load, after checking the load's rows in the warehouse: its live rows
+    and quarantine rows are exactly what it accepted and quarantined."""
+    live = con.execute(f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    qlive = con.execute("SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    if (live, qlive) != (res["rows_accepted"], res["rows_quarantined"]):
+        raise AssertionError(f"{file}: load {load_id} holds {live} rows + {qlive} quarantined, "
+                             f"expected {res['rows_accepted']} + {res['rows_quarantined']}")
+    con.execute("INSERT INTO ingest_log (table_name, source_file, sha256, rows_in, rows_accepted, rows_quarantined, "
+                "ingested_at, load_id, source_path, rows_other, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
+                [table, file, sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now, load_id,
+                 str(Path(file).resolve()), res["rows_other"]])
 
 
-def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport) -> dict:
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
+    """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
+    the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
+    idx = [i for i, c in enumerate(checks, start=1) if c.reason == "unknown_station"]
+    if not idx or not rows_in:
+        return 0
+    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE _chk = {idx[0]}").fetchall()[0][0]
+    if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
+        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE _chk = {idx[0]} "
+                          f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
+        names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
+        raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
+                          f"station not in the register, most often: {names}; add them to the register or map "
+                          f"them in the mapping file, or pass --accept-unmatched to quarantine them", file=src.name)
+    return int(n)
+
+
+def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
+                 load_id: int, accept_unmatched: bool = False) -> dict:
     t = spec.name
     _drop_temps(con)
     row_expr = load_raw(con, src, hm.positions, "_ek_v")
@@ -326,6 +339,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
+    unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched)
     # ---- accepted rows
     free = FREE_TEXT.get(t, ())
     out_cols = [c.name for c in spec.columns]
@@ -336,8 +350,12 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         if present_free:
             cond = " + ".join(f"CAST(COALESCE({S.needs_mask_sql('p_' + c)}, FALSE) AS INTEGER)" for c in present_free)
             masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}) SELECT {sel} FROM _ek_stage WHERE _chk IS NULL"
-                      ).fetchall()[0][0]
+    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
+                      f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
+    rows_other = 0
+    if "category" in parsed and "category" in hm.positions:
+        rows_other = con.execute("SELECT count(*) FROM _ek_stage WHERE _chk IS NULL AND p_category = 'other'"
+                                 ).fetchall()[0][0]
 
     # ---- quarantined rows
     raw_json = "json_object(" + ", ".join(
@@ -350,9 +368,10 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     qua = con.execute(f"""
-INSERT INTO quarantine
+INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
+                        load_id)
 SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
-       {S.mask_sql(raw_json)}, {nowl}
+       {S.mask_sql(raw_json)}, {nowl}, {int(load_id)}
 FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
     if qua:
         masked += con.execute(
@@ -370,13 +389,22 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
     _drop_temps(con)
     if rows_in != acc + qua:
         raise AssertionError(f"{src.name}: rows_in {rows_in} != accepted {acc} + quarantined {qua}")
-    return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked)}
+    return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked),
+            "rows_other": int(rows_other), "unmatched": unmatched}
 
 
 # ------------------------------------------------------------------------------ public
 def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
-           study_window: tuple[str, str] | None = None) -> IngestReport:
-    """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`."""
+           study_window: tuple[str, str] | None = None, replace: bool = False,
+           accept_unmatched: bool = False) -> IngestReport:
+    """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`.
+
+    Each file is one load (``ingest_log.load_id``). ``replace``: first remove the earlier live
+    loads of each file (matched by path, content or unique file name; their rows and quarantine
+    go), then load it — how a corrected file or a fixed mapping is re-ingested. Without it a file
+    whose content was already loaded is skipped. ``accept_unmatched``: quarantine rows naming an
+    unknown station even when they are more than 1 % of a file (otherwise the call fails).
+    """
     t0 = time.perf_counter()
     if table not in TABLES:
         raise IngestError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -400,14 +428,24 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             window = resolve_window(con, study_window, now)
             for f in files:
                 sha = sha256_file(f)
-                hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? LIMIT 1",
-                                  [table, sha]).fetchall()
-                if hit:
-                    report.skipped_files.append(str(f))
-                    report.per_file.append({"table": table, "file": str(f), "status": "skipped (already ingested)",
-                                            "rows_in": 0, "rows_accepted": 0, "rows_quarantined": 0,
-                                            "masked_values": 0})
-                    continue
+                if replace:
+                    olds = find_loads(con, f, table, sha)
+                    if not olds:
+                        raise IngestError(f"--replace: no earlier load of this file in {table} (matched by path, "
+                                          f"content and file name); drop --replace, or forget the old file first "
+                                          f"(evalkit warehouse forget OLD_FILE)", file=str(f))
+                    for lid, _t, old_file in olds:
+                        d, q = remove_load(con, lid, "replaced", now, old_file)
+                        report.replaced.append({"file": old_file, "load_id": lid, "rows": d, "quarantined": q})
+                else:
+                    hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? "
+                                      "AND live LIMIT 1", [table, sha]).fetchall()
+                    if hit:
+                        report.skipped_files.append(str(f))
+                        report.per_file.append({"table": table, "file": str(f),
+                                                "status": "skipped (already ingested)", "rows_in": 0,
+                                                "rows_accepted": 0, "rows_quarantined": 0, "masked_values": 0})
+                        continue
                 src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet)
                 hm = map_headers(src.headers, spec, user_map, src.name)
                 for h in hm.unknown:
@@ -416,16 +454,23 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 for h in hm.personal:
                     if h not in report.refused_personal_columns:
                         report.refused_personal_columns.append(h)
-                res = _ingest_file(con, spec, src, hm, window, now, report)
+                load_id = next_load_id(con)
+                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched)
                 report.rows_in += res["rows_in"]
                 report.rows_accepted += res["rows_accepted"]
                 report.rows_quarantined += res["rows_quarantined"]
                 report.masked_values += res["masked"]
+                report.rows_other += res["rows_other"]
+                report.unmatched_rows += res["unmatched"]
+                report.load_ids.append(load_id)
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
-                _log_file(con, table, str(f), sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now)
+                _log_file(con, table, str(f), sha, res, now, load_id)
             report.check()
+            if table == "stations" and report.replaced:
+                check_station_references(con, "replacing the station register")
+            coverage.refresh(con, [table])
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -434,12 +479,20 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 pass
             raise
     finally:
+        _drop_temps_quietly(con)
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
         if own:
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _drop_temps_quietly(con) -> None:
+    try:
+        _drop_temps(con)
+    except duckdb.Error:
+        pass
 
 
 __all__ = ["ingest", "IngestReport", "IngestError", "REASONS", "resolve_window"]

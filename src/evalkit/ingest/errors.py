@@ -35,6 +35,7 @@ REASONS: dict[str, str] = {
     "bad_boolean": "a yes/no value is not one of 是/否/1/0/true/false",
     "bad_value": "a value is not one of the allowed codes (area type, handling unit)",
     "unknown_station": "the station id/name is not in the station register",
+    "ambiguous_station": "the station name fits several stations of the register (candidates in the detail)",
     "unknown_reform": "the reform name is not in the reform registry",
     "no_population": "a station has no or zero population",
     "dispatch_before_receipt": "dispatch time is before the call was received",

@@ -23,6 +23,13 @@ class IngestReport:
     unknown_values: dict[str, int] = field(default_factory=dict)
     per_file: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    # accepted rows whose category is `other` (unknown values and explicit 其他)
+    rows_other: int = 0
+    # rows quarantined because their station is not in the register (allowed with --accept-unmatched)
+    unmatched_rows: int = 0
+    load_ids: list[int] = field(default_factory=list)
+    # earlier loads removed by --replace: {"file", "load_id", "rows", "quarantined"}
+    replaced: list[dict] = field(default_factory=list)
 
     def check(self) -> None:
         """The reconciliation invariant: every row read is either accepted or quarantined."""
@@ -52,6 +59,11 @@ class IngestReport:
         ]
         for reason, n in sorted(self.quarantined_by_reason.items(), key=lambda kv: -kv[1]):
             lines.append(f"  quarantined {reason}: {n:,}")
+        for r in self.replaced:
+            lines.append(f"  replaced earlier load {r['load_id']} of {r['file']}: removed {r['rows']:,} rows and "
+                         f"{r['quarantined']:,} quarantined")
+        if self.rows_other and self.rows_accepted:
+            lines.append(f"  category `other`: {self.rows_other:,} rows ({self.rows_other / self.rows_accepted:.1%})")
         if self.skipped_files:
             lines.append(f"  skipped (already ingested, same sha256): {', '.join(self.skipped_files)}")
         if self.unknown_columns:
