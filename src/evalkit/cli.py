@@ -132,18 +132,29 @@ def warehouse_forget_cmd(
 
 
 @app.command("validate")
-def validate_cmd(params: list[Path] = typer.Argument(..., help="params YAML files")) -> None:
-    """Validate params files without running anything."""
-    from evalkit.params import ParamsError, load_params
+def validate_cmd(
+    params: list[Path] = typer.Argument(..., help="params YAML files"),
+    warehouse: str | None = typer.Option(None, help="check the window against this warehouse (default: the params')"),
+) -> None:
+    """Validate params files without running anything; the window is checked against the warehouse's data."""
+    from evalkit.params import ParamsError, check_against_warehouse, load_params
 
     bad = 0
     for p in params:
         try:
-            load_params(p)
-            out.print(f"[green]ok[/] {p}")
+            prm = load_params(p)
         except ParamsError as exc:
             bad += 1
             console.print(f"[red]{exc}[/]")
+            continue
+        wh = Path(warehouse or prm.warehouse)
+        problems = check_against_warehouse(prm, str(p), wh)
+        for msg in problems:
+            console.print(f"[red]{msg}[/]", highlight=False)
+        bad += bool(problems)
+        if not problems:
+            note = "" if wh.is_file() else f" (warehouse {wh} not found: window not checked against the data)"
+            out.print(f"[green]ok[/] {p}{note}", highlight=False)
     raise typer.Exit(1 if bad else 0)
 
 
