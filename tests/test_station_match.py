@@ -4,8 +4,8 @@ quarantined with their candidates; too many unknown ones stop the ingest (unless
 from __future__ import annotations
 
 import pytest
-from _exports import INC_H, REGISTER, incident_rows, months, write_csv, write_register
 
+from _exports import INC_H, REGISTER, incident_rows, months, write_csv, write_register
 from evalkit.ingest import IngestError, ingest, ingest_cli
 from evalkit.ingest.stations import StationMatcher, core, norm, tail
 from evalkit.warehouse import connect, table_counts

@@ -83,9 +83,14 @@ app.add_typer(warehouse_app, name="warehouse")
 @warehouse_app.command("status")
 def warehouse_status_cmd(
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
+    all_stations: bool = typer.Option(False, "--all-stations", help="list every station's coverage (default: "
+                                      "all up to 200 stations, else only those with gaps)"),
 ) -> None:
     """Loaded files, quarantine by reason, shares mapped to `other`, each station's coverage months."""
+    import numbers
+
     import duckdb
+    import pandas as pd
 
     from evalkit.warehouse import find_existing, is_demo, status
 
@@ -97,17 +102,27 @@ def warehouse_status_cmd(
         st = status(con)
         demo = is_demo(con)
     out.print(f"[bold]{path}[/bold]" + (" (demo world)" if demo else ""), highlight=False)
+    cov = st["coverage"]
+    if len(cov) > 200 and not all_stations:  # a national warehouse: only the stations that need a look
+        full = cov.groupby("table_name")["months"].transform("max")
+        keep = (cov["gap_months"] > 0) | (cov["months"] < full)
+        out.print(f"coverage: {int((~keep).sum()):,} station-tables fully covered; the other {int(keep.sum()):,} "
+                  f"below (all: --all-stations)", highlight=False)
+        st["coverage"] = cov[keep]
     for title, key in (("files (live loads)", "files"), ("quarantine by reason", "quarantine"),
                        ("coverage per station (months with records or plausible zeros)", "coverage"),
                        ("replaced or forgotten loads", "removed")):
         df = st[key]
         if df.empty:
             continue
+        if "file" in df.columns:  # the name is enough on screen; status() keeps the path
+            df = df.assign(file=[Path(f).name for f in df["file"]])
         tab = Table(title=title, title_justify="left")
         for col in df.columns:
-            tab.add_column(str(col))
+            tab.add_column(str(col), overflow="fold")
         for row in df.itertuples(index=False):
-            tab.add_row(*("" if v is None or v != v else f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+            tab.add_row(*("" if v is None or v is pd.NA or v != v else f"{v:,}" if isinstance(v, numbers.Integral)
+                          else str(v) for v in row))
         out.print(tab)
 
 

@@ -178,8 +178,11 @@ def status(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     files = con.execute(f"""
         SELECT table_name, source_file AS file, {extra} rows_in, rows_accepted, rows_quarantined, ingested_at
         FROM ingest_log WHERE {live} ORDER BY ingested_at, load_id""").df()
+    has_cat = files["table_name"].isin(["incidents", "disputes"])
+    files["rows_other"] = files["rows_other"].where(has_cat).astype("Int64")
     files.insert(files.columns.get_loc("rows_other") + 1, "share_other",
-                 (files["rows_other"] / files["rows_accepted"].where(files["rows_accepted"] > 0)).round(4))
+                 (files["rows_other"] / files["rows_accepted"].where(files["rows_accepted"] > 0))
+                 .astype("float64").round(4))
     quarantine = con.execute("SELECT table_name, reason, count(*) AS rows FROM quarantine "
                              "GROUP BY ALL ORDER BY table_name, rows DESC").df()
     removed = (con.execute("SELECT table_name, source_file AS file, load_id, rows_accepted, rows_quarantined, "
