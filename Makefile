@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SIZE   ?= small
 SEED   ?= 42
-WAREHOUSE ?= data/warehouse.duckdb
+# the demo world has its own warehouse; data/warehouse.duckdb is for ingested (real) data
+WAREHOUSE ?= data/demo/warehouse.duckdb
 
 .PHONY: setup demo test test-fast lint lab clean-outputs
 

@@ -12,11 +12,14 @@ both leave no record, so coverage is inferred from the accepted rows:
 2. **Months with records** are always covered.
 3. **Runs of empty candidate months** (consecutive months without a record, including runs
    at the start or end of the span) are covered — real zeros — unless a run of ``k`` months
-   is implausible for the station's volume: with ``λ`` = the station's records per candidate
-   month, a run is a gap when ``exp(-λ·k) < GAP_P`` (``GAP_P`` = 0.001), the Poisson chance
-   of ``k`` empty months in a row. A station with ~100 incidents a month that shows one empty
-   month has stopped exporting; a village station with 0.5 disputes a month may be empty for
-   ten months (exp(-5) ≈ 0.007) and still be covered.
+   is implausible for the station's volume: with ``p0`` the chance of an empty month, a run
+   is a gap when ``p0**k < GAP_P`` (``GAP_P`` = 1e-6). ``p0`` comes from a negative binomial
+   fitted by moments to the station's monthly counts over its candidate months (mean ``μ``,
+   variance ``v``; ``r = μ²/(v-μ)``, ``p0 = (r/(r+μ))**r``; Poisson ``exp(-μ)`` when
+   ``v ≤ μ``), because police counts are overdispersed. A station with ~100 incidents a month
+   that shows one empty month has stopped exporting; one with ~7 disputes a month needs about
+   three empty months in a row; a village station with 0.5 disputes a month is never
+   declared a gap from its zeros alone.
 
 A station with no record at all in a table has no coverage there. Consequences: a station
 too quiet to tell an outage from silence is treated as covered (zeros) — a documented limit;
@@ -34,7 +37,7 @@ import math
 import duckdb
 import pandas as pd
 
-GAP_P = 0.001  # a run of empty months less likely than this under Poisson(λ) is a gap
+GAP_P = 1e-6  # a run of empty months less likely than this (negative binomial) is a gap
 RECORD_TABLES = {"incidents": "received_at", "disputes": "opened_on"}
 
 
@@ -70,7 +73,12 @@ grid AS (
   SELECT c.station_id, c.period, coalesce(n.n, 0) AS n FROM cand c
   LEFT JOIN cnt n ON n.station_id = c.station_id AND n.period = c.period
 ),
-lam AS (SELECT station_id, sum(n) * 1.0 / count(*) AS lam FROM grid GROUP BY station_id),
+mom AS (SELECT station_id, avg(n) AS mu, var_pop(n) AS v FROM grid GROUP BY station_id),
+lam AS (  -- -log P(empty month): negative binomial by moments, Poisson when not overdispersed
+  SELECT station_id,
+         CASE WHEN v > mu THEN (mu * mu / (v - mu)) * ln(1 + (v - mu) / mu) ELSE mu END AS lam
+  FROM mom
+),
 runs AS (
   SELECT station_id, period, n,
          period - row_number() OVER (PARTITION BY station_id, n = 0 ORDER BY period) AS island

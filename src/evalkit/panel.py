@@ -22,7 +22,18 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
 - ``first_treat``: the month the station adopted the reform (0 = never in the register);
   ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never).
 
-Stations × months with no records get zero counts and missing (NaN) means, never dropped.
+Gaps are missing, not zero. The warehouse records which station-months each record table
+covers (:mod:`evalkit.coverage`: months with records, plus runs of empty months that are
+plausible as true zeros for the station's volume, inside the span of the files that hold the
+station). A covered month without records gets zero counts and missing (NaN) means. A month
+*outside* coverage — a station that stopped exporting for a while, months before or after the
+data, a file that never arrived — gets NaN counts and NaN means for that table's columns
+(incident columns from ``incidents``, dispute columns from ``disputes``); the row is kept, never
+dropped, so the panel is unbalanced in its outcomes and the estimators drop the NaN cells.
+Count columns are ``int64`` when every cell is covered and ``float64`` (NaN = not covered)
+otherwise. ``panel.attrs``: ``balanced`` (no missing cell), ``coverage_gaps``
+(``{table: {station_id: months missing in the window}}``) and ``missing_cells`` (``{table: n}``).
+In the demo world every station reports every month, so its panels are balanced.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from evalkit.coverage import coverage_source
 from evalkit.registry import CATEGORIES, NEVER_TREATED, period_of, period_start, reform_id
 
 REGION_COLUMNS = ("province", "city", "county", "area_type", "station_id")
@@ -70,12 +82,28 @@ def _region_sql(region: dict[str, str | list[str]] | None) -> tuple[str, list]:
     return (" AND ".join(clauses) or "TRUE"), args
 
 
-def panel_sql(spec: PanelSpec) -> str:
-    """The SQL that builds the panel (parameters: reform, p0, p1, then region values)."""
+INCIDENT_COUNTS = ("calls_total", "incidents_total", *(f"incidents_{c}" for c in CATEGORIES), "dispatches",
+                   "cases", "n_responses", "n_noncase")
+DISPUTE_COUNTS = ("disputes_opened", "disputes_resolved", "disputes_escalated")
+_STORED = {t: f"(SELECT station_id, period FROM coverage WHERE table_name = '{t}')" for t in ("incidents", "disputes")}
+
+
+def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"]) -> str:
+    """The SQL that builds the panel (parameters: reform, p0, p1, then region values).
+
+    ``inc_cov``/``dis_cov``: FROM-able sources of the covered ``(station_id, period)`` of each record
+    table (default: the warehouse's ``coverage`` table).
+    """
     cat_cols = ",\n      ".join(
         f"count(*) FILTER (WHERE NOT diverted AND category = '{c}') AS incidents_{c}" for c in CATEGORIES
     )
-    cat_select = ", ".join(f"coalesce(i.incidents_{c}, 0) AS incidents_{c}" for c in CATEGORIES)
+    def ic(col: str) -> str:  # an incident count: zero inside coverage, NULL outside
+        return f"CASE WHEN ci.period IS NOT NULL THEN coalesce(i.{col}, 0) END AS {col}"
+
+    def dc(col: str) -> str:
+        return f"CASE WHEN cd.period IS NOT NULL THEN coalesce(d.{col}, 0) END AS {col}"
+
+    cat_select = ", ".join(ic(f"incidents_{c}") for c in CATEGORIES)
     region_sql, _ = _region_sql(spec.region)
     return f"""
 WITH months AS (
@@ -136,20 +164,20 @@ SELECT
   st.population, st.officers, st.auxiliaries,
   m.period,
   coalesce(year(a.adopted_on) * 12 + month(a.adopted_on) - 1, {NEVER_TREATED}) AS first_treat,
-  coalesce(i.calls_total, 0) AS calls_total,
-  coalesce(i.incidents_total, 0) AS incidents_total,
+  {ic("calls_total")},
+  {ic("incidents_total")},
   {cat_select},
-  CASE WHEN st.population > 0 THEN coalesce(i.incidents_total, 0) * 10000.0 / st.population END
+  CASE WHEN st.population > 0 AND ci.period IS NOT NULL THEN coalesce(i.incidents_total, 0) * 10000.0 / st.population END
       AS incidents_per_10k,
-  coalesce(i.dispatches, 0) AS dispatches,
-  coalesce(i.cases, 0) AS cases,
-  coalesce(i.n_responses, 0) AS n_responses,
+  {ic("dispatches")},
+  {ic("cases")},
+  {ic("n_responses")},
   i.response_mean_min, i.response_median_min, i.response_p90_min, i.share_within_5min,
-  coalesce(i.n_noncase, 0) AS n_noncase,
+  {ic("n_noncase")},
   i.share_patrol_closed,
-  coalesce(d.disputes_opened, 0) AS disputes_opened,
-  coalesce(d.disputes_resolved, 0) AS disputes_resolved,
-  coalesce(d.disputes_escalated, 0) AS disputes_escalated,
+  {dc("disputes_opened")},
+  {dc("disputes_resolved")},
+  {dc("disputes_escalated")},
   CASE WHEN d.disputes_opened > 0 THEN d.disputes_resolved * 1.0 / d.disputes_opened END
       AS dispute_resolution_rate,
   CASE WHEN d.disputes_opened > 0 THEN d.disputes_escalated * 1.0 / d.disputes_opened END
@@ -159,6 +187,8 @@ FROM st CROSS JOIN months m
 LEFT JOIN adopt a ON a.station_id = st.station_id
 LEFT JOIN inc i ON i.station_id = st.station_id AND i.period = m.period
 LEFT JOIN dis d ON d.station_id = st.station_id AND d.period = m.period
+LEFT JOIN {inc_cov} ci ON ci.station_id = st.station_id AND ci.period = m.period
+LEFT JOIN {dis_cov} cd ON cd.station_id = st.station_id AND cd.period = m.period
 ORDER BY st.station_id, m.period
 """
 
@@ -189,7 +219,7 @@ def build_panel(
     if p1 < p0:
         raise ValueError(f"panel window ends ({end}) before it starts ({start})")
     _, region_args = _region_sql(spec.region)
-    sql = panel_sql(spec)
+    sql = panel_sql(spec, *(coverage_source(con, t) for t in ("incidents", "disputes")))
     # DuckDB does not mix $named and ? parameters: inline the region values safely as named params.
     named = {"reform": spec.reform, "p0": p0, "p1": p1,
              "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
@@ -201,10 +231,10 @@ def build_panel(
         raise ValueError(
             f"panel for reform {spec.reform!r} is empty: no stations match region {region!r} in the warehouse"
         )
-    for col in df.columns:
-        if col.startswith(("incidents_", "calls_", "disputes_")) and col != "incidents_per_10k":
-            df[col] = df[col].astype("int64")
-    for col in ("dispatches", "cases", "n_responses", "n_noncase", "period", "first_treat"):
+    for col in (*INCIDENT_COUNTS, *DISPUTE_COUNTS):
+        # whole counts; float64 only when some cell is outside coverage (NaN = missing, not zero)
+        df[col] = df[col].astype("float64" if df[col].isna().any() else "int64")
+    for col in ("period", "first_treat"):
         df[col] = df[col].astype("int64")
     df["month"] = pd.to_datetime({"year": df["period"] // 12, "month": df["period"] % 12 + 1, "day": 1})
     ever = df["first_treat"] != NEVER_TREATED
@@ -224,6 +254,13 @@ def build_panel(
         if not (df["first_treat"] == NEVER_TREATED).any() and df.empty:
             raise ValueError("excluding the adopters of other reforms leaves no station in the panel")
     df.attrs["excluded_stations"] = excluded
+    gaps: dict[str, dict[str, int]] = {}
+    for table, col in (("incidents", "calls_total"), ("disputes", "disputes_opened")):
+        miss = df[col].isna().groupby(df["station_id"]).sum()
+        gaps[table] = {str(k): int(v) for k, v in miss[miss > 0].items()}
+    df.attrs["coverage_gaps"] = gaps
+    df.attrs["missing_cells"] = {t: int(sum(g.values())) for t, g in gaps.items()}
+    df.attrs["balanced"] = not any(gaps.values())
     df.attrs["reform"] = spec.reform
     df.attrs["start"], df.attrs["end"] = start, end
     df.attrs["region"] = region or {}

@@ -21,10 +21,10 @@ from evalkit import coverage, registry
 from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
-from evalkit.ingest.report import IngestReport
 from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
-from evalkit.ingest.stations import station_map_table
+from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
+from evalkit.ingest.stations import station_map_table
 from evalkit.schema import TABLES, Table
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
