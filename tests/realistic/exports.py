@@ -134,16 +134,16 @@ def register_names_only(d: Path) -> Case:
     return Case("register_names_only", "stations", [f], accepted=8, register=None, check=_check_register(sts))
 
 
-def register_files(d: Path, kind: str = "codes") -> tuple[list[Path], list[str]]:
-    """A register to load before the other tables: ``codes`` (8 stations, code + name + 万人) or
-    ``ambiguous`` (plus a second 城关派出所 in 临溪县 with another code)."""
+def register_files(d: Path, kind: str = "codes") -> list[Path]:
+    """A complete register to load before the other tables (every column present, population in
+    persons, so it depends on no register feature): ``codes`` (8 stations) or ``ambiguous`` (plus a
+    second 城关派出所 in 临溪县 with another code)."""
     sts = stations(8)
-    rows = [["派出所编码", "派出所名称", "所属区县", "常住人口（万人）", "辖区类型"],
-            *_reg_rows(sts, ["code", "name", "county", "wan", "area"])]
+    rows = [["派出所编码", "派出所名称", "所属区县", "所属地市", "省份", "辖区类型", "常住人口"],
+            *[[s.code, s.name, s.county, CITY, PROVINCE, AREA_ZH[s.area_type], s.population] for s in sts]]
     if kind == "ambiguous":
-        rows.append(["331031510000", "城关派出所", "临溪县", "2.10", "农村"])
-    f = write_csv(d / f"register_{kind}.csv", rows, encoding="utf-8")
-    return [f], ["--set", f"city={CITY}", "--set", f"province={PROVINCE}"]
+        rows.append(["331031510000", "城关派出所", "临溪县", CITY, PROVINCE, "农村", 21000])
+    return [write_csv(d / f"register_{kind}.csv", rows, encoding="utf-8")]
 
 
 # ------------------------------------------------------------------ incidents
@@ -167,6 +167,8 @@ def incident_rows(sts: list[Station], n: int, *, seed: int, start: dt.datetime =
 
 
 INCIDENT_HEAD = ["序号", "警情编号", "报警时间", "到达时间", "管辖单位", "警情类别", "报警人", "联系电话", "简要警情"]
+# the same export from a system that uses the older headers (所属派出所, 接警时间, 到场时间)
+PLAIN_HEAD = ["序号", "警情编号", "接警时间", "到场时间", "所属派出所", "警情类别", "报警人", "联系电话", "简要警情"]
 
 
 def incidents_gb18030(d: Path) -> Case:
@@ -278,7 +280,7 @@ def incidents_monthly_with_gap(d: Path, *, gap_station: int = 1, gap: tuple[int,
                 t = dt.datetime(2024, m, 1 + j * 4, 9 + k)
                 rows.append([f"M{m:02d}{k}{j}{s.code[4:6]}", full_name(s), messy_datetime(t, j + k), "盗窃"])
         total += len(rows)
-        files.append(write_csv(d / f"警情_2024年{m:02d}月.csv", [["警情编号", "管辖单位", "报警时间", "警情类别"], *rows],
+        files.append(write_csv(d / f"警情_2024年{m:02d}月.csv", [["警情编号", "所属派出所", "接警时间", "警情类别"], *rows],
                                encoding="gb18030"))
     return Case("incidents_monthly_gap", "incidents", files, accepted=total), sts[gap_station]
 
