@@ -326,7 +326,7 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
     if adopt and not any(p0 < a <= p1 for a in adopt):
         before = [a for a in adopt if a <= p0]
         if before:
-            problems.append(f"{source}: window.start {w.start}: every adopter of {params.reform} adopts at or before "
+            problems.append(f"{source}: window.start {w.start}: every adopter of {params.reform} inside the window adopts at or before "
                             f"it (latest {period_label(max(before))}), so there is no pre-period; set "
                             f"window.start before {period_label(max(before))}")
         else:
