@@ -212,7 +212,7 @@ def test_personal_data_never_reaches_the_warehouse(tmp_path, capsys):
         # a quarantined row whose raw JSON would carry the numbers
         inc(f"J{CANARY_PHONE}", rec="bad") + [CANARY_NAME, CANARY_ID, CANARY_PHONE, CANARY_ID_X, "北京路1号"],
         inc(3, st=f"{CANARY_ID}") + [CANARY_NAME, CANARY_ID, CANARY_PHONE, "x", "北京路1号"],
-        inc(4, cat=f"诈骗 {CANARY_PHONE}") + [CANARY_NAME, CANARY_ID, CANARY_PHONE, "x", "北京路1号"],
+        inc(4, cat=f"来访 {CANARY_PHONE}") + [CANARY_NAME, CANARY_ID, CANARY_PHONE, "x", "北京路1号"],
     ]
     h = INC_H + ["报警人", "公民身份号码", "报警电话", "备注", "家庭住址"]
     f = write(tmp_path / "incidents.csv", h, rows, "gb18030")
@@ -241,7 +241,7 @@ def test_personal_data_never_reaches_the_warehouse(tmp_path, capsys):
                     assert canary.encode(enc) not in data, (canary, p.name, enc)
     assert [r[0] for r in q] == ["bad_datetime", "unknown_station"]
     assert "[手机号已遮蔽]" in q[0][1] and "[身份证号已遮蔽]" in q[1][1]
-    assert "外星人" not in logs and "诈骗 [手机号已遮蔽]" in logs  # unknown category reported, masked
+    assert "外星人" not in logs and "来访 [手机号已遮蔽]" in logs  # unknown category reported, masked (诈骗 … is now read as fraud)
     assert "报警人" not in q[0][1] and "备注" not in q[0][1]
     assert "refused" in logs and "报警人" in logs  # reported by header name only
 

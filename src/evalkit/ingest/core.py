@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,12 @@ import pandas as pd
 
 from evalkit import coverage, registry
 from evalkit.ingest import sql as S
+from evalkit.ingest import values as V
+from evalkit.ingest import vocab
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
 from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
+from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
 from evalkit.ingest.stations import station_map_table
@@ -96,25 +100,32 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
     return "ms.m", f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}", checks
 
 
-def _reform_map(v: str) -> str | None:
+def _reform_map(v: str, user: dict[str, str] | None = None) -> str | None:
+    key = "".join(unicodedata.normalize("NFKC", str(v)).split())
+    for k, val in (user or {}).items():
+        if "".join(unicodedata.normalize("NFKC", k).split()) == key:
+            v = val
+            break
+    for cand in (v, key):
+        try:
+            return registry.reform_id(cand)
+        except KeyError:
+            continue
+    return None
+
+
+def _category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
     try:
-        return registry.reform_id(v)
-    except KeyError:
-        return None
+        return vocab.incident_category(v, user)
+    except ValueError as e:
+        raise IngestError(str(e)) from None
 
 
-def _category_map(v: str) -> tuple[str, bool]:
-    cid = registry.category_id(v)
-    known = cid != "other" or v.strip() in {"other", "其他", "Other", "其它"}
-    return cid, known
-
-
-def _dispute_category_map(v: str) -> tuple[str, bool]:
-    key = v.strip()
-    for cid, (zh, en) in registry.DISPUTE_CATEGORIES.items():
-        if key in (cid, zh, en) or (zh.endswith("纠纷") and key == zh[:-2]) or key == en.lower():
-            return cid, True
-    return "other", False
+def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
+    try:
+        return vocab.dispute_category(v, user)
+    except ValueError as e:
+        raise IngestError(str(e)) from None
 
 
 def _make_map(con, name: str, column: str, func) -> str:
@@ -142,6 +153,15 @@ def _make_map(con, name: str, column: str, func) -> str:
     return name
 
 
+def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
+    """Map a column's distinct values through ``look`` (a small join table); returns the SQL of the
+    mapped word (NULL where not understood)."""
+    name = f"_ek_map_w_{col}"
+    _make_map(con, name, vv, look)
+    joins.append(f"LEFT JOIN {name} ON {name}.v = {vv}")
+    return f"{name}.m"
+
+
 # ------------------------------------------------------------------------------ plan per table
 @dataclass
 class Check:
@@ -157,8 +177,12 @@ def _lbl(hm: HeaderMap, col: str) -> str:
 
 
 def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[dict[str, str], list[str], list[Check]]:
-    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks."""
-    present = set(hm.positions)
+    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks.
+
+    A column absent from the file but given a default (``--set`` / mapping ``defaults:``) is read
+    as that constant; value mappings (``hm.values``) extend the built-in vocabularies.
+    """
+    present = set(hm.positions) | set(hm.defaults)
     ws, we, wlabel = window
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     wsl = f"TIMESTAMP {S.q(ws.strftime('%Y-%m-%d %H:%M:%S'))}"
@@ -167,16 +191,27 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     joins: list[str] = []
     checks: list[Check] = []
     t = spec.name
+    raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
 
     def v(c):
-        return f"v_{c}"
+        return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
 
     def p(c):
         return f"p_{c}"
 
+    # ---- rows that cannot be read as they are (XLSX formula cells without a saved value)
+    if "_problem" in raw_cols:
+        checks.append(Check("formula_without_value", "", "_problem IS NOT NULL", "_problem"))
+    # ---- a key holding a citizen ID number: the row is refused (its value is stored masked)
+    for k in dict.fromkeys((*KEYS[t][:1], "station_id")):
+        if k in hm.positions and spec.column(k).sql_type == "VARCHAR":
+            checks.append(Check("id_number_in_key", k, id_number_sql(v(k)),
+                                S.q(f"{_lbl(hm, k)} holds a citizen ID number; the row is refused "
+                                    "(use the record's own number as the key)")))
+
     # ---- required values
     for c in spec.columns:
-        if c.required and not (t == "stations" and c.name == "population"):
+        if c.required and c.name in present:
             checks.append(Check("missing_required", c.name, f"{v(c.name)} IS NULL",
                                 S.q(f"required value {_lbl(hm, c.name)} is empty")))
 
@@ -187,6 +222,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parsed[c.name] = f"CAST(NULL AS {c.sql_type})"
             continue
         vv = v(c.name)
+        user = hm.values.get(c.name)
         bad = f"{vv} IS NOT NULL AND {p(c.name)} IS NULL"
         shown = f"concat({S.q(_lbl(hm, c.name) + ': ')}, {vv})"
         if c.name == "station_id" and t in STATION_REF_TABLES:
@@ -195,42 +231,55 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             joins.append(join)
             parse_checks.extend(station_checks)
         elif c.name == "reform":
-            _make_map(con, "_ek_map_reform", vv, _reform_map)
+            _make_map(con, "_ek_map_reform", vv, lambda x, u=user: _reform_map(x, u))
             joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
             parsed[c.name] = "mr.m"
             parse_checks.append(Check("unknown_reform", c.name, bad,
                                       f"concat('reform ', {vv}, ' is not in the reform registry')"))
         elif c.name == "category":
             func = _category_map if t == "incidents" else _dispute_category_map
-            _make_map(con, "_ek_map_category", vv, func)
+            _make_map(con, "_ek_map_category", vv, lambda x, f=func, u=user: f(x, u))
             joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
             parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
-        elif c.name == "area_type":
-            parsed[c.name] = S.enum_sql(vv, S.AREA_TYPES)
-            parse_checks.append(Check("bad_value", c.name, bad,
-                                      f"concat({shown}, ' is not 城区/农村/城乡结合 (urban/rural/mixed)')"))
-        elif c.name == "handled_by":
-            parsed[c.name] = S.enum_sql(vv, S.HANDLED_BY)
-            parse_checks.append(Check("bad_value", c.name, bad,
-                                      f"concat({shown}, ' is not 派出所/巡逻/分流 (station/patrol/diverted)')"))
-        elif c.sql_type == "TIMESTAMP":
-            parsed[c.name] = S.datetime_sql(vv)
-            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date/time')"))
-        elif c.sql_type == "DATE":
-            parsed[c.name] = f"CAST({S.datetime_sql(vv)} AS DATE)"
-            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date')"))
+        elif c.name in ("area_type", "handled_by"):
+            codes, allowed = ((S.AREA_TYPES, "城区/农村/城乡结合 (urban/rural/mixed)") if c.name == "area_type"
+                              else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
+            parsed[c.name] = _word_join(con, joins, c.name, vv, V.word_lookup(codes, user))
+            parse_checks.append(Check("bad_value", c.name, bad, f"concat({shown}, ' is not {allowed}')"))
+        elif c.sql_type in ("TIMESTAMP", "DATE"):
+            month_ok = (t, c.name) == ("reforms", "adopted_on")
+            parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
+            if not month_ok:
+                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(vv)}",
+                                          f"concat({shown}, ' gives a month but no day; a day is required here')"))
+            parse_checks.append(Check("bad_datetime", c.name, bad,
+                                      f"concat({shown}, ' is not a date{'/time' if c.sql_type == 'TIMESTAMP' else ''}')"))
         elif c.sql_type == "INTEGER":
-            parsed[c.name] = S.integer_sql(vv)
+            parsed[c.name] = V.number_sql(vv, hm.units.get(c.name))
             parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not an integer')"))
             if not (t == "stations" and c.name == "population"):
                 parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0",
                                           f"concat({shown}, ' is negative')"))
+        elif c.name == "resolved":
+            state = _word_join(con, joins, c.name, vv, V.word_lookup(V.resolved_words(), user))
+            parsed["_resolved_state"] = state
+            parsed[c.name] = f"CASE {state} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 'open' THEN FALSE END"
+            parse_checks.append(Check("bad_boolean", c.name, f"{vv} IS NOT NULL AND p__resolved_state IS NULL",
+                                      f"concat({shown}, ' is not an outcome (调解成功/调解不成功/正在调解, 是/否); "
+                                      f"map it under values: resolved: in a mapping file')"))
         elif c.sql_type == "BOOLEAN":
-            parsed[c.name] = S.bool_sql(vv)
+            word = _word_join(con, joins, c.name, vv, V.word_lookup(V.bool_words(), user))
+            parsed[c.name] = f"CASE {word} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
             parse_checks.append(Check("bad_boolean", c.name, bad, f"concat({shown}, ' is not 是/否')"))
         else:
             parsed[c.name] = vv
     checks.extend(parse_checks)
+    if t == "disputes" and "resolved" in present and "closed_on" in present:
+        checks.append(Check("open_with_close_date", "closed_on",
+                            f"p__resolved_state = 'open' AND {p('closed_on')} IS NOT NULL",
+                            f"concat({S.q(_lbl(hm, 'resolved') + ' ')}, {v('resolved')}, "
+                            f"' means still open, but ', {S.q(_lbl(hm, 'closed_on') + ' ')}, "
+                            f"CAST({p('closed_on')} AS VARCHAR), ' is given')"))
 
     # ---- table rules
     def ts(c):
@@ -246,11 +295,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             "outside_window", main_date, f"({ts(main_date)} < {wsl} OR {ts(main_date)} >= {wel})",
             f"concat({S.q(_lbl(hm, main_date) + ' ')}, CAST({p(main_date)} AS VARCHAR), "
             f"{S.q(' is outside the ' + ('panel' if t == 'reforms' else 'study') + ' window ' + wlabel)})"))
-    if t == "stations":
-        if "population" in present:
-            checks.append(Check("bad_number", "population",
-                                f"{v('population')} IS NOT NULL AND {p('population')} IS NULL",
-                                f"concat({S.q(_lbl(hm, 'population') + ': ')}, {v('population')}, ' is not an integer')"))
+    if t == "stations" and "population" in present:  # an absent column is unknown (NULL), not zero
         checks.append(Check("no_population", "population", f"COALESCE({p('population')}, 0) <= 0",
                             f"concat('station has no population (', COALESCE({v('population')}, 'empty'), ')')"))
     if t == "incidents":
@@ -276,6 +321,9 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 def _drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     for name in ("_ek_v", "_ek_p", "_ek_stage", "_ek_dup", "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
+                               "AND starts_with(table_name, '_ek_map_w_')").fetchall():
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -380,6 +428,10 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
             f"SELECT {list_lit}[_chk], count(*) FROM _ek_stage WHERE _chk IS NOT NULL GROUP BY 1").fetchall())
         report.add_reasons(by_reason)
     if t in ("incidents", "disputes") and "category" in hm.positions:
+        n_cat, n_other = con.execute("SELECT count(p_category), count(*) FILTER (WHERE p_category = 'other') "
+                                     "FROM _ek_stage WHERE _chk IS NULL").fetchall()[0]
+        report.category_rows += int(n_cat)
+        report.other_rows += int(n_other)
         for val, n in con.execute(
             "SELECT s.v_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s.v_category "
             "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
@@ -396,7 +448,7 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
 # ------------------------------------------------------------------------------ public
 def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
            study_window: tuple[str, str] | None = None, replace: bool = False,
-           accept_unmatched: bool = False) -> IngestReport:
+           accept_unmatched: bool = False, defaults=None) -> IngestReport:
     """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`.
 
     Each file is one load (``ingest_log.load_id``). ``replace``: first remove the earlier live
@@ -404,12 +456,14 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     go), then load it — how a corrected file or a fixed mapping is re-ingested. Without it a file
     whose content was already loaded is skipped. ``accept_unmatched``: quarantine rows naming an
     unknown station even when they are more than 1 % of a file (otherwise the call fails).
+    ``mapping``: a mapping file/dict (headers, values, defaults; see :mod:`evalkit.ingest.mapping`);
+    ``defaults``: ``{column: value}`` or ``['column=value', …]`` for columns the files lack (``--set``).
     """
     t0 = time.perf_counter()
     if table not in TABLES:
         raise IngestError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     spec = TABLES[table]
-    user_map = load_mapping(mapping, table)
+    user_map = load_mapping(mapping, table, defaults)
     files = expand_paths(paths, table, spec.zh)
     own = con is None
     if own:
@@ -446,8 +500,9 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                                                 "status": "skipped (already ingested)", "rows_in": 0,
                                                 "rows_accepted": 0, "rows_quarantined": 0, "masked_values": 0})
                         continue
-                src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet)
-                hm = map_headers(src.headers, spec, user_map, src.name)
+                src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet, user=user_map)
+                hm = map_headers(src.headers, spec, user_map, src.name, header_row=src.header_row)
+                report.note_headers(hm)
                 for h in hm.unknown:
                     if h not in report.unknown_columns:
                         report.unknown_columns.append(h)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from evalkit.ingest.privacy import ID_MASK, PHONE_MASK, mask_py, mask_sql, needs_mask_sql  # noqa: F401  (re-exported: the masking lives in privacy)
 
 # Date/time formats seen in Chinese police exports, tried in order by DuckDB's try_strptime.
 DATETIME_FORMATS: tuple[str, ...] = (
@@ -39,16 +39,6 @@ HANDLED_BY = {"派出所": "station", "所内": "station", "station": "station",
               "巡逻队": "patrol", "巡处": "patrol", "patrol": "patrol", "分流": "diverted",
               "diverted": "diverted", "12345": "diverted"}
 
-ID_MASK = "[身份证号已遮蔽]"
-PHONE_MASK = "[手机号已遮蔽]"
-# Standalone 18-character ID numbers (17 digits + digit/X) and 11-digit mobile numbers (optionally
-# written 138-0013-8000 or 138 0013 8000, optionally +86).
-ID_RE = r"(^|[^0-9])([0-9]{17}[0-9Xx])($|[^0-9A-Za-z])"
-PHONE_RE = r"(^|[^0-9])((?:\+?86[- ]?)?1[3-9][0-9][- ]?[0-9]{4}[- ]?[0-9]{4})($|[^0-9])"
-_ID_PY = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-_PHONE_PY = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?1[3-9][0-9][- ]?[0-9]{4}[- ]?[0-9]{4}(?![0-9])")
-
-
 def q(s: str) -> str:
     """SQL string literal."""
     return "'" + str(s).replace("'", "''") + "'"
@@ -56,23 +46,6 @@ def q(s: str) -> str:
 
 def ident(s: str) -> str:
     return '"' + str(s).replace('"', '""') + '"'
-
-
-def mask_py(text: str) -> str:
-    """Python twin of :func:`mask_sql` (used for report text)."""
-    return _PHONE_PY.sub(PHONE_MASK, _ID_PY.sub(ID_MASK, str(text)))
-
-
-def needs_mask_sql(expr: str) -> str:
-    return f"(regexp_matches({expr}, {q(ID_RE)}) OR regexp_matches({expr}, {q(PHONE_RE)}))"
-
-
-def mask_sql(expr: str) -> str:
-    """Mask ID and mobile numbers inside a VARCHAR expression (applied twice for adjacent hits)."""
-    out = expr
-    for pattern, repl in ((ID_RE, ID_MASK), (ID_RE, ID_MASK), (PHONE_RE, PHONE_MASK), (PHONE_RE, PHONE_MASK)):
-        out = f"regexp_replace({out}, {q(pattern)}, {q(chr(92) + '1' + repl + chr(92) + '3')}, 'g')"
-    return out
 
 
 def datetime_sql(v: str) -> str:
