@@ -62,8 +62,11 @@ def ingest_cmd(
     table: str = typer.Argument(..., help="stations | reforms | incidents | disputes"),
     files: list[str] = typer.Argument(..., help="files, folders or globs (CSV, XLSX, Parquet)"),
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
-    mapping: str | None = typer.Option(None, help="YAML file with extra header aliases"),
-    sheet: str | None = typer.Option(None, help="XLSX sheet name or index"),
+    mapping: str | None = typer.Option(None, help="YAML mapping file: headers, values, defaults"),
+    sheet: str | None = typer.Option(None, help="XLSX sheet name or index (default: the visible sheet)"),
+    set_values: list[str] = typer.Option([], "--set", help="COLUMN=VALUE for a column the files lack (repeatable)"),
+    suggest_mapping: str | None = typer.Option(None, "--suggest-mapping",
+                                               help="write a mapping YAML for the first file; load nothing"),
     replace: bool = typer.Option(False, "--replace",
                                  help="first remove the earlier load of each file (rows and quarantine)"),
     accept_unmatched: bool = typer.Option(False, "--accept-unmatched",
@@ -72,8 +75,8 @@ def ingest_cmd(
     """Load raw exports into the warehouse: aliases, validation, quarantine, privacy."""
     from evalkit.ingest import ingest_cli
 
-    raise typer.Exit(ingest_cli(table, files, warehouse, mapping, sheet, replace=replace,
-                                accept_unmatched=accept_unmatched))
+    raise typer.Exit(ingest_cli(table, files, warehouse, mapping, sheet, set_values, suggest_mapping,
+                                replace=replace, accept_unmatched=accept_unmatched))
 
 
 warehouse_app = typer.Typer(no_args_is_help=True, help="What the warehouse holds; remove a file's load.")

@@ -56,7 +56,8 @@ STATIONS = Table(
     "stations", "派出所", ("station_id",),
     (
         _c("station_id", "VARCHAR", "派出所编码", "单位编码", "派出所代码", *_STATION_CODE),
-        _c("name", "VARCHAR", "派出所名称", "单位名称", "派出所", "单位", "机构", "机构名称", "名称", "所名"),
+        _c("name", "VARCHAR", "派出所名称", "单位名称", "派出所", "单位", "机构", "机构名称", "名称", "所名",
+           required=False),
         _c("county", "VARCHAR", "所属区县", "区县", "县（区）", "县区", "区/县", "所属县区", "县市区", "所属县市区",
            required=False),
         _c("city", "VARCHAR", "所属地市", "地市", "城市", "市", "所属市", "所属城市", required=False),

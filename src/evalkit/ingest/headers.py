@@ -9,6 +9,7 @@ two rows (时间 over 接警/到达), number their rows (序号) and write brack
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from evalkit.ingest.mapping import Mapping, load_mapping
 from evalkit.schema import IGNORED_HEADERS, PERSONAL_DATA_HEADERS, Table
 
 # Substrings that mark a header as personal data even when it is not listed verbatim.
-_PERSONAL_TOKENS = ("身份证", "手机", "电话", "姓名", "住址", "证件号", "身份号码", "联系方式", "报警人", "当事人")
+_PERSONAL_TOKENS = ("身份证", "手机", "电话", "姓名", "住址", "证件号", "身份号码", "联系方式", "报警人", "当事人",
+                    "联系人", "申请人", "求助人", "受害人", "户籍地")
 HEADER_SCAN_ROWS = 30  # rows looked at for the header (title and note rows come first)
 
 # A unit written in the header: 人口（万人）, 到场用时(分钟), 人口(单位:万人)
@@ -175,7 +177,12 @@ def did_you_mean(header: str, spec: Table, lookup: dict[str, str] | None = None)
         for a in (c.name, *c.aliases):
             names.setdefault(norm_header(a), a)
     base = norm_header(split_unit(header)[0])
-    hit = difflib.get_close_matches(base, list(names), n=1, cutoff=0.6)
+    scored = []
+    for n in names:
+        r = difflib.SequenceMatcher(None, base, n).ratio()
+        if r >= 0.6:  # ties go to the candidate sharing the longer start (报警时刻点 → 报警时间)
+            scored.append((r, len(os.path.commonprefix([base, n])), n))
+    hit = [max(scored)[2]] if scored else []
     if not hit:  # a known header inside a longer one (报警时间点 ⊃ 报警时间)
         inside = sorted((n for n in names if len(n) >= 2 and n in base), key=len, reverse=True)
         hit = inside[:1]
@@ -195,11 +202,12 @@ def _missing_message(spec: Table, missing: list[str], hm: HeaderMap) -> str:
 
 
 def map_headers(headers: list[str], spec: Table, user: Mapping | dict | None, file: str,
-                header_row: int = 1) -> HeaderMap:
+                header_row: int = 1, strict: bool = True) -> HeaderMap:
     """Map file headers to canonical columns; raise IngestError on duplicated/ambiguous/missing ones.
 
     ``header_row`` is the file row of the header (for messages). All missing required columns are
-    named in one message; a stations register needs only its key (code or name).
+    named in one message; a stations register needs only its key (code or name). With
+    ``strict=False`` (for suggesting a mapping) missing required columns are listed in ``missing``.
     """
     if not isinstance(user, Mapping):
         user = load_mapping(user, spec.name)
@@ -251,7 +259,7 @@ def map_headers(headers: list[str], spec: Table, user: Mapping | dict | None, fi
         hm.original["station_id"] = hm.original["name"]
     missing_req = [c.name for c in spec.columns
                    if c.required and c.name not in hm.positions and c.name not in hm.defaults]
-    if missing_req:
+    if missing_req and strict:
         if spec.name == "stations" and "station_id" in missing_req:
             missing_req = ["station_id"]  # only the key is needed; name it alone
         raise IngestError(_missing_message(spec, missing_req, hm), file=file, row=header_row)

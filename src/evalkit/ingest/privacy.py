@@ -50,7 +50,7 @@ _RULES: list[tuple[str, str]] = [
     # any number after a phone word
     (r"(电话|手机|座机|联系方式|号码)([:： ]*[0-9][0-9 ()-]{5,}[0-9])()", LANDLINE_MASK),
     # names after a person word
-    (r"((?:" + _NAME_KEYS + r")(?:姓名)?[:：, ]*)({HAN}{2,3})()", NAME_MASK),
+    (r"((?:" + _NAME_KEYS + r")(?:姓名)?[:： ]*)({HAN}{2,3})()", NAME_MASK),
     # addresses
     (r"()((?:{HAN}{2,8}(?:省|自治区))?(?:{HAN}{1,8}?(?:市|州|区|县|旗|镇|乡|街道))*[{HANR}0-9]{0,12}?"
      r"(?:" + _ROAD + r")[" + _NUM + r"-]+(?:" + _UNIT + r")(?:[" + _NUM + r"-]+(?:" + _UNIT + r")?)*)()",

@@ -386,27 +386,21 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
         n = len(src.headers)
         cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
         sel = ", ".join(f"{clean_sql('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items())
-        stream = (Transcoder(src.path, src.encoding, src.tmpdir or tempfile.gettempdir())
-                  if src.encoding == "gb18030" else None)
-        err: IngestError | None = None
-        retry = False
-        with (stream if stream is not None else _Plain(src.path)) as read_path:
-            sql = (
-                f"CREATE TEMP TABLE {tmp} AS SELECT {sel} FROM read_csv({q(str(read_path))}, header=false, "
-                f"skip={src.skip_lines}, auto_detect=false, columns={cols}, delim={q(src.delimiter)}, quote='\"', "
-                f"escape='\"', strict_mode=true)"
-            )
+        sql = (f"SELECT {sel} FROM read_csv({{path}}, header=false, skip={src.skip_lines}, auto_detect=false, "
+               f"columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
+        # A failing statement would abort the ingest's transaction, so a file that may trouble the
+        # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
+        if _risky(src.path):
+            probe = duckdb.connect()
             try:
-                con.execute(sql)
-            except duckdb.InvalidInputException as e:
-                err = _csv_error(e, src)
-                retry = err is None
-            except duckdb.Error as e:
-                err = IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name)
-        if stream is not None and stream.error is not None:
-            raise stream.error
-        if retry:
-            return _load_csv_python(con, src, positions, tmp)
+                err, retry = _read_csv(probe, src, f"SELECT count(*) FROM ({sql})")
+            finally:
+                probe.close()
+            if retry:
+                return _load_csv_python(con, src, positions, tmp)
+            if err is not None:
+                raise err
+        err, _ = _read_csv(con, src, f"CREATE TEMP TABLE {tmp} AS {sql}")
         if err is not None:
             raise err
         return f"{tmp}.rowid - {_rowid_base(con, tmp)} + {src.skip_lines + 1}"
@@ -429,6 +423,43 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                         f"save it, and ingest again)" if bad else None)
     _load_arrow(con, tmp, [r for r, _, _ in rows], positions, [c for _, c, _ in rows], {"_problem": problems})
     return f"{tmp}._row"
+
+
+def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
+    """Run ``sql`` (with ``{path}``) over the CSV, streamed through a FIFO when it is GB18030.
+    Returns (error, retry with the Python reader)."""
+    stream = (Transcoder(src.path, src.encoding, src.tmpdir or tempfile.gettempdir())
+              if src.encoding == "gb18030" else None)
+    err: IngestError | None = None
+    retry = False
+    with (stream if stream is not None else _Plain(src.path)) as read_path:
+        try:
+            con.execute(sql.replace("{path}", q(str(read_path))))
+        except duckdb.InvalidInputException as e:
+            err = _csv_error(e, src)
+            retry = err is None
+        except duckdb.Error as e:
+            err = IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name)
+    if stream is not None and stream.error is not None:
+        return stream.error, False
+    return err, retry
+
+
+def _risky(path: Path) -> bool:
+    """True if the file holds a double quote or mixes line endings (one streamed pass over the bytes)."""
+    crlf = lf = cr = 0
+    prev_cr = False
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            if b'"' in chunk:
+                return True
+            crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
+            lf += chunk.count(b"\n")
+            cr += chunk.count(b"\r")
+            prev_cr = chunk.endswith(b"\r")
+            if crlf and (lf > crlf or cr > crlf):
+                return True
+    return cr > crlf or (crlf > 0 and lf > crlf)
 
 
 class _Plain:
