@@ -31,8 +31,9 @@ from realistic.files import Sheet, write_csv, write_xlsx
 # Reason codes of issue 12's new quarantine cases (one place to read them).
 AMBIGUOUS = "ambiguous_station"
 UNMATCHED = "unknown_station"
-ID_IN_KEY = "personal_data"
-FORMULA = "formula_no_value"
+ID_IN_KEY = "id_number_in_key"
+FORMULA = "formula_without_value"
+NO_DAY = "date_without_day"
 
 AREA_ZH = {"urban": "城区", "rural": "农村", "mixed": "城乡结合"}
 # incident categories as unit systems name them → the registry id they must map to (never "other")
@@ -225,6 +226,15 @@ def incidents_ambiguous(d: Path) -> Case:
                 register="ambiguous", check=check)
 
 
+def incidents_month_only_dates(d: Path) -> Case:
+    """Two 报警时间 cells give only a month (2023年3月, 2023.03): a day is required here."""
+    rows = incident_rows(stations(8), 30, seed=7)
+    rows[4][2] = "2023年3月"
+    rows[17][2] = "2023.03"
+    f = write_csv(d / "警情_缺日.csv", [INCIDENT_HEAD, *rows], encoding="gb18030")
+    return Case("incidents_month_only_dates", "incidents", [f], accepted=28, reasons={NO_DAY: 2})
+
+
 def incidents_line_endings(d: Path) -> Case:
     """A file edited on Windows and Linux: CRLF and LF endings alternate."""
     rows = incident_rows(stations(8), 50, seed=4)
@@ -305,8 +315,13 @@ def disputes_ledger(d: Path) -> Case:
     def check(con):
         esc = con.execute("SELECT count(*) FROM disputes WHERE escalated IS NOT NULL").fetchone()[0]
         assert esc == 0, "a ledger without 民转刑 must leave escalated unknown, never 'no'"
-        res = dict(con.execute("SELECT CAST(resolved AS VARCHAR), count(*) FROM disputes GROUP BY ALL").fetchall())
-        assert res.get("true") == 20 and res.get("false") == 20, res
+        # three distinct states: resolved (调解成功), unresolved with a closing date (调解不成功), and
+        # open (正在调解): no closing date and never counted as resolved
+        state = con.execute("SELECT count(*) FILTER (resolved), "
+                            "count(*) FILTER (resolved = FALSE AND closed_on IS NOT NULL), "
+                            "count(*) FILTER (resolved IS DISTINCT FROM TRUE AND closed_on IS NULL) "
+                            "FROM disputes").fetchone()
+        assert state == (20, 20, 20), state
         fam = con.execute("SELECT count(*) FROM disputes WHERE category = 'family'").fetchone()[0]
         assert fam == 15
     return Case("disputes_ledger", "disputes", [f], accepted=60, check=check)
@@ -342,4 +357,4 @@ def adoption_csv(d: Path) -> Case:
 
 SIMPLE_CASES = [register_title_rows, register_two_row_header_csv, register_merged_two_row_xlsx, register_hidden_sheet,
                 register_names_only, incidents_gb18030, incidents_unmatched, incidents_ambiguous,
-                incidents_line_endings, disputes_ledger, adoption_month_only, adoption_csv]
+                incidents_line_endings, incidents_month_only_dates, disputes_ledger, adoption_month_only, adoption_csv]
