@@ -135,6 +135,18 @@ def register_names_only(d: Path) -> Case:
     return Case("register_names_only", "stations", [f], accepted=8, register=None, check=_check_register(sts))
 
 
+def register_with_contacts(d: Path) -> Case:
+    """Counties and notes written with a contact person and numbers in every form, as in many
+    hand-kept registers: accepted, and no name, phone or ID number stored or printed."""
+    sts = stations(8)
+    rows = [["派出所编码", "派出所名称", "所属区县", "常住人口"]]
+    for i, s in enumerate(sts):
+        county = f"{s.county}（联系人{NAMES[i % 4]} {PHONES[i % len(PHONES)]}）" if i % 2 else s.county
+        rows.append([s.code, s.name, county, s.population])
+    f = write_csv(d / "名册_联系人.csv", rows, encoding="gb18030")
+    return Case("register_with_contacts", "stations", [f], accepted=8, register=None, check=_check_register(sts))
+
+
 def register_files(d: Path, kind: str = "codes") -> list[Path]:
     """A complete register to load before the other tables (every column present, population in
     persons, so it depends on no register feature): ``codes`` (8 stations) or ``ambiguous`` (plus a
@@ -224,6 +236,19 @@ def incidents_ambiguous(d: Path) -> Case:
     f = write_csv(d / "警情_重名.csv", [INCIDENT_HEAD, *rows], encoding="gb18030")
     return Case("incidents_ambiguous", "incidents", [f], accepted=199, reasons={AMBIGUOUS: 1},
                 register="ambiguous", check=check)
+
+
+def incidents_personal_data_in_values(d: Path) -> Case:
+    """Category cells holding a caller's name, phones and ID numbers in every written form, and an
+    incident id that is an ID number with an X check digit (refused for its row)."""
+    rows = incident_rows(stations(8), 20, seed=8)
+    forms = [f"报警人{NAMES[0]}求助，电话{PHONES[2]}", f"当事人{NAMES[1]}（身份证{IDS[0]}）",
+             f"联系人{NAMES[2]} {PHONES[3]}", f"求助 {PHONES[4]} 身份证 {IDS[1]}", f"身份证{IDS[2]}，手机{PHONES[1]}"]
+    for k, text in enumerate(forms):
+        rows[2 + 3 * k][5] = text
+    rows[19][1] = "33010219900101008X"
+    f = write_csv(d / "警情_个人信息.csv", [INCIDENT_HEAD, *rows], encoding="gb18030")
+    return Case("incidents_personal_data_in_values", "incidents", [f], accepted=19, reasons={ID_IN_KEY: 1})
 
 
 def incidents_month_only_dates(d: Path) -> Case:
@@ -356,5 +381,5 @@ def adoption_csv(d: Path) -> Case:
 
 
 SIMPLE_CASES = [register_title_rows, register_two_row_header_csv, register_merged_two_row_xlsx, register_hidden_sheet,
-                register_names_only, incidents_gb18030, incidents_unmatched, incidents_ambiguous,
+                register_names_only, register_with_contacts, incidents_gb18030, incidents_personal_data_in_values, incidents_unmatched, incidents_ambiguous,
                 incidents_line_endings, incidents_month_only_dates, disputes_ledger, adoption_month_only, adoption_csv]
