@@ -65,6 +65,20 @@ def number_sql(v: str, header_unit: str | None = None) -> str:
             f"WHEN {x} = floor({x}) AND abs({x}) < 2e9 THEN CAST({x} AS BIGINT) END")
 
 
+_DURATION_UNITS = {"分钟": 60, "分": 60, "min": 60, "小时": 3600, "时": 3600, "h": 3600, "秒": 1, "s": 1}
+
+
+def duration_sql(v: str, header_unit: str | None = None) -> str:
+    """INTERVAL from a duration: a number with an optional unit (分钟/分/min, 小时/时/h, 秒/s); bare
+    numbers take the header's unit (到场用时（分钟）), else minutes. NULL if not a number."""
+    f = fold_sql(v)
+    num = f"TRY_CAST(regexp_replace({f}, '\\s*(分钟|分|min|小时|时|h|秒|s)$', '') AS DOUBLE)"
+    default = _DURATION_UNITS.get(header_unit or "", 60)
+    unit = ("(CASE " + " ".join(f"WHEN suffix({f}, {q(u)}) THEN {sec}" for u, sec in _DURATION_UNITS.items())
+            + f" ELSE {default} END)")
+    return f"to_milliseconds(CAST(round({num} * {unit} * 1000) AS BIGINT))"
+
+
 # ------------------------------------------------------------------------------ words
 TRUE_WORDS = ("是", "1", "true", "t", "yes", "y", "对", "√", "✓", "有", "已立案", "立案", "已转", "已转刑事")
 FALSE_WORDS = ("否", "0", "false", "f", "no", "n", "不", "×", "✗", "无", "没有", "未立案", "不立案", "未转")
