@@ -215,3 +215,39 @@ def test_mixed_line_endings_and_stray_quotes(tmp_path):
     with pytest.raises(IngestError) as ei:
         ingest("incidents", bad, con=con, study_window=WINDOW)
     assert str(ei.value) == f"{bad}: row 6: expected 4 fields, found 3 (truncated file or row)"
+
+
+def test_only_hidden_sheet_holds_the_data(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "说明"
+    ws.append(["本表由系统导出，请勿修改"])
+    data = wb.create_sheet("数据")
+    data.append(["单位代码", "单位名称"])
+    data.append(["S001", "城关派出所"])
+    data.sheet_state = "hidden"
+    f = tmp_path / "stations.xlsx"
+    wb.save(f)
+    with pytest.raises(IngestError) as ei:
+        ingest("stations", f, con=connect(":memory:"))
+    assert str(ei.value) == (f"{f}: sheet '说明' has no stations header; hidden sheets (never read unless chosen): "
+                             "数据 — choose one with --sheet")
+    assert ingest("stations", f, con=connect(":memory:"), sheet="数据").rows_accepted == 1
+
+
+def test_cli_set_option(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    f = county_register(tmp_path / "reg.csv")
+    wh = tmp_path / "w.duckdb"
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "ingest", "stations", str(f), "--warehouse", str(wh),
+                           "--set", "province=某省", "--set", "area_type=农村"], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+    assert proc.returncode == 0, proc.stderr
+    con = connect(wh)
+    assert con.execute("SELECT DISTINCT province, area_type FROM stations").fetchall() == [("某省", "rural")]
+    con.close()
