@@ -96,17 +96,6 @@ RESOLVED_WORDS: dict[str, str] = {
 }
 
 
-def words_sql(v: str, words: dict[str, str], user: dict[str, str] | None = None) -> str:
-    """Map a word to its value by an exact (lower-cased, folded) match; user words win; else NULL."""
-    merged = {**{_nfkc(k): val for k, val in words.items()},
-              **{_nfkc(k): str(val).strip().lower() for k, val in (user or {}).items()}}
-    whens = " ".join(f"WHEN {q(k)} THEN {q(val)}" for k, val in merged.items())
-    # the plain value first; folding (full-width, inner spaces) only for values not matched as written
-    keys = ", ".join(q(k) for k in merged)
-    return (f"(CASE WHEN lower({v}) IN ({keys}) THEN (CASE lower({v}) {whens} END) "
-            f"ELSE (CASE lower(replace({fold_sql(v)}, ' ', '')) {whens} END) END)")
-
-
 def _nfkc(k: str) -> str:
     import unicodedata
 
@@ -123,20 +112,9 @@ def _truth(val) -> str:
     return {"是": "true", "yes": "true", "1": "true", "否": "false", "no": "false", "0": "false"}.get(s, s)
 
 
-def bool_sql(v: str, user: dict[str, str] | None = None) -> str:
-    """BOOLEAN from yes/no words (是/否, 有/无, 已立案/未立案, √/× …) and the user's words."""
-    w = words_sql(v, bool_words(user))
-    return f"CASE {w} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
-
-
 def resolved_words() -> dict[str, str]:
     """Outcome text and yes/no words → 'true' / 'false' / 'open'."""
     return {**bool_words(), **RESOLVED_WORDS}
-
-
-def resolved_state_sql(v: str, user: dict[str, str] | None = None) -> str:
-    """'true' / 'false' / 'open' from outcome text or yes/no words; NULL if not understood."""
-    return words_sql(v, resolved_words(), {k: _truth(val) for k, val in (user or {}).items()})
 
 
 def word_lookup(words: dict[str, str], user: dict[str, str] | None = None):
@@ -151,6 +129,3 @@ def word_lookup(words: dict[str, str], user: dict[str, str] | None = None):
     return look
 
 
-def enum_sql(v: str, mapping: dict[str, str], user: dict[str, str] | None = None) -> str:
-    """A code from a fixed list (area type, handling unit), user words first."""
-    return words_sql(v, mapping, user)
