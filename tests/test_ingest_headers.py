@@ -251,3 +251,13 @@ def test_cli_set_option(tmp_path):
     con = connect(wh)
     assert con.execute("SELECT DISTINCT province, area_type FROM stations").fetchall() == [("某省", "rural")]
     con.close()
+
+
+def test_blank_lines_between_rows_keep_row_numbers(tmp_path):
+    con = register_con(tmp_path)
+    f = write_csv(tmp_path / "incidents.csv", [
+        "警情登记表", "", "警情编号,单位,接警时间,警情类型",
+        "J1,S001,2023-03-20 14:05,盗窃", "", "J2,S009,2023-03-20 15:05,盗窃", ""])
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (2, 1, 1)
+    assert con.execute("SELECT source_row, reason FROM quarantine").fetchall() == [(6, "unknown_station")]
