@@ -215,3 +215,49 @@ def test_mixed_line_endings_and_stray_quotes(tmp_path):
     with pytest.raises(IngestError) as ei:
         ingest("incidents", bad, con=con, study_window=WINDOW)
     assert str(ei.value) == f"{bad}: row 6: expected 4 fields, found 3 (truncated file or row)"
+
+
+def test_only_hidden_sheet_holds_the_data(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "说明"
+    ws.append(["本表由系统导出，请勿修改"])
+    data = wb.create_sheet("数据")
+    data.append(["单位代码", "单位名称"])
+    data.append(["S001", "城关派出所"])
+    data.sheet_state = "hidden"
+    f = tmp_path / "stations.xlsx"
+    wb.save(f)
+    with pytest.raises(IngestError) as ei:
+        ingest("stations", f, con=connect(":memory:"))
+    assert str(ei.value) == (f"{f}: sheet '说明' has no stations header; hidden sheets (never read unless chosen): "
+                             "数据 — choose one with --sheet")
+    assert ingest("stations", f, con=connect(":memory:"), sheet="数据").rows_accepted == 1
+
+
+def test_cli_set_option(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    f = county_register(tmp_path / "reg.csv")
+    wh = tmp_path / "w.duckdb"
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "ingest", "stations", str(f), "--warehouse", str(wh),
+                           "--set", "province=某省", "--set", "area_type=农村"], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+    assert proc.returncode == 0, proc.stderr
+    con = connect(wh)
+    assert con.execute("SELECT DISTINCT province, area_type FROM stations").fetchall() == [("某省", "rural")]
+    con.close()
+
+
+def test_blank_lines_between_rows_keep_row_numbers(tmp_path):
+    con = register_con(tmp_path)
+    f = write_csv(tmp_path / "incidents.csv", [
+        "警情登记表", "", "警情编号,单位,接警时间,警情类型",
+        "J1,S001,2023-03-20 14:05,盗窃", "", "J2,S009,2023-03-20 15:05,盗窃", ""])
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (2, 1, 1)
+    assert con.execute("SELECT source_row, reason FROM quarantine").fetchall() == [(6, "unknown_station")]

@@ -133,3 +133,21 @@ def test_dispute_ledger_outcome_text_and_no_escalation_column(con, tmp_path, cap
     assert rep.rows_accepted == 1 and rep.other_share == 1.0
     assert con.execute("SELECT resolved, escalated FROM disputes WHERE dispute_id = 'D9'").fetchall() == [
         (False, False)]
+
+
+def test_arrival_as_a_duration_in_minutes_or_hours(con, tmp_path):
+    f = write_csv(tmp_path / "incidents.csv", [
+        "警情编号,管辖单位,报警时间,到场用时（分钟）,警情类别",
+        "J1,S001,2023-03-20 14:05:00,12,盗窃",
+        "J2,S001,2023-03-20 15:05:00,0.5小时,盗窃",
+        "J3,S001,2023-03-20 16:05:00,90秒,盗窃",
+        "J4,S001,2023-03-20 17:05:00,很快,盗窃",
+        "J5,S001,2023-03-20 18:05:00,,盗窃",
+    ])
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.quarantined_by_reason) == (5, 4, {"bad_number": 1})
+    assert "arrived_at" not in rep.missing_columns
+    got = con.execute("SELECT incident_id, strftime(arrived_at, '%H:%M:%S') FROM incidents ORDER BY 1").fetchall()
+    assert got == [("J1", "14:17:00"), ("J2", "15:35:00"), ("J3", "16:06:30"), ("J5", None)]
+    assert con.execute("SELECT detail FROM quarantine").fetchall() == [
+        ("response_duration (到场用时(分钟)): 很快 is not a duration (minutes, or 小时/分钟 with the unit)",)]

@@ -38,7 +38,7 @@ def ingest_cli(table: str, files: list[str], warehouse: str | None, mapping: str
     console.print(mask_py(report.summary()), highlight=False, soft_wrap=True)
     if report.rows_quarantined:
         console.print(f"  rejected rows with reasons: SELECT * FROM quarantine WHERE table_name = '{table}'",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
     if report.rows_in > 0 and report.rows_accepted == 0:
         err.print("[red]every row was quarantined; see the quarantine table[/red]")
         return 2

@@ -273,6 +273,15 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parse_checks.append(Check("bad_boolean", c.name, bad, f"concat({shown}, ' is not 是/否')"))
         else:
             parsed[c.name] = vv
+    if "response_duration" in hm.positions and "arrived_at" not in present:
+        # arrival given as a duration after the call: arrived_at = received_at + duration
+        dur = V.duration_sql("v_response_duration", hm.units.get("response_duration"))
+        parsed["arrived_at"] = f"({parsed['received_at']}) + {dur}"
+        present.add("arrived_at")
+        parse_checks.append(Check("bad_number", "response_duration",
+                                  f"v_response_duration IS NOT NULL AND {dur} IS NULL",
+                                  f"concat({S.q(_lbl(hm, 'response_duration') + ': ')}, v_response_duration, "
+                                  f"' is not a duration (minutes, or 小时/分钟 with the unit)')"))
     checks.extend(parse_checks)
     if t == "disputes" and "resolved" in present and "closed_on" in present:
         checks.append(Check("open_with_close_date", "closed_on",

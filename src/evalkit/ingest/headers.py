@@ -59,12 +59,23 @@ def is_ignored(header: str) -> bool:
     return norm_header(header) in _IGNORED_NORM
 
 
+# Durations read instead of a missing timestamp: incidents' arrival as minutes (or hours, by the
+# unit in the header or value) after the call — arrived_at = received_at + duration.
+DURATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "incidents": {"response_duration": ("到场用时", "到达用时", "出警用时", "到场时长", "出警时长", "到场耗时",
+                                        "响应时长", "响应用时", "到场时间间隔")},
+}
+
+
 def alias_lookup(spec: Table, user: Mapping | None = None) -> dict[str, str]:
     """Normalised header → canonical column (user mapping wins; ``ignore`` drops a header)."""
     lookup: dict[str, str] = {}
     for c in spec.columns:
         for a in (c.name, *c.aliases):
             lookup.setdefault(norm_header(a), c.name)
+    for name, aliases in DURATIONS.get(spec.name, {}).items():
+        for a in (name, *aliases):
+            lookup.setdefault(norm_header(a), name)
     if user is not None:
         for alias, canonical in user.columns.items():
             lookup[norm_header(alias)] = canonical
@@ -263,7 +274,8 @@ def map_headers(headers: list[str], spec: Table, user: Mapping | dict | None, fi
         if spec.name == "stations" and "station_id" in missing_req:
             missing_req = ["station_id"]  # only the key is needed; name it alone
         raise IngestError(_missing_message(spec, missing_req, hm), file=file, row=header_row)
-    hm.missing = [c.name for c in spec.columns if c.name not in hm.positions and c.name not in hm.defaults]
+    hm.missing = [c.name for c in spec.columns if c.name not in hm.positions and c.name not in hm.defaults
+                  and not (c.name == "arrived_at" and "response_duration" in hm.positions)]
     for k in list(hm.defaults):
         if k in hm.positions:
             del hm.defaults[k]  # the file's own column wins over a default

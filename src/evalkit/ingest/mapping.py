@@ -100,7 +100,9 @@ def parse_set(items: list[str]) -> dict[str, str]:
 
 
 def _validate(m: Mapping, table: str) -> None:
-    cols = TABLES[table].column_names
+    from evalkit.ingest.headers import DURATIONS
+
+    cols = TABLES[table].column_names + list(DURATIONS.get(table, {}))
     for alias, canonical in m.columns.items():
         if canonical not in cols and canonical != "ignore":
             raise IngestError(f"mapping {alias!r} → {canonical!r}: {canonical!r} is not a column of {table} "

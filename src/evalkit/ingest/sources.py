@@ -390,7 +390,10 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                f"columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
         # A failing statement would abort the ingest's transaction, so a file that may trouble the
         # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
-        if _risky(src.path):
+        risk = _risky(src.path, src.skip_lines)
+        if risk == "blank":
+            return _load_csv_python(con, src, positions, tmp)
+        if risk:
             probe = duckdb.connect()
             try:
                 err, retry = _read_csv(probe, src, f"SELECT count(*) FROM ({sql})")
@@ -445,21 +448,35 @@ def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
     return err, retry
 
 
-def _risky(path: Path) -> bool:
-    """True if the file holds a double quote or mixes line endings (one streamed pass over the bytes)."""
+def _risky(path: Path, skip_lines: int = 1) -> bool | str:
+    """True if the file holds a double quote or mixes line endings; ``"blank"`` if a blank line lies
+    between rows (DuckDB skips it, which would shift row numbers: read by Python); one pass."""
     crlf = lf = cr = 0
     prev_cr = False
+    quote = blank_pending = False
+    blank = re.compile(rb"\n\r?\n")
+    start = 0  # blank lines above the header (title rows) do not matter
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            if b'"' in chunk:
-                return True
+            if start == 0 and lf == 0:
+                for _ in range(skip_lines):
+                    start = chunk.find(b"\n", start) + 1
+                    if start == 0:
+                        break
+            if blank_pending and chunk.strip():
+                return "blank"
+            m = blank.search(chunk, max(start - 1, 0))
+            start = 0
+            if m:
+                if chunk[m.end():].strip():
+                    return "blank"
+                blank_pending = True  # blank at the end of this chunk: interior if more text follows
+            quote = quote or b'"' in chunk
             crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
             lf += chunk.count(b"\n")
             cr += chunk.count(b"\r")
             prev_cr = chunk.endswith(b"\r")
-            if crlf and (lf > crlf or cr > crlf):
-                return True
-    return cr > crlf or (crlf > 0 and lf > crlf)
+    return quote or cr > crlf or (crlf > 0 and lf > crlf)
 
 
 class _Plain:

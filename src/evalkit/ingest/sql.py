@@ -30,8 +30,6 @@ DATETIME_FORMATS: tuple[str, ...] = (
     "%Y%m%d",
 )
 
-TRUE_WORDS = ("是", "1", "true", "t", "yes", "y", "对", "√", "已立案", "已化解")
-FALSE_WORDS = ("否", "0", "false", "f", "no", "n", "不", "×", "未立案", "未化解")
 
 AREA_TYPES = {"城区": "urban", "城市": "urban", "urban": "urban", "农村": "rural", "乡村": "rural",
               "rural": "rural", "城乡结合": "mixed", "城乡结合部": "mixed", "mixed": "mixed"}
@@ -57,20 +55,3 @@ def datetime_sql(v: str) -> str:
     )
     # the fast ISO cast first; then the Chinese/slash formats; then Excel serial numbers
     return f"COALESCE(TRY_CAST({v} AS TIMESTAMP), try_strptime({v}, {fmts}), {serial})"
-
-
-def integer_sql(v: str) -> str:
-    """Parse a trimmed VARCHAR into BIGINT (thousands separators allowed, integral floats ok)."""
-    d = f"TRY_CAST(replace(replace({v}, ',', ''), '，', '') AS DOUBLE)"
-    return f"CASE WHEN {d} = floor({d}) AND abs({d}) < 2e9 THEN CAST({d} AS BIGINT) END"
-
-
-def bool_sql(v: str) -> str:
-    t = ", ".join(q(x) for x in TRUE_WORDS)
-    f = ", ".join(q(x) for x in FALSE_WORDS)
-    return f"CASE WHEN lower({v}) IN ({t}) THEN TRUE WHEN lower({v}) IN ({f}) THEN FALSE END"
-
-
-def enum_sql(v: str, mapping: dict[str, str]) -> str:
-    whens = " ".join(f"WHEN {q(k)} THEN {q(val)}" for k, val in mapping.items())
-    return f"CASE lower({v}) {whens} END"

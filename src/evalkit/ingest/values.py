@@ -65,6 +65,20 @@ def number_sql(v: str, header_unit: str | None = None) -> str:
             f"WHEN {x} = floor({x}) AND abs({x}) < 2e9 THEN CAST({x} AS BIGINT) END")
 
 
+_DURATION_UNITS = {"分钟": 60, "分": 60, "min": 60, "小时": 3600, "时": 3600, "h": 3600, "秒": 1, "s": 1}
+
+
+def duration_sql(v: str, header_unit: str | None = None) -> str:
+    """INTERVAL from a duration: a number with an optional unit (分钟/分/min, 小时/时/h, 秒/s); bare
+    numbers take the header's unit (到场用时（分钟）), else minutes. NULL if not a number."""
+    f = fold_sql(v)
+    num = f"TRY_CAST(regexp_replace({f}, '\\s*(分钟|分|min|小时|时|h|秒|s)$', '') AS DOUBLE)"
+    default = _DURATION_UNITS.get(header_unit or "", 60)
+    unit = ("(CASE " + " ".join(f"WHEN suffix({f}, {q(u)}) THEN {sec}" for u, sec in _DURATION_UNITS.items())
+            + f" ELSE {default} END)")
+    return f"to_milliseconds(CAST(round({num} * {unit} * 1000) AS BIGINT))"
+
+
 # ------------------------------------------------------------------------------ words
 TRUE_WORDS = ("是", "1", "true", "t", "yes", "y", "对", "√", "✓", "有", "已立案", "立案", "已转", "已转刑事")
 FALSE_WORDS = ("否", "0", "false", "f", "no", "n", "不", "×", "✗", "无", "没有", "未立案", "不立案", "未转")
@@ -80,17 +94,6 @@ RESOLVED_WORDS: dict[str, str] = {
     **{w: "open" for w in ("正在调解", "调解中", "处理中", "办理中", "在办", "未办结", "待调解", "跟踪中",
                            "正在化解", "化解中", "调处中", "正在调处", "待处理", "未结", "持续跟进")},
 }
-
-
-def words_sql(v: str, words: dict[str, str], user: dict[str, str] | None = None) -> str:
-    """Map a word to its value by an exact (lower-cased, folded) match; user words win; else NULL."""
-    merged = {**{_nfkc(k): val for k, val in words.items()},
-              **{_nfkc(k): str(val).strip().lower() for k, val in (user or {}).items()}}
-    whens = " ".join(f"WHEN {q(k)} THEN {q(val)}" for k, val in merged.items())
-    # the plain value first; folding (full-width, inner spaces) only for values not matched as written
-    keys = ", ".join(q(k) for k in merged)
-    return (f"(CASE WHEN lower({v}) IN ({keys}) THEN (CASE lower({v}) {whens} END) "
-            f"ELSE (CASE lower(replace({fold_sql(v)}, ' ', '')) {whens} END) END)")
 
 
 def _nfkc(k: str) -> str:
@@ -109,20 +112,9 @@ def _truth(val) -> str:
     return {"是": "true", "yes": "true", "1": "true", "否": "false", "no": "false", "0": "false"}.get(s, s)
 
 
-def bool_sql(v: str, user: dict[str, str] | None = None) -> str:
-    """BOOLEAN from yes/no words (是/否, 有/无, 已立案/未立案, √/× …) and the user's words."""
-    w = words_sql(v, bool_words(user))
-    return f"CASE {w} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
-
-
 def resolved_words() -> dict[str, str]:
     """Outcome text and yes/no words → 'true' / 'false' / 'open'."""
     return {**bool_words(), **RESOLVED_WORDS}
-
-
-def resolved_state_sql(v: str, user: dict[str, str] | None = None) -> str:
-    """'true' / 'false' / 'open' from outcome text or yes/no words; NULL if not understood."""
-    return words_sql(v, resolved_words(), {k: _truth(val) for k, val in (user or {}).items()})
 
 
 def word_lookup(words: dict[str, str], user: dict[str, str] | None = None):
@@ -137,6 +129,3 @@ def word_lookup(words: dict[str, str], user: dict[str, str] | None = None):
     return look
 
 
-def enum_sql(v: str, mapping: dict[str, str], user: dict[str, str] | None = None) -> str:
-    """A code from a fixed list (area type, handling unit), user words first."""
-    return words_sql(v, mapping, user)

@@ -95,6 +95,8 @@ def open_xlsx(path: Path, sheet, table: str, table_zh: str, user=None):
     wbf = None
     try:
         chosen = _choose(wb, path, sheet, table, table_zh, spec, user)
+        sheet_names = list(wb.sheetnames)
+        visible_names = [ws.title for ws in wb.worksheets if ws.sheet_state == "visible"]
         wbf = _open(path, data_only=False)
         values = wb[chosen].iter_rows(values_only=True)
         formulas = wbf[chosen].iter_rows(values_only=True)
@@ -117,8 +119,14 @@ def open_xlsx(path: Path, sheet, table: str, table_zh: str, user=None):
     if spec is None:
         hdr_at, count, headers = 0, 1, [("" if c is None else str(c)).strip() for c in nonempty[0][1]]
     else:
+        from evalkit.ingest.headers import _score, alias_lookup
+
         hr = find_header([r[1] for r in nonempty], spec, user)
         hdr_at, count, headers = hr.index, hr.count, hr.headers
+        hidden = [n for n in sheet_names if n not in visible_names]
+        if sheet is None and hidden and _score(headers, alias_lookup(spec, user)) == 0:
+            raise IngestError(f"sheet {chosen!r} has no {table} header; hidden sheets (never read unless "
+                              f"chosen): {', '.join(hidden)} — choose one with --sheet", file=str(path))
     header_row = nonempty[hdr_at + count - 1][0]
     rows = nonempty[hdr_at + count:]
     return Source(path, "xlsx", headers, sheet=chosen, _xlsx_rows=rows, header_row=header_row)
