@@ -10,7 +10,7 @@ from evalkit.ingest import IngestError, ingest, ingest_cli
 from evalkit.ingest.stations import StationMatcher, core, norm, tail
 from evalkit.warehouse import connect, table_counts
 
-REG = [(code, name) for code, name, _c, _p in REGISTER]
+REG = [(code, name, county, "某市") for code, name, county, _p in REGISTER]
 
 
 def test_normal_forms():
@@ -36,6 +36,8 @@ def test_normal_forms():
     ("石桥派出所", "441581003"),
     ("某县公安局城关派出所", "441581004"),  # the full name tells the two 城关 apart
     ("某市公安局城区分局城关派出所", "441502001"),
+    ("某县城关派出所", "441581004"),  # county name in front, no bureau
+    ("城区城关所", "441502001"),
 ])
 def test_reference_forms_match(ref, expected):
     m = StationMatcher(REG)(ref)
