@@ -4,8 +4,10 @@ quarantined with their candidates; too many unknown ones stop the ingest (unless
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 from _exports import INC_H, REGISTER, incident_rows, months, write_csv, write_register
+from evalkit.cli import app
 from evalkit.ingest import IngestError, ingest, ingest_cli
 from evalkit.ingest.stations import StationMatcher, core, norm, tail
 from evalkit.warehouse import connect, table_counts
@@ -98,8 +100,15 @@ def test_unmatched_above_one_percent_fails_and_rolls_back(wh, tmp_path, capsys):
     # the CLI exits non-zero with the same one-line message
     assert ingest_cli("incidents", [str(f)], str(wh), None, None) == 1
     assert "西关派出所 (4)" in capsys.readouterr().err
-    # accepted explicitly: quarantined with the reason
-    rep = ingest("incidents", f, warehouse=wh, study_window=("2019-01", "2025-12"), accept_unmatched=True)
+    # accepted explicitly (the CLI flag): quarantined with the reason
+    r = CliRunner().invoke(app, ["ingest", "incidents", str(f), "--warehouse", str(wh), "--accept-unmatched"])
+    assert r.exit_code == 0, r.output
+    con = connect(wh)
+    assert con.execute("SELECT count(*) FROM incidents").fetchone()[0] == 80
+    assert con.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1").fetchall() == [("unknown_station", 5)]
+    con.close()
+    rep = ingest("incidents", f, warehouse=wh, study_window=("2019-01", "2025-12"), accept_unmatched=True,
+                 replace=True)
     assert rep.rows_accepted == 80 and rep.quarantined_by_reason == {"unknown_station": 5}
     assert rep.unmatched_rows == 5
 
