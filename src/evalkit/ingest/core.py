@@ -296,17 +296,19 @@ def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int
 def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
     """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
     the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
-    idx = [i for i, c in enumerate(checks, start=1) if c.reason == "unknown_station"]
-    if not idx or not rows_in:
+    if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
         return 0
-    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE _chk = {idx[0]}").fetchall()[0][0]
+    # every row naming an unknown station counts, whichever check rejected it first
+    unknown = "v_station_id IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL"
+    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
     if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
-        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE _chk = {idx[0]} "
+        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE {unknown} "
                           f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
         names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
         raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
-                          f"station not in the register, most often: {names}; add them to the register or map "
-                          f"them in the mapping file, or pass --accept-unmatched to quarantine them", file=src.name)
+                          f"station not in the register, most often: {names}; add them to the station register "
+                          f"or correct the unit names in the export, or pass --accept-unmatched to quarantine "
+                          f"them", file=src.name)
     return int(n)
 
 
