@@ -398,7 +398,7 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
 # ------------------------------------------------------------------------------ public
 def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
            study_window: tuple[str, str] | None = None, replace: bool = False,
-           accept_unmatched: bool = False) -> IngestReport:
+           accept_unmatched: bool = False, allow_demo: bool = False) -> IngestReport:
     """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`.
 
     Each file is one load (``ingest_log.load_id``). ``replace``: first remove the earlier live
@@ -406,6 +406,8 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     go), then load it — how a corrected file or a fixed mapping is re-ingested. Without it a file
     whose content was already loaded is skipped. ``accept_unmatched``: quarantine rows naming an
     unknown station even when they are more than 1 % of a file (otherwise the call fails).
+    ``allow_demo``: load into the demo world's warehouse (only :func:`ingest_world` does: real
+    exports and the synthetic world never share a warehouse).
     """
     t0 = time.perf_counter()
     if table not in TABLES:
@@ -427,6 +429,11 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            from evalkit.warehouse import is_demo
+
+            if not allow_demo and is_demo(con):
+                raise IngestError("this warehouse holds the synthetic demo world; load real exports into another "
+                                  "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
                 sha = sha256_file(f)
