@@ -15,7 +15,7 @@ from evalkit.ingest import ingest
 from evalkit.panel import DISPUTE_COUNTS, INCIDENT_COUNTS, build_panel
 from evalkit.params import check_window, validate_params
 from evalkit.registry import period_of
-from evalkit.warehouse import connect, forget
+from evalkit.warehouse import connect, forget, is_demo
 
 WINDOW = ("2019-01", "2025-12")
 DONGMEN, CHENGGUAN, SHIQIAO, XIAN_CG = "441502002", "441502001", "441581003", "441581004"
@@ -131,6 +131,7 @@ def test_demo_world_panel_is_balanced_and_unchanged(demo_warehouse):
     con = connect(demo_warehouse, read_only=True)
     p = build_panel(con, "两队一室", start="2019-01", end="2025-12")
     n_cov = dict(con.execute("SELECT table_name, count(*) FROM coverage GROUP BY 1").fetchall())
+    assert is_demo(con)  # the meta says it is the demo world's warehouse
     con.close()
     assert p.attrs["balanced"] is True and p.attrs["missing_cells"] == {"incidents": 0, "disputes": 0}
     assert all(p[c].dtype == "int64" for c in (*INCIDENT_COUNTS, *DISPUTE_COUNTS))

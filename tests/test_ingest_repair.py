@@ -217,3 +217,6 @@ def test_demo_data_refuses_a_warehouse_with_ingested_data(wh, tmp_path):
     set_meta(con, "synthetic", "true")
     con.close()
     assert not holds_real_data(demo) and not holds_real_data(tmp_path / "absent.duckdb")
+    # and real exports never go into the demo world's warehouse
+    with pytest.raises(IngestError, match="holds the synthetic demo world"):
+        ingest("stations", write_register(tmp_path / "register.csv"), warehouse=demo)

@@ -4,13 +4,15 @@ quarantined with their candidates; too many unknown ones stop the ingest (unless
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 from _exports import INC_H, REGISTER, incident_rows, months, write_csv, write_register
+from evalkit.cli import app
 from evalkit.ingest import IngestError, ingest, ingest_cli
 from evalkit.ingest.stations import StationMatcher, core, norm, tail
 from evalkit.warehouse import connect, table_counts
 
-REG = [(code, name) for code, name, _c, _p in REGISTER]
+REG = [(code, name, county, "某市") for code, name, county, _p in REGISTER]
 
 
 def test_normal_forms():
@@ -36,6 +38,8 @@ def test_normal_forms():
     ("石桥派出所", "441581003"),
     ("某县公安局城关派出所", "441581004"),  # the full name tells the two 城关 apart
     ("某市公安局城区分局城关派出所", "441502001"),
+    ("某县城关派出所", "441581004"),  # county name in front, no bureau
+    ("城区城关所", "441502001"),
 ])
 def test_reference_forms_match(ref, expected):
     m = StationMatcher(REG)(ref)
@@ -96,8 +100,15 @@ def test_unmatched_above_one_percent_fails_and_rolls_back(wh, tmp_path, capsys):
     # the CLI exits non-zero with the same one-line message
     assert ingest_cli("incidents", [str(f)], str(wh), None, None) == 1
     assert "西关派出所 (4)" in capsys.readouterr().err
-    # accepted explicitly: quarantined with the reason
-    rep = ingest("incidents", f, warehouse=wh, study_window=("2019-01", "2025-12"), accept_unmatched=True)
+    # accepted explicitly (the CLI flag): quarantined with the reason
+    r = CliRunner().invoke(app, ["ingest", "incidents", str(f), "--warehouse", str(wh), "--accept-unmatched"])
+    assert r.exit_code == 0, r.output
+    con = connect(wh)
+    assert con.execute("SELECT count(*) FROM incidents").fetchone()[0] == 80
+    assert con.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1").fetchall() == [("unknown_station", 5)]
+    con.close()
+    rep = ingest("incidents", f, warehouse=wh, study_window=("2019-01", "2025-12"), accept_unmatched=True,
+                 replace=True)
     assert rep.rows_accepted == 80 and rep.quarantined_by_reason == {"unknown_station": 5}
     assert rep.unmatched_rows == 5
 

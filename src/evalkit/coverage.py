@@ -169,9 +169,14 @@ def coverage_ranges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def data_span(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int] | None:
-    """(first, last) covered period of ``table`` over all stations, or None when it has no records."""
-    row = con.execute(f"SELECT min(period), max(period) FROM {coverage_source(con, table)}").fetchall()[0]
+def data_span(con: duckdb.DuckDBPyConnection, table: str, region: dict | None = None) -> tuple[int, int] | None:
+    """(first, last) covered period of ``table`` over the stations of ``region`` (all when None, same
+    filter as :func:`evalkit.panel.build_panel`), or None when they have no records."""
+    from evalkit.panel import _region_sql
+
+    region_sql, args = _region_sql(region)
+    row = con.execute(f"SELECT min(c.period), max(c.period) FROM {coverage_source(con, table)} c "
+                      f"JOIN stations s USING (station_id) WHERE {region_sql}", args).fetchall()[0]
     return None if row[0] is None else (int(row[0]), int(row[1]))
 
 

@@ -292,8 +292,8 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
     """One-line problems of ``params.window`` against the warehouse behind ``con`` (empty: fine).
 
     Refused (never clipped, so a brief never covers months it has no data for): a window that
-    starts before or ends after the covered months of a table the outcomes need (see
-    :mod:`evalkit.coverage`), and a window in which no adopter of the reform (in the region)
+    starts before or ends after the covered months of a table the outcomes need, over the
+    region's stations (see :mod:`evalkit.coverage`), and a window in which no adopter of the reform (in the region)
     adopts after ``window.start`` — no pre-period. Adoption after ``window.end`` is allowed
     (those stations count as never treated).
     """
@@ -305,10 +305,12 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
     p0 = int(w.start[:4]) * 12 + int(w.start[5:]) - 1
     p1 = int(w.end[:4]) * 12 + int(w.end[5:]) - 1
     problems = []
+    region_sql, args = _region_sql(params.region.as_filter())
     for table in outcome_tables(params.outcomes):
-        span = data_span(con, table)
+        span = data_span(con, table, params.region.as_filter())  # the covered months of the region's stations
         if span is None:
-            problems.append(f"{source}: outcomes: the warehouse has no {table} records for {', '.join(params.outcomes)}")
+            problems.append(f"{source}: outcomes: the warehouse has no {table} records (in the region) for "
+                            f"{', '.join(params.outcomes)}")
             continue
         lo, hi = span
         if p0 < lo:
@@ -317,7 +319,6 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
         if p1 > hi:
             problems.append(f"{source}: window.end {w.end} lies beyond the {table} data (last month "
                             f"{period_label(hi)}); set window.end to {period_label(hi)} or earlier")
-    region_sql, args = _region_sql(params.region.as_filter())
     rows = con.execute(
         f"SELECT year(min(r.adopted_on)) * 12 + month(min(r.adopted_on)) - 1 FROM reforms r "
         f"JOIN stations s USING (station_id) WHERE r.reform = ? AND {region_sql} GROUP BY r.station_id",

@@ -353,17 +353,19 @@ def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int
 def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
     """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
     the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
-    idx = [i for i, c in enumerate(checks, start=1) if c.reason == "unknown_station"]
-    if not idx or not rows_in:
+    if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
         return 0
-    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE _chk = {idx[0]}").fetchall()[0][0]
+    # every row naming an unknown station counts, whichever check rejected it first
+    unknown = "v_station_id IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL"
+    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
     if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
-        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE _chk = {idx[0]} "
+        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE {unknown} "
                           f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
         names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
         raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
-                          f"station not in the register, most often: {names}; add them to the register or map "
-                          f"them in the mapping file, or pass --accept-unmatched to quarantine them", file=src.name)
+                          f"station not in the register, most often: {names}; add them to the station register "
+                          f"or correct the unit names in the export, or pass --accept-unmatched to quarantine "
+                          f"them", file=src.name)
     return int(n)
 
 
@@ -457,7 +459,8 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
 # ------------------------------------------------------------------------------ public
 def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
            study_window: tuple[str, str] | None = None, replace: bool = False,
-           accept_unmatched: bool = False, defaults=None) -> IngestReport:
+           accept_unmatched: bool = False, defaults=None,
+           allow_demo: bool = False) -> IngestReport:
     """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`.
 
     Each file is one load (``ingest_log.load_id``). ``replace``: first remove the earlier live
@@ -467,6 +470,8 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     unknown station even when they are more than 1 % of a file (otherwise the call fails).
     ``mapping``: a mapping file/dict (headers, values, defaults; see :mod:`evalkit.ingest.mapping`);
     ``defaults``: ``{column: value}`` or ``['column=value', …]`` for columns the files lack (``--set``).
+    ``allow_demo``: load into the demo world's warehouse (only :func:`ingest_world` does: real
+    exports and the synthetic world never share a warehouse).
     """
     t0 = time.perf_counter()
     if table not in TABLES:
@@ -488,6 +493,11 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            from evalkit.warehouse import is_demo
+
+            if not allow_demo and is_demo(con):
+                raise IngestError("this warehouse holds the synthetic demo world; load real exports into another "
+                                  "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
                 sha = sha256_file(f)

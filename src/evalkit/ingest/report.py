@@ -31,7 +31,7 @@ class IngestReport:
     seconds: float = 0.0
     # accepted rows whose category is `other` (unknown values and explicit 其他)
     rows_other: int = 0
-    # rows quarantined because their station is not in the register (allowed with --accept-unmatched)
+    # rows naming a station not in the register (all quarantined; above 1 % only with --accept-unmatched)
     unmatched_rows: int = 0
     load_ids: list[int] = field(default_factory=list)
     # earlier loads removed by --replace: {"file", "load_id", "rows", "quarantined"}

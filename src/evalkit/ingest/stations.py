@@ -10,7 +10,9 @@ case-insensitively, in tiers; the first tier with any candidate decides:
 2. the full name as written in the register (normalised);
 3. the unit name without its bureau/branch prefix (everything up to the last 公安局/分局/县局/
    区局/市局/大队/支队/… is dropped);
-4. the core name: tier 3 without a trailing 派出所/所/警务站.
+4. the core name: tier 3 without a trailing 派出所/所/警务站;
+5. the core name with the station's county or city in front (``某县城关派出所``,
+   ``某市某县城关所``), when the register has those columns.
 
 One candidate is a match; several are *ambiguous* (quarantined with the candidates in the
 detail); none is *unmatched*. Matching runs on the distinct values of a column only, so a
@@ -67,25 +69,31 @@ class Match:
 class StationMatcher:
     """Index of the register: ``StationMatcher(rows)(reference) -> Match``."""
 
-    def __init__(self, rows: list[tuple[str, str | None]]):
+    def __init__(self, rows: list[tuple]):
+        """``rows``: ``(station_id, name)`` or ``(station_id, name, county, city)`` tuples."""
         self.n = len(rows)
-        self.tiers: list[dict[str, set[str]]] = [{}, {}, {}, {}, {}]
+        self.tiers: list[dict[str, set[str]]] = [{}, {}, {}, {}, {}, {}]
         ids = self.tiers[0]
-        for sid, _ in rows:
+        for sid, *_ in rows:
             ids.setdefault(str(sid), set()).add(sid)
-        for sid, _ in rows:
+        for sid, *_ in rows:
             self.tiers[1].setdefault(norm(sid), set()).add(sid)
-        for sid, name in rows:
+        for sid, name, *place in rows:
             if not name:
                 continue
             n = norm(name)
             self.tiers[2].setdefault(n, set()).add(sid)
             self.tiers[3].setdefault(tail(n), set()).add(sid)
-            self.tiers[4].setdefault(core(n), set()).add(sid)
+            c = core(n)
+            self.tiers[4].setdefault(c, set()).add(sid)
+            county, city = (norm(x) if x else "" for x in (place + [None, None])[:2])
+            for prefix in {county, city, city + county} - {""}:
+                self.tiers[5].setdefault(prefix + c, set()).add(sid)
 
     def __call__(self, ref: str) -> Match:
         n = norm(ref)
-        for tier, key in zip(self.tiers, (str(ref), n, n, tail(n), core(n)), strict=True):
+        c = core(n)
+        for tier, key in zip(self.tiers, (str(ref), n, n, tail(n), c, c), strict=True):
             hit = tier.get(key)
             if hit:
                 if len(hit) == 1:
@@ -96,7 +104,7 @@ class StationMatcher:
 
 def matcher_from_register(con) -> StationMatcher:
     """The matcher for the live station register of the warehouse."""
-    return StationMatcher(con.execute("SELECT station_id, name FROM stations").fetchall())
+    return StationMatcher(con.execute("SELECT station_id, name, county, city FROM stations").fetchall())
 
 
 def station_map_table(con, raw_table: str, column: str, name: str = "_ek_map_station") -> int:

@@ -183,8 +183,12 @@ def build() -> None:
     add(Case("outside_window.csv", "incidents", accepted=1, reasons={"outside_window": 2}),
         csv_text(INC_H, [inc(1), inc(2, rec="2015-06-01 10:00:00", dis=None, arr=None, clo=None),
                          inc(3, rec="2026-01-01 00:00:00", dis=None, arr=None, clo=None)]).encode())
-    add(Case("unknown_station.csv", "incidents", accepted=1, reasons={"unknown_station": 2},
-             rows={"unknown_station": [3, 4]}),
+    # 2 of 3 rows name an unknown station: above the 1 % gate the ingest stops (quarantining them on
+    # request, --accept-unmatched, is tested in tests/test_station_match.py)
+    add(Case("unknown_station.csv", "incidents",
+             error="{file}: 2 of 3 rows (66.7%, more than 1%) name a station not in the register, most often: "
+                   "S999 (1), 不存在派出所 (1); add them to the station register or correct the unit names in the "
+                   "export, or pass --accept-unmatched to quarantine them"),
         csv_text(INC_H, [inc(1), inc(2, st="S999"), inc(3, st="不存在派出所")]).encode())
     add(Case("station_by_name.csv", "incidents", accepted=4, note="name, padded name, full-width id, lower-case id"),
         csv_text(["警情编号", "所属派出所"] + INC_H[2:],
@@ -229,7 +233,10 @@ def build() -> None:
     add(Case("reforms_duplicates.csv", "reforms", accepted=1, reasons={"duplicate_id": 1},
              note="一室两队 is an alias of 两队一室: same key"),
         csv_text(RF_H, [["S001", "两队一室", "2021-06-01"], ["S001", "一室两队", "2021-07-01"]]).encode())
-    add(Case("reforms_unknown_station.csv", "reforms", accepted=0, reasons={"unknown_station": 1}),
+    add(Case("reforms_unknown_station.csv", "reforms",
+             error="{file}: 1 of 1 rows (100.0%, more than 1%) name a station not in the register, most often: "
+                   "S404 (1); add them to the station register or correct the unit names in the export, or pass "
+                   "--accept-unmatched to quarantine them"),
         csv_text(RF_H, [["S404", "两队一室", "2021-06-01"]]).encode())
     # ------------------------------------------------------------------ disputes
     ds = [["D000001", "S001", "2023-03-01", "2023-03-05", "邻里纠纷", "是", "否"],
