@@ -79,6 +79,11 @@ def test_county_exports_to_results(tmp_path):
         live = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
         other = con.execute("SELECT count(*) FROM incidents WHERE category = 'other'").fetchone()[0]
         fraud = con.execute("SELECT count(*) FROM incidents WHERE category = 'fraud'").fetchone()[0]
+        # the comparison station that did not export four months: those months are not covered
+        gap = [int(m[:4]) * 12 + int(m[5:]) - 1 for m in county.gap_months]
+        covered = con.execute("SELECT period FROM coverage WHERE table_name = 'incidents' AND station_id = ?",
+                              [county.gap_station]).fetchall()
+    assert len(covered) == 60 - len(gap) and not {p for (p,) in covered} & set(gap), covered
     assert n == {"stations": 30, "reforms": 12, "incidents": county.rows - 3}
     assert live == 3 and other == 0 and fraud > 0.5 * county.rows
 
