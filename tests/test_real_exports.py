@@ -132,6 +132,38 @@ def test_unknown_header_gets_did_you_mean(tmp_path, wh):
     assert hint and any("到达时间" in ln for ln in hint), out
 
 
+def test_suggested_mapping_edited_by_the_user_maps_headers_and_values(tmp_path, wh):
+    """The user's loop: suggest → read (an unknown header, an unknown category) → edit → load."""
+    import yaml
+
+    load_register(tmp_path, wh)
+    rows = E.incident_rows(stations(8), 20, seed=21)
+    for r in rows[:4]:
+        r[5] = "涉网求助"  # the vocabulary's guess is wrong for this bureau: it is fraud
+    for r in rows[4:6]:
+        r[5] = "ZZ类警情"  # unknown: `other`, and the share is reported
+    head = list(E.INCIDENT_HEAD)
+    head[4] = "所队"  # a header no alias knows
+    f = E.write_csv(tmp_path / "警情_所队.csv", [head, *rows], encoding="gb18030")
+    m = tmp_path / "incidents.yaml"
+    code, out = ingest(wh, "incidents", [f], "--suggest-mapping", m)
+    assert code == 0, out
+    assert q(wh, "SELECT count(*) FROM incidents") == [(0,)], "--suggest-mapping must load nothing"
+    code, out = ingest(wh, "incidents", [f], "--mapping", m)
+    assert code == 1 and "station_id" in out, "without the edit the station column is missing"
+    doc = yaml.safe_load(m.read_text(encoding="utf-8"))
+    assert doc["columns"]["所队"] is None and doc["values"]["category"]["ZZ类警情"] in (None, "other"), doc
+    doc["columns"]["所队"] = "station_id"
+    doc["values"]["category"]["涉网求助"] = "fraud"
+    m.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    code, out = ingest(wh, "incidents", [f], "--mapping", m)
+    assert code == 0, out
+    cats = dict(q(wh, "SELECT category, count(*) FROM incidents GROUP BY ALL"))
+    fraud = 4 + sum(r[5] == "电信网络诈骗" for r in rows)
+    assert cats["fraud"] == fraud and cats["other"] == 2, cats
+    assert any("other" in ln and "10.0%" in ln for ln in out.splitlines()), out
+
+
 def test_formula_cells_without_cached_values_are_quarantined_by_row(tmp_path, wh):
     load_register(tmp_path, wh)
     case, frows = E.incidents_formulas(tmp_path)
