@@ -259,6 +259,8 @@ def test_validate_refuses_a_window_beyond_the_data_or_without_pre_period(tmp_pat
     assert ingest(wh, "reforms", [adopt])[0] == 0
     code, out = evalkit("validate", _params(tmp_path / "a.yaml", wh, "2019-01", "2025-12"))
     assert code != 0 and "2019-01" in out and "2024-01" in out and "2025-12" in out and "2024-12" in out, out
+    code, out = evalkit("run", tmp_path / "a.yaml", "--outputs", tmp_path / "out", "--no-pdf")
+    assert code != 0 and "2025-12" in out and not (tmp_path / "out" / "w" / "results.json").exists(), out
     code, out = evalkit("validate", _params(tmp_path / "b.yaml", wh, "2024-01", "2024-12"))
     assert code == 0, out
     code, out = evalkit("validate", _params(tmp_path / "c.yaml", wh, "2024-07", "2024-12"))
