@@ -248,7 +248,8 @@ def _params(path: Path, wh: Path, start: str, end: str) -> Path:
     return path
 
 
-def test_validate_refuses_a_window_beyond_the_data_or_without_pre_period(tmp_path, wh):
+def _window_warehouse(tmp_path: Path, wh: Path) -> None:
+    """Incidents of 2024 only; adopters in 2024-01 and 2024-07."""
     load_register(tmp_path, wh)
     case, _ = E.incidents_monthly_with_gap(tmp_path)  # incidents of 2024 only
     assert ingest(wh, "incidents", case.files)[0] == 0
@@ -257,14 +258,24 @@ def test_validate_refuses_a_window_beyond_the_data_or_without_pre_period(tmp_pat
                                                 [sts[2].code, "两队一室", "2024-07-01"],
                                                 [sts[3].code, "两队一室", "2024-01-01"]])
     assert ingest(wh, "reforms", [adopt])[0] == 0
+
+
+def test_validate_refuses_a_window_beyond_the_data_or_without_pre_period(tmp_path, wh):
+    _window_warehouse(tmp_path, wh)
     code, out = evalkit("validate", _params(tmp_path / "a.yaml", wh, "2019-01", "2025-12"))
     assert code != 0 and "2019-01" in out and "2024-01" in out and "2025-12" in out and "2024-12" in out, out
-    code, out = evalkit("run", tmp_path / "a.yaml", "--outputs", tmp_path / "out", "--no-pdf")
-    assert code != 0 and "2025-12" in out and not (tmp_path / "out" / "w" / "results.json").exists(), out
     code, out = evalkit("validate", _params(tmp_path / "b.yaml", wh, "2024-01", "2024-12"))
     assert code == 0, out
     code, out = evalkit("validate", _params(tmp_path / "c.yaml", wh, "2024-07", "2024-12"))
     assert code != 0 and "pre-period" in out, out
+
+
+@pytest.mark.slow
+def test_run_refuses_a_window_beyond_the_data_before_running(tmp_path, wh):
+    _window_warehouse(tmp_path, wh)
+    code, out = evalkit("run", _params(tmp_path / "a.yaml", wh, "2019-01", "2025-12"), "--outputs", tmp_path / "out",
+                        "--no-pdf")
+    assert code != 0 and "2025-12" in out and not (tmp_path / "out" / "w" / "results.json").exists(), out
 
 
 def test_demo_data_never_touches_an_ingested_warehouse(tmp_path, wh):
