@@ -164,6 +164,17 @@ def test_suggested_mapping_edited_by_the_user_maps_headers_and_values(tmp_path, 
     assert any("other" in ln and "10.0%" in ln for ln in out.splitlines()), out
 
 
+def test_sheet_chosen_by_name_reads_a_hidden_sheet_only_when_asked(tmp_path):
+    case = E.register_hidden_sheet(tmp_path)
+    wh1, wh2 = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    assert ingest(wh1, "stations", case.files, "--sheet", "名册")[0] == 0
+    assert q(wh1, "SELECT count(*) FROM stations WHERE name = '废弃派出所'") == [(0,)]
+    assert q(wh1, "SELECT count(*) FROM stations") == [(8,)]
+    code, out = ingest(wh2, "stations", case.files, "--sheet", "旧名册")
+    assert code == 0, out
+    assert sorted(r[0] for r in q(wh2, "SELECT name FROM stations")) == ["废弃派出所", "旧城派出所"]
+
+
 def test_formula_cells_without_cached_values_are_quarantined_by_row(tmp_path, wh):
     load_register(tmp_path, wh)
     case, frows = E.incidents_formulas(tmp_path)
