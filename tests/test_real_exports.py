@@ -85,8 +85,10 @@ def test_case(make, tmp_path, wh):
     code, out = ingest(wh, case.table, case.files, *case.args)
     assert code == case.exit_code, out
     if case.exit_code != 0:
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert len(lines) == 1, f"the error should be one line:\n{out}"
         for word in case.error:
-            assert word in out, f"{word!r} missing from the failure output:\n{out}"
+            assert word in lines[0], f"{word!r} missing from the error:\n{out}"
         assert q(wh, f"SELECT count(*) FROM {case.table}")[0][0] == before, "a failed ingest must write nothing"
         return
     accepted = q(wh, f"SELECT count(*) FROM {case.table}")[0][0] - before

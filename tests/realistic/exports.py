@@ -218,7 +218,8 @@ def incidents_unmatched(d: Path, *, accept: bool = False) -> Case:
         return Case("incidents_unmatched_accepted", "incidents", [f], args=["--accept-unmatched"], accepted=94,
                     reasons={UNMATCHED: 6})
     return Case("incidents_unmatched_fails", "incidents", [f], exit_code=1, accepted=0,
-                error=("港区派出所", "4", "白鹭派出所", "2", "--accept-unmatched"))
+                error=("警情_未匹配.csv", "6 of 100 rows", "临江市公安局城南分局港区派出所 (4)",
+                       "临溪县公安局白鹭派出所 (2)", "--accept-unmatched"))
 
 
 def incidents_ambiguous(d: Path) -> Case:
