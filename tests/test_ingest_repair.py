@@ -86,13 +86,14 @@ def test_replace_without_an_earlier_load_is_an_error(wh, tmp_path):
 
 
 def test_fixed_mapping_reingested_with_replace(wh, tmp_path):
-    # the export names the unit column 办理单位, unknown to evalkit: every row lacks its station
+    # the export names the unit column 承办方, unknown to evalkit (办理单位 is now a known alias): every
+    # row lacks its station
     rows = incident_rows("东门派出所", months("2023-01", "2023-02"), 10, "A")
-    f = write_csv(tmp_path / "inc.csv", ["警情编号", "办理单位", *INC_H[2:]], rows)
+    f = write_csv(tmp_path / "inc.csv", ["警情编号", "承办方", *INC_H[2:]], rows)
     with pytest.raises(IngestError):  # the station column is required: refused, nothing written
         ingest("incidents", f, warehouse=wh, study_window=WINDOW)
     good_map = tmp_path / "map2.yaml"
-    good_map.write_text("incidents:\n  办理单位: station_id\n", encoding="utf-8")
+    good_map.write_text("incidents:\n  承办方: station_id\n", encoding="utf-8")
     rep = ingest("incidents", f, warehouse=wh, study_window=WINDOW, mapping=good_map)
     assert rep.rows_accepted == 20
     rep = ingest("incidents", f, warehouse=wh, study_window=WINDOW, mapping=good_map, replace=True)
