@@ -263,3 +263,73 @@ def test_blank_lines_between_rows_keep_row_numbers(tmp_path):
     rep = ingest("incidents", f, con=con, study_window=WINDOW, accept_unmatched=True)
     assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (2, 1, 1)
     assert con.execute("SELECT source_row, reason FROM quarantine").fetchall() == [(6, "unknown_station")]
+
+
+STRAY_HEAD = "序号,警情编号,接警时间,所属派出所,警情类别"
+
+
+def test_stray_quote_at_field_start_never_merges_rows(tmp_path):
+    """Issue 12: a quote opening row 2's category swallowed rows 3-4 into one 3-line category."""
+    con = register_con(tmp_path)
+    f = write_csv(tmp_path / "stray.csv", [
+        STRAY_HEAD,
+        '1,A1,2023-03-01 10:00,城关派出所,"电信网络诈骗',
+        "2,A2,2023-03-01 11:00,城关派出所,盗窃",
+        '3,A3,2023-03-01 12:00,城关派出所,盗窃"',
+        "4,A4,2023-03-01 13:00,城关派出所,盗窃"], newline="\r\n")
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (4, 2, 2)
+    assert con.execute("SELECT source_row, reason FROM quarantine ORDER BY 1").fetchall() == [
+        (2, "unbalanced_quote"), (4, "unbalanced_quote")]
+    assert con.execute("SELECT incident_id, category FROM incidents ORDER BY 1").fetchall() == [
+        ("A2", "theft"), ("A4", "theft")]
+
+
+def test_stray_quote_running_to_the_end_of_the_file_is_quarantined_by_row(tmp_path):
+    con = register_con(tmp_path)
+    f = write_csv(tmp_path / "stray.csv", [
+        STRAY_HEAD,
+        "1,A1,2023-03-01 10:00,城关派出所,盗窃",
+        '2,A2,2023-03-01 11:00,城关派出所,"盗窃',
+        "3,A3,2023-03-01 12:00,城关派出所,盗窃",
+        "4,A4,2023-03-01 13:00,河口派出所,盗窃"], encoding="gb18030")
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (4, 3, 1)
+    assert con.execute("SELECT source_row, reason FROM quarantine").fetchall() == [(3, "unbalanced_quote")]
+    assert con.execute("SELECT incident_id FROM incidents ORDER BY 1").fetchall() == [("A1",), ("A3",), ("A4",)]
+
+
+def test_quoted_field_spanning_lines_is_one_row(tmp_path):
+    """Balanced quotes around a text with line breaks (and commas) are one record, as exported."""
+    con = register_con(tmp_path)
+    f = write_csv(tmp_path / "multi.csv", [
+        "序号,警情编号,接警时间,所属派出所,简要警情,警情类别",
+        "1,A1,2023-03-01 10:00,城关派出所,\"报警称电动车被盗,\n车停在楼下，\n已调取监控\",盗窃",
+        "2,A2,2023-03-01 11:00,城关派出所,\"两人因停车\r\n发生口角\",打架斗殴",
+        "3,A3,2023-03-01 12:00,城关派出所,无,盗窃"])
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (3, 3, 0)
+    assert con.execute("SELECT incident_id, category FROM incidents ORDER BY 1").fetchall() == [
+        ("A1", "theft"), ("A2", "fight"), ("A3", "theft")]
+    # a quote left open at the end of the file is a truncated file: an error naming its row
+    bad = write_csv(tmp_path / "cut.csv", [
+        "序号,警情编号,接警时间,所属派出所,简要警情,警情类别",
+        "1,A1,2023-03-01 10:00,城关派出所,\"报警称电动车被盗,\n车停在"])
+    with pytest.raises(IngestError) as ei:
+        ingest("incidents", bad, con=con, study_window=WINDOW)
+    assert str(ei.value) == f"{bad}: row 2: unterminated quote (truncated file?)"
+
+
+@pytest.mark.parametrize("chunk", [1 << 23, 7])  # 7 bytes: lines cut across chunks
+def test_only_lines_with_odd_quotes_leave_the_fast_reader(tmp_path, monkeypatch, chunk):
+    from evalkit.ingest import sources
+    from evalkit.ingest.sources import _risky
+
+    monkeypatch.setattr(sources, "CHUNK_BYTES", chunk)
+
+    plain = write_csv(tmp_path / "a.csv", [STRAY_HEAD, "1,A1,2023-03-01 10:00,城关派出所,盗窃"])
+    quoted = write_csv(tmp_path / "b.csv", [STRAY_HEAD, '1,A1,2023-03-01 10:00,"城关派出所",盗窃'])
+    stray = write_csv(tmp_path / "c.csv", [STRAY_HEAD, '1,A1,2023-03-01 10:00,城关派出所,"盗窃'])
+    last = tmp_path / "d.csv"  # the stray quote on a last line without a line break
+    last.write_bytes((STRAY_HEAD + '\n1,A1,2023-03-01 10:00,城关派出所,"盗窃').encode())
+    assert (_risky(plain), _risky(quoted), _risky(stray), _risky(last)) == (False, True, "python", "python")

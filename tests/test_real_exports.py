@@ -188,6 +188,23 @@ def test_formula_cells_without_cached_values_are_quarantined_by_row(tmp_path, wh
     assert q(wh, "SELECT count(*) FROM incidents WHERE arrived_at IS NULL") == [(0,)], "a formula became empty"
 
 
+def test_stray_quotes_are_read_or_quarantined_by_row(tmp_path, wh):
+    load_register(tmp_path, wh)
+    case, stray = E.incidents_stray_quotes(tmp_path)
+    code, out = ingest(wh, "incidents", case.files)
+    assert code == 0, out
+    assert q(wh, "SELECT rows_in, rows_accepted + rows_quarantined FROM ingest_log "
+                 "WHERE table_name = 'incidents'") == [(50, 50)]
+    # a line with an odd number of quotes is quarantined by its row (docs/ingest.md), nothing else
+    got = q(wh, "SELECT source_row, reason FROM quarantine ORDER BY source_row")
+    assert got == [(r, "unbalanced_quote") for r in sorted(stray)], got
+    # every other line is read as its own record (the quote opened in row 21 swallowed no row)
+    rows = E.incident_rows(stations(8), 50, seed=5)
+    expected = {str(r[1]) for i, r in enumerate(rows) if i + 2 not in stray}
+    assert {r[0] for r in q(wh, "SELECT incident_id FROM incidents")} == expected
+    assert q(wh, "SELECT count(*) FROM incidents WHERE category = 'other'")[0][0] == 0
+
+
 def test_station_that_stops_exporting_is_missing_not_zero(tmp_path, wh):
     from evalkit.panel import build_panel
 

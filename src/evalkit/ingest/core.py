@@ -199,9 +199,11 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     def p(c):
         return f"p_{c}"
 
-    # ---- rows that cannot be read as they are (XLSX formula cells without a saved value)
+    # ---- rows that cannot be read as they are (XLSX formula cells without a saved value, stray quotes)
     if "_problem" in raw_cols:
         checks.append(Check("formula_without_value", "", "_problem IS NOT NULL", "_problem"))
+    if "_quote" in raw_cols:  # CSV lines with a stray quote (read by the Python reader)
+        checks.append(Check("unbalanced_quote", "", "_quote IS NOT NULL", "_quote"))
     # ---- a key holding a citizen ID number: the row is refused (its value is stored masked)
     for k in dict.fromkeys((*KEYS[t][:1], "station_id")):
         if k in hm.positions and spec.column(k).sql_type == "VARCHAR":

@@ -47,6 +47,7 @@ REASONS: dict[str, str] = {
     "outside_window": "a date lies outside the study/panel window",
     "date_without_day": "a date gives a month but no day where a day is required",
     "formula_without_value": "an XLSX formula cell has no saved value (save the file in Excel/WPS)",
+    "unbalanced_quote": "a CSV line holds an odd number of double quotes (a stray quote); the line is not read",
     "id_number_in_key": "a key column holds a citizen ID number; the row is refused",
     "open_with_close_date": "a dispute still open (正在调解) carries a closing date",
     "duplicate_id": "the key was already seen in this ingest or is already in the warehouse",

@@ -338,43 +338,95 @@ def _load_arrow(con, tmp: str, rownums: list[int], positions: dict[str, int], ro
         con.unregister("_ek_arrow")
 
 
+QUOTE_DETAIL = ("an odd number of double quotes in this line (a stray quote): the row is not read; "
+                "correct the quote in the export and ingest it again with --replace")
+
+
+def _parse_line(line: str, delim: str) -> list[str]:
+    """One physical line parsed on its own (an unclosed quote runs to the line's end)."""
+    return next(csv.reader([line], delimiter=delim, quotechar='"', doublequote=True, strict=False), [])
+
+
+def _records(fh, delim: str, n: int, skip: int = 0):
+    """``(file row, fields, quote problem or None)`` for each record of a CSV after its first ``skip``
+    lines (title and header rows), blank lines skipped.
+
+    A quoted field may span lines. But a record whose continuation line parses on its own as a
+    complete record (``n`` fields) holds a stray quote that swallowed whole rows: each of its
+    physical lines is then taken as its own record. A record (or line) with an odd number of
+    double quotes is returned with a problem text (quarantined as ``unbalanced_quote``); a quote that
+    never closes (a record spanning lines up to the end of the file, or a last line cut short
+    inside a quote) is a truncated file (an error).
+    """
+    buf: list[str] = []
+    it = iter(fh)
+    ahead = next(it, None)  # one line of look-ahead: ``None`` once the record read is the last
+
+    def lines():
+        nonlocal ahead
+        while ahead is not None:
+            line, ahead = ahead, next(it, None)
+            buf.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delim, quotechar='"', doublequote=True, strict=False)
+    row = 0
+    for rec in reader:
+        span, start = buf[:], row + 1
+        buf.clear()
+        row += len(span)
+        if len(span) > 1 and any(len(_parse_line(ln, delim)) == n for ln in span[1:] if ln.strip()):
+            parts = [(start + k, _parse_line(ln, delim), ln) for k, ln in enumerate(span)]
+        else:
+            parts = [(start, rec, "".join(span))]
+        for r, fields, text in parts:
+            if r <= skip or not any(f.strip() for f in fields):
+                continue  # title/header rows; a blank line
+            odd = text.count('"') % 2 == 1
+            if odd and len(parts) == 1 and ahead is None and (
+                    len(span) > 1 or (len(fields) != n and not text.endswith(("\n", "\r")))):
+                # the quote never closes: a field spanning lines up to the end of the file, or a
+                # last line cut short inside a quote
+                raise IngestError("unterminated quote (truncated file?)", file=None, row=r)
+            if odd:
+                yield r, (fields + [None] * n)[:n], QUOTE_DETAIL
+            elif len(fields) != n:
+                raise IngestError(_fields_message(n, len(fields)), file=None, row=r)
+            else:
+                yield r, fields, None
+
+
 def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batch: int = 200_000) -> str:
-    """Read a CSV DuckDB's strict parser refuses (mixed line endings, stray quotes inside fields)
-    with Python's csv module, streamed in batches; a row with the wrong number of fields is an
-    error naming its row. Decodes from the original file: no copy is written."""
+    """Read a CSV DuckDB's strict parser refuses or that it would misread (mixed line endings, blank
+    lines, quotes inside fields, quoted fields spanning lines, stray quotes) with Python's csv
+    module, streamed in batches (see :func:`_records`); adds ``_quote`` (problem text or NULL).
+    Decodes from the original file: no copy is written."""
     n = len(src.headers)
     enc = "utf-8-sig" if (src.encoding or "utf-8").startswith("utf-8") else src.encoding
     con.execute(f"DROP TABLE IF EXISTS {tmp}")
     rownums: list[int] = []
     rows: list[list] = []
+    problems: list[str | None] = []
     created = False
+    row = 0
     with open(src.path, encoding=enc, newline="") as fh:
-        reader = csv.reader(fh, delimiter=src.delimiter, quotechar='"', doublequote=True, strict=False)
-        end = 0
         try:
-            for rec in reader:
-                start, end = end + 1, reader.line_num
-                if start <= src.skip_lines:
-                    continue
-                if not any(f.strip() for f in rec):
-                    continue  # a blank line
-                if len(rec) != n:
-                    quote_open = end > start and fh.read(1) == ""
-                    what = "unterminated quote (truncated file?)" if quote_open else _fields_message(n, len(rec))
-                    raise IngestError(what, file=src.name, row=start)
-                rownums.append(start)
+            for row, rec, problem in _records(fh, src.delimiter, n, src.skip_lines):
+                rownums.append(row)
                 rows.append(rec)
+                problems.append(problem)
                 if len(rows) >= batch:
-                    _load_arrow(con, tmp, rownums, positions, rows)
+                    _load_arrow(con, tmp, rownums, positions, rows, {"_quote": problems})
                     created = True
-                    rownums, rows = [], []
+                    rownums, rows, problems = [], [], []
+        except IngestError as e:
+            raise IngestError(e.reason, file=src.name, row=e.row) from None
         except csv.Error as e:
-            raise IngestError(f"malformed CSV ({e})", file=src.name, row=reader.line_num) from None
+            raise IngestError(f"malformed CSV ({e})", file=src.name, row=row + 1) from None
         except UnicodeDecodeError:
-            raise IngestError("undecodable bytes (mixed or wrong encoding)", file=src.name,
-                              row=reader.line_num + 1) from None
+            raise IngestError("undecodable bytes (mixed or wrong encoding)", file=src.name, row=row + 1) from None
     if rows or not created:
-        _load_arrow(con, tmp, rownums, positions, rows)
+        _load_arrow(con, tmp, rownums, positions, rows, {"_quote": problems})
     return f"{tmp}._row"
 
 
@@ -391,7 +443,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
         # A failing statement would abort the ingest's transaction, so a file that may trouble the
         # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
         risk = _risky(src.path, src.skip_lines)
-        if risk == "blank":
+        if risk == "python":
             return _load_csv_python(con, src, positions, tmp)
         if risk:
             probe = duckdb.connect()
@@ -448,14 +500,28 @@ def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
     return err, retry
 
 
+# a line holding an odd number of double quotes (a quoted field spanning lines, or a stray quote),
+# searched in the text reduced to its quotes and line feeds (C-speed translate, then a tiny regex)
+_NOT_QUOTE_OR_LF = bytes(b for b in range(256) if b not in b'"\n')
+_ODD_RUN = re.compile(rb'(?:^|\n)(?:"")*"(?=\n|$)')
+
+
+def _odd_quote_line(data: bytes) -> bool:
+    return b'"' in data and _ODD_RUN.search(data.translate(None, _NOT_QUOTE_OR_LF)) is not None
+
+
 def _risky(path: Path, skip_lines: int = 1) -> bool | str:
-    """True if the file holds a double quote or mixes line endings; ``"blank"`` if a blank line lies
-    between rows (DuckDB skips it, which would shift row numbers: read by Python); one pass."""
+    """How to read a CSV, in one pass over its bytes: ``"python"`` if a blank line lies between rows
+    (DuckDB skips it, which would shift row numbers) or a line holds an odd number of double quotes
+    (a field spanning lines or a stray quote: DuckDB would silently merge rows a stray quote opens,
+    so the Python reader, which checks each line, reads it); ``True`` if the file holds a quote or
+    mixes line endings (test-read by DuckDB first); ``False`` when DuckDB reads it directly."""
     crlf = lf = cr = 0
     prev_cr = False
     quote = blank_pending = False
     blank = re.compile(rb"\n\r?\n")
     start = 0  # blank lines above the header (title rows) do not matter
+    tail = b""  # the unfinished last line of the previous chunk
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             if start == 0 and lf == 0:
@@ -464,18 +530,25 @@ def _risky(path: Path, skip_lines: int = 1) -> bool | str:
                     if start == 0:
                         break
             if blank_pending and chunk.strip():
-                return "blank"
+                return "python"
             m = blank.search(chunk, max(start - 1, 0))
-            start = 0
             if m:
                 if chunk[m.end():].strip():
-                    return "blank"
+                    return "python"
                 blank_pending = True  # blank at the end of this chunk: interior if more text follows
+            start = 0
             quote = quote or b'"' in chunk
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if _odd_quote_line(data[:cut]):
+                return "python"
+            tail = data[cut:]
             crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
             lf += chunk.count(b"\n")
             cr += chunk.count(b"\r")
             prev_cr = chunk.endswith(b"\r")
+    if _odd_quote_line(tail):
+        return "python"
     return quote or cr > crlf or (crlf > 0 and lf > crlf)
 
 
