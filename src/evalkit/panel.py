@@ -8,7 +8,8 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
 
 - ``calls_total``: every incident received, including calls diverted to 12345.
 - ``incidents_total`` and ``incidents_<category>``: incidents handled by the station or its
-  patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` counts as the station).
+  patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` — an export without 处置力量 —
+  counts as the station, which is what the bureau's own totals mean).
 - ``incidents_per_10k``: ``incidents_total`` per 10,000 residents.
 - ``dispatches`` (处警量): incidents handled by station or patrol (= ``incidents_total``
   minus nothing: a dispatch is every non-diverted incident).
@@ -21,6 +22,15 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
   ``dispute_escalation_rate``, ``dispute_days_to_resolve`` (resolved disputes only).
 - ``first_treat``: the month the station adopted the reform (0 = never in the register);
   ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never).
+
+Unknowns are missing, not zero. A record's unknown (NULL) ``is_case``, ``handled_by``,
+``resolved`` or ``escalated`` is never read as "no": a station-month's count or rate is NaN when
+*any* record it ranges over has the value it needs unknown (not computed over the known records
+only — unknowns usually come from a whole file without the column). ``is_case`` unknown → ``cases``
+(any incident), ``n_noncase`` and ``share_patrol_closed`` (any non-diverted incident) NaN;
+``handled_by`` unknown → ``share_patrol_closed`` NaN (the totals count it as the station);
+``escalated`` unknown → ``disputes_escalated`` and ``dispute_escalation_rate`` NaN; ``resolved``
+unknown → ``disputes_resolved``, ``dispute_resolution_rate`` and ``dispute_days_to_resolve`` NaN.
 
 Gaps are missing, not zero. The warehouse records which station-months each record table
 covers (:mod:`evalkit.coverage`: months with records, plus runs of empty months that are
@@ -97,11 +107,16 @@ def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str
     cat_cols = ",\n      ".join(
         f"count(*) FILTER (WHERE NOT diverted AND category = '{c}') AS incidents_{c}" for c in CATEGORIES
     )
-    def ic(col: str) -> str:  # an incident count: zero inside coverage, NULL outside
-        return f"CASE WHEN ci.period IS NOT NULL THEN coalesce(i.{col}, 0) END AS {col}"
+    # a count is NULL outside coverage, zero in a covered month without records, and NULL in a
+    # month whose records leave the counted value unknown (the aggregate below is then NULL)
+    def ic(col: str) -> str:
+        return f"CASE WHEN ci.period IS NULL THEN NULL WHEN i.station_id IS NULL THEN 0 ELSE i.{col} END AS {col}"
 
     def dc(col: str) -> str:
-        return f"CASE WHEN cd.period IS NOT NULL THEN coalesce(d.{col}, 0) END AS {col}"
+        return f"CASE WHEN cd.period IS NULL THEN NULL WHEN d.station_id IS NULL THEN 0 ELSE d.{col} END AS {col}"
+
+    def known(cond: str, expr: str) -> str:  # expr, or NULL when some record has an unknown value
+        return f"CASE WHEN count(*) FILTER (WHERE {cond}) = 0 THEN {expr} END"
 
     cat_select = ", ".join(ic(f"incidents_{c}") for c in CATEGORIES)
     region_sql, _ = _region_sql(spec.region)
@@ -119,9 +134,9 @@ adopt AS (
 inc_raw AS (
   SELECT station_id,
          year(received_at) * 12 + month(received_at) - 1 AS period,
-         coalesce(handled_by, 'station') = 'diverted' AS diverted,
-         coalesce(handled_by, 'station') AS handled_by,
-         coalesce(is_case, FALSE) AS is_case,
+         coalesce(handled_by, 'station') = 'diverted' AS diverted,  -- unknown: handled by the station
+         handled_by,
+         is_case,
          category,
          CASE WHEN arrived_at IS NOT NULL
               THEN date_diff('second', received_at, arrived_at) / 60.0 END AS response_min
@@ -135,14 +150,16 @@ inc AS (
       count(*) FILTER (WHERE NOT diverted) AS incidents_total,
       {cat_cols},
       count(*) FILTER (WHERE NOT diverted) AS dispatches,
-      count(*) FILTER (WHERE is_case) AS cases,
+      {known("is_case IS NULL", "count(*) FILTER (WHERE is_case)")} AS cases,
       count(response_min) AS n_responses,
       avg(response_min) AS response_mean_min,
       median(response_min) AS response_median_min,
       quantile_cont(response_min, 0.9) AS response_p90_min,
       avg(CASE WHEN response_min IS NOT NULL THEN CAST(response_min <= 5 AS DOUBLE) END) AS share_within_5min,
-      count(*) FILTER (WHERE NOT diverted AND NOT is_case) AS n_noncase,
-      avg(CASE WHEN NOT diverted AND NOT is_case THEN CAST(handled_by = 'patrol' AS DOUBLE) END)
+      {known("NOT diverted AND is_case IS NULL", "count(*) FILTER (WHERE NOT diverted AND NOT is_case)")}
+          AS n_noncase,
+      {known("NOT diverted AND (is_case IS NULL OR handled_by IS NULL)",
+             "avg(CASE WHEN NOT diverted AND NOT is_case THEN CAST(handled_by = 'patrol' AS DOUBLE) END)")}
           AS share_patrol_closed
   FROM inc_raw GROUP BY station_id, period
 ),
@@ -150,9 +167,10 @@ dis AS (
   SELECT station_id,
          year(opened_on) * 12 + month(opened_on) - 1 AS period,
          count(*) AS disputes_opened,
-         count(*) FILTER (WHERE resolved) AS disputes_resolved,
-         count(*) FILTER (WHERE escalated) AS disputes_escalated,
-         avg(CASE WHEN resolved AND closed_on IS NOT NULL THEN date_diff('day', opened_on, closed_on) END)
+         {known("resolved IS NULL", "count(*) FILTER (WHERE resolved)")} AS disputes_resolved,
+         {known("escalated IS NULL", "count(*) FILTER (WHERE escalated)")} AS disputes_escalated,
+         {known("resolved IS NULL",
+                "avg(CASE WHEN resolved AND closed_on IS NOT NULL THEN date_diff('day', opened_on, closed_on) END)")}
              AS dispute_days_to_resolve
   FROM disputes
   WHERE opened_on >= CAST($t0 AS DATE) AND opened_on < CAST($t1 AS DATE)
