@@ -322,14 +322,14 @@ def test_quoted_field_spanning_lines_is_one_row(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1 << 23, 7])  # 7 bytes: lines cut across chunks
 def test_only_lines_with_odd_quotes_leave_the_fast_reader(tmp_path, monkeypatch, chunk):
-    from evalkit.ingest import sources
-    from evalkit.ingest.sources import _risky
+    from evalkit.ingest import csvrows
+    from evalkit.ingest.csvrows import risky
 
-    monkeypatch.setattr(sources, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(csvrows, "CHUNK_BYTES", chunk)
 
     plain = write_csv(tmp_path / "a.csv", [STRAY_HEAD, "1,A1,2023-03-01 10:00,城关派出所,盗窃"])
     quoted = write_csv(tmp_path / "b.csv", [STRAY_HEAD, '1,A1,2023-03-01 10:00,"城关派出所",盗窃'])
     stray = write_csv(tmp_path / "c.csv", [STRAY_HEAD, '1,A1,2023-03-01 10:00,城关派出所,"盗窃'])
     last = tmp_path / "d.csv"  # the stray quote on a last line without a line break
     last.write_bytes((STRAY_HEAD + '\n1,A1,2023-03-01 10:00,城关派出所,"盗窃').encode())
-    assert (_risky(plain), _risky(quoted), _risky(stray), _risky(last)) == (False, True, "python", "python")
+    assert (risky(plain), risky(quoted), risky(stray), risky(last)) == (False, True, "python", "python")

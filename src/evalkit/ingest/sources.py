@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from evalkit.ingest.csvrows import fields_message, records, risky
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.sql import ident, q
 
@@ -270,11 +271,6 @@ _LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
 _COLS_RE = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
-def _fields_message(expected: int, found: int) -> str:
-    return (f"expected {expected} fields, found {found} "
-            f"({'truncated file or row' if found < expected else 'extra delimiter in row'})")
-
-
 def _csv_error(e: duckdb.Error, src: Source) -> IngestError | None:
     """A one-line error with the row for DuckDB's CSV errors; None when the Python reader should retry."""
     msg = str(e)
@@ -282,7 +278,7 @@ def _csv_error(e: duckdb.Error, src: Source) -> IngestError | None:
     row = int(m.group(1)) if m else None
     c = _COLS_RE.search(msg)
     if c:
-        what = _fields_message(int(c.group(1)), int(c.group(2)))
+        what = fields_message(int(c.group(1)), int(c.group(2)))
     elif "unterminated quote" in msg:
         what = "unterminated quote (truncated file?)"
     elif "Invalid unicode" in msg or "byte sequence" in msg:
@@ -338,68 +334,10 @@ def _load_arrow(con, tmp: str, rownums: list[int], positions: dict[str, int], ro
         con.unregister("_ek_arrow")
 
 
-QUOTE_DETAIL = ("an odd number of double quotes in this line (a stray quote): the row is not read; "
-                "correct the quote in the export and ingest it again with --replace")
-
-
-def _parse_line(line: str, delim: str) -> list[str]:
-    """One physical line parsed on its own (an unclosed quote runs to the line's end)."""
-    return next(csv.reader([line], delimiter=delim, quotechar='"', doublequote=True, strict=False), [])
-
-
-def _records(fh, delim: str, n: int, skip: int = 0):
-    """``(file row, fields, quote problem or None)`` for each record of a CSV after its first ``skip``
-    lines (title and header rows), blank lines skipped.
-
-    A quoted field may span lines. But a record whose continuation line parses on its own as a
-    complete record (``n`` fields) holds a stray quote that swallowed whole rows: each of its
-    physical lines is then taken as its own record. A record (or line) with an odd number of
-    double quotes is returned with a problem text (quarantined as ``unbalanced_quote``); a quote that
-    never closes (a record spanning lines up to the end of the file, or a last line cut short
-    inside a quote) is a truncated file (an error).
-    """
-    buf: list[str] = []
-    it = iter(fh)
-    ahead = next(it, None)  # one line of look-ahead: ``None`` once the record read is the last
-
-    def lines():
-        nonlocal ahead
-        while ahead is not None:
-            line, ahead = ahead, next(it, None)
-            buf.append(line)
-            yield line
-
-    reader = csv.reader(lines(), delimiter=delim, quotechar='"', doublequote=True, strict=False)
-    row = 0
-    for rec in reader:
-        span, start = buf[:], row + 1
-        buf.clear()
-        row += len(span)
-        if len(span) > 1 and any(len(_parse_line(ln, delim)) == n for ln in span[1:] if ln.strip()):
-            parts = [(start + k, _parse_line(ln, delim), ln) for k, ln in enumerate(span)]
-        else:
-            parts = [(start, rec, "".join(span))]
-        for r, fields, text in parts:
-            if r <= skip or not any(f.strip() for f in fields):
-                continue  # title/header rows; a blank line
-            odd = text.count('"') % 2 == 1
-            if odd and len(parts) == 1 and ahead is None and (
-                    len(span) > 1 or (len(fields) != n and not text.endswith(("\n", "\r")))):
-                # the quote never closes: a field spanning lines up to the end of the file, or a
-                # last line cut short inside a quote
-                raise IngestError("unterminated quote (truncated file?)", file=None, row=r)
-            if odd:
-                yield r, (fields + [None] * n)[:n], QUOTE_DETAIL
-            elif len(fields) != n:
-                raise IngestError(_fields_message(n, len(fields)), file=None, row=r)
-            else:
-                yield r, fields, None
-
-
 def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batch: int = 200_000) -> str:
     """Read a CSV DuckDB's strict parser refuses or that it would misread (mixed line endings, blank
     lines, quotes inside fields, quoted fields spanning lines, stray quotes) with Python's csv
-    module, streamed in batches (see :func:`_records`); adds ``_quote`` (problem text or NULL).
+    module, streamed in batches (see :func:`evalkit.ingest.csvrows.records`); adds ``_quote`` (problem text or NULL).
     Decodes from the original file: no copy is written."""
     n = len(src.headers)
     enc = "utf-8-sig" if (src.encoding or "utf-8").startswith("utf-8") else src.encoding
@@ -411,7 +349,7 @@ def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batc
     row = 0
     with open(src.path, encoding=enc, newline="") as fh:
         try:
-            for row, rec, problem in _records(fh, src.delimiter, n, src.skip_lines):
+            for row, rec, problem in records(fh, src.delimiter, n, src.skip_lines):
                 rownums.append(row)
                 rows.append(rec)
                 problems.append(problem)
@@ -442,7 +380,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                f"columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
         # A failing statement would abort the ingest's transaction, so a file that may trouble the
         # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
-        risk = _risky(src.path, src.skip_lines)
+        risk = risky(src.path, src.skip_lines)
         if risk == "python":
             return _load_csv_python(con, src, positions, tmp)
         if risk:
@@ -498,58 +436,6 @@ def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
     if stream is not None and stream.error is not None:
         return stream.error, False
     return err, retry
-
-
-# a line holding an odd number of double quotes (a quoted field spanning lines, or a stray quote),
-# searched in the text reduced to its quotes and line feeds (C-speed translate, then a tiny regex)
-_NOT_QUOTE_OR_LF = bytes(b for b in range(256) if b not in b'"\n')
-_ODD_RUN = re.compile(rb'(?:^|\n)(?:"")*"(?=\n|$)')
-
-
-def _odd_quote_line(data: bytes) -> bool:
-    return b'"' in data and _ODD_RUN.search(data.translate(None, _NOT_QUOTE_OR_LF)) is not None
-
-
-def _risky(path: Path, skip_lines: int = 1) -> bool | str:
-    """How to read a CSV, in one pass over its bytes: ``"python"`` if a blank line lies between rows
-    (DuckDB skips it, which would shift row numbers) or a line holds an odd number of double quotes
-    (a field spanning lines or a stray quote: DuckDB would silently merge rows a stray quote opens,
-    so the Python reader, which checks each line, reads it); ``True`` if the file holds a quote or
-    mixes line endings (test-read by DuckDB first); ``False`` when DuckDB reads it directly."""
-    crlf = lf = cr = 0
-    prev_cr = False
-    quote = blank_pending = False
-    blank = re.compile(rb"\n\r?\n")
-    start = 0  # blank lines above the header (title rows) do not matter
-    tail = b""  # the unfinished last line of the previous chunk
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            if start == 0 and lf == 0:
-                for _ in range(skip_lines):
-                    start = chunk.find(b"\n", start) + 1
-                    if start == 0:
-                        break
-            if blank_pending and chunk.strip():
-                return "python"
-            m = blank.search(chunk, max(start - 1, 0))
-            if m:
-                if chunk[m.end():].strip():
-                    return "python"
-                blank_pending = True  # blank at the end of this chunk: interior if more text follows
-            start = 0
-            quote = quote or b'"' in chunk
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n") + 1
-            if _odd_quote_line(data[:cut]):
-                return "python"
-            tail = data[cut:]
-            crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
-            lf += chunk.count(b"\n")
-            cr += chunk.count(b"\r")
-            prev_cr = chunk.endswith(b"\r")
-    if _odd_quote_line(tail):
-        return "python"
-    return quote or cr > crlf or (crlf > 0 and lf > crlf)
 
 
 class _Plain:
