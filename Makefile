@@ -8,7 +8,8 @@ STAMP_RUN  := $(VENV)/.installed-runtime
 STAMP_TEST := $(VENV)/.installed-test
 SIZE   ?= small
 SEED   ?= 42
-WAREHOUSE ?= data/warehouse.duckdb
+# the demo world has its own warehouse; data/warehouse.duckdb is for ingested (real) data
+WAREHOUSE ?= data/demo/warehouse.duckdb
 
 .PHONY: setup setup-test demo test test-fast lint lab clean-outputs
 

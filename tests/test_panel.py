@@ -60,6 +60,8 @@ def test_panel_every_cell_by_hand(con):
 
     feb = p[(p.station_id == "S1") & (p.period == jan + 1)].iloc[0]
     assert feb.incidents_total == 1 and feb.incidents_traffic == 1  # NULL handled_by counts as station
+    # ... but I5's unknown is_case / handled_by make the month's case count and patrol share unknown
+    assert np.isnan(feb.cases) and np.isnan(feb.n_noncase) and np.isnan(feb.share_patrol_closed)
     assert feb.treated == 1 and feb.event_time == 0
     assert feb.response_mean_min == pytest.approx(2.0) and feb.share_within_5min == 1.0
     mar = p[(p.station_id == "S1") & (p.period == jan + 2)].iloc[0]
@@ -110,3 +112,51 @@ def test_exclude_other_reforms_drops_only_their_untreated_adopters(con):
     with pytest.raises(ValueError, match="itself"):
         build_panel(con, "two_teams_one_room", exclude_reforms=["两队一室"])
     assert build_panel(con, "two_teams_one_room", start="2021-01", end="2021-02").attrs["excluded_stations"] == {}
+
+
+def _write(path, lines: list[str]) -> str:
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
+    return str(path)
+
+
+def test_unknown_values_are_missing_never_zero(tmp_path):
+    """Exports as kept: incidents without 是否立案/处置力量, a dispute ledger with 调处结果 and no 民转刑;
+    a second station's exports have the columns, with one blank 是否立案 cell in February."""
+    from evalkit.ingest import ingest
+    from evalkit.warehouse import connect
+
+    con = connect(":memory:")
+    ingest("stations", _write(tmp_path / "派出所.csv", [
+        "单位代码,单位名称,辖区人口", "S001,城关派出所,52000", "S002,河口派出所,18500"]),
+        con=con, defaults=["province=某省", "city=江城市", "area_type=城区"])
+    ingest("incidents", _write(tmp_path / "警情_城关.csv", [
+        "警情编号,所属派出所,接警时间,警情类别",
+        "A1,城关派出所,2023-01-03 10:00,盗窃", "A2,城关派出所,2023-01-09 11:00,电信网络诈骗",
+        "A3,城关派出所,2023-02-14 12:00,盗窃"]), con=con, study_window=("2023-01", "2023-12"))
+    ingest("incidents", _write(tmp_path / "警情_河口.csv", [
+        "警情编号,所属派出所,接警时间,警情类别,处置力量,是否立案",
+        "B1,河口派出所,2023-01-04 10:00,盗窃,巡逻,否", "B2,河口派出所,2023-01-05 10:00,盗窃,派出所,是",
+        "B3,河口派出所,2023-01-06 10:00,打架斗殴,派出所,否",
+        "B4,河口派出所,2023-02-02 10:00,盗窃,巡逻,", "B5,河口派出所,2023-02-03 10:00,盗窃,巡逻,否"]),
+        con=con, study_window=("2023-01", "2023-12"))
+    ingest("disputes", _write(tmp_path / "纠纷台账.csv", [
+        "编号,受理单位,受理日期,纠纷类型,调处结果",
+        "D1,城关派出所,2023-01-05,婚姻家庭纠纷,调解成功", "D2,城关派出所,2023-01-20,物业纠纷,调解不成功",
+        "D3,城关派出所,2023-02-01,邻里纠纷,正在调解"]), con=con, study_window=("2023-01", "2023-12"))
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+    p = build_panel(con, "两队一室", start="2023-01", end="2023-02").set_index(["station_id", "month"])
+    jan, feb = "2023-01-01", "2023-02-01"
+    s1 = p.loc["S001"]
+    # no 处置力量 column: incidents count as handled by the station (the bureau's own totals) ...
+    assert s1["incidents_total"].tolist() == [2, 1] and s1["calls_total"].tolist() == [2, 1]
+    # ... but the case count and the patrol share are unknown, not zero
+    assert s1["cases"].isna().all() and s1["n_noncase"].isna().all() and s1["share_patrol_closed"].isna().all()
+    # no 民转刑 column: the escalation count and rate are unknown; the outcome text is known
+    assert s1["disputes_escalated"].isna().all() and s1["dispute_escalation_rate"].isna().all()
+    assert s1.loc[jan, "disputes_resolved"] == 1 and s1.loc[jan, "dispute_resolution_rate"] == 0.5
+    assert s1.loc[feb, "disputes_resolved"] == 0 and s1.loc[feb, "dispute_resolution_rate"] == 0.0  # still open
+    s2 = p.loc["S002"]
+    assert (s2.loc[jan, "cases"], s2.loc[jan, "n_noncase"], s2.loc[jan, "share_patrol_closed"]) == (1, 2, 0.5)
+    # February: B4's 是否立案 is blank, so that month's case count and patrol share are unknown
+    assert s2.loc[feb, "incidents_total"] == 2
+    assert np.isnan(s2.loc[feb, "cases"]) and np.isnan(s2.loc[feb, "share_patrol_closed"])

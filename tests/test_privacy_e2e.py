@@ -35,8 +35,10 @@ def _scan(path: Path) -> list[str]:
 def test_canaries_never_leave_ingest(demo_warehouse, tmp_path):
     wh = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_warehouse, wh)
-    with duckdb.connect(str(wh), read_only=True) as con:
+    with duckdb.connect(str(wh)) as con:
         station = con.execute("SELECT station_id FROM stations ORDER BY station_id LIMIT 1").fetchone()[0]
+        # real exports are refused by the demo world's warehouse: the copy stands in for a real one
+        con.execute("UPDATE meta SET value = 'false' WHERE key = 'synthetic'")
     export = tmp_path / "incidents_canary.csv"
     rows = [
         "警情编号,所属派出所编码,接警时间,到场时间,警情类别,处置力量,是否立案,报警人姓名,身份证号,联系电话,住址",

@@ -21,13 +21,22 @@ def demo_data(
     size: str = typer.Option("small", help="small (~100 stations) | medium (~1,500) | national (40,000)"),
     seed: int = typer.Option(42, help="random seed (same seed, same files)"),
     out_dir: Path = typer.Option(Path("data/demo"), "--out", help="folder for the raw exports and truth"),
-    warehouse: Path = typer.Option(Path("data/warehouse.duckdb"), help="DuckDB file to load the world into"),
+    warehouse: Path = typer.Option(Path("data/demo/warehouse.duckdb"),
+                                   help="DuckDB file to load the world into (the demo's own file)"),
     load: bool = typer.Option(True, help="ingest the generated exports into the warehouse"),
     fresh: bool = typer.Option(True, help="start from an empty warehouse (removes the existing file)"),
+    overwrite_real: bool = typer.Option(False, "--overwrite-real-warehouse",
+                                        help="allow replacing a warehouse that holds ingested (non-demo) data"),
 ) -> None:
-    """Generate the synthetic demo world (raw exports + truth) and load it into the warehouse."""
+    """Generate the synthetic demo world (raw exports + truth) and load it into its own warehouse."""
     from evalkit.demo import generate_world
+    from evalkit.warehouse import holds_real_data
 
+    # a warehouse with ingested data is never replaced (or mixed with the demo) by accident
+    if load and size != "national" and holds_real_data(warehouse) and not overwrite_real:
+        console.print(f"[red]{warehouse} holds ingested (non-demo) data; demo-data will not touch it. Use another "
+                      f"--warehouse (default data/demo/warehouse.duckdb) or pass --overwrite-real-warehouse.[/]")
+        raise typer.Exit(1)
     t0 = time.perf_counter()
     files = generate_world(size=size, seed=seed, out_dir=out_dir, progress=True)
     console.print(f"[green]demo world[/] {size} (seed {seed}) written to {files.root} in {time.perf_counter() - t0:.1f}s")
@@ -53,28 +62,117 @@ def ingest_cmd(
     table: str = typer.Argument(..., help="stations | reforms | incidents | disputes"),
     files: list[str] = typer.Argument(..., help="files, folders or globs (CSV, XLSX, Parquet)"),
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
-    mapping: str | None = typer.Option(None, help="YAML file with extra header aliases"),
-    sheet: str | None = typer.Option(None, help="XLSX sheet name or index"),
+    mapping: str | None = typer.Option(None, help="YAML mapping file: headers, values, defaults"),
+    sheet: str | None = typer.Option(None, help="XLSX sheet name or index (default: the visible sheet)"),
+    set_values: list[str] = typer.Option([], "--set", help="COLUMN=VALUE for a column the files lack (repeatable)"),
+    suggest_mapping: str | None = typer.Option(None, "--suggest-mapping",
+                                               help="write a mapping YAML for the first file; load nothing"),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="first remove the earlier load of each file (rows and quarantine)"),
+    accept_unmatched: bool = typer.Option(False, "--accept-unmatched",
+                                          help="quarantine rows of unknown stations even above 1 % of a file"),
 ) -> None:
     """Load raw exports into the warehouse: aliases, validation, quarantine, privacy."""
     from evalkit.ingest import ingest_cli
 
-    raise typer.Exit(ingest_cli(table, files, warehouse, mapping, sheet))
+    raise typer.Exit(ingest_cli(table, files, warehouse, mapping, sheet, set_values, suggest_mapping,
+                                replace=replace, accept_unmatched=accept_unmatched))
+
+
+warehouse_app = typer.Typer(no_args_is_help=True, help="What the warehouse holds; remove a file's load.")
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command("status")
+def warehouse_status_cmd(
+    warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
+    all_stations: bool = typer.Option(False, "--all-stations", help="list every station's coverage (default: "
+                                      "all up to 200 stations, else only those with gaps)"),
+) -> None:
+    """Loaded files, quarantine by reason, shares mapped to `other`, each station's coverage months."""
+    import numbers
+
+    import duckdb
+    import pandas as pd
+
+    from evalkit.warehouse import find_existing, is_demo, status
+
+    path = find_existing(warehouse)
+    if not path.is_file():
+        console.print(f"[red]warehouse {path} not found; ingest data first (evalkit ingest …)[/]")
+        raise typer.Exit(1)
+    with duckdb.connect(str(path), read_only=True) as con:
+        st = status(con)
+        demo = is_demo(con)
+    out.print(f"[bold]{path}[/bold]" + (" (demo world)" if demo else ""), highlight=False)
+    cov = st["coverage"]
+    if len(cov) > 200 and not all_stations:  # a national warehouse: only the stations that need a look
+        full = cov.groupby("table_name")["months"].transform("max")
+        keep = (cov["gap_months"] > 0) | (cov["months"] < full)
+        out.print(f"coverage: {int((~keep).sum()):,} station-tables fully covered; the other {int(keep.sum()):,} "
+                  f"below (all: --all-stations)", highlight=False)
+        st["coverage"] = cov[keep]
+    for title, key in (("files (live loads)", "files"), ("quarantine by reason", "quarantine"),
+                       ("coverage per station (months with records or plausible zeros)", "coverage"),
+                       ("replaced or forgotten loads", "removed")):
+        df = st[key]
+        if df.empty:
+            continue
+        if "file" in df.columns:  # the name is enough on screen; status() keeps the path
+            df = df.assign(file=[Path(f).name for f in df["file"]])
+        tab = Table(title=title, title_justify="left")
+        for col in df.columns:
+            tab.add_column(str(col), overflow="fold")
+        for row in df.itertuples(index=False):
+            tab.add_row(*("" if v is None or v is pd.NA or v != v else f"{v:,}" if isinstance(v, numbers.Integral)
+                          else str(v) for v in row))
+        out.print(tab)
+
+
+@warehouse_app.command("forget")
+def warehouse_forget_cmd(
+    file: str = typer.Argument(..., help="the file as it was ingested (path or unique file name)"),
+    warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
+    table: str | None = typer.Option(None, help="only loads of this table"),
+) -> None:
+    """Remove a file's rows and its quarantine from the warehouse."""
+    from evalkit.ingest import IngestError
+    from evalkit.warehouse import forget
+
+    try:
+        removed = forget(file, warehouse=warehouse, table=table)
+    except IngestError as e:
+        console.print(f"[red]forget failed, nothing removed:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    for r in removed:
+        out.print(f"forgot load {r['load_id']} of {r['file']} ({r['table']}): {r['rows']:,} rows and "
+                  f"{r['quarantined']:,} quarantined removed", highlight=False)
 
 
 @app.command("validate")
-def validate_cmd(params: list[Path] = typer.Argument(..., help="params YAML files")) -> None:
-    """Validate params files without running anything."""
-    from evalkit.params import ParamsError, load_params
+def validate_cmd(
+    params: list[Path] = typer.Argument(..., help="params YAML files"),
+    warehouse: str | None = typer.Option(None, help="check the window against this warehouse (default: the params')"),
+) -> None:
+    """Validate params files without running anything; the window is checked against the warehouse's data."""
+    from evalkit.params import ParamsError, check_against_warehouse, load_params
 
     bad = 0
     for p in params:
         try:
-            load_params(p)
-            out.print(f"[green]ok[/] {p}")
+            prm = load_params(p)
         except ParamsError as exc:
             bad += 1
             console.print(f"[red]{exc}[/]")
+            continue
+        wh = Path(warehouse or prm.warehouse)
+        problems = check_against_warehouse(prm, str(p), wh)
+        for msg in problems:
+            console.print(f"[red]{msg}[/]", highlight=False)
+        bad += bool(problems)
+        if not problems:
+            note = "" if wh.is_file() else f" (warehouse {wh} not found: window not checked against the data)"
+            out.print(f"[green]ok[/] {p}{note}", highlight=False)
     raise typer.Exit(1 if bad else 0)
 
 

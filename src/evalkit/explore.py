@@ -11,9 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from evalkit.coverage import coverage_frame
 from evalkit.i18n import outcome_label
 from evalkit.registry import REFORMS, period_label
 from evalkit.viz.style import use_cjk_font
+from evalkit.warehouse import status as warehouse_status
 
 
 def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -31,30 +33,35 @@ def table_overview(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Incident records per station (rows) and month (columns), zeros included."""
-    df = con.execute("""
-        SELECT station_id, year(received_at) * 12 + month(received_at) - 1 AS period, count(*) AS n
-        FROM incidents GROUP BY ALL
-    """).df()
+def coverage(con: duckdb.DuckDBPyConnection, table: str = "incidents") -> pd.DataFrame:
+    """Records per station (rows) and month (columns) of ``table``: a number inside the station's
+    coverage (0 = a covered month without records), NaN outside it (no export; see
+    :mod:`evalkit.coverage`). Every register station is a row."""
+    df = coverage_frame(con, table)
     if df.empty:
         return pd.DataFrame()
-    wide = df.pivot(index="station_id", columns="period", values="n").fillna(0).astype(int)
+    wide = df.pivot(index="station_id", columns="period", values="n_records").astype("float64")
     all_periods = range(int(wide.columns.min()), int(wide.columns.max()) + 1)
-    wide = wide.reindex(columns=all_periods, fill_value=0)
+    wide = wide.reindex(columns=all_periods)
     stations = con.execute("SELECT station_id FROM stations ORDER BY station_id").df()["station_id"]
-    return wide.reindex(stations, fill_value=0)
+    return wide.reindex(stations)
 
 
 def coverage_gaps(cov: pd.DataFrame) -> pd.DataFrame:
-    """Stations with months without any incident record (possible missing exports)."""
-    zero = (cov == 0).sum(axis=1)
-    out = pd.DataFrame({"months_without_records": zero, "months": cov.shape[1]})
-    return out[out["months_without_records"] > 0].sort_values("months_without_records", ascending=False)
+    """Stations with months outside coverage (missing exports) or covered months without records."""
+    out = pd.DataFrame({"months_missing": cov.isna().sum(axis=1), "months_without_records": (cov == 0).sum(axis=1),
+                        "months": cov.shape[1]})
+    keep = (out["months_missing"] > 0) | (out["months_without_records"] > 0)
+    return out[keep].sort_values(["months_missing", "months_without_records"], ascending=False)
+
+
+def status(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """Files, quarantine by reason, `other` shares and coverage ranges: :func:`evalkit.warehouse.status`."""
+    return warehouse_status(con)
 
 
 def quarantine_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Quarantined rows by table and reason (no row contents)."""
+    """Quarantined rows of the live loads by table and reason (no row contents)."""
     return con.execute("""
         SELECT table_name, reason, count(*) AS rows, count(DISTINCT source_file) AS files
         FROM quarantine GROUP BY ALL ORDER BY rows DESC

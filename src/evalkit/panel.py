@@ -8,7 +8,8 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
 
 - ``calls_total``: every incident received, including calls diverted to 12345.
 - ``incidents_total`` and ``incidents_<category>``: incidents handled by the station or its
-  patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` counts as the station).
+  patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` — an export without 处置力量 —
+  counts as the station, which is what the bureau's own totals mean).
 - ``incidents_per_10k``: ``incidents_total`` per 10,000 residents.
 - ``dispatches`` (处警量): incidents handled by station or patrol (= ``incidents_total``
   minus nothing: a dispatch is every non-diverted incident).
@@ -22,7 +23,27 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
 - ``first_treat``: the month the station adopted the reform (0 = never in the register);
   ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never).
 
-Stations × months with no records get zero counts and missing (NaN) means, never dropped.
+Unknowns are missing, not zero. A record's unknown (NULL) ``is_case``, ``handled_by``,
+``resolved`` or ``escalated`` is never read as "no": a station-month's count or rate is NaN when
+*any* record it ranges over has the value it needs unknown (not computed over the known records
+only — unknowns usually come from a whole file without the column). ``is_case`` unknown → ``cases``
+(any incident), ``n_noncase`` and ``share_patrol_closed`` (any non-diverted incident) NaN;
+``handled_by`` unknown → ``share_patrol_closed`` NaN (the totals count it as the station);
+``escalated`` unknown → ``disputes_escalated`` and ``dispute_escalation_rate`` NaN; ``resolved``
+unknown → ``disputes_resolved``, ``dispute_resolution_rate`` and ``dispute_days_to_resolve`` NaN.
+
+Gaps are missing, not zero. The warehouse records which station-months each record table
+covers (:mod:`evalkit.coverage`: months with records, plus runs of empty months that are
+plausible as true zeros for the station's volume, inside the span of the files that hold the
+station). A covered month without records gets zero counts and missing (NaN) means. A month
+*outside* coverage — a station that stopped exporting for a while, months before or after the
+data, a file that never arrived — gets NaN counts and NaN means for that table's columns
+(incident columns from ``incidents``, dispute columns from ``disputes``); the row is kept, never
+dropped, so the panel is unbalanced in its outcomes and the estimators drop the NaN cells.
+Count columns are ``int64`` when every cell is covered and ``float64`` (NaN = not covered)
+otherwise. ``panel.attrs``: ``balanced`` (no missing cell), ``coverage_gaps``
+(``{table: {station_id: months missing in the window}}``) and ``missing_cells`` (``{table: n}``).
+In the demo world every station reports every month, so its panels are balanced.
 """
 
 from __future__ import annotations
@@ -32,6 +53,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from evalkit.coverage import coverage_source
 from evalkit.registry import CATEGORIES, NEVER_TREATED, period_of, period_start, reform_id
 
 REGION_COLUMNS = ("province", "city", "county", "area_type", "station_id")
@@ -70,12 +92,33 @@ def _region_sql(region: dict[str, str | list[str]] | None) -> tuple[str, list]:
     return (" AND ".join(clauses) or "TRUE"), args
 
 
-def panel_sql(spec: PanelSpec) -> str:
-    """The SQL that builds the panel (parameters: reform, p0, p1, then region values)."""
+INCIDENT_COUNTS = ("calls_total", "incidents_total", *(f"incidents_{c}" for c in CATEGORIES), "dispatches",
+                   "cases", "n_responses", "n_noncase")
+DISPUTE_COUNTS = ("disputes_opened", "disputes_resolved", "disputes_escalated")
+_STORED = {t: f"(SELECT station_id, period FROM coverage WHERE table_name = '{t}')" for t in ("incidents", "disputes")}
+
+
+def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"]) -> str:
+    """The SQL that builds the panel (parameters: reform, p0, p1, then region values).
+
+    ``inc_cov``/``dis_cov``: FROM-able sources of the covered ``(station_id, period)`` of each record
+    table (default: the warehouse's ``coverage`` table).
+    """
     cat_cols = ",\n      ".join(
         f"count(*) FILTER (WHERE NOT diverted AND category = '{c}') AS incidents_{c}" for c in CATEGORIES
     )
-    cat_select = ", ".join(f"coalesce(i.incidents_{c}, 0) AS incidents_{c}" for c in CATEGORIES)
+    # a count is NULL outside coverage, zero in a covered month without records, and NULL in a
+    # month whose records leave the counted value unknown (the aggregate below is then NULL)
+    def ic(col: str) -> str:
+        return f"CASE WHEN ci.period IS NULL THEN NULL WHEN i.station_id IS NULL THEN 0 ELSE i.{col} END AS {col}"
+
+    def dc(col: str) -> str:
+        return f"CASE WHEN cd.period IS NULL THEN NULL WHEN d.station_id IS NULL THEN 0 ELSE d.{col} END AS {col}"
+
+    def known(cond: str, expr: str) -> str:  # expr, or NULL when some record has an unknown value
+        return f"CASE WHEN count(*) FILTER (WHERE {cond}) = 0 THEN {expr} END"
+
+    cat_select = ", ".join(ic(f"incidents_{c}") for c in CATEGORIES)
     region_sql, _ = _region_sql(spec.region)
     return f"""
 WITH months AS (
@@ -91,9 +134,9 @@ adopt AS (
 inc_raw AS (
   SELECT station_id,
          year(received_at) * 12 + month(received_at) - 1 AS period,
-         coalesce(handled_by, 'station') = 'diverted' AS diverted,
-         coalesce(handled_by, 'station') AS handled_by,
-         coalesce(is_case, FALSE) AS is_case,
+         coalesce(handled_by, 'station') = 'diverted' AS diverted,  -- unknown: handled by the station
+         handled_by,
+         is_case,
          category,
          CASE WHEN arrived_at IS NOT NULL
               THEN date_diff('second', received_at, arrived_at) / 60.0 END AS response_min
@@ -107,14 +150,16 @@ inc AS (
       count(*) FILTER (WHERE NOT diverted) AS incidents_total,
       {cat_cols},
       count(*) FILTER (WHERE NOT diverted) AS dispatches,
-      count(*) FILTER (WHERE is_case) AS cases,
+      {known("is_case IS NULL", "count(*) FILTER (WHERE is_case)")} AS cases,
       count(response_min) AS n_responses,
       avg(response_min) AS response_mean_min,
       median(response_min) AS response_median_min,
       quantile_cont(response_min, 0.9) AS response_p90_min,
       avg(CASE WHEN response_min IS NOT NULL THEN CAST(response_min <= 5 AS DOUBLE) END) AS share_within_5min,
-      count(*) FILTER (WHERE NOT diverted AND NOT is_case) AS n_noncase,
-      avg(CASE WHEN NOT diverted AND NOT is_case THEN CAST(handled_by = 'patrol' AS DOUBLE) END)
+      {known("NOT diverted AND is_case IS NULL", "count(*) FILTER (WHERE NOT diverted AND NOT is_case)")}
+          AS n_noncase,
+      {known("NOT diverted AND (is_case IS NULL OR handled_by IS NULL)",
+             "avg(CASE WHEN NOT diverted AND NOT is_case THEN CAST(handled_by = 'patrol' AS DOUBLE) END)")}
           AS share_patrol_closed
   FROM inc_raw GROUP BY station_id, period
 ),
@@ -122,9 +167,10 @@ dis AS (
   SELECT station_id,
          year(opened_on) * 12 + month(opened_on) - 1 AS period,
          count(*) AS disputes_opened,
-         count(*) FILTER (WHERE resolved) AS disputes_resolved,
-         count(*) FILTER (WHERE escalated) AS disputes_escalated,
-         avg(CASE WHEN resolved AND closed_on IS NOT NULL THEN date_diff('day', opened_on, closed_on) END)
+         {known("resolved IS NULL", "count(*) FILTER (WHERE resolved)")} AS disputes_resolved,
+         {known("escalated IS NULL", "count(*) FILTER (WHERE escalated)")} AS disputes_escalated,
+         {known("resolved IS NULL",
+                "avg(CASE WHEN resolved AND closed_on IS NOT NULL THEN date_diff('day', opened_on, closed_on) END)")}
              AS dispute_days_to_resolve
   FROM disputes
   WHERE opened_on >= CAST($t0 AS DATE) AND opened_on < CAST($t1 AS DATE)
@@ -136,20 +182,20 @@ SELECT
   st.population, st.officers, st.auxiliaries,
   m.period,
   coalesce(year(a.adopted_on) * 12 + month(a.adopted_on) - 1, {NEVER_TREATED}) AS first_treat,
-  coalesce(i.calls_total, 0) AS calls_total,
-  coalesce(i.incidents_total, 0) AS incidents_total,
+  {ic("calls_total")},
+  {ic("incidents_total")},
   {cat_select},
-  CASE WHEN st.population > 0 THEN coalesce(i.incidents_total, 0) * 10000.0 / st.population END
+  CASE WHEN st.population > 0 AND ci.period IS NOT NULL THEN coalesce(i.incidents_total, 0) * 10000.0 / st.population END
       AS incidents_per_10k,
-  coalesce(i.dispatches, 0) AS dispatches,
-  coalesce(i.cases, 0) AS cases,
-  coalesce(i.n_responses, 0) AS n_responses,
+  {ic("dispatches")},
+  {ic("cases")},
+  {ic("n_responses")},
   i.response_mean_min, i.response_median_min, i.response_p90_min, i.share_within_5min,
-  coalesce(i.n_noncase, 0) AS n_noncase,
+  {ic("n_noncase")},
   i.share_patrol_closed,
-  coalesce(d.disputes_opened, 0) AS disputes_opened,
-  coalesce(d.disputes_resolved, 0) AS disputes_resolved,
-  coalesce(d.disputes_escalated, 0) AS disputes_escalated,
+  {dc("disputes_opened")},
+  {dc("disputes_resolved")},
+  {dc("disputes_escalated")},
   CASE WHEN d.disputes_opened > 0 THEN d.disputes_resolved * 1.0 / d.disputes_opened END
       AS dispute_resolution_rate,
   CASE WHEN d.disputes_opened > 0 THEN d.disputes_escalated * 1.0 / d.disputes_opened END
@@ -159,6 +205,8 @@ FROM st CROSS JOIN months m
 LEFT JOIN adopt a ON a.station_id = st.station_id
 LEFT JOIN inc i ON i.station_id = st.station_id AND i.period = m.period
 LEFT JOIN dis d ON d.station_id = st.station_id AND d.period = m.period
+LEFT JOIN {inc_cov} ci ON ci.station_id = st.station_id AND ci.period = m.period
+LEFT JOIN {dis_cov} cd ON cd.station_id = st.station_id AND cd.period = m.period
 ORDER BY st.station_id, m.period
 """
 
@@ -189,7 +237,7 @@ def build_panel(
     if p1 < p0:
         raise ValueError(f"panel window ends ({end}) before it starts ({start})")
     _, region_args = _region_sql(spec.region)
-    sql = panel_sql(spec)
+    sql = panel_sql(spec, *(coverage_source(con, t) for t in ("incidents", "disputes")))
     # DuckDB does not mix $named and ? parameters: inline the region values safely as named params.
     named = {"reform": spec.reform, "p0": p0, "p1": p1,
              "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
@@ -201,10 +249,10 @@ def build_panel(
         raise ValueError(
             f"panel for reform {spec.reform!r} is empty: no stations match region {region!r} in the warehouse"
         )
-    for col in df.columns:
-        if col.startswith(("incidents_", "calls_", "disputes_")) and col != "incidents_per_10k":
-            df[col] = df[col].astype("int64")
-    for col in ("dispatches", "cases", "n_responses", "n_noncase", "period", "first_treat"):
+    for col in (*INCIDENT_COUNTS, *DISPUTE_COUNTS):
+        # whole counts; float64 only when some cell is outside coverage (NaN = missing, not zero)
+        df[col] = df[col].astype("float64" if df[col].isna().any() else "int64")
+    for col in ("period", "first_treat"):
         df[col] = df[col].astype("int64")
     df["month"] = pd.to_datetime({"year": df["period"] // 12, "month": df["period"] % 12 + 1, "day": 1})
     ever = df["first_treat"] != NEVER_TREATED
@@ -224,6 +272,13 @@ def build_panel(
         if not (df["first_treat"] == NEVER_TREATED).any() and df.empty:
             raise ValueError("excluding the adopters of other reforms leaves no station in the panel")
     df.attrs["excluded_stations"] = excluded
+    gaps: dict[str, dict[str, int]] = {}
+    for table, col in (("incidents", "calls_total"), ("disputes", "disputes_opened")):
+        miss = df[col].isna().groupby(df["station_id"]).sum()
+        gaps[table] = {str(k): int(v) for k, v in miss[miss > 0].items()}
+    df.attrs["coverage_gaps"] = gaps
+    df.attrs["missing_cells"] = {t: int(sum(g.values())) for t, g in gaps.items()}
+    df.attrs["balanced"] = not any(gaps.values())
     df.attrs["reform"] = spec.reform
     df.attrs["start"], df.attrs["end"] = start, end
     df.attrs["region"] = region or {}

@@ -277,3 +277,68 @@ def load_params(path: str | Path) -> EvaluationParams:
     if isinstance(data, dict):
         data.setdefault("evaluation_id", p.stem)
     return validate_params(data, source=str(p))
+
+
+# ------------------------------------------------------------------------------ window against the data
+def outcome_tables(outcomes: list[str]) -> list[str]:
+    """The record tables (``incidents``/``disputes``) the outcomes are computed from."""
+    return sorted({"disputes" if o.startswith("dispute") else "incidents" for o in outcomes})
+
+
+def check_window(params: EvaluationParams, con, source: str) -> list[str]:
+    """One-line problems of ``params.window`` against the warehouse behind ``con`` (empty: fine).
+
+    Refused (never clipped, so a brief never covers months it has no data for): a window that
+    starts before or ends after the covered months of a table the outcomes need, over the
+    region's stations (see :mod:`evalkit.coverage`), and a window in which no adopter of the reform (in the region)
+    adopts after ``window.start`` — no pre-period. Adoption after ``window.end`` is allowed
+    (those stations count as never treated).
+    """
+    from evalkit.coverage import data_span
+    from evalkit.panel import _region_sql
+    from evalkit.registry import period_label
+
+    w = params.window
+    p0 = int(w.start[:4]) * 12 + int(w.start[5:]) - 1
+    p1 = int(w.end[:4]) * 12 + int(w.end[5:]) - 1
+    problems = []
+    region_sql, args = _region_sql(params.region.as_filter())
+    for table in outcome_tables(params.outcomes):
+        span = data_span(con, table, params.region.as_filter())  # the covered months of the region's stations
+        if span is None:
+            problems.append(f"{source}: outcomes: the warehouse has no {table} records (in the region) for "
+                            f"{', '.join(params.outcomes)}")
+            continue
+        lo, hi = span
+        if p0 < lo:
+            problems.append(f"{source}: window.start {w.start} lies before the {table} data (first month "
+                            f"{period_label(lo)}); set window.start to {period_label(lo)} or later")
+        if p1 > hi:
+            problems.append(f"{source}: window.end {w.end} lies beyond the {table} data (last month "
+                            f"{period_label(hi)}); set window.end to {period_label(hi)} or earlier")
+    rows = con.execute(
+        f"SELECT year(min(r.adopted_on)) * 12 + month(min(r.adopted_on)) - 1 FROM reforms r "
+        f"JOIN stations s USING (station_id) WHERE r.reform = ? AND {region_sql} GROUP BY r.station_id",
+        [params.reform, *args]).fetchall()
+    adopt = [int(r[0]) for r in rows]
+    if adopt and not any(p0 < a <= p1 for a in adopt):
+        before = [a for a in adopt if a <= p0]
+        if before:
+            problems.append(f"{source}: window.start {w.start}: every adopter of {params.reform} inside the window adopts at or before "
+                            f"it (latest {period_label(max(before))}), so there is no pre-period; set "
+                            f"window.start before {period_label(max(before))}")
+        else:
+            problems.append(f"{source}: window.end {w.end}: no adopter of {params.reform} adopts inside the window "
+                            f"(first adoption {period_label(min(adopt))}); extend window.end")
+    return problems
+
+
+def check_against_warehouse(params: EvaluationParams, source: str, warehouse: str | Path | None = None) -> list[str]:
+    """:func:`check_window` on the params' warehouse (or ``warehouse``); [] when the file is missing."""
+    import duckdb
+
+    path = Path(warehouse or params.warehouse)
+    if not path.is_file():
+        return []
+    with duckdb.connect(str(path), read_only=True) as con:
+        return check_window(params, con, source)

@@ -16,7 +16,7 @@ import duckdb
 import papermill as pm
 
 from evalkit.export import BriefFiles, export_brief
-from evalkit.params import EvaluationParams, load_params
+from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
 
 NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
@@ -49,15 +49,20 @@ def notebook_path(name: str) -> Path:
 
 
 def preflight(params: EvaluationParams) -> None:
-    """Check the warehouse exists and that some station in the region adopted the reform."""
+    """Check the warehouse exists, that some station adopted the reform, and the window against the data
+    (:func:`evalkit.params.check_window`: inside the covered months, with a pre-period)."""
     wh = Path(params.warehouse)
     if not wh.is_file():
-        raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit demo-data` or `evalkit ingest`")
+        raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit ingest`, or for the demo "
+                       f"`evalkit demo-data` and pass --warehouse data/demo/warehouse.duckdb")
     with duckdb.connect(str(wh), read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
     if n == 0:
         raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
                        f"({REFORMS[params.reform].zh})")
+    problems = check_against_warehouse(params, params.evaluation_id, wh)
+    if problems:  # a window beyond the data or without a pre-period is refused, never clipped
+        raise RunError("; ".join(problems))
 
 
 def _kernel_config(sockets: str):

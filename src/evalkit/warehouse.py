@@ -1,9 +1,13 @@
 """The embedded DuckDB warehouse: where it lives, how to open it, bookkeeping helpers.
 
-The schema (canonical tables from :mod:`evalkit.schema` plus the ``meta``, ``quarantine`` and
-``ingest_log`` bookkeeping tables) is created on first connect, so every caller sees the same
-layout. The path defaults to ``data/warehouse.duckdb`` and can be overridden with the
-``EVALKIT_WAREHOUSE`` environment variable or an explicit argument.
+The schema (canonical tables from :mod:`evalkit.schema` plus the ``meta``, ``quarantine``,
+``ingest_log`` and ``coverage`` bookkeeping tables) is created on first connect, so every caller
+sees the same layout. The path defaults to ``data/warehouse.duckdb`` and can be overridden with
+the ``EVALKIT_WAREHOUSE`` environment variable or an explicit argument; the demo world lives in
+its own file, ``data/demo/warehouse.duckdb`` (:data:`DEMO_WAREHOUSE`).
+
+Also here: what is live (:func:`live_facts`, :func:`status`) and removing a file's load
+(:func:`forget`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import os
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
-from evalkit.schema import META_DDL, TABLES
+from evalkit.schema import META_DDL, META_MIGRATIONS, TABLES
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_VAR = "EVALKIT_WAREHOUSE"
@@ -48,6 +53,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     for t in TABLES.values():
         con.execute(t.ddl())
     for ddl in META_DDL:
+        con.execute(ddl)
+    for ddl in META_MIGRATIONS:
         con.execute(ddl)
 
 
@@ -104,4 +111,131 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             out[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
         except duckdb.CatalogException:
             out[name] = 0
+    return out
+
+
+# ------------------------------------------------------------------------------ demo or real
+DEMO_WAREHOUSE = Path("data/demo/warehouse.duckdb")
+
+
+def is_demo(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a warehouse written by ``evalkit demo-data`` (meta ``synthetic`` = true)."""
+    return str(get_meta(con, "synthetic", "false")).lower() in ("true", "1", "yes")
+
+
+def holds_real_data(path: str | Path) -> bool:
+    """True when the file at ``path`` is a warehouse with any loaded row that is not the demo world."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with duckdb.connect(str(p), read_only=True) as con:
+        if is_demo(con):
+            return False
+        counts = table_counts(con)
+    return any(counts[t] for t in [*TABLES, "quarantine", "ingest_log"])
+
+
+# ------------------------------------------------------------------------------ status
+def _has_col(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+                            "AND column_name = ?", [table, column]).fetchall()[0][0])
+
+
+def live_facts(con: duckdb.DuckDBPyConnection) -> dict:
+    """What is live in the warehouse, for a brief's data note (replaced/forgotten loads excluded).
+
+    ``{"rows": {table: n}, "quarantined": n, "quarantined_by_reason": {reason: n},
+    "loads": n, "rows_other": {table: n}, "synthetic": bool}`` — ``rows_other`` counts live
+    accepted rows whose category was mapped to ``other``.
+    """
+    counts = table_counts(con)
+    reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    live = "live" if _has_col(con, "ingest_log", "live") else "TRUE"
+    other_col = "rows_other" if _has_col(con, "ingest_log", "rows_other") else "0"
+    loads = con.execute(f"SELECT count(*) FROM ingest_log WHERE {live}").fetchall()[0][0]
+    other = dict(con.execute(f"SELECT table_name, coalesce(sum({other_col}), 0) FROM ingest_log WHERE {live} "
+                             f"AND table_name IN ('incidents', 'disputes') GROUP BY 1").fetchall())
+    return {"rows": {t: counts[t] for t in TABLES}, "quarantined": counts["quarantine"],
+            "quarantined_by_reason": {k: int(v) for k, v in reasons.items()}, "loads": int(loads),
+            "rows_other": {k: int(v) for k, v in other.items()}, "synthetic": is_demo(con)}
+
+
+def status(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The warehouse at a glance, as frames (``evalkit warehouse status`` prints the same):
+
+    - ``files``: live loads — table, file, load id, rows in / accepted / quarantined, rows and
+      share mapped to category ``other``, when;
+    - ``quarantine``: live quarantined rows by table and reason;
+    - ``coverage``: per station and record table, first/last covered month, covered months,
+      months missing in between and the covered ranges (see :mod:`evalkit.coverage`);
+    - ``removed``: replaced or forgotten loads (history).
+    """
+    from evalkit.coverage import coverage_ranges
+
+    has_live = _has_col(con, "ingest_log", "live")
+    live = "live" if has_live else "TRUE"
+    extra = "load_id, coalesce(rows_other, 0) AS rows_other," if has_live else "NULL AS load_id, 0 AS rows_other,"
+    files = con.execute(f"""
+        SELECT table_name, source_file AS file, {extra} rows_in, rows_accepted, rows_quarantined, ingested_at
+        FROM ingest_log WHERE {live} ORDER BY ingested_at, load_id""").df()
+    has_cat = files["table_name"].isin(["incidents", "disputes"])
+    files["rows_other"] = files["rows_other"].where(has_cat).astype("Int64")
+    files.insert(files.columns.get_loc("rows_other") + 1, "share_other",
+                 (files["rows_other"] / files["rows_accepted"].where(files["rows_accepted"] > 0))
+                 .astype("float64").round(4))
+    quarantine = con.execute("SELECT table_name, reason, count(*) AS rows FROM quarantine "
+                             "GROUP BY ALL ORDER BY table_name, rows DESC").df()
+    removed = (con.execute("SELECT table_name, source_file AS file, load_id, rows_accepted, rows_quarantined, "
+                           "removed_how, removed_at FROM ingest_log WHERE NOT live ORDER BY removed_at").df()
+               if has_live else pd.DataFrame())
+    return {"files": files, "quarantine": quarantine, "coverage": coverage_ranges(con), "removed": removed}
+
+
+# ------------------------------------------------------------------------------ forget
+def forget(file: str | Path, *, warehouse: str | Path | None = None, con: duckdb.DuckDBPyConnection | None = None,
+           table: str | None = None) -> list[dict]:
+    """Remove every live load of ``file`` (its rows and its quarantine), in one transaction.
+
+    Matched like ``ingest --replace`` (path, content, unique file name). Returns one dict per
+    removed load (``table``, ``file``, ``load_id``, ``rows``, ``quarantined``); raises
+    :class:`evalkit.ingest.IngestError` when nothing matches or the station register would lose
+    stations that records still point at.
+    """
+    import datetime as dt
+
+    from evalkit import coverage
+    from evalkit.ingest.errors import IngestError
+    from evalkit.ingest.loads import check_station_references, find_loads, remove_load
+    from evalkit.ingest.sources import sha256_file
+
+    own = con is None
+    if own:
+        con = connect(warehouse)
+    now = dt.datetime.now().replace(microsecond=0)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            sha = sha256_file(Path(file)) if Path(file).is_file() else None
+            loads = find_loads(con, file, table, sha)
+            if not loads:
+                raise IngestError("no live load of this file in the warehouse (evalkit warehouse status lists "
+                                  "the loaded files)", file=str(file))
+            out = []
+            for lid, t, src in loads:
+                d, q = remove_load(con, lid, "forgotten", now, src)
+                out.append({"table": t, "file": src, "load_id": lid, "rows": d, "quarantined": q})
+            touched = {r["table"] for r in out}
+            if "stations" in touched:
+                check_station_references(con, f"forgetting {file}")
+            coverage.refresh(con, sorted(touched))
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+    finally:
+        if own:
+            con.close()
     return out

@@ -13,16 +13,22 @@ import os
 import time
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from evalkit import registry
+from evalkit import coverage, registry
 from evalkit.ingest import sql as S
+from evalkit.ingest import values as V
+from evalkit.ingest import vocab
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
+from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
+from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
+from evalkit.ingest.stations import station_map_table
 from evalkit.schema import TABLES, Table
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
@@ -34,6 +40,7 @@ KEYS = {
     "disputes": ("dispute_id",),
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
+UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
 
 
 # ------------------------------------------------------------------------------ windows
@@ -78,55 +85,47 @@ def resolve_window(con, study_window, now: dt.datetime) -> tuple[dt.datetime, dt
 
 
 # ------------------------------------------------------------------------------ value maps
-def _norm_key(x: str) -> str:
-    s = unicodedata.normalize("NFKC", str(x))
-    return "".join(s.split()).upper()
+def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
+    """Match ``vv``'s distinct values to the register (see :mod:`evalkit.ingest.stations`):
+    (parsed expression, join, checks: ambiguous first, then unknown)."""
+    if station_map_table(con, "_ek_v", vv) == 0:
+        raise IngestError(f"the station register is empty: ingest stations before {t}")
+    checks = [
+        Check("ambiguous_station", "station_id", f"{vv} IS NOT NULL AND p_station_cands IS NOT NULL",
+              f"concat('station ', {vv}, ' fits several stations of the register: ', p_station_cands, "
+              f"'; give the code or the full name')"),
+        Check("unknown_station", "station_id", f"{vv} IS NOT NULL AND p_station_id IS NULL",
+              f"concat('station ', {vv}, ' is not in the station register (by code or name)')"),
+    ]
+    return "ms.m", f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}", checks
 
 
-def _station_mapper(con):
-    rows = con.execute("SELECT station_id, name FROM stations").fetchall()
-    exact: dict[str, set[str]] = {}
-    normed: dict[str, set[str]] = {}
-    for sid, _name in rows:
-        exact.setdefault(sid, set()).add(sid)
-        normed.setdefault(_norm_key(sid), set()).add(sid)
-    for sid, name in rows:  # names after ids: an id always wins over a name
-        if name:
-            if name not in exact:
-                exact.setdefault(name, set()).add(sid)
-            n = _norm_key(name)
-            if n not in normed or sid in normed[n]:
-                normed.setdefault(n, set()).add(sid)
-
-    def match(v: str) -> str | None:
-        for d, k in ((exact, v), (normed, _norm_key(v))):
-            hit = d.get(k)
-            if hit:
-                return next(iter(hit)) if len(hit) == 1 else None
-        return None
-
-    return match, len(rows)
+def _reform_map(v: str, user: dict[str, str] | None = None) -> str | None:
+    key = "".join(unicodedata.normalize("NFKC", str(v)).split())
+    for k, val in (user or {}).items():
+        if "".join(unicodedata.normalize("NFKC", k).split()) == key:
+            v = val
+            break
+    for cand in (v, key):
+        try:
+            return registry.reform_id(cand)
+        except KeyError:
+            continue
+    return None
 
 
-def _reform_map(v: str) -> str | None:
+def _category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
     try:
-        return registry.reform_id(v)
-    except KeyError:
-        return None
+        return vocab.incident_category(v, user)
+    except ValueError as e:
+        raise IngestError(str(e)) from None
 
 
-def _category_map(v: str) -> tuple[str, bool]:
-    cid = registry.category_id(v)
-    known = cid != "other" or v.strip() in {"other", "其他", "Other", "其它"}
-    return cid, known
-
-
-def _dispute_category_map(v: str) -> tuple[str, bool]:
-    key = v.strip()
-    for cid, (zh, en) in registry.DISPUTE_CATEGORIES.items():
-        if key in (cid, zh, en) or (zh.endswith("纠纷") and key == zh[:-2]) or key == en.lower():
-            return cid, True
-    return "other", False
+def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
+    try:
+        return vocab.dispute_category(v, user)
+    except ValueError as e:
+        raise IngestError(str(e)) from None
 
 
 def _make_map(con, name: str, column: str, func) -> str:
@@ -154,6 +153,15 @@ def _make_map(con, name: str, column: str, func) -> str:
     return name
 
 
+def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
+    """Map a column's distinct values through ``look`` (a small join table); returns the SQL of the
+    mapped word (NULL where not understood)."""
+    name = f"_ek_map_w_{col}"
+    _make_map(con, name, vv, look)
+    joins.append(f"LEFT JOIN {name} ON {name}.v = {vv}")
+    return f"{name}.m"
+
+
 # ------------------------------------------------------------------------------ plan per table
 @dataclass
 class Check:
@@ -169,8 +177,12 @@ def _lbl(hm: HeaderMap, col: str) -> str:
 
 
 def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[dict[str, str], list[str], list[Check]]:
-    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks."""
-    present = set(hm.positions)
+    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks.
+
+    A column absent from the file but given a default (``--set`` / mapping ``defaults:``) is read
+    as that constant; value mappings (``hm.values``) extend the built-in vocabularies.
+    """
+    present = set(hm.positions) | set(hm.defaults)
     ws, we, wlabel = window
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     wsl = f"TIMESTAMP {S.q(ws.strftime('%Y-%m-%d %H:%M:%S'))}"
@@ -179,16 +191,29 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     joins: list[str] = []
     checks: list[Check] = []
     t = spec.name
+    raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
 
     def v(c):
-        return f"v_{c}"
+        return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
 
     def p(c):
         return f"p_{c}"
 
+    # ---- rows that cannot be read as they are (XLSX formula cells without a saved value, stray quotes)
+    if "_problem" in raw_cols:
+        checks.append(Check("formula_without_value", "", "_problem IS NOT NULL", "_problem"))
+    if "_quote" in raw_cols:  # CSV lines with a stray quote (read by the Python reader)
+        checks.append(Check("unbalanced_quote", "", "_quote IS NOT NULL", "_quote"))
+    # ---- a key holding a citizen ID number: the row is refused (its value is stored masked)
+    for k in dict.fromkeys((*KEYS[t][:1], "station_id")):
+        if k in hm.positions and spec.column(k).sql_type == "VARCHAR":
+            checks.append(Check("id_number_in_key", k, id_number_sql(v(k)),
+                                S.q(f"{_lbl(hm, k)} holds a citizen ID number; the row is refused "
+                                    "(use the record's own number as the key)")))
+
     # ---- required values
     for c in spec.columns:
-        if c.required and not (t == "stations" and c.name == "population"):
+        if c.required and c.name in present:
             checks.append(Check("missing_required", c.name, f"{v(c.name)} IS NULL",
                                 S.q(f"required value {_lbl(hm, c.name)} is empty")))
 
@@ -199,54 +224,73 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parsed[c.name] = f"CAST(NULL AS {c.sql_type})"
             continue
         vv = v(c.name)
+        user = hm.values.get(c.name)
         bad = f"{vv} IS NOT NULL AND {p(c.name)} IS NULL"
         shown = f"concat({S.q(_lbl(hm, c.name) + ': ')}, {vv})"
         if c.name == "station_id" and t in STATION_REF_TABLES:
-            match, n = _station_mapper(con)
-            if n == 0:
-                raise IngestError(f"the station register is empty: ingest stations before {t}")
-            _make_map(con, "_ek_map_station", vv, match)
-            joins.append(f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}")
-            parsed[c.name] = "ms.m"
-            parse_checks.append(Check("unknown_station", c.name, bad,
-                                      f"concat('station ', {vv}, ' is not in the station register (by id or name)')"))
+            parsed[c.name], join, station_checks = _station_mapper(con, t, vv)
+            parsed["station_cands"] = "ms.cands"  # the candidates of an ambiguous reference
+            joins.append(join)
+            parse_checks.extend(station_checks)
         elif c.name == "reform":
-            _make_map(con, "_ek_map_reform", vv, _reform_map)
+            _make_map(con, "_ek_map_reform", vv, lambda x, u=user: _reform_map(x, u))
             joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
             parsed[c.name] = "mr.m"
             parse_checks.append(Check("unknown_reform", c.name, bad,
                                       f"concat('reform ', {vv}, ' is not in the reform registry')"))
         elif c.name == "category":
             func = _category_map if t == "incidents" else _dispute_category_map
-            _make_map(con, "_ek_map_category", vv, func)
+            _make_map(con, "_ek_map_category", vv, lambda x, f=func, u=user: f(x, u))
             joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
             parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
-        elif c.name == "area_type":
-            parsed[c.name] = S.enum_sql(vv, S.AREA_TYPES)
-            parse_checks.append(Check("bad_value", c.name, bad,
-                                      f"concat({shown}, ' is not 城区/农村/城乡结合 (urban/rural/mixed)')"))
-        elif c.name == "handled_by":
-            parsed[c.name] = S.enum_sql(vv, S.HANDLED_BY)
-            parse_checks.append(Check("bad_value", c.name, bad,
-                                      f"concat({shown}, ' is not 派出所/巡逻/分流 (station/patrol/diverted)')"))
-        elif c.sql_type == "TIMESTAMP":
-            parsed[c.name] = S.datetime_sql(vv)
-            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date/time')"))
-        elif c.sql_type == "DATE":
-            parsed[c.name] = f"CAST({S.datetime_sql(vv)} AS DATE)"
-            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a date')"))
+        elif c.name in ("area_type", "handled_by"):
+            codes, allowed = ((S.AREA_TYPES, "城区/农村/城乡结合 (urban/rural/mixed)") if c.name == "area_type"
+                              else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
+            parsed[c.name] = _word_join(con, joins, c.name, vv, V.word_lookup(codes, user))
+            parse_checks.append(Check("bad_value", c.name, bad, f"concat({shown}, ' is not {allowed}')"))
+        elif c.sql_type in ("TIMESTAMP", "DATE"):
+            month_ok = (t, c.name) == ("reforms", "adopted_on")
+            parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
+            if not month_ok:
+                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(vv)}",
+                                          f"concat({shown}, ' gives a month but no day; a day is required here')"))
+            parse_checks.append(Check("bad_datetime", c.name, bad,
+                                      f"concat({shown}, ' is not a date{'/time' if c.sql_type == 'TIMESTAMP' else ''}')"))
         elif c.sql_type == "INTEGER":
-            parsed[c.name] = S.integer_sql(vv)
+            parsed[c.name] = V.number_sql(vv, hm.units.get(c.name))
             parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not an integer')"))
             if not (t == "stations" and c.name == "population"):
                 parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0",
                                           f"concat({shown}, ' is negative')"))
+        elif c.name == "resolved":
+            state = _word_join(con, joins, c.name, vv, V.word_lookup(V.resolved_words(), user))
+            parsed["_resolved_state"] = state
+            parsed[c.name] = f"CASE {state} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 'open' THEN FALSE END"
+            parse_checks.append(Check("bad_boolean", c.name, f"{vv} IS NOT NULL AND p__resolved_state IS NULL",
+                                      f"concat({shown}, ' is not an outcome (调解成功/调解不成功/正在调解, 是/否); "
+                                      f"map it under values: resolved: in a mapping file')"))
         elif c.sql_type == "BOOLEAN":
-            parsed[c.name] = S.bool_sql(vv)
+            word = _word_join(con, joins, c.name, vv, V.word_lookup(V.bool_words(), user))
+            parsed[c.name] = f"CASE {word} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
             parse_checks.append(Check("bad_boolean", c.name, bad, f"concat({shown}, ' is not 是/否')"))
         else:
             parsed[c.name] = vv
+    if "response_duration" in hm.positions and "arrived_at" not in present:
+        # arrival given as a duration after the call: arrived_at = received_at + duration
+        dur = V.duration_sql("v_response_duration", hm.units.get("response_duration"))
+        parsed["arrived_at"] = f"({parsed['received_at']}) + {dur}"
+        present.add("arrived_at")
+        parse_checks.append(Check("bad_number", "response_duration",
+                                  f"v_response_duration IS NOT NULL AND {dur} IS NULL",
+                                  f"concat({S.q(_lbl(hm, 'response_duration') + ': ')}, v_response_duration, "
+                                  f"' is not a duration (minutes, or 小时/分钟 with the unit)')"))
     checks.extend(parse_checks)
+    if t == "disputes" and "resolved" in present and "closed_on" in present:
+        checks.append(Check("open_with_close_date", "closed_on",
+                            f"p__resolved_state = 'open' AND {p('closed_on')} IS NOT NULL",
+                            f"concat({S.q(_lbl(hm, 'resolved') + ' ')}, {v('resolved')}, "
+                            f"' means still open, but ', {S.q(_lbl(hm, 'closed_on') + ' ')}, "
+                            f"CAST({p('closed_on')} AS VARCHAR), ' is given')"))
 
     # ---- table rules
     def ts(c):
@@ -262,11 +306,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             "outside_window", main_date, f"({ts(main_date)} < {wsl} OR {ts(main_date)} >= {wel})",
             f"concat({S.q(_lbl(hm, main_date) + ' ')}, CAST({p(main_date)} AS VARCHAR), "
             f"{S.q(' is outside the ' + ('panel' if t == 'reforms' else 'study') + ' window ' + wlabel)})"))
-    if t == "stations":
-        if "population" in present:
-            checks.append(Check("bad_number", "population",
-                                f"{v('population')} IS NOT NULL AND {p('population')} IS NULL",
-                                f"concat({S.q(_lbl(hm, 'population') + ': ')}, {v('population')}, ' is not an integer')"))
+    if t == "stations" and "population" in present:  # an absent column is unknown (NULL), not zero
         checks.append(Check("no_population", "population", f"COALESCE({p('population')}, 0) <= 0",
                             f"concat('station has no population (', COALESCE({v('population')}, 'empty'), ')')"))
     if t == "incidents":
@@ -290,15 +330,49 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 
 # ------------------------------------------------------------------------------ one file
 def _drop_temps(con) -> None:
+    """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     for name in ("_ek_v", "_ek_p", "_ek_stage", "_ek_dup", "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
+                               "AND starts_with(table_name, '_ek_map_w_')").fetchall():
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _log_file(con, table: str, file: str, sha: str, rows_in: int, acc: int, qua: int, now) -> None:
-    con.execute("INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?)", [table, file, sha, rows_in, acc, qua, now])
+def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int) -> None:
+    """One ingest_log row per load, after checking the load's rows in the warehouse: its live rows
+    and quarantine rows are exactly what it accepted and quarantined."""
+    live = con.execute(f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    qlive = con.execute("SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    if (live, qlive) != (res["rows_accepted"], res["rows_quarantined"]):
+        raise AssertionError(f"{file}: load {load_id} holds {live} rows + {qlive} quarantined, "
+                             f"expected {res['rows_accepted']} + {res['rows_quarantined']}")
+    con.execute("INSERT INTO ingest_log (table_name, source_file, sha256, rows_in, rows_accepted, rows_quarantined, "
+                "ingested_at, load_id, source_path, rows_other, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
+                [table, file, sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now, load_id,
+                 str(Path(file).resolve()), res["rows_other"]])
 
 
-def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport) -> dict:
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
+    """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
+    the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
+    if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
+        return 0
+    # every row naming an unknown station counts, whichever check rejected it first
+    unknown = "v_station_id IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL"
+    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
+    if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
+        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE {unknown} "
+                          f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
+        names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
+        raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
+                          f"station not in the register, most often: {names}; add them to the station register "
+                          f"or correct the unit names in the export, or pass --accept-unmatched to quarantine "
+                          f"them", file=src.name)
+    return int(n)
+
+
+def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
+                 load_id: int, accept_unmatched: bool = False) -> dict:
     t = spec.name
     _drop_temps(con)
     row_expr = load_raw(con, src, hm.positions, "_ek_v")
@@ -326,6 +400,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
+    unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched)
     # ---- accepted rows
     free = FREE_TEXT.get(t, ())
     out_cols = [c.name for c in spec.columns]
@@ -336,8 +411,12 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         if present_free:
             cond = " + ".join(f"CAST(COALESCE({S.needs_mask_sql('p_' + c)}, FALSE) AS INTEGER)" for c in present_free)
             masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}) SELECT {sel} FROM _ek_stage WHERE _chk IS NULL"
-                      ).fetchall()[0][0]
+    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
+                      f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
+    rows_other = 0
+    if "category" in parsed and "category" in hm.positions:
+        rows_other = con.execute("SELECT count(*) FROM _ek_stage WHERE _chk IS NULL AND p_category = 'other'"
+                                 ).fetchall()[0][0]
 
     # ---- quarantined rows
     raw_json = "json_object(" + ", ".join(
@@ -350,9 +429,10 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     qua = con.execute(f"""
-INSERT INTO quarantine
+INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
+                        load_id)
 SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
-       {S.mask_sql(raw_json)}, {nowl}
+       {S.mask_sql(raw_json)}, {nowl}, {int(load_id)}
 FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
     if qua:
         masked += con.execute(
@@ -361,6 +441,10 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
             f"SELECT {list_lit}[_chk], count(*) FROM _ek_stage WHERE _chk IS NOT NULL GROUP BY 1").fetchall())
         report.add_reasons(by_reason)
     if t in ("incidents", "disputes") and "category" in hm.positions:
+        n_cat, n_other = con.execute("SELECT count(p_category), count(*) FILTER (WHERE p_category = 'other') "
+                                     "FROM _ek_stage WHERE _chk IS NULL").fetchall()[0]
+        report.category_rows += int(n_cat)
+        report.other_rows += int(n_other)
         for val, n in con.execute(
             "SELECT s.v_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s.v_category "
             "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
@@ -370,18 +454,32 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
     _drop_temps(con)
     if rows_in != acc + qua:
         raise AssertionError(f"{src.name}: rows_in {rows_in} != accepted {acc} + quarantined {qua}")
-    return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked)}
+    return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked),
+            "rows_other": int(rows_other), "unmatched": unmatched}
 
 
 # ------------------------------------------------------------------------------ public
 def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=None,
-           study_window: tuple[str, str] | None = None) -> IngestReport:
-    """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`."""
+           study_window: tuple[str, str] | None = None, replace: bool = False,
+           accept_unmatched: bool = False, defaults=None,
+           allow_demo: bool = False) -> IngestReport:
+    """Load raw exports into ``table`` of the warehouse; see :mod:`evalkit.ingest`.
+
+    Each file is one load (``ingest_log.load_id``). ``replace``: first remove the earlier live
+    loads of each file (matched by path, content or unique file name; their rows and quarantine
+    go), then load it — how a corrected file or a fixed mapping is re-ingested. Without it a file
+    whose content was already loaded is skipped. ``accept_unmatched``: quarantine rows naming an
+    unknown station even when they are more than 1 % of a file (otherwise the call fails).
+    ``mapping``: a mapping file/dict (headers, values, defaults; see :mod:`evalkit.ingest.mapping`);
+    ``defaults``: ``{column: value}`` or ``['column=value', …]`` for columns the files lack (``--set``).
+    ``allow_demo``: load into the demo world's warehouse (only :func:`ingest_world` does: real
+    exports and the synthetic world never share a warehouse).
+    """
     t0 = time.perf_counter()
     if table not in TABLES:
         raise IngestError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     spec = TABLES[table]
-    user_map = load_mapping(mapping, table)
+    user_map = load_mapping(mapping, table, defaults)
     files = expand_paths(paths, table, spec.zh)
     own = con is None
     if own:
@@ -397,35 +495,58 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            from evalkit.warehouse import is_demo
+
+            if not allow_demo and is_demo(con):
+                raise IngestError("this warehouse holds the synthetic demo world; load real exports into another "
+                                  "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
                 sha = sha256_file(f)
-                hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? LIMIT 1",
-                                  [table, sha]).fetchall()
-                if hit:
-                    report.skipped_files.append(str(f))
-                    report.per_file.append({"table": table, "file": str(f), "status": "skipped (already ingested)",
-                                            "rows_in": 0, "rows_accepted": 0, "rows_quarantined": 0,
-                                            "masked_values": 0})
-                    continue
-                src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet)
-                hm = map_headers(src.headers, spec, user_map, src.name)
+                if replace:
+                    olds = find_loads(con, f, table, sha)
+                    if not olds:
+                        raise IngestError(f"--replace: no earlier load of this file in {table} (matched by path, "
+                                          f"content and file name); drop --replace, or forget the old file first "
+                                          f"(evalkit warehouse forget OLD_FILE)", file=str(f))
+                    for lid, _t, old_file in olds:
+                        d, q = remove_load(con, lid, "replaced", now, old_file)
+                        report.replaced.append({"file": old_file, "load_id": lid, "rows": d, "quarantined": q})
+                else:
+                    hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? "
+                                      "AND live LIMIT 1", [table, sha]).fetchall()
+                    if hit:
+                        report.skipped_files.append(str(f))
+                        report.per_file.append({"table": table, "file": str(f),
+                                                "status": "skipped (already ingested)", "rows_in": 0,
+                                                "rows_accepted": 0, "rows_quarantined": 0, "masked_values": 0})
+                        continue
+                src = open_source(f, tmp.name, table_zh=spec.zh, table=table, sheet=sheet, user=user_map)
+                hm = map_headers(src.headers, spec, user_map, src.name, header_row=src.header_row)
+                report.note_headers(hm)
                 for h in hm.unknown:
                     if h not in report.unknown_columns:
                         report.unknown_columns.append(h)
                 for h in hm.personal:
                     if h not in report.refused_personal_columns:
                         report.refused_personal_columns.append(h)
-                res = _ingest_file(con, spec, src, hm, window, now, report)
+                load_id = next_load_id(con)
+                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched)
                 report.rows_in += res["rows_in"]
                 report.rows_accepted += res["rows_accepted"]
                 report.rows_quarantined += res["rows_quarantined"]
                 report.masked_values += res["masked"]
+                report.rows_other += res["rows_other"]
+                report.unmatched_rows += res["unmatched"]
+                report.load_ids.append(load_id)
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
-                _log_file(con, table, str(f), sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now)
+                _log_file(con, table, str(f), sha, res, now, load_id)
             report.check()
+            if table == "stations" and report.replaced:
+                check_station_references(con, "replacing the station register")
+            coverage.refresh(con, [table])
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -434,12 +555,20 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 pass
             raise
     finally:
+        _drop_temps_quietly(con)
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
         if own:
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _drop_temps_quietly(con) -> None:
+    try:
+        _drop_temps(con)
+    except duckdb.Error:
+        pass
 
 
 __all__ = ["ingest", "IngestReport", "IngestError", "REASONS", "resolve_window"]

@@ -35,6 +35,7 @@ REASONS: dict[str, str] = {
     "bad_boolean": "a yes/no value is not one of 是/否/1/0/true/false",
     "bad_value": "a value is not one of the allowed codes (area type, handling unit)",
     "unknown_station": "the station id/name is not in the station register",
+    "ambiguous_station": "the station name fits several stations of the register (candidates in the detail)",
     "unknown_reform": "the reform name is not in the reform registry",
     "no_population": "a station has no or zero population",
     "dispatch_before_receipt": "dispatch time is before the call was received",
@@ -44,5 +45,10 @@ REASONS: dict[str, str] = {
     "absurd_response_time": "arrival more than 24 hours after the call",
     "future_date": "a date lies in the future",
     "outside_window": "a date lies outside the study/panel window",
+    "date_without_day": "a date gives a month but no day where a day is required",
+    "formula_without_value": "an XLSX formula cell has no saved value (save the file in Excel/WPS)",
+    "unbalanced_quote": "a CSV line holds an odd number of double quotes (a stray quote); the line is not read",
+    "id_number_in_key": "a key column holds a citizen ID number; the row is refused",
+    "open_with_close_date": "a dispute still open (正在调解) carries a closing date",
     "duplicate_id": "the key was already seen in this ingest or is already in the warehouse",
 }

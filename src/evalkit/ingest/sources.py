@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import glob
 import hashlib
 import io
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from evalkit.ingest.csvrows import fields_message, records, risky
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.sql import ident, q
 
@@ -111,33 +111,71 @@ def detect_encoding(path: Path) -> str:
         ) from None
 
 
-def transcode_to_utf8(path: Path, encoding: str, out_dir: str) -> Path:
-    """Stream-transcode a GB18030 file to a UTF-8 temp file (chunked; constant memory)."""
-    target = Path(out_dir) / (path.stem + ".utf8.csv")
-    dec = codecs.getincrementaldecoder(encoding)("strict")
-    lines = 0
-    offset = 0
-    with open(path, "rb") as src, open(target, "wb") as dst:
-        while True:
-            chunk = src.read(CHUNK_BYTES)
-            final = chunk == b""
-            try:
-                text = dec.decode(chunk, final=final)
-            except UnicodeDecodeError as e:
-                # e.start indexes into (pending bytes + chunk); approximate via the chunk
-                start = max(0, min(e.start, len(chunk)))
-                row = lines + chunk[:start].count(b"\n") + 1
-                raise IngestError(
-                    f"undecodable bytes (file detected as {encoding.upper()} from its first bytes; "
-                    f"mixed or wrong encoding near byte {offset + start})",
-                    file=str(path), row=row,
-                ) from None
-            dst.write(text.encode("utf-8"))
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
-            if final:
-                break
-    return target
+class Transcoder:
+    """Stream a GB18030 file as UTF-8 through a named pipe (FIFO) for DuckDB's CSV reader.
+
+    The transcoded text only passes through the kernel's pipe buffer: no plain copy of the file is
+    ever written to disk, so a killed or failing ingest leaves nothing behind but an empty FIFO
+    node in its temp directory (removed on exit, or at the next start, see :func:`make_tmpdir`).
+    """
+
+    def __init__(self, path: Path, encoding: str, out_dir: str):
+        self.path, self.encoding = path, encoding
+        self.fifo = Path(out_dir) / f"stream-{os.getpid()}-{id(self)}.csv"
+        self.error: IngestError | None = None
+        self._thread = None
+
+    def __enter__(self) -> Path:
+        import threading
+
+        if self.fifo.exists():
+            self.fifo.unlink()
+        os.mkfifo(self.fifo, 0o600)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self.fifo
+
+    def _run(self) -> None:
+        dec = codecs.getincrementaldecoder(self.encoding)("strict")
+        lines = offset = 0
+        try:
+            fd = os.open(self.fifo, os.O_WRONLY)
+        except OSError:
+            return
+        try:
+            with open(self.path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while True:
+                    chunk = src.read(CHUNK_BYTES)
+                    final = chunk == b""
+                    try:
+                        text = dec.decode(chunk, final=final)
+                    except UnicodeDecodeError as e:
+                        start = max(0, min(e.start, len(chunk)))
+                        self.error = IngestError(
+                            f"undecodable bytes (file detected as {self.encoding.upper()} from its first bytes; "
+                            f"mixed or wrong encoding near byte {offset + start})",
+                            file=str(self.path), row=lines + chunk[:start].count(b"\n") + 1)
+                        return
+                    dst.write(text.encode("utf-8"))
+                    lines += chunk.count(b"\n")
+                    offset += len(chunk)
+                    if final:
+                        return
+        except (BrokenPipeError, OSError):
+            return  # the reader stopped early (a parse error); reported by the reader
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            try:  # unblock a writer still waiting for (or writing to) a reader that has gone
+                fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+            self._thread.join(timeout=10)
+        try:
+            self.fifo.unlink()
+        except FileNotFoundError:
+            pass
 
 
 # ------------------------------------------------------------------------------ sources
@@ -147,10 +185,13 @@ class Source:
     kind: str  # csv | xlsx | parquet
     headers: list[str]
     encoding: str | None = None
-    read_path: Path | None = None  # transcoded copy for GB18030
+    read_path: Path | None = None  # unused (kept for callers); GB18030 is streamed, see Transcoder
     delimiter: str = ","
     sheet: str | None = None
-    _xlsx_rows: list | None = None  # (row number, values) for XLSX
+    _xlsx_rows: list | None = None  # (row number, values, {column index: formula}) for XLSX
+    header_row: int = 1  # file row of the (last) header row; data starts on the next row
+    skip_lines: int = 1  # CSV: physical lines before the first data row
+    tmpdir: str | None = None
 
     @property
     def name(self) -> str:
@@ -163,97 +204,57 @@ def _sniff_delimiter(line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _spec(table: str):
+    from evalkit.schema import TABLES
+
+    return TABLES.get(table)
+
+
+def _head_lines(path: Path, enc: str, n: int) -> list[str]:
+    """The first ``n`` lines of a CSV, decoded (a sample: nothing is written anywhere)."""
+    out = []
+    with open(path, encoding="utf-8-sig" if enc.startswith("utf-8") else enc, errors="replace", newline="") as fh:
+        for line in fh:
+            out.append(line)
+            if len(out) >= n:
+                break
+    return out
+
+
 def open_source(path: Path, tmpdir: str, *, table_zh: str = "", table: str = "",
-                sheet: str | int | None = None) -> Source:
+                sheet: str | int | None = None, user=None) -> Source:
+    """Open a file, find its header row(s) (title/note rows above are skipped) and return a Source."""
+    from evalkit.ingest.headers import HEADER_SCAN_ROWS, find_header
+
     ext = path.suffix.lower()
     if path.stat().st_size == 0:
         raise IngestError("file is empty", file=str(path))
     if ext in XLSX_EXT:
-        return _open_xlsx(path, sheet, table, table_zh)
+        from evalkit.ingest.xlsx import open_xlsx
+
+        return open_xlsx(path, sheet, table, table_zh, user)
     if ext in PARQUET_EXT:
         return _open_parquet(path)
     if ext not in CSV_EXT and ext != "":
         raise IngestError(f"unsupported file type {ext!r} (use CSV, XLSX or Parquet)", file=str(path))
     enc = detect_encoding(path)
-    read_path = path
-    if enc == "gb18030":
-        read_path = transcode_to_utf8(path, enc, tmpdir)
-    with open(read_path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        first = fh.readline()
-    first = first.rstrip("\r\n")
-    if not first.strip():
+    lines = _head_lines(path, enc, HEADER_SCAN_ROWS + 1)
+    if not "".join(lines).strip():
         raise IngestError("file is empty (no header row)", file=str(path), row=1)
-    delim = _sniff_delimiter(first)
-    headers = next(csv.reader(io.StringIO(first), delimiter=delim))
-    return Source(path, "csv", [h.strip() for h in headers], enc, read_path, delim)
-
-
-def _xlsx_cell(v) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dt.datetime):
-        return v.isoformat(sep=" ")
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    if isinstance(v, dt.time):
-        return v.isoformat()
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() else repr(v)
-    s = str(v)
-    return s
-
-
-def _open_xlsx(path: Path, sheet, table: str, table_zh: str) -> Source:
-    import zipfile
-
-    import openpyxl
-
+    # the delimiter from the line with the most delimiters (a title row has none)
+    delim = _sniff_delimiter(max(lines, key=lambda s: max(s.count(d) for d in ",\t;|")))
+    rows = list(csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delim))
+    spec = _spec(table)
+    if spec is None:
+        first = next(r for r in rows if any(c.strip() for c in r))
+        return Source(path, "csv", [h.strip() for h in first], enc, path, delim, tmpdir=tmpdir)
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
-        raise IngestError(f"not a readable XLSX workbook (truncated or corrupt: {type(e).__name__})",
-                          file=str(path)) from None
-    try:
-        names = wb.sheetnames
-        if sheet is None:
-            if len(names) == 1:
-                chosen = names[0]
-            else:
-                wanted = [n for n in names if n.strip() in (table_zh, table)]
-                chosen = wanted[0] if wanted else names[0]
-        elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
-            i = int(sheet)
-            if not 0 <= i < len(names):
-                raise IngestError(f"sheet index {i} out of range; sheets: {', '.join(names)}", file=str(path))
-            chosen = names[i]
-        else:
-            if sheet not in names:
-                raise IngestError(f"no sheet {sheet!r}; sheets: {', '.join(names)}", file=str(path))
-            chosen = sheet
-        ws = wb[chosen]
-        header = None
-        rows = []
-        for rownum, values in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = [_xlsx_cell(v) for v in values]
-            if all(c is None or str(c).strip() == "" for c in cells):
-                continue
-            if header is None:
-                header = [("" if c is None else str(c)).strip() for c in cells]
-                continue
-            rows.append((rownum, cells))
-    except IngestError:
-        raise
-    except Exception as e:  # openpyxl raises many things on damaged files
-        raise IngestError(f"not a readable XLSX workbook ({type(e).__name__})", file=str(path)) from None
-    finally:
-        wb.close()
-    if header is None:
-        raise IngestError(f"sheet {chosen!r} is empty", file=str(path))
-    while header and header[-1] == "":
-        header.pop()
-    return Source(path, "xlsx", header, sheet=chosen, _xlsx_rows=rows)
+        hr = find_header(rows, spec, user)
+    except IngestError as e:
+        raise IngestError(e.reason, file=str(path), row=1) from None
+    # physical lines up to the end of the header (records in the title area hold no line breaks)
+    skip = hr.index + hr.count
+    return Source(path, "csv", hr.headers, enc, path, delim, header_row=skip, skip_lines=skip, tmpdir=tmpdir)
 
 
 def _open_parquet(path: Path) -> Source:
@@ -263,28 +264,28 @@ def _open_parquet(path: Path) -> Source:
         con.close()
     except duckdb.Error as e:
         raise IngestError("not a readable Parquet file (truncated or corrupt)", file=str(path)) from e
-    return Source(path, "parquet", cols)
+    return Source(path, "parquet", cols, header_row=0)
 
 
 _LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
 _COLS_RE = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
-def _csv_error(e: duckdb.Error, src: Source) -> IngestError:
+def _csv_error(e: duckdb.Error, src: Source) -> IngestError | None:
+    """A one-line error with the row for DuckDB's CSV errors; None when the Python reader should retry."""
     msg = str(e)
     m = _LINE_RE.search(msg)
     row = int(m.group(1)) if m else None
     c = _COLS_RE.search(msg)
     if c:
-        what = (f"expected {c.group(1)} fields, found {c.group(2)} "
-                f"({'truncated file or row' if int(c.group(2)) < int(c.group(1)) else 'extra delimiter in row'})")
+        what = fields_message(int(c.group(1)), int(c.group(2)))
     elif "unterminated quote" in msg:
         what = "unterminated quote (truncated file?)"
     elif "Invalid unicode" in msg or "byte sequence" in msg:
         what = ("invalid UTF-8 byte sequence (file detected as UTF-8 from its first bytes; mixed or wrong "
                 "encoding?)")
     else:
-        what = "malformed CSV (" + msg.splitlines()[0].replace("Invalid Input Error: ", "") + ")"
+        return None  # strict-mode trouble (mixed line endings, stray quotes): read it row by row
     # never echo DuckDB's "Original Line" — it may contain personal data
     return IngestError(what, file=src.name, row=row)
 
@@ -310,25 +311,92 @@ def _rowid_base(con, tmp: str) -> int:
     return int(lo)
 
 
+def _load_arrow(con, tmp: str, rownums: list[int], positions: dict[str, int], rows: list[list],
+                extra: dict[str, list] | None = None) -> None:
+    import pyarrow as pa
+
+    data = {"_row": pa.array(rownums, pa.int64())}
+    for name, pos in positions.items():
+        data["v_" + name] = pa.array([(r[pos] if pos < len(r) else None) for r in rows], pa.string())
+    for name, vals in (extra or {}).items():
+        data[name] = pa.array(vals, pa.string())
+    con.register("_ek_arrow", pa.table(data))
+    try:
+        sel = ", ".join(["_row"] + [f"{clean_sql(ident('v_' + n))} AS {ident('v_' + n)}" for n in positions]
+                        + [ident(n) for n in (extra or {})])
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary",
+                             [tmp]).fetchall()[0][0]
+        if exists:
+            con.execute(f"INSERT INTO {tmp} SELECT {sel} FROM _ek_arrow ORDER BY _row")
+        else:
+            con.execute(f"CREATE TEMP TABLE {tmp} AS SELECT {sel} FROM _ek_arrow ORDER BY _row")
+    finally:
+        con.unregister("_ek_arrow")
+
+
+def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batch: int = 200_000) -> str:
+    """Read a CSV DuckDB's strict parser refuses or that it would misread (mixed line endings, blank
+    lines, quotes inside fields, quoted fields spanning lines, stray quotes) with Python's csv
+    module, streamed in batches (see :func:`evalkit.ingest.csvrows.records`); adds ``_quote`` (problem text or NULL).
+    Decodes from the original file: no copy is written."""
+    n = len(src.headers)
+    enc = "utf-8-sig" if (src.encoding or "utf-8").startswith("utf-8") else src.encoding
+    con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    rownums: list[int] = []
+    rows: list[list] = []
+    problems: list[str | None] = []
+    created = False
+    row = 0
+    with open(src.path, encoding=enc, newline="") as fh:
+        try:
+            for row, rec, problem in records(fh, src.delimiter, n, src.skip_lines):
+                rownums.append(row)
+                rows.append(rec)
+                problems.append(problem)
+                if len(rows) >= batch:
+                    _load_arrow(con, tmp, rownums, positions, rows, {"_quote": problems})
+                    created = True
+                    rownums, rows, problems = [], [], []
+        except IngestError as e:
+            raise IngestError(e.reason, file=src.name, row=e.row) from None
+        except csv.Error as e:
+            raise IngestError(f"malformed CSV ({e})", file=src.name, row=row + 1) from None
+        except UnicodeDecodeError:
+            raise IngestError("undecodable bytes (mixed or wrong encoding)", file=src.name, row=row + 1) from None
+    if rows or not created:
+        _load_arrow(con, tmp, rownums, positions, rows, {"_quote": problems})
+    return f"{tmp}._row"
+
+
 def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, int], tmp: str) -> str:
     """Create temp table ``tmp`` with the mapped columns only (``v_<canonical>``: trimmed VARCHAR,
-    empty → NULL), in file order, and return the SQL expression for the file row number over it."""
+    empty → NULL), in file order, and return the SQL expression for the file row number over it.
+    XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL)."""
     if src.kind == "csv":
         n = len(src.headers)
         cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
         sel = ", ".join(f"{clean_sql('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items())
-        sql = (
-            f"CREATE TEMP TABLE {tmp} AS SELECT {sel} FROM read_csv({q(str(src.read_path))}, header=false, "
-            f"skip=1, auto_detect=false, columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', "
-            f"strict_mode=true)"
-        )
-        try:
-            con.execute(sql)
-        except duckdb.InvalidInputException as e:
-            raise _csv_error(e, src) from None
-        except duckdb.Error as e:
-            raise IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name) from None
-        return f"{tmp}.rowid - {_rowid_base(con, tmp)} + 2"
+        sql = (f"SELECT {sel} FROM read_csv({{path}}, header=false, skip={src.skip_lines}, auto_detect=false, "
+               f"columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
+        # A failing statement would abort the ingest's transaction, so a file that may trouble the
+        # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
+        risk = risky(src.path, src.skip_lines)
+        if risk == "python":
+            return _load_csv_python(con, src, positions, tmp)
+        if risk:
+            probe = duckdb.connect()
+            try:
+                err, retry = _read_csv(probe, src, f"SELECT count(*) FROM ({sql})")
+            finally:
+                probe.close()
+            if retry:
+                return _load_csv_python(con, src, positions, tmp)
+            if err is not None:
+                raise err
+        err, _ = _read_csv(con, src, f"CREATE TEMP TABLE {tmp} AS {sql}")
+        if err is not None:
+            raise err
+        return f"{tmp}.rowid - {_rowid_base(con, tmp)} + {src.skip_lines + 1}"
     if src.kind == "parquet":
         sel = ", ".join(
             f"{clean_sql('CAST(' + ident(src.headers[pos]) + ' AS VARCHAR)')} AS {ident('v_' + name)}"
@@ -340,22 +408,77 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
             raise IngestError(f"could not read Parquet: {str(e).splitlines()[0]}", file=src.name) from None
         return f"{tmp}.rowid - {_rowid_base(con, tmp)} + 1"
     # xlsx
-    import pyarrow as pa
-
     rows = src._xlsx_rows or []
-    data = {"_row": pa.array([r for r, _ in rows], pa.int64())}
-    for name, pos in positions.items():
-        vals = [(cells[pos] if pos < len(cells) else None) for _, cells in rows]
-        data["v_" + name] = pa.array(vals, pa.string())
-    arrow = pa.table(data)  # noqa: F841  (referenced by name in SQL)
-    con.register("_ek_arrow", arrow)
-    try:
-        sel = ", ".join(["_row"] + [f"{clean_sql(ident('v_' + n))} AS {ident('v_' + n)}" for n in positions])
-        con.execute(f"CREATE TEMP TABLE {tmp} AS SELECT {sel} FROM _ek_arrow ORDER BY _row")
-    finally:
-        con.unregister("_ek_arrow")
+    problems = []
+    for rownum, _cells, formulas in rows:
+        bad = [f"{_col_letter(pos)}{rownum}" for pos in sorted(formulas) if pos in positions.values()]
+        problems.append(f"formula cell {', '.join(bad)} has no saved value (open the file in Excel/WPS, "
+                        f"save it, and ingest again)" if bad else None)
+    _load_arrow(con, tmp, [r for r, _, _ in rows], positions, [c for _, c, _ in rows], {"_problem": problems})
     return f"{tmp}._row"
 
 
+def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
+    """Run ``sql`` (with ``{path}``) over the CSV, streamed through a FIFO when it is GB18030.
+    Returns (error, retry with the Python reader)."""
+    stream = (Transcoder(src.path, src.encoding, src.tmpdir or tempfile.gettempdir())
+              if src.encoding == "gb18030" else None)
+    err: IngestError | None = None
+    retry = False
+    with (stream if stream is not None else _Plain(src.path)) as read_path:
+        try:
+            con.execute(sql.replace("{path}", q(str(read_path))))
+        except duckdb.InvalidInputException as e:
+            err = _csv_error(e, src)
+            retry = err is None
+        except duckdb.Error as e:
+            err = IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name)
+    if stream is not None and stream.error is not None:
+        return stream.error, False
+    return err, retry
+
+
+class _Plain:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _col_letter(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+TMP_PREFIX = "evalkit-ingest-"
+
+
 def make_tmpdir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="evalkit-ingest-")
+    """A private temp directory for this ingest (it holds only FIFOs); stale ones left by killed
+    ingests (their process is gone) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for d in base.glob(TMP_PREFIX + "*"):
+        m = re.match(re.escape(TMP_PREFIX) + r"(\d+)-", d.name)
+        if m and d.is_dir() and not _alive(int(m.group(1))):
+            import shutil
+
+            shutil.rmtree(d, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

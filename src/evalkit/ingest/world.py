@@ -73,7 +73,7 @@ def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
                 if table in ("stations", "incidents"):
                     raise IngestError(f"no {table} file in the world folder", file=str(root))
                 continue
-            reports.append(ingest(table, files, con=con, study_window=window))
+            reports.append(ingest(table, files, con=con, study_window=window, allow_demo=True))
     finally:
         con.close()
     return reports
