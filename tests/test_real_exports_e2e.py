@@ -107,4 +107,6 @@ def test_county_exports_to_results(tmp_path):
     brief = re.sub(r"<[^>]+>", " ", (tmp_path / "out" / "county_fraud" / "brief.html").read_text(encoding="utf-8"))
     note = re.search(r"quarantined at ingest:\s*([\d,]+)", brief)
     assert note and note.group(1) == str(live), "the brief's data note counts stale quarantine"
+    gaps = re.search(r"outside the coverage of the data:\s*(\d+)\s*\((\d+) station-months", brief)
+    assert gaps and gaps.groups() == ("1", str(len(gap))), "the data note does not report the coverage gap"
 

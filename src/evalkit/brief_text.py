@@ -241,6 +241,19 @@ def data_note(ev: Evaluation) -> str:
         data += ("" if lang == "zh" else " ") + t(
             "excluded_note", lang, n=sum(excluded.values()),
             reforms=sep.join(f"{reform_label(r, lang)} ({n})" for r, n in excluded.items()))
+    space = "" if lang == "zh" else " "
+    for table in ("incidents", "disputes"):
+        n_other, n_rows = ev.facts.rows_other.get(table, 0), ev.facts.rows.get(table, 0)
+        if n_other and n_rows:
+            data += space + t(f"other_note_{table}", lang, n=f"{n_other:,}", share=f"{n_other / n_rows:.1%}")
+    # coverage gaps of the record tables the evaluated outcomes come from (a table the evaluation
+    # does not read, e.g. an unloaded dispute ledger, is not a gap of this evaluation)
+    used = {"disputes" if o.startswith("dispute") else "incidents" for o in ev.params.outcomes}
+    gaps = {t_: g for t_, g in (ev.panel.attrs.get("coverage_gaps") or {}).items() if t_ in used}
+    gap_stations = sorted({s for per_table in gaps.values() for s in per_table})
+    if gap_stations:
+        cells = sum(sum(g.values()) for g in gaps.values())
+        data += space + t("gaps_note", lang, stations=len(gap_stations), cells=f"{cells:,}")
     return data
 
 

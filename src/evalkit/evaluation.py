@@ -81,6 +81,8 @@ class WarehouseFacts:
     quarantined: int
     rows: dict[str, int]
     meta: dict[str, str] = field(default_factory=dict)
+    # live accepted rows whose category was mapped to ``other`` at ingest, by table
+    rows_other: dict[str, int] = field(default_factory=dict)
 
 
 def warehouse_facts(con: duckdb.DuckDBPyConnection, path: str) -> WarehouseFacts:
@@ -96,7 +98,13 @@ def warehouse_facts(con: duckdb.DuckDBPyConnection, path: str) -> WarehouseFacts
         if name in tables:
             rows[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
     synthetic = meta.get("synthetic", "false").lower() in ("true", "1", "yes")
-    return WarehouseFacts(path=path, synthetic=synthetic, quarantined=quarantined, rows=rows, meta=meta)
+    rows_other: dict[str, int] = {}
+    if "ingest_log" in tables:
+        from evalkit.warehouse import live_facts
+
+        rows_other = live_facts(con)["rows_other"]
+    return WarehouseFacts(path=path, synthetic=synthetic, quarantined=quarantined, rows=rows, meta=meta,
+                          rows_other=rows_other)
 
 
 @dataclass

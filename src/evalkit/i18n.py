@@ -55,6 +55,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "各派出所实施时间不同，传统双向固定效应可能有偏，表中并列多种方法以便对照。"
             "标准误按{cluster}聚类；置信区间为 95%。"
         ),
+        "other_note_incidents": "警情类别未能识别、归入“其他”的记录 {n} 条（占警情记录 {share}）。",
+        "other_note_disputes": "纠纷类别未能识别、归入“其他”的记录 {n} 条（占纠纷记录 {share}）。",
+        "gaps_note": "部分月份不在数据覆盖范围内的派出所：{stations} 个（共 {cells} 个派出所-月），按缺失处理，未计为零。",
         "data_note": "数据来源：{sources}。期间 {start} 至 {end}，共 {stations} 个派出所、{months} 个月、{rows} 个派出所-月观测。"
                      "入库时隔离的问题记录：{quarantined} 条。",
         "sources_demo": "合成演示数据（evalkit demo-data，已知真实效果）",
@@ -189,6 +192,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "different times, plain two-way fixed effects can be biased, so several estimators are shown side by "
             "side. Standard errors are clustered by {cluster}; intervals are 95%."
         ),
+        "other_note_incidents": "Incident records whose category was not recognised and counted as \"other\": {n} ({share} of incident records).",
+        "other_note_disputes": "Dispute records whose category was not recognised and counted as \"other\": {n} ({share} of dispute records).",
+        "gaps_note": "Stations with months outside the coverage of the data: {stations} ({cells} station-months in all), "
+                     "treated as missing, never as zero.",
         "data_note": "Sources: {sources}. Period {start} to {end}: {stations} stations, {months} months, "
                      "{rows} station-months. Records quarantined at ingest: {quarantined}.",
         "sources_demo": "synthetic demo data (evalkit demo-data, with known true effects)",
