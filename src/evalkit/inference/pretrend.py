@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import Refit, panel_refit, refit_of, short_reason
+from evalkit.inference._refit import Refit, refit_of, short_reason
 from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
 
@@ -53,23 +53,18 @@ def hotelling_f_pvalue(stat: float, k: int, g: int) -> float:
     return float(stats.f.sf(f, k, g - k))
 
 
-def pretrend_test(result: EstimationResult | pd.DataFrame, /, *args: Any, method: str = "auto", draws: int = 199,
-                  seed: int = 0, max_permutation_treated: int = 100, **kwargs: Any) -> Any:
+def pretrend_test(result: EstimationResult, /, *args: Any, method: str = "auto", draws: int = 199, seed: int = 0,
+                  max_permutation_treated: int = 100, **kwargs: Any) -> PretrendResult:
     """Joint test that every event-study lead of ``result`` is zero → :class:`PretrendResult`.
 
     ``result``: a fitted result whose ``meta["pretrend"]`` holds ``{"stat", "df", "p_value"}``
     (``cs``, ``sa``, ``imputation``, ``event_twfe``); re-fits use ``result.context``.
     ``method``: one of :data:`METHODS`; ``draws``/``seed``: the permutation test's draws (every
     draw from ``np.random.default_rng(seed)``). Attach with ``result.with_inference("pretrend", t)``.
-
-    (Legacy, until evaluation.py switches: ``pretrend_test(panel, outcome, estimator, options, ...)``
-    returns the old dict, see :func:`pretrend_test_panel`.)
     """
-    if isinstance(result, pd.DataFrame):
-        return pretrend_test_panel(result, *args, method=method, draws=draws, seed=seed,
-                                   max_permutation_treated=max_permutation_treated, **kwargs)
     if args or kwargs:
-        raise TypeError(f"pretrend_test(result, ...) got unexpected arguments {list(kwargs) or args}")
+        raise TypeError(f"pretrend_test(result, ...) got unexpected arguments {list(kwargs) or list(args)}: it takes a "
+                        "fitted result (fit the estimator on the panel first)")
     return pretrend_refit(refit_of(result), result, method=method, draws=draws, seed=seed,
                           max_permutation_treated=max_permutation_treated)
 
@@ -195,29 +190,4 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     return PretrendResult(p_value=p, p_permutation=p, notes=tuple(notes), **base)
 
 
-# ---------------------------------------------------------------------------------------------
-# panel-based entry point used by evaluation.py until it switches to pretrend_test(result)
-
-def pretrend_test_panel(panel: pd.DataFrame, outcome: str, estimator: str = "cs",
-                        options: dict[str, Any] | None = None, *, result: EstimationResult | None = None,
-                        method: str = "auto", draws: int = 199, seed: int = 0, unit: str = "station_id",
-                        cohort: str = "first_treat", max_permutation_treated: int = 100) -> dict[str, Any] | None:
-    """The old dict (``stat``, ``df``, ``p_value``, ``method``, ``p_chi2``, ``p_f``,
-    ``p_permutation``, ``draws``, ``n_treated``, ``estimator``, ``statistic``); ``None`` when the
-    estimator has no leads; ``ValueError`` with the reason when the chosen test cannot be computed."""
-    refit = panel_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
-    if result is None:
-        result = refit.fit()
-    t = pretrend_refit(refit, result, method=method, draws=draws, seed=seed,
-                       max_permutation_treated=max_permutation_treated)
-    if t.status == "not_available" and not t.df:
-        return None
-    if not t.ok:
-        raise ValueError(t.reason)
-    return {"stat": t.stat, "df": t.df, "p_value": t.p_value, "method": t.test, "p_chi2": t.p_chi2, "p_f": t.p_f,
-            "p_permutation": t.p_permutation, "draws": t.draws_valid, "n_treated": t.n_treated,
-            "estimator": t.estimator, "statistic": t.statistic}
-
-
-__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_permutation", "pretrend_refit", "pretrend_test",
-           "pretrend_test_panel"]
+__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_permutation", "pretrend_refit", "pretrend_test"]
