@@ -158,6 +158,7 @@ def estimate_bacon(
     }
     res = EstimationResult("bacon", outcome, make_estimates(rows), meta=meta, tables={"components": comp})
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
     finish_result(res, smp.sample, spec="bacon", options=opts, inference=fit.meta())
-    res.meta["se_type"] = meta["se_type"]
+    res.meta["se_type"] = se_type
     return res

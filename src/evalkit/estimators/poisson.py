@@ -271,6 +271,7 @@ def estimate_poisson(
     out = EstimationResult("poisson", outcome, make_estimates(rows), meta=meta, vcov=vcov)
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
             "event_study": event_study, "anticipation": anticipation, "bin_e": bin_e, "tol": tol, "maxiter": maxiter}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
     finish_result(out, smp.sample, spec="poisson", options=opts, inference=meta["inference"])
-    out.meta["se_type"] = meta["se_type"]
+    out.meta["se_type"] = se_type
     return out

@@ -232,6 +232,7 @@ def estimate_sunab(
     res = EstimationResult("sa", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
             "control": control, "anticipation": anticipation, "bin_e": bin_e}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
     finish_result(res, smp.sample, spec="sa", options=opts, inference=meta["inference"])
-    res.meta["se_type"] = meta["se_type"]
+    res.meta["se_type"] = se_type
     return res
