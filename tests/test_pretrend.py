@@ -90,3 +90,36 @@ def test_other_estimators():
     refit = make_refit("imputation", s.frame, "y", {"horizons": [0, 1, 2], "pretrend_leads": 4})
     t = pretrend_refit(refit, refit.fit(), method="permutation", draws=19, seed=0)
     assert t.ok and t.estimator == "imputation" and t.draws_valid == 19 and t.df == 4
+
+
+@pytest.mark.parametrize("leads, cluster", [(3, None), (3, "county"), (6, None)])
+def test_event_twfe_permutation_batched_equals_full_refits(monkeypatch, leads, cluster):
+    """Event TWFE's permutation draws use the batched refits (_fe_batch.PermutedTWFE); the p-value and
+    every statistic equal those of full refits with the same seed (Wald and Σ t² statistics)."""
+    import evalkit.inference.pretrend as pretrend
+    from evalkit.estimators import get_estimator
+
+    panel = noise_panel([2, 2, 1], 10, seed=5, T=16, first=24234)
+    panel["county"] = panel["station_id"] // 3
+    kw = {"cluster": cluster} if cluster else {}
+    r = get_estimator("event_twfe")(panel, "y", leads=leads, lags=4, **kw)
+    from evalkit.inference._refit import refit_of
+
+    refit = refit_of(r)
+    codes, _, cohorts = refit.unit_cohorts()
+    rng = np.random.default_rng(0)
+    for kind in ("wald", "t2sum"):  # draw by draw: batched statistic = the full refit's
+        stat = pretrend._batched_event_twfe(refit, kind, 0)
+        for _ in range(3):
+            perm = rng.permutation(cohorts)
+            full_stat = pretrend._statistic(refit.fit(refit.permuted(perm[codes])), kind, 0)
+            assert stat(perm) == pytest.approx(full_stat, rel=1e-9)
+    fast = pretrend_test(r, method="permutation", draws=49, seed=11)
+    assert any("batched" in n for n in fast.notes)
+    monkeypatch.setattr(pretrend, "_batched_event_twfe", lambda *a: None)
+    full = pretrend_test(r, method="permutation", draws=49, seed=11)
+    assert not any("batched" in n for n in full.notes)
+    assert fast.ok and full.ok and fast.draws_valid == full.draws_valid == 49
+    assert fast.p_value == full.p_value and fast.statistic == full.statistic and 1 / 50 < fast.p_value < 1
+    assert fast.stat == pytest.approx(full.stat, rel=1e-12)
+    assert fast.statistic == ("wald" if leads == 3 else "t2sum")

@@ -146,6 +146,46 @@ def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
     return float(np.sum((b[ok] / se[ok]) ** 2)) if ok.any() else math.nan
 
 
+def _batched_event_twfe(refit: Refit, kind: str, anticipation: int) -> Any:
+    """For an event TWFE fit on a balanced, unweighted sample with CRV1 clusters that nest the units:
+    ``stat(cohort per unit) -> float`` from :class:`~evalkit.estimators._fe_batch.PermutedTWFE` (the
+    same statistic as :func:`_statistic` on a full refit, to rounding); else ``None`` (full refits)."""
+    if refit.estimator != "event_twfe" or refit.weights is not None:
+        return None
+    opts = refit.options
+    if opts.get("vcov", "CRV1") != "CRV1":
+        return None
+    from evalkit.estimators import _fe
+    from evalkit.estimators._fe_batch import PermutedTWFE, event_pattern
+
+    leads, lags, reference = int(opts.get("leads", 12)), int(opts.get("lags", 24)), int(opts.get("reference", -1))
+    s = _fe.fe_sample(refit.sample if refit.sample is not None else refit.frame, refit.outcome, unit=refit.unit,
+                      time=refit.time, cohort=refit.cohort, cluster=refit.cluster)
+    if s.y.size != s.n_units * s.n_times or not _fe.nested_in(s.unit, s.cluster):
+        return None
+    pattern, names = event_pattern(leads, lags, reference)
+    try:
+        batch = PermutedTWFE(s, pattern, names)
+    except ValueError:
+        return None
+    ks = np.array([int(nm.split("=")[1]) for nm in batch.names])
+    cols = np.flatnonzero(ks < reference) if kind == "wald" else np.flatnonzero(ks < -anticipation)
+    if cols.size == 0:
+        return None
+
+    def stat(cohorts: np.ndarray) -> float:
+        g = np.where(cohorts == 0, np.inf, cohorts.astype(float))
+        b, V = batch.fit(g)
+        bb, vv = b[0, cols], V[0][np.ix_(cols, cols)]
+        if kind == "wald":
+            return float(bb @ np.linalg.pinv(vv) @ bb)
+        se = np.sqrt(np.clip(np.diag(vv), 0, None))
+        ok = np.isfinite(bb) & np.isfinite(se) & (se > 0)
+        return float(np.sum((bb[ok] / se[ok]) ** 2)) if ok.any() else math.nan
+
+    return stat
+
+
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
                  draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
@@ -165,7 +205,16 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     rng = np.random.default_rng(seed)
     null: list[float] = []
     first_error: str | None = None
-    for _ in range(int(draws)):
+    batch = _batched_event_twfe(refit, kind, anticipation)
+    if batch is not None:  # event TWFE: every draw from one within-transformation (same numbers)
+        notes.append("permutation draws: batched TWFE refits (_fe_batch.PermutedTWFE)")
+        for _ in range(int(draws)):
+            s = batch(rng.permutation(cohorts))
+            if math.isfinite(s):
+                null.append(s)
+            else:
+                first_error = first_error or "no finite statistic"
+    for _ in range(0 if batch is not None else int(draws)):
         data = refit.permuted(rng.permutation(cohorts)[codes])
         try:
             s = _statistic(refit.fit(data, aggregations=aggs), kind, anticipation)
