@@ -179,6 +179,8 @@ def test_result_contract(fitted, name, panel):
     spec = SPECS[name]
     assert list(r.estimates.columns[: len(ESTIMATE_COLUMNS)]) == ESTIMATE_COLUMNS
     assert (r.estimates["kind"] == "overall").sum() == 1 and np.isfinite(r.headline["estimate"])
+    # one meaning per kind (results.py): other whole-sample aggregations are "aggregate", never a 2nd overall
+    assert set(r.estimates["kind"]) <= {"overall", "aggregate", "event", "group", "calendar", "gt", "coef", "component"}
     info = r.sample_info
     assert info.n_treated + info.n_control == info.n_units
     assert (r.meta["n_treated"], r.meta["n_control"], r.meta["n_units"]) == (info.n_treated, info.n_control,
