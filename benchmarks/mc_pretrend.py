@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mc_estimators as M  # noqa: E402
 
 from evalkit.demo import world as W  # noqa: E402
-from evalkit.inference.jackknife import jackknife_overall  # noqa: E402
+from evalkit.inference import jackknife  # noqa: E402
 from evalkit.inference.pretrend import pretrend_test  # noqa: E402
 
 SHAPES = {"1,1,4,3 + 26 never": ([1, 1, 4, 3], 26), "4x4 + 26 never": ([4] * 4, 26),
@@ -62,16 +62,19 @@ def rate(x) -> str:
 
 
 def part1(reps: int, draws: int, seed: int) -> None:
+    from evalkit.estimators import get_estimator
+
+    cs = get_estimator("cs")
     print(f"## Part 1: pure noise, {reps} replications, {draws} permutation draws each")
     print("| design | χ² Wald | Hotelling F | permutation |\n|---|---|---|---|")
     for label, (sizes, never) in SHAPES.items():
         chi, f, perm = [], [], []
         for r in range(reps):
-            t = pretrend_test(noise_panel(sizes, never, seed * 100_000 + r), "y", "cs", OPTS,
+            t = pretrend_test(cs(noise_panel(sizes, never, seed * 100_000 + r), "y", **OPTS),
                               method="permutation", draws=draws, seed=r)
-            chi.append(t["p_chi2"] < 0.05)
-            f.append(np.nan if t["p_f"] is None else t["p_f"] < 0.05)
-            perm.append(t["p_permutation"] < 0.05)
+            chi.append(np.nan if t.p_chi2 is None else t.p_chi2 < 0.05)
+            f.append(np.nan if t.p_f is None else t.p_f < 0.05)
+            perm.append(np.nan if t.p_permutation is None else t.p_permutation < 0.05)
         print(f"| {label} | {rate(chi)} | {rate(f)} | {rate(perm)} |", flush=True)
 
 
@@ -86,13 +89,14 @@ def part2(reps: int, draws: int, seed: int) -> None:
         y = M.simulate_counts(w, seed * 100_000 + 5000 + r)[sc.outcome]
         panel = M.make_panel(w, sc, y)
         res = cs(panel, sc.outcome, **OPTS)
-        t = pretrend_test(panel, sc.outcome, "cs", OPTS, result=res, method="permutation", draws=draws, seed=r)
+        t = pretrend_test(res, method="permutation", draws=draws, seed=r)
         p = float(res.overall["p_value"])
-        pj = jackknife_overall(panel, sc.outcome, "cs", OPTS, result=res)["p_value"]
-        rows.append({"n_treated": t["n_treated"], "cs_reject": p < 0.05, "jk_reject": pj < 0.05,
-                     "chi2_pre": t["p_chi2"] < 0.05, "perm_pre": t["p_permutation"] < 0.05,
-                     "declared_analytic": (p < 0.05) and (t["p_permutation"] >= 0.05),
-                     "declared": (pj < 0.05) and (t["p_permutation"] >= 0.05)})
+        pj = jackknife(res).p_value
+        p_perm = np.nan if t.p_permutation is None else t.p_permutation
+        rows.append({"n_treated": t.n_treated, "cs_reject": p < 0.05, "jk_reject": pj < 0.05,
+                     "chi2_pre": t.p_chi2 is not None and t.p_chi2 < 0.05, "perm_pre": p_perm < 0.05,
+                     "declared_analytic": (p < 0.05) and (p_perm >= 0.05),
+                     "declared": (pj < 0.05) and (p_perm >= 0.05)})
     d = pd.DataFrame(rows)
     print(f"\n## Part 2: demo-world placebo, {reps} redrawn worlds (mean {d.n_treated.mean():.1f} treated stations)")
     print("| quantity | rate |\n|---|---|")

@@ -54,7 +54,7 @@ def test_did2x2_equals_difference_of_four_means():
     m = d.groupby([d.first_treat == 18, d.period >= 18])["y"].mean()
     hand = (m[(True, True)] - m[(True, False)]) - (m[(False, True)] - m[(False, False)])
     assert r.att == pytest.approx(hand, abs=1e-12)
-    assert r.meta["treated_cohort"] == 18 and r.meta["n_control"] == 30
+    assert r.meta["treated_cohort"] == 18 and r.meta["n_control_used"] == 30
     assert r.overall["ci_low"] <= -2.0 <= r.overall["ci_high"]
 
 

@@ -1,8 +1,7 @@
 """The estimator contract, checked over the spec registry (evalkit.estimators.SPECS).
 
-Registry checks run for every spec. The result checks run for the estimators listed in
-``CONVERTED`` (those that start from ``build_sample`` and fill the result contract); the lead
-widens that list as the estimator branches are merged.
+Registry checks and result checks run for every registered estimator: each starts from
+``build_sample`` (or ``_fe.fe_sample``) and fills the result contract (``_common.finish_result``).
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from evalkit.estimators._sample import build_sample
 from evalkit.params import validate_params
 from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
-# estimators converted to the sample and the result contract on this branch
-CONVERTED = ["naive_yoy", "cs", "sdid", "sc"]
+# every registered estimator starts from the shared sample and fills the result contract
+CONVERTED = list(SPECS)
 # estimators that need a balanced panel: on an unbalanced sample they refuse with a clear error
 BALANCED_ONLY = ["bacon", "sdid", "sc"]
 
@@ -180,6 +179,8 @@ def test_result_contract(fitted, name, panel):
     spec = SPECS[name]
     assert list(r.estimates.columns[: len(ESTIMATE_COLUMNS)]) == ESTIMATE_COLUMNS
     assert (r.estimates["kind"] == "overall").sum() == 1 and np.isfinite(r.headline["estimate"])
+    # one meaning per kind (results.py): other whole-sample aggregations are "aggregate", never a 2nd overall
+    assert set(r.estimates["kind"]) <= {"overall", "aggregate", "event", "group", "calendar", "gt", "coef", "component"}
     info = r.sample_info
     assert info.n_treated + info.n_control == info.n_units
     assert (r.meta["n_treated"], r.meta["n_control"], r.meta["n_units"]) == (info.n_treated, info.n_control,

@@ -45,7 +45,7 @@ def _dense_bjs(df, y, fe_unit, time, g, cluster):
 
 def test_df_het_state_fe_matches_r_did2s(df_het):
     r = estimate_imputation(df_het, "dep_var", unit="state", time="year", cohort="g", cluster="state",
-                            leaveout=False)
+                            repeated_cross_section=True, leaveout=False)
     # imputation point estimate == did2s point estimate (R 2.152215 to its 6 printed digits)
     assert r.att == pytest.approx(R_DID2S_ATT, abs=5e-7)
     assert r.att == pytest.approx(2.1522146324054, abs=1e-10)  # exact dense least squares
@@ -65,7 +65,8 @@ def test_event_time_vs_pyfixest_did2s(df_het):
     pf = pytest.importorskip("pyfixest")
     # state + year first stage (the R reference specification; unit FE make pyfixest's dense
     # GMM-variance model matrix slow)
-    r = estimate_imputation(df_het, "dep_var", unit="state", time="year", cohort="g", cluster="state")
+    r = estimate_imputation(df_het, "dep_var", unit="state", time="year", cohort="g", cluster="state",
+                            repeated_cross_section=True)
     fit = pf.did2s(df_het, yname="dep_var", first_stage="~0|state+year",
                    second_stage="~i(rel_year, ref=-1.0)", treatment="treat", cluster="state")
     coef = fit.coef()
@@ -205,7 +206,7 @@ def test_leaveout_brute_force_tiny_panel(tiny_singletons):
 
 
 def test_leaveout_default_df_het(df_het):
-    kw = dict(unit="state", time="year", cohort="g", cluster="state")
+    kw = dict(unit="state", time="year", cohort="g", cluster="state", repeated_cross_section=True)
     r1 = estimate_imputation(df_het, "dep_var", **kw)
     r0 = estimate_imputation(df_het, "dep_var", leaveout=False, **kw)
     assert r1.att == pytest.approx(2.1522146324054, abs=1e-10)  # point estimate unchanged

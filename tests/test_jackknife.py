@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from evalkit.estimators import get_estimator
-from evalkit.inference.jackknife import apply_jackknife, jackknife_overall
+from evalkit.evaluation_steps import small_sample_headline_se
+from evalkit.inference import jackknife
 
 
 def _panel(seed=0, T=24):
@@ -25,37 +28,66 @@ def _panel(seed=0, T=24):
 def test_matches_a_hand_loop():
     panel = _panel()
     cs = get_estimator("cs")
-    jk = jackknife_overall(panel, "y", "cs")
+    r = cs(panel, "y")
+    jk = jackknife(r)
     thetas = [float(cs(panel[panel.station_id != s], "y").overall["estimate"]) for s in panel.station_id.unique()]
     n = len(thetas)
     se = np.sqrt((n - 1) / n * np.sum((np.array(thetas) - np.mean(thetas)) ** 2))
-    assert jk["std_error"] == pytest.approx(se, rel=1e-12)
-    assert jk["n_fits"] == n == 14 and jk["df"] == 13
-    est = float(cs(panel, "y").overall["estimate"])
+    assert jk.ok and jk.std_error == pytest.approx(se, rel=1e-12)
+    assert jk.n_clusters == n == 14 and jk.df == 13
+    est = float(r.overall["estimate"])
     crit = stats.t.ppf(0.975, 13)
-    assert jk["ci_low"] == pytest.approx(est - crit * se) and jk["ci_high"] == pytest.approx(est + crit * se)
-    assert jk["p_value"] == pytest.approx(2 * stats.t.sf(abs(est) / se, 13))
+    assert jk.ci_low == pytest.approx(est - crit * se) and jk.ci_high == pytest.approx(est + crit * se)
+    assert jk.p_value == pytest.approx(2 * stats.t.sf(abs(est) / se, 13))
+
+
+def _params(**kw):
+    return SimpleNamespace(**({"headline": "cs", "headline_se": "jackknife", "cluster": "station_id",
+                               "alpha": 0.05} | kw))
 
 
 def test_cluster_level_and_apply():
+    """The evaluation step puts the jackknife on a copy of the headline row; the fit is unchanged."""
     panel = _panel(1)
-    r = get_estimator("cs")(panel, "y")
+    r = get_estimator("cs")(panel, "y", cluster="county")
     analytic = r.overall.copy()
-    jk = jackknife_overall(panel, "y", "cs", result=r, cluster="county")
-    assert jk["cluster"] == "county" and jk["n_clusters"] == 5
-    apply_jackknife(r, jk)
-    assert float(r.overall["std_error"]) == jk["std_error"] and float(r.overall["estimate"]) == analytic["estimate"]
-    assert r.meta["analytic_overall"]["std_error"] == pytest.approx(float(analytic["std_error"]))
-    assert r.meta["headline_se"]["method"] == "jackknife"
+    jk = jackknife(r)
+    assert jk.cluster == "county" and jk.n_clusters == 5
+    res = {"cs": r}
+    small_sample_headline_se(panel, "y", _params(cluster="county"), res)
+    out = res["cs"]
+    assert out is not r and float(r.overall["std_error"]) == float(analytic["std_error"]) and r.inference == {}
+    assert float(out.overall["std_error"]) == jk.std_error and float(out.overall["estimate"]) == analytic["estimate"]
+    assert float(out.overall["p_value"]) == jk.p_value
+    assert out.meta["analytic_overall"]["std_error"] == pytest.approx(float(analytic["std_error"]))
+    assert out.meta["headline_se"]["method"] == "jackknife" and out.meta["headline_se"]["df"] == 4
+    assert out.inference["jackknife"].to_dict() == jk.to_dict()
 
 
 def test_errors():
     panel = _panel()
-    with pytest.raises(KeyError, match="not in the panel"):
-        jackknife_overall(panel, "y", "cs", cluster="city")
+    r = get_estimator("cs")(panel, "y")
+    bad = jackknife(r, cluster="city")
+    assert bad.status == "failed" and "'city' is not in the sample" in bad.reason
     one = panel[~panel.station_id.isin([f"s{i:02d}" for i in range(9, 14)])]  # s08 is the only adopter
-    with pytest.raises(ValueError, match=r"only 1 station_id adopts \(s08\).*single-station design"):
-        jackknife_overall(one, "y", "cs")
+    r1 = get_estimator("cs")(one, "y")
+    jk1 = jackknife(r1)
+    assert jk1.status == "not_available" and np.isnan(jk1.p_value)
+    assert "only 1 station_id adopts (s08)" in jk1.reason and "single-station design" in jk1.reason
     two = panel[panel.station_id.isin(["s00", "s09"])]
-    with pytest.raises(ValueError, match="at least 3"):
-        jackknife_overall(two, "y", "cs")
+    jk2 = jackknife(get_estimator("cs")(two, "y"))
+    assert jk2.status == "not_available" and "at least 3" in jk2.reason
+
+
+def test_not_available_jackknife_keeps_the_analytic_se_with_its_reason():
+    panel = _panel()
+    one = panel[~panel.station_id.isin([f"s{i:02d}" for i in range(9, 14)])]
+    r = get_estimator("cs")(one, "y")
+    res = {"cs": r}
+    small_sample_headline_se(one, "y", _params(), res)
+    out = res["cs"]
+    hs = out.meta["headline_se"]
+    assert hs["method"] == "analytic" and hs["jackknife_status"] == "not_available"
+    assert "single-station design" in hs["jackknife_error"]
+    assert float(out.overall["p_value"]) == float(r.overall["p_value"])  # the verdict reads the analytic p-value
+    assert out.inference["jackknife"].status == "not_available" and "headline_se" not in r.meta

@@ -32,23 +32,30 @@ def test_hotelling_formula():
     assert hotelling_f_pvalue(20.0, 5, 30) > stats.chi2.sf(20.0, 5)  # more conservative than χ²
 
 
+def _cs(panel, **kw):
+    from evalkit.estimators import get_estimator
+
+    return get_estimator("cs")(panel, "y", **kw)
+
+
 def test_methods_and_determinism():
     # 14 months, cohorts of 3 at months 2 and 8: the panel itself limits the leads to 7
-    panel = noise_panel([3, 3], 12, seed=1, T=14, first=24230)
-    a = pretrend_test(panel, "y", "cs", {}, method="permutation", draws=39, seed=7)
-    b = pretrend_test(panel, "y", "cs", {}, method="permutation", draws=39, seed=7)
-    assert a == b and a["method"] == "permutation" and a["draws"] == 39
-    assert a["p_value"] == a["p_permutation"] and 1 / 40 <= a["p_value"] <= 1
-    assert a["df"] == 7 and a["n_treated"] == 6  # varying base: leads -7..-1
-    assert a["statistic"] == "t2sum"  # 7 leads from 6 treated stations: Σ t² is permuted, not W
-    chi = pretrend_test(panel, "y", "cs", {}, method="chi2")
-    assert chi["p_value"] == chi["p_chi2"] == pytest.approx(stats.chi2.sf(chi["stat"], chi["df"]))
-    # "f" is undefined with 6 treated stations and 7 leads: an error with the reason, never another test
-    with pytest.raises(ValueError, match=r"Hotelling's F needs more treated stations than leads \+ 1 \(6 treated, 7 leads\)"):
-        pretrend_test(panel, "y", "cs", {}, method="f", draws=19)
-    assert pretrend_test(panel, "y", "cs", {}, method="auto", draws=19)["method"] == "permutation"
+    r = _cs(noise_panel([3, 3], 12, seed=1, T=14, first=24230))
+    a = pretrend_test(r, method="permutation", draws=39, seed=7)
+    b = pretrend_test(r, method="permutation", draws=39, seed=7)
+    assert a == b and a.ok and a.test == "permutation" and a.draws_valid == 39
+    assert a.p_value == a.p_permutation and 1 / 40 <= a.p_value <= 1
+    assert a.df == 7 and a.n_treated == 6  # varying base: leads -7..-1
+    assert a.statistic == "t2sum"  # 7 leads from 6 treated stations: Σ t² is permuted, not W
+    chi = pretrend_test(r, method="chi2")
+    assert chi.p_value == chi.p_chi2 == pytest.approx(stats.chi2.sf(chi.stat, chi.df))
+    # "f" is undefined with 6 treated stations and 7 leads: not available with the reason, never another test
+    f = pretrend_test(r, method="f", draws=19)
+    assert f.status == "not_available" and np.isnan(f.p_value)
+    assert "Hotelling's F needs more treated stations than leads + 1 (6 treated, 7 leads)" in f.reason
+    assert pretrend_test(r, method="auto", draws=19).test == "permutation"
     with pytest.raises(ValueError, match="unknown pre-trend test"):
-        pretrend_test(panel, "y", "cs", {}, method="bogus")
+        pretrend_test(r, method="bogus")
 
 
 def test_pure_noise_chi2_overrejects_permutation_does_not():
@@ -56,27 +63,63 @@ def test_pure_noise_chi2_overrejects_permutation_does_not():
     24 months and counts as never treated), iid noise, 17 leads."""
     chi, perm = [], []
     for r in range(12):
-        t = pretrend_test(noise_panel([1, 1, 4, 3], 26, seed=100 + r, T=24, first=24234), "y", "cs", {},
+        t = pretrend_test(_cs(noise_panel([1, 1, 4, 3], 26, seed=100 + r, T=24, first=24234)),
                           method="permutation", draws=39, seed=r)
-        assert t["n_treated"] == 6 and t["df"] == 17
-        chi.append(t["p_chi2"] < 0.05)
-        perm.append(t["p_permutation"] < 0.05)
+        assert t.n_treated == 6 and t.df == 17
+        chi.append(t.p_chi2 < 0.05)
+        perm.append(t.p_permutation < 0.05)
     assert np.mean(chi) >= 0.5  # the textbook test is badly oversized here (93 % in the benchmark)
     assert np.mean(perm) <= 0.25  # nominal 5 %; 12 draws leave room for Monte Carlo noise
 
 
-def test_panel_entry_point_takes_the_fitted_result_by_keyword():
-    """evaluation.py calls ``pretrend_test(panel, outcome, name, options, result=r, ...)``."""
-    panel = noise_panel([3, 3], 12, seed=2, T=14, first=24230)
-    from evalkit.estimators import get_estimator
-
-    r = get_estimator("cs")(panel, "y")
-    t = pretrend_test(panel, "y", "cs", {}, result=r, method="chi2")
-    assert t["method"] == "chi2" and t["p_value"] == pytest.approx(r.meta["pretrend"]["p_value"])
+def test_chi2_is_the_fits_own_wald_p_value():
+    r = _cs(noise_panel([3, 3], 12, seed=2, T=14, first=24230))
+    t = pretrend_test(r, method="chi2")
+    assert t.test == "chi2" and t.p_value == pytest.approx(r.meta["pretrend"]["p_value"])
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        pretrend_test(r, "y", method="chi2")
 
 
 def test_other_estimators():
-    panel = _noise_panel([4, 4], 10, seed=3)
-    t = pretrend_test(panel, "y", "imputation", {"horizons": [0, 1, 2], "pretrend_leads": 4}, method="permutation",
-                      draws=19, seed=0)
-    assert t["estimator"] == "imputation" and t["draws"] == 19
+    """Imputation's leads (a table of its own) through a re-fit of its sample (as from its context)."""
+    from evalkit.estimators._sample import build_sample
+    from evalkit.inference._refit import make_refit
+    from evalkit.inference.pretrend import pretrend_refit
+
+    s = build_sample(_noise_panel([4, 4], 10, seed=3), "y")
+    refit = make_refit("imputation", s.frame, "y", {"horizons": [0, 1, 2], "pretrend_leads": 4})
+    t = pretrend_refit(refit, refit.fit(), method="permutation", draws=19, seed=0)
+    assert t.ok and t.estimator == "imputation" and t.draws_valid == 19 and t.df == 4
+
+
+@pytest.mark.parametrize("leads, cluster", [(3, None), (3, "county"), (6, None)])
+def test_event_twfe_permutation_batched_equals_full_refits(monkeypatch, leads, cluster):
+    """Event TWFE's permutation draws use the batched refits (_fe_batch.PermutedTWFE); the p-value and
+    every statistic equal those of full refits with the same seed (Wald and Σ t² statistics)."""
+    import evalkit.inference.pretrend as pretrend
+    from evalkit.estimators import get_estimator
+
+    panel = noise_panel([2, 2, 1], 10, seed=5, T=16, first=24234)
+    panel["county"] = panel["station_id"] // 3
+    kw = {"cluster": cluster} if cluster else {}
+    r = get_estimator("event_twfe")(panel, "y", leads=leads, lags=4, **kw)
+    from evalkit.inference._refit import refit_of
+
+    refit = refit_of(r)
+    codes, _, cohorts = refit.unit_cohorts()
+    rng = np.random.default_rng(0)
+    for kind in ("wald", "t2sum"):  # draw by draw: batched statistic = the full refit's
+        stat = pretrend._batched_event_twfe(refit, kind, 0)
+        for _ in range(3):
+            perm = rng.permutation(cohorts)
+            full_stat = pretrend._statistic(refit.fit(refit.permuted(perm[codes])), kind, 0)
+            assert stat(perm) == pytest.approx(full_stat, rel=1e-9)
+    fast = pretrend_test(r, method="permutation", draws=49, seed=11)
+    assert any("batched" in n for n in fast.notes)
+    monkeypatch.setattr(pretrend, "_batched_event_twfe", lambda *a: None)
+    full = pretrend_test(r, method="permutation", draws=49, seed=11)
+    assert not any("batched" in n for n in full.notes)
+    assert fast.ok and full.ok and fast.draws_valid == full.draws_valid == 49
+    assert fast.p_value == full.p_value and fast.statistic == full.statistic and 1 / 50 < fast.p_value < 1
+    assert fast.stat == pytest.approx(full.stat, rel=1e-12)
+    assert fast.statistic == ("wald" if leads == 3 else "t2sum")

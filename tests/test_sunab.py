@@ -122,7 +122,7 @@ def test_lastcohort_and_binning(mpdta):
     assert set(mine) == set(bf)
     for k, v in bf.items():
         assert mine[k] == pytest.approx(v, abs=1e-10)
-    assert r.meta["n_control"] == 131
+    assert r.meta["n_control_used"] == 131 and r.meta["n_treated"] + r.meta["n_control"] == r.meta["n_units"]
 
     rb = estimate_sunab(mpdta, "lemp", unit="countyreal", time="year", bin_e=(-2, 1))
     bfb = _brute_force(mpdta, "lemp", "countyreal", "year", "first_treat", min_e=-2, max_e=1)

@@ -140,7 +140,7 @@ def estimates_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
 
 
 def multiple_table(ev: Evaluation) -> pd.DataFrame:
-    """Adjusted p-values across outcomes (BH on the headline p-values; Romano–Wolf on TWFE)."""
+    """Adjusted p-values across outcomes (BH on the headline p-values; Romano–Wolf on the headline estimator)."""
     if ev.multiple is None or ev.multiple.empty:
         return pd.DataFrame()
     lang, m = ev.lang, ev.multiple

@@ -12,6 +12,8 @@ by another method without saying so.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -52,12 +54,16 @@ def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> st
 
 def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                           res: dict[str, EstimationResult]) -> None:
-    """Replace the verdict's pre-trend p-value by the small-sample-valid one (in place).
+    """Replace the verdict's pre-trend p-value by the small-sample-valid one.
 
-    The asymptotic χ² p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which
-    p-value ``p_value`` is (``evalkit.inference.pretrend``). When the small-sample test fails,
-    ``status`` is ``failed`` with the ``reason`` and ``p_value`` is ``None``: the χ² p-value it was
-    chosen to replace is kept as ``p_chi2`` but never used in its place (the brief says so).
+    The test runs on the fitted result (``evalkit.inference.pretrend_test(result, ...)``: its own
+    sample and options); ``res[name]`` is replaced by a copy with the
+    :class:`~evalkit.inference.results.PretrendResult` attached (``result.with_inference``) and
+    ``meta["pretrend"]`` updated — the fitted result itself is not changed. The asymptotic χ²
+    p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which p-value ``p_value`` is.
+    When the small-sample test fails, ``status`` is ``failed`` with the ``reason`` and ``p_value`` is
+    ``None``: the χ² p-value it was chosen to replace is kept as ``p_chi2`` but never used in its
+    place (the brief says so). ``panel`` is unused (kept for the step's signature).
     """
     from evalkit.inference.pretrend import pretrend_test
 
@@ -65,16 +71,28 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     if name is None or p.pretrend_test == "chi2":
         return
     r = res[name]
+    pt = r.meta["pretrend"]
     try:
-        test = pretrend_test(panel, outcome, name, estimator_options(name, p), result=r, method=p.pretrend_test,
-                             draws=p.pretrend_draws, seed=p.seed)
+        test = pretrend_test(r, method=p.pretrend_test, draws=p.pretrend_draws, seed=p.seed)
     except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
-        pt = r.meta["pretrend"]
-        r.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
-                              "reason": reason(exc)}
+        out = _copy(r)
+        out.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
+                                "reason": reason(exc)}
+        res[name] = out
         return
-    if test is not None:
-        r.meta["pretrend"] = {**r.meta["pretrend"], **test}
+    if test.status == "not_available" and not test.df:  # no leads on this sample: nothing to replace
+        return
+    out = r.with_inference("pretrend", test)
+    if test.ok:
+        out.meta["pretrend"] = {**pt, "stat": test.stat, "df": test.df, "p_value": test.p_value,
+                                "method": test.test, "p_chi2": test.p_chi2, "p_f": test.p_f,
+                                "p_permutation": test.p_permutation, "draws": test.draws_valid,
+                                "n_treated": test.n_treated, "estimator": test.estimator,
+                                "statistic": test.statistic}
+    else:
+        out.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
+                                "reason": test.reason}
+    res[name] = out
 
 
 def n_treated_units(panel: pd.DataFrame) -> int:
@@ -83,9 +101,16 @@ def n_treated_units(panel: pd.DataFrame) -> int:
 
 def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                              res: dict[str, EstimationResult]) -> None:
-    """Jackknife the headline estimate's SE when the analytic one is unreliable (in place); on
-    failure the analytic SE stays and ``meta["headline_se"]["jackknife_error"]`` says why."""
-    from evalkit.inference.jackknife import apply_jackknife, jackknife_overall
+    """Jackknife the headline estimate's SE when the analytic one is unreliable.
+
+    ``evalkit.inference.jackknife(result)`` refits on the headline fit's own sample; ``res[headline]``
+    is replaced by a copy with the :class:`~evalkit.inference.results.JackknifeResult` attached and,
+    when it is ``ok``, the jackknife SE, interval and p-value on the headline row (the analytic ones
+    move to ``meta["analytic_overall"]``). When the jackknife is ``failed`` or ``not_available``
+    (e.g. one adopting station) the analytic SE stays — the verdict never reads a p-value from it —
+    and ``meta["headline_se"]`` gives its ``jackknife_status`` and ``jackknife_error`` (the reason).
+    """
+    from evalkit.inference.jackknife import jackknife
 
     r = res.get(p.headline)
     if r is None or p.headline_se == "analytic":
@@ -94,12 +119,35 @@ def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationPar
         return
     cluster = None if p.cluster == "station_id" else p.cluster
     try:
-        jk = jackknife_overall(panel, outcome, p.headline, estimator_options(p.headline, p), result=r,
-                               cluster=cluster, alpha=p.alpha)
+        jk = jackknife(r, cluster=cluster, alpha=p.alpha)
     except Exception as exc:  # noqa: BLE001 - keep the analytic SE and say why
-        r.meta["headline_se"] = {"method": "analytic", "jackknife_error": reason(exc)}
+        out = _copy(r)
+        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": "failed", "jackknife_error": reason(exc)}
+        res[p.headline] = out
         return
-    apply_jackknife(r, jk)
+    out = r.with_inference("jackknife", jk)
+    if not jk.ok:
+        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": jk.status, "jackknife_error": jk.reason}
+        res[p.headline] = out
+        return
+    est = out.estimates.copy()
+    i = est.index[est["kind"] == "overall"][0]
+    keys = ("std_error", "ci_low", "ci_high", "p_value")
+    out.meta["analytic_overall"] = {k: float(est.at[i, k]) for k in keys}
+    for k in keys:
+        est.at[i, k] = getattr(jk, k)
+    out.estimates = est
+    out.meta["headline_se"] = {
+        "method": "jackknife", "cluster": jk.cluster, "df": jk.df, "n_fits": jk.n_clusters,
+        "n_clusters": jk.n_clusters,
+        "note": f"delete-one-{jk.cluster} jackknife (CV3) standard error, t({jk.df}) interval",
+    }
+    res[p.headline] = out
+
+
+def _copy(r: EstimationResult) -> EstimationResult:
+    """A copy of ``r`` whose meta can be changed without touching ``r``."""
+    return dataclasses.replace(r, meta=copy.deepcopy(r.meta))
 
 
 def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
@@ -146,7 +194,10 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
                      results: dict[str, dict[str, EstimationResult]]) -> tuple[pd.DataFrame, str | None]:
     """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
-    on TWFE (wild bootstrap) — its columns are absent and the error says why when it failed."""
+    stepdown p-values of the HEADLINE estimator's fits (``evalkit.inference.romano_wolf``: the
+    adoption dates permuted across stations, every outcome re-fitted on its own sample; ``p_rw_raw``
+    is the unadjusted permutation p-value from the same draws) — its columns are absent and the
+    error says why when it failed. ``panel`` is unused (kept for the step's signature)."""
     from evalkit.inference.multiple import adjust_pvalues, romano_wolf
 
     pv = {}
@@ -155,14 +206,22 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
         pv[o] = float(r.overall["p_value"]) if r is not None and not r.rows("overall").empty else float("nan")
     bh = adjust_pvalues(pv, "bh")
     out = pd.DataFrame({"outcome": list(pv), "p_value": list(pv.values()), "p_bh": [bh[o] for o in pv]})
+    missing = [o for o in p.outcomes if p.headline not in results.get(o, {})]
+    if missing:
+        return out, f"no {p.headline} fit for {missing}"
     try:
-        rw = romano_wolf(panel, list(p.outcomes), estimator="twfe", B=p.wild_draws, seed=p.seed,
-                         cluster=p.cluster, weights=p.wild_weights, alpha=p.alpha).set_index("outcome")
-        out["p_rw_raw"] = [float(rw.loc[o, "p_value"]) for o in out["outcome"]]
-        out["p_romano_wolf"] = [float(rw.loc[o, "p_romano_wolf"]) for o in out["outcome"]]
-        out.attrs["rw_method"] = str(rw["method"].iloc[0])
+        rw = romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed)
     except Exception as exc:  # noqa: BLE001 - BH alone is still shown
         return out, reason(exc)
+    if not rw.ok:
+        return out, rw.reason
+    by = dict(zip(rw.outcomes, zip(rw.p_value, rw.p_romano_wolf, strict=True), strict=True))
+    out["p_rw_raw"] = [by[o][0] for o in out["outcome"]]
+    out["p_romano_wolf"] = [by[o][1] for o in out["outcome"]]
+    out.attrs["rw_method"] = (f"Romano–Wolf stepdown over the {p.headline} fits, {rw.draws_valid} permutations of "
+                              f"the adoption dates (seed {rw.seed})")
+    for o in p.outcomes:  # the result is attached to every outcome's headline fit (copies)
+        results[o][p.headline] = results[o][p.headline].with_inference("romano_wolf", rw)
     return out, None
 
 

@@ -102,10 +102,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "outcome": "指标",
         "p_headline": "p 值（{estimator}）",
         "p_bh": "BH 校正后 p 值",
-        "p_wild_raw": "p 值（双向固定效应，自助法）",
+        "p_wild_raw": "p 值（主要估计量，置换检验）",
         "p_rw": "Romano–Wolf 校正后 p 值",
         "multiple_h": "多指标检验校正",
-        "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于野聚类自助法，{draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
+        "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于主要估计量，实施时间置换 {draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
         "sensitivity_h": "敏感性分析：若平行趋势不完全成立",
         "sensitivity_intro": "双重差分的前提是：若无改革，实施组与对照组会保持平行走势。下面检验这一前提被适度违反时结论是否仍成立（Rambachan 与 Roth 方法）。相对幅度图允许改革后的趋势偏离达到改革前最大偏离的 M̄ 倍；平滑度图允许两组差距的走势每月弯曲至多 M。竖线为稳健置信区间，最左侧为原始区间；事件研究采用{source}。",
         "sens_source_cs": "Callaway–Sant'Anna 估计（以改革前一个月为统一基期）",
@@ -242,11 +242,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "outcome": "Outcome",
         "p_headline": "p-value ({estimator})",
         "p_bh": "BH-adjusted p",
-        "p_wild_raw": "p-value (TWFE, bootstrap)",
+        "p_wild_raw": "p-value (headline, permutation)",
         "p_rw": "Romano–Wolf adjusted p",
         "multiple_h": "Several outcomes: adjusted p-values",
         "multiple_note": "Testing several outcomes raises the chance of a 'significant' result by luck. BH controls the "
-                         "false discovery rate; Romano–Wolf (wild cluster bootstrap, {draws} draws) controls the chance of "
+                         "false discovery rate; Romano–Wolf (the headline estimator, {draws} permutations of the adoption dates) controls the chance of "
                          "any false positive. Adjusted p-values are never smaller than the unadjusted ones.",
         "sensitivity_h": "Sensitivity: what if parallel trends do not hold exactly?",
         "sensitivity_intro": "Difference-in-differences assumes that without the reform adopters and comparison stations "

@@ -21,8 +21,8 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
 ``inference``         list of ``wild_bootstrap`` (wild cluster bootstrap p-value/CI for TWFE) and
                       ``randomization`` (randomization-inference p-value and placebo chart).
 ``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
-``wild_draws``        wild bootstrap draws (default 999); also used by Romano–Wolf.
-``ri_draws``          randomization-inference draws (default 199).
+``wild_draws``        wild bootstrap draws (default 999).
+``ri_draws``          randomization-inference draws (default 199); also the permutations of Romano–Wolf.
 ``sensitivity``       run the Rambachan–Roth (HonestDiD) sensitivity analysis (default true).
 ``multiple_testing``  BH and Romano–Wolf adjusted p-values across outcomes (default: true when
                       there is more than one outcome).

@@ -182,7 +182,7 @@ def show_multiple(ev: Evaluation) -> None:
     extra = (f'<p class="ek-note">{html.escape(t("not_available", lang, what="Romano–Wolf", reason=ev.multiple_error))}</p>'
              if ev.multiple_error else "")
     _html(f'<h2>{t("multiple_h", lang)}</h2>' + table.to_html(index=False, classes="ek-table", border=0)
-          + f'<p class="ek-note">{html.escape(t("multiple_note", lang, draws=ev.params.wild_draws))}</p>' + extra)
+          + f'<p class="ek-note">{html.escape(t("multiple_note", lang, draws=ev.params.ri_draws))}</p>' + extra)
 
 
 def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:

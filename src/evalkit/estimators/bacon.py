@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.estimators import _fe
+from evalkit.estimators._common import finish_result
 from evalkit.results import EstimationResult, make_estimates
 
 TYPES = ("earlier_vs_later", "later_vs_earlier", "treated_vs_never", "treated_vs_always")
@@ -137,8 +138,8 @@ def estimate_bacon(
     meta = {
         "label": "Goodman-Bacon (2021) decomposition of the TWFE coefficient",
         "control_group": "all comparisons (never, not-yet, already treated)",
-        "n_treated": int(treated_units.sum()),
-        "n_control": int((first_pos == T).sum()),
+        "n_treated_used": int(treated_units.sum()),  # n_treated / n_control: the shared sample's (finish_result)
+        "n_control_used": int((first_pos == T).sum()),
         "n_always_treated": int((first_pos == 0).sum()),
         "n_obs": int(y.size),
         "n_periods": int(T),
@@ -155,4 +156,9 @@ def estimate_bacon(
         "variance_treatment": VD,
         "forbidden_weight": float(comp.loc[comp["type"] == "later_vs_earlier", "weight"].sum()),
     }
-    return EstimationResult("bacon", outcome, make_estimates(rows), meta=meta, tables={"components": comp})
+    res = EstimationResult("bacon", outcome, make_estimates(rows), meta=meta, tables={"components": comp})
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
+    finish_result(res, smp.sample, spec="bacon", options=opts, inference=fit.meta())
+    res.meta["se_type"] = se_type
+    return res

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.estimators import _fe
+from evalkit.estimators._common import finish_result
 from evalkit.results import EstimationResult
 
 
@@ -71,15 +72,15 @@ def estimate_did2x2(
         "kind": "overall", "term": "treated x after", "estimate": b, "std_error": se,
         "ci_low": float(lo[-1]), "ci_high": float(hi[-1]), "p_value": float(fit.p_value()[-1]),
     }]
-    return EstimationResult(
+    res = EstimationResult(
         "did2x2", outcome, pd.DataFrame(rows_out),
         meta={
             "label": "2x2 DiD (one cohort vs never-treated)",
             "control_group": "never treated",
             "treated_cohort": g,
             "window_months": window,
-            "n_treated": int(len(units_t)),
-            "n_control": int(len(never)),
+            "n_treated_used": int(len(units_t)),  # the cohort's stations (n_treated: the whole sample's)
+            "n_control_used": int(len(never)),
             "n_obs": int(len(df)),
             "n_clusters": int(fit.n_clusters),
             "cluster": cluster or unit,
@@ -97,3 +98,8 @@ def estimate_did2x2(
             "alpha": alpha,
         },
     )
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
+            "treated_cohort": g, "window": window}
+    finish_result(res, smp.sample, spec="did2x2", options=opts, inference=fit.meta())
+    res.meta["se_type"] = f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})"
+    return res

@@ -49,6 +49,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
+from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
 
@@ -65,6 +66,7 @@ def estimate_imputation(
     horizons: int | Sequence[int] | None = None,
     pretrend_leads: int | None = None,
     leaveout: bool = True,
+    repeated_cross_section: bool = False,
     **options,
 ) -> EstimationResult:
     """BJS imputation estimator.
@@ -82,17 +84,29 @@ def estimate_imputation(
         cells are pooled to event time, then to all treated observations (see module docstring).
         ``False``: in-sample cell means as in BJS Theorem 3 / R ``didimputation`` (biased
         downwards with small cohorts).
+    repeated_cross_section: ``False`` (default): the panel is one row per unit and period and goes
+        through the shared sample (``_sample.build_sample``: validation, late adopters never treated,
+        units treated from the first period dropped, missing cells dropped; ``meta["sample"]``,
+        ``result.context``). ``True``: several rows per unit and period are allowed (fixed effects at
+        a coarser level than the rows, e.g. ``unit="state"`` with individual rows, as in the R did2s
+        examples); rows with a missing outcome, unit or period are dropped and the result carries no
+        shared sample and no fit context.
     """
     _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
-                                              "horizons", "pretrend_leads", "leaveout"))
+                                              "horizons", "pretrend_leads", "leaveout", "repeated_cross_section"))
     cluster = unit if cluster is None else cluster
-    # Not (yet) the shared build_sample: the R did2s / pyfixest references fit the fixed effects at a
-    # level coarser than the rows (unit="state" with many rows per state-year), which the shared
-    # sample rejects as duplicated unit-period rows.
-    cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
-    df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
+    smp = None
+    if repeated_cross_section:
+        # several rows per unit and period (the R did2s / pyfixest references fit the fixed effects at a
+        # level coarser than the rows), which the shared sample rejects as duplicated unit-period rows
+        cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
+        df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
+        g_all = _fe.cohort_values(df, cohort)
+    else:
+        smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster)
+        df = smp.frame.reset_index(drop=True)
+        g_all = smp.cohort
     y_all = df[outcome].to_numpy(dtype=float)
-    g_all = _fe.cohort_values(df, cohort)
     t_all = df[time].to_numpy(dtype=float)
     e_all = t_all - np.where(np.isfinite(g_all), g_all, 0.0)
     treated_all = np.isfinite(g_all) & (t_all >= g_all - anticipation)
@@ -211,8 +225,9 @@ def estimate_imputation(
         "label": "Borusyak-Jaravel-Spiess (2024) imputation estimator",
         "control_group": "never treated + not yet treated",
         "anticipation": int(anticipation),
-        "n_treated": int(pd.Series(units[keep][treated]).nunique()),
-        "n_control": int(pd.Series(units[keep][~np.isfinite(g)]).nunique()),
+        # the units the estimator uses (n_treated / n_control: the shared sample's, from finish_result)
+        "n_treated_used": int(pd.Series(units[keep][treated]).nunique()),
+        "n_control_used": int(pd.Series(units[keep][~np.isfinite(g)]).nunique()),
         "n_obs": int(y.size),
         "n_obs_untreated": int(i0.size),
         "n_obs_treated": int(n1),
@@ -232,7 +247,18 @@ def estimate_imputation(
     }
     vcov = {"event": pd.DataFrame(V[1:, 1:], index=ev_terms, columns=ev_terms)}
     tables = {"pretrend_leads": pre_table}
-    return EstimationResult("imputation", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+    res = EstimationResult("imputation", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+    if smp is None:  # repeated cross-sections: no shared sample; counts of the rows' units
+        res.meta.update(n_treated=meta["n_treated_used"], n_control=meta["n_control_used"])
+        return res
+    se_type = meta["se_type"]
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
+            "anticipation": anticipation, "horizons": horizons, "pretrend_leads": pretrend_leads, "leaveout": leaveout}
+    finish_result(res, smp.sample, spec="imputation", options=opts,
+                  inference=inference_meta("BJS conservative imputation variance (clustered)", n_clusters=int(G),
+                                           cluster=cluster, ssc=None, df=None, leaveout=bool(leaveout)))
+    res.meta["se_type"] = se_type
+    return res
 
 
 def _leaveout_means(tau, g1, e1, c1):

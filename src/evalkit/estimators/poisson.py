@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
+from evalkit.estimators._common import finish_result
 from evalkit.estimators._sample import check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
@@ -244,8 +245,9 @@ def estimate_poisson(
         "label": "Poisson PML with unit and time fixed effects",
         "control_group": "never treated + not yet treated (TWFE)",
         "scale": "percent",
-        "n_treated": int(np.unique(uc[treated_unit]).size),
-        "n_control": int(np.unique(uc[~treated_unit]).size),
+        # units left after dropping all-zero units (n_treated / n_control: the shared sample's, finish_result)
+        "n_treated_used": int(np.unique(uc[treated_unit]).size),
+        "n_control_used": int(np.unique(uc[~treated_unit]).size),
         "n_obs": int(y.size),
         "n_periods": int(T),
         "n_clusters": int(G),
@@ -266,4 +268,10 @@ def estimate_poisson(
         "loglik_concentrated": res["loglik"],
         **meta_extra,
     }
-    return EstimationResult("poisson", outcome, make_estimates(rows), meta=meta, vcov=vcov)
+    out = EstimationResult("poisson", outcome, make_estimates(rows), meta=meta, vcov=vcov)
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
+            "event_study": event_study, "anticipation": anticipation, "bin_e": bin_e, "tol": tol, "maxiter": maxiter}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
+    finish_result(out, smp.sample, spec="poisson", options=opts, inference=meta["inference"])
+    out.meta["se_type"] = se_type
+    return out

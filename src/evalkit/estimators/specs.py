@@ -200,7 +200,8 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         "imputation", "evalkit.estimators.imputation:estimate_imputation",
         _labels("插补估计（Borusyak 等）", "Imputation (Borusyak et al.)"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "anticipation", "horizons", "pretrend_leads", "leaveout"), from_params=_imputation,
+        options=(*_FE, "anticipation", "horizons", "pretrend_leads", "leaveout", "repeated_cross_section"),
+        from_params=_imputation,
         estimand="att_average_over_treated_cells", designs=("staggered",), headline_rank=2),
     EstimatorSpec(
         "bacon", "evalkit.estimators.bacon:estimate_bacon",

@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
+from evalkit.estimators._common import finish_result
 from evalkit.estimators._sample import check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
@@ -204,8 +205,9 @@ def estimate_sunab(
         "sample": smp.info.to_dict(),
         "inference": {"se_type": "CRV1", "ssc": factor, "dof_k": dfk, "df": df_t, "n_clusters": int(G),
                       "distribution": f"t({df_t})", "ssc_rule": _fe.SSC_RULES["CRV1"]},
-        "n_treated": int(pd.Series(units_all[~is_control]).nunique()),
-        "n_control": int(pd.Series(units_all[is_control]).nunique()),
+        # the units the cells use (n_treated / n_control: the shared sample's, set by finish_result)
+        "n_treated_used": int(pd.Series(units_all[~is_control]).nunique()),
+        "n_control_used": int(pd.Series(units_all[is_control]).nunique()),
         "n_always_treated_dropped": n_always,
         "cohorts_dropped_no_reference": dropped_cohorts,
         "n_obs": int(y.size),
@@ -227,4 +229,10 @@ def estimate_sunab(
     }
     tables = {"cells": cells[["g", "e", "n", "estimate", "std_error"]].rename(
         columns={"g": "cohort", "e": "event_time"})}
-    return EstimationResult("sa", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+    res = EstimationResult("sa", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
+            "control": control, "anticipation": anticipation, "bin_e": bin_e}
+    se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
+    finish_result(res, smp.sample, spec="sa", options=opts, inference=meta["inference"])
+    res.meta["se_type"] = se_type
+    return res

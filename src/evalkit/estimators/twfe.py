@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators import _fe
-from evalkit.estimators._common import wald_test
+from evalkit.estimators._common import finish_result, wald_test
 from evalkit.results import EstimationResult
 
 _COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights", "vcov")
@@ -46,6 +46,14 @@ def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weigh
         "dropped_zero_weight": s.n_zero_weight,
         "baseline_mean": s.baseline_mean(), "alpha": alpha,
     }
+
+
+def _finish(res: EstimationResult, s: _fe.FESample, fit: _fe.FEFit, spec: str, options: dict) -> EstimationResult:
+    """The result contract (``_common.finish_result``: sample, estimand, inference, context);
+    ``meta["se_type"]`` keeps the printed description of the correction applied."""
+    finish_result(res, s.sample, spec=spec, options=options, inference=fit.meta())
+    res.meta["se_type"] = _se_type(fit)
+    return res
 
 
 def estimate_twfe(
@@ -82,7 +90,9 @@ def estimate_twfe(
     }]
     meta = {"label": "Two-way fixed effects (static)",
             **_meta(s, fit, unit, cluster, weights, alpha)}
-    return EstimationResult("twfe", outcome, pd.DataFrame(rows), meta=meta)
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
+            "vcov": vcov}
+    return _finish(EstimationResult("twfe", outcome, pd.DataFrame(rows), meta=meta), s, fit, "twfe", opts)
 
 
 def event_dummies(cohort: np.ndarray, period: np.ndarray, leads: int, lags: int, reference: int
@@ -161,4 +171,7 @@ def estimate_event_twfe(
     meta = {"label": "Dynamic TWFE (leads and lags)", "reference_period": reference, "leads": leads,
             "lags": lags, "binned_endpoints": True, "bin_e": (-leads, lags), "pretrend": pretrend,
             **_meta(s, fit, unit, cluster, weights, alpha)}
-    return EstimationResult("event_twfe", outcome, pd.DataFrame(rows), meta=meta, vcov={"event": vc})
+    opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
+            "vcov": vcov, "leads": leads, "lags": lags, "reference": reference}
+    res = EstimationResult("event_twfe", outcome, pd.DataFrame(rows), meta=meta, vcov={"event": vc})
+    return _finish(res, s, fit, "event_twfe", opts)

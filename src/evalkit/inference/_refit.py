@@ -43,7 +43,7 @@ class Refit:
     cluster: str | None = None
     weights: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
-    sample: Any = None  # the fit's StaggeredSample (None for the panel entry points)
+    sample: Any = None  # the fit's StaggeredSample (None: re-fits validate the rows again)
 
     def permuted(self, cohort_by_row: np.ndarray) -> Any:
         """The sample's rows with each row's adoption date replaced (``cohort_by_row``, aligned with
@@ -105,19 +105,6 @@ def make_refit(estimator: str, frame: pd.DataFrame, outcome: str, options: Mappi
         if k in opts:
             cols[k] = opts.pop(k)
     return Refit(estimator=estimator, frame=frame, outcome=outcome, options=opts, sample=sample, **cols)
-
-
-def panel_refit(estimator: str, panel: pd.DataFrame, outcome: str, options: Mapping[str, Any] | None = None, *,
-                unit: str = "station_id", cohort: str = "first_treat") -> Refit:
-    """A :class:`Refit` for the panel-based entry points: the panel goes through ``build_sample``
-    first, so permutations and deletions act on the same validated rows (late adopters already
-    never-treated) as a fit's context would."""
-    from evalkit.estimators._sample import build_sample
-
-    r = make_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
-    s = build_sample(panel, outcome, unit=r.unit, time=r.time, cohort=r.cohort, cluster=r.cluster, weights=r.weights,
-                     covariates=tuple(r.options.get("covariates") or ()))
-    return replace(r, frame=s.frame)
 
 
 def headline_term(result: EstimationResult) -> str:

@@ -22,7 +22,6 @@ computed over the fits that happened to succeed.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +32,6 @@ from evalkit.inference._refit import (
     cs_aggregations,
     headline_of,
     headline_term,
-    panel_refit,
     refit_of,
     short_reason,
 )
@@ -97,57 +95,4 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
                            df=df, leave_out=tuple(float(t) for t in thetas), **base)
 
 
-# ---------------------------------------------------------------------------------------------
-# panel-based entry points used by evaluation.py until it switches to jackknife(result)
-
-def jackknife_overall(
-    panel: pd.DataFrame,
-    outcome: str,
-    estimator: str = "cs",
-    options: dict[str, Any] | None = None,
-    *,
-    result: EstimationResult | None = None,
-    unit: str = "station_id",
-    cohort: str = "first_treat",
-    cluster: str | None = None,
-    alpha: float = 0.05,
-) -> dict[str, Any]:
-    """Jackknife of ``estimator``'s headline on ``panel`` as a dict (``estimate``, ``std_error``,
-    ``ci_low``, ``ci_high``, ``p_value``, ``df``, ``n_clusters``, ``n_fits``, ``cluster``).
-
-    Raises ``ValueError`` with the reason when the jackknife is not available or failed (same
-    rules as :func:`jackknife`: every cluster is deleted, including the adopting ones).
-    """
-    if cluster is not None and cluster not in panel.columns:
-        raise KeyError(f"jackknife cluster column {cluster!r} is not in the panel")
-    opts = {**(options or {}), **({"cluster": cluster} if cluster else {})}  # keep the column in the sample
-    refit = panel_refit(estimator, panel, outcome, opts, unit=unit, cohort=cohort)
-    if result is None:
-        result = refit.fit()
-    jk = jackknife_refit(refit, float(result.overall["estimate"]), headline_term(result), cluster=cluster,
-                         alpha=alpha)
-    if not jk.ok:
-        raise ValueError(jk.reason)
-    return {"estimate": jk.estimate, "std_error": jk.std_error, "ci_low": jk.ci_low, "ci_high": jk.ci_high,
-            "p_value": jk.p_value, "df": jk.df, "n_clusters": jk.n_clusters, "n_fits": jk.n_clusters,
-            "cluster": jk.cluster}
-
-
-def apply_jackknife(result: EstimationResult, jk: dict[str, Any]) -> None:
-    """Put the jackknife SE, interval and p-value on ``result``'s headline row (in place); the
-    analytic ones move to ``meta["analytic_overall"]``. (Legacy: new code attaches a
-    :class:`JackknifeResult` with ``result.with_inference`` instead.)"""
-    rows = result.estimates.index[result.estimates["kind"] == "overall"]
-    i = rows[0]
-    keys = ("std_error", "ci_low", "ci_high", "p_value")
-    result.meta["analytic_overall"] = {k: float(result.estimates.at[i, k]) for k in keys}
-    for k in keys:
-        result.estimates.at[i, k] = jk[k]
-    result.meta["headline_se"] = {
-        "method": "jackknife", "cluster": jk["cluster"], "df": jk["df"], "n_fits": jk["n_fits"],
-        "n_clusters": jk["n_clusters"],
-        "note": f"delete-one-{jk['cluster']} jackknife (CV3) standard error, t({jk['df']}) interval",
-    }
-
-
-__all__ = ["apply_jackknife", "jackknife", "jackknife_overall", "jackknife_refit"]
+__all__ = ["jackknife", "jackknife_refit"]

@@ -8,15 +8,11 @@
   evaluation's headline), from a joint null distribution of their t statistics: the adoption
   dates are permuted across stations (one permutation shared by every outcome, so the dependence
   between the outcomes is kept) and every outcome re-fitted on its own sample with its own
-  options (:func:`romano_wolf_results`).
-* :func:`romano_wolf_panel` — the older panel-based version (TWFE wild cluster bootstrap with
-  common weights, or a cluster pairs bootstrap for another estimator), kept while evaluation.py
-  calls ``romano_wolf(panel, outcomes, ...)``.
+  options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +27,6 @@ from evalkit.inference._refit import (
     short_reason,
 )
 from evalkit.inference.results import RomanoWolfResult
-from evalkit.inference.wild import draw_weights, twfe_design, wcr_tstats
 from evalkit.results import EstimationResult
 
 
@@ -97,19 +92,7 @@ def stepdown(t: np.ndarray, tb: np.ndarray) -> np.ndarray:
     return out
 
 
-def romano_wolf(results: Any, /, *args: Any, **kwargs: Any) -> Any:
-    """Romano–Wolf adjusted p-values → :class:`~evalkit.inference.results.RomanoWolfResult`.
-
-    ``romano_wolf(results, *, draws=999, seed=0)``: ``results`` is a list of fitted results (one
-    per outcome, one estimator), see :func:`romano_wolf_results`.
-    (Legacy: ``romano_wolf(panel, outcomes, ...)`` → frame, :func:`romano_wolf_panel`.)
-    """
-    if isinstance(results, pd.DataFrame):
-        return romano_wolf_panel(results, *args, **kwargs)
-    return romano_wolf_results(results, *args, **kwargs)
-
-
-def romano_wolf_results(results: list[EstimationResult], *, draws: int = 999, seed: int = 0) -> RomanoWolfResult:
+def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int = 0) -> RomanoWolfResult:
     """Romano–Wolf stepdown p-values for the headlines of ``results`` (one per outcome).
 
     Every result must come from the same estimator (the evaluation's headline) and carry its fit
@@ -192,84 +175,4 @@ def _shared_assignment(refits: list[Refit]) -> tuple[pd.Index, np.ndarray, list[
     return units, first.to_numpy(), [units.get_indexer(rf.frame[rf.unit]) for rf in refits]
 
 
-def romano_wolf_panel(
-    panel: pd.DataFrame,
-    outcomes: list[str],
-    *,
-    estimator: str | Callable = "twfe",
-    B: int = 999,
-    seed: int | None = 0,
-    unit: str = "station_id",
-    time: str = "period",
-    cohort: str = "first_treat",
-    cluster: str | None = None,
-    weights: str = "rademacher",
-    alpha: float = 0.05,
-    **options,
-) -> pd.DataFrame:
-    """Romano–Wolf stepdown adjusted p-values for the headline effect on several outcomes.
-
-    Returns a frame with ``outcome, estimate, std_error, t_stat, p_value`` (unadjusted bootstrap
-    p-value from the same draws), ``p_romano_wolf`` and ``p_bh`` (BH on ``p_value``), plus
-    ``B``, ``method``. For ``twfe`` all outcomes are estimated on the rows where none is missing.
-    """
-    outcomes = list(outcomes)
-    if estimator == "twfe" and not options:
-        des, Yx = twfe_design(panel, outcomes[0], "static", unit=unit, time=time, cohort=cohort,
-                              cluster=cluster, extra_outcomes=outcomes[1:])
-        Y = np.column_stack([des.y, Yx]) if len(outcomes) > 1 else des.y[:, None]
-        V, enumerated = draw_weights(des.n_clusters, B, weights, seed)
-        R = np.zeros(des.X.shape[1])
-        R[0] = 1.0
-        t, tb = wcr_tstats(des, R, V, Y)
-        XtXinv = 1.0 / float(des.X[:, 0] @ des.X[:, 0])
-        est = XtXinv * (des.X[:, 0] @ Y)
-        se = est / t
-        method = f"wild cluster bootstrap (WCR, {weights}, common weights)" + (" full enumeration" if enumerated else "")
-        B_used = V.shape[1]
-    else:
-        est, se, t, tb = _pairs_bootstrap(panel, outcomes, estimator, B, seed, unit, time, cohort, cluster,
-                                          alpha, options)
-        method = "cluster pairs bootstrap (centred t)"
-        B_used = tb.shape[0]
-    tol = 1e-10 * np.maximum(1.0, np.abs(t))
-    p_raw = np.mean(np.abs(tb) >= (np.abs(t) - tol)[None, :], axis=0)
-    p_rw = stepdown(t, tb)
-    p_bh = adjust_pvalues(dict(zip(outcomes, p_raw, strict=True)), "bh")
-    return pd.DataFrame({
-        "outcome": outcomes, "estimate": est, "std_error": se, "t_stat": t, "p_value": p_raw,
-        "p_romano_wolf": p_rw, "p_bh": [p_bh[o] for o in outcomes], "B": B_used, "method": method,
-    })
-
-
-def _pairs_bootstrap(panel, outcomes, estimator, B, seed, unit, time, cohort, cluster, alpha, options):
-    from evalkit.inference.randomization import get_estimator_fn
-
-    est_fn = get_estimator_fn(estimator)
-    cl = cluster or unit
-    kw = dict(unit=unit, time=time, cohort=cohort, cluster=cluster, alpha=alpha, **options)
-    fits = [est_fn(panel, o, **kw) for o in outcomes]
-    est = np.array([f.att for f in fits])
-    se = np.array([f.se for f in fits])
-    t = est / se
-    levels = np.sort(panel[cl].unique())
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, levels.size, size=(B, levels.size))
-    groups = {k: g for k, g in panel.groupby(cl, sort=True)}
-    tb = np.full((B, len(outcomes)), np.nan)
-    for b in range(B):
-        parts = []
-        for copy, j in enumerate(idx[b]):  # loop over resampled clusters (bootstrap pairs)
-            g = groups[levels[j]]
-            parts.append(g.assign(**{unit: g[unit].astype(str) + f"#{copy}"}))
-        pb = pd.concat(parts, ignore_index=True)
-        if cluster:
-            pb[cluster] = pb[unit].str.split("#").str[1]
-        for k, o in enumerate(outcomes):
-            try:
-                r = est_fn(pb, o, **kw)
-                tb[b, k] = (r.att - est[k]) / r.se
-            except Exception:  # noqa: BLE001 - a degenerate resample
-                continue
-    tb = tb[np.all(np.isfinite(tb), axis=1)]
-    return est, se, t, tb
+__all__ = ["adjust_pvalues", "romano_wolf", "stepdown"]

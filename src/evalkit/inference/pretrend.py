@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import Refit, panel_refit, refit_of, short_reason
+from evalkit.inference._refit import Refit, refit_of, short_reason
 from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
 
@@ -53,23 +53,18 @@ def hotelling_f_pvalue(stat: float, k: int, g: int) -> float:
     return float(stats.f.sf(f, k, g - k))
 
 
-def pretrend_test(result: EstimationResult | pd.DataFrame, /, *args: Any, method: str = "auto", draws: int = 199,
-                  seed: int = 0, max_permutation_treated: int = 100, **kwargs: Any) -> Any:
+def pretrend_test(result: EstimationResult, /, *args: Any, method: str = "auto", draws: int = 199, seed: int = 0,
+                  max_permutation_treated: int = 100, **kwargs: Any) -> PretrendResult:
     """Joint test that every event-study lead of ``result`` is zero → :class:`PretrendResult`.
 
     ``result``: a fitted result whose ``meta["pretrend"]`` holds ``{"stat", "df", "p_value"}``
     (``cs``, ``sa``, ``imputation``, ``event_twfe``); re-fits use ``result.context``.
     ``method``: one of :data:`METHODS`; ``draws``/``seed``: the permutation test's draws (every
     draw from ``np.random.default_rng(seed)``). Attach with ``result.with_inference("pretrend", t)``.
-
-    (Legacy, until evaluation.py switches: ``pretrend_test(panel, outcome, estimator, options, ...)``
-    returns the old dict, see :func:`pretrend_test_panel`.)
     """
-    if isinstance(result, pd.DataFrame):
-        return pretrend_test_panel(result, *args, method=method, draws=draws, seed=seed,
-                                   max_permutation_treated=max_permutation_treated, **kwargs)
     if args or kwargs:
-        raise TypeError(f"pretrend_test(result, ...) got unexpected arguments {list(kwargs) or args}")
+        raise TypeError(f"pretrend_test(result, ...) got unexpected arguments {list(kwargs) or list(args)}: it takes a "
+                        "fitted result (fit the estimator on the panel first)")
     return pretrend_refit(refit_of(result), result, method=method, draws=draws, seed=seed,
                           max_permutation_treated=max_permutation_treated)
 
@@ -151,6 +146,46 @@ def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
     return float(np.sum((b[ok] / se[ok]) ** 2)) if ok.any() else math.nan
 
 
+def _batched_event_twfe(refit: Refit, kind: str, anticipation: int) -> Any:
+    """For an event TWFE fit on a balanced, unweighted sample with CRV1 clusters that nest the units:
+    ``stat(cohort per unit) -> float`` from :class:`~evalkit.estimators._fe_batch.PermutedTWFE` (the
+    same statistic as :func:`_statistic` on a full refit, to rounding); else ``None`` (full refits)."""
+    if refit.estimator != "event_twfe" or refit.weights is not None:
+        return None
+    opts = refit.options
+    if opts.get("vcov", "CRV1") != "CRV1":
+        return None
+    from evalkit.estimators import _fe
+    from evalkit.estimators._fe_batch import PermutedTWFE, event_pattern
+
+    leads, lags, reference = int(opts.get("leads", 12)), int(opts.get("lags", 24)), int(opts.get("reference", -1))
+    s = _fe.fe_sample(refit.sample if refit.sample is not None else refit.frame, refit.outcome, unit=refit.unit,
+                      time=refit.time, cohort=refit.cohort, cluster=refit.cluster)
+    if s.y.size != s.n_units * s.n_times or not _fe.nested_in(s.unit, s.cluster):
+        return None
+    pattern, names = event_pattern(leads, lags, reference)
+    try:
+        batch = PermutedTWFE(s, pattern, names)
+    except ValueError:
+        return None
+    ks = np.array([int(nm.split("=")[1]) for nm in batch.names])
+    cols = np.flatnonzero(ks < reference) if kind == "wald" else np.flatnonzero(ks < -anticipation)
+    if cols.size == 0:
+        return None
+
+    def stat(cohorts: np.ndarray) -> float:
+        g = np.where(cohorts == 0, np.inf, cohorts.astype(float))
+        b, V = batch.fit(g)
+        bb, vv = b[0, cols], V[0][np.ix_(cols, cols)]
+        if kind == "wald":
+            return float(bb @ np.linalg.pinv(vv) @ bb)
+        se = np.sqrt(np.clip(np.diag(vv), 0, None))
+        ok = np.isfinite(bb) & np.isfinite(se) & (se > 0)
+        return float(np.sum((bb[ok] / se[ok]) ** 2)) if ok.any() else math.nan
+
+    return stat
+
+
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
                  draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
@@ -170,7 +205,16 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     rng = np.random.default_rng(seed)
     null: list[float] = []
     first_error: str | None = None
-    for _ in range(int(draws)):
+    batch = _batched_event_twfe(refit, kind, anticipation)
+    if batch is not None:  # event TWFE: every draw from one within-transformation (same numbers)
+        notes.append("permutation draws: batched TWFE refits (_fe_batch.PermutedTWFE)")
+        for _ in range(int(draws)):
+            s = batch(rng.permutation(cohorts))
+            if math.isfinite(s):
+                null.append(s)
+            else:
+                first_error = first_error or "no finite statistic"
+    for _ in range(0 if batch is not None else int(draws)):
         data = refit.permuted(rng.permutation(cohorts)[codes])
         try:
             s = _statistic(refit.fit(data, aggregations=aggs), kind, anticipation)
@@ -195,29 +239,4 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     return PretrendResult(p_value=p, p_permutation=p, notes=tuple(notes), **base)
 
 
-# ---------------------------------------------------------------------------------------------
-# panel-based entry point used by evaluation.py until it switches to pretrend_test(result)
-
-def pretrend_test_panel(panel: pd.DataFrame, outcome: str, estimator: str = "cs",
-                        options: dict[str, Any] | None = None, *, result: EstimationResult | None = None,
-                        method: str = "auto", draws: int = 199, seed: int = 0, unit: str = "station_id",
-                        cohort: str = "first_treat", max_permutation_treated: int = 100) -> dict[str, Any] | None:
-    """The old dict (``stat``, ``df``, ``p_value``, ``method``, ``p_chi2``, ``p_f``,
-    ``p_permutation``, ``draws``, ``n_treated``, ``estimator``, ``statistic``); ``None`` when the
-    estimator has no leads; ``ValueError`` with the reason when the chosen test cannot be computed."""
-    refit = panel_refit(estimator, panel, outcome, options, unit=unit, cohort=cohort)
-    if result is None:
-        result = refit.fit()
-    t = pretrend_refit(refit, result, method=method, draws=draws, seed=seed,
-                       max_permutation_treated=max_permutation_treated)
-    if t.status == "not_available" and not t.df:
-        return None
-    if not t.ok:
-        raise ValueError(t.reason)
-    return {"stat": t.stat, "df": t.df, "p_value": t.p_value, "method": t.test, "p_chi2": t.p_chi2, "p_f": t.p_f,
-            "p_permutation": t.p_permutation, "draws": t.draws_valid, "n_treated": t.n_treated,
-            "estimator": t.estimator, "statistic": t.statistic}
-
-
-__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_permutation", "pretrend_refit", "pretrend_test",
-           "pretrend_test_panel"]
+__all__ = ["METHODS", "hotelling_f_pvalue", "pretrend_permutation", "pretrend_refit", "pretrend_test"]
