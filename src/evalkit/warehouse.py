@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -141,6 +143,22 @@ def _has_col(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
                             "AND column_name = ?", [table, column]).fetchall()[0][0])
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction: committed when the block ends, rolled back on any exception
+    (including KeyboardInterrupt), so a failed load or repair leaves the warehouse as it was."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+
+
 def live_facts(con: duckdb.DuckDBPyConnection) -> dict:
     """What is live in the warehouse, for a brief's data note (replaced/forgotten loads excluded).
 
@@ -213,8 +231,7 @@ def forget(file: str | Path, *, warehouse: str | Path | None = None, con: duckdb
         con = connect(warehouse)
     now = dt.datetime.now().replace(microsecond=0)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             sha = sha256_file(Path(file)) if Path(file).is_file() else None
             loads = find_loads(con, file, table, sha)
             if not loads:
@@ -228,13 +245,6 @@ def forget(file: str | Path, *, warehouse: str | Path | None = None, con: duckdb
             if "stations" in touched:
                 check_station_references(con, f"forgetting {file}")
             coverage.refresh(con, sorted(touched))
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
     finally:
         if own:
             con.close()

@@ -30,6 +30,7 @@ from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
 from evalkit.ingest.stations import station_map_table
 from evalkit.schema import TABLES, Table
+from evalkit.warehouse import transaction
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
 STATION_REF_TABLES = ("reforms", "incidents", "disputes")
@@ -493,8 +494,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             from evalkit.warehouse import is_demo
 
             if not allow_demo and is_demo(con):
@@ -547,13 +547,6 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             if table == "stations" and report.replaced:
                 check_station_references(con, "replacing the station register")
             coverage.refresh(con, [table])
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
     finally:
         _drop_temps_quietly(con)
         tmp.cleanup()

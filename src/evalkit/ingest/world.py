@@ -9,6 +9,7 @@ from evalkit.ingest.core import ingest
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import SUPPORTED
+from evalkit.warehouse import transaction
 
 ORDER = ("stations", "reforms", "incidents", "disputes")
 
@@ -52,8 +53,7 @@ def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
     con = connect(warehouse)
     reports: list[IngestReport] = []
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if window:
                 set_meta(con, "study_start", window[0])
                 set_meta(con, "study_end", window[1])
@@ -63,10 +63,6 @@ def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
                         set_meta(con, k, v if isinstance(v, str) else json.dumps(v))
                 set_meta(con, "manifest", manifest)
                 set_meta(con, "synthetic", "true")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         for table in ORDER:
             files = _files_for(root, table)
             if not files:
