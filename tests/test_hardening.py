@@ -85,3 +85,81 @@ def test_batch_plan_reads_params_with_the_same_rules(tmp_path):
     p = _write(tmp_path, BASE + "seed: 1\nseed: 2\n", name="dup.yaml")
     (item,) = plan([str(p)])
     assert item.error == f"params file {p} repeats the key 'seed' (line 3 and line 4): keep one"
+
+
+# ------------------------------------------------------------------------------ warehouse failures
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from evalkit.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _commands(wh: Path, tmp_path: Path) -> list[list[str]]:
+    params = _write(tmp_path, BASE + f"warehouse: '{wh}'\n", name="wh_case.yaml")
+    csv = tmp_path / "stations.csv"
+    csv.write_text("station_id,name\nS1,a\n", encoding="utf-8")
+    return [
+        ["run", str(params), "--outputs", str(tmp_path / "out"), "--no-pdf"],
+        ["validate", str(params)],
+        ["panel", "--reform", "两队一室", "--out", str(tmp_path / "panel.csv"), "--warehouse", str(wh)],
+        ["ingest", "stations", str(csv), "--warehouse", str(wh)],
+        ["warehouse", "status", "--warehouse", str(wh)],
+    ]
+
+
+def _assert_one_line(res, expected: str) -> None:
+    assert res.exit_code == 2, (res.output, res.exception)
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.stderr == f"error: {expected}\n"
+
+
+@pytest.fixture
+def good_warehouse(tmp_path) -> Path:
+    from evalkit.warehouse import connect
+
+    wh = tmp_path / "wh.duckdb"
+    connect(wh).close()
+    return wh
+
+
+def test_locked_warehouse_is_one_line_in_every_command(tmp_path, good_warehouse):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "time.sleep(60)", str(good_warehouse)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        expected = (f"warehouse {good_warehouse} is in use by another program (process {holder.pid}): close it "
+                    f"(another evalkit command, a notebook kernel or a DuckDB session) and try again")
+        for args in _commands(good_warehouse, tmp_path):
+            _assert_one_line(_cli(*args), expected)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_non_duckdb_warehouse_is_one_line_in_every_command(tmp_path):
+    wh = tmp_path / "export.duckdb"
+    wh.write_text("station_id,name\n" * 500, encoding="utf-8")
+    expected = (f"warehouse {wh} is not a DuckDB database: set `warehouse:` to the .duckdb file written by "
+                f"`evalkit ingest` or `evalkit demo-data`")
+    for args in _commands(wh, tmp_path):
+        _assert_one_line(_cli(*args), expected)
+
+
+def test_corrupt_warehouse_is_one_line_in_every_command(tmp_path, good_warehouse):
+    data = bytearray(good_warehouse.read_bytes())
+    for i in range(4096, len(data), 7):  # keep the DuckDB header, scramble the blocks
+        data[i] = 0xAB
+    good_warehouse.write_bytes(bytes(data))
+    for args in _commands(good_warehouse, tmp_path):
+        res = _cli(*args)
+        assert res.exit_code == 2, (args, res.output, res.exception)
+        assert res.stderr.startswith(f"error: warehouse {good_warehouse} is corrupt or unreadable ("), res.stderr
+        assert res.stderr.endswith("): restore it from a backup, or move it away and rebuild it with "
+                                   "`evalkit ingest` (or `evalkit demo-data`)\n")
+        assert res.stderr.count("\n") == 1

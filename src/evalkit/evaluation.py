@@ -362,14 +362,17 @@ def _json_safe(v: Any) -> Any:
 
 def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
     """Open the warehouse read-only (relative paths are also looked up from parent folders)."""
-    from evalkit.warehouse import find_existing
+    from evalkit.warehouse import WarehouseError, find_existing, open_db
 
     p = find_existing(path)
     if not p.is_file():
         raise EvaluationError(
             f"warehouse {p} not found: create it with `evalkit demo-data` (demo) or `evalkit ingest` (real data)"
         )
-    return duckdb.connect(str(p), read_only=True)
+    try:
+        return open_db(p, read_only=True)
+    except WarehouseError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:

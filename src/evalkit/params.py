@@ -378,10 +378,10 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
 
 def check_against_warehouse(params: EvaluationParams, source: str, warehouse: str | Path | None = None) -> list[str]:
     """:func:`check_window` on the params' warehouse (or ``warehouse``); [] when the file is missing."""
-    import duckdb
+    from evalkit.warehouse import open_db
 
     path = Path(warehouse or params.warehouse)
     if not path.is_file():
         return []
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_db(path, read_only=True) as con:
         return check_window(params, con, source)

@@ -12,12 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import papermill as pm
 
 from evalkit.export import BriefFiles, export_brief
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
+from evalkit.warehouse import open_db
 
 NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
 
@@ -55,7 +55,7 @@ def preflight(params: EvaluationParams) -> None:
     if not wh.is_file():
         raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit ingest`, or for the demo "
                        f"`evalkit demo-data` and pass --warehouse data/demo/warehouse.duckdb")
-    with duckdb.connect(str(wh), read_only=True) as con:
+    with open_db(wh, read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
     if n == 0:
         raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "

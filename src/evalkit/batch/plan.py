@@ -269,13 +269,14 @@ def warehouse_fingerprint(path: str | Path) -> str:
     files are re-ingested). Re-ingesting identical data gives the same fingerprint; any added,
     removed or edited row changes it. Opened read-only; ~0.3 s for the small demo world.
     """
-    import duckdb
 
     p = Path(path)
     if not p.is_file():
         return "missing:" + str(p.resolve())
     h = hashlib.sha256()
-    with duckdb.connect(str(p), read_only=True) as con:
+    from evalkit.warehouse import open_db
+
+    with open_db(p, read_only=True) as con:
         tables = sorted(r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall())
         for name in tables:
