@@ -163,3 +163,57 @@ def test_corrupt_warehouse_is_one_line_in_every_command(tmp_path, good_warehouse
         assert res.stderr.endswith("): restore it from a backup, or move it away and rebuild it with "
                                    "`evalkit ingest` (or `evalkit demo-data`)\n")
         assert res.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------ outputs
+def test_unwritable_outputs_is_one_line_before_any_notebook(tmp_path):
+    params = _write(tmp_path, BASE + f"warehouse: '{tmp_path / 'missing.duckdb'}'\n", name="out_case.yaml")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    res = _cli("run", str(params), "--outputs", str(blocker / "out"), "--no-pdf")
+    assert res.exit_code == 2
+    assert res.stderr == (f"error: outputs folder {blocker / 'out'} is not writable (Not a directory): choose "
+                          f"another with --outputs or make it writable\n")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_read_only_outputs_is_one_line(tmp_path):
+    from evalkit.runner import RunError, check_outputs_writable
+
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    with pytest.raises(RunError) as exc:
+        check_outputs_writable(ro)
+    assert str(exc.value) == (f"outputs folder {ro} is not writable (Permission denied): choose another with "
+                              f"--outputs or make it writable")
+
+
+def test_batch_refuses_unwritable_outputs(tmp_path):
+    from evalkit.batch import PlanError, run_batch
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(PlanError, match=r"^outputs folder .*a_file/b is not writable \(Not a directory\)"):
+        run_batch([str(_write(tmp_path, BASE))], blocker, name="b", workers=1, pdf=False)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, mode):
+    import os
+
+    import pandas as pd
+
+    from evalkit.batch.execute import atomic_write_text
+    from evalkit.batch.portfolio import write_parquet_atomic
+    from evalkit.export import _atomic_write
+
+    old = os.umask(umask)
+    try:
+        _atomic_write(tmp_path / "brief.html", b"<p>x</p>")
+        atomic_write_text(tmp_path / "done.json", "{}")
+        write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "summary.parquet")
+    finally:
+        os.umask(old)
+    for name in ("brief.html", "done.json", "summary.parquet"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

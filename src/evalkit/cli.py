@@ -208,7 +208,7 @@ def run_cmd(
 ) -> None:
     """Run evaluations: papermill notebook → results.json → brief.html / brief.pdf."""
     from evalkit.params import ParamsError, load_params
-    from evalkit.runner import RunError, run_file
+    from evalkit.runner import RunError, check_outputs_writable, run_file
 
     # validate everything first: a typo in the fifth file should not cost four notebook runs
     problems = []
@@ -221,6 +221,10 @@ def run_cmd(
         for msg in problems:
             console.print(f"[red]{msg}[/]")
         raise typer.Exit(2)
+    try:
+        check_outputs_writable(outputs)
+    except RunError as exc:
+        raise _fail_line(str(exc), 2) from None
     failed = 0
     for p in params:
         t0 = time.perf_counter()

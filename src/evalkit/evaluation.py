@@ -49,6 +49,7 @@ from evalkit.evaluation_steps import (
     small_sample_headline_se,
     small_sample_pretrend,
 )
+from evalkit.fileperm import public_mode
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -323,6 +324,7 @@ class Evaluation:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(_json_safe(self.to_dict(text)), ensure_ascii=False, indent=2)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+        public_mode(fd)  # mkstemp makes 0600; results follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
         os.replace(tmp, path)

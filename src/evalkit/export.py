@@ -20,6 +20,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from evalkit.brief_marker import BRIEF_MIME
+from evalkit.fileperm import public_mode
 from evalkit.i18n import t
 
 
@@ -76,9 +77,14 @@ def clean_for_brief(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        public_mode(fd)  # mkstemp makes 0600; outputs follow the umask like any other file
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def render_html(nb: nbformat.NotebookNode) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import papermill as pm
 
 from evalkit.export import BriefFiles, export_brief
+from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
 from evalkit.warehouse import open_db
@@ -65,6 +66,22 @@ def preflight(params: EvaluationParams) -> None:
         raise RunError("; ".join(problems))
 
 
+def check_outputs_writable(outputs: str | Path) -> Path:
+    """Create ``outputs`` if needed and prove a file can be written there, before any notebook starts
+    (a read-only folder would otherwise fail after minutes of computing). :class:`RunError`, one line."""
+    out = Path(outputs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise RunError(f"outputs folder {out} is not writable ({why}): choose another with --outputs "
+                       f"or make it writable") from None
+    return out
+
+
 def _kernel_config(sockets: str):
     """Kernel over Unix-domain sockets in the private directory ``sockets`` (IPC transport), not
     TCP on localhost: other local users cannot reach or read the kernel's channels (police data),
@@ -84,7 +101,7 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     """Execute the evaluation's notebook with papermill and export its brief."""
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
-    out_dir = Path(outputs) / params.evaluation_id
+    out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "executed.ipynb"
     results = out_dir / "results.json"
@@ -100,12 +117,14 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
             )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
+        public_mode(tmp)
         os.replace(tmp, failed)
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():

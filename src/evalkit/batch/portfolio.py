@@ -23,6 +23,7 @@ import pandas as pd
 
 from evalkit.batch.execute import atomic_write_text, now
 from evalkit.batch.plan import BatchItem
+from evalkit.fileperm import public_mode
 
 TIMING_COLUMNS = ("seconds_kernel_start", "seconds_execute", "seconds_kernel_shutdown", "seconds_estimate",
                   "seconds_notebook", "seconds_export", "seconds_total")
@@ -132,6 +133,7 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path) -> Path:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
