@@ -217,3 +217,81 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for name in ("brief.html", "done.json", "summary.parquet"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+# ------------------------------------------------------------------------------ escaping
+EVIL_TITLE = "</style><script>document.title='x'</script> \"q\" 'a' back\\slash\nline2 </script><b>bold</b>"
+
+
+def _brief_notebook(title: str):
+    import html
+
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from evalkit.brief_marker import BRIEF_MIME
+
+    marker = new_output("display_data", data={BRIEF_MIME: {"evaluation_id": "esc_case", "lang": "en",
+                                                            "synthetic": True, "title": title}})
+    body = new_output("display_data", data={"text/html": f"<h1 id='t'>{html.escape(title)}</h1><p>ANSWER</p>"})
+    js = new_output("display_data", data={"application/javascript": "document.title='js-output'"})
+    return new_notebook(cells=[new_code_cell("x", outputs=[marker, body, js])],
+                        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+
+
+def test_css_string_escapes_everything_that_could_end_the_string():
+    from evalkit.export import css_string
+
+    assert css_string('a"b\\c\nd</style>') == "a\\000022b\\00005Cc\\00000Ad\\00003C\\00002Fstyle\\00003E"
+    assert css_string("两队一室 (2024)") == "两队一室 (2024)"
+
+
+def test_title_is_text_in_every_context_of_brief_html(tmp_path):
+    import re
+
+    from evalkit.export import render_html
+
+    page = render_html(_brief_notebook(EVIL_TITLE))
+    assert "<script" not in page.lower()  # neither the title's nor the JS output
+    assert "js-output" not in page  # application/javascript outputs are dropped
+    style = page[page.index("<style type=\"text/css\">\n@page"):]
+    style = style[:style.index("</style>")]
+    top_right = re.search(r'@top-right \{ content: "([^"]*)";', style).group(1)
+    assert "<" not in top_right and "\n" not in top_right and "\\00003C\\00002Fstyle\\00003E" in top_right
+    assert "&lt;/style&gt;&lt;script&gt;" in page  # the HTML body shows the title as text
+    assert 'content="default-src \'none\'; img-src data:; style-src \'unsafe-inline\'; font-src data:"' in page
+
+
+@pytest.mark.skipif(not (__import__("shutil").which("chromium") and __import__("shutil").which("pdftotext")),
+                    reason="needs chromium and pdftotext")
+def test_title_prints_as_text_in_the_pdf_and_no_script_runs(tmp_path):
+    import subprocess
+
+    import nbformat
+
+    from evalkit.export import export_brief
+
+    nb_path = tmp_path / "executed.ipynb"
+    nbformat.write(_brief_notebook(EVIL_TITLE), nb_path)
+    files = export_brief(nb_path, tmp_path)
+    text = subprocess.run(["pdftotext", "-layout", str(files.pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "ANSWER" in text  # the body was not replaced by a script
+    assert "</style><script>document.title='x'</script>" in text  # printed as text (h1 and page header)
+    assert "back\\slash" in text
+
+
+@pytest.mark.skipif(not (__import__("shutil").which("chromium") and __import__("shutil").which("pdftotext")),
+                    reason="needs chromium and pdftotext")
+def test_a_script_that_reached_the_page_would_not_run_in_the_pdf_route(tmp_path):
+    """Second layer behind the escaping: the template's CSP blocks scripts in Chromium's PDF route."""
+    import subprocess
+
+    from evalkit.export import html_to_pdf, render_html
+
+    page = render_html(_brief_notebook("plain title"))
+    page = page.replace("<p>ANSWER</p>", "<p id='a'>ANSWER</p><script>document.getElementById('a')"
+                        ".textContent='PWNED'</script><img src=x onerror=\"document.body.textContent='PWNED'\">")
+    (tmp_path / "brief.html").write_text(page, encoding="utf-8")
+    pdf = html_to_pdf(tmp_path / "brief.html", tmp_path / "brief.pdf")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "ANSWER" in text and "PWNED" not in text
