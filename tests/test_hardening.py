@@ -295,3 +295,143 @@ def test_a_script_that_reached_the_page_would_not_run_in_the_pdf_route(tmp_path)
     pdf = html_to_pdf(tmp_path / "brief.html", tmp_path / "brief.pdf")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "ANSWER" in text and "PWNED" not in text
+
+
+# ------------------------------------------------------------------------------ batch workers
+POOL_SCRIPT = r"""
+import multiprocessing as mp, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from evalkit.batch.local import _worker_init
+
+def task(_):
+    import subprocess
+    kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # stands in for the kernel
+    print(os.getpid(), kid.pid, flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    ex = ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(None, os.getpid()))
+    futs = [ex.submit(task, i) for i in range(2)]
+    time.sleep(120)
+"""
+
+
+def _gone(pids: list[int], timeout: float) -> list[int]:
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return alive
+
+
+@pytest.mark.slow  # ~12 s: two spawned interpreters import evalkit.batch
+def test_pool_workers_and_their_children_die_with_a_killed_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pids = [int(x) for _ in range(2) for x in parent.stdout.readline().split()]
+        assert len(pids) == 4
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        assert _gone(pids, timeout=5) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _is_kernel(proc) -> bool:
+    import psutil
+
+    try:
+        return "kernel_launcher" in " ".join(proc.cmdline())
+    except psutil.Error:  # ended meanwhile
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_killed_batch_leaves_no_process_and_kernels_open_no_tcp_listener(demo_warehouse, tmp_path):
+    """``kill -9`` of a running ``evalkit batch``: workers and kernels are gone within seconds; while it
+    ran, no notebook kernel listened on a TCP port (kernels talk over IPC sockets)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    import yaml
+
+    src = tmp_path / "params"
+    src.mkdir()
+    for name, reform, outcome in (("k_fights", "两队一室", "incidents_fight"),
+                                  ("k_disputes", "一村一辅警", "dispute_escalation_rate")):
+        d = {"evaluation_id": name, "reform": reform, "outcomes": [outcome], "estimators": ["naive_yoy", "twfe"],
+             "lang": "en", "warehouse": str(demo_warehouse)}
+        (src / f"{name}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    batch = subprocess.Popen([sys.executable, "-m", "evalkit", "batch", str(src), "--workers", "2", "--outputs",
+                              str(tmp_path / "out"), "--no-pdf"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline, kernels = time.monotonic() + 120, []
+        while time.monotonic() < deadline and not kernels:
+            time.sleep(0.5)
+            assert batch.poll() is None, "the batch ended before a kernel was seen"
+            kernels = [p for p in psutil.Process(batch.pid).children(recursive=True) if _is_kernel(p)]
+        assert kernels, "no notebook kernel started within 120 s"
+        time.sleep(1.0)  # let the kernel bind its sockets
+        for k in kernels:
+            listening = [c for c in k.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+            assert listening == [], listening
+        family = [p.pid for p in psutil.Process(batch.pid).children(recursive=True)]
+        assert len(family) >= 2
+        os.kill(batch.pid, signal.SIGKILL)
+        batch.wait()
+        assert _gone(family, timeout=8) == []
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+
+
+@pytest.mark.skipif(__import__("os").name != "posix", reason="IPC transport is POSIX only")
+def test_kernel_opens_no_tcp_listener_and_forked_output_still_arrives(tmp_path):
+    """ipykernel binds its IOPub pipe (output of forked subprocesses) to TCP 127.0.0.1; evalkit's kernel
+    launcher moves it to an IPC socket: no listener, and a forked child's print still reaches the notebook."""
+    import tempfile
+
+    import nbformat
+    import papermill as pm
+
+    from evalkit.runner import _kernel_config
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os, sys, psutil\n"
+        "print(len([c for c in psutil.Process().net_connections('tcp') if c.status == psutil.CONN_LISTEN]))\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('from-the-child'); sys.stdout.flush(); os._exit(0)\n"
+        "os.waitpid(pid, 0)")]
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
+        pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False,
+                            config=_kernel_config(sockets))
+    text = "".join(o.get("text", "") for o in nbformat.read(out, as_version=4).cells[0].outputs)
+    assert text.splitlines()[0] == "0"  # TCP listeners in the kernel process
+    assert "from-the-child" in text

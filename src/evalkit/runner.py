@@ -93,7 +93,30 @@ def _kernel_config(sockets: str):
     if os.name == "posix":
         cfg.KernelManager.transport = "ipc"
         cfg.KernelManager.ip = os.path.join(sockets, "kernel")
+        # ipykernel's IOPub pipe would still listen on 127.0.0.1: evalkit.kernel_launcher moves it to IPC
+        cfg.NotebookClient.kernel_manager_class = "evalkit.runner.IPCKernelManager"
     return cfg
+
+
+def _ipc_kernel_manager():
+    from jupyter_client import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            return ["evalkit.kernel_launcher" if c == "ipykernel_launcher" else c for c in cmd]
+
+    return IPCKernelManager
+
+
+def __getattr__(name: str):  # IPCKernelManager is built on first use: jupyter_client loads lazily
+    if name == "IPCKernelManager":
+        cls = _ipc_kernel_manager()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
 
 
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,

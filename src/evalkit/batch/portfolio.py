@@ -128,6 +128,11 @@ def build_summary(batch: str, items: list[BatchItem], records: dict[str, dict[st
     return df
 
 
+# no script runs in the portfolio page, in a browser or in Chromium's PDF route (as in the brief template)
+CSP_META = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+            'style-src \'unsafe-inline\'; font-src data:">')
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
@@ -257,7 +262,7 @@ pre { white-space: pre-wrap; font-size: 7.5pt; background: #f6f6f6; padding: 4px
           margin-bottom: 8px; }
 """
     return (f'<!DOCTYPE html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
-            f"<title>{e(tx['title'])} — {e(batch)}</title><style>{css}</style></head><body>"
+            f"{CSP_META}<title>{e(tx['title'])} — {e(batch)}</title><style>{css}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
 
 
