@@ -435,3 +435,23 @@ def test_kernel_opens_no_tcp_listener_and_forked_output_still_arrives(tmp_path):
     text = "".join(o.get("text", "") for o in nbformat.read(out, as_version=4).cells[0].outputs)
     assert text.splitlines()[0] == "0"  # TCP listeners in the kernel process
     assert "from-the-child" in text
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_run_outputs_follow_the_umask(demo_warehouse, tmp_path):
+    """``evalkit run`` under umask 027: executed notebook, results and brief are 0640 (were 0600)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalkit", "run", str(root / "params" / "two_teams_fights_en.yaml"), "--outputs",
+         str(tmp_path), "--warehouse", str(demo_warehouse), "--no-pdf"],
+        capture_output=True, text=True, env=env, cwd=root, preexec_fn=lambda: os.umask(0o027))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "two_teams_fights_en"
+    for name in ("executed.ipynb", "results.json", "brief.html"):
+        assert (out / name).stat().st_mode & 0o777 == 0o640, name
