@@ -455,3 +455,13 @@ def test_run_outputs_follow_the_umask(demo_warehouse, tmp_path):
     out = tmp_path / "two_teams_fights_en"
     for name in ("executed.ipynb", "results.json", "brief.html"):
         assert (out / name).stat().st_mode & 0o777 == 0o640, name
+
+
+@pytest.mark.parametrize(("command", "code"), [("run", 2), ("validate", 1)])
+def test_params_errors_print_as_one_unwrapped_line(tmp_path, command, code):
+    p = _write(tmp_path, "# 两队一室 评估\n" + BASE, name="a_long_params_file_name_that_would_wrap_at_80.yaml",
+               encoding="gbk")
+    res = _cli(command, str(p), *(["--outputs", str(tmp_path / "out")] if command == "run" else []))
+    assert res.exit_code == code
+    assert res.stderr == f"params file {p} is not UTF-8: save it as UTF-8\n"
+    assert not (tmp_path / "out").exists()

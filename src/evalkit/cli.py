@@ -17,6 +17,11 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _error(message: str) -> None:
+    """An error message on stderr in red, never re-wrapped (one line stays one line) nor read as markup."""
+    console.print(message, style="red", soft_wrap=True, highlight=False, markup=False)
+
+
 def _warehouse_errors(cmd):
     """A warehouse that cannot be opened (in use, corrupt, not DuckDB) ends the command with one line
     saying what to do, exit code 2 — never a traceback."""
@@ -184,12 +189,12 @@ def validate_cmd(
             prm = load_params(p)
         except ParamsError as exc:
             bad += 1
-            console.print(f"[red]{exc}[/]")
+            _error(str(exc))
             continue
         wh = Path(warehouse or prm.warehouse)
         problems = check_against_warehouse(prm, str(p), wh)
         for msg in problems:
-            console.print(f"[red]{msg}[/]", highlight=False)
+            _error(msg)
         bad += bool(problems)
         if not problems:
             note = "" if wh.is_file() else f" (warehouse {wh} not found: window not checked against the data)"
@@ -219,7 +224,7 @@ def run_cmd(
             problems.append(str(exc))
     if problems:
         for msg in problems:
-            console.print(f"[red]{msg}[/]")
+            _error(msg)
         raise typer.Exit(2)
     try:
         check_outputs_writable(outputs)
@@ -233,7 +238,7 @@ def run_cmd(
                 res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf)
             except RunError as exc:
                 failed += 1
-                console.print(f"[red]failed[/] {p}: {exc}")
+                _error(f"failed {p}: {exc}")
                 continue
         brief = res.brief.pdf or res.brief.html if res.brief else res.executed
         console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
