@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,29 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _error(message: str) -> None:
+    """An error message on stderr in red, never re-wrapped (one line stays one line) nor read as markup."""
+    console.print(message, style="red", soft_wrap=True, highlight=False, markup=False)
+
+
+def _warehouse_errors(cmd):
+    """A warehouse that cannot be opened (in use, corrupt, not DuckDB) ends the command with one line
+    saying what to do, exit code 2 — never a traceback."""
+
+    @functools.wraps(cmd)
+    def wrapper(*args, **kwargs):
+        from evalkit.warehouse import WarehouseError
+
+        try:
+            return cmd(*args, **kwargs)
+        except WarehouseError as exc:
+            raise _fail_line(str(exc), 2) from None
+
+    return wrapper
+
+
 @app.command("demo-data")
+@_warehouse_errors
 def demo_data(
     size: str = typer.Option("small", help="small (~100 stations) | medium (~1,500) | national (40,000)"),
     seed: int = typer.Option(42, help="random seed (same seed, same files)"),
@@ -58,6 +81,7 @@ def demo_data(
 
 
 @app.command("ingest")
+@_warehouse_errors
 def ingest_cmd(
     table: str = typer.Argument(..., help="stations | reforms | incidents | disputes"),
     files: list[str] = typer.Argument(..., help="files, folders or globs (CSV, XLSX, Parquet)"),
@@ -84,6 +108,7 @@ app.add_typer(warehouse_app, name="warehouse")
 
 
 @warehouse_app.command("status")
+@_warehouse_errors
 def warehouse_status_cmd(
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
     all_stations: bool = typer.Option(False, "--all-stations", help="list every station's coverage (default: "
@@ -92,16 +117,15 @@ def warehouse_status_cmd(
     """Loaded files, quarantine by reason, shares mapped to `other`, each station's coverage months."""
     import numbers
 
-    import duckdb
     import pandas as pd
 
-    from evalkit.warehouse import find_existing, is_demo, status
+    from evalkit.warehouse import find_existing, is_demo, open_db, status
 
     path = find_existing(warehouse)
     if not path.is_file():
         console.print(f"[red]warehouse {path} not found; ingest data first (evalkit ingest …)[/]")
         raise typer.Exit(1)
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_db(path, read_only=True) as con:
         st = status(con)
         demo = is_demo(con)
     out.print(f"[bold]{path}[/bold]" + (" (demo world)" if demo else ""), highlight=False)
@@ -130,6 +154,7 @@ def warehouse_status_cmd(
 
 
 @warehouse_app.command("forget")
+@_warehouse_errors
 def warehouse_forget_cmd(
     file: str = typer.Argument(..., help="the file as it was ingested (path or unique file name)"),
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
@@ -150,6 +175,7 @@ def warehouse_forget_cmd(
 
 
 @app.command("validate")
+@_warehouse_errors
 def validate_cmd(
     params: list[Path] = typer.Argument(..., help="params YAML files"),
     warehouse: str | None = typer.Option(None, help="check the window against this warehouse (default: the params')"),
@@ -163,12 +189,12 @@ def validate_cmd(
             prm = load_params(p)
         except ParamsError as exc:
             bad += 1
-            console.print(f"[red]{exc}[/]")
+            _error(str(exc))
             continue
         wh = Path(warehouse or prm.warehouse)
         problems = check_against_warehouse(prm, str(p), wh)
         for msg in problems:
-            console.print(f"[red]{msg}[/]", highlight=False)
+            _error(msg)
         bad += bool(problems)
         if not problems:
             note = "" if wh.is_file() else f" (warehouse {wh} not found: window not checked against the data)"
@@ -177,6 +203,7 @@ def validate_cmd(
 
 
 @app.command("run")
+@_warehouse_errors
 def run_cmd(
     params: list[Path] = typer.Argument(..., help="params YAML files (one evaluation each)"),
     outputs: Path = typer.Option(Path("outputs"), help="root folder for outputs/<evaluation_id>/"),
@@ -186,7 +213,7 @@ def run_cmd(
 ) -> None:
     """Run evaluations: papermill notebook → results.json → brief.html / brief.pdf."""
     from evalkit.params import ParamsError, load_params
-    from evalkit.runner import RunError, run_file
+    from evalkit.runner import RunError, check_outputs_writable, run_file
 
     # validate everything first: a typo in the fifth file should not cost four notebook runs
     problems = []
@@ -197,8 +224,12 @@ def run_cmd(
             problems.append(str(exc))
     if problems:
         for msg in problems:
-            console.print(f"[red]{msg}[/]")
+            _error(msg)
         raise typer.Exit(2)
+    try:
+        check_outputs_writable(outputs)
+    except RunError as exc:
+        raise _fail_line(str(exc), 2) from None
     failed = 0
     for p in params:
         t0 = time.perf_counter()
@@ -207,7 +238,7 @@ def run_cmd(
                 res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf)
             except RunError as exc:
                 failed += 1
-                console.print(f"[red]failed[/] {p}: {exc}")
+                _error(f"failed {p}: {exc}")
                 continue
         brief = res.brief.pdf or res.brief.html if res.brief else res.executed
         console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
@@ -216,6 +247,7 @@ def run_cmd(
 
 
 @app.command("batch")
+@_warehouse_errors
 def batch_cmd(
     paths: list[str] = typer.Argument(..., help="params folders, globs, YAML files or matrix files"),
     workers: int = typer.Option(1, help="parallel evaluations (processes)"),
@@ -250,6 +282,7 @@ def brief_cmd(
 
 
 @app.command("panel")
+@_warehouse_errors
 def panel_cmd(
     reform: str = typer.Option(..., help="reform id or Chinese name, e.g. 两队一室"),
     out_file: Path = typer.Option(..., "--out", help="CSV or Parquet file to write"),
@@ -258,11 +291,12 @@ def panel_cmd(
     end: str = typer.Option("2025-12", help="last month YYYY-MM"),
 ) -> None:
     """Export the station × month panel for a reform (for `evalkit estimate` or other tools)."""
-    import duckdb
-
     from evalkit.panel import build_panel
+    from evalkit.warehouse import open_db
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    if not warehouse.is_file():
+        raise _fail_line(f"warehouse {warehouse} not found: pass --warehouse, or create it with `evalkit ingest`", 2)
+    with open_db(warehouse, read_only=True) as con:
         df = build_panel(con, reform, start=start, end=end)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     if out_file.suffix == ".parquet":

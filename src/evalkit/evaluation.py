@@ -49,6 +49,7 @@ from evalkit.evaluation_steps import (
     small_sample_headline_se,
     small_sample_pretrend,
 )
+from evalkit.fileperm import public_mode
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -323,6 +324,7 @@ class Evaluation:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(_json_safe(self.to_dict(text)), ensure_ascii=False, indent=2)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+        public_mode(fd)  # mkstemp makes 0600; results follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
         os.replace(tmp, path)
@@ -362,14 +364,17 @@ def _json_safe(v: Any) -> Any:
 
 def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
     """Open the warehouse read-only (relative paths are also looked up from parent folders)."""
-    from evalkit.warehouse import find_existing
+    from evalkit.warehouse import WarehouseError, find_existing, open_db
 
     p = find_existing(path)
     if not p.is_file():
         raise EvaluationError(
             f"warehouse {p} not found: create it with `evalkit demo-data` (demo) or `evalkit ingest` (real data)"
         )
-    return duckdb.connect(str(p), read_only=True)
+    try:
+        return open_db(p, read_only=True)
+    except WarehouseError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:

@@ -9,7 +9,9 @@ synthetic data, the synthetic-data notice on every page. Files are written atomi
 from __future__ import annotations
 
 import copy
+import html
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +22,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from evalkit.brief_marker import BRIEF_MIME
+from evalkit.fileperm import public_mode
 from evalkit.i18n import t
 
 
@@ -65,6 +68,11 @@ def clean_for_brief(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 continue
             if BRIEF_MIME in out.get("data", {}):
                 continue
+            if "application/javascript" in out.get("data", {}):  # a brief runs no script
+                out = copy.deepcopy(out)
+                del out["data"]["application/javascript"]
+                if not out["data"]:
+                    continue
             kept.append(out)
         cell["outputs"] = kept
         cell["source"] = ""
@@ -76,9 +84,31 @@ def clean_for_brief(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        public_mode(fd)  # mkstemp makes 0600; outputs follow the umask like any other file
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_CSS_PLAIN = re.compile(r"[A-Za-z0-9 _.,:;()\-]")
+
+
+def css_string(value: object) -> str:
+    """``value`` escaped for the inside of a double-quoted CSS string (``content: "…"``): every ASCII
+    character except letters, digits, space and ``_.,:;()-`` — and every control or separator
+    character — becomes a 6-digit ``\\XXXXXX`` escape, so quotes, backslashes, newlines and ``</style>``
+    stay text. Printable non-ASCII (Chinese) is kept as is."""
+    out = []
+    for ch in str(value):
+        if _CSS_PLAIN.fullmatch(ch) or (ord(ch) > 0x7F and ch.isprintable()):
+            out.append(ch)
+        else:
+            out.append(f"\\{ord(ch):06X}")
+    return "".join(out)
 
 
 def render_html(nb: nbformat.NotebookNode) -> str:
@@ -97,6 +127,9 @@ def render_html(nb: nbformat.NotebookNode) -> str:
     }
     exporter = HTMLExporter(template_name="brief", extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    # params values (title, evaluation id) reach the page furniture: escaped per context in the template
+    exporter.register_filter("css_string", css_string)
+    exporter.register_filter("html_text", lambda v: html.escape(str(v), quote=True))
     body, _ = exporter.from_notebook_node(
         clean, resources={"evalkit": furniture, "language_code": "zh-CN" if lang == "zh" else "en",
                           "metadata": {"name": marker["evaluation_id"]}}
@@ -113,7 +146,12 @@ def find_chromium() -> str:
 
 
 def html_to_pdf(html_path: Path, pdf_path: Path, timeout: int = 120) -> Path:
-    """Print an HTML file to PDF with headless Chromium (no network, fresh profile)."""
+    """Print an HTML file to PDF with headless Chromium (no network, fresh profile).
+
+    Scripts are off through the page itself: the brief template carries a Content-Security-Policy
+    (``default-src 'none'``) that blocks every script, in this route and in any browser opening
+    ``brief.html``. The command-line switch ``--blink-settings=scriptEnabled=false`` cannot be used:
+    with it Chromium 156's headless ``--print-to-pdf`` exits 0 without writing the PDF."""
     chromium = find_chromium()
     pdf_path = pdf_path.resolve()
     with tempfile.TemporaryDirectory(prefix="evalkit-chromium-") as profile:

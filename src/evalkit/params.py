@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -53,6 +53,32 @@ PILOT_ESTIMATORS = default_estimators("single_station")
 
 class ParamsError(ValueError):
     """Invalid evaluation parameters (the message names the file and the key)."""
+
+
+# Strict scalar types: YAML ``bootstrap: true`` must not become 1 draw, nor ``sensitivity: 1`` true,
+# nor ``seed: "7"`` an int — the value is refused with the key named. Floats accept plain ints.
+SInt = Annotated[int, Field(strict=True)]
+SFloat = Annotated[float, Field(strict=True)]
+SBool = Annotated[bool, Field(strict=True)]
+# evaluation ids become file and folder names: letters, digits, "_" and "-" only, at most this long
+MAX_ID_LENGTH = 100
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key repeated in one mapping (plain YAML keeps the last value)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ParamsError(
+                    f"params file {key_node.start_mark.name} repeats the key '{key}' "
+                    f"(line {seen[key]} and line {line}): keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 class Window(BaseModel):
@@ -93,7 +119,7 @@ class EvaluationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    evaluation_id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    evaluation_id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=MAX_ID_LENGTH)
     title: str | None = None
     notebook: Literal["evaluate_reform", "pilot_station"] = "evaluate_reform"
     design: Literal["staggered", "single_station"] | None = None  # None: follows ``notebook``
@@ -107,28 +133,28 @@ class EvaluationParams(BaseModel):
     headline: str | None = None
     control: Literal["never", "notyet"] = "never"
     cluster: Literal["station_id", "county", "city"] = "station_id"
-    event_window: tuple[int, int] = (-12, 24)
-    naive_window: int = Field(12, ge=1, le=36)
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    bootstrap: int = Field(0, ge=0, le=100_000)
-    placebo_reps: int = Field(200, ge=10, le=10_000)  # synthetic DiD / control placebo SEs
-    seed: int = 20240101
+    event_window: tuple[SInt, SInt] = (-12, 24)
+    naive_window: SInt = Field(12, ge=1, le=36)
+    alpha: SFloat = Field(0.05, gt=0, lt=0.5)
+    bootstrap: SInt = Field(0, ge=0, le=100_000)
+    placebo_reps: SInt = Field(200, ge=10, le=10_000)  # synthetic DiD / control placebo SEs
+    seed: SInt = 20240101
     lang: Literal["zh", "en"] = "zh"
-    suppress_below: int = Field(5, ge=0)
+    suppress_below: SInt = Field(5, ge=0)
     warehouse: str = "data/warehouse.duckdb"
     inference: list[str] = Field(default_factory=list)
     wild_weights: Literal["rademacher", "webb"] = "rademacher"
-    wild_draws: int = Field(999, ge=99, le=100_000)
-    ri_draws: int = Field(199, ge=19, le=100_000)
-    sensitivity: bool = True
+    wild_draws: SInt = Field(999, ge=99, le=100_000)
+    ri_draws: SInt = Field(199, ge=19, le=100_000)
+    sensitivity: SBool = True
     # joint pre-trend test used by the verdict (see evalkit.inference.pretrend): "auto" = exact
     # permutation test when fewer than 100 stations adopt, Hotelling F above; "chi2" = textbook Wald
     pretrend_test: Literal["auto", "chi2", "f", "permutation"] = "auto"
-    pretrend_draws: int = Field(199, ge=19, le=100_000)
+    pretrend_draws: SInt = Field(199, ge=19, le=100_000)
     # standard error of the headline estimate: "auto" = delete-one-cluster jackknife for
     # Callaway–Sant'Anna when fewer than 100 stations adopt (evalkit.inference.jackknife)
     headline_se: Literal["auto", "analytic", "jackknife"] = "auto"
-    multiple_testing: bool | None = None  # None: true when there is more than one outcome
+    multiple_testing: SBool | None = None  # None: true when there is more than one outcome
 
     @field_validator("inference", mode="before")
     @classmethod
@@ -265,15 +291,32 @@ def validate_params(data: dict[str, Any], source: str = "<dict>") -> EvaluationP
         raise ParamsError(_format_error(err, source)) from None
 
 
+def read_params_yaml(p: Path) -> Any:
+    """Parse a params YAML file: UTF-8 only, a repeated key refused (one-line :class:`ParamsError`)."""
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParamsError(f"params file {p} is not UTF-8: save it as UTF-8") from None
+    try:
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(p)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ParamsError(f"params file {p} is not valid YAML{where}: {what}") from None
+
+
 def load_params(path: str | Path) -> EvaluationParams:
     """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem."""
     p = Path(path)
     if not p.is_file():
         raise ParamsError(f"params file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"params file {p} is not valid YAML: {exc}") from None
+    data = read_params_yaml(p) or {}
     if isinstance(data, dict):
         data.setdefault("evaluation_id", p.stem)
     return validate_params(data, source=str(p))
@@ -335,10 +378,10 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
 
 def check_against_warehouse(params: EvaluationParams, source: str, warehouse: str | Path | None = None) -> list[str]:
     """:func:`check_window` on the params' warehouse (or ``warehouse``); [] when the file is missing."""
-    import duckdb
+    from evalkit.warehouse import open_db
 
     path = Path(warehouse or params.warehouse)
     if not path.is_file():
         return []
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_db(path, read_only=True) as con:
         return check_window(params, con, source)

@@ -12,12 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import papermill as pm
 
 from evalkit.export import BriefFiles, export_brief
+from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
+from evalkit.warehouse import open_db
 
 NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
 
@@ -55,7 +56,7 @@ def preflight(params: EvaluationParams) -> None:
     if not wh.is_file():
         raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit ingest`, or for the demo "
                        f"`evalkit demo-data` and pass --warehouse data/demo/warehouse.duckdb")
-    with duckdb.connect(str(wh), read_only=True) as con:
+    with open_db(wh, read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
     if n == 0:
         raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
@@ -63,6 +64,22 @@ def preflight(params: EvaluationParams) -> None:
     problems = check_against_warehouse(params, params.evaluation_id, wh)
     if problems:  # a window beyond the data or without a pre-period is refused, never clipped
         raise RunError("; ".join(problems))
+
+
+def check_outputs_writable(outputs: str | Path) -> Path:
+    """Create ``outputs`` if needed and prove a file can be written there, before any notebook starts
+    (a read-only folder would otherwise fail after minutes of computing). :class:`RunError`, one line."""
+    out = Path(outputs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise RunError(f"outputs folder {out} is not writable ({why}): choose another with --outputs "
+                       f"or make it writable") from None
+    return out
 
 
 def _kernel_config(sockets: str):
@@ -76,7 +93,30 @@ def _kernel_config(sockets: str):
     if os.name == "posix":
         cfg.KernelManager.transport = "ipc"
         cfg.KernelManager.ip = os.path.join(sockets, "kernel")
+        # ipykernel's IOPub pipe would still listen on 127.0.0.1: evalkit.kernel_launcher moves it to IPC
+        cfg.NotebookClient.kernel_manager_class = "evalkit.runner.IPCKernelManager"
     return cfg
+
+
+def _ipc_kernel_manager():
+    from jupyter_client import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            return ["evalkit.kernel_launcher" if c == "ipykernel_launcher" else c for c in cmd]
+
+    return IPCKernelManager
+
+
+def __getattr__(name: str):  # IPCKernelManager is built on first use: jupyter_client loads lazily
+    if name == "IPCKernelManager":
+        cls = _ipc_kernel_manager()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
 
 
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
@@ -84,7 +124,7 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     """Execute the evaluation's notebook with papermill and export its brief."""
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
-    out_dir = Path(outputs) / params.evaluation_id
+    out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "executed.ipynb"
     results = out_dir / "results.json"
@@ -100,12 +140,14 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
             )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
+        public_mode(tmp)
         os.replace(tmp, failed)
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,37 @@ def find_existing(path: str | Path | None = None) -> Path:
     return p
 
 
+class WarehouseError(RuntimeError):
+    """The warehouse file cannot be opened (in use, corrupt, not DuckDB); the message says what to do."""
+
+
+def open_db(p: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` with DuckDB's failures turned into one-line :class:`WarehouseError` messages."""
+    try:
+        return duckdb.connect(str(p), read_only=read_only)
+    except duckdb.Error as exc:
+        raise WarehouseError(describe_open_error(p, exc)) from None
+
+
+def describe_open_error(p: str | Path, exc: BaseException) -> str:
+    """One line saying why the warehouse file ``p`` could not be opened and what to do."""
+    text = " ".join(str(exc).split())
+    if "Could not set lock" in text or "Conflicting lock" in text:
+        pid = re.search(r"\(PID (\d+)\)", text)
+        who = f" (process {pid.group(1)})" if pid else ""
+        return (f"warehouse {p} is in use by another program{who}: close it (another evalkit command, a "
+                f"notebook kernel or a DuckDB session) and try again")
+    if "not a valid DuckDB database" in text:
+        return (f"warehouse {p} is not a DuckDB database: set `warehouse:` to the .duckdb file written by "
+                f"`evalkit ingest` or `evalkit demo-data`")
+    if isinstance(exc, IsADirectoryError) or Path(p).is_dir():
+        return f"warehouse {p} is a folder, not a DuckDB database: set `warehouse:` to the .duckdb file"
+    if isinstance(exc, PermissionError) or "Permission denied" in text:
+        return f"warehouse {p} cannot be opened: permission denied (check the file's owner and mode)"
+    return (f"warehouse {p} is corrupt or unreadable ({text[:120]}): restore it from a backup, or move it "
+            f"away and rebuild it with `evalkit ingest` (or `evalkit demo-data`)")
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the canonical tables and bookkeeping tables if they are missing."""
     for t in TABLES.values():
@@ -74,10 +106,14 @@ def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.D
     if read_only:
         if not p.exists():
             raise FileNotFoundError(f"warehouse {p} does not exist; ingest data first (evalkit ingest …)")
-        return duckdb.connect(str(p), read_only=True)
+        return open_db(p, read_only=True)
     p.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(p))
-    create_schema(con)
+    con = open_db(p)
+    try:
+        create_schema(con)
+    except duckdb.Error as exc:  # a corrupt block can first show when the schema is read
+        con.close()
+        raise WarehouseError(describe_open_error(p, exc)) from None
     return con
 
 
@@ -130,7 +166,7 @@ def holds_real_data(path: str | Path) -> bool:
     p = Path(path)
     if not p.is_file():
         return False
-    with duckdb.connect(str(p), read_only=True) as con:
+    with open_db(p, read_only=True) as con:
         if is_demo(con):
             return False
         counts = table_counts(con)

@@ -30,7 +30,7 @@ def batch_cli(paths: list[str], workers: int, outputs: str, dask: bool, schedule
         rep = run_batch(list(paths), outputs, name=name, workers=workers, dask=dask, scheduler=scheduler,
                         warehouse=warehouse, pdf=pdf, console=console)
     except PlanError as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{exc}[/]", soft_wrap=True, highlight=False)
         return 2
     for note in rep.notes:
         console.print(f"[dim]{note}[/]")

@@ -27,7 +27,8 @@ from rich.progress import (
 )
 
 from evalkit.batch.execute import atomic_write_text, is_complete, now, run_item
-from evalkit.batch.plan import BatchItem, fingerprint_items, plan
+from evalkit.batch.plan import BatchItem, PlanError, fingerprint_items, plan
+from evalkit.runner import RunError, check_outputs_writable
 
 
 class BatchInterrupted(BaseException):
@@ -160,7 +161,10 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
     t0 = time.perf_counter()
     name = name or default_name(paths)
     batch_dir = Path(outputs) / name
-    batch_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_outputs_writable(batch_dir)
+    except RunError as exc:
+        raise PlanError(str(exc)) from None
     (batch_dir / "logs").mkdir(exist_ok=True)
     items = plan(paths, warehouse=warehouse)
     fingerprint_items(items)

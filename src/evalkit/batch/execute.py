@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.batch.plan import BatchItem, sha256_file
+from evalkit.fileperm import public_mode
 
 DONE = "done.json"
 OUTPUT_FILES = ("executed.ipynb", "results.json", "brief.html", "brief.pdf")
@@ -38,6 +39,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
+        public_mode(fd)  # mkstemp makes 0600; outputs follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -5,13 +5,21 @@ the progress display knows exactly what is running and an interrupt has no queue
 A worker that dies (segfault, OOM kill) breaks a ``ProcessPoolExecutor``; the pool is then
 rebuilt and the evaluations that were in flight are retried once before being recorded
 as failed.
+
+Workers never outlive the batch: a ``kill -9`` of ``evalkit batch`` gives its handlers no chance to
+tear the pool down, so each worker watches its parent itself (:func:`_exit_with_parent`) and, when
+the parent is gone, kills its own children (the notebook kernel) and exits.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,9 +33,57 @@ Record = dict[str, Any]
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def _worker_init(threads: int | None = None) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 0.5  # how often a worker checks that its parent is alive
+
+
+def _kill_children_and_exit(code: int = 1) -> None:
+    """Kill this worker's descendants (the notebook kernel), then leave at once."""
+    import psutil
+
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        kids = []
+    for k in kids:
+        try:
+            k.kill()
+        except psutil.Error:
+            pass
+    os._exit(code)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit when the batch process ``parent`` dies, even by SIGKILL.
+
+    Linux: the kernel sends SIGTERM on the parent's death (``prctl(PR_SET_PDEATHSIG)``). SIGTERM, from
+    there or from the batch's own teardown, kills the worker's kernel too (the default action would
+    orphan it). The signal is tied to the thread that started the worker: ``run_local`` submits from
+    the calling thread, which outlives the pool. Everywhere: a daemon thread polls ``os.getppid()``
+    every ``WATCH_SECONDS``, which also covers a parent that died before the prctl call.
+    """
+    def on_term(signum, frame):  # noqa: ARG001
+        _kill_children_and_exit(128 + signum)
+
+    if sys.platform.startswith("linux"):
+        signal.signal(signal.SIGTERM, on_term)
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                _kill_children_and_exit()
+            threading.Event().wait(WATCH_SECONDS)
+
+    threading.Thread(target=watch, name="evalkit-parent-watch", daemon=True).start()
+
+
+def _worker_init(threads: int | None = None, parent: int | None = None) -> None:
     # the parent handles Ctrl-C / SIGTERM and tears the workers down itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _exit_with_parent(parent)
     os.environ.setdefault("MPLBACKEND", "Agg")
     # N workers on C cores: each evaluation's kernel gets C // N BLAS/OpenMP threads (inherited by the
     # kernel process), so parallel evaluations do not oversubscribe the cores.
@@ -54,7 +110,7 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads, DuckDB handles or locks
     pending = list(items)
     attempts: dict[str, int] = {}
-    init_args = (_threads_per_worker(workers),)
+    init_args = (_threads_per_worker(workers), os.getpid())
     ex = ProcessPoolExecutor(max_workers=min(workers, max(1, len(items))), mp_context=ctx,
                              initializer=_worker_init, initargs=init_args)
     inflight: dict[Any, dict[str, Any]] = {}

@@ -36,10 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evalkit import __version__
-from evalkit.params import EvaluationParams, ParamsError, load_params, validate_params
+from evalkit.params import EvaluationParams, ParamsError, load_params, read_params_yaml, validate_params
 from evalkit.registry import outcome_id, reform_id
 
 _ID_RE = re.compile(r"[^A-Za-z0-9_\-]+")
@@ -113,10 +111,7 @@ def resolve_sources(paths: list[str]) -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from None
+    return read_params_yaml(path)
 
 
 def is_matrix(data: Any) -> bool:
@@ -274,13 +269,14 @@ def warehouse_fingerprint(path: str | Path) -> str:
     files are re-ingested). Re-ingesting identical data gives the same fingerprint; any added,
     removed or edited row changes it. Opened read-only; ~0.3 s for the small demo world.
     """
-    import duckdb
 
     p = Path(path)
     if not p.is_file():
         return "missing:" + str(p.resolve())
     h = hashlib.sha256()
-    with duckdb.connect(str(p), read_only=True) as con:
+    from evalkit.warehouse import open_db
+
+    with open_db(p, read_only=True) as con:
         tables = sorted(r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall())
         for name in tables:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from evalkit.batch.execute import atomic_write_text, now
 from evalkit.batch.plan import BatchItem
+from evalkit.fileperm import public_mode
 
 TIMING_COLUMNS = ("seconds_kernel_start", "seconds_execute", "seconds_kernel_shutdown", "seconds_estimate",
                   "seconds_notebook", "seconds_export", "seconds_total")
@@ -127,11 +128,17 @@ def build_summary(batch: str, items: list[BatchItem], records: dict[str, dict[st
     return df
 
 
+# no script runs in the portfolio page, in a browser or in Chromium's PDF route (as in the brief template)
+CSP_META = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+            'style-src \'unsafe-inline\'; font-src data:">')
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -255,7 +262,7 @@ pre { white-space: pre-wrap; font-size: 7.5pt; background: #f6f6f6; padding: 4px
           margin-bottom: 8px; }
 """
     return (f'<!DOCTYPE html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
-            f"<title>{e(tx['title'])} — {e(batch)}</title><style>{css}</style></head><body>"
+            f"{CSP_META}<title>{e(tx['title'])} — {e(batch)}</title><style>{css}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
 
 

@@ -1,0 +1,71 @@
+"""Start the notebook kernel with no TCP listener at all (``python -m evalkit.kernel_launcher -f …``).
+
+The runner already puts the kernel's five channels on Unix-domain sockets (IPC transport, see
+:func:`evalkit.runner._kernel_config`), but ipykernel also binds the IOPub "pipe" — which carries
+the output of forked subprocesses — to a random TCP port on 127.0.0.1, whatever the transport.
+Here that pipe is bound to an IPC socket in a private (0700) temporary folder instead, then the
+kernel starts exactly as ``python -m ipykernel_launcher`` would. If ipykernel's internals differ
+from what this expects, the kernel starts unpatched (never fails because of this module).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+
+
+def _patch_iopub_pipe() -> None:
+    import zmq
+    from ipykernel import iostream
+
+    cls = iostream.IOPubThread
+    needed = ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")
+    if not all(hasattr(cls, name) for name in needed) or not hasattr(iostream, "ZMQStream"):
+        return
+    folder = tempfile.mkdtemp(prefix="evalkit-iopub-")  # 0700: only this user reaches the pipe
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    address = "ipc://" + os.path.join(folder, "pipe")
+
+    def _setup_pipe_in(self) -> None:
+        """Listening pipe for IOPub from forked subprocesses, on an IPC socket (ipykernel: TCP)."""
+        pipe_in = self.socket.context.socket(zmq.PULL)
+        pipe_in.linger = 0
+        self._pipe_uuid = os.urandom(16)  # authenticates pipe messages, as in ipykernel
+        try:
+            pipe_in.bind(address)
+        except zmq.ZMQError:
+            self._pipe_flag = False  # as ipykernel does: forked subprocesses' output is then lost
+            pipe_in.close()
+            return
+        self._pipe_in = iostream.ZMQStream(pipe_in, self.io_loop)
+        self._pipe_in.on_recv(self._handle_pipe_msg)
+
+    def _setup_pipe_out(self):
+        ctx = zmq.Context()  # a new context after fork
+        pipe_out = ctx.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(address)
+        return ctx, pipe_out
+
+    cls._setup_pipe_in = _setup_pipe_in
+    cls._setup_pipe_out = _setup_pipe_out
+
+
+def main() -> None:
+    if sys.path and sys.path[0] == "":  # as ipykernel_launcher: not the working directory's modules
+        del sys.path[0]
+    if os.name == "posix":
+        try:
+            _patch_iopub_pipe()
+        except Exception:  # noqa: BLE001 - an unexpected ipykernel: start it as it is
+            pass
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()
