@@ -6,6 +6,7 @@ import math
 
 from evalkit.estimators.specs import labels as estimator_labels
 from evalkit.registry import OUTCOMES, REFORMS
+from evalkit.verdict import MIN_ADOPTERS, MIN_COMPARISON
 
 TEXTS: dict[str, dict[str, str]] = {
     "zh": {
@@ -16,8 +17,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "{reform}改革是否改变了{outcome}？评估范围：{stations}，{start} 至 {end}。",
         "stations_desc": "{n_treated} 个实施改革的派出所（对照：{n_control} 个未实施的派出所）",
         "answer_h": "结论",
-        "answer": "{estimator}估计，实施{reform}后，{outcome}{direction} {pct}（95% 置信区间 {lo} 至 {hi}）。",
-        "answer_level": "{estimator}估计，实施{reform}后，{outcome}平均变化 {eff}{unit}（95% 置信区间 {lo} 至 {hi}）。",
+        "answer": "{estimator}估计，实施{reform}后，{outcome}{direction} {eff}（95% 置信区间：{range}）。",
+        "answer_null": "{estimator}估计，实施{reform}后，{outcome}未见明显变化（95% 置信区间：{range}）。",
+        "answer_no_data": "{outcome}在评估期内全部缺失或始终不变，无法估计实施{reform}的效果。",
+        "range_down": "下降 {a}–{b}",
+        "range_up": "上升 {a}–{b}",
+        "range_mixed": "下降 {a} 至上升 {b}",
+        "no_change": "未见明显变化",
+        "disagree": "其他方法的估计区间与上述结果不重叠，结论取决于所用方法，需谨慎解读。",
+        "pretrend_unavailable": "改革前趋势检验无法计算，因为{reason}。",
         "up": "上升",
         "down": "下降",
         "change": "变化",
@@ -150,8 +158,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "Did the {reform} reform change {outcome}? Scope: {stations}, {start} to {end}.",
         "stations_desc": "{n_treated} adopting stations (comparison: {n_control} stations that did not adopt)",
         "answer_h": "The answer",
-        "answer": "By {estimator}, after {reform} {outcome} {direction} {pct} (95% CI {lo} to {hi}).",
-        "answer_level": "By {estimator}, after {reform} {outcome} changed by {eff} {unit} on average (95% CI {lo} to {hi}).",
+        "answer": "By {estimator}, after {reform} {outcome} {direction} {eff} (95% CI: {range}).",
+        "answer_null": "By {estimator}, after {reform} {outcome} showed no clear change (95% CI: {range}).",
+        "answer_no_data": "{outcome} is missing or constant throughout the evaluation, so the effect of {reform} "
+                          "cannot be estimated.",
+        "range_down": "a fall of {a}–{b}",
+        "range_up": "a rise of {a}–{b}",
+        "range_mixed": "from a fall of {a} to a rise of {b}",
+        "no_change": "no clear change",
+        "disagree": "Other methods give intervals that do not overlap this one: the conclusion depends on the "
+                    "method, so read it with caution.",
+        "pretrend_unavailable": "The pre-trend test is not available, because {reason}.",
         "up": "rose by",
         "down": "fell by",
         "change": "changed by",
@@ -312,11 +329,10 @@ VERDICT_LABELS: dict[str, dict[str, str]] = {
     "limited": {"zh": "证据有限", "en": "Limited evidence"},
     "no_effect": {"zh": "未见明显效果", "en": "No clear effect"},
     "pretrend_doubtful": {"zh": "前期趋势存疑", "en": "Pre-trends doubtful"},
+    "no_data": {"zh": "数据不足", "en": "No usable data"},
 }
 
 VERDICT_EXPLANATIONS: dict[str, dict[str, str]] = {
-    "strong": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常。",
-               "en": "The 95% interval excludes zero and the pre-trend test shows no problem."},
     "strong_robust": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常，且在允许适度偏离平行趋势时结论仍成立。",
                       "en": "The 95% interval excludes zero, the pre-trend test shows no problem, and the "
                             "conclusion survives moderate departures from parallel trends."},
@@ -329,6 +345,27 @@ VERDICT_EXPLANATIONS: dict[str, dict[str, str]] = {
                   "en": "The interval includes zero: the data are compatible with no effect."},
     "pretrend_doubtful": {"zh": "改革前实施组与对照组走势已有差异，对照组可能不可比。",
                           "en": "Adopters and comparison stations already diverged before adoption."},
+    "no_data": {"zh": "该指标在评估范围内全部缺失或始终不变，无法估计效果（这不等于“没有效果”）。",
+                "en": "The outcome is missing or constant throughout the evaluation: no effect can be "
+                      "estimated (which is not the same as no effect)."},
+    "capped": {"zh": "95% 置信区间不含零，但评级最高为“证据有限”：{caps}。",
+               "en": "The 95% interval excludes zero, but the rating is capped at 'Limited evidence': {caps}."},
+}
+
+# why a significant estimate is capped at "limited" (evalkit.verdict.CAPS); {n}: the station count
+VERDICT_CAPS: dict[str, dict[str, str]] = {
+    "one_adopter": {"zh": "只有一个实施改革的派出所，请改用单所设计（design: single_station）",
+                    "en": "one adopting station: use the single-station design (design: single_station)"},
+    "few_adopters": {"zh": "实施改革的派出所仅 {n} 个（至少需要 {min} 个）",
+                     "en": "only {n} adopting stations (at least {min} needed)"},
+    "few_comparison": {"zh": "对照派出所仅 {n} 个（评为“证据充分”至少需要 {min} 个）",
+                       "en": "only {n} comparison stations (at least {min} needed for 'Strong evidence')"},
+    "no_pretrend": {"zh": "未能进行改革前趋势检验", "en": "no pre-trend test could be run"},
+    "no_sensitivity": {"zh": "该指标未进行敏感性分析", "en": "no sensitivity analysis was run for this outcome"},
+    "fragile": {"zh": "在允许适度偏离平行趋势时结论不再成立（见敏感性分析）",
+                "en": "the conclusion does not survive modest departures from parallel trends (sensitivity analysis)"},
+    "estimators_disagree": {"zh": "其他方法的置信区间与此不重叠",
+                            "en": "other methods give intervals that do not overlap this one"},
 }
 
 
@@ -343,9 +380,18 @@ def verdict_label(code: str, lang: str = "zh") -> str:
     return VERDICT_LABELS[code][lang]
 
 
-def verdict_explanation(reason: str, lang: str = "zh") -> str:
-    """One sentence on why the verdict is what it is (``Verdict.reason``)."""
-    return VERDICT_EXPLANATIONS[reason][lang]
+def verdict_explanation(reason: str, lang: str = "zh", caps: tuple[str, ...] = (),
+                        n_treated: int | None = None, n_control: int | None = None) -> str:
+    """One sentence on why the verdict is what it is (``Verdict.reason``; for ``capped``, every
+    requirement missed, ``Verdict.caps``, with the station counts of the floors)."""
+    if reason != "capped":
+        return VERDICT_EXPLANATIONS[reason][lang]
+    counts = {"few_adopters": (n_treated, MIN_ADOPTERS), "few_comparison": (n_control, MIN_COMPARISON)}
+    parts = []
+    for c in caps:
+        n, floor = counts.get(c, (None, None))
+        parts.append(VERDICT_CAPS[c][lang].format(n="—" if n is None else n, min=floor))
+    return VERDICT_EXPLANATIONS["capped"][lang].format(caps=("；" if lang == "zh" else "; ").join(parts))
 
 
 def estimator_label(name: str, lang: str = "zh") -> str:

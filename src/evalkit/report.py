@@ -78,7 +78,9 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     parts = [
         f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
         f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
-        f'{html.escape(h["sentence"])}</p></div>',
+        f'{html.escape(h["sentence"])}</p>'
+        + (f'<p class="ek-disagree">{html.escape(h["disagree_sentence"])}</p>' if h["disagree_sentence"] else "")
+        + '</div>',
         f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
         f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
         f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
@@ -88,7 +90,7 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
         parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
     if "naive_sentence" in h:
         parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
-                     f'<p class="ek-note">{html.escape(h["naive_why"])}</p></div>')
+                     + (f'<p class="ek-note">{html.escape(h["naive_why"])}</p>' if h["naive_why"] else "") + '</div>')
     _html("".join(parts))
 
 
