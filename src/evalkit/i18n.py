@@ -148,7 +148,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_ri": "另做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
         "method_sens": "敏感性分析采用 Rambachan 与 Roth（2023）的方法，考察平行趋势被适度违反时结论是否成立。",
         "method_multiple": "多个指标同时检验时给出 BH 与 Romano–Wolf 校正后的 p 值。",
-        "method_verdict": "证据评级规则：置信区间不含零、改革前趋势检验未见异常，且（做了敏感性分析时）在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立，才评为“证据充分”；显著但不稳健评为“证据有限”。",
+        "method_verdict": "证据评级规则：置信区间不含零、做了改革前趋势检验且未见异常、做了敏感性分析且在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立、"
+                          "对照派出所不少于 5 个、实施改革的派出所不少于 2 个（单所设计除外）、其他方法的置信区间与之重叠，才评为“证据充分”；"
+                          "显著但缺少其中任何一项评为“证据有限”；指标全部缺失或始终不变评为“数据不足”。",
     },
     "en": {
         "synthetic_notice": "SYNTHETIC DEMO DATA · not real police records · for demonstration only",
@@ -313,9 +315,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_sens": "The sensitivity analysis (Rambachan and Roth, 2023) asks whether the conclusion holds when "
                        "parallel trends are moderately violated.",
         "method_multiple": "With several outcomes, BH and Romano–Wolf adjusted p-values are shown.",
-        "method_verdict": "Rating rules: 'Strong evidence' needs an interval excluding zero, no pre-trend problem and — "
-                          "when the sensitivity analysis ran — a conclusion that survives post-reform trend deviations "
-                          "up to half the largest pre-reform deviation; significant but not robust is 'Limited evidence'.",
+        "method_verdict": "Rating rules: 'Strong evidence' needs an interval excluding zero, a pre-trend test that ran "
+                          "and shows no problem, a sensitivity analysis that ran and finds the conclusion surviving "
+                          "post-reform trend deviations up to half the largest pre-reform deviation, at least 5 "
+                          "comparison stations and (outside the single-station design) 2 adopting stations, and "
+                          "intervals of other methods that overlap it; significant but missing any of these is "
+                          "'Limited evidence'; an outcome missing or constant everywhere is 'No usable data'.",
     },
 }
 
