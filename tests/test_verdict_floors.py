@@ -184,3 +184,24 @@ def test_change_words_and_ranges():
     assert change_range(math.nan, 1.0, "zh") == "—"
     assert change_words(5.6, -8.0, 19.2, "zh") == "未见明显变化"
     assert change_words(-58.4, -69.7, -47.1, "zh") == "下降 58.4%"
+
+
+def _naive(pct: float) -> EstimationResult:
+    r = _result("naive_yoy", "incidents_fight", pct, pct - 1.0, pct + 1.0, 0.01)
+    r.meta["pct_change"] = pct
+    return r
+
+
+def test_year_on_year_why_only_when_it_differs():
+    head = _result("cs", "incidents_fight", -58.4, -69.7, -47.1, 0.001, pretrend=PRE_OK)
+    differs = headline_text(_ev([head, _naive(-8.9)]))
+    assert differs["naive_sentence"] == ("按地方通报常用的同比口径（改革后 12 个月对比前 12 个月），打架斗殴警情下降 8.9%；"
+                                         "扣除同期趋势、季节和共同冲击后，打架斗殴警情下降 58.4%。")
+    assert differs["naive_why"].startswith("两者不同，是因为")
+    agrees = headline_text(_ev([head, _naive(-50.0)]))
+    assert agrees["naive_why"] == ""
+    null = headline_text(_ev([_result("cs", "incidents_fight", 5.6, -8.0, 19.2, 0.40, pretrend=PRE_OK),
+                              _naive(-5.0)], lang="en"))
+    assert null["naive_sentence"].endswith("net of common trends, seasonality and shocks, fights incidents "
+                                           "showed no clear change.")
+    assert null["naive_why"] == ""

@@ -32,7 +32,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "verdict_h": "证据评级",
         "naive_h": "同比口径对比",
         "naive": "按地方通报常用的同比口径（改革后 12 个月对比前 12 个月），{outcome}{direction} {pct}；"
-                 "扣除同期趋势、季节和共同冲击后的因果估计为 {causal}。",
+                 "扣除同期趋势、季节和共同冲击后，{outcome}{causal}。",
         "naive_why": "两者不同，是因为同比口径把改革效果与同期的整体趋势、季节变化和全省共同冲击混在一起，"
                      "而双重差分用未实施改革的派出所作对照，把这些因素扣除掉。",
         "estimates_h": "估计结果（各方法对比）",
@@ -167,7 +167,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "range_down": "a fall of {a}–{b}",
         "range_up": "a rise of {a}–{b}",
         "range_mixed": "from a fall of {a} to a rise of {b}",
-        "no_change": "no clear change",
+        "no_change": "showed no clear change",
         "disagree": "Other methods give intervals that do not overlap this one: the conclusion depends on the "
                     "method, so read it with caution.",
         "pretrend_unavailable": "The pre-trend test is not available, because {reason}.",
@@ -177,7 +177,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "verdict_h": "Strength of evidence",
         "naive_h": "The year-on-year figure",
         "naive": "Read year-on-year as local reports do (12 months after vs the 12 before), {outcome} {direction} {pct}; "
-                 "net of common trends, seasonality and shocks the causal estimate is {causal}.",
+                 "net of common trends, seasonality and shocks, {outcome} {causal}.",
         "naive_why": "They differ because the year-on-year figure mixes the reform with province-wide trends, "
                      "seasonality and common shocks; difference-in-differences removes them by comparing with "
                      "stations that did not adopt.",
