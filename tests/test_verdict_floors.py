@@ -205,3 +205,30 @@ def test_year_on_year_why_only_when_it_differs():
     assert null["naive_sentence"].endswith("net of common trends, seasonality and shocks, fights incidents "
                                            "showed no clear change.")
     assert null["naive_why"] == ""
+
+
+def test_pretrend_table_never_shows_an_impossible_statistic():
+    from evalkit.brief_text import pretrend_table
+
+    negative = {"p_value": 0.0, "stat": -110.52, "df": 6, "method": "chi2", "status": "ok"}
+    missing = {"p_value": math.nan, "stat": math.nan, "df": 18, "method": "chi2", "status": "not_available",
+               "reason": "the covariance of the 18 leads is singular"}
+    ev = _ev([_result("cs", "incidents_fight", -58.4, -69.7, -47.1, 0.001, pretrend=PRE_OK),
+              _result("sa", "incidents_fight", -50.0, -60.0, -40.0, 0.001, pretrend=negative),
+              _result("imputation", "incidents_fight", -50.0, -60.0, -40.0, 0.001, pretrend=missing)], lang="en")
+    table = pretrend_table(ev)
+    assert table["Statistic"].tolist() == [
+        "5.10",
+        "not available, because the statistic is not a finite non-negative number (singular covariance)",
+        "not available, because the covariance of the 18 leads is singular"]
+    assert table["p-value"].tolist()[1:] == ["—", "—"]
+
+
+def test_negative_wald_statistic_is_no_pretrend_test():
+    negative = {"p_value": 0.0, "stat": -3.8e18, "df": 6, "method": "chi2", "status": "ok"}
+    ev = _ev([_result("cs", "incidents_fight", -58.4, -69.7, -47.1, 0.001, pretrend=negative)], lang="en")
+    h, text = ev.headline(), headline_text(ev)
+    assert h["pretrend_p"] is None
+    assert (h["verdict"], h["verdict_caps"]) == ("limited", ["no_pretrend"])  # not "pre-trends doubtful"
+    assert text["pretrend_sentence"] == ("The pre-trend test is not available, because the statistic is not a "
+                                         "finite non-negative number (singular covariance).")

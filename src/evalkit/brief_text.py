@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.evaluation import Evaluation
+from evalkit.evaluation import Evaluation, impossible_stat
 from evalkit.evaluation_steps import CS_BOOTSTRAP_DEFAULT
 from evalkit.i18n import (
     estimator_label,
@@ -129,10 +129,36 @@ def pretrend_sentence(ev: Evaluation, h: dict[str, Any]) -> str:
         return t("pretrend_small_failed", lang, reason=pt.get("reason") or "—")
     if pt.get("status") == "not_available":  # e.g. a singular covariance: never a statistic
         return t("pretrend_unavailable", lang, reason=pt.get("reason") or "—")
+    if impossible_stat(pt.get("stat")):
+        return t("pretrend_unavailable", lang, reason=t("pt_stat_impossible", lang))
     if pre is None:  # said once: the verdict's explanation already names a missing test when it capped
         return "" if "no_pretrend" in (h.get("verdict_caps") or ()) else t("pretrend_na", lang)
     return t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok", lang, p=fmt_p(pre),
              method=pretrend_method_label(pt, lang))
+
+
+def pretrend_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
+    """Joint pre-trend tests by estimator (localized headers). A test that is not available, failed,
+    or whose Wald statistic is not a finite non-negative number (a singular covariance) shows
+    "not available, because …" in place of the statistic and p-value — never an impossible number."""
+    lang = ev.lang
+    rows = []
+    for name, r in ev.results.get(outcome or ev.primary_outcome, {}).items():
+        pt = r.meta.get("pretrend")
+        if not pt or not pt.get("df"):
+            continue
+        stat = pt.get("stat")
+        usable = pt.get("status", "ok") == "ok" and not _nan(stat) and not impossible_stat(stat) \
+            and not _nan(pt.get("p_value"))
+        if usable:
+            shown, p = fmt_num(float(stat), lang, 2), fmt_p(pt.get("p_value"))
+        else:
+            why = pt.get("reason") or t("pt_stat_impossible", lang)
+            shown, p = t("pt_not_available", lang, reason=why), "—"
+        rows.append({t("estimator", lang): estimator_label(name, lang), t("test_stat", lang): shown,
+                     t("df", lang): int(pt["df"]), t("test_method", lang): pretrend_method_label(pt, lang),
+                     t("p_value", lang): p})
+    return pd.DataFrame(rows)
 
 
 def results_text(ev: Evaluation) -> dict[str, Any]:
@@ -298,4 +324,4 @@ def data_note(ev: Evaluation) -> str:
 
 
 __all__ = ["change_range", "change_words", "data_note", "estimates_table", "headline_text", "method_note", "multiple_table", "pretrend_method_label",
-           "pretrend_sentence", "results_text", "sensitivity_sentences", "variant_label"]
+           "pretrend_sentence", "pretrend_table", "results_text", "sensitivity_sentences", "variant_label"]

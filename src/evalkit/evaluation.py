@@ -107,6 +107,16 @@ def warehouse_facts(con: duckdb.DuckDBPyConnection, path: str) -> WarehouseFacts
                           rows_other=rows_other)
 
 
+def impossible_stat(stat: Any) -> bool:
+    """A Wald / F statistic that cannot be one: negative or infinite (a singular covariance);
+    ``None`` or NaN (no statistic) is not impossible, only missing."""
+    try:
+        x = float(stat)
+    except (TypeError, ValueError):
+        return False
+    return x < 0 or math.isinf(x)
+
+
 @dataclass
 class Evaluation:
     """The result of :func:`evaluate`: panel, every estimate, and the numbers the brief needs."""
@@ -173,6 +183,8 @@ class Evaluation:
         none or the chosen test failed (``status == "failed"``, never replaced by the χ² p-value)."""
         info = self.pretrend_info(outcome)
         pv = None if info is None else info.get("p_value")
+        if info is not None and impossible_stat(info.get("stat")):
+            return None  # a negative Wald statistic (singular covariance) tests nothing
         return None if pv is None or math.isnan(float(pv)) else float(pv)
 
     def robust(self, outcome: str | None = None) -> bool | None:

@@ -76,6 +76,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "synthetic_h": "试点派出所与其“合成对照”的走势",
         "pretrend_table_h": "改革前趋势联合检验（各方法）",
         "test_stat": "检验统计量",
+        "pt_not_available": "无法计算，因为{reason}",
+        "pt_stat_impossible": "检验统计量不是有限的非负数（协方差矩阵奇异）",
         "df": "自由度",
         "test_method": "检验方法",
         "excluded_note": "对照组已排除同期实施了其他会影响该指标的改革的 {n} 个派出所：{reforms}。",
@@ -225,6 +227,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "synthetic_h": "The pilot station against its synthetic counterpart",
         "pretrend_table_h": "Joint pre-trend tests (by estimator)",
         "test_stat": "Statistic",
+        "pt_not_available": "not available, because {reason}",
+        "pt_stat_impossible": "the statistic is not a finite non-negative number (singular covariance)",
         "df": "df",
         "test_method": "Test",
         "excluded_note": "The comparison group leaves out {n} stations that adopted other reforms which also "
