@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.evaluation import Evaluation
+from evalkit.evaluation import Evaluation, impossible_stat
 from evalkit.evaluation_steps import CS_BOOTSTRAP_DEFAULT
 from evalkit.i18n import (
     estimator_label,
@@ -46,35 +46,73 @@ def _suppress(n: Any, threshold: int, lang: str) -> str:
 
 
 # ----------------------------------------------------------------------------- page 1
+def _magnitude(x: float, share: bool, unit: str, lang: str) -> str:
+    """|x| in the page-1 form: percent (count outcomes, ``x`` in percent) or in the outcome's own
+    unit (share outcomes, ``x`` in proportions: shown in percentage points)."""
+    return f"{fmt_num(100 * abs(x), lang, 1)} {unit}" if share else fmt_pct(abs(x), lang)
+
+
+def change_range(lo: float, hi: float, lang: str, *, share: bool = False, unit: str = "") -> str:
+    """An interval in words whose signs never mix: "下降 47.1%–69.7%", "上升 2.0%–9.5%", or
+    "下降 8.0% 至上升 19.2%" when it spans zero (inputs: percent, or proportions when ``share``)."""
+    if _nan(lo) or _nan(hi):
+        return "—"
+    lo, hi = sorted((float(lo), float(hi)))
+    if hi <= 0:
+        a, b, key = -hi, -lo, "range_down"
+    elif lo >= 0:
+        a, b, key = lo, hi, "range_up"
+    else:
+        a, b, key = -lo, hi, "range_mixed"
+    if share:  # the unit once, after the range ("下降 1.0–3.6 百分点")
+        if key == "range_mixed":
+            return t(key, lang, a=_magnitude(a, True, unit, lang), b=_magnitude(b, True, unit, lang))
+        return t(key, lang, a=fmt_num(100 * a, lang, 1), b=_magnitude(b, True, unit, lang))
+    return t(key, lang, a=fmt_pct(a, lang), b=fmt_pct(b, lang))
+
+
+def change_words(x: float, lo: float, hi: float, lang: str, *, share: bool = False, unit: str = "") -> str:
+    """A point estimate in words: "下降 58.4%", or "未见明显变化" when the interval [lo, hi] spans zero."""
+    if _nan(x) or _nan(lo) or _nan(hi) or lo <= 0 <= hi:
+        return t("no_change", lang)
+    return f'{t("down" if x < 0 else "up", lang)} {_magnitude(x, share, unit, lang)}'
+
+
 def headline_text(ev: Evaluation, outcome: str | None = None) -> dict[str, str]:
-    """Question, answer sentence, verdict label and explanation, pre-trend sentence, and the naive
-    year-on-year sentences (when the naive estimator ran) for ``outcome``."""
+    """Question, answer sentence, verdict label and explanation (each requirement the verdict
+    missed), pre-trend sentence, the estimators' disagreement (only when intervals do not overlap)
+    and the naive year-on-year sentences (when the naive estimator ran) for ``outcome``."""
     lang = ev.lang
     h = ev.headline(outcome)
     outcome = h["outcome"]
     reform, olabel, unit = reform_label(ev.params.reform, lang), outcome_label(outcome, lang), outcome_unit(outcome, lang)
-    est, lo, hi = h["estimate"], h["ci_low"], h["ci_high"]
-    if h["share"]:
-        sentence = t("answer_level", lang, estimator=estimator_label(h["estimator"], lang), reform=reform,
-                     outcome=olabel, eff=fmt_num(100 * est, lang, 1), unit=unit,
-                     lo=fmt_num(100 * lo, lang, 1), hi=fmt_num(100 * hi, lang, 1))
+    share = h["share"]
+    est, lo, hi = (h["estimate"], h["ci_low"], h["ci_high"]) if share else (h["pct"], h["pct_ci_low"], h["pct_ci_high"])
+    kw = {"estimator": estimator_label(h["estimator"], lang), "reform": reform, "outcome": olabel,
+          "range": change_range(lo, hi, lang, share=share, unit=unit)}
+    if h["verdict"] == "no_data":
+        sentence = t("answer_no_data", lang, outcome=olabel, reform=reform)
+    elif _nan(est) or _nan(lo) or _nan(hi) or lo <= 0 <= hi:
+        sentence = t("answer_null", lang, **kw)
     else:
-        sentence = t("answer", lang, estimator=estimator_label(h["estimator"], lang), reform=reform, outcome=olabel,
-                     direction=t("down" if est < 0 else "up", lang), pct=fmt_pct(abs(h["pct"]), lang),
-                     lo=fmt_pct(h["pct_ci_low"], lang, signed=True), hi=fmt_pct(h["pct_ci_high"], lang, signed=True))
+        sentence = t("answer", lang, direction=t("down" if est < 0 else "up", lang),
+                     eff=_magnitude(est, share, unit, lang), **kw)
     question = t("question", lang, reform=reform, outcome=olabel,
                  stations=t("stations_desc", lang, n_treated=h["n_treated"], n_control=h["n_control"]),
                  start=ev.params.window.start, end=ev.params.window.end)
     out = {"question": question, "sentence": sentence, "verdict_label": verdict_label(h["verdict"], lang),
-           "verdict_explanation": verdict_explanation(h["verdict_reason"], lang),
-           "pretrend_sentence": pretrend_sentence(ev, h)}
-    if "naive_pct" in h:
-        causal = (fmt_num(100 * est, lang, 1) + " " + unit) if h["share"] else fmt_pct(h["pct"], lang, signed=True)
-        naive_val = (fmt_num(100 * h["naive_estimate"], lang, 1) + " " + unit) if h["share"] \
-            else fmt_pct(abs(h["naive_pct"]), lang)
-        out["naive_sentence"] = t("naive", lang, outcome=olabel, direction=t("down" if h["naive_estimate"] < 0 else "up", lang),
-                                  pct=naive_val, causal=causal)
-        out["naive_why"] = t("naive_why", lang)
+           "verdict_explanation": verdict_explanation(h["verdict_reason"], lang, tuple(h.get("verdict_caps") or ()),
+                                                      n_treated=h["n_treated"], n_control=h["n_control"]),
+           "pretrend_sentence": pretrend_sentence(ev, h),
+           "disagree_sentence": t("disagree", lang) if h.get("disagree_with") and h["verdict"] != "no_data" else ""}
+    if "naive_pct" in h and h["verdict"] != "no_data":
+        naive = h["naive_estimate"] if share else h["naive_pct"]
+        causal = change_words(est, lo, hi, lang, share=share, unit=unit)
+        out["naive_sentence"] = t("naive", lang, outcome=olabel, direction=t("down" if naive < 0 else "up", lang),
+                                  pct=_magnitude(naive, share, unit, lang), causal=causal)
+        # "they differ because …" only when they differ: the year-on-year figure outside the interval
+        differ = _nan(lo) or _nan(hi) or not (lo <= naive <= hi)
+        out["naive_why"] = t("naive_why", lang) if differ else ""
     return out
 
 
@@ -89,10 +127,38 @@ def pretrend_sentence(ev: Evaluation, h: dict[str, Any]) -> str:
     lang, pre, pt = ev.lang, h["pretrend_p"], h.get("pretrend") or {}
     if pt.get("status") == "failed":
         return t("pretrend_small_failed", lang, reason=pt.get("reason") or "—")
-    if pre is None:
-        return t("pretrend_na", lang)
+    if pt.get("status") == "not_available":  # e.g. a singular covariance: never a statistic
+        return t("pretrend_unavailable", lang, reason=pt.get("reason") or "—")
+    if impossible_stat(pt.get("stat")):
+        return t("pretrend_unavailable", lang, reason=t("pt_stat_impossible", lang))
+    if pre is None:  # said once: the verdict's explanation already names a missing test when it capped
+        return "" if "no_pretrend" in (h.get("verdict_caps") or ()) else t("pretrend_na", lang)
     return t("pretrend_bad" if pre < ev.params.alpha else "pretrend_ok", lang, p=fmt_p(pre),
              method=pretrend_method_label(pt, lang))
+
+
+def pretrend_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
+    """Joint pre-trend tests by estimator (localized headers). A test that is not available, failed,
+    or whose Wald statistic is not a finite non-negative number (a singular covariance) shows
+    "not available, because …" in place of the statistic and p-value — never an impossible number."""
+    lang = ev.lang
+    rows = []
+    for name, r in ev.results.get(outcome or ev.primary_outcome, {}).items():
+        pt = r.meta.get("pretrend")
+        if not pt or not pt.get("df"):
+            continue
+        stat = pt.get("stat")
+        usable = pt.get("status", "ok") == "ok" and not _nan(stat) and not impossible_stat(stat) \
+            and not _nan(pt.get("p_value"))
+        if usable:
+            shown, p = fmt_num(float(stat), lang, 2), fmt_p(pt.get("p_value"))
+        else:
+            why = pt.get("reason") or t("pt_stat_impossible", lang)
+            shown, p = t("pt_not_available", lang, reason=why), "—"
+        rows.append({t("estimator", lang): estimator_label(name, lang), t("test_stat", lang): shown,
+                     t("df", lang): int(pt["df"]), t("test_method", lang): pretrend_method_label(pt, lang),
+                     t("p_value", lang): p})
+    return pd.DataFrame(rows)
 
 
 def results_text(ev: Evaluation) -> dict[str, Any]:
@@ -257,5 +323,5 @@ def data_note(ev: Evaluation) -> str:
     return data
 
 
-__all__ = ["data_note", "estimates_table", "headline_text", "method_note", "multiple_table", "pretrend_method_label",
-           "pretrend_sentence", "results_text", "sensitivity_sentences", "variant_label"]
+__all__ = ["change_range", "change_words", "data_note", "estimates_table", "headline_text", "method_note", "multiple_table", "pretrend_method_label",
+           "pretrend_sentence", "pretrend_table", "results_text", "sensitivity_sentences", "variant_label"]

@@ -108,6 +108,16 @@ def warehouse_facts(con: duckdb.DuckDBPyConnection, path: str) -> WarehouseFacts
                           rows_other=rows_other)
 
 
+def impossible_stat(stat: Any) -> bool:
+    """A Wald / F statistic that cannot be one: negative or infinite (a singular covariance);
+    ``None`` or NaN (no statistic) is not impossible, only missing."""
+    try:
+        x = float(stat)
+    except (TypeError, ValueError):
+        return False
+    return x < 0 or math.isinf(x)
+
+
 @dataclass
 class Evaluation:
     """The result of :func:`evaluate`: panel, every estimate, and the numbers the brief needs."""
@@ -164,13 +174,18 @@ class Evaluation:
         TWFE, Sun–Abraham or imputation (first available). ``method`` says which p-value it is."""
         res = self.results.get(outcome or self.primary_outcome, {})
         name = pretrend_source(self.params, res)
-        return None if name is None else {"estimator": name, **res[name].meta["pretrend"]}
+        if name is None:  # none computed: the headline's own "not available, because …" (no p-value)
+            own = (res[self.params.headline].meta.get("pretrend") or {}) if self.params.headline in res else {}
+            return {"estimator": self.params.headline, **own} if own.get("status") == "not_available" else None
+        return {"estimator": name, **res[name].meta["pretrend"]}
 
     def pretrend_p(self, outcome: str | None = None) -> float | None:
         """p-value of the joint pre-trend test (see :meth:`pretrend_info`); ``None`` when there is
         none or the chosen test failed (``status == "failed"``, never replaced by the χ² p-value)."""
         info = self.pretrend_info(outcome)
         pv = None if info is None else info.get("p_value")
+        if info is not None and impossible_stat(info.get("stat")):
+            return None  # a negative Wald statistic (singular covariance) tests nothing
         return None if pv is None or math.isnan(float(pv)) else float(pv)
 
     def robust(self, outcome: str | None = None) -> bool | None:
@@ -184,6 +199,25 @@ class Evaluation:
     def is_share(self, outcome: str) -> bool:
         return OUTCOMES[outcome].kind == "share"
 
+    def no_data(self, outcome: str | None = None) -> bool:
+        """Whether ``outcome`` carries no information: every cell missing, or one value everywhere
+        (zero variance, e.g. zero everywhere) — the verdict is then ``no_data``, never "no effect"."""
+        y = self.panel[outcome or self.primary_outcome].dropna()
+        return y.empty or y.nunique() <= 1
+
+    def disagreeing_estimators(self, outcome: str | None = None) -> list[str]:
+        """Other estimators (rows ``kind == "estimator"`` of :meth:`estimates`) whose 95% interval
+        does not overlap the headline's (the naive year-on-year row aside); such a disagreement is stated on page 1 and caps the verdict."""
+        outcome = outcome or self.primary_outcome
+        o = self.result(outcome).overall
+        lo, hi = float(o["ci_low"]), float(o["ci_high"])
+        if math.isnan(lo) or math.isnan(hi):
+            return []
+        rows = self.estimates(outcome)
+        rows = rows[(rows["kind"] == "estimator") & (rows["name"] != self.params.headline)
+                    & ~rows["name"].isin(names(role="naive"))]  # year-on-year is not a causal estimate
+        return [r.name for r in rows.itertuples(index=False) if r.ci_high < lo or r.ci_low > hi]
+
     # ----------------------------------------------------------------- headline
     def headline(self, outcome: str | None = None) -> dict[str, Any]:
         """Numbers of page 1: effect (level and percent; share outcomes in proportions), 95% CI, p,
@@ -193,14 +227,17 @@ class Evaluation:
         r = self.result(outcome)
         row = r.overall
         est, lo, hi, p = (float(row[k]) for k in ("estimate", "ci_low", "ci_high", "p_value"))
-        verdict = decide(p, self.pretrend_p(outcome), alpha=self.params.alpha, robust=self.robust(outcome))
         n_t, n_c = self.n_units(outcome)
+        disagree = self.disagreeing_estimators(outcome)
+        verdict = decide(p, self.pretrend_p(outcome), alpha=self.params.alpha, robust=self.robust(outcome),
+                         n_treated=n_t, n_control=n_c, design=self.params.design or "staggered",
+                         no_data=self.no_data(outcome), disagree=bool(disagree))
         out = {
             "outcome": outcome, "estimator": r.estimator, "estimate": est, "ci_low": lo, "ci_high": hi,
             "p_value": p, "pct": r.percent(est), "pct_ci_low": r.percent(lo), "pct_ci_high": r.percent(hi),
             "share": self.is_share(outcome), "verdict": verdict.code, "verdict_reason": verdict.reason or verdict.code,
             "pretrend_p": verdict.pretrend_p, "pretrend": self.pretrend_info(outcome), "robust": verdict.robust,
-            "n_treated": n_t, "n_control": n_c,
+            "n_treated": n_t, "n_control": n_c, "verdict_caps": list(verdict.caps), "disagree_with": disagree,
         }
         naive = self.results.get(outcome, {}).get("naive_yoy")
         if naive is not None:

@@ -6,6 +6,7 @@ import math
 
 from evalkit.estimators.specs import labels as estimator_labels
 from evalkit.registry import OUTCOMES, REFORMS
+from evalkit.verdict import MIN_ADOPTERS, MIN_COMPARISON
 
 TEXTS: dict[str, dict[str, str]] = {
     "zh": {
@@ -16,15 +17,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "{reform}改革是否改变了{outcome}？评估范围：{stations}，{start} 至 {end}。",
         "stations_desc": "{n_treated} 个实施改革的派出所（对照：{n_control} 个未实施的派出所）",
         "answer_h": "结论",
-        "answer": "{estimator}估计，实施{reform}后，{outcome}{direction} {pct}（95% 置信区间 {lo} 至 {hi}）。",
-        "answer_level": "{estimator}估计，实施{reform}后，{outcome}平均变化 {eff}{unit}（95% 置信区间 {lo} 至 {hi}）。",
+        "answer": "{estimator}估计，实施{reform}后，{outcome}{direction} {eff}（95% 置信区间：{range}）。",
+        "answer_null": "{estimator}估计，实施{reform}后，{outcome}未见明显变化（95% 置信区间：{range}）。",
+        "answer_no_data": "{outcome}在评估期内全部缺失或始终不变，无法估计实施{reform}的效果。",
+        "range_down": "下降 {a}–{b}",
+        "range_up": "上升 {a}–{b}",
+        "range_mixed": "下降 {a} 至上升 {b}",
+        "no_change": "未见明显变化",
+        "disagree": "其他方法的估计区间与上述结果不重叠，结论取决于所用方法，需谨慎解读。",
+        "pretrend_unavailable": "改革前趋势检验无法计算，因为{reason}。",
         "up": "上升",
         "down": "下降",
         "change": "变化",
         "verdict_h": "证据评级",
         "naive_h": "同比口径对比",
         "naive": "按地方通报常用的同比口径（改革后 12 个月对比前 12 个月），{outcome}{direction} {pct}；"
-                 "扣除同期趋势、季节和共同冲击后的因果估计为 {causal}。",
+                 "扣除同期趋势、季节和共同冲击后，{outcome}{causal}。",
         "naive_why": "两者不同，是因为同比口径把改革效果与同期的整体趋势、季节变化和全省共同冲击混在一起，"
                      "而双重差分用未实施改革的派出所作对照，把这些因素扣除掉。",
         "estimates_h": "估计结果（各方法对比）",
@@ -68,6 +76,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "synthetic_h": "试点派出所与其“合成对照”的走势",
         "pretrend_table_h": "改革前趋势联合检验（各方法）",
         "test_stat": "检验统计量",
+        "pt_not_available": "无法计算，因为{reason}",
+        "pt_stat_impossible": "检验统计量不是有限的非负数（协方差矩阵奇异）",
         "df": "自由度",
         "test_method": "检验方法",
         "excluded_note": "对照组已排除同期实施了其他会影响该指标的改革的 {n} 个派出所：{reforms}。",
@@ -140,7 +150,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_ri": "另做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
         "method_sens": "敏感性分析采用 Rambachan 与 Roth（2023）的方法，考察平行趋势被适度违反时结论是否成立。",
         "method_multiple": "多个指标同时检验时给出 BH 与 Romano–Wolf 校正后的 p 值。",
-        "method_verdict": "证据评级规则：置信区间不含零、改革前趋势检验未见异常，且（做了敏感性分析时）在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立，才评为“证据充分”；显著但不稳健评为“证据有限”。",
+        "method_verdict": "证据评级规则：置信区间不含零、做了改革前趋势检验且未见异常、做了敏感性分析且在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立、"
+                          "对照派出所不少于 5 个、实施改革的派出所不少于 2 个（单所设计除外）、其他方法的置信区间与之重叠，才评为“证据充分”；"
+                          "显著但缺少其中任何一项评为“证据有限”；指标全部缺失或始终不变评为“数据不足”。",
     },
     "en": {
         "synthetic_notice": "SYNTHETIC DEMO DATA · not real police records · for demonstration only",
@@ -150,15 +162,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "Did the {reform} reform change {outcome}? Scope: {stations}, {start} to {end}.",
         "stations_desc": "{n_treated} adopting stations (comparison: {n_control} stations that did not adopt)",
         "answer_h": "The answer",
-        "answer": "By {estimator}, after {reform} {outcome} {direction} {pct} (95% CI {lo} to {hi}).",
-        "answer_level": "By {estimator}, after {reform} {outcome} changed by {eff} {unit} on average (95% CI {lo} to {hi}).",
+        "answer": "By {estimator}, after {reform} {outcome} {direction} {eff} (95% CI: {range}).",
+        "answer_null": "By {estimator}, after {reform} {outcome} showed no clear change (95% CI: {range}).",
+        "answer_no_data": "{outcome} is missing or constant throughout the evaluation, so the effect of {reform} "
+                          "cannot be estimated.",
+        "range_down": "a fall of {a}–{b}",
+        "range_up": "a rise of {a}–{b}",
+        "range_mixed": "from a fall of {a} to a rise of {b}",
+        "no_change": "showed no clear change",
+        "disagree": "Other methods give intervals that do not overlap this one: the conclusion depends on the "
+                    "method, so read it with caution.",
+        "pretrend_unavailable": "The pre-trend test is not available, because {reason}.",
         "up": "rose by",
         "down": "fell by",
         "change": "changed by",
         "verdict_h": "Strength of evidence",
         "naive_h": "The year-on-year figure",
         "naive": "Read year-on-year as local reports do (12 months after vs the 12 before), {outcome} {direction} {pct}; "
-                 "net of common trends, seasonality and shocks the causal estimate is {causal}.",
+                 "net of common trends, seasonality and shocks, {outcome} {causal}.",
         "naive_why": "They differ because the year-on-year figure mixes the reform with province-wide trends, "
                      "seasonality and common shocks; difference-in-differences removes them by comparing with "
                      "stations that did not adopt.",
@@ -206,6 +227,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "synthetic_h": "The pilot station against its synthetic counterpart",
         "pretrend_table_h": "Joint pre-trend tests (by estimator)",
         "test_stat": "Statistic",
+        "pt_not_available": "not available, because {reason}",
+        "pt_stat_impossible": "the statistic is not a finite non-negative number (singular covariance)",
         "df": "df",
         "test_method": "Test",
         "excluded_note": "The comparison group leaves out {n} stations that adopted other reforms which also "
@@ -296,9 +319,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_sens": "The sensitivity analysis (Rambachan and Roth, 2023) asks whether the conclusion holds when "
                        "parallel trends are moderately violated.",
         "method_multiple": "With several outcomes, BH and Romano–Wolf adjusted p-values are shown.",
-        "method_verdict": "Rating rules: 'Strong evidence' needs an interval excluding zero, no pre-trend problem and — "
-                          "when the sensitivity analysis ran — a conclusion that survives post-reform trend deviations "
-                          "up to half the largest pre-reform deviation; significant but not robust is 'Limited evidence'.",
+        "method_verdict": "Rating rules: 'Strong evidence' needs an interval excluding zero, a pre-trend test that ran "
+                          "and shows no problem, a sensitivity analysis that ran and finds the conclusion surviving "
+                          "post-reform trend deviations up to half the largest pre-reform deviation, at least 5 "
+                          "comparison stations and (outside the single-station design) 2 adopting stations, and "
+                          "intervals of other methods that overlap it; significant but missing any of these is "
+                          "'Limited evidence'; an outcome missing or constant everywhere is 'No usable data'.",
     },
 }
 
@@ -312,11 +338,10 @@ VERDICT_LABELS: dict[str, dict[str, str]] = {
     "limited": {"zh": "证据有限", "en": "Limited evidence"},
     "no_effect": {"zh": "未见明显效果", "en": "No clear effect"},
     "pretrend_doubtful": {"zh": "前期趋势存疑", "en": "Pre-trends doubtful"},
+    "no_data": {"zh": "数据不足", "en": "No usable data"},
 }
 
 VERDICT_EXPLANATIONS: dict[str, dict[str, str]] = {
-    "strong": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常。",
-               "en": "The 95% interval excludes zero and the pre-trend test shows no problem."},
     "strong_robust": {"zh": "95% 置信区间不含零，改革前趋势检验未见异常，且在允许适度偏离平行趋势时结论仍成立。",
                       "en": "The 95% interval excludes zero, the pre-trend test shows no problem, and the "
                             "conclusion survives moderate departures from parallel trends."},
@@ -329,6 +354,27 @@ VERDICT_EXPLANATIONS: dict[str, dict[str, str]] = {
                   "en": "The interval includes zero: the data are compatible with no effect."},
     "pretrend_doubtful": {"zh": "改革前实施组与对照组走势已有差异，对照组可能不可比。",
                           "en": "Adopters and comparison stations already diverged before adoption."},
+    "no_data": {"zh": "该指标在评估范围内全部缺失或始终不变，无法估计效果（这不等于“没有效果”）。",
+                "en": "The outcome is missing or constant throughout the evaluation: no effect can be "
+                      "estimated (which is not the same as no effect)."},
+    "capped": {"zh": "95% 置信区间不含零，但评级最高为“证据有限”：{caps}。",
+               "en": "The 95% interval excludes zero, but the rating is capped at 'Limited evidence': {caps}."},
+}
+
+# why a significant estimate is capped at "limited" (evalkit.verdict.CAPS); {n}: the station count
+VERDICT_CAPS: dict[str, dict[str, str]] = {
+    "one_adopter": {"zh": "只有一个实施改革的派出所，请改用单所设计（design: single_station）",
+                    "en": "one adopting station: use the single-station design (design: single_station)"},
+    "few_adopters": {"zh": "实施改革的派出所仅 {n} 个（至少需要 {min} 个）",
+                     "en": "only {n} adopting stations (at least {min} needed)"},
+    "few_comparison": {"zh": "对照派出所仅 {n} 个（评为“证据充分”至少需要 {min} 个）",
+                       "en": "only {n} comparison stations (at least {min} needed for 'Strong evidence')"},
+    "no_pretrend": {"zh": "未能进行改革前趋势检验", "en": "no pre-trend test could be run"},
+    "no_sensitivity": {"zh": "该指标未进行敏感性分析", "en": "no sensitivity analysis was run for this outcome"},
+    "fragile": {"zh": "在允许适度偏离平行趋势时结论不再成立（见敏感性分析）",
+                "en": "the conclusion does not survive modest departures from parallel trends (sensitivity analysis)"},
+    "estimators_disagree": {"zh": "其他方法的置信区间与此不重叠",
+                            "en": "other methods give intervals that do not overlap this one"},
 }
 
 
@@ -343,9 +389,18 @@ def verdict_label(code: str, lang: str = "zh") -> str:
     return VERDICT_LABELS[code][lang]
 
 
-def verdict_explanation(reason: str, lang: str = "zh") -> str:
-    """One sentence on why the verdict is what it is (``Verdict.reason``)."""
-    return VERDICT_EXPLANATIONS[reason][lang]
+def verdict_explanation(reason: str, lang: str = "zh", caps: tuple[str, ...] = (),
+                        n_treated: int | None = None, n_control: int | None = None) -> str:
+    """One sentence on why the verdict is what it is (``Verdict.reason``; for ``capped``, every
+    requirement missed, ``Verdict.caps``, with the station counts of the floors)."""
+    if reason != "capped":
+        return VERDICT_EXPLANATIONS[reason][lang]
+    counts = {"few_adopters": (n_treated, MIN_ADOPTERS), "few_comparison": (n_control, MIN_COMPARISON)}
+    parts = []
+    for c in caps:
+        n, floor = counts.get(c, (None, None))
+        parts.append(VERDICT_CAPS[c][lang].format(n="—" if n is None else n, min=floor))
+    return VERDICT_EXPLANATIONS["capped"][lang].format(caps=("；" if lang == "zh" else "; ").join(parts))
 
 
 def estimator_label(name: str, lang: str = "zh") -> str:

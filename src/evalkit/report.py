@@ -23,6 +23,7 @@ from evalkit.brief_text import (
     method_note,
     multiple_table,
     pretrend_method_label,
+    pretrend_table,
     results_text,
     sensitivity_sentences,
     variant_label,
@@ -78,7 +79,9 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     parts = [
         f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
         f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
-        f'{html.escape(h["sentence"])}</p></div>',
+        f'{html.escape(h["sentence"])}</p>'
+        + (f'<p class="ek-disagree">{html.escape(h["disagree_sentence"])}</p>' if h["disagree_sentence"] else "")
+        + '</div>',
         f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
         f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
         f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
@@ -88,7 +91,7 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
         parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
     if "naive_sentence" in h:
         parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
-                     f'<p class="ek-note">{html.escape(h["naive_why"])}</p></div>')
+                     + (f'<p class="ek-note">{html.escape(h["naive_why"])}</p>' if h["naive_why"] else "") + '</div>')
     _html("".join(parts))
 
 
@@ -232,18 +235,11 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
     """Pre-trend tests by estimator and the Goodman-Bacon decomposition of TWFE."""
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
-    rows = []
-    for name, r in ev.results.get(outcome, {}).items():
-        pt = r.meta.get("pretrend")
-        if pt and pt.get("df"):
-            rows.append({t("estimator", lang): estimator_label(name, lang),
-                         t("test_stat", lang): fmt_num(pt.get("stat"), lang, 2),
-                         t("df", lang): int(pt["df"]), t("test_method", lang): pretrend_method_label(pt, lang),
-                         t("p_value", lang): fmt_p(pt.get("p_value"))})
+    rows = pretrend_table(ev, outcome)  # "not available, because …" in place of an impossible statistic
     parts = [f'<h2>{t("diagnostics_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>']
-    if rows:
+    if not rows.empty:
         parts.append(f"<h3>{t('pretrend_table_h', lang)}</h3>"
-                     + pd.DataFrame(rows).to_html(index=False, classes="ek-table", border=0))
+                     + rows.to_html(index=False, classes="ek-table", border=0))
     bacon = ev.bacon_summary(outcome)
     if not bacon.empty:
         names = dict(item.split("=", 1) for item in t("bacon_types", lang).split(";"))
