@@ -27,8 +27,9 @@ from evalkit.fileperm import public_mode
 
 TIMING_COLUMNS = ("seconds_kernel_start", "seconds_execute", "seconds_kernel_shutdown", "seconds_estimate",
                   "seconds_notebook", "seconds_export", "seconds_total")
-VERDICT_ORDER = {"strong": 0, "limited": 1, "pretrend_doubtful": 2, "no_effect": 3}
-VERDICT_COLORS = {"strong": "#c0392b", "limited": "#e67e22", "pretrend_doubtful": "#8e44ad", "no_effect": "#7f8c8d"}
+VERDICT_ORDER = {"strong": 0, "limited": 1, "pretrend_doubtful": 2, "no_effect": 3, "no_data": 4}
+VERDICT_COLORS = {"strong": "#c0392b", "limited": "#e67e22", "pretrend_doubtful": "#8e44ad", "no_effect": "#7f8c8d",
+                  "no_data": "#bdc3c7"}
 
 TEXT = {
     "zh": {"title": "改革评估组合简报", "batch": "批次", "generated": "生成时间", "n": "评估数",
