@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _table import print_table  # benchmarks/_table.py (scripts run from this folder)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -109,16 +110,7 @@ def main() -> None:
     df = pd.DataFrame(rows)
     (a.work / "bench_batch.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     short = {c: c.removeprefix("seconds_") for c in PHASES}
-    print(df.rename(columns=short).to_markdown(index=False, floatfmt=".1f") if _has_tabulate()
-          else df.rename(columns=short).to_string(index=False, float_format=lambda x: f"{x:.1f}"))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    print_table(df.rename(columns=short), ".1f")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _table import print_table  # benchmarks/_table.py (scripts run from this folder)
 
 from evalkit.estimators import _fe
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe, event_dummies
@@ -107,15 +108,7 @@ def main() -> None:
         rows += run_size(n, T, args.repeat, pf)
     print()
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else table.to_string(index=False))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    print_table(table, ".3f")
 
 
 if __name__ == "__main__":

@@ -381,6 +381,19 @@ def honest_did(result_or_betas: Any, sigma: Any = None, *, num_pre: int | None =
     return pd.DataFrame(rows, columns=["M", "lb", "ub", "method", "Delta"])
 
 
+def bisect_smallest(covers: Any, lo: float, hi: float, tol: float) -> float:
+    """Smallest M in (``lo``, ``hi``] at which ``covers(M)`` holds, to within ``tol``, given that it
+    fails at ``lo`` and holds at ``hi``: bisection with a fixed number of steps for a given bracket
+    (no clock, so the same inputs give the same answer on any machine load)."""
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if covers(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def breakdown(result_or_betas: Any, sigma: Any = None, *, num_pre: int | None = None, num_post: int | None = None,
               l_vec: Any = None, type: str = "rm", alpha: float = 0.05, upper: float | None = None,  # noqa: A002
               tol: float | None = None, **kwargs) -> float:
@@ -406,10 +419,4 @@ def breakdown(result_or_betas: Any, sigma: Any = None, *, num_pre: int | None = 
     if not covers_zero(hi):
         return float("inf")
     lo = 0.0
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        if covers_zero(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return bisect_smallest(covers_zero, lo, hi, tol)

@@ -142,13 +142,9 @@ def breakdown_bisect(covers: Any, grid: list[tuple[float, bool]], upper: float, 
             return float("inf")
     if lo == 0.0 and covers(0.0):
         return 0.0
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        if covers(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    from evalkit.sensitivity import bisect_smallest
+
+    return bisect_smallest(covers, lo, hi, tol)
 
 
 def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, sign: float = 1.0) -> Sensitivity:

@@ -145,12 +145,7 @@ def _make_map(con, name: str, column: str, func) -> str:
         out_k.append(bool(known))
     frame = pd.DataFrame({"v": pd.Series(out_v, dtype=object), "m": pd.Series(out_m, dtype=object),
                           "known": pd.Series(out_k, dtype=bool)})
-    con.register("_ek_frame", frame)
-    try:
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, "
-                    f"known FROM _ek_frame")
-    finally:
-        con.unregister("_ek_frame")
+    S.frame_to_temp_table(con, name, frame, "CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, known")
     return name
 
 

@@ -55,3 +55,13 @@ def datetime_sql(v: str) -> str:
     )
     # the fast ISO cast first; then the Chinese/slash formats; then Excel serial numbers
     return f"COALESCE(TRY_CAST({v} AS TIMESTAMP), try_strptime({v}, {fmts}), {serial})"
+
+
+def frame_to_temp_table(con, name: str, frame, select: str) -> None:
+    """Create temp table ``name`` as ``SELECT {select}`` over a pandas ``frame`` (the small value
+    maps built in Python from a column's distinct values), unregistering the frame afterwards."""
+    con.register("_ek_frame", frame)
+    try:
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM _ek_frame")
+    finally:
+        con.unregister("_ek_frame")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from evalkit.ingest.sql import frame_to_temp_table
+
 # Unit prefixes of a full name: the station's own name follows the last of these markers.
 _PREFIX_MARKERS = ("公安局", "公安分局", "分局", "县局", "区局", "市局", "公安处", "交警支队", "交警大队",
                    "支队", "大队")
@@ -124,12 +126,8 @@ def station_map_table(con, raw_table: str, column: str, name: str = "_ek_map_sta
         "m": pd.Series([m.station_id for m in out], dtype=object),
         "cands": pd.Series(["/".join(m.candidates) if m.candidates else None for m in out], dtype=object),
     })
-    con.register("_ek_sframe", frame)
-    try:
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, "
-                    f"CAST(cands AS VARCHAR) AS cands FROM _ek_sframe")
-    finally:
-        con.unregister("_ek_sframe")
+    frame_to_temp_table(con, name, frame,
+                        "CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, CAST(cands AS VARCHAR) AS cands")
     return matcher.n
 
 
