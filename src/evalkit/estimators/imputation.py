@@ -17,6 +17,12 @@ No small-sample factor (as in BJS and R ``didimputation``).  ``v_0`` is never fo
 ``N x H`` matrix: ``(Z_0'Z_0)^{-1} Z_1'w_1`` is solved through the unit-block Schur complement and
 the cluster sums are sparse products.
 
+Observation weights (``weights=``; R didimputation ``wname``, did2s ``weights``): the ``Omega_0``
+model is weighted least squares, the estimands average ``tau`` with ``w_it / sum w`` over their
+target set (these are ``v_it`` on ``Omega_1``), ``v_0 = -W_0 Z_0 (Z_0'W_0Z_0)^{-1} Z_1' v_1``, and
+the cell averages of ``tau`` in the residuals are ``w^2``-weighted (``v`` is proportional to ``w``
+within a cohort x event-time cell); the leave-out average uses weight sums for ``n``.
+
 Leave-out variance (default, ``leaveout=True``; BJS Section 4.3 / Appendix A.6, Stata
 ``did_imputation, leaveout``): the residual of a treated observation of cluster ``c`` in cell
 ``k`` is ``tau_it - tau_bar_{k,-c}``, where ``tau_bar_{k,-c}`` excludes every observation of the
@@ -50,6 +56,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
+from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
 
@@ -67,6 +74,7 @@ def estimate_imputation(
     pretrend_leads: int | None = None,
     leaveout: bool = True,
     repeated_cross_section: bool = False,
+    weights: str | None = None,
     **options,
 ) -> EstimationResult:
     """BJS imputation estimator.
@@ -91,21 +99,30 @@ def estimate_imputation(
         a coarser level than the rows, e.g. ``unit="state"`` with individual rows, as in the R did2s
         examples); rows with a missing outcome, unit or period are dropped and the result carries no
         shared sample and no fit context.
+    weights: column of non-negative observation weights (e.g. station population; R didimputation
+        ``wname``, did2s/pyfixest ``weights``): weighted least squares on ``Omega_0``, ``tau`` averaged
+        with the weights, the weighted BJS variance (module docstring). Rows with weight 0 are left out.
     """
     _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
-                                              "horizons", "pretrend_leads", "leaveout", "repeated_cross_section"))
+                                              "horizons", "pretrend_leads", "leaveout", "repeated_cross_section",
+                                              "weights"))
     cluster = unit if cluster is None else cluster
     smp = None
     if repeated_cross_section:
         # several rows per unit and period (the R did2s / pyfixest references fit the fixed effects at a
         # level coarser than the rows), which the shared sample rejects as duplicated unit-period rows
-        cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome]))
+        cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome, *([weights] if weights else [])]))
         df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
+        if weights:  # the shared sample's checks; weight-0 rows left out as in fe_sample (fixest)
+            df[weights] = _validate_weights(df, weights, unit, time)
+            df = df[df[weights] > 0].reset_index(drop=True)
         g_all = _fe.cohort_values(df, cohort)
+        w_all = None if weights is None else df[weights].to_numpy(dtype=float)
     else:
-        smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster)
+        smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
         df = smp.frame.reset_index(drop=True)
         g_all = smp.cohort
+        w_all = smp.weights
     y_all = df[outcome].to_numpy(dtype=float)
     t_all = df[time].to_numpy(dtype=float)
     e_all = t_all - np.where(np.isfinite(g_all), g_all, 0.0)
@@ -124,6 +141,7 @@ def estimate_imputation(
     y, g, t, e = y_all[keep], g_all[keep], t_all[keep], e_all[keep]
     treated = treated_all[keep]
     untreated = ~treated
+    w = np.ones(y.size) if w_all is None else w_all[keep]  # observation weights (1 = unweighted)
 
     uc, _ = _fe.codes(df[unit])
     n_units = int(uc.max()) + 1
@@ -138,7 +156,8 @@ def estimate_imputation(
     i1 = np.flatnonzero(treated)
     Zt = _fe.time_dummies(tc, n_times)
     Z0 = Zt[i0]
-    fit = _fe.absorb_fit(y[i0], uc[i0], Z0, n_units=n_units)
+    w0, w1 = w[i0], w[i1]
+    fit = _fe.absorb_fit(y[i0], uc[i0], Z0, w=None if w_all is None else w0, n_units=n_units)
     if not fit.keep.all():
         raise ValueError("untreated observations do not identify all time effects (disconnected design)")
     lam = np.concatenate([[0.0], fit.theta])  # time effects, first period normalised to 0
@@ -164,17 +183,18 @@ def estimate_imputation(
     # W1: n1 x H sparse weights of the treated observations
     rows = [np.flatnonzero(post)]
     colsw = [np.zeros(post.sum(), dtype=np.int64)]
-    vals = [np.full(post.sum(), 1.0 / post.sum())]
+    vals = [w1[post] / w1[post].sum()]
     hpos = np.searchsorted(evs, e1)
     inh = (hpos < evs.size) & (evs[np.minimum(hpos, max(evs.size - 1, 0))] == e1) if evs.size else np.zeros(n1, bool)
     n_h = np.bincount(hpos[inh], minlength=evs.size).astype(float)
+    w_h = np.bincount(hpos[inh], weights=w1[inh], minlength=evs.size)
     rows.append(np.flatnonzero(inh))
     colsw.append(1 + hpos[inh])
-    vals.append(1.0 / n_h[hpos[inh]])
+    vals.append(w1[inh] / w_h[hpos[inh]])
     W1 = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(colsw))), shape=(n1, H))
     est = np.asarray(W1.T @ tau).ravel()
 
-    # ---- imputation weights on Omega_0: beta = (Z0'Z0)^{-1} Z1' W1, v0 = -Z0 beta
+    # ---- imputation weights on Omega_0: beta = (Z0'W0Z0)^{-1} Z1' W1, v0 = -W0 Z0 beta
     U1 = sp.csr_matrix((np.ones(n1), (uc[i1], np.arange(n1))), shape=(n_units, n1))
     r_a = (U1 @ W1).toarray()  # n_units x H
     r_l = (Zt[i1].T @ W1).toarray()  # (T-1) x H
@@ -185,13 +205,14 @@ def estimate_imputation(
     lam_v = fit.bread @ rhs  # (T-1) x H
     Av = (fit.unit_means @ lam_v)  # n_units x H : (A lam)/n0
     alpha_v = r_a * inv_n0[:, None] - Av
-    # residuals e~
-    eps0 = fit.resid
+    # residuals e~ (on Omega_0 times the observation weight: v0 = -w0 (alpha_v[i] + lam_v[t]))
+    eps0 = w0 * fit.resid
     if leaveout:
-        tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1])
-    else:
-        cell = pd.DataFrame({"g": g1, "e": e1, "tau": tau})
-        tau_bar = cell.groupby(["g", "e"])["tau"].transform("mean").to_numpy()
+        tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1], w1)
+    else:  # v^2-weighted cell means; v is proportional to w within a cohort x event-time cell
+        cell = pd.DataFrame({"g": g1, "e": e1, "w2": w1**2, "w2tau": w1**2 * tau})
+        sums = cell.groupby(["g", "e"])[["w2", "w2tau"]].transform("sum")
+        tau_bar = (sums["w2tau"] / sums["w2"]).to_numpy()
         pooled = None
     eps1 = tau - tau_bar
     # cluster sums: s_c = sum_{Omega_1 in c} w eps1 - sum_{Omega_0 in c} eps0 (alpha_v[i] + lam_v[t])
@@ -219,7 +240,7 @@ def estimate_imputation(
 
     # ---- pre-trend test on Omega_0
     pretrend, pre_table = _pretrend(y[i0], uc[i0], tc[i0], n_units, n_times, e[i0], g[i0], cc[i0],
-                                    anticipation, pretrend_leads, alpha)
+                                    anticipation, pretrend_leads, alpha, None if w_all is None else w0)
     ev_terms = terms[1:]
     meta = {
         "label": "Borusyak-Jaravel-Spiess (2024) imputation estimator",
@@ -240,6 +261,7 @@ def estimate_imputation(
                        "(one-cluster cells pooled to event time, then to all treated)" if leaveout
                        else "tau_bar by cohort x event time (in-sample, not leave-out)")),
         "leaveout": bool(leaveout),
+        "weights": weights,
         "leaveout_pooled": pooled,
         "alpha": alpha,
         "baseline_mean": _fe.baseline_mean(y, g, t),
@@ -253,18 +275,21 @@ def estimate_imputation(
         return res
     se_type = meta["se_type"]
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
-            "anticipation": anticipation, "horizons": horizons, "pretrend_leads": pretrend_leads, "leaveout": leaveout}
+            "anticipation": anticipation, "horizons": horizons, "pretrend_leads": pretrend_leads, "leaveout": leaveout,
+            "weights": weights}
     finish_result(res, smp.sample, spec="imputation", options=opts,
                   inference=inference_meta("BJS conservative imputation variance (clustered)", n_clusters=int(G),
-                                           cluster=cluster, ssc=None, df=None, leaveout=bool(leaveout)))
+                                           cluster=cluster, ssc=None, df=None, leaveout=bool(leaveout),
+                                           weighted=weights is not None))
     res.meta["se_type"] = se_type
     return res
 
 
-def _leaveout_means(tau, g1, e1, c1):
+def _leaveout_means(tau, g1, e1, c1, w1):
     """Leave-own-cluster-out averages of ``tau`` for the BJS residuals (did_imputation ``leaveout``).
 
-    For cell ``k`` and cluster ``c`` with ``n_kc`` observations summing to ``T_kc``:
+    For cell ``k`` and cluster ``c`` with weight sum ``n_kc`` (observation count when unweighted)
+    and weighted ``tau`` sum ``T_kc``:
     ``tau_bar_{k,-c} = (S1_k - n_kc T_kc) / (S2_k - n_kc^2)``, ``S1 = sum n T``, ``S2 = sum n^2``
     (did_imputation's cluster-weighted "smart" average with equal weights in the cell). Cells are
     cohort x event time; observations whose cell has no other cluster use event time, then all
@@ -283,14 +308,14 @@ def _leaveout_means(tau, g1, e1, c1):
             continue
         k = pd.MultiIndex.from_arrays([a, b]).factorize()[0] if name != "all_treated" else np.zeros(n1, np.int64)
         kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
-        n_kc = np.bincount(kc).astype(float)
-        t_kc = np.bincount(kc, weights=tau)
+        n_kc = np.bincount(kc, weights=w1)
+        t_kc = np.bincount(kc, weights=w1 * tau)
         k_of = np.zeros(n_kc.size, dtype=np.int64)
         k_of[kc] = k
         s1 = np.bincount(k_of, weights=n_kc * t_kc)
         s2 = np.bincount(k_of, weights=n_kc**2)
-        den = s2[k] - n_kc[kc] ** 2  # exact: integer counts
-        ok = pending & (den > 0.5)
+        den = s2[k] - n_kc[kc] ** 2
+        ok = pending & (np.bincount(k_of)[k] > 1)  # another cluster in the cell (weights are > 0)
         out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / den[ok]
         counts[name] = int(ok.sum())
         pending &= ~ok
@@ -298,13 +323,14 @@ def _leaveout_means(tau, g1, e1, c1):
     if pending.any():
         warnings.warn("only one treated cluster: leave-out variance impossible, using in-sample "
                       "cohort x event-time means for its residuals", RuntimeWarning, stacklevel=3)
-        cm = pd.Series(tau).groupby([g1, e1]).transform("mean").to_numpy()
+        grp = pd.DataFrame({"w2": w1**2, "w2tau": w1**2 * tau}).groupby([g1, e1])
+        cm = (grp["w2tau"].transform("sum") / grp["w2"].transform("sum")).to_numpy()
         out[pending] = cm[pending]
     return out, counts
 
 
-def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha):
-    """BJS Test 1: lead dummies in the untreated sample, fixest-CR1 Wald test."""
+def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha, w=None):
+    """BJS Test 1: lead dummies in the untreated sample, fixest-CR1 Wald test (weighted with ``w``)."""
     ref = -1 - int(anticipation)
     treated_unit = np.isfinite(g)
     avail = np.unique(e[treated_unit & (e <= ref)])[::-1]  # ref, ref-1, ...
@@ -319,7 +345,7 @@ def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha)
     m = treated_unit & (pos >= 0)
     rows = np.flatnonzero(m)
     L = sp.csr_matrix((np.ones(rows.size), (rows, pos[m])), shape=(y.size, lead_vals.size))
-    fit = _fe.feols(y, L, [uc, tc], cluster=cc)  # the shared engine: fixest CR1, t(G-1)
+    fit = _fe.feols(y, L, [uc, tc], weights=w, cluster=cc)  # the shared engine: fixest CR1, t(G-1)
     keepL, b, V = fit.keep, fit.coef, fit.vcov
     res = _fe.wald_test(b, V)
     lv = lead_vals[keepL]
