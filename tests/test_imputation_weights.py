@@ -153,6 +153,8 @@ def test_bad_and_zero_weights():
     r = estimate_imputation(d, "y", weights="w", repeated_cross_section=True)
     r2 = estimate_imputation(d.drop(index=7), "y", weights="w", repeated_cross_section=True)
     np.testing.assert_allclose(_table(r).to_numpy(), _table(r2).to_numpy(), atol=1e-12)
+    assert r.meta["dropped_zero_weight"] == 1 and r2.meta["dropped_zero_weight"] == 0
+    assert estimate_imputation(d, "y", weights="w").meta["dropped_zero_weight"] == 1
 
 
 @pytest.mark.peers
@@ -174,3 +176,23 @@ def test_weighted_att_vs_pyfixest_did2s_live(df_het, monkeypatch):
     r = estimate_imputation(df_het, "dep_var", unit="state", time="year", cohort="g", cluster="state",
                             repeated_cross_section=True, weights="w")
     assert r.att == pytest.approx(float(fit.coef().iloc[0]), abs=1e-8)
+
+
+def test_cli_estimate_weights_reaches_imputation(tmp_path):
+    """``evalkit estimate --method imputation --weights COLUMN`` runs the weighted estimator."""
+    import json
+    import subprocess
+    import sys
+
+    from evalkit.results import EstimationResult
+
+    d = _panel()
+    f, out = tmp_path / "panel.csv", tmp_path / "imp.json"
+    d.to_csv(f, index=False)
+    proc = subprocess.run([sys.executable, "-m", "evalkit", "estimate", str(f), "--outcome", "y", "--method",
+                           "imputation", "--weights", "w", "--json", str(out)], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    res = EstimationResult.from_dict(json.loads(out.read_text(encoding="utf-8")))
+    assert res.meta["weights"] == "w"
+    assert res.att == pytest.approx(estimate_imputation(d, "y", weights="w").att, abs=1e-12)

@@ -113,8 +113,10 @@ def estimate_imputation(
         # level coarser than the rows), which the shared sample rejects as duplicated unit-period rows
         cols = list(dict.fromkeys([unit, time, cohort, cluster, outcome, *([weights] if weights else [])]))
         df = panel[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
+        n_zero = 0
         if weights:  # the shared sample's checks; weight-0 rows left out as in fe_sample (fixest)
             df[weights] = _validate_weights(df, weights, unit, time)
+            n_zero = int((df[weights] == 0).sum())
             df = df[df[weights] > 0].reset_index(drop=True)
         g_all = _fe.cohort_values(df, cohort)
         w_all = None if weights is None else df[weights].to_numpy(dtype=float)
@@ -123,6 +125,7 @@ def estimate_imputation(
         df = smp.frame.reset_index(drop=True)
         g_all = smp.cohort
         w_all = smp.weights
+        n_zero = smp.n_zero_weight
     y_all = df[outcome].to_numpy(dtype=float)
     t_all = df[time].to_numpy(dtype=float)
     e_all = t_all - np.where(np.isfinite(g_all), g_all, 0.0)
@@ -262,6 +265,7 @@ def estimate_imputation(
                        else "tau_bar by cohort x event time (in-sample, not leave-out)")),
         "leaveout": bool(leaveout),
         "weights": weights,
+        "dropped_zero_weight": n_zero,
         "leaveout_pooled": pooled,
         "alpha": alpha,
         "baseline_mean": _fe.baseline_mean(y, g, t),
