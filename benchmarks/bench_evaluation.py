@@ -103,7 +103,10 @@ def run_one(params: Path, warehouse: Path, outputs: Path) -> dict:
         return row
     res = json.loads(results.read_text(encoding="utf-8"))
     row["seconds"] = res.get("seconds")
-    row["timings"] = res.get("timings") or {}
+    timings = res.get("timings") or {}
+    # results.json keeps the evaluation's step timings under timings.steps (estimators' own
+    # stage timings under timings.stages)
+    row["timings"] = timings.get("steps", timings) if isinstance(timings, dict) else {}
     return row
 
 
