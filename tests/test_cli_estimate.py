@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from evalkit.results import EstimationResult
+from moderndid_refs import load_mpdta
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def mpdta_files(tmp_path_factory) -> dict[str, Path]:
-    moderndid = pytest.importorskip("moderndid")
-    d = pd.read_pickle(os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz"))
+    d = load_mpdta().drop(columns="state")  # tests/data/mpdta.csv.gz (source: tests/data/mpdta.SOURCE.md)
     root = tmp_path_factory.mktemp("mpdta")
     files = {"csv": root / "mpdta.csv", "parquet": root / "mpdta.parquet"}
     d.to_csv(files["csv"], index=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import warnings
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators.cs import estimate_cs
+from moderndid_refs import load_mpdta
 
 pytestmark = pytest.mark.peers
 
@@ -32,9 +32,8 @@ SCENARIOS = {
 
 @pytest.fixture(scope="module")
 def mpdta() -> pd.DataFrame:
-    moderndid = pytest.importorskip("moderndid")
-    path = os.path.join(os.path.dirname(moderndid.__file__), "core", "datasets", "mpdta_long.pkl.gz")
-    return pd.read_pickle(path)
+    # reference data from tests/data (source: tests/data/mpdta.SOURCE.md), not from a peer's install folder
+    return load_mpdta().drop(columns="state")
 
 
 def _ours(d, opts):
