@@ -13,243 +13,166 @@ potential outcomes of every treated station-month (``compute_truth``), see
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
-from scipy.special import ndtr
 
 from evalkit import registry, schema
-
-# ---------------------------------------------------------------------------- constants
-SIZES: dict[str, int] = {"small": 100, "medium": 1500, "national": 40000}
-NATIONAL_DEFAULT_START = "2016-01"
-CHUNK_STATIONS = {"small": 100_000, "medium": 100_000, "national": 1000}
-
-CATS: tuple[str, ...] = tuple(registry.CATEGORIES)  # theft fraud fight vice traffic dispute nonpolice other
-C_IDX = {c: i for i, c in enumerate(CATS)}
-NC = len(CATS)
-NP = C_IDX["nonpolice"]
-AREAS = registry.AREA_TYPES  # urban rural mixed
-A_IDX = {a: i for i, a in enumerate(AREAS)}
-
-# Incidents per 10,000 residents per month, by area (rows: urban, rural, mixed) and category.
-# A busy urban station (40,000 residents) gets ~83 x 4 x 12 ≈ 4,000 incidents a year.
-BASE_RATE = np.array(
-    [
-        #  theft fraud fight vice traffic dispute nonpol other
-        [12.5, 6.5, 6.5, 1.7, 12.5, 16.5, 21.0, 6.0],  # urban
-        [6.0, 3.0, 4.0, 0.8, 7.0, 14.0, 11.0, 4.0],  # rural
-        [9.0, 4.8, 5.3, 1.2, 10.0, 15.5, 16.0, 5.0],  # mixed
-    ]
+from evalkit.demo.exports import (
+    _CsvAppender,
+    _dispute_table,
+    _enc_for_disputes,
+    _enc_for_incidents,
+    _incident_parquet_table,
+    _incident_table,
+    _slash_year,
+    _write_reforms_csv,
+    _write_stations_xlsx,
 )
-P_CASE = np.array([0.55, 0.70, 0.35, 0.60, 0.05, 0.02, 0.0, 0.10])  # share of incidents filed as cases
-P_PATROL_CASE = 0.10  # cases are mostly handled by the station itself
-P_DIVERT_BASE = 0.05  # non-police calls already forwarded to other agencies before any reform
-
-# Calendar-month log factors per category (Jan..Dec): summer peak of fights, holiday traffic, …
-SEASON = np.array(
-    [
-        [-0.05, -0.10, -0.05, 0.00, 0.00, 0.02, 0.05, 0.05, 0.05, 0.05, 0.02, 0.00],  # theft
-        [0.00, -0.05, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.08, 0.03],  # fraud (Double 11)
-        [-0.15, -0.15, -0.10, -0.05, 0.05, 0.15, 0.25, 0.25, 0.10, 0.00, -0.10, -0.15],  # fight
-        [0.00, -0.05, 0.00, 0.00, 0.00, 0.05, 0.05, 0.05, 0.00, 0.00, 0.00, 0.00],  # vice
-        [0.05, 0.00, -0.05, 0.00, 0.05, 0.00, 0.00, 0.00, 0.00, 0.10, 0.00, 0.05],  # traffic
-        [0.05, 0.10, 0.00, 0.00, 0.00, 0.00, 0.05, 0.05, 0.00, 0.00, 0.00, 0.05],  # dispute
-        [0.05, 0.10, 0.00, 0.00, 0.00, 0.05, 0.10, 0.10, 0.00, 0.05, 0.00, 0.00],  # nonpolice
-        [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00],  # other
-    ]
-).T  # -> [12, C]
-# Spring Festival month: category shift and area shift (migrants leave cities, return home).
-SF_CAT = np.array([-0.15, -0.10, 0.00, -0.20, 0.05, 0.10, 0.05, -0.10])
-SF_AREA = np.array([-0.18, 0.06, -0.08])  # urban rural mixed
-SPRING_FESTIVAL = {  # month of the lunar new year
-    2014: 1, 2015: 2, 2016: 2, 2017: 1, 2018: 2, 2019: 2, 2020: 1, 2021: 2, 2022: 2, 2023: 1,
-    2024: 2, 2025: 1, 2026: 2, 2027: 2, 2028: 1, 2029: 2, 2030: 2,
-}
-# Province-wide log trends per year (relative to 2019); fraud handled separately (rise and fall).
-TREND = np.array([-0.04, 0.0, -0.02, -0.05, 0.02, -0.01, 0.03, 0.0])
-# 2020 common shock: log effect at full strength (Feb 2020), fading by June.
-SHOCK_CAT = np.array([-0.55, 0.10, -0.55, -0.75, -0.65, -0.25, 0.15, -0.35])
-SHOCK_PROFILE = {2: 1.0, 3: 0.6, 4: 0.3, 5: 0.15, 6: 0.05}  # 2020 month -> weight
-SHOCK_DISPUTES = -0.30
-
-# Hour-of-day profile of calls (share per hour); night = 22:00-05:59 responses are 30% slower.
-HOUR_W = np.array([3.0, 2.2, 1.6, 1.2, 1.0, 1.2, 2.0, 3.2, 4.5, 5.2, 5.6, 5.6, 5.0, 4.8, 5.0, 5.2,
-                   5.3, 5.4, 5.6, 6.0, 6.2, 5.8, 5.0, 4.0])
-HOUR_P = HOUR_W / HOUR_W.sum()
-NIGHT = np.array([h >= 22 or h < 6 for h in range(24)])
-P_NIGHT = float(HOUR_P[NIGHT].sum())
-NIGHT_FACTOR = 1.3
-RESP_SIGMA = 0.6
-RESP_MEDIAN = np.array([8.5, 18.0, 12.0])  # minutes, urban rural mixed (day)
-RESP_FACTOR = np.exp(RESP_SIGMA**2 / 2) * (1 + P_NIGHT * (NIGHT_FACTOR - 1))  # E[R] / median
-P_PATROL_BASE = np.array([0.25, 0.05, 0.15])
-
-# Disputes (mediation register)
-DISPUTE_RATE = np.array([2.5, 4.5, 3.5])  # per 10,000 residents per month
-DCATS: tuple[str, ...] = tuple(registry.DISPUTE_CATEGORIES)
-DCAT_P = np.array(
-    [
-        [0.30, 0.20, 0.05, 0.15, 0.15, 0.15],  # urban
-        [0.30, 0.25, 0.25, 0.05, 0.05, 0.10],  # rural
-        [0.30, 0.22, 0.15, 0.10, 0.10, 0.13],  # mixed
-    ]
+from evalkit.demo.outcomes import (
+    compute_truth,
+    draw_counts,
+    expected_outcomes,
+    station_month_params,
 )
-NONRES_BASE = 0.035  # 96.5% resolved on average
-ESC_BASE = np.array([0.004, 0.006, 0.005])
-DAYS_BASE = np.array([5.0, 7.0, 6.0])
-
-# Over-dispersion: gamma frailties (mean 1) per station-month and per station-month-category.
-K_SM = 50.0
-K_SMC = 20.0
-
-CHARS = list("青白东西南北金银石松柳桃杏梅兰竹新古长安平和清明红黄绿云山河湖海春秋丰盛龙凤玉泉溪林")
-
-# ---------------------------------------------------------------------------- reforms
-REFORM_ORDER = (
-    "two_teams_one_room", "patrol_dispatch", "nonpolice_diversion", "village_auxiliary",
-    "station_pilot", "service_hall",
+from evalkit.demo.params import (
+    A_IDX,
+    AREAS,
+    BASE_RATE,
+    C_IDX,
+    CATS,
+    CHARS,
+    CHUNK_STATIONS,
+    DAYS_BASE,
+    DCAT_P,
+    DCATS,
+    DISPUTE_RATE,
+    DIVERSION_DATES,
+    EFFECT_TEXT,
+    ESC_BASE,
+    HOUR_P,
+    HOUR_W,
+    K_SM,
+    K_SMC,
+    NATIONAL_DEFAULT_START,
+    NC,
+    NIGHT,
+    NIGHT_FACTOR,
+    NONRES_BASE,
+    NP,
+    P_CASE,
+    P_DIVERT_BASE,
+    P_NIGHT,
+    P_PATROL_BASE,
+    P_PATROL_CASE,
+    PATROL_DATE,
+    PATROL_SHARE,
+    PATROL_TARGET_MEAN,
+    PILOT_DATE,
+    R_IDX,
+    REFORM_ORDER,
+    RESP_FACTOR,
+    RESP_MEDIAN,
+    RESP_SIGMA,
+    SEASON,
+    SERVICE_COHORTS,
+    SF_AREA,
+    SF_CAT,
+    SHOCK_CAT,
+    SHOCK_DISPUTES,
+    SHOCK_PROFILE,
+    SIZES,
+    SPRING_FESTIVAL,
+    TREND,
+    TRUTH_OUTCOMES,
+    TTOR_COHORTS,
+    VILLAGE_COHORTS,
+    World,
+    WorldFiles,
+    _log,
+    _period,
+    _ss,
 )
-R_IDX = {r: i for i, r in enumerate(REFORM_ORDER)}
-TTOR_COHORTS = ("2021-01", "2021-07", "2022-01", "2022-07", "2023-01", "2023-07", "2024-01", "2024-07")
-PATROL_DATE = "2022-07-01"
-DIVERSION_DATES = ("2020-10", "2021-07", "2022-04", "2023-01", "2023-10")
-VILLAGE_COHORTS = ("2021-07", "2022-01", "2022-07", "2023-01", "2023-07", "2024-01")
-PILOT_DATE = "2023-03-01"
-SERVICE_COHORTS = ("2022-01", "2022-07", "2023-01", "2023-07")
-PATROL_TARGET_MEAN = 5.0
-PATROL_SHARE = 0.93
-
-EFFECT_TEXT: dict[str, dict[str, str]] = {
-    "two_teams_one_room": {
-        "stations": "urban stations outside the patrol-dispatch core, staggered half-year cohorts 2021-01..2024-07",
-        "effect": ("grows linearly over 24 months since adoption, then flat; strength A = 0.35 for the 2021-01 "
-                   "cohort down to 0.20 for 2024-07: fights x(1-A), disputes x(1-0.35A), theft x(1-0.25A), "
-                   "vice/other x(1-0.3A), non-police x(1-0.2A), case-filing rate x(1-0.1A): about -10% "
-                   "dispatches and -12% cases at full strength"),
-        "outcomes": "incidents_fight, incidents_theft, incidents_dispute, incidents_vice, incidents_other, "
-                    "incidents_nonpolice, incidents_total, dispatches, cases, incidents_per_10k",
-    },
-    "patrol_dispatch": {
-        "stations": f"all urban stations of the first city's core district, one date {PATROL_DATE}",
-        "effect": (f"mean arrival time falls to {PATROL_TARGET_MEAN:.0f} minutes and the share of non-case "
-                   f"incidents closed by patrol rises to {PATROL_SHARE:.0%}; half the effect in the adoption "
-                   "month, full from the next month"),
-        "outcomes": "response_mean_min, share_within_5min, share_patrol_closed",
-    },
-    "nonpolice_diversion": {
-        "stations": "mixed (城乡结合) stations of some counties, county-level dates 2020-10..2023-10",
-        "effect": ("share of non-police calls diverted to 12345 rises from 5% to 60% over 3 months: "
-                   "non-police incidents handled by the station fall by ~58%, dispatches and total incidents "
-                   "by ~12-14%"),
-        "outcomes": "incidents_nonpolice, incidents_total, dispatches, incidents_per_10k",
-    },
-    "village_auxiliary": {
-        "stations": "rural stations, staggered half-year cohorts 2021-07..2024-01",
-        "effect": ("grows over 12 months: unresolved disputes x(1-0.45), escalations x(1-0.40), days to "
-                   "resolve x(1-0.25), disputes registered x(1+0.15), dispute incidents x(1-0.10). "
-                   "PRE-TREND VIOLATION: in the untreated outcome of adopters, unresolved disputes already "
-                   "fall by 1.5% per month from 12 months before adoption (capped at -30%), so naive DiD "
-                   "overstates the resolution effect and the event study shows a pre-trend"),
-        "outcomes": "dispute_resolution_rate, dispute_escalation_rate, dispute_days_to_resolve, "
-                    "disputes_opened, incidents_dispute, incidents_total, dispatches",
-    },
-    "station_pilot": {
-        "stations": ("one urban/mixed station, drawn among stations whose incident trend is between the 60th "
-                     f"and 90th percentile (selection into treatment on a rising trend), {PILOT_DATE}"),
-        "effect": ("incidents of all categories except fraud and traffic x(1-0.35) reached over 6 months; "
-                   "arrival times x0.8"),
-        "outcomes": "incidents_total, dispatches, cases, incidents_*, response_mean_min",
-    },
-    "service_hall": {
-        "stations": "stations without other reforms, staggered 2022-01..2023-07",
-        "effect": "none: a placebo reform with exactly zero true effect on every outcome",
-        "outcomes": "(none)",
-    },
-}
-
-TRUTH_OUTCOMES = (
-    ["incidents_total", "incidents_per_10k"]
-    + [f"incidents_{c}" for c in CATS]
-    + ["dispatches", "cases", "response_mean_min", "share_within_5min", "share_patrol_closed",
-       "disputes_opened", "dispute_resolution_rate", "dispute_escalation_rate", "dispute_days_to_resolve"]
+from evalkit.demo.records import (
+    dispute_records,
+    incident_records,
+    panel_from_records,
 )
 
-
-# ---------------------------------------------------------------------------- containers
-@dataclass
-class WorldFiles:
-    root: Path
-    stations: Path
-    reforms: Path
-    incidents: list[Path] | Path
-    disputes: list[Path]
-    truth: Path
-    manifest: Path
-    panel: Path | None = None
-
-
-@dataclass
-class World:
-    """All parameters of a world (no records): enough to recompute every expected value."""
-
-    size: str
-    seed: int
-    periods: np.ndarray  # [T] registry period numbers
-    stations: pd.DataFrame  # canonical English columns + area index etc.
-    reforms: pd.DataFrame  # station_id, reform (id), reform_zh (as written), adopted_on, cohort
-    # station-level vectors
-    area: np.ndarray
-    pop: np.ndarray
-    alpha_c: np.ndarray  # [S, C] log station x category effects (incl. station level)
-    beta: np.ndarray  # [S] log trend per year
-    resp_log: np.ndarray  # [S] log station response factor
-    p_patrol0: np.ndarray  # [S]
-    d_alpha: np.ndarray  # [S] log dispute level
-    nonres0: np.ndarray  # [S]
-    esc0: np.ndarray  # [S]
-    days0: np.ndarray  # [S]
-    reform_of: np.ndarray  # [S] index into REFORM_ORDER or -1
-    adopt: np.ndarray  # [S] adoption period or 0
-    strength: np.ndarray  # [S] cohort strength (two teams) or 0
-    # time-level arrays
-    time_log: np.ndarray = field(default=None)  # [T, C] season + trend + shock (area-free)
-    sf: np.ndarray = field(default=None)  # [T] 1 if Spring Festival month
-    d_time_log: np.ndarray = field(default=None)  # [T]
-
-    @property
-    def n_stations(self) -> int:
-        return len(self.stations)
-
-
-# ---------------------------------------------------------------------------- helpers
-def _period(s: str) -> int:
-    return registry.period_of(pd.Timestamp(s))
-
-
-def _ss(seed: int, *key: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=seed, spawn_key=key)))
-
-
-def _ramp(e: np.ndarray, months: int) -> np.ndarray:
-    """0 before adoption, (e+1)/months growing to 1."""
-    return np.where(e >= 0, np.minimum((e + 1) / months, 1.0), 0.0)
-
-
-def _log(msg: str, progress: bool) -> None:
-    if progress:
-        print(f"[demo] {msg}", file=sys.stderr, flush=True)
+# The public API of the demo world: the model constants, containers and expected values
+# (params/outcomes/records) stay importable from here.
+__all__ = [
+    "AREAS",
+    "A_IDX",
+    "BASE_RATE",
+    "CATS",
+    "CHARS",
+    "CHUNK_STATIONS",
+    "C_IDX",
+    "DAYS_BASE",
+    "DCATS",
+    "DCAT_P",
+    "DISPUTE_RATE",
+    "DIVERSION_DATES",
+    "EFFECT_TEXT",
+    "ESC_BASE",
+    "HOUR_P",
+    "HOUR_W",
+    "K_SM",
+    "K_SMC",
+    "NATIONAL_DEFAULT_START",
+    "NC",
+    "NIGHT",
+    "NIGHT_FACTOR",
+    "NONRES_BASE",
+    "NP",
+    "PATROL_DATE",
+    "PATROL_SHARE",
+    "PATROL_TARGET_MEAN",
+    "PILOT_DATE",
+    "P_CASE",
+    "P_DIVERT_BASE",
+    "P_NIGHT",
+    "P_PATROL_BASE",
+    "P_PATROL_CASE",
+    "REFORM_ORDER",
+    "RESP_FACTOR",
+    "RESP_MEDIAN",
+    "RESP_SIGMA",
+    "R_IDX",
+    "SEASON",
+    "SERVICE_COHORTS",
+    "SF_AREA",
+    "SF_CAT",
+    "SHOCK_CAT",
+    "SHOCK_DISPUTES",
+    "SHOCK_PROFILE",
+    "SIZES",
+    "SPRING_FESTIVAL",
+    "TREND",
+    "TRUTH_OUTCOMES",
+    "TTOR_COHORTS",
+    "VILLAGE_COHORTS",
+    "World",
+    "WorldFiles",
+    "build_world",
+    "compute_truth",
+    "dispute_records",
+    "draw_counts",
+    "expected_outcomes",
+    "generate_world",
+    "incident_records",
+    "load_truth",
+    "panel_from_records",
+    "read_manifest",
+    "station_month_params",
+]
 
 
 # ---------------------------------------------------------------------------- world build
@@ -436,493 +359,6 @@ def build_world(size: str = "small", seed: int = 42, *, start: str | None = None
         nonres0=nonres0, esc0=esc0, days0=days0, reform_of=reform_of, adopt=adopt, strength=strength,
         time_log=time_log, sf=sf, d_time_log=d_time_log,
     )
-
-
-# ---------------------------------------------------------------------------- expected values
-def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dict[str, np.ndarray]:
-    """Expected-value parameters for stations ``idx`` over all periods.
-
-    ``treated=False`` gives the untreated potential outcome (the counterfactual) of the same
-    station-months, ``treated=True`` the world as generated.
-    """
-    idx = np.asarray(idx)
-    T = len(w.periods)
-    area = w.area[idx]
-    yrs = (w.periods - 24228) / 12.0  # years since 2019-01
-    lam = np.exp(
-        w.alpha_c[idx][:, None, :]
-        + w.time_log[None, :, :]
-        + (w.sf[None, :, None] * SF_AREA[area][:, None, None])
-        + (w.beta[idx][:, None] * yrs[None, :])[:, :, None]
-    ) * (w.pop[idx] / 1e4)[:, None, None]
-    r = w.reform_of[idx]
-    e = w.periods[None, :] - w.adopt[idx][:, None]  # event time
-    is_r = {name: (r == R_IDX[name])[:, None] for name in REFORM_ORDER}
-
-    case_mult = np.ones((len(idx), T))
-    p_div = np.full((len(idx), T), P_DIVERT_BASE)
-    p_patrol = np.repeat(w.p_patrol0[idx][:, None], T, axis=1)
-    resp_med = (RESP_MEDIAN[area] * np.exp(w.resp_log[idx]))[:, None] * np.ones((1, T))
-    d_lam = np.exp(w.d_alpha[idx][:, None] + w.d_time_log[None, :] + 0.01 * yrs[None, :]) * (w.pop[idx] / 1e4)[:, None]
-    nonres = np.repeat(w.nonres0[idx][:, None], T, axis=1)
-    esc = np.repeat(w.esc0[idx][:, None], T, axis=1)
-    days = np.repeat(w.days0[idx][:, None], T, axis=1)
-
-    # pre-trend violation in the untreated outcome of village-auxiliary adopters
-    pre = np.clip((e + 12) * 0.015, 0.0, 0.30) * is_r["village_auxiliary"]
-    nonres = nonres * (1 - pre)
-
-    if treated:
-        # two teams one room
-        g = _ramp(e, 24) * w.strength[idx][:, None] * is_r["two_teams_one_room"]
-        red = np.zeros(NC)
-        red[[C_IDX["fight"], C_IDX["dispute"], C_IDX["theft"], C_IDX["vice"], C_IDX["other"], NP]] = [
-            1.0, 0.35, 0.25, 0.30, 0.30, 0.20]
-        lam = lam * (1.0 - g[:, :, None] * red[None, None, :])
-        case_mult = case_mult * (1 - 0.10 * g)
-        # patrol dispatch
-        gp = np.where(e >= 1, 1.0, np.where(e == 0, 0.5, 0.0)) * is_r["patrol_dispatch"]
-        target_med = PATROL_TARGET_MEAN / RESP_FACTOR
-        resp_med = np.exp(np.log(resp_med) * (1 - gp) + np.log(target_med) * gp)
-        p_patrol = p_patrol + gp * (PATROL_SHARE - p_patrol)
-        # non-police diversion
-        gd = _ramp(e, 3) * is_r["nonpolice_diversion"]
-        p_div = p_div + gd * (0.60 - P_DIVERT_BASE)
-        # village auxiliary
-        gv = _ramp(e, 12) * is_r["village_auxiliary"]
-        nonres = nonres * (1 - 0.45 * gv)
-        esc = esc * (1 - 0.40 * gv)
-        days = days * (1 - 0.25 * gv)
-        d_lam = d_lam * (1 + 0.15 * gv)
-        lam[:, :, C_IDX["dispute"]] *= 1 - 0.10 * gv
-        # pilot
-        gpl = _ramp(e, 6) * is_r["station_pilot"]
-        red = np.ones(NC) * 0.35
-        red[[C_IDX["fraud"], C_IDX["traffic"]]] = 0.0
-        lam = lam * (1 - gpl[:, :, None] * red[None, None, :])
-        resp_med = resp_med * (1 - 0.2 * gpl)
-        # service hall: no effect at all
-    return {
-        "lam": lam, "case_mult": case_mult, "p_div": p_div, "p_patrol": p_patrol, "resp_med": resp_med,
-        "d_lam": d_lam, "p_res": 1 - nonres, "p_esc": esc, "days": days,
-    }
-
-
-def expected_outcomes(w: World, idx: np.ndarray, prm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Expected station-month outcomes (panel definitions) from the parameters."""
-    lam = prm["lam"]
-    handled = lam.copy()
-    handled[:, :, NP] *= 1 - prm["p_div"]
-    out: dict[str, np.ndarray] = {}
-    total = handled.sum(axis=2)
-    out["incidents_total"] = total
-    out["incidents_per_10k"] = total / (w.pop[idx] / 1e4)[:, None]
-    for c, i in C_IDX.items():
-        out[f"incidents_{c}"] = handled[:, :, i]
-    out["dispatches"] = total
-    out["cases"] = (lam * P_CASE[None, None, :]).sum(axis=2) * prm["case_mult"]
-    med = prm["resp_med"]
-    out["response_mean_min"] = med * RESP_FACTOR
-    z_day = (np.log(5.0) - np.log(med)) / RESP_SIGMA
-    z_night = (np.log(5.0 / NIGHT_FACTOR) - np.log(med)) / RESP_SIGMA
-    out["share_within_5min"] = (1 - P_NIGHT) * ndtr(z_day) + P_NIGHT * ndtr(z_night)
-    out["share_patrol_closed"] = prm["p_patrol"]
-    out["disputes_opened"] = prm["d_lam"]
-    out["dispute_resolution_rate"] = prm["p_res"]
-    out["dispute_escalation_rate"] = prm["p_esc"]
-    out["dispute_days_to_resolve"] = prm["days"]
-    return out
-
-
-def compute_truth(w: World) -> pd.DataFrame:
-    """True ATT per reform x outcome x event time (and per cohort), from expected values."""
-    rows: list[pd.DataFrame] = []
-    T = len(w.periods)
-    for r in REFORM_ORDER:
-        idx_all = np.flatnonzero(w.reform_of == R_IDX[r])
-        if len(idx_all) == 0:
-            continue
-        acc: dict[str, list[np.ndarray]] = {}
-        ev_list, coh_list = [], []
-        for lo in range(0, len(idx_all), 2000):
-            idx = idx_all[lo: lo + 2000]
-            y1 = expected_outcomes(w, idx, station_month_params(w, idx, treated=True))
-            y0 = expected_outcomes(w, idx, station_month_params(w, idx, treated=False))
-            for o in TRUTH_OUTCOMES:
-                acc.setdefault(o + "|1", []).append(y1[o].ravel())
-                acc.setdefault(o + "|0", []).append(y0[o].ravel())
-            ev_list.append((w.periods[None, :] - w.adopt[idx][:, None]).ravel())
-            coh_list.append(np.repeat(w.adopt[idx], T))
-        ev = np.concatenate(ev_list)
-        coh = np.concatenate(coh_list)
-        cohorts = np.unique(coh)
-        masks = [(None, np.ones(len(ev), bool))] + [(int(c), coh == c) for c in cohorts]
-        for o in TRUTH_OUTCOMES:
-            y1 = np.concatenate(acc[o + "|1"])
-            y0 = np.concatenate(acc[o + "|0"])
-            d = y1 - y0
-            for cval, m in masks:
-                evm = ev[m]
-                off = -evm.min()
-                n = np.bincount(evm + off)
-                sd = np.bincount(evm + off, weights=d[m])
-                s0 = np.bincount(evm + off, weights=y0[m])
-                keep = np.flatnonzero(n > 0)
-                post = m & (ev >= 0)
-                npost = int(post.sum())
-                et = (keep - off).astype(float)
-                nn, sdd, s00 = n[keep].astype(float), sd[keep], s0[keep]
-                kinds = ["event"] * len(keep)
-                if npost:
-                    et = np.append(et, np.nan)
-                    nn = np.append(nn, npost)
-                    sdd = np.append(sdd, d[post].sum())
-                    s00 = np.append(s00, y0[post].sum())
-                    kinds.append("overall")
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    pct = np.where(s00 != 0, 100 * sdd / s00, np.nan)
-                rows.append(pd.DataFrame({
-                    "reform": r, "outcome": o, "kind": kinds,
-                    "cohort": np.nan if cval is None else float(cval),
-                    "event_time": et, "att_level": sdd / nn, "att_pct": pct,
-                    "n_treated_station_months": nn,
-                }))
-    truth = pd.concat(rows, ignore_index=True)
-    truth = truth[["reform", "outcome", "kind", "cohort", "event_time", "att_level", "att_pct",
-                   "n_treated_station_months"]]
-    truth["event_time"] = truth["event_time"].astype("Int64")
-    truth["cohort"] = truth["cohort"].astype("Int64")
-    truth["n_treated_station_months"] = truth["n_treated_station_months"].astype("int64")
-    # exact zeros where nothing was planted (avoid -0.0 / 1e-17 noise)
-    truth.loc[truth["att_level"].abs() < 1e-12, ["att_level", "att_pct"]] = 0.0
-    return truth
-
-
-# ---------------------------------------------------------------------------- draws
-def draw_counts(w: World, idx: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Incident counts [S, T, C] and dispute counts [S, T] for a station chunk (negative binomial)."""
-    rng = _ss(w.seed, 1, chunk)
-    prm = station_month_params(w, idx, treated=True)
-    lam = prm["lam"]
-    g = rng.gamma(K_SM, 1 / K_SM, lam.shape[:2])[:, :, None] * rng.gamma(K_SMC, 1 / K_SMC, lam.shape)
-    counts = rng.poisson(lam * g).astype(np.int32)
-    gd = rng.gamma(K_SMC, 1 / K_SMC, prm["d_lam"].shape)
-    dcounts = rng.poisson(prm["d_lam"] * gd).astype(np.int32)
-    return counts, dcounts, prm
-
-
-def _month_start_seconds(periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = periods // 12
-    m = periods % 12 + 1
-    starts = np.array([np.datetime64(f"{a:04d}-{b:02d}", "s") for a, b in zip(y, m, strict=True)])
-    y2 = (periods + 1) // 12
-    m2 = (periods + 1) % 12 + 1
-    ends = np.array([np.datetime64(f"{a:04d}-{b:02d}", "s") for a, b in zip(y2, m2, strict=True)])
-    return starts.astype(np.int64), ((ends - starts).astype(np.int64) // 86400)
-
-
-def incident_records(w: World, idx: np.ndarray, counts: np.ndarray, prm: dict, tsel: np.ndarray,
-                     rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Incident records for stations ``idx`` (chunk-local counts) and period positions ``tsel``."""
-    N = counts[:, tsel, :]
-    flat = N.ravel()
-    cell = np.repeat(np.arange(flat.size, dtype=np.int64), flat)
-    s_loc, t_loc, c = np.unravel_index(cell, N.shape)
-    t_pos = tsel[t_loc]
-    n = len(cell)
-    mstart, mdays = _month_start_seconds(w.periods[tsel])
-    hour = rng.choice(24, size=n, p=HOUR_P)
-    day = (rng.random(n) * mdays[t_loc]).astype(np.int64)
-    received = mstart[t_loc] + day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
-    is_case = rng.random(n) < P_CASE[c] * prm["case_mult"][s_loc, t_pos]
-    diverted = (c == NP) & (rng.random(n) < prm["p_div"][s_loc, t_pos])
-    p_pat = np.where(is_case, P_PATROL_CASE, prm["p_patrol"][s_loc, t_pos])
-    patrol = ~diverted & (rng.random(n) < p_pat)
-    handled = np.where(diverted, 2, np.where(patrol, 1, 0)).astype(np.int8)  # station patrol diverted
-    night = NIGHT[hour]
-    resp_min = prm["resp_med"][s_loc, t_pos] * np.exp(RESP_SIGMA * rng.standard_normal(n)) * np.where(
-        night, NIGHT_FACTOR, 1.0)
-    resp_s = np.maximum(np.rint(resp_min * 60), 30).astype(np.int64)
-    disp_s = np.maximum(np.rint(resp_s * rng.uniform(0.08, 0.35, n)), 10).astype(np.int64)
-    work_min = np.exp(np.log(35.0) + 0.8 * rng.standard_normal(n)) * np.where(is_case, 3.0, 1.0)
-    div_min = np.exp(np.log(3.0) + 0.5 * rng.standard_normal(n))
-    arrived = np.where(diverted, -1, received + resp_s)
-    dispatched = np.where(diverted, -1, received + disp_s)
-    closed = np.where(diverted, received + np.rint(div_min * 60).astype(np.int64),
-                      arrived + np.rint(work_min * 60).astype(np.int64))
-    order = np.argsort(received, kind="stable")
-    return {
-        "station": idx[s_loc][order], "t_pos": t_pos[order], "category": c[order].astype(np.int8),
-        "received": received[order], "dispatched": dispatched[order], "arrived": arrived[order],
-        "closed": closed[order], "handled": handled[order], "is_case": is_case[order],
-    }
-
-
-def dispute_records(w: World, idx: np.ndarray, dcounts: np.ndarray, prm: dict, tsel: np.ndarray,
-                    rng: np.random.Generator) -> dict[str, np.ndarray]:
-    N = dcounts[:, tsel]
-    flat = N.ravel()
-    cell = np.repeat(np.arange(flat.size, dtype=np.int64), flat)
-    s_loc, t_loc = np.unravel_index(cell, N.shape)
-    t_pos = tsel[t_loc]
-    n = len(cell)
-    mstart, mdays = _month_start_seconds(w.periods[tsel])
-    opened = mstart[t_loc] // 86400 + (rng.random(n) * mdays[t_loc]).astype(np.int64)  # epoch days
-    area = w.area[idx][s_loc]
-    cum = np.cumsum(DCAT_P, axis=1)[area]
-    dcat = (rng.random(n)[:, None] > cum).sum(axis=1).clip(0, len(DCATS) - 1)
-    p_res = prm["p_res"][s_loc, t_pos]
-    resolved = rng.random(n) < p_res
-    p_esc_given_unres = prm["p_esc"][s_loc, t_pos] / (1 - p_res)
-    escalated = ~resolved & (rng.random(n) < p_esc_given_unres)
-    mean_days = prm["days"][s_loc, t_pos]
-    shape = 1.2
-    extra = rng.negative_binomial(shape, shape / (shape + mean_days - 1))
-    days = 1 + extra
-    closed = np.where(resolved, opened + days, -1)
-    order = np.lexsort((s_loc, opened))
-    return {
-        "station": idx[s_loc][order], "t_pos": t_pos[order], "opened": opened[order], "closed": closed[order],
-        "dcat": dcat[order].astype(np.int8), "resolved": resolved[order], "escalated": escalated[order],
-    }
-
-
-# ---------------------------------------------------------------------------- panel (direct)
-def panel_from_records(w: World, inc: dict[str, np.ndarray], dis: dict[str, np.ndarray],
-                       idx: np.ndarray, tsel: np.ndarray) -> pd.DataFrame:
-    """Station-month panel with the warehouse outcome definitions, computed from records."""
-    S, T = len(idx), len(tsel)
-    loc = np.full(w.n_stations, -1, dtype=np.int64)
-    loc[idx] = np.arange(S)
-    tloc = np.full(len(w.periods), -1, dtype=np.int64)
-    tloc[tsel] = np.arange(T)
-    G = S * T
-
-    def gid(d: dict) -> np.ndarray:
-        return loc[d["station"]] * T + tloc[d["t_pos"]]
-
-    g = gid(inc)
-    nd = inc["handled"] != 2
-    out: dict[str, np.ndarray] = {}
-    for c, i in C_IDX.items():
-        out[f"incidents_{c}"] = np.bincount(g[nd & (inc["category"] == i)], minlength=G)
-    tot = np.bincount(g[nd], minlength=G)
-    out["incidents_total"] = tot
-    out["dispatches"] = tot
-    out["cases"] = np.bincount(g[inc["is_case"]], minlength=G)
-    resp = (inc["arrived"] - inc["received"]) / 60.0
-    gr, rr = g[nd], resp[nd]
-    nresp = np.bincount(gr, minlength=G)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["n_responses"] = nresp
-        out["response_mean_min"] = np.bincount(gr, weights=rr, minlength=G) / nresp
-        out["share_within_5min"] = np.bincount(gr, weights=(rr <= 5.0).astype(float), minlength=G) / nresp
-        o = np.lexsort((rr, gr))
-        gs, rs = gr[o], rr[o]
-        starts = np.searchsorted(gs, np.arange(G), "left")
-        for q, name in ((0.5, "response_median_min"), (0.9, "response_p90_min")):
-            pos = (nresp - 1) * q
-            lo = np.floor(pos).astype(np.int64)
-            hi = np.ceil(pos).astype(np.int64)
-            ok = nresp > 0
-            val = np.full(G, np.nan)
-            a = rs[(starts + lo)[ok]]
-            b = rs[(starts + hi)[ok]]
-            val[ok] = a + (b - a) * (pos[ok] - lo[ok])
-            out[name] = val
-        noncase = nd & ~inc["is_case"]
-        nnc = np.bincount(g[noncase], minlength=G)
-        out["n_noncase"] = nnc
-        out["share_patrol_closed"] = np.bincount(g[noncase & (inc["handled"] == 1)], minlength=G) / nnc
-        gd = gid(dis)
-        nop = np.bincount(gd, minlength=G)
-        nres = np.bincount(gd[dis["resolved"]], minlength=G)
-        out["disputes_opened"] = nop
-        out["disputes_resolved"] = nres
-        out["dispute_resolution_rate"] = nres / nop
-        out["dispute_escalation_rate"] = np.bincount(gd[dis["escalated"]], minlength=G) / nop
-        dd = (dis["closed"] - dis["opened"]).astype(float)
-        out["dispute_days_to_resolve"] = np.bincount(gd[dis["resolved"]], weights=dd[dis["resolved"]],
-                                                     minlength=G) / nres
-    st = w.stations.iloc[idx]
-    df = pd.DataFrame({
-        "station_id": np.repeat(st["station_id"].to_numpy(), T),
-        "period": np.tile(w.periods[tsel], S).astype(np.int64),
-    })
-    pop = np.repeat(st["population"].to_numpy(), T)
-    df["population"] = pop
-    df["area_type"] = np.repeat(st["area_type"].to_numpy(), T)
-    df["incidents_per_10k"] = out["incidents_total"] / pop * 1e4
-    for k, v in out.items():
-        df[k] = v
-    return df
-
-
-# ---------------------------------------------------------------------------- writers
-def _enc_for_incidents(year: int) -> str:
-    return "gb18030" if year % 2 == 1 else "utf-8-sig"
-
-
-def _enc_for_disputes(year: int) -> str:
-    return "gb18030" if year <= 2022 else "utf-8"
-
-
-def _slash_year(years: list[int]) -> int | None:
-    """The one incident file written with '2023/3/20 14:05' timestamps."""
-    if len(years) < 2:
-        return None
-    return 2022 if 2022 in years else years[len(years) // 2]
-
-
-class _CsvAppender:
-    """Writes one CSV in chunks: header once, arrow for the body, transcoding when needed."""
-
-    def __init__(self, path: Path, header: list[str], encoding: str):
-        self.path, self.encoding = path, encoding
-        self.fh = open(path, "wb")  # noqa: SIM115
-        head = ",".join(header) + "\r\n"
-        if encoding == "utf-8-sig":
-            self.fh.write(b"\xef\xbb\xbf" + head.encode("utf-8"))
-        else:
-            self.fh.write(head.encode(encoding))
-        self.rows = 0
-
-    def write(self, table: pa.Table) -> None:
-        buf = io.BytesIO()
-        pcsv.write_csv(table, buf, pcsv.WriteOptions(include_header=False, quoting_style="none",
-                                                     eol="\r\n", batch_size=65536))
-        data = buf.getvalue()
-        if self.encoding == "gb18030":
-            data = data.decode("utf-8").encode("gb18030")
-        self.fh.write(data)
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def _ts_strings(sec: np.ndarray, fmt: str) -> pa.Array:
-    mask = sec < 0
-    arr = pa.array(sec, type=pa.int64(), mask=mask).cast(pa.timestamp("s"))
-    iso = pc.cast(arr, pa.string())  # 'YYYY-MM-DD HH:MM:SS' (fast, unlike strftime)
-    if fmt == "slash":
-        return pc.binary_join_element_wise(
-            pc.cast(pc.year(arr), pa.string()), "/", pc.cast(pc.month(arr), pa.string()), "/",
-            pc.cast(pc.day(arr), pa.string()), " ", pc.utf8_slice_codeunits(iso, 11, 16), "")
-    return iso
-
-
-def _ids(prefix: str, year: int, start: int, n: int, width: int) -> pa.Array:
-    num = pc.cast(pa.array(np.arange(start, start + n, dtype=np.int64)), pa.string())
-    return pc.binary_join_element_wise(f"{prefix}{year}", pc.utf8_lpad(num, width=width, padding="0"), "")
-
-
-_IS = pa.array(["否", "是"])
-_HANDLED_ZH = pa.array(["派出所", "巡逻", "分流"])
-
-
-def _category_labels(cat: np.ndarray, year: int, rng: np.random.Generator) -> pa.Array:
-    """Chinese category names with realistic alias use (电信诈骗 from 2021, a few 民间纠纷 / 求助 / 斗殴)."""
-    labels = [registry.CATEGORIES[c].zh for c in CATS]
-    labels += ["电信诈骗", "民间纠纷", "求助", "斗殴", "交通事故"]
-    code = cat.astype(np.int64).copy()
-    u = rng.random(len(cat))
-    code[(cat == C_IDX["fraud"]) & (u < (0.75 if year >= 2021 else 0.1))] = NC + 0
-    code[(cat == C_IDX["dispute"]) & (u < 0.10)] = NC + 1
-    code[(cat == NP) & (u < (0.15 if year % 3 == 0 else 0.02))] = NC + 2
-    code[(cat == C_IDX["fight"]) & (u < 0.03)] = NC + 3
-    code[(cat == C_IDX["traffic"]) & (u < 0.20)] = NC + 4
-    return pa.array(labels).take(pa.array(code))
-
-
-def _incident_table(w: World, rec: dict, year: int, id_start: int, fmt: str, rng: np.random.Generator,
-                    station_codes: pa.Array) -> pa.Table:
-    n = len(rec["received"])
-    H = {c.name: c.zh for c in schema.INCIDENTS.columns}
-    cols = {
-        H["incident_id"]: _ids("JQ", year, id_start, n, 9),
-        H["station_id"]: station_codes.take(pa.array(rec["station"])),
-        H["received_at"]: _ts_strings(rec["received"], fmt),
-        H["dispatched_at"]: _ts_strings(rec["dispatched"], fmt),
-        H["arrived_at"]: _ts_strings(rec["arrived"], fmt),
-        H["closed_at"]: _ts_strings(rec["closed"], fmt),
-        H["category"]: _category_labels(rec["category"], year, rng),
-        H["handled_by"]: _HANDLED_ZH.take(pa.array(rec["handled"].astype(np.int64))),
-        H["is_case"]: _IS.take(pa.array(rec["is_case"].astype(np.int64))),
-    }
-    return pa.table(cols)
-
-
-def _incident_parquet_table(rec: dict, year: int, id_start: int, station_codes: pa.Array,
-                            rng: np.random.Generator) -> pa.Table:
-    def ts(x: np.ndarray) -> pa.Array:
-        return pa.array(x, type=pa.int64(), mask=x < 0).cast(pa.timestamp("s"))
-
-    H = {c.name: c.zh for c in schema.INCIDENTS.columns}
-    n = len(rec["received"])
-    return pa.table({
-        H["incident_id"]: _ids("JQ", year, id_start, n, 9),
-        H["station_id"]: station_codes.take(pa.array(rec["station"])),
-        H["received_at"]: ts(rec["received"]),
-        H["dispatched_at"]: ts(rec["dispatched"]),
-        H["arrived_at"]: ts(rec["arrived"]),
-        H["closed_at"]: ts(rec["closed"]),
-        H["category"]: _category_labels(rec["category"], year, rng).dictionary_encode(),
-        H["handled_by"]: _HANDLED_ZH.take(pa.array(rec["handled"].astype(np.int64))).dictionary_encode(),
-        H["is_case"]: _IS.take(pa.array(rec["is_case"].astype(np.int64))).dictionary_encode(),
-    })
-
-
-def _dispute_table(rec: dict, year: int, id_start: int, station_codes: pa.Array) -> pa.Table:
-    H = {c.name: c.zh for c in schema.DISPUTES.columns}
-    n = len(rec["opened"])
-
-    def dates(d: np.ndarray) -> pa.Array:
-        arr = pa.array(d.astype(np.int32), type=pa.int32(), mask=d < 0).cast(pa.date32())
-        return pc.cast(arr, pa.string())
-
-    dlabels = pa.array([registry.DISPUTE_CATEGORIES[c][0] for c in DCATS])
-    return pa.table({
-        H["dispute_id"]: _ids("JF", year, id_start, n, 8),
-        H["station_id"]: station_codes.take(pa.array(rec["station"])),
-        H["opened_on"]: dates(rec["opened"]),
-        H["closed_on"]: dates(rec["closed"]),
-        H["category"]: dlabels.take(pa.array(rec["dcat"].astype(np.int64))),
-        H["resolved"]: _IS.take(pa.array(rec["resolved"].astype(np.int64))),
-        H["escalated"]: _IS.take(pa.array(rec["escalated"].astype(np.int64))),
-    })
-
-
-def _write_stations_xlsx(w: World, path: Path) -> None:
-    H = {c.name: c.zh for c in schema.STATIONS.columns}
-    st = w.stations[[c.name for c in schema.STATIONS.columns]].copy()
-    st["area_type"] = st["area_type"].map(registry.AREA_TYPES_ZH)
-    st = st.rename(columns=H)
-    if len(st) > 5000:  # large registers: write_only mode is much faster
-        from openpyxl import Workbook
-
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet(schema.STATIONS.zh)
-        ws.append(list(st.columns))
-        for row in st.itertuples(index=False):
-            ws.append([v.item() if hasattr(v, "item") else v for v in row])
-        wb.save(path)
-    else:
-        with pd.ExcelWriter(path, engine="openpyxl") as xw:
-            st.to_excel(xw, sheet_name=schema.STATIONS.zh, index=False)
-
-
-def _write_reforms_csv(w: World, path: Path) -> int:
-    H = {c.name: c.zh for c in schema.REFORMS.columns}
-    rf = w.reforms.sort_values(["adopted_on", "station_id"], kind="stable")
-    out = pd.DataFrame({
-        H["station_id"]: rf["station_id"],
-        H["reform"]: rf["reform_zh"],
-        H["adopted_on"]: rf["adopted_on"].dt.strftime("%Y-%m-%d"),
-    })
-    out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
-    return len(out)
-
 
 # ---------------------------------------------------------------------------- main entry
 def _chunks(S: int, size: str) -> Iterator[tuple[int, np.ndarray]]:

@@ -1,0 +1,205 @@
+"""Expected values of the demo world: station-month parameters, expected outcomes, the
+planted truth (treated minus untreated expectations) and the gamma-Poisson count draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from evalkit.demo.params import (
+    C_IDX,
+    K_SM,
+    K_SMC,
+    NC,
+    NIGHT_FACTOR,
+    NP,
+    P_CASE,
+    P_DIVERT_BASE,
+    P_NIGHT,
+    PATROL_SHARE,
+    PATROL_TARGET_MEAN,
+    R_IDX,
+    REFORM_ORDER,
+    RESP_FACTOR,
+    RESP_MEDIAN,
+    RESP_SIGMA,
+    SF_AREA,
+    TRUTH_OUTCOMES,
+    World,
+    _ramp,
+    _ss,
+)
+
+
+# ---------------------------------------------------------------------------- expected values
+def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dict[str, np.ndarray]:
+    """Expected-value parameters for stations ``idx`` over all periods.
+
+    ``treated=False`` gives the untreated potential outcome (the counterfactual) of the same
+    station-months, ``treated=True`` the world as generated.
+    """
+    idx = np.asarray(idx)
+    T = len(w.periods)
+    area = w.area[idx]
+    yrs = (w.periods - 24228) / 12.0  # years since 2019-01
+    lam = np.exp(
+        w.alpha_c[idx][:, None, :]
+        + w.time_log[None, :, :]
+        + (w.sf[None, :, None] * SF_AREA[area][:, None, None])
+        + (w.beta[idx][:, None] * yrs[None, :])[:, :, None]
+    ) * (w.pop[idx] / 1e4)[:, None, None]
+    r = w.reform_of[idx]
+    e = w.periods[None, :] - w.adopt[idx][:, None]  # event time
+    is_r = {name: (r == R_IDX[name])[:, None] for name in REFORM_ORDER}
+
+    case_mult = np.ones((len(idx), T))
+    p_div = np.full((len(idx), T), P_DIVERT_BASE)
+    p_patrol = np.repeat(w.p_patrol0[idx][:, None], T, axis=1)
+    resp_med = (RESP_MEDIAN[area] * np.exp(w.resp_log[idx]))[:, None] * np.ones((1, T))
+    d_lam = np.exp(w.d_alpha[idx][:, None] + w.d_time_log[None, :] + 0.01 * yrs[None, :]) * (w.pop[idx] / 1e4)[:, None]
+    nonres = np.repeat(w.nonres0[idx][:, None], T, axis=1)
+    esc = np.repeat(w.esc0[idx][:, None], T, axis=1)
+    days = np.repeat(w.days0[idx][:, None], T, axis=1)
+
+    # pre-trend violation in the untreated outcome of village-auxiliary adopters
+    pre = np.clip((e + 12) * 0.015, 0.0, 0.30) * is_r["village_auxiliary"]
+    nonres = nonres * (1 - pre)
+
+    if treated:
+        # two teams one room
+        g = _ramp(e, 24) * w.strength[idx][:, None] * is_r["two_teams_one_room"]
+        red = np.zeros(NC)
+        red[[C_IDX["fight"], C_IDX["dispute"], C_IDX["theft"], C_IDX["vice"], C_IDX["other"], NP]] = [
+            1.0, 0.35, 0.25, 0.30, 0.30, 0.20]
+        lam = lam * (1.0 - g[:, :, None] * red[None, None, :])
+        case_mult = case_mult * (1 - 0.10 * g)
+        # patrol dispatch
+        gp = np.where(e >= 1, 1.0, np.where(e == 0, 0.5, 0.0)) * is_r["patrol_dispatch"]
+        target_med = PATROL_TARGET_MEAN / RESP_FACTOR
+        resp_med = np.exp(np.log(resp_med) * (1 - gp) + np.log(target_med) * gp)
+        p_patrol = p_patrol + gp * (PATROL_SHARE - p_patrol)
+        # non-police diversion
+        gd = _ramp(e, 3) * is_r["nonpolice_diversion"]
+        p_div = p_div + gd * (0.60 - P_DIVERT_BASE)
+        # village auxiliary
+        gv = _ramp(e, 12) * is_r["village_auxiliary"]
+        nonres = nonres * (1 - 0.45 * gv)
+        esc = esc * (1 - 0.40 * gv)
+        days = days * (1 - 0.25 * gv)
+        d_lam = d_lam * (1 + 0.15 * gv)
+        lam[:, :, C_IDX["dispute"]] *= 1 - 0.10 * gv
+        # pilot
+        gpl = _ramp(e, 6) * is_r["station_pilot"]
+        red = np.ones(NC) * 0.35
+        red[[C_IDX["fraud"], C_IDX["traffic"]]] = 0.0
+        lam = lam * (1 - gpl[:, :, None] * red[None, None, :])
+        resp_med = resp_med * (1 - 0.2 * gpl)
+        # service hall: no effect at all
+    return {
+        "lam": lam, "case_mult": case_mult, "p_div": p_div, "p_patrol": p_patrol, "resp_med": resp_med,
+        "d_lam": d_lam, "p_res": 1 - nonres, "p_esc": esc, "days": days,
+    }
+
+
+def expected_outcomes(w: World, idx: np.ndarray, prm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Expected station-month outcomes (panel definitions) from the parameters."""
+    lam = prm["lam"]
+    handled = lam.copy()
+    handled[:, :, NP] *= 1 - prm["p_div"]
+    out: dict[str, np.ndarray] = {}
+    total = handled.sum(axis=2)
+    out["incidents_total"] = total
+    out["incidents_per_10k"] = total / (w.pop[idx] / 1e4)[:, None]
+    for c, i in C_IDX.items():
+        out[f"incidents_{c}"] = handled[:, :, i]
+    out["dispatches"] = total
+    out["cases"] = (lam * P_CASE[None, None, :]).sum(axis=2) * prm["case_mult"]
+    med = prm["resp_med"]
+    out["response_mean_min"] = med * RESP_FACTOR
+    z_day = (np.log(5.0) - np.log(med)) / RESP_SIGMA
+    z_night = (np.log(5.0 / NIGHT_FACTOR) - np.log(med)) / RESP_SIGMA
+    out["share_within_5min"] = (1 - P_NIGHT) * ndtr(z_day) + P_NIGHT * ndtr(z_night)
+    out["share_patrol_closed"] = prm["p_patrol"]
+    out["disputes_opened"] = prm["d_lam"]
+    out["dispute_resolution_rate"] = prm["p_res"]
+    out["dispute_escalation_rate"] = prm["p_esc"]
+    out["dispute_days_to_resolve"] = prm["days"]
+    return out
+
+
+def compute_truth(w: World) -> pd.DataFrame:
+    """True ATT per reform x outcome x event time (and per cohort), from expected values."""
+    rows: list[pd.DataFrame] = []
+    T = len(w.periods)
+    for r in REFORM_ORDER:
+        idx_all = np.flatnonzero(w.reform_of == R_IDX[r])
+        if len(idx_all) == 0:
+            continue
+        acc: dict[str, list[np.ndarray]] = {}
+        ev_list, coh_list = [], []
+        for lo in range(0, len(idx_all), 2000):
+            idx = idx_all[lo: lo + 2000]
+            y1 = expected_outcomes(w, idx, station_month_params(w, idx, treated=True))
+            y0 = expected_outcomes(w, idx, station_month_params(w, idx, treated=False))
+            for o in TRUTH_OUTCOMES:
+                acc.setdefault(o + "|1", []).append(y1[o].ravel())
+                acc.setdefault(o + "|0", []).append(y0[o].ravel())
+            ev_list.append((w.periods[None, :] - w.adopt[idx][:, None]).ravel())
+            coh_list.append(np.repeat(w.adopt[idx], T))
+        ev = np.concatenate(ev_list)
+        coh = np.concatenate(coh_list)
+        cohorts = np.unique(coh)
+        masks = [(None, np.ones(len(ev), bool))] + [(int(c), coh == c) for c in cohorts]
+        for o in TRUTH_OUTCOMES:
+            y1 = np.concatenate(acc[o + "|1"])
+            y0 = np.concatenate(acc[o + "|0"])
+            d = y1 - y0
+            for cval, m in masks:
+                evm = ev[m]
+                off = -evm.min()
+                n = np.bincount(evm + off)
+                sd = np.bincount(evm + off, weights=d[m])
+                s0 = np.bincount(evm + off, weights=y0[m])
+                keep = np.flatnonzero(n > 0)
+                post = m & (ev >= 0)
+                npost = int(post.sum())
+                et = (keep - off).astype(float)
+                nn, sdd, s00 = n[keep].astype(float), sd[keep], s0[keep]
+                kinds = ["event"] * len(keep)
+                if npost:
+                    et = np.append(et, np.nan)
+                    nn = np.append(nn, npost)
+                    sdd = np.append(sdd, d[post].sum())
+                    s00 = np.append(s00, y0[post].sum())
+                    kinds.append("overall")
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    pct = np.where(s00 != 0, 100 * sdd / s00, np.nan)
+                rows.append(pd.DataFrame({
+                    "reform": r, "outcome": o, "kind": kinds,
+                    "cohort": np.nan if cval is None else float(cval),
+                    "event_time": et, "att_level": sdd / nn, "att_pct": pct,
+                    "n_treated_station_months": nn,
+                }))
+    truth = pd.concat(rows, ignore_index=True)
+    truth = truth[["reform", "outcome", "kind", "cohort", "event_time", "att_level", "att_pct",
+                   "n_treated_station_months"]]
+    truth["event_time"] = truth["event_time"].astype("Int64")
+    truth["cohort"] = truth["cohort"].astype("Int64")
+    truth["n_treated_station_months"] = truth["n_treated_station_months"].astype("int64")
+    # exact zeros where nothing was planted (avoid -0.0 / 1e-17 noise)
+    truth.loc[truth["att_level"].abs() < 1e-12, ["att_level", "att_pct"]] = 0.0
+    return truth
+
+
+# ---------------------------------------------------------------------------- draws
+def draw_counts(w: World, idx: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Incident counts [S, T, C] and dispute counts [S, T] for a station chunk (negative binomial)."""
+    rng = _ss(w.seed, 1, chunk)
+    prm = station_month_params(w, idx, treated=True)
+    lam = prm["lam"]
+    g = rng.gamma(K_SM, 1 / K_SM, lam.shape[:2])[:, :, None] * rng.gamma(K_SMC, 1 / K_SMC, lam.shape)
+    counts = rng.poisson(lam * g).astype(np.int32)
+    gd = rng.gamma(K_SMC, 1 / K_SMC, prm["d_lam"].shape)
+    dcounts = rng.poisson(prm["d_lam"] * gd).astype(np.int32)
+    return counts, dcounts, prm
