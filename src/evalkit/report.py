@@ -31,6 +31,7 @@ from evalkit.brief_text import (
 from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
+from evalkit.inference._refit import clip_text
 from evalkit.registry import NEVER_TREATED, period_start
 from evalkit.viz.event_study import event_study_plot
 from evalkit.viz.placebo import plot_placebo
@@ -109,7 +110,7 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
     failed += [(variant_label(ev, k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
     if failed:
-        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=v.splitlines()[0][:200]))}</li>"
+        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=clip_text(v)))}</li>"
                         for k, v in failed)
         _html(f'<ul class="ek-note">{items}</ul>')
     return table
@@ -152,7 +153,7 @@ def show_sensitivity(ev: Evaluation) -> None:
         notes = sensitivity_sentences(ev)
         _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
     except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
-        _not_available("sensitivity_what", f"{type(exc).__name__}: {exc}"[:200], lang)
+        _not_available("sensitivity_what", clip_text(f"{type(exc).__name__}: {exc}"), lang)
 
 
 def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:

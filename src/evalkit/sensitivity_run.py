@@ -73,8 +73,9 @@ class SensitivityError(ValueError):
 
 def reason(exc: BaseException) -> str:
     """A short plain reason for the brief (the message, not the exception class)."""
-    msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return msg or type(exc).__name__.replace("Error", "").lower() or "failed"
+    from evalkit.inference._refit import clip_text
+
+    return clip_text(str(exc)) or type(exc).__name__.replace("Error", "").lower() or "failed"
 
 
 def _event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, source: str

@@ -129,7 +129,17 @@ def cs_aggregations(refit: Refit, term: str) -> tuple[str, ...] | None:
     return (agg,) if agg else None
 
 
+def clip_text(text: str, limit: int = 200) -> str:
+    """The first line of ``text``, at most ``limit`` characters, cut at a word boundary with "…"
+    (never mid-word: the brief prints it)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
 def short_reason(exc: BaseException) -> str:
     """One line: the exception's message (or its class name)."""
-    msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return msg or type(exc).__name__
+    return clip_text(str(exc)) or type(exc).__name__
