@@ -218,11 +218,3 @@ class Within:
         else:
             raise RuntimeError(f"alternating projections did not converge in {self.maxiter} sweeps")
         return X
-
-    # ------------------------------------------------------------------ degrees of freedom
-    def n_fe_params(self) -> int:
-        """Identified fixed-effect parameters: sum of levels minus one per extra FE (fixest's count;
-        exact for a connected two-way design)."""
-        if not self.levels:
-            return 0
-        return int(sum(self.levels) - (len(self.levels) - 1))

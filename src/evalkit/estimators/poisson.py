@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
-from evalkit.estimators._sample import check_event_window
+from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
 
@@ -212,10 +212,7 @@ def estimate_poisson(
     if event_study:
         ref = -1 - int(anticipation)
         e = np.where(treated_unit, t - np.where(treated_unit, g, 0), np.nan)
-        if min_e is not None:
-            e = np.where(e < min_e, min_e, e)
-        if max_e is not None:
-            e = np.where(e > max_e, max_e, e)
+        e = bin_event_time(e, (min_e, max_e))
         m = treated_unit & (e != ref)
         evs = np.unique(e[m])
         pos = np.searchsorted(evs, e[m])

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
-from evalkit.estimators._sample import check_event_window
+from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
 
@@ -112,10 +112,7 @@ def estimate_sunab(
     # relative period (binned) for treated cohorts
     treated_unit_obs = ~is_control
     e = np.where(treated_unit_obs, t - np.where(np.isfinite(g), g, 0), np.nan)
-    if min_e is not None:
-        e = np.where(e < min_e, min_e, e)
-    if max_e is not None:
-        e = np.where(e > max_e, max_e, e)
+    e = bin_event_time(e, (min_e, max_e))
     inter = treated_unit_obs & (e != ref)
     cell = pd.DataFrame({"g": g[inter], "e": e[inter]})
     cells = cell.drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)

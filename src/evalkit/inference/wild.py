@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
 from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts
 from evalkit.estimators._fe import (
@@ -271,20 +270,6 @@ def wcr_test(des: TwfeDesign, R: np.ndarray, V: np.ndarray, y: np.ndarray | None
                    Bc=np.einsum("gb,gb->b", P0, P1), Cc=np.einsum("gb,gb->b", P1, P1), ssc=des.ssc)
 
 
-def wcr_tstats(des: TwfeDesign, R: np.ndarray, V: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Actual and WCR bootstrap t statistics of ``R'β = 0`` for several demeaned outcomes
-    ``Y`` (N x m) with common weights ``V`` (for Romano–Wolf). Returns (t (m), t* (B x m))."""
-    XtXinv = sym_inv(des.X.T @ des.X)
-    Cm = des.cluster_matrix()
-    tp = _time_projection(des)
-    ts, tb = [], []
-    for j in range(Y.shape[1]):
-        w = wcr_test(des, R, V, y=Y[:, j], XtXinv=XtXinv, Cm=Cm, tp=tp)
-        ts.append(w.t_stat(0.0))
-        tb.append(w.t_boot(0.0))
-    return np.array(ts), np.column_stack(tb)
-
-
 # ---------------------------------------------------------------------------- public API
 def wild_bootstrap(
     panel: pd.DataFrame,
@@ -376,8 +361,3 @@ def wild_bootstrap(
     if G < 6:
         meta["warning"] = f"only {G} clusters: even the wild bootstrap is unreliable"
     return EstimationResult("twfe_wild", outcome, pd.DataFrame(rows), meta=meta)
-
-
-def t_critical(G: int, alpha: float) -> float:
-    """``t(G-1)`` critical value (used for the CRV1 fallback in the power module)."""
-    return float(stats.t.ppf(1 - alpha / 2, max(G - 1, 1)))
