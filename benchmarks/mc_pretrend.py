@@ -39,7 +39,7 @@ from evalkit.inference.pretrend import pretrend_test  # noqa: E402
 
 SHAPES = {"1,1,4,3 + 26 never": ([1, 1, 4, 3], 26), "4x4 + 26 never": ([4] * 4, 26),
           "10x4 + 60 never": ([10] * 4, 60)}
-OPTS = {"min_e": -12, "max_e": 24}
+OPTS = {"trim_e": (-12, 24)}
 
 
 def noise_panel(sizes, n_never, seed, T=84, first=24264):

@@ -311,7 +311,7 @@ def test_unbalanced_units_dropped(mpdta):
 
 
 def test_event_window_options(mpdta):
-    res = estimate_cs(mpdta, "lemp", **KW, min_e=-2, max_e=2)
+    res = estimate_cs(mpdta, "lemp", **KW, trim_e=(-2, 2))
     assert list(res.event_study()["event_time"]) == [-2, -1, 0, 1, 2]
     bal = estimate_cs(mpdta, "lemp", **KW, balance_e=1)
     ev = bal.event_study()

@@ -103,13 +103,12 @@ def test_serial_and_threaded_executors_give_identical_numbers(mpdta, opts):
     pd.testing.assert_frame_equal(serial.estimates, two.estimates)
 
 
-def test_trim_e_is_min_e_max_e(mpdta):
+def test_trim_e_and_bad_aggregation(mpdta):
     a = estimate_cs(mpdta, "lemp", **KW, trim_e=(-2, 1))
-    b = estimate_cs(mpdta, "lemp", **KW, min_e=-2, max_e=1)
-    pd.testing.assert_frame_equal(a.estimates, b.estimates)
     assert a.meta["trim_e"] == [-2, 1]
-    with pytest.raises(TypeError, match="not both"):
-        estimate_cs(mpdta, "lemp", **KW, trim_e=(-2, 1), max_e=1)
+    assert list(a.event_study()["event_time"]) == [-2, -1, 0, 1]
+    with pytest.raises(TypeError, match="min_e"):  # the legacy names are gone: trim_e only
+        estimate_cs(mpdta, "lemp", **KW, min_e=-2)
     with pytest.raises(ValueError, match="unknown aggregation type 'events'"):
         aggte(att_gt(mpdta, "lemp", **KW), "events")
 

@@ -312,12 +312,10 @@ def _aggte(gt: CSGroupTime, aggregations, min_e, max_e, balance_e, bootstrap, se
     return res
 
 
-def _trim(trim_e, min_e, max_e) -> tuple[int | None, int | None]:
-    """``trim_e=(lo, hi)`` (the shared name), or the legacy ``min_e``/``max_e`` (not both)."""
+def _trim(trim_e) -> tuple[int | None, int | None]:
+    """``trim_e=(lo, hi)`` → ``(lo, hi)``; ``None`` keeps every event time."""
     if trim_e is None:
-        return min_e, max_e
-    if min_e is not None or max_e is not None:
-        raise TypeError("give trim_e=(lo, hi) or min_e/max_e, not both")
+        return None, None
     lo, hi = trim_e
     return lo, hi
 
@@ -383,7 +381,7 @@ def aggte(
     Returns the same :class:`~evalkit.results.EstimationResult` as :func:`estimate_cs`.
     """
     laps = Laps(progress)
-    lo, hi = _trim(trim_e, None, None)
+    lo, hi = _trim(trim_e)
     res = _aggte(gt, _aggregations(type), lo, hi, balance_e, bootstrap, seed, alpha, resolve_executor(executor), laps)
     res.meta["timing"] = {**gt.timing, **laps.timing}
     return res
@@ -409,8 +407,6 @@ def estimate_cs(
     seed: int | None = None,
     aggregations: tuple[str, ...] = AGGREGATIONS,
     trim_e: tuple[int | None, int | None] | None = None,
-    min_e: int | None = None,
-    max_e: int | None = None,
     balance_e: int | None = None,
     allow_unbalanced: bool | None = None,
     executor: Any = "auto",
@@ -428,7 +424,7 @@ def estimate_cs(
     ``weights``: a column of sampling weights per unit (constant within unit, finite, >= 0; R
     ``did`` ``weightsname``): weighted ATT(g,t) and weighted cohort shares in the aggregations; not
     yet with covariates or an unbalanced panel. ``trim_e=(lo, hi)``: event times kept in the
-    aggregations (``min_e``/``max_e`` are the legacy names of the same thing).
+    aggregations (R ``aggte``'s ``min_e``/``max_e``: trimming, not binning).
 
     The sample is the shared one (``evalkit.estimators._sample.build_sample``; ``panel`` may also be a
     :class:`~evalkit.estimators._sample.StaggeredSample`, e.g. ``result.context.sample``): cohort 0 =
@@ -452,7 +448,7 @@ def estimate_cs(
     single-threaded inside (robust when the machine is shared); set the environment variable
     ``EVALKIT_BLAS_THREADS=<n>`` to change that, or ``keep`` to leave it alone.
     """
-    lo, hi = _trim(trim_e, min_e, max_e)
+    lo, hi = _trim(trim_e)
     aggs = _aggregations(aggregations)
     ex = resolve_executor(executor)
     laps = Laps(progress)

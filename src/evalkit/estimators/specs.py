@@ -153,9 +153,6 @@ def _labels(zh: str, en: str) -> dict[str, str]:
 
 
 _FE = ("unit", "time", "cohort", "cluster", "alpha", "weights")
-# Transitional: the names cs, sa and poisson take until their branches rename them to trim_e / bin_e
-# (delete then; tests/test_estimator_contract.py::test_spec_options_match_the_function flags a stale name).
-_LEGACY_E = ("min_e", "max_e")
 _SYNTH = ("unit", "time", "cohort", "cluster", "alpha", "se", "reps", "seed")
 
 SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
@@ -187,7 +184,7 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         _labels("Callaway–Sant'Anna 交错双重差分", "Callaway–Sant'Anna staggered DiD"), "headline",
         event_study=True, pretrend_test=True, weights=True,
         options=(*_FE, "control", "covariates", "est_method", "base_period", "anticipation", "bootstrap",
-                 "seed", "aggregations", "trim_e", "balance_e", "allow_unbalanced", "executor", "progress", *_LEGACY_E),
+                 "seed", "aggregations", "trim_e", "balance_e", "allow_unbalanced", "executor", "progress"),
         from_params=_cs, estimand="att_simple_average_over_treated_cells", designs=("staggered",),
         headline_rank=1),
     EstimatorSpec(
