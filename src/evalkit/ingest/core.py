@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +101,9 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
 
 
 def _reform_map(v: str, user: dict[str, str] | None = None) -> str | None:
-    key = "".join(unicodedata.normalize("NFKC", str(v)).split())
+    key = vocab.fold(v)
     for k, val in (user or {}).items():
-        if "".join(unicodedata.normalize("NFKC", k).split()) == key:
+        if vocab.fold(k) == key:
             v = val
             break
     for cand in (v, key):
