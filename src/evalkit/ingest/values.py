@@ -33,7 +33,7 @@ def month_start_sql(v: str) -> str:
 
 def date_sql(v: str, month_ok: bool) -> str:
     """DATE from a trimmed VARCHAR; month-only values → first of the month when ``month_ok``."""
-    full = f"CAST(COALESCE({datetime_sql(v)}, {datetime_sql(fold_sql(v))}) AS DATE)"
+    full = f"CAST({timestamp_sql(v)} AS DATE)"
     return f"COALESCE({full}, {month_start_sql(v)})" if month_ok else full
 
 
