@@ -40,14 +40,10 @@ import math
 import duckdb
 import pandas as pd
 
+from evalkit.warehouse import has_column
+
 GAP_P = 1e-9  # a run of empty months less likely than this (negative binomial) is a gap
 RECORD_TABLES = {"incidents": "received_at", "disputes": "opened_on"}
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-        [table, column]).fetchall()[0][0])
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -58,7 +54,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def coverage_sql(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """SELECT returning ``(station_id, period, n_records)`` for every covered month of ``table``."""
     date = RECORD_TABLES[table]
-    load = "load_id" if _has_column(con, table, "load_id") else "CAST(NULL AS BIGINT)"
+    load = "load_id" if has_column(con, table, "load_id") else "CAST(NULL AS BIGINT)"
     threshold = -math.log(GAP_P)
     return f"""
 WITH rec AS (

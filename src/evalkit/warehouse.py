@@ -174,7 +174,8 @@ def holds_real_data(path: str | Path) -> bool:
 
 
 # ------------------------------------------------------------------------------ status
-def _has_col(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """True when ``table`` has ``column`` (warehouses written by older versions may lack it)."""
     return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
                             "AND column_name = ?", [table, column]).fetchall()[0][0])
 
@@ -204,8 +205,8 @@ def live_facts(con: duckdb.DuckDBPyConnection) -> dict:
     """
     counts = table_counts(con)
     reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    live = "live" if _has_col(con, "ingest_log", "live") else "TRUE"
-    other_col = "rows_other" if _has_col(con, "ingest_log", "rows_other") else "0"
+    live = "live" if has_column(con, "ingest_log", "live") else "TRUE"
+    other_col = "rows_other" if has_column(con, "ingest_log", "rows_other") else "0"
     loads = con.execute(f"SELECT count(*) FROM ingest_log WHERE {live}").fetchall()[0][0]
     other = dict(con.execute(f"SELECT table_name, coalesce(sum({other_col}), 0) FROM ingest_log WHERE {live} "
                              f"AND table_name IN ('incidents', 'disputes') GROUP BY 1").fetchall())
@@ -226,7 +227,7 @@ def status(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """
     from evalkit.coverage import coverage_ranges
 
-    has_live = _has_col(con, "ingest_log", "live")
+    has_live = has_column(con, "ingest_log", "live")
     live = "live" if has_live else "TRUE"
     extra = "load_id, coalesce(rows_other, 0) AS rows_other," if has_live else "NULL AS load_id, 0 AS rows_other,"
     files = con.execute(f"""

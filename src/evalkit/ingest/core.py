@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +101,9 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
 
 
 def _reform_map(v: str, user: dict[str, str] | None = None) -> str | None:
-    key = "".join(unicodedata.normalize("NFKC", str(v)).split())
+    key = vocab.fold(v)
     for k, val in (user or {}).items():
-        if "".join(unicodedata.normalize("NFKC", k).split()) == key:
+        if vocab.fold(k) == key:
             v = val
             break
     for cand in (v, key):
@@ -409,10 +408,6 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
             masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
     acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
                       f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-    rows_other = 0
-    if "category" in parsed and "category" in hm.positions:
-        rows_other = con.execute("SELECT count(*) FROM _ek_stage WHERE _chk IS NULL AND p_category = 'other'"
-                                 ).fetchall()[0][0]
 
     # ---- quarantined rows
     raw_json = "json_object(" + ", ".join(
@@ -436,11 +431,12 @@ FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
         by_reason = dict(con.execute(
             f"SELECT {list_lit}[_chk], count(*) FROM _ek_stage WHERE _chk IS NOT NULL GROUP BY 1").fetchall())
         report.add_reasons(by_reason)
+    rows_other = 0  # accepted rows stored as category 'other' (unknown values and explicit 其他)
     if t in ("incidents", "disputes") and "category" in hm.positions:
-        n_cat, n_other = con.execute("SELECT count(p_category), count(*) FILTER (WHERE p_category = 'other') "
-                                     "FROM _ek_stage WHERE _chk IS NULL").fetchall()[0]
+        n_cat, rows_other = con.execute("SELECT count(p_category), count(*) FILTER (WHERE p_category = 'other') "
+                                        "FROM _ek_stage WHERE _chk IS NULL").fetchall()[0]
         report.category_rows += int(n_cat)
-        report.other_rows += int(n_other)
+        report.other_rows += int(rows_other)
         for val, n in con.execute(
             "SELECT s.v_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s.v_category "
             "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
@@ -531,7 +527,6 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 report.rows_accepted += res["rows_accepted"]
                 report.rows_quarantined += res["rows_quarantined"]
                 report.masked_values += res["masked"]
-                report.rows_other += res["rows_other"]
                 report.unmatched_rows += res["unmatched"]
                 report.load_ids.append(load_id)
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",

@@ -73,6 +73,7 @@ _FOLD = str.maketrans(_FULL, _HALF)
 
 
 def q(s: str) -> str:
+    """SQL string literal (also :func:`evalkit.ingest.sql.q`)."""
     return "'" + str(s).replace("'", "''") + "'"
 
 

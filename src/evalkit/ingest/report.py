@@ -25,12 +25,11 @@ class IngestReport:
     # columns the files did not have (stored NULL = unknown), and "did you mean" for unmatched headers
     missing_columns: list[str] = field(default_factory=list)
     suggestions: dict[str, str] = field(default_factory=dict)
-    # accepted rows with a category, and of them mapped to 'other' (the data note shows the share)
+    # accepted rows with a category, and of them stored as 'other' (unknown values and explicit 其他);
+    # ingest_log.rows_other holds the same count per file
     category_rows: int = 0
     other_rows: int = 0
     seconds: float = 0.0
-    # accepted rows whose category is `other` (unknown values and explicit 其他)
-    rows_other: int = 0
     # rows naming a station not in the register (all quarantined; above 1 % only with --accept-unmatched)
     unmatched_rows: int = 0
     load_ids: list[int] = field(default_factory=list)
@@ -80,8 +79,6 @@ class IngestReport:
         for r in self.replaced:
             lines.append(f"  replaced earlier load {r['load_id']} of {r['file']}: removed {r['rows']:,} rows and "
                          f"{r['quarantined']:,} quarantined")
-        if self.rows_other and self.rows_accepted:
-            lines.append(f"  category `other`: {self.rows_other:,} rows ({self.rows_other / self.rows_accepted:.1%})")
         if self.skipped_files:
             lines.append(f"  skipped (already ingested, same sha256): {', '.join(self.skipped_files)}")
         if self.unknown_columns:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evalkit.ingest.privacy import ID_MASK, PHONE_MASK, mask_py, mask_sql, needs_mask_sql  # noqa: F401  (re-exported: the masking lives in privacy)
+from evalkit.ingest.privacy import ID_MASK, PHONE_MASK, mask_py, mask_sql, needs_mask_sql, q  # noqa: F401  (re-exported: masking and quoting live in privacy)
 
 # Date/time formats seen in Chinese police exports, tried in order by DuckDB's try_strptime.
 DATETIME_FORMATS: tuple[str, ...] = (
@@ -36,11 +36,6 @@ AREA_TYPES = {"城区": "urban", "城市": "urban", "urban": "urban", "农村": 
 HANDLED_BY = {"派出所": "station", "所内": "station", "station": "station", "巡逻": "patrol",
               "巡逻队": "patrol", "巡处": "patrol", "patrol": "patrol", "分流": "diverted",
               "diverted": "diverted", "12345": "diverted"}
-
-def q(s: str) -> str:
-    """SQL string literal."""
-    return "'" + str(s).replace("'", "''") + "'"
-
 
 def ident(s: str) -> str:
     return '"' + str(s).replace('"', '""') + '"'

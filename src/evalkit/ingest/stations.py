@@ -22,12 +22,12 @@ detail); none is *unmatched*. Matching runs on the distinct values of a column o
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 import pandas as pd
 
 from evalkit.ingest.sql import frame_to_temp_table
+from evalkit.ingest.vocab import fold
 
 # Unit prefixes of a full name: the station's own name follows the last of these markers.
 _PREFIX_MARKERS = ("公安局", "公安分局", "分局", "县局", "区局", "市局", "公安处", "交警支队", "交警大队",
@@ -39,8 +39,7 @@ _MAX_CANDIDATES = 5
 
 def norm(x: object) -> str:
     """NFKC, no whitespace, upper case: ``"ＡＢ 城关　派出所"`` → ``"AB城关派出所"``."""
-    s = unicodedata.normalize("NFKC", str(x))
-    return "".join(s.split()).upper()
+    return fold(x).upper()
 
 
 def tail(x: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from evalkit.ingest.privacy import fold_sql
 from evalkit.ingest.sql import datetime_sql, q
+from evalkit.ingest.vocab import fold
 
 # 2023年1月 / 2023-01 / 2023.01 / 2023/1 (also 2023年01月份)
 MONTH_ONLY_RE = r"(19|20)[0-9]{2}\s*(年\s*[0-9]{1,2}\s*月份?|[-./][0-9]{1,2})"
@@ -33,7 +34,7 @@ def month_start_sql(v: str) -> str:
 
 def date_sql(v: str, month_ok: bool) -> str:
     """DATE from a trimmed VARCHAR; month-only values → first of the month when ``month_ok``."""
-    full = f"CAST(COALESCE({datetime_sql(v)}, {datetime_sql(fold_sql(v))}) AS DATE)"
+    full = f"CAST({timestamp_sql(v)} AS DATE)"
     return f"COALESCE({full}, {month_start_sql(v)})" if month_ok else full
 
 
@@ -97,9 +98,7 @@ RESOLVED_WORDS: dict[str, str] = {
 
 
 def _nfkc(k: str) -> str:
-    import unicodedata
-
-    return "".join(unicodedata.normalize("NFKC", str(k)).split()).lower()
+    return fold(k).lower()
 
 
 def bool_words(user: dict[str, str] | None = None) -> dict[str, str]:

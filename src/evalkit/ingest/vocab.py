@@ -59,16 +59,17 @@ DISPUTE_KEYWORDS: tuple[tuple[str, str], ...] = (
 _OTHER_WORDS = {"other", "其他", "其它", "其他纠纷", "其他警情"}
 
 
-def _fold(v: str) -> str:
+def fold(v: str) -> str:
+    """NFKC (full-width → half-width) with all whitespace removed: the key values are compared on."""
     return "".join(unicodedata.normalize("NFKC", str(v)).split())
 
 
 def _lookup(v: str, user: dict[str, str] | None, ids, exact: dict[str, str],
             keywords: tuple[tuple[str, str], ...], registry_names: dict[str, str]) -> tuple[str, bool]:
-    key = _fold(v)
+    key = fold(v)
     for table in ((user or {}), registry_names, exact):
         for k, cid in table.items():
-            if _fold(k) == key or _fold(k).lower() == key.lower():
+            if fold(k) == key or fold(k).lower() == key.lower():
                 if cid not in ids:
                     raise ValueError(f"mapping value {k!r} → {cid!r}: not a category ({', '.join(ids)})")
                 return cid, True
