@@ -175,6 +175,30 @@ def _write_stations_xlsx(w: World, path: Path) -> None:
     else:
         with pd.ExcelWriter(path, engine="openpyxl") as xw:
             st.to_excel(xw, sheet_name=schema.STATIONS.zh, index=False)
+    _fix_xlsx_stamps(path)
+
+
+# the stamp written into the demo workbook instead of the wall clock (same world, same bytes)
+_XLSX_STAMP = (2020, 1, 1, 0, 0, 0)
+
+
+def _fix_xlsx_stamps(path: Path) -> None:
+    """Rewrite the workbook with fixed zip-entry times and document-property dates, so the same
+    world gives the same bytes (and the same sha256 in the warehouse's ingest log) on every run."""
+    import re
+    import zipfile
+
+    y, mo, d, h, mi, s = _XLSX_STAMP
+    stamp = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z"
+    with zipfile.ZipFile(path) as zin:
+        entries = [(i, zin.read(i.filename)) for i in zin.infolist()]
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":  # dcterms:created / dcterms:modified
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp.encode(), data)
+            zout.writestr(zipfile.ZipInfo(info.filename, date_time=_XLSX_STAMP), data, zipfile.ZIP_DEFLATED)
+    tmp.replace(path)
 
 
 def _write_reforms_csv(w: World, path: Path) -> int:
