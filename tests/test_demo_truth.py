@@ -98,3 +98,21 @@ def test_planted_truth_is_the_sample_truth_not_the_manifest_number(world, setup,
     # a warehouse without truth cells (not a demo world): no truth shown
     ev.facts = type(facts)(**{**facts.__dict__, "synthetic": False})
     assert ev.planted_truth(OUTCOME) is None
+
+
+def test_single_station_design_truth_covers_every_post_month(world, demo_warehouse):
+    p = load_params(ROOT / "params" / "station_pilot.yaml").model_copy(
+        update={"warehouse": str(demo_warehouse), "headline": "twfe", "estimators": ["twfe"]})
+    assert p.design == "single_station"
+    outcome = p.outcomes[0]
+    with open_warehouse(demo_warehouse) as con:
+        facts = warehouse_facts(con, str(demo_warehouse))
+        panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
+                            exclude_reforms=p.exclude_reforms)
+    res = get_estimator("twfe")(panel, outcome, **estimator_options("twfe", p))
+    ev = Evaluation(p, panel, {outcome: {"twfe": res}}, {outcome: {}}, facts)
+    frame = res.context.sample.frame
+    post_months = int((frame["first_treat"].gt(0) & (frame["period"] >= frame["first_treat"])).sum())
+    assert post_months > p.event_window[1] + 1  # the pilot has more post months than 0..H
+    expect = 100 * _brute_force(world, frame, outcome, 10**6) / res.meta["baseline_mean"]
+    assert ev.planted_truth(outcome) == pytest.approx(expect, rel=1e-9)

@@ -247,9 +247,10 @@ class Evaluation:
 
     def planted_truth(self, outcome: str | None = None) -> float | None:
         """For synthetic demo data: the planted truth (percent) of the headline estimand on this
-        evaluation's own sample (the headline's sample rows, adopter-months 0..H; evalkit.demo.truth),
-        in percent of the headline's baseline mean like :meth:`headline`'s ``pct``. ``None`` when the
-        warehouse is not a demo world or has no truth cells (regenerate it with ``evalkit demo-data``)."""
+        evaluation's own sample (the headline's sample rows, adopter-months 0..H; the single-station
+        design: every post month; evalkit.demo.truth), in percent of the headline's baseline mean like
+        :meth:`headline`'s ``pct``. ``None`` when the warehouse is not a demo world or has no truth
+        cells (regenerate it with ``evalkit demo-data``)."""
         outcome = outcome or self.primary_outcome
         if not self.facts.synthetic:
             return None
@@ -258,8 +259,9 @@ class Evaluation:
         try:
             r = self.result(outcome)
             frame = r.context.sample.frame if r.context is not None else self.panel
+            last = None if self.params.design == "single_station" else self.params.event_window[1]
             with open_warehouse(self.facts.path) as con:
-                level = truth_for_sample(con, self.params.reform, outcome, frame, self.params.event_window[1])
+                level = truth_for_sample(con, self.params.reform, outcome, frame, last)
         except (KeyError, LookupError, EvaluationError, duckdb.Error):
             return None
         base = r.meta.get("baseline_mean")

@@ -79,24 +79,28 @@ def load_truth_cells(con: duckdb.DuckDBPyConnection, root: str | Path) -> int:
 
 
 def truth_for_sample(source: duckdb.DuckDBPyConnection | pd.DataFrame, reform: str, outcome: str,
-                     panel: pd.DataFrame, last: int, *, unit: str = "station_id", time: str = "period",
+                     panel: pd.DataFrame, last: int | None, *, unit: str = "station_id", time: str = "period",
                      cohort: str = "first_treat") -> float:
     """True headline effect of ``reform`` on ``outcome`` for the sample ``panel``, in outcome units.
 
     The mean of ``E[Y(1)] − E[Y(0)]`` over the panel's adopter-months: rows of stations adopting
     inside the panel with ``0 ≤ period − first_treat ≤ last`` and an observed ``outcome`` (the
-    rows :func:`evalkit.estimand.event_time_weights` counts). ``source``: the demo warehouse (table
+    rows :func:`evalkit.estimand.event_time_weights` counts; ``last=None``: every month from
+    adoption on, the single-station estimators' post period). ``source``: the demo warehouse (table
     :data:`TRUTH_CELLS_TABLE`) or a frame of truth cells. Raises ``LookupError`` when the truth
     does not cover every adopter-month (no table, another reform, an outcome without truth).
     """
     g = panel[cohort]
     t = panel[time]
     e = t - g
-    keep = (g != NEVER_TREATED) & (g <= t.max()) & (e >= 0) & (e <= last) & panel[outcome].notna()
+    keep = (g != NEVER_TREATED) & (g <= t.max()) & (e >= 0) & panel[outcome].notna()
+    if last is not None:
+        keep &= e <= last
     months = pd.DataFrame({"station_id": panel.loc[keep, unit].astype(str).to_numpy(),
                            "period": t[keep].astype(np.int64).to_numpy()})
     if months.empty:
-        raise LookupError(f"no adopter-month with an observed {outcome} in months 0–{last} after adoption")
+        raise LookupError(f"no adopter-month with an observed {outcome} in months 0–{last} after adoption"
+                          if last is not None else f"no adopter-month with an observed {outcome}")
     if isinstance(source, pd.DataFrame):
         cells = source[(source["reform"] == reform) & (source["outcome"] == outcome)]
         cells = cells.assign(station_id=cells["station_id"].astype(str))[["station_id", "period", "y0", "y1"]]
