@@ -76,6 +76,11 @@ def test_overall_row_is_the_adopter_month_average_over_0_H(name):
 def test_cs_overall_is_event_time_weighted_dynamic_effects():
     panel = _panel()
     res = get_estimator("cs")(panel, "y", **_opts("cs"))
+    # its own ATT(g, t) cells averaged over adopter-months 0..H (each cell counted once per adopter)
+    gt = res.rows("gt")
+    gt = gt[(gt.event_time >= 0) & (gt.event_time <= H)]
+    n = gt["group"].map({float(g): k for g, k in COHORTS.items()})
+    assert res.headline["estimate"] == pytest.approx(float((n * gt.estimate).sum() / n.sum()), abs=1e-12)
     ev = res.rows("event").set_index("event_time")["estimate"]
     w = event_time_weights(panel, "y", H)
     assert res.headline["estimate"] == pytest.approx(float((w * ev.reindex(w.index)).sum()), abs=1e-10)
