@@ -246,21 +246,26 @@ class Evaluation:
         return out
 
     def planted_truth(self, outcome: str | None = None) -> float | None:
-        """For synthetic demo data: the true overall effect (percent) planted for this reform and outcome."""
+        """For synthetic demo data: the planted truth (percent) of the headline estimand on this
+        evaluation's own sample (the headline's sample rows, adopter-months 0..H; the single-station
+        design: every post month; evalkit.demo.truth), in percent of the headline's baseline mean like
+        :meth:`headline`'s ``pct``. ``None`` when the warehouse is not a demo world or has no truth
+        cells (regenerate it with ``evalkit demo-data``)."""
         outcome = outcome or self.primary_outcome
-        if not self.facts.synthetic or "manifest" not in self.facts.meta:
+        if not self.facts.synthetic:
             return None
+        from evalkit.demo.truth import truth_for_sample
+
         try:
-            manifest = json.loads(self.facts.meta["manifest"])
-        except ValueError:
+            r = self.result(outcome)
+            frame = r.context.sample.frame if r.context is not None else self.panel
+            last = None if self.params.design == "single_station" else self.params.event_window[1]
+            with open_warehouse(self.facts.path) as con:
+                level = truth_for_sample(con, self.params.reform, outcome, frame, last)
+        except (KeyError, LookupError, EvaluationError, duckdb.Error):
             return None
-        for r in manifest.get("reforms", []):
-            if r.get("reform") == self.params.reform:
-                if r.get("placebo"):
-                    return 0.0
-                v = r.get("true_overall_att_pct", {}).get(outcome)
-                return None if v is None else float(v)
-        return None
+        base = r.meta.get("baseline_mean")
+        return 100.0 * level / float(base) if base else None
 
     def bacon_summary(self, outcome: str | None = None) -> pd.DataFrame:
         """Goodman-Bacon decomposition by comparison type (weight, estimate), if it was run."""

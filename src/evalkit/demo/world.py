@@ -104,6 +104,7 @@ from evalkit.demo.records import (
     incident_records,
     panel_from_records,
 )
+from evalkit.demo.truth import TRUTH_CELLS_FILE, write_truth_cells
 
 # The public API of the demo world: the model constants, containers and expected values
 # (params/outcomes/records) stay importable from here.
@@ -441,6 +442,8 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     truth = compute_truth(w)
     truth_path = root / "truth.parquet"
     truth.to_parquet(truth_path, index=False)
+    # expected Y(0), Y(1) of each treated station-month: the truth of any evaluation's own sample
+    cells_path = write_truth_cells(w, root)
 
     if national:
         incidents: list[Path] | Path = inc_dir
@@ -450,7 +453,7 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
         files_written += [p.name for p in incidents]
     disputes = [root / f"disputes_{y}.csv" for y in years]
     files_written = ["stations.xlsx", "reforms.csv", *files_written, *[p.name for p in disputes],
-                     "panel.parquet", "truth.parquet"]
+                     "panel.parquet", "truth.parquet", *([TRUTH_CELLS_FILE] if cells_path else [])]
 
     manifest = _manifest(w, size, seed, start, end, n_reform_rows, inc_rows, dis_rows, files_written,
                          years, slash, national, truth)
@@ -522,6 +525,9 @@ def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_row
             "truth: att_level/att_pct are expected-value based (E[Y(1)]-E[Y(0)] per treated station-month); "
             "att_pct = 100*sum(Y1-Y0)/sum(Y0); kind='overall' averages all post-adoption treated "
             "station-months in the window (the Callaway-Sant'Anna 'simple' target); cohort NA = all cohorts.",
+            "true_overall_att_pct is that all-months figure, not the headline estimand of an evaluation (months "
+            "0..H of its own sample's adopters); briefs show the truth for the evaluation's sample, computed from "
+            f"{TRUTH_CELLS_FILE} (expected Y0/Y1 per treated station-month; not written for the national size).",
         ],
     }
 

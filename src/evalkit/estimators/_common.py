@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from evalkit.estimand import HEADLINE_ESTIMAND
 from evalkit.estimators._sample import StaggeredSample
 from evalkit.estimators.specs import get_spec
 from evalkit.registry import NEVER_TREATED
@@ -60,7 +61,8 @@ def finish_result(result: EstimationResult, sample: StaggeredSample, *, spec: st
 
     Sets ``meta["sample"]`` (the sample's :class:`SampleInfo`), the unit counts from it (so
     ``n_treated + n_control == n_units`` everywhere; estimator-specific counts use other keys),
-    ``meta["estimand"]`` from spec ``spec``, ``meta["inference"]`` (see :func:`inference_meta`;
+    ``meta["estimand"]`` from spec ``spec`` (the headline estimand with ``meta["horizon"]`` when
+    :func:`headline_horizon` finds one), ``meta["inference"]`` (see :func:`inference_meta`;
     its ``se_type`` also goes to ``meta["se_type"]``) and ``result.context`` so inference methods
     can refit with ``get_estimator(spec)(sample, outcome, **options)``.
     """
@@ -71,7 +73,35 @@ def finish_result(result: EstimationResult, sample: StaggeredSample, *, spec: st
     result.meta["sample"] = info.to_dict()
     result.meta.update(n_units=info.n_units, n_treated=info.n_treated, n_control=info.n_control)
     result.meta["estimand"] = get_spec(spec).estimand
+    h = headline_horizon(spec, options, info.balanced)
+    if h is not None and result.estimates.loc[result.estimates["kind"] == "overall", "term"].iloc[0] == "ATT":
+        # (CS's overall row is its "simple" aggregation only when that was computed: term "ATT")
+        result.meta["estimand"] = HEADLINE_ESTIMAND
+        result.meta["horizon"] = [0, h]
     result.meta["inference"] = dict(inference)
     result.meta["se_type"] = inference.get("se_type")
     result.context = FitContext(estimator=spec, sample=sample, options=dict(options))
     return result
+
+
+def headline_horizon(spec: str, options: dict[str, Any], balanced: bool = True) -> int | None:
+    """``H`` when estimator ``spec`` run with ``options`` has the headline estimand as its overall
+    row (:mod:`evalkit.estimand`: adopter-months ``0..H`` with an observed outcome, equal weights),
+    else ``None``.
+
+    The spec's ``horizon_option`` must be set (an int, or a pair whose upper end is used) and the
+    fit unweighted (observation weights make a weighted average). CS (``trim_e``) also needs a
+    balanced sample: its "simple" aggregation weights each ATT(g, t) cell by the cohort's size,
+    which is the cell's number of adopter-months only when no outcome is missing.
+    """
+    name = get_spec(spec).horizon_option
+    if name is None or options.get("weights") is not None:
+        return None
+    value = options.get(name)
+    if isinstance(value, (list, tuple)):
+        value = value[1]
+    if value is None:
+        return None
+    if spec == "cs" and not balanced:
+        return None
+    return int(value)

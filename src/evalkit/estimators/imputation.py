@@ -6,7 +6,8 @@
 2. Impute ``Y_it(0) = a_i + l_t`` for the treated observations ``Omega_1`` and set
    ``tau_it = y_it - Y_it(0)``.
 3. Estimands are weighted sums ``sum w_it tau_it``: the overall ATT (equal weights over treated
-   observations with ``e >= 0``) and one per event time (horizon).
+   observations with ``e >= 0``, or ``0 <= e <= max_e``: the headline estimand of
+   :mod:`evalkit.estimand`) and one per event time (horizon).
 
 Variance (BJS Theorem 3, "conservative"): with imputation weights ``v_it = w_it`` on
 ``Omega_1`` and ``v_0 = -Z_0 (Z_0'Z_0)^{-1} Z_1' w_1`` on ``Omega_0``,
@@ -71,6 +72,7 @@ def estimate_imputation(
     alpha: float = 0.05,
     anticipation: int = 0,
     horizons: int | Sequence[int] | None = None,
+    max_e: int | None = None,
     pretrend_leads: int | None = None,
     leaveout: bool = True,
     repeated_cross_section: bool = False,
@@ -84,7 +86,11 @@ def estimate_imputation(
     anticipation: periods of anticipation; observations with ``G - anticipation <= t < G`` are
         excluded from the ``Y(0)`` model and reported as negative event times.
     horizons: event times to report (``None``: all; an int ``H``: ``0..H``; or a list).
-        The overall ATT always averages all treated observations with ``e >= 0``.
+        They do not change the overall ATT (see ``max_e``).
+    max_e: the overall ATT averages the treated observations with ``0 <= e <= max_e`` (equal
+        weights: the headline estimand over adopter-months ``0..max_e``, ``meta["estimand"]``
+        and ``meta["horizon"]``). ``None`` (default, as did_imputation / didimputation): every
+        treated observation with ``e >= 0``.
     pretrend_leads: number of leads in the pre-trend test (default: all available leads, minus
         the earliest one when there are no never-treated units).
     leaveout: leave-out BJS variance (default): the cohort x event-time average of ``tau`` used
@@ -104,8 +110,11 @@ def estimate_imputation(
         with the weights, the weighted BJS variance (module docstring). Rows with weight 0 are left out.
     """
     _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
-                                              "horizons", "pretrend_leads", "leaveout", "repeated_cross_section",
-                                              "weights"))
+                                              "horizons", "max_e", "pretrend_leads", "leaveout",
+                                              "repeated_cross_section", "weights"))
+    if max_e is not None and (isinstance(max_e, bool) or not isinstance(max_e, (int, np.integer)) or max_e < 0):
+        raise ValueError(f"imputation: max_e must be an integer >= 0 (last event time of the overall ATT), "
+                         f"got {max_e!r}")
     cluster = unit if cluster is None else cluster
     smp = None
     if repeated_cross_section:
@@ -179,8 +188,10 @@ def estimate_imputation(
     else:
         evs = np.array(sorted(set(float(h) for h in horizons) & set(ev_all.tolist())))
     post = e1 >= 0
+    if max_e is not None:
+        post &= e1 <= max_e
     if not post.any():
-        raise ValueError("no treated observations with e >= 0")
+        raise ValueError("no treated observations with e >= 0" + ("" if max_e is None else f" and e <= {max_e}"))
     n1 = i1.size
     H = 1 + evs.size
     # W1: n1 x H sparse weights of the treated observations
@@ -279,8 +290,8 @@ def estimate_imputation(
         return res
     se_type = meta["se_type"]
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
-            "anticipation": anticipation, "horizons": horizons, "pretrend_leads": pretrend_leads, "leaveout": leaveout,
-            "weights": weights}
+            "anticipation": anticipation, "horizons": horizons, "max_e": max_e, "pretrend_leads": pretrend_leads,
+            "leaveout": leaveout, "weights": weights}
     finish_result(res, smp.sample, spec="imputation", options=opts,
                   inference=inference_meta("BJS conservative imputation variance (clustered)", n_clusters=int(G),
                                            cluster=cluster, ssc=None, df=None, leaveout=bool(leaveout),

@@ -35,7 +35,11 @@ class EstimatorSpec:
     rejected with a ``TypeError`` (:func:`check_options`). ``from_params`` maps evaluation params
     to those options. ``designs`` are the evaluation designs that run it by default, and
     ``headline_rank`` orders the default headline choice (lower first; ``None`` = never default).
-    ``estimand`` is the plain-words key stored in ``result.meta["estimand"]``.
+    ``estimand`` is the plain-words key stored in ``result.meta["estimand"]``. ``horizon_option``
+    names the option whose (upper) end ``H`` makes the overall row the headline estimand
+    (:data:`evalkit.estimand.HEADLINE_ESTIMAND`: adopter-months ``0..H``, equal weights); when it is
+    set the result carries that estimand instead and ``meta["horizon"] = [0, H]``
+    (:func:`evalkit.estimators._common.headline_horizon`).
     """
 
     name: str
@@ -50,6 +54,7 @@ class EstimatorSpec:
     estimand: str
     designs: tuple[str, ...] = ()
     headline_rank: int | None = None
+    horizon_option: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -136,12 +141,14 @@ def _cs(p: EvaluationParams) -> dict[str, Any]:
 
 def _sa(p: EvaluationParams) -> dict[str, Any]:
     lo, hi = p.event_window
-    return {**_common(p), "bin_e": (lo, hi)}
+    # the overall row over event times 0..hi only: event times after hi keep their own cells (no
+    # end bin, which would pool e > hi into the overall row and force one effect on them)
+    return {**_common(p), "bin_e": (lo, None), "max_e": hi}
 
 
 def _imputation(p: EvaluationParams) -> dict[str, Any]:
     lo, hi = p.event_window
-    return {**_common(p), "horizons": list(range(0, hi + 1)), "pretrend_leads": -lo}
+    return {**_common(p), "horizons": list(range(0, hi + 1)), "max_e": hi, "pretrend_leads": -lo}
 
 
 def _synth(p: EvaluationParams) -> dict[str, Any]:
@@ -186,20 +193,23 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         options=(*_FE, "control", "covariates", "est_method", "base_period", "anticipation", "bootstrap",
                  "seed", "aggregations", "trim_e", "balance_e", "allow_unbalanced", "executor", "progress"),
         from_params=_cs, estimand="att_simple_average_over_treated_cells", designs=("staggered",),
-        headline_rank=1),
+        headline_rank=1, horizon_option="trim_e"),
     EstimatorSpec(
         "sa", "evalkit.estimators.sunab:estimate_sunab",
         _labels("Sun–Abraham 交互加权", "Sun–Abraham interaction-weighted"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "control", "anticipation", "bin_e"), from_params=_sa,
-        estimand="att_cohort_share_weighted_post_periods", designs=("staggered",), headline_rank=3),
+        options=(*_FE, "control", "anticipation", "bin_e", "max_e"), from_params=_sa,
+        estimand="att_cohort_share_weighted_post_periods", designs=("staggered",), headline_rank=3,
+        horizon_option="max_e"),
     EstimatorSpec(
         "imputation", "evalkit.estimators.imputation:estimate_imputation",
         _labels("插补估计（Borusyak 等）", "Imputation (Borusyak et al.)"), "robustness",
         event_study=True, pretrend_test=True, weights=True,
-        options=(*_FE, "anticipation", "horizons", "pretrend_leads", "leaveout", "repeated_cross_section"),
+        options=(*_FE, "anticipation", "horizons", "max_e", "pretrend_leads", "leaveout",
+                 "repeated_cross_section"),
         from_params=_imputation,
-        estimand="att_average_over_treated_cells", designs=("staggered",), headline_rank=2),
+        estimand="att_average_over_treated_cells", designs=("staggered",), headline_rank=2,
+        horizon_option="max_e"),
     EstimatorSpec(
         "bacon", "evalkit.estimators.bacon:estimate_bacon",
         _labels("Goodman-Bacon 分解", "Goodman-Bacon decomposition"), "diagnostic",

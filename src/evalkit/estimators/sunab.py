@@ -15,6 +15,13 @@ relative-period coefficients are aggregated with cohort shares as in fixest's ``
 
 with delta-method SEs from the cluster-robust covariance of the ``d_{g,e}`` (fixest default
 small-sample factor, see :func:`evalkit.estimators._fe.small_sample`) and t(G-1).
+
+``max_e=H`` restricts the overall ATT (and the event-time rows) to ``e <= H`` by aggregating only
+the interaction cells ``0 <= e <= H`` with the same cell-size weights, i.e. the average of the
+cell effects over adopter-months ``0..H`` (the headline estimand, :mod:`evalkit.estimand`). The
+cells after ``H`` stay in the regression with their own dummies (never pooled into an end bin,
+which would force one effect on them and move the time effects), so every other cell is the
+unrestricted fit's; they are reported as ``gt`` rows only.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ def estimate_sunab(
     control: str = "never",
     anticipation: int = 0,
     bin_e: tuple[int | None, int | None] | None = None,
+    max_e: int | None = None,
     **options,
 ) -> EstimationResult:
     """Sun & Abraham interaction-weighted event study.
@@ -59,17 +67,26 @@ def estimate_sunab(
         (fixest ``bin.rel``-style endpoint binning; ``None`` ends are open).  Relative periods are
         ``time - cohort`` in the units of ``time``.  (Trimming, ``trim_e``, is not offered: drop
         the cells instead of pooling them would change the estimand of every other cell.)
+    max_e: last event time of the overall ATT and of the event-time rows (module docstring; the
+        headline estimand over adopter-months ``0..max_e``). ``bin_e``'s upper end must then be
+        ``None`` or above ``max_e``. ``None`` (default, as fixest): every cell with ``e >= 0``.
     """
     _fe.check_options("sa", options, ("unit", "time", "cohort", "cluster", "alpha", "weights", "control",
-                                      "anticipation", "bin_e"))
+                                      "anticipation", "bin_e", "max_e"))
     if control not in ("never", "lastcohort"):
         raise ValueError("control must be 'never' or 'lastcohort'")
     ref = -1 - int(anticipation)
-    min_e, max_e = check_event_window(bin_e, "bin_e") or (None, None)
-    if min_e is not None and min_e > ref:
-        raise ValueError(f"bin_e lower end ({min_e}) must be <= the reference period {ref}")
-    if max_e is not None and max_e < 0:
+    bin_lo, bin_hi = check_event_window(bin_e, "bin_e") or (None, None)
+    if bin_lo is not None and bin_lo > ref:
+        raise ValueError(f"bin_e lower end ({bin_lo}) must be <= the reference period {ref}")
+    if bin_hi is not None and bin_hi < 0:
         raise ValueError("bin_e upper end must be >= 0")
+    if max_e is not None:
+        if isinstance(max_e, bool) or not isinstance(max_e, (int, np.integer)) or max_e < 0:
+            raise ValueError(f"sa: max_e must be an integer >= 0 (last event time of the overall ATT), got {max_e!r}")
+        if bin_hi is not None and bin_hi <= max_e:
+            raise ValueError(f"sa: bin_e upper end {bin_hi} pools event times after max_e={max_e} into the overall "
+                             f"ATT; pass bin_e=({bin_lo}, None)")
 
     cluster = unit if cluster is None else cluster
     smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
@@ -112,7 +129,7 @@ def estimate_sunab(
     # relative period (binned) for treated cohorts
     treated_unit_obs = ~is_control
     e = np.where(treated_unit_obs, t - np.where(np.isfinite(g), g, 0), np.nan)
-    e = bin_event_time(e, (min_e, max_e))
+    e = bin_event_time(e, (bin_lo, bin_hi))
     inter = treated_unit_obs & (e != ref)
     cell = pd.DataFrame({"g": g[inter], "e": e[inter]})
     cells = cell.drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)
@@ -146,18 +163,20 @@ def estimate_sunab(
     cells["std_error"] = np.sqrt(np.diag(V))
     cells["term"] = [f"g={gg:g},e={ee:g}" for gg, ee in zip(cells["g"], cells["e"], strict=True)]
 
-    # IW aggregation: event time
-    evs = np.sort(cells["e"].unique())
+    # IW aggregation: event time (up to max_e)
+    cell_e = cells["e"].to_numpy()
+    in_window = np.ones(len(cells), dtype=bool) if max_e is None else cell_e <= max_e
+    evs = np.sort(np.unique(cell_e[in_window]))
     W = np.zeros((evs.size, len(cells)))
-    ev_pos = np.searchsorted(evs, cells["e"].to_numpy())
-    W[ev_pos, np.arange(len(cells))] = n_cell
+    ev_pos = np.searchsorted(evs, cell_e[in_window])
+    W[ev_pos, np.flatnonzero(in_window)] = n_cell[in_window]
     W /= W.sum(axis=1, keepdims=True)
     est_e = W @ b
     V_e = W @ V @ W.T
     se_e = np.sqrt(np.clip(np.diag(V_e), 0, None))
-    post = cells["e"].to_numpy() >= 0
+    post = (cell_e >= 0) & in_window
     if not post.any():
-        raise ValueError("no post-treatment cells")
+        raise ValueError("no post-treatment cells" + ("" if max_e is None else f" with e <= {max_e}"))
     w_att = np.where(post, n_cell, 0.0)
     w_att /= w_att.sum()
     att = float(w_att @ b)
@@ -166,7 +185,7 @@ def estimate_sunab(
     ev_terms = [f"e={int(v)}" if float(v).is_integer() else f"e={v}" for v in evs]
     inf_e = _fe.t_inference(est_e, se_e, df_t, alpha)
     inf_a = _fe.t_inference(np.array([att]), np.array([se_att]), df_t, alpha)
-    ev_weight = np.bincount(ev_pos, weights=n_cell, minlength=evs.size)
+    ev_weight = np.bincount(ev_pos, weights=n_cell[in_window], minlength=evs.size)
     rows_out = [{
         "kind": "overall", "term": "ATT", "estimate": att, "std_error": se_att,
         "ci_low": inf_a["ci_low"][0], "ci_high": inf_a["ci_high"][0], "p_value": inf_a["p_value"][0],
@@ -176,13 +195,13 @@ def estimate_sunab(
         rows_out.append({
             "kind": "event", "term": ev_terms[j], "event_time": ev, "estimate": est_e[j],
             "std_error": se_e[j], "ci_low": inf_e["ci_low"][j], "ci_high": inf_e["ci_high"][j],
-            "p_value": inf_e["p_value"][j], "weight": ev_weight[j] / n_cell.sum(),
+            "p_value": inf_e["p_value"][j], "weight": ev_weight[j] / n_cell[in_window].sum(),
         })
     inf_c = _fe.t_inference(cells["estimate"].to_numpy(), cells["std_error"].to_numpy(), df_t, alpha)
     for j in range(len(cells)):
         rows_out.append({
             "kind": "gt", "term": cells["term"][j], "group": cells["g"][j],
-            "time": cells["g"][j] + cells["e"][j] if (min_e is None and max_e is None) else np.nan,
+            "time": cells["g"][j] + cells["e"][j] if (bin_lo is None and bin_hi is None) else np.nan,
             "event_time": cells["e"][j], "estimate": cells["estimate"][j],
             "std_error": cells["std_error"][j], "ci_low": inf_c["ci_low"][j],
             "ci_high": inf_c["ci_high"][j], "p_value": inf_c["p_value"][j], "weight": n_cell[j],
@@ -197,7 +216,8 @@ def estimate_sunab(
         "control_group": control_label,
         "reference_period": ref,
         "anticipation": int(anticipation),
-        "bin_e": None if bin_e is None else (min_e, max_e),
+        "bin_e": None if bin_e is None else (bin_lo, bin_hi),
+        "max_e": None if max_e is None else int(max_e),
         "weights": weights,
         "sample": smp.info.to_dict(),
         "inference": {"se_type": "CRV1", "ssc": factor, "dof_k": dfk, "df": df_t, "n_clusters": int(G),
@@ -228,7 +248,7 @@ def estimate_sunab(
         columns={"g": "cohort", "e": "event_time"})}
     res = EstimationResult("sa", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
     opts = {"unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "weights": weights, "alpha": alpha,
-            "control": control, "anticipation": anticipation, "bin_e": bin_e}
+            "control": control, "anticipation": anticipation, "bin_e": bin_e, "max_e": max_e}
     se_type = meta["se_type"]  # finish_result sets meta["se_type"] to the short type
     finish_result(res, smp.sample, spec="sa", options=opts, inference=meta["inference"])
     res.meta["se_type"] = se_type

@@ -33,7 +33,8 @@ def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
 
     The study window is the manifest's ``start``..``end`` (months, inclusive). When the manifest
     says ``synthetic``, meta ``synthetic`` is set to ``'true'`` and the manifest facts are copied
-    into meta (each top-level key, plus ``manifest`` = the whole JSON, ``study_start``/``study_end``).
+    into meta (each top-level key, plus ``manifest`` = the whole JSON, ``study_start``/``study_end``)
+    and the world's ``truth_cells.parquet`` (if any) becomes table ``demo_truth_cells``.
     """
     from evalkit.warehouse import connect, set_meta
 
@@ -70,6 +71,10 @@ def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
                     raise IngestError(f"no {table} file in the world folder", file=str(root))
                 continue
             reports.append(ingest(table, files, con=con, study_window=window, allow_demo=True))
+        if manifest.get("synthetic"):  # the planted truth per treated station-month (evalkit.demo.truth)
+            from evalkit.demo.truth import load_truth_cells
+
+            load_truth_cells(con, root)
     finally:
         con.close()
     return reports
