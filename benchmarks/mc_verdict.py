@@ -51,7 +51,7 @@ DEFAULT_DESIGNS = ("county", "county12", "few_comparison", "slice", "demo")
 FIELDS = ("cell", "design", "delta", "selection", "rep", "seed", "verdict", "verdict_reason", "caps",
           "estimator", "headline_rule", "estimate", "ci_low", "ci_high", "p_value", "pct", "truth", "truth_pct",
           "n_treated", "n_control", "pretrend_p", "pretrend_method", "robust", "sensitivity_available",
-          "sensitivity_error", "rows", "robustness_failures", "seconds", "cpu_seconds", "error")
+          "sensitivity_error", "rows", "robustness_failures", "seconds", "cpu_seconds", "timings", "error")
 
 
 def cells(designs: tuple[str, ...]) -> list[tuple[str, float, bool]]:
@@ -128,6 +128,7 @@ def run_one(design: str, delta: float, selection: bool, rep: int, seed: int) -> 
               for r in rows.itertuples(index=False)},
         robustness_failures={k: str(v)[:200] for k, v in ev.robustness_failures.get(MP.OUTCOME, {}).items()},
         seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+        timings={k: round(float(v), 3) for k, v in ev.timings.items()},
     )
     return rec
 
