@@ -320,7 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [d for d in designs if d not in MP.DESIGNS]
     if unknown:
         ap.error(f"unknown design(s) {unknown}: choose from {sorted(MP.DESIGNS)}")
-    n = run(a.out, designs, a.reps, jobs=a.jobs, seed=a.seed, per_cell=parse_cells(a.reps_cell))
+    per_cell = parse_cells(a.reps_cell)
+    known = {cell_key(*c) for c in cells(designs)}
+    bad = sorted(set(per_cell) - known)
+    if bad:
+        ap.error(f"--reps-cell {bad}: not a cell of --designs; cells are {sorted(known)}")
+    n = run(a.out, designs, a.reps, jobs=a.jobs, seed=a.seed, per_cell=per_cell)
     print(f"{n} replications run; results in {a.out}; report: --report", file=sys.stderr)
 
 
