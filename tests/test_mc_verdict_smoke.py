@@ -51,10 +51,10 @@ def test_panels_have_evalkit_columns_design_and_truth():
 
 def test_run_writes_resumable_jsonl_and_report(tmp_path):
     out = tmp_path / "reps.jsonl"
-    per_cell = {"county:0:1": 0, "county:-20:0": 1}  # 2 null reps, 1 effect rep, no selection reps
-    assert mc.run(out, ("county",), 2, per_cell=per_cell, seed=11, progress=False) == 3
+    per_cell = {"county:0:1": 0}  # 1 null rep, 1 effect rep, no selection reps
+    assert mc.run(out, ("county",), 1, per_cell=per_cell, seed=11, progress=False) == 2
     recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(recs) == 3 and {r["cell"] for r in recs} == {"county:0:0", "county:-20:0"}
+    assert len(recs) == 2 and {r["cell"] for r in recs} == {"county:0:0", "county:-20:0"}
     for r in recs:
         assert set(mc.FIELDS) <= set(r), set(mc.FIELDS) - set(r)
         assert r["error"] == "", r.get("traceback")
@@ -63,12 +63,30 @@ def test_run_writes_resumable_jsonl_and_report(tmp_path):
         assert {"cs", "imputation", "twfe"} <= set(r["rows"]) and all("p" in v for v in r["rows"].values())
     assert all(r["truth"] == 0 for r in recs if r["delta"] == 0)
     # resume: nothing left to run; a torn last line (killed run) is dropped, not appended to
-    assert mc.run(out, ("county",), 2, per_cell=per_cell, seed=11, progress=False) == 0
+    assert mc.run(out, ("county",), 1, per_cell=per_cell, seed=11, progress=False) == 0
     with out.open("a", encoding="utf-8") as fh:
         fh.write('{"cell": "county:0:0", "rep"')
-    assert len(mc.load(out)) == 3
-    assert mc.run(out, ("county",), 2, per_cell=per_cell, seed=11, progress=False) == 0
-    assert out.read_text(encoding="utf-8").endswith("}\n") and len(out.read_text().splitlines()) == 3
+    assert len(mc.load(out)) == 2
+    assert mc.run(out, ("county",), 1, per_cell=per_cell, seed=11, progress=False) == 0
+    assert out.read_text(encoding="utf-8").endswith("}\n") and len(out.read_text().splitlines()) == 2
     text = mc.report(mc.load(out))
-    assert "| county | 0 | random | 2 |" in text and "| county | -20% | random | 1 |" in text
+    assert "| county | 0 | random | 1 |" in text and "| county | -20% | random | 1 |" in text
     assert "most powerful valid" in text and "证据充分" in text
+
+
+def test_report_rates_validity_and_most_powerful_valid_row():
+    def rec(cell, delta, rep, verdict, p_a, p_b):
+        return {"cell": cell, "design": "county", "delta": delta, "selection": False, "rep": rep,
+                "verdict": verdict, "estimator": "cs", "headline_rule": None, "estimate": 0.0, "ci_low": -1.0,
+                "ci_high": 1.0, "truth": 0.0, "sensitivity_available": True, "seconds": 1.0, "cpu_seconds": 1.0,
+                "caps": [], "error": "", "rows": {"a": {"p": p_a}, "b": {"p": p_b}}}
+    recs = [rec("county:0:0", 0.0, r, "strong" if r < 4 else "no_effect", 0.01 if r < 5 else 0.5,
+                0.01 if r < 20 else 0.5) for r in range(100)]
+    recs += [rec("county:-20:0", -0.2, r, "limited" if r < 50 else "no_effect", 0.01 if r < 60 else 0.5,
+                 0.01 if r < 90 else 0.5) for r in range(100)]
+    text = mc.report(mc.pd.DataFrame(recs))
+    # null: 4 % 证据充分 (MC SE sqrt(.04*.96/100) = 2.0 %); row a valid (5 % ≤ 5 + 2*2.2), b not (20 %)
+    assert "| county | 0 | random | 100 | 0 | 4.0 | 4.0 (2.0) |" in text
+    assert "| county | 0 | random | 5.0 ✓ | 20.0 |" in text
+    # effect: b is more powerful but invalid, so the most powerful valid row is a (60 %) against 50 %
+    assert "| county | -20% | random | 60.0 | 90.0 | a | 60.0 | 50.0 |" in text
