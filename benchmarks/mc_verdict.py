@@ -49,7 +49,7 @@ LABELS = {"strong": "证据充分", "limited": "证据有限", "no_effect": "未
           "pretrend_doubtful": "前期趋势存疑", "no_data": "数据不足", "error": "error"}
 DEFAULT_DESIGNS = ("county", "county12", "few_comparison", "slice", "demo")
 FIELDS = ("cell", "design", "delta", "selection", "rep", "seed", "verdict", "verdict_reason", "caps",
-          "estimator", "headline_rule", "estimate", "ci_low", "ci_high", "p_value", "pct", "truth", "truth_pct",
+          "estimator", "headline_rule", "estimand", "estimate", "ci_low", "ci_high", "p_value", "pct", "truth", "truth_pct",
           "n_treated", "n_control", "pretrend_p", "pretrend_method", "robust", "sensitivity_available",
           "sensitivity_error", "rows", "robustness_failures", "seconds", "cpu_seconds", "timings", "error")
 
@@ -89,6 +89,13 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else v
 
 
+def _row_estimand(ev: Any, name: str) -> str | None:
+    """``meta["estimand"]`` of a robustness-table row (None when the estimator does not state one)."""
+    r = ev.results.get(MP.OUTCOME, {}).get(name) or ev.robustness.get(MP.OUTCOME, {}).get(name)
+    v = None if r is None else r.meta.get("estimand")
+    return None if v is None else str(v)
+
+
 def run_one(design: str, delta: float, selection: bool, rep: int, seed: int) -> dict[str, Any]:
     """Generate one panel, evaluate it with the shipped defaults, return the JSONL record."""
     import evalkit
@@ -124,7 +131,9 @@ def run_one(design: str, delta: float, selection: bool, rep: int, seed: int) -> 
         pretrend_method=pre.get("method"), robust=h.get("robust"),
         sensitivity_available=bool(s is not None and s.robust is not None),
         sensitivity_error=(ev.sensitivity_error or "")[:200] or None,
-        rows={str(r.name): {"p": _f(r.p_value), "est": _f(r.estimate), "lo": _f(r.ci_low), "hi": _f(r.ci_high)}
+        estimand=h.get("estimand"),
+        rows={str(r.name): {"p": _f(r.p_value), "est": _f(r.estimate), "lo": _f(r.ci_low), "hi": _f(r.ci_high),
+                            "estimand": _row_estimand(ev, str(r.name))}
               for r in rows.itertuples(index=False)},
         robustness_failures={k: str(v)[:200] for k, v in ev.robustness_failures.get(MP.OUTCOME, {}).items()},
         seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
