@@ -236,6 +236,29 @@ def rejections(g: pd.DataFrame, alpha: float) -> dict[str, tuple[float, int]]:
     return out
 
 
+def coverage_table(df: pd.DataFrame) -> str:
+    """Coverage of the truth by the 95% CI of every row that states the headline estimand, %, per cell."""
+    from evalkit.estimand import HEADLINE_ESTIMAND
+
+    cov: dict[str, dict[str, str]] = {}
+    for key, g in df.groupby("cell", sort=False):
+        ok = g[g["verdict"] != "error"]
+        hits: dict[str, list[bool]] = {}
+        for rows, truth in zip(ok["rows"], ok["truth"], strict=True):
+            for name, r in rows.items():
+                if r.get("estimand") == HEADLINE_ESTIMAND and r.get("lo") is not None and r.get("hi") is not None:
+                    hits.setdefault(name, []).append(r["lo"] <= truth <= r["hi"])
+        cov[key] = {k: f"{_pct(sum(v) / len(v))} ({len(v)})" for k, v in hits.items()}
+    names = sorted({k for c in cov.values() for k in c})
+    if not names:
+        return f"Coverage by row: no row states the headline estimand ({HEADLINE_ESTIMAND})."
+    head = ["cell (design:effect%:selection)", *names]
+    out = [f"Coverage of the truth by the 95 % CI of the rows on the headline estimand ({HEADLINE_ESTIMAND}), "
+           "% (replications):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join([key, *[c.get(k, "–") for k in names]]) + " |" for key, c in cov.items()]
+    return "\n".join(out)
+
+
 def report(df: pd.DataFrame, alpha: float = ALPHA) -> str:
     """The Markdown report: verdict rates, estimator rejection rates and validity, coverage, bias, time."""
     if df.empty:
@@ -293,6 +316,7 @@ def report(df: pd.DataFrame, alpha: float = ALPHA) -> str:
         lines.append("| " + " | ".join([design, f"{delta:+.0%}" if delta else "0",
                                          "bigger adopt" if sel else "random", *cells_txt, best, _pct(power),
                                          _pct(sig)]) + " |")
+    lines += ["", coverage_table(df), ""]
     caps = df[df["verdict"] == "limited"].explode("caps")["caps"].value_counts()
     if len(caps):
         lines += ["", "Caps of 证据有限 verdicts (all cells): " + ", ".join(f"{k} {v}" for k, v in caps.items())]

@@ -76,10 +76,12 @@ def test_run_writes_resumable_jsonl_and_report(tmp_path):
 
 def test_report_rates_validity_and_most_powerful_valid_row():
     def rec(cell, delta, rep, verdict, p_a, p_b):
+        a = {"p": p_a, "lo": -1.0, "hi": 1.0, "estimand": "att_adopter_months_0_H"}
         return {"cell": cell, "design": "county", "delta": delta, "selection": False, "rep": rep,
                 "verdict": verdict, "estimator": "cs", "headline_rule": None, "estimate": 0.0, "ci_low": -1.0,
-                "ci_high": 1.0, "truth": 0.0, "sensitivity_available": True, "seconds": 1.0, "cpu_seconds": 1.0,
-                "caps": [], "error": "", "rows": {"a": {"p": p_a}, "b": {"p": p_b}}}
+                "ci_high": 1.0, "truth": 0.0 if delta == 0 else -2.0, "sensitivity_available": True,
+                "seconds": 1.0, "cpu_seconds": 1.0, "caps": [], "error": "",
+                "rows": {"a": a, "b": {"p": p_b, "estimand": "other"}}}
     recs = [rec("county:0:0", 0.0, r, "strong" if r < 4 else "no_effect", 0.01 if r < 5 else 0.5,
                 0.01 if r < 20 else 0.5) for r in range(100)]
     recs += [rec("county:-20:0", -0.2, r, "limited" if r < 50 else "no_effect", 0.01 if r < 60 else 0.5,
@@ -90,3 +92,5 @@ def test_report_rates_validity_and_most_powerful_valid_row():
     assert "| county | 0 | random | 5.0 ✓ | 20.0 |" in text
     # effect: b is more powerful but invalid, so the most powerful valid row is a (60 %) against 50 %
     assert "| county | -20% | random | 60.0 | 90.0 | a | 60.0 | 50.0 |" in text
+    # coverage only for the row on the headline estimand: [-1, 1] covers 0, misses -2
+    assert "| county:0:0 | 100.0 (100) |" in text and "| county:-20:0 | 0.0 (100) |" in text
