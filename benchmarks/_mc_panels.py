@@ -170,7 +170,9 @@ def synthetic(d: Design, seed: int, delta: float = 0.0, selection: bool = False)
 
 def demo(d: Design, seed: int, delta: float = 0.0, selection: bool = False) -> Panel:
     """One replication of the ``demo`` design (a new small demo world, placebo adoption dates)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     from mc_estimators import simulate_counts  # the demo world's own count DGP, without records
 
     from evalkit.demo import world as W
