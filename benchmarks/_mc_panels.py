@@ -21,7 +21,7 @@ Data-generating process of the synthetic designs (station ``i``, month ``t``; co
 
 Design ``demo``: the ``small`` demo world (``evalkit.demo.world.build_world("small", seed)``, a new
 world each replication) with its own count DGP (``draw_counts`` via ``mc_estimators.simulate_counts``);
-the stations of reforms that do not move fights (all but 两队一室 and the station pilot, 78 of 100)
+the stations of reforms that do not move fights (all but 两队一室 and the station pilot: 78 of 100 in world 42, it varies by world)
 form the panel and 20 of them get placebo adoption dates at random; an effect, if any, thins the
 adopters' post-adoption counts binomially (truth from the world's expected untreated counts).
 """
@@ -77,7 +77,7 @@ DESIGNS: dict[str, Design] = {
     "slice": Design("slice", 120, 40, (ym(2021, 1), ym(2021, 7), ym(2022, 1), ym(2022, 7), ym(2023, 1)),
                     n_counties=8, label="a city slice: 120 stations, 40 adopters at 5 dates, 72 months"),
     "demo": Design("demo", 78, 20, (ym(2021, 7), ym(2022, 1), ym(2022, 7), ym(2023, 1)), n_months=84,
-                   label="small demo world (new world each rep): 78 stations not moved by a fights reform, "
+                   label="small demo world (new world each rep): ~80 stations not moved by a fights reform, "
                          "20 placebo adopters at 4 dates, 84 months"),
 }
 
