@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from scipy.special import ndtr, ndtri
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -93,13 +94,17 @@ def folded_normal_quantile(p: float, t: float) -> float:
     t = abs(float(t))
     if t > 40:
         return t + stats.norm.ppf(p)
-    f = lambda c: stats.norm.cdf(c - t) - stats.norm.cdf(-c - t) - p  # noqa: E731
+    f = lambda c: ndtr(c - t) - ndtr(-c - t) - p  # noqa: E731  (ndtr = norm.cdf without scipy.stats' overhead)
     return optimize.brentq(f, 0.0, t + 10.0, xtol=1e-14, rtol=1e-14)
+
+
+def _npdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
 def _cv_and_slope(p: float, t: float) -> tuple[float, float]:
     c = folded_normal_quantile(p, t)
-    a, b = stats.norm.pdf(c - t), stats.norm.pdf(c + t)
+    a, b = _npdf(c - t), _npdf(c + t)
     return c, (a - b) / (a + b)
 
 
@@ -211,15 +216,18 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray, max_subsets: int = 200_000) ->
     E = np.c_[X, sd].T  # (k+1) × m ; constraints E λ = e_last
     rhs = np.zeros(size)
     rhs[-1] = 1.0
+    # all subsets at once (batched LAPACK: the same determinants and solves as one by one, far less overhead)
+    subsets = np.array(list(itertools.combinations(range(m), size)), dtype=int).reshape(-1, size)
+    ES = np.transpose(E[:, subsets], (1, 0, 2))  # (n_subsets, k+1, k+1)
+    scale = np.maximum(1.0, np.abs(ES).max(axis=(1, 2)) ** size)
+    ok = np.abs(np.linalg.det(ES)) >= 1e-12 * scale
     verts = []
-    for S in itertools.combinations(range(m), size):
-        ES = E[:, S]
-        if abs(np.linalg.det(ES)) < 1e-12 * max(1.0, np.abs(ES).max() ** size):
-            continue
-        lam_S = np.linalg.solve(ES, rhs)
-        if np.all(lam_S >= -1e-10):
+    if ok.any():
+        lam_S = np.linalg.solve(ES[ok], np.broadcast_to(rhs, (int(ok.sum()), size))[..., None])[..., 0]
+        feas = np.all(lam_S >= -1e-10, axis=1)
+        for S, ls in zip(subsets[ok][feas], lam_S[feas], strict=True):
             lam = np.zeros(m)
-            lam[list(S)] = np.maximum(lam_S, 0.0)
+            lam[S] = np.maximum(ls, 0.0)
             verts.append(lam)
     if not verts:
         return np.zeros((0, m))
@@ -240,14 +248,14 @@ def _eta_lp(y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> float:
 
 def _truncnorm_quantile(p: float, lo: float, hi: float) -> float:
     """Quantile of a standard normal truncated to [lo, hi] (HonestDiD ``.norminvp_generalized``)."""
-    a, b = stats.norm.cdf(lo), stats.norm.cdf(hi)
+    a, b = ndtr(lo), ndtr(hi)  # scipy.special: the same numbers as scipy.stats.norm, ~100× less overhead
     if b - a < 1e-300:
         return lo
     q = a + p * (b - a)
     if q > 1 - 1e-15:  # deep upper tail: use survival functions
-        sa, sb = stats.norm.sf(lo), stats.norm.sf(hi)
-        return float(stats.norm.isf(sa - p * (sa - sb)))
-    return float(stats.norm.ppf(q))
+        sa, sb = ndtr(-lo), ndtr(-hi)
+        return float(-ndtri(sa - p * (sa - sb)))
+    return float(ndtri(q))
 
 
 class _ArpPolytope:
