@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from evalkit.estimand import HEADLINE_ESTIMAND, event_time_weights
 from evalkit.estimators.cs import estimate_cs
 from evalkit.params import validate_params
-from evalkit.sensitivity_bins import BIN_CHOICES, bin_map, choose_bins, condition_number
+from evalkit.sensitivity_bins import BIN_CHOICES, bin_map, choose_bins, condition_number, small_sample_factor
 from evalkit.sensitivity_run import (
     SensitivityError,
     binned_event_study,
@@ -80,7 +81,7 @@ def test_computable_in_a_county(panel_name, request):
     assert s.robust in (True, False) and s.reference == "rm"
     assert "6-month bins" in s.note and "months 0–24" in s.note and f"{n} station_id clusters" in s.note
     d = json.loads(json.dumps(s.to_dict()))
-    assert {d[k] == getattr(s, k) for k in ("estimand", "horizon", "bin_months", "note", "bins")} == {True}
+    assert {d[k] == getattr(s, k) for k in ("estimand", "horizon", "bin_months", "note", "bins", "sigma_factor")} == {True}
     assert d["original_rm"] == d["original"] and d["num_post_rm"] == d["num_post"]
 
 
@@ -112,6 +113,12 @@ def test_same_panel_same_bins_and_numbers(county15):
     b, _, _, _ = binned_event_study(county15.sample(frac=1.0, random_state=1), Y, P)  # row order does not matter
     assert a.bin_months == b.bin_months and a.bins == b.bins
     assert np.allclose(a.beta, b.beta, rtol=0, atol=1e-12) and np.allclose(a.sigma, b.sigma, rtol=0, atol=1e-12)
+    # Σ_bins = c · A Σ A' with the small-sample factor c = G/(G−1) · (t_{.975}(G−1) / z_{.975})²
+    et, theta, vcov, n_cl = monthly_event_study(county15, Y, P, "cs", 24)
+    c = 15 / 14 * (stats.t.ppf(0.975, 14) / stats.norm.ppf(0.975)) ** 2
+    assert abs(a.sigma_factor - c) < 1e-12 and abs(small_sample_factor(15) - c) < 1e-12 and 1.28 < c < 1.29
+    assert np.allclose(a.sigma, c * a.A @ vcov @ a.A.T, rtol=1e-12, atol=0)
+    assert abs(small_sample_factor(15, cluster_factor=False) - c * 14 / 15) < 1e-12
 
 
 def test_singular_covariance_gives_the_exact_reason():

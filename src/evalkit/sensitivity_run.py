@@ -12,7 +12,7 @@ The sentences of the brief are rendered by :mod:`evalkit.brief_text`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from evalkit.sensitivity_bins import (
     PRE_MONTHS_NEEDED,
     BinnedEventStudy,
     choose_bins,
+    small_sample_factor,
 )
 
 SENS_MBAR = (0.5, 1.0, 1.5, 2.0)
@@ -76,13 +77,14 @@ class Sensitivity:
     bins: list[list[int]] = field(default_factory=list)  # [first, last] event month of each coefficient
     weights: list[float] = field(default_factory=list)  # l: post bins' shares of adopter-months
     n_clusters: int | None = None
+    sigma_factor: float = 1.0  # small-sample factor on the event study's covariance (sensitivity_bins)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("outcome", "source", "num_pre", "num_post", "num_post_rm", "original",
                                            "original_rm", "breakdown_rm", "breakdown_sd", "robust", "reference",
                                            "source_errors", "failed", "estimand", "horizon", "bin_months", "bins",
-                                           "weights", "n_clusters", "note")}
+                                           "weights", "n_clusters", "sigma_factor", "note")}
         d["sd"] = None if self.sd is None else self.sd.to_dict(orient="records")
         d["rm"] = None if self.rm is None else self.rm.to_dict(orient="records")
         return d
@@ -195,7 +197,8 @@ def binned_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     """(binned event study, source, source_errors, clusters) for the headline estimand of ``outcome``.
 
     The event studies of :data:`SENS_SOURCES` are tried in order until one estimates; its monthly
-    vector is binned by :func:`evalkit.sensitivity_bins.choose_bins` with the weights
+    covariance is scaled by :func:`evalkit.sensitivity_bins.small_sample_factor` (few clusters)
+    and the vector is binned by :func:`evalkit.sensitivity_bins.choose_bins` with the weights
     :func:`evalkit.estimand.event_time_weights` over ``0..H``. Raises :class:`SensitivityError`
     with a plain reason when no event study estimates or no bin width is usable.
     """
@@ -214,8 +217,9 @@ def binned_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     else:
         raise SensitivityError("no event study usable for the sensitivity analysis ("
                                + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")")
+    factor = small_sample_factor(n_cl, p.alpha, cluster_factor=source == "cs")  # event_twfe: CRV1 has G/(G−1)
     try:
-        b = choose_bins(et, theta, vcov, weights, n_cl)
+        b = replace(choose_bins(et, theta, vcov * factor, weights, n_cl), sigma_factor=factor)
     except ValueError as exc:  # the same data would fail with the next source: say why, plainly
         raise SensitivityError(str(exc)) from exc
     return b, source, errors, n_cl
@@ -244,7 +248,7 @@ def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, s
     sens = Sensitivity(outcome=outcome, source=source, num_pre=npre, num_post=npost, num_post_rm=npost,
                        original=original, original_rm=dict(original), sd=sd, source_errors=errors,
                        horizon=[0, h], bin_months=b.bin_months, bins=[list(x) for x in b.bins],
-                       weights=[float(x) for x in lv], n_clusters=n_cl,
+                       weights=[float(x) for x in lv], n_clusters=n_cl, sigma_factor=b.sigma_factor,
                        note=_note(b, h, n_cl, p.cluster, source))
     rm_kw = {"num_pre": npre, "num_post": npost, "l_vec": lv, "type": "rm", "alpha": p.alpha,
              "grid_points": RM_GRID_POINTS, "seed": p.seed % (2**32)}
