@@ -149,3 +149,17 @@ def test_larger_panel_uses_narrower_bins():
     panel = mcs.county_panel(100, 40, (24, 36, 48), seed=1)
     b, source, errors, n_cl = binned_event_study(panel, Y, P)
     assert (b.bin_months, b.num_post, n_cl, source, errors) == (4, 6, 100, "cs", {})
+
+
+def test_plot_labels_say_the_bin_width():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from evalkit.viz.sensitivity import plot_sensitivity
+
+    sd = pd.DataFrame({"M": [0.0, 0.1], "lb": [-1.0, -1.2], "ub": [1.0, 1.2], "method": "FLCI", "Delta": "DeltaSD"})
+    assert plot_sensitivity(sd, lang="en", bin_months=6).get_xlabel() == "M (smoothness, per 6-month bin)"
+    assert plot_sensitivity(sd, lang="zh", bin_months=6).get_xlabel() == "M（平滑度，每 6 个月为一段）"
+    assert plot_sensitivity(sd, lang="en", bin_months=1).get_xlabel() == "M (smoothness, per month)"
+    rm = sd.assign(method="C-LF", Delta="DeltaRM")
+    assert plot_sensitivity(rm, lang="en", bin_months=6).get_xlabel() == "M̄ (relative magnitude)"
