@@ -163,3 +163,23 @@ def test_plot_labels_say_the_bin_width():
     assert plot_sensitivity(sd, lang="en", bin_months=1).get_xlabel() == "M (smoothness, per month)"
     rm = sd.assign(method="C-LF", Delta="DeltaRM")
     assert plot_sensitivity(rm, lang="en", bin_months=6).get_xlabel() == "M̄ (relative magnitude)"
+
+
+def test_vectorised_rm_test_equals_the_scalar_one(county15):
+    """``_ArpPolytope.accept_many`` (used by ``rm_clf``) takes the same decisions as ``accept``."""
+    from evalkit.sensitivity import _A_rm, _ArpPolytope
+
+    b, *_ = binned_event_study(county15, Y, P)
+    rng = np.random.default_rng(0)
+    n_checked, seen = 0, set()
+    for mbar in (0.0, 0.5, 2.0):
+        for s in range(-(b.num_pre - 1), 1):
+            for sign in (True, False):
+                A = _A_rm(b.num_pre, b.num_post, mbar, s, sign)
+                rows = np.flatnonzero(np.any(A[:, b.num_pre:] != 0, axis=1))
+                poly = _ArpPolytope(b.beta, b.sigma, A, b.num_pre, b.num_post, b.l_vec, 0.05, 0.005, 200, rng, rows)
+                grid = np.linspace(-30, 30, 241)
+                got = poly.accept_many(grid).tolist()
+                assert got == [poly.accept(t) for t in grid]
+                n_checked, seen = n_checked + 1, seen | set(got)
+    assert n_checked == 3 * 2 * b.num_pre and seen == {True, False}
