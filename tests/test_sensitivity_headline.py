@@ -83,6 +83,7 @@ def test_computable_in_a_county(panel_name, request):
     d = json.loads(json.dumps(s.to_dict()))
     assert {d[k] == getattr(s, k) for k in ("estimand", "horizon", "bin_months", "note", "bins", "sigma_factor")} == {True}
     assert d["original_rm"] == d["original"] and d["num_post_rm"] == d["num_post"]
+    assert s.months == d["months"] == 25  # the brief's "first n months": months 0–24
 
 
 def test_bin_width_is_chosen_from_the_data_deterministically():

@@ -80,11 +80,17 @@ class Sensitivity:
     sigma_factor: float = 1.0  # small-sample factor on the event study's covariance (sensitivity_bins)
     note: str = ""
 
+    @property
+    def months(self) -> int:
+        """Post-adoption months the target covers (months 0..months−1; ``H + 1`` unless the panel ends
+        earlier) — the ``n`` of the brief's "average effect over the first n months"."""
+        return int(self.bins[-1][1]) + 1 if self.bins else self.num_post
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("outcome", "source", "num_pre", "num_post", "num_post_rm", "original",
                                            "original_rm", "breakdown_rm", "breakdown_sd", "robust", "reference",
                                            "source_errors", "failed", "estimand", "horizon", "bin_months", "bins",
-                                           "weights", "n_clusters", "sigma_factor", "note")}
+                                           "weights", "n_clusters", "sigma_factor", "note", "months")}
         d["sd"] = None if self.sd is None else self.sd.to_dict(orient="records")
         d["rm"] = None if self.rm is None else self.rm.to_dict(orient="records")
         return d
