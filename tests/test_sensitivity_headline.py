@@ -79,7 +79,7 @@ def test_computable_in_a_county(panel_name, request):
     assert abs(sum(s.weights) - 1) < 1e-12 and s.failed == {} and s.source == "cs"
     assert np.isfinite(s.sd[["lb", "ub"]].to_numpy()).all() and np.isfinite(s.rm[["lb", "ub"]].to_numpy()).all()
     assert s.robust in (True, False) and s.reference == "rm"
-    assert "6-month bins" in s.note and "months 0–24" in s.note and f"{n} station_id clusters" in s.note
+    assert "6-month bins" in s.note and "months 0–24" in s.note and f"{n} station clusters" in s.note
     d = json.loads(json.dumps(s.to_dict()))
     assert {d[k] == getattr(s, k) for k in ("estimand", "horizon", "bin_months", "note", "bins", "sigma_factor")} == {True}
     assert d["original_rm"] == d["original"] and d["num_post_rm"] == d["num_post"]
@@ -184,3 +184,23 @@ def test_vectorised_rm_test_equals_the_scalar_one(county15):
                 assert got == [poly.accept(t) for t in grid]
                 n_checked, seen = n_checked + 1, seen | set(got)
     assert n_checked == 3 * 2 * b.num_pre and seen == {True, False}
+
+
+def test_event_twfe_fallback_bins_the_same_way(county15, monkeypatch):
+    import evalkit.sensitivity_run as sr
+
+    real = sr.get_estimator
+
+    def no_cs(name):
+        if name == "cs":
+            def broken(*a, **k):
+                raise ValueError("no never-treated station")
+            return broken
+        return real(name)
+
+    monkeypatch.setattr(sr, "get_estimator", no_cs)
+    s = run_sensitivity(county15, Y, P, sign=-1.0)
+    assert s.source == "event_twfe" and s.source_errors == {"cs": "no never-treated station"}
+    assert s.bin_months == 6 and s.bins[s.num_pre] == [0, 5] and "dynamic TWFE" in s.note
+    assert abs(s.sigma_factor - small_sample_factor(15, cluster_factor=False)) < 1e-12  # CRV1 has G/(G−1)
+    assert np.isfinite(s.sd[["lb", "ub"]].to_numpy()).all()

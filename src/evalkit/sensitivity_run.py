@@ -147,8 +147,9 @@ def monthly_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, 
 def _note(b: BinnedEventStudy, h: int, n_cl: int, cluster: str, source: str) -> str:
     """The plain-English key facts the brief prints (what is bounded, why bins)."""
     src = "Callaway–Sant'Anna" if source == "cs" else "dynamic TWFE"
+    word = {"station_id": "station", "county": "county", "city": "city"}.get(cluster, cluster)
     what = (f"Bounds the headline's average effect over months 0–{h} after adoption (each adopter-month "
-            f"weighted equally), from a {src} event study with {n_cl} {cluster} clusters")
+            f"weighted equally), from a {src} event study with {n_cl} {word} clusters")
     if b.bin_months == 1:
         return f"{what}, monthly coefficients ({b.num_pre} pre-reform, {b.num_post} post-reform months)."
     return (f"{what}, in {b.bin_months}-month bins ({b.num_pre} pre-reform bins, {b.num_post} post-reform bins, "
