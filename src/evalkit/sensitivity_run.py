@@ -53,7 +53,9 @@ class Sensitivity:
     decided. ``note``: the key facts in plain English for the brief (what is bounded, why bins).
     ``source_errors``: why an event study earlier in :data:`SENS_SOURCES` than ``source`` was not
     usable; ``failed``: part (``rm``, ``breakdown_rm``, ``breakdown_sd``) → why it failed.
-    ``num_post_rm``/``original_rm`` equal ``num_post``/``original`` (RM bounds the same target).
+    ``num_post_rm``/``original_rm`` equal ``num_post``/``original`` (RM bounds the same target);
+    ``months`` (property): post-adoption months the target covers, for the brief's "first n months".
+    ``sigma_factor``: the small-sample factor applied to the event study's covariance.
     """
 
     outcome: str
