@@ -66,6 +66,8 @@ def test_target_is_the_headline_estimand(county15):
     b = choose_bins(et, theta, vcov, w, n_cl)
     assert np.allclose(b.sigma, b.A @ vcov @ b.A.T, rtol=0, atol=1e-14)
     assert np.allclose(b.beta, b.A @ theta)
+    base_pos = [list(et).index(e) for e in range(-b.bin_months, 0)]
+    assert b.base_mean == pytest.approx(theta[base_pos].mean(), abs=1e-14) and b.base_mean != 0
 
 
 @pytest.mark.parametrize("panel_name", ["county12", "county15"])
@@ -84,6 +86,11 @@ def test_computable_in_a_county(panel_name, request):
     assert {d[k] == getattr(s, k) for k in ("estimand", "horizon", "bin_months", "note", "bins", "sigma_factor")} == {True}
     assert d["original_rm"] == d["original"] and d["num_post_rm"] == d["num_post"]
     assert s.months == d["months"] == 25  # the brief's "first n months": months 0–24
+    # original + base_shift = the headline estimand against the month before adoption (CS simple, 0..24)
+    cs = estimate_cs(panel, Y, trim_e=(-12, 24), aggregations=("simple",))
+    assert abs(s.original["estimate"] + s.base_shift - cs.overall["estimate"]) < 1e-10
+    flagged = "the month before adoption differs from the months before it" in s.note
+    assert flagged == (abs(s.base_shift) > s.original["se"])
 
 
 def test_bin_width_is_chosen_from_the_data_deterministically():

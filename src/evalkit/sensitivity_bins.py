@@ -58,6 +58,7 @@ class BinnedEventStudy:
     cond: float
     skipped: tuple[str, ...] = ()  # why each narrower width was not used ("3 months: …")
     sigma_factor: float = 1.0  # small-sample factor already applied to Σ (:func:`small_sample_factor`)
+    base_mean: float = 0.0  # mean of θ over the base bin: l'β_post = Σ_e w_e θ(e) − base_mean
 
 
 def bin_map(event_times: np.ndarray, weights: pd.Series, width: int, num_pre: int
@@ -172,7 +173,9 @@ def choose_bins(event_times: np.ndarray, theta: np.ndarray, vcov: np.ndarray, we
             why.append(f"the covariance of the {len(beta)} coefficients is singular or ill-conditioned "
                        f"(condition number {cond:.1e} > {MAX_COND:.0e})")
             continue
+        base_mean = float(np.mean([theta[list(et).index(e)] for e in range(base[0], base[1] + 1)]))
         return BinnedEventStudy(beta=beta, sigma=sigma, num_pre=n_pre, num_post=len(lv), l_vec=lv, bin_months=b,
+                                base_mean=base_mean,
                                 bins=tuple(bins), base=base, A=A, event_times=et, cond=cond,
                                 skipped=tuple(f"{w} month{'s' if w > 1 else ''}: {y}"
                                               for w, y in zip(choices, why, strict=False)))

@@ -80,6 +80,8 @@ class Sensitivity:
     weights: list[float] = field(default_factory=list)  # l: post bins' shares of adopter-months
     n_clusters: int | None = None
     sigma_factor: float = 1.0  # small-sample factor on the event study's covariance (sensitivity_bins)
+    base_shift: float = 0.0  # mean pre-reform coefficient of the base bin: original["estimate"] + base_shift
+    #                          = the headline estimand measured against the single month before adoption
     note: str = ""
 
     @property
@@ -92,7 +94,7 @@ class Sensitivity:
         d = {k: getattr(self, k) for k in ("outcome", "source", "num_pre", "num_post", "num_post_rm", "original",
                                            "original_rm", "breakdown_rm", "breakdown_sd", "robust", "reference",
                                            "source_errors", "failed", "estimand", "horizon", "bin_months", "bins",
-                                           "weights", "n_clusters", "sigma_factor", "note", "months")}
+                                           "weights", "n_clusters", "sigma_factor", "base_shift", "note", "months")}
         d["sd"] = None if self.sd is None else self.sd.to_dict(orient="records")
         d["rm"] = None if self.rm is None else self.rm.to_dict(orient="records")
         return d
@@ -146,7 +148,7 @@ def monthly_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, 
     return e, theta, sig, int(n_cl)
 
 
-def _note(b: BinnedEventStudy, h: int, n_cl: int, cluster: str, source: str) -> str:
+def _note(b: BinnedEventStudy, h: int, n_cl: int, cluster: str, source: str, se: float) -> str:
     """The plain-English key facts the brief prints (what is bounded, why bins)."""
     src = "Callaway–Sant'Anna" if source == "cs" else "dynamic TWFE"
     word = {"station_id": "station", "county": "county", "city": "city"}.get(cluster, cluster)
@@ -154,9 +156,14 @@ def _note(b: BinnedEventStudy, h: int, n_cl: int, cluster: str, source: str) -> 
             f"weighted equally), from a {src} event study with {n_cl} {word} clusters")
     if b.bin_months == 1:
         return f"{what}, monthly coefficients ({b.num_pre} pre-reform, {b.num_post} post-reform months)."
-    return (f"{what}, in {b.bin_months}-month bins ({b.num_pre} pre-reform bins, {b.num_post} post-reform bins, "
-            f"effects measured against the {b.bin_months} months before adoption); narrower bins were not usable ("
-            + "; ".join(b.skipped) + ").")
+    out = (f"{what}, in {b.bin_months}-month bins ({b.num_pre} pre-reform bins, {b.num_post} post-reform bins, "
+           f"effects measured against the {b.bin_months} months before adoption); narrower bins were not usable ("
+           + "; ".join(b.skipped) + ").")
+    if abs(b.base_mean) > se:  # the headline compares with the single month before adoption
+        out += (f" Measured against the {b.bin_months} months before adoption the estimate differs from the "
+                f"headline's (measured against the month before) by more than one standard error: the month "
+                f"before adoption differs from the months before it.")
+    return out
 
 
 def _excludes_zero(lb: float, ub: float, sign: float) -> bool | None:
@@ -258,7 +265,7 @@ def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, s
                        original=original, original_rm=dict(original), sd=sd, source_errors=errors,
                        horizon=[0, h], bin_months=b.bin_months, bins=[list(x) for x in b.bins],
                        weights=[float(x) for x in lv], n_clusters=n_cl, sigma_factor=b.sigma_factor,
-                       note=_note(b, h, n_cl, p.cluster, source))
+                       base_shift=b.base_mean, note=_note(b, h, n_cl, p.cluster, source, se))
     rm_kw = {"num_pre": npre, "num_post": npost, "l_vec": lv, "type": "rm", "alpha": p.alpha,
              "grid_points": RM_GRID_POINTS, "seed": p.seed % (2**32)}
     try:
