@@ -235,17 +235,17 @@ def sensitivity_sentences(ev: Evaluation) -> list[str]:
     if s.rm is not None and s.original_rm is not None:
         o = s.original_rm
         if o["lb"] <= 0 <= o["ub"]:
-            out.append(t("sens_not_sig", lang, n=s.num_post_rm))
+            out.append(t("sens_not_sig", lang, n=s.months))
         elif s.breakdown_rm is not None:
             b = s.breakdown_rm
             if math.isinf(b):
-                out.append(t("sens_rm_inf", lang, x=fmt_num(5.0, lang, 1), n=s.num_post_rm))
+                out.append(t("sens_rm_inf", lang, x=fmt_num(5.0, lang, 1), n=s.months))
             elif b <= 0.05:
                 out.append(t("sens_rm_zero", lang))
             else:
-                out.append(t("sens_rm_sentence", lang, x=fmt_num(b, lang, 2), n=s.num_post_rm))
+                out.append(t("sens_rm_sentence", lang, x=fmt_num(b, lang, 2), n=s.months))
     elif s.original["lb"] <= 0 <= s.original["ub"]:
-        out.append(t("sens_not_sig", lang, n=s.num_post))
+        out.append(t("sens_not_sig", lang, n=s.months))
     if s.breakdown_sd is not None and not (s.original["lb"] <= 0 <= s.original["ub"]):
         if s.breakdown_sd <= 0:
             out.append(t("sens_sd_zero", lang))

@@ -136,18 +136,18 @@ def show_sensitivity(ev: Evaluation) -> None:
         scale = 100.0 if ev.is_share(s.outcome) else 1.0
         src = t(f"sens_source_{s.source}", lang)
         _html(f'<h2>{t("sensitivity_h", lang)} — {html.escape(outcome_label(s.outcome, lang))}</h2>'
-              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.num_post_rm if s.rm is not None else s.num_post, source=src))}</p>')
+              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.months, source=src))}</p>')
 
         def scaled(df: pd.DataFrame) -> pd.DataFrame:
             return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
 
-        panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.num_post_rm)]
+        panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.months)]
                   if s.rm is not None and not s.rm.empty else [])
-        panels.append((s.sd, s.original, "sens_chart_sd", s.num_post))
+        panels.append((s.sd, s.original, "sens_chart_sd", s.months))
         fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
         for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
             o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
-            plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n))
+            plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n), bin_months=s.bin_months)
         fig.tight_layout()
         show(fig)
         notes = sensitivity_sentences(ev)

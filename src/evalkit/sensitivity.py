@@ -25,6 +25,7 @@ out) and their covariance Σ, robust confidence sets for θ = l'τ_post under
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from scipy.special import ndtr, ndtri
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -93,13 +95,17 @@ def folded_normal_quantile(p: float, t: float) -> float:
     t = abs(float(t))
     if t > 40:
         return t + stats.norm.ppf(p)
-    f = lambda c: stats.norm.cdf(c - t) - stats.norm.cdf(-c - t) - p  # noqa: E731
+    f = lambda c: ndtr(c - t) - ndtr(-c - t) - p  # noqa: E731  (ndtr = norm.cdf without scipy.stats' overhead)
     return optimize.brentq(f, 0.0, t + 10.0, xtol=1e-14, rtol=1e-14)
+
+
+def _npdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
 def _cv_and_slope(p: float, t: float) -> tuple[float, float]:
     c = folded_normal_quantile(p, t)
-    a, b = stats.norm.pdf(c - t), stats.norm.pdf(c + t)
+    a, b = _npdf(c - t), _npdf(c + t)
     return c, (a - b) / (a + b)
 
 
@@ -202,6 +208,14 @@ def _A_rm(num_pre: int, num_post: int, Mbar: float, s: int, max_positive: bool) 
     return np.delete(A, num_pre, axis=1)
 
 
+@functools.lru_cache(maxsize=32)
+def _subsets(m: int, size: int) -> np.ndarray:
+    """All ``size``-subsets of ``range(m)`` as rows (lexicographic, as ``itertools.combinations``)."""
+    out = np.array(list(itertools.combinations(range(m), size)), dtype=int).reshape(-1, size)
+    out.setflags(write=False)
+    return out
+
+
 def _dual_vertices(X: np.ndarray, sd: np.ndarray, max_subsets: int = 200_000) -> np.ndarray | None:
     """Vertices of {λ ≥ 0, X'λ = 0, sd'λ = 1} (rows). ``None`` if there are too many to enumerate."""
     m, k = X.shape
@@ -211,19 +225,20 @@ def _dual_vertices(X: np.ndarray, sd: np.ndarray, max_subsets: int = 200_000) ->
     E = np.c_[X, sd].T  # (k+1) × m ; constraints E λ = e_last
     rhs = np.zeros(size)
     rhs[-1] = 1.0
-    verts = []
-    for S in itertools.combinations(range(m), size):
-        ES = E[:, S]
-        if abs(np.linalg.det(ES)) < 1e-12 * max(1.0, np.abs(ES).max() ** size):
-            continue
-        lam_S = np.linalg.solve(ES, rhs)
-        if np.all(lam_S >= -1e-10):
-            lam = np.zeros(m)
-            lam[list(S)] = np.maximum(lam_S, 0.0)
-            verts.append(lam)
-    if not verts:
+    # all subsets at once (batched LAPACK: the same determinants and solves as one by one, far less overhead)
+    subsets = _subsets(m, size)
+    ES = np.transpose(E[:, subsets], (1, 0, 2))  # (n_subsets, k+1, k+1)
+    scale = np.maximum(1.0, np.abs(ES).max(axis=(1, 2)) ** size)
+    ok = np.abs(np.linalg.det(ES)) >= 1e-12 * scale
+    if not ok.any():
         return np.zeros((0, m))
-    V = np.unique(np.round(np.array(verts), 12), axis=0)
+    lam_S = np.linalg.solve(ES[ok], np.broadcast_to(rhs, (int(ok.sum()), size))[..., None])[..., 0]
+    feas = np.all(lam_S >= -1e-10, axis=1)
+    if not feas.any():
+        return np.zeros((0, m))
+    verts = np.zeros((int(feas.sum()), m))
+    verts[np.arange(verts.shape[0])[:, None], subsets[ok][feas]] = np.maximum(lam_S[feas], 0.0)
+    V = np.unique(np.round(verts, 12), axis=0)
     return V
 
 
@@ -240,14 +255,14 @@ def _eta_lp(y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> float:
 
 def _truncnorm_quantile(p: float, lo: float, hi: float) -> float:
     """Quantile of a standard normal truncated to [lo, hi] (HonestDiD ``.norminvp_generalized``)."""
-    a, b = stats.norm.cdf(lo), stats.norm.cdf(hi)
+    a, b = ndtr(lo), ndtr(hi)  # scipy.special: the same numbers as scipy.stats.norm, ~100× less overhead
     if b - a < 1e-300:
         return lo
     q = a + p * (b - a)
     if q > 1 - 1e-15:  # deep upper tail: use survival functions
-        sa, sb = stats.norm.sf(lo), stats.norm.sf(hi)
-        return float(stats.norm.isf(sa - p * (sa - sb)))
-    return float(stats.norm.ppf(q))
+        sa, sb = ndtr(-lo), ndtr(-hi)
+        return float(-ndtri(sa - p * (sa - sb)))
+    return float(ndtri(q))
 
 
 class _ArpPolytope:
@@ -314,6 +329,54 @@ class _ArpPolytope:
         return not stat > cval
 
 
+    def accept_many(self, thetas: np.ndarray) -> np.ndarray:
+        """:meth:`accept` for every θ of ``thetas`` at once (the same arithmetic, vectorised)."""
+        thetas = np.asarray(thetas, float)
+        V = self.V
+        if V is None:
+            raise RuntimeError("too many dual vertices to enumerate")
+        n = thetas.size
+        if len(V) == 0 or n == 0:
+            return np.ones(n, bool)
+        Y = self.y0[:, None] - self.y1[:, None] * thetas[None, :]  # moments × θ
+        vals = V @ Y  # vertices × θ
+        cols = np.arange(n)
+        j = np.argmax(vals, axis=0)
+        eta = vals[j, cols]
+        lam = V[j]  # θ × moments
+        SL = lam @ self.S  # S symmetric: row i = (S λ_i)'
+        s2 = np.einsum("ij,ij->i", SL, lam)
+        out = np.ones(n, bool)
+        lf = eta > self.lf_cv
+        degenerate = ~lf & (s2 < 1e-20)
+        out[lf] = False
+        out[degenerate] = ~(eta[degenerate] > 0)
+        k = ~lf & ~degenerate
+        if not k.any():
+            return out
+        s2k, etak, vk, jk = s2[k], eta[k], vals[:, k], j[k]
+        sB = np.sqrt(s2k)
+        gam = SL[k] / s2k[:, None]
+        b = V @ gam.T  # vertices × θ
+        a = vk - b * etak[None, :]
+        a_star = a[jk, np.arange(jk.size)]
+        tol = 1e-10
+        below, above = b < 1 - tol, b > 1 + tol
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo = np.where(below, (a - a_star[None, :]) / (1 - b), -np.inf).max(axis=0)
+            hi = np.where(above, (a_star[None, :] - a) / (b - 1), np.inf).min(axis=0)
+        hi = np.minimum(hi, self.lf_cv)
+        zlo, zup, stat = lo / sB, hi / sB, etak / sB
+        inside = (zlo <= stat + 1e-9) & (stat <= zup + 1e-9)
+        size = (self.alpha - self.kappa) / (1 - self.kappa)
+        res = np.ones(int(k.sum()), bool)
+        for i in np.flatnonzero(inside):  # few distinct conditioning intervals: scalar quantiles are cheap
+            cval = max(0.0, _truncnorm_quantile(1 - size, float(zlo[i]), float(zup[i])))
+            res[i] = not stat[i] > cval
+        out[k] = res
+        return out
+
+
 def rm_clf(beta: np.ndarray, sigma: np.ndarray, num_pre: int, num_post: int, l_vec: np.ndarray, Mbar: float,
            alpha: float = 0.05, grid_points: int = 1000, grid_lb: float | None = None,
            grid_ub: float | None = None, sims: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -342,7 +405,7 @@ def rm_clf(beta: np.ndarray, sigma: np.ndarray, num_pre: int, num_post: int, l_v
                 rows = np.arange(A.shape[0])
             poly = _ArpPolytope(beta, sigma, A, num_pre, num_post, l_vec, alpha, kappa, sims, rng, rows)
             todo = ~accept
-            accept[todo] = [poly.accept(th) for th in grid[todo]]
+            accept[todo] = poly.accept_many(grid[todo])
     if not accept.any():
         return {"lb": np.nan, "ub": np.nan, "grid": grid, "accept": accept}
     return {"lb": float(grid[accept].min()), "ub": float(grid[accept].max()), "grid": grid, "accept": accept}

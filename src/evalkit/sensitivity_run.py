@@ -1,7 +1,9 @@
 """Rambachan–Roth sensitivity of an evaluation's primary outcome (orchestration, numbers only).
 
-The statistics are in :mod:`evalkit.sensitivity` (HonestDiD port); this module chooses the event
-study, the fixed grids and the breakdown bisection, and records what could not be computed and
+It bounds the headline estimand (:mod:`evalkit.estimand`: adopter-month weighted average effect
+over months 0..H) as l'β over an event study binned by :mod:`evalkit.sensitivity_bins` (monthly
+when the clusters support it). The statistics are in :mod:`evalkit.sensitivity` (HonestDiD port);
+this module chooses the event study, the fixed grids and the breakdown bisection, and records what could not be computed and
 why. The work is bounded by fixed grids and a fixed number of bisection steps — never by the
 clock — so the same panel and params give the same numbers on an idle or a loaded machine.
 The sentences of the brief are rendered by :mod:`evalkit.brief_text`.
@@ -10,36 +12,50 @@ The sentences of the brief are rendered by :mod:`evalkit.brief_text`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from evalkit.estimand import HEADLINE_ESTIMAND, event_time_weights, horizon
 from evalkit.estimators import get_estimator
 from evalkit.params import EvaluationParams
+from evalkit.sensitivity_bins import (
+    PRE_MONTHS_NEEDED,
+    BinnedEventStudy,
+    choose_bins,
+    small_sample_factor,
+)
 
-# CS event study with a universal base period, short window
-SENS_PRE, SENS_POST, SENS_POST_RM = 6, 12, 6  # RM vertex enumeration explodes beyond ~6 post coefficients
 SENS_MBAR = (0.5, 1.0, 1.5, 2.0)
 SENS_M_FACTORS = (0.0, 0.025, 0.05, 0.1, 0.2)  # smoothness grid M = factor × SE of the target
 # breakdown bisection: bracket [0, upper], stop at width ≤ tol → at most ceil(log2(upper / tol)) steps
 BREAKDOWN_RM_UPPER, BREAKDOWN_RM_TOL = 5.0, 0.05  # M̄: ≤ 7 steps
 BREAKDOWN_SD_UPPER, BREAKDOWN_SD_TOL = 1.0, 0.01  # M in units of the target's SE: ≤ 7 steps
 SENS_SOURCES = ("cs", "event_twfe")  # event studies tried in this order (see ``source_errors``)
+RM_GRID_POINTS = 300  # θ grid of the relative-magnitudes test inversion
 
 
 @dataclass
 class Sensitivity:
-    """Rambachan–Roth sensitivity of the primary outcome's event study (see ``docs/briefs.md``).
+    """Rambachan–Roth sensitivity of the primary outcome's headline estimand (``docs/sdid-and-sensitivity.md``).
 
-    ``sd``: smoothness (Δ^SD, FLCI) robust CIs for θ = mean of the first ``num_post`` post-reform
-    effects; ``rm``: relative magnitudes (Δ^RM, C-LF) for θ_RM = mean of the first ``num_post_rm``
-    effects; frames with columns ``M, lb, ub, method, Delta`` in outcome units. ``robust``: whether
-    the reference robust CI (RM at M̄ = 0.5, else SD at the smallest positive M) excludes zero on the
-    side of ``sign`` (the headline estimate's sign); ``None`` if it could not be decided.
+    The target θ = ``estimand`` (:data:`evalkit.estimand.HEADLINE_ESTIMAND`): the adopter-month
+    weighted average effect over months ``horizon = [0, H]`` after adoption, written as l'β over a
+    ``bin_months``-wide binned event study (1 = monthly; :mod:`evalkit.sensitivity_bins`):
+    ``num_pre`` pre bins besides the base bin, ``num_post`` post bins with weights ``weights``
+    (l, the bins' shares of adopter-months), ``bins`` their event months.
+    ``sd``: smoothness (Δ^SD, FLCI) robust CIs; ``rm``: relative magnitudes (Δ^RM, C-LF); frames with
+    columns ``M, lb, ub, method, Delta`` in outcome units (M of Δ^SD per bin, not per month).
+    ``robust``: whether the reference robust CI (RM at M̄ = 0.5, else SD at the smallest positive M)
+    excludes zero on the side of ``sign`` (the headline estimate's sign); ``None`` if it could not be
+    decided. ``note``: the key facts in plain English for the brief (what is bounded, why bins).
     ``source_errors``: why an event study earlier in :data:`SENS_SOURCES` than ``source`` was not
     usable; ``failed``: part (``rm``, ``breakdown_rm``, ``breakdown_sd``) → why it failed.
+    ``num_post_rm``/``original_rm`` equal ``num_post``/``original`` (RM bounds the same target);
+    ``months`` (property): post-adoption months the target covers, for the brief's "first n months".
+    ``sigma_factor``: the small-sample factor applied to the event study's covariance.
     """
 
     outcome: str
@@ -57,11 +73,28 @@ class Sensitivity:
     reference: str | None = None  # "rm" or "sd": which robust CI decided ``robust``
     source_errors: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    estimand: str = HEADLINE_ESTIMAND
+    horizon: list[int] = field(default_factory=lambda: [0, 24])
+    bin_months: int = 1
+    bins: list[list[int]] = field(default_factory=list)  # [first, last] event month of each coefficient
+    weights: list[float] = field(default_factory=list)  # l: post bins' shares of adopter-months
+    n_clusters: int | None = None
+    sigma_factor: float = 1.0  # small-sample factor on the event study's covariance (sensitivity_bins)
+    base_shift: float = 0.0  # mean pre-reform coefficient of the base bin: original["estimate"] + base_shift
+    #                          = the headline estimand measured against the single month before adoption
+    note: str = ""
+
+    @property
+    def months(self) -> int:
+        """Post-adoption months the target covers (months 0..months−1; ``H + 1`` unless the panel ends
+        earlier) — the ``n`` of the brief's "average effect over the first n months"."""
+        return int(self.bins[-1][1]) + 1 if self.bins else self.num_post
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("outcome", "source", "num_pre", "num_post", "num_post_rm", "original",
                                            "original_rm", "breakdown_rm", "breakdown_sd", "robust", "reference",
-                                           "source_errors", "failed")}
+                                           "source_errors", "failed", "estimand", "horizon", "bin_months", "bins",
+                                           "weights", "n_clusters", "sigma_factor", "base_shift", "note", "months")}
         d["sd"] = None if self.sd is None else self.sd.to_dict(orient="records")
         d["rm"] = None if self.rm is None else self.rm.to_dict(orient="records")
         return d
@@ -78,32 +111,59 @@ def reason(exc: BaseException) -> str:
     return clip_text(str(exc)) or type(exc).__name__.replace("Error", "").lower() or "failed"
 
 
-def _event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, source: str
-                 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(β̂, Σ, num_pre, num_post) of one event study, window ≤ 6 pre / 12 post; raises if unusable."""
-    from evalkit.sensitivity import event_inputs
-
+def monthly_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams, source: str, last: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(event_times, θ, Σ, clusters): the monthly event study ``−PRE_MONTHS_NEEDED..last`` with the
+    base month −1 included (θ = 0, zero variance); raises if it has no coefficient or is not finite."""
     if source == "cs":  # universal base period, as the HonestDiD documentation recommends for CS
         r = get_estimator("cs")(panel, outcome, control=p.control, base_period="universal",
-                                cluster=p.cluster, alpha=p.alpha, trim_e=(-(SENS_PRE + 1), SENS_POST - 1),
+                                cluster=p.cluster, alpha=p.alpha, trim_e=(-PRE_MONTHS_NEEDED, last),
                                 aggregations=("dynamic",))
-    else:
+        ends: tuple[float, float] = (-np.inf, np.inf)
+    else:  # endpoints are pooled dummies: left out
         r = get_estimator("event_twfe")(panel, outcome, cluster=p.cluster, alpha=p.alpha,
-                                        leads=SENS_PRE + 1, lags=SENS_POST - 1)
-    beta, sigma, npre, npost = event_inputs(r)
-    keep_pre, keep_post = min(npre, SENS_PRE), min(npost, SENS_POST)
-    idx = np.r_[np.arange(npre - keep_pre, npre), np.arange(npre, npre + keep_post)]
-    beta, sigma = beta[idx], sigma[np.ix_(idx, idx)]
-    if keep_pre < 2 or keep_post < 1:
-        raise ValueError(f"only {keep_pre} pre-reform and {keep_post} post-reform coefficients")
-    if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(sigma))):
+                                        leads=PRE_MONTHS_NEEDED + 1, lags=last + 1)
+        ends = (-(PRE_MONTHS_NEEDED + 1), last + 1)
+    ev = r.event_study()
+    V = r.vcov.get("event")
+    if V is None:
+        raise ValueError("the event study has no covariance")
+    et = ev["event_time"].astype(float).to_numpy()
+    keep = ev["term"].isin(V.index).to_numpy() & (et > ends[0]) & (et < ends[1]) & (et != -1)
+    ev = ev[keep]
+    terms = ev["term"].tolist()
+    e = np.r_[ev["event_time"].astype(int).to_numpy(), -1]
+    theta = np.r_[ev["estimate"].to_numpy(float), 0.0]
+    sig = np.zeros((e.size, e.size))
+    sig[:-1, :-1] = V.loc[terms, terms].to_numpy(float)
+    order = np.argsort(e, kind="stable")
+    e, theta, sig = e[order], theta[order], sig[np.ix_(order, order)]
+    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(sig))):
         raise ValueError("event-study estimates or their covariance are not finite")
-    eig = np.linalg.eigvalsh((sigma + sigma.T) / 2)
-    if eig.min() <= 1e-10 * max(eig.max(), 1e-300):
-        n_cl = int(panel[p.cluster].nunique()) if p.cluster in panel else 0
-        raise ValueError(f"the covariance of the {len(beta)} event-study coefficients is singular "
-                         f"(too few clusters: {n_cl} {p.cluster} clusters)")
-    return beta, sigma, keep_pre, keep_post
+    if not (e >= 0).any():
+        raise ValueError("the event study has no post-reform coefficient")
+    n_cl = r.meta.get("n_clusters")
+    if not n_cl:
+        n_cl = int(panel[p.cluster].nunique()) if p.cluster in panel else int(panel["station_id"].nunique())
+    return e, theta, sig, int(n_cl)
+
+
+def _note(b: BinnedEventStudy, h: int, n_cl: int, cluster: str, source: str, se: float) -> str:
+    """The plain-English key facts the brief prints (what is bounded, why bins)."""
+    src = "Callaway–Sant'Anna" if source == "cs" else "dynamic TWFE"
+    word = {"station_id": "station", "county": "county", "city": "city"}.get(cluster, cluster)
+    what = (f"Bounds the headline's average effect over months 0–{h} after adoption (each adopter-month "
+            f"weighted equally), from a {src} event study with {n_cl} {word} clusters")
+    if b.bin_months == 1:
+        return f"{what}, monthly coefficients ({b.num_pre} pre-reform, {b.num_post} post-reform months)."
+    out = (f"{what}, in {b.bin_months}-month bins ({b.num_pre} pre-reform bins, {b.num_post} post-reform bins, "
+           f"effects measured against the {b.bin_months} months before adoption); narrower bins were not usable ("
+           + "; ".join(b.skipped) + ").")
+    if abs(b.base_mean) > se:  # the headline compares with the single month before adoption
+        out += (f" Measured against the {b.bin_months} months before adoption the estimate differs from the "
+                f"headline's (measured against the month before) by more than one standard error: the month "
+                f"before adoption differs from the months before it.")
+    return out
 
 
 def _excludes_zero(lb: float, ub: float, sign: float) -> bool | None:
@@ -148,51 +208,74 @@ def breakdown_bisect(covers: Any, grid: list[tuple[float, bool]], upper: float, 
     return bisect_smallest(covers, lo, hi, tol)
 
 
-def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, sign: float = 1.0) -> Sensitivity:
-    """Rambachan–Roth sensitivity for ``outcome`` (see :class:`Sensitivity` and ``docs/briefs.md``).
+def binned_event_study(panel: pd.DataFrame, outcome: str, p: EvaluationParams
+                       ) -> tuple[BinnedEventStudy, str, dict[str, str], int]:
+    """(binned event study, source, source_errors, clusters) for the headline estimand of ``outcome``.
 
-    Smoothness (FLCI) on the grid :data:`SENS_M_FACTORS` × SE; relative magnitudes for
-    :data:`SENS_MBAR` and their breakdown value; the smoothness breakdown when the relative
-    magnitudes' breakdown is not available. A part that fails is recorded in ``failed``.
-    Raises :class:`SensitivityError` when no event study is usable.
+    The event studies of :data:`SENS_SOURCES` are tried in order until one estimates; its monthly
+    covariance is scaled by :func:`evalkit.sensitivity_bins.small_sample_factor` (few clusters)
+    and the vector is binned by :func:`evalkit.sensitivity_bins.choose_bins` with the weights
+    :func:`evalkit.estimand.event_time_weights` over ``0..H``. Raises :class:`SensitivityError`
+    with a plain reason when no event study estimates or no bin width is usable.
     """
-    from evalkit.sensitivity import honest_did, original_ci
-
+    h = horizon(p.event_window)[1]
+    try:
+        weights = event_time_weights(panel, outcome, h)
+    except ValueError as exc:
+        raise SensitivityError(str(exc)) from exc
     errors: dict[str, str] = {}
     for source in SENS_SOURCES:
         try:
-            beta, sigma, npre, npost = _event_study(panel, outcome, p, source)
+            et, theta, vcov, n_cl = monthly_event_study(panel, outcome, p, source, h)
             break
         except Exception as exc:  # noqa: BLE001 - recorded; the next source is tried and the brief says so
             errors[source] = reason(exc)
     else:
         raise SensitivityError("no event study usable for the sensitivity analysis ("
                                + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")")
-    lv = np.full(npost, 1.0 / npost)
+    factor = small_sample_factor(n_cl, p.alpha, cluster_factor=source == "cs")  # event_twfe: CRV1 has G/(G−1)
+    try:
+        b = replace(choose_bins(et, theta, vcov * factor, weights, n_cl), sigma_factor=factor)
+    except ValueError as exc:  # the same data would fail with the next source: say why, plainly
+        raise SensitivityError(str(exc)) from exc
+    return b, source, errors, n_cl
+
+
+def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, sign: float = 1.0) -> Sensitivity:
+    """Rambachan–Roth sensitivity of the headline estimand of ``outcome`` (see :class:`Sensitivity`).
+
+    θ = l'β over the binned event study of :func:`binned_event_study`. Smoothness (FLCI) on the
+    grid :data:`SENS_M_FACTORS` × SE; relative magnitudes for :data:`SENS_MBAR` and their breakdown
+    value; the smoothness breakdown when the relative magnitudes' breakdown is not available. A
+    part that fails is recorded in ``failed``. Raises :class:`SensitivityError` (plain reason) when
+    the analysis cannot be computed.
+    """
+    from evalkit.sensitivity import honest_did, original_ci
+
+    b, source, errors, n_cl = binned_event_study(panel, outcome, p)
+    beta, sigma, npre, npost, lv = b.beta, b.sigma, b.num_pre, b.num_post, b.l_vec
+    h = horizon(p.event_window)[1]
     orig = original_ci(beta, sigma, num_pre=npre, num_post=npost, l_vec=lv, alpha=p.alpha)
     se = max(float(orig["se"]), 1e-12)
     sd = honest_did(beta, sigma, num_pre=npre, num_post=npost, l_vec=lv, type="sd", alpha=p.alpha,
                     M=[f * se for f in SENS_M_FACTORS])
     sd["M_factor"] = list(SENS_M_FACTORS)
-    sens = Sensitivity(outcome=outcome, source=source, num_pre=npre, num_post=npost,
-                       num_post_rm=min(npost, SENS_POST_RM), original={k: float(v) for k, v in orig.items()}, sd=sd,
-                       source_errors=errors)
-    # relative magnitudes on the first ≤ 6 post coefficients (vertex enumeration explodes beyond)
-    nrm = sens.num_post_rm
-    b_rm, s_rm = beta[: npre + nrm], sigma[: npre + nrm, : npre + nrm]
-    lv_rm = np.full(nrm, 1.0 / nrm)
-    rm_kw = {"num_pre": npre, "num_post": nrm, "l_vec": lv_rm, "type": "rm", "alpha": p.alpha,
-             "grid_points": 300, "seed": p.seed % (2**32)}
+    original = {k: float(v) for k, v in orig.items()}
+    sens = Sensitivity(outcome=outcome, source=source, num_pre=npre, num_post=npost, num_post_rm=npost,
+                       original=original, original_rm=dict(original), sd=sd, source_errors=errors,
+                       horizon=[0, h], bin_months=b.bin_months, bins=[list(x) for x in b.bins],
+                       weights=[float(x) for x in lv], n_clusters=n_cl, sigma_factor=b.sigma_factor,
+                       base_shift=b.base_mean, note=_note(b, h, n_cl, p.cluster, source, se))
+    rm_kw = {"num_pre": npre, "num_post": npost, "l_vec": lv, "type": "rm", "alpha": p.alpha,
+             "grid_points": RM_GRID_POINTS, "seed": p.seed % (2**32)}
     try:
-        orm = original_ci(b_rm, s_rm, num_pre=npre, num_post=nrm, l_vec=lv_rm, alpha=p.alpha)
-        sens.original_rm = {k: float(v) for k, v in orm.items()}
-        sens.rm = pd.concat([honest_did(b_rm, s_rm, Mbar=[mb], **rm_kw) for mb in SENS_MBAR], ignore_index=True)
+        sens.rm = pd.concat([honest_did(beta, sigma, Mbar=[mb], **rm_kw) for mb in SENS_MBAR], ignore_index=True)
     except Exception as exc:  # noqa: BLE001
         sens.failed["rm"] = reason(exc)
     if sens.rm is not None:
         try:
             grid = [(float(r.M), _covers(pd.DataFrame([r]))) for r in sens.rm.itertuples()]
-            sens.breakdown_rm = breakdown_bisect(lambda m: _covers(honest_did(b_rm, s_rm, Mbar=[m], **rm_kw)),
+            sens.breakdown_rm = breakdown_bisect(lambda m: _covers(honest_did(beta, sigma, Mbar=[m], **rm_kw)),
                                                  grid, upper=BREAKDOWN_RM_UPPER, tol=BREAKDOWN_RM_TOL)
         except Exception as exc:  # noqa: BLE001
             sens.failed["breakdown_rm"] = reason(exc)
@@ -215,5 +298,5 @@ def run_sensitivity(panel: pd.DataFrame, outcome: str, p: EvaluationParams, *, s
     return sens
 
 
-__all__ = ["SENS_MBAR", "SENS_M_FACTORS", "SENS_POST", "SENS_POST_RM", "SENS_PRE", "Sensitivity",
-           "SensitivityError", "breakdown_bisect", "reason", "run_sensitivity"]
+__all__ = ["SENS_MBAR", "SENS_M_FACTORS", "SENS_SOURCES", "Sensitivity", "SensitivityError", "binned_event_study",
+           "breakdown_bisect", "monthly_event_study", "reason", "run_sensitivity"]

@@ -10,13 +10,22 @@ import pandas as pd
 from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
 
 
-def plot_sensitivity(df: pd.DataFrame, original_ci: Any = None, ax=None, lang: str = "zh", title: str = ""):
-    """Robust CIs against M̄ / M, with the original CI on the left (HonestDiD's sensitivity plot)."""
+def plot_sensitivity(df: pd.DataFrame, original_ci: Any = None, ax=None, lang: str = "zh", title: str = "",
+                     bin_months: int | None = None):
+    """Robust CIs against M̄ / M, with the original CI on the left (HonestDiD's sensitivity plot).
+
+    ``bin_months``: width of the event study's bins (``Sensitivity.bin_months``); the smoothness
+    axis then says that M bounds the change in slope between adjacent bins of that many months
+    (M̄ is a ratio, the same whatever the bins)."""
     use_cjk_font()
     rm = (df["Delta"] == "DeltaRM").all() if "Delta" in df else True
+    per = {"zh": "", "en": ""}
+    if bin_months and not rm:
+        per = {"zh": f"，每 {bin_months} 个月为一段" if bin_months > 1 else "，按月",
+               "en": f", per {bin_months}-month bin" if bin_months > 1 else ", per month"}
     text = {
-        "zh": {"orig": "原始", "x": "M̄（相对幅度）" if rm else "M（平滑度）", "y": "稳健置信区间"},
-        "en": {"orig": "Original", "x": "M̄ (relative magnitude)" if rm else "M (smoothness)",
+        "zh": {"orig": "原始", "x": "M̄（相对幅度）" if rm else f"M（平滑度{per['zh']}）", "y": "稳健置信区间"},
+        "en": {"orig": "Original", "x": "M̄ (relative magnitude)" if rm else f"M (smoothness{per['en']})",
                "y": "Robust confidence interval"},
     }.get(lang, {})
     if ax is None:
