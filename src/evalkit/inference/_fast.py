@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import cho_factor, cho_solve
 
 from evalkit.results import EstimationResult
 
@@ -41,15 +42,17 @@ Stats = Callable[[np.ndarray], np.ndarray]  # (draws x n_units cohorts, 0 = neve
 
 
 def fast_headline(estimator: str, fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str,
-                  time: str, weights: str | None, options: Mapping[str, Any], units: pd.Index) -> Stats | None:
-    """``stats(G)``: the headline estimate of ``estimator`` on ``frame`` for each row of ``G``
-    (cohort per unit of ``units``, 0 = never treated); ``fit`` is the estimator's fit on ``frame``
+                  time: str, weights: str | None, cluster: str | None, options: Mapping[str, Any],
+                  units: pd.Index) -> Stats | None:
+    """``stats(G, se=False)``: the headline estimate of ``estimator`` on ``frame`` for each row of ``G``
+    (cohort per unit of ``units``, 0 = never treated), with ``se=True`` also its analytic SE (NaN
+    where the fast route has none: CS with weights); ``fit`` is the estimator's fit on ``frame``
     (any assignment with the same cohort levels). ``None``: not covered, refit per draw."""
     try:
         if estimator == "cs":
             return _cs(fit, frame, outcome, unit, time, options, units)
         if estimator == "imputation":
-            return _imputation(frame, outcome, unit, time, weights, options, units)
+            return _imputation(frame, outcome, unit, time, weights, cluster, options, units)
     except (KeyError, ValueError):  # a layout the fast route does not know: refit per draw
         return None
     return None
@@ -91,11 +94,12 @@ def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
     Y, P, _ = _grid(frame, outcome, unit, time, units, periods, None)
     if not P.all():
         return None
-    wu = np.ones(units.size)
-    if prep.w is not None:  # prep.w is in prep.units order
-        wu = pd.Series(np.asarray(prep.w, float), index=prep.units).reindex(units).to_numpy()
-        if np.isnan(wu).any():
-            return None
+    pos = pd.Index(prep.units).get_indexer(units)
+    if (pos < 0).any():
+        return None
+    weighted = prep.w is not None
+    wu = np.asarray(prep.w, float)[pos] if weighted else np.ones(units.size)
+    clus = None if prep.cluster is None else pd.factorize(np.asarray(prep.cluster)[pos])[0]
     n, kc = units.size, cohorts.size
     cidx = {v: i for i, v in enumerate(cohorts)}
     gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
@@ -115,15 +119,16 @@ def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
         return None
     ngt = len(cells)
     jj = np.arange(ngt)
+    from evalkit.estimators._cs_boot import DEGENERATE
 
-    def stats(G: np.ndarray) -> np.ndarray:
+    def stats(G: np.ndarray, se: bool = False):
         G = np.atleast_2d(np.asarray(G, float))
         g = np.where(G > 0, G, np.inf)
-        idx = np.searchsorted(cohorts, g)
-        idx = np.minimum(idx, kc - 1)
+        idx = np.minimum(np.searchsorted(cohorts, g), kc - 1)
         if not np.array_equal(cohorts[idx], g):
             raise ValueError("a draw has cohort levels the fit does not have")
         out = np.empty(G.shape[0])
+        out_se = np.full(G.shape[0], np.nan)
         step = max(1, _CELLS // max(ngt * kc, 1))
         for s in range(0, G.shape[0], step):
             ix = idx[s:s + step]
@@ -140,14 +145,54 @@ def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
                 att = dyb[:, gi, jj] - m_c
                 att = np.where(zero[None], 0.0, np.where(WC > 0, att, np.nan))
                 pg = Wc[:, gi[keep]]
-                out[s:s + m] = np.sum(pg * att[:, keep], axis=1) / pg.sum(axis=1)
-        return out
+                S = pg.sum(axis=1)
+                est = np.sum(pg * att[:, keep], axis=1) / S
+            out[s:s + m] = est
+            if se and not weighted:
+                out_se[s:s + m] = _cs_se(Y, ix, Wc, WC, m_c, dyb, att, pg, S, est, gi, cur, base, cmask, keep, kc,
+                                         n, clus, DEGENERATE)
+        return (out, out_se) if se else out
 
     return stats
 
 
+def _cs_se(Y, ix, Wc, WC, m_c, dyb, att, pg, S, est, gi, cur, base, cmask, keep, kc, n, clus, degenerate):
+    """Analytic SE of the simple aggregation (unweighted): ``sqrt(Σ_clusters (Σ IF_i)²) / n`` with
+    ``IF_i = Σ_j w_j IF_ij + wif[cohort of i]`` (R did; see ``_cs_attgt._theta_compact`` and
+    ``_cs_aggte._combos``)."""
+    m = ix.shape[0]
+    out = np.empty(m)
+    gk, ck, bk = gi[keep], cur[keep], base[keep]
+    for b in range(m):
+        w = pg[b] / S[b]  # cell weights of the simple aggregation
+        # per cohort c: the coefficient of y_i (nt) and the constant of a unit of cohort c
+        K = np.zeros((kc, Y.shape[1]))
+        const = np.zeros(kc)
+        a_t = w * n / Wc[b, gk]  # treated cohort's own units
+        np.add.at(K, (gk, ck), a_t)
+        np.add.at(K, (gk, bk), -a_t)
+        np.add.at(const, gk, a_t * dyb[b, gk, keep])
+        cj, cc = np.nonzero(cmask[keep])
+        a_c = -w[cj] * n / WC[b, keep[cj]]
+        np.add.at(K, (cc, ck[cj]), a_c)
+        np.add.at(K, (cc, bk[cj]), -a_c)
+        np.add.at(const, cc, a_c * m_c[b, keep[cj]])
+        # R's wif for the estimated weights (indicator of the unit's cohort)
+        A = np.bincount(gk, weights=att[b, keep], minlength=kc)
+        N = np.bincount(gk, minlength=kc).astype(float)
+        Sn = S[b] / n  # R's pg is the cohort's share of the units
+        P = Sn * est[b]
+        wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)
+        c_i = ix[b]
+        inf = np.einsum("it,it->i", Y, K[c_i]) - const[c_i] + wif[c_i]
+        tot = inf if clus is None else np.bincount(clus, weights=inf)
+        v = np.sqrt(max(float(tot @ tot) / n**2, 0.0))
+        out[b] = v if v > degenerate else np.nan
+    return out
+
+
 # ---------------------------------------------------------------------------- imputation
-def _imputation(frame, outcome, unit, time, weights, options, units) -> Stats | None:
+def _imputation(frame, outcome, unit, time, weights, cluster, options, units) -> Stats | None:
     if set(options) - _IMP_OPTIONS or options.get("repeated_cross_section"):
         return None
     periods = np.sort(pd.unique(frame[time].to_numpy(float)))
@@ -155,45 +200,108 @@ def _imputation(frame, outcome, unit, time, weights, options, units) -> Stats | 
     antic = float(options.get("anticipation") or 0)
     max_e = options.get("max_e")
     hi = np.inf if max_e is None else float(max_e)
+    leaveout = bool(options.get("leaveout", True))
+    cl_col = cluster or options.get("cluster") or unit
+    CL = np.full(P.shape, -1, dtype=np.int64)
+    ui = units.get_indexer(frame[unit])
+    ti = pd.Index(periods).get_indexer(frame[time])
+    CL[ui, ti] = pd.factorize(frame[cl_col])[0]
 
-    def one(g: np.ndarray) -> float:
+    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
         gg = np.where(g > 0, g, np.inf)
         treated = P & (periods[None, :] >= gg[:, None] - antic)
         M = np.where(P & ~treated, W, 0.0)
         n_i, m_t = M.sum(axis=1), M.sum(axis=0)
         ok_u, ok_t = n_i > 0, m_t > 0
         e = periods[None, :] - gg[:, None]
-        target = treated & ok_u[:, None] & ok_t[None, :] & (e >= 0) & (e <= hi)
+        omega1 = treated & ok_u[:, None] & ok_t[None, :]  # imputable treated cells
+        target = omega1 & (e >= 0) & (e <= hi)
         if not target.any():
-            return np.nan
+            return np.nan, np.nan
         C = M[np.ix_(ok_u, ok_t)]
         n, m = n_i[ok_u], m_t[ok_t]
-        r = (M * Y).sum(axis=1)[ok_u]
-        s = (M * Y).sum(axis=0)[ok_t]
         Cn = C / n[:, None]
         S = np.diag(m) - C.T @ Cn
-        rhs = s - Cn.T @ r
         try:  # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
-            L = np.linalg.cholesky(S[1:, 1:])
+            L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
         except np.linalg.LinAlgError:
-            return np.nan  # disconnected design: the estimator refuses it
-        d = np.diag(L)
+            return np.nan, np.nan  # disconnected design: the estimator refuses it
+        d = np.abs(np.diag(L[0]))
         if d.min() <= 1e-7 * d.max():
-            return np.nan
-        lam = np.zeros(m.size)
-        lam[1:] = np.linalg.solve(L.T, np.linalg.solve(L, rhs[1:]))
-        a = np.zeros(P.shape[0])
-        a[ok_u] = (r - C @ lam) / n
-        lt = np.zeros(periods.size)
+            return np.nan, np.nan
+        MY = M * Y
+        v1 = np.where(target, W, 0.0)
+        v1 /= v1.sum()
+        # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
+        # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
+        ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
+        rl = np.column_stack([MY.sum(axis=0), v1.sum(axis=0)])[ok_t]
+        lam = np.zeros((m.size, 2))
+        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+        a = np.zeros((P.shape[0], 2))
+        a[ok_u] = (ra - C @ lam) / n[:, None]
+        lt = np.zeros((periods.size, 2))
         lt[ok_t] = lam
-        wt = np.where(target, W, 0.0)
-        return float(np.sum(wt * (Y - a[:, None] - lt[None, :])) / wt.sum())
+        resid = Y - a[:, :1] - lt[:, 0][None, :]  # tau on Omega_1, first-stage residual on Omega_0
+        est = float(np.sum(v1 * resid))
+        if not want_se:
+            return est, np.nan
+        av, lv = a[:, 1], lt[:, 1]
+        i1 = np.nonzero(omega1)
+        tau = resid[i1]
+        tau_bar = _tau_bar(tau, gg[i1[0]], e[i1], CL[i1], W[i1], leaveout)
+        eps1 = np.zeros(P.shape)
+        eps1[i1] = tau - tau_bar
+        contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
+        sc = np.bincount(CL[P], weights=contrib[P])
+        return est, float(np.sqrt(max(float(sc @ sc), 0.0)))
 
-    def stats(G: np.ndarray) -> np.ndarray:
+    def stats(G: np.ndarray, se: bool = False):
         G = np.atleast_2d(np.asarray(G, float))
-        return np.array([one(row) for row in G])
+        res = np.array([one(row, se) for row in G]).reshape(-1, 2)
+        return (res[:, 0], res[:, 1]) if se else res[:, 0]
 
     return stats
+
+
+def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
+    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
+    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
+    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means."""
+    span = 4.0 * (float(np.max(np.abs(e1))) + 1.0) if e1.size else 1.0
+    lev = np.unique(g1, return_inverse=True)[1].ravel().astype(float)
+
+    def cells(a, b):  # cell ids of the pairs (a = integer code, b = event time): one sort
+        return np.unique(a * span + b, return_inverse=True)[1].ravel()
+
+    def in_sample():
+        k = cells(lev, e1)
+        return (np.bincount(k, weights=w1**2 * tau) / np.bincount(k, weights=w1**2))[k]
+
+    if not leaveout:
+        return in_sample()
+    n1 = tau.size
+    out = np.full(n1, np.nan)
+    pending = np.ones(n1, dtype=bool)
+    zeros = np.zeros(n1)
+    c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
+    for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
+        if not pending.any():
+            break
+        k = cells(a, b)
+        kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
+        n_kc = np.bincount(kc, weights=w1)
+        t_kc = np.bincount(kc, weights=w1 * tau)
+        k_of = np.zeros(n_kc.size, dtype=np.int64)
+        k_of[kc] = k
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        s2 = np.bincount(k_of, weights=n_kc**2)
+        ok = pending & (np.bincount(k_of)[k] > 1)
+        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / (s2[k[ok]] - n_kc[kc[ok]] ** 2)
+        pending &= ~ok
+    if pending.any():
+        out[pending] = in_sample()[pending]
+    return out
 
 
 __all__ = ["Stats", "agrees", "fast_headline"]

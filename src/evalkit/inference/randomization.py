@@ -296,7 +296,7 @@ def _fast_placebo(name, est, actual_fit, base, outcome, kw, units, Gd, scheme, u
         return None
     opts = {k: v for k, v in kw.items() if k not in ("unit", "time", "cohort", "cluster", "alpha")}
     stats = fast_headline(name, fit, base, outcome, unit=unit, time=time, weights=kw.get("weights"),
-                          options=opts, units=units)
+                          cluster=kw.get("cluster"), options=opts, units=units)
     if stats is None:
         return None
     try:
