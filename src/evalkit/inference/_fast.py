@@ -304,4 +304,87 @@ def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
     return out
 
 
-__all__ = ["Stats", "agrees", "fast_headline"]
+def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
+                 weights: str | None, cluster: str | None, anticipation: int, leads: int | None,
+                 kind: str) -> Callable[[np.ndarray], float]:
+    """``stat(cohort per unit of cohort_units) -> float``: BJS test 1 of the imputation estimator
+    (``imputation._pretrend``: lead dummies ``1{t − G_i = e}``, ``e = ref, ref−1, …``, on the draw's
+    untreated rows with unit and period effects, fixest CR1 by ``cluster``) — the Wald statistic
+    (``kind="wald"``) or the sum of squared lead t statistics (``"t2sum"``). The two-way effects are
+    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid."""
+    from evalkit.estimators._fe import independent_columns, nested_in, small_sample, sym_inv, wald_test
+
+    units = cohort_units
+    periods = np.sort(pd.unique(frame[time].to_numpy(float)))
+    Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
+    CL = np.full(P.shape, -1, dtype=np.int64)
+    CL[units.get_indexer(frame[unit]), pd.Index(periods).get_indexer(frame[time])] = \
+        pd.factorize(frame[cluster or unit])[0]
+    ref = -1 - int(anticipation)
+    uu = np.broadcast_to(np.arange(units.size)[:, None], P.shape)
+    tt = np.broadcast_to(np.arange(periods.size)[None, :], P.shape)
+
+    def stat(cohorts: np.ndarray) -> float:
+        gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
+        om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
+        e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
+        tu = np.broadcast_to(np.isfinite(gg)[:, None], P.shape)
+        avail = np.unique(e[om0 & tu & (e <= ref)])[::-1]
+        has_never = bool((om0 & ~tu).any())
+        n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
+        lead_vals = avail[:n_leads]
+        if lead_vals.size == 0:
+            return np.nan
+        M = np.where(om0, W, 0.0)
+        n_i, m_t = M.sum(axis=1), M.sum(axis=0)
+        ok_u, ok_t = n_i > 0, m_t > 0
+        C = M[np.ix_(ok_u, ok_t)]
+        n, m = n_i[ok_u], m_t[ok_t]
+        Cn = C / n[:, None]
+        L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
+        # columns: y, then one dummy per lead (on the untreated rows)
+        X = np.concatenate([Y[None], (om0 & tu & (e[None] == lead_vals[:, None, None])).astype(float)])
+        MX = M[None] * X
+        ra = MX.sum(axis=2)[:, ok_u].T
+        rl = MX.sum(axis=1)[:, ok_t].T
+        lam = np.zeros((m.size, X.shape[0]))
+        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+        a = np.zeros((P.shape[0], X.shape[0]))
+        a[ok_u] = (ra - C @ lam) / n[:, None]
+        lt = np.zeros((periods.size, X.shape[0]))
+        lt[ok_t] = lam
+        Xw = (X - a.T[:, :, None] - lt.T[:, None, :])[:, om0]  # within-transformed, Omega_0 rows
+        w0 = W[om0]
+        yw, Lw = Xw[0], Xw[1:]
+        XtX = (Lw * w0) @ Lw.T
+        raw = ((X[1:, om0] ** 2) * w0).sum(axis=1)
+        keep = np.zeros(lead_vals.size, dtype=bool)
+        okc = np.flatnonzero(np.diag(XtX) > 1e-10 * raw)
+        keep[okc] = independent_columns((XtX[np.ix_(okc, okc)] + XtX[np.ix_(okc, okc)].T) / 2)
+        if not keep.any():
+            return np.nan
+        Lk = Lw[keep]
+        bread = sym_inv(((Lk * w0) @ Lk.T + ((Lk * w0) @ Lk.T).T) / 2)
+        b = bread @ ((Lk * w0) @ yw)
+        u = yw - b @ Lk
+        cl = pd.factorize(CL[om0])[0]
+        G = int(cl.max()) + 1
+        sc = np.column_stack([np.bincount(cl, weights=Lk[j] * w0 * u, minlength=G) for j in range(Lk.shape[0])])
+        uc, tc = uu[om0], tt[om0]
+        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], cl)),
+              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], cl))]
+        lv.sort(key=lambda x: -x[0])
+        factor, _, _ = small_sample(int(om0.sum()), int(keep.sum()), "CRV1", fe_levels=[x[0] for x in lv],
+                                    fe_nested=[x[1] for x in lv], n_clusters=G)
+        V = factor * bread @ (sc.T @ sc) @ bread
+        V = (V + V.T) / 2
+        if kind == "wald":
+            return float(wald_test(b, V)["stat"])
+        se = np.sqrt(np.diag(V))
+        okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
+        return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
+
+    return stat
+
+
+__all__ = ["Stats", "agrees", "bjs_pretrend", "fast_headline"]

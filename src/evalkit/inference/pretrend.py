@@ -188,40 +188,18 @@ def _batched_event_twfe(refit: Refit, kind: str, anticipation: int) -> Any:
 
 def _batched_imputation(refit: Refit, kind: str) -> Any:
     """For an imputation fit (panel sample): ``stat(cohort per unit) -> float`` from BJS test 1 alone
-    (the lead regression on the draw's untreated rows, ``imputation._pretrend`` on the shared FE
-    engine) — the imputation, its variance and the result frame are not recomputed per draw. Same
+    (the lead regression on the draw's untreated rows, :func:`evalkit.inference._fast.bjs_pretrend`)
+    — the imputation, its variance and the result frame are not recomputed per draw. Same
     statistic as :func:`_statistic` on a full refit (checked by the caller); else ``None``."""
     if refit.estimator != "imputation" or refit.options.get("repeated_cross_section"):
         return None
-    from evalkit.estimators import _fe
-    from evalkit.estimators.imputation import _pretrend
+    from evalkit.inference._fast import bjs_pretrend
 
-    f = refit.frame
-    codes, _, _ = refit.unit_cohorts()
-    y = f[refit.outcome].to_numpy(float)
-    t = f[refit.time].to_numpy(float)
-    uc, _ = _fe.codes(f[refit.unit])
-    tc, tv = _fe.codes(f[refit.time])
-    cc, _ = _fe.codes(f[refit.cluster or refit.unit])
-    w = None if refit.weights is None else f[refit.weights].to_numpy(float)
-    antic = int(refit.options.get("anticipation", 0) or 0)
-    leads = refit.options.get("pretrend_leads")
-    n_units = int(uc.max()) + 1
-
-    def stat(cohorts: np.ndarray) -> float:
-        g = np.where(cohorts > 0, cohorts, np.inf)[codes]
-        i0 = ~(np.isfinite(g) & (t >= g - antic))
-        e = t - np.where(np.isfinite(g), g, 0.0)
-        res, table = _pretrend(y[i0], uc[i0], tc[i0], n_units, tv.size, e[i0], g[i0], cc[i0], antic, leads, 0.05,
-                               None if w is None else w[i0])
-        if kind == "wald":
-            return float(res["stat"]) if res.get("stat") is not None else math.nan
-        b = pd.to_numeric(table["estimate"], errors="coerce").to_numpy(dtype=float)
-        se = pd.to_numeric(table["std_error"], errors="coerce").to_numpy(dtype=float)
-        ok = np.isfinite(b) & np.isfinite(se) & (se > 0)
-        return float(np.sum((b[ok] / se[ok]) ** 2)) if ok.any() else math.nan
-
-    return stat
+    units = pd.Index(np.sort(pd.unique(refit.frame[refit.unit])))
+    return bjs_pretrend(refit.frame, refit.outcome, unit=refit.unit, time=refit.time, cohort_units=units,
+                        weights=refit.weights, cluster=refit.cluster,
+                        anticipation=int(refit.options.get("anticipation", 0) or 0),
+                        leads=refit.options.get("pretrend_leads"), kind=kind)
 
 
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
@@ -247,7 +225,7 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     how = "batched TWFE refits (_fe_batch.PermutedTWFE)"
     if batch is None:
         batch = _batched_imputation(refit, kind)
-        how = "BJS test 1 alone per draw (imputation._pretrend on the FE engine)"
+        how = "BJS test 1 alone per draw (inference._fast.bjs_pretrend: two-way effects by one Cholesky solve)"
         if batch is not None:  # it must reproduce the full re-fit's statistic on the sample
             try:
                 same = math.isclose(batch(cohorts), observed, rel_tol=1e-9, abs_tol=1e-12)
