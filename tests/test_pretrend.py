@@ -153,3 +153,19 @@ def test_imputation_permutation_in_a_14_station_county():
     t = pretrend_test(r, method="auto", draws=199, seed=0)
     assert t.ok and t.test == "permutation" and t.estimator == "imputation"
     assert np.isfinite(t.p_value) and 1 / 200 <= t.p_value <= 1 and t.draws_valid >= 190
+
+
+@pytest.mark.parametrize("kw", [{}, {"control": "notyet", "base_period": "universal"}, {"trim_e": (-5, 6)}])
+def test_cs_permutation_fast_equals_full_refits(monkeypatch, kw):
+    import evalkit.inference.pretrend as pt
+
+    for sizes, n_never in (([3, 3], 12), ([6, 6, 5], 14)):  # Σ t² (few treated) and the Wald statistic
+        r = _cs(noise_panel(sizes, n_never, seed=2, T=14, first=24230), **kw)
+        fast = pretrend_test(r, method="permutation", draws=29, seed=3)
+        assert fast.ok and any("cs_pretrend" in n for n in fast.notes)
+        with monkeypatch.context() as mp:
+            mp.setattr(pt, "_batched_cs", lambda *a, **k: None)
+            slow = pretrend_test(r, method="permutation", draws=29, seed=3)
+        assert not any("cs_pretrend" in n for n in slow.notes)
+        assert fast.p_value == pytest.approx(slow.p_value, abs=1e-12)
+        assert (fast.draws_valid, fast.statistic, fast.df) == (slow.draws_valid, slow.statistic, slow.df)

@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
+from evalkit.estimators._cs_blas import blas_threads
 from evalkit.results import EstimationResult
 
 #: options of estimate_imputation that do not change its overall point estimate (or are handled)
@@ -39,6 +40,14 @@ _IMP_OPTIONS = {"alpha", "anticipation", "horizons", "max_e", "pretrend_leads", 
 _CELLS = 4_000_000  # draws x cells x cohorts per block (CS)
 
 Stats = Callable[[np.ndarray], np.ndarray]  # (draws x n_units cohorts, 0 = never) -> draws estimates
+
+
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread: many small solves; threads only spin on a shared machine."""
+    def run(*args, **kwargs):
+        with blas_threads(1):
+            return fn(*args, **kwargs)
+    return run
 
 
 def fast_headline(estimator: str, fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str,
@@ -82,113 +91,193 @@ def _grid(frame: pd.DataFrame, outcome: str, unit: str, time: str, units: pd.Ind
 
 
 # ---------------------------------------------------------------------------- Callaway–Sant'Anna
+class _CSDraws:
+    """A balanced, covariate-free CS fit's (g, t) cells, re-estimated for reassigned cohorts."""
+
+    def __init__(self, gt: Any, frame: pd.DataFrame, outcome: str, unit: str, time: str, units: pd.Index):
+        prep, cells = gt.prep, gt.core.cells
+        if prep.unbalanced or prep.covs is not None or gt.options.get("covariates"):
+            raise ValueError("not covered")
+        self.periods, self.cohorts = np.asarray(prep.periods, float), np.asarray(prep.cohorts, float)
+        self.Y, P, _ = _grid(frame, outcome, unit, time, units, self.periods, None)
+        pos = pd.Index(prep.units).get_indexer(units)
+        if not P.all() or (pos < 0).any():
+            raise ValueError("not covered")
+        self.weighted = prep.w is not None
+        self.wu = np.asarray(prep.w, float)[pos] if self.weighted else np.ones(units.size)
+        self.clus = None if prep.cluster is None else pd.factorize(np.asarray(prep.cluster)[pos])[0]
+        self.n_clusters = int(prep.n_clusters)
+        self.n, self.kc = units.size, self.cohorts.size
+        cidx = {v: i for i, v in enumerate(self.cohorts)}
+        self.gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
+        self.cur = np.array([c[1] for c in cells], dtype=np.intp)
+        self.base = np.array([c[2] for c in cells], dtype=np.intp)
+        self.zero = np.array([c[4] for c in cells], dtype=bool)
+        self.cmask = np.array([np.zeros(self.kc, bool) if c[4] else c[3] for c in cells],
+                              dtype=bool).reshape(len(cells), self.kc)
+        self.gv, self.tv = self.cohorts[self.gi], self.periods[self.cur]
+        self.ngt = len(cells)
+
+    def simple_cells(self, max_e: float | None) -> np.ndarray:
+        """The simple aggregation's cells (as ``_cs_aggte.aggregate``: recoded periods, ``max_e`` trims)."""
+        recode = np.unique(np.concatenate([self.periods, self.cohorts[np.isfinite(self.cohorts)]]))
+        rg, rt = np.searchsorted(recode, self.gv), np.searchsorted(recode, self.tv)
+        hi = np.inf if max_e is None else max_e
+        return np.flatnonzero((rg <= rt) & (rt <= rg + hi))
+
+    def event_cells(self, min_e, max_e, balance_e) -> list[tuple[float, np.ndarray]]:
+        """``(e, cells)`` of the dynamic aggregation (as ``_cs_aggte.aggregate``)."""
+        ev = self.tv - self.gv
+        incl = np.ones(self.ngt, dtype=bool)
+        lo = -np.inf if min_e is None else min_e
+        hi = np.inf if max_e is None else max_e
+        if balance_e is not None:
+            incl = (self.periods[-1] - self.gv) >= balance_e
+            lo, hi = max(lo, balance_e - self.periods[-1] + self.periods[0]), min(hi, balance_e)
+        sel = incl & (ev >= lo) & (ev <= hi)
+        return [(float(e), np.flatnonzero(sel & (ev == e))) for e in np.unique(ev[sel])]
+
+    def codes(self, G: np.ndarray) -> np.ndarray:
+        g = np.where(G > 0, G, np.inf)
+        idx = np.minimum(np.searchsorted(self.cohorts, g), self.kc - 1)
+        if not np.array_equal(self.cohorts[idx], g):
+            raise ValueError("a draw has cohort levels the fit does not have")
+        return idx
+
+    def att(self, ix: np.ndarray) -> tuple:
+        """For cohort codes ``ix`` (m x n): cohort weight sums, comparison weight sums, comparison
+        means of the change, cohort-mean changes and ATT(g,t) (``_cs_attgt._theta_compact``)."""
+        m, kc, n = ix.shape[0], self.kc, self.n
+        rows_ = (np.arange(m)[:, None] * kc + ix).ravel()
+        M = sp.csr_matrix((np.tile(self.wu, m), (rows_, np.tile(np.arange(n), m))), shape=(m * kc, n))
+        Wc = np.asarray(M.sum(axis=1)).reshape(m, kc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ybar = (M @ self.Y).reshape(m, kc, -1) / Wc[:, :, None]
+            dyb = ybar[:, :, self.cur] - ybar[:, :, self.base]  # m x kc x ngt
+            WC = Wc @ self.cmask.T  # m x ngt
+            wc = np.where(self.cmask[None], Wc[:, None, :], 0.0) / WC[:, :, None]  # m x ngt x kc
+            m_c = np.einsum("bjc,bcj->bj", np.nan_to_num(wc), np.nan_to_num(dyb))
+            att = dyb[:, self.gi, np.arange(self.ngt)] - m_c
+        att = np.where(self.zero[None], 0.0, np.where(WC > 0, att, np.nan))
+        return Wc, WC, m_c, dyb, att
+
+    def combos(self, Wc, att, keeps: list[np.ndarray]) -> np.ndarray:
+        """Estimates ``Σ w_j ATT_j``, ``w = pg / Σ pg`` over each cell set (m x len(keeps))."""
+        out = np.empty((att.shape[0], len(keeps)))
+        for j, k in enumerate(keeps):
+            pg = Wc[:, self.gi[k]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, j] = np.sum(pg * att[:, k], axis=1) / pg.sum(axis=1)
+        return out
+
+    def gram(self, b: int, ix, Wc, WC, m_c, dyb, att, est, keeps: list[np.ndarray]) -> np.ndarray:
+        """``Q = Σ_clusters s s'`` of the unit influence functions of the combinations ``keeps`` in draw
+        ``b`` (unweighted; ``V = Q / n²``): ``IF_i = Σ_j w_j IF_ij + wif[cohort of i]`` (R did; see
+        ``_cs_attgt._theta_compact`` and ``_cs_aggte._combos``)."""
+        n, kc = self.n, self.kc
+        c_i = ix[b]
+        inf = np.empty((n, len(keeps)))
+        for j, keep in enumerate(keeps):
+            pg = Wc[b, self.gi[keep]]
+            S = pg.sum()
+            w = pg / S
+            nz = ~self.zero[keep]
+            k_, w_ = keep[nz], w[nz]
+            gk, ck, bk = self.gi[k_], self.cur[k_], self.base[k_]
+            K = np.zeros((kc, self.Y.shape[1]))
+            const = np.zeros(kc)
+            a_t = w_ * n / Wc[b, gk]  # the cell's own cohort
+            np.add.at(K, (gk, ck), a_t)
+            np.add.at(K, (gk, bk), -a_t)
+            np.add.at(const, gk, a_t * dyb[b, gk, k_])
+            cj, cc = np.nonzero(self.cmask[k_])  # its comparison cohorts
+            a_c = -w_[cj] * n / WC[b, k_[cj]]
+            np.add.at(K, (cc, ck[cj]), a_c)
+            np.add.at(K, (cc, bk[cj]), -a_c)
+            np.add.at(const, cc, a_c * m_c[b, k_[cj]])
+            # R's wif for the estimated weights (pg = the cohort's share of the units)
+            A = np.bincount(self.gi[keep], weights=att[b, keep], minlength=kc)
+            N = np.bincount(self.gi[keep], minlength=kc).astype(float)
+            Sn = S / n
+            P = Sn * est[j]
+            wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)
+            inf[:, j] = np.einsum("it,it->i", self.Y, K[c_i]) - const[c_i] + wif[c_i]
+        tot = inf if self.clus is None else np.stack([np.bincount(self.clus, weights=inf[:, j])
+                                                     for j in range(len(keeps))], axis=1)
+        return tot.T @ tot
+
+
 def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
     gt = getattr(fit, "_gt", None)
     rows = fit.rows("overall")
     if gt is None or rows.empty or str(rows["term"].iloc[0]) != "ATT":
         return None
-    prep, cells = gt.prep, gt.core.cells
-    if prep.unbalanced or prep.covs is not None or options.get("covariates"):
-        return None
-    periods, cohorts = np.asarray(prep.periods, float), np.asarray(prep.cohorts, float)
-    Y, P, _ = _grid(frame, outcome, unit, time, units, periods, None)
-    if not P.all():
-        return None
-    pos = pd.Index(prep.units).get_indexer(units)
-    if (pos < 0).any():
-        return None
-    weighted = prep.w is not None
-    wu = np.asarray(prep.w, float)[pos] if weighted else np.ones(units.size)
-    clus = None if prep.cluster is None else pd.factorize(np.asarray(prep.cluster)[pos])[0]
-    n, kc = units.size, cohorts.size
-    cidx = {v: i for i, v in enumerate(cohorts)}
-    gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
-    cur = np.array([c[1] for c in cells], dtype=np.intp)
-    base = np.array([c[2] for c in cells], dtype=np.intp)
-    zero = np.array([c[4] for c in cells], dtype=bool)
-    cmask = np.array([np.zeros(kc, bool) if c[4] else c[3] for c in cells], dtype=bool).reshape(len(cells), kc)
-    # the simple aggregation's cells (as _cs_aggte.aggregate: recoded periods, max_e trims)
+    d = _CSDraws(gt, frame, outcome, unit, time, units)
     trim = (fit.context.options.get("trim_e") if fit.context is not None else None) or (None, None)
-    max_e = np.inf if trim[1] is None else trim[1]
-    gv = cohorts[gi]
-    tv = periods[cur]
-    recode = np.unique(np.concatenate([periods, cohorts[np.isfinite(cohorts)]]))
-    rg, rt = np.searchsorted(recode, gv), np.searchsorted(recode, tv)
-    keep = np.flatnonzero((rg <= rt) & (rt <= rg + max_e))
+    keep = d.simple_cells(trim[1])
     if keep.size == 0:
         return None
-    ngt = len(cells)
-    jj = np.arange(ngt)
     from evalkit.estimators._cs_boot import DEGENERATE
 
     def stats(G: np.ndarray, se: bool = False):
-        G = np.atleast_2d(np.asarray(G, float))
-        g = np.where(G > 0, G, np.inf)
-        idx = np.minimum(np.searchsorted(cohorts, g), kc - 1)
-        if not np.array_equal(cohorts[idx], g):
-            raise ValueError("a draw has cohort levels the fit does not have")
-        out = np.empty(G.shape[0])
-        out_se = np.full(G.shape[0], np.nan)
-        step = max(1, _CELLS // max(ngt * kc, 1))
-        for s in range(0, G.shape[0], step):
+        idx = d.codes(np.atleast_2d(np.asarray(G, float)))
+        out = np.empty(idx.shape[0])
+        out_se = np.full(idx.shape[0], np.nan)
+        step = max(1, _CELLS // max(d.ngt * d.kc, 1))
+        for s in range(0, idx.shape[0], step):
             ix = idx[s:s + step]
-            m = ix.shape[0]
-            rows_ = (np.arange(m)[:, None] * kc + ix).ravel()
-            M = sp.csr_matrix((np.tile(wu, m), (rows_, np.tile(np.arange(n), m))), shape=(m * kc, n))
-            Wc = np.asarray(M.sum(axis=1)).reshape(m, kc)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ybar = (M @ Y).reshape(m, kc, -1) / Wc[:, :, None]
-                dyb = ybar[:, :, cur] - ybar[:, :, base]  # m x kc x ngt
-                WC = Wc @ cmask.T  # m x ngt
-                wc = np.where(cmask[None], Wc[:, None, :], 0.0) / WC[:, :, None]  # m x ngt x kc
-                m_c = np.einsum("bjc,bcj->bj", np.nan_to_num(wc), np.nan_to_num(dyb))
-                att = dyb[:, gi, jj] - m_c
-                att = np.where(zero[None], 0.0, np.where(WC > 0, att, np.nan))
-                pg = Wc[:, gi[keep]]
-                S = pg.sum(axis=1)
-                est = np.sum(pg * att[:, keep], axis=1) / S
-            out[s:s + m] = est
-            if se and not weighted:
-                out_se[s:s + m] = _cs_se(Y, ix, Wc, WC, m_c, dyb, att, pg, S, est, gi, cur, base, cmask, keep, kc,
-                                         n, clus, DEGENERATE)
+            Wc, WC, m_c, dyb, att = d.att(ix)
+            est = d.combos(Wc, att, [keep])[:, 0]
+            out[s:s + ix.shape[0]] = est
+            if se and not d.weighted:
+                for b in range(ix.shape[0]):
+                    q = d.gram(b, ix, Wc, WC, m_c, dyb, att, est[b:b + 1], [keep])[0, 0]
+                    v = np.sqrt(max(q / d.n**2, 0.0))
+                    out_se[s + b] = v if v > DEGENERATE else np.nan
         return (out, out_se) if se else out
 
-    return stats
+    return _one_blas_thread(stats)
 
 
-def _cs_se(Y, ix, Wc, WC, m_c, dyb, att, pg, S, est, gi, cur, base, cmask, keep, kc, n, clus, degenerate):
-    """Analytic SE of the simple aggregation (unweighted): ``sqrt(Σ_clusters (Σ IF_i)²) / n`` with
-    ``IF_i = Σ_j w_j IF_ij + wif[cohort of i]`` (R did; see ``_cs_attgt._theta_compact`` and
-    ``_cs_aggte._combos``)."""
-    m = ix.shape[0]
-    out = np.empty(m)
-    gk, ck, bk = gi[keep], cur[keep], base[keep]
-    for b in range(m):
-        w = pg[b] / S[b]  # cell weights of the simple aggregation
-        # per cohort c: the coefficient of y_i (nt) and the constant of a unit of cohort c
-        K = np.zeros((kc, Y.shape[1]))
-        const = np.zeros(kc)
-        a_t = w * n / Wc[b, gk]  # treated cohort's own units
-        np.add.at(K, (gk, ck), a_t)
-        np.add.at(K, (gk, bk), -a_t)
-        np.add.at(const, gk, a_t * dyb[b, gk, keep])
-        cj, cc = np.nonzero(cmask[keep])
-        a_c = -w[cj] * n / WC[b, keep[cj]]
-        np.add.at(K, (cc, ck[cj]), a_c)
-        np.add.at(K, (cc, bk[cj]), -a_c)
-        np.add.at(const, cc, a_c * m_c[b, keep[cj]])
-        # R's wif for the estimated weights (indicator of the unit's cohort)
-        A = np.bincount(gk, weights=att[b, keep], minlength=kc)
-        N = np.bincount(gk, minlength=kc).astype(float)
-        Sn = S[b] / n  # R's pg is the cohort's share of the units
-        P = Sn * est[b]
-        wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)
-        c_i = ix[b]
-        inf = np.einsum("it,it->i", Y, K[c_i]) - const[c_i] + wif[c_i]
-        tot = inf if clus is None else np.bincount(clus, weights=inf)
-        v = np.sqrt(max(float(tot @ tot) / n**2, 0.0))
-        out[b] = v if v > degenerate else np.nan
-    return out
+def cs_pretrend(fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str, time: str,
+                units: pd.Index, kind: str) -> Callable[[np.ndarray], float] | None:
+    """``stat(cohort per unit of units) -> float``: the CS event-study pre-trend statistic of a
+    re-fit with the dynamic aggregation — the Wald statistic of the leads ``e < −anticipation``
+    (``_cs_infer.wald_event``, ``kind="wald"``) or ``Σ t_e²`` over them (``"t2sum"``); ``None`` when
+    not covered (weights, covariates, an unbalanced sample, no stored fit)."""
+    from evalkit.estimators._cs_infer import se_from, wald_stat
+
+    gt = getattr(fit, "_gt", None)
+    if gt is None:
+        return None
+    try:
+        d = _CSDraws(gt, frame, outcome, unit, time, units)
+    except ValueError:
+        return None
+    if d.weighted:
+        return None
+    opts = fit.context.options if fit.context is not None else {}
+    trim = opts.get("trim_e") or (None, None)
+    antic = int(gt.options.get("anticipation", 0) or 0)
+    leads = [(e, k) for e, k in d.event_cells(trim[0], trim[1], opts.get("balance_e")) if e < -antic]
+    keeps = [k for _, k in leads]
+
+    def stat(cohorts: np.ndarray) -> float:
+        if not keeps:
+            return np.nan
+        ix = d.codes(np.atleast_2d(np.asarray(cohorts, float)))
+        Wc, WC, m_c, dyb, att = d.att(ix)
+        est = d.combos(Wc, att, keeps)[0]
+        q = d.gram(0, ix, Wc, WC, m_c, dyb, att, est, keeps)
+        se = se_from(np.diagonal(q).copy(), d.n)
+        if kind == "wald":
+            sel = ~np.isnan(se)
+            res = wald_stat(est[sel], None, None, d.n, d.n_clusters, q[np.ix_(sel, sel)])
+            return float(res["stat"]) if res and res.get("stat") is not None else np.nan
+        ok = np.isfinite(est) & np.isfinite(se) & (se > 0)
+        return float(np.sum((est[ok] / se[ok]) ** 2)) if ok.any() else np.nan
+
+    return _one_blas_thread(stat)
 
 
 # ---------------------------------------------------------------------------- imputation
@@ -261,7 +350,7 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         res = np.array([one(row, se) for row in G]).reshape(-1, 2)
         return (res[:, 0], res[:, 1]) if se else res[:, 0]
 
-    return stats
+    return _one_blas_thread(stats)
 
 
 def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
@@ -384,7 +473,7 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
         return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
 
-    return stat
+    return _one_blas_thread(stat)
 
 
-__all__ = ["Stats", "agrees", "bjs_pretrend", "fast_headline"]
+__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]

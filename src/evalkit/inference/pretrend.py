@@ -202,6 +202,18 @@ def _batched_imputation(refit: Refit, kind: str) -> Any:
                         leads=refit.options.get("pretrend_leads"), kind=kind)
 
 
+def _batched_cs(refit: Refit, fit: EstimationResult, kind: str) -> Any:
+    """For a balanced, unweighted CS fit without covariates: ``stat(cohort per unit) -> float`` of the
+    event-study leads without a refit per draw (:func:`evalkit.inference._fast.cs_pretrend`; the
+    caller checks it against the full refit ``fit``); else ``None``."""
+    if refit.estimator != "cs":
+        return None
+    from evalkit.inference._fast import cs_pretrend
+
+    units = pd.Index(np.sort(pd.unique(refit.frame[refit.unit])))
+    return cs_pretrend(fit, refit.frame, refit.outcome, unit=refit.unit, time=refit.time, units=units, kind=kind)
+
+
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
                  draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
@@ -212,7 +224,8 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     anticipation = int(refit.options.get("anticipation", 0) or 0)
     # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
     try:
-        observed = _statistic(refit.fit(aggregations=aggs), kind, anticipation)
+        obs_fit = refit.fit(aggregations=aggs)
+        observed = _statistic(obs_fit, kind, anticipation)
     except Exception as exc:  # noqa: BLE001 - reported
         return PretrendResult(status="failed", reason=f"the re-fit on the sample failed: {short_reason(exc)}", **base)
     if not math.isfinite(observed):
@@ -224,8 +237,10 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     batch = _batched_event_twfe(refit, kind, anticipation)
     how = "batched TWFE refits (_fe_batch.PermutedTWFE)"
     if batch is None:
-        batch = _batched_imputation(refit, kind)
-        how = "BJS test 1 alone per draw (inference._fast.bjs_pretrend: two-way effects by one Cholesky solve)"
+        batch = _batched_imputation(refit, kind) if refit.estimator == "imputation" else _batched_cs(refit, obs_fit, kind)
+        how = ("BJS test 1 alone per draw (inference._fast.bjs_pretrend: two-way effects by one Cholesky solve)"
+               if refit.estimator == "imputation" else
+               "CS event-time leads per draw from the cohort means (inference._fast.cs_pretrend)")
         if batch is not None:  # it must reproduce the full re-fit's statistic on the sample
             try:
                 same = math.isclose(batch(cohorts), observed, rel_tol=1e-9, abs_tol=1e-12)
