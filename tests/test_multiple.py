@@ -111,6 +111,8 @@ def test_romano_wolf_fast_route_equals_refits(monkeypatch, estimator, kw):
     fits = _fits(df, ["y0", "y1", "y2"], estimator, **kw)
     fast = romano_wolf(fits, draws=40, seed=4)
     assert fast.extra["fast_outcomes"] == ["y0", "y1", "y2"]
+    copies = romano_wolf([f.with_inference("x", 1) for f in fits], draws=40, seed=4)  # no stored ATT(g,t)
+    assert copies.extra["fast_outcomes"] == ["y0", "y1", "y2"] and copies.p_romano_wolf == fast.p_romano_wolf
     monkeypatch.setattr(fast_mod, "fast_headline", lambda *a, **k: None)  # every draw re-fitted (as before)
     slow = romano_wolf(fits, draws=40, seed=4)
     assert slow.extra["fast_outcomes"] == []

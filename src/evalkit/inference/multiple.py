@@ -143,7 +143,7 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
     tb = np.full((int(draws), len(refits)), np.nan)
     first_error: str | None = None
     # outcomes whose fits the fast route covers: every draw's estimate and SE without a refit
-    fast = _fast_tstats(results, refits, units, assigns, est, se)
+    fast = _fast_tstats(results, refits, aggs, units, assigns, est, se)
     slow = [j for j in range(len(refits)) if j not in fast]
     for j, tj in fast.items():
         tb[:, j] = tj
@@ -174,8 +174,8 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
                             p_bh=tuple(bh[o] for o in outcomes), extra=extra, **base)
 
 
-def _fast_tstats(results: list[EstimationResult], refits: list[Refit], units: pd.Index, assigns: np.ndarray,
-                 est: np.ndarray, se: np.ndarray) -> dict[int, np.ndarray]:
+def _fast_tstats(results: list[EstimationResult], refits: list[Refit], aggs: list, units: pd.Index,
+                 assigns: np.ndarray, est: np.ndarray, se: np.ndarray) -> dict[int, np.ndarray]:
     """``{outcome position: t statistic per draw}`` for the fits :mod:`evalkit.inference._fast`
     covers (checked on the unpermuted sample against the full re-fit's estimate and SE)."""
     from evalkit.inference._fast import agrees, fast_headline
@@ -184,6 +184,11 @@ def _fast_tstats(results: list[EstimationResult], refits: list[Refit], units: pd
     for j, (res, rf) in enumerate(zip(results, refits, strict=True)):
         own = pd.Index(np.sort(pd.unique(rf.frame[rf.unit])))
         pos = units.get_indexer(own)
+        if rf.estimator == "cs" and getattr(res, "_gt", None) is None:  # e.g. a copy: its ATT(g,t) from a re-fit
+            try:
+                res = rf.fit(aggregations=aggs[j])
+            except Exception:  # noqa: BLE001 - the per-draw re-fits report it
+                continue
         stats = fast_headline(rf.estimator, res, rf.frame, rf.outcome, unit=rf.unit, time=rf.time,
                               weights=rf.weights, cluster=rf.cluster, options=rf.options, units=own)
         if stats is None:
