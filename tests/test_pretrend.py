@@ -131,11 +131,14 @@ def _imp(panel, **kw):
     return get_estimator("imputation")(panel, "y", **kw)
 
 
-@pytest.mark.parametrize("kw", [{}, {"anticipation": 1, "pretrend_leads": 4}])
+@pytest.mark.parametrize("kw", [{}, {"anticipation": 1, "pretrend_leads": 4}, {"cluster": "county", "weights": "w"}])
 def test_imputation_permutation_batched_equals_full_refits(monkeypatch, kw):
     import evalkit.inference.pretrend as pt
 
-    r = _imp(noise_panel([2, 3, 3], 10, seed=5, T=20, first=24230), **kw)
+    panel = noise_panel([2, 3, 3], 10, seed=5, T=20, first=24230)
+    codes = panel["station_id"].astype("category").cat.codes.to_numpy()
+    panel["county"], panel["w"] = codes % 6, 1.0 + codes % 3
+    r = _imp(panel, **kw)
     fast = pretrend_test(r, method="permutation", draws=29, seed=3)
     assert fast.ok and any("BJS test 1 alone" in n for n in fast.notes)
     monkeypatch.setattr(pt, "_batched_imputation", lambda *a, **k: None)

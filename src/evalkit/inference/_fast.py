@@ -400,7 +400,9 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     (``imputation._pretrend``: lead dummies ``1{t − G_i = e}``, ``e = ref, ref−1, …``, on the draw's
     untreated rows with unit and period effects, fixest CR1 by ``cluster``) — the Wald statistic
     (``kind="wald"``) or the sum of squared lead t statistics (``"t2sum"``). The two-way effects are
-    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid."""
+    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
+    the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
+    the residual sums per cluster x unit and cluster x period)."""
     from evalkit.estimators._fe import independent_columns, nested_in, small_sample, sym_inv, wald_test
 
     units = cohort_units
@@ -410,8 +412,6 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     CL[units.get_indexer(frame[unit]), pd.Index(periods).get_indexer(frame[time])] = \
         pd.factorize(frame[cluster or unit])[0]
     ref = -1 - int(anticipation)
-    uu = np.broadcast_to(np.arange(units.size)[:, None], P.shape)
-    tt = np.broadcast_to(np.arange(periods.size)[None, :], P.shape)
 
     def stat(cohorts: np.ndarray) -> float:
         gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
@@ -431,44 +431,75 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         n, m = n_i[ok_u], m_t[ok_t]
         Cn = C / n[:, None]
         L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
-        # columns: y, then one dummy per lead (on the untreated rows)
-        X = np.concatenate([Y[None], (om0 & tu & (e[None] == lead_vals[:, None, None])).astype(float)])
-        MX = M[None] * X
-        ra = MX.sum(axis=2)[:, ok_u].T
-        rl = MX.sum(axis=1)[:, ok_t].T
-        lam = np.zeros((m.size, X.shape[0]))
+        k = lead_vals.size
+        # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw)
+        ci, ct = np.nonzero(om0 & tu & (e <= lead_vals[0]) & (e >= lead_vals[-1]))
+        cj = pd.Index(lead_vals).get_indexer(e[ci, ct])
+        sel = cj >= 0
+        ci, ct, cj = ci[sel], ct[sel], cj[sel]
+        cw = W[ci, ct]
+        nu, nt = P.shape
+        # right-hand sides of the two-way normal equations: y, then each lead dummy
+        ra = np.zeros((nu, k + 1))
+        rl = np.zeros((nt, k + 1))
+        MY = M * Y
+        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
+        np.add.at(ra, (ci, cj + 1), cw)
+        np.add.at(rl, (ct, cj + 1), cw)
+        ra, rl = ra[ok_u], rl[ok_t]
+        lam = np.zeros((m.size, k + 1))
         lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
-        a = np.zeros((P.shape[0], X.shape[0]))
+        a = np.zeros((nu, k + 1))
         a[ok_u] = (ra - C @ lam) / n[:, None]
-        lt = np.zeros((periods.size, X.shape[0]))
+        lt = np.zeros((nt, k + 1))
         lt[ok_t] = lam
-        Xw = (X - a.T[:, :, None] - lt.T[:, None, :])[:, om0]  # within-transformed, Omega_0 rows
-        w0 = W[om0]
-        yw, Lw = Xw[0], Xw[1:]
-        XtX = (Lw * w0) @ Lw.T
-        raw = ((X[1:, om0] ** 2) * w0).sum(axis=1)
-        keep = np.zeros(lead_vals.size, dtype=bool)
-        okc = np.flatnonzero(np.diag(XtX) > 1e-10 * raw)
-        keep[okc] = independent_columns((XtX[np.ix_(okc, okc)] + XtX[np.ix_(okc, okc)].T) / 2)
+        yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
+        fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
+        # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
+        # sums over the lead cells only
+        Sj = sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size))
+        wsum = np.bincount(cj, weights=cw, minlength=k)
+        XtX_all = np.diag(wsum) - Sj @ fx
+        XtX_all = (XtX_all + XtX_all.T) / 2
+        keep = np.zeros(k, dtype=bool)
+        okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
+        keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
         if not keep.any():
             return np.nan
-        Lk = Lw[keep]
-        bread = sym_inv(((Lk * w0) @ Lk.T + ((Lk * w0) @ Lk.T).T) / 2)
-        b = bread @ ((Lk * w0) @ yw)
-        u = yw - b @ Lk
-        cl = pd.factorize(CL[om0])[0]
-        G = int(cl.max()) + 1
-        sc = np.column_stack([np.bincount(cl, weights=Lk[j] * w0 * u, minlength=G) for j in range(Lk.shape[0])])
-        uc, tc = uu[om0], tt[om0]
-        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], cl)),
-              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], cl))]
+        kk = np.flatnonzero(keep)
+        bread = sym_inv(XtX_all[np.ix_(kk, kk)])
+        b = bread @ (Sj @ yw[ci, ct])[kk]
+        # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
+        bb = np.zeros(k)
+        bb[kk] = b
+        u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
+        u[ci, ct] -= bb[cj]
+        u = np.where(om0, u, 0.0)
+        cl_grid = np.where(om0, CL, -1)
+        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
+        G = clv.size
+        cl = np.full(P.shape, -1, dtype=np.int64)
+        cl[om0] = cl_codes.ravel()
+        wu = np.where(om0, W * u, 0.0)
+        # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
+        rows_o, cols_o = np.nonzero(om0)
+        U1 = sp.csr_matrix((wu[om0], (cl[om0], rows_o)), shape=(G, nu))
+        U2 = sp.csr_matrix((wu[om0], (cl[om0], cols_o)), shape=(G, nt))
+        direct = np.zeros((G, k))
+        np.add.at(direct, (cl[ci, ct], cj), cw * u[ci, ct])
+        sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
+        uc, tc = rows_o, cols_o
+        clc = cl[om0]
+        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], clc)),
+              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], clc))]
         lv.sort(key=lambda x: -x[0])
-        factor, _, _ = small_sample(int(om0.sum()), int(keep.sum()), "CRV1", fe_levels=[x[0] for x in lv],
+        factor, _, _ = small_sample(int(om0.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
                                     fe_nested=[x[1] for x in lv], n_clusters=G)
         V = factor * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
         if kind == "wald":
-            return float(wald_test(b, V)["stat"])
+            w = wald_test(b, V)
+            return float(w["stat"]) if w["df"] == b.size else np.nan  # singular: as pretrend._rank_deficient
         se = np.sqrt(np.diag(V))
         okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
         return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan

@@ -86,8 +86,10 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
     if not pt.get("df"):
         return PretrendResult(status="not_available", reason=f"the {refit.estimator} fit has no event-study leads "
                               "to test on this sample", **base)
-    k = int(pt["df"])
-    stat = float(pt["stat"]) if pt.get("stat") is not None else math.nan
+    # the number of leads tested (imputation reports the covariance's rank as "df" and the leads apart:
+    # with more leads than that rank its "Wald statistic" is a pseudo-inverse of a singular matrix)
+    k = len(pt["leads"]) if pt.get("leads") else int(pt["df"])
+    stat = float(pt["stat"]) if pt.get("stat") is not None and not _rank_deficient(pt) else math.nan
     # a cluster-robust covariance is a sum of G cluster score products that sum to zero: rank ≤ G − 1,
     # so with k ≥ G leads it is singular and any "W" printed for it is numerical noise (±1e17)
     n_clusters = int(refit.frame[refit.cluster or refit.unit].nunique())
@@ -130,11 +132,18 @@ def _others(test: str, k: int, g: int, wald_ok: bool, why: str, f_defined: bool)
     return out
 
 
+def _rank_deficient(pt: dict) -> bool:
+    """Whether a pre-trend test's covariance has lower rank than its number of leads (imputation's
+    ``df`` is that rank): its Wald statistic is then numerical noise, not a statistic."""
+    return bool(pt.get("leads")) and int(pt.get("df") or 0) < len(pt["leads"])
+
+
 def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
-    """The permutation test's statistic on one fit: the estimator's Wald ``W`` or ``Σ t_e²``."""
+    """The permutation test's statistic on one fit: the estimator's Wald ``W`` or ``Σ t_e²`` (a Wald
+    statistic of a singular covariance is no statistic: NaN, the draw counts as failed)."""
     if kind == "wald":
         pt = (fit.meta or {}).get("pretrend") or {}
-        return float(pt["stat"]) if pt.get("stat") is not None else math.nan
+        return float(pt["stat"]) if pt.get("stat") is not None and not _rank_deficient(pt) else math.nan
     leads = fit.tables.get("pretrend_leads")  # imputation keeps its leads in a table
     if leads is None or leads.empty:
         leads = fit.rows("event")

@@ -283,7 +283,8 @@ def randomization_inference(
 
 def _fast_placebo(name, est, actual_fit, base, outcome, kw, units, Gd, scheme, unit, time, cohort) -> np.ndarray | None:
     """The placebo estimates of CS / imputation from :mod:`evalkit.inference._fast` (no refit per
-    draw), checked against one full estimator call on the first draw; ``None``: refit per draw."""
+    draw), checked against a full estimator call (the actual fit for ``permute``, the first draw for
+    ``placebo_dates``); ``None``: refit per draw."""
     from evalkit.inference._fast import agrees, fast_headline
 
     if name not in ("cs", "imputation") or not isinstance(actual_fit, EstimationResult) or len(Gd) == 0:
@@ -301,10 +302,14 @@ def _fast_placebo(name, est, actual_fit, base, outcome, kw, units, Gd, scheme, u
         return None
     try:
         placebo = stats(Gd)
-        check = _statistic(est, first, outcome, kw)
+        if scheme == "permute":  # the actual assignment is one more permutation: its fit is at hand
+            g_actual = pd.Series(base.groupby(unit, sort=True)[cohort].first().fillna(0)).reindex(units).to_numpy(float)
+            ok = agrees(float(stats(g_actual[None, :])[0]), float(actual_fit.att))
+        else:  # placebo dates: the first draw against a full estimator call
+            ok = agrees(placebo[0], _statistic(est, first, outcome, kw))
     except Exception:  # noqa: BLE001 - a draw the fast route does not cover: refit per draw
         return None
-    return placebo if agrees(placebo[0], check) else None
+    return placebo if ok else None
 
 
 def get_estimator_fn(estimator: str | Callable) -> Callable:
