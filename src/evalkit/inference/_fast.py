@@ -163,47 +163,57 @@ class _CSDraws:
 
     def combos(self, Wc, att, keeps: list[np.ndarray]) -> np.ndarray:
         """Estimates ``Σ w_j ATT_j``, ``w = pg / Σ pg`` over each cell set (m x len(keeps))."""
-        out = np.empty((att.shape[0], len(keeps)))
-        for j, k in enumerate(keeps):
-            pg = Wc[:, self.gi[k]]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[:, j] = np.sum(pg * att[:, k], axis=1) / pg.sum(axis=1)
-        return out
+        sj, kk = self._flat(keeps)
+        pg = Wc[:, self.gi[kk]]  # m x cells
+        spec = sp.csr_matrix((np.ones(sj.size), (np.arange(sj.size), sj)), shape=(sj.size, len(keeps)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(spec.T @ (pg * att[:, kk]).T).T / np.asarray(spec.T @ pg.T).T
+
+    @staticmethod
+    def _flat(keeps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each spec's cells concatenated: (spec id, cell) per entry."""
+        sj = np.repeat(np.arange(len(keeps)), [k.size for k in keeps])
+        return sj, (np.concatenate(keeps) if keeps else np.zeros(0, dtype=np.intp))
 
     def gram(self, b: int, ix, Wc, WC, m_c, dyb, att, est, keeps: list[np.ndarray]) -> np.ndarray:
         """``Q = Σ_clusters s s'`` of the unit influence functions of the combinations ``keeps`` in draw
         ``b`` (unweighted; ``V = Q / n²``): ``IF_i = Σ_j w_j IF_ij + wif[cohort of i]`` (R did; see
-        ``_cs_attgt._theta_compact`` and ``_cs_aggte._combos``)."""
-        n, kc = self.n, self.kc
+        ``_cs_attgt._theta_compact`` and ``_cs_aggte._combos``), for all combinations at once."""
+        n, kc, nt, ns = self.n, self.kc, self.Y.shape[1], len(keeps)
         c_i = ix[b]
-        inf = np.empty((n, len(keeps)))
-        for j, keep in enumerate(keeps):
-            pg = Wc[b, self.gi[keep]]
-            S = pg.sum()
-            w = pg / S
-            nz = ~self.zero[keep]
-            k_, w_ = keep[nz], w[nz]
-            gk, ck, bk = self.gi[k_], self.cur[k_], self.base[k_]
-            K = np.zeros((kc, self.Y.shape[1]))
-            const = np.zeros(kc)
-            a_t = w_ * n / Wc[b, gk]  # the cell's own cohort
-            np.add.at(K, (gk, ck), a_t)
-            np.add.at(K, (gk, bk), -a_t)
-            np.add.at(const, gk, a_t * dyb[b, gk, k_])
-            cj, cc = np.nonzero(self.cmask[k_])  # its comparison cohorts
-            a_c = -w_[cj] * n / WC[b, k_[cj]]
-            np.add.at(K, (cc, ck[cj]), a_c)
-            np.add.at(K, (cc, bk[cj]), -a_c)
-            np.add.at(const, cc, a_c * m_c[b, k_[cj]])
-            # R's wif for the estimated weights (pg = the cohort's share of the units)
-            A = np.bincount(self.gi[keep], weights=att[b, keep], minlength=kc)
-            N = np.bincount(self.gi[keep], minlength=kc).astype(float)
-            Sn = S / n
-            P = Sn * est[j]
-            wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)
-            inf[:, j] = np.einsum("it,it->i", self.Y, K[c_i]) - const[c_i] + wif[c_i]
-        tot = inf if self.clus is None else np.stack([np.bincount(self.clus, weights=inf[:, j])
-                                                     for j in range(len(keeps))], axis=1)
+        sj, kk = self._flat(keeps)
+        pg = Wc[b, self.gi[kk]]
+        S = np.bincount(sj, weights=pg, minlength=ns)
+        w = pg / S[sj]
+        nz = ~self.zero[kk]
+        s_, k_, w_ = sj[nz], kk[nz], w[nz]
+        gk, ck, bk = self.gi[k_], self.cur[k_], self.base[k_]
+        size = ns * kc * nt
+        a_t = w_ * n / Wc[b, gk]  # the cell's own cohort
+        cj, cc = np.nonzero(self.cmask[k_])  # its comparison cohorts
+        a_c = -w_[cj] * n / WC[b, k_[cj]]
+        s_c = s_[cj]
+        idx = np.concatenate([(s_ * kc + gk) * nt + ck, (s_ * kc + gk) * nt + bk,
+                              (s_c * kc + cc) * nt + ck[cj], (s_c * kc + cc) * nt + bk[cj]])
+        val = np.concatenate([a_t, -a_t, a_c, -a_c])
+        K = np.bincount(idx, weights=val, minlength=size).reshape(ns, kc, nt)
+        const = np.bincount(np.concatenate([s_ * kc + gk, s_c * kc + cc]),
+                            weights=np.concatenate([a_t * dyb[b, gk, k_], a_c * m_c[b, k_[cj]]]),
+                            minlength=ns * kc).reshape(ns, kc)
+        # R's wif for the estimated weights (pg = the cohort's share of the units)
+        A = np.bincount(sj * kc + self.gi[kk], weights=att[b, kk], minlength=ns * kc).reshape(ns, kc)
+        N = np.bincount(sj * kc + self.gi[kk], minlength=ns * kc).reshape(ns, kc).astype(float)
+        Sn = (S / n)[:, None]
+        P = Sn * np.asarray(est, float)[:, None]
+        wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)  # ns x kc
+        inf = np.empty((n, ns))
+        for c in range(kc):  # the units of each cohort share the coefficients K[:, c]
+            m = c_i == c
+            if m.any():
+                inf[m] = self.Y[m] @ K[:, c, :].T + (wif[:, c] - const[:, c])[None, :]
+        if self.clus is None:
+            return inf.T @ inf
+        tot = sp.csr_matrix((np.ones(n), (self.clus, np.arange(n)))) @ inf
         return tot.T @ tot
 
 
