@@ -18,6 +18,11 @@ regressions are not re-run: with the outcome demeaned once, each draw's coeffici
 ``ỹ'd / d'M d`` where ``d'M d`` comes from the unit-demeaned treatment dummies and a small
 ``(T-1) x (T-1)`` Schur complement for the period effects, computed for blocks of draws at once.
 
+For ``cs`` (simple aggregation ``ATT``) and ``imputation`` the placebo estimates come from
+:mod:`evalkit.inference._fast` (cohort means / one two-way Cholesky solve per draw, no estimator
+call per draw; ``meta["fast_path"]``), checked against a full estimator call; fits the fast route
+does not cover are refitted per draw.
+
 The two-sided p-value is ``(1 + #{|β_b| ≥ |β̂|}) / (draws + 1)``. For ``twfe`` with ``permute`` a
 confidence interval is added by inverting the test of constant additive effects ``τ``
 (``β_b(τ) = β_b − τ·d₀'Md_b / d_b'Md_b``).
