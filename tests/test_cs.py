@@ -354,3 +354,22 @@ def test_wald_with_more_restrictions_than_units_is_not_available():
     pt = res.meta["pretrend_gt"]
     assert pt["status"] == "not available" and np.isnan(pt["stat"]) and np.isnan(pt["p_value"])
     assert "6 clusters" in pt["reason"] and pt["df"] > 6
+
+
+def test_clustered_analytic_se_is_the_cluster_sum_of_influence_functions():
+    # clusters that span cohorts: the cross term between one cohort's outcomes and another cohort's
+    # indicator in the same cluster was dropped from the clustered Gram matrix (fixed in _cs_design)
+    rng = np.random.default_rng(3)
+    n, T = 60, 16
+    uu, tt = np.meshgrid(np.arange(n), np.arange(T), indexing="ij")
+    first = np.array([0, 0, 6, 9, 12])[np.arange(n) % 5]
+    y = rng.normal(0, 1, n)[uu] + rng.normal(0, 1, (n, T)) + 0.3 * ((first[uu] > 0) & (tt >= first[uu]))
+    df = pd.DataFrame({"station_id": uu.ravel(), "period": tt.ravel() + 1,
+                       "first_treat": np.where(first[uu] > 0, first[uu] + 1, 0).ravel(), "y": y.ravel(),
+                       "county": (uu % 7).ravel()})
+    fit = estimate_cs(df, "y", cluster="county")
+    inf = fit._influence.matrix("overall")
+    county = df.groupby("station_id")["county"].first().reindex(inf.index).to_numpy()
+    want = np.sqrt((inf.groupby(county).sum().to_numpy() ** 2).sum(axis=0)) / fit._influence.n
+    got = fit.estimates.set_index("term").loc[list(inf.columns), "std_error"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10)

@@ -203,6 +203,10 @@ def test_all_permutation_draws_fail_is_reported_failed(monkeypatch):
         return real(self, frame, **kw)
 
     monkeypatch.setattr(Refit, "fit", draws_fail)
+    import evalkit.inference.pretrend as pt  # the draws through Refit.fit, not the fast routes
+
+    monkeypatch.setattr(pt, "_batched_cs", lambda *a, **k: None)
+    monkeypatch.setattr(pt, "_batched_imputation", lambda *a, **k: None)
     t = pretrend_permutation(r, draws=25, seed=0)
     assert t.status == "failed" and t.draws_valid == 0 and t.draws_failed == 25
     assert t.reason == "every one of the 25 permutation draws failed (no comparison units for cohort 25)"

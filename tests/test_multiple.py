@@ -96,3 +96,26 @@ def test_romano_wolf_other_estimator_and_failures():
     assert np.all(np.array(rw.p_romano_wolf) >= np.array(rw.p_value) - 1e-12)
     with pytest.raises(ValueError, match="at least one result"):
         romano_wolf([], draws=9)
+
+
+@pytest.mark.parametrize(("estimator", "kw"), [
+    ("cs", {}),
+    ("cs", {"cluster": "county", "control": "notyet"}),
+    ("imputation", {}),
+    ("imputation", {"cluster": "county", "anticipation": 1}),
+])
+def test_romano_wolf_fast_route_equals_refits(monkeypatch, estimator, kw):
+    import evalkit.inference._fast as fast_mod
+
+    df = outcomes_panel(G=12, per=2, effects=(1.0, 0.0, 0.3))
+    fits = _fits(df, ["y0", "y1", "y2"], estimator, **kw)
+    fast = romano_wolf(fits, draws=40, seed=4)
+    assert fast.extra["fast_outcomes"] == ["y0", "y1", "y2"]
+    copies = romano_wolf([f.with_inference("x", 1) for f in fits], draws=40, seed=4)  # no stored ATT(g,t)
+    assert copies.extra["fast_outcomes"] == ["y0", "y1", "y2"] and copies.p_romano_wolf == fast.p_romano_wolf
+    monkeypatch.setattr(fast_mod, "fast_headline", lambda *a, **k: None)  # every draw re-fitted (as before)
+    slow = romano_wolf(fits, draws=40, seed=4)
+    assert slow.extra["fast_outcomes"] == []
+    for key in ("estimate", "std_error", "t_stat", "p_value", "p_romano_wolf", "p_bh"):
+        np.testing.assert_allclose(getattr(fast, key), getattr(slow, key), rtol=0, atol=1e-10)
+    assert fast.draws_valid == slow.draws_valid

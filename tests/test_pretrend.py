@@ -123,3 +123,52 @@ def test_event_twfe_permutation_batched_equals_full_refits(monkeypatch, leads, c
     assert fast.p_value == full.p_value and fast.statistic == full.statistic and 1 / 50 < fast.p_value < 1
     assert fast.stat == pytest.approx(full.stat, rel=1e-12)
     assert fast.statistic == ("wald" if leads == 3 else "t2sum")
+
+
+def _imp(panel, **kw):
+    from evalkit.estimators import get_estimator
+
+    return get_estimator("imputation")(panel, "y", **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"anticipation": 1, "pretrend_leads": 4}, {"cluster": "county", "weights": "w"}])
+def test_imputation_permutation_batched_equals_full_refits(monkeypatch, kw):
+    import evalkit.inference.pretrend as pt
+
+    panel = noise_panel([2, 3, 3], 10, seed=5, T=20, first=24230)
+    codes = panel["station_id"].astype("category").cat.codes.to_numpy()
+    panel["county"], panel["w"] = codes % 6, 1.0 + codes % 3
+    r = _imp(panel, **kw)
+    fast = pretrend_test(r, method="permutation", draws=29, seed=3)
+    assert fast.ok and any("BJS test 1 alone" in n for n in fast.notes)
+    monkeypatch.setattr(pt, "_batched_imputation", lambda *a, **k: None)
+    slow = pretrend_test(r, method="permutation", draws=29, seed=3)
+    assert not any("BJS test 1 alone" in n for n in slow.notes)
+    assert fast.p_value == pytest.approx(slow.p_value, abs=1e-12)
+    assert (fast.draws_valid, fast.statistic, fast.df) == (slow.draws_valid, slow.statistic, slow.df)
+
+
+def test_imputation_permutation_in_a_14_station_county():
+    # 14 stations (6 adopters in cohorts of 2, 8 never), 36 months: BJS test 1 on the untreated rows
+    panel = noise_panel([2, 2, 2], 8, seed=11, T=36, first=24230)
+    assert panel["station_id"].nunique() == 14
+    r = _imp(panel)
+    t = pretrend_test(r, method="auto", draws=199, seed=0)
+    assert t.ok and t.test == "permutation" and t.estimator == "imputation"
+    assert np.isfinite(t.p_value) and 1 / 200 <= t.p_value <= 1 and t.draws_valid >= 190
+
+
+@pytest.mark.parametrize("kw", [{}, {"control": "notyet", "base_period": "universal"}, {"trim_e": (-5, 6)}])
+def test_cs_permutation_fast_equals_full_refits(monkeypatch, kw):
+    import evalkit.inference.pretrend as pt
+
+    for sizes, n_never in (([3, 3], 12), ([6, 6, 5], 14)):  # Σ t² (few treated) and the Wald statistic
+        r = _cs(noise_panel(sizes, n_never, seed=2, T=14, first=24230), **kw)
+        fast = pretrend_test(r, method="permutation", draws=29, seed=3)
+        assert fast.ok and any("cs_pretrend" in n for n in fast.notes)
+        with monkeypatch.context() as mp:
+            mp.setattr(pt, "_batched_cs", lambda *a, **k: None)
+            slow = pretrend_test(r, method="permutation", draws=29, seed=3)
+        assert not any("cs_pretrend" in n for n in slow.notes)
+        assert fast.p_value == pytest.approx(slow.p_value, abs=1e-12)
+        assert (fast.draws_valid, fast.statistic, fast.df) == (slow.draws_valid, slow.statistic, slow.df)

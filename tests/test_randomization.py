@@ -100,3 +100,48 @@ def test_plot_placebo():
     assert len(ax.patches) > 0 and ax.get_lines()
     ax2 = plot_placebo(r, lang="zh")
     assert "随机化" in ax2.get_title()
+
+
+def _cs_call(d, o, **k):
+    from evalkit.estimators.cs import estimate_cs
+    return estimate_cs(d, o, **k)
+
+
+def _imp_call(d, o, **k):
+    from evalkit.estimators.imputation import estimate_imputation
+    return estimate_imputation(d, o, **k)
+
+
+@pytest.mark.parametrize(("name", "call", "opts"), [
+    ("cs", _cs_call, {}),
+    ("cs", _cs_call, {"control": "notyet", "weights": "pop", "trim_e": (-4, 6)}),
+    ("imputation", _imp_call, {}),
+    ("imputation", _imp_call, {"weights": "pop", "anticipation": 1}),
+])
+@pytest.mark.parametrize("scheme", ["permute", "placebo_dates"])
+def test_headline_estimators_fast_equal_brute_force(name, call, opts, scheme):
+    df = panel(n=30, T=20, effect=0.7, seed=4)
+    df["pop"] = 1.0 + df["station_id"] % 3
+    kw = dict(draws=25, seed=9, scheme=scheme, cluster="county", **opts)
+    fast = randomization_inference(df, "y", estimator=name, **kw)
+    slow = randomization_inference(df, "y", estimator=call, **kw)  # a callable: one full estimator call per draw
+    assert not slow.meta["fast_path"]
+    if name == "imputation" or scheme == "permute":  # CS placebo dates move the cohort levels: refits
+        assert fast.meta["fast_path"]
+    np.testing.assert_allclose(fast.tables["placebo"]["estimate"], slow.tables["placebo"]["estimate"],
+                               rtol=0, atol=1e-10, equal_nan=True)
+    assert fast.att == pytest.approx(slow.att, abs=1e-12)
+    assert fast.overall["p_value"] == pytest.approx(slow.overall["p_value"], abs=1e-10)
+    assert fast.meta["p_value_right"] == pytest.approx(slow.meta["p_value_right"], abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["cs", "imputation"])
+def test_headline_placebo_centred_on_no_effect_panel(name):
+    df = panel(n=60, T=30, effect=0.0, seed=2)
+    ri = randomization_inference(df, "y", estimator=name, draws=199, seed=0)
+    pl = ri.tables["placebo"]["estimate"].to_numpy()
+    assert ri.meta["fast_path"] and np.isfinite(pl).all()
+    assert abs(pl.mean()) < 3 * pl.std() / np.sqrt(pl.size) + 0.02  # centred on zero
+    assert 0.02 < ri.overall["p_value"] <= 1.0
+    again = randomization_inference(df, "y", estimator=name, draws=199, seed=0)
+    pd.testing.assert_frame_equal(ri.tables["placebo"], again.tables["placebo"])  # same seed, same numbers

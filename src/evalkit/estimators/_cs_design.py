@@ -287,7 +287,7 @@ class CompactDesign:
                 sd = self._cols(d)
                 g[sc, sd] = zs[i1].T @ zs2[i2]
                 g[sc, base + d] = zs[i1].T @ cnt2[i2]
-                g[base + c, sd] = cnt[i1] @ zs2[i2]
+                g[sd, base + c] = zs2[i2].T @ cnt[i1]  # upper triangle: the lower one is dropped below
                 g[base + c, base + d] = cnt[i1] @ cnt2[i2]
         # symmetrise (upper blocks were filled)
         return np.triu(g) + np.triu(g, 1).T

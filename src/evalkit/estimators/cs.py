@@ -309,6 +309,8 @@ def _aggte(gt: CSGroupTime, aggregations, min_e, max_e, balance_e, bootstrap, se
     laps("result")
     res._influence = CSInfluence(design=design, theta={k: th for k, (_, th) in blocks.items()},
                                  terms=terms, units=prep.units, n=n)
+    gt.ahead = None  # used (or closed) above: a later aggregation draws its bootstrap afresh, same draws
+    res._gt = gt  # the stored ATT(g,t) and design: reaggregate() works from it without refitting
     return res
 
 
@@ -383,6 +385,37 @@ def aggte(
     laps = Laps(progress)
     lo, hi = _trim(trim_e)
     res = _aggte(gt, _aggregations(type), lo, hi, balance_e, bootstrap, seed, alpha, resolve_executor(executor), laps)
+    res.meta["timing"] = {**gt.timing, **laps.timing}
+    return res
+
+
+@blas_pinned
+def reaggregate(
+    result: EstimationResult,
+    *,
+    bootstrap: int = 0,
+    seed: int | None = None,
+    aggregations: str | tuple[str, ...] = ("simple", "dynamic"),
+    alpha: float | None = None,
+    executor: Any = None,
+) -> EstimationResult:
+    """A CS fit aggregated again (other aggregations, a multiplier bootstrap of ``bootstrap`` draws
+    with ``seed``, another ``alpha``) from the ATT(g,t) and influence functions the fit keeps: the
+    same numbers as ``estimate_cs(panel, ..., bootstrap=bootstrap, seed=seed, aggregations=...)``
+    with the fit's other options (``trim_e``, ``balance_e``, ``alpha`` unless given), without
+    refitting ATT(g,t). ``result``: a fit of :func:`estimate_cs` (or :func:`aggte`) in this process.
+    """
+    gt = getattr(result, "_gt", None)
+    if result.estimator != "cs" or gt is None:
+        raise ValueError(f"reaggregate needs a Callaway-Sant'Anna fit made in this process (got a "
+                         f"{result.estimator} result without its stored ATT(g,t)): "
+                         "fit estimate_cs on the panel again")
+    opts = result.context.options if getattr(result, "context", None) is not None else {}
+    lo, hi = _trim(opts.get("trim_e"))
+    a = opts.get("alpha", 0.05) if alpha is None else alpha
+    laps = Laps(False)
+    res = _aggte(gt, _aggregations(aggregations), lo, hi, opts.get("balance_e"), bootstrap, seed, a,
+                 resolve_executor(executor), laps)
     res.meta["timing"] = {**gt.timing, **laps.timing}
     return res
 

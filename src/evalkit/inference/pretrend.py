@@ -86,8 +86,10 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
     if not pt.get("df"):
         return PretrendResult(status="not_available", reason=f"the {refit.estimator} fit has no event-study leads "
                               "to test on this sample", **base)
-    k = int(pt["df"])
-    stat = float(pt["stat"]) if pt.get("stat") is not None else math.nan
+    # the number of leads tested (imputation reports the covariance's rank as "df" and the leads apart:
+    # with more leads than that rank its "Wald statistic" is a pseudo-inverse of a singular matrix)
+    k = len(pt["leads"]) if pt.get("leads") else int(pt["df"])
+    stat = float(pt["stat"]) if pt.get("stat") is not None and not _rank_deficient(pt) else math.nan
     # a cluster-robust covariance is a sum of G cluster score products that sum to zero: rank ≤ G − 1,
     # so with k ≥ G leads it is singular and any "W" printed for it is numerical noise (±1e17)
     n_clusters = int(refit.frame[refit.cluster or refit.unit].nunique())
@@ -130,11 +132,18 @@ def _others(test: str, k: int, g: int, wald_ok: bool, why: str, f_defined: bool)
     return out
 
 
+def _rank_deficient(pt: dict) -> bool:
+    """Whether a pre-trend test's covariance has lower rank than its number of leads (imputation's
+    ``df`` is that rank): its Wald statistic is then numerical noise, not a statistic."""
+    return bool(pt.get("leads")) and int(pt.get("df") or 0) < len(pt["leads"])
+
+
 def _statistic(fit: EstimationResult, kind: str, anticipation: int) -> float:
-    """The permutation test's statistic on one fit: the estimator's Wald ``W`` or ``Σ t_e²``."""
+    """The permutation test's statistic on one fit: the estimator's Wald ``W`` or ``Σ t_e²`` (a Wald
+    statistic of a singular covariance is no statistic: NaN, the draw counts as failed)."""
     if kind == "wald":
         pt = (fit.meta or {}).get("pretrend") or {}
-        return float(pt["stat"]) if pt.get("stat") is not None else math.nan
+        return float(pt["stat"]) if pt.get("stat") is not None and not _rank_deficient(pt) else math.nan
     leads = fit.tables.get("pretrend_leads")  # imputation keeps its leads in a table
     if leads is None or leads.empty:
         leads = fit.rows("event")
@@ -186,6 +195,34 @@ def _batched_event_twfe(refit: Refit, kind: str, anticipation: int) -> Any:
     return stat
 
 
+def _batched_imputation(refit: Refit, kind: str) -> Any:
+    """For an imputation fit (panel sample): ``stat(cohort per unit) -> float`` from BJS test 1 alone
+    (the lead regression on the draw's untreated rows, :func:`evalkit.inference._fast.bjs_pretrend`)
+    — the imputation, its variance and the result frame are not recomputed per draw. Same
+    statistic as :func:`_statistic` on a full refit (checked by the caller); else ``None``."""
+    if refit.estimator != "imputation" or refit.options.get("repeated_cross_section"):
+        return None
+    from evalkit.inference._fast import bjs_pretrend
+
+    units = pd.Index(np.sort(pd.unique(refit.frame[refit.unit])))
+    return bjs_pretrend(refit.frame, refit.outcome, unit=refit.unit, time=refit.time, cohort_units=units,
+                        weights=refit.weights, cluster=refit.cluster,
+                        anticipation=int(refit.options.get("anticipation", 0) or 0),
+                        leads=refit.options.get("pretrend_leads"), kind=kind)
+
+
+def _batched_cs(refit: Refit, fit: EstimationResult, kind: str) -> Any:
+    """For a balanced, unweighted CS fit without covariates: ``stat(cohort per unit) -> float`` of the
+    event-study leads without a refit per draw (:func:`evalkit.inference._fast.cs_pretrend`; the
+    caller checks it against the full refit ``fit``); else ``None``."""
+    if refit.estimator != "cs":
+        return None
+    from evalkit.inference._fast import cs_pretrend
+
+    units = pd.Index(np.sort(pd.unique(refit.frame[refit.unit])))
+    return cs_pretrend(fit, refit.frame, refit.outcome, unit=refit.unit, time=refit.time, units=units, kind=kind)
+
+
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
                  draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
@@ -196,7 +233,8 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     anticipation = int(refit.options.get("anticipation", 0) or 0)
     # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
     try:
-        observed = _statistic(refit.fit(aggregations=aggs), kind, anticipation)
+        obs_fit = refit.fit(aggregations=aggs)
+        observed = _statistic(obs_fit, kind, anticipation)
     except Exception as exc:  # noqa: BLE001 - reported
         return PretrendResult(status="failed", reason=f"the re-fit on the sample failed: {short_reason(exc)}", **base)
     if not math.isfinite(observed):
@@ -206,10 +244,26 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     null: list[float] = []
     first_error: str | None = None
     batch = _batched_event_twfe(refit, kind, anticipation)
-    if batch is not None:  # event TWFE: every draw from one within-transformation (same numbers)
-        notes.append("permutation draws: batched TWFE refits (_fe_batch.PermutedTWFE)")
+    how = "batched TWFE refits (_fe_batch.PermutedTWFE)"
+    if batch is None:
+        batch = _batched_imputation(refit, kind) if refit.estimator == "imputation" else _batched_cs(refit, obs_fit, kind)
+        how = ("BJS test 1 alone per draw (inference._fast.bjs_pretrend: two-way effects by one Cholesky solve)"
+               if refit.estimator == "imputation" else
+               "CS event-time leads per draw from the cohort means (inference._fast.cs_pretrend)")
+        if batch is not None:  # it must reproduce the full re-fit's statistic on the sample
+            try:
+                same = math.isclose(batch(cohorts), observed, rel_tol=1e-9, abs_tol=1e-12)
+            except Exception:  # noqa: BLE001 - full re-fits instead
+                same = False
+            batch = batch if same else None
+    if batch is not None:  # every draw without refitting the whole estimator (same numbers)
+        notes.append(f"permutation draws: {how}")
         for _ in range(int(draws)):
-            s = batch(rng.permutation(cohorts))
+            try:
+                s = batch(rng.permutation(cohorts))
+            except Exception as exc:  # noqa: BLE001 - counted, reason kept (as a failed re-fit)
+                first_error = first_error or short_reason(exc)
+                continue
             if math.isfinite(s):
                 null.append(s)
             else:

@@ -18,6 +18,11 @@ regressions are not re-run: with the outcome demeaned once, each draw's coeffici
 ``ỹ'd / d'M d`` where ``d'M d`` comes from the unit-demeaned treatment dummies and a small
 ``(T-1) x (T-1)`` Schur complement for the period effects, computed for blocks of draws at once.
 
+For ``cs`` (simple aggregation ``ATT``) and ``imputation`` the placebo estimates come from
+:mod:`evalkit.inference._fast` (cohort means / one two-way Cholesky solve per draw, no estimator
+call per draw; ``meta["fast_path"]``), checked against a full estimator call; fits the fast route
+does not cover are refitted per draw.
+
 The two-sided p-value is ``(1 + #{|β_b| ≥ |β̂|}) / (draws + 1)``. For ``twfe`` with ``permute`` a
 confidence interval is added by inverting the test of constant additive effects ``τ``
 (``β_b(τ) = β_b − τ·d₀'Md_b / d_b'Md_b``).
@@ -193,7 +198,8 @@ def randomization_inference(
         raise ValueError("scheme must be 'permute' or 'placebo_dates'")
     # the shared estimation sample (same rows and conventions as estimate_twfe), plus the strata and
     # the panel's own "treated" column where present
-    df = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster).frame.copy()
+    df = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                   weights=options.get("weights")).frame.copy()
     if strata and strata not in df.columns:
         df[strata] = panel.groupby(unit, sort=False)[strata].first().reindex(df[unit]).to_numpy()
     if "treated" in panel.columns:
@@ -210,6 +216,7 @@ def randomization_inference(
         gi = pd.Series(g_real, index=ut.index).reindex(df[unit]).to_numpy()
         sample = df[(gi == 0) | (df[time].to_numpy() < gi)].reset_index(drop=True)
     fast = estimator == "twfe" and not options
+    placebo = None
     kw = dict(unit=unit, time=time, cohort=cohort, cluster=cluster, alpha=alpha, **options)
     name = estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "callable")
     lo = hi = float("nan")
@@ -239,9 +246,14 @@ def randomization_inference(
             lo, hi = _invert(actual, placebo, np.concatenate(cs), draws, alpha)
     else:
         est = get_estimator_fn(estimator)
-        actual = _statistic(est, df, outcome, kw)
+        actual_fit = est(df, outcome, **kw)
+        actual = float(actual_fit.att) if isinstance(actual_fit, EstimationResult) else float(actual_fit)
         mode = _treated_mode(df, time, cohort)
         base = sample.drop(columns=["treated"]) if mode == "drop" else sample
+        placebo = _fast_placebo(estimator, est, actual_fit, base, outcome, kw, ut.index, Gd, scheme, unit, time,
+                                cohort)
+        fast = placebo is not None
+    if not fast:
         placebo = np.empty(draws)
         for b in range(draws):  # one estimator call per draw (no loop over units)
             pb = _with_cohorts(base, unit, time, cohort, ut.index, Gd[b], None if mode == "drop" else mode)
@@ -272,6 +284,37 @@ def randomization_inference(
     }
     table = pd.DataFrame({"draw": np.arange(draws), "estimate": placebo})
     return EstimationResult("ri", outcome, pd.DataFrame(rows), meta=meta, tables={"placebo": table})
+
+
+def _fast_placebo(name, est, actual_fit, base, outcome, kw, units, Gd, scheme, unit, time, cohort) -> np.ndarray | None:
+    """The placebo estimates of CS / imputation from :mod:`evalkit.inference._fast` (no refit per
+    draw), checked against a full estimator call (the actual fit for ``permute``, the first draw for
+    ``placebo_dates``); ``None``: refit per draw."""
+    from evalkit.inference._fast import agrees, fast_headline
+
+    if name not in ("cs", "imputation") or not isinstance(actual_fit, EstimationResult) or len(Gd) == 0:
+        return None
+    first = _with_cohorts(base, unit, time, cohort, units, Gd[0], None)
+    try:
+        # CS reads its (g, t) cells from a fit with the draws' cohort levels; imputation needs no fit
+        fit = actual_fit if scheme == "permute" or name == "imputation" else est(base, outcome, **kw)
+    except Exception:  # noqa: BLE001 - the per-draw loop reports such draws as NaN
+        return None
+    opts = {k: v for k, v in kw.items() if k not in ("unit", "time", "cohort", "cluster", "alpha")}
+    stats = fast_headline(name, fit, base, outcome, unit=unit, time=time, weights=kw.get("weights"),
+                          cluster=kw.get("cluster"), options=opts, units=units)
+    if stats is None:
+        return None
+    try:
+        placebo = stats(Gd)
+        if scheme == "permute":  # the actual assignment is one more permutation: its fit is at hand
+            g_actual = pd.Series(base.groupby(unit, sort=True)[cohort].first().fillna(0)).reindex(units).to_numpy(float)
+            ok = agrees(float(stats(g_actual[None, :])[0]), float(actual_fit.att))
+        else:  # placebo dates: the first draw against a full estimator call
+            ok = agrees(placebo[0], _statistic(est, first, outcome, kw))
+    except Exception:  # noqa: BLE001 - a draw the fast route does not cover: refit per draw
+        return None
+    return placebo if ok else None
 
 
 def get_estimator_fn(estimator: str | Callable) -> Callable:

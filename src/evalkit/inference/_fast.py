@@ -1,0 +1,520 @@
+"""Headline estimates of CS and imputation for many adoption-date assignments, without refitting.
+
+Permutation inference (randomization inference, Romano–Wolf, placebo dates) refits an estimator
+once per draw with the stations' adoption dates reassigned. For the two headline estimators the
+point estimate is a small computation on the station x month outcome matrix, done here for blocks
+of draws at once:
+
+* Callaway–Sant'Anna, simple aggregation (term ``ATT``, optionally trimmed by ``trim_e``), balanced
+  sample without covariates: with the cohorts' (weighted) period means ``ybar_b`` of draw ``b``,
+  ``ATT(g,t) = Δybar_g − Σ_c W_c/W_C Δybar_c`` over the comparison cohorts of the cell, and the
+  overall row is the ``pg``-weighted mean of the post cells (``_cs_aggte.aggregate``). The (g, t)
+  cells depend only on the cohort *levels*, which a permutation keeps: they come from the fit.
+* Imputation (BJS): ``y = a_i + l_t`` by weighted least squares on the untreated cells of the draw
+  (the unit effects eliminated, a ``(T−1) x (T−1)`` Schur system per draw), ``tau = y − a_i − l_t``
+  averaged with the observation weights over the treated cells with ``0 ≤ e ≤ max_e`` (options
+  ``anticipation``, ``max_e``, ``weights``; any other option that changes the point estimate →
+  no fast path).
+
+:func:`fast_headline` returns ``None`` whenever the fast route does not cover the fit (another
+estimator or headline term, covariates, an unbalanced CS sample, unknown options); callers then
+refit per draw. Callers also check one draw against a full estimator call (:func:`agrees`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg import cho_factor, cho_solve
+
+from evalkit.estimators._cs_blas import blas_threads
+from evalkit.results import EstimationResult
+
+#: options of estimate_imputation that do not change its overall point estimate (or are handled)
+_IMP_OPTIONS = {"alpha", "anticipation", "horizons", "max_e", "pretrend_leads", "leaveout", "cluster",
+                "repeated_cross_section", "unit", "time", "cohort", "weights"}
+_CELLS = 4_000_000  # draws x cells x cohorts per block (CS)
+
+Stats = Callable[[np.ndarray], np.ndarray]  # (draws x n_units cohorts, 0 = never) -> draws estimates
+
+
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread: many small solves; threads only spin on a shared machine."""
+    def run(*args, **kwargs):
+        with blas_threads(1):
+            return fn(*args, **kwargs)
+    return run
+
+
+def fast_headline(estimator: str, fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str,
+                  time: str, weights: str | None, cluster: str | None, options: Mapping[str, Any],
+                  units: pd.Index) -> Stats | None:
+    """``stats(G, se=False)``: the headline estimate of ``estimator`` on ``frame`` for each row of ``G``
+    (cohort per unit of ``units``, 0 = never treated), with ``se=True`` also its analytic SE (NaN
+    where the fast route has none: CS with weights); ``fit`` is the estimator's fit on ``frame``
+    (any assignment with the same cohort levels). ``None``: not covered, refit per draw."""
+    try:
+        if estimator == "cs":
+            return _cs(fit, frame, outcome, unit, time, options, units)
+        if estimator == "imputation":
+            return _imputation(frame, outcome, unit, time, weights, cluster, options, units)
+    except (KeyError, ValueError):  # a layout the fast route does not know: refit per draw
+        return None
+    return None
+
+
+def agrees(fast: float, full: float) -> bool:
+    """Whether a fast estimate reproduces the full estimator call (both NaN counts as agreeing)."""
+    if not (np.isfinite(fast) and np.isfinite(full)):
+        return bool(np.isnan(fast) and np.isnan(full))
+    return abs(fast - full) <= 1e-9 * max(1.0, abs(full))
+
+
+def _grid(frame: pd.DataFrame, outcome: str, unit: str, time: str, units: pd.Index, periods: np.ndarray,
+          weights: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``units x periods`` outcome (0 where unobserved), presence mask and weights of ``frame``."""
+    ui = units.get_indexer(frame[unit])
+    ti = pd.Index(periods).get_indexer(frame[time])
+    if (ui < 0).any() or (ti < 0).any():
+        raise ValueError("rows outside the unit / period grid")
+    Y = np.zeros((units.size, periods.size))
+    P = np.zeros((units.size, periods.size), dtype=bool)
+    W = np.zeros((units.size, periods.size))
+    Y[ui, ti] = frame[outcome].to_numpy(float)
+    P[ui, ti] = True
+    W[ui, ti] = 1.0 if weights is None else frame[weights].to_numpy(float)
+    return Y, P, W
+
+
+# ---------------------------------------------------------------------------- Callaway–Sant'Anna
+class _CSDraws:
+    """A balanced, covariate-free CS fit's (g, t) cells, re-estimated for reassigned cohorts."""
+
+    def __init__(self, gt: Any, frame: pd.DataFrame, outcome: str, unit: str, time: str, units: pd.Index):
+        prep, cells = gt.prep, gt.core.cells
+        if prep.unbalanced or prep.covs is not None or gt.options.get("covariates"):
+            raise ValueError("not covered")
+        self.periods, self.cohorts = np.asarray(prep.periods, float), np.asarray(prep.cohorts, float)
+        self.Y, P, _ = _grid(frame, outcome, unit, time, units, self.periods, None)
+        pos = pd.Index(prep.units).get_indexer(units)
+        if not P.all() or (pos < 0).any():
+            raise ValueError("not covered")
+        self.weighted = prep.w is not None
+        self.wu = np.asarray(prep.w, float)[pos] if self.weighted else np.ones(units.size)
+        self.clus = None if prep.cluster is None else pd.factorize(np.asarray(prep.cluster)[pos])[0]
+        self.n_clusters = int(prep.n_clusters)
+        self.n, self.kc = units.size, self.cohorts.size
+        cidx = {v: i for i, v in enumerate(self.cohorts)}
+        self.gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
+        self.cur = np.array([c[1] for c in cells], dtype=np.intp)
+        self.base = np.array([c[2] for c in cells], dtype=np.intp)
+        self.zero = np.array([c[4] for c in cells], dtype=bool)
+        self.cmask = np.array([np.zeros(self.kc, bool) if c[4] else c[3] for c in cells],
+                              dtype=bool).reshape(len(cells), self.kc)
+        self.gv, self.tv = self.cohorts[self.gi], self.periods[self.cur]
+        self.ngt = len(cells)
+
+    def simple_cells(self, max_e: float | None) -> np.ndarray:
+        """The simple aggregation's cells (as ``_cs_aggte.aggregate``: recoded periods, ``max_e`` trims)."""
+        recode = np.unique(np.concatenate([self.periods, self.cohorts[np.isfinite(self.cohorts)]]))
+        rg, rt = np.searchsorted(recode, self.gv), np.searchsorted(recode, self.tv)
+        hi = np.inf if max_e is None else max_e
+        return np.flatnonzero((rg <= rt) & (rt <= rg + hi))
+
+    def event_cells(self, min_e, max_e, balance_e) -> list[tuple[float, np.ndarray]]:
+        """``(e, cells)`` of the dynamic aggregation (as ``_cs_aggte.aggregate``)."""
+        ev = self.tv - self.gv
+        incl = np.ones(self.ngt, dtype=bool)
+        lo = -np.inf if min_e is None else min_e
+        hi = np.inf if max_e is None else max_e
+        if balance_e is not None:
+            incl = (self.periods[-1] - self.gv) >= balance_e
+            lo, hi = max(lo, balance_e - self.periods[-1] + self.periods[0]), min(hi, balance_e)
+        sel = incl & (ev >= lo) & (ev <= hi)
+        return [(float(e), np.flatnonzero(sel & (ev == e))) for e in np.unique(ev[sel])]
+
+    def codes(self, G: np.ndarray) -> np.ndarray:
+        g = np.where(G > 0, G, np.inf)
+        idx = np.minimum(np.searchsorted(self.cohorts, g), self.kc - 1)
+        if not np.array_equal(self.cohorts[idx], g):
+            raise ValueError("a draw has cohort levels the fit does not have")
+        return idx
+
+    def att(self, ix: np.ndarray) -> tuple:
+        """For cohort codes ``ix`` (m x n): cohort weight sums, comparison weight sums, comparison
+        means of the change, cohort-mean changes and ATT(g,t) (``_cs_attgt._theta_compact``)."""
+        m, kc, n = ix.shape[0], self.kc, self.n
+        rows_ = (np.arange(m)[:, None] * kc + ix).ravel()
+        M = sp.csr_matrix((np.tile(self.wu, m), (rows_, np.tile(np.arange(n), m))), shape=(m * kc, n))
+        Wc = np.asarray(M.sum(axis=1)).reshape(m, kc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ybar = (M @ self.Y).reshape(m, kc, -1) / Wc[:, :, None]
+            dyb = ybar[:, :, self.cur] - ybar[:, :, self.base]  # m x kc x ngt
+            WC = Wc @ self.cmask.T  # m x ngt
+            wc = np.where(self.cmask[None], Wc[:, None, :], 0.0) / WC[:, :, None]  # m x ngt x kc
+            m_c = np.einsum("bjc,bcj->bj", np.nan_to_num(wc), np.nan_to_num(dyb))
+            att = dyb[:, self.gi, np.arange(self.ngt)] - m_c
+        att = np.where(self.zero[None], 0.0, np.where(WC > 0, att, np.nan))
+        return Wc, WC, m_c, dyb, att
+
+    def combos(self, Wc, att, keeps: list[np.ndarray]) -> np.ndarray:
+        """Estimates ``Σ w_j ATT_j``, ``w = pg / Σ pg`` over each cell set (m x len(keeps))."""
+        sj, kk = self._flat(keeps)
+        pg = Wc[:, self.gi[kk]]  # m x cells
+        spec = sp.csr_matrix((np.ones(sj.size), (np.arange(sj.size), sj)), shape=(sj.size, len(keeps)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(spec.T @ (pg * att[:, kk]).T).T / np.asarray(spec.T @ pg.T).T
+
+    @staticmethod
+    def _flat(keeps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each spec's cells concatenated: (spec id, cell) per entry."""
+        sj = np.repeat(np.arange(len(keeps)), [k.size for k in keeps])
+        return sj, (np.concatenate(keeps) if keeps else np.zeros(0, dtype=np.intp))
+
+    def gram(self, b: int, ix, Wc, WC, m_c, dyb, att, est, keeps: list[np.ndarray]) -> np.ndarray:
+        """``Q = Σ_clusters s s'`` of the unit influence functions of the combinations ``keeps`` in draw
+        ``b`` (unweighted; ``V = Q / n²``): ``IF_i = Σ_j w_j IF_ij + wif[cohort of i]`` (R did; see
+        ``_cs_attgt._theta_compact`` and ``_cs_aggte._combos``), for all combinations at once."""
+        n, kc, nt, ns = self.n, self.kc, self.Y.shape[1], len(keeps)
+        c_i = ix[b]
+        sj, kk = self._flat(keeps)
+        pg = Wc[b, self.gi[kk]]
+        S = np.bincount(sj, weights=pg, minlength=ns)
+        w = pg / S[sj]
+        nz = ~self.zero[kk]
+        s_, k_, w_ = sj[nz], kk[nz], w[nz]
+        gk, ck, bk = self.gi[k_], self.cur[k_], self.base[k_]
+        size = ns * kc * nt
+        a_t = w_ * n / Wc[b, gk]  # the cell's own cohort
+        cj, cc = np.nonzero(self.cmask[k_])  # its comparison cohorts
+        a_c = -w_[cj] * n / WC[b, k_[cj]]
+        s_c = s_[cj]
+        idx = np.concatenate([(s_ * kc + gk) * nt + ck, (s_ * kc + gk) * nt + bk,
+                              (s_c * kc + cc) * nt + ck[cj], (s_c * kc + cc) * nt + bk[cj]])
+        val = np.concatenate([a_t, -a_t, a_c, -a_c])
+        K = np.bincount(idx, weights=val, minlength=size).reshape(ns, kc, nt)
+        const = np.bincount(np.concatenate([s_ * kc + gk, s_c * kc + cc]),
+                            weights=np.concatenate([a_t * dyb[b, gk, k_], a_c * m_c[b, k_[cj]]]),
+                            minlength=ns * kc).reshape(ns, kc)
+        # R's wif for the estimated weights (pg = the cohort's share of the units)
+        A = np.bincount(sj * kc + self.gi[kk], weights=att[b, kk], minlength=ns * kc).reshape(ns, kc)
+        N = np.bincount(sj * kc + self.gi[kk], minlength=ns * kc).reshape(ns, kc).astype(float)
+        Sn = (S / n)[:, None]
+        P = Sn * np.asarray(est, float)[:, None]
+        wif = (A - P) / Sn - (N - Sn) * (P / Sn**2)  # ns x kc
+        inf = np.empty((n, ns))
+        for c in range(kc):  # the units of each cohort share the coefficients K[:, c]
+            m = c_i == c
+            if m.any():
+                inf[m] = self.Y[m] @ K[:, c, :].T + (wif[:, c] - const[:, c])[None, :]
+        if self.clus is None:
+            return inf.T @ inf
+        tot = sp.csr_matrix((np.ones(n), (self.clus, np.arange(n)))) @ inf
+        return tot.T @ tot
+
+
+def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
+    gt = getattr(fit, "_gt", None)
+    rows = fit.rows("overall")
+    if gt is None or rows.empty or str(rows["term"].iloc[0]) != "ATT":
+        return None
+    d = _CSDraws(gt, frame, outcome, unit, time, units)
+    trim = (fit.context.options.get("trim_e") if fit.context is not None else None) or (None, None)
+    keep = d.simple_cells(trim[1])
+    if keep.size == 0:
+        return None
+    from evalkit.estimators._cs_boot import DEGENERATE
+
+    def stats(G: np.ndarray, se: bool = False):
+        idx = d.codes(np.atleast_2d(np.asarray(G, float)))
+        out = np.empty(idx.shape[0])
+        out_se = np.full(idx.shape[0], np.nan)
+        step = max(1, _CELLS // max(d.ngt * d.kc, 1))
+        for s in range(0, idx.shape[0], step):
+            ix = idx[s:s + step]
+            Wc, WC, m_c, dyb, att = d.att(ix)
+            est = d.combos(Wc, att, [keep])[:, 0]
+            out[s:s + ix.shape[0]] = est
+            if se and not d.weighted:
+                for b in range(ix.shape[0]):
+                    q = d.gram(b, ix, Wc, WC, m_c, dyb, att, est[b:b + 1], [keep])[0, 0]
+                    v = np.sqrt(max(q / d.n**2, 0.0))
+                    out_se[s + b] = v if v > DEGENERATE else np.nan
+        return (out, out_se) if se else out
+
+    return _one_blas_thread(stats)
+
+
+def cs_pretrend(fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str, time: str,
+                units: pd.Index, kind: str) -> Callable[[np.ndarray], float] | None:
+    """``stat(cohort per unit of units) -> float``: the CS event-study pre-trend statistic of a
+    re-fit with the dynamic aggregation — the Wald statistic of the leads ``e < −anticipation``
+    (``_cs_infer.wald_event``, ``kind="wald"``) or ``Σ t_e²`` over them (``"t2sum"``); ``None`` when
+    not covered (weights, covariates, an unbalanced sample, no stored fit)."""
+    from evalkit.estimators._cs_infer import se_from, wald_stat
+
+    gt = getattr(fit, "_gt", None)
+    if gt is None:
+        return None
+    try:
+        d = _CSDraws(gt, frame, outcome, unit, time, units)
+    except ValueError:
+        return None
+    if d.weighted:
+        return None
+    opts = fit.context.options if fit.context is not None else {}
+    trim = opts.get("trim_e") or (None, None)
+    antic = int(gt.options.get("anticipation", 0) or 0)
+    leads = [(e, k) for e, k in d.event_cells(trim[0], trim[1], opts.get("balance_e")) if e < -antic]
+    keeps = [k for _, k in leads]
+
+    def stat(cohorts: np.ndarray) -> float:
+        if not keeps:
+            return np.nan
+        ix = d.codes(np.atleast_2d(np.asarray(cohorts, float)))
+        Wc, WC, m_c, dyb, att = d.att(ix)
+        est = d.combos(Wc, att, keeps)[0]
+        q = d.gram(0, ix, Wc, WC, m_c, dyb, att, est, keeps)
+        se = se_from(np.diagonal(q).copy(), d.n)
+        if kind == "wald":
+            sel = ~np.isnan(se)
+            res = wald_stat(est[sel], None, None, d.n, d.n_clusters, q[np.ix_(sel, sel)])
+            return float(res["stat"]) if res and res.get("stat") is not None else np.nan
+        ok = np.isfinite(est) & np.isfinite(se) & (se > 0)
+        return float(np.sum((est[ok] / se[ok]) ** 2)) if ok.any() else np.nan
+
+    return _one_blas_thread(stat)
+
+
+# ---------------------------------------------------------------------------- imputation
+def _imputation(frame, outcome, unit, time, weights, cluster, options, units) -> Stats | None:
+    if set(options) - _IMP_OPTIONS or options.get("repeated_cross_section"):
+        return None
+    periods = np.sort(pd.unique(frame[time].to_numpy(float)))
+    Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
+    antic = float(options.get("anticipation") or 0)
+    max_e = options.get("max_e")
+    hi = np.inf if max_e is None else float(max_e)
+    leaveout = bool(options.get("leaveout", True))
+    cl_col = cluster or options.get("cluster") or unit
+    CL = np.full(P.shape, -1, dtype=np.int64)
+    ui = units.get_indexer(frame[unit])
+    ti = pd.Index(periods).get_indexer(frame[time])
+    CL[ui, ti] = pd.factorize(frame[cl_col])[0]
+
+    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
+        gg = np.where(g > 0, g, np.inf)
+        treated = P & (periods[None, :] >= gg[:, None] - antic)
+        M = np.where(P & ~treated, W, 0.0)
+        n_i, m_t = M.sum(axis=1), M.sum(axis=0)
+        ok_u, ok_t = n_i > 0, m_t > 0
+        e = periods[None, :] - gg[:, None]
+        omega1 = treated & ok_u[:, None] & ok_t[None, :]  # imputable treated cells
+        target = omega1 & (e >= 0) & (e <= hi)
+        if not target.any():
+            return np.nan, np.nan
+        C = M[np.ix_(ok_u, ok_t)]
+        n, m = n_i[ok_u], m_t[ok_t]
+        Cn = C / n[:, None]
+        S = np.diag(m) - C.T @ Cn
+        try:  # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
+            L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return np.nan, np.nan  # disconnected design: the estimator refuses it
+        d = np.abs(np.diag(L[0]))
+        if d.min() <= 1e-7 * d.max():
+            return np.nan, np.nan
+        MY = M * Y
+        v1 = np.where(target, W, 0.0)
+        v1 /= v1.sum()
+        # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
+        # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
+        ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
+        rl = np.column_stack([MY.sum(axis=0), v1.sum(axis=0)])[ok_t]
+        lam = np.zeros((m.size, 2))
+        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+        a = np.zeros((P.shape[0], 2))
+        a[ok_u] = (ra - C @ lam) / n[:, None]
+        lt = np.zeros((periods.size, 2))
+        lt[ok_t] = lam
+        resid = Y - a[:, :1] - lt[:, 0][None, :]  # tau on Omega_1, first-stage residual on Omega_0
+        est = float(np.sum(v1 * resid))
+        if not want_se:
+            return est, np.nan
+        av, lv = a[:, 1], lt[:, 1]
+        i1 = np.nonzero(omega1)
+        tau = resid[i1]
+        tau_bar = _tau_bar(tau, gg[i1[0]], e[i1], CL[i1], W[i1], leaveout)
+        eps1 = np.zeros(P.shape)
+        eps1[i1] = tau - tau_bar
+        contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
+        sc = np.bincount(CL[P], weights=contrib[P])
+        return est, float(np.sqrt(max(float(sc @ sc), 0.0)))
+
+    def stats(G: np.ndarray, se: bool = False):
+        G = np.atleast_2d(np.asarray(G, float))
+        res = np.array([one(row, se) for row in G]).reshape(-1, 2)
+        return (res[:, 0], res[:, 1]) if se else res[:, 0]
+
+    return _one_blas_thread(stats)
+
+
+def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
+    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
+    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
+    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means."""
+    span = 4.0 * (float(np.max(np.abs(e1))) + 1.0) if e1.size else 1.0
+    lev = np.unique(g1, return_inverse=True)[1].ravel().astype(float)
+
+    def cells(a, b):  # cell ids of the pairs (a = integer code, b = event time): one sort
+        return np.unique(a * span + b, return_inverse=True)[1].ravel()
+
+    def in_sample():
+        k = cells(lev, e1)
+        return (np.bincount(k, weights=w1**2 * tau) / np.bincount(k, weights=w1**2))[k]
+
+    if not leaveout:
+        return in_sample()
+    n1 = tau.size
+    out = np.full(n1, np.nan)
+    pending = np.ones(n1, dtype=bool)
+    zeros = np.zeros(n1)
+    c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
+    for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
+        if not pending.any():
+            break
+        k = cells(a, b)
+        kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
+        n_kc = np.bincount(kc, weights=w1)
+        t_kc = np.bincount(kc, weights=w1 * tau)
+        k_of = np.zeros(n_kc.size, dtype=np.int64)
+        k_of[kc] = k
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        s2 = np.bincount(k_of, weights=n_kc**2)
+        ok = pending & (np.bincount(k_of)[k] > 1)
+        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / (s2[k[ok]] - n_kc[kc[ok]] ** 2)
+        pending &= ~ok
+    if pending.any():
+        out[pending] = in_sample()[pending]
+    return out
+
+
+def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
+                 weights: str | None, cluster: str | None, anticipation: int, leads: int | None,
+                 kind: str) -> Callable[[np.ndarray], float]:
+    """``stat(cohort per unit of cohort_units) -> float``: BJS test 1 of the imputation estimator
+    (``imputation._pretrend``: lead dummies ``1{t − G_i = e}``, ``e = ref, ref−1, …``, on the draw's
+    untreated rows with unit and period effects, fixest CR1 by ``cluster``) — the Wald statistic
+    (``kind="wald"``) or the sum of squared lead t statistics (``"t2sum"``). The two-way effects are
+    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
+    the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
+    the residual sums per cluster x unit and cluster x period)."""
+    from evalkit.estimators._fe import independent_columns, nested_in, small_sample, sym_inv, wald_test
+
+    units = cohort_units
+    periods = np.sort(pd.unique(frame[time].to_numpy(float)))
+    Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
+    CL = np.full(P.shape, -1, dtype=np.int64)
+    CL[units.get_indexer(frame[unit]), pd.Index(periods).get_indexer(frame[time])] = \
+        pd.factorize(frame[cluster or unit])[0]
+    ref = -1 - int(anticipation)
+
+    def stat(cohorts: np.ndarray) -> float:
+        gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
+        om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
+        e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
+        tu = np.broadcast_to(np.isfinite(gg)[:, None], P.shape)
+        avail = np.unique(e[om0 & tu & (e <= ref)])[::-1]
+        has_never = bool((om0 & ~tu).any())
+        n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
+        lead_vals = avail[:n_leads]
+        if lead_vals.size == 0:
+            return np.nan
+        M = np.where(om0, W, 0.0)
+        n_i, m_t = M.sum(axis=1), M.sum(axis=0)
+        ok_u, ok_t = n_i > 0, m_t > 0
+        C = M[np.ix_(ok_u, ok_t)]
+        n, m = n_i[ok_u], m_t[ok_t]
+        Cn = C / n[:, None]
+        L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
+        k = lead_vals.size
+        # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw)
+        ci, ct = np.nonzero(om0 & tu & (e <= lead_vals[0]) & (e >= lead_vals[-1]))
+        cj = pd.Index(lead_vals).get_indexer(e[ci, ct])
+        sel = cj >= 0
+        ci, ct, cj = ci[sel], ct[sel], cj[sel]
+        cw = W[ci, ct]
+        nu, nt = P.shape
+        # right-hand sides of the two-way normal equations: y, then each lead dummy
+        ra = np.zeros((nu, k + 1))
+        rl = np.zeros((nt, k + 1))
+        MY = M * Y
+        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
+        np.add.at(ra, (ci, cj + 1), cw)
+        np.add.at(rl, (ct, cj + 1), cw)
+        ra, rl = ra[ok_u], rl[ok_t]
+        lam = np.zeros((m.size, k + 1))
+        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+        a = np.zeros((nu, k + 1))
+        a[ok_u] = (ra - C @ lam) / n[:, None]
+        lt = np.zeros((nt, k + 1))
+        lt[ok_t] = lam
+        yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
+        fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
+        # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
+        # sums over the lead cells only
+        Sj = sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size))
+        wsum = np.bincount(cj, weights=cw, minlength=k)
+        XtX_all = np.diag(wsum) - Sj @ fx
+        XtX_all = (XtX_all + XtX_all.T) / 2
+        keep = np.zeros(k, dtype=bool)
+        okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
+        keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
+        if not keep.any():
+            return np.nan
+        kk = np.flatnonzero(keep)
+        bread = sym_inv(XtX_all[np.ix_(kk, kk)])
+        b = bread @ (Sj @ yw[ci, ct])[kk]
+        # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
+        bb = np.zeros(k)
+        bb[kk] = b
+        u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
+        u[ci, ct] -= bb[cj]
+        u = np.where(om0, u, 0.0)
+        cl_grid = np.where(om0, CL, -1)
+        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
+        G = clv.size
+        cl = np.full(P.shape, -1, dtype=np.int64)
+        cl[om0] = cl_codes.ravel()
+        wu = np.where(om0, W * u, 0.0)
+        # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
+        rows_o, cols_o = np.nonzero(om0)
+        U1 = sp.csr_matrix((wu[om0], (cl[om0], rows_o)), shape=(G, nu))
+        U2 = sp.csr_matrix((wu[om0], (cl[om0], cols_o)), shape=(G, nt))
+        direct = np.zeros((G, k))
+        np.add.at(direct, (cl[ci, ct], cj), cw * u[ci, ct])
+        sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
+        uc, tc = rows_o, cols_o
+        clc = cl[om0]
+        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], clc)),
+              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], clc))]
+        lv.sort(key=lambda x: -x[0])
+        factor, _, _ = small_sample(int(om0.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
+                                    fe_nested=[x[1] for x in lv], n_clusters=G)
+        V = factor * bread @ (sc.T @ sc) @ bread
+        V = (V + V.T) / 2
+        if kind == "wald":
+            w = wald_test(b, V)
+            return float(w["stat"]) if w["df"] == b.size else np.nan  # singular: as pretrend._rank_deficient
+        se = np.sqrt(np.diag(V))
+        okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
+        return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
+
+    return _one_blas_thread(stat)
+
+
+__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]
