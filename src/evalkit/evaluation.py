@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit import __version__
+from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
@@ -49,7 +50,6 @@ from evalkit.evaluation_steps import (
     small_sample_headline_se,
     small_sample_pretrend,
 )
-from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
 from evalkit.panel import build_panel
