@@ -197,3 +197,30 @@ def test_event_study_chart_follows_an_imputation_headline():
     assert ev.event_study()[0] == "imputation"
     ev.params = p.model_copy(update={"headline": "cs"})
     assert ev.event_study()[0] == "cs" and ev.event_study()[1]["band_low"].notna().any()
+
+
+def test_headline_numbers_carry_estimand_horizon_and_rule():
+    from evalkit.estimand import HEADLINE_ESTIMAND
+    from evalkit.headline_choice import HeadlineChoice
+    from evalkit.results import EstimationResult
+
+    panel = _panel(6, 9)
+    p = _params(event_window=[-6, 18]).model_copy(update={"headline": "imputation"})
+    row = {"kind": "overall", "term": "ATT", "estimate": -3.0, "std_error": 1.0, "ci_low": -5.0, "ci_high": -1.0,
+           "p_value": 0.003}
+    r = EstimationResult("imputation", Y, pd.DataFrame([row]),
+                         {"baseline_mean": 30.0, "estimand": HEADLINE_ESTIMAND, "sample": {"n_treated": 6,
+                                                                                           "n_control": 9}})
+    choice = HeadlineChoice("imputation", "small_design", {"n_treated": 6, "n_control": 9})
+    ev = Evaluation(params=p, panel=panel, results={Y: {"imputation": r}}, failures={},
+                    facts=WarehouseFacts(path="w.duckdb", synthetic=False, quarantined=0, rows={}),
+                    headline_choice=choice)
+    h = ev.headline()
+    assert (h["estimand"], h["horizon"], h["headline_rule"]) == (HEADLINE_ESTIMAND, [0, 18], "small_design")
+    d = ev.to_dict()
+    assert d["headline_choice"] == {"estimator": "imputation", "rule": "small_design",
+                                    "facts": {"n_treated": 6, "n_control": 9}}
+    assert d["headline"][Y]["headline_rule"] == "small_design"
+    # a headline on another estimand keeps its own key and says no months 0..H
+    r.meta["estimand"] = "twfe_static_coefficient"
+    assert (ev.headline()["estimand"], ev.headline()["horizon"]) == ("twfe_static_coefficient", None)
