@@ -19,7 +19,8 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
 ``design``            ``staggered`` (→ notebook ``evaluate_reform``) or ``single_station``
                       (→ notebook ``pilot_station``); the older ``notebook`` key still works.
 ``inference``         list of ``wild_bootstrap`` (wild cluster bootstrap p-value/CI for TWFE) and
-                      ``randomization`` (randomization-inference p-value and placebo chart).
+                      ``randomization`` (randomization-inference p-value of the headline estimator
+                      and placebo chart).
 ``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
 ``wild_draws``        wild bootstrap draws (default 999).
 ``ri_draws``          randomization-inference draws (default 199); also the permutations of Romano–Wolf.
