@@ -28,8 +28,8 @@ from evalkit.sensitivity_run import reason
 CS_BOOTSTRAP_DEFAULT = 499  # CS multiplier-bootstrap variant when params.bootstrap == 0
 JACKKNIFE_MAX_TREATED = 100  # headline_se "auto": jackknife a CS / imputation headline below this many adopters
 # headline_se "auto" jackknifes these headline estimators (their analytic SEs are unreliable with few adopters:
-# CS's influence function misses small cohorts' treated-side variance, imputation's is conservative/liberal
-# depending on the cohorts — the delete-one-station jackknife is the same rule for both)
+# CS's influence function misses small cohorts' treated-side variance, imputation's BJS variance leans on
+# many adopters per cohort — one rule, the delete-one-station jackknife, for both)
 JACKKNIFE_ESTIMATORS = ("cs", "imputation")
 # the CS multiplier bootstrap resamples clusters: with fewer than this many it is far too narrow (6 county
 # clusters gave an interval 10x narrower than the analytic one) and is not shown as a robustness row

@@ -25,7 +25,7 @@ When the preferred estimator is not among ``params.estimators`` the rule keeps i
 headline is the best-ranked estimator that is (``default_headline``), so the choice never runs an
 estimator that was not asked for.
 
-Why these thresholds (a quick check, ``docs/briefs.md`` § Headline choice): on simulated station
+Why these thresholds (a quick check, ``benchmarks/mc_headline_choice.py``; table in ``docs/briefs.md`` § Headline choice): on simulated station
 panels (negative-binomial counts around 30 a month, station levels, seasonality, a 2020-like
 shock, AR(1) deviations, 72 months, adoption in months 30–55; 100 panels per cell) a −10 %
 effect was detected (p < 0.05, analytic SEs) by CS / imputation in 11 % / 35 % of the panels with
