@@ -9,6 +9,8 @@ import pytest
 
 import evalkit
 from evalkit.brief_text import estimates_table, headline_text, multiple_table, sensitivity_sentences
+from evalkit.estimand import HEADLINE_ESTIMAND
+from evalkit.i18n import estimator_label
 from evalkit.params import validate_params
 from evalkit.sensitivity_run import SENS_MBAR
 from evalkit.verdict import VERDICT_CODES as VERDICTS
@@ -43,6 +45,7 @@ def test_robustness_table_has_control_and_inference_variants(ev):
     assert rob["cs_mboot"].meta.get("bootstrap") or "bootstrap" in str(rob["cs_mboot"].meta.get("se_type", ""))
     assert rob["twfe_wild"].estimator == "twfe_wild" and 0 < rob["twfe_wild"].overall["p_value"] <= 1
     assert rob["ri"].tables["placebo"]["estimate"].notna().sum() > 100
+    assert rob["ri"].meta["statistic"] == ev.params.headline  # randomization inference tests the headline
     assert not any(ev.robustness_failures.values())
 
 
@@ -69,7 +72,7 @@ def test_headline_is_numbers_and_the_words_come_from_i18n(ev):
     assert set(h) >= {"estimate", "ci_low", "ci_high", "p_value", "pct", "verdict", "verdict_reason", "n_treated"}
     assert not any(isinstance(v, str) and " " in v for v in h.values()), "no sentences in the numbers"
     text = headline_text(ev)
-    assert "Callaway–Sant'Anna" in text["sentence"] and "%" in text["sentence"]
+    assert estimator_label(ev.params.headline, "en") in text["sentence"] and "%" in text["sentence"]
     assert text["verdict_label"] in ("Strong evidence", "Limited evidence", "No clear effect", "Pre-trends doubtful")
     assert "naive_sentence" in text and "year-on-year" in text["naive_sentence"]
 
@@ -101,6 +104,10 @@ def test_results_json_has_the_new_sections(ev, tmp_path):
     assert "cs_notyet" in data["robustness"]["incidents_fight"]
     assert data["sensitivity"]["sd"] and data["multiple_testing"]
     assert "cs_notyet" not in data["results"]["incidents_fight"]  # batch summaries read "results" only
+    assert data["headline_choice"] == {"estimator": "imputation", "rule": "small_design",
+                                       "facts": ev.headline_choice.facts}
+    assert data["params"]["headline"] == "imputation"  # the concrete estimator, never "auto"
+    assert data["headline"]["incidents_fight"]["headline_rule"] == "small_design"
 
 
 def test_placebo_reform_is_not_strong(demo_warehouse):
@@ -125,8 +132,24 @@ def test_single_station_design_skips_the_extras(demo_warehouse):
     assert ev.headline()["verdict"] in VERDICTS
 
 
+def test_headline_chosen_for_the_design(ev):
+    """The urban two-teams design is small (fewer than 40 adopters): imputation is the headline."""
+    c = ev.headline_choice
+    assert (c.estimator, c.rule) == ("imputation", "small_design") and ev.params.headline == "imputation"
+    assert c.facts["n_treated"] < 40 and (c.facts["n_treated"], c.facts["n_control"]) == ev.n_units()
+    h = ev.headline()
+    assert (h["estimator"], h["headline_rule"], h["estimand"]) == ("imputation", "small_design",
+                                                                   ev.result().meta["estimand"])
+    # months 0..H of the headline estimand when the fit says it estimates it (evalkit.estimand), else its own
+    assert h["horizon"] == ([0, 24] if h["estimand"] == HEADLINE_ESTIMAND else ev.result().meta.get("horizon"))
+    forced = evalkit.evaluate(ev.params.model_copy(update={
+        "headline": "cs", "outcomes": ["incidents_fight"], "estimators": ["cs", "imputation"], "inference": [],
+        "sensitivity": False, "headline_se": "analytic", "pretrend_test": "chi2"}))
+    assert (forced.headline_choice.rule, forced.params.headline, forced.headline()["estimator"]) == ("user", "cs", "cs")
+
+
 def test_small_designs_get_permutation_pretrend_and_jackknife_se(ev):
-    r = ev.result("incidents_fight", "cs")
+    r = ev.result("incidents_fight", ev.params.headline)
     pt = r.meta["pretrend"]
     assert pt["method"] == "permutation" and pt["draws"] > 150 and pt["p_value"] == pt["p_permutation"]
     assert 0 < pt["p_chi2"] <= 1 and ev.pretrend_p("incidents_fight") == pt["p_value"]

@@ -27,10 +27,13 @@ FULL = {"n_treated": 20, "n_control": 40}  # above every floor
         (0.01, None, False, "limited", "capped", ("no_pretrend", "fragile")),
         # rule 3a: significant but not robust to moderate trend deviations (the only requirement missed)
         (0.01, 0.40, False, "limited", "limited_fragile", ("fragile",)),
-        # rule 3b: significant at 10% only (sensitivity does not matter)
-        (0.07, 0.40, None, "limited", "limited", ()),
-        (0.07, 0.40, True, "limited", "limited", ()),
-        (0.07, 0.40, False, "limited", "limited", ()),
+        # calibrated: significant at 10% only is no evidence (the old α ≤ p < 2α "limited" band doubled
+        # the no-effect rate), whatever the sensitivity analysis says
+        (0.07, 0.40, None, "no_effect", "no_effect", ()),
+        (0.07, 0.40, True, "no_effect", "no_effect", ()),
+        (0.07, 0.40, False, "no_effect", "no_effect", ()),
+        (0.05, 0.40, True, "no_effect", "no_effect", ()),  # p == α is not significant
+        (0.0499, 0.40, True, "strong", "strong_robust", ()),
         # rule 4: no effect
         (0.30, 0.40, None, "no_effect", "no_effect", ()),
         (0.30, 0.40, False, "no_effect", "no_effect", ()),
@@ -51,8 +54,9 @@ def test_rules(p, pre, robust, code, reason, caps):
 
 
 def test_alpha_is_respected():
-    assert decide(0.015, 0.5, alpha=0.01, robust=True, **FULL).code == "limited"  # 0.01 <= p < 0.02
+    assert decide(0.015, 0.5, alpha=0.01, robust=True, **FULL).code == "no_effect"  # 0.01 <= p < 0.02
     assert decide(0.02, 0.5, alpha=0.01, robust=True, **FULL).code == "no_effect"
+    assert decide(0.005, 0.5, alpha=0.01, **FULL).code == "limited"  # significant, no sensitivity: capped
     assert decide(0.005, 0.5, alpha=0.01, robust=True, **FULL).code == "strong"
     assert decide(0.5, 0.02, alpha=0.01).code == "no_effect"  # pre-trend p above alpha = 0.01
     assert decide(0.5, 0.005, alpha=0.01).code == "pretrend_doubtful"
@@ -80,3 +84,16 @@ def test_every_cap_has_words():
         for c in CAPS:
             text = verdict_explanation("capped", lang, (c,), n_treated=0, n_control=1)
             assert text and "{" not in text
+
+
+def test_no_effect_rate_is_the_tests_own_rate():
+    """Under no effect the p-value is uniform: 证据充分 + 证据有限 together happen exactly when p < α,
+    whatever the other inputs (the calibration of docs/briefs.md § Verdict rules)."""
+    grid = [i / 1000 for i in range(1, 1000)]
+    for alpha in (0.01, 0.05, 0.10):
+        for robust in (True, False, None):
+            for pre in (0.5, None):
+                for n_t, n_c in ((20, 40), (1, 40), (20, 2)):
+                    evidence = [p for p in grid if decide(p, pre, alpha=alpha, robust=robust, n_treated=n_t,
+                                                          n_control=n_c).code in ("strong", "limited")]
+                    assert evidence == [p for p in grid if p < alpha]

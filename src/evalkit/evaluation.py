@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit import __version__
+from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
@@ -50,6 +51,7 @@ from evalkit.evaluation_steps import (
     small_sample_pretrend,
 )
 from evalkit.fileperm import public_mode
+from evalkit.headline_choice import HeadlineChoice, choose_headline
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -136,6 +138,9 @@ class Evaluation:
     multiple: pd.DataFrame | None = None  # adjusted p-values across outcomes
     multiple_error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # which estimator is the headline and by which rule (evalkit.headline_choice); ``params.headline``
+    # is that concrete estimator
+    headline_choice: HeadlineChoice | None = None
 
     # ----------------------------------------------------------------- facts
     @property
@@ -222,7 +227,9 @@ class Evaluation:
     def headline(self, outcome: str | None = None) -> dict[str, Any]:
         """Numbers of page 1: effect (level and percent; share outcomes in proportions), 95% CI, p,
         verdict code and reason, pre-trend test, sensitivity input, adopters / comparison stations,
-        and the naive year-on-year change when it was run."""
+        the headline estimand (``estimand``, ``horizon`` = [0, H]) and the rule that chose the
+        headline estimator (``headline_rule``, :mod:`evalkit.headline_choice`), and the naive
+        year-on-year change when it was run."""
         outcome = outcome or self.primary_outcome
         r = self.result(outcome)
         row = r.overall
@@ -238,12 +245,20 @@ class Evaluation:
             "share": self.is_share(outcome), "verdict": verdict.code, "verdict_reason": verdict.reason or verdict.code,
             "pretrend_p": verdict.pretrend_p, "pretrend": self.pretrend_info(outcome), "robust": verdict.robust,
             "n_treated": n_t, "n_control": n_c, "verdict_caps": list(verdict.caps), "disagree_with": disagree,
+            **self._estimand(r), "headline_rule": None if self.headline_choice is None else self.headline_choice.rule,
         }
         naive = self.results.get(outcome, {}).get("naive_yoy")
         if naive is not None:
             out["naive_estimate"] = float(naive.att)
             out["naive_pct"] = float(naive.meta["pct_change"])
         return out
+
+    def _estimand(self, r: EstimationResult) -> dict[str, Any]:
+        """``estimand`` (the headline result's ``meta["estimand"]``, else its spec's) and ``horizon``
+        ([0, H] when that is the headline estimand of :mod:`evalkit.estimand`, else the result's own)."""
+        estimand = r.meta.get("estimand") or (SPECS[r.estimator].estimand if r.estimator in SPECS else None)
+        hz = list(horizon(self.params.event_window)) if estimand == HEADLINE_ESTIMAND else r.meta.get("horizon")
+        return {"estimand": estimand, "horizon": hz}
 
     def planted_truth(self, outcome: str | None = None) -> float | None:
         """For synthetic demo data: the planted truth (percent) of the headline estimand on this
@@ -313,11 +328,12 @@ class Evaluation:
     def event_study(self, outcome: str | None = None) -> tuple[str, pd.DataFrame]:
         """(estimator name, event-time rows) for the event-study chart.
 
-        Prefers the Callaway–Sant'Anna multiplier-bootstrap run (pre and post periods, uniform
-        95% bands), then the first estimator with event-time rows.
+        With a Callaway–Sant'Anna headline, prefers its multiplier-bootstrap run (pre and post
+        periods, uniform 95% bands; not run with fewer than 12 clusters), then the headline's own
+        event study, then the first estimator with event-time rows.
         """
         outcome = outcome or self.primary_outcome
-        boot = self.robustness.get(outcome, {}).get("cs_mboot")
+        boot = self.robustness.get(outcome, {}).get("cs_mboot") if self.params.headline == "cs" else None
         if boot is not None and not boot.rows("event").empty and boot.rows("event")["band_low"].notna().any():
             return "cs", boot.event_study()
         for name in (self.params.headline, *EVENT_STUDY_SOURCES):
@@ -337,6 +353,7 @@ class Evaluation:
             "evalkit_version": __version__,
             "evaluation_id": self.params.evaluation_id,
             "params": self.params.model_dump(mode="json"),
+            "headline_choice": None if self.headline_choice is None else self.headline_choice.to_dict(),
             "synthetic": self.facts.synthetic,
             "panel": {"rows": int(len(self.panel)), "stations": int(self.panel["station_id"].nunique()),
                       "months": int(self.panel["period"].nunique())},
@@ -420,7 +437,10 @@ def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
 
 
 def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:
-    """Run one evaluation: build the panel from the warehouse (or use ``panel``) and every estimator.
+    """Run one evaluation: build the panel from the warehouse (or use ``panel``), choose the headline
+    estimator (:func:`evalkit.headline_choice.choose_headline`; ``ev.params`` is a copy of the params
+    with the concrete ``headline``, ``ev.headline_choice`` says which rule chose it) and run every
+    estimator.
 
     A failing secondary estimator is recorded in ``failures`` (and shown in the brief); a
     failing headline estimator raises :class:`EvaluationError`.
@@ -438,6 +458,8 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             f"no station in the selected region adopted reform {p.reform!r} ({p.reform_info.zh}) — check the "
             f"region filter {p.region.as_filter()} and the reforms table"
         )
+    choice = choose_headline(panel, p)
+    p = p.model_copy(update={"headline": choice.estimator})
     results: dict[str, dict[str, EstimationResult]] = {}
     failures: dict[str, dict[str, str]] = {}
     for outcome in p.outcomes:
@@ -455,7 +477,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
                     raise EvaluationError(
                         f"headline estimator {name} failed on {outcome}: {exc}\n{traceback.format_exc()}"
                     ) from exc
-    ev = Evaluation(p, panel, results, failures, facts)
+    ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice)
     ev.timings["estimators"] = time.perf_counter() - t0
     if p.design == "staggered":
         _staggered_extras(ev)

@@ -26,7 +26,14 @@ from evalkit.results import EstimationResult
 from evalkit.sensitivity_run import reason
 
 CS_BOOTSTRAP_DEFAULT = 499  # CS multiplier-bootstrap variant when params.bootstrap == 0
-JACKKNIFE_MAX_TREATED = 100  # headline_se "auto": jackknife the CS headline below this many adopters
+JACKKNIFE_MAX_TREATED = 100  # headline_se "auto": jackknife a CS / imputation headline below this many adopters
+# headline_se "auto" jackknifes these headline estimators (their analytic SEs are unreliable with few adopters:
+# CS's influence function misses small cohorts' treated-side variance, imputation's BJS variance leans on
+# many adopters per cohort — one rule, the delete-one-station jackknife, for both)
+JACKKNIFE_ESTIMATORS = ("cs", "imputation")
+# the CS multiplier bootstrap resamples clusters: with fewer than this many it is far too narrow (6 county
+# clusters gave an interval 10x narrower than the analytic one) and is not shown as a robustness row
+MBOOT_MIN_CLUSTERS = 12
 # which rows of the robustness table each variant belongs to
 VARIANT_KINDS = {"cs_never": "control", "cs_notyet": "control",
                  "cs_mboot": "inference", "twfe_wild": "inference", "ri": "inference"}
@@ -101,7 +108,8 @@ def n_treated_units(panel: pd.DataFrame) -> int:
 
 def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                              res: dict[str, EstimationResult]) -> None:
-    """Jackknife the headline estimate's SE when the analytic one is unreliable.
+    """Jackknife the headline estimate's SE when the analytic one is unreliable (``headline_se: auto``:
+    a Callaway–Sant'Anna or imputation headline with fewer than :data:`JACKKNIFE_MAX_TREATED` adopters).
 
     ``evalkit.inference.jackknife(result)`` refits on the headline fit's own sample; ``res[headline]``
     is replaced by a copy with the :class:`~evalkit.inference.results.JackknifeResult` attached and,
@@ -115,7 +123,8 @@ def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationPar
     r = res.get(p.headline)
     if r is None or p.headline_se == "analytic":
         return
-    if p.headline_se == "auto" and not (p.headline == "cs" and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
+    if p.headline_se == "auto" and not (p.headline in JACKKNIFE_ESTIMATORS
+                                        and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
         return
     cluster = None if p.cluster == "station_id" else p.cluster
     try:
@@ -152,7 +161,13 @@ def _copy(r: EstimationResult) -> EstimationResult:
 
 def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                         done: dict[str, EstimationResult]) -> tuple[dict[str, EstimationResult], dict[str, str]]:
-    """Control-group and inference variants for one outcome (each wrapped; failures recorded)."""
+    """Control-group and inference variants for one outcome (each wrapped; failures recorded).
+
+    Randomization inference tests the headline estimator (its own options from the params). The CS
+    multiplier bootstrap needs clusters to resample: with fewer than :data:`MBOOT_MIN_CLUSTERS`
+    (stations, or counties / cities when the params cluster by them) it is not run and
+    ``fails["cs_mboot"]`` says why (the event-study chart then uses the headline's own event study).
+    """
     lo, hi = p.event_window
     cs_kw = {"cluster": p.cluster, "alpha": p.alpha, "trim_e": (lo, hi), "aggregations": ("simple",)}
     boot = p.bootstrap or CS_BOOTSTRAP_DEFAULT
@@ -168,8 +183,16 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
     jobs["cs_never"] = cs("never", 0)
     jobs["cs_notyet"] = cs("notyet", 0)
     # the bootstrap variant also gives the event study with simultaneous (uniform) bands for the chart
-    jobs["cs_mboot"] = lambda: get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot, seed=p.seed,
-                                                   **(cs_kw | {"aggregations": ("simple", "dynamic")}))
+    n_clusters = n_cluster_values(panel, outcome, p.cluster)
+    if n_clusters < MBOOT_MIN_CLUSTERS:
+        few = (f"only {n_clusters} {'stations' if p.cluster == 'station_id' else p.cluster + ' clusters'}: the "
+               f"multiplier bootstrap needs at least {MBOOT_MIN_CLUSTERS} clusters to resample (with fewer its "
+               "interval is far too narrow), so it is not used")
+        jobs["cs_mboot"] = lambda: _raise(few)
+    else:
+        jobs["cs_mboot"] = lambda: get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot,
+                                                       seed=p.seed,
+                                                       **(cs_kw | {"aggregations": ("simple", "dynamic")}))
     if "wild_bootstrap" in p.inference:
         from evalkit.inference.wild import wild_bootstrap
 
@@ -178,9 +201,9 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
     if "randomization" in p.inference:
         from evalkit.inference.randomization import randomization_inference
 
-        jobs["ri"] = lambda: randomization_inference(panel, outcome, estimator="twfe", scheme="permute",
+        jobs["ri"] = lambda: randomization_inference(panel, outcome, estimator=p.headline, scheme="permute",
                                                      draws=p.ri_draws, seed=p.seed, cluster=p.cluster,
-                                                     alpha=p.alpha)
+                                                     alpha=p.alpha, **ri_options(p))
     out: dict[str, EstimationResult] = {}
     fails: dict[str, str] = {}
     for key, job in jobs.items():
@@ -189,6 +212,33 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
         except Exception as exc:  # noqa: BLE001 - recorded, shown under the table
             fails[key] = reason(exc)
     return out, fails
+
+
+class StepSkipped(RuntimeError):
+    """A robustness step that is not run on this design (the message says why)."""
+
+
+def _raise(why: str) -> Any:
+    raise StepSkipped(why)
+
+
+def n_cluster_values(panel: pd.DataFrame, outcome: str, cluster: str) -> int:
+    """Clusters (distinct ``cluster`` values) among the stations with an observed ``outcome``."""
+    rows = panel[panel[outcome].notna()] if outcome in panel.columns else panel
+    col = cluster if cluster in rows.columns else "station_id"
+    return int(rows[col].nunique())
+
+
+def ri_options(p: EvaluationParams) -> dict[str, Any]:
+    """The headline estimator's options for randomization inference: its params options (so every
+    draw estimates the headline's estimand) without those ``randomization_inference`` takes itself
+    (``cluster``, ``alpha``), its bootstrap and its own pre-trend test (not needed per draw); CS
+    computes only the "simple" aggregation."""
+    opts = {k: v for k, v in estimator_options(p.headline, p).items()
+            if k not in ("cluster", "alpha", "bootstrap", "seed", "pretrend_leads")}
+    if p.headline == "cs":
+        opts["aggregations"] = ("simple",)
+    return opts
 
 
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
@@ -225,6 +275,7 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
     return out, None
 
 
-__all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_MAX_TREATED", "PRETREND_SOURCES", "VARIANT_KINDS",
-           "estimator_options", "multiple_testing", "n_treated_units", "pretrend_source", "robustness_variants",
+__all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
+           "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
+           "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
            "small_sample_headline_se", "small_sample_pretrend"]

@@ -19,7 +19,8 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
 ``design``            ``staggered`` (→ notebook ``evaluate_reform``) or ``single_station``
                       (→ notebook ``pilot_station``); the older ``notebook`` key still works.
 ``inference``         list of ``wild_bootstrap`` (wild cluster bootstrap p-value/CI for TWFE) and
-                      ``randomization`` (randomization-inference p-value and placebo chart).
+                      ``randomization`` (randomization-inference p-value of the headline estimator
+                      and placebo chart).
 ``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
 ``wild_draws``        wild bootstrap draws (default 999).
 ``ri_draws``          randomization-inference draws (default 199); also the permutations of Romano–Wolf.
@@ -28,6 +29,9 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
                       there is more than one outcome).
 ``bootstrap``         Callaway–Sant'Anna multiplier-bootstrap draws; 0 (default) keeps analytic
                       clustered SEs for the CS row and adds a 499-draw bootstrap variant row.
+``headline``          ``auto`` (default): the headline estimator is chosen for the design when the
+                      evaluation runs (:mod:`evalkit.headline_choice`, rules in ``docs/briefs.md``
+                      § Headline choice); a named estimator (one of ``estimators``) is used as given.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evalkit.estimators.specs import SPECS, default_estimators, default_headline
+from evalkit.estimators.specs import SPECS, default_estimators
 from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
 
 # estimator names, defaults and the headline preference come from the estimator specs
@@ -130,7 +134,9 @@ class EvaluationParams(BaseModel):
     exclude_reforms: list[str] = Field(default_factory=list)
     window: Window = Field(default_factory=Window)
     estimators: list[str] | None = None  # default depends on the notebook (see DEFAULT_ESTIMATORS)
-    headline: str | None = None
+    # "auto": chosen for the design by evalkit.headline_choice when the evaluation runs; a named
+    # estimator (one of ``estimators``) is used as given
+    headline: str | None = "auto"
     control: Literal["never", "notyet"] = "never"
     cluster: Literal["station_id", "county", "city"] = "station_id"
     event_window: tuple[SInt, SInt] = (-12, 24)
@@ -235,9 +241,9 @@ class EvaluationParams(BaseModel):
             self.multiple_testing = len(self.outcomes) > 1
         if self.estimators is None:
             self.estimators = list(PILOT_ESTIMATORS if self.notebook == "pilot_station" else DEFAULT_ESTIMATORS)
-        if self.headline is None:
-            self.headline = default_headline(self.estimators)
-        elif self.headline not in self.estimators:
+        if self.headline is None:  # the notebooks' parameters cell says None: the same as "auto"
+            self.headline = "auto"
+        if self.headline != "auto" and self.headline not in self.estimators:
             raise ValueError(f"headline estimator {self.headline!r} is not in estimators {self.estimators}")
         return self
 

@@ -18,8 +18,19 @@ Rules, applied in order:
    disjoint from the headline's. A significant estimate that misses a requirement is *capped* at
    ``limited``; ``Verdict.caps`` lists every requirement missed (in :data:`CAPS` order) and
    ``Verdict.reason`` is the first.
-3. ``limited`` (证据有限) — capped as above, or significant at 2α only (α ≤ p < 2α).
-4. ``no_effect`` (未见明显效果) — otherwise: the data are compatible with no effect.
+3. ``limited`` (证据有限) — significant (p < α) but capped as above.
+4. ``no_effect`` (未见明显效果) — otherwise (p ≥ α, or no p-value): the data are compatible with
+   no effect.
+
+Calibration: 证据充分 and 证据有限 both require p < α, so under no effect the two together happen
+at most at the headline test's own rate (α when its p-value is valid — hence the jackknife SE and
+the permutation pre-trend test in small designs); the pre-trend test can only move a significant
+estimate to ``pretrend_doubtful``, never add one. An earlier ``limited`` band for α ≤ p < 2α
+doubled the no-effect rate (an independent Monte Carlo found 7–12.5 % instead of 5 %) and is gone.
+
+Keys: every code of :data:`VERDICT_CODES`, every reason of :data:`REASONS` and every cap of
+:data:`CAPS` has zh/en words in :mod:`evalkit.i18n` (the brief renders every cap key, with a
+fallback for an unknown one).
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ from dataclasses import dataclass
 # the five verdicts (codes); their zh/en labels and explanations are in :mod:`evalkit.i18n`
 # (``verdict_label``, ``verdict_explanation``, ``verdict_cap``)
 VERDICT_CODES = ("strong", "limited", "no_effect", "pretrend_doubtful", "no_data")
+# "limited" (the old α ≤ p < 2α band) is kept as a key so results.json files written before the
+# calibration still render; decide() no longer returns it
 REASONS = ("strong_robust", "limited", "limited_fragile", "no_effect", "pretrend_doubtful", "no_data", "capped")
 
 # Floors (see docs/briefs.md): below them a significant estimate is at most "limited".
@@ -104,8 +117,6 @@ def decide(p_value: float | None, pretrend_p: float | None = None, *, alpha: flo
             if caps == ["fragile"]:
                 return Verdict("limited", p_value, pre, robust, "limited_fragile", ("fragile",))
             return Verdict("limited", p_value, pre, robust, "capped", tuple(caps))
-        if p_value < 2 * alpha:
-            return Verdict("limited", p_value, pre, robust, "limited")
     return Verdict("no_effect", p_value, pre, robust, "no_effect")
 
 
