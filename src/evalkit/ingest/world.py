@@ -11,7 +11,10 @@ from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import SUPPORTED
 from evalkit.warehouse import transaction
 
-ORDER = ("stations", "reforms", "incidents", "disputes")
+from evalkit.schema import REPORT_TABLES
+
+# the monthly report tables (prevention index) are optional: a world without them loads as before
+ORDER = ("stations", "reforms", "incidents", "disputes", *REPORT_TABLES)
 
 
 def _files_for(root: Path, table: str) -> list[Path]:
