@@ -9,9 +9,8 @@ from evalkit.ingest.core import ingest
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import SUPPORTED
-from evalkit.warehouse import transaction
-
 from evalkit.schema import REPORT_TABLES
+from evalkit.warehouse import transaction
 
 # the monthly report tables (prevention index) are optional: a world without them loads as before
 ORDER = ("stations", "reforms", "incidents", "disputes", *REPORT_TABLES)
