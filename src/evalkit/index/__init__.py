@@ -4,7 +4,12 @@ See ``docs/prevention-index.md``.
 """
 
 from evalkit.index.compute import compute_index, table_name
-from evalkit.index.definition import IndexDefinition, IndexDefinitionError, load_definition, validate_definition
+from evalkit.index.definition import (
+           IndexDefinition,
+           IndexDefinitionError,
+           load_definition,
+           validate_definition,
+)
 
 __all__ = ["IndexDefinition", "IndexDefinitionError", "compute_index", "load_definition", "table_name",
            "validate_definition"]
