@@ -9,8 +9,9 @@ demo world's other tables and numbers are exactly those of a world without them.
 - reform effects from adoption on (``REFORM_EFFECTS``): 一村一辅警 (village_auxiliary) visits × 1.3
   and hazards found × 1.25; 两队一室 (two_teams_one_room) clearance + 8 points; 便民服务升级
   (service_hall) satisfaction + 4 points;
-- one abnormal station-month (``PLANTED_ALERT``): complaints × 6 (at least 6) at the station at
-  position ``station`` of the register in month ``month`` (skipped when ``plant_alert=False``).
+- one abnormal station-month (``PLANTED_ALERT``): households visited × 0.25 (走访 collapses) at the
+  station at position ``station`` of the register, ``month_from_end`` months before the end
+  (skipped when ``plant_alert=False``; every other number is the same either way).
 
 Written as CSV with the Chinese headers of :mod:`evalkit.schema` (Parquet for the national
 world), plus ``index_truth.json`` naming the planted effects and the abnormal station-month.
@@ -34,7 +35,7 @@ REFORM_EFFECTS = {
     "two_teams_one_room": {"clearance_points": 8.0},
     "service_hall": {"satisfaction_points": 4.0},
 }
-PLANTED_ALERT = {"indicator_table": "complaints", "column": "complaints", "factor": 6.0, "station": 7,
+PLANTED_ALERT = {"table": "visits", "column": "households_visited", "factor": 0.25, "station": 7,
                  "month_from_end": 18}
 
 
@@ -60,7 +61,7 @@ def draw_tables(w: World, *, plant_alert: bool = True) -> tuple[dict[str, pd.Dat
     p_clear = np.clip(0.45 + 0.06 * q + 0.01 * REFORM_EFFECTS["two_teams_one_room"]["clearance_points"] * two,
                       0.05, 0.95)
     solved = rng.binomial(opened, p_clear)
-    loss = np.round(opened * rng.lognormal(8.0, 0.8, (S, T)), 2)
+    loss = np.round(opened * rng.lognormal(8.0, 0.3, (S, T)), 2)
     visits = rng.poisson(40.0 * pop * (1 - 0.3 * sf) * (1 + 0.3 * vil))
     found = rng.poisson(4.0 * pop * (1 + 0.25 * vil))
     resolved = rng.binomial(found, np.clip(0.75 + 0.05 * q, 0.3, 0.99))
@@ -71,11 +72,12 @@ def draw_tables(w: World, *, plant_alert: bool = True) -> tuple[dict[str, pd.Dat
     satisfied = rng.binomial(surveyed, p_sat)
     complaints = rng.poisson(np.broadcast_to(0.02 * officers, (S, T)))
     truth: dict = {"reform_effects": REFORM_EFFECTS, "alert": None}
-    if plant_alert:
+    if plant_alert:  # drawn above either way: the world without the alert differs in this one cell only
         s, t = PLANTED_ALERT["station"] % S, T - PLANTED_ALERT["month_from_end"]
-        complaints[s, t] = max(6, int(round(complaints[s, t] * PLANTED_ALERT["factor"])))
-        truth["alert"] = {"station_id": str(w.stations["station_id"].iloc[s]), "table": "complaints",
-                          "column": "complaints", "month": period_start(int(w.periods[t])).strftime("%Y-%m")}
+        visits[s, t] = int(round(visits[s, t] * PLANTED_ALERT["factor"]))
+        truth["alert"] = {"station_id": str(w.stations["station_id"].iloc[s]), "table": "visits",
+                          "column": "households_visited",
+                          "month": period_start(int(w.periods[t])).strftime("%Y-%m")}
     upheld = rng.binomial(complaints, 0.3)
 
     ids = np.repeat(w.stations["station_id"].to_numpy(), T)
