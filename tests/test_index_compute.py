@@ -160,3 +160,23 @@ def test_shipped_definition_validates():
     d = load_definition(Path(__file__).parents[1] / "params" / "index" / "prevention_index.yaml")
     assert [c.label.zh for c in d.capabilities] == ["防警情", "防案件", "防风险", "防事故", "防执法问题", "防违法违纪",
                                                     "共建共治共享"]
+
+
+def test_cli_compute_and_alerts(wh, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from evalkit.cli import app
+
+    f = tmp_path / "tiny.yaml"
+    f.write_text(yaml.safe_dump(DEFN, allow_unicode=True), encoding="utf-8")
+    r = CliRunner().invoke(app, ["index", "compute", str(f), "--period", "year", "--region", "county=某县",
+                                 "--warehouse", str(wh), "--out", str(tmp_path / "y.parquet")])
+    assert r.exit_code == 0, r.output
+    rows = duckdb.sql(f"SELECT station_id, period FROM '{tmp_path / 'y.parquet'}' ORDER BY 1").fetchall()
+    assert rows == [("003", "2024"), ("004", "2024")]
+    r = CliRunner().invoke(app, ["index", "compute", str(f), "--region", "town=x", "--warehouse", str(wh)])
+    assert r.exit_code == 2 and "--region 'town=x'" in r.output
+    # two months of history: nothing can be tested, no alert
+    r = CliRunner().invoke(app, ["index", "alerts", str(f), "--warehouse", str(wh)])
+    assert r.exit_code == 0 and "0 alert(s)" in r.output

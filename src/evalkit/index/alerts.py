@@ -80,16 +80,15 @@ def checked_cells_sql(defn: IndexDefinition, source: str, *, history: int = HIST
 
 def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since: str | None = None,
                 out: str | Path | None = None, k: float = K) -> pd.DataFrame:
-    """Alerts over the monthly index table (computed first with :func:`compute_index` if absent).
+    """Alerts over the monthly index table (recomputed first with :func:`compute_index`, all stations).
 
     ``since``: ``YYYY-MM``, keep alerts from that month on. Returns the alerts frame (small:
     one row per alert); written to ``out`` (Parquet) when given and to the warehouse table
     ``<index table>_alerts``."""
-    source = table_name(defn, "month")
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [source]).fetchall()[0][0]:
-        from evalkit.index.compute import compute_index
+    from evalkit.index.compute import compute_index
 
-        compute_index(con, defn, period="month")
+    # recomputed every time: a table left by another definition with the same index_id must not be read
+    source = compute_index(con, defn, period="month")
     sql = alerts_sql(defn, source, k=k)
     where = f" WHERE period >= '{since}'" if since else ""
     con.execute(f"CREATE OR REPLACE TABLE {source}_alerts AS SELECT * FROM ({sql}){where}")
