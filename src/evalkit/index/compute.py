@@ -44,7 +44,9 @@ def table_name(defn: IndexDefinition, period: str) -> str:
 
 
 def _num(x: float) -> str:
-    return repr(float(x))
+    """A DOUBLE literal (a plain ``0.123…`` would be read as a DECIMAL and can overflow)."""
+    r = repr(float(x))
+    return r if "e" in r or "n" in r else r + "e0"
 
 
 def _den_sql(ind: Indicator, alias: str) -> str:
