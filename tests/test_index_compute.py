@@ -180,3 +180,17 @@ def test_cli_compute_and_alerts(wh, tmp_path):
     # two months of history: nothing can be tested, no alert
     r = CliRunner().invoke(app, ["index", "alerts", str(f), "--warehouse", str(wh)])
     assert r.exit_code == 0 and "0 alert(s)" in r.output
+
+
+def test_bad_months_are_refused(wh):
+    from evalkit.index.alerts import find_alerts
+    from evalkit.index.compute import IndexComputeError
+
+    con = connect(wh)
+    try:
+        with pytest.raises(IndexComputeError, match="start '2024-13' is not a month YYYY-MM"):
+            compute_index(con, validate_definition(DEFN), start="2024-13")
+        with pytest.raises(IndexComputeError, match="since \"2024-01'; DROP\" is not a month"):
+            find_alerts(con, validate_definition(DEFN), since="2024-01'; DROP")
+    finally:
+        con.close()

@@ -81,7 +81,7 @@ def draw_tables(w: World, *, plant_alert: bool = True) -> tuple[dict[str, pd.Dat
     upheld = rng.binomial(complaints, 0.3)
 
     ids = np.repeat(w.stations["station_id"].to_numpy(), T)
-    months = np.tile(np.array([period_start(int(p)).date() for p in w.periods]), S)
+    months = np.tile(np.array([period_start(int(p)).date() for p in w.periods], dtype=object), S)
 
     def frame(**cols) -> pd.DataFrame:
         return pd.DataFrame({"station_id": ids, "month": months, **{k: v.ravel() for k, v in cols.items()}})
@@ -107,7 +107,9 @@ def write_index_tables(w: World, root: str | Path, *, plant_alert: bool = True) 
     for t, df in tables.items():
         spec = schema.TABLES[t]
         out = df.copy()
-        out["month"] = [f"{d.year}年{d.month}月" for d in out["month"]]
+        # one label per month, repeated per station (no per-row formatting at national scale)
+        labels = np.array([f"{p // 12}年{p % 12 + 1}月" for p in w.periods], dtype=object)
+        out["month"] = np.tile(labels, w.n_stations)
         out.columns = [spec.column(c).zh for c in out.columns]
         name = f"{t}.parquet" if national else f"{t}.csv"
         if national:

@@ -17,6 +17,7 @@ monthly indicator values ``v`` of the index table (``index_<id>_month``), all in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -85,7 +86,10 @@ def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since:
     ``since``: ``YYYY-MM``, keep alerts from that month on. Returns the alerts frame (small:
     one row per alert); written to ``out`` (Parquet) when given and to the warehouse table
     ``<index table>_alerts``."""
-    from evalkit.index.compute import compute_index
+    from evalkit.index.compute import IndexComputeError, compute_index
+
+    if since is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(since)):
+        raise IndexComputeError(f"since {since!r} is not a month YYYY-MM")
 
     # recomputed every time: a table left by another definition with the same index_id must not be read
     source = compute_index(con, defn, period="month")

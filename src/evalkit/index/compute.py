@@ -17,6 +17,7 @@ Nothing is pulled into pandas: the query reads the warehouse tables, writes the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -211,6 +212,9 @@ def compute_index(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, peri
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [t]).fetchall()[0][0]]
     if missing:
         raise IndexComputeError(f"the warehouse has no table {', '.join(missing)}; ingest it first")
+    for key, value in (("start", start), ("end", end)):
+        if value is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(value)):
+            raise IndexComputeError(f"{key} {value!r} is not a month YYYY-MM")
     d0, d1 = default_window(con, defn)
     p0 = period_of(start + "-01") if start else d0
     p1 = period_of(end + "-01") if end else d1
