@@ -92,3 +92,29 @@ def test_planted_alert_and_false_alarm_rate(demo_copy, demo_warehouse):
     assert fa["rate"] <= DOCUMENTED_FALSE_ALARM
     assert clean[(clean.station_id == planted["station_id"]) & (clean.period == planted["month"])].empty
     assert len(clean) == len(alerts) - 1
+
+
+def test_national_path_and_other_files_unchanged(tmp_path, monkeypatch):
+    """The report tables are Parquet in the national world and load like the CSVs; writing them
+    changes no other file of the world (their random stream is their own)."""
+    import evalkit.demo.index_tables as it
+    from evalkit.demo import generate_world
+    from evalkit.ingest import ingest_world
+
+    kw = {"start": "2024-01", "end": "2025-12", "n_stations": 15}
+    f = generate_world("national", 7, tmp_path / "with", **kw)
+    monkeypatch.setattr(it, "write_index_tables", lambda w, root, **k: [])
+    g = generate_world("national", 7, tmp_path / "without", **kw)
+    for name in ("panel.parquet", "truth.parquet", "reforms.csv", "disputes_2025.csv"):
+        assert (f.root / name).read_bytes() == (g.root / name).read_bytes(), name
+    assert not (g.root / "visits.parquet").exists()
+    reports = {r.table: r for r in ingest_world(f.root, warehouse=tmp_path / "wh.duckdb")}
+    for t in ("cases", "visits", "hazards", "patrols", "surveys", "complaints"):
+        assert reports[t].rows_in == reports[t].rows_accepted == 15 * 24
+    con = connect(tmp_path / "wh.duckdb")
+    try:
+        name = compute_index(con, load_definition(DEFN), period="year")
+        n, missing = con.execute(f"SELECT count(*), count(*) FILTER (WHERE \"index\" IS NULL) FROM {name}").fetchall()[0]
+    finally:
+        con.close()
+    assert (n, missing) == (30, 0)
