@@ -32,9 +32,10 @@ MIN_HISTORY = 12
 MAD_SD = 1.4826  # MAD → standard deviation under normality
 
 
-def alerts_sql(defn: IndexDefinition, source: str, *, k: float = K, history: int = HISTORY,
+def tested_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
                min_history: int = MIN_HISTORY) -> str:
-    """The query returning one row per alert (``source``: a monthly index table)."""
+    """Every station-indicator-month the rule can test (value known, at least ``min_history`` known
+    months before, peers' MAD > 0), with its baselines and both z (positive = worse)."""
     parts = []
     for cap, ind in defn.indicators:
         sign = 1 if ind.direction == "lower_better" else -1  # +: a rise is worse
@@ -62,21 +63,14 @@ z AS (
 SELECT station_id, period, capability, indicator, v AS value, peer_median,
        peer_median + m AS baseline, v - (peer_median + m) AS change,
        worse_sign * (a - m) / scale AS z_own, worse_sign * a / s_peer AS z_peer, n_hist
-FROM z
-WHERE worse_sign * (a - m) / scale > {float(k)} AND worse_sign * a / s_peer > {float(k)}
-ORDER BY station_id, period, capability, indicator
-"""
+FROM z"""
 
 
-def checked_cells_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
-                      min_history: int = MIN_HISTORY) -> str:
-    """How many station-indicator-months the rule could test (the false-alarm rate's denominator)."""
-    counts = []
-    for _, ind in defn.indicators:
-        counts.append(f"SELECT count(*) AS n FROM (SELECT {ind.id} AS v, count({ind.id}) OVER (PARTITION BY station_id "
-                      f"ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING) AS h FROM {source}) "
-                      f"WHERE v IS NOT NULL AND h >= {int(min_history)}")
-    return f"SELECT sum(n) FROM ({' UNION ALL '.join(counts)})"
+def alerts_sql(defn: IndexDefinition, source: str, *, k: float = K, history: int = HISTORY,
+               min_history: int = MIN_HISTORY) -> str:
+    """The query returning one row per alert (``source``: a monthly index table)."""
+    return (f"SELECT * FROM ({tested_sql(defn, source, history=history, min_history=min_history)}) "
+            f"WHERE z_own > {float(k)} AND z_peer > {float(k)} ORDER BY station_id, period, capability, indicator")
 
 
 def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since: str | None = None,
@@ -103,10 +97,12 @@ def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since:
 
 
 def false_alarm_rate(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, k: float = K) -> dict:
-    """Alerts per tested station-indicator-month on a warehouse without planted changes."""
+    """Alerts per tested station-indicator-month (see :func:`tested_sql`) of the monthly index table,
+    on a warehouse without planted changes."""
     source = table_name(defn, "month")
-    n_alerts = con.execute(f"SELECT count(*) FROM ({alerts_sql(defn, source, k=k)})").fetchall()[0][0]
-    n_cells = con.execute(checked_cells_sql(defn, source)).fetchall()[0][0] or 0
+    n_cells, n_alerts = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE z_own > {float(k)} AND z_peer > {float(k)}) "
+        f"FROM ({tested_sql(defn, source)})").fetchall()[0]
     return {"alerts": int(n_alerts), "tested": int(n_cells), "rate": n_alerts / n_cells if n_cells else float("nan")}
 
 
@@ -138,4 +134,4 @@ def notices(alerts: pd.DataFrame, defn: IndexDefinition, lang: str = "zh") -> di
     return out
 
 
-__all__ = ["HISTORY", "K", "MIN_HISTORY", "alerts_sql", "false_alarm_rate", "find_alerts", "notices"]
+__all__ = ["HISTORY", "K", "MIN_HISTORY", "alerts_sql", "false_alarm_rate", "find_alerts", "notices", "tested_sql"]
