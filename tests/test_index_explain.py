@@ -59,3 +59,23 @@ def test_correlations_match_numpy(con):
     assert m.loc["clearance", "visits_10k"] == pytest.approx(np.corrcoef(ok.clearance, ok.visits_10k)[0, 1])
     caps = correlations(con, defn, "index_tiny_month", level="capability")
     assert list(caps.columns) == ["cap_cases", "cap_service"] and caps.loc["cap_cases", "cap_cases"] == 1.0
+
+
+def test_cli_explain_and_robustness(wh, tmp_path):  # noqa: F811
+    import yaml
+    from typer.testing import CliRunner
+
+    from evalkit.cli import app
+
+    f = tmp_path / "tiny.yaml"
+    f.write_text(yaml.safe_dump(DEFN, allow_unicode=True), encoding="utf-8")
+    r = CliRunner().invoke(app, ["index", "explain", str(f), "--station", "001", "--from", "2024-01",
+                                 "--to", "2024-02", "--warehouse", str(wh)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"001: index {(50 + (100 + (50 + 25 * (100 - 250) / (50000 / 3) ** 0.5)) / 2) / 3:.1f} → " \
+                       f"{(2 * (250 / 3 + 50) / 2) / 3:.1f}, rank 4 → 1"
+    assert "+16.67 index points" in lines[1]
+    r = CliRunner().invoke(app, ["index", "robustness", str(f), "--period", "month", "--draws", "3",
+                                 "--warehouse", str(wh)])
+    assert r.exit_code == 0 and "3 draws (weights ±20%, bounds ±20%, seed 0): Spearman" in r.output

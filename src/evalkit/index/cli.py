@@ -96,3 +96,68 @@ def alerts_cmd(
     for text in notices(alerts, defn, lang).values():
         out.print(text + "\n", highlight=False, markup=False)
     out.print(f"{len(alerts):,} alert(s) at {alerts['station_id'].nunique():,} station(s)", highlight=False)
+
+
+@index_app.command("explain")
+def explain_cmd(
+    definition: Path = typer.Argument(..., help="index definition YAML"),
+    station: str = typer.Option(..., help="station id"),
+    period_from: str = typer.Option(..., "--from", help="earlier period (2024-03, 2024-Q1 or 2024)"),
+    period_to: str = typer.Option(..., "--to", help="later period, same kind"),
+    period: str = typer.Option("month", help="month | quarter | year"),
+    top: int = typer.Option(10, help="indicators shown, largest moves first"),
+    warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
+) -> None:
+    """Which indicators drove a station's index (and rank) from one period to another."""
+    from evalkit.index.compute import IndexComputeError, compute_index
+    from evalkit.index.explain import drivers
+
+    defn, con = _open(definition, warehouse)
+    try:
+        d = drivers(con, defn, compute_index(con, defn, period=period), period_from, period_to, station)
+    except (IndexComputeError, ValueError) as e:
+        raise _fail(str(e)) from None
+    finally:
+        con.close()
+    if d.empty:
+        raise _fail(f"no scores for station {station} in both {period_from} and {period_to}", 1)
+    r = d.iloc[0]
+    out.print(f"{station}: index {r.index_from:.1f} → {r.index_to:.1f}, rank {r.rank_from} → {r.rank_to}",
+              highlight=False)
+    labels = {i.id: i.label.zh for _, i in defn.indicators}
+    for x in d.head(top).itertuples():
+        out.print(f"  {labels[x.indicator]:<12} {x.score_from:>6.1f} → {x.score_to:>6.1f} points   "
+                  f"{x.contribution_change:+.2f} index points", highlight=False, markup=False)
+
+
+@index_app.command("robustness")
+def robustness_cmd(
+    definition: Path = typer.Argument(..., help="index definition YAML"),
+    period: str = typer.Option("year", help="month | quarter | year"),
+    draws: int = typer.Option(20, help="perturbed definitions"),
+    weights: float = typer.Option(0.2, help="each weight × U(1 − w, 1 + w)"),
+    rules: float = typer.Option(0.2, help="bounds moved by U(−r, r) × their span"),
+    seed: int = typer.Option(0, help="random seed of the perturbations"),
+    warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
+) -> None:
+    """Rank stability under perturbed weights and scoring bounds; the most correlated indicators."""
+    import numpy as np
+
+    from evalkit.index.compute import IndexComputeError, compute_index
+    from evalkit.index.explain import correlations, rank_stability
+
+    defn, con = _open(definition, warehouse)
+    try:
+        name = compute_index(con, defn, period=period)
+        st = rank_stability(con, defn, name, period=period, draws=draws, weights=weights, rules=rules, seed=seed)
+        corr = correlations(con, defn, name)
+    except (IndexComputeError, ValueError) as e:
+        raise _fail(str(e)) from None
+    finally:
+        con.close()
+    m = st[["spearman", "mean_abs_rank_change", "top10_kept"]].mean()
+    out.print(f"{draws} draws (weights ±{weights:.0%}, bounds ±{rules:.0%}, seed {seed}): Spearman {m.spearman:.3f}, "
+              f"mean rank change {m.mean_abs_rank_change:.1f} places, top 10 kept {m.top10_kept:.0%}", highlight=False)
+    pairs = corr.where(np.triu(np.ones(corr.shape, dtype=bool), 1)).stack().sort_values(key=abs, ascending=False)
+    for (a, b), r in pairs.head(5).items():
+        out.print(f"  corr({a}, {b}) = {r:+.2f}", highlight=False, markup=False)
