@@ -33,11 +33,14 @@ MAD_SD = 1.4826  # MAD → standard deviation under normality
 
 
 def tested_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
-               min_history: int = MIN_HISTORY) -> str:
+               min_history: int = MIN_HISTORY, only: str | None = None) -> str:
     """Every station-indicator-month the rule can test (value known, at least ``min_history`` known
-    months before, peers' MAD > 0), with its baselines and both z (positive = worse)."""
+    months before, peers' MAD > 0), with its baselines and both z (positive = worse); ``only``:
+    one indicator id (the callers loop over indicators so memory stays that of one)."""
     parts = []
     for cap, ind in defn.indicators:
+        if only is not None and ind.id != only:
+            continue
         sign = 1 if ind.direction == "lower_better" else -1  # +: a rise is worse
         parts.append(f"SELECT s.station_id, s.period, st.area_type, '{cap.id}' AS capability, '{ind.id}' AS indicator, "
                      f"{sign} AS worse_sign, CAST(s.{ind.id} AS DOUBLE) AS v FROM {source} s "
@@ -67,9 +70,9 @@ FROM z"""
 
 
 def alerts_sql(defn: IndexDefinition, source: str, *, k: float = K, history: int = HISTORY,
-               min_history: int = MIN_HISTORY) -> str:
+               min_history: int = MIN_HISTORY, only: str | None = None) -> str:
     """The query returning one row per alert (``source``: a monthly index table)."""
-    return (f"SELECT * FROM ({tested_sql(defn, source, history=history, min_history=min_history)}) "
+    return (f"SELECT * FROM ({tested_sql(defn, source, history=history, min_history=min_history, only=only)}) "
             f"WHERE z_own > {float(k)} AND z_peer > {float(k)} ORDER BY station_id, period, capability, indicator")
 
 
@@ -87,22 +90,26 @@ def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since:
 
     # recomputed every time: a table left by another definition with the same index_id must not be read
     source = compute_index(con, defn, period="month")
-    sql = alerts_sql(defn, source, k=k)
     where = f" WHERE period >= '{since}'" if since else ""
-    con.execute(f"CREATE OR REPLACE TABLE {source}_alerts AS SELECT * FROM ({sql}){where}")
+    for n, (_, ind) in enumerate(defn.indicators):  # one indicator at a time: bounded memory at national scale
+        sql = f"SELECT * FROM ({alerts_sql(defn, source, k=k, only=ind.id)}){where}"
+        con.execute(f"CREATE OR REPLACE TABLE {source}_alerts AS {sql}" if n == 0 else
+                    f"INSERT INTO {source}_alerts {sql}")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY {source}_alerts TO '{str(out).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
-    return con.execute(f"SELECT * FROM {source}_alerts").df()
+    return con.execute(f"SELECT * FROM {source}_alerts ORDER BY station_id, period, capability, indicator").df()
 
 
 def false_alarm_rate(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, k: float = K) -> dict:
     """Alerts per tested station-indicator-month (see :func:`tested_sql`) of the monthly index table,
     on a warehouse without planted changes."""
     source = table_name(defn, "month")
-    n_cells, n_alerts = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE z_own > {float(k)} AND z_peer > {float(k)}) "
-        f"FROM ({tested_sql(defn, source)})").fetchall()[0]
+    n_cells = n_alerts = 0
+    for _, ind in defn.indicators:
+        c, a = con.execute(f"SELECT count(*), count(*) FILTER (WHERE z_own > {float(k)} AND z_peer > {float(k)}) "
+                           f"FROM ({tested_sql(defn, source, only=ind.id)})").fetchall()[0]
+        n_cells, n_alerts = n_cells + c, n_alerts + a
     return {"alerts": int(n_alerts), "tested": int(n_cells), "rate": n_alerts / n_cells if n_cells else float("nan")}
 
 
