@@ -83,7 +83,8 @@ def demo_data(
 @app.command("ingest")
 @_warehouse_errors
 def ingest_cmd(
-    table: str = typer.Argument(..., help="stations | reforms | incidents | disputes"),
+    table: str = typer.Argument(..., help="stations | reforms | incidents | disputes | cases | visits | hazards | "
+                                          "patrols | surveys | complaints"),
     files: list[str] = typer.Argument(..., help="files, folders or globs (CSV, XLSX, Parquet)"),
     warehouse: str | None = typer.Option(None, help="DuckDB file (default data/warehouse.duckdb)"),
     mapping: str | None = typer.Option(None, help="YAML mapping file: headers, values, defaults"),
@@ -105,6 +106,10 @@ def ingest_cmd(
 
 warehouse_app = typer.Typer(no_args_is_help=True, help="What the warehouse holds; remove a file's load.")
 app.add_typer(warehouse_app, name="warehouse")
+
+from evalkit.index.cli import index_app  # noqa: E402  (the prevention index: evalkit index compute|alerts)
+
+app.add_typer(index_app, name="index")
 
 
 @warehouse_app.command("status")

@@ -123,10 +123,62 @@ DISPUTES = Table(
     ),
 )
 
+# ---- optional monthly report tables (月报) for the prevention index (see docs/prevention-index.md)
+# One row per station and month: a station-month without a row is *missing*, never zero. Counts are
+# whole numbers; money in yuan and hours may have decimals (DOUBLE). No personal data: these are
+# station totals, and personal-data headers are refused as in every table.
+_MONTH = ("月份", "统计月份", "年月", "月度", "统计期", "报表月份", "期间")
+
+
+def _report(name: str, zh: str, *cols: Column) -> Table:
+    return Table(name, zh, ("station_id", "month"), (
+        _c("station_id", "VARCHAR", "派出所编码", "单位编码", "派出所", "派出所名称", *_STATION_REF),
+        _c("month", "DATE", *_MONTH),
+        *cols,
+    ))
+
+
+CASES = _report(
+    "cases", "办案",
+    _c("cases_opened", "INTEGER", "立案数", "立案", "刑事立案数", "案件立案数", "受立案数"),
+    _c("cases_solved", "INTEGER", "破案数", "破案", "刑事破案数", "侦破数"),
+    _c("loss_yuan", "DOUBLE", "案损", "案损金额", "损失金额", "涉案损失", "案件损失", "经济损失", required=False),
+)
+VISITS = _report(
+    "visits", "走访",
+    _c("households_visited", "INTEGER", "走访户数", "走访", "入户走访数", "走访群众户数", "走访数"),
+)
+HAZARDS = _report(
+    "hazards", "风险隐患",
+    _c("hazards_found", "INTEGER", "发现隐患数", "排查隐患数", "隐患数", "发现风险隐患数", "排查发现数"),
+    _c("hazards_resolved", "INTEGER", "整改隐患数", "整改数", "已整改数", "化解隐患数", "消除隐患数"),
+)
+PATROLS = _report(
+    "patrols", "巡逻",
+    _c("patrol_hours", "DOUBLE", "巡逻时长", "巡逻小时数", "巡逻时间", "巡逻总时长", "巡逻"),
+)
+SURVEYS = _report(
+    "surveys", "满意度",
+    _c("surveyed", "INTEGER", "调查人数", "受访人数", "调查样本数", "回访人数", "样本数"),
+    _c("satisfied", "INTEGER", "满意人数", "满意数", "表示满意人数"),
+)
+COMPLAINTS = _report(
+    "complaints", "执法投诉",
+    _c("complaints", "INTEGER", "投诉数", "执法投诉数", "投诉件数", "投诉"),
+    _c("complaints_upheld", "INTEGER", "查实数", "属实数", "查实投诉数", "投诉属实数", required=False),
+)
+# (smaller, larger): a report row whose first count exceeds the second is quarantined (count_exceeds)
+COUNT_BOUNDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "surveys": (("satisfied", "surveyed"),),
+    "complaints": (("complaints_upheld", "complaints"),),
+}
+REPORT_TABLES: tuple[str, ...] = ("cases", "visits", "hazards", "patrols", "surveys", "complaints")
+
 # Headers ignored silently (row numbers of the export, not data).
 IGNORED_HEADERS: tuple[str, ...] = ("序号", "编号序号", "行号", "no", "no.", "#", "备注序号")
 
-TABLES: dict[str, Table] = {t.name: t for t in (STATIONS, REFORMS, INCIDENTS, DISPUTES)}
+TABLES: dict[str, Table] = {t.name: t for t in (STATIONS, REFORMS, INCIDENTS, DISPUTES, CASES, VISITS, HAZARDS,
+                                                 PATROLS, SURVEYS, COMPLAINTS)}
 
 # Headers that hold personal data: refused at ingest, never stored.
 PERSONAL_DATA_HEADERS: tuple[str, ...] = (

@@ -454,6 +454,10 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     disputes = [root / f"disputes_{y}.csv" for y in years]
     files_written = ["stations.xlsx", "reforms.csv", *files_written, *[p.name for p in disputes],
                      "panel.parquet", "truth.parquet", *([TRUTH_CELLS_FILE] if cells_path else [])]
+    # the prevention index's monthly report tables: their own seeded stream, nothing above changes
+    from evalkit.demo.index_tables import write_index_tables
+
+    files_written += write_index_tables(w, root)
 
     manifest = _manifest(w, size, seed, start, end, n_reform_rows, inc_rows, dis_rows, files_written,
                          years, slash, national, truth)

@@ -28,16 +28,17 @@ from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
 from evalkit.ingest.stations import station_map_table
-from evalkit.schema import TABLES, Table
+from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
 from evalkit.warehouse import transaction
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
-STATION_REF_TABLES = ("reforms", "incidents", "disputes")
+STATION_REF_TABLES = ("reforms", "incidents", "disputes", *REPORT_TABLES)
 KEYS = {
     "stations": ("station_id",),
     "reforms": ("station_id", "reform"),
     "incidents": ("incident_id",),
     "disputes": ("dispute_id",),
+    **{t: ("station_id", "month") for t in REPORT_TABLES},  # monthly reports: one row per station-month
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
 UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
@@ -243,6 +244,13 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
                               else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
             parsed[c.name] = _word_join(con, joins, c.name, vv, V.word_lookup(codes, user))
             parse_checks.append(Check("bad_value", c.name, bad, f"concat({shown}, ' is not {allowed}')"))
+        elif t in REPORT_TABLES and c.name == "month":  # 2023年3月 / 2023-03 / a day in the month
+            parsed[c.name] = f"CAST(date_trunc('month', {V.date_sql(vv, True)}) AS DATE)"
+            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a month')"))
+        elif c.sql_type == "DOUBLE":  # yuan, hours: decimals allowed, 万 (万元) × 10,000
+            parsed[c.name] = V.decimal_sql(vv, hm.units.get(c.name))
+            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not a number')"))
+            parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0", f"concat({shown}, ' is negative')"))
         elif c.sql_type in ("TIMESTAMP", "DATE"):
             month_ok = (t, c.name) == ("reforms", "adopted_on")
             parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
@@ -295,12 +303,18 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     for c in date_cols:
         checks.append(Check("future_date", c, f"{ts(c)} > {nowl}",
                             f"concat({S.q(_lbl(hm, c) + ' ')}, CAST({p(c)} AS VARCHAR), ' lies in the future')"))
-    main_date = {"incidents": "received_at", "disputes": "opened_on", "reforms": "adopted_on"}.get(t)
+    main_date = {"incidents": "received_at", "disputes": "opened_on", "reforms": "adopted_on",
+                 **dict.fromkeys(REPORT_TABLES, "month")}.get(t)
     if main_date and main_date in present:
         checks.append(Check(
             "outside_window", main_date, f"({ts(main_date)} < {wsl} OR {ts(main_date)} >= {wel})",
             f"concat({S.q(_lbl(hm, main_date) + ' ')}, CAST({p(main_date)} AS VARCHAR), "
             f"{S.q(' is outside the ' + ('panel' if t == 'reforms' else 'study') + ' window ' + wlabel)})"))
+    for small, large in COUNT_BOUNDS.get(t, ()):
+        if small in present and large in present:
+            checks.append(Check("count_exceeds", small, f"{p(small)} > {p(large)}",
+                                f"concat({S.q(_lbl(hm, small) + ' ')}, CAST({p(small)} AS VARCHAR), "
+                                f"{S.q(' exceeds ' + _lbl(hm, large) + ' ')}, CAST({p(large)} AS VARCHAR))"))
     if t == "stations" and "population" in present:  # an absent column is unknown (NULL), not zero
         checks.append(Check("no_population", "population", f"COALESCE({p('population')}, 0) <= 0",
                             f"concat('station has no population (', COALESCE({v('population')}, 'empty'), ')')"))

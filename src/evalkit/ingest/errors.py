@@ -50,5 +50,6 @@ REASONS: dict[str, str] = {
     "unbalanced_quote": "a CSV line holds an odd number of double quotes (a stray quote); the line is not read",
     "id_number_in_key": "a key column holds a citizen ID number; the row is refused",
     "open_with_close_date": "a dispute still open (正在调解) carries a closing date",
+    "count_exceeds": "a monthly report's part exceeds its total (满意人数 > 调查人数, 查实数 > 投诉数)",
     "duplicate_id": "the key was already seen in this ingest or is already in the warehouse",
 }

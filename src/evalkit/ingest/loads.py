@@ -81,7 +81,9 @@ def remove_load(con: duckdb.DuckDBPyConnection, load_id: int | None, how: str, n
 
 def check_station_references(con: duckdb.DuckDBPyConnection, action: str) -> None:
     """Refuse a change of the register that leaves records pointing at stations no longer in it."""
-    for t in ("reforms", "incidents", "disputes"):
+    from evalkit.schema import REPORT_TABLES
+
+    for t in ("reforms", "incidents", "disputes", *REPORT_TABLES):
         n = con.execute(f"SELECT count(*) FROM {t} WHERE station_id NOT IN (SELECT station_id FROM stations)"
                         ).fetchall()[0][0]
         if n:

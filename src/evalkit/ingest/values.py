@@ -66,6 +66,16 @@ def number_sql(v: str, header_unit: str | None = None) -> str:
             f"WHEN {x} = floor({x}) AND abs({x}) < 2e9 THEN CAST({x} AS BIGINT) END")
 
 
+def decimal_sql(v: str, header_unit: str | None = None) -> str:
+    """DOUBLE from a trimmed VARCHAR: yuan (元, 万元 × 10,000) or hours (小时/h), thousands separators
+    allowed; a 万 in the value or (for bare numbers) in the header (案损（万元）) multiplies by 10,000."""
+    f = fold_sql(v)
+    digits = f"regexp_replace(replace(replace({f}, ',', ''), '，', ''), '\\s*(万元|万|元|小时|h)$', '')"
+    hf = 10000 if (header_unit or "").startswith("万") else 1
+    factor = f"(CASE WHEN regexp_matches({f}, '万元?$') THEN 10000 WHEN regexp_matches({f}, '(元|小时|h)$') THEN 1 ELSE {hf} END)"
+    return f"(TRY_CAST({digits} AS DOUBLE) * {factor})"
+
+
 _DURATION_UNITS = {"分钟": 60, "分": 60, "min": 60, "小时": 3600, "时": 3600, "h": 3600, "秒": 1, "s": 1}
 
 

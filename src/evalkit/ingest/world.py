@@ -9,9 +9,11 @@ from evalkit.ingest.core import ingest
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import SUPPORTED
+from evalkit.schema import REPORT_TABLES
 from evalkit.warehouse import transaction
 
-ORDER = ("stations", "reforms", "incidents", "disputes")
+# the monthly report tables (prevention index) are optional: a world without them loads as before
+ORDER = ("stations", "reforms", "incidents", "disputes", *REPORT_TABLES)
 
 
 def _files_for(root: Path, table: str) -> list[Path]:

@@ -118,8 +118,9 @@ def build() -> None:
         b'{"a": 1}')
     add(Case("stations_wrong_sheet.xlsx", "stations", sheet="不存在",
              error="{file}: no sheet '不存在'; sheets: 说明, 派出所"), "xlsx_two_sheets")
-    add(Case("unknown_table.csv", "cases",
-             error="unknown table 'cases'; tables: stations, reforms, incidents, disputes"), csv_text(INC_H, good).encode())
+    add(Case("unknown_table.csv", "arrests",
+             error="unknown table 'arrests'; tables: stations, reforms, incidents, disputes, cases, visits, hazards, "
+                   "patrols, surveys, complaints"), csv_text(INC_H, good).encode())
     # ------------------------------------------------------------------ headers
     h = [c for c in INC_H if c != "警情编号"]
     add(Case("missing_col_incident_id.csv", "incidents",
