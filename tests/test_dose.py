@@ -230,3 +230,36 @@ def test_input_errors_are_one_line():
     assert "same dose" in _err(q)
     assert "lower degree or knots" in _err(_panel(n=30, doses=(1.0, 2.0), seed=1))
     assert "no never-treated unit" in _err(p[p["first_treat"] > 0])
+
+
+def test_one_cell_standard_errors_by_hand():
+    # two periods, one cohort: ATT^o = difference of mean changes, SE² = var_T/n_T + var_C/n_C (ddof 0);
+    # degree 1: ACR^o = the OLS slope of the adjusted change on the dose, with its HC0 sandwich SE
+    p = _panel(n=80, periods=range(1, 3), cohorts=(0, 2), noise=1.0, seed=13, effect=lambda d, e: 1 + 2 * d)
+    r = estimate_dose(p, "y", degree=1, bootstrap=0)
+    wide = p.pivot(index="station_id", columns="period", values="y")
+    unit = p.groupby("station_id")[["first_treat", "dose"]].max()
+    dy = (wide[2] - wide[1]).to_numpy()
+    tr = (unit["first_treat"] == 2).to_numpy()
+    yt, yc = dy[tr] - dy[~tr].mean(), dy[~tr]
+    assert r.headline["estimate"] == pytest.approx(yt.mean(), abs=1e-12)
+    assert r.headline["std_error"] == pytest.approx(np.sqrt(yt.var() / tr.sum() + yc.var() / (~tr).sum()), abs=1e-12)
+    X = np.column_stack([np.ones(tr.sum()), unit["dose"].to_numpy()[tr]])
+    bread = np.linalg.inv(X.T @ X)
+    b = bread @ X.T @ yt
+    e = yt - X @ b
+    V = bread @ (X.T * e**2) @ X @ bread
+    acr = r.rows("aggregate").iloc[0]
+    assert acr["estimate"] == pytest.approx(b[1], abs=1e-10)
+    assert acr["std_error"] == pytest.approx(np.sqrt(V[1, 1]), abs=1e-10)
+
+
+def test_small_cohorts_error_or_skip():
+    p = _panel(n=60, cohorts=(0, 3, 5), seed=3)
+    p = p[(p["first_treat"] != 5) | (p["station_id"] == "s002")]
+    msg = _err(p)  # cohort 5 keeps one station: too few doses for a cubic
+    assert "cohort 5 has 1 distinct doses among 1 units" in msg and "small_cohorts='skip'" in msg
+    r = estimate_dose(p, "y", small_cohorts="skip", bootstrap=0)
+    assert r.meta["skipped_cells"] == {"too_few_doses": 2}
+    assert r.meta["n_treated_used"] == r.meta["n_treated"] - 1
+    assert set(r.tables["cells"]["group"]) == {3}

@@ -64,6 +64,7 @@ def estimate_dose(
     dvals: Sequence[float] | None = None,
     bootstrap: int = 999,
     seed: int = 1,
+    small_cohorts: str = "error",
 ) -> EstimationResult:
     """Dose–response DiD: ATT(d), ACRT(d) with uniform bands, and the averages ATT^o (overall) and ACR^o.
 
@@ -73,8 +74,13 @@ def estimate_dose(
     quantile knots or their positions; a dose with ``K`` values and ``degree = K − 1``, ``knots = 0``
     is saturated: ATT(d) is then the cell means' difference). ``dvals``: doses at which the curve is
     reported (default :func:`default_grid`). ``control``: ``"never"`` or ``"notyet"``. ``bootstrap``:
-    multiplier draws for the uniform bands (0 = no bands), ``seed`` their seed.
+    multiplier draws for the uniform bands (0 = no bands), ``seed`` their seed. ``small_cohorts``: a
+    cohort-period cell with fewer distinct doses than basis functions is an error (``"error"``) or left
+    out of every estimate (``"skip"``: counted in ``meta["skipped_cells"]["too_few_doses"]``, the
+    adopters used in ``meta["n_treated_used"]``).
     """
+    if small_cohorts not in ("error", "skip"):
+        raise ValueError(f"dose: small_cohorts must be 'error' or 'skip', got {small_cohorts!r}")
     if control not in _CONTROLS:
         raise ValueError(f"dose: control must be one of {_CONTROLS}, got {control!r}")
     if not 0 < alpha < 1:
@@ -114,7 +120,11 @@ def estimate_dose(
                       interior_knots(d_unit[treated], knots))
     grid = default_grid(d_unit[treated]) if dvals is None else np.asarray(list(dvals), dtype=float)
     L_att, L_acrt = basis.design(grid), basis.derivative(grid)
-    cells, skipped = _cells(y, periods, g_unit, d_unit, basis, control)
+    b_all = np.zeros((n_u, basis.k))
+    db_all = np.zeros((n_u, basis.k))
+    b_all[treated], db_all[treated] = basis.design(d_unit[treated]), basis.derivative(d_unit[treated])
+    cells, skipped = _cells(y, periods, g_unit, d_unit, b_all, db_all, basis, control,
+                            skip_small=small_cohorts == "skip")
     if not cells:
         raise PanelInputError(f"column {cohort!r}: no cohort-period cell has both adopters and comparison units "
                               f"observed at the base and the period; check the panel")
@@ -123,25 +133,26 @@ def estimate_dose(
     w = n_w / n_w.sum()
     beta = sum(wc * c["beta"] for wc, c in zip(w, cells, strict=True))
     # influence functions (sum form: estimate − truth ≈ Σ_units φ), columns: ATT^o, ACR^o, ATT(d), ACRT(d)
-    k = basis.k
-    phi = np.zeros((n_u, 2 + 2 * len(grid)))
+    ng = len(grid)
+    phi = np.zeros((n_u, 2 + 2 * ng))
     att_o = acr_o = 0.0
     for wc, c in zip(w, cells, strict=True):
-        pb = np.zeros((n_u, k))
-        pb[c["t_idx"]] = c["infl_t"]
-        pb[c["c_idx"]] -= np.outer(c["dc"] / c["dc"].size, np.ones(k))
+        tr, co = c["t_idx"], c["c_idx"]
         att_c = float(c["ytil"].mean())
         slopes = c["dB"] @ c["beta"]
         acr_c = float(slopes.mean())
         att_o += wc * att_c
         acr_o += wc * acr_c
-        col = np.zeros((n_u, 2))
-        col[c["t_idx"], 0] = (c["ytil"] - att_c) / c["ytil"].size
-        col[c["c_idx"], 0] -= c["dc"] / c["dc"].size
-        col[:, 1] = pb @ c["dB"].mean(axis=0)
-        col[c["t_idx"], 1] += (slopes - acr_c) / slopes.size
-        phi[:, :2] += wc * col
-        phi[:, 2:] += wc * np.hstack([pb @ L_att.T, pb @ L_acrt.T])
+        # treated: the cell regression's score; comparison units shift every coefficient by the same
+        # amount (the basis sums to one), which moves ATT(d) by that amount and no slope
+        infl = c["infl_t"]
+        phi[tr, 0] += wc * (c["ytil"] - att_c) / tr.size
+        phi[tr, 1] += wc * (infl @ c["dB"].mean(axis=0) + (slopes - acr_c) / tr.size)
+        phi[tr, 2:2 + ng] += wc * (infl @ L_att.T)
+        phi[tr, 2 + ng:] += wc * (infl @ L_acrt.T)
+        shift = wc * c["dc"] / co.size
+        phi[co, 0] -= shift
+        phi[co, 2:2 + ng] -= shift[:, None]
 
     if cluster is not None and cluster != unit:
         clus = f.groupby(unit, sort=True)[cluster].first().reindex(ulabels).to_numpy()
@@ -154,7 +165,6 @@ def estimate_dose(
     se = np.sqrt((phi ** 2).sum(axis=0))
     est = np.r_[att_o, acr_o, L_att @ beta, L_acrt @ beta]
 
-    ng = len(grid)
     crit = {"dose": float("nan"), "dose_slope": float("nan")}
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -193,6 +203,7 @@ def estimate_dose(
         "bootstrap": int(bootstrap), "seed": seed, "degree": int(degree),
         "knots": basis.inner.tolist(), "dose_range": [basis.lo, float(d_unit[treated].max())],
         "n_doses": int(np.unique(d_unit[treated]).size), "n_cells": len(cells), "skipped_cells": skipped,
+        "n_treated_used": int(np.unique(np.concatenate([c["t_idx"] for c in cells])).size),
         "critical_value": crit, "dose_grid": grid.tolist(),
         "baseline_mean": baseline_mean(f, outcome, time=time, cohort=cohort),
         "cell_weights": "number of treated units in the cell (contdid)",
@@ -200,18 +211,18 @@ def estimate_dose(
     res = EstimationResult("dose", outcome, tab, meta=meta, tables={"cells": cell_tab})
     options = {"dose": dose, "unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
                "control": control, "degree": degree, "knots": knots, "dvals": dvals, "bootstrap": bootstrap,
-               "seed": seed}
+               "seed": seed, "small_cohorts": small_cohorts}
     inf = inference_meta("influence function (no small-sample factor)", n_clusters=int(n_clusters),
                          cluster=cluster or unit, bootstrap=int(bootstrap), seed=seed,
                          band="sup-t, Mammen multiplier bootstrap")
     return finish_result(res, sample, spec="dose", options=options, inference=inf)
 
 
-def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.ndarray, basis: DoseBasis,
-           control: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.ndarray, b_all: np.ndarray,
+           db_all: np.ndarray, basis: DoseBasis, control: str, skip_small: bool) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Fit ATT_gt(d) for every cohort g and period t >= g; cells without comparison units are counted."""
     cells: list[dict[str, Any]] = []
-    skipped = {"no_comparison_units": 0}
+    skipped = {"no_comparison_units": 0, "too_few_doses": 0}
     for g in np.unique(g_unit[g_unit != NEVER]):
         before = np.flatnonzero(periods < g)
         if before.size == 0:
@@ -230,16 +241,19 @@ def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.nd
                 continue
             dy_c = y[co, ti] - y[co, b]
             ytil = y[tr, ti] - y[tr, b] - dy_c.mean()
-            B = basis.design(d_unit[tr])
+            B = b_all[tr]
             if np.linalg.matrix_rank(B) < basis.k:
+                if skip_small:
+                    skipped["too_few_doses"] += 1
+                    continue
                 raise PanelInputError(
                     f"dose: cohort {int(g)} has {np.unique(d_unit[tr]).size} distinct doses among {tr.size} units "
                     f"observed at period {int(t)}, too few for the {basis.k} B-spline functions (degree "
-                    f"{basis.degree}, {basis.inner.size} knots); lower degree or knots")
+                    f"{basis.degree}, {basis.inner.size} knots); lower degree or knots, or small_cohorts='skip'")
             bread = np.linalg.inv(B.T @ B)
             beta = bread @ (B.T @ ytil)
             resid = ytil - B @ beta
             cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "t_idx": tr, "c_idx": co,
                           "n_treated": int(tr.size), "beta": beta, "ytil": ytil, "dc": dy_c - dy_c.mean(),
-                          "infl_t": (B * resid[:, None]) @ bread, "dB": basis.derivative(d_unit[tr])})
+                          "infl_t": (B * resid[:, None]) @ bread, "dB": db_all[tr]})
     return cells, {k: v for k, v in skipped.items() if v}
