@@ -74,14 +74,18 @@ def test_one_cohort_with_knots_matches_contdid(ref_panel):
 
 
 @pytest.mark.peers
-def test_cached_numbers_are_contdids(ref_panel):
+@pytest.mark.parametrize("key", [k for k in REF if k.startswith(("multiperiod_", "one_cohort_knots2_"))])
+def test_cached_numbers_are_contdids(ref_panel, key):
     mp = pytest.importorskip("contdid.multiperiod")
-    r = mp.estimate_multiperiod_dose(ref_panel, id_column="id", time_column="period", outcome_column="Y",
-                                     dose_column="D", group_column="G", dose_grid=np.asarray(REF["grid"]),
-                                     degree=3, num_knots=0, control_group="notyettreated", target="level",
-                                     cband=False, biters=10)
-    np.testing.assert_allclose(r.point_estimate, REF["multiperiod_notyettreated_level"]["estimate"], atol=1e-12)
-    np.testing.assert_allclose(r.standard_error, REF["multiperiod_notyettreated_level"]["std_error"], atol=1e-12)
+    one = key.startswith("one_cohort")
+    data = ref_panel[ref_panel["G"] != 5] if one else ref_panel
+    r = mp.estimate_multiperiod_dose(
+        data, id_column="id", time_column="period", outcome_column="Y", dose_column="D", group_column="G",
+        dose_grid=np.asarray(REF["one_cohort_grid" if one else "grid"]), degree=3, num_knots=2 if one else 0,
+        control_group="nevertreated" if one else key.split("_")[1], target=key.rsplit("_", 1)[1],
+        cband=False, biters=10)
+    np.testing.assert_allclose(r.point_estimate, REF[key]["estimate"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r.standard_error, REF[key]["std_error"], rtol=0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- brute force
@@ -114,6 +118,16 @@ def test_average_effect_equals_cs_simple_att():
     r = estimate_dose(p, "y", bootstrap=0)
     cs = get_estimator("cs")(p, "y", control="never")
     assert r.headline["estimate"] == pytest.approx(cs.headline["estimate"], abs=1e-8)
+
+
+def test_binary_dose_with_degree_zero_is_the_binary_att():
+    p = _panel(n=90, doses=(1.0,), noise=1.0, seed=21, effect=lambda d, e: -0.7 + 0.1 * e)
+    r = estimate_dose(p, "y", degree=0, bootstrap=0)
+    curve = r.rows("dose")
+    assert list(curve["dose"]) == [1.0]
+    assert curve["estimate"].iloc[0] == pytest.approx(r.headline["estimate"], abs=1e-12)
+    assert curve["std_error"].iloc[0] == pytest.approx(r.headline["std_error"], abs=1e-12)
+    assert r.headline["estimate"] == pytest.approx(get_estimator("cs")(p, "y").headline["estimate"], abs=1e-8)
 
 
 # ----------------------------------------------------------------------------- planted curves
@@ -172,6 +186,28 @@ def test_missing_cells_leave_only_their_cells():
     cells = r.tables["cells"].set_index(["group", "time"])
     # s001 is in cohort 3: absent from its (3, 4) cell only
     assert cells.loc[(3, 4), "n_treated"] == cells.loc[(3, 5), "n_treated"] - 1
+
+
+@pytest.mark.slow
+def test_coverage_of_ci_and_uniform_band_in_a_small_monte_carlo():
+    # 100 seeded panels of 150 stations (docs/estimators-other.md § Dose has the 200-panel numbers)
+    f = lambda d, e: 1.5 * d - d * d + 0.5  # noqa: E731
+    grid = np.linspace(0.3, 0.9, 7)
+    hits = {"att": 0, "pointwise": 0.0, "band": 0}
+    reps = 100
+    for i in range(reps):
+        p = _panel(n=150, seed=1000 + i, effect=f, noise=1.0)
+        r = estimate_dose(p, "y", degree=2, dvals=grid, bootstrap=499, seed=i)
+        post = p[(p["first_treat"] > 0) & (p["period"] >= p["first_treat"])]
+        truth = f(post["dose"], 0).mean()
+        hits["att"] += r.headline["ci_low"] <= truth <= r.headline["ci_high"]
+        c = r.rows("dose")
+        tv = f(c["dose"], 0)
+        hits["pointwise"] += ((c["ci_low"] <= tv) & (tv <= c["ci_high"])).mean()
+        hits["band"] += ((c["band_low"] <= tv) & (tv <= c["band_high"])).all()
+    assert 0.89 <= hits["att"] / reps <= 1.0
+    assert 0.89 <= hits["pointwise"] / reps <= 0.99
+    assert 0.89 <= hits["band"] / reps <= 1.0
 
 
 # ----------------------------------------------------------------------------- contract and registry
