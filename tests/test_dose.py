@@ -112,6 +112,31 @@ def test_discrete_dose_equals_cell_means_of_differences():
     assert r.headline["estimate"] == pytest.approx(sum(nc * a for nc, a in att_o) / n, abs=1e-10)
 
 
+@pytest.mark.parametrize("control", ["never", "notyet"])
+def test_event_rows_equal_cs_dynamic_aggregation(control):
+    # ATT(e) = CS's dynamic aggregation (varying base: placebo cells before adoption use t − 1); a
+    # parallel-trends violation that grows with the dose shows in the pre-period slopes
+    p = _panel(n=120, noise=1.0, seed=10, effect=lambda d, e: 1.0 + d + 0.2 * e)
+    r = estimate_dose(p, "y", bootstrap=0, control=control)
+    cs = get_estimator("cs")(p, "y", control=control).rows("event").set_index("event_time")
+    ev = r.rows("event").set_index("event_time")
+    assert list(ev.index) == list(cs.index) == [-3, -2, -1, 0, 1, 2, 3]
+    np.testing.assert_allclose(ev["estimate"], cs["estimate"], atol=1e-8)
+    assert r.meta["pretrend"]["df"] == 3 and r.meta["pretrend_slope"]["df"] == 3
+    assert list(r.vcov["event"].index) == [f"e={e}" for e in range(-3, 4)]
+
+
+def test_pretrend_in_the_dose_is_detected():
+    # untreated paths diverge with the dose before adoption: strong parallel trends fails
+    p = _panel(n=300, noise=0.5, seed=12)
+    unit_dose = p.groupby("station_id")["dose"].transform("max")
+    p["y"] += 0.8 * unit_dose * p["period"]
+    r = estimate_dose(p, "y", bootstrap=0)
+    assert r.meta["pretrend_slope"]["p_value"] < 1e-6
+    clean = estimate_dose(_panel(n=300, noise=0.5, seed=12), "y", bootstrap=0)
+    assert clean.meta["pretrend_slope"]["p_value"] > 0.01
+
+
 def test_average_effect_equals_cs_simple_att():
     # ATT^o is the binary ATT over the same cells: CS's "simple" aggregation (never-treated, base g−1, balanced)
     p = _panel(n=120, noise=1.0, seed=9, effect=lambda d, e: 1.0 + d + 0.2 * e)
@@ -215,7 +240,7 @@ def test_result_contract_and_json_round_trip():
     p = _panel(n=90, noise=1.0, seed=1)
     r = get_estimator("dose")(p, "y", bootstrap=99)
     assert (r.estimates["kind"] == "overall").sum() == 1 and r.headline["term"] == "ATT"
-    assert set(r.estimates["kind"]) == {"overall", "aggregate", "dose", "dose_slope"}
+    assert set(r.estimates["kind"]) == {"overall", "aggregate", "dose", "dose_slope", "event", "event_slope"}
     assert r.meta["estimand"] == get_spec("dose").estimand
     assert r.meta["sample"]["n_treated"] + r.meta["sample"]["n_control"] == r.meta["sample"]["n_units"]
     assert r.meta["inference"]["se_type"]
@@ -296,6 +321,7 @@ def test_small_cohorts_error_or_skip():
     msg = _err(p)  # cohort 5 keeps one station: too few doses for a cubic
     assert "cohort 5 has 1 distinct doses among 1 units" in msg and "small_cohorts='skip'" in msg
     r = estimate_dose(p, "y", small_cohorts="skip", bootstrap=0)
-    assert r.meta["skipped_cells"] == {"too_few_doses": 2}
+    assert r.meta["skipped_cells"] == {"too_few_doses": 5}  # its 2 post cells and 3 pre-period placebo cells
     assert r.meta["n_treated_used"] == r.meta["n_treated"] - 1
     assert set(r.tables["cells"]["group"]) == {3}
+    assert r.meta["n_cells"] == 4 and r.meta["n_pre_cells"] == 1

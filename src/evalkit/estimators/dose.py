@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.estimators._common import baseline_mean, finish_result, inference_meta
+from evalkit.estimators._common import baseline_mean, finish_result, inference_meta, wald_test
 from evalkit.estimators._dose_basis import DoseBasis, check_dose_column, interior_knots, unit_doses
 from evalkit.estimators._sample import NEVER, PanelInputError, build_sample
 from evalkit.results import EstimationResult
@@ -125,34 +125,37 @@ def estimate_dose(
     b_all[treated], db_all[treated] = basis.design(d_unit[treated]), basis.derivative(d_unit[treated])
     cells, skipped = _cells(y, periods, g_unit, d_unit, b_all, db_all, basis, control,
                             skip_small=small_cohorts == "skip")
-    if not cells:
-        raise PanelInputError(f"column {cohort!r}: no cohort-period cell has both adopters and comparison units "
-                              f"observed at the base and the period; check the panel")
-
-    n_w = np.array([c["n_treated"] for c in cells], dtype=float)
+    post = [c for c in cells if c["post"]]
+    if not post:
+        raise PanelInputError(f"column {cohort!r}: no cohort-period cell after adoption has both adopters and "
+                              f"comparison units observed at the base and the period; check the panel")
+    n_w = np.array([c["n_treated"] for c in post], dtype=float)
     w = n_w / n_w.sum()
-    beta = sum(wc * c["beta"] for wc, c in zip(w, cells, strict=True))
-    # influence functions (sum form: estimate − truth ≈ Σ_units φ), columns: ATT^o, ACR^o, ATT(d), ACRT(d)
-    ng = len(grid)
-    phi = np.zeros((n_u, 2 + 2 * ng))
+    beta = sum(wc * c["beta"] for wc, c in zip(w, post, strict=True))
+    events = sorted({c["t"] - c["g"] for c in cells})
+    ng, ne = len(grid), len(events)
+    # influence functions (sum form: estimate − truth ≈ Σ_units φ); columns: ATT^o, ACR^o, ATT(d), ACRT(d),
+    # then ATT(e), ACR(e) by event time
+    phi = np.zeros((n_u, 2 + 2 * ng + 2 * ne))
     att_o = acr_o = 0.0
-    for wc, c in zip(w, cells, strict=True):
-        tr, co = c["t_idx"], c["c_idx"]
-        att_c = float(c["ytil"].mean())
-        slopes = c["dB"] @ c["beta"]
-        acr_c = float(slopes.mean())
+    for wc, c in zip(w, post, strict=True):
+        att_c, acr_c = _cell_influence(c, wc, phi, 0, 1)
         att_o += wc * att_c
         acr_o += wc * acr_c
-        # treated: the cell regression's score; comparison units shift every coefficient by the same
-        # amount (the basis sums to one), which moves ATT(d) by that amount and no slope
-        infl = c["infl_t"]
-        phi[tr, 0] += wc * (c["ytil"] - att_c) / tr.size
-        phi[tr, 1] += wc * (infl @ c["dB"].mean(axis=0) + (slopes - acr_c) / tr.size)
-        phi[tr, 2:2 + ng] += wc * (infl @ L_att.T)
-        phi[tr, 2 + ng:] += wc * (infl @ L_acrt.T)
-        shift = wc * c["dc"] / co.size
-        phi[co, 0] -= shift
-        phi[co, 2:2 + ng] -= shift[:, None]
+        # the curve: treated through the cell regression's score; comparison units shift every coefficient
+        # by the same amount (the basis sums to one), which moves ATT(d) by that amount and no slope
+        tr, co = c["t_idx"], c["c_idx"]
+        phi[tr, 2:2 + ng] += wc * (c["infl_t"] @ L_att.T)
+        phi[tr, 2 + ng:2 + 2 * ng] += wc * (c["infl_t"] @ L_acrt.T)
+        phi[co, 2:2 + ng] -= (wc * c["dc"] / co.size)[:, None]
+    ev_est = np.zeros(2 * ne)
+    for j, e in enumerate(events):
+        ce = [c for c in cells if c["t"] - c["g"] == e]
+        we = np.array([c["n_treated"] for c in ce], dtype=float)
+        for wc, c in zip(we / we.sum(), ce, strict=True):
+            a, s_ = _cell_influence(c, wc, phi, 2 + 2 * ng + j, 2 + 2 * ng + ne + j)
+            ev_est[j] += wc * a
+            ev_est[ne + j] += wc * s_
 
     if cluster is not None and cluster != unit:
         clus = f.groupby(unit, sort=True)[cluster].first().reindex(ulabels).to_numpy()
@@ -163,7 +166,7 @@ def estimate_dose(
     else:
         n_clusters = n_u
     se = np.sqrt((phi ** 2).sum(axis=0))
-    est = np.r_[att_o, acr_o, L_att @ beta, L_acrt @ beta]
+    est = np.r_[att_o, acr_o, L_att @ beta, L_acrt @ beta, ev_est]
 
     crit = {"dose": float("nan"), "dose_slope": float("nan")}
     if bootstrap > 0:
@@ -184,6 +187,10 @@ def estimate_dose(
             cv = crit[kind]
             rows.append({"kind": kind, "term": f"{name}(d={dv:g})", "dose": float(dv), "estimate": est[col],
                          "std_error": se[col], "band_low": est[col] - cv * se[col], "band_high": est[col] + cv * se[col]})
+    for j, e in enumerate(events):
+        for kind, name, col in (("event", "e", 2 + 2 * ng + j), ("event_slope", "ACR e", 2 + 2 * ng + ne + j)):
+            rows.append({"kind": kind, "term": f"{name}={e}", "event_time": e, "estimate": est[col],
+                         "std_error": se[col]})
     tab = pd.DataFrame(rows)
     s_ = tab["std_error"].to_numpy(dtype=float)
     e_ = tab["estimate"].to_numpy(dtype=float)
@@ -191,9 +198,15 @@ def estimate_dose(
     with np.errstate(divide="ignore", invalid="ignore"):
         tab["p_value"] = np.where(s_ > 0, 2 * stats.norm.sf(np.abs(e_ / s_)), np.nan)
 
-    cell_tab = pd.DataFrame([{"group": c["g"], "time": c["t"], "base": c["base"], "n_treated": c["n_treated"],
-                              "n_control": int(c["dc"].size), "weight": wc, "att": float(c["ytil"].mean())}
-                             for wc, c in zip(w, cells, strict=True)])
+    wpost = dict(zip([id(c) for c in post], w, strict=True))
+    cell_tab = pd.DataFrame([{"group": c["g"], "time": c["t"], "base": c["base"], "post": c["post"],
+                              "n_treated": c["n_treated"], "n_control": int(c["dc"].size),
+                              "weight": wpost.get(id(c), 0.0), "att": float(c["ytil"].mean())} for c in cells])
+    cov = phi.T @ phi
+    ev_cols = 2 + 2 * ng + np.arange(ne)
+    pre = [j for j, e in enumerate(events) if e < 0]
+    terms = [f"e={e}" for e in events]
+    vcov = {"event": pd.DataFrame(cov[np.ix_(ev_cols, ev_cols)], index=terms, columns=terms)}
     label = {"never": "never treated", "notyet": "never and not-yet treated"}[control]
     meta: dict[str, Any] = {
         "label": "Dose-response DiD (Callaway, Goodman-Bacon & Sant'Anna 2024)",
@@ -202,13 +215,17 @@ def estimate_dose(
         "n_clusters": int(n_clusters), "cluster": cluster or unit, "alpha": alpha,
         "bootstrap": int(bootstrap), "seed": seed, "degree": int(degree),
         "knots": basis.inner.tolist(), "dose_range": [basis.lo, float(d_unit[treated].max())],
-        "n_doses": int(np.unique(d_unit[treated]).size), "n_cells": len(cells), "skipped_cells": skipped,
-        "n_treated_used": int(np.unique(np.concatenate([c["t_idx"] for c in cells])).size),
+        "n_doses": int(np.unique(d_unit[treated]).size), "n_cells": len(post),
+        "n_pre_cells": len(cells) - len(post), "skipped_cells": skipped,
+        "n_treated_used": int(np.unique(np.concatenate([c["t_idx"] for c in post])).size),
         "critical_value": crit, "dose_grid": grid.tolist(),
+        # placebo cells before adoption: ATT(e) for e < 0 (parallel trends) and ACR(e) (dose slopes; strong PT)
+        "pretrend": wald_test(est[ev_cols[pre]], cov[np.ix_(ev_cols[pre], ev_cols[pre])]),
+        "pretrend_slope": wald_test(est[ev_cols[pre] + ne], cov[np.ix_(ev_cols[pre] + ne, ev_cols[pre] + ne)]),
         "baseline_mean": baseline_mean(f, outcome, time=time, cohort=cohort),
         "cell_weights": "number of treated units in the cell (contdid)",
     }
-    res = EstimationResult("dose", outcome, tab, meta=meta, tables={"cells": cell_tab})
+    res = EstimationResult("dose", outcome, tab, meta=meta, vcov=vcov, tables={"cells": cell_tab})
     options = {"dose": dose, "unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
                "control": control, "degree": degree, "knots": knots, "dvals": dvals, "bootstrap": bootstrap,
                "seed": seed, "small_cohorts": small_cohorts}
@@ -218,21 +235,37 @@ def estimate_dose(
     return finish_result(res, sample, spec="dose", options=options, inference=inf)
 
 
+def _cell_influence(c: dict[str, Any], wc: float, phi: np.ndarray, col_att: int, col_acr: int) -> tuple[float, float]:
+    """Add ``wc`` times the cell's influence on its binary ATT and its ACR to ``phi`` columns; return both."""
+    tr, co = c["t_idx"], c["c_idx"]
+    att_c = float(c["ytil"].mean())
+    slopes = c["dB"] @ c["beta"]
+    acr_c = float(slopes.mean())
+    phi[tr, col_att] += wc * (c["ytil"] - att_c) / tr.size
+    phi[co, col_att] -= wc * c["dc"] / co.size
+    # ACR: the slope coefficients' influence (comparison units move no slope) + the doses' own sampling
+    phi[tr, col_acr] += wc * (c["infl_t"] @ c["dB"].mean(axis=0) + (slopes - acr_c) / tr.size)
+    return att_c, acr_c
+
+
 def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.ndarray, b_all: np.ndarray,
            db_all: np.ndarray, basis: DoseBasis, control: str, skip_small: bool) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Fit ATT_gt(d) for every cohort g and period t >= g; cells without comparison units are counted."""
+    """Fit ATT_gt(d) for every cohort g and period t (post cells t >= g, and pre-period placebo cells);
+    cells without comparison units or with too few doses (``skip_small``) are counted."""
     cells: list[dict[str, Any]] = []
     skipped = {"no_comparison_units": 0, "too_few_doses": 0}
     for g in np.unique(g_unit[g_unit != NEVER]):
         before = np.flatnonzero(periods < g)
         if before.size == 0:
             continue
-        b = before[-1]
-        for ti in np.flatnonzero(periods >= g):
+        # post cells: base g−1 (the last period before g); pre cells (placebos): base t−1 (CS's varying base)
+        for ti in range(1, len(periods)):
             t = periods[ti]
+            b = before[-1] if t >= g else ti - 1
             ok = ~np.isnan(y[:, b]) & ~np.isnan(y[:, ti])
             tr = np.flatnonzero(ok & (g_unit == g))
-            comp = (g_unit == NEVER) | ((g_unit > t) if control == "notyet" else False)
+            # not yet treated at t, the cohort itself excluded (in its placebo cells it is not yet treated)
+            comp = (g_unit == NEVER) | (((g_unit > t) & (g_unit != g)) if control == "notyet" else False)
             co = np.flatnonzero(ok & comp)
             if tr.size == 0:
                 continue
@@ -253,7 +286,8 @@ def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.nd
             bread = np.linalg.inv(B.T @ B)
             beta = bread @ (B.T @ ytil)
             resid = ytil - B @ beta
-            cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "t_idx": tr, "c_idx": co,
+            cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "post": bool(t >= g),
+                          "t_idx": tr, "c_idx": co,
                           "n_treated": int(tr.size), "beta": beta, "ytil": ytil, "dc": dy_c - dy_c.mean(),
                           "infl_t": (B * resid[:, None]) @ bread, "dB": db_all[tr]})
     return cells, {k: v for k, v in skipped.items() if v}
