@@ -291,6 +291,9 @@ def test_input_errors_are_one_line():
     assert "same dose" in _err(q)
     assert "lower degree or knots" in _err(_panel(n=30, doses=(1.0, 2.0), seed=1))
     assert "no never-treated unit" in _err(p[p["first_treat"] > 0])
+    assert "dose grid values must lie within" in _err(p, dvals=[0.0, 0.5])
+    assert "strictly inside the treated doses' range" in _err(p, knots=[0.1])
+    assert "control must be one of" in _err(p, control="all")
 
 
 def test_one_cell_standard_errors_by_hand():

@@ -171,7 +171,9 @@ def estimate_dose(
     crit = {"dose": float("nan"), "dose_slope": float("nan")}
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
-        draws = _mammen(rng, (int(bootstrap), phi.shape[0])) @ phi
+        # only the curves get bands: columns 2 .. 2 + 2 ng of phi (draws keep phi's column numbers)
+        draws = np.zeros((int(bootstrap), phi.shape[1]))
+        draws[:, 2:2 + 2 * ng] = _mammen(rng, (int(bootstrap), phi.shape[0])) @ phi[:, 2:2 + 2 * ng]
         for name, sl in (("dose", slice(2, 2 + ng)), ("dose_slope", slice(2 + ng, 2 + 2 * ng))):
             s = se[sl]
             ok = s > 1e-12 * max(1.0, float(np.abs(est[sl]).max(initial=0.0)))
