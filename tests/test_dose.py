@@ -250,6 +250,14 @@ def test_result_contract_and_json_round_trip():
     pd.testing.assert_frame_equal(again.estimates, r.estimates)
 
 
+def test_refit_from_context_with_late_adopters_holding_their_dose():
+    p = _panel(n=60, noise=1.0, seed=14, cohorts=(0, 3, 9), dose_in_pre=True)  # cohort 9: after the window
+    r = estimate_dose(p, "y", bootstrap=0)
+    assert r.meta["sample"]["recoded"] == {"adopts_after_window": 20}
+    again = get_estimator("dose")(r.context.sample, "y", **r.context.options)
+    pd.testing.assert_frame_equal(again.estimates, r.estimates)
+
+
 def test_dose_never_joins_the_default_estimators():
     assert "dose" not in default_estimators("staggered") and "dose" not in default_estimators("single_station")
     with pytest.raises(TypeError, match="dose: unknown option 'clsuter'"):

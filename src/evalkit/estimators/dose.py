@@ -20,6 +20,7 @@ comparing doses (ACRT, differences of ATT(d)) needs *strong* parallel trends (do
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -234,6 +235,11 @@ def estimate_dose(
     inf = inference_meta("influence function (no small-sample factor)", n_clusters=int(n_clusters),
                          cluster=cluster or unit, bootstrap=int(bootstrap), seed=seed,
                          band="sup-t, Mammen multiplier bootstrap")
+    # the context's sample carries the cleaned dose (0 before adoption and for late adopters recoded to
+    # never treated), so a refit from it passes the dose checks
+    fc = f[cohort].to_numpy()
+    clean = np.where((fc != NEVER) & (f[time].to_numpy() >= fc), d_unit[ucode], 0.0)
+    sample = replace(sample, frame=f.assign(**{dose: clean}))
     return finish_result(res, sample, spec="dose", options=options, inference=inf)
 
 
