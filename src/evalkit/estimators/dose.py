@@ -69,8 +69,8 @@ def estimate_dose(
 ) -> EstimationResult:
     """Dose–response DiD: ATT(d), ACRT(d) with uniform bands, and the averages ATT^o (overall) and ACR^o.
 
-    ``dose`` names the column with the unit's dose (in the outcome's units of treatment, e.g. the share
-    of villages covered): 0 for never-treated units, one positive value per adopter from adoption on
+    ``dose`` names the column with the unit's dose (in the treatment's own units, e.g. the share of
+    villages covered): 0 for never-treated units, one positive value per adopter from adoption on
     (0 or that value before). ``degree``/``knots``: the B-spline (``knots`` = number of interior
     quantile knots or their positions; a dose with ``K`` values and ``degree = K − 1``, ``knots = 0``
     is saturated: ATT(d) is then the cell means' difference). ``dvals``: doses at which the curve is
