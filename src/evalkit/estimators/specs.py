@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from evalkit.params import EvaluationParams
     from evalkit.results import EstimationResult
 
-ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station")
+ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station", "dose")
 DESIGNS = ("staggered", "single_station")
 #: keyword arguments every panel estimator takes (``cluster`` is left out where it has no meaning)
 SAMPLE_ARGS = ("unit", "time", "cohort")
@@ -155,6 +155,11 @@ def _synth(p: EvaluationParams) -> dict[str, Any]:
     return {"alpha": p.alpha, "se": "placebo", "reps": p.placebo_reps, "seed": p.seed}
 
 
+def _dose(p: EvaluationParams) -> dict[str, Any]:
+    # not wired into evaluations yet (no design runs it): the shared options only
+    return {**_common(p), "bootstrap": p.bootstrap, "seed": p.seed}
+
+
 def _labels(zh: str, en: str) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
@@ -233,6 +238,14 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         _labels("合成控制法（SC）", "Synthetic control (SC)"), "single_station",
         event_study=False, pretrend_test=False, weights=False, options=_SYNTH, from_params=_synth,
         estimand="treated_minus_synthetic_post_periods", designs=("single_station",)),
+    EstimatorSpec(
+        # design "dose" is not in DESIGNS: it never joins an evaluation's default estimators
+        "dose", "evalkit.estimators.dose:estimate_dose",
+        _labels("剂量反应双重差分（连续处理强度）", "Dose-response DiD (continuous treatment)"), "dose",
+        event_study=False, pretrend_test=False, weights=False,
+        options=("unit", "time", "cohort", "cluster", "alpha", "dose", "control", "degree", "knots", "dvals",
+                 "bootstrap", "seed", "small_cohorts"),
+        from_params=_dose, estimand="att_average_over_adopters_doses", designs=("dose",)),
 ]}
 
 
