@@ -190,9 +190,7 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
                "interval is far too narrow), so it is not used")
         jobs["cs_mboot"] = lambda: _raise(few)
     else:
-        jobs["cs_mboot"] = lambda: get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot,
-                                                       seed=p.seed,
-                                                       **(cs_kw | {"aggregations": ("simple", "dynamic")}))
+        jobs["cs_mboot"] = lambda: _cs_bootstrap(panel, outcome, p, main_cs, boot, cs_kw)
     if "wild_bootstrap" in p.inference:
         from evalkit.inference.wild import wild_bootstrap
 
@@ -212,6 +210,23 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
         except Exception as exc:  # noqa: BLE001 - recorded, shown under the table
             fails[key] = reason(exc)
     return out, fails
+
+
+def _cs_bootstrap(panel: pd.DataFrame, outcome: str, p: EvaluationParams, main_cs: EstimationResult | None,
+                  boot: int, cs_kw: dict[str, Any]) -> EstimationResult:
+    """The CS multiplier-bootstrap variant (simple and dynamic aggregations, ``boot`` draws): the
+    params' own CS fit re-aggregated (``evalkit.estimators.cs.reaggregate``: the same numbers as a
+    refit with the same options and seed, without refitting ATT(g,t)); refitted when that fit is
+    absent or no longer carries its ATT(g,t) (e.g. a copy with the jackknife attached)."""
+    if main_cs is not None:
+        from evalkit.estimators.cs import reaggregate
+
+        try:
+            return reaggregate(main_cs, bootstrap=boot, seed=p.seed, aggregations=("simple", "dynamic"))
+        except ValueError:
+            pass
+    return get_estimator("cs")(panel, outcome, control=p.control, bootstrap=boot, seed=p.seed,
+                               **(cs_kw | {"aggregations": ("simple", "dynamic")}))
 
 
 class StepSkipped(RuntimeError):
