@@ -118,7 +118,7 @@ def headline_choice_sentence(choice: Any, estimator: str, lang: str) -> str:
     get = choice.get if isinstance(choice, dict) else (lambda k, d=None: getattr(choice, k, d))
     rule, facts = get("rule"), get("facts") or {}
     name = get("estimator") or estimator
-    kw = {"estimator": estimator_label(name, lang), "key": name, **_facts_words(facts, lang)}
+    kw = {"estimator": estimator_label(name, lang), "name": name, **_facts_words(facts, lang)}
     if rule == "small_design" and facts.get("design") == "single_station":
         rule = "single_station"
     key = f"choice_{rule}"

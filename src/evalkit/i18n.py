@@ -387,7 +387,7 @@ TEXTS["en"].update({
     "different_question": "† This row answers a different question: its estimand differs from the answer's (e.g. "
                           "other months or weights), so its number is not directly comparable.",
     "tech_h": "Technical appendix: recorded failure reasons",
-    "choice_user": "The headline uses {estimator}, as the params file asks (headline: {key}).",
+    "choice_user": "The headline uses {estimator}, as the params file asks (headline: {name}).",
     "choice_small_design": "The headline uses {estimator}: the design is small ({n_treated} adopting and {n_control} "
                            "comparison stations; below {min_adopters} of either counts as small), and the imputation "
                            "estimator, which builds the counterfactual from every pre-adoption month, has more power there.",
