@@ -269,8 +269,9 @@ def test_failed_estimators_and_sensitivity_parts_are_sentences_and_the_appendix_
     assert en[2] == "3-month bins: 15 stations cannot support 36 monthly coefficients"
     assert en[-1] == "The relative-magnitudes analysis failed: the computation did not complete (technical reason " \
                      "in the appendix)"
-    assert ("incidents_fight / bacon", "ValueError: Bacon decomposition needs a balanced panel") in technical_reasons(ev)
-    assert ("sensitivity / rm", "RuntimeError: vertex enumeration exploded") in technical_reasons(ev)
+    # the raw reason, without the exception's class name (the brief shows no "Error")
+    assert ("incidents_fight / bacon", "Bacon decomposition needs a balanced panel") in technical_reasons(ev)
+    assert ("sensitivity / rm", "vertex enumeration exploded") in technical_reasons(ev)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -311,3 +312,49 @@ def test_month_axis_shows_months_not_period_integers():
     labels = [lab.get_text() for lab in ax.get_xticklabels() if lab.get_text()]
     plt.close(fig)
     assert labels and all(re.fullmatch(r"20\d\d-\d\d", s) for s in labels)
+
+
+# ----------------------------------------------------------------------------- the brief's HTML
+def _capture(monkeypatch) -> list[str]:
+    import evalkit.report as report
+
+    out: list[str] = []
+    monkeypatch.setattr(report, "_html", out.append)
+    return out
+
+
+def test_page1_html_has_every_outcome_the_estimand_and_the_truth_in_words(monkeypatch):
+    import evalkit.report as report
+
+    html = _capture(monkeypatch)
+    ev = _three_outcomes("zh")
+    ev.planted_truth = lambda outcome=None: -19.0
+    report.show_headline(ev)
+    page = "".join(html)
+    assert page.count("<li>") == 3 and "各项指标一览" in page
+    assert "估计对象：实施改革的派出所在改革后第0–24个月的平均效果。" in page
+    assert "演示数据中植入的真实效果约为下降 19.0%。" in page
+    assert "-19.0%" not in page
+
+
+def test_failures_are_sentences_in_the_brief_and_raw_only_in_the_english_appendix(monkeypatch):
+    import evalkit.report as report
+
+    raw = "ValueError: Bacon decomposition needs a balanced panel (one row per unit and period)"
+    for lang in ("zh", "en"):
+        html = _capture(monkeypatch)
+        ev = _ev({"incidents_fight": [_result("cs", "incidents_fight", -30.0, -40.0, -20.0, 0.001, pretrend=PRE_OK)]},
+                 failures={"incidents_fight": {"bacon": raw}}, lang=lang)
+        report.show_estimates(ev)
+        report.show_notes(ev)
+        page = "".join(html)
+        assert "ValueError" not in page and "Traceback" not in page
+        if lang == "zh":
+            assert "Goodman-Bacon 分解 未能完成：该方法需要平衡面板（每个派出所每个月都有数据），本样本不满足" in page
+            assert "balanced panel" not in page and "技术附录" not in page
+        else:
+            assert ("Goodman-Bacon decomposition did not complete: the method needs a balanced panel (every station "
+                    "observed every month), which this sample is not") in page
+            assert "Technical appendix" in page
+            assert "incidents_fight / bacon: Bacon decomposition needs a balanced panel (one row per unit and period)" \
+                in page

@@ -163,7 +163,8 @@ def reason_words(reason: Any, lang: str) -> str:
 def technical_reasons(ev: Any) -> list[tuple[str, str]]:
     """(where, raw English reason) of every recorded failure of ``ev``: failed estimators and
     variants, the sensitivity analysis and its parts, multiple testing, the jackknife SE and the
-    pre-trend tests. Shown only in the English brief's technical appendix (and in results.json)."""
+    pre-trend tests. Shown only in the English brief's technical appendix (and in results.json),
+    without the exception's class name (a reason, not a traceback)."""
     out: list[tuple[str, str]] = []
     for o, by in (ev.failures or {}).items():
         out += [(f"{o} / {k}", str(v)) for k, v in by.items()]
@@ -185,7 +186,10 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
             pt = r.meta.get("pretrend") or {}
             if pt.get("reason") and pt.get("status") in ("failed", "not_available"):
                 out.append((f"{o} / {k} / pre-trend test", str(pt["reason"])))
-    return out
+    return [(where, _EXC_PREFIX.sub("", why)) for where, why in out]
+
+
+_EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
 __all__ = ["DURATION_KINDS", "REASON_PATTERNS", "change_range", "change_words", "effect_form", "estimand_sentence",

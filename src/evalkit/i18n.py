@@ -70,7 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
                      "入库时隔离的问题记录：{quarantined} 条。",
         "sources_demo": "合成演示数据（evalkit demo-data，已知真实效果）",
         "sources_wh": "警情、处警与矛盾纠纷记录（数据仓库）",
-        "truth_note": "演示数据中植入的真实效果约为 {truth}。",
+        "truth_note": "演示数据中植入的真实效果约为{truth}。",
         "failed_estimator": "{estimator} 未能完成：{error}",
         "diagnostics_h": "诊断",
         "synthetic_h": "试点派出所与其“合成对照”的走势",

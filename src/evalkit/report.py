@@ -32,7 +32,7 @@ from evalkit.brief_text import (
     sensitivity_sentences,
     variant_label,
 )
-from evalkit.brief_words import reason_words, technical_reasons
+from evalkit.brief_words import change_words, reason_words, technical_reasons
 from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
@@ -108,7 +108,8 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     ]
     truth = ev.planted_truth(outcome)
     if truth is not None and not ev.is_share(outcome or ev.primary_outcome):
-        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
+        words = change_words(truth, truth, truth, lang, noun=True) if truth else fmt_pct(0.0, lang)  # one sign, in words
+        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=words))}</p>')
     if "naive_sentence" in h:
         parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
                      + (f'<p class="ek-note">{html.escape(h["naive_why"])}</p>' if h["naive_why"] else "") + '</div>')
