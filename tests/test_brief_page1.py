@@ -239,13 +239,27 @@ def test_pretrend_table_note_names_the_test_that_drives_the_rating():
      "协方差矩阵奇异（派出所或聚类太少）", "the covariance matrix is singular (too few stations or clusters)"),
     ("only 1 station_id adopts: deleting it leaves no adopting unit, so the jackknife", "只有一个实施改革的派出所",
      "only one station adopted the reform"),
-    ("KeyError: 'x' happened in _cs_attgt.py line 4", "计算未能完成（技术原因见英文版报告的技术附录或 results.json）",
-     "the computation did not complete (technical reason in the appendix)"),
+    ("StepSkipped: only 6 county clusters: the multiplier bootstrap needs at least 12 clusters to resample (with "
+     "fewer its interval is far too narrow), so it is not used", "聚类少于 12 个时乘数自助法的区间过窄",
+     "with fewer than 12 clusters its interval is far too narrow"),
+    ("KeyError: 'x' happened in _cs_attgt.py line 4", "计算出错（技术细节见英文版报告的技术附录或 results.json）",
+     "the computation failed (technical detail in the appendix)"),
 ])
 def test_failure_reasons_are_localized(raw, zh, en):
     assert reason_words(raw, "zh") == zh
     assert reason_words(raw, "en") == en
     assert not re.search(r"[A-Za-z]{3,}", zh.replace("results.json", ""))  # no English inside the Chinese brief
+
+
+def test_a_step_left_out_by_design_is_not_called_a_failure():
+    from evalkit.brief_words import failed_step_sentence
+
+    why = "only 6 county clusters: the multiplier bootstrap needs at least 12 clusters to resample"
+    assert failed_step_sentence("乘数自助法", why, "zh") == "乘数自助法 未采用：聚类少于 12 个时乘数自助法的区间过窄"
+    assert failed_step_sentence("The multiplier bootstrap", why, "en") == \
+        "The multiplier bootstrap not used: with fewer than 12 clusters its interval is far too narrow"
+    assert failed_step_sentence("SDID", "boom", "zh") == \
+        "SDID 未能完成：计算出错（技术细节见英文版报告的技术附录或 results.json）"
 
 
 def test_failed_estimators_and_sensitivity_parts_are_sentences_and_the_appendix_keeps_the_raw_reason():
@@ -262,13 +276,12 @@ def test_failed_estimators_and_sensitivity_parts_are_sentences_and_the_appendix_
     assert zh[:3] == ["敏感性分析针对与结论相同的估计对象：改革后第0–24个月的平均效果。",
                       "派出所较少，逐月系数的协方差无法估计，事件研究按每 3 个月合并为一组。",
                       "Callaway–Sant'Anna 事件研究无法用于敏感性分析（协方差矩阵奇异（派出所或聚类太少）），改用动态双向固定效应。"]
-    assert zh[-1] == "相对幅度分析未能完成：计算未能完成（技术原因见英文版报告的技术附录或 results.json）"
+    assert zh[-1] == "相对幅度分析未能完成：计算出错（技术细节见英文版报告的技术附录或 results.json）"
     assert not any("vertex" in s or "3-month bins" in s for s in zh)
     ev.params.lang = "en"
     en = sensitivity_sentences(ev)
     assert en[2] == "3-month bins: 15 stations cannot support 36 monthly coefficients"
-    assert en[-1] == "The relative-magnitudes analysis failed: the computation did not complete (technical reason " \
-                     "in the appendix)"
+    assert en[-1] == "The relative-magnitudes analysis failed: the computation failed (technical detail in the appendix)"
     # the raw reason, without the exception's class name (the brief shows no "Error")
     assert ("incidents_fight / bacon", "Bacon decomposition needs a balanced panel") in technical_reasons(ev)
     assert ("sensitivity / rm", "vertex enumeration exploded") in technical_reasons(ev)

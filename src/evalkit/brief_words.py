@@ -133,6 +133,7 @@ _CHOICE_KEYS = ("choice_user", "choice_small_design", "choice_large_design", "ch
 #: phrase; first match wins. Anything else gets the generic ``reason_other`` (the technical
 #: English reason stays in results.json and the English brief's technical appendix).
 REASON_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"multiplier bootstrap needs at least", "reason_mboot_few"),
     (r"balanced panel", "reason_balanced"),
     (r"only (one|1)\b.*adopt|one treated (unit|cluster|station)|only one treated|leaves no adopting",
      "reason_one_adopter"),
@@ -150,14 +151,31 @@ REASON_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def reason_words(reason: Any, lang: str) -> str:
-    """A recorded failure reason as a localized phrase (never the raw English exception in the
-    Chinese brief; in the English brief only the known phrasing or the generic fallback)."""
+#: reasons for a step left out by design (not a failure): "… not used: …" instead of "… failed: …"
+SKIP_REASONS = ("reason_mboot_few",)
+
+
+def reason_key(reason: Any) -> str:
+    """The i18n key of a recorded failure reason (:data:`REASON_PATTERNS`, else ``reason_other``)."""
     text = str(reason or "")
     for pattern, key in REASON_PATTERNS:
         if re.search(pattern, text, flags=re.IGNORECASE):
-            return t(key, lang)
-    return t("reason_other", lang)
+            return key
+    return "reason_other"
+
+
+def reason_words(reason: Any, lang: str) -> str:
+    """A recorded failure reason as a localized phrase (never the raw English exception in the
+    Chinese brief; in the English brief only the known phrasing or the generic fallback)."""
+    return t(reason_key(reason), lang)
+
+
+def failed_step_sentence(step: str, reason: Any, lang: str) -> str:
+    """"X 未能完成：<reason>" / "X did not complete: <reason>", or "X 未采用：…" / "X not used: …" for a
+    step the design leaves out on purpose (e.g. the multiplier bootstrap with fewer than 12 clusters)."""
+    key = reason_key(reason)
+    return t("skipped_estimator" if key in SKIP_REASONS else "failed_estimator", lang, estimator=step,
+             error=t(key, lang))
 
 
 def technical_reasons(ev: Any) -> list[tuple[str, str]]:
@@ -192,5 +210,5 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
-__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "change_range", "change_words", "effect_form", "estimand_sentence",
+__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "effect_form", "estimand_sentence",
            "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "technical_reasons"]

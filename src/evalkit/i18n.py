@@ -355,6 +355,8 @@ TEXTS["zh"].update({
     "choice_other": "主要结果采用{estimator}。",
     "sens_estimand": "敏感性分析针对与结论相同的估计对象：改革后第{a}–{b}个月的平均效果。",
     "sens_bins": "派出所较少，逐月系数的协方差无法估计，事件研究按每 {k} 个月合并为一组。",
+    "reason_mboot_few": "聚类少于 12 个时乘数自助法的区间过窄",
+    "skipped_estimator": "{estimator} 未采用：{error}",
     "reason_balanced": "该方法需要平衡面板（每个派出所每个月都有数据），本样本不满足",
     "reason_one_adopter": "只有一个实施改革的派出所",
     "reason_no_adopters": "样本中没有实施改革的派出所",
@@ -368,7 +370,7 @@ TEXTS["zh"].update({
     "reason_disconnected": "未实施改革的观测不足以识别各月的共同变化",
     "reason_counts_only": "该方法只适用于计数指标",
     "reason_not_requested": "评估参数未要求该方法",
-    "reason_other": "计算未能完成（技术原因见英文版报告的技术附录或 results.json）",
+    "reason_other": "计算出错（技术细节见英文版报告的技术附录或 results.json）",
 })
 TEXTS["en"].update({
     "estimand": "What is estimated: the average effect over months {a}–{b} after adoption at the adopting stations.",
@@ -401,6 +403,8 @@ TEXTS["en"].update({
                      "{a}–{b} after adoption.",
     "sens_bins": "There are too few stations to estimate the covariance of monthly coefficients, so the event study "
                  "uses {k}-month bins.",
+    "reason_mboot_few": "with fewer than 12 clusters its interval is far too narrow",
+    "skipped_estimator": "{estimator} not used: {error}",
     "reason_balanced": "the method needs a balanced panel (every station observed every month), which this sample is not",
     "reason_one_adopter": "only one station adopted the reform",
     "reason_no_adopters": "no station in the sample adopted the reform",
@@ -414,7 +418,7 @@ TEXTS["en"].update({
     "reason_disconnected": "the non-adopting observations cannot identify the common monthly changes",
     "reason_counts_only": "the method applies to count outcomes only",
     "reason_not_requested": "the params did not ask for this method",
-    "reason_other": "the computation did not complete (technical reason in the appendix)",
+    "reason_other": "the computation failed (technical detail in the appendix)",
 })
 
 # estimator labels live in the estimator specs (evalkit.estimators.specs), one place per estimator

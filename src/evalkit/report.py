@@ -32,7 +32,7 @@ from evalkit.brief_text import (
     sensitivity_sentences,
     variant_label,
 )
-from evalkit.brief_words import change_words, reason_words, technical_reasons
+from evalkit.brief_words import change_words, failed_step_sentence, reason_words, technical_reasons
 from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
@@ -132,8 +132,7 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
     failed += [(variant_label(ev, k, outcome), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
     if failed:  # localized reasons; the English technical ones are in results.json and the appendix
-        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=reason_words(v, lang)))}</li>"
-                        for k, v in failed)
+        items = "".join(f"<li>{html.escape(failed_step_sentence(k, v, lang))}</li>" for k, v in failed)
         _html(f'<ul class="ek-note">{items}</ul>')
     return table
 
