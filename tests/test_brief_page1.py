@@ -151,6 +151,16 @@ def test_response_time_answer_is_in_minutes():
                                              "minutes (95% CI: a decrease of 0.5–1.9 minutes).")
 
 
+def test_year_on_year_response_time_is_in_minutes_with_duration_words():
+    naive = _result("naive_yoy", "response_mean_min", -6.2, -7.0, -5.4, 0.01, base=15.0)
+    naive.meta["pct_change"] = -41.3
+    ev = _ev({"response_mean_min": [_result("cs", "response_mean_min", -6.3, -7.2, -5.4, 0.001, base=15.0), naive]})
+    text = headline_text(ev)
+    assert text["naive_sentence"] == ("按地方通报常用的同比口径（改革后 12 个月对比前 12 个月），平均到场时间缩短 6.2 分钟；"
+                                      "扣除同期趋势、季节和共同冲击后，平均到场时间缩短 6.3 分钟。")
+    assert text["naive_why"] == ""  # −6.2 lies inside [−7.2, −5.4]: the two agree, no "两者不同"
+
+
 def test_interval_words_never_mix_signs():
     assert change_range(-69.7, -47.1, "zh") == "下降 47.1%–69.7%"
     assert change_range(2.0, 9.5, "en") == "an increase of 2.0%–9.5%"

@@ -17,6 +17,7 @@ import pandas as pd
 from evalkit.brief_words import (
     change_range,
     change_words,
+    direction_word,
     effect_form,
     estimand_sentence,
     headline_choice_sentence,
@@ -137,7 +138,7 @@ def headline_text(ev: Evaluation, outcome: str | None = None) -> dict[str, str]:
     if "naive_pct" in h and h["verdict"] != "no_data":
         naive = h["naive_estimate"] if form != "pct" else h["naive_pct"]
         causal = change_words(est, lo, hi, lang, form=form, unit=unit)
-        out["naive_sentence"] = t("naive", lang, outcome=olabel, direction=t("down" if naive < 0 else "up", lang),
+        out["naive_sentence"] = t("naive", lang, outcome=olabel, direction=direction_word(naive, form, lang),
                                   pct=magnitude(naive, form, unit, lang), causal=causal)
         # "they differ because …" only when they differ materially: the year-on-year figure lies
         # outside the estimate's 95% interval (inside it the two cannot be told apart)

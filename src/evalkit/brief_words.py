@@ -43,6 +43,11 @@ def _dir(sign: float, form: str, lang: str, *, noun: bool) -> str:
     return t("up" if up else "down", lang)
 
 
+def direction_word(sign: float, form: str, lang: str) -> str:
+    """Verb of a change: "下降"/"上升" ("缩短"/"延长" for durations) / "fell by"/"rose by"."""
+    return _dir(sign, form, lang, noun=False)
+
+
 def magnitude(x: float, form: str, unit: str, lang: str) -> str:
     """|x| with its unit: percent (``pct``, ``x`` in percent), percentage points (``share``, ``x`` a
     proportion) or the outcome's own unit (``level``, e.g. "4.1 分钟")."""
@@ -210,5 +215,5 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
-__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "effect_form", "estimand_sentence",
+__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
            "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "technical_reasons"]
