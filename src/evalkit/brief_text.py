@@ -279,8 +279,8 @@ def different_question(ev: Evaluation, outcome: str | None = None) -> set[tuple[
 
 
 def estimates_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
-    """Robustness table with localized headers: check type, row label (marked "†" when the row
-    answers a different question, :func:`different_question`), estimate, CI, p, percent, adopters
+    """Robustness table with localized headers: check type, row label, a "†" column when some rows
+    answer a different question (:func:`different_question`), estimate, CI, p, percent, adopters
     and comparison stations (small counts suppressed)."""
     outcome = outcome or ev.primary_outcome
     lang, share = ev.lang, ev.is_share(outcome)
@@ -289,7 +289,6 @@ def estimates_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     other = different_question(ev, outcome)  # footnote: t("different_question")
     for r in ev.estimates(outcome).itertuples(index=False):
         label = estimator_label(r.name, lang) if r.kind == "estimator" else variant_label(ev, r.name, outcome)
-        label += " †" if (r.kind, r.name) in other else ""
         ci = "—" if _nan(r.ci_low) or _nan(r.ci_high) else \
             f"[{fmt_num(scale * r.ci_low, lang, 3)}, {fmt_num(scale * r.ci_high, lang, 3)}]"
         rows.append({
@@ -302,7 +301,12 @@ def estimates_table(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
             t("n_treated", lang): _suppress(r.n_treated, ev.params.suppress_below, lang),
             t("n_control", lang): _suppress(r.n_control, ev.params.suppress_below, lang),
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if other:  # its own column: the row labels stay the estimators' names
+        marks = ["†" if (k, n) in other else "" for k, n in zip(ev.estimates(outcome)["kind"],
+                                                                 ev.estimates(outcome)["name"], strict=True)]
+        table.insert(2, t("different_question_col", lang), marks)
+    return table
 
 
 def multiple_table(ev: Evaluation) -> pd.DataFrame:

@@ -344,6 +344,7 @@ TEXTS["zh"].update({
                              "检验会过度拒绝，证据评级因此采用{method}。",
     "pretrend_table_note": "证据评级只采用{estimator}的{method}（p = {p}）；其他行是各方法自带的检验，派出所较少时 χ² "
                            "检验会过度拒绝，仅供参考。",
+    "different_question_col": "注",
     "different_question": "† 该行回答的是另一个问题：估计对象与结论不同（例如月份范围或权重不同），数值不宜直接与结论比较。",
     "tech_h": "技术附录：记录的失败原因",
     "choice_user": "主要结果采用{estimator}，由评估参数指定。",
@@ -386,6 +387,7 @@ TEXTS["en"].update({
                              "the χ² test on a cluster-robust covariance over-rejects, so the rating uses the {method}.",
     "pretrend_table_note": "The rating uses only the {method} of {estimator} (p = {p}); the other rows are each "
                            "method's own test, and with few stations the χ² test over-rejects: for reference only.",
+    "different_question_col": "Note",
     "different_question": "† This row answers a different question: its estimand differs from the answer's (e.g. "
                           "other months or weights), so its number is not directly comparable.",
     "tech_h": "Technical appendix: recorded failure reasons",
