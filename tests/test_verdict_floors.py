@@ -160,10 +160,11 @@ def test_pretrend_not_available_gives_the_reason_never_a_statistic():
     ev = _ev([_result("cs", "incidents_fight", -58.4, -69.7, -47.1, 0.001, pretrend=pre)], lang="en")
     h, text = ev.headline(), headline_text(ev)
     assert h["pretrend_p"] is None and h["verdict_caps"] == ["no_pretrend"]
-    assert text["pretrend_sentence"] == \
-        "The pre-trend test is not available, because the covariance of the 18 leads is singular."
+    assert text["pretrend_sentence"] == ("The pre-trend test is not available, because the covariance matrix is "
+                                         "singular (too few stations or clusters).")
     zh = headline_text(_ev([_result("cs", "incidents_fight", -58.4, -69.7, -47.1, 0.001, pretrend=pre)]))
-    assert zh["pretrend_sentence"] == "改革前趋势检验无法计算，因为the covariance of the 18 leads is singular。"
+    # the English technical reason never reaches the Chinese brief
+    assert zh["pretrend_sentence"] == "改革前趋势检验无法计算，原因：协方差矩阵奇异（派出所或聚类太少）。"
 
 
 def test_page1_signs_never_mix():
@@ -171,15 +172,18 @@ def test_page1_signs_never_mix():
     assert "下降 58.4%（95% 置信区间：下降 47.1%–69.7%）" in text["sentence"]
     assert "-" not in text["sentence"].replace("–", "")
     null = headline_text(_ev([_result("cs", "incidents_fight", 5.6, -8.0, 19.2, 0.40, pretrend=PRE_OK)]))
-    assert "未见明显变化（95% 置信区间：下降 8.0% 至上升 19.2%）" in null["sentence"]
+    assert "未见明显变化（95% 置信区间：介于下降 8.0% 与上升 19.2% 之间）" in null["sentence"]
     assert "上升 5.6%" not in null["sentence"]
     en = headline_text(_ev([_result("cs", "incidents_fight", 12.0, 4.0, 20.0, 0.003, pretrend=PRE_OK)], lang="en"))
-    assert "rose by 12.0% (95% CI: a rise of 4.0%–20.0%)" in en["sentence"]
+    assert en["sentence"] == ("After Two teams, one room (两队一室), fights incidents rose by 12.0% "
+                              "(95% CI: an increase of 4.0%–20.0%).")
 
 
 def test_change_words_and_ranges():
     assert change_range(-69.7, -47.1, "zh") == "下降 47.1%–69.7%"
-    assert change_range(-8.0, 19.2, "en") == "from a fall of 8.0% to a rise of 19.2%"
+    assert change_range(-8.0, 19.2, "en") == "between a decrease of 8.0% and an increase of 19.2%"
+    assert change_range(-5.0, 3.0, "zh") == "介于下降 5.0% 与上升 3.0% 之间"
+    assert change_range(-69.7, -47.1, "en") == "a decrease of 47.1%–69.7%"
     assert change_range(-0.036, -0.010, "zh", share=True, unit="百分点") == "下降 1.0–3.6 百分点"
     assert change_range(math.nan, 1.0, "zh") == "—"
     assert change_words(5.6, -8.0, 19.2, "zh") == "未见明显变化"
@@ -220,7 +224,7 @@ def test_pretrend_table_never_shows_an_impossible_statistic():
     assert table["Statistic"].tolist() == [
         "5.10",
         "not available, because the statistic is not a finite non-negative number (singular covariance)",
-        "not available, because the covariance of the 18 leads is singular"]
+        "not available, because the covariance matrix is singular (too few stations or clusters)"]
     assert table["p-value"].tolist()[1:] == ["—", "—"]
 
 

@@ -17,15 +17,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "{reform}改革是否改变了{outcome}？评估范围：{stations}，{start} 至 {end}。",
         "stations_desc": "{n_treated} 个实施改革的派出所（对照：{n_control} 个未实施的派出所）",
         "answer_h": "结论",
-        "answer": "{estimator}估计，实施{reform}后，{outcome}{direction} {eff}（95% 置信区间：{range}）。",
-        "answer_null": "{estimator}估计，实施{reform}后，{outcome}未见明显变化（95% 置信区间：{range}）。",
+        "answer": "实施{reform}后，{outcome}{effect}（95% 置信区间：{range}）。",
+        "answer_null": "实施{reform}后，{outcome}未见明显变化（95% 置信区间：{range}）。",
         "answer_no_data": "{outcome}在评估期内全部缺失或始终不变，无法估计实施{reform}的效果。",
-        "range_down": "下降 {a}–{b}",
-        "range_up": "上升 {a}–{b}",
-        "range_mixed": "下降 {a} 至上升 {b}",
+        "range": "{dir} {a}–{b}",
+        "range_mixed": "介于{down} {a} 与{up} {b} 之间",
         "no_change": "未见明显变化",
         "disagree": "其他方法的估计区间与上述结果不重叠，结论取决于所用方法，需谨慎解读。",
-        "pretrend_unavailable": "改革前趋势检验无法计算，因为{reason}。",
+        "pretrend_unavailable": "改革前趋势检验无法计算，原因：{reason}。",
         "up": "上升",
         "down": "下降",
         "change": "变化",
@@ -49,9 +48,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_control": "对照所数",
         "treated_group": "实施改革的派出所",
         "control_group": "未实施改革的派出所",
-        "months_since": "距改革实施的月数",
+        "months_since": "改革后月数",
         "effect_axis": "效果（{unit}）",
         "month_axis": "月份",
+        "pilot_station": "试点派出所",
         "adoption": "改革实施",
         "suppressed": "<{n}",
         "pretrend_ok": "改革前趋势检验未发现显著差异（{method}，p = {p}）。",
@@ -70,13 +70,13 @@ TEXTS: dict[str, dict[str, str]] = {
                      "入库时隔离的问题记录：{quarantined} 条。",
         "sources_demo": "合成演示数据（evalkit demo-data，已知真实效果）",
         "sources_wh": "警情、处警与矛盾纠纷记录（数据仓库）",
-        "truth_note": "演示数据中植入的真实效果约为 {truth}。",
+        "truth_note": "演示数据中植入的真实效果约为{truth}。",
         "failed_estimator": "{estimator} 未能完成：{error}",
         "diagnostics_h": "诊断",
         "synthetic_h": "试点派出所与其“合成对照”的走势",
         "pretrend_table_h": "改革前趋势联合检验（各方法）",
         "test_stat": "检验统计量",
-        "pt_not_available": "无法计算，因为{reason}",
+        "pt_not_available": "无法计算，原因：{reason}",
         "pt_stat_impossible": "检验统计量不是有限的非负数（协方差矩阵奇异）",
         "df": "自由度",
         "test_method": "检验方法",
@@ -107,15 +107,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "row_cs_notyet": "Callaway–Sant'Anna，对照组：尚未实施改革的派出所",
         "row_cs_mboot": "Callaway–Sant'Anna，乘数自助法置信区间（{boot} 次，对照组：{control}）",
         "row_twfe_wild": "双向固定效应，野聚类自助法 p 值与区间（{wild} 次，{weights}）",
-        "row_ri": "双向固定效应，随机化推断 p 值（{ri} 次随机置换）",
+        "row_ri": "{estimator}，随机化推断 p 值（{ri} 次随机置换）",
         "robustness_note": "表中前几行为不同估计方法；“对照组”行换用不同的对照派出所；“推断方法”行用不同方法计算置信区间和 p 值，估计值本身不变。",
         "outcome": "指标",
         "p_headline": "p 值（{estimator}）",
         "p_bh": "BH 校正后 p 值",
-        "p_wild_raw": "p 值（主要估计量，置换检验）",
+        "p_wild_raw": "p 值（{estimator}，置换检验）",
         "p_rw": "Romano–Wolf 校正后 p 值",
         "multiple_h": "多指标检验校正",
-        "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于主要估计量，实施时间置换 {draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
+        "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于{estimator}，实施时间置换 {draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
         "sensitivity_h": "敏感性分析：若平行趋势不完全成立",
         "sensitivity_intro": "双重差分的前提是：若无改革，实施组与对照组会保持平行走势。下面检验这一前提被适度违反时结论是否仍成立（Rambachan 与 Roth 方法）。相对幅度图允许改革后的趋势偏离达到改革前最大偏离的 M̄ 倍；平滑度图允许两组差距的走势每月弯曲至多 M。竖线为稳健置信区间，最左侧为原始区间；事件研究采用{source}。",
         "sens_source_cs": "Callaway–Sant'Anna 估计（以改革前一个月为统一基期）",
@@ -141,13 +141,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "sensitivity_what": "敏感性分析",
         "multiple_what": "多指标检验校正",
         "ri_h": "随机化推断：把“改革”随机分配给其他派出所",
-        "ri_text": "将实施改革的身份在派出所之间随机置换 {draws} 次，每次重新估计双向固定效应；实际估计值比 {share} 的置换结果更极端，随机化推断 p 值为 {p}。",
+        "ri_text": "将实施改革的身份在派出所之间随机置换 {draws} 次，每次重新估计{estimator}；实际估计值比 {share} 的置换结果更极端，随机化推断 p 值为 {p}。",
         "method_controls": "对照组方面，同时给出以“从未实施改革的派出所”和以“尚未实施改革的派出所”为对照的 Callaway–Sant'Anna 估计（主结果采用{control}）。",
         "method_boot": "Callaway–Sant'Anna 的置信区间另用乘数自助法（{boot} 次）计算。",
         "method_jackknife": "实施改革的派出所较少，结论中的标准误采用逐一剔除{unit}的刀切法（jackknife），"
                             "置信区间按自由度为 {df} 的 t 分布计算；解析标准误在此情形下可能偏小。",
         "method_wild": "双向固定效应另用野聚类自助法（{draws} 次，{weights}）检验，p 值为 {p}。",
-        "method_ri": "另做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
+        "method_ri": "另对{estimator}做随机化推断（随机置换实施改革的派出所 {draws} 次），p 值为 {p}。",
         "method_sens": "敏感性分析采用 Rambachan 与 Roth（2023）的方法，考察平行趋势被适度违反时结论是否成立。",
         "method_multiple": "多个指标同时检验时给出 BH 与 Romano–Wolf 校正后的 p 值。",
         "method_verdict": "证据评级规则：置信区间不含零、做了改革前趋势检验且未见异常、做了敏感性分析且在改革后趋势偏离不超过改革前最大偏离一半时结论仍成立、"
@@ -162,13 +162,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "question": "Did the {reform} reform change {outcome}? Scope: {stations}, {start} to {end}.",
         "stations_desc": "{n_treated} adopting stations (comparison: {n_control} stations that did not adopt)",
         "answer_h": "The answer",
-        "answer": "By {estimator}, after {reform} {outcome} {direction} {eff} (95% CI: {range}).",
-        "answer_null": "By {estimator}, after {reform} {outcome} showed no clear change (95% CI: {range}).",
+        "answer": "After {reform}, {outcome} {effect} (95% CI: {range}).",
+        "answer_null": "After {reform}, {outcome} showed no clear change (95% CI: {range}).",
         "answer_no_data": "{outcome} is missing or constant throughout the evaluation, so the effect of {reform} "
                           "cannot be estimated.",
-        "range_down": "a fall of {a}–{b}",
-        "range_up": "a rise of {a}–{b}",
-        "range_mixed": "from a fall of {a} to a rise of {b}",
+        "range": "{dir} {a}–{b}",
+        "range_mixed": "between {down} {a} and {up} {b}",
         "no_change": "showed no clear change",
         "disagree": "Other methods give intervals that do not overlap this one: the conclusion depends on the "
                     "method, so read it with caution.",
@@ -200,6 +199,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "months_since": "Months since adoption",
         "effect_axis": "Effect ({unit})",
         "month_axis": "Month",
+        "pilot_station": "Pilot station",
         "adoption": "adoption",
         "suppressed": "<{n}",
         "pretrend_ok": "The pre-adoption trend test finds no significant difference ({method}, p = {p}).",
@@ -259,17 +259,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "row_cs_notyet": "Callaway–Sant'Anna, controls: not-yet-treated stations",
         "row_cs_mboot": "Callaway–Sant'Anna, multiplier-bootstrap interval ({boot} draws; controls: {control})",
         "row_twfe_wild": "TWFE, wild cluster bootstrap p-value and interval ({wild} draws, {weights})",
-        "row_ri": "TWFE, randomization-inference p-value ({ri} permutations)",
+        "row_ri": "{estimator}, randomization-inference p-value ({ri} permutations)",
         "robustness_note": "The first rows are different estimators; the control-group rows use different comparison "
                            "stations; the inference rows compute intervals and p-values differently for the same estimate.",
         "outcome": "Outcome",
         "p_headline": "p-value ({estimator})",
         "p_bh": "BH-adjusted p",
-        "p_wild_raw": "p-value (headline, permutation)",
+        "p_wild_raw": "p-value ({estimator}, permutation)",
         "p_rw": "Romano–Wolf adjusted p",
         "multiple_h": "Several outcomes: adjusted p-values",
         "multiple_note": "Testing several outcomes raises the chance of a 'significant' result by luck. BH controls the "
-                         "false discovery rate; Romano–Wolf (the headline estimator, {draws} permutations of the adoption dates) controls the chance of "
+                         "false discovery rate; Romano–Wolf ({estimator}, {draws} permutations of the adoption dates) controls the chance of "
                          "any false positive. Adjusted p-values are never smaller than the unadjusted ones.",
         "sensitivity_h": "Sensitivity: what if parallel trends do not hold exactly?",
         "sensitivity_intro": "Difference-in-differences assumes that without the reform adopters and comparison stations "
@@ -307,7 +307,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "sensitivity_what": "Sensitivity analysis",
         "multiple_what": "Multiple-testing adjustment",
         "ri_h": "Randomization inference: the reform reassigned at random",
-        "ri_text": "The adopting stations were reshuffled at random {draws} times and TWFE re-estimated each time; the "
+        "ri_text": "The adopting stations were reshuffled at random {draws} times and {estimator} re-estimated each time; the "
                    "actual estimate is more extreme than {share} of the reshuffled ones: randomization p-value {p}.",
         "method_controls": "For the control group, Callaway–Sant'Anna is shown both against never-treated and against "
                            "not-yet-treated stations (the main result uses {control}).",
@@ -315,7 +315,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "method_jackknife": "Few stations adopted, so the headline standard error is a delete-one-{unit} jackknife "
                             "with a t interval on {df} degrees of freedom; the analytic one can be too small with so few adopters.",
         "method_wild": "TWFE is also tested with the wild cluster bootstrap ({draws} draws, {weights}): p = {p}.",
-        "method_ri": "Randomization inference (adopting stations reshuffled {draws} times) gives p = {p}.",
+        "method_ri": "Randomization inference on {estimator} (adopting stations reshuffled {draws} times) gives p = {p}.",
         "method_sens": "The sensitivity analysis (Rambachan and Roth, 2023) asks whether the conclusion holds when "
                        "parallel trends are moderately violated.",
         "method_multiple": "With several outcomes, BH and Romano–Wolf adjusted p-values are shown.",
@@ -327,6 +327,101 @@ TEXTS: dict[str, dict[str, str]] = {
                           "'Limited evidence'; an outcome missing or constant everywhere is 'No usable data'.",
     },
 }
+
+# page 1 (every outcome), the estimand, the headline rule, pre-trend tests and failure reasons
+# (evalkit.brief_words, evalkit.brief_text)
+TEXTS["zh"].update({
+    "estimand": "估计对象：实施改革的派出所在改革后第{a}–{b}个月的平均效果。",
+    "estimand_all_post": "估计对象：试点派出所改革后各月的平均效果。",
+    "outcomes_h": "各项指标一览",
+    "line": "{outcome}：{effect}（{extra}95% 置信区间：{range}）。评级：{label}。",
+    "line_null": "{outcome}：未见明显变化（95% 置信区间：{range}）。评级：{label}。",
+    "line_no_data": "{outcome}：全部缺失或始终不变，无法估计。评级：{label}。",
+    "line_failed": "{outcome}：未能估计，原因：{reason}。",
+    "extra_level": "每个派出所每月 {n}；",
+    "extra_pct": "即 {p}；",
+    "pretrend_chi2_differs": "同一统计量按 χ² 分布计算的 p 值为 {p}，结论与之不同：派出所较少时，基于聚类稳健协方差的 χ² "
+                             "检验会过度拒绝，证据评级因此采用{method}。",
+    "pretrend_table_note": "证据评级只采用{estimator}的{method}（p = {p}）；其他行是各方法自带的检验，派出所较少时 χ² "
+                           "检验会过度拒绝，仅供参考。",
+    "different_question_col": "注",
+    "different_question": "† 该行回答的是另一个问题：估计对象与结论不同（例如月份范围或权重不同），数值不宜直接与结论比较。",
+    "tech_h": "技术附录：记录的失败原因",
+    "choice_user": "主要结果采用{estimator}，由评估参数指定。",
+    "choice_small_design": "主要结果采用{estimator}：本设计较小（实施改革的派出所 {n_treated} 个、对照派出所 {n_control} 个，"
+                           "任一少于 {min_adopters} 个即视为小设计），此时插补估计量利用全部改革前月份构造对照，检验力更高。",
+    "choice_large_design": "主要结果采用{estimator}：本设计较大（实施改革的派出所 {n_treated} 个、对照派出所 {n_control} 个，"
+                           "均不少于 {min_adopters} 个），数据足以采用只要求改革前最后一个月起平行趋势的 Callaway–Sant'Anna 估计量。",
+    "choice_single_station": "主要结果采用{estimator}：只有一个试点派出所，采用单所设计的合成对照方法。",
+    "choice_other": "主要结果采用{estimator}。",
+    "sens_estimand": "敏感性分析针对与结论相同的估计对象：改革后第{a}–{b}个月的平均效果。",
+    "sens_bins": "派出所较少，逐月系数的协方差无法估计，事件研究按每 {k} 个月合并为一组。",
+    "reason_mboot_few": "聚类少于 12 个时乘数自助法的区间过窄",
+    "skipped_estimator": "{estimator} 未采用：{error}",
+    "reason_balanced": "该方法需要平衡面板（每个派出所每个月都有数据），本样本不满足",
+    "reason_one_adopter": "只有一个实施改革的派出所",
+    "reason_no_adopters": "样本中没有实施改革的派出所",
+    "reason_no_controls": "样本中没有可作对照的派出所",
+    "reason_permutation_failed": "置换检验的每一次抽样都未能完成",
+    "reason_singular": "协方差矩阵奇异（派出所或聚类太少）",
+    "reason_few_clusters": "聚类（派出所或区县）太少",
+    "reason_f_undefined": "实施改革的派出所少于该检验所需的数量",
+    "reason_no_leads": "改革前没有可供检验的月份",
+    "reason_no_timing": "各派出所实施时间没有差异",
+    "reason_disconnected": "未实施改革的观测不足以识别各月的共同变化",
+    "reason_counts_only": "该方法只适用于计数指标",
+    "reason_not_requested": "评估参数未要求该方法",
+    "reason_other": "计算出错（技术细节见英文版报告的技术附录或 results.json）",
+})
+TEXTS["en"].update({
+    "estimand": "What is estimated: the average effect over months {a}–{b} after adoption at the adopting stations.",
+    "estimand_all_post": "What is estimated: the average effect over all months after adoption at the pilot station.",
+    "outcomes_h": "All outcomes at a glance",
+    "line": "{outcome}: {effect} ({extra}95% CI: {range}). Rating: {label}.",
+    "line_null": "{outcome}: no clear change (95% CI: {range}). Rating: {label}.",
+    "line_no_data": "{outcome}: missing or constant throughout, no estimate. Rating: {label}.",
+    "line_failed": "{outcome}: no estimate, because {reason}.",
+    "extra_level": "{n} per station-month; ",
+    "extra_pct": "{p}; ",
+    "pretrend_chi2_differs": "The χ² p-value of the same statistic is {p} and points the other way: with few stations "
+                             "the χ² test on a cluster-robust covariance over-rejects, so the rating uses the {method}.",
+    "pretrend_table_note": "The rating uses only the {method} of {estimator} (p = {p}); the other rows are each "
+                           "method's own test, and with few stations the χ² test over-rejects: for reference only.",
+    "different_question_col": "Note",
+    "different_question": "† This row answers a different question: its estimand differs from the answer's (e.g. "
+                          "other months or weights), so its number is not directly comparable.",
+    "tech_h": "Technical appendix: recorded failure reasons",
+    "choice_user": "The headline uses {estimator}, as the params file asks (headline: {name}).",
+    "choice_small_design": "The headline uses {estimator}: the design is small ({n_treated} adopting and {n_control} "
+                           "comparison stations; below {min_adopters} of either counts as small), and the imputation "
+                           "estimator, which builds the counterfactual from every pre-adoption month, has more power there.",
+    "choice_large_design": "The headline uses {estimator}: the design is large ({n_treated} adopting and {n_control} "
+                           "comparison stations, both at least {min_adopters}), so the data can afford Callaway–Sant'Anna, "
+                           "which needs parallel trends only from the last month before adoption.",
+    "choice_single_station": "The headline uses {estimator}: one pilot station, so the single-station design's "
+                             "synthetic-control method is used.",
+    "choice_other": "The headline uses {estimator}.",
+    "sens_estimand": "The sensitivity analysis bounds the same quantity as the answer: the average effect over months "
+                     "{a}–{b} after adoption.",
+    "sens_bins": "There are too few stations to estimate the covariance of monthly coefficients, so the event study "
+                 "uses {k}-month bins.",
+    "reason_mboot_few": "with fewer than 12 clusters its interval is far too narrow",
+    "skipped_estimator": "{estimator} not used: {error}",
+    "reason_balanced": "the method needs a balanced panel (every station observed every month), which this sample is not",
+    "reason_one_adopter": "only one station adopted the reform",
+    "reason_no_adopters": "no station in the sample adopted the reform",
+    "reason_no_controls": "no station in the sample can serve as a comparison",
+    "reason_permutation_failed": "every permutation draw failed",
+    "reason_singular": "the covariance matrix is singular (too few stations or clusters)",
+    "reason_few_clusters": "there are too few clusters (stations or counties)",
+    "reason_f_undefined": "fewer stations adopted than the test needs",
+    "reason_no_leads": "there are no pre-adoption months to test",
+    "reason_no_timing": "all stations adopted at the same time",
+    "reason_disconnected": "the non-adopting observations cannot identify the common monthly changes",
+    "reason_counts_only": "the method applies to count outcomes only",
+    "reason_not_requested": "the params did not ask for this method",
+    "reason_other": "the computation failed (technical detail in the appendix)",
+})
 
 # estimator labels live in the estimator specs (evalkit.estimators.specs), one place per estimator
 ESTIMATOR_LABELS: dict[str, dict[str, str]] = {lang: estimator_labels(lang) for lang in ("zh", "en")}
@@ -377,6 +472,8 @@ VERDICT_CAPS: dict[str, dict[str, str]] = {
                             "en": "other methods give intervals that do not overlap this one"},
 }
 
+CAP_FALLBACK = {"zh": "另一项“证据充分”的要求未满足", "en": "another requirement of 'Strong evidence' is not met"}
+
 
 def t(key: str, lang: str = "zh", **kw: object) -> str:
     """Look up a text in ``lang`` and format it."""
@@ -394,12 +491,12 @@ def verdict_explanation(reason: str, lang: str = "zh", caps: tuple[str, ...] = (
     """One sentence on why the verdict is what it is (``Verdict.reason``; for ``capped``, every
     requirement missed, ``Verdict.caps``, with the station counts of the floors)."""
     if reason != "capped":
-        return VERDICT_EXPLANATIONS[reason][lang]
+        return VERDICT_EXPLANATIONS.get(reason, {}).get(lang, "")
     counts = {"few_adopters": (n_treated, MIN_ADOPTERS), "few_comparison": (n_control, MIN_COMPARISON)}
     parts = []
-    for c in caps:
+    for c in caps:  # a cap key this version has no words for still gets a sentence
         n, floor = counts.get(c, (None, None))
-        parts.append(VERDICT_CAPS[c][lang].format(n="—" if n is None else n, min=floor))
+        parts.append(VERDICT_CAPS.get(c, CAP_FALLBACK)[lang].format(n="—" if n is None else n, min=floor))
     return VERDICT_EXPLANATIONS["capped"][lang].format(caps=("；" if lang == "zh" else "; ").join(parts))
 
 

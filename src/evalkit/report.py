@@ -18,16 +18,21 @@ from evalkit import __version__
 from evalkit.brief_marker import BRIEF_MIME
 from evalkit.brief_text import (
     data_note,
+    different_question,
     estimates_table,
     headline_text,
     method_note,
     multiple_table,
+    outcome_line,
+    outcome_lines,
     pretrend_method_label,
     pretrend_table,
+    pretrend_table_note,
     results_text,
     sensitivity_sentences,
     variant_label,
 )
+from evalkit.brief_words import change_words, failed_step_sentence, reason_words, technical_reasons
 from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
@@ -36,7 +41,7 @@ from evalkit.registry import NEVER_TREATED, period_start
 from evalkit.viz.event_study import event_study_plot
 from evalkit.viz.placebo import plot_placebo
 from evalkit.viz.sensitivity import plot_sensitivity
-from evalkit.viz.style import plt, show, use_cjk_font
+from evalkit.viz.style import month_axis, plt, show, use_cjk_font
 from evalkit.viz.synthetic import plot_synthetic
 from evalkit.viz.trends import trends_plot
 
@@ -72,24 +77,39 @@ def show_header(ev: Evaluation) -> None:
           f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
 
 
+def _outcome_lines_html(ev: Evaluation) -> str:
+    lines = "".join(f"<li>{html.escape(x)}</li>" for x in outcome_lines(ev))
+    return f'<div class="ek-block ek-outcomes"><h2>{t("outcomes_h", ev.lang)}</h2><ul>{lines}</ul></div>'
+
+
 def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
-    """Page 1: question, one-sentence answer, verdict, and the naive year-on-year figure."""
+    """Page 1: question, one-sentence answer (no method names) and its estimand, one line per
+    outcome (effect in its unit and in percent, interval, verdict), verdict, and the naive
+    year-on-year figure."""
     lang = ev.lang
-    h = ev.headline(outcome) | headline_text(ev, outcome)
+    try:
+        h = ev.headline(outcome) | headline_text(ev, outcome)
+    except KeyError:  # the headline estimator did not run for this outcome: say why, in words
+        _html(f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
+              f'{html.escape(outcome_line(ev, outcome or ev.primary_outcome))}</p></div>' + _outcome_lines_html(ev))
+        return
     pre_txt = h["pretrend_sentence"]
     parts = [
         f'<div class="ek-block"><h2>{t("question_h", lang)}</h2><p>{html.escape(h["question"])}</p></div>',
         f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
         f'{html.escape(h["sentence"])}</p>'
+        + (f'<p class="ek-note">{html.escape(h["estimand_sentence"])}</p>' if h["estimand_sentence"] else "")
         + (f'<p class="ek-disagree">{html.escape(h["disagree_sentence"])}</p>' if h["disagree_sentence"] else "")
         + '</div>',
+        _outcome_lines_html(ev),
         f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
         f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
         f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
     ]
     truth = ev.planted_truth(outcome)
     if truth is not None and not ev.is_share(outcome or ev.primary_outcome):
-        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=fmt_pct(truth, lang, signed=True)))}</p>')
+        words = change_words(truth, truth, truth, lang, noun=True) if truth else fmt_pct(0.0, lang)  # one sign, in words
+        parts.append(f'<p class="ek-note">{html.escape(t("truth_note", lang, truth=words))}</p>')
     if "naive_sentence" in h:
         parts.append(f'<div class="ek-block"><h2>{t("naive_h", lang)}</h2><p>{html.escape(h["naive_sentence"])}</p>'
                      + (f'<p class="ek-note">{html.escape(h["naive_why"])}</p>' if h["naive_why"] else "") + '</div>')
@@ -104,20 +124,22 @@ def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     unit = outcome_unit(outcome, lang)
     note = (f'<p class="ek-note">{html.escape(t("robustness_note", lang))}</p>'
             if ev.robustness.get(outcome) else "")
+    if different_question(ev, outcome):
+        note += f'<p class="ek-note">{html.escape(t("different_question", lang))}</p>'
     _html(f'<h2>{t("estimates_h", lang)} — {html.escape(outcome_label(outcome, lang))}'
           f'{" (" + html.escape(unit) + ")" if unit else ""}</h2>'
           + table.to_html(index=False, classes="ek-table", border=0, escape=True) + note)
     failed = [(estimator_label(k, lang), v) for k, v in ev.failures.get(outcome, {}).items()]
-    failed += [(variant_label(ev, k), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
-    if failed:
-        items = "".join(f"<li>{html.escape(t('failed_estimator', lang, estimator=k, error=clip_text(v)))}</li>"
-                        for k, v in failed)
+    failed += [(variant_label(ev, k, outcome), v) for k, v in ev.robustness_failures.get(outcome, {}).items()]
+    if failed:  # localized reasons; the English technical ones are in results.json and the appendix
+        items = "".join(f"<li>{html.escape(failed_step_sentence(k, v, lang))}</li>" for k, v in failed)
         _html(f'<ul class="ek-note">{items}</ul>')
     return table
 
 
-def _not_available(what: str, reason: str, lang: str) -> None:
-    _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t(what, lang), reason=reason))}</p>')
+def _not_available(what: str, reason: str | None, lang: str) -> None:
+    words = reason_words(reason, lang)
+    _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t(what, lang), reason=words))}</p>')
 
 
 def show_sensitivity(ev: Evaluation) -> None:
@@ -129,7 +151,7 @@ def show_sensitivity(ev: Evaluation) -> None:
         return
     s = ev.sensitivity
     if s is None:
-        _not_available("sensitivity_what", ev.sensitivity_error or "—", lang)
+        _not_available("sensitivity_what", ev.sensitivity_error, lang)
         return
     try:
 
@@ -153,7 +175,7 @@ def show_sensitivity(ev: Evaluation) -> None:
         notes = sensitivity_sentences(ev)
         _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
     except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
-        _not_available("sensitivity_what", clip_text(f"{type(exc).__name__}: {exc}"), lang)
+        _not_available("sensitivity_what", clip_text(f"{type(exc).__name__}: {exc}"), lang)  # generic words
 
 
 def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
@@ -164,13 +186,14 @@ def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
     outcome = outcome or ev.primary_outcome
     r = ev.robustness.get(outcome, {}).get("ri")
     if r is None:
-        reason = ev.robustness_failures.get(outcome, {}).get("ri", "—")
+        reason = reason_words(ev.robustness_failures.get(outcome, {}).get("ri"), lang)
         _html(f'<p class="ek-note">{html.escape(t("not_available", lang, what=t("ri_h", lang), reason=reason))}</p>')
         return
+    tested = estimator_label(r.meta.get("statistic") or "twfe", lang)
 
     p = float(r.overall["p_value"])
     _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
-          f'<p>{html.escape(t("ri_text", lang, draws=r.meta.get("draws_ok", r.meta.get("draws")), p=fmt_p(p), share=fmt_pct(100 * (1 - p), lang, 1)))}</p>')
+          f'<p>{html.escape(t("ri_text", lang, draws=r.meta.get("draws_ok", r.meta.get("draws")), p=fmt_p(p), share=fmt_pct(100 * (1 - p), lang, 1), estimator=tested))}</p>')
     show(plot_placebo(r, lang=lang))
 
 
@@ -181,12 +204,13 @@ def show_multiple(ev: Evaluation) -> None:
         return
     table = multiple_table(ev)
     if table.empty:
-        _not_available("multiple_what", ev.multiple_error or "—", lang)
+        _not_available("multiple_what", ev.multiple_error, lang)
         return
-    extra = (f'<p class="ek-note">{html.escape(t("not_available", lang, what="Romano–Wolf", reason=ev.multiple_error))}</p>'
+    extra = (f'<p class="ek-note">{html.escape(t("not_available", lang, what="Romano–Wolf", reason=reason_words(ev.multiple_error, lang)))}</p>'
              if ev.multiple_error else "")
+    note = t("multiple_note", lang, draws=ev.params.ri_draws, estimator=estimator_label(ev.params.headline, lang))
     _html(f'<h2>{t("multiple_h", lang)}</h2>' + table.to_html(index=False, classes="ek-table", border=0)
-          + f'<p class="ek-note">{html.escape(t("multiple_note", lang, draws=ev.params.ri_draws))}</p>' + extra)
+          + f'<p class="ek-note">{html.escape(note)}</p>' + extra)
 
 
 def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
@@ -212,7 +236,9 @@ def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
     if r is None:
         return
     _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
-    ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang))
+    labels = {"treated": t("pilot_station", lang), "x": t("month_axis", lang)}
+    ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang), labels=labels)
+    month_axis(ax)  # the trajectory's time is the period index: shown as YYYY-MM
     show(ax)
 
 
@@ -239,8 +265,10 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
     rows = pretrend_table(ev, outcome)  # "not available, because …" in place of an impossible statistic
     parts = [f'<h2>{t("diagnostics_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>']
     if not rows.empty:
+        note = pretrend_table_note(ev, outcome)  # which test drives the rating, why the others differ
         parts.append(f"<h3>{t('pretrend_table_h', lang)}</h3>"
-                     + rows.to_html(index=False, classes="ek-table", border=0))
+                     + rows.to_html(index=False, classes="ek-table", border=0)
+                     + (f'<p class="ek-note">{html.escape(note)}</p>' if note else ""))
     bacon = ev.bacon_summary(outcome)
     if not bacon.empty:
         names = dict(item.split("=", 1) for item in t("bacon_types", lang).split(";"))
@@ -262,6 +290,10 @@ def show_notes(ev: Evaluation) -> None:
     _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'
           f'<div class="ek-block"><h2>{t("data_h", lang)}</h2><p>{html.escape(data)}</p>'
           f'<p class="ek-note">{html.escape(t("generated", lang, version=__version__))}</p></div>')
+    reasons = technical_reasons(ev)
+    if lang == "en" and reasons:  # the raw English reasons: English brief only (and results.json)
+        items = "".join(f"<li>{html.escape(where)}: {html.escape(clip_text(why))}</li>" for where, why in reasons)
+        _html(f'<div class="ek-block ek-appendix"><h2>{t("tech_h", lang)}</h2><ul class="ek-note">{items}</ul></div>')
 
 
 def show_brief(ev: Evaluation) -> None:
@@ -272,11 +304,6 @@ def show_brief(ev: Evaluation) -> None:
     show_trends(ev)
     for outcome in ev.params.outcomes:
         show_estimates(ev, outcome)
-    for outcome in ev.params.outcomes[1:]:
-        h = headline_text(ev, outcome) if outcome in ev.results and ev.params.headline in ev.results[outcome] else None
-        if h:
-            _html(f'<p class="ek-sentence">{html.escape(h["sentence"])} '
-                  f'<span class="ek-badge">{html.escape(h["verdict_label"])}</span></p>')
     show_multiple(ev)
     show_sensitivity(ev)
     show_randomization(ev)

@@ -19,8 +19,8 @@ def plot_placebo(result: EstimationResult, ax=None, *, lang: str = "en", bins: i
     p = result.overall["p_value"]
     zh = lang == "zh"
     scheme = result.meta.get("scheme", "permute")
-    what = ({"permute": "随机置换处理站点", "placebo_dates": "安慰剂改革日期"} if zh
-            else {"permute": "permuted treated stations", "placebo_dates": "placebo adoption dates"})[scheme]
+    what = ({"permute": "随机置换实施改革的派出所", "placebo_dates": "安慰剂改革日期"} if zh
+            else {"permute": "adopting stations reshuffled", "placebo_dates": "placebo adoption dates"})[scheme]
     ax.set_xlabel("安慰剂估计值" if zh else "placebo estimate")
     ax.set_ylabel("次数" if zh else "count")
     ax.set_title((f"随机化检验：{what}（{len(pl)} 次），实际估计 {actual:.3g}，p = {p:.3f}") if zh

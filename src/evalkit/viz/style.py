@@ -42,6 +42,19 @@ def use_cjk_font() -> str | None:
     return family
 
 
+def month_axis(ax, axis: str = "x"):
+    """Label an axis whose values are period indices (``year*12 + month-1``) as ``YYYY-MM`` months,
+    ticks on whole months only (a chart's time axis is always in months, never raw integers)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    from evalkit.registry import period_label
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(nbins=7, integer=True))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: period_label(int(round(v))) if v > 0 else ""))
+    return ax
+
+
 def show(obj, dpi: int = 130) -> None:
     """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
 
