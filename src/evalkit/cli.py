@@ -202,6 +202,31 @@ def validate_cmd(
     raise typer.Exit(1 if bad else 0)
 
 
+class _RunProgress:
+    """The live line of ``evalkit run``: which evaluation (k/n) and step, with elapsed times (stderr).
+
+    Rendered by rich at each refresh (``__rich__``), so the clocks tick while a step runs; steps arrive
+    from :func:`evalkit.runner.run_params`'s ``on_step`` (the kernel's steps through a status file)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.index, self.name = total, 0, ""
+        self.step, self.t_eval, self.t_step = "", time.perf_counter(), time.perf_counter()
+
+    def start(self, index: int, name: str) -> None:
+        self.index, self.name, self.step = index, name, ""
+        self.t_eval = self.t_step = time.perf_counter()
+
+    def on_step(self, step: str) -> None:
+        from evalkit.progress import label
+
+        self.step, self.t_step = label(step), time.perf_counter()
+
+    def __rich__(self) -> str:
+        now = time.perf_counter()
+        return (f"[bold]{self.index}/{self.total}[/] {self.name} · [cyan]{self.step or '…'}[/] "
+                f"{now - self.t_step:.1f}s · [dim]{now - self.t_eval:.1f}s[/]")
+
+
 @app.command("run")
 @_warehouse_errors
 def run_cmd(
@@ -210,8 +235,13 @@ def run_cmd(
     warehouse: str | None = typer.Option(None, help="override the params' warehouse path"),
     lang: str | None = typer.Option(None, help="override the brief language (zh | en)"),
     pdf: bool = typer.Option(True, help="also print the brief to PDF"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (it is also off when stderr "
+                                                              "is not a terminal)"),
 ) -> None:
     """Run evaluations: papermill notebook → results.json → brief.html / brief.pdf."""
+    import contextlib
+
+    from evalkit.export import browser_session
     from evalkit.params import ParamsError, load_params
     from evalkit.runner import RunError, check_outputs_writable, run_file
 
@@ -231,17 +261,23 @@ def run_cmd(
     except RunError as exc:
         raise _fail_line(str(exc), 2) from None
     failed = 0
-    for p in params:
-        t0 = time.perf_counter()
-        with console.status(f"running {p} …"):
-            try:
-                res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf)
-            except RunError as exc:
-                failed += 1
-                _error(f"failed {p}: {exc}")
-                continue
-        brief = res.brief.pdf or res.brief.html if res.brief else res.executed
-        console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
+    live = _RunProgress(len(params))
+    show = console.is_terminal and not quiet
+    with browser_session():  # one Chromium for every brief of this run
+        for i, p in enumerate(params, 1):
+            t0 = time.perf_counter()
+            live.start(i, p.stem)
+            status = console.status(live) if show else contextlib.nullcontext()
+            with status:
+                try:
+                    res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf,
+                                   on_step=live.on_step if show else None)
+                except RunError as exc:
+                    failed += 1
+                    _error(f"failed {p}: {exc}")
+                    continue
+            brief = res.brief.pdf or res.brief.html if res.brief else res.executed
+            console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
     if failed:
         raise typer.Exit(1)
 

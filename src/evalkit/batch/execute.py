@@ -10,8 +10,6 @@ killed batch never leaves a mix of old and new files behind a valid ``done.json`
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
 import os
@@ -114,29 +112,6 @@ def papermill_timings(nb_path: Path) -> dict[str, float]:
     if end and ends:
         out["seconds_kernel_shutdown"] = max(0.0, (end - max(ends)).total_seconds())
     return out
-
-
-@contextlib.contextmanager
-def fast_kernel_shutdown():
-    """Stop the kernel at once after the last cell instead of nbclient's graceful shutdown.
-
-    The graceful path waits for the kernel to exit on its own (up to 2.5 s, then SIGTERM) and
-    cost 1–3 s per evaluation here; by then ``results.json`` is written and the notebook is in
-    memory, so nothing is lost. :func:`evalkit.runner.run_params` has no engine-kwargs
-    passthrough, so papermill's ``execute_notebook`` is wrapped for the duration of one call
-    (workers run one evaluation at a time). ``EVALKIT_KERNEL_SHUTDOWN=graceful`` disables it.
-    """
-    import papermill
-
-    if os.environ.get("EVALKIT_KERNEL_SHUTDOWN", "immediate") != "immediate":
-        yield
-        return
-    original = papermill.execute_notebook
-    papermill.execute_notebook = functools.partial(original, shutdown_kernel="immediate")
-    try:
-        yield
-    finally:
-        papermill.execute_notebook = original
 
 
 class _LogHandler(logging.FileHandler):
@@ -296,8 +271,9 @@ def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any
 
     for attempt in range(1, KERNEL_ATTEMPTS + 1):
         try:
-            with fast_kernel_shutdown():
-                return run_params(params, root, pdf=False, brief=False)
+            # the kernel is killed after its last cell (results.json is written by then): nbclient's graceful
+            # shutdown cost 1–3 s per evaluation (runner.SHUTDOWN_ENV, docs/batch.md)
+            return run_params(params, root, pdf=False, brief=False)
         except RunError:
             raise  # the notebook itself failed (or preflight): deterministic, do not retry
         except Exception as exc:  # noqa: BLE001 - kernel/infrastructure failure
