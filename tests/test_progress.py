@@ -158,3 +158,29 @@ def test_kernel_manager_sends_no_interrupt_when_shutting_down(monkeypatch):
     km.shutting_down = False
     asyncio.run(km._async_interrupt_kernel())
     assert sent == ["SIGINT"]
+
+
+def test_batch_display_shows_the_step_each_running_evaluation_is_in(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from evalkit.batch.core import _Display
+    from evalkit.batch.execute import step_file
+
+    buf = io.StringIO()
+    display = _Display(2, 0, Console(file=buf, force_terminal=True, width=150), True, "batch b")
+    display.batch_dir = tmp_path
+    (tmp_path / "logs").mkdir()
+    with display:
+        display.start({"evaluation_id": "alpha"})
+        display.start({"evaluation_id": "beta"})
+        progress.write_status(step_file(tmp_path, "alpha"), "pretrend_test")
+        display.tick()
+        display.progress.refresh()
+        display.done({"evaluation_id": "alpha", "status": "ok", "seconds_total": 1.0})
+        display.tick()
+        display.progress.refresh()
+    shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())
+    assert "alpha · pre-trend test" in shown and "beta · …" in shown
+    assert display.inflight.keys() == {"beta"}
