@@ -171,6 +171,7 @@ class Browser:
         import fcntl
 
         self.timeout = timeout
+        chromium = find_chromium()
         self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-")
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
@@ -184,11 +185,17 @@ class Browser:
             os.dup2(child_in, 3)
             os.dup2(child_out, 4)
 
-        cmd = [find_chromium(), *_CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
+        cmd = [chromium, *_CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
                "about:blank"]
+        # a file, not a pipe: a long session's messages would fill a pipe nobody reads and stall Chromium
+        self._stderr = Path(self._profile) / "stderr.log"
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, preexec_fn=place_pipes, close_fds=False)
+            with open(self._stderr, "wb") as err:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                             preexec_fn=place_pipes, close_fds=False)
+        except BaseException:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            raise
         finally:
             os.close(child_in)
             os.close(child_out)
@@ -248,9 +255,10 @@ class Browser:
             self._events.append(self._read_message(deadline))
 
     def _stderr_tail(self) -> str:
-        if self.proc.poll() is None or self.proc.stderr is None:
+        try:
+            return self._stderr.read_bytes()[-500:].decode("utf-8", "replace")
+        except OSError:
             return ""
-        return self.proc.stderr.read().decode("utf-8", "replace")[-500:]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -292,8 +300,6 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
         shutil.rmtree(self._profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:
