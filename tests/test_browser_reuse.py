@@ -76,10 +76,11 @@ def test_browser_opens_no_tcp_listener(tmp_path):
 def test_browser_dies_with_the_process_that_started_it(tmp_path):
     """SIGKILL of its owner (no chance to clean up) closes the DevTools pipe, and Chromium exits."""
     code = ("import sys, time; from evalkit.export import Browser; b = Browser(); b._call('Browser.getVersion'); "
-            "print(b.proc.pid, flush=True); time.sleep(60)")
+            "print(b.proc.pid, b._profile, flush=True); time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                              env={**os.environ})
-    pid = int(owner.stdout.readline())
+    pid_text, profile = owner.stdout.readline().split()
+    pid = int(pid_text)
     assert psutil.pid_exists(pid)
     owner.send_signal(signal.SIGKILL)
     owner.wait()
@@ -94,6 +95,7 @@ def test_browser_dies_with_the_process_that_started_it(tmp_path):
     else:
         psutil.Process(pid).kill()
         pytest.fail("Chromium outlived the process that started it")
+    shutil.rmtree(profile, ignore_errors=True)  # the SIGKILLed owner could not remove it
 
 
 def _connections(p: psutil.Process):
