@@ -184,3 +184,24 @@ def test_batch_display_shows_the_step_each_running_evaluation_is_in(tmp_path):
     shown = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())
     assert "alpha · pre-trend test" in shown and "beta · …" in shown
     assert display.inflight.keys() == {"beta"}
+
+
+def test_run_jobs_runs_files_in_worker_processes_and_reports_each(tmp_path):
+    """`evalkit run --jobs 2`: each file in a worker; a failing file is one line naming it, exit 1."""
+    import subprocess
+    import sys
+
+    files = []
+    for name in ("two_teams_fights", "two_teams_fights_en"):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(f"evaluation_id: {name}\nreform: 两队一室\noutcomes: [incidents_fight]\n", encoding="utf-8")
+        files.append(str(p))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", "run", *files, "--jobs", "2", "--warehouse",
+                             str(tmp_path / "missing.duckdb"), "--outputs", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1
+    failed = [line for line in err.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 2 and all("missing.duckdb not found" in line for line in failed)
+    assert {Path(f).name for f in files} == {line.split()[1].split("/")[-1].rstrip(":") for line in failed}

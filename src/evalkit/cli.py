@@ -227,6 +227,74 @@ class _RunProgress:
                 f"{now - self.t_step:.1f}s · [dim]{now - self.t_eval:.1f}s[/]")
 
 
+class _ParallelProgress:
+    """The live lines of ``evalkit run --jobs N``: one per running evaluation, steps read from the status
+    files the workers write (:func:`evalkit.runner.run_file_job`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: dict[str, tuple[float, Path]] = {}  # shown name → (start, status file)
+
+    def __rich__(self) -> str:
+        from evalkit.progress import label, read_status
+
+        now = time.perf_counter()
+        lines = []
+        for name, (t0, status) in self.running.items():
+            step = read_status(status)
+            lines.append(f"{name} · [cyan]{label(step) if step else '…'}[/] · [dim]{now - t0:.1f}s[/]")
+        return "\n".join(lines) or "…"
+
+
+def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang: str | None, pdf: bool,
+                  jobs: int, show: bool) -> int:
+    """Run the files on ``jobs`` worker processes (each with its own Chromium, dying with this process, BLAS
+    threads = cores // jobs: :mod:`evalkit.batch.local`); print one line per finished file. Failures."""
+    import contextlib
+    import multiprocessing as mp
+    import os
+    import tempfile
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from evalkit.batch.core import _kill_descendants
+    from evalkit.batch.local import _threads_per_worker, _worker_init
+    from evalkit.runner import run_file_job
+
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="evalkit-run-") as folder:
+        live = _ParallelProgress(Path(folder))
+        ex = ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(_threads_per_worker(jobs), os.getpid()))
+        pending, inflight = list(enumerate(params)), {}
+        try:
+            with console.status(live) if show else contextlib.nullcontext():
+                while pending or inflight:
+                    while pending and len(inflight) < jobs:
+                        i, p = pending.pop(0)
+                        name = f"{i + 1}/{len(params)} {p.stem}"
+                        status = Path(folder) / f"{i}.json"
+                        fut = ex.submit(run_file_job, str(p), str(outputs), warehouse, lang, pdf,
+                                        str(status) if show else None)
+                        inflight[fut] = (p, name, time.perf_counter())
+                        live.running[name] = (time.perf_counter(), status)
+                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        p, name, t0 = inflight.pop(fut)
+                        live.running.pop(name, None)
+                        ok, text = fut.result()
+                        if ok:
+                            console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {text}")
+                        else:
+                            failed += 1
+                            _error(f"failed {p}: {text}")
+        except BaseException:
+            _kill_descendants()  # workers, their kernels and browsers
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return failed
+
+
 @app.command("run")
 @_warehouse_errors
 def run_cmd(
@@ -235,6 +303,8 @@ def run_cmd(
     warehouse: str | None = typer.Option(None, help="override the params' warehouse path"),
     lang: str | None = typer.Option(None, help="override the brief language (zh | en)"),
     pdf: bool = typer.Option(True, help="also print the brief to PDF"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="evaluations run at the same time (worker "
+                                                           "processes; 2 on 2 cores)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (it is also off when stderr "
                                                               "is not a terminal)"),
 ) -> None:
@@ -260,9 +330,14 @@ def run_cmd(
         check_outputs_writable(outputs)
     except RunError as exc:
         raise _fail_line(str(exc), 2) from None
+    show = console.is_terminal and not quiet
+    if jobs > 1 and len(params) > 1:
+        failed = _run_parallel(params, outputs, warehouse, lang, pdf, jobs, show)
+        if failed:
+            raise typer.Exit(1)
+        return
     failed = 0
     live = _RunProgress(len(params))
-    show = console.is_terminal and not quiet
     with browser_session():  # one Chromium for every brief of this run
         for i, p in enumerate(params, 1):
             t0 = time.perf_counter()

@@ -209,3 +209,17 @@ def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: st
     if update:
         params = EvaluationParams.model_validate(params.model_dump() | update)
     return run_params(params, outputs, pdf=pdf, on_step=on_step)
+
+
+def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | None, pdf: bool,
+                 status: str | None) -> tuple[bool, str]:
+    """One file of ``evalkit run --jobs N``, in a worker process: ``(ok, brief path or error line)``.
+
+    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display."""
+    on_step = (lambda s: progress.write_status(Path(status), s)) if status else None
+    try:
+        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step)
+    except RunError as exc:
+        return False, str(exc)
+    brief = res.brief.pdf or res.brief.html if res.brief else res.executed
+    return True, str(brief)
