@@ -281,7 +281,10 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
                     for fut in done:
                         p, name, t0 = inflight.pop(fut)
                         live.running.pop(name, None)
-                        ok, text = fut.result()
+                        try:
+                            ok, text = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - e.g. a worker killed (out of memory)
+                            ok, text = False, f"{type(exc).__name__}: {exc}"
                         if ok:
                             console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {text}")
                         else:
