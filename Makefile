@@ -8,6 +8,8 @@ STAMP_RUN  := $(VENV)/.installed-runtime
 STAMP_TEST := $(VENV)/.installed-test
 SIZE   ?= small
 SEED   ?= 42
+# evaluations run at the same time by `make demo` (worker processes; BLAS threads split between them)
+JOBS   ?= 2
 # the demo world has its own warehouse; data/warehouse.duckdb is for ingested (real) data
 WAREHOUSE ?= data/demo/warehouse.duckdb
 
@@ -31,7 +33,7 @@ $(STAMP_TEST): $(STAMP_RUN) pyproject.toml
 
 demo: setup
 	$(VENV)/bin/evalkit demo-data --size $(SIZE) --seed $(SEED) --out data/demo --warehouse $(WAREHOUSE)
-	$(VENV)/bin/evalkit run params/*.yaml --warehouse $(WAREHOUSE)
+	$(VENV)/bin/evalkit run params/*.yaml --warehouse $(WAREHOUSE) --jobs $(JOBS)
 	@echo ""
 	@echo "Briefs:"
 	@ls -1 outputs/*/brief.pdf outputs/*/brief.html

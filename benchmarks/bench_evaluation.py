@@ -7,6 +7,7 @@ Usage::
     .venv/bin/python benchmarks/bench_evaluation.py --only county
     .venv/bin/python benchmarks/bench_evaluation.py --small-warehouse data/warehouse.duckdb  # reuse a world
     .venv/bin/python benchmarks/bench_evaluation.py --json /tmp/bench.json  # also the rows as JSON
+    .venv/bin/python benchmarks/bench_evaluation.py --medium              # also the medium world (slow)
 
 Results and their history: docs/performance.md.
 
@@ -25,6 +26,14 @@ A benchmark that prints a table, not a timed test. Measured in the same run:
   and ``county_clustered``, the four counties with SEs clustered by county (wild cluster bootstrap,
   Webb weights). Defaults otherwise: pre-trend test, jackknife headline SE and sensitivity
   analysis as every evaluation. Target: floor + 5 s.
+* **medium** (only with ``--medium``) — every shipped params file on the medium world (1,500 stations,
+  seed 42, generated in the run or ``--medium-warehouse``). Target: floor + 10 s.
+
+Beside each wall time, the figure recorded before issue 15's work (``TODAY``, from docs/performance.md).
+"outside compute" (wall − results.json ``seconds``) is split into the kernel's start (papermill start →
+first cell, from the executed notebook's metadata), the notebook's cells other than ``evaluate()``
+(``import evalkit``, tables, charts), and the rest (process start and imports, preflight, brief HTML
+and PDF).
 
 Each row shows where the evaluation's time goes (results.json ``timings``, largest first).
 """
@@ -46,7 +55,15 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_TARGET, COMPUTE_TARGET, COUNTY_TARGET = 3.0, 2.0, 5.0  # seconds above the floor / of compute
+SMALL_TARGET, COMPUTE_TARGET, COUNTY_TARGET, MEDIUM_TARGET = 3.0, 2.0, 5.0, 10.0  # s above the floor / compute
+TARGETS = {"small": SMALL_TARGET, "county": COUNTY_TARGET, "medium": MEDIUM_TARGET}
+#: wall seconds before issue 15's work (docs/performance.md: small world at main c3fc6e4, idle machine;
+#: county world at speed 45b88a8, loaded machine); medium: docs/batch.md (mean per evaluation, 4 estimators)
+TODAY = {("small", "patrol_dispatch_response"): 16.3, ("small", "service_hall_placebo"): 9.5,
+         ("small", "station_pilot"): 8.3, ("small", "two_teams_county_wild"): 13.3,
+         ("small", "two_teams_fights"): 18.7, ("small", "two_teams_fights_en"): 15.9,
+         ("small", "village_auxiliary_disputes"): 20.1, ("county", "county_station"): 29.2,
+         ("county", "county_clustered"): 106.7}
 COUNTY_SIZES = (12, 13, 14, 15)  # stations per county; county_station uses the 14-station one
 COUNTY_COHORTS = ("2021-07", "2022-07", "2023-07")
 
@@ -85,7 +102,15 @@ def measure_floor(work: Path) -> dict[str, float]:
     t2 = time.perf_counter()
     if files.pdf is None or not files.pdf.is_file():
         raise RuntimeError("floor: no PDF written")
-    return {"papermill": t1 - t0, "export": t2 - t1, "floor": t2 - t0}
+    # what a kernel reused across evaluations would save at most: its start and evalkit's imports
+    nb.cells = [nbformat.v4.new_code_cell("import evalkit, evalkit.report, evalkit.evaluation")]
+    nbformat.write(nb, src)
+    t3 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
+        pm.execute_notebook(str(src), str(out / "imports.ipynb"), kernel_name="python3", progress_bar=False,
+                            log_output=False, config=_kernel_config(sockets))
+    t4 = time.perf_counter()
+    return {"papermill": t1 - t0, "export": t2 - t1, "floor": t2 - t0, "papermill_import_evalkit": t4 - t3}
 
 
 # ----------------------------------------------------------------------------- runs
@@ -107,6 +132,13 @@ def run_one(params: Path, warehouse: Path, outputs: Path) -> dict:
     # results.json keeps the evaluation's step timings under timings.steps (estimators' own
     # stage timings under timings.stages)
     row["timings"] = timings.get("steps", timings) if isinstance(timings, dict) else {}
+    from evalkit.batch.execute import papermill_timings
+
+    nbt = papermill_timings(outputs / evaluation_id / "executed.ipynb")
+    row["kernel_start"] = nbt.get("seconds_kernel_start")
+    if nbt.get("seconds_execute") is not None and row["seconds"] is not None:
+        row["cells_other"] = max(0.0, nbt["seconds_execute"] - row["seconds"])
+        row["rest"] = max(0.0, wall - row["seconds"] - row["cells_other"] - (row["kernel_start"] or 0.0))
     return row
 
 
@@ -198,18 +230,23 @@ def _where(timings: dict, k: int = 4) -> str:
 def print_table(floor: dict, rows: list[tuple[str, dict]]) -> None:
     f = floor["floor"]
     print(f"\nfloor {f:.1f} s (papermill one-cell notebook {floor['papermill']:.1f} s + brief export "
-          f"{floor['export']:.1f} s)\n")
-    print("| world | evaluation | wall s | target s | compute s | target s | outside compute s | where the compute goes (s) |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+          f"{floor['export']:.1f} s); papermill with `import evalkit` as its cell: "
+          f"{floor['papermill_import_evalkit']:.1f} s\n")
+    print("| world | evaluation | wall s (before) | target s | compute s | target s | outside compute s "
+          "(kernel start / other cells / rest) | where the compute goes (s) |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
     for world, r in rows:
-        add = SMALL_TARGET if world == "small" else COUNTY_TARGET
-        target = f + add
+        target = f + TARGETS[world]
         mark = "✓" if r["ok"] and r["wall"] <= target else "✗"
+        before = TODAY.get((world, r["name"]))
+        before = f" ({before:.1f})" if before else ""
         outside = "—"
         if r["ok"]:
             comp = f"{r['seconds']:.1f}" if r["seconds"] is not None else "—"
             if r["seconds"] is not None:  # process start, imports, kernel, panel, charts, brief export
                 outside = f"{r['wall'] - r['seconds']:.1f}"
+                if r.get("rest") is not None:
+                    outside += f" ({r['kernel_start']:.1f} / {r['cells_other']:.1f} / {r['rest']:.1f})"
             cmark = "" if r["seconds"] is None else (" ✓" if r["seconds"] <= COMPUTE_TARGET else " ✗")
             where = _where(r["timings"])
         else:
@@ -217,13 +254,26 @@ def print_table(floor: dict, rows: list[tuple[str, dict]]) -> None:
         ctarget = f"{COMPUTE_TARGET:.0f}" if world == "small" else "—"
         if world != "small":
             cmark = ""
-        print(f"| {world} | {r['name']} | {r['wall']:.1f} {mark} | {target:.1f} | {comp}{cmark} | {ctarget} | "
-              f"{outside} | {where} |")
+        print(f"| {world} | {r['name']} | {r['wall']:.1f} {mark}{before} | {target:.1f} | {comp}{cmark} | "
+              f"{ctarget} | {outside} | {where} |")
+
+
+def medium_warehouse(work: Path, given: str | None) -> Path:
+    if given:
+        return Path(given).resolve()
+    wh = work / "medium" / "wh.duckdb"
+    subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "medium", "--seed", "42",
+                    "--out", str(work / "medium"), "--warehouse", str(wh)], cwd=ROOT, env=_env(), check=True,
+                   capture_output=True)
+    return wh
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("small", "county"), help="run only one world (the floor always runs)")
+    ap.add_argument("--only", choices=("small", "county", "medium"),
+                    help="run only one world (the floor always runs; medium implies --medium)")
+    ap.add_argument("--medium", action="store_true", help="also the medium world (1,500 stations; minutes)")
+    ap.add_argument("--medium-warehouse", help="reuse this medium-world warehouse instead of generating one")
     ap.add_argument("--params", default="params/*.yaml", help="params files for the small world (glob)")
     ap.add_argument("--small-warehouse", help="reuse this small-world warehouse instead of generating one")
     ap.add_argument("--seed", type=int, default=7, help="seed of the county world")
@@ -248,6 +298,12 @@ def main() -> None:
             for p in county_params(work):
                 rows.append(("county", run_one(p, wh, work / "out_county")))
                 print(f"  county {p.stem}: {rows[-1][1]['wall']:.1f} s", file=sys.stderr, flush=True)
+        if a.only == "medium" or (a.medium and a.only is None):
+            files = sorted(Path(p) for p in glob.glob(str(ROOT / "params" / "*.yaml")))
+            wh = medium_warehouse(work, a.medium_warehouse)
+            for p in files:
+                rows.append(("medium", run_one(p, wh, work / "out_medium")))
+                print(f"  medium {p.name}: {rows[-1][1]['wall']:.1f} s", file=sys.stderr, flush=True)
         print_table(floor, rows)
         if a.json:
             Path(a.json).write_text(json.dumps({"floor": floor, "rows": [dict(r, world=w) for w, r in rows]},

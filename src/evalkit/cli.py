@@ -207,6 +207,102 @@ def validate_cmd(
     raise typer.Exit(1 if bad else 0)
 
 
+class _RunProgress:
+    """The live line of ``evalkit run``: which evaluation (k/n) and step, with elapsed times (stderr).
+
+    Rendered by rich at each refresh (``__rich__``), so the clocks tick while a step runs; steps arrive
+    from :func:`evalkit.runner.run_params`'s ``on_step`` (the kernel's steps through a status file)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.index, self.name = total, 0, ""
+        self.step, self.t_eval, self.t_step = "", time.perf_counter(), time.perf_counter()
+
+    def start(self, index: int, name: str) -> None:
+        self.index, self.name, self.step = index, name, ""
+        self.t_eval = self.t_step = time.perf_counter()
+
+    def on_step(self, step: str) -> None:
+        from evalkit.progress import label
+
+        self.step, self.t_step = label(step), time.perf_counter()
+
+    def __rich__(self) -> str:
+        now = time.perf_counter()
+        return (f"[bold]{self.index}/{self.total}[/] {self.name} · [cyan]{self.step or '…'}[/] "
+                f"{now - self.t_step:.1f}s · [dim]{now - self.t_eval:.1f}s[/]")
+
+
+class _ParallelProgress:
+    """The live lines of ``evalkit run --jobs N``: one per running evaluation, steps read from the status
+    files the workers write (:func:`evalkit.runner.run_file_job`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: dict[str, tuple[float, Path]] = {}  # shown name → (start, status file)
+
+    def __rich__(self) -> str:
+        from evalkit.progress import label, read_status
+
+        now = time.perf_counter()
+        lines = []
+        for name, (t0, status) in self.running.items():
+            step = read_status(status)
+            lines.append(f"{name} · [cyan]{label(step) if step else '…'}[/] · [dim]{now - t0:.1f}s[/]")
+        return "\n".join(lines) or "…"
+
+
+def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang: str | None, pdf: bool,
+                  jobs: int, show: bool) -> int:
+    """Run the files on ``jobs`` worker processes (each with its own Chromium, dying with this process, BLAS
+    threads = cores // jobs: :mod:`evalkit.batch.local`); print one line per finished file. Failures."""
+    import contextlib
+    import multiprocessing as mp
+    import os
+    import tempfile
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from evalkit.batch.core import _kill_descendants
+    from evalkit.batch.local import _threads_per_worker, _worker_init
+    from evalkit.runner import run_file_job
+
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="evalkit-run-") as folder:
+        live = _ParallelProgress(Path(folder))
+        ex = ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(_threads_per_worker(jobs), os.getpid()))
+        pending, inflight = list(enumerate(params)), {}
+        try:
+            with console.status(live) if show else contextlib.nullcontext():
+                while pending or inflight:
+                    while pending and len(inflight) < jobs:
+                        i, p = pending.pop(0)
+                        name = f"{i + 1}/{len(params)} {p.stem}"
+                        status = Path(folder) / f"{i}.json"
+                        fut = ex.submit(run_file_job, str(p), str(outputs), warehouse, lang, pdf,
+                                        str(status) if show else None)
+                        inflight[fut] = (p, name, time.perf_counter())
+                        live.running[name] = (time.perf_counter(), status)
+                    done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        p, name, t0 = inflight.pop(fut)
+                        live.running.pop(name, None)
+                        try:
+                            ok, text = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - e.g. a worker killed (out of memory)
+                            ok, text = False, f"{type(exc).__name__}: {exc}"
+                        if ok:
+                            console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {text}")
+                        else:
+                            failed += 1
+                            _error(f"failed {p}: {text}")
+        except BaseException:
+            _kill_descendants()  # workers, their kernels and browsers
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return failed
+
+
 @app.command("run")
 @_warehouse_errors
 def run_cmd(
@@ -215,8 +311,15 @@ def run_cmd(
     warehouse: str | None = typer.Option(None, help="override the params' warehouse path"),
     lang: str | None = typer.Option(None, help="override the brief language (zh | en)"),
     pdf: bool = typer.Option(True, help="also print the brief to PDF"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="evaluations run at the same time (worker "
+                                                           "processes; 2 on 2 cores)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress (it is also off when stderr "
+                                                              "is not a terminal)"),
 ) -> None:
     """Run evaluations: papermill notebook → results.json → brief.html / brief.pdf."""
+    import contextlib
+
+    from evalkit.export import browser_session
     from evalkit.params import ParamsError, load_params
     from evalkit.runner import RunError, check_outputs_writable, run_file
 
@@ -235,18 +338,29 @@ def run_cmd(
         check_outputs_writable(outputs)
     except RunError as exc:
         raise _fail_line(str(exc), 2) from None
+    show = console.is_terminal and not quiet
+    if jobs > 1 and len(params) > 1:
+        failed = _run_parallel(params, outputs, warehouse, lang, pdf, jobs, show)
+        if failed:
+            raise typer.Exit(1)
+        return
     failed = 0
-    for p in params:
-        t0 = time.perf_counter()
-        with console.status(f"running {p} …"):
-            try:
-                res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf)
-            except RunError as exc:
-                failed += 1
-                _error(f"failed {p}: {exc}")
-                continue
-        brief = res.brief.pdf or res.brief.html if res.brief else res.executed
-        console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
+    live = _RunProgress(len(params))
+    with browser_session():  # one Chromium for every brief of this run
+        for i, p in enumerate(params, 1):
+            t0 = time.perf_counter()
+            live.start(i, p.stem)
+            status = console.status(live) if show else contextlib.nullcontext()
+            with status:
+                try:
+                    res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf,
+                                   on_step=live.on_step if show else None)
+                except RunError as exc:
+                    failed += 1
+                    _error(f"failed {p}: {exc}")
+                    continue
+            brief = res.brief.pdf or res.brief.html if res.brief else res.executed
+            console.print(f"[green]done[/] {p} in {time.perf_counter() - t0:.1f}s → {brief}")
     if failed:
         raise typer.Exit(1)
 

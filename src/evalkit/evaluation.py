@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from evalkit import __version__
+from evalkit import __version__, progress
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
@@ -447,6 +447,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     """
     p = params if isinstance(params, EvaluationParams) else validate_params(params)
     t0 = time.perf_counter()
+    progress.report("build_panel")
     with open_warehouse(p.warehouse) as con:
         facts = warehouse_facts(con, p.warehouse)
         if panel is None:
@@ -462,6 +463,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     p = p.model_copy(update={"headline": choice.estimator})
     results: dict[str, dict[str, EstimationResult]] = {}
     failures: dict[str, dict[str, str]] = {}
+    progress.report("estimators")
     for outcome in p.outcomes:
         results[outcome], failures[outcome] = {}, {}
         for name in p.estimators:
@@ -482,6 +484,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     if p.design == "staggered":
         _staggered_extras(ev)
     ev.seconds = time.perf_counter() - t0
+    progress.report(progress.DONE)
     return ev
 
 
@@ -490,6 +493,7 @@ def _staggered_extras(ev: Evaluation) -> None:
     p, panel, results = ev.params, ev.panel, ev.results
 
     def step(name: str, fn: Any) -> None:
+        progress.report(name)
         t1 = time.perf_counter()
         fn()
         ev.timings[name] = time.perf_counter() - t1

@@ -8,6 +8,8 @@ synthetic data, the synthetic-data notice on every page. Files are written atomi
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import html
 import os
@@ -15,6 +17,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,37 +149,232 @@ def find_chromium() -> str:
                      "or set EVALKIT_CHROMIUM")
 
 
+#: Chromium switches shared by every PDF: no network, no first-run chores, no GPU, a fresh profile
+_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   "--disable-dev-shm-usage")
+
+
+class Browser:
+    """One headless Chromium that prints any number of HTML files to PDF.
+
+    It is driven through the DevTools protocol over a pair of pipes (``--remote-debugging-pipe``: file
+    descriptors 3 and 4 of the browser), so it opens no TCP port, and each PDF costs a page load and a
+    print instead of a browser start (~1 s). Each page runs with scripts disabled
+    (``Emulation.setScriptExecutionDisabled``), on top of the brief's Content-Security-Policy
+    (``default-src 'none'``). The print settings are those of ``--print-to-pdf --no-pdf-header-footer``:
+    backgrounds printed, page size from the CSS ``@page`` rule, no header or footer. Chromium exits when
+    the pipe closes, i.e. with the process that started it; :meth:`close` also kills it.
+    """
+
+    def __init__(self, timeout: float = 120) -> None:
+        import fcntl
+
+        self.timeout = timeout
+        chromium = find_chromium()
+        self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-")
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+        # copies above 9, so that placing them on 3 and 4 in the child cannot overwrite one another
+        child_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
+        for fd in (to_browser_r, from_browser_w):
+            os.close(fd)
+
+        def place_pipes() -> None:  # runs in the child between fork and exec
+            os.dup2(child_in, 3)
+            os.dup2(child_out, 4)
+
+        cmd = [chromium, *_CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
+               "about:blank"]
+        # a file, not a pipe: a long session's messages would fill a pipe nobody reads and stall Chromium
+        self._stderr = Path(self._profile) / "stderr.log"
+        try:
+            with open(self._stderr, "wb") as err:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                             preexec_fn=place_pipes, close_fds=False)
+        except BaseException:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        self._w, self._r = to_browser_w, from_browser_r
+        self._buf = b""
+        self._next_id = 0
+        self._events: list[dict] = []
+
+    # -- DevTools protocol: JSON messages separated by NUL bytes ------------------------------------
+    def _read_message(self, deadline: float) -> dict:
+        import json
+        import select
+
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BriefError(f"Chromium did not answer within {self.timeout:.0f} s")
+            ready, _, _ = select.select([self._r], [], [], left)
+            if ready:
+                chunk = os.read(self._r, 1 << 20)
+                if not chunk:
+                    raise BriefError(f"Chromium exited (code {self.proc.poll()}): {self._stderr_tail()}")
+                self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def _call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        import json
+
+        self._next_id += 1
+        msg = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        try:
+            while data:
+                data = data[os.write(self._w, data):]
+        except OSError as exc:
+            raise BriefError(f"Chromium is not running ({exc.strerror}): {self._stderr_tail()}") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._read_message(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise BriefError(f"Chromium {method}: {reply['error'].get('message')}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self._events.append(reply)
+
+    def _wait_event(self, method: str, session: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for i, ev in enumerate(self._events):
+                if ev.get("method") == method and ev.get("sessionId") == session:
+                    del self._events[: i + 1]
+                    return
+            self._events.append(self._read_message(deadline))
+
+    def _stderr_tail(self) -> str:
+        try:
+            return self._stderr.read_bytes()[-500:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def print_pdf(self, html_path: Path, pdf_path: Path) -> Path:
+        """Load ``html_path`` (absolute ``file://`` URL) in a new page and write its PDF atomically."""
+        import base64
+
+        self._events.clear()
+        target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        try:
+            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            self._call("Emulation.setScriptExecutionDisabled", {"value": True}, session)
+            self._call("Page.enable", {}, session)
+            nav = self._call("Page.navigate", {"url": Path(html_path).resolve().as_uri()}, session)
+            if nav.get("errorText"):
+                raise BriefError(f"Chromium could not open {html_path}: {nav['errorText']}")
+            self._wait_event("Page.loadEventFired", session)
+            res = self._call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True,
+                                                 "displayHeaderFooter": False}, session)
+        finally:
+            if self.alive():
+                self._call("Target.closeTarget", {"targetId": target})
+        data = base64.b64decode(res["data"])
+        if not data:
+            raise BriefError(f"Chromium printed an empty PDF for {html_path}")
+        _atomic_write(Path(pdf_path).resolve(), data)
+        return Path(pdf_path).resolve()
+
+    def close(self) -> None:
+        """Stop the browser (closing its pipe ends it; killed if it lingers) and remove its profile."""
+        for fd in (self._w, self._r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_session: contextvars.ContextVar[list | None] = contextvars.ContextVar("evalkit_browser", default=None)
+
+
+@contextlib.contextmanager
+def browser_session() -> Iterator[None]:
+    """Inside this context every PDF export reuses one Chromium, started at the first PDF and
+    stopped at the end (``evalkit run`` of several files, a batch worker's evaluations)."""
+    holder: list = []
+    token = _session.set(holder)
+    try:
+        yield
+    finally:
+        _session.reset(token)
+        for b in holder:
+            b.close()
+
+
+def process_browser() -> None:
+    """From now on, every PDF export of this thread reuses one Chromium (started at the first PDF),
+    closed at exit: a batch worker process calls this once (:func:`evalkit.batch.local._worker_init`)."""
+    import atexit
+
+    holder: list = []
+    _session.set(holder)
+    atexit.register(lambda: [b.close() for b in holder])
+
+
+def session_browser() -> Browser | None:
+    """The running browser of the current :func:`browser_session` (``None`` outside or before the first PDF)."""
+    holder = _session.get()
+    return holder[0] if holder else None
+
+
 def html_to_pdf(html_path: Path, pdf_path: Path, timeout: int = 120) -> Path:
-    """Print an HTML file to PDF with headless Chromium (no network, fresh profile).
+    """Print an HTML file to PDF with headless Chromium (no network, fresh profile, scripts off).
 
-    Scripts are off through the page itself: the brief template carries a Content-Security-Policy
-    (``default-src 'none'``) that blocks every script, in this route and in any browser opening
-    ``brief.html``. The command-line switch ``--blink-settings=scriptEnabled=false`` cannot be used:
-    with it Chromium 156's headless ``--print-to-pdf`` exits 0 without writing the PDF."""
-    chromium = find_chromium()
-    pdf_path = pdf_path.resolve()
-    with tempfile.TemporaryDirectory(prefix="evalkit-chromium-") as profile:
-        tmp_pdf = Path(profile) / "out.pdf"
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--no-pdf-header-footer",
-               f"--print-to-pdf={tmp_pdf}", html_path.resolve().as_uri()]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0 or not tmp_pdf.is_file() or tmp_pdf.stat().st_size == 0:
-            raise BriefError(f"Chromium could not print {html_path} (exit {proc.returncode}): {proc.stderr[-500:]}")
-        _atomic_write(pdf_path, tmp_pdf.read_bytes())
-    return pdf_path
+    Inside :func:`browser_session` the session's browser is reused (restarted once if it died);
+    otherwise a browser is started for this one PDF. Scripts are off twice: the brief template carries a
+    Content-Security-Policy (``default-src 'none'``) that blocks every script, in this route and in any
+    browser opening ``brief.html``, and the page runs with script execution disabled."""
+    holder = _session.get()
+    if holder is None:
+        with Browser(timeout) as browser:
+            return browser.print_pdf(html_path, pdf_path)
+    if holder and not holder[0].alive():
+        holder.pop().close()
+    if not holder:
+        holder.append(Browser(timeout))
+    return holder[0].print_pdf(html_path, pdf_path)
 
 
-def export_brief(executed: str | Path, out_dir: str | Path | None = None, *, pdf: bool = True) -> BriefFiles:
-    """Re-export ``executed.ipynb`` to ``brief.html`` and ``brief.pdf`` (beside it by default)."""
+def export_brief(executed: str | Path, out_dir: str | Path | None = None, *, pdf: bool = True,
+                 on_step: Callable[[str], None] | None = None) -> BriefFiles:
+    """Re-export ``executed.ipynb`` to ``brief.html`` and ``brief.pdf`` (beside it by default);
+    ``on_step`` hears ``brief_html`` and ``brief_pdf`` as they start (:mod:`evalkit.progress`)."""
+    step = on_step or (lambda _s: None)
     executed = Path(executed)
     if not executed.is_file():
         raise BriefError(f"executed notebook not found: {executed}")
     out = Path(out_dir) if out_dir else executed.parent
+    step("brief_html")
     nb = nbformat.read(executed, as_version=4)
     html_text = render_html(nb)
     html_path = out / "brief.html"
     _atomic_write(html_path, html_text.encode("utf-8"))
+    if pdf:
+        step("brief_pdf")
     pdf_path = html_to_pdf(html_path, out / "brief.pdf") if pdf else None
     return BriefFiles(html_path, pdf_path)

@@ -3,7 +3,9 @@
 The runner already puts the kernel's five channels on Unix-domain sockets (IPC transport, see
 :func:`evalkit.runner._kernel_config`), but ipykernel also binds the IOPub "pipe" — which carries
 the output of forked subprocesses — to a random TCP port on 127.0.0.1, whatever the transport.
-Here that pipe is bound to an IPC socket in a private (0700) temporary folder instead, then the
+Here that pipe is bound to an IPC socket in a private (0700) folder instead — the runner's kernel folder
+(``EVALKIT_KERNEL_DIR``, removed by the runner even when the kernel is killed) or a new temporary
+folder removed at exit — then the
 kernel starts exactly as ``python -m ipykernel_launcher`` would. If ipykernel's internals differ
 from what this expects, the kernel starts unpatched (never fails because of this module).
 """
@@ -25,9 +27,13 @@ def _patch_iopub_pipe() -> None:
     needed = ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")
     if not all(hasattr(cls, name) for name in needed) or not hasattr(iostream, "ZMQStream"):
         return
-    folder = tempfile.mkdtemp(prefix="evalkit-iopub-")  # 0700: only this user reaches the pipe
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    address = "ipc://" + os.path.join(folder, "pipe")
+    given = os.environ.get("EVALKIT_KERNEL_DIR")  # the run's private folder, removed by the runner
+    if given and os.path.isdir(given):
+        folder = given
+    else:
+        folder = tempfile.mkdtemp(prefix="evalkit-iopub-")  # 0700: only this user reaches the pipe
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    address = "ipc://" + os.path.join(folder, "iopub-pipe")
 
     def _setup_pipe_in(self) -> None:
         """Listening pipe for IOPub from forked subprocesses, on an IPC socket (ipykernel: TCP)."""

@@ -7,6 +7,7 @@ starts, so mistakes cost milliseconds, not a notebook run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import papermill as pm
 
+from evalkit import progress
 from evalkit.export import BriefFiles, export_brief
 from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
@@ -82,11 +84,16 @@ def check_outputs_writable(outputs: str | Path) -> Path:
     return out
 
 
-def _kernel_config(sockets: str):
+#: environment variable naming the private folder of one kernel (its IOPub pipe socket goes there)
+KERNEL_DIR_ENV = "EVALKIT_KERNEL_DIR"
+
+
+def _kernel_config(sockets: str, *, progress_file: str | None = None):
     """Kernel over Unix-domain sockets in the private directory ``sockets`` (IPC transport), not
     TCP on localhost: other local users cannot reach or read the kernel's channels (police data),
     kernels started at the same time by batch workers cannot clash on ports, and ipykernel does
-    not warn about unencrypted TCP."""
+    not warn about unencrypted TCP. The kernel's environment names ``sockets`` (for the IOPub pipe,
+    :mod:`evalkit.kernel_launcher`) and the progress status file (:mod:`evalkit.progress`)."""
     from traitlets.config import Config
 
     cfg = Config()
@@ -95,18 +102,39 @@ def _kernel_config(sockets: str):
         cfg.KernelManager.ip = os.path.join(sockets, "kernel")
         # ipykernel's IOPub pipe would still listen on 127.0.0.1: evalkit.kernel_launcher moves it to IPC
         cfg.NotebookClient.kernel_manager_class = "evalkit.runner.IPCKernelManager"
+        env = {KERNEL_DIR_ENV: sockets}
+        if progress_file:
+            env[progress.ENV] = progress_file
+        cfg.IPCKernelManager.extra_env = env
     return cfg
 
 
 def _ipc_kernel_manager():
     from jupyter_client import AsyncKernelManager
+    from traitlets import Dict
 
     class IPCKernelManager(AsyncKernelManager):
-        """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``."""
+        """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``,
+        with ``extra_env`` added to the kernel's environment, and shuts it down without an interrupt."""
+
+        extra_env = Dict(config=True, help="variables added to the kernel's environment")
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
             return ["evalkit.kernel_launcher" if c == "ipykernel_launcher" else c for c in cmd]
+
+        async def _async_pre_start_kernel(self, **kw):
+            if self.extra_env:
+                kw["env"] = {**kw.get("env", os.environ), **self.extra_env}
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT) every kernel before shutting it down, and ipykernel then
+            # prints "KeyboardInterrupt caught in kernel" on the terminal. evalkit shuts a kernel down only
+            # after its last cell (idle, nothing to interrupt) or to kill it; a real interrupt still works.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
 
     return IPCKernelManager
 
@@ -119,9 +147,21 @@ def __getattr__(name: str):  # IPCKernelManager is built on first use: jupyter_c
     raise AttributeError(name)
 
 
+#: ``immediate``: kill the kernel after the last cell (results.json is written by then); ``graceful``:
+#: nbclient's default, which waits up to seconds for the kernel to exit on its own (docs/batch.md)
+SHUTDOWN_ENV = "EVALKIT_KERNEL_SHUTDOWN"
+
+
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
-               brief: bool = True) -> RunOutputs:
-    """Execute the evaluation's notebook with papermill and export its brief."""
+               brief: bool = True, on_step: progress.Callback | None = None) -> RunOutputs:
+    """Execute the evaluation's notebook with papermill and export its brief.
+
+    ``on_step(step)`` is called as each step starts: ``preflight``, ``start_kernel``, the evaluation's
+    own steps reported from inside the kernel (:mod:`evalkit.progress`, polled from a status file in
+    the kernel's private folder), ``done`` (the notebook's tables and charts), ``brief_html``,
+    ``brief_pdf``. Without it nothing is polled."""
+    step = on_step or (lambda _s: None)
+    step("preflight")
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
     out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
@@ -133,11 +173,16 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     os.close(fd)
     try:
         with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
-            pm.execute_notebook(
-                str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(Path.cwd()),
-                kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
-                config=_kernel_config(sockets),
-            )
+            status = Path(sockets) / "progress.json"
+            step("start_kernel")
+            poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
+            with poll:
+                pm.execute_notebook(
+                    str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(Path.cwd()),
+                    kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
+                    config=_kernel_config(sockets, progress_file=str(status) if on_step else None),
+                    shutdown_kernel=os.environ.get(SHUTDOWN_ENV, "immediate"),
+                )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
         public_mode(tmp)
@@ -152,15 +197,29 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():
         raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
-    files = export_brief(executed, out_dir, pdf=pdf) if brief else None
+    files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
 
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
-             lang: str | None = None, pdf: bool = True) -> RunOutputs:
+             lang: str | None = None, pdf: bool = True, on_step: progress.Callback | None = None) -> RunOutputs:
     """Validate a params YAML file and run it (``warehouse``/``lang`` override the file)."""
     params = load_params(path)
     update = {k: v for k, v in {"warehouse": warehouse, "lang": lang}.items() if v}
     if update:
         params = EvaluationParams.model_validate(params.model_dump() | update)
-    return run_params(params, outputs, pdf=pdf)
+    return run_params(params, outputs, pdf=pdf, on_step=on_step)
+
+
+def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | None, pdf: bool,
+                 status: str | None) -> tuple[bool, str]:
+    """One file of ``evalkit run --jobs N``, in a worker process: ``(ok, brief path or error line)``.
+
+    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display."""
+    on_step = (lambda s: progress.write_status(Path(status), s)) if status else None
+    try:
+        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step)
+    except RunError as exc:
+        return False, str(exc)
+    brief = res.brief.pdf or res.brief.html if res.brief else res.executed
+    return True, str(brief)

@@ -116,11 +116,29 @@ class _Display:
             TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
             disable=not enabled,
         )
+        self.batch_dir: Path | None = None
+        self.inflight: dict[str, float] = {}  # evaluation id → start (perf_counter)
         self.task = self.progress.add_task(name, total=total, status=self._status())
 
     def _status(self) -> str:
-        return (f"[green]✓ {self.ok} done[/]  [cyan]▶ {self.running} running[/]  "
+        text = (f"[green]✓ {self.ok} done[/]  [cyan]▶ {self.running} running[/]  "
                 f"[red]✗ {self.failed} failed[/]  [dim]↷ {self.skipped} skipped[/]")
+        if self.batch_dir is not None and self.inflight:
+            from evalkit.batch.execute import step_file
+            from evalkit.progress import label, read_status
+
+            now = time.perf_counter()
+            running = []
+            for eid, t in self.inflight.items():
+                step = read_status(step_file(self.batch_dir, eid))
+                running.append(f"{eid} · {label(step) if step else '…'} {now - t:.0f}s")
+            text += "\n  [cyan]" + "\n  ".join(running) + "[/]"
+        return text
+
+    def tick(self) -> None:
+        """Refresh the running evaluations' steps (the workers write them to ``logs/<id>.step``)."""
+        if self.enabled:
+            self.progress.update(self.task, status=self._status())
 
     def __enter__(self) -> _Display:
         self.progress.__enter__()
@@ -131,10 +149,12 @@ class _Display:
 
     def start(self, item: dict[str, Any]) -> None:
         self.running += 1
+        self.inflight[item["evaluation_id"]] = time.perf_counter()
         self.progress.update(self.task, status=self._status())
 
     def done(self, rec: dict[str, Any]) -> None:
         self.running = max(0, self.running - 1)
+        self.inflight.pop(rec.get("evaluation_id"), None)
         if rec.get("status") == "ok":
             self.ok += 1
             if self.enabled:
@@ -209,6 +229,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
     n_invalid = sum(not it.ok for it in items)
     display = _Display(len(to_run), len(items) - len(to_run) - n_invalid, console, progress, f"batch {name}")
     display.failed = n_invalid
+    display.batch_dir = batch_dir
     try:
         save_manifest()
         with display:
@@ -225,7 +246,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 from evalkit.batch.local import run_local
 
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
-                          on_done=on_done)
+                          on_done=on_done, tick=display.tick)
     except BatchInterrupted as exc:
         report.interrupted = exc.signum
         _kill_descendants()

@@ -10,8 +10,6 @@ killed batch never leaves a mix of old and new files behind a valid ``done.json`
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
 import os
@@ -25,6 +23,7 @@ from typing import Any
 
 from evalkit.batch.plan import BatchItem, sha256_file
 from evalkit.fileperm import public_mode
+from evalkit.progress import write_status
 
 DONE = "done.json"
 OUTPUT_FILES = ("executed.ipynb", "results.json", "brief.html", "brief.pdf")
@@ -116,29 +115,6 @@ def papermill_timings(nb_path: Path) -> dict[str, float]:
     return out
 
 
-@contextlib.contextmanager
-def fast_kernel_shutdown():
-    """Stop the kernel at once after the last cell instead of nbclient's graceful shutdown.
-
-    The graceful path waits for the kernel to exit on its own (up to 2.5 s, then SIGTERM) and
-    cost 1–3 s per evaluation here; by then ``results.json`` is written and the notebook is in
-    memory, so nothing is lost. :func:`evalkit.runner.run_params` has no engine-kwargs
-    passthrough, so papermill's ``execute_notebook`` is wrapped for the duration of one call
-    (workers run one evaluation at a time). ``EVALKIT_KERNEL_SHUTDOWN=graceful`` disables it.
-    """
-    import papermill
-
-    if os.environ.get("EVALKIT_KERNEL_SHUTDOWN", "immediate") != "immediate":
-        yield
-        return
-    original = papermill.execute_notebook
-    papermill.execute_notebook = functools.partial(original, shutdown_kernel="immediate")
-    try:
-        yield
-    finally:
-        papermill.execute_notebook = original
-
-
 class _LogHandler(logging.FileHandler):
     pass
 
@@ -210,6 +186,11 @@ def _notebook_errors(nb_path: Path) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines))
 
 
+def step_file(batch_dir: str | Path, evaluation_id: str) -> Path:
+    """Where a worker writes the step its evaluation is in, for the batch display (removed when done)."""
+    return Path(batch_dir) / "logs" / f"{evaluation_id}.step"
+
+
 def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str, Any]:
     """Run one evaluation; never raises for evaluation errors (they are returned as ``failed``).
 
@@ -227,6 +208,11 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
                               "fingerprint": it.fingerprint, "started_at": now(), "worker_pid": os.getpid()}
     log, handler = _open_log(log_path)
     saved = _redirect_std(log_path)
+    steps = step_file(root, it.evaluation_id)
+
+    def on_step(step: str) -> None:
+        write_status(steps, step)
+
     try:
         log.info("evaluation %s from %s (pid %s)", it.evaluation_id, it.source, os.getpid())
         clean_outputs(out_dir)
@@ -236,7 +222,7 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
         params = it.evaluation_params()
         t_nb = time.perf_counter()
         try:
-            res = _run_notebook(params, root, log, record)
+            res = _run_notebook(params, root, log, record, on_step)
         finally:
             record["seconds_notebook"] = time.perf_counter() - t_nb
             for name in ("executed.ipynb", "failed.ipynb"):
@@ -249,7 +235,7 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
         record["seconds_estimate"] = results.get("seconds")
         record["synthetic"] = bool(results.get("synthetic"))
         t_ex = time.perf_counter()
-        export_brief(res.executed, out_dir, pdf=pdf)
+        export_brief(res.executed, out_dir, pdf=pdf, on_step=on_step)
         record["seconds_export"] = time.perf_counter() - t_ex
         log.info("brief exported in %.1fs (pdf=%s)", record["seconds_export"], pdf)
         record["seconds_total"] = time.perf_counter() - t0
@@ -276,6 +262,7 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
         except OSError:
             pass
     finally:
+        steps.unlink(missing_ok=True)
         _restore_std(saved)
         _close_log(handler)
     return record
@@ -290,14 +277,15 @@ class _Invalid(Exception):
 KERNEL_ATTEMPTS = int(os.environ.get("EVALKIT_KERNEL_ATTEMPTS", "3"))
 
 
-def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any]):
+def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any], on_step=None):
     """:func:`run_params` with a retry for infrastructure failures (logged, counted in ``record``)."""
     from evalkit.runner import RunError, run_params
 
     for attempt in range(1, KERNEL_ATTEMPTS + 1):
         try:
-            with fast_kernel_shutdown():
-                return run_params(params, root, pdf=False, brief=False)
+            # the kernel is killed after its last cell (results.json is written by then): nbclient's graceful
+            # shutdown cost 1–3 s per evaluation (runner.SHUTDOWN_ENV, docs/batch.md)
+            return run_params(params, root, pdf=False, brief=False, on_step=on_step)
         except RunError:
             raise  # the notebook itself failed (or preflight): deterministic, do not retry
         except Exception as exc:  # noqa: BLE001 - kernel/infrastructure failure

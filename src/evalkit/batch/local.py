@@ -85,6 +85,9 @@ def _worker_init(threads: int | None = None, parent: int | None = None) -> None:
     if parent is not None:
         _exit_with_parent(parent)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from evalkit.export import process_browser
+
+    process_browser()  # one Chromium per worker for all its briefs' PDFs
     # N workers on C cores: each evaluation's kernel gets C // N BLAS/OpenMP threads (inherited by the
     # kernel process), so parallel evaluations do not oversubscribe the cores.
     if threads is not None:
