@@ -35,6 +35,7 @@ from evalkit.ingest.sources import (
     raw_lookup,
     sha256_file,
 )
+from evalkit.ingest.sql import ident
 from evalkit.ingest.stations import station_map_table
 from evalkit.schema import TABLES, Table
 from evalkit.warehouse import transaction
@@ -155,8 +156,13 @@ def _word_values(con, spec: Table, hm: HeaderMap) -> None:
     if not cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return
-    sets = ", ".join(f"({c})" for c in cols)
-    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(cols)} FROM _ek_v GROUP BY GROUPING SETS ({sets})")
+    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
+    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols)[::2]
+    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
+    sets = ", ".join(f"({c})" for c in raw)
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
+                f"GROUP BY GROUPING SETS ({sets})) {src}")
 
 
 def _make_map(con, name: str, column: str, func) -> str:
