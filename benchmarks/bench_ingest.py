@@ -13,7 +13,7 @@ that the peak RSS figures are separate:
   coverage), then the station-month aggregation by SQL.
 
 Prints one table: wall seconds, rows/s and peak RSS of each, and the ratio ingest / floor.
-Target (issue 15): ingest ≤ 2 × floor. Set EVALKIT_INGEST_TIMINGS=1 to print the ingest's stages.
+Target (issue 15): ingest ≤ 2 × floor. Results and where the time goes: docs/performance.md § Ingest.
 """
 
 from __future__ import annotations
