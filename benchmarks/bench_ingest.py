@@ -1,18 +1,29 @@
-"""Ingest benchmark: N synthetic incident rows (Chinese headers) as CSV and Parquet.
+"""Ingest benchmark: N synthetic incident rows (Chinese headers) against a plain DuckDB load.
 
-    .venv/bin/python benchmarks/bench_ingest.py --rows 2000000
+    .venv/bin/python benchmarks/bench_ingest.py                       # 10 M rows, CSV
+    .venv/bin/python benchmarks/bench_ingest.py --rows 2000000 --format both
 
-Writes the inputs to benchmarks/_work/, ingests them into a fresh warehouse (stations first),
-builds a station-month aggregation by SQL and prints wall time, rows/s and peak RSS.
-Target: 10M rows within 60 s and 4 GiB on 2 cores.
+Writes the inputs to benchmarks/_work/ (0.2 % planted bad rows), then, each in its own process so
+that the peak RSS figures are separate:
+
+- **floor**: plain DuckDB, ``CREATE TABLE incidents AS SELECT * FROM read_csv(FILE)`` (type
+  detection on, default settings) into a fresh database file — the fastest a load of this file can be;
+- **ingest**: ``evalkit.ingest.ingest("incidents", FILE)`` into a fresh warehouse holding the station
+  register (header finding, aliases, value repairs, station matching, masking, quarantine, load ids,
+  coverage), then the station-month aggregation by SQL.
+
+Prints one table: wall seconds, rows/s and peak RSS of each, and the ratio ingest / floor.
+Target (issue 15): ingest ≤ 2 × floor. Results and where the time goes: docs/performance.md § Ingest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,50 +93,99 @@ FROM incidents GROUP BY ALL
 """
 
 
-def run_one(label: str, stations: Path, src: Path, wh: Path) -> dict:
+def run_floor(src: Path, wh: Path) -> dict:
+    """Plain DuckDB load of ``src`` into a fresh database file (the floor)."""
+    for p in (wh, Path(str(wh) + ".wal")):
+        p.unlink(missing_ok=True)
+    con = duckdb.connect(str(wh))
+    reader = "read_parquet" if src.suffix == ".parquet" else "read_csv"
+    t0, c0 = time.perf_counter(), cpu_s()
+    con.execute(f"CREATE TABLE incidents AS SELECT * FROM {reader}('{src}')")
+    con.execute("CHECKPOINT")
+    t1, c1 = time.perf_counter(), cpu_s()
+    n = con.execute("SELECT count(*) FROM incidents").fetchone()[0]
+    con.close()
+    return {"rows": n, "seconds": t1 - t0, "cpu_s": c1 - c0, "peak_rss_gib": peak_rss_gib()}
+
+
+def run_ingest(stations: Path, src: Path, wh: Path) -> dict:
+    """evalkit ingest of ``src`` into a fresh warehouse (station register first), then the panel SQL."""
     for p in (wh, Path(str(wh) + ".wal")):
         p.unlink(missing_ok=True)
     con = connect(wh)
     ingest("stations", stations, con=con)
     t0, c0 = time.perf_counter(), cpu_s()
     rep = ingest("incidents", src, con=con, study_window=("2019-01", "2025-12"))
+    con.execute("CHECKPOINT")
     t1, c1 = time.perf_counter(), cpu_s()
-    panel = con.execute(f"CREATE OR REPLACE TABLE panel_bench AS {PANEL_SQL}").fetchone()
+    con.execute(f"CREATE OR REPLACE TABLE panel_bench AS {PANEL_SQL}")
     t2 = time.perf_counter()
     n_panel = con.execute("SELECT count(*) FROM panel_bench").fetchone()[0]
     con.close()
-    del panel
-    out = {"label": label, "rows": rep.rows_in, "accepted": rep.rows_accepted,
-           "quarantined": rep.rows_quarantined, "ingest_s": t1 - t0, "panel_s": t2 - t1,
-           "rows_per_s": rep.rows_in / (t1 - t0), "cpu_s": c1 - c0, "panel_rows": n_panel, "reasons": rep.quarantined_by_reason}
-    print(f"[{label}] ingest {out['rows']:,} rows in {out['ingest_s']:.1f} s "
-          f"({out['rows_per_s']:,.0f} rows/s; CPU {out['cpu_s']:.1f} s), accepted {out['accepted']:,}, quarantined {out['quarantined']:,} "
-          f"{out['reasons']}; panel {out['panel_rows']:,} station-months in {out['panel_s']:.2f} s; "
-          f"peak RSS so far {peak_rss_gib():.2f} GiB", flush=True)
-    return out
+    return {"rows": rep.rows_in, "accepted": rep.rows_accepted, "quarantined": rep.rows_quarantined,
+            "seconds": t1 - t0, "cpu_s": c1 - c0, "panel_s": t2 - t1, "panel_rows": n_panel,
+            "reasons": rep.quarantined_by_reason, "peak_rss_gib": peak_rss_gib()}
+
+
+def in_child(*args: str) -> dict:
+    """Run this script's ``--child`` mode in a fresh process; its JSON result."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, env=env,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--format", choices=["csv", "parquet", "both"], default="both")
+    ap.add_argument("--format", choices=["csv", "parquet", "both"], default="csv")
     ap.add_argument("--keep", action="store_true", help="keep benchmarks/_work afterwards")
+    ap.add_argument("--reuse", action="store_true", help="reuse inputs already in benchmarks/_work (same --rows)")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        kind, *paths = args.child
+        res = run_floor(Path(paths[0]), Path(paths[1])) if kind == "floor" else \
+            run_ingest(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+        print(json.dumps(res))
+        return 0
     work = HERE / "_work"
     work.mkdir(exist_ok=True)
-    t = time.perf_counter()
-    stations, csv_path, pq_path = generate(work, args.rows)
-    print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
-          f"(CSV {csv_path.stat().st_size / 2**20:.0f} MiB, Parquet {pq_path.stat().st_size / 2**20:.0f} MiB)")
+    stations, csv_path, pq_path = work / "stations.csv", work / "incidents_bench.csv", work / "incidents_bench.parquet"
+    if not (args.reuse and csv_path.exists() and pq_path.exists()):
+        t = time.perf_counter()
+        stations, csv_path, pq_path = generate(work, args.rows)
+        print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
+              f"(CSV {csv_path.stat().st_size / 2**20:.0f} MiB, Parquet {pq_path.stat().st_size / 2**20:.0f} MiB)",
+              flush=True)
+    fmts = ["csv", "parquet"] if args.format == "both" else [args.format]
+    load0 = os.getloadavg()[0]
     results = []
-    if args.format in ("csv", "both"):
-        results.append(run_one("csv", stations, csv_path, work / "bench_csv.duckdb"))
-    if args.format in ("parquet", "both"):
-        results.append(run_one("parquet", stations, pq_path, work / "bench_parquet.duckdb"))
-    total = sum(r["ingest_s"] + r["panel_s"] for r in results)
-    load = os.getloadavg()[0]
-    print(f"total ingest+panel {total:.1f} s; peak RSS {peak_rss_gib():.2f} GiB; "
-          f"load average {load:.1f} on {os.cpu_count()} cores (wall times are inflated when others use the CPU)")
+    for fmt in fmts:
+        src = csv_path if fmt == "csv" else pq_path
+        floor = in_child("floor", str(src), str(work / f"floor_{fmt}.duckdb"))
+        ing = in_child("ingest", str(stations), str(src), str(work / f"bench_{fmt}.duckdb"))
+        results.append({"format": fmt, "floor": floor, "ingest": ing})
+        print(f"[{fmt}] ingest accepted {ing['accepted']:,}, quarantined {ing['quarantined']:,} {ing['reasons']}; "
+              f"panel {ing['panel_rows']:,} station-months in {ing['panel_s']:.2f} s", flush=True)
+    load1 = os.getloadavg()[0]
+    print("\n| format | rows | step | wall s | rows/s | CPU s | peak RSS GiB |\n|---|---:|---|---:|---:|---:|---:|")
+    for r in results:
+        for step in ("floor", "ingest"):
+            x = r[step]
+            print(f"| {r['format']} | {x['rows']:,} | {'DuckDB read → table' if step == 'floor' else 'evalkit ingest'} "
+                  f"| {x['seconds']:.1f} | {x['rows'] / x['seconds']:,.0f} | {x['cpu_s']:.1f} | {x['peak_rss_gib']:.2f} |")
+    print()
+    for r in results:
+        ratio = r["ingest"]["seconds"] / r["floor"]["seconds"]
+        cpu = r["ingest"]["cpu_s"] / r["floor"]["cpu_s"]
+        print(f"{r['format']}: ingest / floor = {ratio:.2f} × wall (target ≤ 2 ×{' ✓' if ratio <= 2 else ' ✗'}), "
+              f"{cpu:.2f} × CPU, {r['ingest']['peak_rss_gib'] / r['floor']['peak_rss_gib']:.2f} × peak RSS")
+    print(f"load average {load0:.1f} → {load1:.1f} on {os.cpu_count()} cores (wall times are inflated when others "
+          f"use the CPU; the ratio is measured in the same run)")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": args.rows, "load": [load0, load1], "results": results}, indent=1))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -26,7 +26,16 @@ from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
 from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
 from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
-from evalkit.ingest.sources import expand_paths, load_raw, make_tmpdir, open_source, sha256_file
+from evalkit.ingest.sources import (
+    drop_raw,
+    expand_paths,
+    load_raw,
+    make_tmpdir,
+    open_source,
+    raw_lookup,
+    sha256_file,
+)
+from evalkit.ingest.sql import ident
 from evalkit.ingest.stations import station_map_table
 from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
 from evalkit.warehouse import transaction
@@ -89,7 +98,7 @@ def resolve_window(con, study_window, now: dt.datetime) -> tuple[dt.datetime, dt
 def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
     """Match ``vv``'s distinct values to the register (see :mod:`evalkit.ingest.stations`):
     (parsed expression, join, checks: ambiguous first, then unknown)."""
-    if station_map_table(con, "_ek_v", vv) == 0:
+    if station_map_table(con, _words_source(con, vv), vv) == 0:
         raise IngestError(f"the station register is empty: ingest stations before {t}")
     checks = [
         Check("ambiguous_station", "station_id", f"{vv} IS NOT NULL AND p_station_cands IS NOT NULL",
@@ -129,10 +138,38 @@ def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[s
         raise IngestError(str(e)) from None
 
 
+WORDS = "_ek_words"  # the distinct values of the raw table's word columns (one pass), see _word_values
+
+
+def _words_source(con, column: str) -> str:
+    """The table holding the distinct values of ``column``: ``_ek_words`` for the word columns of
+    the file, the raw table for a constant (a default given with --set)."""
+    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "_ek_v"
+
+
+def _word_values(con, spec: Table, hm: HeaderMap) -> None:
+    """``_ek_words``: the distinct values of every column mapped through a small join table
+    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table."""
+    t = spec.name
+    cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
+        (c.name == "station_id" and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
+        or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
+    if not cols:
+        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
+        return
+    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
+    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols)[::2]
+    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
+    sets = ", ".join(f"({c})" for c in raw)
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
+                f"GROUP BY GROUPING SETS ({sets})) {src}")
+
+
 def _make_map(con, name: str, column: str, func) -> str:
     """Temp table ``name(v, m, known)`` for the distinct trimmed values of ``column`` in the raw table."""
     vals = [r[0] for r in con.execute(
-        f"SELECT DISTINCT {column} FROM _ek_v WHERE {column} IS NOT NULL").fetchall()]
+        f"SELECT DISTINCT {column} FROM {_words_source(con, column)} WHERE {column} IS NOT NULL").fetchall()]
     out_v, out_m, out_k = [], [], []
     for v in vals:
         res = func(v)
@@ -188,6 +225,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     checks: list[Check] = []
     t = spec.name
     raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    _word_values(con, spec, hm)
 
     def v(c):
         return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
@@ -340,7 +378,8 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 # ------------------------------------------------------------------------------ one file
 def _drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
-    for name in ("_ek_v", "_ek_p", "_ek_stage", "_ek_dup", "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
+    drop_raw(con, "_ek_v")
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", WORDS, "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
                                "AND starts_with(table_name, '_ek_map_w_')").fetchall():
@@ -382,6 +421,9 @@ def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatche
 
 def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
                  load_id: int, accept_unmatched: bool = False) -> dict:
+    """One file: raw text → ``_ek_stage`` (row number, parsed values, first failing check ``_chk``;
+    one pass) → duplicates → accepted rows into ``table`` and the rejected ones (joined back to their
+    raw text, a small table ``_ek_bad``) into ``quarantine``."""
     t = spec.name
     _drop_temps(con)
     row_expr = load_raw(con, src, hm.positions, "_ek_v")
@@ -392,11 +434,16 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     colnames = [c.column for c in checks] + [",".join(keys)]
     chk_case = "CASE " + " ".join(f"WHEN {c.cond} THEN {i}" for i, c in enumerate(checks, start=1)) + " END"
     p_cols = ", ".join(f"{expr} AS p_{name}" for name, expr in parsed.items())
-    star = "_ek_v.* EXCLUDE (_row)" if row_expr.endswith("._row") else "_ek_v.*"
+    raw_cols = [r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()]
+    rowcol = next((c for c in ("_row", "_rid") if c in raw_cols), None)  # none: Parquet (its rowid)
+    star = f"_ek_v.* EXCLUDE ({rowcol})" if rowcol else "_ek_v.*"
+    # the stage keeps the parsed values; of the raw text only what the reports below read (the
+    # quarantined rows get theirs back from _ek_v by row number)
+    kept_v = [c for c in ("v_station_id", "v_category") if c in raw_cols]
+    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed)])
     # parse (inner select) and find each row's first failing check (outer) in one pass
-    con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT p.*, {chk_case} AS _chk FROM ("
+    con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ("
                 f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}) p")
-    con.execute("DROP TABLE _ek_v")
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
     keycols = ", ".join(f"p_{k}" for k in keys)
@@ -407,6 +454,13 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
+
+    # the few rejected rows with their raw text; then the raw text can go
+    v_only = [c for c in raw_cols if c != rowcol and c not in kept_v]
+    tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
+    con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
+                f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
+    drop_raw(con, "_ek_v")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
     unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched)
@@ -438,13 +492,13 @@ INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason
                         load_id)
 SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
        {S.mask_sql(raw_json)}, {nowl}, {int(load_id)}
-FROM _ek_stage WHERE _chk IS NOT NULL""").fetchall()[0][0]
+FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
     if qua:
-        masked += con.execute(
-            f"SELECT count(*) FROM _ek_stage WHERE _chk IS NOT NULL AND {S.needs_mask_sql(raw_json)}").fetchall()[0][0]
-        by_reason = dict(con.execute(
-            f"SELECT {list_lit}[_chk], count(*) FROM _ek_stage WHERE _chk IS NOT NULL GROUP BY 1").fetchall())
-        report.add_reasons(by_reason)
+        for reason, n, n_masked in con.execute(
+                f"SELECT {list_lit}[_chk], count(*), count(*) FILTER (WHERE {S.needs_mask_sql(raw_json)}) "
+                f"FROM _ek_bad GROUP BY 1").fetchall():
+            report.add_reasons({reason: n})
+            masked += n_masked
     rows_other = 0  # accepted rows stored as category 'other' (unknown values and explicit 其他)
     if t in ("incidents", "disputes") and "category" in hm.positions:
         n_cat, rows_other = con.execute("SELECT count(p_category), count(*) FILTER (WHERE p_category = 'other') "

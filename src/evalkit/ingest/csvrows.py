@@ -118,15 +118,21 @@ def risky(path: Path, skip_lines: int = 1) -> bool | str:
                     return "python"
                 blank_pending = True  # blank at the end of this chunk: interior if more text follows
             start = 0
-            quote = quote or b'"' in chunk
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n") + 1
-            if _odd_quote_line(data[:cut]):
-                return "python"
-            tail = data[cut:]
-            crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
+            has_quote = b'"' in chunk
+            quote = quote or has_quote
+            if has_quote or b'"' in tail:
+                data = tail + chunk if tail else chunk
+                cut = data.rfind(b"\n") + 1
+                if _odd_quote_line(data[:cut]):
+                    return "python"
+                tail = data[cut:]
+            else:  # no quote to look at: only the unfinished last line is kept (no copy of the chunk)
+                j = chunk.rfind(b"\n")
+                tail = chunk[j + 1:] if j >= 0 else tail + chunk
+            n_cr = chunk.count(b"\r")
+            crlf += (chunk.count(b"\r\n") if n_cr else 0) + (1 if prev_cr and chunk.startswith(b"\n") else 0)
             lf += chunk.count(b"\n")
-            cr += chunk.count(b"\r")
+            cr += n_cr
             prev_cr = chunk.endswith(b"\r")
     if _odd_quote_line(tail):
         return "python"

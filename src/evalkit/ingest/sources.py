@@ -369,8 +369,10 @@ def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batc
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, int], tmp: str) -> str:
-    """Create temp table ``tmp`` with the mapped columns only (``v_<canonical>``: trimmed VARCHAR,
-    empty → NULL), in file order, and return the SQL expression for the file row number over it.
+    """Create temp table (or view) ``tmp`` with the mapped columns only (``v_<canonical>``: trimmed
+    VARCHAR, empty → NULL), in file order, and return the SQL expression for the file row number
+    over it. CSV files read by DuckDB become table ``<tmp>_raw`` (the text as read) and view ``tmp``
+    (trimmed, with the raw table's rowid as ``_rid``); drop them with :func:`drop_raw`.
     XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL)."""
     if src.kind == "csv":
         n = len(src.headers)
@@ -393,10 +395,17 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                 return _load_csv_python(con, src, positions, tmp)
             if err is not None:
                 raise err
-        err, _ = _read_csv(con, src, f"CREATE TEMP TABLE {tmp} AS {sql}")
+        # The file's text is stored as read (file order: rowid = row); blanks are trimmed by a view
+        # over it, evaluated where the values are used — cheaper than storing a cleaned copy.
+        raw_sel = ", ".join(f"c{pos} AS {ident('r_' + name)}" for name, pos in positions.items())
+        raw_sql = sql.replace(f"SELECT {sel} FROM", f"SELECT {raw_sel} FROM", 1)
+        err, _ = _read_csv(con, src, f"CREATE TEMP TABLE {tmp}_raw AS {raw_sql}")
         if err is not None:
             raise err
-        return f"{tmp}.rowid - {_rowid_base(con, tmp)} + {src.skip_lines + 1}"
+        view = ", ".join(["rowid AS _rid"] + [f"{clean_sql(ident('r_' + name))} AS {ident('v_' + name)}"
+                                              for name in positions])
+        con.execute(f"CREATE TEMP VIEW {tmp} AS SELECT {view} FROM {tmp}_raw")
+        return f"{tmp}._rid - {_rowid_base(con, tmp + '_raw')} + {src.skip_lines + 1}"
     if src.kind == "parquet":
         sel = ", ".join(
             f"{clean_sql('CAST(' + ident(src.headers[pos]) + ' AS VARCHAR)')} AS {ident('v_' + name)}"
@@ -416,6 +425,27 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                         f"save it, and ingest again)" if bad else None)
     _load_arrow(con, tmp, [r for r, _, _ in rows], positions, [c for _, c, _ in rows], {"_problem": problems})
     return f"{tmp}._row"
+
+
+def raw_lookup(row_expr: str, tmp: str, cols: list[str]) -> tuple[str, str, str]:
+    """(FROM item, its row-number expression, select list of ``cols``) to join rows of ``tmp`` back
+    by file row number. For a CSV view this reads the raw table and trims only the joined rows."""
+    if not row_expr.startswith(f"{tmp}._rid"):
+        return tmp, row_expr, ", ".join(cols)
+    sel = ", ".join(f"{clean_sql(ident('r_' + c[2:]))} AS {ident(c)}" if c.startswith("v_") else c for c in cols)
+    return f"{tmp}_raw", row_expr.replace(f"{tmp}._rid", f"{tmp}_raw.rowid", 1), sel
+
+
+def drop_raw(con, tmp: str) -> None:
+    """Drop what :func:`load_raw` created for ``tmp`` (a view over ``<tmp>_raw``, or a table)."""
+    kinds = dict(con.execute("SELECT table_name, 'table' FROM duckdb_tables() WHERE temporary AND table_name = ? "
+                             "UNION ALL SELECT view_name, 'view' FROM duckdb_views() WHERE temporary "
+                             "AND view_name = ?", [tmp, tmp]).fetchall())
+    if kinds.get(tmp) == "view":
+        con.execute(f"DROP VIEW {tmp}")
+    elif kinds.get(tmp) == "table":
+        con.execute(f"DROP TABLE {tmp}")
+    con.execute(f"DROP TABLE IF EXISTS {tmp}_raw")
 
 
 def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:
