@@ -124,3 +124,15 @@ def test_bad_new_keys_name_the_key(extra, message):
     with pytest.raises(ParamsError) as err:
         validate_params(BASE | extra, source="params/bad.yaml")
     assert message in str(err.value) and "params/bad.yaml" in str(err.value)
+
+
+def test_same_series_under_two_names_is_refused():
+    """警情总量 and 处警量 are one series in the panel: listing both would show it twice and count it
+    twice in the multiple-testing correction."""
+    import pytest
+
+    from evalkit.params import validate_params
+
+    with pytest.raises(ValueError, match=r"incidents_total \(警情总量\) and dispatches \(处警量\) are the same series"):
+        validate_params({"evaluation_id": "x", "reform": "两队一室", "outcomes": ["警情总量", "处警量"]})
+    assert validate_params({"evaluation_id": "x", "reform": "两队一室", "outcomes": ["处警量"]}).outcomes == ["dispatches"]

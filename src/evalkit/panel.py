@@ -11,8 +11,9 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
   patrols (``handled_by`` ≠ ``diverted``; a missing ``handled_by`` — an export without 处置力量 —
   counts as the station, which is what the bureau's own totals mean).
 - ``incidents_per_10k``: ``incidents_total`` per 10,000 residents.
-- ``dispatches`` (处警量): incidents handled by station or patrol (= ``incidents_total``
-  minus nothing: a dispatch is every non-diverted incident).
+- ``dispatches`` (处警量): incidents handled by station or patrol — the same count as
+  ``incidents_total`` (a dispatch is every non-diverted incident), kept as the bureau's dispatch
+  vocabulary; a params file may list only one of the two (``registry.SAME_SERIES``).
 - ``cases`` (办案量): incidents with ``is_case``.
 - ``n_responses``: incidents with an arrival time; ``response_*_min``: minutes from
   receipt to arrival (mean, median, 90th percentile); ``share_within_5min``.

@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalkit.estimators.specs import SPECS, default_estimators
-from evalkit.registry import OUTCOMES, REFORMS, outcome_id, reform_id
+from evalkit.registry import OUTCOMES, REFORMS, SAME_SERIES, outcome_id, reform_id
 
 # estimator names, defaults and the headline preference come from the estimator specs
 ESTIMATOR_NAMES = tuple(SPECS)
@@ -206,6 +206,10 @@ class EvaluationParams(BaseModel):
                 out.append(outcome_id(name))
             except KeyError as exc:
                 raise ValueError(str(exc).strip('"')) from None
+        for a, b in SAME_SERIES:
+            if a in out and b in out:
+                raise ValueError(f"{a} ({OUTCOMES[a].zh}) and {b} ({OUTCOMES[b].zh}) are the same series (incidents "
+                                 f"handled by the station, not diverted to 12345): list only one of them")
         return out
 
     @field_validator("estimators")

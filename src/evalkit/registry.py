@@ -179,6 +179,13 @@ def _outcomes() -> dict[str, Outcome]:
 OUTCOMES: dict[str, Outcome] = _outcomes()
 
 
+# Outcomes that are one series under two names (the panel computes them the same way): a
+# params file may list only one of each pair, so a brief never shows one series twice and the
+# multiple-testing correction never counts it twice. 警情总量 here is the incidents the station
+# handled (not diverted to 12345); 处警量 is the same count in the bureau's dispatch vocabulary.
+SAME_SERIES: tuple[tuple[str, str], ...] = (("incidents_total", "dispatches"),)
+
+
 def outcome_id(name: str) -> str:
     """Resolve an outcome id or Chinese label to the canonical outcome id."""
     key = str(name).strip()
