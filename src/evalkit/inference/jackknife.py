@@ -76,10 +76,14 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
             reason=f"only {treated_clusters.size} {col} adopts{who}: deleting it leaves no adopting unit, so the "
                    "delete-one jackknife is not defined (use the single-station design)", **base)
     aggs = cs_aggregations(refit, term)
+    fast = _fast_thetas(refit, term, estimate, codes, G)
     thetas = np.empty(G)
     for g in range(G):
-        try:
-            th, _ = headline_of(refit.fit(frame.loc[codes != g], aggregations=aggs), term)
+        if fast is not None and math.isfinite(fast[g]):
+            thetas[g] = fast[g]
+            continue
+        try:  # only the estimate is needed: the re-fit skips the estimator's own pre-trend test
+            th, _ = headline_of(refit.fit(frame.loc[codes != g], aggregations=aggs, pretrend=False), term)
         except Exception as exc:  # noqa: BLE001 - reported as the jackknife's failure, with the reason
             return JackknifeResult(status="failed", reason=f"the fit without {col} {uniques[g]} failed: "
                                    f"{short_reason(exc)}", **base)
@@ -93,6 +97,36 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
     p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
     return JackknifeResult(std_error=se, ci_low=estimate - crit * se, ci_high=estimate + crit * se, p_value=p,
                            df=df, leave_out=tuple(float(t) for t in thetas), **base)
+
+
+def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int) -> np.ndarray | None:
+    """The leave-one-cluster-out estimates without refitting (imputation's overall ATT on a balanced
+    sample, clusters that nest stations: :func:`evalkit.inference._fast.imputation_leave_out`), NaN
+    where that route has no number (the loop refits those and reports the estimator's own error);
+    ``None``: not covered (another estimator or term, an unbalanced sample whose re-validation
+    could change without a cluster, a cluster that splits a station), or the route's estimate on
+    all rows does not reproduce the fit's ``estimate`` (to 1e-9; checked every time)."""
+    from evalkit.inference._fast import agrees, imputation_leave_out
+
+    s = refit.sample
+    if refit.estimator != "imputation" or term != "ATT" or s is None or not s.info.balanced:
+        return None
+    by_unit = pd.Series(codes).groupby(refit.frame[refit.unit].to_numpy(), sort=True)
+    if int(by_unit.nunique().max()) != 1:
+        return None
+    first = by_unit.first()
+    _, units, cohorts = refit.unit_cohorts()
+    if not units.equals(pd.Index(first.index)):
+        return None
+    try:
+        got = imputation_leave_out(refit.frame, refit.outcome, unit=refit.unit, time=refit.time,
+                                   weights=refit.weights, options=refit.options, units=units, cohorts=cohorts,
+                                   groups=first.to_numpy())
+    except (KeyError, ValueError, np.linalg.LinAlgError):
+        return None
+    if got is None or got[1].size != G or not agrees(got[0], estimate):
+        return None
+    return got[1]
 
 
 __all__ = ["jackknife", "jackknife_refit"]
