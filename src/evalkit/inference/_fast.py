@@ -249,6 +249,45 @@ def _cs(fit, frame, outcome, unit, time, options, units) -> Stats | None:
     return _one_blas_thread(stats)
 
 
+def cs_leave_out(fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str, time: str,
+                 units: pd.Index, cohorts: np.ndarray, groups: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """CS's simple-aggregation ATT (``trim_e`` respected) without each group of units, from the fit's
+    (g, t) cells: a deleted unit gets weight 0 in the cohort means and cohort sizes (``_CSDraws.att``
+    with the unit weights masked), cells of a cohort left empty drop out of the aggregation (weight
+    ``pg = 0``), as in a re-fit on the remaining rows. Balanced, covariate-free fits whose adoption
+    dates are sample periods only. ``cohorts``: first treated period per unit of ``units`` (0 =
+    never); ``groups``: each unit's group ``0..G−1``. Returns the estimate on all rows and the ``G``
+    leave-one-group-out estimates, NaN where a remaining cell has no comparison unit (a re-fit drops
+    or skips such cells: the caller refits those); ``None``: not covered."""
+    gt = getattr(fit, "_gt", None)
+    rows = fit.rows("overall")
+    if gt is None or rows.empty or str(rows["term"].iloc[0]) != "ATT":
+        return None
+    d = _CSDraws(gt, frame, outcome, unit, time, units)
+    if not np.isin(d.cohorts[np.isfinite(d.cohorts)], d.periods).all():
+        return None  # the aggregation recodes periods by the cohorts present: not covered
+    trim = (fit.context.options.get("trim_e") if fit.context is not None else None) or (None, None)
+    keep = d.simple_cells(trim[1])
+    if keep.size == 0:
+        return None
+    ix = d.codes(np.atleast_2d(np.asarray(cohorts, float)))
+    groups = np.asarray(groups, dtype=np.int64)
+    wu = d.wu.copy()
+
+    def without(c: int) -> float:
+        d.wu = np.where(groups == c, 0.0, wu)
+        try:
+            Wc, _, _, _, att = d.att(ix)
+        finally:
+            d.wu = wu
+        att = np.where(Wc[:, d.gi] > 0, att, 0.0)  # an emptied cohort's cells: weight 0
+        return float(d.combos(Wc, att, [keep])[0, 0])
+
+    G = int(groups.max()) + 1 if groups.size else 0
+    with blas_threads(1):
+        return without(-1), np.array([without(c) for c in range(G)])
+
+
 def cs_pretrend(fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, unit: str, time: str,
                 units: pd.Index, kind: str) -> Callable[[np.ndarray], float] | None:
     """``stat(cohort per unit of units) -> float``: the CS event-study pre-trend statistic of a
@@ -604,4 +643,4 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     return _one_blas_thread(stat)
 
 
-__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline", "imputation_leave_out"]
+__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_leave_out", "cs_pretrend", "fast_headline", "imputation_leave_out"]

@@ -49,13 +49,14 @@ def jackknife(result: EstimationResult, *, cluster: str | None = None, alpha: fl
     """
     alpha = float(result.meta.get("alpha", 0.05) if alpha is None else alpha)
     return jackknife_refit(refit_of(result), float(result.overall["estimate"]), headline_term(result),
-                           cluster=cluster, alpha=alpha)
+                           cluster=cluster, alpha=alpha, fit=result)
 
 
 def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | None = None,
-                    alpha: float = 0.05) -> JackknifeResult:
+                    alpha: float = 0.05, fit: EstimationResult | None = None) -> JackknifeResult:
     """The jackknife on a :class:`~evalkit.inference._refit.Refit` (``estimate``: the full-sample
-    headline, ``term``: its row's term)."""
+    headline, ``term``: its row's term; ``fit``: the fitted result, which CS's route without
+    re-fits reads its (g, t) cells from)."""
     col = cluster or refit.cluster or refit.unit
     frame = refit.frame
     base = {"term": term, "estimate": estimate, "alpha": alpha, "cluster": col}
@@ -76,7 +77,7 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
             reason=f"only {treated_clusters.size} {col} adopts{who}: deleting it leaves no adopting unit, so the "
                    "delete-one jackknife is not defined (use the single-station design)", **base)
     aggs = cs_aggregations(refit, term)
-    fast = _fast_thetas(refit, term, estimate, codes, G)
+    fast = _fast_thetas(refit, term, estimate, codes, G, fit)
     thetas = np.empty(G)
     for g in range(G):
         if fast is not None and math.isfinite(fast[g]):
@@ -99,17 +100,22 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
                            df=df, leave_out=tuple(float(t) for t in thetas), **base)
 
 
-def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int) -> np.ndarray | None:
-    """The leave-one-cluster-out estimates without refitting (imputation's overall ATT on a balanced
-    sample, clusters that nest stations: :func:`evalkit.inference._fast.imputation_leave_out`), NaN
+def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int,
+                 fit: EstimationResult | None = None) -> np.ndarray | None:
+    """The leave-one-cluster-out estimates without refitting (on a balanced sample, clusters that
+    nest stations: imputation's overall ATT, :func:`evalkit.inference._fast.imputation_leave_out`;
+    CS's simple ATT from ``fit``'s cells, :func:`evalkit.inference._fast.cs_leave_out`), NaN
     where that route has no number (the loop refits those and reports the estimator's own error);
     ``None``: not covered (another estimator or term, an unbalanced sample whose re-validation
     could change without a cluster, a cluster that splits a station), or the route's estimate on
     all rows does not reproduce the fit's ``estimate`` (to 1e-9; checked every time)."""
-    from evalkit.inference._fast import agrees, imputation_leave_out
+    from evalkit.inference._fast import agrees, cs_leave_out, imputation_leave_out
 
     s = refit.sample
-    if refit.estimator != "imputation" or term != "ATT" or s is None or not s.info.balanced:
+    if refit.estimator not in ("imputation", "cs") or term != "ATT" or s is None or not s.info.balanced:
+        return None
+    if refit.estimator == "cs" and (fit is None or getattr(fit, "context", None) is None
+                                    or fit.context.sample is not s):
         return None
     by_unit = pd.Series(codes).groupby(refit.frame[refit.unit].to_numpy(), sort=True)
     if int(by_unit.nunique().max()) != 1:
@@ -119,9 +125,13 @@ def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G:
     if not units.equals(pd.Index(first.index)):
         return None
     try:
-        got = imputation_leave_out(refit.frame, refit.outcome, unit=refit.unit, time=refit.time,
-                                   weights=refit.weights, options=refit.options, units=units, cohorts=cohorts,
-                                   groups=first.to_numpy())
+        if refit.estimator == "cs":
+            got = cs_leave_out(fit, refit.frame, refit.outcome, unit=refit.unit, time=refit.time, units=units,
+                               cohorts=cohorts, groups=first.to_numpy())
+        else:
+            got = imputation_leave_out(refit.frame, refit.outcome, unit=refit.unit, time=refit.time,
+                                       weights=refit.weights, options=refit.options, units=units,
+                                       cohorts=cohorts, groups=first.to_numpy())
     except (KeyError, ValueError, np.linalg.LinAlgError):
         return None
     if got is None or got[1].size != G or not agrees(got[0], estimate):
