@@ -218,3 +218,37 @@ def test_refit_skips_the_pretrend_test_only_when_asked():
     assert with_test.meta["pretrend"]["leads"] and not without.meta["pretrend"]["leads"]
     assert float(without.overall["estimate"]) == float(with_test.overall["estimate"])
     assert float(without.overall["std_error"]) == float(with_test.overall["std_error"])
+
+
+@pytest.mark.parametrize("opts", [
+    {},
+    {"cluster": "county"},
+    {"weights": "w"},
+    {"trim_e": (-6, 4)},
+    {"control": "notyet", "base_period": "universal", "anticipation": 1},
+])
+def test_cs_leave_out_without_refits_equals_refits(monkeypatch, opts):
+    """Station s13 is cohort 17's only station: deleting it empties the cohort (its cells drop out)."""
+    panel = _imp_panel()
+    r = get_estimator("cs")(panel, "y", **opts)
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    assert refits == [] and fast.ok
+    slow = _by_refits(monkeypatch, r)
+    assert slow.ok and len(refits) == slow.n_clusters
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+    assert fast.std_error == pytest.approx(slow.std_error, rel=1e-10)
+
+
+def test_cs_leave_out_refits_a_cluster_whose_cells_lose_their_comparison(monkeypatch):
+    """Never-treated comparison, county 0 holds every never-treated station: without it no cell has a
+    comparison unit, the route gives NaN and the loop refits that county (the re-fit's sample rules
+    decide what happens then, exactly as without the fast route)."""
+    panel = _imp_panel(never=3)
+    r = get_estimator("cs")(panel, "y", cluster="county")
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    slow = _by_refits(monkeypatch, r)
+    assert len(refits) == 1 + slow.n_clusters  # the fast route refitted only county 0
+    assert fast.ok and slow.ok
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
