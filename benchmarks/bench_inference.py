@@ -15,8 +15,9 @@ One table, both columns measured in the same run:
 * the headline jackknife (``headline_se: auto``) over 3 outcomes on a 44-station x 84-month panel
   (17 adopters, the small demo world's two_teams_fights size; imputation with ``max_e=24`` as the
   params give it), by station and by county: ``before`` = one full re-fit per cluster with the
-  estimator's own pre-trend test (as before), ``after`` = today's route (imputation: the downdated
-  first stage, no re-fit; CS: re-fits, shown for scale). ``--jackknife-only`` runs just these rows.
+  estimator's own pre-trend test (as before), ``after`` = today's route without re-fits (imputation:
+  the downdated first stage; CS: the fit's (g, t) cells with the cluster's units masked); the
+  leave-one-out estimates of both asserted equal to 1e-10. ``--jackknife-only`` runs just these rows.
 
 ``before`` runs only ``--before-draws`` draws and is scaled to ``--draws`` (per-draw cost x draws,
 plus the same fixed cost); the numbers of both routes are asserted equal (p-values to 1e-10).
