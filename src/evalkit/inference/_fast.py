@@ -16,6 +16,10 @@ of draws at once:
   ``anticipation``, ``max_e``, ``weights``; any other option that changes the point estimate →
   no fast path).
 
+The delete-one-cluster jackknife uses the same blocks (:func:`imputation_leave_out`: the first-stage
+time-effect system downdated by each cluster's stations; :func:`cs_leave_out`: the fit's cells with
+the cluster's stations weighted 0).
+
 :func:`fast_headline` returns ``None`` whenever the fast route does not cover the fit (another
 estimator or headline term, covariates, an unbalanced CS sample, unknown options); callers then
 refit per draw. Callers also check one draw against a full estimator call (:func:`agrees`).

@@ -11,7 +11,11 @@ times, each time without one cluster (station, or county when the fit clusters b
 every cluster, treated or not: ``se² = (G−1)/G · Σ (θ₍g₎ − θ̄)²`` and the interval is
 ``θ̂ ± t_{1−α/2}(G−1) · se``. It needs no variance formula, is conservative rather than liberal
 when effects are heterogeneous (MacKinnon, Nielsen & Webb 2023 recommend it for few treated
-clusters), and costs ``G`` fits.
+clusters), and costs ``G`` fits — except for imputation and CS's ``ATT`` on a balanced sample with
+clusters of whole stations, whose leave-one-out estimates come without re-fits
+(:func:`evalkit.inference._fast.imputation_leave_out`, :func:`~evalkit.inference._fast.cs_leave_out`;
+the same numbers, checked against the fit's estimate every time). Re-fits skip the estimator's own
+pre-trend test (``Refit.fit(pretrend=False)``).
 
 With a single treated cluster, deleting it leaves nothing to estimate: the delete-one jackknife is
 not defined and the result is ``not_available`` (route such a design to the single-station
