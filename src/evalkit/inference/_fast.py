@@ -489,8 +489,8 @@ def imputation_leave_out(frame: pd.DataFrame, outcome: str, *, unit: str, time: 
         return float(np.sum(v * tau) / np.sum(v))
 
     zero = (np.zeros_like(S), np.zeros_like(r), np.zeros_like(k))
-    full = without(-1, *zero)
-    return full, np.array([without(c, *part(members[c])) for c in range(G)])
+    with blas_threads(1):  # G small solves: BLAS threads only spin on a shared machine
+        return without(-1, *zero), np.array([without(c, *part(members[c])) for c in range(G)])
 
 
 def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
