@@ -168,7 +168,7 @@ def test_imputation_leave_out_when_a_county_holds_every_never_treated_station(mo
 
 
 def test_imputation_fast_route_falls_back_to_refits(monkeypatch):
-    fm = importlib.import_module("evalkit.inference._fast")
+    fm = importlib.import_module("evalkit.inference._leave_out")
     jkm = importlib.import_module("evalkit.inference.jackknife")  # the package exports the function
     from evalkit.inference._refit import refit_of
 

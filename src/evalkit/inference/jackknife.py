@@ -13,7 +13,7 @@ every cluster, treated or not: ``se² = (G−1)/G · Σ (θ₍g₎ − θ̄)²``
 when effects are heterogeneous (MacKinnon, Nielsen & Webb 2023 recommend it for few treated
 clusters), and costs ``G`` fits — except for imputation and CS's ``ATT`` on a balanced sample with
 clusters of whole stations, whose leave-one-out estimates come without re-fits
-(:func:`evalkit.inference._fast.imputation_leave_out`, :func:`~evalkit.inference._fast.cs_leave_out`;
+(:func:`evalkit.inference._leave_out.imputation_leave_out`, :func:`~evalkit.inference._leave_out.cs_leave_out`;
 the same numbers, checked against the fit's estimate every time). Re-fits skip the estimator's own
 pre-trend test (``Refit.fit(pretrend=False)``).
 
@@ -107,13 +107,14 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
 def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int,
                  fit: EstimationResult | None = None) -> np.ndarray | None:
     """The leave-one-cluster-out estimates without refitting (on a balanced sample, clusters that
-    nest stations: imputation's overall ATT, :func:`evalkit.inference._fast.imputation_leave_out`;
-    CS's simple ATT from ``fit``'s cells, :func:`evalkit.inference._fast.cs_leave_out`), NaN
+    nest stations: imputation's overall ATT, :func:`evalkit.inference._leave_out.imputation_leave_out`;
+    CS's simple ATT from ``fit``'s cells, :func:`evalkit.inference._leave_out.cs_leave_out`), NaN
     where that route has no number (the loop refits those and reports the estimator's own error);
     ``None``: not covered (another estimator or term, an unbalanced sample whose re-validation
     could change without a cluster, a cluster that splits a station), or the route's estimate on
     all rows does not reproduce the fit's ``estimate`` (to 1e-9; checked every time)."""
-    from evalkit.inference._fast import agrees, cs_leave_out, imputation_leave_out
+    from evalkit.inference._fast import agrees
+    from evalkit.inference._leave_out import cs_leave_out, imputation_leave_out
 
     s = refit.sample
     if refit.estimator not in ("imputation", "cs") or term != "ATT" or s is None or not s.info.balanced:
