@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -91,3 +92,163 @@ def test_not_available_jackknife_keeps_the_analytic_se_with_its_reason():
     assert "single-station design" in hs["jackknife_error"]
     assert float(out.overall["p_value"]) == float(r.overall["p_value"])  # the verdict reads the analytic p-value
     assert out.inference["jackknife"].status == "not_available" and "headline_se" not in r.meta
+
+
+# ---------------------------------------------------------------- imputation without refits
+def _imp_panel(seed=3, T=24, never=8):
+    """Staggered adoption (cohorts 9, 13, 17, 19), a weight column, counties of 3 stations (the
+    never-treated stations first: with ``never=3`` county 0 holds all of them)."""
+    rng = np.random.default_rng(seed)
+    ft = np.array([0] * never + [9, 9, 13, 13, 13, 17, 19, 19])
+    S = len(ft)
+    t = np.arange(1, T + 1)
+    y = rng.normal(0, 1, (S, 1)) + 0.05 * t[None, :] + rng.normal(0, 1, (S, T))
+    y += np.where((t[None, :] >= ft[:, None]) & (ft[:, None] > 0), 1.0 + 0.1 * (t[None, :] - ft[:, None]), 0.0)
+    return pd.DataFrame({"station_id": np.repeat([f"s{i:02d}" for i in range(S)], T),
+                         "period": np.tile(t, S), "first_treat": np.repeat(ft, T),
+                         "county": np.repeat(np.arange(S) // 3, T), "y": y.ravel(),
+                         "w": np.repeat(rng.uniform(0.5, 3.0, S), T)})
+
+
+def _count_refits(monkeypatch) -> list:
+    """Each full re-fit the jackknife makes appends to the returned list."""
+    from evalkit.inference._refit import Refit
+
+    calls: list = []
+    real = Refit.fit
+    monkeypatch.setattr(Refit, "fit", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    return calls
+
+
+def _by_refits(monkeypatch, r, **kw):
+    """The jackknife with every leave-one-out estimate from a full estimator re-fit."""
+    jkm = importlib.import_module("evalkit.inference.jackknife")  # the package exports the function
+
+    with monkeypatch.context() as m:
+        m.setattr(jkm, "_fast_thetas", lambda *a, **k: None)
+        return jackknife(r, **kw)
+
+
+@pytest.mark.parametrize("opts", [
+    {},
+    {"cluster": "county"},
+    {"weights": "w"},
+    {"max_e": 4},
+    {"anticipation": 1, "max_e": 6, "weights": "w", "cluster": "county"},
+])
+def test_imputation_leave_out_without_refits_equals_refits(monkeypatch, opts):
+    panel = _imp_panel()
+    r = get_estimator("imputation")(panel, "y", **opts)
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    assert refits == [] and fast.ok  # the fast route gave every leave-one-out estimate
+    slow = _by_refits(monkeypatch, r)
+    assert len(refits) == slow.n_clusters
+    assert slow.ok and fast.n_clusters == slow.n_clusters == (6 if "cluster" in opts else 16)
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+    for k in ("std_error", "ci_low", "ci_high", "p_value"):
+        assert getattr(fast, k) == pytest.approx(getattr(slow, k), rel=1e-10, abs=1e-12)
+    assert {k: v for k, v in fast.to_dict().items() if k not in ("std_error", "ci_low", "ci_high", "p_value",
+                                                                  "leave_out")} == \
+        {k: v for k, v in slow.to_dict().items() if k not in ("std_error", "ci_low", "ci_high", "p_value",
+                                                              "leave_out")}
+
+
+def test_imputation_leave_out_when_a_county_holds_every_never_treated_station(monkeypatch):
+    """Deleting county 0 (all three never-treated stations) leaves the months after the last cohort
+    without untreated cells: their treated cells are not imputable, in the refit as in the fast route."""
+    panel = _imp_panel(never=3)
+    r = get_estimator("imputation")(panel, "y", cluster="county")
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    assert refits == []
+    slow = _by_refits(monkeypatch, r)
+    assert fast.ok and slow.ok
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+
+
+def test_imputation_fast_route_falls_back_to_refits(monkeypatch):
+    fm = importlib.import_module("evalkit.inference._leave_out")
+    jkm = importlib.import_module("evalkit.inference.jackknife")  # the package exports the function
+    from evalkit.inference._refit import refit_of
+
+    panel = _imp_panel()
+    r = get_estimator("imputation")(panel, "y")
+    slow = _by_refits(monkeypatch, r)
+    # a cluster the route has no number for is refitted by the loop
+    real = fm.imputation_leave_out
+
+    def holes(*a, **k):
+        full, out = real(*a, **k)
+        out = out.copy()
+        out[[0, 9]] = np.nan
+        return full, out
+
+    monkeypatch.setattr(fm, "imputation_leave_out", holes)
+    with monkeypatch.context() as m:
+        refits = _count_refits(m)
+        patched = jackknife(r)
+    assert len(refits) == 2
+    np.testing.assert_allclose(patched.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+    monkeypatch.setattr(fm, "imputation_leave_out", real)
+    # not covered: an unbalanced sample, a wrong full-sample estimate, a cluster that splits a station
+    rf = refit_of(r)
+    est = float(r.overall["estimate"])
+    codes = pd.factorize(rf.frame["station_id"], sort=True)[0]
+    assert jkm._fast_thetas(rf, "ATT", est, codes, 16) is not None
+    assert jkm._fast_thetas(rf, "ATT", est + 1e-6, codes, 16) is None
+    split = (rf.frame["period"].to_numpy() > 12).astype(int) + 2 * (codes % 2)
+    assert jkm._fast_thetas(rf, "ATT", est, split, 4) is None
+    holey = panel.drop(index=panel.index[(panel.station_id == "s03") & (panel.period == 5)])
+    ru = get_estimator("imputation")(holey, "y")
+    assert not refit_of(ru).sample.info.balanced
+    assert jkm._fast_thetas(refit_of(ru), "ATT", float(ru.overall["estimate"]),
+                            pd.factorize(refit_of(ru).frame["station_id"], sort=True)[0], 16) is None
+    unb, unb_slow = jackknife(ru), _by_refits(monkeypatch, ru)
+    assert unb.ok and unb.leave_out == unb_slow.leave_out
+
+
+def test_refit_skips_the_pretrend_test_only_when_asked():
+    from evalkit.inference._refit import refit_of
+
+    panel = _imp_panel()
+    r = get_estimator("imputation")(panel, "y")
+    rf = refit_of(r)
+    with_test, without = rf.fit(pretrend=True), rf.fit(pretrend=False)
+    assert with_test.meta["pretrend"]["leads"] and not without.meta["pretrend"]["leads"]
+    assert float(without.overall["estimate"]) == float(with_test.overall["estimate"])
+    assert float(without.overall["std_error"]) == float(with_test.overall["std_error"])
+
+
+@pytest.mark.parametrize("opts", [
+    {},
+    {"cluster": "county"},
+    {"weights": "w"},
+    {"trim_e": (-6, 4)},
+    {"control": "notyet", "base_period": "universal", "anticipation": 1},
+])
+def test_cs_leave_out_without_refits_equals_refits(monkeypatch, opts):
+    """Station s13 is cohort 17's only station: deleting it empties the cohort (its cells drop out)."""
+    panel = _imp_panel()
+    r = get_estimator("cs")(panel, "y", **opts)
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    assert refits == [] and fast.ok
+    slow = _by_refits(monkeypatch, r)
+    assert slow.ok and len(refits) == slow.n_clusters
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+    assert fast.std_error == pytest.approx(slow.std_error, rel=1e-10)
+
+
+def test_cs_leave_out_refits_a_cluster_whose_cells_lose_their_comparison(monkeypatch):
+    """Never-treated comparison, county 0 holds every never-treated station: without it no cell has a
+    comparison unit, the route gives NaN and the loop refits that county (the re-fit's sample rules
+    decide what happens then, exactly as without the fast route)."""
+    panel = _imp_panel(never=3)
+    r = get_estimator("cs")(panel, "y", cluster="county")
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    slow = _by_refits(monkeypatch, r)
+    assert len(refits) == 1 + slow.n_clusters  # the fast route refitted only county 0
+    assert fast.ok and slow.ok
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)

@@ -16,6 +16,8 @@ of draws at once:
   ``anticipation``, ``max_e``, ``weights``; any other option that changes the point estimate →
   no fast path).
 
+The delete-one-cluster jackknife uses the same blocks (:mod:`evalkit.inference._leave_out`).
+
 :func:`fast_headline` returns ``None`` whenever the fast route does not cover the fit (another
 estimator or headline term, covariates, an unbalanced CS sample, unknown options); callers then
 refit per draw. Callers also check one draw against a full estimator call (:func:`agrees`).
@@ -291,14 +293,36 @@ def cs_pretrend(fit: EstimationResult, frame: pd.DataFrame, outcome: str, *, uni
 
 
 # ---------------------------------------------------------------------------- imputation
-def _imputation(frame, outcome, unit, time, weights, cluster, options, units) -> Stats | None:
+def _imp_setup(frame, outcome, unit, time, weights, options, units):
+    """``(periods, Y, P, W, anticipation, last event time of the overall ATT)`` of an imputation fit's
+    options, or ``None`` when an option changes the point estimate in a way not covered here."""
     if set(options) - _IMP_OPTIONS or options.get("repeated_cross_section"):
         return None
     periods = np.sort(pd.unique(frame[time].to_numpy(float)))
     Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
     antic = float(options.get("anticipation") or 0)
     max_e = options.get("max_e")
-    hi = np.inf if max_e is None else float(max_e)
+    return periods, Y, P, W, antic, (np.inf if max_e is None else float(max_e))
+
+
+def _schur_chol(S: np.ndarray):
+    """Cholesky factor of the time-effect system ``S`` without its first period (normalised to 0),
+    or ``None`` when the untreated cells do not identify the time effects (as the estimator refuses)."""
+    try:
+        L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.abs(np.diag(L[0]))
+    if d.min() <= 1e-7 * d.max():
+        return None
+    return L
+
+
+def _imputation(frame, outcome, unit, time, weights, cluster, options, units) -> Stats | None:
+    setup = _imp_setup(frame, outcome, unit, time, weights, options, units)
+    if setup is None:
+        return None
+    periods, Y, P, W, antic, hi = setup
     leaveout = bool(options.get("leaveout", True))
     cl_col = cluster or options.get("cluster") or unit
     CL = np.full(P.shape, -1, dtype=np.int64)
@@ -321,13 +345,10 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         n, m = n_i[ok_u], m_t[ok_t]
         Cn = C / n[:, None]
         S = np.diag(m) - C.T @ Cn
-        try:  # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
-            L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
+        L = _schur_chol(S)
+        if L is None:
             return np.nan, np.nan  # disconnected design: the estimator refuses it
-        d = np.abs(np.diag(L[0]))
-        if d.min() <= 1e-7 * d.max():
-            return np.nan, np.nan
         MY = M * Y
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()

@@ -23,6 +23,10 @@ from evalkit.results import EstimationResult
 # a re-fit uses the analytic covariance (a bootstrap inside every re-fit would cost B×)
 _DROP = ("bootstrap", "seed", "progress")
 # Callaway–Sant'Anna: the aggregation that produces each overall term (a re-fit computes only it)
+# the option that switches an estimator's own pre-trend test off (Refit.fit(pretrend=False)); an
+# estimator not listed computes its test anyway (CS: only with the dynamic aggregation, which a
+# re-fit for the ATT term does not request)
+PRETREND_OFF: dict[str, dict[str, Any]] = {"imputation": {"pretrend_leads": 0}}
 CS_AGGREGATION = {"ATT": "simple", "ATT_dynamic": "dynamic", "ATT_group": "group", "ATT_calendar": "calendar"}
 
 
@@ -57,10 +61,14 @@ class Refit:
             return replace(self.sample, frame=frame)
         return frame
 
-    def fit(self, frame: Any = None, *, aggregations: tuple[str, ...] | None = None) -> EstimationResult:
+    def fit(self, frame: Any = None, *, aggregations: tuple[str, ...] | None = None,
+            pretrend: bool = True) -> EstimationResult:
         """Fit the estimator quietly (warnings off: one per re-fit would flood the log) on ``frame``
         (rows of the sample, or a sample from :meth:`permuted`; default: the sample's rows), analytic
-        covariance; ``aggregations`` restricts CS's aggregations."""
+        covariance; ``aggregations`` restricts CS's aggregations. ``pretrend=False``: a re-fit that
+        only needs the estimate (and its SE) skips the estimator's own pre-trend test where the
+        estimator can (imputation: ``pretrend_leads=0``, its BJS test 1 is a second regression;
+        :data:`PRETREND_OFF`); the result's ``meta["pretrend"]`` is then empty."""
         from evalkit.estimators import get_estimator
 
         kw: dict[str, Any] = {"unit": self.unit, "time": self.time, "cohort": self.cohort}
@@ -71,6 +79,8 @@ class Refit:
         kw.update({k: v for k, v in self.options.items() if k not in _DROP})
         if aggregations is not None and self.estimator == "cs":
             kw["aggregations"] = aggregations
+        if not pretrend:
+            kw.update(PRETREND_OFF.get(self.estimator, {}))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return get_estimator(self.estimator)(self.frame if frame is None else frame, self.outcome, **kw)

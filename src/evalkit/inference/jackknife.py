@@ -11,7 +11,11 @@ times, each time without one cluster (station, or county when the fit clusters b
 every cluster, treated or not: ``se² = (G−1)/G · Σ (θ₍g₎ − θ̄)²`` and the interval is
 ``θ̂ ± t_{1−α/2}(G−1) · se``. It needs no variance formula, is conservative rather than liberal
 when effects are heterogeneous (MacKinnon, Nielsen & Webb 2023 recommend it for few treated
-clusters), and costs ``G`` fits.
+clusters), and costs ``G`` fits — except for imputation and CS's ``ATT`` on a balanced sample with
+clusters of whole stations, whose leave-one-out estimates come without re-fits
+(:func:`evalkit.inference._leave_out.imputation_leave_out`, :func:`~evalkit.inference._leave_out.cs_leave_out`;
+the same numbers, checked against the fit's estimate every time). Re-fits skip the estimator's own
+pre-trend test (``Refit.fit(pretrend=False)``).
 
 With a single treated cluster, deleting it leaves nothing to estimate: the delete-one jackknife is
 not defined and the result is ``not_available`` (route such a design to the single-station
@@ -49,13 +53,14 @@ def jackknife(result: EstimationResult, *, cluster: str | None = None, alpha: fl
     """
     alpha = float(result.meta.get("alpha", 0.05) if alpha is None else alpha)
     return jackknife_refit(refit_of(result), float(result.overall["estimate"]), headline_term(result),
-                           cluster=cluster, alpha=alpha)
+                           cluster=cluster, alpha=alpha, fit=result)
 
 
 def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | None = None,
-                    alpha: float = 0.05) -> JackknifeResult:
+                    alpha: float = 0.05, fit: EstimationResult | None = None) -> JackknifeResult:
     """The jackknife on a :class:`~evalkit.inference._refit.Refit` (``estimate``: the full-sample
-    headline, ``term``: its row's term)."""
+    headline, ``term``: its row's term; ``fit``: the fitted result, which CS's route without
+    re-fits reads its (g, t) cells from)."""
     col = cluster or refit.cluster or refit.unit
     frame = refit.frame
     base = {"term": term, "estimate": estimate, "alpha": alpha, "cluster": col}
@@ -76,10 +81,14 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
             reason=f"only {treated_clusters.size} {col} adopts{who}: deleting it leaves no adopting unit, so the "
                    "delete-one jackknife is not defined (use the single-station design)", **base)
     aggs = cs_aggregations(refit, term)
+    fast = _fast_thetas(refit, term, estimate, codes, G, fit)
     thetas = np.empty(G)
     for g in range(G):
-        try:
-            th, _ = headline_of(refit.fit(frame.loc[codes != g], aggregations=aggs), term)
+        if fast is not None and math.isfinite(fast[g]):
+            thetas[g] = fast[g]
+            continue
+        try:  # only the estimate is needed: the re-fit skips the estimator's own pre-trend test
+            th, _ = headline_of(refit.fit(frame.loc[codes != g], aggregations=aggs, pretrend=False), term)
         except Exception as exc:  # noqa: BLE001 - reported as the jackknife's failure, with the reason
             return JackknifeResult(status="failed", reason=f"the fit without {col} {uniques[g]} failed: "
                                    f"{short_reason(exc)}", **base)
@@ -93,6 +102,46 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
     p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
     return JackknifeResult(std_error=se, ci_low=estimate - crit * se, ci_high=estimate + crit * se, p_value=p,
                            df=df, leave_out=tuple(float(t) for t in thetas), **base)
+
+
+def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int,
+                 fit: EstimationResult | None = None) -> np.ndarray | None:
+    """The leave-one-cluster-out estimates without refitting (on a balanced sample, clusters that
+    nest stations: imputation's overall ATT, :func:`evalkit.inference._leave_out.imputation_leave_out`;
+    CS's simple ATT from ``fit``'s cells, :func:`evalkit.inference._leave_out.cs_leave_out`), NaN
+    where that route has no number (the loop refits those and reports the estimator's own error);
+    ``None``: not covered (another estimator or term, an unbalanced sample whose re-validation
+    could change without a cluster, a cluster that splits a station), or the route's estimate on
+    all rows does not reproduce the fit's ``estimate`` (to 1e-9; checked every time)."""
+    from evalkit.inference._fast import agrees
+    from evalkit.inference._leave_out import cs_leave_out, imputation_leave_out
+
+    s = refit.sample
+    if refit.estimator not in ("imputation", "cs") or term != "ATT" or s is None or not s.info.balanced:
+        return None
+    if refit.estimator == "cs" and (fit is None or getattr(fit, "context", None) is None
+                                    or fit.context.sample is not s):
+        return None
+    by_unit = pd.Series(codes).groupby(refit.frame[refit.unit].to_numpy(), sort=True)
+    if int(by_unit.nunique().max()) != 1:
+        return None
+    first = by_unit.first()
+    _, units, cohorts = refit.unit_cohorts()
+    if not units.equals(pd.Index(first.index)):
+        return None
+    try:
+        if refit.estimator == "cs":
+            got = cs_leave_out(fit, refit.frame, refit.outcome, unit=refit.unit, time=refit.time, units=units,
+                               cohorts=cohorts, groups=first.to_numpy())
+        else:
+            got = imputation_leave_out(refit.frame, refit.outcome, unit=refit.unit, time=refit.time,
+                                       weights=refit.weights, options=refit.options, units=units,
+                                       cohorts=cohorts, groups=first.to_numpy())
+    except (KeyError, ValueError, np.linalg.LinAlgError):
+        return None
+    if got is None or got[1].size != G or not agrees(got[0], estimate):
+        return None
+    return got[1]
 
 
 __all__ = ["jackknife", "jackknife_refit"]

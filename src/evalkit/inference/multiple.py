@@ -128,7 +128,7 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
         est, se = np.empty(len(refits)), np.empty(len(refits))
         for j, (rf, term, agg, cj) in enumerate(zip(refits, terms, aggs, codes, strict=True)):
             data = None if assign is None else rf.permuted(assign[cj])
-            est[j], se[j] = headline_of(rf.fit(data, aggregations=agg), term)
+            est[j], se[j] = headline_of(rf.fit(data, aggregations=agg, pretrend=False), term)
         with np.errstate(divide="ignore", invalid="ignore"):
             return est, se, np.where(se > 0, est / se, np.nan)
 
@@ -154,7 +154,7 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
         try:
             for j in slow:
                 rf = refits[j]
-                e_b, s_b = headline_of(rf.fit(rf.permuted(assign[codes[j]]), aggregations=aggs[j]), terms[j])
+                e_b, s_b = headline_of(rf.fit(rf.permuted(assign[codes[j]]), aggregations=aggs[j], pretrend=False), terms[j])
                 with np.errstate(divide="ignore", invalid="ignore"):
                     tb[b, j] = e_b / s_b if s_b > 0 else np.nan
         except Exception as exc:  # noqa: BLE001 - the draw is left out, counted
@@ -188,7 +188,7 @@ def _fast_tstats(results: list[EstimationResult], refits: list[Refit], aggs: lis
         pos = units.get_indexer(own)
         if rf.estimator == "cs" and getattr(res, "_gt", None) is None:  # e.g. a copy: its ATT(g,t) from a re-fit
             try:
-                res = rf.fit(aggregations=aggs[j])
+                res = rf.fit(aggregations=aggs[j], pretrend=False)
             except Exception:  # noqa: BLE001 - the per-draw re-fits report it
                 continue
         stats = fast_headline(rf.estimator, res, rf.frame, rf.outcome, unit=rf.unit, time=rf.time,

@@ -233,7 +233,7 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     anticipation = int(refit.options.get("anticipation", 0) or 0)
     # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
     try:
-        obs_fit = refit.fit(aggregations=aggs)
+        obs_fit = refit.fit(aggregations=aggs, pretrend=True)
         observed = _statistic(obs_fit, kind, anticipation)
     except Exception as exc:  # noqa: BLE001 - reported
         return PretrendResult(status="failed", reason=f"the re-fit on the sample failed: {short_reason(exc)}", **base)
@@ -271,7 +271,7 @@ def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g
     for _ in range(0 if batch is not None else int(draws)):
         data = refit.permuted(rng.permutation(cohorts)[codes])
         try:
-            s = _statistic(refit.fit(data, aggregations=aggs), kind, anticipation)
+            s = _statistic(refit.fit(data, aggregations=aggs, pretrend=True), kind, anticipation)
         except Exception as exc:  # noqa: BLE001 - counted, reason kept
             first_error = first_error or short_reason(exc)
             continue
