@@ -300,6 +300,24 @@ def estimate_imputation(
     return res
 
 
+def leave_own_cluster_out(k: np.ndarray, kc: np.ndarray, w1: np.ndarray, tau: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """One level of :func:`_leaveout_means`: ``(ok, means)`` for cells ``k`` and cell × cluster ids
+    ``kc`` (both dense codes): ``ok`` where another cluster has observations in the cell (weights are
+    > 0), ``means`` the leave-own-cluster-out average there (undefined elsewhere). Shared with the
+    fast permutation refits (``evalkit.inference._fast``)."""
+    n_kc = np.bincount(kc, weights=w1)
+    t_kc = np.bincount(kc, weights=w1 * tau)
+    k_of = np.zeros(n_kc.size, dtype=np.int64)
+    k_of[kc] = k
+    s1 = np.bincount(k_of, weights=n_kc * t_kc)
+    s2 = np.bincount(k_of, weights=n_kc**2)
+    ok = np.bincount(k_of)[k] > 1
+    means = np.full(tau.size, np.nan)
+    means[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / (s2[k[ok]] - n_kc[kc[ok]] ** 2)
+    return ok, means
+
+
 def _leaveout_means(tau, g1, e1, c1, w1):
     """Leave-own-cluster-out averages of ``tau`` for the BJS residuals (did_imputation ``leaveout``).
 
@@ -323,15 +341,9 @@ def _leaveout_means(tau, g1, e1, c1, w1):
             continue
         k = pd.MultiIndex.from_arrays([a, b]).factorize()[0] if name != "all_treated" else np.zeros(n1, np.int64)
         kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
-        n_kc = np.bincount(kc, weights=w1)
-        t_kc = np.bincount(kc, weights=w1 * tau)
-        k_of = np.zeros(n_kc.size, dtype=np.int64)
-        k_of[kc] = k
-        s1 = np.bincount(k_of, weights=n_kc * t_kc)
-        s2 = np.bincount(k_of, weights=n_kc**2)
-        den = s2[k] - n_kc[kc] ** 2
-        ok = pending & (np.bincount(k_of)[k] > 1)  # another cluster in the cell (weights are > 0)
-        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / den[ok]
+        ok, means = leave_own_cluster_out(k, kc, w1, tau)
+        ok &= pending
+        out[ok] = means[ok]
         counts[name] = int(ok.sum())
         pending &= ~ok
     counts["not_leaveout"] = int(pending.sum())

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators.imputation import leave_own_cluster_out
 from evalkit.results import EstimationResult
 
 #: options of estimate_imputation that do not change its overall point estimate (or are handled)
@@ -410,14 +411,9 @@ def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
             break
         k = cells(a, b)
         kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
-        n_kc = np.bincount(kc, weights=w1)
-        t_kc = np.bincount(kc, weights=w1 * tau)
-        k_of = np.zeros(n_kc.size, dtype=np.int64)
-        k_of[kc] = k
-        s1 = np.bincount(k_of, weights=n_kc * t_kc)
-        s2 = np.bincount(k_of, weights=n_kc**2)
-        ok = pending & (np.bincount(k_of)[k] > 1)
-        out[ok] = (s1[k[ok]] - n_kc[kc[ok]] * t_kc[kc[ok]]) / (s2[k[ok]] - n_kc[kc[ok]] ** 2)
+        ok, means = leave_own_cluster_out(k, kc, w1, tau)
+        ok &= pending
+        out[ok] = means[ok]
         pending &= ~ok
     if pending.any():
         out[pending] = in_sample()[pending]
