@@ -183,3 +183,24 @@ def test_result_frame_columns(planted):
     assert isinstance(t, pd.DataFrame)
     assert {"group", "estimate", "std_error", "ci_low", "ci_high", "p_value", "n_adopters", "n_comparison",
             "n_adopter_months", "verdict", "caps", "pct", "pct_low", "pct_high"} <= set(t.columns)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_forest_plot(planted, tmp_path, lang):
+    from evalkit.viz import plot_subgroups
+
+    p, r = planted
+    sg = subgroup_effects(r, "area_type", p)
+    words = {"zh": ("城乡分组效果", "变化（%）", "总体", "{n} 个派出所"),
+             "en": ("Effect by area type", "change (%)", "overall", "n={n}")}[lang]
+    names = {"rural": "农村", "urban": "城区"} if lang == "zh" else None
+    ax = plot_subgroups(sg, title=words[0], xlabel=words[1], overall_label=words[2], n_label=words[3],
+                        group_labels=names)
+    assert [t.get_text() for t in ax.get_yticklabels()] == (["农村", "城区"] if names else ["rural", "urban"])
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == [words[3].format(n=15)] * 2
+    line = [ln for ln in ax.get_lines() if ln.get_label() == words[2]][0]
+    assert line.get_xdata()[0] == pytest.approx(sg.overall["estimate_pct"])
+    out = tmp_path / f"forest_{lang}.png"
+    ax.figure.savefig(out)
+    assert out.stat().st_size > 5000
