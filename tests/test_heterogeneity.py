@@ -204,3 +204,20 @@ def test_forest_plot(planted, tmp_path, lang):
     out = tmp_path / f"forest_{lang}.png"
     ax.figure.savefig(out)
     assert out.stat().st_size > 5000
+
+
+def test_cli_estimate_by(tmp_path):
+    from typer.testing import CliRunner
+
+    from evalkit.cli import app
+
+    f = tmp_path / "panel.csv"
+    sim_panel(1).to_csv(f, index=False)
+    r = CliRunner().invoke(app, ["estimate", str(f), "--outcome", "y", "--method", "imputation", "--by", "area_type"])
+    assert r.exit_code == 0, r.output
+    assert "Effect by area_type (one imputation fit" in r.output
+    assert "Equal effects across area_type: Wald chi2(1) = " in r.output
+    bad = CliRunner().invoke(app, ["estimate", str(f), "--outcome", "y", "--method", "imputation", "--by", "nope"])
+    assert bad.exit_code == 2 and "subgroups: no column 'nope' in the panel" in bad.output
+    twfe = CliRunner().invoke(app, ["estimate", str(f), "--outcome", "y", "--method", "twfe", "--by", "county"])
+    assert twfe.exit_code == 2 and "--by needs method imputation or cs" in twfe.output
