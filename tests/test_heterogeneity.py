@@ -221,3 +221,19 @@ def test_cli_estimate_by(tmp_path):
     assert bad.exit_code == 2 and "subgroups: no column 'nope' in the panel" in bad.output
     twfe = CliRunner().invoke(app, ["estimate", str(f), "--outcome", "y", "--method", "twfe", "--by", "county"])
     assert twfe.exit_code == 2 and "--by needs method imputation or cs" in twfe.output
+
+
+def test_cs_subgroup_of_cohorts_exact_against_refit():
+    """A subgroup of whole cohorts (never-treated comparisons) equals the CS simple ATT refitted on
+    those cohorts' stations and all comparison stations (the estimated-weight term of the other
+    cohorts' units vanishes in the ratio of shares)."""
+    p = sim_panel(4)
+    p["wave"] = np.where(p["first_treat"].isin([13, 19]), "early", np.where(p["first_treat"] == 25, "late", "none"))
+    c = estimate_cs(p, "y", trim_e=(-H, H))
+    sg = subgroup_effects(c, "wave", p).table.set_index("group")
+    assert list(sg.index) == ["early", "late"]
+    for name in ("early", "late"):
+        sub = p[(p["wave"] == name) | (p["first_treat"] == 0)].reset_index(drop=True)
+        ref = _overall(estimate_cs(sub, "y", trim_e=(-H, H)))
+        assert sg.loc[name, "estimate"] == pytest.approx(ref["estimate"], abs=1e-10)
+        assert sg.loc[name, "std_error"] == pytest.approx(ref["std_error"], abs=1e-10)
