@@ -51,21 +51,23 @@ def test_planted_urban_rural_difference_recovered_and_rejected(planted):
     assert sg.overall["estimate"] == pytest.approx(_overall(r)["estimate"], abs=1e-12)
 
 
-def _refit_subgroup(p, keep_stations):
-    """The estimator refitted with the other adopters' post-adoption rows removed: the same untreated
+def _refit_subgroup(p, keep_stations, **kw):
+    """The estimator refitted with the other adopters' treated rows removed: the same untreated
     rows (first stage), only the subgroup's treated rows."""
-    post = (p["first_treat"] > 0) & (p["period"] >= p["first_treat"])
+    post = (p["first_treat"] > 0) & (p["period"] >= p["first_treat"] - kw.get("anticipation", 0))
     drop = post & ~p["station_id"].isin(keep_stations)
-    return estimate_imputation(p[~drop].reset_index(drop=True), "y", max_e=H)
+    return estimate_imputation(p[~drop].reset_index(drop=True), "y", max_e=H, **kw)
 
 
-@pytest.mark.parametrize("by", ["area_type", "county"])
-def test_imputation_subgroups_exact_against_refit(planted, by):
+@pytest.mark.parametrize(("by", "kw"), [("area_type", {}), ("county", {}), ("area_type", {"weights": "population"}),
+                                        ("county", {"leaveout": False}), ("area_type", {"anticipation": 1})])
+def test_imputation_subgroups_exact_against_refit(planted, by, kw):
     p, r = planted
+    r = estimate_imputation(p, "y", max_e=H, **kw) if kw else r
     sg = subgroup_effects(r, by, p)
     groups = station_groups(p, by)
     for _, row in sg.table.iterrows():
-        ref = _overall(_refit_subgroup(p, groups.index[groups.astype(str) == row["group"]]))
+        ref = _overall(_refit_subgroup(p, groups.index[groups.astype(str) == row["group"]], **kw))
         assert row["estimate"] == pytest.approx(ref["estimate"], abs=1e-10)
         assert row["std_error"] == pytest.approx(ref["std_error"], abs=1e-10)
 
