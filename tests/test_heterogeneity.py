@@ -149,6 +149,8 @@ def test_one_line_errors(planted):
     miss.loc[miss["station_id"] == "S001", "area_type"] = None
     with pytest.raises(ValueError, match=r"^subgroups: column 'area_type' is missing for station 'S001'"):
         subgroup_effects(r, "area_type", miss)
+    with pytest.raises(ValueError, match=r"^subgroups: adopting station 'S000' of the fit is not in the panel given"):
+        subgroup_effects(r, "area_type", p[p["station_id"] != "S000"])
     with pytest.raises(ValueError, match="need the panel"):
         subgroup_effects(r, "area_type")
     with pytest.raises(ValueError) as exc:

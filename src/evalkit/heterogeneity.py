@@ -191,6 +191,10 @@ def _imputation(st: Any, labels: pd.Series | None):
         lab = st.g.astype(float)
     else:
         lab = labels.reindex(pd.Index(st.unit)).to_numpy()
+        if pd.isna(lab).any():
+            miss = st.unit[pd.isna(lab)][0]
+            raise ValueError(f"subgroups: adopting station {miss!r} of the fit is not in the panel given; "
+                             "pass the panel the result was fitted on")
     groups = _sorted_groups(lab[post])
     code = pd.Index(groups).get_indexer(lab)  # -1: treated rows outside 0..H of a group with no post rows
     notes = []
