@@ -102,6 +102,8 @@ def test_cs_station_level_grouping_across_cohorts_is_refused():
     with pytest.raises(ValueError, match=r"^subgroups: CS averages whole adoption cohorts, but 'area_type' varies "
                                          r"within the cohort adopting in period 13; use the imputation headline"):
         subgroup_effects(c, "area_type", p)
+    with pytest.raises(ValueError, match=r"^subgroups: adopting station 'S000' of the fit is not in the panel given"):
+        subgroup_effects(c, "county", p[p["station_id"] != "S000"])
 
 
 def test_floors_cap_small_subgroups(planted):

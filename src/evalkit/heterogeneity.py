@@ -247,6 +247,9 @@ def _cs(result: Any, labels: pd.Series | None, by: str):
         lab_of_g = {g: g for g in adopters.unique()}
     else:
         lab_u = labels.reindex(adopters.index)
+        if lab_u.isna().any():
+            raise ValueError(f"subgroups: adopting station {lab_u.index[lab_u.isna()][0]!r} of the fit is not in "
+                             "the panel given; pass the panel the result was fitted on")
         per_g = pd.DataFrame({"g": adopters.to_numpy(), "lab": lab_u.to_numpy()}).drop_duplicates()
         split = per_g["g"].duplicated(keep=False)
         if split.any():
