@@ -496,6 +496,8 @@ def estimate_cmd(
     reps: int | None = typer.Option(None, help=f"placebo / bootstrap replications; {_applies('reps')}"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
+    by: str | None = typer.Option(None, "--by", help="also print the effect by subgroup: a station column "
+                                  "(area_type, county, ...), size_class or cohort; methods imputation, cs"),
 ) -> None:
     """Run any estimator on any panel file; print a table and write the full result as JSON.
 
@@ -507,6 +509,8 @@ def estimate_cmd(
 
     if method not in SPECS:
         raise _fail_line(f"unknown method {method!r}; choose from {', '.join(SPECS)}", 2)
+    if by is not None and method not in ("imputation", "cs"):
+        raise _fail_line(f"--by needs method imputation or cs (subgroups of one fit), not {method}", 2)
     spec = SPECS[method]
     try:
         given = {
@@ -547,10 +551,31 @@ def estimate_cmd(
     result.meta["seconds"] = round(time.perf_counter() - t0, 4)
     result.meta["panel_file"] = str(panel_file)
     out.print(result.summary())
+    if by is not None:
+        _print_subgroups(result, by, panel, alpha, unit, panel_file)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         result.to_json(json_out)
         console.print(f"full result → {json_out}")
+
+
+def _print_subgroups(result, by: str, panel, alpha: float, unit: str, panel_file: Path) -> None:
+    """The subgroup table of ``evalkit estimate --by`` (:func:`evalkit.heterogeneity.subgroup_effects`)."""
+    from evalkit.heterogeneity import subgroup_effects
+
+    try:
+        sg = subgroup_effects(result, by, panel, alpha=alpha, unit=unit)
+    except ValueError as exc:
+        raise _fail_line(f"{panel_file}: {exc}", 2) from None
+    cols = [c for c in ("group", "estimate", "std_error", "ci_low", "ci_high", "pct", "p_value", "n_adopters",
+                        "n_comparison", "verdict") if c in sg.table.columns]
+    out.print(f"\nEffect by {by} (one {result.estimator} fit; verdict floors per subgroup):")
+    out.print(sg.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"), soft_wrap=True)
+    eq = sg.equality
+    if eq["status"] == "ok":
+        out.print(f"Equal effects across {by}: Wald chi2({eq['df']}) = {eq['stat']:.3f}, p = {eq['p_value']:.4g}")
+    else:
+        out.print(f"Equal effects across {by}: not available, because {eq['reason']}")
 
 
 def main() -> None:  # pragma: no cover

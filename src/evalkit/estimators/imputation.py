@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -208,19 +210,10 @@ def estimate_imputation(
     W1 = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(colsw))), shape=(n1, H))
     est = np.asarray(W1.T @ tau).ravel()
 
-    # ---- imputation weights on Omega_0: beta = (Z0'W0Z0)^{-1} Z1' W1, v0 = -W0 Z0 beta
-    U1 = sp.csr_matrix((np.ones(n1), (uc[i1], np.arange(n1))), shape=(n_units, n1))
-    r_a = (U1 @ W1).toarray()  # n_units x H
-    r_l = (Zt[i1].T @ W1).toarray()  # (T-1) x H
-    n0_unit = fit.w_unit
-    inv_n0 = np.divide(1.0, n0_unit, out=np.zeros_like(n0_unit), where=n0_unit > 0)
-    # Schur: S lam = r_l - A' (r_a / n0),  A = D0' Z0  (unit_means = A / n0)
-    rhs = r_l - fit.unit_means.T @ r_a
-    lam_v = fit.bread @ rhs  # (T-1) x H
-    Av = (fit.unit_means @ lam_v)  # n_units x H : (A lam)/n0
-    alpha_v = r_a * inv_n0[:, None] - Av
     # residuals e~ (on Omega_0 times the observation weight: v0 = -w0 (alpha_v[i] + lam_v[t]))
-    eps0 = w0 * fit.resid
+    state = ImputationFit(tau=tau, e=e1, g=g1, w=w1, unit=units[keep][i1], cc1=cc[i1], uc1=uc[i1], Z1=Zt[i1],
+                          Z0=Z0, cc0=cc[i0], uc0=uc[i0], eps0=w0 * fit.resid, fit=fit, n_units=n_units,
+                          n_clusters=G, max_e=max_e, leaveout=bool(leaveout))
     if leaveout:
         tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1], w1)
     else:  # v^2-weighted cell means; v is proportional to w within a cohort x event-time cell
@@ -228,13 +221,7 @@ def estimate_imputation(
         sums = cell.groupby(["g", "e"])[["w2", "w2tau"]].transform("sum")
         tau_bar = (sums["w2tau"] / sums["w2"]).to_numpy()
         pooled = None
-    eps1 = tau - tau_bar
-    # cluster sums: s_c = sum_{Omega_1 in c} w eps1 - sum_{Omega_0 in c} eps0 (alpha_v[i] + lam_v[t])
-    C1 = sp.csr_matrix((eps1, (cc[i1], np.arange(n1))), shape=(G, n1))
-    s = (C1 @ W1).toarray()
-    CU = sp.csr_matrix((eps0, (cc[i0], uc[i0])), shape=(G, n_units))
-    CT = (sp.csr_matrix((eps0, (cc[i0], np.arange(i0.size))), shape=(G, i0.size)) @ Z0)
-    s -= CU @ alpha_v + CT @ lam_v
+    s = cluster_scores(state, W1, tau - tau_bar)
     V = s.T @ s
     se = np.sqrt(np.clip(np.diag(V), 0, None))
 
@@ -285,6 +272,7 @@ def estimate_imputation(
     vcov = {"event": pd.DataFrame(V[1:, 1:], index=ev_terms, columns=ev_terms)}
     tables = {"pretrend_leads": pre_table}
     res = EstimationResult("imputation", outcome, make_estimates(rows_out), meta=meta, vcov=vcov, tables=tables)
+    res._imputation = state  # tau and the first stage: subgroup effects without refitting (evalkit.heterogeneity)
     if smp is None:  # repeated cross-sections: no shared sample; counts of the rows' units
         res.meta.update(n_treated=meta["n_treated_used"], n_control=meta["n_control_used"])
         return res
@@ -318,7 +306,60 @@ def leave_own_cluster_out(k: np.ndarray, kc: np.ndarray, w1: np.ndarray, tau: np
     return ok, means
 
 
-def _leaveout_means(tau, g1, e1, c1, w1):
+@dataclass
+class ImputationFit:
+    """What a fit keeps so that other weighted sums of ``tau`` (e.g. subgroup averages,
+    :mod:`evalkit.heterogeneity`) get the BJS variance without refitting: the treated observations
+    (``tau``, event time ``e``, cohort ``g``, weight ``w``, station ``unit``, cluster / unit codes,
+    time dummies ``Z1``) and the ``Omega_0`` first stage (``fit``, ``Z0``, codes, weighted residuals
+    ``eps0``)."""
+
+    tau: np.ndarray
+    e: np.ndarray
+    g: np.ndarray
+    w: np.ndarray
+    unit: np.ndarray
+    cc1: np.ndarray
+    uc1: np.ndarray
+    Z1: sp.csr_matrix
+    Z0: sp.csr_matrix
+    cc0: np.ndarray
+    uc0: np.ndarray
+    eps0: np.ndarray
+    fit: Any
+    n_units: int
+    n_clusters: int
+    max_e: int | None
+    leaveout: bool
+
+
+def cluster_scores(st: ImputationFit, W1: sp.spmatrix, eps1: np.ndarray) -> np.ndarray:
+    """Cluster sums ``s_c = sum_{Omega_1 in c} v eps1 + sum_{Omega_0 in c} v0 e~`` (G x k) of the
+    estimands ``W1' tau`` (``W1``: n_treated x k weights), ``v0 = -W0 Z0 (Z0'W0Z0)^{-1} Z1' W1``;
+    ``Var = s' s`` (BJS Theorem 3). ``eps1``: ``tau - tau_bar`` on the treated observations."""
+    n1 = st.tau.size
+    G = st.n_clusters
+    fit = st.fit
+    U1 = sp.csr_matrix((np.ones(n1), (st.uc1, np.arange(n1))), shape=(st.n_units, n1))
+    r_a = (U1 @ W1).toarray()  # n_units x k
+    r_l = (st.Z1.T @ W1).toarray()  # (T-1) x k
+    n0_unit = fit.w_unit
+    inv_n0 = np.divide(1.0, n0_unit, out=np.zeros_like(n0_unit), where=n0_unit > 0)
+    # Schur: S lam = r_l - A' (r_a / n0),  A = D0' Z0  (unit_means = A / n0)
+    rhs = r_l - fit.unit_means.T @ r_a
+    lam_v = fit.bread @ rhs  # (T-1) x k
+    Av = (fit.unit_means @ lam_v)  # n_units x k : (A lam)/n0
+    alpha_v = r_a * inv_n0[:, None] - Av
+    # s_c = sum_{Omega_1 in c} w eps1 - sum_{Omega_0 in c} eps0 (alpha_v[i] + lam_v[t])
+    C1 = sp.csr_matrix((eps1, (st.cc1, np.arange(n1))), shape=(G, n1))
+    s = (C1 @ sp.csr_matrix(W1)).toarray()
+    n0 = st.eps0.size
+    CU = sp.csr_matrix((st.eps0, (st.cc0, st.uc0)), shape=(G, st.n_units))
+    CT = (sp.csr_matrix((st.eps0, (st.cc0, np.arange(n0))), shape=(G, n0)) @ st.Z0)
+    return s - (CU @ alpha_v + CT @ lam_v)
+
+
+def _leaveout_means(tau, g1, e1, c1, w1, strata=None):
     """Leave-own-cluster-out averages of ``tau`` for the BJS residuals (did_imputation ``leaveout``).
 
     For cell ``k`` and cluster ``c`` with weight sum ``n_kc`` (observation count when unweighted)
@@ -327,19 +368,23 @@ def _leaveout_means(tau, g1, e1, c1, w1):
     (did_imputation's cluster-weighted "smart" average with equal weights in the cell). Cells are
     cohort x event time; observations whose cell has no other cluster use event time, then all
     treated observations; only if there is a single treated cluster the in-sample cell mean.
+    ``strata`` (integer codes, e.g. subgroups of :mod:`evalkit.heterogeneity`): every level is
+    taken within a stratum, as a fit on that stratum's treated observations alone would.
     Returns the averages and the number of observations resolved at each level.
     """
     n1 = tau.size
     out = np.full(n1, np.nan)
     pending = np.ones(n1, dtype=bool)
-    zeros = np.zeros(n1)
+    zeros = np.zeros(n1) if strata is None else np.asarray(strata, dtype=float)
+    if strata is not None:  # cohort within stratum
+        g1 = pd.MultiIndex.from_arrays([zeros, g1]).factorize()[0].astype(float)
     levels = {"cohort_event": (g1, e1), "event_time": (zeros, e1), "all_treated": (zeros, zeros)}
     counts: dict[str, int] = {}
     for name, (a, b) in levels.items():
         if not pending.any():
             counts[name] = 0
             continue
-        k = pd.MultiIndex.from_arrays([a, b]).factorize()[0] if name != "all_treated" else np.zeros(n1, np.int64)
+        k = pd.MultiIndex.from_arrays([a, b]).factorize()[0]
         kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
         ok, means = leave_own_cluster_out(k, kc, w1, tau)
         ok &= pending

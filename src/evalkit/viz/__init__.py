@@ -7,6 +7,7 @@
 * :mod:`evalkit.viz.placebo` — :func:`plot_placebo` (randomization inference)
 * :mod:`evalkit.viz.sensitivity` — :func:`plot_sensitivity` (Rambachan–Roth)
 * :mod:`evalkit.viz.power` — :func:`plot_power` (pilot design)
+* :mod:`evalkit.viz.heterogeneity` — :func:`plot_subgroups` (subgroup effects, forest plot)
 
 Statistics modules never import this package; names are resolved lazily, so
 ``import evalkit.viz`` does not load matplotlib until a chart is drawn.
@@ -21,6 +22,7 @@ _WHERE = {
     "use_cjk_font": "style", "show": "style", "plt": "style",
     "event_study_plot": "event_study", "trends_plot": "trends", "plot_synthetic": "synthetic",
     "plot_placebo": "placebo", "plot_sensitivity": "sensitivity", "plot_power": "power",
+    "plot_subgroups": "heterogeneity",
 }
 
 
