@@ -145,8 +145,12 @@ def _identical_rows(A: sp.csr_matrix) -> tuple[np.ndarray | None, np.ndarray | N
     sig = np.column_stack([nnz_row, np.bincount(row, weights=A.data * j, minlength=n),
                            np.bincount(row, weights=A.data * np.sqrt(j) * 0.6180339887, minlength=n),
                            np.bincount(row, weights=A.data**2 * j, minlength=n)])
-    _, rep, grp = np.unique(sig, axis=0, return_index=True, return_inverse=True)
-    grp = grp.ravel()
+    order = np.lexsort(sig.T[::-1])
+    ss = sig[order]
+    new = np.r_[True, (ss[1:] != ss[:-1]).any(axis=1)]
+    rep = order[new]
+    grp = np.empty(n, dtype=np.int64)
+    grp[order] = np.cumsum(new) - 1
     if rep.size > n // 2:
         return None, None
     R = A[rep[grp]]
