@@ -594,8 +594,11 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
         if n_zero:
             s = replace(s, frame=s.frame[~zero].reset_index(drop=True))
     df = s.frame
-    uc, _ = codes(df[unit])
-    tc, tvals = codes(df[time])
+    if s.codes_cache is not None and s.codes_cache[0] is df:  # codes build_sample made for this frame
+        _, uc, tc, tvals = s.codes_cache
+    else:
+        uc, _ = codes(df[unit])
+        tc, tvals = codes(df[time])
     cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
     g = df[cohort].to_numpy(dtype=float)
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
