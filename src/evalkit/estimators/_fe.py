@@ -111,6 +111,9 @@ DENSE_GRAM_CELLS = 20_000_000  # largest n_units x k for which A'diag(d)A goes t
 DENSE_GRAM_FILL = 0.02  # ... when at least this share of A is non-zero (sparse products cost nnz per row squared)
 
 
+DEDUPE_MIN_FLOPS = 5e8  # n * k^2 of the dense product above which identical rows are merged first
+
+
 def _scaled_gram(A: sp.spmatrix, d: np.ndarray | None = None, *, dedupe: bool = True) -> np.ndarray:
     """``A' diag(d) A`` as a dense array (``d`` = 1 when ``None``).
 
@@ -121,7 +124,7 @@ def _scaled_gram(A: sp.spmatrix, d: np.ndarray | None = None, *, dedupe: bool = 
     A = sp.csr_matrix(A)
     n, k = A.shape
     d = np.ones(n) if d is None else np.asarray(d, dtype=float)
-    if dedupe and n > 1 and A.nnz:
+    if dedupe and n > 1 and A.nnz and n * k * k > DEDUPE_MIN_FLOPS:  # below: the GEMM is cheaper than grouping
         rep, grp = _identical_rows(A)
         if rep is not None:
             Ar = A[rep].toarray()
@@ -135,9 +138,9 @@ def _scaled_gram(A: sp.spmatrix, d: np.ndarray | None = None, *, dedupe: bool = 
 def _identical_rows(A: sp.csr_matrix) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Groups of identical rows of ``A``: (first row of each group, group of each row), or (None,
     None) when fewer than half the rows repeat another.  Exact: the checksum grouping is verified."""
-    A = A.copy()
-    A.sum_duplicates()
-    A.sort_indices()
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()  # also sorts the indices
     n = A.shape[0]
     nnz_row = np.diff(A.indptr)
     row = np.repeat(np.arange(n), nnz_row)
@@ -153,8 +156,11 @@ def _identical_rows(A: sp.csr_matrix) -> tuple[np.ndarray | None, np.ndarray | N
     grp[order] = np.cumsum(new) - 1
     if rep.size > n // 2:
         return None, None
-    R = A[rep[grp]]
-    if (R != A).nnz:  # a checksum collision (never seen): fall back to the plain product
+    # verify: every row equals its group's first row entry by entry (canonical rows: same order)
+    start = A.indptr[:-1]
+    pos_rep = np.repeat(start[rep[grp]], nnz_row) + (np.arange(A.nnz) - np.repeat(start, nnz_row))
+    if not (np.array_equal(nnz_row, nnz_row[rep[grp]]) and np.array_equal(A.indices, A.indices[pos_rep])
+            and np.array_equal(A.data, A.data[pos_rep])):  # a checksum collision: plain product instead
         return None, None
     return rep, grp
 
