@@ -3,6 +3,7 @@ fast as the fastest peer that has it; TWFE and event TWFE >= 5x faster than pyfi
 
     PYTHONPATH=src python benchmarks/bench_fe.py [--sizes 10000x60,40000x120] [--repeat 3]
                                                  [--slow-peer-max-rows 600000] [--only twfe,event_twfe,sa,imputation]
+                                                 [--skip-peers event_twfe]
 
 Balanced staggered panels (a quarter never treated, three cohorts), station-clustered.  Per estimator
 and size: ``evalkit_s`` is the estimator end to end (the shared sample's validation included) and
@@ -15,6 +16,9 @@ the same run (best of ``--repeat`` warm runs; a peer call over 20 s runs once). 
 * imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours).
   pyfixest ``did2s`` is not timed: it reports Gardner's GMM SE (a different variance) and its dense
   first-stage model matrix with 10,000 unit effects does not fit this machine.
+
+``--skip-peers``: estimators whose peers are not run (pyfixest's event study at 40,000 x 120 held
+more than 17 GB of this 23 GB machine and was stopped).
 
 Estimates and SEs are asserted equal before a row is printed (rtol 1e-6: pyfixest's demeaning is
 iterative with tolerance 1e-8).  Peak memory: ``tracemalloc`` over one call (Python/numpy allocations;
@@ -148,10 +152,13 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
     return out
 
 
-def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: int) -> list[dict]:
+def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: int,
+             skip_peers: set[str] = frozenset()) -> list[dict]:
     d = panel(n, T)
     rows = []
     for job in jobs(d, only, n * T <= slow_peer_max_rows):
+        if job["estimator"] in skip_peers:
+            job["peers"] = {}
         job["ours"]()  # warm-up (imports, first-call allocations)
         t_ours, r = best(job["ours"], repeat)
         row = {"estimator": job["estimator"], "size": f"{n:,} x {T}", "evalkit_s": t_ours,
@@ -176,7 +183,7 @@ def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: in
                         "peer_peak_MiB": row[f"{fastest} peak_MiB"],
                         "other peers": "; ".join(f"{k} {v:.2f} s" for k, v in peer_times.items() if k != fastest)})
         else:
-            row.update({"fastest peer": "not run (size over --slow-peer-max-rows)", "peer_s": np.nan,
+            row.update({"fastest peer": "not run (--skip-peers / --slow-peer-max-rows)", "peer_s": np.nan,
                         "speed-up": np.nan, "equal": "—", "peer_peak_MiB": np.nan, "other peers": ""})
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
@@ -190,12 +197,14 @@ def main() -> None:
     ap.add_argument("--only", default="twfe,event_twfe,sa,imputation")
     ap.add_argument("--slow-peer-max-rows", type=int, default=600_000,
                     help="largest panel (rows) on which the Sun-Abraham peers (minutes per call) run")
+    ap.add_argument("--skip-peers", default="", help="estimators whose peers are not run (comma-separated)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     rows = []
     for size in args.sizes.split(","):
         n, T = (int(v) for v in size.split("x"))
-        rows += run_size(n, T, args.repeat, set(args.only.split(",")), args.slow_peer_max_rows)
+        rows += run_size(n, T, args.repeat, set(args.only.split(",")), args.slow_peer_max_rows,
+                         set(filter(None, args.skip_peers.split(","))))
     print()
     cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "equal",
             "evalkit_peak_MiB", "peer_peak_MiB", "other peers"]
