@@ -53,3 +53,18 @@ def test_duplicates_still_found_in_unsorted_and_sorted_input():
         build_sample(dup, "y")
     with pytest.raises(PanelInputError, match="duplicated"):
         build_sample(dup.iloc[::-1], "y")
+
+
+def test_within_on_a_complete_sorted_grid_equals_the_general_route():
+    rng = np.random.default_rng(4)
+    n, T = 30, 9
+    a, b = np.repeat(np.arange(n), T), np.tile(np.arange(T), n)
+    V = rng.normal(size=(n * T, 3))
+    fast = _fe.Within([a, b])
+    assert fast._grid == (n, T)
+    perm = rng.permutation(n * T)  # same design, rows shuffled: the bincount / Schur route
+    slow = _fe.Within([a[perm], b[perm]])
+    assert slow._grid is None
+    np.testing.assert_allclose(fast.transform(V)[perm], slow.transform(V[perm]), atol=1e-12)
+    np.testing.assert_allclose(fast.transform(V[:, 0])[perm], slow.transform(V[perm, 0]), atol=1e-12)
+    np.testing.assert_allclose(fast.transform(V), _fe.demean(V, [a, b]), atol=1e-9)
