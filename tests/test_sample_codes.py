@@ -64,7 +64,7 @@ def test_within_on_a_complete_sorted_grid_equals_the_general_route():
     assert fast._grid == (n, T)
     perm = rng.permutation(n * T)  # same design, rows shuffled: the bincount / Schur route
     slow = _fe.Within([a[perm], b[perm]])
-    assert slow._grid is None
+    assert slow._grid is None and slow.redundant == fast.redundant == 1
     np.testing.assert_allclose(fast.transform(V)[perm], slow.transform(V[perm]), atol=1e-12)
     np.testing.assert_allclose(fast.transform(V[:, 0])[perm], slow.transform(V[perm, 0]), atol=1e-12)
     np.testing.assert_allclose(fast.transform(V), _fe.demean(V, [a, b]), atol=1e-9)

@@ -106,8 +106,11 @@ class Within:
             if self.levels[ib] > MAX_SCHUR:
                 self.method = "alternating projections"
             else:
-                self._setup_schur(ia, ib)
                 self._grid = self._complete_grid(ia, ib)
+                if self._grid is None:
+                    self._setup_schur(ia, ib)
+                else:  # one connected component: one redundant level; no Schur system needed
+                    self._ab, self.redundant = (ia, ib), 1
         elif len(self.codes) > 2:
             self.method = "alternating projections"
 
