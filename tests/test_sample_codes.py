@@ -68,3 +68,16 @@ def test_within_on_a_complete_sorted_grid_equals_the_general_route():
     np.testing.assert_allclose(fast.transform(V)[perm], slow.transform(V[perm]), atol=1e-12)
     np.testing.assert_allclose(fast.transform(V[:, 0])[perm], slow.transform(V[perm, 0]), atol=1e-12)
     np.testing.assert_allclose(fast.transform(V), _fe.demean(V, [a, b]), atol=1e-9)
+
+
+def test_frame_shares_no_mutable_state_with_the_input():
+    d = _panel(4, 3)
+    s = build_sample(d, "y")
+    before = s.frame.copy()
+    d.loc[0, "y"] = 99.0
+    d.loc[0, "period"] = 7
+    d.loc[1, "station_id"] = 5
+    pd.testing.assert_frame_equal(s.frame, before)  # the input changed, the sample did not
+    saved = d.copy()
+    s.frame.loc[0, "y"] = -1.0
+    pd.testing.assert_frame_equal(d, saved)  # and the other way round

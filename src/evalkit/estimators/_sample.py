@@ -407,10 +407,14 @@ def build_sample(
     # the frame: kept rows in (unit, period) order, built once from the validated arrays
     rows = None if order is None and keep.all() else np.flatnonzero(keep) if order is None else order[keep[order]]
     fresh = {time: tv, cohort: unit_g[ucodes], outcome: yv, **({weights: wv} if weights else {})}
-    cols = {}
+    cols: dict[str, Any] = {}
     for c in wanted:
-        v = fresh[c] if c in fresh else df[c].array
-        cols[c] = v.copy() if rows is None else v.take(rows) if c not in fresh else v[rows]
+        if rows is not None:
+            cols[c] = fresh[c][rows] if c in fresh else df[c].array.take(rows)
+        elif c in fresh and not np.may_share_memory(fresh[c], df[c].to_numpy()):
+            cols[c] = fresh[c]  # a new array: no copy
+        else:  # the input's own column (unchanged values): a copy-on-write reference, not a copy
+            cols[c] = df[c].reset_index(drop=True)
     frame = pd.DataFrame(cols, copy=False)
     present = rows_per_unit > 0
     n_units = int(present.sum())
