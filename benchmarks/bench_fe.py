@@ -1,13 +1,28 @@
-"""TWFE and event-study TWFE on the shared fit engine vs pyfixest (issue 15 target: >= 5x faster).
+"""The robustness table's regression estimators vs their peers, one table (issue 15: each at least as
+fast as the fastest peer that has it; TWFE and event TWFE >= 5x faster than pyfixest).
 
     PYTHONPATH=src python benchmarks/bench_fe.py [--sizes 10000x60,40000x120] [--repeat 3]
+                                                 [--slow-peer-max-rows 600000] [--only twfe,event_twfe,sa,imputation]
+                                                 [--skip-peers event_twfe]
 
-Balanced staggered panels (a quarter never treated, three cohorts), station-clustered CRV1.  Each
-cell is the best of ``--repeat`` warm runs; ``evalkit_s`` is the estimator end to end (the shared sample's
-validation included), ``engine_s`` the fit engine alone on ready arrays (pyfixest's numba kernels compiled by a warm-up call);
-memory is the peak traced by ``tracemalloc`` during one call (Python/numpy allocations).  The
-coefficients and standard errors of both are asserted equal (rtol 1e-6: pyfixest's demeaning is
-iterative with tolerance 1e-8) before a row is printed.
+Balanced staggered panels (a quarter never treated, three cohorts), station-clustered.  Per estimator
+and size: ``evalkit_s`` is the estimator end to end (the shared sample's validation included) and
+``engine_s`` (TWFE rows) the fit engine alone on ready arrays; each peer is timed on the same panel in
+the same run (best of ``--repeat`` warm runs; a peer call over 20 s runs once).  Peers:
+
+* twfe, event_twfe: pyfixest ``feols`` (CRV1 by station; numba kernels compiled by a warm-up call);
+* sa: pyfixest ``event_study(estimator="saturated")`` + ``aggregate()`` and diff-diff ``SunAbraham``
+  (both take minutes at 10,000 x 60: they run only up to ``--slow-peer-max-rows`` rows);
+* imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours).
+  pyfixest ``did2s`` is not timed: it reports Gardner's GMM SE (a different variance) and its dense
+  first-stage model matrix with 10,000 unit effects does not fit this machine.
+
+``--skip-peers``: estimators whose peers are not run (pyfixest's event study at 40,000 x 120 held
+more than 17 GB of this 23 GB machine and was stopped).
+
+Estimates and SEs are asserted equal before a row is printed (rtol 1e-6: pyfixest's demeaning is
+iterative with tolerance 1e-8).  Peak memory: ``tracemalloc`` over one call (Python/numpy allocations;
+not measured for peer calls over 20 s).  ``speed-up`` = fastest peer / evalkit.
 """
 
 from __future__ import annotations
@@ -22,9 +37,12 @@ import pandas as pd
 from _table import print_table  # benchmarks/_table.py (scripts run from this folder)
 
 from evalkit.estimators import _fe
+from evalkit.estimators.imputation import estimate_imputation
+from evalkit.estimators.sunab import estimate_sunab
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe, event_dummies
 
 LEADS, LAGS = 12, 24
+SLOW_S = 20.0  # a peer call slower than this runs once, without the memory trace
 
 
 def panel(n: int, T: int, seed: int = 0) -> pd.DataFrame:
@@ -42,6 +60,8 @@ def best(fn, repeat: int) -> tuple[float, object]:
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
+        if times[-1] > SLOW_S:
+            break
     return min(times), out
 
 
@@ -53,44 +73,120 @@ def peak_mib(fn) -> float:
     return peak / 2**20
 
 
-def run_size(n: int, T: int, repeat: int, pf) -> list[dict]:
-    """Both estimators at one size: evalkit end to end (sample validation included), the engine
-    alone (``feols`` on ready arrays) and pyfixest; asserts equal coefficients and SEs."""
-    d = panel(n, T)
+# ------------------------------------------------------------------ equality checks (raise if unequal)
+def _close(a, b, what: str, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=rtol, atol=atol, err_msg=what)
+
+
+def check_feols(got: np.ndarray, f) -> None:
+    _close(got[:, 0], f.coef().to_numpy(), "coefficients")
+    _close(got[:, 1], f.se().to_numpy(), "standard errors", atol=0)
+
+
+def check_sa_pyfixest(r, es_agg) -> None:
+    es, agg = es_agg
+    tid = es.tidy()
+    _close(np.sort(r.tables["cells"]["estimate"]), np.sort(tid["Estimate"]), "cell estimates", atol=1e-8)
+    _close(np.sort(r.tables["cells"]["std_error"]), np.sort(tid["Std. Error"]), "cell SEs", atol=0)
+    ev = r.event_study().set_index("event_time")
+    idx = agg.index.astype(float).astype(int)
+    _close(ev.loc[idx, "estimate"], agg["Estimate"].astype(float), "event estimates", atol=1e-8)
+    _close(ev.loc[idx, "std_error"], agg["Std. Error"].astype(float), "event SEs", atol=0)
+
+
+def check_overall(r, res) -> None:
+    _close([r.att, r.se], [res.overall_att, res.overall_se], "overall ATT and SE", atol=0)
+
+
+# ------------------------------------------------------------------ jobs
+def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
+    """One dict per estimator: ours, engine (or None), peers {name: (call, check)}."""
+    import pyfixest as pf
+
+    out = []
     s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=None)
     g = d["first_treat"].replace(0, np.inf).to_numpy(float)
-    d["D"] = (d["period"].to_numpy() >= g).astype(float)
-    X, ks = event_dummies(g, d["period"].to_numpy(float), LEADS, LAGS, -1)
-    ev_names = [f"e{j}" for j in range(len(ks))]
-    dpf = pd.concat([d, pd.DataFrame(X.toarray(), columns=ev_names)], axis=1)
-    Xs, _ = event_dummies(s.cohort, s.period, LEADS, LAGS, -1)
-    D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
-    jobs = {
-        "TWFE": (lambda: estimate_twfe(d, "y"),
-                 lambda: _fe.feols(s.y, D, [s.unit, s.time], cluster=s.cluster),
-                 lambda: pf.feols("y ~ D | station_id + period", data=d, vcov={"CRV1": "station_id"})),
-        "event TWFE": (lambda: estimate_event_twfe(d, "y", leads=LEADS, lags=LAGS),
-                       lambda: _fe.feols(s.y, Xs, [s.unit, s.time], cluster=s.cluster),
-                       lambda: pf.feols("y ~ " + "+".join(ev_names) + " | station_id + period", data=dpf,
-                                        vcov={"CRV1": "station_id"})),
-    }
-    rows = []
-    for name, (ours, engine, peer) in jobs.items():
-        peer()  # warm-up (numba compilation)
-        t_ours, r = best(ours, repeat)
-        t_engine, _ = best(engine, repeat)
-        t_peer, f = best(peer, repeat)
-        if name == "TWFE":
-            got = np.array([[r.att, r.overall["std_error"]]])
-        else:
+    if "twfe" in only:
+        dd = d.assign(D=(d["period"].to_numpy() >= g).astype(float))
+        D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
+        out.append({
+            "estimator": "twfe", "ours": lambda: estimate_twfe(d, "y"),
+            "got": lambda r: np.array([[r.att, r.overall["std_error"]]]),
+            "engine": lambda: _fe.feols(s.y, D, [s.unit, s.time], cluster=s.cluster),
+            "peers": {"pyfixest feols": (lambda: pf.feols("y ~ D | station_id + period", data=dd,
+                                                          vcov={"CRV1": "station_id"}), check_feols)}})
+    if "event_twfe" in only:
+        X, ks = event_dummies(g, d["period"].to_numpy(float), LEADS, LAGS, -1)
+        names = [f"e{j}" for j in range(len(ks))]
+        dpf = pd.concat([d, pd.DataFrame(X.toarray(), columns=names)], axis=1)
+        Xs, _ = event_dummies(s.cohort, s.period, LEADS, LAGS, -1)
+
+        def got_ev(r):
             ev = r.rows("event").query("event_time != -1").sort_values("event_time")
-            got = ev[["estimate", "std_error"]].to_numpy()
-        np.testing.assert_allclose(got[:, 0], f.coef().to_numpy(), rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(got[:, 1], f.se().to_numpy(), rtol=1e-6)
-        rows.append({"estimator": name, "size": f"{n:,} x {T}", "evalkit_s": t_ours, "engine_s": t_engine,
-                     "pyfixest_s": t_peer, "speed-up": t_peer / t_ours, "engine speed-up": t_peer / t_engine,
-                     "evalkit_peak_MiB": peak_mib(ours), "pyfixest_peak_MiB": peak_mib(peer)})
-        print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
+            return ev[["estimate", "std_error"]].to_numpy()
+
+        out.append({
+            "estimator": "event_twfe", "ours": lambda: estimate_event_twfe(d, "y", leads=LEADS, lags=LAGS),
+            "got": got_ev, "engine": lambda: _fe.feols(s.y, Xs, [s.unit, s.time], cluster=s.cluster),
+            "peers": {"pyfixest feols": (lambda: pf.feols("y ~ " + "+".join(names) + " | station_id + period",
+                                                          data=dpf, vcov={"CRV1": "station_id"}), check_feols)}})
+    if "sa" in only:
+        from diff_diff import SunAbraham
+
+        def pf_sat():
+            es = pf.event_study(data=d, yname="y", idname="station_id", tname="period", gname="first_treat",
+                                estimator="saturated", cluster="station_id")
+            return es, es.aggregate()
+
+        peers = {"pyfixest saturated": (pf_sat, check_sa_pyfixest),
+                 "diff-diff SunAbraham": (lambda: SunAbraham(cluster="station_id").fit(
+                     d, "y", "station_id", "period", "first_treat"), check_overall)} if slow_ok else {}
+        out.append({"estimator": "sa", "ours": lambda: estimate_sunab(d, "y"), "engine": None, "peers": peers})
+    if "imputation" in only:
+        from diff_diff import ImputationDiD
+
+        out.append({"estimator": "imputation", "ours": lambda: estimate_imputation(d, "y"), "engine": None,
+                    "peers": {"diff-diff ImputationDiD": (lambda: ImputationDiD(
+                        cluster="station_id", leave_one_out=True).fit(d, "y", "station_id", "period", "first_treat"),
+                        check_overall)}})
+    return out
+
+
+def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: int,
+             skip_peers: set[str] = frozenset()) -> list[dict]:
+    d = panel(n, T)
+    rows = []
+    for job in jobs(d, only, n * T <= slow_peer_max_rows):
+        if job["estimator"] in skip_peers:
+            job["peers"] = {}
+        job["ours"]()  # warm-up (imports, first-call allocations)
+        t_ours, r = best(job["ours"], repeat)
+        row = {"estimator": job["estimator"], "size": f"{n:,} x {T}", "evalkit_s": t_ours,
+               "engine_s": best(job["engine"], repeat)[0] if job["engine"] else np.nan,
+               "evalkit_peak_MiB": peak_mib(job["ours"])}
+        peer_times = {}
+        for name, (call, check) in job["peers"].items():
+            if name.startswith("pyfixest feols"):
+                call()  # warm-up (numba compilation)
+            t_peer, f = best(call, repeat)
+            if "got" in job:
+                check(job["got"](r), f)
+            else:
+                check(r, f)
+            peer_times[name] = t_peer
+            mem = peak_mib(call) if t_peer <= SLOW_S else np.nan
+            row.update({f"{name} s": t_peer, f"{name} peak_MiB": mem})
+        if peer_times:
+            fastest = min(peer_times, key=peer_times.get)
+            row.update({"fastest peer": fastest, "peer_s": peer_times[fastest],
+                        "speed-up": peer_times[fastest] / t_ours, "equal": "asserted",
+                        "peer_peak_MiB": row[f"{fastest} peak_MiB"],
+                        "other peers": "; ".join(f"{k} {v:.2f} s" for k, v in peer_times.items() if k != fastest)})
+        else:
+            row.update({"fastest peer": "not run (--skip-peers / --slow-peer-max-rows)", "peer_s": np.nan,
+                        "speed-up": np.nan, "equal": "—", "peer_peak_MiB": np.nan, "other peers": ""})
+        rows.append(row)
+        print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
     return rows
 
 
@@ -98,17 +194,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000x60,40000x120")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="twfe,event_twfe,sa,imputation")
+    ap.add_argument("--slow-peer-max-rows", type=int, default=600_000,
+                    help="largest panel (rows) on which the Sun-Abraham peers (minutes per call) run")
+    ap.add_argument("--skip-peers", default="", help="estimators whose peers are not run (comma-separated)")
     args = ap.parse_args()
-    import pyfixest as pf
-
     warnings.simplefilter("ignore")
     rows = []
     for size in args.sizes.split(","):
         n, T = (int(v) for v in size.split("x"))
-        rows += run_size(n, T, args.repeat, pf)
+        rows += run_size(n, T, args.repeat, set(args.only.split(",")), args.slow_peer_max_rows,
+                         set(filter(None, args.skip_peers.split(","))))
     print()
-    table = pd.DataFrame(rows)
-    print_table(table, ".3f")
+    cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "equal",
+            "evalkit_peak_MiB", "peer_peak_MiB", "other peers"]
+    print_table(pd.DataFrame(rows)[cols], ".3f")
 
 
 if __name__ == "__main__":

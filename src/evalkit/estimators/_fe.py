@@ -102,9 +102,67 @@ def unit_cross(Z: sp.spmatrix, unit: np.ndarray, n_units: int, w: np.ndarray | N
     A = (Dw @ Z).tocsr()
     ZW = Z.multiply(ww[:, None]).tocsr() if w is not None else Z
     inv_wu = np.divide(1.0, w_unit, out=np.zeros_like(w_unit), where=w_unit > 0)
-    S = (Z.T @ ZW).toarray() - (A.T @ sp.diags(inv_wu) @ A).toarray()
+    S = (Z.T @ ZW).toarray() - _scaled_gram(A, inv_wu)
     S = (S + S.T) / 2
     return Dw, A, S
+
+
+DENSE_GRAM_CELLS = 20_000_000  # largest n_units x k for which A'diag(d)A goes through a dense BLAS product
+DENSE_GRAM_FILL = 0.02  # ... when at least this share of A is non-zero (sparse products cost nnz per row squared)
+
+
+DEDUPE_MIN_FLOPS = 5e8  # n * k^2 of the dense product above which identical rows are merged first
+
+
+def _scaled_gram(A: sp.spmatrix, d: np.ndarray | None = None, *, dedupe: bool = True) -> np.ndarray:
+    """``A' diag(d) A`` as a dense array (``d`` = 1 when ``None``).
+
+    Each unit's row of ``A`` holds its T period columns, so a sparse product costs ~n_units * T^2
+    scattered operations.  Units with identical rows (same cohort and periods in a balanced panel)
+    are summed once (``dedupe``: rows grouped by a checksum, then verified equal exactly); otherwise a
+    dense GEMM when ``A`` is filled enough, else the sparse product."""
+    A = sp.csr_matrix(A)
+    n, k = A.shape
+    d = np.ones(n) if d is None else np.asarray(d, dtype=float)
+    if dedupe and n > 1 and A.nnz and n * k * k > DEDUPE_MIN_FLOPS:  # below: the GEMM is cheaper than grouping
+        rep, grp = _identical_rows(A)
+        if rep is not None:
+            Ar = A[rep].toarray()
+            return Ar.T @ (Ar * np.bincount(grp, weights=d, minlength=rep.size)[:, None])
+    if n * k and n * k <= DENSE_GRAM_CELLS and A.nnz >= DENSE_GRAM_FILL * n * k:
+        Ad = A.toarray()
+        return Ad.T @ (Ad * d[:, None])
+    return (A.T @ sp.diags(d) @ A).toarray()
+
+
+def _identical_rows(A: sp.csr_matrix) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Groups of identical rows of ``A``: (first row of each group, group of each row), or (None,
+    None) when fewer than half the rows repeat another.  Exact: the checksum grouping is verified."""
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()  # also sorts the indices
+    n = A.shape[0]
+    nnz_row = np.diff(A.indptr)
+    row = np.repeat(np.arange(n), nnz_row)
+    j = A.indices.astype(float) + 1.0
+    sig = np.column_stack([nnz_row, np.bincount(row, weights=A.data * j, minlength=n),
+                           np.bincount(row, weights=A.data * np.sqrt(j) * 0.6180339887, minlength=n),
+                           np.bincount(row, weights=A.data**2 * j, minlength=n)])
+    order = np.lexsort(sig.T[::-1])
+    ss = sig[order]
+    new = np.r_[True, (ss[1:] != ss[:-1]).any(axis=1)]
+    rep = order[new]
+    grp = np.empty(n, dtype=np.int64)
+    grp[order] = np.cumsum(new) - 1
+    if rep.size > n // 2:
+        return None, None
+    # verify: every row equals its group's first row entry by entry (canonical rows: same order)
+    start = A.indptr[:-1]
+    pos_rep = np.repeat(start[rep[grp]], nnz_row) + (np.arange(A.nnz) - np.repeat(start, nnz_row))
+    if not (np.array_equal(nnz_row, nnz_row[rep[grp]]) and np.array_equal(A.indices, A.indices[pos_rep])
+            and np.array_equal(A.data, A.data[pos_rep])):  # a checksum collision: plain product instead
+        return None, None
+    return rep, grp
 
 
 def absorb_fit(y: np.ndarray, unit: np.ndarray, Z: sp.spmatrix, w: np.ndarray | None = None,
@@ -166,8 +224,7 @@ def cluster_meat(Z: sp.csr_matrix, u: np.ndarray, cluster: np.ndarray, unit: np.
         n_units = unit_means.shape[0]
         CuD = sp.csr_matrix((np.asarray(u, dtype=float), (cluster, unit)), shape=(G, n_units))
         s = s - CuD @ unit_means
-    s = sp.csr_matrix(s)
-    return (s.T @ s).toarray()
+    return _scaled_gram(s, dedupe=False)  # cluster scores differ: no identical rows to merge
 
 
 def small_sample(n_obs: int, k: int, vcov_type: str, *, fe_levels: tuple[int, ...] | list[int] = (),
@@ -543,8 +600,11 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
         if n_zero:
             s = replace(s, frame=s.frame[~zero].reset_index(drop=True))
     df = s.frame
-    uc, _ = codes(df[unit])
-    tc, tvals = codes(df[time])
+    if s.codes_cache is not None and s.codes_cache[0] is df:  # codes build_sample made for this frame
+        _, uc, tc, tvals = s.codes_cache
+    else:
+        uc, _ = codes(df[unit])
+        tc, tvals = codes(df[time])
     cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
     g = df[cohort].to_numpy(dtype=float)
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,

@@ -100,12 +100,17 @@ class Within:
                       for c, n in zip(self.codes, self.levels, strict=True)]
         self._inv = [np.divide(1.0, s, out=np.zeros_like(s), where=s > 0) for s in self._sums]
         self._mats: dict[int, sp.csr_matrix] = {}  # built on first multi-column use
+        self._grid: tuple[int, int] | None = None  # (n_a, n_b) of a complete, sorted, unweighted a x b panel
         if len(self.codes) == 2:
             ia, ib = (0, 1) if self.levels[0] >= self.levels[1] else (1, 0)
             if self.levels[ib] > MAX_SCHUR:
                 self.method = "alternating projections"
             else:
-                self._setup_schur(ia, ib)
+                self._grid = self._complete_grid(ia, ib)
+                if self._grid is None:
+                    self._setup_schur(ia, ib)
+                else:  # one connected component: one redundant level; no Schur system needed
+                    self._ab, self.redundant = (ia, ib), 1
         elif len(self.codes) > 2:
             self.method = "alternating projections"
 
@@ -128,6 +133,19 @@ class Within:
         self._cho = sla.cho_factor(S[np.ix_(keep, keep)], lower=True) if keep.any() else None
         # connected components of the bipartite a-b graph = redundant levels (for DoF counts)
         self.redundant = int(nb - keep.sum())
+
+    def _complete_grid(self, ia: int, ib: int) -> tuple[int, int] | None:
+        """``(n_a, n_b)`` when the rows are every (a, b) cell once, sorted by a then b, unweighted (a
+        balanced panel in the shared sample's order): then ``M v`` is the double-demeaning of ``v``
+        as an ``n_a x n_b`` table (row means, column means, grand mean), no bincounts or gathers."""
+        na, nb = self.levels[ia], self.levels[ib]
+        if self.w is not None or self.n_obs != na * nb or self.n_obs == 0:
+            return None
+        r = np.arange(self.n_obs)
+        q = r // nb
+        if np.array_equal(self.codes[ia], q) and np.array_equal(self.codes[ib], r - q * nb):
+            return na, nb
+        return None
 
     # ------------------------------------------------------------------ transform
     def group_means(self, j: int, V: np.ndarray) -> np.ndarray:
@@ -163,6 +181,13 @@ class Within:
         return out[:, 0] if one_d else out
 
     def _transform(self, V: np.ndarray) -> np.ndarray:
+        if self._grid is not None:
+            na, nb = self._grid
+            X = V.reshape(na, nb, V.shape[1])
+            out = X - X.mean(axis=1, keepdims=True)
+            out -= X.mean(axis=0, keepdims=True)
+            out += X.mean(axis=(0, 1), keepdims=True)
+            return out.reshape(V.shape)
         if 1 < V.shape[1] <= 4 and self.method == "two-way exact":  # 1-D gathers beat 2-D ones
             out = np.empty_like(V)
             for j in range(V.shape[1]):

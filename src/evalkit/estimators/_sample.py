@@ -103,6 +103,9 @@ class StaggeredSample:
     info: SampleInfo
     covariates: tuple[str, ...] = ()
     control: str = "never"
+    #: (frame, unit codes, period codes, period values) computed by build_sample for ``frame``; valid only
+    #: while ``codes_cache[0] is frame`` (a ``replace(frame=...)`` leaves it stale, so users check identity)
+    codes_cache: tuple | None = field(default=None, repr=False, compare=False)
 
     # -- conveniences every estimator needs; all vectors align with ``frame`` rows
     @property
@@ -227,10 +230,23 @@ def _integer_column(df: pd.DataFrame, col: str, unit: str, time: str, hint: str)
     return pd.Series(vals.astype(np.int64), index=df.index, name=col)
 
 
-def _varies_within(codes: np.ndarray, order: np.ndarray, starts: np.ndarray, ucodes: np.ndarray) -> np.ndarray:
+def _label_codes(values: pd.Series) -> np.ndarray:
+    """Codes 0..n-1 of the sorted distinct labels (no missing values). Integer labels with a compact
+    range take a bincount map (~5x faster than a sorted factorize), other labels ``pd.factorize``."""
+    v = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+    if v is not None and v.dtype.kind in "iu" and v.size:
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= 4 * v.size + 1000:
+            present = np.bincount((v - lo).astype(np.int64, copy=False), minlength=hi - lo + 1) > 0
+            return (np.cumsum(present) - 1)[v - lo].astype(np.int64, copy=False)
+    return pd.factorize(values, sort=True)[0].astype(np.int64)
+
+
+def _varies_within(codes: np.ndarray, order: np.ndarray | None, starts: np.ndarray, ucodes: np.ndarray
+                   ) -> np.ndarray:
     """Row mask: the row's unit has more than one value of ``codes`` (integers). ``order`` sorts rows
-    by unit code and ``starts`` are the first sorted positions of units 0, 1, …"""
-    s = codes[order]
+    by unit code (``None``: they already are) and ``starts`` are the first sorted positions of units 0, 1, …"""
+    s = codes if order is None else codes[order]
     bad_unit = np.minimum.reduceat(s, starts) != np.maximum.reduceat(s, starts)
     return bad_unit[ucodes]
 
@@ -301,10 +317,12 @@ def build_sample(
     first, last = int(tv.min()), int(tv.max())
     # one sort by (unit, time) serves the duplicate and within-unit checks and the frame's order;
     # units are coded in sorted label order, so sorted position segments are units 0, 1, …
-    ucodes = pd.factorize(df[unit], sort=True)[0].astype(np.int64)
-    order = np.argsort(ucodes * (last - first + 1) + (tv - first), kind="stable")
-    us, ts = ucodes[order], tv[order]
-    same = (us[1:] == us[:-1]) & (ts[1:] == ts[:-1])
+    ucodes = _label_codes(df[unit])
+    key = ucodes * (last - first + 1) + (tv - first)
+    # panels usually arrive sorted by (unit, period): then no sort, no gathers, and no duplicates
+    order = None if bool((key[1:] > key[:-1]).all()) else np.argsort(key, kind="stable")
+    us, ts = (ucodes, tv) if order is None else (ucodes[order], tv[order])
+    same = np.zeros(0, dtype=bool) if order is None else (us[1:] == us[:-1]) & (ts[1:] == ts[:-1])
     if same.any():
         dup_sorted = np.zeros(len(order), dtype=bool)
         dup_sorted[1:] |= same
@@ -329,7 +347,9 @@ def build_sample(
 
     # outcome
     y_raw = df[outcome]
-    if pd.api.types.is_bool_dtype(y_raw):
+    if isinstance(y_raw.dtype, np.dtype) and y_raw.dtype.kind == "f":  # plain floats: nothing to coerce
+        y = y_raw
+    elif pd.api.types.is_bool_dtype(y_raw):
         y = y_raw.astype(float)
     else:
         y = pd.to_numeric(y_raw, errors="coerce")
@@ -340,7 +360,6 @@ def build_sample(
     if np.isinf(yv).any():
         raise _fail(outcome, "non-finite outcome (inf)", df, np.isinf(yv),
                     "fix the value or set it to missing (NaN) to drop the cell", unit, time)
-    df = df.assign(**{outcome: yv})
 
     # cluster, weights, covariates
     if cluster:
@@ -348,12 +367,11 @@ def build_sample(
             raise _fail(cluster, "missing cluster id", df, df[cluster].isna().to_numpy(),
                         "every row needs a cluster id", unit, time)
         if cluster != unit:
-            varies = _varies_within(pd.factorize(df[cluster])[0].astype(np.int64), order, starts, ucodes)
+            varies = _varies_within(_label_codes(df[cluster]), order, starts, ucodes)
             if varies.any():
                 raise _fail(cluster, f"cluster varies within a {unit!r} unit", df, varies,
                             f"give every row of a unit the same {cluster!r}", unit, time)
-    if weights:
-        df = df.assign(**{weights: _validate_weights(df, weights, unit, time)})
+    wv = _validate_weights(df, weights, unit, time).to_numpy() if weights else None
     for c in covariates:
         v = pd.to_numeric(df[c], errors="coerce")
         bad = (v.isna() | np.isinf(v.to_numpy(dtype=float))).to_numpy()
@@ -362,7 +380,7 @@ def build_sample(
                         "fill the covariate or drop those rows in the panel builder", unit, time)
 
     # conventions, per unit (cohort is constant within a unit)
-    unit_g = gv[order][starts]
+    unit_g = (gv if order is None else gv[order])[starts]
     recoded: dict[str, int] = {}
     late_unit = unit_g > last
     if late_unit.any():
@@ -386,12 +404,34 @@ def build_sample(
         raise PanelInputError(f"column {outcome!r}: no rows left after the sample conventions "
                               f"(dropped units {dropped_units}, cells {dropped_cells}); check the panel")
 
-    df = df.assign(**{time: tv, cohort: unit_g[ucodes]})
-    frame = df.take(order[keep[order]]).reset_index(drop=True)
+    # the frame: kept rows in (unit, period) order, built once from the validated arrays
+    rows = None if order is None and keep.all() else np.flatnonzero(keep) if order is None else order[keep[order]]
+    fresh = {time: tv, cohort: unit_g[ucodes], outcome: yv, **({weights: wv} if weights else {})}
+    cols: dict[str, Any] = {}
+    for c in wanted:
+        if rows is not None:
+            cols[c] = fresh[c][rows] if c in fresh else df[c].array.take(rows)
+        elif c in fresh and not np.may_share_memory(fresh[c], df[c].to_numpy()):
+            cols[c] = fresh[c]  # a new array: no copy
+        else:  # the input's own column (unchanged values): a copy-on-write reference, not a copy
+            cols[c] = df[c].reset_index(drop=True)
+    frame = pd.DataFrame(cols, copy=False)
     present = rows_per_unit > 0
     n_units = int(present.sum())
     n_treated = int((present & (unit_g != NEVER)).sum())
-    n_periods = int(np.unique(tv[keep]).size)
+    t_kept = tv if rows is None else tv[rows]
+    span = last - first + 1
+    codes_cache = None
+    if span <= 4 * len(tv) + 1000:  # periods as offsets: codes by a bincount map, no sort
+        t_present = np.bincount(t_kept - first, minlength=span) > 0
+        n_periods = int(t_present.sum())
+        u_kept = ucodes if rows is None else ucodes[rows]
+        if n_units < len(starts):  # units left out: renumber 0..n_units-1 (sorted label order kept)
+            u_kept = (np.cumsum(present) - 1)[u_kept]
+        codes_cache = (frame, u_kept, (np.cumsum(t_present) - 1)[t_kept - first],
+                       np.flatnonzero(t_present).astype(np.int64) + first)
+    else:
+        n_periods = int(np.unique(t_kept).size)
     info = SampleInfo(
         n_units=n_units, n_treated=n_treated, n_control=n_units - n_treated, n_periods=n_periods,
         n_obs=int(keep.sum()), first_period=first, last_period=last,
@@ -399,4 +439,5 @@ def build_sample(
         dropped_units=dropped_units, dropped_cells=dropped_cells, recoded=recoded, weights=weights,
     )
     return StaggeredSample(frame=frame, outcome=outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
-                           weights=weights, info=info, covariates=covariates, control=control)
+                           weights=weights, info=info, covariates=covariates, control=control,
+                           codes_cache=codes_cache)

@@ -59,6 +59,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
+from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
@@ -111,6 +112,32 @@ def estimate_imputation(
         ``wname``, did2s/pyfixest ``weights``): weighted least squares on ``Omega_0``, ``tau`` averaged
         with the weights, the weighted BJS variance (module docstring). Rows with weight 0 are left out.
     """
+    with blas_threads(1):  # small dense products: threaded OpenBLAS only spins on a busy machine
+        return _estimate_imputation(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                                    alpha=alpha, anticipation=anticipation, horizons=horizons, max_e=max_e,
+                                    pretrend_leads=pretrend_leads, leaveout=leaveout, repeated_cross_section=repeated_cross_section,
+                                    weights=weights, **options)
+
+
+def _estimate_imputation(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    anticipation: int = 0,
+    horizons: int | Sequence[int] | None = None,
+    max_e: int | None = None,
+    pretrend_leads: int | None = None,
+    leaveout: bool = True,
+    repeated_cross_section: bool = False,
+    weights: str | None = None,
+    **options,
+) -> EstimationResult:
+    # the body of the public function above (run with one BLAS thread)
     _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
                                               "horizons", "max_e", "pretrend_leads", "leaveout",
                                               "repeated_cross_section", "weights"))
@@ -131,12 +158,15 @@ def estimate_imputation(
             df = df[df[weights] > 0].reset_index(drop=True)
         g_all = _fe.cohort_values(df, cohort)
         w_all = None if weights is None else df[weights].to_numpy(dtype=float)
+        uc_all, tc_all = _fe.codes(df[unit])[0], _fe.codes(df[time])[0]
+        cc_all = pd.factorize(df[cluster], sort=True)[0].astype(np.int64)  # -1: missing (checked on kept rows)
     else:
         smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
-        df = smp.frame.reset_index(drop=True)
+        df = smp.frame
         g_all = smp.cohort
         w_all = smp.weights
         n_zero = smp.n_zero_weight
+        uc_all, tc_all, cc_all = smp.unit, smp.time, smp.cluster  # codes of sorted labels, as _fe.codes
     y_all = df[outcome].to_numpy(dtype=float)
     t_all = df[time].to_numpy(dtype=float)
     e_all = t_all - np.where(np.isfinite(g_all), g_all, 0.0)
@@ -144,26 +174,22 @@ def estimate_imputation(
     untreated_all = ~treated_all
 
     # imputability: the unit and the period must appear in Omega_0
-    units = df[unit].to_numpy()
-    times = t_all
-    u0 = pd.Index(pd.unique(units[untreated_all]))
-    t0 = pd.Index(pd.unique(times[untreated_all]))
-    ok = untreated_all | (u0.get_indexer(units) >= 0) & (t0.get_indexer(times) >= 0)
+    unit_in_0 = np.bincount(uc_all[untreated_all], minlength=int(uc_all.max()) + 1) > 0
+    time_in_0 = np.bincount(tc_all[untreated_all], minlength=int(tc_all.max()) + 1) > 0
+    ok = untreated_all | (unit_in_0[uc_all] & time_in_0[tc_all])
     n_not_imputable = int((~ok).sum())
     keep = ok
-    df = df[keep].reset_index(drop=True)
     y, g, t, e = y_all[keep], g_all[keep], t_all[keep], e_all[keep]
     treated = treated_all[keep]
     untreated = ~treated
     w = np.ones(y.size) if w_all is None else w_all[keep]  # observation weights (1 = unweighted)
 
-    uc, _ = _fe.codes(df[unit])
-    n_units = int(uc.max()) + 1
-    # time codes defined on Omega_0 (all kept periods appear there)
-    tc, tvals = _fe.codes(df[time])
-    n_times = tvals.size
-    cc, _ = _fe.codes(df[cluster])
-    G = int(cc.max()) + 1
+    # codes of the kept rows (sorted labels, as before the filter; time codes: all kept periods are in Omega_0)
+    uc, n_units = _fe.compact_codes(uc_all[keep])
+    tc, n_times = _fe.compact_codes(tc_all[keep])
+    if (cc_all[keep] < 0).any():
+        raise ValueError("missing values in a fixed-effect / cluster variable")
+    cc, G = _fe.compact_codes(cc_all[keep])
 
     # ---- first stage on Omega_0
     i0 = np.flatnonzero(untreated)
@@ -211,15 +237,13 @@ def estimate_imputation(
     est = np.asarray(W1.T @ tau).ravel()
 
     # residuals e~ (on Omega_0 times the observation weight: v0 = -w0 (alpha_v[i] + lam_v[t]))
-    state = ImputationFit(tau=tau, e=e1, g=g1, w=w1, unit=units[keep][i1], cc1=cc[i1], uc1=uc[i1], Z1=Zt[i1],
+    state = ImputationFit(tau=tau, e=e1, g=g1, w=w1, unit=df[unit].to_numpy()[keep][i1], cc1=cc[i1], uc1=uc[i1], Z1=Zt[i1],
                           Z0=Z0, cc0=cc[i0], uc0=uc[i0], eps0=w0 * fit.resid, fit=fit, n_units=n_units,
                           n_clusters=G, max_e=max_e, leaveout=bool(leaveout))
     if leaveout:
         tau_bar, pooled = _leaveout_means(tau, g1, e1, cc[i1], w1)
     else:  # v^2-weighted cell means; v is proportional to w within a cohort x event-time cell
-        cell = pd.DataFrame({"g": g1, "e": e1, "w2": w1**2, "w2tau": w1**2 * tau})
-        sums = cell.groupby(["g", "e"])[["w2", "w2tau"]].transform("sum")
-        tau_bar = (sums["w2tau"] / sums["w2"]).to_numpy()
+        tau_bar = _cell_means(tau, w1**2, g1, e1)
         pooled = None
     s = cluster_scores(state, W1, tau - tau_bar)
     V = s.T @ s
@@ -248,8 +272,8 @@ def estimate_imputation(
         "control_group": "never treated + not yet treated",
         "anticipation": int(anticipation),
         # the units the estimator uses (n_treated / n_control: the shared sample's, from finish_result)
-        "n_treated_used": int(pd.Series(units[keep][treated]).nunique()),
-        "n_control_used": int(pd.Series(units[keep][~np.isfinite(g)]).nunique()),
+        "n_treated_used": int(np.unique(uc[treated]).size),
+        "n_control_used": int(np.unique(uc[~np.isfinite(g)]).size),
         "n_obs": int(y.size),
         "n_obs_untreated": int(i0.size),
         "n_obs_treated": int(n1),
@@ -384,8 +408,8 @@ def _leaveout_means(tau, g1, e1, c1, w1, strata=None):
         if not pending.any():
             counts[name] = 0
             continue
-        k = pd.MultiIndex.from_arrays([a, b]).factorize()[0]
-        kc = pd.MultiIndex.from_arrays([k, c1]).factorize()[0]
+        k = _group_codes(a, b)
+        kc = _group_codes(k, c1)
         ok, means = leave_own_cluster_out(k, kc, w1, tau)
         ok &= pending
         out[ok] = means[ok]
@@ -394,11 +418,32 @@ def _leaveout_means(tau, g1, e1, c1, w1, strata=None):
     counts["not_leaveout"] = int(pending.sum())
     if pending.any():
         warnings.warn("only one treated cluster: leave-out variance impossible, using in-sample "
-                      "cohort x event-time means for its residuals", RuntimeWarning, stacklevel=3)
-        grp = pd.DataFrame({"w2": w1**2, "w2tau": w1**2 * tau}).groupby([g1, e1])
-        cm = (grp["w2tau"].transform("sum") / grp["w2"].transform("sum")).to_numpy()
-        out[pending] = cm[pending]
+                      "cohort x event-time means for its residuals", RuntimeWarning, stacklevel=4)
+        out[pending] = _cell_means(tau, w1**2, g1, e1)[pending]
     return out, counts
+
+
+def _cluster_time_sums(v: np.ndarray, cl: np.ndarray, tc: np.ndarray, G: int, n_times: int):
+    """``G x (n_times - 1)`` sums of ``v`` by cluster and period (period 0 dropped, as ``time_dummies``):
+    one bincount into a dense table when it is small, else the sparse product."""
+    if G * n_times <= 4 * v.size + 1_000_000:
+        return np.bincount(cl * n_times + tc, weights=v, minlength=G * n_times).reshape(G, n_times)[:, 1:]
+    return sp.csr_matrix((v, (cl, np.arange(v.size))), shape=(G, v.size)) @ _fe.time_dummies(tc, n_times)
+
+
+def _group_codes(*cols: np.ndarray) -> np.ndarray:
+    """Integer codes of the distinct value combinations of ``cols`` (numpy, no pandas MultiIndex)."""
+    key = np.zeros(len(cols[0]), dtype=np.int64)
+    for c in cols:
+        cc, u = _fe.codes(c)
+        key = key * max(len(u), 1) + cc
+    return _fe.codes(key)[0]
+
+
+def _cell_means(v: np.ndarray, wt: np.ndarray, *cols: np.ndarray) -> np.ndarray:
+    """Per row: the ``wt``-weighted mean of ``v`` within the row's cell of ``cols``."""
+    k = _group_codes(*cols)
+    return (np.bincount(k, weights=wt * v) / np.bincount(k, weights=wt))[k]
 
 
 def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha, w=None):

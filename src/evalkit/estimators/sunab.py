@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
+from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
@@ -71,6 +72,29 @@ def estimate_sunab(
         headline estimand over adopter-months ``0..max_e``). ``bin_e``'s upper end must then be
         ``None`` or above ``max_e``. ``None`` (default, as fixest): every cell with ``e >= 0``.
     """
+    with blas_threads(1):  # small dense products: threaded OpenBLAS only spins on a busy machine
+        return _estimate_sunab(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                               alpha=alpha, weights=weights, control=control, anticipation=anticipation, bin_e=bin_e,
+                               max_e=max_e, **options)
+
+
+def _estimate_sunab(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    unit: str = "station_id",
+    time: str = "period",
+    cohort: str = "first_treat",
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    weights: str | None = None,
+    control: str = "never",
+    anticipation: int = 0,
+    bin_e: tuple[int | None, int | None] | None = None,
+    max_e: int | None = None,
+    **options,
+) -> EstimationResult:
+    # the body of the public function above (run with one BLAS thread)
     _fe.check_options("sa", options, ("unit", "time", "cohort", "cluster", "alpha", "weights", "control",
                                       "anticipation", "bin_e", "max_e"))
     if control not in ("never", "lastcohort"):
@@ -90,7 +114,6 @@ def estimate_sunab(
 
     cluster = unit if cluster is None else cluster
     smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
-    df = smp.frame
     g, t = smp.cohort, smp.period
     w_all = smp.weights
     n_always = int(smp.info.dropped_units.get("treated_from_first_period", 0))
@@ -117,25 +140,25 @@ def estimate_sunab(
     keep &= ~no_ref
     if dropped_cohorts:
         note.append(f"cohorts without an observation at e={ref} dropped: {dropped_cohorts}")
-    df, g, t, is_control = df[keep], g[keep], t[keep], is_control[keep]
+    g, t, is_control = g[keep], t[keep], is_control[keep]
     w = None if w_all is None else w_all[keep]
-    y = df[outcome].to_numpy(dtype=float)
+    y = smp.y[keep]
 
-    uc, _ = _fe.codes(df[unit])
-    tc, tvals = _fe.codes(df[time])
-    cc, _ = _fe.codes(df[cluster])
-    n_units, n_times, G = int(uc.max()) + 1, tvals.size, int(cc.max()) + 1
+    # codes of the kept rows (the shared sample's codes of sorted labels, re-compacted)
+    uc, n_units = _fe.compact_codes(smp.unit[keep])
+    tc, n_times = _fe.compact_codes(smp.time[keep])
+    cc, G = _fe.compact_codes(smp.cluster[keep])
 
     # relative period (binned) for treated cohorts
     treated_unit_obs = ~is_control
     e = np.where(treated_unit_obs, t - np.where(np.isfinite(g), g, 0), np.nan)
     e = bin_event_time(e, (bin_lo, bin_hi))
     inter = treated_unit_obs & (e != ref)
-    cell = pd.DataFrame({"g": g[inter], "e": e[inter]})
-    cells = cell.drop_duplicates().sort_values(["g", "e"]).reset_index(drop=True)
-    cell_id = pd.MultiIndex.from_frame(cell).map(
-        pd.Series(np.arange(len(cells)), index=pd.MultiIndex.from_frame(cells))
-    ).to_numpy(dtype=np.int64)
+    # cells sorted by (cohort, event time); ids from one numpy pass (no MultiIndex)
+    gc, gu = _fe.codes(g[inter])
+    ec, eu = _fe.codes(e[inter])
+    cell_id, key = _fe.codes(gc * eu.size + ec)  # sorted keys = (cohort, event time) order
+    cells = pd.DataFrame({"g": gu[key // eu.size], "e": eu[key % eu.size]})
     rows = np.flatnonzero(inter)
     K = len(cells)
     Zint = sp.csr_matrix((np.ones(rows.size), (rows, cell_id)), shape=(y.size, K))
@@ -210,7 +233,6 @@ def estimate_sunab(
     pre = evs < ref
     pretrend = _fe.wald_test(est_e[pre], V_e[np.ix_(pre, pre)])
     pretrend["terms"] = [ev_terms[j] for j in np.flatnonzero(pre)]
-    units_all = df[unit].to_numpy()
     meta = {
         "label": "Sun & Abraham (2021) interaction-weighted event study",
         "control_group": control_label,
@@ -223,8 +245,8 @@ def estimate_sunab(
         "inference": {"se_type": "CRV1", "ssc": factor, "dof_k": dfk, "df": df_t, "n_clusters": int(G),
                       "distribution": f"t({df_t})", "ssc_rule": _fe.SSC_RULES["CRV1"]},
         # the units the cells use (n_treated / n_control: the shared sample's, set by finish_result)
-        "n_treated_used": int(pd.Series(units_all[~is_control]).nunique()),
-        "n_control_used": int(pd.Series(units_all[is_control]).nunique()),
+        "n_treated_used": int(np.unique(uc[~is_control]).size),
+        "n_control_used": int(np.unique(uc[is_control]).size),
         "n_always_treated_dropped": n_always,
         "cohorts_dropped_no_reference": dropped_cohorts,
         "n_obs": int(y.size),
