@@ -1,0 +1,178 @@
+"""Numerics of the de Chaisemartin & D'Haultfœuille (2024) event-study estimator (``did_multiplegt_dyn``).
+
+Works on wide arrays: ``y`` and ``d`` are (groups × periods), periods in order. Every quantity is built
+from per-group influence vectors ``U_g`` (the estimate is ``Σ_g U_g / G``), so effects, placebos, their
+pooled in/out versions and the average total effect share one code path; the variance uses the
+paper's cohort-demeaned version of ``U_g`` (Web Appendix; "conservative" SEs of the package):
+each switcher's long difference is centred on its cohort (baseline treatment, first-switch period,
+treatment at the switch), each not-yet-switcher's on its (baseline, period) cell, with a
+``sqrt(n/(n−1))`` factor; singleton cohorts fall back to the union of both within (baseline, period).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Groups:
+    """Per-group facts (0-based period indices). ``F`` = first period whose treatment differs from the
+    first period's (``T`` if never), ``T_g`` = last period at which a group with the same baseline has
+    not switched yet, ``S`` = +1 switcher in / −1 out / 0 never switching."""
+
+    d_sq: np.ndarray
+    F: np.ndarray
+    T_g: np.ndarray
+    S: np.ndarray
+    d_F: np.ndarray
+
+
+def group_facts(d: np.ndarray) -> tuple[Groups, np.ndarray]:
+    """Baseline, first switch, ``T_g`` and direction of every group; also the mask of groups kept.
+
+    Groups whose treatment after the first switch goes both above and below the baseline, or whose
+    average post-switch treatment equals the baseline, have no switching direction and are dropped
+    (as ``did_multiplegt_dyn`` does by default).
+    """
+    n, T = d.shape
+    d_sq = d[:, 0]
+    changed = d != d_sq[:, None]
+    F = np.where(changed.any(axis=1), changed.argmax(axis=1), T)
+    keep = np.ones(n, dtype=bool)
+    for _ in range(2):  # T_g depends on the kept groups; dropping can change it once
+        T_g = np.full(n, -1)
+        for v in np.unique(d_sq[keep]):
+            m = keep & (d_sq == v)
+            T_g[d_sq == v] = F[m].max() - 1
+        S = np.zeros(n, dtype=int)
+        new_keep = keep.copy()
+        for g in np.flatnonzero(keep & (F < T)):
+            post = d[g, F[g]:]
+            if (post > d_sq[g]).any() and (post < d_sq[g]).any():
+                new_keep[g] = False
+                continue
+            hi = min(T_g[g], T - 1)
+            avg = d[g, F[g]:hi + 1].mean() if hi >= F[g] else post.mean()
+            if avg == d_sq[g]:
+                new_keep[g] = False
+                continue
+            S[g] = 1 if avg > d_sq[g] else -1
+        if (new_keep == keep).all():
+            break
+        keep = new_keep
+    d_F = np.where(F < T, d[np.arange(n), np.minimum(F, T - 1)], np.nan)
+    return Groups(d_sq, F, T_g, S, d_F), keep
+
+
+def _counts(keys: np.ndarray, mask: np.ndarray, clus: np.ndarray | None) -> dict[tuple, int]:
+    out: dict[tuple, set | int] = {}
+    for i in np.flatnonzero(mask):
+        k = tuple(keys[i])
+        if clus is None:
+            out[k] = out.get(k, 0) + 1  # type: ignore[operator]
+        else:
+            out.setdefault(k, set()).add(clus[i])  # type: ignore[union-attr]
+    return {k: (v if isinstance(v, int) else len(v)) for k, v in out.items()}
+
+
+def _means(keys: np.ndarray, mask: np.ndarray, vals: np.ndarray) -> dict[tuple, float]:
+    s: dict[tuple, list[float]] = {}
+    for i in np.flatnonzero(mask):
+        s.setdefault(tuple(keys[i]), []).append(vals[i])
+    return {k: float(np.mean(v)) for k, v in s.items()}
+
+
+@dataclass
+class Component:
+    """One effect or placebo for one direction: influence vectors (length G), switcher count, the
+    switchers' mean treatment change (for the average total effect) and the switchers used."""
+
+    U: np.ndarray
+    U_var: np.ndarray
+    n_switchers: int
+    delta_d: float
+    switchers: np.ndarray
+
+
+def component(y: np.ndarray, d: np.ndarray, gr: Groups, ell: int, direction: int, placebo: bool,
+              clus: np.ndarray | None) -> Component:
+    """Influence vectors of effect ``ell`` (or placebo ``ell``) for switchers with ``S == direction``.
+
+    Row ``(g, t)`` enters through ``ΔY_{g,t}``: ``Y_t − Y_{t−ℓ}`` for effects, ``Y_{t−2ℓ} − Y_{t−ℓ}``
+    for placebos; the switcher's row is ``t = F_g − 1 + ℓ``; controls at ``t`` share the baseline and
+    have not switched by ``t``.
+    """
+    G, T = y.shape
+    dy = np.full((G, T), np.nan)
+    if placebo:
+        if 2 * ell < T:
+            dy[:, 2 * ell:] = y[:, :T - 2 * ell] - y[:, ell:T - ell]
+    else:
+        dy[:, ell:] = y[:, ell:] - y[:, :T - ell]
+    tt = np.arange(T)[None, :]
+    ok = ~np.isnan(dy)
+    in_window = (tt >= ell) & (tt <= gr.T_g[:, None])
+    never = (gr.F[:, None] > tt) & ok & in_window
+    # the switcher's own row (its effect-ℓ row must also be defined for its placebo)
+    is_sw = (gr.S[:, None] == direction) & (tt == (gr.F - 1 + ell)[:, None]) & ok & in_window
+    if placebo:
+        dy_eff = np.full((G, T), np.nan)
+        dy_eff[:, ell:] = y[:, ell:] - y[:, :T - ell]
+        is_sw &= ~np.isnan(dy_eff)
+    bases = np.unique(gr.d_sq)
+    n_ctrl = np.zeros((G, T))
+    n_sw = np.zeros((G, T))
+    for v in bases:
+        m = gr.d_sq == v
+        n_ctrl[m] = never[m].sum(axis=0)
+        n_sw[m] = is_sw[m].sum(axis=0)
+    is_sw &= n_ctrl > 0
+    for v in bases:
+        m = gr.d_sq == v
+        n_sw[m] = is_sw[m].sum(axis=0)
+    N = int(is_sw.sum())
+    if N == 0:
+        return Component(np.zeros(G), np.zeros(G), 0, float("nan"), np.zeros(0, dtype=int))
+    ratio = np.where(n_ctrl > 0, n_sw / np.where(n_ctrl > 0, n_ctrl, 1), 0.0) * never
+    wgt = (G / N) * (is_sw.astype(float) - ratio)
+    dy0 = np.where(ok, dy, 0.0)
+    U = (wgt * dy0).sum(axis=1)
+
+    # cohort-demeaned version for the variance
+    n_sw_t = is_sw.sum(axis=0)  # switchers at t, any baseline
+    dof_s = is_sw
+    dof_ns = never & (n_sw_t[None, :] > 0)
+    gi, ti = np.nonzero(dof_s | dof_ns)
+    cl_rows = None if clus is None else clus[gi]
+    vals = dy[gi, ti]
+    s_keys = np.c_[gr.d_sq[gi], gr.F[gi], np.nan_to_num(gr.d_F[gi], nan=-1e300)]
+    ns_keys = np.c_[gr.d_sq[gi], ti]
+    ms, mns = dof_s[gi, ti], dof_ns[gi, ti]
+    cnt_s, mean_s = _counts(s_keys, ms, cl_rows), _means(s_keys, ms, vals)
+    cnt_ns, mean_ns = _counts(ns_keys, mns, cl_rows), _means(ns_keys, mns, vals)
+    all_rows = np.ones(gi.size, dtype=bool)
+    cnt_u, mean_u = _counts(ns_keys, all_rows, cl_rows), _means(ns_keys, all_rows, vals)
+    centred = np.zeros((G, T))
+    for r in range(gi.size):
+        g, t = gi[r], ti[r]
+        if ms[r]:
+            k, n_own, mean_own = tuple(s_keys[r]), cnt_s, mean_s
+        else:
+            k, n_own, mean_own = tuple(ns_keys[r]), cnt_ns, mean_ns
+        n = n_own[k]
+        ku = tuple(ns_keys[r])
+        if n >= 2:
+            centred[g, t] = np.sqrt(n / (n - 1)) * (vals[r] - mean_own[k])
+        elif cnt_u[ku] >= 2:
+            nu = cnt_u[ku]
+            centred[g, t] = np.sqrt(nu / (nu - 1)) * (vals[r] - mean_u[ku])
+        # else: a lone row with nothing to centre on contributes nothing (as the package)
+    U_var = (wgt * centred).sum(axis=1)
+    # switchers out: the outcome's sign is flipped (the package's convention), so a positive number is
+    # the effect of the treatment's level, whichever way it moved
+    U, U_var = direction * U, direction * U_var
+    gs, ts = np.nonzero(is_sw)
+    delta_d = float(np.abs(d[gs, ts] - gr.d_sq[gs]).mean())
+    return Component(U, U_var, N, delta_d, gs)
