@@ -29,33 +29,32 @@ class Groups:
     d_F: np.ndarray
 
 
-def group_facts(d: np.ndarray) -> tuple[Groups, np.ndarray]:
-    """Baseline, first switch, ``T_g`` and direction of every group; also the mask of groups kept.
+def group_facts(d: np.ndarray) -> tuple[Groups, np.ndarray, np.ndarray]:
+    """Baseline, first switch, ``T_g`` and direction of every group; the mask of groups kept and the
+    mask of cells left out.
 
-    Groups whose treatment after the first switch goes both above and below the baseline, or whose
-    average post-switch treatment equals the baseline, have no switching direction and are dropped
-    (as ``did_multiplegt_dyn`` does by default).
+    As ``did_multiplegt_dyn`` by default, a cell ``(g, t)`` is left out once group ``g`` has had, by
+    ``t``, both a treatment above and one below its baseline (its later effects mix both directions);
+    the direction is the sign of the average treatment minus the baseline over the cells kept from the
+    first switch to ``T_g``, and a group whose average equals its baseline is dropped.
     """
     n, T = d.shape
     d_sq = d[:, 0]
     changed = d != d_sq[:, None]
     F = np.where(changed.any(axis=1), changed.argmax(axis=1), T)
+    cells_out = np.maximum.accumulate(d > d_sq[:, None], axis=1) & np.maximum.accumulate(d < d_sq[:, None], axis=1)
     keep = np.ones(n, dtype=bool)
-    for _ in range(2):  # T_g depends on the kept groups; dropping can change it once
+    for _ in range(n + 1):  # T_g depends on the kept groups; iterate until nothing more is dropped
         T_g = np.full(n, -1)
         for v in np.unique(d_sq[keep]):
-            m = keep & (d_sq == v)
-            T_g[d_sq == v] = F[m].max() - 1
+            T_g[d_sq == v] = F[keep & (d_sq == v)].max() - 1
         S = np.zeros(n, dtype=int)
         new_keep = keep.copy()
         for g in np.flatnonzero(keep & (F < T)):
-            post = d[g, F[g]:]
-            if (post > d_sq[g]).any() and (post < d_sq[g]).any():
-                new_keep[g] = False
-                continue
-            hi = min(T_g[g], T - 1)
-            avg = d[g, F[g]:hi + 1].mean() if hi >= F[g] else post.mean()
-            if avg == d_sq[g]:
+            window = np.arange(F[g], min(T_g[g], T - 1) + 1)
+            window = window[~cells_out[g, window]]
+            avg = d[g, window].mean() if window.size else np.nan
+            if not np.isfinite(avg) or avg == d_sq[g]:
                 new_keep[g] = False
                 continue
             S[g] = 1 if avg > d_sq[g] else -1
@@ -63,7 +62,7 @@ def group_facts(d: np.ndarray) -> tuple[Groups, np.ndarray]:
             break
         keep = new_keep
     d_F = np.where(F < T, d[np.arange(n), np.minimum(F, T - 1)], np.nan)
-    return Groups(d_sq, F, T_g, S, d_F), keep
+    return Groups(d_sq, F, T_g, S, d_F), keep, cells_out
 
 
 def _counts(keys: np.ndarray, mask: np.ndarray, clus: np.ndarray | None) -> dict[tuple, int]:

@@ -115,9 +115,11 @@ def estimate_switching(
     d = np.full((G0, T), np.nan)
     y[ucode, tcode] = f[outcome].to_numpy(dtype=float)
     d[ucode, tcode] = f[treatment].to_numpy(dtype=float)
-    _, keep = group_facts(d)
+    _, keep, cells_out = group_facts(d)
     y, d = y[keep], d[keep]
-    gr, _ = group_facts(d)
+    gr, _, cells_out = group_facts(d)
+    n_out = int((cells_out & np.isfinite(y)).sum())
+    y[cells_out] = np.nan
     G = int(keep.sum())
     clus = None
     n_clusters = G
@@ -194,7 +196,8 @@ def estimate_switching(
                       n_obs=int(np.isfinite(y).sum()), first_period=int(periods[0]), last_period=int(periods[-1]),
                       balanced=bool(np.isfinite(y).all()),
                       dropped_units={"no_switch_direction": int((~keep).sum())} if (~keep).any() else {},
-                      dropped_cells={"missing_outcome": int(np.isnan(y).sum())} if np.isnan(y).any() else {})
+                      dropped_cells={k: v for k, v in (("missing_outcome", int(np.isnan(y).sum()) - n_out),
+                                                       ("above_and_below_baseline", n_out)) if v})
     meta: dict[str, Any] = {
         "label": "de Chaisemartin & D'Haultfœuille (2024) event study (did_multiplegt_dyn)",
         "control_group": "not yet switched, same baseline treatment", "base_period": "period before the first switch",
