@@ -112,14 +112,14 @@ def component(y: np.ndarray, d: np.ndarray, gr: Groups, ell: int, direction: int
         dy[:, ell:] = y[:, ell:] - y[:, :T - ell]
     tt = np.arange(T)[None, :]
     ok = ~np.isnan(dy)
-    in_window = (tt >= ell) & (tt <= gr.T_g[:, None])
-    never = (gr.F[:, None] > tt) & ok & in_window
-    # the switcher's own row (its effect-ℓ row must also be defined for its placebo)
-    is_sw = (gr.S[:, None] == direction) & (tt == (gr.F - 1 + ell)[:, None]) & ok & in_window
     if placebo:
+        # a placebo uses the effect's switchers and controls: their effect-ℓ difference must exist too
         dy_eff = np.full((G, T), np.nan)
         dy_eff[:, ell:] = y[:, ell:] - y[:, :T - ell]
-        is_sw &= ~np.isnan(dy_eff)
+        ok &= ~np.isnan(dy_eff)
+    in_window = (tt >= ell) & (tt <= gr.T_g[:, None])
+    never = (gr.F[:, None] > tt) & ok & in_window
+    is_sw = (gr.S[:, None] == direction) & (tt == (gr.F - 1 + ell)[:, None]) & ok & in_window
     bases = np.unique(gr.d_sq)
     n_ctrl = np.zeros((G, T))
     n_sw = np.zeros((G, T))
