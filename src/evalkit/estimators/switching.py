@@ -62,7 +62,7 @@ def check_switching_panel(panel: pd.DataFrame, outcome: str, treatment: str, uni
     per_unit = panel.groupby(unit)[time].nunique()
     short = per_unit[per_unit < n_t]
     if len(short):
-        raise PanelInputError(f"column {time!r}: unit {short.index[0]!r} has {int(short.iloc[0])} of {n_t} periods; "
+        raise PanelInputError(f"column {time!r}: unit {short.index.tolist()[0]!r} has {int(short.iloc[0])} of {n_t} periods; "
                               f"the estimator needs each unit's treatment in every period (outcome may be NaN)")
 
 
