@@ -252,10 +252,12 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
                  "bootstrap", "seed", "small_cohorts"),
         from_params=_dose, estimand="att_average_over_adopters_doses", designs=("dose",)),
     EstimatorSpec(
-        # design "switching" is not in DESIGNS: it never joins an evaluation's default estimators
+        # design "switching" is not in DESIGNS: it never joins an evaluation's default estimators; the
+        # event-study / pre-trend flags stay off so staggered evaluations never pick it (its result still
+        # has event rows and meta["pretrend"])
         "switching", "evalkit.estimators.switching:estimate_switching",
         _labels("处理可开可关的事件研究（dCDH）", "Switching treatments event study (dCDH)"), "switching",
-        event_study=True, pretrend_test=True, weights=False,
+        event_study=False, pretrend_test=False, weights=False,
         options=("unit", "time", "treatment", "cluster", "alpha", "effects", "placebo", "switchers"),
         from_params=_switching, estimand="average_total_effect_per_treatment_unit", designs=("switching",)),
 ]}
