@@ -8,7 +8,8 @@ compare Y_{F−1−ℓ} − Y_{F−1} with the same controls. Switchers in (trea
 are estimated separately (out with the outcome's sign flipped, so both measure the effect of more
 treatment) and pooled with their numbers of switchers. The *average total effect* (the ``overall``
 row) is Σ_ℓ w_ℓ DID_ℓ / Σ_ℓ w_ℓ δ^D_ℓ, w_ℓ ∝ switchers at ℓ and δ^D_ℓ the switchers' mean absolute
-treatment change: the effect per unit of treatment, summed over the periods it was received.
+treatment change: the effect per unit of treatment change, summed over the period of the change and
+the following ones (up to ``effects``).
 
 Analytic SEs from the per-group influence functions with the paper's cohort demeaning (the package's
 default "conservative" SEs), summed within clusters; no small-sample factor. See docs/estimators-other.md.
