@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass
@@ -63,24 +64,6 @@ def group_facts(d: np.ndarray) -> tuple[Groups, np.ndarray, np.ndarray]:
         keep = new_keep
     d_F = np.where(F < T, d[np.arange(n), np.minimum(F, T - 1)], np.nan)
     return Groups(d_sq, F, T_g, S, d_F), keep, cells_out
-
-
-def _counts(keys: np.ndarray, mask: np.ndarray, clus: np.ndarray | None) -> dict[tuple, int]:
-    out: dict[tuple, set | int] = {}
-    for i in np.flatnonzero(mask):
-        k = tuple(keys[i])
-        if clus is None:
-            out[k] = out.get(k, 0) + 1  # type: ignore[operator]
-        else:
-            out.setdefault(k, set()).add(clus[i])  # type: ignore[union-attr]
-    return {k: (v if isinstance(v, int) else len(v)) for k, v in out.items()}
-
-
-def _means(keys: np.ndarray, mask: np.ndarray, vals: np.ndarray) -> dict[tuple, float]:
-    s: dict[tuple, list[float]] = {}
-    for i in np.flatnonzero(mask):
-        s.setdefault(tuple(keys[i]), []).append(vals[i])
-    return {k: float(np.mean(v)) for k, v in s.items()}
 
 
 @dataclass
@@ -144,30 +127,26 @@ def component(y: np.ndarray, d: np.ndarray, gr: Groups, ell: int, direction: int
     dof_s = is_sw
     dof_ns = never & (n_sw_t[None, :] > 0)
     gi, ti = np.nonzero(dof_s | dof_ns)
-    cl_rows = None if clus is None else clus[gi]
-    vals = dy[gi, ti]
-    s_keys = np.c_[gr.d_sq[gi], gr.F[gi], np.nan_to_num(gr.d_F[gi], nan=-1e300)]
-    ns_keys = np.c_[gr.d_sq[gi], ti]
-    ms, mns = dof_s[gi, ti], dof_ns[gi, ti]
-    cnt_s, mean_s = _counts(s_keys, ms, cl_rows), _means(s_keys, ms, vals)
-    cnt_ns, mean_ns = _counts(ns_keys, mns, cl_rows), _means(ns_keys, mns, vals)
-    all_rows = np.ones(gi.size, dtype=bool)
-    cnt_u, mean_u = _counts(ns_keys, all_rows, cl_rows), _means(ns_keys, all_rows, vals)
+    rows = pd.DataFrame({"d_sq": gr.d_sq[gi], "F": gr.F[gi], "d_F": np.nan_to_num(gr.d_F[gi], nan=-1.0),
+                         "t": ti, "v": dy[gi, ti], "s": dof_s[gi, ti],
+                         "c": gi if clus is None else clus[gi]})
+    # own cohort: switchers by (baseline, first switch, treatment at the switch); controls by (baseline, t)
+    # (a switcher's cohort fixes t = F − 1 + ℓ); n = units (or clusters) in it
+    own = rows.assign(k1=np.where(rows.s, rows.F, -1), k2=np.where(rows.s, rows.d_F, rows.t))
+    by_own = own.groupby(["s", "d_sq", "k1", "k2"], sort=False)
+    n_own = by_own["c"].transform("nunique").to_numpy()
+    m_own = by_own["v"].transform("mean").to_numpy()
+    by_u = rows.groupby(["d_sq", "t"], sort=False)
+    n_u = by_u["c"].transform("nunique").to_numpy()
+    m_u = by_u["v"].transform("mean").to_numpy()
+    v = rows["v"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c_own = np.sqrt(n_own / (n_own - 1)) * (v - m_own)
+        c_u = np.sqrt(n_u / (n_u - 1)) * (v - m_u)
+    # a singleton cohort falls back to the union of switchers and controls in (baseline, t); a lone row
+    # with nothing to centre on contributes nothing (as the package)
     centred = np.zeros((G, T))
-    for r in range(gi.size):
-        g, t = gi[r], ti[r]
-        if ms[r]:
-            k, n_own, mean_own = tuple(s_keys[r]), cnt_s, mean_s
-        else:
-            k, n_own, mean_own = tuple(ns_keys[r]), cnt_ns, mean_ns
-        n = n_own[k]
-        ku = tuple(ns_keys[r])
-        if n >= 2:
-            centred[g, t] = np.sqrt(n / (n - 1)) * (vals[r] - mean_own[k])
-        elif cnt_u[ku] >= 2:
-            nu = cnt_u[ku]
-            centred[g, t] = np.sqrt(nu / (nu - 1)) * (vals[r] - mean_u[ku])
-        # else: a lone row with nothing to centre on contributes nothing (as the package)
+    centred[gi, ti] = np.where(n_own >= 2, c_own, np.where(n_u >= 2, c_u, 0.0))
     U_var = (wgt * centred).sum(axis=1)
     # switchers out: the outcome's sign is flipped (the package's convention), so a positive number is
     # the effect of the treatment's level, whichever way it moved
