@@ -219,3 +219,10 @@ def test_county_clusters_sum_influence_functions():
     with pytest.raises(PanelInputError, match=r"column 'period': varies within a unit") as exc:
         estimate_switching(p, "Y", treatment="D", cluster="period", **KW)
     assert "\n" not in str(exc.value)
+
+
+def test_refit_from_context_gives_the_same_result(ref_panel):
+    r = estimate_switching(ref_panel, "Y", treatment="D", effects=2, placebo=1, cluster="county", **KW)
+    ctx = r.context
+    again = get_estimator(ctx.estimator)(ctx.sample, "Y", **ctx.options)
+    pd.testing.assert_frame_equal(again.estimates, r.estimates)

@@ -102,6 +102,8 @@ def estimate_switching(
     for name, v, lo in (("effects", effects, 1), ("placebo", placebo, 0)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
             raise ValueError(f"switching: {name} must be an integer >= {lo}, got {v!r}")
+    if isinstance(panel, StaggeredSample):  # a refit from result.context: its frame is the checked panel
+        panel = panel.frame
     check_switching_panel(panel, outcome, treatment, unit, time, cluster)
     if cluster is not None and cluster != unit and (panel.groupby(unit)[cluster].nunique() > 1).any():
         raise PanelInputError(f"column {cluster!r}: varies within a unit; clusters must nest units")
