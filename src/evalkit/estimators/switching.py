@@ -195,6 +195,9 @@ def estimate_switching(
                                                                         "p_value": float("nan")}
 
     n_sw = int((gr.S != 0).sum())
+    # mean outcome of the switchers before their first switch (for percent effects, as other estimators)
+    pre = (gr.S != 0)[:, None] & (np.arange(T)[None, :] < gr.F[:, None])
+    baseline = float(np.nanmean(y[pre])) if np.isfinite(y[pre]).any() else float("nan")
     info = SampleInfo(n_units=G, n_treated=n_sw, n_control=G - n_sw, n_periods=T,
                       n_obs=int(np.isfinite(y).sum()), first_period=int(periods[0]), last_period=int(periods[-1]),
                       balanced=bool(np.isfinite(y).all()),
@@ -207,7 +210,7 @@ def estimate_switching(
         "treatment": treatment, "switchers": switchers, "effects": int(effects), "placebo": int(placebo),
         "n_obs": info.n_obs, "n_periods": T, "n_clusters": int(n_clusters), "cluster": cluster or unit,
         "alpha": alpha, "n_switchers_in": int((gr.S == 1).sum()), "n_switchers_out": int((gr.S == -1).sum()),
-        "pretrend": pretrend,
+        "pretrend": pretrend, "baseline_mean": baseline,
         "delta_d": {("in" if s == 1 else "out"): ate_den[s] for s in dirs},
     }
     res = EstimationResult("switching", outcome, tab, meta=meta, vcov=vcov)
