@@ -133,6 +133,11 @@ def test_result_contract_and_json_round_trip(ref_panel):
     assert s["dropped_cells"]["missing_outcome"] == int(ref_panel["Y"].isna().sum())
     assert r.meta["estimand"] == "average_total_effect_per_treatment_unit"
     assert set(r.meta["pretrend"]) == {"stat", "df", "p_value"}
+    # baseline mean: switchers' outcomes before their first change of D
+    first = ref_panel.groupby("station")["D"].transform("first")
+    changed = (ref_panel["D"] != first).groupby(ref_panel["station"]).cummax()
+    switcher = (ref_panel["D"] != first).groupby(ref_panel["station"]).transform("any")
+    assert r.meta["baseline_mean"] == pytest.approx(ref_panel.loc[switcher & ~changed, "Y"].mean(), abs=1e-12)
     back = EstimationResult.from_json(r.to_json())
     pd.testing.assert_frame_equal(back.estimates[tab.columns], tab, check_dtype=False)
 
