@@ -19,20 +19,23 @@ from evalkit.estimators._sample import build_sample
 from evalkit.params import validate_params
 from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
-# every registered estimator starts from the shared sample and fills the result contract; "dose" needs a
-# dose column the shared panels lack: its contract is checked in tests/test_dose.py
-CONVERTED = [n for n in SPECS if n != "dose"]
+# every registered estimator starts from the shared sample and fills the result contract; "dose" and
+# "switching" need a dose / treatment column the shared panels lack: their contracts are checked in
+# tests/test_dose.py and tests/test_switching.py
+CONVERTED = [n for n in SPECS if n not in ("dose", "switching")]
+
 # estimators that need a balanced panel: on an unbalanced sample they refuse with a clear error
 BALANCED_ONLY = ["bacon", "sdid", "sc"]
 
 
 def test_every_spec_is_complete():
     assert list(SPECS) == ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon",
-                           "poisson", "sdid", "sc", "dose"]
+                           "poisson", "sdid", "sc", "dose", "switching"]
     for name, spec in SPECS.items():
         assert spec.name == name
         assert spec.label["zh"] and spec.label["en"] and spec.estimand
-        assert {"unit", "time", "cohort", "alpha"} <= set(spec.options)
+        # "switching" reads a unit-period treatment column instead of an adoption cohort
+        assert {"unit", "time", "alpha"} | ({"treatment"} if name == "switching" else {"cohort"}) <= set(spec.options)
         assert callable(spec.load())
 
 
@@ -49,7 +52,8 @@ def test_registry_rejects_unknown_options(name):
     with pytest.raises(TypeError) as exc:
         get_estimator(name)(pd.DataFrame(), "y", clsuter="county")
     msg = str(exc.value)
-    assert f"{name}: unknown option 'clsuter'" in msg and "accepted options: unit, time, cohort" in msg
+    first = "unit, time, treatment" if name == "switching" else "unit, time, cohort"
+    assert f"{name}: unknown option 'clsuter'" in msg and f"accepted options: {first}" in msg
     with pytest.raises(TypeError, match="unknown option 'clsuter'"):
         get_spec(name)(pd.DataFrame(), "y", clsuter="county")
 

@@ -34,9 +34,9 @@ import pandas as pd
 NEVER = 0  # same value as evalkit.registry.NEVER_TREATED (kept local: this module imports light)
 CONTROLS = ("never", "notyet")
 #: reasons a whole unit leaves the sample (the vocabulary of ``SampleInfo.dropped_units``)
-UNIT_DROP_REASONS = ("treated_from_first_period", "no_outcome")
+UNIT_DROP_REASONS = ("treated_from_first_period", "no_outcome", "no_switch_direction")  # last: switching.py
 #: reasons single unit-period rows leave the sample (``SampleInfo.dropped_cells``)
-CELL_DROP_REASONS = ("missing_outcome",)
+CELL_DROP_REASONS = ("missing_outcome", "above_and_below_baseline")  # last: switching.py
 _SHOW = 5  # offending rows named in an error message
 
 EventWindow = tuple[int | None, int | None]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from evalkit.params import EvaluationParams
     from evalkit.results import EstimationResult
 
-ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station", "dose")
+ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station", "dose", "switching")
 DESIGNS = ("staggered", "single_station")
 #: keyword arguments every panel estimator takes (``cluster`` is left out where it has no meaning)
 SAMPLE_ARGS = ("unit", "time", "cohort")
@@ -160,6 +160,11 @@ def _dose(p: EvaluationParams) -> dict[str, Any]:
     return {**_common(p), "bootstrap": p.bootstrap, "seed": p.seed}
 
 
+def _switching(p: EvaluationParams) -> dict[str, Any]:
+    # not wired into evaluations yet (no design runs it): the shared options only
+    return _common(p)
+
+
 def _labels(zh: str, en: str) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
@@ -246,6 +251,15 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         options=("unit", "time", "cohort", "cluster", "alpha", "dose", "control", "degree", "knots", "dvals",
                  "bootstrap", "seed", "small_cohorts"),
         from_params=_dose, estimand="att_average_over_adopters_doses", designs=("dose",)),
+    EstimatorSpec(
+        # design "switching" is not in DESIGNS: it never joins an evaluation's default estimators; the
+        # event-study / pre-trend flags stay off so staggered evaluations never pick it (its result still
+        # has event rows and meta["pretrend"])
+        "switching", "evalkit.estimators.switching:estimate_switching",
+        _labels("处理可开可关的事件研究（dCDH）", "Switching treatments event study (dCDH)"), "switching",
+        event_study=False, pretrend_test=False, weights=False,
+        options=("unit", "time", "treatment", "cluster", "alpha", "effects", "placebo", "switchers"),
+        from_params=_switching, estimand="average_total_effect_per_treatment_unit", designs=("switching",)),
 ]}
 
 
