@@ -341,13 +341,19 @@ def read_params_yaml(p: Path) -> Any:
 
 
 def load_params(path: str | Path) -> EvaluationParams:
-    """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem."""
+    """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem. A file with
+    ``notebook: prevention_index`` is a prevention-index report: its own model
+    (:class:`evalkit.index.report_params.IndexReportParams`) is returned."""
     p = Path(path)
     if not p.is_file():
         raise ParamsError(f"params file not found: {p}")
     data = read_params_yaml(p) or {}
     if isinstance(data, dict):
         data.setdefault("evaluation_id", p.stem)
+        if data.get("notebook") == "prevention_index":  # a bureau's index report, not an evaluation
+            from evalkit.index.report_params import validate_report_params
+
+            return validate_report_params(data, source=str(p))
     return validate_params(data, source=str(p))
 
 
@@ -410,7 +416,7 @@ def check_against_warehouse(params: EvaluationParams, source: str, warehouse: st
     from evalkit.warehouse import open_db
 
     path = Path(warehouse or params.warehouse)
-    if not path.is_file():
+    if not path.is_file() or not isinstance(params, EvaluationParams):  # an index report has no window
         return []
     with open_db(path, read_only=True) as con:
         return check_window(params, con, source)
