@@ -134,9 +134,21 @@ def ranking_table(rep: IndexReport) -> pd.DataFrame:
         w("d_index", lang): r["d_index"].map(lambda x: _signed(x, lang)),
         w("d_rank", lang): r["d_rank"].map(lambda x: _signed(x, lang, 0)),
     })
-    for c in rep.defn.capabilities:
-        out[_label(c, lang)] = r[c.id].map(lambda x: fmt_num(x, lang, 0))
+    for j, c in enumerate(rep.defn.capabilities, 1):
+        out[_cap_header(c, j, lang)] = r[c.id].map(lambda x: fmt_num(x, lang, 0))
     return out
+
+
+def _cap_header(cap, j: int, lang: str) -> str:
+    """A capability's column header: its Chinese label (short), or "C1"… in English (the labels are long:
+    the table would overflow the page; :func:`_cap_legend` spells them out)."""
+    return cap.label.zh if lang == "zh" else f"C{j}"
+
+
+def _cap_legend(rep: IndexReport) -> str:
+    if rep.params.lang == "zh":
+        return ""
+    return " · ".join(f"C{j} {c.label.en}" for j, c in enumerate(rep.defn.capabilities, 1)) + ". "
 
 
 def show_ranking(rep: IndexReport) -> pd.DataFrame:
@@ -144,7 +156,7 @@ def show_ranking(rep: IndexReport) -> pd.DataFrame:
     table = ranking_table(rep)
     _html(f'<h2>{w("ranking_h", lang)} — {html.escape(rep.at)}</h2>'
           + table.to_html(index=False, classes="ek-table", border=0, escape=True)
-          + f'<p class="ek-note">{html.escape(w("ranking_note", lang))}</p>')
+          + f'<p class="ek-note">{html.escape(_cap_legend(rep) + w("ranking_note", lang))}</p>')
     return table
 
 
@@ -155,10 +167,11 @@ def show_radar(rep: IndexReport) -> None:
     lang, m = rep.params.lang, rep.params.radar_max
     caps = rep.capabilities
     rows = rep.ranking.dropna(subset=["index"]).head(m)
-    fig = radar_grid(rows[caps], [_label(c, lang) for c in rep.defn.capabilities],
+    fig = radar_grid(rows[caps], [_cap_header(c, j, lang) for j, c in enumerate(rep.defn.capabilities, 1)],
                      reference=rep.ranking[caps].mean(), reference_label=w("mean", lang),
                      titles=[f"{int(k)}. {n}" for k, n in zip(rows["rank"], rows["name"], strict=True)])
-    _html(f'<h2>{w("radar_h", lang)}</h2><p class="ek-note">{html.escape(w("radar_note", lang, m=m))}</p>')
+    _html(f'<h2>{w("radar_h", lang)}</h2><p class="ek-note">{html.escape(_cap_legend(rep) + w("radar_note", lang, m=m))}'
+          '</p>')
     show(fig)
 
 

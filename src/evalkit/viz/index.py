@@ -66,7 +66,7 @@ def index_trend(trend: pd.DataFrame, lines: dict[str, pd.Series] | None = None, 
     ax.fill_between(x, trend["p10"], trend["p90"], color=CONTROL_COLOR, alpha=0.15, label=band_label)
     ax.plot(x, trend["mean"], color=CONTROL_COLOR, lw=1.8, label=mean_label)
     pos = {p: i for i, p in enumerate(trend["period"])}
-    colors = (TREATED_COLOR, "#d62728", "#2ca02c", "#9467bd")
+    colors = (TREATED_COLOR, "#2e86c1", "#2ca02c", "#9467bd")
     for (label, s), color in zip((lines or {}).items(), colors, strict=False):
         s = s[s.index.isin(pos)]
         ax.plot([pos[p] for p in s.index], s.to_numpy(dtype=float), lw=1.2, color=color, label=label)
