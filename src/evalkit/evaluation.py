@@ -52,6 +52,7 @@ from evalkit.evaluation_steps import (
 )
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
+from evalkit.index.outcome import add_index_outcomes
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -453,6 +454,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
         if panel is None:
             panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
                                 exclude_reforms=p.exclude_reforms)
+            panel = add_index_outcomes(con, panel, p)  # index/capability scores joined (evalkit.index.outcome)
     first = panel.groupby("station_id")["first_treat"].first()
     if (first == NEVER_TREATED).all():
         raise EvaluationError(

@@ -29,6 +29,9 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
                       there is more than one outcome).
 ``bootstrap``         Callaway–Sant'Anna multiplier-bootstrap draws; 0 (default) keeps analytic
                       clustered SEs for the CS row and adds a 499-draw bootstrap variant row.
+``index_definition``  the prevention-index definition behind ``index`` / ``index:<capability or
+                      indicator>`` outcomes (default ``params/index/prevention_index.yaml``;
+                      :mod:`evalkit.index.outcome`, ``docs/prevention-index.md``).
 ``headline``          ``auto`` (default): the headline estimator is chosen for the design when the
                       evaluation runs (:mod:`evalkit.headline_choice`, rules in ``docs/briefs.md``
                       § Headline choice); a named estimator (one of ``estimators``) is used as given.
@@ -161,6 +164,8 @@ class EvaluationParams(BaseModel):
     # Callaway–Sant'Anna when fewer than 100 stations adopt (evalkit.inference.jackknife)
     headline_se: Literal["auto", "analytic", "jackknife"] = "auto"
     multiple_testing: SBool | None = None  # None: true when there is more than one outcome
+    # the index definition behind outcomes ``index``, ``index:<capability|indicator>`` (evalkit.index.outcome)
+    index_definition: str = "params/index/prevention_index.yaml"
 
     @field_validator("inference", mode="before")
     @classmethod
@@ -202,6 +207,9 @@ class EvaluationParams(BaseModel):
     def _outcomes(cls, v: list[str]) -> list[str]:
         out = []
         for name in v:
+            if str(name).strip() == "index" or str(name).startswith(("index:", "index_")):
+                out.append(str(name).strip())  # resolved against index_definition in _index_outcomes
+                continue
             try:
                 out.append(outcome_id(name))
             except KeyError as exc:
@@ -229,6 +237,17 @@ class EvaluationParams(BaseModel):
         if lo >= -1 or hi < 0:
             raise ValueError(f"event_window must be [leads<-1, lags>=0], e.g. [-12, 24]; got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _index_outcomes(self) -> EvaluationParams:
+        names = [o for o in self.outcomes if o == "index" or o.startswith(("index:", "index_"))]
+        if names:
+            from evalkit.index.outcome import load_for_params, resolve
+
+            defn = load_for_params(self.index_definition)
+            ids = {o: resolve(o, defn, self.index_definition) for o in names}
+            self.outcomes = list(dict.fromkeys(ids.get(o, o) for o in self.outcomes))
+        return self
 
     @model_validator(mode="after")
     def _headline(self) -> EvaluationParams:
@@ -322,13 +341,19 @@ def read_params_yaml(p: Path) -> Any:
 
 
 def load_params(path: str | Path) -> EvaluationParams:
-    """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem."""
+    """Read and validate one params YAML file. ``evaluation_id`` defaults to the file stem. A file with
+    ``notebook: prevention_index`` is a prevention-index report: its own model
+    (:class:`evalkit.index.report_params.IndexReportParams`) is returned."""
     p = Path(path)
     if not p.is_file():
         raise ParamsError(f"params file not found: {p}")
     data = read_params_yaml(p) or {}
     if isinstance(data, dict):
         data.setdefault("evaluation_id", p.stem)
+        if data.get("notebook") == "prevention_index":  # a bureau's index report, not an evaluation
+            from evalkit.index.report_params import validate_report_params
+
+            return validate_report_params(data, source=str(p))
     return validate_params(data, source=str(p))
 
 
@@ -391,7 +416,7 @@ def check_against_warehouse(params: EvaluationParams, source: str, warehouse: st
     from evalkit.warehouse import open_db
 
     path = Path(warehouse or params.warehouse)
-    if not path.is_file():
+    if not path.is_file() or not isinstance(params, EvaluationParams):  # an index report has no window
         return []
     with open_db(path, read_only=True) as con:
         return check_window(params, con, source)

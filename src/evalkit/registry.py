@@ -133,7 +133,8 @@ class Outcome:
     """A station-period outcome the panel offers.
 
     ``kind``: ``count`` (non-negative integer; percent effects via Poisson), ``rate``
-    (per 10,000 residents), ``minutes``, ``share`` (0..1), ``days``.
+    (per 10,000 residents), ``minutes``, ``share`` (0..1), ``days``, ``score`` (0–100 points of
+    the prevention index, :mod:`evalkit.index.outcome`).
     ``better``: ``lower`` or ``higher`` — which direction is an improvement.
     """
 
@@ -184,6 +185,13 @@ OUTCOMES: dict[str, Outcome] = _outcomes()
 # multiple-testing correction never counts it twice. 警情总量 here is the incidents the station
 # handled (not diverted to 12345); 处警量 is the same count in the bureau's dispatch vocabulary.
 SAME_SERIES: tuple[tuple[str, str], ...] = (("incidents_total", "dispatches"),)
+
+
+def add_outcomes(extra) -> None:
+    """Register derived outcomes (the prevention index's scores, added when a params file names
+    them: :func:`evalkit.index.outcome.resolve`), so labels and kinds are looked up as for any outcome."""
+    for o in extra:
+        OUTCOMES[o.id] = o
 
 
 def outcome_id(name: str) -> str:

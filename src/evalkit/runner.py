@@ -22,7 +22,7 @@ from evalkit.params import EvaluationParams, check_against_warehouse, load_param
 from evalkit.registry import REFORMS
 from evalkit.warehouse import open_db
 
-NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data")
+NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data", "prevention_index")
 
 
 class RunError(RuntimeError):
@@ -58,6 +58,10 @@ def preflight(params: EvaluationParams) -> None:
     if not wh.is_file():
         raise RunError(f"{params.evaluation_id}: warehouse {wh} not found — run `evalkit ingest`, or for the demo "
                        f"`evalkit demo-data` and pass --warehouse data/demo/warehouse.duckdb")
+    if params.notebook == "prevention_index":  # an index report: the definition must exist too
+        if not Path(params.index_definition).is_file():
+            raise RunError(f"{params.evaluation_id}: index_definition {params.index_definition} not found")
+        return
     with open_db(wh, read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
     if n == 0:
@@ -207,7 +211,7 @@ def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: st
     params = load_params(path)
     update = {k: v for k, v in {"warehouse": warehouse, "lang": lang}.items() if v}
     if update:
-        params = EvaluationParams.model_validate(params.model_dump() | update)
+        params = type(params).model_validate(params.model_dump() | update)
     return run_params(params, outputs, pdf=pdf, on_step=on_step)
 
 
