@@ -264,7 +264,8 @@ def report(df: pd.DataFrame, alpha: float = ALPHA) -> str:
     if df.empty:
         return "No replications yet."
     lines = [f"Verdict Monte Carlo: α = {alpha}; MC SE = Monte Carlo standard error; "
-             f"'valid' = rejection under no effect (selection off) ≤ α + 2·sqrt(α(1−α)/n).", ""]
+             f"'valid' = rejection under no effect ≤ α + 2·sqrt(α(1−α)/n) in every no-effect cell of the design "
+             "(random adoption and, where run, bigger stations adopting).", ""]
     head = ["design", "effect", "selection", "reps", "errors", "证据充分", "充分+有限 (MC SE)",
             *[LABELS[v] for v in VERDICTS[1:]], "headline (rule)", "sens. available", "coverage", "bias",
             "s/rep (CPU)"]
@@ -288,12 +289,13 @@ def report(df: pd.DataFrame, alpha: float = ALPHA) -> str:
             _pct(ok["sensitivity_available"].mean() if len(ok) else float("nan")), _pct(cov),
             f"{bias:.3f}", f"{g['seconds'].mean():.1f} ({g['cpu_seconds'].mean():.1f})"]) + " |")
         rej = rejections(g, alpha)
-        if delta == 0 and not sel:
-            valid[design] = {k for k, (r, m) in rej.items() if r <= alpha + 2 * mcse(alpha, m)}
+        if delta == 0:  # valid = size kept in EVERY no-effect cell of the design (random and selection)
+            size_ok = {k for k, (r, m) in rej.items() if r <= alpha + 2 * mcse(alpha, m)}
+            valid[design] = size_ok if design not in valid else valid[design] & size_ok
         power_rows.append((key, design, delta, sel, n, sig, rej))
     lines += ["", "Rejection rate of each robustness-table row (p < α), %; ✓ = valid in that no-effect cell; "
-              "'most powerful valid' = highest rejection with the effect among the rows valid in the design's "
-              "no-effect, random-adoption cell:", ""]
+              "'most powerful valid' = highest rejection with the effect among the rows valid in all of the design's "
+              "no-effect cells:", ""]
     names = sorted({k for *_, rej in power_rows for k in rej})
     head = ["design", "effect", "selection", *names, "most powerful valid", "its power", "充分+有限"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
