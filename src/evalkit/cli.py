@@ -451,45 +451,6 @@ def _method_help() -> str:
     return "estimator: " + " | ".join(SPECS)
 
 
-def _event_window(text: str | None, option: str) -> tuple[int | None, int | None] | None:
-    """'-12,24' → (-12, 24); an empty end is open: ',24' → (None, 24)."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return tuple(int(p) if p.strip() else None for p in parts)  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(f"--{option} expects LO,HI event times (an end may be empty), got {text!r}") from None
-
-
-#: rows of the printed table (the JSON holds every row): dose adds its dose-response curve and ACR^o
-_SUMMARY_KINDS = {"default": ("overall", "coef", "event", "group", "calendar"),
-                  "dose": ("overall", "aggregate", "dose", "dose_slope")}
-
-
-def _treatment_option(method: str, column: str | None) -> dict[str, str]:
-    """``--treatment COLUMN`` as the method's option: ``dose=`` (dose), ``treatment=`` (switching)."""
-    key = {"dose": "dose", "switching": "treatment"}.get(method)
-    if key is None and column is not None:
-        raise ValueError(f"--treatment does not apply to method {method}; methods: dose, switching")
-    if key is not None and column is None:
-        raise ValueError(f"method {method} needs --treatment COLUMN (the station-period "
-                         f"{'dose' if key == 'dose' else 'treatment'} column)")
-    return {key: column} if key else {}
-
-
-def _knots(text: str | None) -> int | list[float] | None:
-    """'2' → 2 interior quantile knots; '0.3,0.6' → knots at those doses."""
-    if text is None:
-        return None
-    try:
-        return int(text) if "," not in text and "." not in text else [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--knots expects a count or comma-separated doses, got {text!r}") from None
-
-
 def _fail_line(message: str, code: int) -> typer.Exit:
     """Print one plain line to stderr (no rich wrapping or markup) and exit with ``code``."""
     sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
@@ -538,6 +499,7 @@ def estimate_cmd(
     Options a method does not take are refused (exit 2), as are panel problems (one line naming
     the column and the first offending rows).
     """
+    from evalkit.estimate_options import SUMMARY_KINDS, event_window, knots_option, treatment_option
     from evalkit.estimators._sample import PanelInputError, build_sample
     from evalkit.estimators.specs import SPECS, get_estimator
 
@@ -551,12 +513,12 @@ def estimate_cmd(
             "cluster": cluster, "weights": weights, "control": control, "est_method": est_method,
             "covariates": [c.strip() for c in covariates.split(",")] if covariates else None,
             "bootstrap": bootstrap, "seed": seed, "allow_unbalanced": allow_unbalanced,
-            "anticipation": anticipation, "trim_e": _event_window(trim_e, "trim-e"),
-            "bin_e": _event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
-            "se": se, "reps": reps, "degree": degree, "knots": _knots(knots), "effects": effects,
+            "anticipation": anticipation, "trim_e": event_window(trim_e, "trim-e"),
+            "bin_e": event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
+            "se": se, "reps": reps, "degree": degree, "knots": knots_option(knots), "effects": effects,
             "placebo": placebo, "switchers": switchers, "cohort": cohort,
         }
-        given.update(_treatment_option(method, treatment))
+        given.update(treatment_option(method, treatment))
     except ValueError as exc:
         raise _fail_line(str(exc), 2) from None
     given = {k: v for k, v in given.items() if v is not None}
@@ -594,7 +556,7 @@ def estimate_cmd(
         raise _fail_line(f"{method} on {panel_file}: {exc}", 1) from None
     result.meta["seconds"] = round(time.perf_counter() - t0, 4)
     result.meta["panel_file"] = str(panel_file)
-    out.print(result.summary(_SUMMARY_KINDS.get(method, _SUMMARY_KINDS["default"])))
+    out.print(result.summary(SUMMARY_KINDS.get(method, SUMMARY_KINDS["default"])))
     if by is not None:
         _print_subgroups(result, by, panel, alpha, unit, panel_file)
     if json_out:
