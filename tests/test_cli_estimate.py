@@ -167,3 +167,105 @@ def test_weights_reach_the_estimator(tmp_path, method):
     assert abs(res.att - direct.att) > 1e-3                   # the weights changed the estimate
     if method == "cs":  # twfe fills meta["sample"] once the fe-engine branch converts it to the result contract
         assert res.meta["sample"]["weights"] == "pop"
+
+
+# ---------------------------------------------------------------------------- dose and switching (issue 17)
+def _dose_panel(n: int = 48, seed: int = 0) -> pd.DataFrame:
+    """Staggered adoption at periods 3 and 5 (a third never treated); effect 2 × dose after adoption."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lam = rng.normal(size=8)
+    rows = []
+    for i in range(n):
+        g = (0, 3, 5)[i % 3]
+        d = float(rng.uniform(0.2, 1.0)) if g else 0.0
+        a = rng.normal()
+        for t in range(1, 7):
+            post = g != 0 and t >= g
+            rows.append({"station_id": f"s{i:02d}", "period": t, "first_treat": g, "coverage": d if post else 0.0,
+                         "y": a + lam[t] + (2.0 * d if post else 0.0) + 0.1 * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def _switch_panel(n: int = 60, seed: int = 5) -> pd.DataFrame:
+    """Treatment levels 0/1/2 that go up and down; outcome = unit + period effects + 0.7 × treatment + noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lam = rng.normal(size=8)
+    rows = []
+    for i in range(n):
+        path = np.full(8, float(rng.integers(0, 3)))
+        for _ in range(rng.integers(0, 3)):
+            f = rng.integers(1, 8)
+            path[f:] = max(0.0, path[f - 1] + rng.choice([-1.0, 1.0]))
+        a = rng.normal()
+        rows += [{"station_id": f"s{i:02d}", "period": t + 1, "in_programme": path[t],
+                  "y": a + lam[t] + 0.7 * path[t] + 0.1 * rng.normal()} for t in range(8)]
+    return pd.DataFrame(rows)
+
+
+def test_dose_through_the_cli_equals_a_direct_call(tmp_path):
+    from evalkit.estimators import get_estimator
+
+    p = _dose_panel()
+    out = tmp_path / "dose.json"
+    proc = _run(p, tmp_path, "--method", "dose", "--treatment", "coverage", "--degree", "1", "--knots", "0",
+                "--bootstrap", "49", "--seed", "7", "--control", "notyet", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "ATT(d=" in proc.stdout and "ACRT(d=" in proc.stdout and "ACR" in proc.stdout  # the curve is printed
+    res = EstimationResult.from_json(out)
+    assert res.estimator == "dose" and res.meta["sample"]["n_units"] == 48
+    direct = get_estimator("dose")(p, "y", dose="coverage", degree=1, knots=0, bootstrap=49, seed=7,
+                                   control="notyet")
+    assert res.att == pytest.approx(direct.att, rel=1e-12) and res.se == pytest.approx(direct.se, rel=1e-12)
+    curve, ref = res.rows("dose"), direct.rows("dose")
+    assert len(curve) == len(ref) > 0
+    assert curve["estimate"].to_numpy() == pytest.approx(ref["estimate"].to_numpy(), rel=1e-12)
+    assert curve["ci_low"].to_numpy() == pytest.approx(ref["ci_low"].to_numpy(), rel=1e-12)
+    # the options reached the estimator: a quadratic curve differs from the linear one
+    quad = tmp_path / "quad.json"
+    proc = _run(p, tmp_path, "--method", "dose", "--treatment", "coverage", "--degree", "2", "--bootstrap", "0",
+                "--json", str(quad))
+    assert proc.returncode == 0, proc.stderr
+    q = EstimationResult.from_json(quad).rows("dose")["estimate"].to_numpy()
+    assert abs(q - ref["estimate"].to_numpy()).max() > 1e-6
+
+
+def test_switching_through_the_cli_equals_a_direct_call(tmp_path):
+    from evalkit.estimators import get_estimator
+
+    p = _switch_panel()
+    out = tmp_path / "switching.json"
+    proc = _run(p, tmp_path, "--method", "switching", "--treatment", "in_programme", "--effects", "3",
+                "--placebo", "2", "--switchers", "in", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Av_tot_effect" in proc.stdout and "Effect_3" in proc.stdout and "Placebo_2" in proc.stdout
+    res = EstimationResult.from_json(out)
+    assert res.estimator == "switching" and res.meta["switchers"] == "in" and res.meta["treatment"] == "in_programme"
+    direct = get_estimator("switching")(p, "y", treatment="in_programme", effects=3, placebo=2, switchers="in")
+    assert res.att == pytest.approx(direct.att, rel=1e-12) and res.se == pytest.approx(direct.se, rel=1e-12)
+    assert res.rows("event")["estimate"].to_numpy() == pytest.approx(direct.rows("event")["estimate"].to_numpy(),
+                                                                     rel=1e-12)
+    assert list(res.rows("event")["term"]) == ["Effect_1", "Effect_2", "Effect_3", "Placebo_1", "Placebo_2"]
+    assert res.att == pytest.approx(0.7, abs=0.1)                  # the planted effect per unit of treatment
+
+
+@pytest.mark.parametrize("panel, args, message", [
+    ("dose", ["--method", "dose"], "method dose needs --treatment COLUMN (the station-period dose column)"),
+    ("switch", ["--method", "switching"], "method switching needs --treatment COLUMN"),
+    ("dose", ["--method", "cs", "--treatment", "coverage"], "--treatment does not apply to method cs; methods: dose, switching"),
+    ("dose", ["--method", "dose", "--treatment", "nope"], "--treatment column 'nope' not in the panel; columns are [station_id"),
+    ("switch", ["--method", "switching", "--treatment", "nope"], "--treatment column 'nope' not in the panel"),
+    ("switch", ["--method", "switching", "--treatment", "in_programme", "--cohort", "g"],
+     "--cohort does not apply to method switching"),
+    ("switch", ["--method", "switching", "--treatment", "in_programme", "--switchers", "up"],
+     "--switchers must be in, out or both, got 'up'"),
+    ("dose", ["--method", "dose", "--treatment", "coverage", "--effects", "2"], "--effects does not apply to method dose"),
+    ("dose", ["--method", "twfe", "--degree", "2"], "--degree does not apply to method twfe"),
+    ("dose", ["--method", "dose", "--treatment", "coverage", "--knots", "a,b"], "--knots expects a count or"),
+])
+def test_dose_and_switching_option_errors_are_one_line(tmp_path, panel, args, message):
+    p = _dose_panel() if panel == "dose" else _switch_panel()
+    assert message in _one_line_error(_run(p, tmp_path, *args))

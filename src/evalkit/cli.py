@@ -451,19 +451,6 @@ def _method_help() -> str:
     return "estimator: " + " | ".join(SPECS)
 
 
-def _event_window(text: str | None, option: str) -> tuple[int | None, int | None] | None:
-    """'-12,24' → (-12, 24); an empty end is open: ',24' → (None, 24)."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return tuple(int(p) if p.strip() else None for p in parts)  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(f"--{option} expects LO,HI event times (an end may be empty), got {text!r}") from None
-
-
 def _fail_line(message: str, code: int) -> typer.Exit:
     """Print one plain line to stderr (no rich wrapping or markup) and exit with ``code``."""
     sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
@@ -477,7 +464,10 @@ def estimate_cmd(
     method: str = typer.Option("cs", help=_method_help()),
     unit: str = typer.Option("station_id", help="unit column"),
     time_col: str = typer.Option("period", "--time", help="time column (integer periods)"),
-    cohort: str = typer.Option("first_treat", help="first treated period column (0 or empty = never)"),
+    cohort: str | None = typer.Option(None, help="first treated period column (0 or empty = never; default "
+                                      "first_treat); every method but switching"),
+    treatment: str | None = typer.Option(None, help="station-period column: the dose (method dose) or the "
+                                         "treatment that switches on and off (method switching)"),
     cluster: str | None = typer.Option(None, help=f"cluster column (default: unit); {_applies('cluster')}"),
     weights: str | None = typer.Option(None, help=f"observation-weight column, e.g. population; {_applies('weights')}"),
     control: str | None = typer.Option(None, help=f"never | notyet; {_applies('control')}"),
@@ -494,6 +484,11 @@ def estimate_cmd(
     window: int | None = typer.Option(None, help=f"periods before/after adoption; {_applies('window')}"),
     se: str | None = typer.Option(None, help=f"placebo | jackknife | bootstrap | none; {_applies('se')}"),
     reps: int | None = typer.Option(None, help=f"placebo / bootstrap replications; {_applies('reps')}"),
+    degree: int | None = typer.Option(None, help=f"B-spline degree of the dose-response curve; {_applies('degree')}"),
+    knots: str | None = typer.Option(None, help=f"interior knots: a count (2) or doses (0.3,0.6); {_applies('knots')}"),
+    effects: int | None = typer.Option(None, help=f"effects after the first switch; {_applies('effects')}"),
+    placebo: int | None = typer.Option(None, help=f"placebos before the first switch; {_applies('placebo')}"),
+    switchers: str | None = typer.Option(None, help=f"in | out | both; {_applies('switchers')}"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
     by: str | None = typer.Option(None, "--by", help="also print the effect by subgroup: a station column "
@@ -504,6 +499,7 @@ def estimate_cmd(
     Options a method does not take are refused (exit 2), as are panel problems (one line naming
     the column and the first offending rows).
     """
+    from evalkit.estimate_options import SUMMARY_KINDS, event_window, knots_option, treatment_option
     from evalkit.estimators._sample import PanelInputError, build_sample
     from evalkit.estimators.specs import SPECS, get_estimator
 
@@ -517,13 +513,17 @@ def estimate_cmd(
             "cluster": cluster, "weights": weights, "control": control, "est_method": est_method,
             "covariates": [c.strip() for c in covariates.split(",")] if covariates else None,
             "bootstrap": bootstrap, "seed": seed, "allow_unbalanced": allow_unbalanced,
-            "anticipation": anticipation, "trim_e": _event_window(trim_e, "trim-e"),
-            "bin_e": _event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
-            "se": se, "reps": reps,
+            "anticipation": anticipation, "trim_e": event_window(trim_e, "trim-e"),
+            "bin_e": event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
+            "se": se, "reps": reps, "degree": degree, "knots": knots_option(knots), "effects": effects,
+            "placebo": placebo, "switchers": switchers, "cohort": cohort,
         }
+        given.update(treatment_option(method, treatment))
     except ValueError as exc:
         raise _fail_line(str(exc), 2) from None
     given = {k: v for k, v in given.items() if v is not None}
+    if switchers is not None and switchers not in ("in", "out", "both"):
+        raise _fail_line(f"--switchers must be in, out or both, got {switchers!r}", 2)
     if "weights" in given and not spec.weights:
         raise _fail_line(f"method {method} does not take observation weights (--weights); "
                          f"{_applies('weights')}", 2)
@@ -535,14 +535,20 @@ def estimate_cmd(
         panel = read_panel_file(panel_file)
     except typer.BadParameter as exc:
         raise _fail_line(str(exc), 2) from None
-    if cohort in panel.columns:
-        panel[cohort] = panel[cohort].fillna(0)  # documented: an empty cohort cell = never treated
-    kwargs = {"unit": unit, "time": time_col, "cohort": cohort, "alpha": alpha, **given}
+    column = given.get("dose") or given.get("treatment")
+    if column is not None and column not in panel.columns:
+        raise _fail_line(f"{panel_file}: --treatment column {column!r} not in the panel; columns are "
+                         f"[{', '.join(map(str, panel.columns[:12]))}]", 2)
+    kwargs = {"unit": unit, "time": time_col, "alpha": alpha, **given}
+    if "cohort" in spec.options:
+        cohort = kwargs["cohort"] = cohort or "first_treat"
+        if cohort in panel.columns:
+            panel[cohort] = panel[cohort].fillna(0)  # documented: an empty cohort cell = never treated
     t0 = time.perf_counter()
     try:
-        # validate once up front, whatever the method (the estimators apply the same sample)
-        build_sample(panel, outcome, unit=unit, time=time_col, cohort=cohort, cluster=cluster, weights=weights,
-                     covariates=given.get("covariates") or ())
+        if "cohort" in spec.options:  # validate once up front (switching checks its own panel: no cohort)
+            build_sample(panel, outcome, unit=unit, time=time_col, cohort=cohort, cluster=cluster, weights=weights,
+                         covariates=given.get("covariates") or ())
         result = get_estimator(method)(panel, outcome, **kwargs)
     except (PanelInputError, TypeError) as exc:
         raise _fail_line(f"{panel_file}: {exc}", 2) from None
@@ -550,7 +556,7 @@ def estimate_cmd(
         raise _fail_line(f"{method} on {panel_file}: {exc}", 1) from None
     result.meta["seconds"] = round(time.perf_counter() - t0, 4)
     result.meta["panel_file"] = str(panel_file)
-    out.print(result.summary())
+    out.print(result.summary(SUMMARY_KINDS.get(method, SUMMARY_KINDS["default"])))
     if by is not None:
         _print_subgroups(result, by, panel, alpha, unit, panel_file)
     if json_out:
