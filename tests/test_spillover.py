@@ -150,6 +150,7 @@ def test_result_contract_registry_and_refit():
     assert (r.estimates["kind"] == "overall").sum() == 1
     assert r.meta["estimand"] and r.meta["sample"]["n_units"] == N and r.meta["n_treated"] == 5
     assert spec.estimand == "att_treated_cells_clean_controls"
+    assert "spillover_e=0" in r.summary()  # the summary table shows the spillover rows
     back = EstimationResult.from_json(r.to_json())
     pd.testing.assert_frame_equal(back.estimates, r.estimates)
     again = get_estimator(r.context.estimator)(r.context.sample, "y", **r.context.options)
