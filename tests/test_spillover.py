@@ -5,6 +5,10 @@ below is the check."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -193,3 +197,25 @@ def test_small_monte_carlo_bias_and_coverage():
     for j, truth in ((0, -3.0), (2, 1.5)):
         assert abs(a[:, j].mean() - truth) < 3 * a[:, j].std() / np.sqrt(len(a))
         assert a[:, j + 1].mean() >= 0.86
+
+
+def test_cli_estimate_spillover(tmp_path):
+    p = _panel(noise=1.0, seed=4)
+    p.to_csv(tmp_path / "panel.csv", index=False)
+    _ring().to_csv(tmp_path / "adj.csv", index=False)
+    base = [sys.executable, "-m", "evalkit", "estimate", str(tmp_path / "panel.csv"), "--outcome", "y",
+            "--method", "spillover"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([*base, "--adjacency", str(tmp_path / "adj.csv"), "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "spillover_e=0" in proc.stdout
+    got = EstimationResult.from_json(tmp_path / "r.json").estimates
+    want = estimate_spillover(p, "y", adjacency=_ring()).estimates
+    np.testing.assert_allclose(got["estimate"], want["estimate"], rtol=0, atol=1e-10)
+    miss = subprocess.run(base, capture_output=True, text=True, cwd=root)
+    assert miss.returncode == 2 and miss.stderr.strip() == (
+        "error: method spillover needs --adjacency FILE (station pairs: station_id, neighbor_id)")
+    other = subprocess.run([*base[:-1], "imputation", "--adjacency", str(tmp_path / "adj.csv")],
+                           capture_output=True, text=True, cwd=root)
+    assert other.returncode == 2 and "--adjacency does not apply to method imputation" in other.stderr

@@ -494,6 +494,8 @@ def estimate_cmd(
     window: int | None = typer.Option(None, help=f"periods before/after adoption; {_applies('window')}"),
     se: str | None = typer.Option(None, help=f"placebo | jackknife | bootstrap | none; {_applies('se')}"),
     reps: int | None = typer.Option(None, help=f"placebo / bootstrap replications; {_applies('reps')}"),
+    adjacency: Path | None = typer.Option(None, help="station pairs file (CSV or Parquet; columns station_id, "
+                                          f"neighbor_id); {_applies('adjacency')}"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
     by: str | None = typer.Option(None, "--by", help="also print the effect by subgroup: a station column "
@@ -519,7 +521,7 @@ def estimate_cmd(
             "bootstrap": bootstrap, "seed": seed, "allow_unbalanced": allow_unbalanced,
             "anticipation": anticipation, "trim_e": _event_window(trim_e, "trim-e"),
             "bin_e": _event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
-            "se": se, "reps": reps,
+            "se": se, "reps": reps, "adjacency": adjacency,
         }
     except ValueError as exc:
         raise _fail_line(str(exc), 2) from None
@@ -531,8 +533,14 @@ def estimate_cmd(
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
         raise _fail_line(f"{flags} does not apply to method {method}; see `evalkit estimate --help`", 2)
+    if method == "spillover" and adjacency is None:
+        raise _fail_line("method spillover needs --adjacency FILE (station pairs: station_id, neighbor_id)", 2)
     try:
         panel = read_panel_file(panel_file)
+        if adjacency is not None:
+            if not adjacency.is_file():
+                raise typer.BadParameter(f"adjacency file not found: {adjacency}")
+            given["adjacency"] = read_panel_file(adjacency)
     except typer.BadParameter as exc:
         raise _fail_line(str(exc), 2) from None
     if cohort in panel.columns:
