@@ -20,9 +20,9 @@ from evalkit.params import validate_params
 from evalkit.results import ESTIMATE_COLUMNS, EstimationResult, _clean
 
 # every registered estimator starts from the shared sample and fills the result contract; "dose" and
-# "switching" need a dose / treatment column the shared panels lack: their contracts are checked in
-# tests/test_dose.py and tests/test_switching.py
-CONVERTED = [n for n in SPECS if n not in ("dose", "switching")]
+# "switching" need a dose / treatment column the shared panels lack, "spillover" an adjacency table: their
+# contracts are checked in tests/test_dose.py, tests/test_switching.py and tests/test_spillover.py
+CONVERTED = [n for n in SPECS if n not in ("dose", "switching", "spillover")]
 
 # estimators that need a balanced panel: on an unbalanced sample they refuse with a clear error
 BALANCED_ONLY = ["bacon", "sdid", "sc"]
@@ -30,7 +30,7 @@ BALANCED_ONLY = ["bacon", "sdid", "sc"]
 
 def test_every_spec_is_complete():
     assert list(SPECS) == ["naive_yoy", "did2x2", "twfe", "event_twfe", "cs", "sa", "imputation", "bacon",
-                           "poisson", "sdid", "sc", "dose", "switching"]
+                           "poisson", "sdid", "sc", "dose", "switching", "spillover"]
     for name, spec in SPECS.items():
         assert spec.name == name
         assert spec.label["zh"] and spec.label["en"] and spec.estimand

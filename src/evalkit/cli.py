@@ -489,6 +489,8 @@ def estimate_cmd(
     effects: int | None = typer.Option(None, help=f"effects after the first switch; {_applies('effects')}"),
     placebo: int | None = typer.Option(None, help=f"placebos before the first switch; {_applies('placebo')}"),
     switchers: str | None = typer.Option(None, help=f"in | out | both; {_applies('switchers')}"),
+    adjacency: Path | None = typer.Option(None, help="station pairs file (CSV or Parquet; columns station_id, "
+                                          f"neighbor_id); {_applies('adjacency')}"),
     alpha: float = typer.Option(0.05, help="1 - confidence level"),
     json_out: Path | None = typer.Option(None, "--json", help="write the full result as JSON here"),
     by: str | None = typer.Option(None, "--by", help="also print the effect by subgroup: a station column "
@@ -516,7 +518,7 @@ def estimate_cmd(
             "anticipation": anticipation, "trim_e": event_window(trim_e, "trim-e"),
             "bin_e": event_window(bin_e, "bin-e"), "leads": leads, "lags": lags, "window": window,
             "se": se, "reps": reps, "degree": degree, "knots": knots_option(knots), "effects": effects,
-            "placebo": placebo, "switchers": switchers, "cohort": cohort,
+            "placebo": placebo, "switchers": switchers, "cohort": cohort, "adjacency": adjacency,
         }
         given.update(treatment_option(method, treatment))
     except ValueError as exc:
@@ -531,8 +533,14 @@ def estimate_cmd(
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
         raise _fail_line(f"{flags} does not apply to method {method}; see `evalkit estimate --help`", 2)
+    if method == "spillover" and adjacency is None:
+        raise _fail_line("method spillover needs --adjacency FILE (station pairs: station_id, neighbor_id)", 2)
     try:
         panel = read_panel_file(panel_file)
+        if adjacency is not None:
+            if not adjacency.is_file():
+                raise typer.BadParameter(f"adjacency file not found: {adjacency}")
+            given["adjacency"] = read_panel_file(adjacency)
     except typer.BadParameter as exc:
         raise _fail_line(str(exc), 2) from None
     column = given.get("dose") or given.get("treatment")

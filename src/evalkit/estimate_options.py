@@ -19,7 +19,8 @@ def event_window(text: str | None, option: str) -> tuple[int | None, int | None]
 
 #: rows of the printed table (the JSON holds every row): dose adds its dose-response curve and ACR^o
 SUMMARY_KINDS = {"default": ("overall", "coef", "event", "group", "calendar"),
-                 "dose": ("overall", "aggregate", "dose", "dose_slope")}
+                 "dose": ("overall", "aggregate", "dose", "dose_slope"),
+                 "spillover": ("overall", "event", "spillover")}
 
 
 def treatment_option(method: str, column: str | None) -> dict[str, str]:

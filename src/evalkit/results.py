@@ -242,7 +242,7 @@ class EstimationResult:
         return out
 
     # ------------------------------------------------------------------ display
-    def summary(self, kinds: tuple[str, ...] = ("overall", "coef", "event", "group", "calendar")) -> str:
+    def summary(self, kinds: tuple[str, ...] = ("overall", "coef", "event", "group", "calendar", "spillover")) -> str:
         """A plain-text summary table (metadata, then estimates)."""
         lines = [f"{self.meta.get('label', self.estimator)} — outcome: {self.outcome}"]
         keys = [

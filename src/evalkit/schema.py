@@ -174,11 +174,28 @@ COUNT_BOUNDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 REPORT_TABLES: tuple[str, ...] = ("cases", "visits", "hazards", "patrols", "surveys", "complaints")
 
+# ---- optional station adjacency (相邻派出所): one row per pair of neighbouring stations, for the
+# spillover estimator (evalkit.estimators.spillover). A pair may be listed in one direction or both;
+# both ids are matched against the station register (code or name). No personal data.
+ADJACENCY = Table(
+    "adjacency", "相邻派出所", ("station_id", "neighbor_id"),
+    (
+        _c("station_id", "VARCHAR", "派出所编码", "本所编码", "派出所代码", "单位编码", "派出所", "派出所名称", "本所"),
+        _c("neighbor_id", "VARCHAR", "相邻派出所编码", "相邻派出所代码", "邻所编码", "相邻单位编码", "相邻派出所",
+           "相邻派出所名称", "邻所", "接壤派出所"),
+        # a file without these columns leaves them unknown (NULL), never "no" / zero
+        _c("shared_border", "BOOLEAN", "是否接壤", "接壤", "共用边界", required=False),
+        _c("distance_km", "DOUBLE", "所址距离", "距离", "所址间距离", "驻地距离", required=False),
+    ),
+)
+#: tables listed in the warehouse summary only when they hold rows
+OPTIONAL_TABLES: tuple[str, ...] = (*REPORT_TABLES, "adjacency")
+
 # Headers ignored silently (row numbers of the export, not data).
 IGNORED_HEADERS: tuple[str, ...] = ("序号", "编号序号", "行号", "no", "no.", "#", "备注序号")
 
 TABLES: dict[str, Table] = {t.name: t for t in (STATIONS, REFORMS, INCIDENTS, DISPUTES, CASES, VISITS, HAZARDS,
-                                                 PATROLS, SURVEYS, COMPLAINTS)}
+                                                 PATROLS, SURVEYS, COMPLAINTS, ADJACENCY)}
 
 # Headers that hold personal data: refused at ingest, never stored.
 PERSONAL_DATA_HEADERS: tuple[str, ...] = (

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from evalkit.schema import META_DDL, META_MIGRATIONS, REPORT_TABLES, TABLES
+from evalkit.schema import META_DDL, META_MIGRATIONS, OPTIONAL_TABLES, TABLES
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_VAR = "EVALKIT_WAREHOUSE"
@@ -210,8 +210,8 @@ def live_facts(con: duckdb.DuckDBPyConnection) -> dict:
     loads = con.execute(f"SELECT count(*) FROM ingest_log WHERE {live}").fetchall()[0][0]
     other = dict(con.execute(f"SELECT table_name, coalesce(sum({other_col}), 0) FROM ingest_log WHERE {live} "
                              f"AND table_name IN ('incidents', 'disputes') GROUP BY 1").fetchall())
-    # the optional monthly report tables (prevention index) are listed only when they hold rows
-    rows = {t: counts[t] for t in TABLES if t not in REPORT_TABLES or counts[t]}
+    # the optional tables (monthly reports, adjacency) are listed only when they hold rows
+    rows = {t: counts[t] for t in TABLES if t not in OPTIONAL_TABLES or counts[t]}
     return {"rows": rows, "quarantined": counts["quarantine"],
             "quarantined_by_reason": {k: int(v) for k, v in reasons.items()}, "loads": int(loads),
             "rows_other": {k: int(v) for k, v in other.items()}, "synthetic": is_demo(con)}

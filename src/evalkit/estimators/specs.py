@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from evalkit.params import EvaluationParams
     from evalkit.results import EstimationResult
 
-ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station", "dose", "switching")
+ROLES = ("headline", "robustness", "naive", "diagnostic", "single_station", "dose", "switching", "spillover")
 DESIGNS = ("staggered", "single_station")
 #: keyword arguments every panel estimator takes (``cluster`` is left out where it has no meaning)
 SAMPLE_ARGS = ("unit", "time", "cohort")
@@ -165,6 +165,12 @@ def _switching(p: EvaluationParams) -> dict[str, Any]:
     return _common(p)
 
 
+def _spillover(p: EvaluationParams) -> dict[str, Any]:
+    # not wired into evaluations yet (no design runs it; the adjacency table is a call argument)
+    lo, hi = p.event_window
+    return {**_common(p), "horizons": hi, "max_e": hi}
+
+
 def _labels(zh: str, en: str) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
@@ -260,6 +266,16 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         event_study=False, pretrend_test=False, weights=False,
         options=("unit", "time", "treatment", "cluster", "alpha", "effects", "placebo", "switchers"),
         from_params=_switching, estimand="average_total_effect_per_treatment_unit", designs=("switching",)),
+    EstimatorSpec(
+        # design "spillover" is not in DESIGNS: it never joins an evaluation's default estimators; the
+        # overall row is the direct effect with contaminated controls removed (the headline estimand
+        # with max_e), the kind-"spillover" rows the effect on untreated neighbours
+        "spillover", "evalkit.estimators.spillover:estimate_spillover",
+        _labels("含邻近派出所溢出效应的双重差分", "DiD with spillovers to neighbouring stations"), "spillover",
+        event_study=False, pretrend_test=False, weights=False,
+        options=("unit", "time", "cohort", "cluster", "alpha", "adjacency", "horizons", "max_e", "leaveout"),
+        from_params=_spillover, estimand="att_treated_cells_clean_controls", designs=("spillover",),
+        horizon_option="max_e"),
 ]}
 
 

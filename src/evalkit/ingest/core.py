@@ -41,13 +41,14 @@ from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
 from evalkit.warehouse import transaction
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
-STATION_REF_TABLES = ("reforms", "incidents", "disputes", *REPORT_TABLES)
+STATION_REF_TABLES = ("reforms", "incidents", "disputes", *REPORT_TABLES, "adjacency")
 KEYS = {
     "stations": ("station_id",),
     "reforms": ("station_id", "reform"),
     "incidents": ("incident_id",),
     "disputes": ("dispute_id",),
     **{t: ("station_id", "month") for t in REPORT_TABLES},  # monthly reports: one row per station-month
+    "adjacency": ("station_id", "neighbor_id"),  # one row per ordered pair
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
 UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
@@ -152,7 +153,7 @@ def _word_values(con, spec: Table, hm: HeaderMap) -> None:
     (station references, reforms, categories, codes, yes/no words), in one scan of the raw table."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
-        (c.name == "station_id" and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
+        (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
     if not cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
@@ -266,6 +267,16 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parsed["station_cands"] = "ms.cands"  # the candidates of an ambiguous reference
             joins.append(join)
             parse_checks.extend(station_checks)
+        elif c.name == "neighbor_id":  # adjacency: the neighbour is matched to the register like station_id
+            station_map_table(con, _words_source(con, vv), vv, "_ek_map_neighbor")
+            joins.append(f"LEFT JOIN _ek_map_neighbor mn ON mn.v = {vv}")
+            parsed[c.name] = "mn.m"
+            parsed["neighbor_cands"] = "mn.cands"
+            parse_checks.append(Check("ambiguous_station", c.name, f"{vv} IS NOT NULL AND p_neighbor_cands IS NOT NULL",
+                                      f"concat('neighbour ', {vv}, ' fits several stations of the register: ', "
+                                      f"p_neighbor_cands, '; give the code or the full name')"))
+            parse_checks.append(Check("unknown_station", c.name, bad,
+                                      f"concat('neighbour ', {vv}, ' is not in the station register (by code or name)')"))
         elif c.name == "reform":
             _make_map(con, "_ek_map_reform", vv, lambda x, u=user: _reform_map(x, u))
             joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
@@ -368,6 +379,9 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
                                     f"{p(col)} - {p('received_at')} > {MAX_RESPONSE}",
                                     f"concat('response time ', CAST({p(col)} - {p('received_at')} AS VARCHAR), "
                                     f"' exceeds 24 hours')"))
+    if t == "adjacency":
+        checks.append(Check("self_pair", "neighbor_id", f"{p('station_id')} = {p('neighbor_id')}",
+                            f"concat('station ', {p('station_id')}, ' is listed as its own neighbour')"))
     if t == "disputes" and "closed_on" in present:
         checks.append(Check("closed_before_opened", "closed_on", f"{p('closed_on')} < {p('opened_on')}",
                             f"concat('closed ', CAST({p('closed_on')} AS VARCHAR), ' before opened ', "
@@ -379,7 +393,8 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 def _drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", WORDS, "_ek_map_station", "_ek_map_reform", "_ek_map_category"):
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+                 "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
                                "AND starts_with(table_name, '_ek_map_w_')").fetchall():

@@ -24,7 +24,7 @@ _PERSONAL_TOKENS = ("身份证", "手机", "电话", "姓名", "住址", "证件
 HEADER_SCAN_ROWS = 30  # rows looked at for the header (title and note rows come first)
 
 # A unit written in the header: 人口（万人）, 到场用时(分钟), 人口(单位:万人)
-_UNIT_RE = re.compile(r"[(（\[【]\s*(?:单位\s*[:：]\s*)?(万人|万元|万|元|人|分钟|分|小时|时|秒|个|名|户)\s*[)）\]】]\s*$")
+_UNIT_RE = re.compile(r"[(（\[【]\s*(?:单位\s*[:：]\s*)?(万人|万元|万|元|人|分钟|分|小时|时|秒|个|名|户|公里|千米|km)\s*[)）\]】]\s*$")
 UNIT_FACTORS = {"万人": 10000, "万": 10000}
 
 

@@ -83,7 +83,7 @@ def check_station_references(con: duckdb.DuckDBPyConnection, action: str) -> Non
     """Refuse a change of the register that leaves records pointing at stations no longer in it."""
     from evalkit.schema import REPORT_TABLES
 
-    for t in ("reforms", "incidents", "disputes", *REPORT_TABLES):
+    for t in ("reforms", "incidents", "disputes", *REPORT_TABLES, "adjacency"):
         n = con.execute(f"SELECT count(*) FROM {t} WHERE station_id NOT IN (SELECT station_id FROM stations)"
                         ).fetchall()[0][0]
         if n:

@@ -120,7 +120,7 @@ def build() -> None:
              error="{file}: no sheet '不存在'; sheets: 说明, 派出所"), "xlsx_two_sheets")
     add(Case("unknown_table.csv", "arrests",
              error="unknown table 'arrests'; tables: stations, reforms, incidents, disputes, cases, visits, hazards, "
-                   "patrols, surveys, complaints"), csv_text(INC_H, good).encode())
+                   "patrols, surveys, complaints, adjacency"), csv_text(INC_H, good).encode())
     # ------------------------------------------------------------------ headers
     h = [c for c in INC_H if c != "警情编号"]
     add(Case("missing_col_incident_id.csv", "incidents",
