@@ -59,11 +59,12 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
-from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._cs_schedule import blas_pinned
 from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
 
+@blas_pinned  # small dense products: threaded OpenBLAS only spins on a busy machine
 def estimate_imputation(
     panel: pd.DataFrame,
     outcome: str,
@@ -112,32 +113,6 @@ def estimate_imputation(
         ``wname``, did2s/pyfixest ``weights``): weighted least squares on ``Omega_0``, ``tau`` averaged
         with the weights, the weighted BJS variance (module docstring). Rows with weight 0 are left out.
     """
-    with blas_threads(1):  # small dense products: threaded OpenBLAS only spins on a busy machine
-        return _estimate_imputation(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
-                                    alpha=alpha, anticipation=anticipation, horizons=horizons, max_e=max_e,
-                                    pretrend_leads=pretrend_leads, leaveout=leaveout, repeated_cross_section=repeated_cross_section,
-                                    weights=weights, **options)
-
-
-def _estimate_imputation(
-    panel: pd.DataFrame,
-    outcome: str,
-    *,
-    unit: str = "station_id",
-    time: str = "period",
-    cohort: str = "first_treat",
-    cluster: str | None = None,
-    alpha: float = 0.05,
-    anticipation: int = 0,
-    horizons: int | Sequence[int] | None = None,
-    max_e: int | None = None,
-    pretrend_leads: int | None = None,
-    leaveout: bool = True,
-    repeated_cross_section: bool = False,
-    weights: str | None = None,
-    **options,
-) -> EstimationResult:
-    # the body of the public function above (run with one BLAS thread)
     _fe.check_options("imputation", options, ("unit", "time", "cohort", "cluster", "alpha", "anticipation",
                                               "horizons", "max_e", "pretrend_leads", "leaveout",
                                               "repeated_cross_section", "weights"))

@@ -32,11 +32,12 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
-from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._cs_schedule import blas_pinned
 from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
 
+@blas_pinned  # small dense products: threaded OpenBLAS only spins on a busy machine
 def estimate_sunab(
     panel: pd.DataFrame,
     outcome: str,
@@ -72,29 +73,6 @@ def estimate_sunab(
         headline estimand over adopter-months ``0..max_e``). ``bin_e``'s upper end must then be
         ``None`` or above ``max_e``. ``None`` (default, as fixest): every cell with ``e >= 0``.
     """
-    with blas_threads(1):  # small dense products: threaded OpenBLAS only spins on a busy machine
-        return _estimate_sunab(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster,
-                               alpha=alpha, weights=weights, control=control, anticipation=anticipation, bin_e=bin_e,
-                               max_e=max_e, **options)
-
-
-def _estimate_sunab(
-    panel: pd.DataFrame,
-    outcome: str,
-    *,
-    unit: str = "station_id",
-    time: str = "period",
-    cohort: str = "first_treat",
-    cluster: str | None = None,
-    alpha: float = 0.05,
-    weights: str | None = None,
-    control: str = "never",
-    anticipation: int = 0,
-    bin_e: tuple[int | None, int | None] | None = None,
-    max_e: int | None = None,
-    **options,
-) -> EstimationResult:
-    # the body of the public function above (run with one BLAS thread)
     _fe.check_options("sa", options, ("unit", "time", "cohort", "cluster", "alpha", "weights", "control",
                                       "anticipation", "bin_e", "max_e"))
     if control not in ("never", "lastcohort"):
