@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-from evalkit import coverage, registry
+from evalkit import coverage
 from evalkit.ingest import sql as S
 from evalkit.ingest import values as V
-from evalkit.ingest import vocab
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
 from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
@@ -35,13 +33,23 @@ from evalkit.ingest.sources import (
     raw_lookup,
     sha256_file,
 )
-from evalkit.ingest.sql import ident
 from evalkit.ingest.stations import station_map_table
+from evalkit.ingest.window import resolve_window
+from evalkit.ingest.words import (
+    STATION_REF_TABLES,
+    WORDS,
+    _category_map,
+    _dispute_category_map,
+    _make_map,
+    _reform_map,
+    _word_join,
+    _word_values,
+    _words_source,
+)
 from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
 from evalkit.warehouse import transaction
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
-STATION_REF_TABLES = ("reforms", "incidents", "disputes", *REPORT_TABLES, "adjacency")
 KEYS = {
     "stations": ("station_id",),
     "reforms": ("station_id", "reform"),
@@ -52,47 +60,6 @@ KEYS = {
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
 UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
-
-
-# ------------------------------------------------------------------------------ windows
-def _bound(text: str, end: bool) -> dt.datetime:
-    s = str(text).strip()
-    try:
-        if len(s) == 4 and s.isdigit():
-            d = dt.datetime(int(s), 1, 1)
-            return d.replace(year=d.year + 1) if end else d
-        if len(s) in (6, 7) and s[4] in "-/":
-            y, m = int(s[:4]), int(s[5:])
-            d = dt.datetime(y, m, 1)
-            if end:
-                d = dt.datetime(y + (m == 12), m % 12 + 1, 1)
-            return d
-        d = pd.Timestamp(s).to_pydatetime()
-    except (ValueError, TypeError):
-        raise IngestError(f"bad study window bound {text!r} (use YYYY-MM or YYYY-MM-DD)") from None
-    if end and d.hour == d.minute == d.second == 0:
-        d = d + dt.timedelta(days=1)  # a date-only end bound is inclusive
-    return d
-
-
-def resolve_window(con, study_window, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, str]:
-    """(start, end-exclusive, label). Explicit window, else meta study_start/study_end, else 2000-01-01..now."""
-    if study_window is not None:
-        start, end = study_window
-        src = "given"
-    else:
-        from evalkit.warehouse import get_meta
-
-        start = get_meta(con, "study_start")
-        end = get_meta(con, "study_end")
-        src = "meta"
-        if not start or not end:
-            start, end, src = "2000-01-01", None, "default"
-    s = _bound(start, end=False)
-    e = _bound(end, end=True) if end else now
-    if e <= s:
-        raise IngestError(f"study window is empty: {start} .. {end}")
-    return s, e, f"{s:%Y-%m-%d}..{(e - dt.timedelta(seconds=1)):%Y-%m-%d} ({src})"
 
 
 # ------------------------------------------------------------------------------ value maps
@@ -109,91 +76,6 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
               f"concat('station ', {vv}, ' is not in the station register (by code or name)')"),
     ]
     return "ms.m", f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}", checks
-
-
-def _reform_map(v: str, user: dict[str, str] | None = None) -> str | None:
-    key = vocab.fold(v)
-    for k, val in (user or {}).items():
-        if vocab.fold(k) == key:
-            v = val
-            break
-    for cand in (v, key):
-        try:
-            return registry.reform_id(cand)
-        except KeyError:
-            continue
-    return None
-
-
-def _category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
-    try:
-        return vocab.incident_category(v, user)
-    except ValueError as e:
-        raise IngestError(str(e)) from None
-
-
-def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[str, bool]:
-    try:
-        return vocab.dispute_category(v, user)
-    except ValueError as e:
-        raise IngestError(str(e)) from None
-
-
-WORDS = "_ek_words"  # the distinct values of the raw table's word columns (one pass), see _word_values
-
-
-def _words_source(con, column: str) -> str:
-    """The table holding the distinct values of ``column``: ``_ek_words`` for the word columns of
-    the file, the raw table for a constant (a default given with --set)."""
-    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "_ek_v"
-
-
-def _word_values(con, spec: Table, hm: HeaderMap) -> None:
-    """``_ek_words``: the distinct values of every column mapped through a small join table
-    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table."""
-    t = spec.name
-    cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
-        (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
-        or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
-    if not cols:
-        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-        return
-    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
-    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols)[::2]
-    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-    sets = ", ".join(f"({c})" for c in raw)
-    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
-                f"GROUP BY GROUPING SETS ({sets})) {src}")
-
-
-def _make_map(con, name: str, column: str, func) -> str:
-    """Temp table ``name(v, m, known)`` for the distinct trimmed values of ``column`` in the raw table."""
-    vals = [r[0] for r in con.execute(
-        f"SELECT DISTINCT {column} FROM {_words_source(con, column)} WHERE {column} IS NOT NULL").fetchall()]
-    out_v, out_m, out_k = [], [], []
-    for v in vals:
-        res = func(v)
-        if isinstance(res, tuple):
-            m, known = res
-        else:
-            m, known = res, res is not None
-        out_v.append(v)
-        out_m.append(m)
-        out_k.append(bool(known))
-    frame = pd.DataFrame({"v": pd.Series(out_v, dtype=object), "m": pd.Series(out_m, dtype=object),
-                          "known": pd.Series(out_k, dtype=bool)})
-    S.frame_to_temp_table(con, name, frame, "CAST(v AS VARCHAR) AS v, CAST(m AS VARCHAR) AS m, known")
-    return name
-
-
-def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
-    """Map a column's distinct values through ``look`` (a small join table); returns the SQL of the
-    mapped word (NULL where not understood)."""
-    name = f"_ek_map_w_{col}"
-    _make_map(con, name, vv, look)
-    joins.append(f"LEFT JOIN {name} ON {name}.v = {vv}")
-    return f"{name}.m"
 
 
 # ------------------------------------------------------------------------------ plan per table
