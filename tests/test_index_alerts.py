@@ -59,3 +59,13 @@ def test_alert_by_hand(con):
     assert find_alerts(con, defn, k=6.0).empty
     assert len(find_alerts(con, defn, k=5.3)) == 1
     assert find_alerts(con, defn, since="2024-03").empty
+
+
+def test_zh_notice_never_carries_an_english_unit():
+    """A unit written in English in the definition stays out of the Chinese reminder (the zh label
+    names the quantity); a Chinese unit is shown, and English reminders show the unit as written."""
+    from evalkit.index.alerts import _unit_words
+
+    assert _unit_words("households per 10,000 residents per month", "zh") == ""
+    assert _unit_words("户/万人", "zh") == "（户/万人）"
+    assert _unit_words("households per 10,000 residents per month", "en") == " households per 10,000 residents per month"

@@ -123,6 +123,14 @@ _WORDS = {
 }
 
 
+def _unit_words(unit: str, lang: str) -> str:
+    """The unit after a value: as written in English; in Chinese only when the definition writes it
+    in Chinese (the zh label, e.g. 万人走访户数, already names the unit), never English inside zh."""
+    if lang == "en":
+        return f" {unit}"
+    return f"（{unit}）" if any("\u4e00" <= ch <= "\u9fff" for ch in unit) else ""
+
+
 def notices(alerts: pd.DataFrame, defn: IndexDefinition, lang: str = "zh") -> dict[str, str]:
     """One reminder notice per station: what moved, by how much, against which baseline."""
     head, line, up, down = _WORDS[lang]
@@ -134,7 +142,7 @@ def notices(alerts: pd.DataFrame, defn: IndexDefinition, lang: str = "zh") -> di
             ind = inds[r.indicator]
             lines.append("- " + line.format(
                 period=r.period, label=getattr(ind.label, lang), value=r.value,
-                unit_sep=f" {ind.unit}" if lang == "en" else f"（{ind.unit}）", baseline=r.baseline,
+                unit_sep=_unit_words(ind.unit, lang), baseline=r.baseline,
                 dirword=up if r.change >= 0 else down, delta=abs(r.change), z_own=r.z_own, z_peer=r.z_peer,
                 peer=r.peer_median))
         out[str(station)] = "\n".join(lines)
