@@ -37,6 +37,7 @@ import pandas as pd
 from _table import print_table  # benchmarks/_table.py (scripts run from this folder)
 
 from evalkit.estimators import _fe
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators.imputation import estimate_imputation
 from evalkit.estimators.sunab import estimate_sunab
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe, event_dummies
@@ -104,7 +105,7 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
     import pyfixest as pf
 
     out = []
-    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=None)
+    s = fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=None)
     g = d["first_treat"].replace(0, np.inf).to_numpy(float)
     if "twfe" in only:
         dd = d.assign(D=(d["period"].to_numpy() >= g).astype(float))

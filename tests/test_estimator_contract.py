@@ -1,7 +1,7 @@
 """The estimator contract, checked over the spec registry (evalkit.estimators.SPECS).
 
 Registry checks and result checks run for every registered estimator: each starts from
-``build_sample`` (or ``_fe.fe_sample``) and fills the result contract (``_common.finish_result``).
+``build_sample`` (or ``_fe_sample.fe_sample``) and fills the result contract (``_common.finish_result``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators import _fe
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators.twfe import estimate_event_twfe, estimate_twfe
 from fe_refs import CASTLE, PYFIXEST, load_castle, load_ehec, short_panel
 from moderndid_refs import load_mpdta
@@ -72,7 +73,7 @@ def test_printed_ssc_is_the_applied_one():
     """SE^2 = ssc x (unscaled cluster sandwich), and ssc = G/(G-1)(n-1)/(n-K) with K = 1 + T."""
     d = short_panel()
     r = estimate_twfe(d, "y", cluster="county", weights="pop")
-    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster="county",
+    s = fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster="county",
                       weights="pop")
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
     W = _fe.Within([s.unit, s.time], s.weights)
@@ -233,7 +234,7 @@ def test_permuted_twfe_batch_equals_full_refits(cluster):
     d["first_treat"] = np.array([0, 4, 6, 8])[d["station_id"] % 4]
     d["county"] = d["station_id"] // 4
     d["y"] = rng.normal(size=len(d)) + d["station_id"] * 0.1 + 0.5 * ((d.first_treat > 0) & (d.period >= d.first_treat))
-    s = _fe.fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=cluster)
+    s = fe_sample(d, "y", unit="station_id", time="period", cohort="first_treat", cluster=cluster)
     pattern, names = event_pattern(3, 4, -1)
     batch = PermutedTWFE(s, pattern, names)
     static = PermutedTWFE(s, static_pattern, ["treated_post"])

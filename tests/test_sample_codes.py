@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators import _fe
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators._sample import PanelInputError, build_sample
 
 
@@ -40,7 +41,7 @@ def test_sorted_and_shuffled_input_give_the_same_sample_and_codes(drop):
 def test_stale_codes_are_not_reused_after_replace():
     s = build_sample(_panel(), "y")
     sub = s.frame[s.frame["station_id"] != 100].reset_index(drop=True)
-    fs = _fe.fe_sample(replace(s, frame=sub), "y", unit="station_id", time="period", cohort="first_treat",
+    fs = fe_sample(replace(s, frame=sub), "y", unit="station_id", time="period", cohort="first_treat",
                        cluster=None)
     np.testing.assert_array_equal(fs.unit, _fe.codes(sub["station_id"])[0])
     assert fs.unit.size == len(sub) and fs.n_units == 39

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from evalkit.estimators._fe import FESample, Within, independent_columns, nested_in, small_sample, sym_inv
+from evalkit.estimators._fe import Within, independent_columns, nested_in, small_sample, sym_inv
+from evalkit.estimators._fe_sample import FESample
 
 
 class PermutedTWFE:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.results import EstimationResult, make_estimates
 
 TYPES = ("earlier_vs_later", "later_vs_earlier", "treated_vs_never", "treated_vs_always")
@@ -51,7 +52,7 @@ def estimate_bacon(
     """
     _fe.check_options("bacon", options, ("unit", "time", "cohort", "cluster", "alpha"))
     cluster = unit if cluster is None else cluster
-    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster)
+    smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster)
     df = smp.frame
     uc, tc, tvals = smp.unit, smp.time, smp.times
     n_units, T = smp.n_units, smp.n_times

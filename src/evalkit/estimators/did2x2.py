@@ -13,6 +13,7 @@ import pandas as pd
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.results import EstimationResult
 
 
@@ -39,7 +40,7 @@ def estimate_did2x2(
     """
     _fe.check_options("did2x2", options, ("unit", "time", "cohort", "treated_cohort", "window", "cluster",
                                           "alpha", "weights"))
-    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     frame = smp.frame
     first = frame.groupby(unit)[cohort].first()
     cohorts = first[first != 0]

@@ -60,6 +60,7 @@ import scipy.sparse as sp
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.estimators._cs_schedule import blas_pinned
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
@@ -136,7 +137,7 @@ def estimate_imputation(
         uc_all, tc_all = _fe.codes(df[unit])[0], _fe.codes(df[time])[0]
         cc_all = pd.factorize(df[cluster], sort=True)[0].astype(np.int64)  # -1: missing (checked on kept rows)
     else:
-        smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+        smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
         df = smp.frame
         g_all = smp.cohort
         w_all = smp.weights

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
@@ -158,7 +159,7 @@ def estimate_poisson(
                                            "event_study", "anticipation", "bin_e", "tol", "maxiter"))
     min_e, max_e = check_event_window(bin_e, "bin_e") or (None, None)
     cluster = unit if cluster is None else cluster
-    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     df = smp.frame
     y = smp.y
     if np.any(y < 0):

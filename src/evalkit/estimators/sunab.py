@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
 from evalkit.estimators._cs_schedule import blas_pinned
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
 
@@ -91,7 +92,7 @@ def estimate_sunab(
                              f"ATT; pass bin_e=({bin_lo}, None)")
 
     cluster = unit if cluster is None else cluster
-    smp = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     g, t = smp.cohort, smp.period
     w_all = smp.weights
     n_always = int(smp.info.dropped_units.get("treated_from_first_period", 0))

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, wald_test
+from evalkit.estimators._fe_sample import FESample, fe_sample
 from evalkit.results import EstimationResult
 
 _COMMON = ("unit", "time", "cohort", "cluster", "alpha", "weights", "vcov")
@@ -33,7 +34,7 @@ def _vcov(vcov: str) -> str:
     return vcov
 
 
-def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
+def _meta(s: FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weights: str | None,
           alpha: float) -> dict:
     info = s.info
     return {
@@ -48,7 +49,7 @@ def _meta(s: _fe.FESample, fit: _fe.FEFit, unit: str, cluster: str | None, weigh
     }
 
 
-def _finish(res: EstimationResult, s: _fe.FESample, fit: _fe.FEFit, spec: str, options: dict) -> EstimationResult:
+def _finish(res: EstimationResult, s: FESample, fit: _fe.FEFit, spec: str, options: dict) -> EstimationResult:
     """The result contract (``_common.finish_result``: sample, estimand, inference, context);
     ``meta["se_type"]`` keeps the printed description of the correction applied."""
     finish_result(res, s.sample, spec=spec, options=options, inference=fit.meta())
@@ -77,7 +78,7 @@ def estimate_twfe(
     :func:`evalkit.estimators._sample.build_sample` (``meta["sample"]``).
     """
     _fe.check_options("twfe", options, _COMMON)
-    s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    s = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
     fit = _fe.feols(s.y, D, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,
                     vcov=vcov, names=["treated_post"])
@@ -140,7 +141,7 @@ def estimate_event_twfe(
         if lo_e is None or hi_e is None or lo_e > reference or hi_e < 0:
             raise ValueError(f"bin_e={bin_e!r}: need (lo, hi) with lo <= reference ({reference}) and hi >= 0")
         leads, lags = -int(lo_e), int(hi_e)
-    s = _fe.fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
+    s = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     X, ks = event_dummies(s.cohort, s.period, leads, lags, reference)
     cols = [f"e{k:+d}" for k in ks]
     fit = _fe.feols(s.y, X, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,

@@ -166,9 +166,10 @@ def _batched_event_twfe(refit: Refit, kind: str, anticipation: int) -> Any:
         return None
     from evalkit.estimators import _fe
     from evalkit.estimators._fe_batch import PermutedTWFE, event_pattern
+    from evalkit.estimators._fe_sample import fe_sample
 
     leads, lags, reference = int(opts.get("leads", 12)), int(opts.get("lags", 24)), int(opts.get("reference", -1))
-    s = _fe.fe_sample(refit.sample if refit.sample is not None else refit.frame, refit.outcome, unit=refit.unit,
+    s = fe_sample(refit.sample if refit.sample is not None else refit.frame, refit.outcome, unit=refit.unit,
                       time=refit.time, cohort=refit.cohort, cluster=refit.cluster)
     if s.y.size != s.n_units * s.n_times or not _fe.nested_in(s.unit, s.cluster):
         return None

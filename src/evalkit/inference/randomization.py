@@ -40,12 +40,12 @@ from evalkit.estimators._common import baseline_mean, unit_counts
 from evalkit.estimators._fe import (
     Within,
     codes,
-    fe_sample,
     independent_columns,
     sym_inv,
     time_dummies,
     unit_cross,
 )
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.results import EstimationResult
 
 _CHUNK_CELLS = 4_000_000  # N x draws cells per block

@@ -35,7 +35,6 @@ from evalkit.estimators._common import baseline_mean, ever_treated, unit_counts
 from evalkit.estimators._fe import (
     Within,
     check_options,
-    fe_sample,
     independent_columns,
     nested_in,
     small_sample,
@@ -43,6 +42,7 @@ from evalkit.estimators._fe import (
     time_dummies,
     unit_cross,
 )
+from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators.twfe import event_dummies
 from evalkit.results import EstimationResult
 
