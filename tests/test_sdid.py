@@ -38,7 +38,7 @@ def test_prop99_point_estimates_match_r(prop99, method):
 
 def test_weights_match_synthdid_py(prop99):
     sd = pytest.importorskip("synthdid")
-    p = sd.panel_matrices(sd.load_california_prop99())
+    p = sd.panel_matrices(prop99.drop(columns="first_treat"))
     for method, peer in (("sdid", sd.synthdid_estimate), ("sc", sd.sc_estimate)):
         ours, theirs = fit_matrix(p.Y, p.N0, p.T0, method), peer(p.Y, p.N0, p.T0)
         np.testing.assert_allclose(ours.omega, theirs.weights.omega, atol=1e-10)
@@ -48,7 +48,7 @@ def test_weights_match_synthdid_py(prop99):
 
 def test_placebo_draws_equal_synthdid_py_same_seed(prop99):
     sd = pytest.importorskip("synthdid")
-    p = sd.panel_matrices(sd.load_california_prop99())
+    p = sd.panel_matrices(prop99.drop(columns="first_treat"))
     fit = fit_matrix(p.Y, p.N0, p.T0, "sdid")
     ours = placebo_draws(p.Y, p.N0, p.T0, fit, reps=4, seed=11)
     se_ours = float(np.sqrt(3 / 4) * np.std(ours, ddof=1))
@@ -67,7 +67,7 @@ def test_placebo_se_prop99(prop99):
 
 def test_jackknife_and_bootstrap_with_several_treated(prop99):
     sd = pytest.importorskip("synthdid")
-    p = sd.panel_matrices(sd.load_california_prop99())
+    p = sd.panel_matrices(prop99.drop(columns="first_treat"))
     Y, N0 = p.Y[:38], 35  # drop California; three control states act as a treated block
     for method, peer in (("sdid", sd.synthdid_estimate), ("did", sd.did_estimate)):
         fit = fit_matrix(Y, N0, p.T0, method)
