@@ -383,3 +383,20 @@ def test_failures_are_sentences_in_the_brief_and_raw_only_in_the_english_appendi
             assert "Technical appendix" in page
             assert "incidents_fight / bacon: Bacon decomposition needs a balanced panel (one row per unit and period)" \
                 in page
+
+
+def test_sensitivity_words_follow_the_bins():
+    """With 6-month bins the intro, the base period and the smoothness sentence speak of 6 months,
+    never of "每月" / "the month before adoption" (they contradicted the binning note)."""
+    from evalkit.brief_words import sensitivity_steps
+    from evalkit.i18n import t
+
+    for lang, step, base in (("zh", "每 6 个月", "改革前 6 个月的平均"),
+                             ("en", "per 6-month bin", "the 6 months before adoption (their mean)")):
+        w = sensitivity_steps(6, lang)
+        intro = t("sensitivity_intro", lang, n=25, source=t("sens_source_cs", lang, **w), **w)
+        assert step in intro and base in intro
+        assert "每月" not in intro and "per month" not in intro and "the month before adoption as" not in intro
+        assert step in t("sens_sd_sentence", lang, m="0.5", unit="", step=w["step"])
+    assert sensitivity_steps(1, "zh") == {"step": "每月", "base": "改革前一个月"}
+    assert sensitivity_steps(None, "en")["base"] == "the month before adoption"

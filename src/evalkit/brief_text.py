@@ -23,6 +23,7 @@ from evalkit.brief_words import (
     headline_choice_sentence,
     magnitude,
     reason_words,
+    sensitivity_steps,
 )
 from evalkit.evaluation import Evaluation, impossible_stat
 from evalkit.evaluation_steps import CS_BOOTSTRAP_DEFAULT
@@ -364,7 +365,8 @@ def sensitivity_sentences(ev: Evaluation) -> list[str]:
         elif not math.isinf(s.breakdown_sd):
             unit = outcome_unit(s.outcome, lang)
             out.append(t("sens_sd_sentence", lang, m=fmt_num((100 if share else 1) * s.breakdown_sd, lang, 3),
-                         unit=(" " if lang == "en" and unit else "") + unit if unit else ""))
+                         unit=(" " if lang == "en" and unit else "") + unit if unit else "",
+                         step=sensitivity_steps(getattr(s, "bin_months", 1), lang)["step"]))
     try:
         h = ev.headline(s.outcome)
         significant = h["p_value"] < ev.params.alpha and h["verdict"] != "pretrend_doubtful"

@@ -212,8 +212,20 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
     return [(where, _EXC_PREFIX.sub("", why)) for where, why in out]
 
 
+def sensitivity_steps(bin_months: int | None, lang: str) -> dict[str, str]:
+    """Words for the sensitivity analysis's time step: ``step`` (how often the smoothness bound may
+    bend: 每月 / per month, or per ``b``-month bin) and ``base`` (the event study's base period: the
+    month before adoption, or the ``b`` months before it) — the bins of ``Sensitivity.bin_months``."""
+    b = int(bin_months or 1)
+    if lang == "zh":
+        return {"step": "每月" if b == 1 else f"每 {b} 个月",
+                "base": "改革前一个月" if b == 1 else f"改革前 {b} 个月的平均"}
+    return {"step": "per month" if b == 1 else f"per {b}-month bin",
+            "base": "the month before adoption" if b == 1 else f"the {b} months before adoption (their mean)"}
+
+
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
 __all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
-           "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "technical_reasons"]
+           "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "sensitivity_steps", "technical_reasons"]

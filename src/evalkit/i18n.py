@@ -117,14 +117,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "multiple_h": "多指标检验校正",
         "multiple_note": "同时检验多个指标时，偶然出现“显著”的机会增加。BH 校正控制错误发现率；Romano–Wolf 校正（基于{estimator}，实施时间置换 {draws} 次）控制至少一项误报的概率。校正后的 p 值不小于原始 p 值。",
         "sensitivity_h": "敏感性分析：若平行趋势不完全成立",
-        "sensitivity_intro": "双重差分的前提是：若无改革，实施组与对照组会保持平行走势。下面检验这一前提被适度违反时结论是否仍成立（Rambachan 与 Roth 方法）。相对幅度图允许改革后的趋势偏离达到改革前最大偏离的 M̄ 倍；平滑度图允许两组差距的走势每月弯曲至多 M。竖线为稳健置信区间，最左侧为原始区间；事件研究采用{source}。",
-        "sens_source_cs": "Callaway–Sant'Anna 估计（以改革前一个月为统一基期）",
+        "sensitivity_intro": "双重差分的前提是：若无改革，实施组与对照组会保持平行走势。下面检验这一前提被适度违反时结论是否仍成立（Rambachan 与 Roth 方法）。相对幅度图允许改革后的趋势偏离达到改革前最大偏离的 M̄ 倍；平滑度图允许两组差距的走势{step}弯曲至多 M。竖线为稳健置信区间，最左侧为原始区间；事件研究采用{source}。",
+        "sens_source_cs": "Callaway–Sant'Anna 估计（以{base}为统一基期）",
         "sens_source_event_twfe": "动态双向固定效应",
         "sens_rm_sentence": "结论在以下情况下仍然成立：改革后趋势偏离不超过改革前最大偏离的 {x} 倍（M̄ = {x}，对象为改革后前 {n} 个月的平均效果）。",
         "sens_rm_inf": "即使改革后趋势偏离达到改革前最大偏离的 {x} 倍，结论仍然成立（改革后前 {n} 个月的平均效果）。",
         "sens_rm_zero": "只要改革后的趋势偏离哪怕很小，结论就不再成立（M̄ 临界值约为 0）。",
         "sens_not_sig": "即使假定平行趋势完全成立，改革后前 {n} 个月的平均效果也不显著，敏感性分析不会改变这一结论。",
-        "sens_sd_sentence": "平滑度检验：只要两组差距的走势每月弯曲不超过 {m}{unit}，结论仍然成立。",
+        "sens_sd_sentence": "平滑度检验：只要两组差距的走势{step}弯曲不超过 {m}{unit}，结论仍然成立。",
         "sens_sd_zero": "平滑度检验：仅允许改革前趋势线性外推时，结论已不再成立。",
         "sens_robust_yes": "据此，证据评级认为结论对适度的趋势偏离稳健。",
         "sens_robust_no": "据此，证据评级认为结论对适度的趋势偏离不稳健。",
@@ -276,9 +276,9 @@ TEXTS: dict[str, dict[str, str]] = {
                              "would have moved in parallel. Below we check whether the conclusion survives moderate "
                              "violations (Rambachan and Roth). In the relative-magnitudes chart post-reform trend deviations "
                              "may reach M̄ times the largest pre-reform deviation; in the smoothness chart the gap between "
-                             "the groups may bend by up to M per month. Bars are robust confidence intervals, the "
+                             "the groups may bend by up to M {step}. Bars are robust confidence intervals, the "
                              "leftmost is the original one; event study: {source}.",
-        "sens_source_cs": "Callaway–Sant'Anna (with the month before adoption as a common base period)",
+        "sens_source_cs": "Callaway–Sant'Anna (with {base} as a common base period)",
         "sens_source_event_twfe": "dynamic TWFE",
         "sens_rm_sentence": "The conclusion holds unless post-reform trend deviations exceed M̄ = {x} times the largest "
                             "pre-reform deviation (average effect over the first {n} months).",
@@ -288,7 +288,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "sens_not_sig": "Even if parallel trends hold exactly, the average effect over the first {n} months is not "
                         "significant; the sensitivity analysis cannot change that.",
         "sens_sd_sentence": "Smoothness check: the conclusion holds as long as the gap between the groups bends by no "
-                            "more than {m} {unit} per month.",
+                            "more than {m} {unit} {step}.",
         "sens_sd_zero": "Smoothness check: the conclusion already fails when the pre-reform trend is only extrapolated linearly.",
         "sens_robust_yes": "The strength-of-evidence rating therefore treats the conclusion as robust to moderate trend deviations.",
         "sens_robust_no": "The strength-of-evidence rating therefore treats the conclusion as not robust to moderate trend deviations.",

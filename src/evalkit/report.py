@@ -32,7 +32,13 @@ from evalkit.brief_text import (
     sensitivity_sentences,
     variant_label,
 )
-from evalkit.brief_words import change_words, failed_step_sentence, reason_words, technical_reasons
+from evalkit.brief_words import (
+    change_words,
+    failed_step_sentence,
+    reason_words,
+    sensitivity_steps,
+    technical_reasons,
+)
 from evalkit.estimators import names
 from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
@@ -156,9 +162,10 @@ def show_sensitivity(ev: Evaluation) -> None:
     try:
 
         scale = 100.0 if ev.is_share(s.outcome) else 1.0
-        src = t(f"sens_source_{s.source}", lang)
+        steps = sensitivity_steps(getattr(s, "bin_months", 1), lang)
+        src = t(f"sens_source_{s.source}", lang, **steps)
         _html(f'<h2>{t("sensitivity_h", lang)} — {html.escape(outcome_label(s.outcome, lang))}</h2>'
-              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.months, source=src))}</p>')
+              f'<p>{html.escape(t("sensitivity_intro", lang, n=s.months, source=src, **steps))}</p>')
 
         def scaled(df: pd.DataFrame) -> pd.DataFrame:
             return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
