@@ -113,6 +113,19 @@ def test_defaults_unchanged_and_no_headline_estimand_without_the_option():
     gap.loc[(gap.station_id == "S00") & (gap.period == 9), "y"] = np.nan
     cs = get_estimator("cs")(gap, "y", **_opts("cs"))
     assert cs.meta["estimand"] == "att_simple_average_over_treated_cells" and "horizon" not in cs.meta
+    # ... but gaps at a comparison station only (a station that did not export some months) leave every
+    # cell's cohort size equal to its adopter-months: CS's overall row is still the adopter-month
+    # average of its own ATT(g, t) cells over 0..H, i.e. the headline estimand (the cells themselves
+    # come from CS's unbalanced path, which compares period means, as R did's allow_unbalanced_panel)
+    ctrl_gap = panel.copy()
+    ctrl_gap.loc[(ctrl_gap.station_id == "S09") & ctrl_gap.period.between(10, 13), "y"] = np.nan
+    cs = get_estimator("cs")(ctrl_gap, "y", **_opts("cs"))
+    assert not cs.meta["sample"]["balanced"] and cs.meta["estimand"] == HEADLINE_ESTIMAND
+    assert cs.meta["horizon"] == [0, H]
+    gt = cs.rows("gt")
+    gt = gt[(gt.event_time >= 0) & (gt.event_time <= H)]
+    n = gt["group"].map({float(g): k for g, k in COHORTS.items()})
+    assert cs.headline["estimate"] == pytest.approx(float((n * gt.estimate).sum() / n.sum()), abs=1e-12)
     # weighted fits average with the weights: not the equal-weight estimand
     w = get_estimator("imputation")(panel.assign(pop=1.0 + (panel.station_id.str[-1] == "1")), "y",
                                     weights="pop", **_opts("imputation"))

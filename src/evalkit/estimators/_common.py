@@ -73,7 +73,7 @@ def finish_result(result: EstimationResult, sample: StaggeredSample, *, spec: st
     result.meta["sample"] = info.to_dict()
     result.meta.update(n_units=info.n_units, n_treated=info.n_treated, n_control=info.n_control)
     result.meta["estimand"] = get_spec(spec).estimand
-    h = headline_horizon(spec, options, info.balanced)
+    h = headline_horizon(spec, options, info.balanced or adopters_complete(sample))
     if h is not None and result.estimates.loc[result.estimates["kind"] == "overall", "term"].iloc[0] == "ATT":
         # (CS's overall row is its "simple" aggregation only when that was computed: term "ATT")
         result.meta["estimand"] = HEADLINE_ESTIMAND
@@ -84,15 +84,27 @@ def finish_result(result: EstimationResult, sample: StaggeredSample, *, spec: st
     return result
 
 
+def adopters_complete(sample: StaggeredSample) -> bool:
+    """Whether every adopting station is observed in every period of the sample (gaps, if any, are
+    at comparison stations only — the usual case of a station that did not export some months)."""
+    frame = sample.frame
+    treated = sample.treated
+    if not treated.any():
+        return True
+    rows = frame.loc[treated].groupby(sample.unit, sort=False).size()
+    return bool((rows == frame[sample.time].nunique()).all())
+
+
 def headline_horizon(spec: str, options: dict[str, Any], balanced: bool = True) -> int | None:
     """``H`` when estimator ``spec`` run with ``options`` has the headline estimand as its overall
     row (:mod:`evalkit.estimand`: adopter-months ``0..H`` with an observed outcome, equal weights),
     else ``None``.
 
     The spec's ``horizon_option`` must be set (an int, or a pair whose upper end is used) and the
-    fit unweighted (observation weights make a weighted average). CS (``trim_e``) also needs a
-    balanced sample: its "simple" aggregation weights each ATT(g, t) cell by the cohort's size,
-    which is the cell's number of adopter-months only when no outcome is missing.
+    fit unweighted (observation weights make a weighted average). CS (``trim_e``) also needs every
+    adopting station observed in every period (``balanced``: the sample is balanced, or its gaps are
+    at comparison stations only, :func:`adopters_complete`): its "simple" aggregation weights each
+    ATT(g, t) cell by the cohort's size, which is the cell's number of adopter-months only then.
     """
     name = get_spec(spec).horizon_option
     if name is None or options.get("weights") is not None:
