@@ -13,7 +13,6 @@ from evalkit.estimators._sample import (
     bin_event_time,
     build_sample,
     check_event_window,
-    trim_event_mask,
 )
 
 
@@ -125,7 +124,6 @@ def test_event_time_helpers():
     e = s.event_time()
     assert e[s.frame["station_id"] == "A"].isna().all()
     assert e[s.frame["station_id"] == "B"].tolist() == list(range(-4, 6))
-    assert trim_event_mask([-5, -1, 0, 3, np.nan], (-2, 2)).tolist() == [False, True, True, False, True]
     assert bin_event_time([-5, -1, 0, 3], (-2, 2)).tolist() == [-2, -1, 0, 2]
     assert bin_event_time([-5, 7], (None, 2)).tolist() == [-5, 2]
     assert check_event_window(None, "trim_e") is None

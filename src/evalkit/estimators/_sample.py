@@ -13,8 +13,8 @@ same cells and the same counts everywhere. Conventions (see docs/architecture.md
   unbalanced. ``inf`` is an input error, not a missing cell.
 * Event-time trimming (``trim_e``: drop event times outside [lo, hi] from aggregation, R
   ``aggte`` min_e/max_e) and binning (``bin_e``: pool event times beyond the ends into the end
-  bins) are two separate options; see :func:`check_event_window`, :func:`trim_event_mask`,
-  :func:`bin_event_time`.
+  bins) are two separate options; see :func:`check_event_window` and
+  :func:`bin_event_time` (trimming is applied by each estimator that offers it).
 * ``n_treated + n_control == n_units``: treated = adopts inside the window, control = never
   treated (including recoded late adopters).
 
@@ -162,20 +162,6 @@ def check_event_window(value: Sequence[int | None] | None, name: str) -> EventWi
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"{name}=({lo}, {hi}): the lower end is above the upper end")
     return (lo, hi)
-
-
-def trim_event_mask(event_time: Iterable, trim_e: EventWindow | None) -> np.ndarray:
-    """Trimming: True where an event time lies inside [lo, hi] (kept); NaN event times are kept."""
-    e = pd.to_numeric(pd.Series(event_time), errors="coerce").to_numpy(dtype=float)
-    keep = np.ones(len(e), dtype=bool)
-    if trim_e is None:
-        return keep
-    lo, hi = trim_e
-    if lo is not None:
-        keep &= ~(e < lo)
-    if hi is not None:
-        keep &= ~(e > hi)
-    return keep
 
 
 def bin_event_time(event_time: Iterable, bin_e: EventWindow | None) -> np.ndarray:
