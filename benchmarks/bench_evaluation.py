@@ -142,12 +142,13 @@ def run_one(params: Path, warehouse: Path, outputs: Path) -> dict:
     return row
 
 
-def small_warehouse(work: Path, given: str | None) -> Path:
+def demo_warehouse(work: Path, size: str, given: str | None) -> Path:
+    """The seed-42 demo world of ``size`` generated under ``work`` (or the warehouse ``given``)."""
     if given:
         return Path(given).resolve()
-    wh = work / "small" / "wh.duckdb"
-    subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "small", "--seed", "42",
-                    "--out", str(work / "small"), "--warehouse", str(wh)], cwd=ROOT, env=_env(), check=True,
+    wh = work / size / "wh.duckdb"
+    subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", size, "--seed", "42",
+                    "--out", str(work / size), "--warehouse", str(wh)], cwd=ROOT, env=_env(), check=True,
                    capture_output=True)
     return wh
 
@@ -258,16 +259,6 @@ def print_table(floor: dict, rows: list[tuple[str, dict]]) -> None:
               f"{ctarget} | {outside} | {where} |")
 
 
-def medium_warehouse(work: Path, given: str | None) -> Path:
-    if given:
-        return Path(given).resolve()
-    wh = work / "medium" / "wh.duckdb"
-    subprocess.run([sys.executable, "-m", "evalkit", "demo-data", "--size", "medium", "--seed", "42",
-                    "--out", str(work / "medium"), "--warehouse", str(wh)], cwd=ROOT, env=_env(), check=True,
-                   capture_output=True)
-    return wh
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("small", "county", "medium"),
@@ -289,7 +280,7 @@ def main() -> None:
                                                        else a.params))
             if not files:
                 raise SystemExit(f"--params {a.params!r} matches no file")
-            wh = small_warehouse(work, a.small_warehouse)
+            wh = demo_warehouse(work, "small", a.small_warehouse)
             for p in files:
                 rows.append(("small", run_one(p, wh, work / "out_small")))
                 print(f"  small {p.name}: {rows[-1][1]['wall']:.1f} s", file=sys.stderr, flush=True)
@@ -300,7 +291,7 @@ def main() -> None:
                 print(f"  county {p.stem}: {rows[-1][1]['wall']:.1f} s", file=sys.stderr, flush=True)
         if a.only == "medium" or (a.medium and a.only is None):
             files = sorted(Path(p) for p in glob.glob(str(ROOT / "params" / "*.yaml")))
-            wh = medium_warehouse(work, a.medium_warehouse)
+            wh = demo_warehouse(work, "medium", a.medium_warehouse)
             for p in files:
                 rows.append(("medium", run_one(p, wh, work / "out_medium")))
                 print(f"  medium {p.name}: {rows[-1][1]['wall']:.1f} s", file=sys.stderr, flush=True)
