@@ -60,7 +60,14 @@ def test_estimate_cs_reports_the_shared_sample_and_refits_from_context():
     assert (res.meta["n_treated"], res.meta["n_control"], res.meta["n_units"]) == \
         (info.n_treated, info.n_control, info.n_units)
     assert res.meta["unbalanced_handling"].startswith("repeated cross sections")
-    assert res.meta["estimand"] == "att_simple_average_over_treated_cells" and res.headline["term"] == "ATT"
+    # the missing cell is at a comparison station (the late adopter, recoded to never treated): every
+    # adopter is observed in every period, so the simple aggregation is still the headline estimand
+    assert d.loc[5, "first_treat"] == 40 and res.headline["term"] == "ATT"
+    assert res.meta["estimand"] == "att_adopter_months_0_H" and res.meta["horizon"] == [0, 3]
+    # a missing adopter cell: cohort sizes are no longer adopter-months, the spec's own key stays
+    adopter_row = d.index[d["first_treat"] == 5][0]
+    gap = estimate_cs(d.assign(y=d["y"].where(d.index != adopter_row)), "y", trim_e=(-3, 3))
+    assert gap.meta["estimand"] == "att_simple_average_over_treated_cells" and "horizon" not in gap.meta
     again = estimate_cs(res.context.sample, "y", **res.context.options)
     pd.testing.assert_frame_equal(again.estimates, res.estimates)
     dyn = estimate_cs(d, "y", aggregations=("dynamic",))
