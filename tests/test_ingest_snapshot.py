@@ -99,7 +99,7 @@ EXPECTED_REASONS = {"outside_window": 18, "bad_datetime": 36, "arrival_before_re
                     "id_number_in_key": 18, "missing_required": 32, "unknown_station": 16, "date_without_day": 15,
                     "absurd_response_time": 11, "unbalanced_quote": 1}
 EXPECTED = {"stations": "3b30a1e05b223652", "incidents": "5c8eb62688f4be98", "disputes": "69dfbe3150590734",
-            "reforms": "c6b8b57ae3202538", "quarantine": "ea77cb1039880e02", "ingest_log": "f3e51571eea124e3",
+            "reforms": "539be53c1fe2ecf1", "quarantine": "ea77cb1039880e02", "ingest_log": "f3e51571eea124e3",
             "coverage": "1d45eafa626a9c16"}
 
 

@@ -19,7 +19,7 @@ def con():
         ('S1', '甲派出所', 'A县', '甲市', '演示省', 'urban', 20000, 30, 40, 0),
         ('S2', '乙派出所', 'A县', '甲市', '演示省', 'rural', 5000, 10, 12, 8),
         ('S3', '丙派出所', 'B县', '乙市', '演示省', 'urban', 10000, 20, 20, 0)""")
-    c.execute("""INSERT INTO reforms VALUES
+    c.execute("""INSERT INTO reforms (station_id, reform, adopted_on) VALUES
         ('S1', 'two_teams_one_room', DATE '2021-02-15'),
         ('S3', 'patrol_dispatch', DATE '2021-01-01')""")
     # S1, January 2021: 4 incidents: two fights (response 4 and 10 min, one by patrol), one theft case
@@ -106,7 +106,7 @@ def test_exclude_other_reforms_drops_only_their_untreated_adopters(con):
     later = build_panel(con, "two_teams_one_room", start="2020-11", end="2020-12", exclude_reforms=["patrol_dispatch"])
     assert set(later.station_id) == {"S1", "S2", "S3"} and later.attrs["excluded_stations"] == {"patrol_dispatch": 0}
     # the evaluated reform's own adopters always stay, even if they adopted an excluded reform too
-    con.execute("INSERT INTO reforms VALUES ('S1', 'patrol_dispatch', DATE '2021-01-01')")
+    con.execute("INSERT INTO reforms (station_id, reform, adopted_on) VALUES ('S1', 'patrol_dispatch', DATE '2021-01-01')")
     p = build_panel(con, "two_teams_one_room", start="2021-01", end="2021-02", exclude_reforms=["patrol_dispatch"])
     assert set(p.station_id) == {"S1", "S2"}
     with pytest.raises(ValueError, match="itself"):

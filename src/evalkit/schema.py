@@ -80,6 +80,11 @@ REFORMS = Table(
            "改革举措"),
         _c("adopted_on", "DATE", "实施日期", "启动日期", "实施时间", "启动时间", "开始时间", "实施年月",
            "启动年月", "推行时间", "推行日期", "开始日期", "试点时间"),
+        # a station that stopped the reform (issue 17): off from the month of ended_on; empty = still running
+        _c("ended_on", "DATE", "停止日期", "结束日期", "退出日期", "终止日期", "撤销日期", "停止时间",
+           required=False),
+        # the dose in the reform's own unit (e.g. the share of villages covered), for dose-response DiD
+        _c("intensity", "DOUBLE", "覆盖比例", "实施强度", "覆盖率", "覆盖村比例", "强度", required=False),
     ),
 )
 
