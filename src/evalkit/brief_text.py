@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.brief_analyses import analysis_sentences
 from evalkit.brief_words import (
     change_range,
     change_words,
@@ -214,8 +215,12 @@ def pretrend_table_note(ev: Evaluation, outcome: str | None = None) -> str:
 
 
 def results_text(ev: Evaluation) -> dict[str, Any]:
-    """The ``text`` block of ``results.json``: language and page-1 sentences by outcome."""
+    """The ``text`` block of ``results.json``: language, page-1 sentences by outcome and, when further
+    analyses ran, their page-1 sentences by kind (``analyses``)."""
     out: dict[str, Any] = {"lang": ev.lang, "headline": {}, "outcome_lines": outcome_lines(ev)}
+    extra = analysis_sentences(ev)
+    if extra:
+        out["analyses"] = extra
     for o in ev.params.outcomes:
         try:
             out["headline"][o] = headline_text(ev, o)

@@ -209,6 +209,8 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
             pt = r.meta.get("pretrend") or {}
             if pt.get("reason") and pt.get("status") in ("failed", "not_available"):
                 out.append((f"{o} / {k} / pre-trend test", str(pt["reason"])))
+    for kind, by in (getattr(ev, "analyses", None) or {}).items():  # issue-17 analyses that could not run
+        out += [(f"{o} / {kind}", str(sec.error)) for o, sec in by.items() if getattr(sec, "error", None)]
     return [(where, _EXC_PREFIX.sub("", why)) for where, why in out]
 
 
@@ -224,8 +226,151 @@ def sensitivity_steps(bin_months: int | None, lang: str) -> dict[str, str]:
             "base": "the month before adoption" if b == 1 else f"the {b} months before adoption (their mean)"}
 
 
+# ----------------------------------------------------------------------------- further analyses (issue 17)
+#: the words of the dose, switching, spillover and heterogeneity sections (:mod:`evalkit.brief_analyses`)
+ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "h_dose": "实施强度与效果", "h_switching": "开始与停止实施", "h_spillover": "对邻近派出所的影响",
+        "h_heterogeneity": "分组效果",
+        "what_dose": "剂量反应分析", "what_switching": "开始与停止实施的分析", "what_spillover": "邻近派出所影响分析",
+        "what_heterogeneity": "分组效果分析",
+        "page1_h": "进一步分析",
+        "dose_step_share": "覆盖比例每提高10个百分点", "dose_step_unit": "实施强度每增加 1 个单位",
+        "dose_sentence": "{step}，{outcome}{effect}（95% 置信区间：{range}）；按各所实际{level}，"
+                         "实施改革的派出所平均{effect_o}（95% 置信区间：{range_o}）。",
+        "dose_level_share": "覆盖比例", "dose_level_unit": "实施强度",
+        "switch_in": "开始实施改革后，{outcome}{effect}（95% 置信区间：{range}；{n} 个派出所开始实施）。",
+        "switch_out": "停止实施改革后，{outcome}{effect}（95% 置信区间：{range}；{n} 个派出所停止实施）。",
+        "switch_both": "开始实施（{n_in} 个派出所）与停止实施（{n_out} 个派出所）合计：实施改革期间{outcome}{effect}"
+                       "（95% 置信区间：{range}）。",
+        "rebound": "回升",
+        "spill_sentence": "邻近未实施派出所{outcome}{effect}（95% 置信区间：{range}）：{reading}。",
+        "spill_displacement": "存在警情转移", "spill_diffusion": "效果扩散到邻近派出所",
+        "spill_none": "未发现警情转移或效果扩散的证据", "spill_effect": "改革也影响了邻近派出所",
+        "hetero_sentence": "按{by}分组：{groups}；{test}。",
+        "hetero_group": "{group}{outcome}{effect}（95% 置信区间：{range}）{unrated}",
+        "hetero_sep": "，",
+        "hetero_test": "各组效果相等的检验 {p}",
+        "hetero_test_na": "各组效果相等的检验无法进行（{reason}）",
+        "unrated": "（样本不足，不评级）",
+        "by_area_type": "辖区类型", "by_size_class": "派出所规模", "by_county": "区县", "by_cohort": "实施批次",
+        "group_urban": "城区派出所", "group_rural": "农村派出所", "group_mixed": "城乡结合派出所",
+        "group_small": "小规模派出所", "group_medium": "中等规模派出所", "group_large": "大规模派出所",
+        "group_cohort": "{p} 起实施的派出所", "group_other": "{g}",
+        "not_available": "{what}暂不可用：{reason}",
+        "reason_no_intensity": "改革表没有实施强度（覆盖比例）一列，请导入 reforms.intensity",
+        "reason_no_adjacency": "数据库中没有派出所相邻关系表（adjacency），请先导入",
+        "reason_no_switch": "没有派出所开始或停止实施改革",
+        # tables
+        "col_outcome": "指标", "col_quantity": "估计对象", "col_estimate": "估计值", "col_ci": "95% 置信区间",
+        "col_band": "95% 一致置信带", "col_pct": "占改革前均值", "col_p": "p 值", "col_n": "派出所数",
+        "col_group": "分组", "col_by": "分组依据", "col_verdict": "评级", "col_test": "检验", "col_stat": "统计量",
+        "col_df": "自由度", "col_dose": "实施强度",
+        "q_acr_step": "{step}的效果", "q_att_o": "按实际强度的平均效果（ATT^o）",
+        "q_switch_total": "平均总效果（每单位处理变化）", "q_switch_in": "开始实施的效果", "q_switch_out": "停止实施的效果（已按停止方向换算）",
+        "q_direct": "对实施派出所的直接效果", "q_spill": "对邻近未实施派出所的效果",
+        "n_dose": "实施派出所 {n} 个，{k} 种强度", "n_switch": "开始 {n_in} 个，停止 {n_out} 个",
+        "n_spill": "未实施 {n_ctl} 个，其中与实施派出所相邻 {n_exp} 个", "n_group": "实施 {n_a} 个，对照 {n_c} 个",
+        "unrated_col": "不评级：{why}",
+        "placebo_test_name": "改革前安慰剂联合检验（{k} 个月）",
+        "equality_row": "各组效果相等（{by}）",
+        "pct_note": "相对变化以实施派出所改革前的月均值为基数。",
+        "dose_note": "强度曲线需要“强平行趋势”假设才能比较不同强度；阴影为 95% 一致置信带。",
+        # charts
+        "x_dose_share": "覆盖比例", "x_dose_unit": "实施强度", "x_switch": "开始或停止实施后的月数",
+        "x_spill": "改革后月数（邻近派出所：相邻派出所实施后）",
+        "att_d": "不同强度下的效果 ATT(d)", "acrt_d": "强度的边际效果 ACRT(d)", "acr_o": "平均边际效果 ACR^o",
+        "band": "95% 一致置信带", "effects": "效果", "placebos": "安慰剂（改革前）",
+        "direct": "实施派出所", "neighbours": "邻近未实施派出所", "overall_line": "总体效果",
+        "n_label": "{n} 个", "y_slope": "{step}（{unit}）",
+        "dir_in": "开始实施", "dir_out": "停止实施",
+    },
+    "en": {
+        "h_dose": "Intensity and effect", "h_switching": "Switching the reform on and off",
+        "h_spillover": "Effects on neighbouring stations", "h_heterogeneity": "Effects by subgroup",
+        "what_dose": "Dose-response analysis", "what_switching": "Switching analysis",
+        "what_spillover": "Neighbouring-stations analysis", "what_heterogeneity": "Subgroup analysis",
+        "page1_h": "Further analyses",
+        "dose_step_share": "Each 10-percentage-point increase in coverage",
+        "dose_step_unit": "Each one-unit increase in intensity",
+        "dose_sentence": "{step}: {outcome} {effect} (95% CI: {range}); at the {level} each station reached, "
+                         "{outcome} at adopting stations {effect_o} on average (95% CI: {range_o}).",
+        "dose_level_share": "coverage", "dose_level_unit": "intensity",
+        "switch_in": "After switching the reform on, {outcome} {effect} (95% CI: {range}; {n} stations switched on).",
+        "switch_out": "After switching the reform off, {outcome} {effect} (95% CI: {range}; {n} stations switched off).",
+        "switch_both": "Stations switching the reform on ({n_in}) and off ({n_out}) pooled: while the reform runs, "
+                       "{outcome} {effect} (95% CI: {range}).",
+        "rebound": "rose by",
+        "spill_sentence": "At untreated neighbouring stations, {outcome} {effect} (95% CI: {range}): {reading}.",
+        "spill_displacement": "incidents were displaced to the neighbours",
+        "spill_diffusion": "the benefit diffused to the neighbours",
+        "spill_none": "no evidence of displacement or diffusion", "spill_effect": "the reform also affected the neighbours",
+        "hetero_sentence": "By {by}: {groups}; {test}.",
+        "hetero_group": "{group}: {outcome} {effect} (95% CI: {range}){unrated}",
+        "hetero_sep": "; ",
+        "hetero_test": "test that the effects are equal: {p}",
+        "hetero_test_na": "the test that the effects are equal is not available ({reason})",
+        "unrated": " (too few stations to rate)",
+        "by_area_type": "area type", "by_size_class": "station size", "by_county": "county", "by_cohort": "adoption cohort",
+        "group_urban": "urban stations", "group_rural": "rural stations", "group_mixed": "mixed urban-rural stations",
+        "group_small": "small stations", "group_medium": "medium-sized stations", "group_large": "large stations",
+        "group_cohort": "stations adopting in {p}", "group_other": "{g}",
+        "not_available": "{what} not available: {reason}",
+        "reason_no_intensity": "the reforms table has no intensity (coverage) column; load reforms.intensity",
+        "reason_no_adjacency": "the warehouse has no station adjacency table; load one first",
+        "reason_no_switch": "no station switches the reform on or off",
+        "col_outcome": "Outcome", "col_quantity": "Quantity", "col_estimate": "Estimate", "col_ci": "95% CI",
+        "col_band": "95% uniform band", "col_pct": "% of pre-reform mean", "col_p": "p-value", "col_n": "Stations",
+        "col_group": "Subgroup", "col_by": "Grouping", "col_verdict": "Rating", "col_test": "Test",
+        "col_stat": "Statistic", "col_df": "df", "col_dose": "Intensity",
+        "q_acr_step": "{step}", "q_att_o": "Average effect at the intensity reached (ATT^o)",
+        "q_switch_total": "Average total effect (per unit of treatment change)", "q_switch_in": "Effect of switching on",
+        "q_switch_out": "Effect of switching off (sign as switching off)",
+        "q_direct": "Direct effect at adopting stations", "q_spill": "Effect at untreated neighbours",
+        "n_dose": "{n} adopting stations, {k} intensity levels", "n_switch": "{n_in} switched on, {n_out} off",
+        "n_spill": "{n_ctl} not adopting, {n_exp} of them next to an adopter", "n_group": "{n_a} adopting, {n_c} comparison",
+        "unrated_col": "not rated: {why}",
+        "placebo_test_name": "Joint placebo test before the switch ({k} months)",
+        "equality_row": "Equal effects across subgroups ({by})",
+        "pct_note": "Percentages are of the adopting stations' monthly mean before adoption.",
+        "dose_note": "Comparing intensities needs 'strong parallel trends'; the shaded area is the 95% uniform band.",
+        "x_dose_share": "Coverage", "x_dose_unit": "Intensity", "x_switch": "Months since switching on or off",
+        "x_spill": "Months since adoption (neighbours: since a neighbour adopted)",
+        "att_d": "Effect by intensity ATT(d)", "acrt_d": "Marginal effect of intensity ACRT(d)",
+        "acr_o": "Average marginal effect ACR^o",
+        "band": "95% uniform band", "effects": "effects", "placebos": "placebos (before)",
+        "direct": "adopting stations", "neighbours": "untreated neighbours", "overall_line": "overall effect",
+        "n_label": "n={n}", "y_slope": "{step} ({unit})",
+        "dir_in": "switching on", "dir_out": "switching off",
+    },
+}
+
+#: recorded reasons of an analysis that could not run → key of :data:`ANALYSIS_TEXTS` (first match wins);
+#: anything else: :func:`reason_words`
+ANALYSIS_REASONS: tuple[tuple[str, str], ...] = (
+    (r"intensity", "reason_no_intensity"),
+    (r"adjacen", "reason_no_adjacency"),
+    (r"no unit switches|ended_on", "reason_no_switch"),
+)
+
+
+def at(key: str, lang: str, **kw: Any) -> str:
+    """A word of the further-analysis sections (:data:`ANALYSIS_TEXTS`) in ``lang``, formatted."""
+    text = ANALYSIS_TEXTS[lang][key]
+    return text.format(**kw) if kw else text
+
+
+def analysis_reason(reason: Any, lang: str) -> str:
+    """Why an analysis is not available, in words: a known analysis reason, else :func:`reason_words`."""
+    text = str(reason or "")
+    for pattern, key in ANALYSIS_REASONS:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return at(key, lang)
+    return reason_words(reason, lang)
+
+
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
-__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
+__all__ = ["ANALYSIS_REASONS", "ANALYSIS_TEXTS", "DURATION_KINDS", "analysis_reason", "at", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
            "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "sensitivity_steps", "technical_reasons"]

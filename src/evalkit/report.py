@@ -44,6 +44,7 @@ from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
 from evalkit.inference._refit import clip_text
 from evalkit.registry import NEVER_TREATED, period_start
+from evalkit.report_analyses import page1_html, show_analyses
 from evalkit.viz.event_study import event_study_plot
 from evalkit.viz.placebo import plot_placebo
 from evalkit.viz.sensitivity import plot_sensitivity
@@ -111,6 +112,7 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
         f'<div class="ek-block ek-verdict ek-verdict-{h["verdict"]}"><h2>{t("verdict_h", lang)}</h2>'
         f'<p><span class="ek-badge">{html.escape(h["verdict_label"])}</span> '
         f'{html.escape(h["verdict_explanation"])} {html.escape(pre_txt)}</p></div>',
+        page1_html(ev),  # one sentence per further analysis asked for (dose, switching, spillover, subgroups)
     ]
     truth = ev.planted_truth(outcome)
     if truth is not None and not ev.is_share(outcome or ev.primary_outcome):
@@ -314,6 +316,7 @@ def show_brief(ev: Evaluation) -> None:
     show_multiple(ev)
     show_sensitivity(ev)
     show_randomization(ev)
+    show_analyses(ev)
     show_diagnostics(ev)
     show_notes(ev)
 
@@ -324,5 +327,5 @@ def save_results(ev: Evaluation, path: str | Path) -> Path:
 
 
 __all__ = ["save_results", "pretrend_method_label", "show_brief", "show_header", "show_headline", "show_estimates", "show_event_study", "show_trends",
-           "show_diagnostics", "show_notes", "show_sensitivity", "show_randomization", "show_multiple",
+           "show_diagnostics", "show_notes", "show_sensitivity", "show_randomization", "show_multiple", "show_analyses",
            "method_note", "sensitivity_sentences", "BRIEF_MIME"]

@@ -8,6 +8,9 @@
 * :mod:`evalkit.viz.sensitivity` — :func:`plot_sensitivity` (Rambachan–Roth)
 * :mod:`evalkit.viz.power` — :func:`plot_power` (pilot design)
 * :mod:`evalkit.viz.heterogeneity` — :func:`plot_subgroups` (subgroup effects, forest plot)
+* :mod:`evalkit.viz.dose` — :func:`plot_dose` (ATT(d), ACRT(d) with uniform bands)
+* :mod:`evalkit.viz.switching` — :func:`plot_switching` (switching on / off, placebos)
+* :mod:`evalkit.viz.spillover` — :func:`plot_spillover` (direct and neighbours' effects)
 
 Statistics modules never import this package; names are resolved lazily, so
 ``import evalkit.viz`` does not load matplotlib until a chart is drawn.
@@ -22,7 +25,8 @@ _WHERE = {
     "use_cjk_font": "style", "show": "style", "plt": "style",
     "event_study_plot": "event_study", "trends_plot": "trends", "plot_synthetic": "synthetic",
     "plot_placebo": "placebo", "plot_sensitivity": "sensitivity", "plot_power": "power",
-    "plot_subgroups": "heterogeneity",
+    "plot_subgroups": "heterogeneity", "plot_dose": "dose", "plot_switching": "switching",
+    "plot_spillover": "spillover",
 }
 
 
