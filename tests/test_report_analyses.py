@@ -39,7 +39,7 @@ N, T = 80, 36
 
 def _panel(seed: int = 0, spill: float = 0.06) -> tuple[pd.DataFrame, pd.DataFrame]:
     """80 stations x 36 months; a quarter adopt (cohorts 13/19/25) with a dose in {.25,.5,.75,1}; theft falls
-    10 % x dose at adopters and rises ``spill`` at never-adopting ring neighbours of an adopter;
+    10 % x dose at adopters and rises ``spill`` at stations not (yet) adopting next to an adopter (ring);
     disputes fall 20 % (urban) / 5 % (rural) while treated; every fifth adopter stops in month 31."""
     rng = np.random.default_rng(seed)
     i = np.arange(N)
@@ -62,7 +62,8 @@ def _panel(seed: int = 0, spill: float = 0.06) -> tuple[pd.DataFrame, pd.DataFra
     on = (p["first_treat"] > 0) & (p["period"] >= p["first_treat"])
     p["treatment"] = (on & (p["period"] < p["end"])).astype(float)
     p["dose"] = np.where(on, p["intensity"], 0.0)
-    exposed = (p["first_treat"] == 0) & (p["period"].to_numpy() >= onset[u])
+    # exposed (the estimator's definition): not (yet) adopting, a neighbour has adopted
+    exposed = ~on & (p["period"].to_numpy() >= onset[u])
     e = rng.normal(0, 1.5, (3, len(p)))
     base = level[u] + month[p["period"] - 1]
     p["incidents_theft"] = base * (1 - 0.1 * p["dose"] + spill * exposed) + e[0]
@@ -104,6 +105,22 @@ def _pct(r, x: float) -> str:
 def _row(r, kind: str, term: str) -> pd.Series:
     e = r.estimates
     return e[(e["kind"] == kind) & (e["term"] == term)].iloc[0]
+
+
+def _covers(r, row: pd.Series, truth_pct: float, scale: float = 1.0) -> bool:
+    lo, hi = sorted(100.0 * scale * row[c] / r.meta["baseline_mean"] for c in ("ci_low", "ci_high"))
+    return lo <= truth_pct <= hi
+
+
+def test_the_fixture_recovers_its_planted_effects(world):
+    """The sentences below are checked against sections whose truth is known."""
+    d, s, sp = world["dose"], world["switching"], world["spillover"]
+    assert _covers(d, _row(d, "aggregate", "ACR"), -1.0, scale=0.1)  # −10 % per unit of dose = −1 % per 10 pp
+    assert _covers(s, s.overall, -10.0)
+    assert _covers(sp, _row(sp, "spillover", "spillover"), 6.0)
+    tab = world["heterogeneity"]["area_type"].table.set_index("group")
+    assert tab.loc["urban", "pct_low"] <= -20 <= tab.loc["urban", "pct_high"]
+    assert tab.loc["rural", "pct_low"] <= -5 <= tab.loc["rural", "pct_high"]
 
 
 # ----------------------------------------------------------------------------- page-1 sentences

@@ -98,7 +98,8 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
         h = ev.headline(outcome) | headline_text(ev, outcome)
     except KeyError:  # the headline estimator did not run for this outcome: say why, in words
         _html(f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
-              f'{html.escape(outcome_line(ev, outcome or ev.primary_outcome))}</p></div>' + _outcome_lines_html(ev))
+              f'{html.escape(outcome_line(ev, outcome or ev.primary_outcome))}</p></div>' + _outcome_lines_html(ev)
+              + page1_html(ev))
         return
     pre_txt = h["pretrend_sentence"]
     parts = [
