@@ -282,7 +282,7 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "att_d": "不同强度下的效果 ATT(d)", "acrt_d": "强度的边际效果 ACRT(d)", "acr_o": "平均边际效果 ACR^o",
         "band": "95% 一致置信带", "effects": "效果", "placebos": "安慰剂（改革前）",
         "direct": "实施派出所", "neighbours": "邻近未实施派出所", "overall_line": "总体效果",
-        "n_label": "{n} 个", "y_slope": "{step}（{unit}）",
+        "n_label": "实施 {n} 个", "y_slope": "{step}（{unit}）",
         "dir_in": "开始实施", "dir_out": "停止实施",
     },
     "en": {

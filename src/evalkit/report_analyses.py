@@ -99,7 +99,7 @@ def chart(ev: Any, kind: str):
         return None
     by, sg = next(iter(sec.result.items()))
     unit = outcome_unit(outcome, lang)
-    pct = "pct" in sg.table.columns and effect_form(outcome) == "pct"
+    pct = "pct" in sg.table.columns  # plot_subgroups draws percent of the baseline whenever the table has it
     xlabel = t("effect_axis", lang, unit="%" if pct else unit or "—")
     names = {str(g): group_label(by, str(g), lang) for g in sg.table["group"]}
     return plot_subgroups(sg, title=f"{outcome_label(outcome, lang)} — {by_label(by, lang)}", xlabel=xlabel,
