@@ -309,3 +309,34 @@ def test_notebook_shows_the_analyses_after_sensitivity_and_randomization():
         k = at["report.show_analyses(ev)"]
         assert at["report.show_sensitivity(ev)"] < k and at["report.show_randomization(ev)"] < k
         assert k < next(j for j, s in enumerate(src) if "show_diagnostics" in s)
+
+
+# ----------------------------------------------------------------------------- a real Evaluation
+def test_real_evaluation_page1_results_text_and_sections(world, monkeypatch):
+    """On a real :class:`~evalkit.evaluation.Evaluation` with ``analyses`` set: page 1 carries the
+    sentences under the verdict, ``results.json``'s text block the same sentences, the brief the sections."""
+    import evalkit.report as report
+    from evalkit.brief_text import results_text
+    from test_brief_page1 import PRE_OK, _result
+    from test_brief_page1 import _ev as page1_ev
+
+    ev = page1_ev({"incidents_theft": [_result("cs", "incidents_theft", -1.2, -1.4, -0.6, 0.001, base=2.0,
+                                                pretrend=PRE_OK)]}, lang="zh")
+    ev.analyses = {**_sec("dose", "incidents_theft", world["dose"]),
+                   **_sec("spillover", "incidents_theft", world["spillover"])}
+    shown: list[str] = []
+    monkeypatch.setattr(report, "_html", shown.append)
+    monkeypatch.setattr(ra, "_html", shown.append)
+    monkeypatch.setattr("evalkit.viz.style.show", lambda fig: shown.append("<chart>"))
+    report.show_headline(ev)
+    page1 = "".join(shown)
+    sents = ba.analysis_sentences(ev)
+    assert list(sents) == ["dose", "spillover"]
+    assert page1.index("证据评级") < page1.index("进一步分析")
+    assert all(html.escape(s) in page1 for s in sents.values())
+    assert results_text(ev)["analyses"] == sents
+    shown.clear()
+    report.show_analyses(ev)
+    assert shown.count("<chart>") == 2 and "实施强度与效果" in "".join(shown)
+    ev.analyses = {}  # an evaluation without further analyses: no key in results.json
+    assert "analyses" not in results_text(ev)
