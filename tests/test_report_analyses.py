@@ -340,3 +340,40 @@ def test_real_evaluation_page1_results_text_and_sections(world, monkeypatch):
     assert shown.count("<chart>") == 2 and "实施强度与效果" in "".join(shown)
     ev.analyses = {}  # an evaluation without further analyses: no key in results.json
     assert "analyses" not in results_text(ev)
+
+
+def test_section_facts_the_evaluation_adds_are_used(world):
+    """The evaluation's facts (evalkit.analyses_run): the neighbours' effect in percent of their own
+    mean before exposure is the number stated; stations that stopped are explained; a grouping that
+    could not run is listed with its reason; a missing intensity has its own words."""
+    r = world["spillover"]
+    sp = _row(r, "spillover", "spillover")
+    base = 80.0  # the exposed stations' own mean (a made-up value: the sentence must state exactly it)
+    facts = {"spillover_pct": 100 * sp["estimate"] / base, "spillover_pct_low": 100 * sp["ci_low"] / base,
+             "spillover_pct_high": 100 * sp["ci_high"] / base}
+    an = {"spillover": {"incidents_theft": AnalysisSection("spillover", "incidents_theft", r, facts=facts)}}
+    zh = ba.analysis_sentence(_ev(an, "zh"), "spillover")
+    assert zh.startswith(f"邻近未实施派出所盗窃警情上升 {100 * sp['estimate'] / base:.1f}%（95% 置信区间：上升 "
+                         f"{100 * sp['ci_low'] / base:.1f}%–{100 * sp['ci_high'] / base:.1f}%）")
+    assert any("相邻派出所实施改革前的月均值" in n for n in ba.section_notes(_ev(an, "zh"), "spillover"))
+    table = ba.analysis_table(_ev(an, "zh"), "spillover")
+    assert f"+{100 * sp['estimate'] / base:.1f}%" == table["占改革前均值"].iloc[0]
+
+    sw = {"switching": {"incidents_nonpolice": AnalysisSection("switching", "incidents_nonpolice", world["switching"],
+                                                               facts={"n_stopped": 4})}}
+    notes = ba.section_notes(_ev(sw, "zh", "incidents_nonpolice"), "switching")
+    assert any(n.startswith("4 个派出所先开始后停止实施") for n in notes)
+
+    het = {"heterogeneity": {"incidents_dispute": AnalysisSection(
+        "heterogeneity", "incidents_dispute", world["heterogeneity"],
+        facts={"estimator": {"area_type": "imputation"},
+               "errors": {"county": "subgroups: no column 'county' in the panel (by='county')"}})}}
+    ev = _ev(het, "zh", "incidents_dispute")
+    ev.params.headline = "cs"
+    t = ba.analysis_table(ev, "heterogeneity")
+    assert t["分组"].iloc[0] == "分组效果分析暂不可用：数据中没有该分组所需的列" and t["分组依据"].iloc[0] == "区县"
+    assert any(n.startswith("按辖区类型分组采用") for n in ba.section_notes(ev, "heterogeneity"))
+
+    miss = _ev(_sec("dose", "incidents_theft", error="3 of 12 adopters of village_auxiliary have no intensity "
+                                                    "(覆盖比例) in the reforms table; fill it for every adopter"), "zh")
+    assert ba.analysis_sentence(miss, "dose") == "剂量反应分析暂不可用：部分实施改革的派出所缺少实施强度（覆盖比例），请在改革表中补齐"

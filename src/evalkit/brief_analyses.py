@@ -122,7 +122,16 @@ def spillover_numbers(section: Any) -> dict[str, Any]:
     r, o = section.result, section.outcome
     sp, ov = _row(r, "spillover", "spillover"), r.overall
     info = r.meta.get("sample") or {}
-    return {"spill": _effect(r, o, sp["estimate"], sp["ci_low"], sp["ci_high"], sp["p_value"]),
+    spill = _effect(r, o, sp["estimate"], sp["ci_low"], sp["ci_high"], sp["p_value"])
+    # the neighbours' effect in percent of their own mean before exposure when the evaluation gives it
+    # (``facts["spillover_pct"]`` …, evalkit.analyses_run); else of the adopters' mean (the result's)
+    f = section.facts or {}
+    own = [f.get(k) for k in ("spillover_pct", "spillover_pct_low", "spillover_pct_high")]
+    if not any(_nan(v) for v in own):
+        lo, hi = sorted(float(v) for v in own[1:])
+        spill.update(pct=float(own[0]), pct_low=lo, pct_high=hi, own_base=True,
+                     form="pct" if effect_form(o) == "pct" else spill["form"])
+    return {"spill": spill,
             "direct": _effect(r, o, ov["estimate"], ov["ci_low"], ov["ci_high"], ov["p_value"]),
             "n_exposed": r.meta.get("n_exposed_stations"), "n_treated": info.get("n_treated"),
             "n_control": info.get("n_control")}
@@ -341,6 +350,9 @@ def analysis_table(ev: Any, kind: str) -> pd.DataFrame:
             for q, e in ((at("q_spill", lang), n["spill"]), (at("q_direct", lang), n["direct"])):
                 rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang), at("col_n", lang): cnt})
         else:
+            for by, why in ((sec.facts or {}).get("errors") or {}).items():  # groupings that could not run
+                rows.append({**base, at("col_by", lang): by_label(by, lang),
+                             at("col_group", lang): not_available(kind, why, lang)})
             for by, g in subgroup_numbers(sec).items():
                 for row in g["rows"]:
                     rating = (at("unrated_col", lang, why=unrated_why(row, lang)) if row["floors"]
@@ -351,6 +363,32 @@ def analysis_table(ev: Any, kind: str) -> pd.DataFrame:
                                                        n_c=_suppress(row["n_comparison"], ev, lang)),
                                  at("col_verdict", lang): rating})
     return pd.DataFrame(rows).fillna("")
+
+
+def section_notes(ev: Any, kind: str) -> list[str]:
+    """The notes under ``kind``'s table: what the percentages are of, strong parallel trends for the
+    dose, stations that stopped counted as switching on, subgroups split with another fit."""
+    lang, secs = ev.lang, sections(ev, kind)
+    done = {o: s for o, s in secs.items() if s.error is None and s.result is not None}
+    out = []
+    if kind == "dose":
+        out.append(at("dose_note", lang))
+    own = kind == "spillover" and any(spillover_numbers(s)["spill"].get("own_base") for s in done.values())
+    out.append(at("pct_note_spill" if own else "pct_note", lang))
+    if kind == "switching":
+        for s in done.values():
+            n = int((s.facts or {}).get("n_stopped") or 0)
+            if n and set(switching_numbers(s)) == {"in"}:  # their stop is inside the effect of switching on
+                out.append(at("switch_stopped_note", lang, n=n))
+                break
+    if kind == "heterogeneity":
+        from evalkit.i18n import estimator_label
+
+        head = getattr(getattr(ev, "params", None), "headline", None)
+        used = {by: est for s in done.values() for by, est in ((s.facts or {}).get("estimator") or {}).items()}
+        out += [at("hetero_estimator_note", lang, by=by_label(by, lang), estimator=estimator_label(est, lang))
+                for by, est in used.items() if head and est != head]
+    return out
 
 
 def joint_tests(ev: Any, kind: str) -> pd.DataFrame:
@@ -383,5 +421,5 @@ def _test_row(outcome: str, test: str, pt: dict[str, Any], lang: str) -> dict[st
 
 
 __all__ = ["DOSE_STEP_SHARE", "switch_fits", "analysis_sentence", "analysis_sentences", "analysis_table", "by_label", "dose_numbers",
-           "effect_words", "group_label", "joint_tests", "not_available", "primary", "sections", "spillover_numbers",
+           "effect_words", "group_label", "joint_tests", "not_available", "section_notes", "primary", "sections", "spillover_numbers",
            "subgroup_numbers", "switching_numbers"]

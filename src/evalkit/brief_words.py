@@ -214,18 +214,6 @@ def technical_reasons(ev: Any) -> list[tuple[str, str]]:
     return [(where, _EXC_PREFIX.sub("", why)) for where, why in out]
 
 
-def sensitivity_steps(bin_months: int | None, lang: str) -> dict[str, str]:
-    """Words for the sensitivity analysis's time step: ``step`` (how often the smoothness bound may
-    bend: 每月 / per month, or per ``b``-month bin) and ``base`` (the event study's base period: the
-    month before adoption, or the ``b`` months before it) — the bins of ``Sensitivity.bin_months``."""
-    b = int(bin_months or 1)
-    if lang == "zh":
-        return {"step": "每月" if b == 1 else f"每 {b} 个月",
-                "base": "改革前一个月" if b == 1 else f"改革前 {b} 个月的平均"}
-    return {"step": "per month" if b == 1 else f"per {b}-month bin",
-            "base": "the month before adoption" if b == 1 else f"the {b} months before adoption (their mean)"}
-
-
 # ----------------------------------------------------------------------------- further analyses (issue 17)
 #: the words of the dose, switching, spillover and heterogeneity sections (:mod:`evalkit.brief_analyses`)
 ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
@@ -261,6 +249,15 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "reason_no_intensity": "改革表没有实施强度（覆盖比例）一列，请导入 reforms.intensity",
         "reason_no_adjacency": "数据库中没有派出所相邻关系表（adjacency），请先导入",
         "reason_no_switch": "没有派出所开始或停止实施改革",
+        "reason_dose_missing": "部分实施改革的派出所缺少实施强度（覆盖比例），请在改革表中补齐",
+        "reason_adjacency_outside": "相邻关系表中没有连接本评估两个派出所的记录，请检查派出所编号",
+        "reason_no_group_column": "数据中没有该分组所需的列",
+        "reason_cs_cohorts": "按批次平均的方法不能按该列拆分（同一批次内取值不同）",
+        "reason_one_group": "只有一个分组有实施改革的派出所",
+        "pct_note_spill": "邻近派出所的相对变化以其在相邻派出所实施改革前的月均值为基数；直接效果以实施派出所改革前的月均值为基数。",
+        "switch_stopped_note": "{n} 个派出所先开始后停止实施：本方法按首次变化分组，它们计为开始实施的派出所，"
+                               "停止后的月份计入开始实施后的效果。",
+        "hetero_estimator_note": "按{by}分组采用{estimator}的拟合（主要结果的方法按整批次平均，不能按该列拆分；估计对象相同）。",
         # tables
         "col_outcome": "指标", "col_quantity": "估计对象", "col_estimate": "估计值", "col_ci": "95% 置信区间",
         "col_band": "95% 一致置信带", "col_pct": "占改革前均值", "col_p": "p 值", "col_n": "派出所数",
@@ -319,6 +316,18 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "reason_no_intensity": "the reforms table has no intensity (coverage) column; load reforms.intensity",
         "reason_no_adjacency": "the warehouse has no station adjacency table; load one first",
         "reason_no_switch": "no station switches the reform on or off",
+        "reason_dose_missing": "some adopting stations have no intensity (coverage); fill it in the reforms table",
+        "reason_adjacency_outside": "no adjacency pair joins two stations of this evaluation; check the station ids",
+        "reason_no_group_column": "the data have no column for this grouping",
+        "reason_cs_cohorts": "the cohort-averaging method cannot split by this column (it varies within a cohort)",
+        "reason_one_group": "only one subgroup has adopting stations",
+        "pct_note_spill": "The neighbours' percentages are of their own monthly mean before a neighbour adopted; the "
+                          "direct effect's of the adopting stations' mean before adoption.",
+        "switch_stopped_note": "{n} station(s) switched the reform on and later off: the method groups stations by "
+                               "their first change, so they count as switching on and their months after the stop "
+                               "are part of the effect after switching on.",
+        "hetero_estimator_note": "Subgroups by {by} use the {estimator} fit (the headline's method averages whole "
+                                 "cohorts and cannot split by this column; same estimand).",
         "col_outcome": "Outcome", "col_quantity": "Quantity", "col_estimate": "Estimate", "col_ci": "95% CI",
         "col_band": "95% uniform band", "col_pct": "% of pre-reform mean", "col_p": "p-value", "col_n": "Stations",
         "col_group": "Subgroup", "col_by": "Grouping", "col_verdict": "Rating", "col_test": "Test",
@@ -348,8 +357,13 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
 #: recorded reasons of an analysis that could not run → key of :data:`ANALYSIS_TEXTS` (first match wins);
 #: anything else: :func:`reason_words`
 ANALYSIS_REASONS: tuple[tuple[str, str], ...] = (
+    (r"have no intensity", "reason_dose_missing"),
     (r"intensity", "reason_no_intensity"),
+    (r"no adjacency pair", "reason_adjacency_outside"),
     (r"adjacen", "reason_no_adjacency"),
+    (r"subgroups: no column", "reason_no_group_column"),
+    (r"averages whole adoption cohorts", "reason_cs_cohorts"),
+    (r"fewer than two subgroups", "reason_one_group"),
     (r"no unit switches|ended_on", "reason_no_switch"),
 )
 
@@ -369,8 +383,20 @@ def analysis_reason(reason: Any, lang: str) -> str:
     return reason_words(reason, lang)
 
 
+def sensitivity_steps(bin_months: int | None, lang: str) -> dict[str, str]:
+    """Words for the sensitivity analysis's time step: ``step`` (how often the smoothness bound may
+    bend: 每月 / per month, or per ``b``-month bin) and ``base`` (the event study's base period: the
+    month before adoption, or the ``b`` months before it) — the bins of ``Sensitivity.bin_months``."""
+    b = int(bin_months or 1)
+    if lang == "zh":
+        return {"step": "每月" if b == 1 else f"每 {b} 个月",
+                "base": "改革前一个月" if b == 1 else f"改革前 {b} 个月的平均"}
+    return {"step": "per month" if b == 1 else f"per {b}-month bin",
+            "base": "the month before adoption" if b == 1 else f"the {b} months before adoption (their mean)"}
+
+
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
-__all__ = ["ANALYSIS_REASONS", "ANALYSIS_TEXTS", "DURATION_KINDS", "analysis_reason", "at", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
+__all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
            "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "sensitivity_steps", "technical_reasons"]

@@ -22,6 +22,7 @@ from evalkit.brief_analyses import (
     group_label,
     joint_tests,
     primary,
+    section_notes,
     sections,
     switch_fits,
     switching_numbers,
@@ -128,10 +129,7 @@ def show_analysis(ev: Any, kind: str) -> None:
     tests = joint_tests(ev, kind)
     if not tests.empty:
         tail += tests.to_html(index=False, classes="ek-table", border=0, escape=True)
-    notes = [at("pct_note", lang)]
-    if kind == "dose":
-        notes.insert(0, at("dose_note", lang))
-    tail += "".join(f'<p class="ek-note">{_esc(n)}</p>' for n in notes)
+    tail += "".join(f'<p class="ek-note">{_esc(n)}</p>' for n in section_notes(ev, kind))
     _html(tail)
 
 
