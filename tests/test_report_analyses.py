@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 from evalkit import brief_analyses as ba  # noqa: E402
 from evalkit import report_analyses as ra  # noqa: E402
 from evalkit.analyses import AnalysisSection  # noqa: E402
-from evalkit.brief_words import technical_reasons  # noqa: E402
+from evalkit.brief_words import analysis_reason, technical_reasons  # noqa: E402
 from evalkit.estimators.dose import estimate_dose  # noqa: E402
 from evalkit.estimators.imputation import estimate_imputation  # noqa: E402
 from evalkit.estimators.spillover import estimate_spillover  # noqa: E402
@@ -377,3 +377,5 @@ def test_section_facts_the_evaluation_adds_are_used(world):
     miss = _ev(_sec("dose", "incidents_theft", error="3 of 12 adopters of village_auxiliary have no intensity "
                                                     "(覆盖比例) in the reforms table; fill it for every adopter"), "zh")
     assert ba.analysis_sentence(miss, "dose") == "剂量反应分析暂不可用：部分实施改革的派出所缺少实施强度（覆盖比例），请在改革表中补齐"
+    assert analysis_reason("subgroups: column 'area_type' is missing for station '3310'; fill it or choose another --by",
+                              "zh") == "部分派出所缺少该分组所需的值，请在派出所名册中补齐"
