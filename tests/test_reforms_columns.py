@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from _exports import write_csv, write_register
@@ -90,3 +91,53 @@ def test_without_the_new_columns_nothing_changes(wh, tmp_path):
     rep = ingest("reforms", f, warehouse=wh, study_window=WINDOW)
     assert (rep.rows_accepted, rep.rows_quarantined) == (1, 0)
     assert _rows(wh) == {("441502001", "two_teams_one_room"): (dt.date(2023, 1, 1), None, None)}
+
+
+def test_panel_treatment_dose_and_stops(wh, tmp_path):
+    """build_panel: ``treatment`` on from adoption to the month before the stop, ``dose`` from adoption
+    on (also after a stop: the dose analysis is about starting), ``first_treat`` unchanged
+    (intent-to-treat), ``n_stopped`` counts stops inside the window only."""
+    from evalkit.panel import build_panel
+    from evalkit.registry import period_of
+
+    rows = [[1, "441502001", "一村一辅警", "2022年7月", "", "60%"],
+            [2, "441502002", "一村一辅警", "2022-10", "2024-07-01", "0.25"],
+            [3, "441581003", "一村一辅警", "2023-01", "2026-03-01", ""],   # stop after the window; no dose
+            [4, "441581004", "两队一室", "2023-01", "2023-06-30", "0.5"]]  # another reform
+    ingest("reforms", write_csv(tmp_path / "r.csv", HEADER, rows), warehouse=wh, study_window=WINDOW)
+    con = connect(wh, read_only=True)
+    try:
+        panel = build_panel(con, "一村一辅警", start="2022-01", end="2025-12")
+        other = build_panel(con, "两队一室", start="2022-01", end="2025-12")
+    finally:
+        con.close()
+    p = panel.set_index(["station_id", "period"])
+    jul22, oct22, jun24, jul24 = (period_of(f"{m}-01") for m in ("2022-07", "2022-10", "2024-06", "2024-07"))
+    assert p.loc[("441502002", oct22), ["first_treat", "treated", "treatment"]].tolist() == [oct22, 1, 1]
+    assert p.loc[("441502002", jun24), "treatment"] == 1
+    assert p.loc[("441502002", jul24), ["treated", "treatment"]].tolist() == [1, 0]  # ITT vs actual
+    assert p.loc[("441502002", jul24), "dose"] == 0.25
+    assert p.loc[("441502002", oct22 - 1), ["treatment", "dose"]].tolist() == [0, 0.0]
+    assert p.loc[("441502001", jul22), "dose"] == pytest.approx(0.6)
+    assert p.loc[("441581003", jul24), "treatment"] == 1  # its stop lies after the window
+    assert np.isnan(p.loc[("441581003", jul24), "dose"])  # adopter without an intensity: unknown
+    assert p.loc[("441581004", jul24), ["treatment", "dose"]].tolist() == [0, 0.0]  # never adopted this one
+    assert panel.attrs["n_stopped"] == 1 and panel.attrs["n_dose_missing"] == 1
+    assert (panel["treatment"] <= panel["treated"]).all()
+    o = other.set_index(["station_id", "period"])
+    assert other.attrs["n_stopped"] == 1 and "dose" in other.columns
+    assert o.loc[("441581004", period_of("2023-06-01")), "treatment"] == 0  # stopped in June: off from June
+
+
+def test_panel_without_stops_or_doses(wh, tmp_path):
+    from evalkit.panel import build_panel
+
+    f = write_csv(tmp_path / "r.csv", ["序号", "派出所编码", "改革项目", "实施时间"], [[1, "441502001", "两队一室", "2023-01"]])
+    ingest("reforms", f, warehouse=wh, study_window=WINDOW)
+    con = connect(wh, read_only=True)
+    try:
+        panel = build_panel(con, "两队一室", start="2022-01", end="2025-12")
+    finally:
+        con.close()
+    assert "dose" not in panel.columns and panel.attrs["n_stopped"] == 0
+    assert (panel["treatment"] == panel["treated"]).all()
