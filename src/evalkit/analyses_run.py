@@ -60,13 +60,16 @@ def evaluation_notes(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {"itt_stopped": {"n_stopped": n}} if n > 0 else {}
 
 
-def run_analyses(ev: Evaluation) -> None:
-    """Fill ``ev.analyses`` (kind → outcome → section) and ``ev.timings[kind]`` for the kinds asked."""
+def run_analyses(ev: Evaluation, fits: dict[str, dict[str, Any]] | None = None) -> None:
+    """Fill ``ev.analyses`` (kind → outcome → section) and ``ev.timings[kind]`` for the kinds asked.
+    ``fits``: outcome → estimator → the result as the estimator returned it (with its stored fit,
+    which the copies in ``ev.results`` made by the small-sample steps do not carry); default
+    ``ev.results``."""
     p = ev.params
     for kind in p.analyses:
         progress.report(kind)
         t1 = time.perf_counter()
-        shared: dict[str, Any] = {}
+        shared: dict[str, Any] = {"fits": fits if fits is not None else ev.results}
         if kind == "spillover":
             try:
                 shared["adjacency"] = _adjacency(ev)
@@ -79,7 +82,7 @@ def run_analyses(ev: Evaluation) -> None:
 def _section(kind: str, ev: Evaluation, outcome: str, shared: dict[str, Any]) -> AnalysisSection:
     sec = AnalysisSection(kind, outcome)
     try:
-        if shared.get("error"):
+        if "error" in shared:
             raise ValueError(shared["error"])
         RUNNERS[kind](ev, outcome, sec, shared)
     except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
@@ -193,7 +196,7 @@ def _heterogeneity(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: d
     from evalkit.heterogeneity import subgroup_effects
 
     p = ev.params
-    fits = ev.results.get(outcome, {})
+    fits = shared["fits"].get(outcome, {})
     if p.headline not in fits:
         raise ValueError(f"the headline estimator {p.headline} has no result for {outcome}")
     try:

@@ -504,8 +504,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
     ev.timings["estimators"] = time.perf_counter() - t0
     if p.design == "staggered":
+        fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
         _staggered_extras(ev)
-        run_analyses(ev)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
+        run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
     ev.seconds = time.perf_counter() - t0
     progress.report(progress.DONE)
     return ev
