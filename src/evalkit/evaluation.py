@@ -16,8 +16,9 @@ For the staggered design, besides the estimators of ``params.estimators`` every 
 cheap robustness variants (Callaway–Sant'Anna with never-treated and with not-yet-treated
 controls, CS with the multiplier bootstrap), the optional inference of ``params.inference``
 (wild cluster bootstrap and randomization inference for TWFE), the sensitivity analysis
-(:mod:`evalkit.sensitivity_run`) and the multiple-testing adjustment (:mod:`evalkit.evaluation_steps`).
-Each of these is wrapped: a failure is recorded with its reason (shown in the brief as
+(:mod:`evalkit.sensitivity_run`), the multiple-testing adjustment (:mod:`evalkit.evaluation_steps`)
+and the further analyses the params ask for (dose, switching, spillover, heterogeneity:
+:mod:`evalkit.analyses_run`, into ``ev.analyses``). Each of these is wrapped: a failure is recorded with its reason (shown in the brief as
 "not available: reason") and never stops the evaluation. Nothing here depends on the clock:
 ``seconds`` and ``timings`` are the only time-dependent fields of ``results.json``.
 """
