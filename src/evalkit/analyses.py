@@ -12,7 +12,8 @@ An evaluation's params may ask for any of these, each shown as its own brief sec
                    :func:`evalkit.heterogeneity.subgroup_effects`.
 
 ``Evaluation.analyses`` maps kind → outcome → :class:`AnalysisSection`, kinds in :data:`KINDS` order,
-only those asked for.
+only those asked for (run by :mod:`evalkit.analyses_run`). ``results.json`` holds
+``"analyses": {kind: {outcome: section.to_dict()}}`` (``docs/results-schema.md``).
 """
 
 from __future__ import annotations
@@ -44,3 +45,31 @@ class AnalysisSection:
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: ``kind``, ``outcome``, ``ok``, ``error``, ``facts`` and ``result`` — the
+        :meth:`EstimationResult.to_dict` (the same JSON as ``evalkit estimate --json``) or, for
+        ``heterogeneity``, ``{by: subgroup_dict(...)}``; ``None`` when it could not run."""
+        from evalkit.results import _clean
+
+        if self.result is None:
+            res = None
+        elif self.kind == "heterogeneity":
+            res = {str(by): subgroup_dict(sg) for by, sg in self.result.items()}
+        else:
+            res = self.result.to_dict()
+        return {"kind": self.kind, "outcome": self.outcome, "ok": self.ok, "error": self.error,
+                "facts": _clean(self.facts), "result": res}
+
+
+def subgroup_dict(sg: Any) -> dict[str, Any]:
+    """A :class:`evalkit.heterogeneity.SubgroupResult` as JSON: ``by``, ``estimator``, ``table`` (one
+    record per subgroup: group, estimate, std_error, ci_low, ci_high, p_value, pct…, n_adopters,
+    n_comparison, n_adopter_months, verdict, caps), ``overall``, ``equality`` (stat, df, p_value,
+    status, reason), ``vcov`` (terms, matrix) and ``notes``."""
+    from evalkit.results import _clean, _frame_records
+
+    return {"by": sg.by, "estimator": sg.estimator, "table": _frame_records(sg.table), "overall": _clean(sg.overall),
+            "equality": _clean(sg.equality), "vcov": {"terms": [str(t) for t in sg.vcov.index],
+                                                      "matrix": _clean(sg.vcov.to_numpy())},
+            "notes": list(sg.notes)}

@@ -401,8 +401,25 @@ def sensitivity_steps(bin_months: int | None, lang: str) -> dict[str, str]:
             "base": "the month before adoption" if b == 1 else f"the {b} months before adoption (their mean)"}
 
 
+#: words of the evaluation's notes (``Evaluation.notes``: key → facts, :func:`evalkit.analyses_run.evaluation_notes`)
+NOTE_WORDS: dict[str, dict[str, str]] = {
+    "itt_stopped": {
+        "zh": "{n_stopped} 个派出所在评估期内停止了该改革；总体效果按“意向处理”估计：停止后的月份仍计为实施，"
+              "反映的是启动改革的效果，而非持续实施的效果。",
+        "en": "{n_stopped} station(s) stopped the reform within the evaluation window; the headline effect is "
+              "intent-to-treat: months after a stop still count as treated, so it is the effect of starting the "
+              "reform, not of running it throughout.",
+    },
+}
+
+
+def note_sentence(key: str, lang: str, **facts: Any) -> str:
+    """One note of ``Evaluation.notes`` in ``lang`` (``NOTE_WORDS[key]`` formatted with its facts)."""
+    return NOTE_WORDS[key][lang].format(**facts)
+
+
 _EXC_PREFIX = re.compile(r"^\w*(Error|Exception|Warning|Interrupt)\s*:\s*")
 
 
 __all__ = ["DURATION_KINDS", "REASON_PATTERNS", "SKIP_REASONS", "change_range", "failed_step_sentence", "reason_key", "change_words", "direction_word", "effect_form", "estimand_sentence",
-           "headline_choice_sentence", "horizon_of", "magnitude", "reason_words", "sensitivity_steps", "technical_reasons"]
+           "headline_choice_sentence", "horizon_of", "magnitude", "NOTE_WORDS", "note_sentence", "reason_words", "sensitivity_steps", "technical_reasons"]

@@ -16,8 +16,9 @@ For the staggered design, besides the estimators of ``params.estimators`` every 
 cheap robustness variants (Callaway–Sant'Anna with never-treated and with not-yet-treated
 controls, CS with the multiplier bootstrap), the optional inference of ``params.inference``
 (wild cluster bootstrap and randomization inference for TWFE), the sensitivity analysis
-(:mod:`evalkit.sensitivity_run`) and the multiple-testing adjustment (:mod:`evalkit.evaluation_steps`).
-Each of these is wrapped: a failure is recorded with its reason (shown in the brief as
+(:mod:`evalkit.sensitivity_run`), the multiple-testing adjustment (:mod:`evalkit.evaluation_steps`)
+and the further analyses the params ask for (dose, switching, spillover, heterogeneity:
+:mod:`evalkit.analyses_run`, into ``ev.analyses``). Each of these is wrapped: a failure is recorded with its reason (shown in the brief as
 "not available: reason") and never stops the evaluation. Nothing here depends on the clock:
 ``seconds`` and ``timings`` are the only time-dependent fields of ``results.json``.
 """
@@ -39,6 +40,8 @@ import numpy as np
 import pandas as pd
 
 from evalkit import __version__, progress
+from evalkit.analyses import AnalysisSection
+from evalkit.analyses_run import evaluation_notes, run_analyses
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
@@ -142,6 +145,10 @@ class Evaluation:
     # which estimator is the headline and by which rule (evalkit.headline_choice); ``params.headline``
     # is that concrete estimator
     headline_choice: HeadlineChoice | None = None
+    # further analyses asked for (evalkit.analyses_run): kind → outcome → AnalysisSection
+    analyses: dict[str, dict[str, AnalysisSection]] = field(default_factory=dict)
+    # notes about the data the brief states, key → facts (evalkit.analyses_run.evaluation_notes)
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- facts
     @property
@@ -370,6 +377,9 @@ class Evaluation:
             "multiple_testing": None if self.multiple is None else self.multiple.to_dict(orient="records"),
             "multiple_testing_error": self.multiple_error,
             "quarantined_rows": self.facts.quarantined,
+            "analyses": {k: {o: _section_dict(sec, stages, f"analyses/{k}/{o}") for o, sec in by.items()}
+                         for k, by in self.analyses.items()},
+            "notes": self.notes,
         }
         if text is not None:
             d["text"] = text
@@ -399,6 +409,17 @@ def _result_dict(r: EstimationResult, stages: dict[str, Any], where: str) -> dic
     if clock:
         stages[where] = clock
         d["meta"] = meta
+    return d
+
+
+def _section_dict(sec: AnalysisSection, stages: dict[str, Any], where: str) -> dict[str, Any]:
+    """``sec.to_dict()`` without clock readings in its result's meta (as :func:`_result_dict`)."""
+    d = sec.to_dict()
+    meta = dict((d["result"] or {}).get("meta") or {}) if sec.kind != "heterogeneity" else {}
+    clock = {k: meta.pop(k) for k in RESULT_TIMING_META if k in meta}
+    if clock:
+        stages[where] = clock
+        d["result"] = {**d["result"], "meta": meta}
     return d
 
 
@@ -481,10 +502,12 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
                     raise EvaluationError(
                         f"headline estimator {name} failed on {outcome}: {exc}\n{traceback.format_exc()}"
                     ) from exc
-    ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice)
+    ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
     ev.timings["estimators"] = time.perf_counter() - t0
     if p.design == "staggered":
+        fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
         _staggered_extras(ev)
+        run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
     ev.seconds = time.perf_counter() - t0
     progress.report(progress.DONE)
     return ev

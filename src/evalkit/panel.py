@@ -22,7 +22,17 @@ Definitions (per station and month; months numbered ``year*12 + month-1``, see
 - ``disputes_opened`` (by ``opened_on``), ``disputes_resolved``, ``dispute_resolution_rate``,
   ``dispute_escalation_rate``, ``dispute_days_to_resolve`` (resolved disputes only).
 - ``first_treat``: the month the station adopted the reform (0 = never in the register);
-  ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never).
+  ``treated``: 1 from that month on; ``event_time``: months since adoption (NA if never). These stay
+  intent-to-treat: a station that stopped the reform (``reforms.ended_on``) is still an adopter from
+  ``first_treat`` on, so the staggered headline is the effect of having *started* the reform.
+- ``treatment``: 1 in the months the reform actually ran at the station — ``first_treat`` <= month <
+  the month of ``ended_on`` (no ``ended_on``: to the end) — else 0 (never-adopters: 0). The switching
+  analysis (:mod:`evalkit.estimators.switching`) reads it.
+- ``dose``: only when some adopter of the reform has an ``intensity`` in the reforms table: the
+  station's intensity from its ``first_treat`` month on (NaN there for an adopter without one),
+  0 before adoption and for never-adopters (the dose-response analysis, :mod:`evalkit.estimators.dose`).
+  ``panel.attrs["n_stopped"]``: adopters whose ``ended_on`` falls inside the window;
+  ``panel.attrs["n_dose_missing"]``: adopters without an intensity when a ``dose`` column exists.
 
 Unknowns are missing, not zero. A record's unknown (NULL) ``is_case``, ``handled_by``,
 ``resolved`` or ``escalated`` is never read as "no": a station-month's count or rate is NaN when
@@ -272,6 +282,7 @@ def build_panel(
         df = df[~df["station_id"].isin(adopters["station_id"])].reset_index(drop=True)
         if not (df["first_treat"] == NEVER_TREATED).any() and df.empty:
             raise ValueError("excluding the adopters of other reforms leaves no station in the panel")
+    _add_switch_and_dose(con, df, spec.reform, p0, p1)
     df.attrs["excluded_stations"] = excluded
     gaps: dict[str, dict[str, int]] = {}
     for table, col in (("incidents", "calls_total"), ("disputes", "disputes_opened")):
@@ -284,6 +295,33 @@ def build_panel(
     df.attrs["start"], df.attrs["end"] = start, end
     df.attrs["region"] = region or {}
     return df
+
+
+def _add_switch_and_dose(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, reform: str, p0: int, p1: int) -> None:
+    """``treatment`` (on/off from ``adopted_on``/``ended_on``), ``dose`` (from ``intensity``) and the
+    attrs ``n_stopped``/``n_dose_missing`` (in place; see the module docstring). A warehouse made
+    before these optional columns existed reads as "no stop, no intensity"."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'reforms'").fetchall()}
+    end_sql = ("year(max(ended_on)) * 12 + month(max(ended_on)) - 1" if "ended_on" in have
+               else "CAST(NULL AS BIGINT)")
+    dose_sql = "max(intensity)" if "intensity" in have else "CAST(NULL AS DOUBLE)"
+    per = con.execute(f"SELECT station_id, {end_sql} AS end_period, {dose_sql} AS intensity FROM reforms "
+                      f"WHERE reform = $r GROUP BY station_id", {"r": reform}).df().set_index("station_id")
+    ever = df["first_treat"] != NEVER_TREATED
+    started = ever & (df["period"] >= df["first_treat"])
+    end = df["station_id"].map(per["end_period"]).astype("float64")
+    df["treatment"] = (started & ~(end <= df["period"])).astype("int8")  # NaN end: never stops
+    adopters = df.loc[ever, "station_id"].unique()
+    end_adopt = per["end_period"].reindex(adopters)
+    df.attrs["n_stopped"] = int(((end_adopt >= p0) & (end_adopt <= p1)).sum())
+    dose = per["intensity"].reindex(adopters)
+    if dose.notna().any():
+        level = df["station_id"].map(per["intensity"]).astype("float64")
+        df["dose"] = level.where(started, 0.0)
+        df.attrs["n_dose_missing"] = int(dose.isna().sum())
+    else:
+        df.attrs["n_dose_missing"] = 0
 
 
 def cohort_table(panel: pd.DataFrame, unit: str = "station_id", cohort: str = "first_treat") -> pd.DataFrame:

@@ -32,6 +32,20 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
 ``index_definition``  the prevention-index definition behind ``index`` / ``index:<capability or
                       indicator>`` outcomes (default ``params/index/prevention_index.yaml``;
                       :mod:`evalkit.index.outcome`, ``docs/prevention-index.md``).
+``dose``              dose–response DiD from the reforms' ``intensity`` (覆盖比例): ``true`` or
+                      ``{degree: 3, knots: 0, bootstrap: 999, small_cohorts: error}`` (the estimator's
+                      defaults; ``small_cohorts: skip`` leaves out cohort cells with too few distinct doses).
+``switching``         effects of switching the reform on and off (``adopted_on``/``ended_on``; dCDH):
+                      ``true`` or ``{effects: 12, placebo: 6, switchers: both}``.
+``spillover``         effect on untreated neighbouring stations and the direct effect without
+                      contaminated controls, from the warehouse ``adjacency`` table: ``true`` or
+                      ``{max_e: 24, leaveout: true}`` (``max_e`` default: ``event_window``'s end).
+``heterogeneity``     headline effect by subgroup from the headline fit, list drawn from ``area_type``,
+                      ``size_class``, ``county``, ``cohort``.
+                      These four run for every outcome after the headline (:mod:`evalkit.analyses_run`);
+                      a failure is shown as "not available: reason". Asking for one whose data the
+                      warehouse lacks (no intensity, no adjacency table) is refused before any notebook
+                      starts (:func:`check_analyses`). Staggered design only.
 ``headline``          ``auto`` (default): the headline estimator is chosen for the design when the
                       evaluation runs (:mod:`evalkit.headline_choice`, rules in ``docs/briefs.md``
                       § Headline choice); a named estimator (one of ``estimators``) is used as given.
@@ -121,6 +135,51 @@ class Region(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class DoseOptions(BaseModel):
+    """``dose:`` — options of :func:`evalkit.estimators.dose.estimate_dose` (its defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    degree: SInt = Field(3, ge=0, le=5)
+    knots: SInt | list[SFloat] = 0
+    bootstrap: SInt = Field(999, ge=0, le=100_000)
+    small_cohorts: Literal["error", "skip"] = "error"
+
+
+class SwitchingOptions(BaseModel):
+    """``switching:`` — options of :func:`evalkit.estimators.switching.estimate_switching`."""
+
+    model_config = ConfigDict(extra="forbid")
+    effects: SInt = Field(12, ge=1, le=120)
+    placebo: SInt = Field(6, ge=0, le=120)
+    switchers: Literal["in", "out", "both"] = "both"
+
+
+class SpilloverOptions(BaseModel):
+    """``spillover:`` — options of :func:`evalkit.estimators.spillover.estimate_spillover`."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_e: SInt | None = Field(None, ge=0, le=120)  # None: the end of ``event_window``
+    leaveout: SBool = True
+
+
+#: the sub-models of the analysis keys (an unknown sub-key is named with these fields)
+ANALYSIS_OPTIONS: dict[str, type[BaseModel]] = {"dose": DoseOptions, "switching": SwitchingOptions,
+                                                "spillover": SpilloverOptions}
+#: the groupings ``heterogeneity`` may list (evalkit.heterogeneity)
+HETEROGENEITY_BY = ("area_type", "size_class", "county", "cohort")
+
+
+def _analysis_key(v: Any) -> Any:
+    """``true`` → the defaults, ``false``/absent → off, a mapping → options; anything else refused."""
+    if v is None or v is False:
+        return None
+    if v is True:
+        return {}
+    if isinstance(v, dict):
+        return v
+    raise ValueError(f"must be true, false or a mapping of options, got {v!r}")
+
+
 class EvaluationParams(BaseModel):
     """All settings of one evaluation. Keys map 1:1 to the notebook's parameters cell."""
 
@@ -166,6 +225,36 @@ class EvaluationParams(BaseModel):
     multiple_testing: SBool | None = None  # None: true when there is more than one outcome
     # the index definition behind outcomes ``index``, ``index:<capability|indicator>`` (evalkit.index.outcome)
     index_definition: str = "params/index/prevention_index.yaml"
+    # further analyses (issue 17; evalkit.analyses_run): None = not asked
+    dose: DoseOptions | None = None
+    switching: SwitchingOptions | None = None
+    spillover: SpilloverOptions | None = None
+    heterogeneity: list[str] = Field(default_factory=list)
+
+    @field_validator("dose", "switching", "spillover", mode="before")
+    @classmethod
+    def _analysis(cls, v: Any) -> Any:
+        return _analysis_key(v)
+
+    @field_validator("heterogeneity", mode="before")
+    @classmethod
+    def _heterogeneity(cls, v: Any) -> list[str]:
+        if v is None or v is False:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+            raise ValueError(f"must be a list drawn from {list(HETEROGENEITY_BY)}, got {v!r}")
+        bad = [x for x in v if x not in HETEROGENEITY_BY]
+        if bad:
+            raise ValueError(f"unknown grouping(s) {bad}; choose from {list(HETEROGENEITY_BY)}")
+        return list(dict.fromkeys(v))
+
+    @property
+    def analyses(self) -> list[str]:
+        """The further analyses asked for, in brief order (:data:`evalkit.analyses.KINDS`)."""
+        return [k for k in ("dose", "switching", "spillover") if getattr(self, k) is not None] + (
+            ["heterogeneity"] if self.heterogeneity else [])
 
     @field_validator("inference", mode="before")
     @classmethod
@@ -260,6 +349,9 @@ class EvaluationParams(BaseModel):
                              f"{self.notebook!r}; give only one of the two keys")
         else:
             self.notebook = DESIGNS[self.design]
+        if self.design == "single_station" and self.analyses:
+            raise ValueError(f"{', '.join(self.analyses)}: further analyses need design 'staggered' "
+                             "(many stations), not 'single_station'")
         if self.multiple_testing is None:
             self.multiple_testing = len(self.outcomes) > 1
         if self.estimators is None:
@@ -302,7 +394,8 @@ def _format_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key (allowed: {', '.join(EvaluationParams.model_fields)})"
+            sub = ANALYSIS_OPTIONS.get(str(e["loc"][0])) if len(e["loc"]) == 2 else None
+            msg = f"unknown key (allowed: {', '.join((sub or EvaluationParams).model_fields)})"
         elif e["type"] == "missing":
             msg = "required key is missing"
         msg = msg.removeprefix("Value error, ")
@@ -411,12 +504,38 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
     return problems
 
 
+def check_analyses(params: EvaluationParams, con, source: str) -> list[str]:
+    """One-line problems of the further analyses asked for (``dose``, ``spillover``) whose data the
+    warehouse behind ``con`` lacks, each naming the key and what to load (empty: fine). ``switching``
+    runs without any ``ended_on`` (adoptions are its switches in); ``heterogeneity`` reads the
+    station register."""
+    problems = []
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if params.dose is not None:
+        cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'reforms'").fetchall()}
+        n = 0
+        if "intensity" in cols:
+            n = con.execute("SELECT count(*) FROM reforms WHERE reform = ? AND intensity IS NOT NULL",
+                            [params.reform]).fetchone()[0]
+        if not n:
+            problems.append(f"{source}: dose: the reforms table has no intensity (覆盖比例) for {params.reform}; "
+                            f"load a reforms file with that column (`evalkit ingest reforms FILE --replace`)")
+    if params.spillover is not None:
+        n = con.execute("SELECT count(*) FROM adjacency").fetchone()[0] if "adjacency" in tables else 0
+        if not n:
+            problems.append(f"{source}: spillover: the warehouse has no adjacency table; load one with "
+                            f"`evalkit ingest adjacency FILE`")
+    return problems
+
+
 def check_against_warehouse(params: EvaluationParams, source: str, warehouse: str | Path | None = None) -> list[str]:
-    """:func:`check_window` on the params' warehouse (or ``warehouse``); [] when the file is missing."""
+    """:func:`check_window` and :func:`check_analyses` on the params' warehouse (or ``warehouse``); []
+    when the file is missing."""
     from evalkit.warehouse import open_db
 
     path = Path(warehouse or params.warehouse)
     if not path.is_file() or not isinstance(params, EvaluationParams):  # an index report has no window
         return []
     with open_db(path, read_only=True) as con:
-        return check_window(params, con, source)
+        return check_window(params, con, source) + check_analyses(params, con, source)

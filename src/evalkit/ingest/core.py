@@ -178,12 +178,17 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
         elif t in REPORT_TABLES and c.name == "month":  # 2023年3月 / 2023-03 / a day in the month
             parsed[c.name] = f"CAST(date_trunc('month', {V.date_sql(vv, True)}) AS DATE)"
             parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a month')"))
+        elif (t, c.name) == ("reforms", "intensity"):  # the dose: a number or a percentage (60% → 0.6)
+            parsed[c.name] = V.share_sql(vv)
+            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not a number or a percentage')"))
+            parse_checks.append(Check("bad_intensity", c.name, f"{p(c.name)} <= 0",
+                                      f"concat({shown}, ' is not positive; leave it empty when the dose is unknown')"))
         elif c.sql_type == "DOUBLE":  # yuan, hours: decimals allowed, 万 (万元) × 10,000
             parsed[c.name] = V.decimal_sql(vv, hm.units.get(c.name))
             parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not a number')"))
             parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0", f"concat({shown}, ' is negative')"))
         elif c.sql_type in ("TIMESTAMP", "DATE"):
-            month_ok = (t, c.name) == ("reforms", "adopted_on")
+            month_ok = t == "reforms"  # adoption and stop dates: the month is what counts (panel months)
             parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
             if not month_ok:
                 parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(vv)}",
@@ -232,6 +237,8 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 
     date_cols = [c.name for c in spec.columns if c.sql_type in ("DATE", "TIMESTAMP") and c.name in present]
     for c in date_cols:
+        if (t, c) == ("reforms", "ended_on"):  # a planned stop (an agreement's end date) may lie ahead
+            continue
         checks.append(Check("future_date", c, f"{ts(c)} > {nowl}",
                             f"concat({S.q(_lbl(hm, c) + ' ')}, CAST({p(c)} AS VARCHAR), ' lies in the future')"))
     main_date = {"incidents": "received_at", "disputes": "opened_on", "reforms": "adopted_on",
@@ -261,6 +268,13 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
                                     f"{p(col)} - {p('received_at')} > {MAX_RESPONSE}",
                                     f"concat('response time ', CAST({p(col)} - {p('received_at')} AS VARCHAR), "
                                     f"' exceeds 24 hours')"))
+    if t == "reforms" and "ended_on" in present and "adopted_on" in present:
+        # the reform is off from the month of ended_on: a stop in or before the adoption month leaves no
+        # treated month (a swapped pair of dates, or the wrong row)
+        checks.append(Check("ends_before_adoption", "ended_on",
+                            f"date_trunc('month', {p('ended_on')}) <= date_trunc('month', {p('adopted_on')})",
+                            f"concat({S.q(_lbl(hm, 'ended_on') + ' ')}, CAST({p('ended_on')} AS VARCHAR), "
+                            f"' is not after the adoption month ', CAST({p('adopted_on')} AS VARCHAR))"))
     if t == "adjacency":
         checks.append(Check("self_pair", "neighbor_id", f"{p('station_id')} = {p('neighbor_id')}",
                             f"concat('station ', {p('station_id')}, ' is listed as its own neighbour')"))

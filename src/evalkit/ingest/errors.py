@@ -51,6 +51,8 @@ REASONS: dict[str, str] = {
     "id_number_in_key": "a key column holds a citizen ID number; the row is refused",
     "open_with_close_date": "a dispute still open (正在调解) carries a closing date",
     "count_exceeds": "a monthly report's part exceeds its total (满意人数 > 调查人数, 查实数 > 投诉数)",
+    "ends_before_adoption": "a reform's stop date (ended_on) is not after its adoption month",
+    "bad_intensity": "a reform's intensity (dose) is zero or negative",
     "self_pair": "an adjacency row pairs a station with itself",
     "duplicate_id": "the key was already seen in this ingest or is already in the warehouse",
 }

@@ -76,6 +76,14 @@ def decimal_sql(v: str, header_unit: str | None = None) -> str:
     return f"(TRY_CAST({digits} AS DOUBLE) * {factor})"
 
 
+def share_sql(v: str) -> str:
+    """DOUBLE from a dose value (``reforms.intensity``): a plain number, or a percentage ("60%",
+    "60 ％") read as a share (0.6); NULL if not a number."""
+    f = f"replace({fold_sql(v)}, '％', '%')"
+    num = f"TRY_CAST(trim(regexp_replace({f}, '\\s*%$', '')) AS DOUBLE)"
+    return f"(CASE WHEN regexp_matches({f}, '%$') THEN {num} / 100.0 ELSE {num} END)"
+
+
 _DURATION_UNITS = {"分钟": 60, "分": 60, "min": 60, "小时": 3600, "时": 3600, "h": 3600, "秒": 1, "s": 1}
 
 

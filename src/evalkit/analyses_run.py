@@ -1,0 +1,231 @@
+"""Run the further analyses an evaluation's params ask for (issue 17) into ``Evaluation.analyses``.
+
+Called by :func:`evalkit.evaluation.evaluate` after the headline and its robustness steps (staggered
+design only). For every asked kind (:data:`evalkit.analyses.KINDS` order) and every outcome one
+:class:`~evalkit.analyses.AnalysisSection`:
+
+``dose``           :func:`evalkit.estimators.dose.estimate_dose` on the panel's ``dose`` column (the
+                   reforms' ``intensity``), the estimator's defaults unless ``params.dose`` says
+                   otherwise; ``control``/``cluster``/``alpha``/``seed`` from the params. Adopters without
+                   an intensity make it "not available" (never imputed).
+``switching``      :func:`evalkit.estimators.switching.estimate_switching` on the panel's ``treatment``
+                   column (on from ``adopted_on``, off from the month of ``ended_on``).
+``spillover``      :func:`evalkit.estimators.spillover.estimate_spillover` with the warehouse
+                   ``adjacency`` table (pairs with a station outside the evaluation's panel — another
+                   region, an excluded station — are left out and counted); ``max_e`` defaults to the end
+                   of ``event_window``. ``facts`` add the effect on neighbours in percent of the exposed
+                   stations' mean outcome before their first neighbour adopted (``spillover_pct``).
+``heterogeneity``  :func:`evalkit.heterogeneity.subgroup_effects` of the headline fit for each grouping,
+                   rated by :func:`evalkit.verdict.decide` with the headline's floors, its pre-trend p and
+                   its estimator disagreement (no subgroup sensitivity analysis: ``robust`` unknown). A
+                   Callaway–Sant'Anna headline cannot be split by a grouping that cuts across cohorts;
+                   the imputation fit of the same evaluation (same estimand) is then used and named in
+                   ``facts["estimator"]``.
+
+Each section is wrapped: a failure is recorded in ``error`` (one line) and never stops the evaluation.
+Each kind is one progress step (:mod:`evalkit.progress`) and one key of ``Evaluation.timings``.
+
+:func:`evaluation_notes` states what the brief must say about the data whatever was asked: a reform
+that some stations stopped makes the headline intent-to-treat (note ``itt_stopped``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from evalkit import progress
+from evalkit.analyses import AnalysisSection
+from evalkit.evaluation_steps import estimator_options
+from evalkit.registry import NEVER_TREATED
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evalkit.evaluation import Evaluation
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the exception's message (its type when it has none)."""
+    msg = " ".join(str(exc).split())
+    return msg or type(exc).__name__
+
+
+def evaluation_notes(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Notes about the evaluation's data, key → facts (words: :func:`evalkit.brief_words.note_sentence`).
+    ``itt_stopped``: ``n_stopped`` adopters stopped the reform inside the window, so the headline
+    (``first_treat``) is intent-to-treat: their months after the stop still count as treated."""
+    n = int(panel.attrs.get("n_stopped", 0) or 0)
+    return {"itt_stopped": {"n_stopped": n}} if n > 0 else {}
+
+
+def run_analyses(ev: Evaluation, fits: dict[str, dict[str, Any]] | None = None) -> None:
+    """Fill ``ev.analyses`` (kind → outcome → section) and ``ev.timings[kind]`` for the kinds asked.
+    ``fits``: outcome → estimator → the result as the estimator returned it (with its stored fit,
+    which the copies in ``ev.results`` made by the small-sample steps do not carry); default
+    ``ev.results``."""
+    p = ev.params
+    for kind in p.analyses:
+        progress.report(kind)
+        t1 = time.perf_counter()
+        shared: dict[str, Any] = {"fits": fits if fits is not None else ev.results}
+        if kind == "spillover":
+            try:
+                shared["adjacency"] = _adjacency(ev)
+            except Exception as exc:  # noqa: BLE001 - every section then says why
+                shared["error"] = _reason(exc)
+        ev.analyses[kind] = {o: _section(kind, ev, o, shared) for o in p.outcomes}
+        ev.timings[kind] = time.perf_counter() - t1
+
+
+def _section(kind: str, ev: Evaluation, outcome: str, shared: dict[str, Any]) -> AnalysisSection:
+    sec = AnalysisSection(kind, outcome)
+    try:
+        if "error" in shared:
+            raise ValueError(shared["error"])
+        RUNNERS[kind](ev, outcome, sec, shared)
+    except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
+        sec.result, sec.error = None, _reason(exc)
+    return sec
+
+
+# ------------------------------------------------------------------------------ dose
+def _dose(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any]) -> None:
+    p, panel = ev.params, ev.panel
+    adopters = int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
+    sec.facts.update(n_adopters=adopters, n_dose_missing=int(panel.attrs.get("n_dose_missing", 0) or 0))
+    if "dose" not in panel.columns:
+        raise ValueError(f"the reforms table has no intensity (覆盖比例) for {p.reform}; load a reforms file with "
+                         "that column (`evalkit ingest reforms FILE --replace`)")
+    if sec.facts["n_dose_missing"]:
+        raise ValueError(f"{sec.facts['n_dose_missing']} of {adopters} adopters of {p.reform} have no intensity "
+                         "(覆盖比例) in the reforms table; fill it for every adopter")
+    from evalkit.estimators.dose import estimate_dose
+
+    o = p.dose
+    opts = {**estimator_options("dose", p), "dose": "dose", "control": p.control, "degree": o.degree,
+            "knots": o.knots, "bootstrap": o.bootstrap, "small_cohorts": o.small_cohorts}
+    r = estimate_dose(panel, outcome, **opts)
+    m = r.meta
+    sec.result = r
+    sec.facts.update(n_dose_levels=m.get("n_doses"), dose_min=m.get("dose_range", [None, None])[0],
+                     dose_max=m.get("dose_range", [None, None])[1], n_treated_used=m.get("n_treated_used"))
+
+
+# ------------------------------------------------------------------------------ switching
+def switch_counts(panel: pd.DataFrame, treatment: str = "treatment") -> tuple[int, int]:
+    """(stations switching in, stations switching out) inside the panel: a 0 → 1 / 1 → 0 step of
+    ``treatment`` between consecutive months."""
+    f = panel.sort_values(["station_id", "period"])
+    step = f.groupby("station_id")[treatment].diff()
+    ins = f.loc[step > 0, "station_id"].nunique()
+    outs = f.loc[step < 0, "station_id"].nunique()
+    return int(ins), int(outs)
+
+
+def _switching(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any]) -> None:
+    p, panel = ev.params, ev.panel
+    n_in, n_out = switch_counts(panel)
+    sec.facts.update(n_stopped=int(panel.attrs.get("n_stopped", 0) or 0), n_switch_in=n_in, n_switch_out=n_out)
+    from evalkit.estimators.switching import estimate_switching
+
+    o = p.switching
+    opts = {**estimator_options("switching", p), "treatment": "treatment", "effects": o.effects,
+            "placebo": o.placebo, "switchers": o.switchers}
+    sec.result = estimate_switching(panel, outcome, **opts)
+
+
+# ------------------------------------------------------------------------------ spillover
+def _adjacency(ev: Evaluation) -> pd.DataFrame:
+    """The warehouse adjacency pairs (``station_id``, ``neighbor_id``); one-line error when absent."""
+    from evalkit.evaluation import open_warehouse
+
+    with open_warehouse(ev.facts.path) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        adj = (con.execute("SELECT station_id, neighbor_id FROM adjacency").df() if "adjacency" in tables
+               else pd.DataFrame(columns=["station_id", "neighbor_id"]))
+    if adj.empty:
+        raise ValueError("the warehouse has no adjacency table; load one with `evalkit ingest adjacency FILE`")
+    return adj
+
+
+def _spillover(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any]) -> None:
+    from evalkit.estimators.spillover import check_adjacency, estimate_spillover, exposure_onset
+
+    p, panel = ev.params, ev.panel
+    adj = shared["adjacency"]
+    stations = pd.Index(panel["station_id"].unique())
+    inside = adj["station_id"].isin(stations) & adj["neighbor_id"].isin(stations)
+    adj = adj[inside].reset_index(drop=True)
+    sec.facts.update(n_pairs_outside_panel=int((~inside).sum()))
+    if adj.empty:
+        raise ValueError("no adjacency pair joins two stations of this evaluation's panel (region, excluded "
+                         "reforms); check the adjacency table's station ids")
+    o = p.spillover
+    opts = estimator_options("spillover", p)
+    if o.max_e is not None:
+        opts.update(max_e=o.max_e, horizons=o.max_e)
+    opts["leaveout"] = o.leaveout
+    r = estimate_spillover(panel, outcome, adjacency=adj, **opts)
+    sec.result = r
+    m = r.meta
+    sec.facts.update(n_adjacency_pairs=m.get("n_adjacency_pairs"), n_exposed_stations=m.get("n_exposed_stations"),
+                     n_exposed_obs=m.get("n_exposed_obs"))
+    # the neighbours' effect in percent of their own level before exposure (not of the adopters' level)
+    cohorts = panel.groupby("station_id")["first_treat"].first()
+    last = int(panel["period"].max())
+    onset = exposure_onset(cohorts, check_adjacency(adj), last)
+    g = cohorts.astype(float).where((cohorts != NEVER_TREATED) & (cohorts <= last), np.inf)
+    exposed = onset[onset < g].index
+    rows = panel[panel["station_id"].isin(exposed)]
+    pre = rows[rows["period"] < rows["station_id"].map(onset)][outcome]
+    base = float(pre.mean()) if pre.notna().any() else float("nan")
+    spill = r.rows("spillover")
+    spill = spill[spill["term"] == "spillover"]
+    sec.facts["baseline_exposed"] = base
+    if not spill.empty and np.isfinite(base) and base != 0:
+        row = spill.iloc[0]
+        sec.facts.update({k: 100.0 * float(row[src]) / base for k, src in
+                          (("spillover_pct", "estimate"), ("spillover_pct_low", "ci_low"),
+                           ("spillover_pct_high", "ci_high"))})
+
+
+# ------------------------------------------------------------------------------ heterogeneity
+def _heterogeneity(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any]) -> None:
+    from evalkit.heterogeneity import subgroup_effects
+
+    p = ev.params
+    fits = shared["fits"].get(outcome, {})
+    if p.headline not in fits:
+        raise ValueError(f"the headline estimator {p.headline} has no result for {outcome}")
+    try:
+        disagree = bool(ev.disagreeing_estimators(outcome))
+    except KeyError:
+        disagree = False
+    kw = {"alpha": p.alpha, "pretrend_p": ev.pretrend_p(outcome), "disagree": disagree}
+    out: dict[str, Any] = {}
+    used: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for by in p.heterogeneity:
+        try:
+            out[by] = subgroup_effects(fits[p.headline], by, ev.panel, **kw)
+        except ValueError as exc:
+            # a CS fit splits only by groupings constant within cohorts: use the imputation fit
+            if fits[p.headline].estimator == "cs" and "imputation" in fits:
+                try:
+                    out[by] = subgroup_effects(fits["imputation"], by, ev.panel, **kw)
+                except ValueError as exc2:
+                    errors[by] = _reason(exc2)
+                    continue
+            else:
+                errors[by] = _reason(exc)
+                continue
+        used[by] = out[by].estimator
+    sec.facts.update(by=list(p.heterogeneity), estimator=used, errors=errors)
+    if not out:
+        raise ValueError("; ".join(f"{by}: {msg}" for by, msg in errors.items()))
+    sec.result = out
+
+
+RUNNERS = {"dose": _dose, "switching": _switching, "spillover": _spillover, "heterogeneity": _heterogeneity}
