@@ -8,7 +8,11 @@ import pandas as pd
 from scipy.special import ndtr
 
 from evalkit.demo.params import (
+    AREAS,
     C_IDX,
+    DISPLACEMENT_THEFT,
+    GRID_DISPUTE,
+    GRID_RAMP,
     K_SM,
     K_SMC,
     NC,
@@ -19,6 +23,7 @@ from evalkit.demo.params import (
     P_NIGHT,
     PATROL_SHARE,
     PATROL_TARGET_MEAN,
+    PATROL_THEFT,
     R_IDX,
     REFORM_ORDER,
     RESP_FACTOR,
@@ -31,13 +36,18 @@ from evalkit.demo.params import (
     _ss,
 )
 
+GRID_RED = np.array([GRID_DISPUTE[a] for a in AREAS])  # police_grid full effect by area index
 
 # ---------------------------------------------------------------------------- expected values
-def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dict[str, np.ndarray]:
+def station_month_params(w: World, idx: np.ndarray, treated: bool = True, *, spill: bool = True,
+                         stops: bool = True) -> dict[str, np.ndarray]:
     """Expected-value parameters for stations ``idx`` over all periods.
 
     ``treated=False`` gives the untreated potential outcome (the counterfactual) of the same
-    station-months, ``treated=True`` the world as generated.
+    station-months, ``treated=True`` the world as generated. ``spill=False`` removes the theft
+    displaced from 巡处一体化 adopters onto their untreated neighbours (the neighbours' outcome had
+    no station adopted); ``stops=False`` keeps a stopped reform running after its ``ended_on``
+    month (the outcome had the station not switched off).
     """
     idx = np.asarray(idx)
     T = len(w.periods)
@@ -66,7 +76,20 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
     pre = np.clip((e + 12) * 0.015, 0.0, 0.30) * is_r["village_auxiliary"]
     nonres = nonres * (1 - pre)
 
+    # displacement: theft of untreated neighbours of patrol adopters rises from the adoption date on.
+    # It is part of every potential outcome of those stations (they are not patrol adopters).
+    if spill and w.exposed is not None:
+        p_pat = w.adopt[w.reform_of == R_IDX["patrol_dispatch"]]
+        if len(p_pat):
+            on = (w.periods[None, :] >= p_pat.min()) & w.exposed[idx][:, None]
+            lam[:, :, C_IDX["theft"]] *= 1 + DISPLACEMENT_THEFT * on
+
     if treated:
+        on_now = np.ones((len(idx), T))  # 0 from a stopped reform's end month on
+        if stops and w.end is not None:
+            end = w.end[idx][:, None]
+            on_now = np.where((end > 0) & (w.periods[None, :] >= end), 0.0, 1.0)
+        dose = (w.dose[idx] if w.dose is not None else np.ones(len(idx)))[:, None]
         # two teams one room
         g = _ramp(e, 24) * w.strength[idx][:, None] * is_r["two_teams_one_room"]
         red = np.zeros(NC)
@@ -79,11 +102,12 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
         target_med = PATROL_TARGET_MEAN / RESP_FACTOR
         resp_med = np.exp(np.log(resp_med) * (1 - gp) + np.log(target_med) * gp)
         p_patrol = p_patrol + gp * (PATROL_SHARE - p_patrol)
-        # non-police diversion
-        gd = _ramp(e, 3) * is_r["nonpolice_diversion"]
+        lam[:, :, C_IDX["theft"]] *= 1 + PATROL_THEFT * ((e >= 0) & is_r["patrol_dispatch"])
+        # non-police diversion (off again from a stopping county's end month)
+        gd = _ramp(e, 3) * is_r["nonpolice_diversion"] * on_now
         p_div = p_div + gd * (0.60 - P_DIVERT_BASE)
         # village auxiliary
-        gv = _ramp(e, 12) * is_r["village_auxiliary"]
+        gv = _ramp(e, 12) * is_r["village_auxiliary"] * dose  # every effect scales with the dose
         nonres = nonres * (1 - 0.45 * gv)
         esc = esc * (1 - 0.40 * gv)
         days = days * (1 - 0.25 * gv)
@@ -96,6 +120,9 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
         lam = lam * (1 - gpl[:, :, None] * red[None, None, :])
         resp_med = resp_med * (1 - 0.2 * gpl)
         # service hall: no effect at all
+        # police-grid integration: dispute incidents, urban -20 %, rural -5 %, linear over 6 months
+        gg = _ramp(e, GRID_RAMP) * is_r["police_grid"] * GRID_RED[area][:, None]
+        lam[:, :, C_IDX["dispute"]] *= 1 + gg
     return {
         "lam": lam, "case_mult": case_mult, "p_div": p_div, "p_patrol": p_patrol, "resp_med": resp_med,
         "d_lam": d_lam, "p_res": 1 - nonres, "p_esc": esc, "days": days,
