@@ -123,7 +123,7 @@ GRID_RAMP = 6  # months to full strength
 # station map: each county a block of BLOCK_W x BLOCK_H cells, blocks laid out around the centre
 BLOCK_W, BLOCK_H = 4, 5
 # seed-sequence keys of the plants' streams (0 world, 1 counts, 2 records, 16 index tables)
-STREAM_GRID, STREAM_DOSE, STREAM_STOP, STREAM_MAP = 20, 21, 22, 23
+STREAM_GRID, STREAM_DOSE, STREAM_STOP, STREAM_MAP, STREAM_PLANT_COUNTS = 20, 21, 22, 23, 24
 
 EFFECT_TEXT: dict[str, dict[str, str]] = {
     "two_teams_one_room": {
