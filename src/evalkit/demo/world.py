@@ -605,7 +605,7 @@ def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_row
             "Each station adopts at most one reform; the truth is each reform's ATT on its own stations.",
             "Stations treated by another reform that affects the same outcome are not clean controls: "
             "two_teams_one_room and nonpolice_diversion both lower dispatches/incidents_total; "
-            "village_auxiliary lowers incidents_dispute and incidents_total slightly.",
+            "village_auxiliary and police_grid lower incidents_dispute and incidents_total slightly.",
             "issue-17 plants: 一村一辅警 doses (覆盖比例), one county stopping 非警务警情分流 (停止日期), theft "
             "displaced from 巡处一体化 adopters onto their untreated neighbours (adjacency.csv), 警网融合 effects "
             "by area type; 'plants' holds each plant's truth (evalkit.demo.truth.plant_truths; null for national).",
