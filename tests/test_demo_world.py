@@ -116,7 +116,7 @@ def test_station_register(stations):
 
 def test_reforms_csv(world_files, reforms, stations):
     header = world_files.reforms.read_text(encoding="utf-8").splitlines()[0]
-    assert header == "派出所编码,改革事项,实施日期"
+    assert header == "派出所编码,改革事项,实施日期,停止日期,覆盖比例"  # + the issue-17 optional columns
     assert set(reforms["reform_id"]) == set(REFORM_ORDER)
     assert {"两队一室", "一室两队"} <= set(reforms["reform"])
     assert reforms["station_id"].is_unique  # one reform per station at most

@@ -208,6 +208,25 @@ def _write_reforms_csv(w: World, path: Path) -> int:
         H["station_id"]: rf["station_id"],
         H["reform"]: rf["reform_zh"],
         H["adopted_on"]: rf["adopted_on"].dt.strftime("%Y-%m-%d"),
+        # issue 17: the stop date of one county's diversion stations, the dose of 一村一辅警; empty elsewhere
+        H["ended_on"]: rf["ended_on"].dt.strftime("%Y-%m-%d").fillna(""),
+        H["intensity"]: [f"{x:g}" if np.isfinite(x) else "" for x in rf["intensity"]],
     })
+    out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    return len(out)
+
+
+ADJACENCY_FILE = "adjacency.csv"
+
+
+def write_adjacency_csv(w: World, path: Path) -> int:
+    """The station adjacency export (相邻派出所): each pair of stations sharing a border, listed in
+    both directions (派出所编码 → 相邻派出所编码), 是否接壤 = 是. Returns the rows written."""
+    H = {c.name: c.zh for c in schema.ADJACENCY.columns}
+    ids = w.stations["station_id"].to_numpy()
+    pairs = np.concatenate([w.adjacency, w.adjacency[:, ::-1]])
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    out = pd.DataFrame({H["station_id"]: ids[pairs[:, 0]], H["neighbor_id"]: ids[pairs[:, 1]],
+                        H["shared_border"]: "是"})
     out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
     return len(out)

@@ -8,7 +8,11 @@ import pandas as pd
 from scipy.special import ndtr
 
 from evalkit.demo.params import (
+    AREAS,
     C_IDX,
+    DISPLACEMENT_THEFT,
+    GRID_DISPUTE,
+    GRID_RAMP,
     K_SM,
     K_SMC,
     NC,
@@ -19,25 +23,34 @@ from evalkit.demo.params import (
     P_NIGHT,
     PATROL_SHARE,
     PATROL_TARGET_MEAN,
+    PATROL_THEFT,
     R_IDX,
     REFORM_ORDER,
     RESP_FACTOR,
     RESP_MEDIAN,
     RESP_SIGMA,
     SF_AREA,
+    STREAM_PLANT_COUNTS,
     TRUTH_OUTCOMES,
     World,
     _ramp,
     _ss,
 )
 
+GRID_RED = np.array([GRID_DISPUTE[a] for a in AREAS])  # police_grid full effect by area index
 
 # ---------------------------------------------------------------------------- expected values
-def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dict[str, np.ndarray]:
+def station_month_params(w: World, idx: np.ndarray, treated: bool = True, *, spill: bool = True,
+                         stops: bool = True, plants: bool = True) -> dict[str, np.ndarray]:
     """Expected-value parameters for stations ``idx`` over all periods.
 
     ``treated=False`` gives the untreated potential outcome (the counterfactual) of the same
-    station-months, ``treated=True`` the world as generated.
+    station-months, ``treated=True`` the world as generated. ``spill=False`` removes the theft
+    displaced from 巡处一体化 adopters onto their untreated neighbours (the neighbours' outcome had
+    no station adopted); ``stops=False`` keeps a stopped reform running after its ``ended_on``
+    month (the outcome had the station not switched off). ``plants=False`` leaves out all four
+    issue-17 plants (dose, stop, theft effects of 巡处一体化, 警网融合): the world before them, from
+    which :func:`draw_counts` draws so the counts of stations the plants do not touch stay as they were.
     """
     idx = np.asarray(idx)
     T = len(w.periods)
@@ -66,7 +79,20 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
     pre = np.clip((e + 12) * 0.015, 0.0, 0.30) * is_r["village_auxiliary"]
     nonres = nonres * (1 - pre)
 
+    # displacement: theft of untreated neighbours of patrol adopters rises from the adoption date on.
+    # It is part of every potential outcome of those stations (they are not patrol adopters).
+    if plants and spill and w.exposed is not None:
+        p_pat = w.adopt[w.reform_of == R_IDX["patrol_dispatch"]]
+        if len(p_pat):
+            on = (w.periods[None, :] >= p_pat.min()) & w.exposed[idx][:, None]
+            lam[:, :, C_IDX["theft"]] *= 1 + DISPLACEMENT_THEFT * on
+
     if treated:
+        on_now = np.ones((len(idx), T))  # 0 from a stopped reform's end month on
+        if plants and stops and w.end is not None:
+            end = w.end[idx][:, None]
+            on_now = np.where((end > 0) & (w.periods[None, :] >= end), 0.0, 1.0)
+        dose = (w.dose[idx] if plants and w.dose is not None else np.ones(len(idx)))[:, None]
         # two teams one room
         g = _ramp(e, 24) * w.strength[idx][:, None] * is_r["two_teams_one_room"]
         red = np.zeros(NC)
@@ -79,11 +105,13 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
         target_med = PATROL_TARGET_MEAN / RESP_FACTOR
         resp_med = np.exp(np.log(resp_med) * (1 - gp) + np.log(target_med) * gp)
         p_patrol = p_patrol + gp * (PATROL_SHARE - p_patrol)
-        # non-police diversion
-        gd = _ramp(e, 3) * is_r["nonpolice_diversion"]
+        if plants:
+            lam[:, :, C_IDX["theft"]] *= 1 + PATROL_THEFT * ((e >= 0) & is_r["patrol_dispatch"])
+        # non-police diversion (off again from a stopping county's end month)
+        gd = _ramp(e, 3) * is_r["nonpolice_diversion"] * on_now
         p_div = p_div + gd * (0.60 - P_DIVERT_BASE)
         # village auxiliary
-        gv = _ramp(e, 12) * is_r["village_auxiliary"]
+        gv = _ramp(e, 12) * is_r["village_auxiliary"] * dose  # every effect scales with the dose
         nonres = nonres * (1 - 0.45 * gv)
         esc = esc * (1 - 0.40 * gv)
         days = days * (1 - 0.25 * gv)
@@ -96,6 +124,10 @@ def station_month_params(w: World, idx: np.ndarray, treated: bool = True) -> dic
         lam = lam * (1 - gpl[:, :, None] * red[None, None, :])
         resp_med = resp_med * (1 - 0.2 * gpl)
         # service hall: no effect at all
+        # police-grid integration: dispute incidents, urban -20 %, rural -5 %, linear over 6 months
+        if plants:
+            gg = _ramp(e, GRID_RAMP) * is_r["police_grid"] * GRID_RED[area][:, None]
+            lam[:, :, C_IDX["dispute"]] *= 1 + gg
     return {
         "lam": lam, "case_mult": case_mult, "p_div": p_div, "p_patrol": p_patrol, "resp_med": resp_med,
         "d_lam": d_lam, "p_res": 1 - nonres, "p_esc": esc, "days": days,
@@ -194,12 +226,34 @@ def compute_truth(w: World) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- draws
 def draw_counts(w: World, idx: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Incident counts [S, T, C] and dispute counts [S, T] for a station chunk (negative binomial)."""
+    """Incident counts [S, T, C] and dispute counts [S, T] for a station chunk (negative binomial).
+
+    The counts are first drawn as in the world without the issue-17 plants (same stream, same
+    numbers), then the cells a plant changes are moved to their planted mean with a stream of their
+    own: binomial thinning where the plant lowers the mean (Poisson(λ)·thin(m) = Poisson(mλ)), an
+    added Poisson((m − 1)λ) where it raises it. So stations no plant touches keep their counts.
+    """
     rng = _ss(w.seed, 1, chunk)
+    prm0 = station_month_params(w, idx, treated=True, plants=False)
     prm = station_month_params(w, idx, treated=True)
-    lam = prm["lam"]
-    g = rng.gamma(K_SM, 1 / K_SM, lam.shape[:2])[:, :, None] * rng.gamma(K_SMC, 1 / K_SMC, lam.shape)
-    counts = rng.poisson(lam * g).astype(np.int32)
-    gd = rng.gamma(K_SMC, 1 / K_SMC, prm["d_lam"].shape)
-    dcounts = rng.poisson(prm["d_lam"] * gd).astype(np.int32)
+    lam0 = prm0["lam"]
+    g = rng.gamma(K_SM, 1 / K_SM, lam0.shape[:2])[:, :, None] * rng.gamma(K_SMC, 1 / K_SMC, lam0.shape)
+    counts = rng.poisson(lam0 * g).astype(np.int32)
+    gd = rng.gamma(K_SMC, 1 / K_SMC, prm0["d_lam"].shape)
+    dcounts = rng.poisson(prm0["d_lam"] * gd).astype(np.int32)
+    rp = _ss(w.seed, STREAM_PLANT_COUNTS, chunk)
+    _move_to_planted(counts, lam0 * g, prm["lam"] / lam0, prm["lam"] != lam0, rp)
+    _move_to_planted(dcounts, prm0["d_lam"] * gd, prm["d_lam"] / prm0["d_lam"], prm["d_lam"] != prm0["d_lam"], rp)
     return counts, dcounts, prm
+
+
+def _move_to_planted(counts: np.ndarray, mean0: np.ndarray, m: np.ndarray, changed: np.ndarray,
+                     rng: np.random.Generator) -> None:
+    """In place: counts drawn with mean ``mean0`` become draws with mean ``m * mean0`` where ``changed``."""
+    cells = np.flatnonzero(changed)
+    if not len(cells):
+        return
+    flat, f, mu = counts.reshape(-1), m.reshape(-1)[cells], mean0.reshape(-1)[cells]
+    lo = f < 1
+    flat[cells[lo]] = rng.binomial(flat[cells[lo]], f[lo])
+    flat[cells[~lo]] += rng.poisson(mu[~lo] * (f[~lo] - 1)).astype(flat.dtype)

@@ -100,7 +100,7 @@ CHARS = list("青白东西南北金银石松柳桃杏梅兰竹新古长安平和
 # ---------------------------------------------------------------------------- reforms
 REFORM_ORDER = (
     "two_teams_one_room", "patrol_dispatch", "nonpolice_diversion", "village_auxiliary",
-    "station_pilot", "service_hall",
+    "station_pilot", "service_hall", "police_grid",
 )
 R_IDX = {r: i for i, r in enumerate(REFORM_ORDER)}
 TTOR_COHORTS = ("2021-01", "2021-07", "2022-01", "2022-07", "2023-01", "2023-07", "2024-01", "2024-07")
@@ -111,6 +111,19 @@ PILOT_DATE = "2023-03-01"
 SERVICE_COHORTS = ("2022-01", "2022-07", "2023-01", "2023-07")
 PATROL_TARGET_MEAN = 5.0
 PATROL_SHARE = 0.93
+# issue-17 plants (each drawn from its own seeded stream, so the draws above do not move)
+DOSE_LEVELS = (0.25, 0.5, 0.75, 1.0)  # 一村一辅警: share of the station's villages covered
+DIVERSION_STOP = "2024-07-01"  # one county's stations stop 非警务警情分流 (the 12345 agreement ends)
+PATROL_THEFT = -0.10  # 巡处一体化 adopters' theft incidents, from the adoption month
+DISPLACEMENT_THEFT = 0.06  # theft of untreated stations sharing a border with an adopter, same month
+GRID_COHORTS = ("2021-07", "2022-01", "2022-07", "2023-01", "2023-07")  # 警网融合
+GRID_SHARE = 0.5  # of the urban / rural stations left without a reform
+GRID_DISPUTE = {"urban": -0.20, "rural": -0.05, "mixed": 0.0}  # incidents_dispute at full strength
+GRID_RAMP = 6  # months to full strength
+# station map: each county a block of BLOCK_W x BLOCK_H cells, blocks laid out around the centre
+BLOCK_W, BLOCK_H = 4, 5
+# seed-sequence keys of the plants' streams (0 world, 1 counts, 2 records, 16 index tables)
+STREAM_GRID, STREAM_DOSE, STREAM_STOP, STREAM_MAP, STREAM_PLANT_COUNTS = 20, 21, 22, 23, 24
 
 EFFECT_TEXT: dict[str, dict[str, str]] = {
     "two_teams_one_room": {
@@ -126,19 +139,26 @@ EFFECT_TEXT: dict[str, dict[str, str]] = {
         "stations": f"all urban stations of the first city's core district, one date {PATROL_DATE}",
         "effect": (f"mean arrival time falls to {PATROL_TARGET_MEAN:.0f} minutes and the share of non-case "
                    f"incidents closed by patrol rises to {PATROL_SHARE:.0%}; half the effect in the adoption "
-                   "month, full from the next month"),
-        "outcomes": "response_mean_min, share_within_5min, share_patrol_closed",
+                   f"month, full from the next month. Theft incidents x(1{PATROL_THEFT:+.2f}) from the adoption "
+                   f"month. DISPLACEMENT: theft incidents of untreated stations sharing a border with an "
+                   f"adopter (adjacency.csv) x(1{DISPLACEMENT_THEFT:+.2f}) from the same month"),
+        "outcomes": "response_mean_min, share_within_5min, share_patrol_closed, incidents_theft, "
+                    "incidents_total, dispatches, cases, incidents_per_10k",
     },
     "nonpolice_diversion": {
-        "stations": "mixed (城乡结合) stations of some counties, county-level dates 2020-10..2023-10",
+        "stations": ("mixed (城乡结合) stations of some counties, county-level dates 2020-10..2023-10; the "
+                     f"stations of one county stop on {DIVERSION_STOP} (停止日期 in the reforms file)"),
         "effect": ("share of non-police calls diverted to 12345 rises from 5% to 60% over 3 months: "
                    "non-police incidents handled by the station fall by ~58%, dispatches and total incidents "
-                   "by ~12-14%"),
+                   "by ~12-14%. SWITCH-OFF: in the stopping county the effect is gone from the month of "
+                   "the stop on (those months are untreated in the truth)"),
         "outcomes": "incidents_nonpolice, incidents_total, dispatches, incidents_per_10k",
     },
     "village_auxiliary": {
-        "stations": "rural stations, staggered half-year cohorts 2021-07..2024-01",
-        "effect": ("grows over 12 months: unresolved disputes x(1-0.45), escalations x(1-0.40), days to "
+        "stations": ("rural stations, staggered half-year cohorts 2021-07..2024-01; each with a dose d = "
+                     "share of its villages covered (覆盖比例 in the reforms file), drawn from 0.25/0.5/0.75/1"),
+        "effect": ("DOSE: every effect below is for d = 1 and scales linearly with d (effect at d = d x "
+                   "full effect). Grows over 12 months: unresolved disputes x(1-0.45), escalations x(1-0.40), days to "
                    "resolve x(1-0.25), disputes registered x(1+0.15), dispute incidents x(1-0.10). "
                    "PRE-TREND VIOLATION: in the untreated outcome of adopters, unresolved disputes already "
                    "fall by 1.5% per month from 12 months before adoption (capped at -30%), so naive DiD "
@@ -157,6 +177,14 @@ EFFECT_TEXT: dict[str, dict[str, str]] = {
         "stations": "stations without other reforms, staggered 2022-01..2023-07",
         "effect": "none: a placebo reform with exactly zero true effect on every outcome",
         "outcomes": "(none)",
+    },
+    "police_grid": {
+        "stations": (f"{GRID_SHARE:.0%} of the urban and rural stations left without another reform, staggered "
+                     "half-year cohorts 2021-07..2023-07"),
+        "effect": (f"URBAN/RURAL: dispute incidents x(1{GRID_DISPUTE['urban']:+.2f}) in urban adopters and "
+                   f"x(1{GRID_DISPUTE['rural']:+.2f}) in rural adopters, growing linearly over {GRID_RAMP} "
+                   "months from adoption (1/6 in the adoption month), then flat"),
+        "outcomes": "incidents_dispute, incidents_total, dispatches, incidents_per_10k",
     },
 }
 
@@ -208,6 +236,11 @@ class World:
     time_log: np.ndarray = field(default=None)  # [T, C] season + trend + shock (area-free)
     sf: np.ndarray = field(default=None)  # [T] 1 if Spring Festival month
     d_time_log: np.ndarray = field(default=None)  # [T]
+    # issue-17 plants
+    dose: np.ndarray = field(default=None)  # [S] village_auxiliary share of villages covered, else 1.0
+    end: np.ndarray = field(default=None)  # [S] period from which the reform is off, 0 = never
+    exposed: np.ndarray = field(default=None)  # [S] untreated station sharing a border with a patrol adopter
+    adjacency: np.ndarray = field(default=None)  # [n, 2] station index pairs (i < j) sharing a border
 
     @property
     def n_stations(self) -> int:

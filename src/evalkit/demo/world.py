@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from evalkit import registry, schema
 from evalkit.demo.exports import (
+    ADJACENCY_FILE,
     _CsvAppender,
     _dispute_table,
     _enc_for_disputes,
@@ -34,7 +35,9 @@ from evalkit.demo.exports import (
     _slash_year,
     _write_reforms_csv,
     _write_stations_xlsx,
+    write_adjacency_csv,
 )
+from evalkit.demo.geography import station_map
 from evalkit.demo.outcomes import (
     compute_truth,
     draw_counts,
@@ -54,8 +57,12 @@ from evalkit.demo.params import (
     DCATS,
     DISPUTE_RATE,
     DIVERSION_DATES,
+    DIVERSION_STOP,
+    DOSE_LEVELS,
     EFFECT_TEXT,
     ESC_BASE,
+    GRID_COHORTS,
+    GRID_SHARE,
     HOUR_P,
     HOUR_W,
     K_SM,
@@ -89,6 +96,10 @@ from evalkit.demo.params import (
     SHOCK_PROFILE,
     SIZES,
     SPRING_FESTIVAL,
+    STREAM_DOSE,
+    STREAM_GRID,
+    STREAM_MAP,
+    STREAM_STOP,
     TREND,
     TRUTH_OUTCOMES,
     TTOR_COHORTS,
@@ -104,7 +115,7 @@ from evalkit.demo.records import (
     incident_records,
     panel_from_records,
 )
-from evalkit.demo.truth import TRUTH_CELLS_FILE, write_truth_cells
+from evalkit.demo.truth import NO_TRUTH_CELLS, TRUTH_CELLS_FILE, plant_truths, truth_cells, write_truth_cells
 
 # The public API of the demo world: the model constants, containers and expected values
 # (params/outcomes/records) stay importable from here.
@@ -321,11 +332,38 @@ def build_world(size: str = "small", seed: int = 42, *, start: str | None = None
     # placebo service hall: 25% of the remaining stations
     ks = rng.integers(0, len(SERVICE_COHORTS), S)
     assign(rng.random(S) < 0.25, "service_hall", np.array([_period(c) for c in SERVICE_COHORTS])[ks])
+    # police-grid integration (issue 17): urban and rural stations still without a reform; its own stream
+    rg = _ss(seed, STREAM_GRID)
+    kg = rg.integers(0, len(GRID_COHORTS), S)
+    assign(np.isin(area, [A_IDX["urban"], A_IDX["rural"]]) & (rg.random(S) < GRID_SHARE), "police_grid",
+           np.array([_period(c) for c in GRID_COHORTS])[kg])
     fixed_day = {R_IDX["patrol_dispatch"], R_IDX["station_pilot"], R_IDX["nonpolice_diversion"]}
     for r in fixed_day:
         day[reform_of == r] = 1
     other = (reform_of >= 0) & ~np.isin(reform_of, list(fixed_day)) & ~is_t
     day[other] = rng.integers(1, 29, S)[other]
+
+    # dose of 一村一辅警 (share of villages covered; 1.0 for every other station: their effects unscaled)
+    # (the levels dealt out in turn over the adopters in a shuffled order: each level gets ~1/4 of them)
+    dose = np.ones(S)
+    is_v = np.flatnonzero(reform_of == R_IDX["village_auxiliary"])
+    dose[is_v] = np.resize(np.array(DOSE_LEVELS), len(is_v))[_ss(seed, STREAM_DOSE).permutation(len(is_v))]
+    # one county's diversion stations stop (only inside the window, after their adoption)
+    end = np.zeros(S, dtype=np.int64)
+    p_stop = _period(DIVERSION_STOP)
+    is_div = (reform_of == R_IDX["nonpolice_diversion"]) & (adopt < p_stop)
+    if p_stop <= p1 and is_div.any():
+        # the county with the most diversion stations (ties: drawn), so the switch-off is well observed
+        cty_n = np.bincount(st_county[is_div], minlength=n_counties)
+        stop_county = int(_ss(seed, STREAM_STOP).choice(np.flatnonzero(cty_n == cty_n.max())))
+        end[is_div & (st_county == stop_county)] = p_stop
+    # the station map: stations sharing a border; the untreated neighbours of patrol adopters
+    adjacency = station_map(county_sizes, _ss(seed, STREAM_MAP))
+    is_p = reform_of == R_IDX["patrol_dispatch"]
+    touch = np.zeros(S, dtype=bool)
+    for a, b in ((0, 1), (1, 0)):
+        touch[adjacency[is_p[adjacency[:, a]], b]] = True
+    exposed = touch & ~is_p
 
     rows = np.flatnonzero(reform_of >= 0)
     rf = pd.DataFrame({
@@ -333,6 +371,8 @@ def build_world(size: str = "small", seed: int = 42, *, start: str | None = None
         "reform": [REFORM_ORDER[reform_of[i]] for i in rows],
         "adopted_on": [registry.period_start(adopt[i]) + pd.Timedelta(days=int(day[i]) - 1) for i in rows],
         "cohort": adopt[rows],
+        "ended_on": [registry.period_start(end[i]) if end[i] else pd.NaT for i in rows],
+        "intensity": [float(dose[i]) if reform_of[i] == R_IDX["village_auxiliary"] else np.nan for i in rows],
     })
     rf["reform_zh"] = [
         ("一室两队" if alias[i] else registry.REFORMS[r].zh) for i, r in zip(rows, rf["reform"], strict=True)
@@ -358,8 +398,9 @@ def build_world(size: str = "small", seed: int = 42, *, start: str | None = None
         size=size, seed=seed, periods=periods, stations=stations, reforms=rf, area=area, pop=pop,
         alpha_c=alpha_c, beta=beta, resp_log=resp_log, p_patrol0=p_patrol0, d_alpha=d_alpha,
         nonres0=nonres0, esc0=esc0, days0=days0, reform_of=reform_of, adopt=adopt, strength=strength,
-        time_log=time_log, sf=sf, d_time_log=d_time_log,
+        time_log=time_log, sf=sf, d_time_log=d_time_log, dose=dose, end=end, exposed=exposed, adjacency=adjacency,
     )
+
 
 # ---------------------------------------------------------------------------- main entry
 def _chunks(S: int, size: str) -> Iterator[tuple[int, np.ndarray]]:
@@ -390,6 +431,7 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     _write_stations_xlsx(w, stations_path)
     reforms_path = root / "reforms.csv"
     n_reform_rows = _write_reforms_csv(w, reforms_path)
+    n_adjacency_rows = write_adjacency_csv(w, root / ADJACENCY_FILE)
 
     years = sorted({int(p) // 12 for p in w.periods})
     year_tsel = {y: np.flatnonzero(w.periods // 12 == y) for y in years}
@@ -443,7 +485,9 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     truth_path = root / "truth.parquet"
     truth.to_parquet(truth_path, index=False)
     # expected Y(0), Y(1) of each treated station-month: the truth of any evaluation's own sample
-    cells_path = write_truth_cells(w, root)
+    cells = None if w.size in NO_TRUTH_CELLS else truth_cells(w)
+    cells_path = write_truth_cells(w, root, cells)
+    plants = None if cells is None else _rounded(plant_truths(w, cells))
 
     if national:
         incidents: list[Path] | Path = inc_dir
@@ -452,7 +496,7 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
         incidents = [root / f"incidents_{y}.csv" for y in years]
         files_written += [p.name for p in incidents]
     disputes = [root / f"disputes_{y}.csv" for y in years]
-    files_written = ["stations.xlsx", "reforms.csv", *files_written, *[p.name for p in disputes],
+    files_written = ["stations.xlsx", "reforms.csv", ADJACENCY_FILE, *files_written, *[p.name for p in disputes],
                      "panel.parquet", "truth.parquet", *([TRUTH_CELLS_FILE] if cells_path else [])]
     # the prevention index's monthly report tables: their own seeded stream, nothing above changes
     from evalkit.demo.index_tables import write_index_tables
@@ -461,6 +505,8 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
 
     manifest = _manifest(w, size, seed, start, end, n_reform_rows, inc_rows, dis_rows, files_written,
                          years, slash, national, truth)
+    manifest["rows"]["adjacency"] = n_adjacency_rows
+    manifest["plants"] = plants
     manifest_path = root / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _log(f"done in {time.perf_counter() - t0:.1f}s -> {root}", progress)
@@ -491,6 +537,10 @@ def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_row
             "pre_trend_violation": r == "village_auxiliary",
             "selection_into_treatment": r == "station_pilot",
             "placebo": r == "service_hall",
+            "dose": r == "village_auxiliary",
+            "switch_off": r == "nonpolice_diversion" and bool((w.end > 0).any()),
+            "displacement": r == "patrol_dispatch" and bool(w.exposed.any()),
+            "urban_rural": r == "police_grid",
         })
     return {
         "synthetic": True,
@@ -524,8 +574,12 @@ def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_row
             "Each station adopts at most one reform; the truth is each reform's ATT on its own stations.",
             "Stations treated by another reform that affects the same outcome are not clean controls: "
             "two_teams_one_room and nonpolice_diversion both lower dispatches/incidents_total; "
-            "village_auxiliary lowers incidents_dispute and incidents_total slightly.",
-            "police_grid (警网融合) is not planted in the demo world.",
+            "village_auxiliary and police_grid lower incidents_dispute and incidents_total slightly.",
+            "issue-17 plants: 一村一辅警 doses (覆盖比例), one county stopping 非警务警情分流 (停止日期), theft "
+            "displaced from 巡处一体化 adopters onto their untreated neighbours (adjacency.csv), 警网融合 effects "
+            "by area type; 'plants' holds each plant's truth (evalkit.demo.truth.plant_truths; null for national).",
+            "Stations exposed to the displacement (neighbours of 巡处一体化 adopters) are not clean controls for "
+            "theft outcomes; their theft rises 6% from 2022-07 whatever their own reform.",
             "truth: att_level/att_pct are expected-value based (E[Y(1)]-E[Y(0)] per treated station-month); "
             "att_pct = 100*sum(Y1-Y0)/sum(Y0); kind='overall' averages all post-adoption treated "
             "station-months in the window (the Callaway-Sant'Anna 'simple' target); cohort NA = all cohorts.",
@@ -534,6 +588,15 @@ def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_row
             f"{TRUTH_CELLS_FILE} (expected Y0/Y1 per treated station-month; not written for the national size).",
         ],
     }
+
+
+def _rounded(x):
+    """The plant summaries for the manifest: floats to 6 significant digits, dose keys as text."""
+    if isinstance(x, dict):
+        return {(f"{k:g}" if isinstance(k, float) else k): _rounded(v) for k, v in x.items()}
+    if isinstance(x, float):
+        return float(f"{x:.6g}") if np.isfinite(x) else None
+    return x
 
 
 # ---------------------------------------------------------------------------- readers

@@ -13,7 +13,7 @@ from evalkit.schema import REPORT_TABLES
 from evalkit.warehouse import transaction
 
 # the monthly report tables (prevention index) are optional: a world without them loads as before
-ORDER = ("stations", "reforms", "incidents", "disputes", *REPORT_TABLES)
+ORDER = ("stations", "reforms", "incidents", "disputes", *REPORT_TABLES, "adjacency")
 
 
 def _files_for(root: Path, table: str) -> list[Path]:
@@ -31,7 +31,7 @@ def _files_for(root: Path, table: str) -> list[Path]:
 
 
 def ingest_world(world_root, *, warehouse=None) -> list[IngestReport]:
-    """Ingest a demo world: stations → reforms → incidents → disputes.
+    """Ingest a demo world: stations → reforms → incidents → disputes (→ report tables → adjacency).
 
     The study window is the manifest's ``start``..``end`` (months, inclusive). When the manifest
     says ``synthetic``, meta ``synthetic`` is set to ``'true'`` and the manifest facts are copied
