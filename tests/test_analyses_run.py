@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from evalkit.analyses import KINDS, AnalysisSection
-from evalkit.analyses_run import evaluation_notes, switch_counts
+from evalkit.analyses_run import evaluation_notes, stop_window_start, switch_counts
 from evalkit.brief_words import note_sentence
 from evalkit.estimators.dose import estimate_dose
 from evalkit.estimators.spillover import estimate_spillover
@@ -91,10 +91,20 @@ def test_same_numbers_as_the_estimators_on_the_panel(wired):
     sec = ev.analyses["dose"][o]
     assert np.allclose(sec.result.estimates["estimate"], dose.estimates["estimate"], equal_nan=True)
     assert sec.facts["n_dose_levels"] == 4 and sec.facts["dose_max"] == 1.0 and sec.facts["n_adopters"] == 5
-    sw = estimate_switching(ev.panel, o, treatment="treatment", cluster="station_id", effects=6, placebo=3)
-    assert np.allclose(ev.analyses["switching"][o].result.estimates["estimate"], sw.estimates["estimate"],
-                       equal_nan=True)
-    assert ev.analyses["switching"][o].facts == {"n_stopped": 1, "n_switch_in": 5, "n_switch_out": 1}
+    # one station stops: switching in on the whole window, switching out from the first month in which
+    # the stopping station runs the reform (there it starts treated, against adopters still running it)
+    sec = ev.analyses["switching"][o]
+    start = stop_window_start(ev.panel)
+    stopper_on = ev.panel.loc[ev.panel["treatment"] == 1].groupby("station_id")["period"].min()
+    assert start in set(stopper_on) and start > ev.panel["period"].min()
+    assert sec.facts == {"n_stopped": 1, "n_switch_in": 5, "n_switch_out": 1, "out_window_start": start}
+    opts = {"treatment": "treatment", "cluster": "station_id", "effects": 6, "placebo": 3}
+    sw_in = estimate_switching(ev.panel, o, switchers="in", **opts)
+    sw_out = estimate_switching(ev.panel[ev.panel["period"] >= start], o, switchers="out", **opts)
+    assert set(sec.result) == {"in", "out"}
+    assert np.allclose(sec.result["in"].estimates["estimate"], sw_in.estimates["estimate"], equal_nan=True)
+    assert np.allclose(sec.result["out"].estimates["estimate"], sw_out.estimates["estimate"], equal_nan=True)
+    assert (sec.result["in"].meta["n_switchers_in"], sec.result["out"].meta["n_switchers_out"]) == (5, 1)
     spill = ev.analyses["spillover"][o]
     adj = {"station_id": [s.code for s in wired[0].stations][:-1], "neighbor_id": [s.code for s in wired[0].stations][1:]}
     import pandas as pd
@@ -130,10 +140,14 @@ def test_results_json_analyses_and_notes(wired, tmp_path):
         for o in p.outcomes:
             s = d["analyses"][kind][o]
             assert (s["kind"], s["outcome"], s["ok"], s["error"]) == (kind, o, True, None)
-            back = EstimationResult.from_dict(s["result"])  # the JSON of `evalkit estimate --json`
-            assert back.estimator == kind
-            assert np.allclose(back.estimates["estimate"].astype(float),
-                               ev.analyses[kind][o].result.estimates["estimate"].astype(float), equal_nan=True)
+            fits = ev.analyses[kind][o].result
+            pairs = ([(s["result"][d], fits[d]) for d in ("in", "out")] if kind == "switching"
+                     else [(s["result"], fits)])
+            for js, fit in pairs:
+                back = EstimationResult.from_dict(js)  # the JSON of `evalkit estimate --json`
+                assert back.estimator == kind
+                assert np.allclose(back.estimates["estimate"].astype(float),
+                                   fit.estimates["estimate"].astype(float), equal_nan=True)
     h = d["analyses"]["heterogeneity"]["incidents_fraud"]
     assert set(h["result"]) == {"size_class", "cohort"}
     assert {"table", "equality", "overall", "by", "estimator", "vcov", "notes"} <= set(h["result"]["cohort"])
@@ -163,5 +177,12 @@ def test_nothing_asked_nothing_run(tmp_path):
 
     panel = pd.DataFrame({"station_id": ["a", "a", "b", "b"], "period": [1, 2, 1, 2], "treatment": [0, 1, 1, 0]})
     assert switch_counts(panel) == (1, 1)
+    # "b" is on from the first period and stops in period 2: its window starts at period 1
+    assert stop_window_start(panel) == 1
+    # two stoppers whose spells do not overlap: no window has both start treated
+    apart = pd.DataFrame({"station_id": ["a"] * 4 + ["b"] * 4, "period": [1, 2, 3, 4] * 2,
+                          "treatment": [1, 0, 0, 0, 0, 0, 1, 0]})
+    assert stop_window_start(apart) is None
+    assert stop_window_start(apart.assign(treatment=0)) is None
     panel.attrs["n_stopped"] = 0
     assert evaluation_notes(panel) == {}

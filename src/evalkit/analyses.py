@@ -56,6 +56,8 @@ class AnalysisSection:
             res = None
         elif self.kind == "heterogeneity":
             res = {str(by): subgroup_dict(sg) for by, sg in self.result.items()}
+        elif isinstance(self.result, dict):  # switching by direction: {"in": fit, "out": fit}
+            res = {str(d): r.to_dict() for d, r in self.result.items()}
         else:
             res = self.result.to_dict()
         return {"kind": self.kind, "outcome": self.outcome, "ok": self.ok, "error": self.error,

@@ -132,8 +132,43 @@ def _switching(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[
 
     o = p.switching
     opts = {**estimator_options("switching", p), "treatment": "treatment", "effects": o.effects,
-            "placebo": o.placebo, "switchers": o.switchers}
-    sec.result = estimate_switching(panel, outcome, **opts)
+            "placebo": o.placebo}
+    start = stop_window_start(panel) if n_out and o.switchers in ("both", "out") else None
+    if start is None:  # no station stops (or only switching in was asked): one fit, as asked
+        sec.result = estimate_switching(panel, outcome, **opts, switchers=o.switchers)
+        return
+    # dCDH groups stations by their first change: a station that adopts inside the window and stops
+    # later is a switcher *in*. Switching *off* is estimated from the first month in which every
+    # stopping station runs the reform: there they start treated and switch out, against stations
+    # still running it (same baseline treatment), as in did_multiplegt_dyn's switchers-out.
+    fits: dict[str, Any] = {}
+    if o.switchers == "both":
+        fits["in"] = estimate_switching(panel, outcome, **opts, switchers="in")
+    late = panel[panel["period"] >= start]
+    sec.facts.update(out_window_start=int(start))
+    try:
+        fits["out"] = estimate_switching(late, outcome, **opts, switchers="out")
+    except Exception as exc:  # noqa: BLE001 - the switching-in fit stands; the reason is kept
+        if not fits:
+            raise
+        sec.facts["out_error"] = f"{type(exc).__name__}: {exc}"
+    sec.result = fits
+
+
+def stop_window_start(panel: pd.DataFrame, treatment: str = "treatment") -> int | None:
+    """The first period in which every station that stops (a 1 → 0 step of ``treatment``) runs the
+    reform, when each of them stops after it; ``None`` when no station stops or when their spells do
+    not overlap (then no window has all of them start treated)."""
+    f = panel.sort_values(["station_id", "period"])
+    step = f.groupby("station_id")[treatment].diff()
+    stoppers = f.loc[step < 0, "station_id"].unique()
+    if len(stoppers) == 0:
+        return None
+    g = f[f["station_id"].isin(stoppers)]
+    first_on = g[g[treatment] == 1].groupby("station_id")["period"].min()
+    first_off = g[(step < 0).reindex(g.index, fill_value=False)].groupby("station_id")["period"].min()
+    start = int(first_on.max())
+    return start if bool((first_off > start).all()) else None
 
 
 # ------------------------------------------------------------------------------ spillover
