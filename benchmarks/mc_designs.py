@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/mc_designs.py [--reps 200] [--seed 17000] \\
         [--only dose|switching|spillover|heterogeneity] [--scales demo,county] [--json out.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/mc_designs.py --report out1.json [out2.json ...] [--full]
 
 Designs (panels: ``benchmarks/_mc_panels.py``, section "Issue 17 designs"; each at ``demo`` scale,
 100 stations, and ``county`` scale, 15 stations; 84 months 2019-01..2025-12):
@@ -21,6 +22,10 @@ Designs (panels: ``benchmarks/_mc_panels.py``, section "Issue 17 designs"; each 
 * ``heterogeneity``: imputation headline (``max_e=24``) + :func:`evalkit.heterogeneity.subgroup_effects`
   by ``area_type``: urban and rural effects; the equality test's rejection rate with equal effects
   (cell ``equal``, size) and with the planted −20 % / −5 % (cell ``planted``, power).
+
+Columns: bias = mean(est − truth) with its Monte Carlo SE; SD est. = SD of the estimates; SD err. = SD
+of est − truth (the truth varies between replications: new stations each time); SE ratio = mean
+reported SE / SD err.; coverage of the 95 % CIs with its Monte Carlo SE.
 
 Truth: every estimator here is linear in the outcome, so its value on the *expected* effect panel
 (outcome = expected observed − expected status-quo counts, the status quo being the treatment the
@@ -200,12 +205,16 @@ def summarise(recs: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
             if n == 0:
                 continue
             err = g["est"] - g["truth"]
-            sd = float(g["est"].std(ddof=1)) if n > 1 else float("nan")
+            # truth varies across replications (new stations each time): the SE estimates the spread of
+            # the error est − truth, so the SE ratio uses that SD; the SD of the estimates is shown too
+            sd = float(err.std(ddof=1)) if n > 1 else float("nan")
             cov = float(((g["lo"] <= g["truth"]) & (g["truth"] <= g["hi"])).mean())
             rows.append({"design": dsg, "scale": sc, "cell": cell, "target": tgt, "reps": n,
                          "truth": float(g["truth"].mean()), "mean est.": float(g["est"].mean()),
                          "bias": float(err.mean()), "MC SE": float(err.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
-                         "RMSE": float(np.sqrt((err ** 2).mean())), "emp. SD": sd, "mean SE": float(g["se"].mean()),
+                         "RMSE": float(np.sqrt((err ** 2).mean())),
+                         "SD est.": float(g["est"].std(ddof=1)) if n > 1 else float("nan"),
+                         "SD err.": sd, "mean SE": float(g["se"].mean()),
                          "SE ratio": float(g["se"].mean() / sd) if sd > 0 else float("nan"),
                          "coverage": cov, "cov. MC SE": math.sqrt(cov * (1 - cov) / n)})
     out["estimates"] = pd.DataFrame(rows)
@@ -258,7 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scales", default="demo,county", help="comma list of demo, county")
     ap.add_argument("--json", type=Path, help="write the records, tables and settings here")
     ap.add_argument("--full", action="store_true", help="print every switching event row")
+    ap.add_argument("--report", type=Path, nargs="+", help="print the tables of earlier --json files and stop")
     a = ap.parse_args(argv)
+    if a.report:
+        recs = [r for f in a.report for r in json.loads(f.read_text(encoding="utf-8"))["records"]]
+        print(printable(summarise(recs), a.full))
+        return
     scales = tuple(s.strip() for s in a.scales.split(",") if s.strip())
     bad = [s for s in scales if s not in MP.SCALES17]
     if bad:
