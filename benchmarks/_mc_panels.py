@@ -1,4 +1,6 @@
-"""Station x month panels for the verdict Monte Carlo (``benchmarks/mc_verdict.py``), not drawn from the demo world.
+"""Station x month panels for the verdict Monte Carlo (``benchmarks/mc_verdict.py``) and the issue-17 Monte
+Carlo (``benchmarks/mc_designs.py``: dose, stop dates, adjacency, area type; section at the end), not drawn
+from the demo world.
 
 Data-generating process of the synthetic designs (station ``i``, month ``t``; counts per month)::
 
