@@ -115,6 +115,8 @@ def run_switching(seed: int, scale: str, rep: int) -> list[dict[str, Any]]:
             out.append(_rec("switching", scale, cell, rep, term, est.loc[term], tru.at[term, "estimate"]))
         out.append(_test("switching", scale, cell, rep, "joint placebo test (6 placebos)",
                          r.meta["pretrend"]["p_value"], True))
+        out.append(_test("switching", scale, cell, rep, "joint placebo test, small-sample F",
+                         r.meta["pretrend"]["p_value_f"], True))
     return out
 
 

@@ -132,7 +132,7 @@ def test_result_contract_and_json_round_trip(ref_panel):
     assert s["n_treated"] == r.meta["n_switchers_in"] + r.meta["n_switchers_out"]
     assert s["dropped_cells"]["missing_outcome"] == int(ref_panel["Y"].isna().sum())
     assert r.meta["estimand"] == "average_total_effect_per_treatment_unit"
-    assert set(r.meta["pretrend"]) == {"stat", "df", "p_value"}
+    assert set(r.meta["pretrend"]) == {"stat", "df", "p_value", "p_value_f", "n_switchers"}
     # baseline mean: switchers' outcomes before their first change of D
     first = ref_panel.groupby("station")["D"].transform("first")
     changed = (ref_panel["D"] != first).groupby(ref_panel["station"]).cummax()

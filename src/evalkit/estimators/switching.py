@@ -195,6 +195,13 @@ def estimate_switching(
                                                                         "p_value": float("nan")}
 
     n_sw = int((gr.S != 0).sum())
+    # The placebos' covariance comes from the switchers' influence terms: with few switchers the χ² test
+    # over-rejects (docs/monte-carlo.md: 40-64 % at a true null in a county). Hotelling's F with the
+    # switchers as the sample is the small-sample reading; p_value stays the χ² of did_multiplegt_dyn.
+    from evalkit.inference.pretrend import hotelling_f_pvalue
+
+    pretrend["p_value_f"] = hotelling_f_pvalue(pretrend["stat"], int(pretrend["df"]), n_sw) if placebo else float("nan")
+    pretrend["n_switchers"] = n_sw
     # mean outcome of the switchers before their first switch (for percent effects, as other estimators)
     pre = (gr.S != 0)[:, None] & (np.arange(T)[None, :] < gr.F[:, None])
     baseline = float(np.nanmean(y[pre])) if np.isfinite(y[pre]).any() else float("nan")
