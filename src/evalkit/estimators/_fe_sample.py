@@ -46,6 +46,16 @@ class FESample:
     def n_times(self) -> int:
         return int(self.times.size)
 
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        """``(n_units, n_times)`` when the rows are every (unit, period) cell once in (unit, period) order
+        and unweighted — a balanced panel (the shared sample's frame is always sorted that way) — else
+        ``None``.  The fit engine then double-demeans ``n_units x n_times`` tables (``feols(grid=)``)."""
+        info = self.info
+        if self.weights is not None or not info.balanced or self.y.size != info.n_units * info.n_periods:
+            return None
+        return info.n_units, self.n_times
+
     def baseline_mean(self) -> float:
         """Mean outcome of treated units before adoption (for percent effects)."""
         m = np.isfinite(self.cohort) & (self.period < self.cohort)
