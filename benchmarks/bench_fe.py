@@ -2,7 +2,8 @@
 fast as the fastest peer that has it; TWFE and event TWFE >= 5x faster than pyfixest).
 
     PYTHONPATH=src python benchmarks/bench_fe.py [--sizes 10000x60,40000x120] [--repeat 3]
-                                                 [--slow-peer-max-rows 600000] [--only twfe,event_twfe,sa,imputation]
+                                                 [--slow-peer-max-rows 600000] [--did-imputation-max-rows N]
+                                                 [--only twfe,event_twfe,sa,imputation,imputation_nlo]
                                                  [--skip-peers event_twfe]
 
 Balanced staggered panels (a quarter never treated, three cohorts), station-clustered.  Per estimator
@@ -13,9 +14,17 @@ the same run (best of ``--repeat`` warm runs; a peer call over 20 s runs once). 
 * twfe, event_twfe: pyfixest ``feols`` (CRV1 by station; numba kernels compiled by a warm-up call);
 * sa: pyfixest ``event_study(estimator="saturated")`` + ``aggregate()`` and diff-diff ``SunAbraham``
   (both take minutes at 10,000 x 60: they run only up to ``--slow-peer-max-rows`` rows);
-* imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours).
+* imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours);
+* imputation_nlo (ours with ``leaveout=False``, the in-sample cell means of BJS Theorem 3): the
+  ``did-imputation`` package (PyPI, MIT; a port of BJS's Stata ``did_imputation``, which has no
+  leave-out option yet) and diff-diff ``ImputationDiD(leave_one_out=False)``.  did-imputation finds
+  the fixed effects and imputation weights iteratively to tolerance 1e-6, so its estimate and SE are
+  asserted equal to ours to rtol 1e-5 (diff-diff's to 1e-6).
   pyfixest ``did2s`` is not timed: it reports Gardner's GMM SE (a different variance) and its dense
   first-stage model matrix with 10,000 unit effects does not fit this machine.
+
+``--did-imputation-max-rows``: largest panel on which did-imputation runs (about 2 minutes of wall
+time at 10,000 x 60 on the loaded machine; its pandas group-wise loops grow with the rows).
 
 ``--skip-peers``: estimators whose peers are not run (pyfixest's event study at 40,000 x 120 held
 more than 17 GB of this 23 GB machine and was stopped).
@@ -99,8 +108,13 @@ def check_overall(r, res) -> None:
     _close([r.att, r.se], [res.overall_att, res.overall_se], "overall ATT and SE", atol=0)
 
 
+def check_did_imputation(r, out) -> None:  # iterative to tolerance 1e-6 (module docstring)
+    _close([r.att, r.se], [out.estimates["tau_ate"], out.std_errors["tau_ate"]], "overall ATT and SE",
+           rtol=1e-5, atol=0)
+
+
 # ------------------------------------------------------------------ jobs
-def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
+def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool, did_imputation_ok: bool = True) -> list[dict]:
     """One dict per estimator: ours, engine (or None), peers {name: (call, check)}."""
     import pyfixest as pf
 
@@ -113,7 +127,7 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
         out.append({
             "estimator": "twfe", "ours": lambda: estimate_twfe(d, "y"),
             "got": lambda r: np.array([[r.att, r.overall["std_error"]]]),
-            "engine": lambda: _fe.feols(s.y, D, [s.unit, s.time], cluster=s.cluster),
+            "engine": lambda: _fe.feols(s.y, D, [s.unit, s.time], cluster=s.cluster, grid=s.grid),
             "peers": {"pyfixest feols": (lambda: pf.feols("y ~ D | station_id + period", data=dd,
                                                           vcov={"CRV1": "station_id"}), check_feols)}})
     if "event_twfe" in only:
@@ -150,14 +164,27 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool) -> list[dict]:
                     "peers": {"diff-diff ImputationDiD": (lambda: ImputationDiD(
                         cluster="station_id", leave_one_out=True).fit(d, "y", "station_id", "period", "first_treat"),
                         check_overall)}})
+    if "imputation_nlo" in only:
+        from diff_diff import ImputationDiD
+
+        peers = {"diff-diff ImputationDiD": (lambda: ImputationDiD(cluster="station_id", leave_one_out=False).fit(
+            d, "y", "station_id", "period", "first_treat"), check_overall)}
+        if did_imputation_ok:
+            from did_imputation import did_imputation
+
+            di = d.assign(Ei=d["first_treat"].replace(0, np.nan).astype(float))
+            peers["did-imputation"] = (lambda: did_imputation(di, "y", "station_id", "period", "Ei", minn=0),
+                                       check_did_imputation)
+        out.append({"estimator": "imputation_nlo", "ours": lambda: estimate_imputation(d, "y", leaveout=False),
+                    "engine": None, "peers": peers})
     return out
 
 
 def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: int,
-             skip_peers: set[str] = frozenset()) -> list[dict]:
+             skip_peers: set[str] = frozenset(), did_imputation_max_rows: int = 10**9) -> list[dict]:
     d = panel(n, T)
     rows = []
-    for job in jobs(d, only, n * T <= slow_peer_max_rows):
+    for job in jobs(d, only, n * T <= slow_peer_max_rows, n * T <= did_imputation_max_rows):
         if job["estimator"] in skip_peers:
             job["peers"] = {}
         job["ours"]()  # warm-up (imports, first-call allocations)
@@ -195,9 +222,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000x60,40000x120")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", default="twfe,event_twfe,sa,imputation")
+    ap.add_argument("--only", default="twfe,event_twfe,sa,imputation,imputation_nlo")
     ap.add_argument("--slow-peer-max-rows", type=int, default=600_000,
                     help="largest panel (rows) on which the Sun-Abraham peers (minutes per call) run")
+    ap.add_argument("--did-imputation-max-rows", type=int, default=10**9,
+                    help="largest panel (rows) on which the did-imputation package runs")
     ap.add_argument("--skip-peers", default="", help="estimators whose peers are not run (comma-separated)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -205,7 +234,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         n, T = (int(v) for v in size.split("x"))
         rows += run_size(n, T, args.repeat, set(args.only.split(",")), args.slow_peer_max_rows,
-                         set(filter(None, args.skip_peers.split(","))))
+                         set(filter(None, args.skip_peers.split(","))), args.did_imputation_max_rows)
     print()
     cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "equal",
             "evalkit_peak_MiB", "peer_peak_MiB", "other peers"]
