@@ -84,7 +84,8 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
         uc, _ = codes(df[unit])
         tc, tvals = codes(df[time])
     cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
-    g = df[cohort].to_numpy(dtype=float)
+    g = df[cohort].to_numpy(dtype=float, copy=True)  # a fresh array: never-treated recoded in place
+    g[g == 0] = np.inf
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
-                    cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
+                    cohort=g, period=df[time].to_numpy(dtype=float), cluster=cc,
                     weights=None if weights is None else df[weights].to_numpy(dtype=float), n_zero_weight=n_zero)
