@@ -9,7 +9,11 @@ fast as the fastest peer that has it; TWFE and event TWFE >= 5x faster than pyfi
 Balanced staggered panels (a quarter never treated, three cohorts), station-clustered.  Per estimator
 and size: ``evalkit_s`` is the estimator end to end (the shared sample's validation included) and
 ``engine_s`` (TWFE rows) the fit engine alone on ready arrays; each peer is timed on the same panel in
-the same run (best of ``--repeat`` warm runs; a peer call over 20 s runs once).  Peers:
+the same run (best of ``--repeat`` warm runs; a peer call over 20 s runs once).  ``*_cpu_s``: the
+process CPU time of the same calls (best of the repeats): on a shared machine where this niced
+process gets a varying share of a core, wall-time ratios move with the scheduler and CPU-time ratios
+do not (every evalkit call here runs one thread; pyfixest's numba kernels may use more than one, which
+counts against it in CPU time, so both ratios are printed).  Peers:
 
 * twfe, event_twfe: pyfixest ``feols`` (CRV1 by station; numba kernels compiled by a warm-up call);
 * sa: pyfixest ``event_study(estimator="saturated")`` + ``aggregate()`` and diff-diff ``SunAbraham``
@@ -64,15 +68,17 @@ def panel(n: int, T: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"station_id": u, "period": t, "first_treat": first, "y": y})
 
 
-def best(fn, repeat: int) -> tuple[float, object]:
-    out, times = None, []
+def best(fn, repeat: int) -> tuple[float, object, float]:
+    """(best wall s, last output, best CPU s of this process over the same calls)."""
+    out, times, cpu = None, [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if times[-1] > SLOW_S:
             break
-    return min(times), out
+    return min(times), out, min(cpu)
 
 
 def peak_mib(fn) -> float:
@@ -188,15 +194,15 @@ def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: in
         if job["estimator"] in skip_peers:
             job["peers"] = {}
         job["ours"]()  # warm-up (imports, first-call allocations)
-        t_ours, r = best(job["ours"], repeat)
-        row = {"estimator": job["estimator"], "size": f"{n:,} x {T}", "evalkit_s": t_ours,
+        t_ours, r, c_ours = best(job["ours"], repeat)
+        row = {"estimator": job["estimator"], "size": f"{n:,} x {T}", "evalkit_s": t_ours, "evalkit_cpu_s": c_ours,
                "engine_s": best(job["engine"], repeat)[0] if job["engine"] else np.nan,
                "evalkit_peak_MiB": peak_mib(job["ours"])}
-        peer_times = {}
+        peer_times, peer_cpu = {}, {}
         for name, (call, check) in job["peers"].items():
             if name.startswith("pyfixest feols"):
                 call()  # warm-up (numba compilation)
-            t_peer, f = best(call, repeat)
+            t_peer, f, peer_cpu[name] = best(call, repeat)
             if "got" in job:
                 check(job["got"](r), f)
             else:
@@ -207,12 +213,13 @@ def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: in
         if peer_times:
             fastest = min(peer_times, key=peer_times.get)
             row.update({"fastest peer": fastest, "peer_s": peer_times[fastest],
-                        "speed-up": peer_times[fastest] / t_ours, "equal": "asserted",
+                        "speed-up": peer_times[fastest] / t_ours, "peer_cpu_s": peer_cpu[fastest],
+                        "speed-up CPU": peer_cpu[fastest] / c_ours, "equal": "asserted",
                         "peer_peak_MiB": row[f"{fastest} peak_MiB"],
                         "other peers": "; ".join(f"{k} {v:.2f} s" for k, v in peer_times.items() if k != fastest)})
         else:
             row.update({"fastest peer": "not run (--skip-peers / --slow-peer-max-rows)", "peer_s": np.nan,
-                        "speed-up": np.nan, "equal": "—", "peer_peak_MiB": np.nan, "other peers": ""})
+                        "speed-up": np.nan, "peer_cpu_s": np.nan, "speed-up CPU": np.nan, "equal": "—", "peer_peak_MiB": np.nan, "other peers": ""})
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
     return rows
@@ -236,7 +243,8 @@ def main() -> None:
         rows += run_size(n, T, args.repeat, set(args.only.split(",")), args.slow_peer_max_rows,
                          set(filter(None, args.skip_peers.split(","))), args.did_imputation_max_rows)
     print()
-    cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "equal",
+    cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "evalkit_cpu_s",
+            "peer_cpu_s", "speed-up CPU", "equal",
             "evalkit_peak_MiB", "peer_peak_MiB", "other peers"]
     print_table(pd.DataFrame(rows)[cols], ".3f")
 
