@@ -41,6 +41,7 @@ not measured for peer calls over 20 s).  ``speed-up`` = fastest peer / evalkit.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import tracemalloc
 import warnings
@@ -220,6 +221,7 @@ def run_size(n: int, T: int, repeat: int, only: set[str], slow_peer_max_rows: in
         else:
             row.update({"fastest peer": "not run (--skip-peers / --slow-peer-max-rows)", "peer_s": np.nan,
                         "speed-up": np.nan, "peer_cpu_s": np.nan, "speed-up CPU": np.nan, "equal": "—", "peer_peak_MiB": np.nan, "other peers": ""})
+        row["load avg (1 min)"] = round(os.getloadavg()[0], 1)  # the machine's load when the row finished
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
     return rows
@@ -245,7 +247,7 @@ def main() -> None:
     print()
     cols = ["estimator", "size", "evalkit_s", "engine_s", "fastest peer", "peer_s", "speed-up", "evalkit_cpu_s",
             "peer_cpu_s", "speed-up CPU", "equal",
-            "evalkit_peak_MiB", "peer_peak_MiB", "other peers"]
+            "evalkit_peak_MiB", "peer_peak_MiB", "load avg (1 min)", "other peers"]
     print_table(pd.DataFrame(rows)[cols], ".3f")
 
 
