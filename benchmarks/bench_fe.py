@@ -18,7 +18,10 @@ counts against it in CPU time, so both ratios are printed).  Peers:
 * twfe, event_twfe: pyfixest ``feols`` (CRV1 by station; numba kernels compiled by a warm-up call);
 * sa: pyfixest ``event_study(estimator="saturated")`` + ``aggregate()`` and diff-diff ``SunAbraham``
   (both take minutes at 10,000 x 60: they run only up to ``--slow-peer-max-rows`` rows);
-* imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours);
+* imputation: diff-diff ``ImputationDiD(leave_one_out=True)`` (the BJS leave-out variance, as ours).
+  Both imputation rows time ours with ``pretrend_leads=0``: the peers compute the estimate and its SE
+  only, while our default also runs BJS test 1 (a second regression on the untreated rows with lead
+  dummies, about half of our time; ``benchmarks/bench_evaluation.py`` times the default);
 * imputation_nlo (ours with ``leaveout=False``, the in-sample cell means of BJS Theorem 3): the
   ``did-imputation`` package (PyPI, MIT; a port of BJS's Stata ``did_imputation``, which has no
   leave-out option yet) and diff-diff ``ImputationDiD(leave_one_out=False)``.  did-imputation finds
@@ -171,7 +174,7 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool, did_imputation_ok: bool
     if "imputation" in only:
         from diff_diff import ImputationDiD
 
-        out.append({"estimator": "imputation", "ours": lambda: estimate_imputation(d, "y"), "engine": None,
+        out.append({"estimator": "imputation", "ours": lambda: estimate_imputation(d, "y", pretrend_leads=0), "engine": None,
                     "peers": {"diff-diff ImputationDiD": (lambda: ImputationDiD(
                         cluster="station_id", leave_one_out=True).fit(d, "y", "station_id", "period", "first_treat"),
                         check_overall)}})
@@ -186,7 +189,7 @@ def jobs(d: pd.DataFrame, only: set[str], slow_ok: bool, did_imputation_ok: bool
             di = d.assign(Ei=d["first_treat"].replace(0, np.nan).astype(float))
             peers["did-imputation"] = (lambda: did_imputation(di, "y", "station_id", "period", "Ei", minn=0),
                                        check_did_imputation)
-        out.append({"estimator": "imputation_nlo", "ours": lambda: estimate_imputation(d, "y", leaveout=False),
+        out.append({"estimator": "imputation_nlo", "ours": lambda: estimate_imputation(d, "y", leaveout=False, pretrend_leads=0),
                     "engine": None, "peers": peers})
     return out
 
