@@ -361,7 +361,7 @@ def _unit_sums(codes_: np.ndarray, V: np.ndarray, n: int) -> np.ndarray:
 
 def feols(y: np.ndarray, X: np.ndarray | sp.spmatrix, fe: list[np.ndarray] | tuple[np.ndarray, ...] = (), *,
           weights: np.ndarray | None = None, cluster: np.ndarray | None = None, vcov: str | None = None,
-          names: list[str] | None = None) -> FEFit:
+          names: list[str] | None = None, grid: tuple[int, int] | None = None) -> FEFit:
     """(Weighted) OLS of ``y`` on ``X`` (dense or sparse) with the fixed effects ``fe`` absorbed.
 
     ``fe``: one or two integer code arrays (e.g. unit and period), absorbed exactly — the FE with
@@ -371,12 +371,18 @@ def feols(y: np.ndarray, X: np.ndarray | sp.spmatrix, fe: list[np.ndarray] | tup
     defaults to ``"CRV1"`` with a cluster and ``"iid"`` without (also ``"hetero"``).  Standard errors
     use :func:`small_sample` (fixest's defaults).  Collinear columns of ``X`` (given the fixed
     effects) are dropped left to right (``keep``).  More than two FE: use :class:`Within` + OLS.
+
+    ``grid=(n0, n1)``: the caller guarantees that ``fe = [c0, c1]`` are compact codes with ``n0`` and
+    ``n1`` levels and the rows are every (c0, c1) cell once, sorted by c0 then c1, unweighted
+    (``FESample.grid``: a balanced panel in the shared sample's order).  Then the within-transformation
+    is the double-demeaning of an ``n0 x n1`` table and the codes are not re-checked (same numbers,
+    fewer passes over the rows); ignored with weights or more than ``DENSE_MAX_COLS`` regressors.
     """
     with blas_threads(1):  # small products: multi-threaded OpenBLAS only spins on a busy machine
-        return _feols(y, X, fe, weights=weights, cluster=cluster, vcov=vcov, names=names)
+        return _feols(y, X, fe, weights=weights, cluster=cluster, vcov=vcov, names=names, grid=grid)
 
 
-def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
+def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
     y = np.asarray(y, dtype=float)
     N = y.size
     if sp.issparse(X):
@@ -397,14 +403,24 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
         raise ValueError("vcov='CRV1' needs cluster codes")
     if len(fe) > 2:
         raise ValueError("feols absorbs at most two fixed effects; transform with Within for more")
-    cf = [compact_codes(c) for c in fe] or [(np.zeros(N, dtype=np.int64), 1)]
+    if grid is not None and (w is not None or len(fe) != 2 or k_all > DENSE_MAX_COLS):
+        grid = None
+    if grid is not None:  # compact codes by the caller's guarantee (Within checks the ends)
+        cf = [(np.asarray(fe[0], dtype=np.int64), int(grid[0])), (np.asarray(fe[1], dtype=np.int64), int(grid[1]))]
+    else:
+        cf = [compact_codes(c) for c in fe] or [(np.zeros(N, dtype=np.int64), 1)]
+    cf_in = list(cf)  # the caller's order (the grid's sort order)
     cf.sort(key=lambda c: -c[1])  # absorb the FE with more levels, dummies for the other
     levels = [n for _, n in cf] if fe else [1]
     codes_fe = [c for c, _ in cf]
-    dense = k_all <= DENSE_MAX_COLS and not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)
+    dense = k_all <= DENSE_MAX_COLS and (grid is not None or not (len(cf) == 2 and cf[1][1] > MAX_SCHUR))
     if dense:
-        coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w,
-                                                levels=[n for _, n in cf])
+        if grid is not None:
+            coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, [c for c, _ in cf_in], w,
+                                                    levels=list(grid), grid=True)
+        else:
+            coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w,
+                                                    levels=[n for _, n in cf])
         tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
     else:
         (a, na), rest = cf[0], cf[1:]
@@ -417,7 +433,13 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
         coef, bread, u, Xw = fit.theta, fit.bread, fit.resid, None
     k = int(keep.sum())
     wu = u if w is None else w * u
-    if vcov == "CRV1":
+    grid_cluster = grid is not None and cluster is not None and cluster is fe[0]  # clusters = rows of the grid
+    if vcov == "CRV1" and grid_cluster:
+        cc, G = cf_in[0]
+        # on a complete grid every level of the other FE meets every cluster: nested only with one cluster
+        nested = [c is cc or G == 1 for c in codes_fe]
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+    elif vcov == "CRV1":
         cc, G = compact_codes(cluster)
         nested = [nested_in(c, cc) for c in codes_fe] if fe else [True]
         factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
@@ -427,8 +449,11 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names) -> FEFit:
     if vcov == "iid":
         V = factor * float(u @ wu) / (N - 1) * bread
     elif dense:
-        scores = XW * u[:, None]
-        if vcov == "CRV1":
+        if vcov == "CRV1" and grid_cluster:  # cluster sums = row sums of the n0 x n1 tables
+            scores = (XW.T * u).reshape(k, G, -1).sum(axis=2).T
+        else:
+            scores = XW * u[:, None]
+        if vcov == "CRV1" and not grid_cluster:
             scores = np.column_stack([np.bincount(cc, weights=scores[:, j], minlength=G) for j in range(k)])
         V = sandwich(bread, scores.T @ scores, factor)
     else:
@@ -447,10 +472,10 @@ DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (b
 
 
 def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None,
-                 levels: list[int] | None = None):
+                 levels: list[int] | None = None, grid: bool = False):
     """Within-transform ``y`` and each column of ``X`` once (1-D, contiguous), then OLS:
-    (coef, bread, resid, keep, W X~ over kept as an ``N x k`` view)."""
-    W = Within(codes_fe, w, levels=levels)
+    (coef, bread, resid, keep, W X~ over kept as an ``N x k`` view of a ``k x N`` array)."""
+    W = Within(codes_fe, w, levels=levels, grid=grid)
     yw = W.transform(y)
     Xt = np.empty((X.shape[1], y.size))  # rows = within-transformed regressors (contiguous)
     for j in range(X.shape[1]):
@@ -463,11 +488,12 @@ def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np
     keep = np.zeros(X.shape[1], dtype=bool)
     idx = np.flatnonzero(ok)
     keep[idx] = independent_columns((XtX[np.ix_(idx, idx)] + XtX[np.ix_(idx, idx)].T) / 2)
-    XtX = XtX[np.ix_(keep, keep)]
+    if not keep.all():  # (fancy indexing copies k x N: only when a column is dropped)
+        XtX, XWt, Xt = XtX[np.ix_(keep, keep)], XWt[keep], Xt[keep]
     bread = sym_inv((XtX + XtX.T) / 2)
-    XWt = XWt[keep]
     b = bread @ (XWt @ yw)
-    return b, bread, yw - b @ Xt[keep], keep, XWt.T
+    yw -= b @ Xt  # the residuals, in place (yw is a fresh array)
+    return b, bread, yw, keep, XWt.T
 
 
 ABSORBED_TOL = 1e-10  # within / raw sum of squares below which a regressor counts as absorbed

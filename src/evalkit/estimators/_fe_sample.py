@@ -46,6 +46,16 @@ class FESample:
     def n_times(self) -> int:
         return int(self.times.size)
 
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        """``(n_units, n_times)`` when the rows are every (unit, period) cell once in (unit, period) order
+        and unweighted — a balanced panel (the shared sample's frame is always sorted that way) — else
+        ``None``.  The fit engine then double-demeans ``n_units x n_times`` tables (``feols(grid=)``)."""
+        info = self.info
+        if self.weights is not None or not info.balanced or self.y.size != info.n_units * info.n_periods:
+            return None
+        return info.n_units, self.n_times
+
     def baseline_mean(self) -> float:
         """Mean outcome of treated units before adoption (for percent effects)."""
         m = np.isfinite(self.cohort) & (self.period < self.cohort)
@@ -74,7 +84,8 @@ def fe_sample(panel: pd.DataFrame | StaggeredSample, outcome: str, *, unit: str,
         uc, _ = codes(df[unit])
         tc, tvals = codes(df[time])
     cc = uc if cluster in (None, unit) else codes(df[cluster])[0]
-    g = df[cohort].to_numpy(dtype=float)
+    g = df[cohort].to_numpy(dtype=float, copy=True)  # a fresh array: never-treated recoded in place
+    g[g == 0] = np.inf
     return FESample(sample=s, y=df[outcome].to_numpy(dtype=float), unit=uc, time=tc, times=tvals,
-                    cohort=np.where(g == 0, np.inf, g), period=df[time].to_numpy(dtype=float), cluster=cc,
+                    cohort=g, period=df[time].to_numpy(dtype=float), cluster=cc,
                     weights=None if weights is None else df[weights].to_numpy(dtype=float), n_zero_weight=n_zero)

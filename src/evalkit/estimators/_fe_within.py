@@ -82,9 +82,13 @@ class Within:
     """
 
     def __init__(self, fe: list[np.ndarray] | tuple[np.ndarray, ...], weights: np.ndarray | None = None,
-                 *, tol: float = 1e-12, maxiter: int = 100_000, levels: list[int] | None = None):
+                 *, tol: float = 1e-12, maxiter: int = 100_000, levels: list[int] | None = None,
+                 grid: bool = False):
         """``levels``: the number of levels of each FE when ``fe`` are already compact codes 0..n-1
-        (skips re-coding)."""
+        (skips re-coding).  ``grid=True`` (with ``levels``, two FE, no weights): the caller guarantees
+        that the rows are every (fe[0], fe[1]) cell once, sorted by fe[0] then fe[1] (the shared
+        sample of a balanced panel, ``FESample.grid``); the O(N) verification and group counts are
+        skipped (only O(1) checks of the ends)."""
         self.codes: list[np.ndarray] = []
         self.levels: list[int] = []
         for j, c in enumerate(fe):
@@ -96,14 +100,21 @@ class Within:
         self.tol, self.maxiter = tol, maxiter
         self.method = ("none" if not self.codes else "one-way" if len(self.codes) == 1 else "two-way exact")
         self._ww = self.w  # None = unit weights (bincount without weights is faster)
-        self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
-                      for c, n in zip(self.codes, self.levels, strict=True)]
+        if grid:
+            self._check_grid_hint(levels)
+            # complete grid: every level of one FE occurs once with each level of the other
+            self._sums = [np.full(self.levels[0], float(self.levels[1])), np.full(self.levels[1], float(self.levels[0]))]
+        else:
+            self._sums = [np.bincount(c, weights=self.w, minlength=n).astype(float)
+                          for c, n in zip(self.codes, self.levels, strict=True)]
         self._inv = [np.divide(1.0, s, out=np.zeros_like(s), where=s > 0) for s in self._sums]
         self._mats: dict[int, sp.csr_matrix] = {}  # built on first multi-column use
         self._grid: tuple[int, int] | None = None  # (n_a, n_b) of a complete, sorted, unweighted a x b panel
         if len(self.codes) == 2:
             ia, ib = (0, 1) if self.levels[0] >= self.levels[1] else (1, 0)
-            if self.levels[ib] > MAX_SCHUR:
+            if grid:  # the caller's complete sorted grid: double-demeaning, whatever the sizes
+                self._grid, self._ab, self.redundant = (self.levels[0], self.levels[1]), (ia, ib), 1
+            elif self.levels[ib] > MAX_SCHUR:
                 self.method = "alternating projections"
             else:
                 self._grid = self._complete_grid(ia, ib)
@@ -133,6 +144,13 @@ class Within:
         self._cho = sla.cho_factor(S[np.ix_(keep, keep)], lower=True) if keep.any() else None
         # connected components of the bipartite a-b graph = redundant levels (for DoF counts)
         self.redundant = int(nb - keep.sum())
+
+    def _check_grid_hint(self, levels: list[int] | None) -> None:
+        c = self.codes
+        if (levels is None or len(c) != 2 or self.w is not None or self.n_obs != self.levels[0] * self.levels[1]
+                or self.n_obs == 0 or c[0][0] != 0 or c[1][0] != 0 or c[0][-1] != self.levels[0] - 1
+                or c[1][-1] != self.levels[1] - 1 or c[1][self.levels[1] - 1] != self.levels[1] - 1):
+            raise ValueError("Within(grid=True): the codes are not a complete sorted two-way grid with levels given")
 
     def _complete_grid(self, ia: int, ib: int) -> tuple[int, int] | None:
         """``(n_a, n_b)`` when the rows are every (a, b) cell once, sorted by a then b, unweighted (a
@@ -184,9 +202,11 @@ class Within:
         if self._grid is not None:
             na, nb = self._grid
             X = V.reshape(na, nb, V.shape[1])
-            out = X - X.mean(axis=1, keepdims=True)
-            out -= X.mean(axis=0, keepdims=True)
-            out += X.mean(axis=(0, 1), keepdims=True)
+            rm = X.mean(axis=1, keepdims=True)
+            cm = X.mean(axis=0, keepdims=True)
+            cm -= rm.mean(axis=0, keepdims=True)  # the grand mean (= mean of the row means on a complete grid)
+            out = X - rm
+            out -= cm
             return out.reshape(V.shape)
         if 1 < V.shape[1] <= 4 and self.method == "two-way exact":  # 1-D gathers beat 2-D ones
             out = np.empty_like(V)

@@ -79,9 +79,9 @@ def estimate_twfe(
     """
     _fe.check_options("twfe", options, _COMMON)
     s = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
-    D = (np.isfinite(s.cohort) & (s.period >= s.cohort)).astype(float)
+    D = (s.period >= s.cohort).astype(float)  # never treated: cohort = inf, never >= it
     fit = _fe.feols(s.y, D, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,
-                    vcov=vcov, names=["treated_post"])
+                    vcov=vcov, names=["treated_post"], grid=s.grid)
     if not fit.keep[0]:
         raise ValueError("the treatment dummy is collinear with the unit and period effects (no timing variation)")
     lo, hi = fit.conf_int(alpha)
