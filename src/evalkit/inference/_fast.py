@@ -430,7 +430,7 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
     the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
     the residual sums per cluster x unit and cluster x period)."""
-    from evalkit.estimators._fe import independent_columns, nested_in, small_sample, sym_inv, wald_test
+    from evalkit.estimators._fe import independent_columns, small_sample, sym_inv
 
     units = cohort_units
     periods = np.sort(pd.unique(frame[time].to_numpy(float)))
@@ -515,23 +515,40 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         direct = np.zeros((G, k))
         np.add.at(direct, (cl[ci, ct], cj), cw * u[ci, ct])
         sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
-        uc, tc = rows_o, cols_o
-        clc = cl[om0]
-        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], clc)),
-              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], clc))]
+        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
+        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
+        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
         lv.sort(key=lambda x: -x[0])
         factor, _, _ = small_sample(int(om0.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
                                     fe_nested=[x[1] for x in lv], n_clusters=G)
         V = factor * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
-        if kind == "wald":
-            w = wald_test(b, V)
-            return float(w["stat"]) if w["df"] == b.size else np.nan  # singular: as pretrend._rank_deficient
+        if kind == "wald":  # wald_test's statistic and rank, without its p-value (unused per draw)
+            stat_, df = _wald_stat(b, V)
+            return stat_ if df == b.size else np.nan  # singular: as pretrend._rank_deficient
         se = np.sqrt(np.diag(V))
         okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
         return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
 
     return _one_blas_thread(stat)
+
+
+def _levels_nested(om0: np.ndarray, cl: np.ndarray, axis: int) -> tuple[int, bool]:
+    """``(levels, nested)`` of the unit (``axis=1``: rows) or period (``axis=0``: columns) effect on the
+    cells ``om0`` of the grid: how many rows / columns hold a cell, and whether each one's cells lie in
+    a single cluster of ``cl`` — ``(np.unique(rows).size, nested_in(rows, cl))`` without the sort."""
+    has = om0.any(axis=axis)
+    lo = np.where(om0, cl, np.iinfo(cl.dtype).max).min(axis=axis)
+    hi = np.where(om0, cl, -1).max(axis=axis)
+    return int(has.sum()), bool(np.array_equal(lo[has], hi[has]))
+
+
+def _wald_stat(b: np.ndarray, V: np.ndarray) -> tuple[float, int]:
+    """``(stat, df)`` of :func:`evalkit.estimators._fe.wald_test` (same operations), without the p-value."""
+    if b.size == 0:
+        return float("nan"), 0
+    Vi = np.linalg.pinv(np.asarray(V, dtype=float))
+    return float(b @ Vi @ b), int(np.linalg.matrix_rank(V))
 
 
 __all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]

@@ -1,0 +1,41 @@
+"""Issue 15 (compute): the per-draw shortcuts of the BJS permutation pre-test equal what they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.estimators._fe import nested_in, wald_test
+from evalkit.inference._fast import _levels_nested, _wald_stat
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_levels_nested_equals_unique_and_nested_in(seed):
+    rng = np.random.default_rng(seed)
+    nu, nt = 9, 7
+    om0 = rng.random((nu, nt)) < 0.6
+    om0[rng.integers(nu)] = False  # a unit without cells
+    by_unit = np.repeat(rng.integers(0, 4, nu)[:, None], nt, axis=1)  # clusters = groups of units
+    by_cell = rng.integers(0, 3, (nu, nt))
+    for grid in (by_unit, by_cell, np.zeros((nu, nt), dtype=np.int64)):
+        cl = np.full((nu, nt), -1, dtype=np.int64)
+        cl[om0] = pd.factorize(grid[om0])[0]
+        rows, cols = np.nonzero(om0)
+        clc = cl[om0]
+        for axis, lv in ((1, rows), (0, cols)):
+            assert _levels_nested(om0, cl, axis) == (int(np.unique(lv).size), nested_in(pd.factorize(lv)[0], clc))
+
+
+@pytest.mark.parametrize("singular", [False, True])
+def test_wald_stat_equals_wald_test(singular):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 4))
+    V = X.T @ X
+    if singular:
+        V[:, -1] = V[:, 0]
+        V[-1, :] = V[0, :]
+    b = rng.normal(size=4)
+    w = wald_test(b, V)
+    assert _wald_stat(b, V) == (w["stat"], w["df"])
+    assert np.isnan(_wald_stat(np.zeros(0), np.zeros((0, 0)))[0])
