@@ -39,3 +39,41 @@ def test_wald_stat_equals_wald_test(singular):
     w = wald_test(b, V)
     assert _wald_stat(b, V) == (w["stat"], w["df"])
     assert np.isnan(_wald_stat(np.zeros(0), np.zeros((0, 0)))[0])
+
+
+def _staggered(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    units, periods = np.arange(30), np.arange(1, 25)
+    cohort = rng.choice([0, 9, 13, 17], size=units.size)
+    u, t = np.repeat(units, periods.size), np.tile(periods, units.size)
+    g = np.repeat(cohort, periods.size)
+    base = rng.normal(size=units.size)[u] + 0.1 * t
+    return pd.DataFrame({"unit": u, "period": t, "first_treat": g, "county": u % 6,
+                         "y1": base + rng.normal(size=u.size) + 0.5 * ((g > 0) & (t >= g)),
+                         "y2": 2 * base + rng.normal(size=u.size)})
+
+
+@pytest.mark.parametrize(("cluster", "kind"), [(None, "wald"), ("county", "t2sum")])
+def test_shared_designs_change_no_number(cluster, kind):
+    from evalkit.inference import _fast
+
+    frame = _staggered()
+    units = pd.Index(np.sort(frame["unit"].unique()))
+    cohorts = frame.groupby("unit")["first_treat"].first().to_numpy()
+    rng = np.random.default_rng(4)
+    draws = [cohorts] + [rng.permutation(cohorts) for _ in range(15)]
+
+    def stats(outcome):
+        stat = _fast.bjs_pretrend(frame, outcome, unit="unit", time="period", cohort_units=units, weights=None,
+                                  cluster=cluster, anticipation=0, leads=None, kind=kind)
+        return [stat(c) for c in draws]
+
+    alone = {o: stats(o) for o in ("y1", "y2")}
+    with _fast.shared_designs():
+        shared = {o: stats(o) for o in ("y1", "y2")}
+        caches = list(_fast._SHARED.get().values())
+    assert len(caches) == 1 and len(caches[0].items) == len(draws)  # one grid, each draw's design kept once
+    for o in alone:
+        assert np.isfinite(alone[o]).all()
+        assert np.array_equal(shared[o], alone[o])
+    assert _fast._SHARED.get() is None  # nothing kept after the block

@@ -25,7 +25,10 @@ refit per draw. Callers also check one draw against a full estimator call (:func
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -420,6 +423,62 @@ def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
     return out
 
 
+# ---------------------------------------------------------------------------- designs shared across outcomes
+#: memory a shared-design cache may hold (bytes); past it, draws are computed without being kept
+SHARED_DESIGN_BYTES = 64 * 2**20
+_SHARED: ContextVar[dict | None] = ContextVar("evalkit_shared_designs", default=None)
+
+
+class _Designs:
+    """The per-draw designs of one grid (same rows, weights, clusters, options), keyed by the draw's
+    cohorts: the outcomes of an evaluation permute the same cohorts with the same seed, so their
+    draws share everything but the outcome. Values are what the computation returns — a hit returns
+    the very arrays a recomputation would produce, so no number depends on the cache."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple, Any] = {}
+        self.nbytes = 0
+
+    def get(self, cohorts: np.ndarray, make: Callable[[np.ndarray], Any]) -> Any:
+        arr = np.asarray(cohorts)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key in self.items:
+            return self.items[key]
+        value = make(cohorts)
+        size = 0 if value is None else sum(getattr(v, "nbytes", 0) for v in value.values()) + 1024
+        if self.nbytes + size <= SHARED_DESIGN_BYTES:
+            self.items[key] = value
+            self.nbytes += size
+        return value
+
+
+@contextmanager
+def shared_designs() -> Iterator[None]:
+    """Within this block, the permutation pre-tests of several outcomes on the same grid (BJS test 1)
+    compute each draw's outcome-free design once; outside it (and after it) nothing is kept."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared_designs(signature: tuple) -> _Designs | None:
+    """The shared cache of the grid ``signature`` (arrays and options), or ``None`` outside
+    :func:`shared_designs`."""
+    shared = _SHARED.get()
+    if shared is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    for part in signature:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype.str}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+    return shared.setdefault(h.hexdigest(), _Designs())
+
+
 def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
                  weights: str | None, cluster: str | None, anticipation: int, leads: int | None,
                  kind: str) -> Callable[[np.ndarray], float]:
@@ -440,7 +499,12 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         pd.factorize(frame[cluster or unit])[0]
     ref = -1 - int(anticipation)
 
-    def stat(cohorts: np.ndarray) -> float:
+    nu, nt = P.shape
+    designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
+
+    def design(cohorts: np.ndarray) -> dict[str, Any] | None:
+        """The draw's pieces that do not depend on the outcome: the untreated cells, the two-way
+        system and its Cholesky factor, the lead cells and their right-hand sides, the clusters."""
         gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
         om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
         e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
@@ -450,7 +514,7 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
         lead_vals = avail[:n_leads]
         if lead_vals.size == 0:
-            return np.nan
+            return None
         M = np.where(om0, W, 0.0)
         n_i, m_t = M.sum(axis=1), M.sum(axis=0)
         ok_u, ok_t = n_i > 0, m_t > 0
@@ -465,14 +529,36 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         sel = cj >= 0
         ci, ct, cj = ci[sel], ct[sel], cj[sel]
         cw = W[ci, ct]
-        nu, nt = P.shape
-        # right-hand sides of the two-way normal equations: y, then each lead dummy
+        # right-hand sides of the two-way normal equations: y (column 0, per outcome), then each lead dummy
         ra = np.zeros((nu, k + 1))
         rl = np.zeros((nt, k + 1))
-        MY = M * Y
-        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
         np.add.at(ra, (ci, cj + 1), cw)
         np.add.at(rl, (ct, cj + 1), cw)
+        cl_grid = np.where(om0, CL, -1)
+        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
+        cl = np.full(P.shape, -1, dtype=np.int64)
+        cl[om0] = cl_codes.ravel()
+        rows_o, cols_o = np.nonzero(om0)
+        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
+        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
+        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
+        lv.sort(key=lambda x: -x[0])
+        return {"om0": om0, "M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "k": k,
+                "ci": ci, "ct": ct, "cj": cj, "cw": cw, "ra": ra, "rl": rl, "G": clv.size, "cl_o": cl[om0],
+                "cl_lead": cl[ci, ct], "rows_o": rows_o, "cols_o": cols_o, "lv": lv, "n_obs": int(om0.sum()),
+                "Sj": sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size)),
+                "wsum": np.bincount(cj, weights=cw, minlength=k), "bread": None}
+
+    def stat(cohorts: np.ndarray) -> float:
+        d = designs.get(cohorts, design) if designs is not None else design(cohorts)
+        if d is None:
+            return np.nan
+        om0, M, ok_u, ok_t, C, n, m, Cn, L, k = (d[x] for x in ("om0", "M", "ok_u", "ok_t", "C", "n", "m", "Cn",
+                                                                "L", "k"))
+        ci, ct, cj, cw, Sj, wsum, G = (d[x] for x in ("ci", "ct", "cj", "cw", "Sj", "wsum", "G"))
+        ra, rl = d["ra"].copy(), d["rl"].copy()
+        MY = M * Y
+        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
         ra, rl = ra[ok_u], rl[ok_t]
         lam = np.zeros((m.size, k + 1))
         lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
@@ -482,19 +568,22 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         lt[ok_t] = lam
         yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
         fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
-        # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
-        # sums over the lead cells only
-        Sj = sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size))
-        wsum = np.bincount(cj, weights=cw, minlength=k)
-        XtX_all = np.diag(wsum) - Sj @ fx
-        XtX_all = (XtX_all + XtX_all.T) / 2
-        keep = np.zeros(k, dtype=bool)
-        okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
-        keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
-        if not keep.any():
+        if d["bread"] is not None and np.array_equal(fx, d["bread"][0]):
+            kk, bread = d["bread"][1:]  # the same leads' two-way part as another outcome's: same X~'WX~
+        else:
+            # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
+            # sums over the lead cells only
+            XtX_all = np.diag(wsum) - Sj @ fx
+            XtX_all = (XtX_all + XtX_all.T) / 2
+            keep = np.zeros(k, dtype=bool)
+            okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
+            keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
+            kk = np.flatnonzero(keep)
+            bread = sym_inv(XtX_all[np.ix_(kk, kk)]) if kk.size else None
+            if d["bread"] is None:
+                d["bread"] = (fx, kk, bread)
+        if not kk.size:
             return np.nan
-        kk = np.flatnonzero(keep)
-        bread = sym_inv(XtX_all[np.ix_(kk, kk)])
         b = bread @ (Sj @ yw[ci, ct])[kk]
         # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
         bb = np.zeros(k)
@@ -502,24 +591,15 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
         u[ci, ct] -= bb[cj]
         u = np.where(om0, u, 0.0)
-        cl_grid = np.where(om0, CL, -1)
-        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
-        G = clv.size
-        cl = np.full(P.shape, -1, dtype=np.int64)
-        cl[om0] = cl_codes.ravel()
         wu = np.where(om0, W * u, 0.0)
         # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
-        rows_o, cols_o = np.nonzero(om0)
-        U1 = sp.csr_matrix((wu[om0], (cl[om0], rows_o)), shape=(G, nu))
-        U2 = sp.csr_matrix((wu[om0], (cl[om0], cols_o)), shape=(G, nt))
+        U1 = sp.csr_matrix((wu[om0], (d["cl_o"], d["rows_o"])), shape=(G, nu))
+        U2 = sp.csr_matrix((wu[om0], (d["cl_o"], d["cols_o"])), shape=(G, nt))
         direct = np.zeros((G, k))
-        np.add.at(direct, (cl[ci, ct], cj), cw * u[ci, ct])
+        np.add.at(direct, (d["cl_lead"], cj), cw * u[ci, ct])
         sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
-        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
-        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
-        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
-        lv.sort(key=lambda x: -x[0])
-        factor, _, _ = small_sample(int(om0.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
+        lv = d["lv"]
+        factor, _, _ = small_sample(d["n_obs"], int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
                                     fe_nested=[x[1] for x in lv], n_clusters=G)
         V = factor * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
@@ -551,4 +631,4 @@ def _wald_stat(b: np.ndarray, V: np.ndarray) -> tuple[float, int]:
     return float(b @ Vi @ b), int(np.linalg.matrix_rank(V))
 
 
-__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]
+__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline", "shared_designs"]
