@@ -71,9 +71,35 @@ def test_shared_designs_change_no_number(cluster, kind):
     alone = {o: stats(o) for o in ("y1", "y2")}
     with _fast.shared_designs():
         shared = {o: stats(o) for o in ("y1", "y2")}
-        caches = list(_fast._SHARED.get().values())
+        caches = [c for c in _fast._SHARED.get().values() if isinstance(c, _fast._Designs)]
     assert len(caches) == 1 and len(caches[0].items) == len(draws)  # one grid, each draw's design kept once
     for o in alone:
         assert np.isfinite(alone[o]).all()
         assert np.array_equal(shared[o], alone[o])
     assert _fast._SHARED.get() is None  # nothing kept after the block
+
+
+def test_shared_imputation_draws_change_no_number():
+    from evalkit.inference import _fast
+
+    frame = _staggered(1)
+    units = pd.Index(np.sort(frame["unit"].unique()))
+    cohorts = frame.groupby("unit")["first_treat"].first().to_numpy(float)
+    rng = np.random.default_rng(9)
+    G = np.stack([cohorts] + [rng.permutation(cohorts) for _ in range(12)])
+
+    def draws(outcome):
+        stats = _fast.fast_headline("imputation", None, frame, outcome, unit="unit", time="period", weights=None,
+                                    cluster="county", options={}, units=units)
+        return stats(G, se=True)
+
+    alone = {o: draws(o) for o in ("y1", "y2")}
+    with _fast.shared_designs():
+        shared = {o: draws(o) for o in ("y1", "y2")}
+        again = draws("y1")  # a second step on the same grid (e.g. Romano–Wolf after randomization inference)
+        caches = [c for c in _fast._SHARED.get().values() if isinstance(c, _fast._Designs)]
+    assert len(caches) == 1 and len(caches[0].items) == len(G)  # one grid: each draw's design computed once
+    for o in alone:
+        assert np.isfinite(alone[o][0]).all() and np.isfinite(alone[o][1]).all()
+        for got in (shared[o], again if o == "y1" else shared[o]):
+            assert np.array_equal(got[0], alone[o][0]) and np.array_equal(got[1], alone[o][1])

@@ -334,7 +334,11 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     ti = pd.Index(periods).get_indexer(frame[time])
     CL[ui, ti] = pd.factorize(frame[cl_col])[0]
 
-    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
+    designs = _shared_designs(("imputation", P, W, CL, periods, antic, hi, leaveout))
+
+    def design(g: np.ndarray) -> dict[str, Any] | None:
+        """The draw's outcome-free pieces: untreated cells, the two-way system's Cholesky factor, the
+        target weights and the treated cells (``None``: no target cell or a disconnected design)."""
         gg = np.where(g > 0, g, np.inf)
         treated = P & (periods[None, :] >= gg[:, None] - antic)
         M = np.where(P & ~treated, W, 0.0)
@@ -344,7 +348,7 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         omega1 = treated & ok_u[:, None] & ok_t[None, :]  # imputable treated cells
         target = omega1 & (e >= 0) & (e <= hi)
         if not target.any():
-            return np.nan, np.nan
+            return None
         C = M[np.ix_(ok_u, ok_t)]
         n, m = n_i[ok_u], m_t[ok_t]
         Cn = C / n[:, None]
@@ -352,10 +356,19 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
         L = _schur_chol(S)
         if L is None:
-            return np.nan, np.nan  # disconnected design: the estimator refuses it
-        MY = M * Y
+            return None  # disconnected design: the estimator refuses it
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()
+        i1 = np.nonzero(omega1)
+        return {"M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "v1": v1,
+                "i1": i1, "g1": gg[i1[0]], "e1": e[i1], "c1": CL[i1], "w1": W[i1]}
+
+    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
+        d = designs.get(g, design) if designs is not None else design(g)
+        if d is None:
+            return np.nan, np.nan
+        M, ok_u, ok_t, C, n, m, Cn, L, v1 = (d[x] for x in ("M", "ok_u", "ok_t", "C", "n", "m", "Cn", "L", "v1"))
+        MY = M * Y
         # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
         # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
         ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
@@ -371,9 +384,9 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         if not want_se:
             return est, np.nan
         av, lv = a[:, 1], lt[:, 1]
-        i1 = np.nonzero(omega1)
+        i1 = d["i1"]
         tau = resid[i1]
-        tau_bar = _tau_bar(tau, gg[i1[0]], e[i1], CL[i1], W[i1], leaveout)
+        tau_bar = _tau_bar(tau, d["g1"], d["e1"], d["c1"], d["w1"], leaveout)
         eps1 = np.zeros(P.shape)
         eps1[i1] = tau - tau_bar
         contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
@@ -435,9 +448,9 @@ class _Designs:
     draws share everything but the outcome. Values are what the computation returns — a hit returns
     the very arrays a recomputation would produce, so no number depends on the cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: list[int]) -> None:
         self.items: dict[tuple, Any] = {}
-        self.nbytes = 0
+        self.budget = budget  # bytes held by all the caches of one shared_designs() block
 
     def get(self, cohorts: np.ndarray, make: Callable[[np.ndarray], Any]) -> Any:
         arr = np.asarray(cohorts)
@@ -445,17 +458,30 @@ class _Designs:
         if key in self.items:
             return self.items[key]
         value = make(cohorts)
-        size = 0 if value is None else sum(getattr(v, "nbytes", 0) for v in value.values()) + 1024
-        if self.nbytes + size <= SHARED_DESIGN_BYTES:
+        size = _nbytes(value) + 1024
+        if self.budget[0] + size <= SHARED_DESIGN_BYTES:
             self.items[key] = value
-            self.nbytes += size
+            self.budget[0] += size
         return value
+
+
+def _nbytes(value: Any) -> int:
+    """Bytes of the arrays in ``value`` (dicts, tuples and lists searched; anything else 0)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0
 
 
 @contextmanager
 def shared_designs() -> Iterator[None]:
-    """Within this block, the permutation pre-tests of several outcomes on the same grid (BJS test 1)
-    compute each draw's outcome-free design once; outside it (and after it) nothing is kept."""
+    """Within this block, permutation draws on the same grid (BJS test 1 of several outcomes; the
+    imputation headline's estimate and SE in randomization inference and Romano–Wolf, which permute
+    with the same seed) compute each draw's outcome-free design once, up to
+    :data:`SHARED_DESIGN_BYTES` in all; outside it (and after it) nothing is kept."""
     token = _SHARED.set({})
     try:
         yield
@@ -476,7 +502,8 @@ def _shared_designs(signature: tuple) -> _Designs | None:
             h.update(np.ascontiguousarray(part).tobytes())
         else:
             h.update(repr(part).encode())
-    return shared.setdefault(h.hexdigest(), _Designs())
+    budget = shared.setdefault("_bytes", [0])
+    return shared.setdefault(h.hexdigest(), _Designs(budget))
 
 
 def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
