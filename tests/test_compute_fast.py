@@ -55,7 +55,7 @@ def _staggered(seed: int = 0) -> pd.DataFrame:
 
 @pytest.mark.parametrize(("cluster", "kind"), [(None, "wald"), ("county", "t2sum")])
 def test_shared_designs_change_no_number(cluster, kind):
-    from evalkit.inference import _fast
+    from evalkit.inference import _fast, _shared
 
     frame = _staggered()
     units = pd.Index(np.sort(frame["unit"].unique()))
@@ -69,18 +69,18 @@ def test_shared_designs_change_no_number(cluster, kind):
         return [stat(c) for c in draws]
 
     alone = {o: stats(o) for o in ("y1", "y2")}
-    with _fast.shared_designs():
+    with _shared.shared_designs():
         shared = {o: stats(o) for o in ("y1", "y2")}
-        caches = [c for c in _fast._SHARED.get().values() if isinstance(c, _fast._Designs)]
+        caches = [c for c in _shared._SHARED.get().values() if isinstance(c, _shared._Designs)]
     assert len(caches) == 1 and len(caches[0].items) == len(draws)  # one grid, each draw's design kept once
     for o in alone:
         assert np.isfinite(alone[o]).all()
         assert np.array_equal(shared[o], alone[o])
-    assert _fast._SHARED.get() is None  # nothing kept after the block
+    assert _shared._SHARED.get() is None  # nothing kept after the block
 
 
 def test_shared_imputation_draws_change_no_number():
-    from evalkit.inference import _fast
+    from evalkit.inference import _fast, _shared
 
     frame = _staggered(1)
     units = pd.Index(np.sort(frame["unit"].unique()))
@@ -94,10 +94,10 @@ def test_shared_imputation_draws_change_no_number():
         return stats(G, se=True)
 
     alone = {o: draws(o) for o in ("y1", "y2")}
-    with _fast.shared_designs():
+    with _shared.shared_designs():
         shared = {o: draws(o) for o in ("y1", "y2")}
         again = draws("y1")  # a second step on the same grid (e.g. Romano–Wolf after randomization inference)
-        caches = [c for c in _fast._SHARED.get().values() if isinstance(c, _fast._Designs)]
+        caches = [c for c in _shared._SHARED.get().values() if isinstance(c, _shared._Designs)]
     assert len(caches) == 1 and len(caches[0].items) == len(G)  # one grid: each draw's design computed once
     for o in alone:
         assert np.isfinite(alone[o][0]).all() and np.isfinite(alone[o][1]).all()

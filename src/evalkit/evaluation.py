@@ -489,7 +489,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     ev.timings["estimators"] = time.perf_counter() - t0
     ev.timings["imports"] = imports  # before t0: not part of ev.seconds
     if p.design == "staggered":
-        from evalkit.inference._fast import shared_designs
+        from evalkit.inference._shared import shared_designs
 
         with shared_designs():  # permutation draws of several steps and outcomes share their designs
             _staggered_extras(ev)

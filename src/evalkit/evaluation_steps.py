@@ -105,8 +105,8 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
 def small_sample_pretrends(panel: pd.DataFrame, p: EvaluationParams,
                            results: dict[str, dict[str, EstimationResult]]) -> None:
     """:func:`small_sample_pretrend` for every outcome of ``p``; the outcomes' permutation draws share
-    their outcome-free designs (``inference._fast.shared_designs``: same numbers, computed once)."""
-    from evalkit.inference._fast import shared_designs
+    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once)."""
+    from evalkit.inference._shared import shared_designs
 
     with shared_designs():
         for o in p.outcomes:

@@ -25,10 +25,7 @@ refit per draw. Callers also check one draw against a full estimator call (:func
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +35,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators.imputation import leave_own_cluster_out
+from evalkit.inference._shared import _shared_designs
 from evalkit.results import EstimationResult
 
 #: options of estimate_imputation that do not change its overall point estimate (or are handled)
@@ -436,76 +434,6 @@ def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------------------- designs shared across outcomes
-#: memory a shared-design cache may hold (bytes); past it, draws are computed without being kept
-SHARED_DESIGN_BYTES = 64 * 2**20
-_SHARED: ContextVar[dict | None] = ContextVar("evalkit_shared_designs", default=None)
-
-
-class _Designs:
-    """The per-draw designs of one grid (same rows, weights, clusters, options), keyed by the draw's
-    cohorts: the outcomes of an evaluation permute the same cohorts with the same seed, so their
-    draws share everything but the outcome. Values are what the computation returns — a hit returns
-    the very arrays a recomputation would produce, so no number depends on the cache."""
-
-    def __init__(self, budget: list[int]) -> None:
-        self.items: dict[tuple, Any] = {}
-        self.budget = budget  # bytes held by all the caches of one shared_designs() block
-
-    def get(self, cohorts: np.ndarray, make: Callable[[np.ndarray], Any]) -> Any:
-        arr = np.asarray(cohorts)
-        key = (arr.dtype.str, arr.shape, arr.tobytes())
-        if key in self.items:
-            return self.items[key]
-        value = make(cohorts)
-        size = _nbytes(value) + 1024
-        if self.budget[0] + size <= SHARED_DESIGN_BYTES:
-            self.items[key] = value
-            self.budget[0] += size
-        return value
-
-
-def _nbytes(value: Any) -> int:
-    """Bytes of the arrays in ``value`` (dicts, tuples and lists searched; anything else 0)."""
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    if isinstance(value, (tuple, list)):
-        return sum(_nbytes(v) for v in value)
-    return 0
-
-
-@contextmanager
-def shared_designs() -> Iterator[None]:
-    """Within this block, permutation draws on the same grid (BJS test 1 of several outcomes; the
-    imputation headline's estimate and SE in randomization inference and Romano–Wolf, which permute
-    with the same seed) compute each draw's outcome-free design once, up to
-    :data:`SHARED_DESIGN_BYTES` in all; outside it (and after it) nothing is kept."""
-    token = _SHARED.set({})
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-
-
-def _shared_designs(signature: tuple) -> _Designs | None:
-    """The shared cache of the grid ``signature`` (arrays and options), or ``None`` outside
-    :func:`shared_designs`."""
-    shared = _SHARED.get()
-    if shared is None:
-        return None
-    h = hashlib.blake2b(digest_size=16)
-    for part in signature:
-        if isinstance(part, np.ndarray):
-            h.update(f"{part.dtype.str}{part.shape}".encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(repr(part).encode())
-    budget = shared.setdefault("_bytes", [0])
-    return shared.setdefault(h.hexdigest(), _Designs(budget))
-
-
 def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
                  weights: str | None, cluster: str | None, anticipation: int, leads: int | None,
                  kind: str) -> Callable[[np.ndarray], float]:
@@ -658,4 +586,4 @@ def _wald_stat(b: np.ndarray, V: np.ndarray) -> tuple[float, int]:
     return float(b @ Vi @ b), int(np.linalg.matrix_rank(V))
 
 
-__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline", "shared_designs"]
+__all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]
