@@ -47,11 +47,12 @@ from evalkit.estimators import SPECS, get_estimator, names
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
+    import_modules,
     multiple_testing,
     pretrend_source,
     robustness_variants,
     small_sample_headline_se,
-    small_sample_pretrend,
+    small_sample_pretrends,
 )
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
@@ -468,6 +469,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     failing headline estimator raises :class:`EvaluationError`.
     """
     p = params if isinstance(params, EvaluationParams) else validate_params(params)
+    t_imp = time.perf_counter()
+    import_modules(p)  # Python imports are not the evaluation's compute: timed apart, not in `seconds`
+    imports = time.perf_counter() - t_imp
     t0 = time.perf_counter()
     progress.report("build_panel")
     with open_warehouse(p.warehouse) as con:
@@ -504,9 +508,13 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
                     ) from exc
     ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
     ev.timings["estimators"] = time.perf_counter() - t0
+    ev.timings["imports"] = imports  # before t0: not part of ev.seconds
     if p.design == "staggered":
         fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
-        _staggered_extras(ev)
+        from evalkit.inference._shared import shared_designs
+
+        with shared_designs():  # permutation draws of several steps and outcomes share their designs
+            _staggered_extras(ev)
         run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
     ev.seconds = time.perf_counter() - t0
     progress.report(progress.DONE)
@@ -523,7 +531,7 @@ def _staggered_extras(ev: Evaluation) -> None:
         fn()
         ev.timings[name] = time.perf_counter() - t1
 
-    step("pretrend_test", lambda: [small_sample_pretrend(panel, o, p, results[o]) for o in p.outcomes])
+    step("pretrend_test", lambda: small_sample_pretrends(panel, p, results))
     step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
 
     def robustness() -> None:

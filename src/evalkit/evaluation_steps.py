@@ -102,6 +102,17 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     res[name] = out
 
 
+def small_sample_pretrends(panel: pd.DataFrame, p: EvaluationParams,
+                           results: dict[str, dict[str, EstimationResult]]) -> None:
+    """:func:`small_sample_pretrend` for every outcome of ``p``; the outcomes' permutation draws share
+    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once)."""
+    from evalkit.inference._shared import shared_designs
+
+    with shared_designs():
+        for o in p.outcomes:
+            small_sample_pretrend(panel, o, p, results[o])
+
+
 def n_treated_units(panel: pd.DataFrame) -> int:
     return int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
 
@@ -256,6 +267,30 @@ def ri_options(p: EvaluationParams) -> dict[str, Any]:
     return opts
 
 
+# the modules the steps import on first use (inference, sensitivity); with the estimators' own modules,
+# what import_modules() loads before evaluate() starts its clock
+STEP_MODULES = ("evalkit.inference.pretrend", "evalkit.inference.jackknife", "evalkit.inference.wild",
+                "evalkit.inference.randomization", "evalkit.inference.multiple", "evalkit.inference._fast",
+                "evalkit.estimators.cs", "evalkit.sensitivity")
+
+
+def import_modules(p: EvaluationParams) -> None:
+    """Import the modules the evaluation of ``p`` will use (its estimators, and for a staggered design
+    the inference and sensitivity modules), so that a fresh process (an ``evalkit run`` kernel) pays
+    for Python imports — scipy.stats alone ~0.3 s — before the evaluation's clock starts rather than
+    inside its first estimator. Importing computes nothing: no number depends on it."""
+    from importlib import import_module
+
+    for name in p.estimators:
+        try:
+            get_spec(name).load()
+        except Exception:  # noqa: BLE001 - an unknown or broken estimator fails (and is reported) when run
+            pass
+    if p.design == "staggered":
+        for module in STEP_MODULES:
+            import_module(module)
+
+
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
                      results: dict[str, dict[str, EstimationResult]]) -> tuple[pd.DataFrame, str | None]:
     """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
@@ -293,4 +328,4 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
 __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
-           "small_sample_headline_se", "small_sample_pretrend"]
+           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES"]

@@ -82,86 +82,85 @@ def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_
 
 def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], min_decrease: float,
                max_iter: int) -> list[np.ndarray]:
-    """:func:`_fw` for several batches of problems in one loop, e.g. the placebo draws' time and unit weights.
+    """:func:`_fw` for several batches of problems, e.g. the placebo draws' time and unit weights.
 
-    ``groups`` holds ``(Y, zeta, intercept, x0)`` per batch (B_g × n_g × (k_g+1)); the batches are
-    zero-padded to a common n and k (padded coordinates can never be chosen, padded rows add zero
-    to every residual) and iterate together, each problem stopping on its own. Returns the
-    solutions per group (B_g × k_g).
+    ``groups`` holds ``(Y, zeta, intercept, x0)`` per batch (B_g × n_g × (k_g+1)); returns the
+    solutions per group (B_g × k_g). Each batch iterates on its own arrays: padding the batches to
+    a common n and k (as before 2026-12-05) changed BLAS's summation blocks, so a padded problem's
+    rounding differed from the same problem solved alone, and the padded arrays of SDID's two
+    batches (~3 MB) no longer fitted the core's L2 cache (each step 3–4× slower).
+    """
+    return [_fw_batch(Y, zeta, intercept, x0, min_decrease, max_iter) for Y, zeta, intercept, x0 in groups]
+
+
+def _fw_batch(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
+              max_iter: int) -> np.ndarray:
+    """Frank–Wolfe for a batch of B problems of one shape (Y: B × n × (k+1)); returns x (B × k).
+
+    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
+    ``max_iter`` steps), exactly as R's loop; a problem's iterations do not depend on the other
+    problems of the batch (batched matmul runs one BLAS product per problem).
 
     A x and the gradient A'(A x − b) + nζ²x are recomputed from A at every step, as R does:
     updating them by rank-one steps (a step moves x towards one vertex) is faster but lets
     rounding accumulate, and on nearly singular problems (synthetic control's tiny ζ, bootstrap
     samples with repeated units) the 10 000-step path then drifts (draws off by 1e-2).
     """
-    sizes = [g[0].shape for g in groups]
-    B = sum(sz[0] for sz in sizes)
-    n = max(sz[1] for sz in sizes)
-    k = max(sz[2] - 1 for sz in sizes)
-    A = np.zeros((B, n, k))
-    b = np.zeros((B, n))
-    x = np.zeros((B, k))
-    blocked = np.zeros((B, k))  # +inf on padded coordinates: never the Frank–Wolfe vertex
-    n_rows = np.empty(B)
-    zeta2 = np.empty(B)
-    lo = 0
-    for (Y, zeta, intercept, x0), (bg, ng, kg1) in zip(groups, sizes, strict=True):
-        kg, hi = kg1 - 1, lo + bg
-        if intercept:
-            Y = Y - Y.mean(axis=1, keepdims=True)
-        A[lo:hi, :ng, :kg] = Y[:, :, :-1]
-        b[lo:hi, :ng] = Y[:, :, -1]
-        x[lo:hi, :kg] = 1.0 / kg if x0 is None else np.asarray(x0, dtype=float).reshape(bg, kg)
-        blocked[lo:hi, kg:] = np.inf
-        n_rows[lo:hi] = ng
-        zeta2[lo:hi] = float(zeta) ** 2
-        lo = hi
-    eta = n_rows * zeta2
+    B, n, k1 = Y.shape
+    k = k1 - 1
+    if intercept:
+        Y = Y - Y.mean(axis=1, keepdims=True)
+    A = np.ascontiguousarray(Y[:, :, :-1])
+    b = np.ascontiguousarray(Y[:, :, -1])
+    x = np.full((B, k), 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(B, k)
+    zeta2 = float(zeta) ** 2
+    eta = n * zeta2
     thresh = float(min_decrease) ** 2
     out = np.empty((B, k))
     At = np.ascontiguousarray(A.transpose(0, 2, 1))  # row i of problem j = column i of A_j
-    Ax = np.matmul(A, x[:, :, None])[:, :, 0]
-    vecdot = np.vecdot
+    matmul, vecdot = np.matmul, np.vecdot
     idx = np.arange(B)
     prev = np.full(B, np.inf)
     rows = np.arange(B)
+    Ax = matmul(A, x[:, :, None])[:, :, 0]
+    err = Ax - b  # A x − b, kept from the previous step's objective for the next gradient
     t = 0
+    # the arithmetic of R's loop, element for element; numpy calls whose result is known are skipped
+    # (A x − b is the previous step's residual; `moving` is all True on almost every step)
     while idx.size:
         t += 1
-        half_grad = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
-        half_grad += eta[:, None] * x
-        i = (half_grad + blocked).argmin(axis=1)
+        half_grad = matmul(At, err[:, :, None])[:, :, 0]
+        half_grad += eta * x
+        i = half_grad.argmin(axis=1)
         d_x = -x
         d_x[rows, i] += 1.0
         d_err = At[rows, i] - Ax  # A d_x
         num = vecdot(half_grad, d_x)
         den = vecdot(d_err, d_err) + eta * vecdot(d_x, d_x)
         moving = den > 0  # den == 0 iff d_x == 0 (x is already the vertex): R returns x unchanged
-        step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
-        step = step[:, None]
-        x += step * d_x
-        Ax = np.matmul(A, x[:, :, None])[:, :, 0]
+        if moving.all():
+            step = np.minimum(np.maximum(-num / den, 0.0), 1.0)
+        else:
+            step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
+        x += step[:, None] * d_x
+        Ax = matmul(A, x[:, :, None])[:, :, 0]
         err = Ax - b
-        val = zeta2 * vecdot(x, x) + vecdot(err, err) / n_rows
+        val = zeta2 * vecdot(x, x) + vecdot(err, err) / n
         if t >= max_iter:
             done = np.ones(idx.size, bool)
         elif t >= 2:
-            done = ~(prev - val > thresh)
+            going = prev - val > thresh
+            done = None if going.all() else ~going
         else:
             done = None
         prev = val
-        if done is not None and done.any():
+        if done is not None:
             out[idx[done]] = x[done]
             keep = ~done
-            idx, x, Ax, prev = idx[keep], x[keep], Ax[keep], prev[keep]
-            A, At, b, blocked = A[keep], At[keep], b[keep], blocked[keep]
-            eta, zeta2, n_rows = eta[keep], zeta2[keep], n_rows[keep]
+            idx, x, Ax, err, prev = idx[keep], x[keep], Ax[keep], err[keep], prev[keep]
+            A, At, b = A[keep], At[keep], b[keep]
             rows = np.arange(idx.size)
-    res, lo = [], 0
-    for bg, _, kg1 in sizes:
-        res.append(out[lo:lo + bg, :kg1 - 1])
-        lo += bg
-    return res
+    return out
 
 
 def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrease: float,

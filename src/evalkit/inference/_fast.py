@@ -35,6 +35,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators.imputation import leave_own_cluster_out
+from evalkit.inference._shared import _shared_designs
 from evalkit.results import EstimationResult
 
 #: options of estimate_imputation that do not change its overall point estimate (or are handled)
@@ -331,7 +332,11 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     ti = pd.Index(periods).get_indexer(frame[time])
     CL[ui, ti] = pd.factorize(frame[cl_col])[0]
 
-    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
+    designs = _shared_designs(("imputation", P, W, CL, periods, antic, hi, leaveout))
+
+    def design(g: np.ndarray) -> dict[str, Any] | None:
+        """The draw's outcome-free pieces: untreated cells, the two-way system's Cholesky factor, the
+        target weights and the treated cells (``None``: no target cell or a disconnected design)."""
         gg = np.where(g > 0, g, np.inf)
         treated = P & (periods[None, :] >= gg[:, None] - antic)
         M = np.where(P & ~treated, W, 0.0)
@@ -341,7 +346,7 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         omega1 = treated & ok_u[:, None] & ok_t[None, :]  # imputable treated cells
         target = omega1 & (e >= 0) & (e <= hi)
         if not target.any():
-            return np.nan, np.nan
+            return None
         C = M[np.ix_(ok_u, ok_t)]
         n, m = n_i[ok_u], m_t[ok_t]
         Cn = C / n[:, None]
@@ -349,10 +354,19 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         # the first period's effect normalised to 0 (the fit's own normalisation does not matter)
         L = _schur_chol(S)
         if L is None:
-            return np.nan, np.nan  # disconnected design: the estimator refuses it
-        MY = M * Y
+            return None  # disconnected design: the estimator refuses it
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()
+        i1 = np.nonzero(omega1)
+        return {"M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "v1": v1,
+                "i1": i1, "g1": gg[i1[0]], "e1": e[i1], "c1": CL[i1], "w1": W[i1]}
+
+    def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
+        d = designs.get(g, design) if designs is not None else design(g)
+        if d is None:
+            return np.nan, np.nan
+        M, ok_u, ok_t, C, n, m, Cn, L, v1 = (d[x] for x in ("M", "ok_u", "ok_t", "C", "n", "m", "Cn", "L", "v1"))
+        MY = M * Y
         # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
         # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
         ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
@@ -368,9 +382,9 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         if not want_se:
             return est, np.nan
         av, lv = a[:, 1], lt[:, 1]
-        i1 = np.nonzero(omega1)
+        i1 = d["i1"]
         tau = resid[i1]
-        tau_bar = _tau_bar(tau, gg[i1[0]], e[i1], CL[i1], W[i1], leaveout)
+        tau_bar = _tau_bar(tau, d["g1"], d["e1"], d["c1"], d["w1"], leaveout)
         eps1 = np.zeros(P.shape)
         eps1[i1] = tau - tau_bar
         contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
@@ -430,7 +444,7 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
     the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
     the residual sums per cluster x unit and cluster x period)."""
-    from evalkit.estimators._fe import independent_columns, nested_in, small_sample, sym_inv, wald_test
+    from evalkit.estimators._fe import independent_columns, small_sample, sym_inv
 
     units = cohort_units
     periods = np.sort(pd.unique(frame[time].to_numpy(float)))
@@ -440,7 +454,12 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         pd.factorize(frame[cluster or unit])[0]
     ref = -1 - int(anticipation)
 
-    def stat(cohorts: np.ndarray) -> float:
+    nu, nt = P.shape
+    designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
+
+    def design(cohorts: np.ndarray) -> dict[str, Any] | None:
+        """The draw's pieces that do not depend on the outcome: the untreated cells, the two-way
+        system and its Cholesky factor, the lead cells and their right-hand sides, the clusters."""
         gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
         om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
         e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
@@ -450,7 +469,7 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
         lead_vals = avail[:n_leads]
         if lead_vals.size == 0:
-            return np.nan
+            return None
         M = np.where(om0, W, 0.0)
         n_i, m_t = M.sum(axis=1), M.sum(axis=0)
         ok_u, ok_t = n_i > 0, m_t > 0
@@ -465,14 +484,36 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         sel = cj >= 0
         ci, ct, cj = ci[sel], ct[sel], cj[sel]
         cw = W[ci, ct]
-        nu, nt = P.shape
-        # right-hand sides of the two-way normal equations: y, then each lead dummy
+        # right-hand sides of the two-way normal equations: y (column 0, per outcome), then each lead dummy
         ra = np.zeros((nu, k + 1))
         rl = np.zeros((nt, k + 1))
-        MY = M * Y
-        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
         np.add.at(ra, (ci, cj + 1), cw)
         np.add.at(rl, (ct, cj + 1), cw)
+        cl_grid = np.where(om0, CL, -1)
+        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
+        cl = np.full(P.shape, -1, dtype=np.int64)
+        cl[om0] = cl_codes.ravel()
+        rows_o, cols_o = np.nonzero(om0)
+        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
+        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
+        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
+        lv.sort(key=lambda x: -x[0])
+        return {"om0": om0, "M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "k": k,
+                "ci": ci, "ct": ct, "cj": cj, "cw": cw, "ra": ra, "rl": rl, "G": clv.size, "cl_o": cl[om0],
+                "cl_lead": cl[ci, ct], "rows_o": rows_o, "cols_o": cols_o, "lv": lv, "n_obs": int(om0.sum()),
+                "Sj": sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size)),
+                "wsum": np.bincount(cj, weights=cw, minlength=k), "bread": None}
+
+    def stat(cohorts: np.ndarray) -> float:
+        d = designs.get(cohorts, design) if designs is not None else design(cohorts)
+        if d is None:
+            return np.nan
+        om0, M, ok_u, ok_t, C, n, m, Cn, L, k = (d[x] for x in ("om0", "M", "ok_u", "ok_t", "C", "n", "m", "Cn",
+                                                                "L", "k"))
+        ci, ct, cj, cw, Sj, wsum, G = (d[x] for x in ("ci", "ct", "cj", "cw", "Sj", "wsum", "G"))
+        ra, rl = d["ra"].copy(), d["rl"].copy()
+        MY = M * Y
+        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
         ra, rl = ra[ok_u], rl[ok_t]
         lam = np.zeros((m.size, k + 1))
         lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
@@ -482,19 +523,22 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         lt[ok_t] = lam
         yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
         fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
-        # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
-        # sums over the lead cells only
-        Sj = sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size))
-        wsum = np.bincount(cj, weights=cw, minlength=k)
-        XtX_all = np.diag(wsum) - Sj @ fx
-        XtX_all = (XtX_all + XtX_all.T) / 2
-        keep = np.zeros(k, dtype=bool)
-        okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
-        keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
-        if not keep.any():
+        if d["bread"] is not None and np.array_equal(fx, d["bread"][0]):
+            kk, bread = d["bread"][1:]  # the same leads' two-way part as another outcome's: same X~'WX~
+        else:
+            # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
+            # sums over the lead cells only
+            XtX_all = np.diag(wsum) - Sj @ fx
+            XtX_all = (XtX_all + XtX_all.T) / 2
+            keep = np.zeros(k, dtype=bool)
+            okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
+            keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
+            kk = np.flatnonzero(keep)
+            bread = sym_inv(XtX_all[np.ix_(kk, kk)]) if kk.size else None
+            if d["bread"] is None:
+                d["bread"] = (fx, kk, bread)
+        if not kk.size:
             return np.nan
-        kk = np.flatnonzero(keep)
-        bread = sym_inv(XtX_all[np.ix_(kk, kk)])
         b = bread @ (Sj @ yw[ci, ct])[kk]
         # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
         bb = np.zeros(k)
@@ -502,36 +546,44 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
         u[ci, ct] -= bb[cj]
         u = np.where(om0, u, 0.0)
-        cl_grid = np.where(om0, CL, -1)
-        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
-        G = clv.size
-        cl = np.full(P.shape, -1, dtype=np.int64)
-        cl[om0] = cl_codes.ravel()
         wu = np.where(om0, W * u, 0.0)
         # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
-        rows_o, cols_o = np.nonzero(om0)
-        U1 = sp.csr_matrix((wu[om0], (cl[om0], rows_o)), shape=(G, nu))
-        U2 = sp.csr_matrix((wu[om0], (cl[om0], cols_o)), shape=(G, nt))
+        U1 = sp.csr_matrix((wu[om0], (d["cl_o"], d["rows_o"])), shape=(G, nu))
+        U2 = sp.csr_matrix((wu[om0], (d["cl_o"], d["cols_o"])), shape=(G, nt))
         direct = np.zeros((G, k))
-        np.add.at(direct, (cl[ci, ct], cj), cw * u[ci, ct])
+        np.add.at(direct, (d["cl_lead"], cj), cw * u[ci, ct])
         sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
-        uc, tc = rows_o, cols_o
-        clc = cl[om0]
-        lv = [(int(np.unique(uc).size), nested_in(pd.factorize(uc)[0], clc)),
-              (int(np.unique(tc).size), nested_in(pd.factorize(tc)[0], clc))]
-        lv.sort(key=lambda x: -x[0])
-        factor, _, _ = small_sample(int(om0.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
+        lv = d["lv"]
+        factor, _, _ = small_sample(d["n_obs"], int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
                                     fe_nested=[x[1] for x in lv], n_clusters=G)
         V = factor * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
-        if kind == "wald":
-            w = wald_test(b, V)
-            return float(w["stat"]) if w["df"] == b.size else np.nan  # singular: as pretrend._rank_deficient
+        if kind == "wald":  # wald_test's statistic and rank, without its p-value (unused per draw)
+            stat_, df = _wald_stat(b, V)
+            return stat_ if df == b.size else np.nan  # singular: as pretrend._rank_deficient
         se = np.sqrt(np.diag(V))
         okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
         return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
 
     return _one_blas_thread(stat)
+
+
+def _levels_nested(om0: np.ndarray, cl: np.ndarray, axis: int) -> tuple[int, bool]:
+    """``(levels, nested)`` of the unit (``axis=1``: rows) or period (``axis=0``: columns) effect on the
+    cells ``om0`` of the grid: how many rows / columns hold a cell, and whether each one's cells lie in
+    a single cluster of ``cl`` — ``(np.unique(rows).size, nested_in(rows, cl))`` without the sort."""
+    has = om0.any(axis=axis)
+    lo = np.where(om0, cl, np.iinfo(cl.dtype).max).min(axis=axis)
+    hi = np.where(om0, cl, -1).max(axis=axis)
+    return int(has.sum()), bool(np.array_equal(lo[has], hi[has]))
+
+
+def _wald_stat(b: np.ndarray, V: np.ndarray) -> tuple[float, int]:
+    """``(stat, df)`` of :func:`evalkit.estimators._fe.wald_test` (same operations), without the p-value."""
+    if b.size == 0:
+        return float("nan"), 0
+    Vi = np.linalg.pinv(np.asarray(V, dtype=float))
+    return float(b @ Vi @ b), int(np.linalg.matrix_rank(V))
 
 
 __all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]

@@ -1,0 +1,105 @@
+"""Issue 15 (compute): the per-draw shortcuts of the BJS permutation pre-test equal what they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.estimators._fe import nested_in, wald_test
+from evalkit.inference._fast import _levels_nested, _wald_stat
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_levels_nested_equals_unique_and_nested_in(seed):
+    rng = np.random.default_rng(seed)
+    nu, nt = 9, 7
+    om0 = rng.random((nu, nt)) < 0.6
+    om0[rng.integers(nu)] = False  # a unit without cells
+    by_unit = np.repeat(rng.integers(0, 4, nu)[:, None], nt, axis=1)  # clusters = groups of units
+    by_cell = rng.integers(0, 3, (nu, nt))
+    for grid in (by_unit, by_cell, np.zeros((nu, nt), dtype=np.int64)):
+        cl = np.full((nu, nt), -1, dtype=np.int64)
+        cl[om0] = pd.factorize(grid[om0])[0]
+        rows, cols = np.nonzero(om0)
+        clc = cl[om0]
+        for axis, lv in ((1, rows), (0, cols)):
+            assert _levels_nested(om0, cl, axis) == (int(np.unique(lv).size), nested_in(pd.factorize(lv)[0], clc))
+
+
+@pytest.mark.parametrize("singular", [False, True])
+def test_wald_stat_equals_wald_test(singular):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 4))
+    V = X.T @ X
+    if singular:
+        V[:, -1] = V[:, 0]
+        V[-1, :] = V[0, :]
+    b = rng.normal(size=4)
+    w = wald_test(b, V)
+    assert _wald_stat(b, V) == (w["stat"], w["df"])
+    assert np.isnan(_wald_stat(np.zeros(0), np.zeros((0, 0)))[0])
+
+
+def _staggered(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    units, periods = np.arange(30), np.arange(1, 25)
+    cohort = rng.choice([0, 9, 13, 17], size=units.size)
+    u, t = np.repeat(units, periods.size), np.tile(periods, units.size)
+    g = np.repeat(cohort, periods.size)
+    base = rng.normal(size=units.size)[u] + 0.1 * t
+    return pd.DataFrame({"unit": u, "period": t, "first_treat": g, "county": u % 6,
+                         "y1": base + rng.normal(size=u.size) + 0.5 * ((g > 0) & (t >= g)),
+                         "y2": 2 * base + rng.normal(size=u.size)})
+
+
+@pytest.mark.parametrize(("cluster", "kind"), [(None, "wald"), ("county", "t2sum")])
+def test_shared_designs_change_no_number(cluster, kind):
+    from evalkit.inference import _fast, _shared
+
+    frame = _staggered()
+    units = pd.Index(np.sort(frame["unit"].unique()))
+    cohorts = frame.groupby("unit")["first_treat"].first().to_numpy()
+    rng = np.random.default_rng(4)
+    draws = [cohorts] + [rng.permutation(cohorts) for _ in range(15)]
+
+    def stats(outcome):
+        stat = _fast.bjs_pretrend(frame, outcome, unit="unit", time="period", cohort_units=units, weights=None,
+                                  cluster=cluster, anticipation=0, leads=None, kind=kind)
+        return [stat(c) for c in draws]
+
+    alone = {o: stats(o) for o in ("y1", "y2")}
+    with _shared.shared_designs():
+        shared = {o: stats(o) for o in ("y1", "y2")}
+        caches = [c for c in _shared._SHARED.get().values() if isinstance(c, _shared._Designs)]
+    assert len(caches) == 1 and len(caches[0].items) == len(draws)  # one grid, each draw's design kept once
+    for o in alone:
+        assert np.isfinite(alone[o]).all()
+        assert np.array_equal(shared[o], alone[o])
+    assert _shared._SHARED.get() is None  # nothing kept after the block
+
+
+def test_shared_imputation_draws_change_no_number():
+    from evalkit.inference import _fast, _shared
+
+    frame = _staggered(1)
+    units = pd.Index(np.sort(frame["unit"].unique()))
+    cohorts = frame.groupby("unit")["first_treat"].first().to_numpy(float)
+    rng = np.random.default_rng(9)
+    G = np.stack([cohorts] + [rng.permutation(cohorts) for _ in range(12)])
+
+    def draws(outcome):
+        stats = _fast.fast_headline("imputation", None, frame, outcome, unit="unit", time="period", weights=None,
+                                    cluster="county", options={}, units=units)
+        return stats(G, se=True)
+
+    alone = {o: draws(o) for o in ("y1", "y2")}
+    with _shared.shared_designs():
+        shared = {o: draws(o) for o in ("y1", "y2")}
+        again = draws("y1")  # a second step on the same grid (e.g. Romano–Wolf after randomization inference)
+        caches = [c for c in _shared._SHARED.get().values() if isinstance(c, _shared._Designs)]
+    assert len(caches) == 1 and len(caches[0].items) == len(G)  # one grid: each draw's design computed once
+    for o in alone:
+        assert np.isfinite(alone[o][0]).all() and np.isfinite(alone[o][1]).all()
+        for got in (shared[o], again if o == "y1" else shared[o]):
+            assert np.array_equal(got[0], alone[o][0]) and np.array_equal(got[1], alone[o][1])
