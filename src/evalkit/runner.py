@@ -13,10 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import papermill as pm
-
 from evalkit import progress
-from evalkit.export import BriefFiles, export_brief
+from evalkit.export import BriefFiles, browser_session, export_brief, in_browser_session, prestart_browser
 from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
@@ -168,6 +166,20 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     step("preflight")
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
+    # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
+    # holds a browser session: `evalkit run` of several files, batch workers)
+    with contextlib.nullcontext() if in_browser_session() else browser_session():
+        if brief and pdf:
+            prestart_browser()
+        return _execute(params, outputs, pdf=pdf, brief=brief, on_step=on_step)
+
+
+def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief: bool,
+             on_step: progress.Callback | None) -> RunOutputs:
+    """:func:`run_params` after the preflight: papermill, then the brief."""
+    import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
+
+    step = on_step or (lambda _s: None)
     out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "executed.ipynb"
