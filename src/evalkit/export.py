@@ -47,7 +47,6 @@ def _import_nbformat_without_iri_grammar() -> None:
 _import_nbformat_without_iri_grammar()
 
 import nbformat  # noqa: E402
-from nbconvert import HTMLExporter  # noqa: E402
 
 from evalkit.brief_marker import BRIEF_MIME  # noqa: E402
 from evalkit.fileperm import public_mode  # noqa: E402
@@ -153,6 +152,8 @@ def render_html(nb: nbformat.NotebookNode) -> str:
         "page_word_after": page_after,
         "watermark": "合成数据 SYNTHETIC" if marker.get("synthetic") else "",
     }
+    from nbconvert import HTMLExporter  # here: ~0.3-1 s of imports that `evalkit run` pays in warm_html
+
     exporter = HTMLExporter(template_name="brief", extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     # params values (title, evaluation id) reach the page furniture: escaped per context in the template
@@ -163,6 +164,31 @@ def render_html(nb: nbformat.NotebookNode) -> str:
                           "metadata": {"name": marker["evaluation_id"]}}
     )
     return body
+
+
+def _warm_notebook() -> nbformat.NotebookNode:
+    """A one-cell notebook with every output kind a brief holds (marker, HTML, Markdown, PNG, text)."""
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    v4 = nbformat.v4
+    outputs = [
+        v4.new_output("display_data", {BRIEF_MIME: {"evaluation_id": "warm", "lang": "zh", "synthetic": True,
+                                                    "title": "warm"}, "text/plain": ""}),
+        v4.new_output("display_data", {"text/html": '<div class="ek-block"><h2>热身</h2><table><tr><td>1'
+                                                    '</td></tr></table><img src="x.png"></div>'}),
+        v4.new_output("display_data", {"text/markdown": "# 热身\n\n*一段* `文字` [a](#b)"}),
+        v4.new_output("display_data", {"image/png": png, "text/plain": "<Figure>"}),
+        v4.new_output("stream", name="stdout", text="warm\n"),
+    ]
+    return v4.new_notebook(cells=[v4.new_code_cell("", outputs=outputs)])
+
+
+def warm_html() -> None:
+    """Render a small brief and discard it: imports nbconvert and compiles its templates, regular
+    expressions and CSS selectors (about 1 s in a fresh process), so that the real brief's HTML then
+    takes a fifth of that. :func:`evalkit.runner.run_params` calls it in a thread while the notebook
+    runs (the parent only waits for the kernel then). Writes nothing; never raises."""
+    with contextlib.suppress(Exception):
+        render_html(_warm_notebook())
 
 
 def find_chromium() -> str:

@@ -10,11 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit import progress
-from evalkit.export import BriefFiles, browser_session, export_brief, in_browser_session, prestart_browser
+from evalkit.export import (
+    BriefFiles,
+    browser_session,
+    export_brief,
+    in_browser_session,
+    prestart_browser,
+    warm_html,
+)
 from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
@@ -187,6 +195,10 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
     injected = params.notebook_parameters() | {"results_path": str(results.resolve())}
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
     os.close(fd)
+    # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile)
+    warm = threading.Thread(target=warm_html, name="evalkit-warm-html", daemon=True) if brief else None
+    if warm is not None:
+        warm.start()
     try:
         with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
             status = Path(sockets) / "progress.json"
@@ -213,6 +225,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():
         raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
+    if warm is not None:
+        warm.join()
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
 
