@@ -101,3 +101,40 @@ def test_prestarted_browser_is_the_one_that_prints_and_is_gone_after(tmp_path):
     assert (tmp_path / "p.pdf").stat().st_size > 0
     assert not first.alive() and not profile.exists()
     assert not [p for p in psutil.Process().children() if p.pid == first.proc.pid]
+
+
+def _tiny_notebook(path: Path, last: str) -> Path:
+    cells = [nbformat.v4.new_code_cell("results_path = None", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("print('first cell ran')"), nbformat.v4.new_code_cell(last)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_notebook_written_once_still_gives_executed_or_failed_notebook(tmp_path, monkeypatch, fails):
+    """The executed notebook is written at the end only (not after every cell): a failing cell still
+    leaves failed.ipynb with the outputs so far and the error, and no hidden temp file remains."""
+    from evalkit import runner
+    from evalkit.params import load_params
+
+    last = ("raise ValueError('boom in the last cell')" if fails else
+            "import json\nopen(results_path, 'w').write(json.dumps({'ok': True}))")
+    nb_path = _tiny_notebook(tmp_path / "tiny.ipynb", last)
+    monkeypatch.setattr(runner, "notebook_path", lambda _name: nb_path)
+    params = load_params(Path(__file__).resolve().parents[1] / "params" / "two_teams_fights.yaml")
+    out = tmp_path / "out"
+    if fails:
+        with pytest.raises(runner.RunError, match="boom in the last cell"):
+            runner._execute(params, out, pdf=False, brief=False, on_step=None)
+        written = out / params.evaluation_id / "failed.ipynb"
+    else:
+        runner._execute(params, out, pdf=False, brief=False, on_step=None)
+        written = out / params.evaluation_id / "executed.ipynb"
+    nb = nbformat.read(written, as_version=4)
+    texts = [o.get("text", "") for c in nb.cells for o in c.get("outputs", [])]
+    assert "first cell ran\n" in texts
+    assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])) is fails
+    assert sorted(p.name for p in (out / params.evaluation_id).iterdir()) == (
+        ["failed.ipynb"] if fails else ["executed.ipynb", "results.json"])

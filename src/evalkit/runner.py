@@ -210,6 +210,10 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
                     kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
                     config=_kernel_config(sockets, progress_file=str(status) if on_step else None),
                     shutdown_kernel=os.environ.get(SHUTDOWN_ENV, "immediate"),
+                    # written once at the end (and on a failing cell, for failed.ipynb), not before and
+                    # after every cell: nobody reads the hidden temp file meanwhile, and each write
+                    # validates the whole notebook while the kernel waits for its next cell
+                    request_save_on_cell_execute=False,
                 )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
