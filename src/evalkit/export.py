@@ -22,12 +22,35 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-from nbconvert import HTMLExporter
 
-from evalkit.brief_marker import BRIEF_MIME
-from evalkit.fileperm import public_mode
-from evalkit.i18n import t
+def _import_nbformat_without_iri_grammar() -> None:
+    """Import nbformat (and so jsonschema) without building jsonschema's optional RFC 3987 IRI parser.
+
+    ``jsonschema._format`` imports ``rfc3987_syntax`` when it is installed (it comes with Jupyter's
+    ``jsonschema[format-nongpl]``), and that module compiles an Earley grammar at import: 0.8–2.6 s
+    of every ``evalkit run`` process, for the ``iri`` / ``iri-reference`` string formats that neither
+    notebooks nor evalkit ever check. The module is hidden while jsonschema loads (jsonschema then
+    leaves those two formats unchecked, as without the package) and visible again afterwards."""
+    import sys
+
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        import nbformat  # noqa: F401 - already decided in this process
+        return
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import → ImportError
+    try:
+        import nbformat  # noqa: F401
+    finally:
+        if sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+
+
+_import_nbformat_without_iri_grammar()
+
+import nbformat  # noqa: E402
+
+from evalkit.brief_marker import BRIEF_MIME  # noqa: E402
+from evalkit.fileperm import public_mode  # noqa: E402
+from evalkit.i18n import t  # noqa: E402
 
 
 def templates_dir() -> Path:
@@ -129,6 +152,8 @@ def render_html(nb: nbformat.NotebookNode) -> str:
         "page_word_after": page_after,
         "watermark": "合成数据 SYNTHETIC" if marker.get("synthetic") else "",
     }
+    from nbconvert import HTMLExporter  # here: ~0.3-1 s of imports that `evalkit run` pays in warm_html
+
     exporter = HTMLExporter(template_name="brief", extra_template_basedirs=[str(templates_dir())],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     # params values (title, evaluation id) reach the page furniture: escaped per context in the template
@@ -139,6 +164,30 @@ def render_html(nb: nbformat.NotebookNode) -> str:
                           "metadata": {"name": marker["evaluation_id"]}}
     )
     return body
+
+
+def _warm_notebook() -> nbformat.NotebookNode:
+    """A one-cell notebook with the output kinds of a brief (marker, HTML with an image, Markdown, text).
+    Its image has an alternative text, so that the warm-up logs no nbconvert warning of its own."""
+    v4 = nbformat.v4
+    outputs = [
+        v4.new_output("display_data", {BRIEF_MIME: {"evaluation_id": "warm", "lang": "zh", "synthetic": True,
+                                                    "title": "warm"}, "text/plain": ""}),
+        v4.new_output("display_data", {"text/html": '<div class="ek-block"><h2>热身</h2><table><tr><td>1'
+                                                    '</td></tr></table><img alt="" src="x.png"></div>'}),
+        v4.new_output("display_data", {"text/markdown": "# 热身\n\n*一段* `文字` [a](#b)"}),
+        v4.new_output("stream", name="stdout", text="warm\n"),
+    ]
+    return v4.new_notebook(cells=[v4.new_code_cell("", outputs=outputs)])
+
+
+def warm_html() -> None:
+    """Render a small brief and discard it: imports nbconvert and compiles its templates, regular
+    expressions and CSS selectors (about 1 s in a fresh process), so that the real brief's HTML then
+    takes a fifth of that. :func:`evalkit.runner.run_params` calls it in a thread while the notebook
+    runs (the parent only waits for the kernel then). Writes nothing; never raises."""
+    with contextlib.suppress(Exception):
+        render_html(_warm_notebook())
 
 
 def find_chromium() -> str:
@@ -334,6 +383,26 @@ def process_browser() -> None:
     holder: list = []
     _session.set(holder)
     atexit.register(lambda: [b.close() for b in holder])
+
+
+def in_browser_session() -> bool:
+    """Whether PDF exports of this context reuse a browser (:func:`browser_session`, :func:`process_browser`)."""
+    return _session.get() is not None
+
+
+def prestart_browser() -> None:
+    """Start the current session's Chromium now, if none is running, so that its start (about 0.5–1 s)
+    overlaps the notebook's execution instead of preceding the PDF (:func:`evalkit.runner.run_params`).
+    Outside a session, or without a Chromium installed, nothing happens: :func:`html_to_pdf` then
+    starts one, or reports the missing browser, exactly as before."""
+    holder = _session.get()
+    if holder is None:
+        return
+    if holder and not holder[0].alive():
+        holder.pop().close()
+    if not holder:
+        with contextlib.suppress(BriefError):
+            holder.append(Browser())
 
 
 def session_browser() -> Browser | None:

@@ -10,13 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import papermill as pm
-
 from evalkit import progress
-from evalkit.export import BriefFiles, export_brief
+from evalkit.export import (
+    BriefFiles,
+    browser_session,
+    export_brief,
+    in_browser_session,
+    prestart_browser,
+    warm_html,
+)
 from evalkit.fileperm import public_mode
 from evalkit.params import EvaluationParams, check_against_warehouse, load_params
 from evalkit.registry import REFORMS
@@ -168,6 +174,20 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     step("preflight")
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
+    # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
+    # holds a browser session: `evalkit run` of several files, batch workers)
+    with contextlib.nullcontext() if in_browser_session() else browser_session():
+        if brief and pdf:
+            prestart_browser()
+        return _execute(params, outputs, pdf=pdf, brief=brief, on_step=on_step)
+
+
+def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief: bool,
+             on_step: progress.Callback | None) -> RunOutputs:
+    """:func:`run_params` after the preflight: papermill, then the brief."""
+    import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
+
+    step = on_step or (lambda _s: None)
     out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "executed.ipynb"
@@ -175,6 +195,10 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     injected = params.notebook_parameters() | {"results_path": str(results.resolve())}
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
     os.close(fd)
+    # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile)
+    warm = threading.Thread(target=warm_html, name="evalkit-warm-html", daemon=True) if brief else None
+    if warm is not None:
+        warm.start()
     try:
         with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
             status = Path(sockets) / "progress.json"
@@ -186,6 +210,10 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
                     kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
                     config=_kernel_config(sockets, progress_file=str(status) if on_step else None),
                     shutdown_kernel=os.environ.get(SHUTDOWN_ENV, "immediate"),
+                    # written once at the end (and on a failing cell, for failed.ipynb), not before and
+                    # after every cell: nobody reads the hidden temp file meanwhile, and each write
+                    # validates the whole notebook while the kernel waits for its next cell
+                    request_save_on_cell_execute=False,
                 )
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
@@ -201,6 +229,8 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():
         raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
+    if warm is not None:
+        warm.join()
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
 
