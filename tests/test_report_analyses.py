@@ -156,7 +156,16 @@ def test_switching_on_sentence_and_placebo_test(world):
     tests = ba.joint_tests(_ev(an, "zh", "incidents_nonpolice"), "switching")
     pt = r.meta["pretrend"]
     assert tests["统计量"].tolist() == [f"{pt['stat']:,.2f}"] and tests["自由度"].tolist() == [str(pt["df"])]
-    assert "改革前安慰剂联合检验（3 个月）" in tests["检验"].iloc[0]
+    assert "改革前安慰剂联合检验（3 个月，小样本 F 检验）" in tests["检验"].iloc[0]
+    # the p-value shown is Hotelling's small-sample F (20 switchers), not the χ² of did_multiplegt_dyn
+    from evalkit.i18n import fmt_p
+
+    assert tests["p 值"].tolist() == [fmt_p(pt["p_value_f"])] and pt["p_value_f"] > pt["p_value"]
+    few = ba.small_sample_placebo({**pt, "p_value_f": float("nan"), "n_switchers": 3})
+    assert few["status"] == "not_available" and "3 for 3 placebos" in few["reason"]
+    from evalkit.brief_words import analysis_reason
+
+    assert analysis_reason(few["reason"], "zh").startswith("切换的派出所太少")
 
 
 def test_switching_off_states_the_rebound_after_stopping():

@@ -404,11 +404,24 @@ def joint_tests(ev: Any, kind: str) -> pd.DataFrame:
                      for d, e in switching_numbers(sec).items()]
             for d, pt, k in tests:
                 if k:  # placebos were asked for
-                    rows.append(_test_row(label, at("placebo_test_name", lang, k=k) + (f" — {d}" if d else ""), pt, lang))
+                    rows.append(_test_row(label, at("placebo_test_name", lang, k=k) + (f" — {d}" if d else ""),
+                                          small_sample_placebo(pt), lang))
         elif kind == "heterogeneity":
             for by, g in subgroup_numbers(sec).items():
                 rows.append(_test_row(label, at("equality_row", lang, by=by_label(by, lang)), g["equality"], lang))
     return pd.DataFrame(rows)
+
+
+def small_sample_placebo(pt: dict[str, Any]) -> dict[str, Any]:
+    """The switching placebo test the brief reads: Hotelling's small-sample F (``p_value_f``, the
+    switchers as the sample) — the χ² p-value over-rejects with few switchers (docs/monte-carlo.md);
+    "not available" when there are too few switchers for it. Results without ``p_value_f`` as given."""
+    if "p_value_f" not in pt:
+        return pt
+    if _nan(pt.get("p_value_f")):
+        return {**pt, "status": "not_available",
+                "reason": f"too few switchers for the small-sample test ({pt.get('n_switchers')} for {pt.get('df')} placebos)"}
+    return {**pt, "p_value": pt["p_value_f"]}
 
 
 def _test_row(outcome: str, test: str, pt: dict[str, Any], lang: str) -> dict[str, str]:
@@ -421,5 +434,5 @@ def _test_row(outcome: str, test: str, pt: dict[str, Any], lang: str) -> dict[st
 
 
 __all__ = ["DOSE_STEP_SHARE", "switch_fits", "analysis_sentence", "analysis_sentences", "analysis_table", "by_label", "dose_numbers",
-           "effect_words", "group_label", "joint_tests", "not_available", "section_notes", "primary", "sections", "spillover_numbers",
+           "effect_words", "group_label", "joint_tests", "not_available", "small_sample_placebo", "section_notes", "primary", "sections", "spillover_numbers",
            "subgroup_numbers", "switching_numbers"]

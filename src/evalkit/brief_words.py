@@ -271,7 +271,8 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "n_dose": "实施派出所 {n} 个，{k} 种强度", "n_switch": "开始 {n_in} 个，停止 {n_out} 个",
         "n_spill": "未实施 {n_ctl} 个，其中与实施派出所相邻 {n_exp} 个", "n_group": "实施 {n_a} 个，对照 {n_c} 个",
         "unrated_col": "不评级：{why}",
-        "placebo_test_name": "改革前安慰剂联合检验（{k} 个月）",
+        "placebo_test_name": "改革前安慰剂联合检验（{k} 个月，小样本 F 检验）",
+        "reason_few_switchers": "切换的派出所太少，无法进行小样本 F 检验（派出所数须多于安慰剂月数加 1；χ² 检验在此情形下会过度拒绝）",
         "equality_row": "各组效果相等（{by}）",
         "pct_note": "相对变化以实施派出所改革前的月均值为基数。",
         "dose_note": "强度曲线需要“强平行趋势”假设才能比较不同强度；阴影为 95% 一致置信带。",
@@ -343,7 +344,9 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "n_dose": "{n} adopting stations, {k} intensity levels", "n_switch": "{n_in} switched on, {n_out} off",
         "n_spill": "{n_ctl} not adopting, {n_exp} of them next to an adopter", "n_group": "{n_a} adopting, {n_c} comparison",
         "unrated_col": "not rated: {why}",
-        "placebo_test_name": "Joint placebo test before the switch ({k} months)",
+        "placebo_test_name": "Joint placebo test before the switch ({k} months, small-sample F)",
+        "reason_few_switchers": ("too few switching stations for the small-sample F test (it needs more stations "
+                                 "than placebo months plus one; the χ² test over-rejects here)"),
         "equality_row": "Equal effects across subgroups ({by})",
         "pct_note": "Percentages are of the adopting stations' monthly mean before adoption.",
         "dose_note": "Comparing intensities needs 'strong parallel trends'; the shaded area is the 95% uniform band.",
@@ -371,6 +374,7 @@ ANALYSIS_REASONS: tuple[tuple[str, str], ...] = (
     (r"averages whole adoption cohorts", "reason_cs_cohorts"),
     (r"fewer than two subgroups", "reason_one_group"),
     (r"no unit switches|ended_on", "reason_no_switch"),
+    (r"too few switchers for the small-sample test", "reason_few_switchers"),
 )
 
 
