@@ -2,15 +2,19 @@
 
     .venv/bin/python benchmarks/bench_ingest.py                       # 10 M rows, CSV
     .venv/bin/python benchmarks/bench_ingest.py --rows 2000000 --format both
+    .venv/bin/python benchmarks/bench_ingest.py --work /tmp/ingest10m --keep --before /tmp/main-src/src
 
-Writes the inputs to benchmarks/_work/ (0.2 % planted bad rows), then, each in its own process so
-that the peak RSS figures are separate:
+Writes the inputs to benchmarks/_work/ (or ``--work``; 0.2 % planted bad rows), then, each in its
+own process so that the peak RSS figures are separate:
 
 - **floor**: plain DuckDB, ``CREATE TABLE incidents AS SELECT * FROM read_csv(FILE)`` (type
   detection on, default settings) into a fresh database file — the fastest a load of this file can be;
 - **ingest**: ``evalkit.ingest.ingest("incidents", FILE)`` into a fresh warehouse holding the station
   register (header finding, aliases, value repairs, station matching, masking, quarantine, load ids,
-  coverage), then the station-month aggregation by SQL.
+  coverage), then the station-month aggregation by SQL;
+- **ingest (before)**, with ``--before SRC``: the same ingest importing evalkit from another source
+  folder (e.g. ``git archive main src | tar -x -C /tmp/main-src``), so that a change is compared with
+  the code it replaces in the same run, next to the same floor.
 
 Prints one table: wall seconds, rows/s and peak RSS of each, and the ratio ingest / floor.
 Target (issue 15): ingest ≤ 2 × floor. Results and where the time goes: docs/performance.md § Ingest.
@@ -31,7 +35,8 @@ from pathlib import Path
 import duckdb
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+# the evalkit source the ingest child imports (--before runs a second ingest with an older copy)
+sys.path.insert(0, os.environ.get("EVALKIT_BENCH_SRC", str(HERE.parent / "src")))
 
 from evalkit.ingest import ingest  # noqa: E402
 from evalkit.warehouse import connect  # noqa: E402
@@ -127,9 +132,11 @@ def run_ingest(stations: Path, src: Path, wh: Path) -> dict:
             "reasons": rep.quarantined_by_reason, "peak_rss_gib": peak_rss_gib()}
 
 
-def in_child(*args: str) -> dict:
-    """Run this script's ``--child`` mode in a fresh process; its JSON result."""
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+def in_child(*args: str, src: Path | None = None) -> dict:
+    """Run this script's ``--child`` mode in a fresh process (importing evalkit from ``src``, default
+    this checkout); its JSON result."""
+    src_dir = str(src or HERE.parent / "src")
+    env = {**os.environ, "PYTHONPATH": src_dir, "EVALKIT_BENCH_SRC": src_dir}
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, env=env,
                          stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -142,6 +149,10 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep benchmarks/_work afterwards")
     ap.add_argument("--reuse", action="store_true", help="reuse inputs already in benchmarks/_work (same --rows)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    ap.add_argument("--work", type=Path, default=HERE / "_work",
+                    help="folder for the inputs and databases (default benchmarks/_work; removed unless --keep)")
+    ap.add_argument("--before", type=Path, help="also time the ingest of another evalkit source folder "
+                    "(e.g. a `git archive` of main's src/) in the same run, printed as 'ingest (before)'")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -150,8 +161,8 @@ def main(argv=None) -> int:
             run_ingest(Path(paths[0]), Path(paths[1]), Path(paths[2]))
         print(json.dumps(res))
         return 0
-    work = HERE / "_work"
-    work.mkdir(exist_ok=True)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
     stations, csv_path, pq_path = work / "stations.csv", work / "incidents_bench.csv", work / "incidents_bench.parquet"
     if not (args.reuse and csv_path.exists() and pq_path.exists()):
         t = time.perf_counter()
@@ -165,19 +176,34 @@ def main(argv=None) -> int:
     for fmt in fmts:
         src = csv_path if fmt == "csv" else pq_path
         floor = in_child("floor", str(src), str(work / f"floor_{fmt}.duckdb"))
+        row = {"format": fmt, "floor": floor}
+        if args.before:
+            row["before"] = in_child("ingest", str(stations), str(src), str(work / f"before_{fmt}.duckdb"),
+                                     src=args.before)
+            (work / f"before_{fmt}.duckdb").unlink(missing_ok=True)
         ing = in_child("ingest", str(stations), str(src), str(work / f"bench_{fmt}.duckdb"))
-        results.append({"format": fmt, "floor": floor, "ingest": ing})
+        row["ingest"] = ing
+        results.append(row)
         print(f"[{fmt}] ingest accepted {ing['accepted']:,}, quarantined {ing['quarantined']:,} {ing['reasons']}; "
               f"panel {ing['panel_rows']:,} station-months in {ing['panel_s']:.2f} s", flush=True)
     load1 = os.getloadavg()[0]
     print("\n| format | rows | step | wall s | rows/s | CPU s | peak RSS GiB |\n|---|---:|---|---:|---:|---:|---:|")
     for r in results:
-        for step in ("floor", "ingest"):
+        for step in ("floor", "before", "ingest"):
+            if step not in r:
+                continue
             x = r[step]
-            print(f"| {r['format']} | {x['rows']:,} | {'DuckDB read → table' if step == 'floor' else 'evalkit ingest'} "
+            name = {"floor": "DuckDB read → table", "before": "evalkit ingest (before)", "ingest": "evalkit ingest"}[step]
+            print(f"| {r['format']} | {x['rows']:,} | {name} "
                   f"| {x['seconds']:.1f} | {x['rows'] / x['seconds']:,.0f} | {x['cpu_s']:.1f} | {x['peak_rss_gib']:.2f} |")
     print()
     for r in results:
+        if "before" in r:
+            b = r["before"]
+            same = (b["accepted"], b["quarantined"], b["reasons"]) == (r["ingest"]["accepted"], r["ingest"]["quarantined"],
+                                                                     r["ingest"]["reasons"])
+            print(f"{r['format']}: before / floor = {b['seconds'] / r['floor']['seconds']:.2f} × wall, "
+                  f"{b['cpu_s'] / r['floor']['cpu_s']:.2f} × CPU; same counts and reasons as now: {same}")
         ratio = r["ingest"]["seconds"] / r["floor"]["seconds"]
         cpu = r["ingest"]["cpu_s"] / r["floor"]["cpu_s"]
         print(f"{r['format']}: ingest / floor = {ratio:.2f} × wall (target ≤ 2 ×{' ✓' if ratio <= 2 else ' ✗'}), "

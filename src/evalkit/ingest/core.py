@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,10 +318,10 @@ def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatche
     if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
         return 0
     # every row naming an unknown station counts, whichever check rejected it first
-    unknown = "v_station_id IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL"
+    unknown = "_u_station IS NOT NULL"  # the stage keeps the reference text of these rows only
     n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
     if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
-        top = con.execute(f"SELECT v_station_id, count(*) FROM _ek_stage WHERE {unknown} "
+        top = con.execute(f"SELECT _u_station, count(*) FROM _ek_stage WHERE {unknown} "
                           f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
         names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
         raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
@@ -348,9 +349,17 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw_cols = [r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()]
     rowcol = next((c for c in ("_row", "_rid") if c in raw_cols), None)  # none: Parquet (its rowid)
     star = f"_ek_v.* EXCLUDE ({rowcol})" if rowcol else "_ek_v.*"
-    # the stage keeps the parsed values; of the raw text only what the reports below read (the
-    # quarantined rows get theirs back from _ek_v by row number)
-    kept_v = [c for c in ("v_station_id", "v_category") if c in raw_cols]
+    # the stage keeps the parsed values; of the raw text only what the reports below read, and only
+    # on the rows they read: a station reference not in the register (_u_station) and a category
+    # stored as 'other' (_u_category; the unknown ones are among them). The quarantined rows get
+    # their raw text back from _ek_v by row number.
+    kept_v = []
+    if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
+        ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
+        kept_v.append(f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
+                      f"THEN {ref} END AS _u_station")
+    if "v_category" in raw_cols:
+        kept_v.append("CASE WHEN p_category = 'other' THEN v_category END AS _u_category")
     stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed)])
     # parse (inner select) and find each row's first failing check (outer) in one pass
     con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ("
@@ -359,15 +368,19 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
     keycols = ", ".join(f"p_{k}" for k in keys)
     s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
+    # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays in
+    # memory at 10 M rows where a GROUP BY on the key text spilled), then the exact keys among the few
+    # rows with such a hash (a hash collision between different keys is harmless: it only widens step 2)
     con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
-                f"WHERE _chk IS NULL GROUP BY ALL HAVING count(*) > 1")
+                f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
+                f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
 
     # the few rejected rows with their raw text; then the raw text can go
-    v_only = [c for c in raw_cols if c != rowcol and c not in kept_v]
+    v_only = [c for c in raw_cols if c != rowcol]
     tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
     con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
                 f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
@@ -417,7 +430,7 @@ FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
         report.category_rows += int(n_cat)
         report.other_rows += int(rows_other)
         for val, n in con.execute(
-            "SELECT s.v_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s.v_category "
+            "SELECT s._u_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s._u_category "
             "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
         ).fetchall():
             key = S.mask_py(val)
@@ -460,6 +473,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     report = IngestReport(table=table, files=[str(f) for f in files])
     now = dt.datetime.now().replace(microsecond=0)
     tmp = make_tmpdir()
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sha256")
     # bound DuckDB's memory during the ingest (temp tables spill to disk beyond it); restored after
     old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
@@ -472,7 +486,14 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                                   "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
-                sha = sha256_file(f)
+                sha_job = None
+                if not replace and not _has_live_load(con, table):
+                    # nothing to compare the file with: its SHA-256 (only logged) is computed in a
+                    # thread while DuckDB loads it (hashlib releases the GIL), not before
+                    sha = ""
+                    sha_job = hasher.submit(sha256_file, f)
+                else:
+                    sha = sha256_file(f)
                 if replace:
                     olds = find_loads(con, f, table, sha)
                     if not olds:
@@ -482,7 +503,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     for lid, _t, old_file in olds:
                         d, q = remove_load(con, lid, "replaced", now, old_file)
                         report.replaced.append({"file": old_file, "load_id": lid, "rows": d, "quarantined": q})
-                else:
+                elif sha_job is None:
                     hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? "
                                       "AND live LIMIT 1", [table, sha]).fetchall()
                     if hit:
@@ -511,19 +532,26 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
-                _log_file(con, table, str(f), sha, res, now, load_id)
+                _log_file(con, table, str(f), sha_job.result() if sha_job else sha, res, now, load_id)
             report.check()
             if table == "stations" and report.replaced:
                 check_station_references(con, "replacing the station register")
             coverage.refresh(con, [table])
     finally:
         _drop_temps_quietly(con)
+        hasher.shutdown(cancel_futures=True)
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
         if own:
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _has_live_load(con, table: str) -> bool:
+    """Whether ``table`` holds a live load (a file with the same content would then be skipped)."""
+    return bool(con.execute("SELECT count(*) FROM ingest_log WHERE table_name = ? AND live",
+                            [table]).fetchall()[0][0])
 
 
 def _drop_temps_quietly(con) -> None:

@@ -129,7 +129,7 @@ def risky(path: Path, skip_lines: int = 1) -> bool | str:
             else:  # no quote to look at: only the unfinished last line is kept (no copy of the chunk)
                 j = chunk.rfind(b"\n")
                 tail = chunk[j + 1:] if j >= 0 else tail + chunk
-            n_cr = chunk.count(b"\r")
+            n_cr = chunk.count(b"\r") if b"\r" in chunk else 0  # memchr first: most files hold no \r
             crlf += (chunk.count(b"\r\n") if n_cr else 0) + (1 if prev_cr and chunk.startswith(b"\n") else 0)
             lf += chunk.count(b"\n")
             cr += n_cr

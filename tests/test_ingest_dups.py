@@ -1,0 +1,94 @@
+"""Duplicate keys and the logged file hash, pinned for the faster ingest (issue 15): a passing row
+is quarantined as ``duplicate_id`` when its key is stored already or an earlier passing row of the
+file has it — whatever the order of those two checks — and a row failing another check does not
+make a later row with its key a duplicate. The SHA-256 in ``ingest_log`` is the file's, also when
+it is computed while the file loads."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalkit.ingest import ingest
+from evalkit.warehouse import connect
+
+CORPUS = Path(__file__).parent / "data" / "bad_inputs"
+_spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+mc = importlib.util.module_from_spec(_spec)
+sys.modules["make_corpus"] = mc
+_spec.loader.exec_module(mc)
+REGISTER = CORPUS / "_register_stations.csv"
+
+
+def write(path: Path, rows) -> Path:
+    path.write_bytes(mc.csv_text(mc.INC_H, rows).encode("utf-8"))
+    return path
+
+
+@pytest.fixture
+def wh(tmp_path) -> Path:
+    p = tmp_path / "wh" / "warehouse.duckdb"
+    ingest("stations", REGISTER, warehouse=p)
+    return p
+
+
+def quarantine(wh: Path) -> list[tuple]:
+    con = connect(wh, read_only=True)
+    try:
+        return con.execute("SELECT source_file, source_row, reason, column_name FROM quarantine "
+                           "ORDER BY source_file, source_row").fetchall()
+    finally:
+        con.close()
+
+
+def test_duplicates_within_file_and_against_warehouse(wh, tmp_path):
+    first = write(tmp_path / "a.csv", [mc.inc("C1"), mc.inc("K1")])
+    assert ingest("incidents", first, warehouse=wh).rows_accepted == 2
+    rows = [
+        mc.inc("A1"),                      # row 2: kept (first occurrence)
+        mc.inc("A1"),                      # row 3: duplicate within the file
+        mc.inc("B1", rec="待补录"),         # row 4: bad date (not a duplicate source)
+        mc.inc("B1"),                      # row 5: accepted (the earlier B1 failed another check)
+        mc.inc("C1"),                      # row 6: stored already
+        mc.inc("C1"),                      # row 7: stored already and repeated
+        mc.inc("A1", st="S999"),           # row 8: unknown station comes first
+        mc.inc("D1"),                      # row 9: kept
+        mc.inc("E1"),                      # row 10: accepted
+        mc.inc("D1"),                      # row 11: duplicate within the file
+        mc.inc("D1"),                      # row 12: duplicate within the file
+    ]
+    second = write(tmp_path / "b.csv", rows)
+    rep = ingest("incidents", second, warehouse=wh, accept_unmatched=True)
+    assert rep.rows_in == 11 and rep.rows_in == rep.rows_accepted + rep.rows_quarantined
+    assert rep.quarantined_by_reason == {"duplicate_id": 5, "bad_datetime": 1, "unknown_station": 1}
+    got = [(r[1], r[2], r[3]) for r in quarantine(wh) if r[0].endswith("b.csv")]
+    assert got == [(3, "duplicate_id", "incident_id"), (4, "bad_datetime", "received_at"),
+                   (6, "duplicate_id", "incident_id"), (7, "duplicate_id", "incident_id"),
+                   (8, "unknown_station", "station_id"), (11, "duplicate_id", "incident_id"),
+                   (12, "duplicate_id", "incident_id")]
+    con = connect(wh, read_only=True)
+    try:
+        ids = sorted(r[0] for r in con.execute("SELECT incident_id FROM incidents").fetchall())
+        raw = con.execute("SELECT raw FROM quarantine WHERE source_row = 12 AND source_file LIKE '%b.csv'").fetchone()[0]
+    finally:
+        con.close()
+    assert ids == ["A1", "B1", "C1", "D1", "E1", "K1"]
+    assert "D1" in raw and "2023-03-20 14:05:00" in raw  # the raw text of a duplicate is kept
+
+
+def test_logged_sha256_is_the_files(wh, tmp_path):
+    f = write(tmp_path / "one.csv", [mc.inc(1), mc.inc(2)])
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(f.read_bytes())
+    rep = ingest("incidents", [f, copy], warehouse=wh)  # the copy is skipped within the same call
+    assert rep.skipped_files == [str(copy)] and rep.rows_accepted == 2
+    con = connect(wh, read_only=True)
+    try:
+        (sha,) = con.execute("SELECT sha256 FROM ingest_log WHERE table_name = 'incidents'").fetchone()
+    finally:
+        con.close()
+    assert sha == hashlib.sha256(f.read_bytes()).hexdigest()
