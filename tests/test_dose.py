@@ -57,7 +57,8 @@ def _panel(n=90, seed=0, periods=range(1, 7), cohorts=(0, 3, 5), doses=None, eff
 def test_staggered_curve_matches_contdid(ref_panel, control, peer):
     # degree 3, no interior knots: contdid fits each (g, t) cell on its own dose range, which spans the
     # same cubic polynomials as evalkit's pooled basis, so the curves coincide on doses inside every cohort's range
-    r = estimate_dose(ref_panel, "Y", control=control, dvals=REF["grid"], bootstrap=0, **KW)
+    # ssc=False: contdid applies no small-sample factor to the cells' dose regressions
+    r = estimate_dose(ref_panel, "Y", control=control, dvals=REF["grid"], bootstrap=0, ssc=False, **KW)
     for kind, target in (("dose", "level"), ("dose_slope", "slope")):
         rows, want = r.rows(kind), REF[f"multiperiod_{peer}_{target}"]
         np.testing.assert_allclose(rows["estimate"], want["estimate"], rtol=0, atol=1e-6)
@@ -66,7 +67,7 @@ def test_staggered_curve_matches_contdid(ref_panel, control, peer):
 
 def test_one_cohort_with_knots_matches_contdid(ref_panel):
     one = ref_panel[ref_panel["G"] != 5]
-    r = estimate_dose(one, "Y", knots=2, dvals=REF["one_cohort_grid"], bootstrap=0, **KW)
+    r = estimate_dose(one, "Y", knots=2, dvals=REF["one_cohort_grid"], bootstrap=0, ssc=False, **KW)
     for kind, target in (("dose", "level"), ("dose_slope", "slope")):
         rows, want = r.rows(kind), REF[f"one_cohort_knots2_{target}"]
         np.testing.assert_allclose(rows["estimate"], want["estimate"], rtol=0, atol=1e-6)
@@ -308,7 +309,8 @@ def test_one_cell_standard_errors_by_hand():
     # two periods, one cohort: ATT^o = difference of mean changes, SE² = var_T/n_T + var_C/n_C (ddof 0);
     # degree 1: ACR^o = the OLS slope of the adjusted change on the dose, with its HC0 sandwich SE
     p = _panel(n=80, periods=range(1, 3), cohorts=(0, 2), noise=1.0, seed=13, effect=lambda d, e: 1 + 2 * d)
-    r = estimate_dose(p, "y", degree=1, bootstrap=0)
+    r = estimate_dose(p, "y", degree=1, bootstrap=0, ssc=False)
+    hc1 = estimate_dose(p, "y", degree=1, bootstrap=0)  # the default: HC1 on the cell's dose regression
     wide = p.pivot(index="station_id", columns="period", values="y")
     unit = p.groupby("station_id")[["first_treat", "dose"]].max()
     dy = (wide[2] - wide[1]).to_numpy()
@@ -324,6 +326,9 @@ def test_one_cell_standard_errors_by_hand():
     acr = r.rows("aggregate").iloc[0]
     assert acr["estimate"] == pytest.approx(b[1], abs=1e-10)
     assert acr["std_error"] == pytest.approx(np.sqrt(V[1, 1]), abs=1e-10)
+    n = int(tr.sum())
+    assert hc1.rows("aggregate").iloc[0]["std_error"] == pytest.approx(np.sqrt(V[1, 1] * n / (n - 2)), abs=1e-10)
+    assert hc1.headline["std_error"] == r.headline["std_error"]
 
 
 def test_small_cohorts_error_or_skip():
@@ -336,3 +341,22 @@ def test_small_cohorts_error_or_skip():
     assert r.meta["n_treated_used"] == r.meta["n_treated"] - 1
     assert set(r.tables["cells"]["group"]) == {3}
     assert r.meta["n_cells"] == 4 and r.meta["n_pre_cells"] == 1
+
+
+def test_small_sample_factor_scales_only_the_dose_regression_part():
+    """ssc (default): each cell's dose-regression residuals × sqrt(n/(n−k)); the binary ATT^o and the
+    estimates are unchanged, the curve's SEs grow, and a cell with many adopters barely moves."""
+    p = _panel(n=60, noise=0.5, seed=5, doses=(0.25, 0.5, 0.75, 1.0))
+    a = estimate_dose(p, "y", degree=1, bootstrap=0)
+    b = estimate_dose(p, "y", degree=1, bootstrap=0, ssc=False)
+    np.testing.assert_array_equal(a.estimates["estimate"], b.estimates["estimate"])
+    assert a.rows("overall")["std_error"].iloc[0] == b.rows("overall")["std_error"].iloc[0]
+    ratio = a.rows("dose")["std_error"].to_numpy() / b.rows("dose")["std_error"].to_numpy()
+    assert (ratio > 1).all() and (ratio < 1.1).all()
+    assert a.meta["inference"]["se_type"].endswith("HC1 factor per cell on the dose regression")
+    # one cohort cell of n adopters, degree 1 (k = 2): the slope's SE grows by exactly sqrt(n / (n - 2))
+    one = _panel(n=12, noise=0.5, seed=6, periods=range(1, 3), cohorts=(0, 2), doses=(0.25, 0.5, 0.75, 1.0))
+    n = one.loc[one["dose"] > 0, "station_id"].nunique()
+    sa = estimate_dose(one, "y", degree=1, bootstrap=0).rows("dose_slope")["std_error"].to_numpy()
+    sb = estimate_dose(one, "y", degree=1, bootstrap=0, ssc=False).rows("dose_slope")["std_error"].to_numpy()
+    np.testing.assert_allclose(sa / sb, np.sqrt(n / (n - 2)), rtol=1e-12)

@@ -66,6 +66,7 @@ def estimate_dose(
     bootstrap: int = 999,
     seed: int = 1,
     small_cohorts: str = "error",
+    ssc: bool = True,
 ) -> EstimationResult:
     """Dose–response DiD: ATT(d), ACRT(d) with uniform bands, and the averages ATT^o (overall) and ACR^o.
 
@@ -78,7 +79,10 @@ def estimate_dose(
     multiplier draws for the uniform bands (0 = no bands), ``seed`` their seed. ``small_cohorts``: a
     cohort-period cell with fewer distinct doses than basis functions is an error (``"error"``) or left
     out of every estimate (``"skip"``: counted in ``meta["skipped_cells"]["too_few_doses"]``, the
-    adopters used in ``meta["n_treated_used"]``).
+    adopters used in ``meta["n_treated_used"]``). ``ssc``: each cohort-period cell's dose-regression
+    residuals get the degrees-of-freedom factor ``sqrt(n / (n − k))`` (``n`` adopters in the cell, ``k`` ≥ 2
+    basis functions; HC1; degree 0 is the binary ATT and keeps CS's convention). Without it (``ssc=False``, as ``contdid``) the curve's and ACR's SEs are too
+    small with few adopters per cohort (docs/monte-carlo.md: slope coverage 0.59–0.84 in a county).
     """
     if small_cohorts not in ("error", "skip"):
         raise ValueError(f"dose: small_cohorts must be 'error' or 'skip', got {small_cohorts!r}")
@@ -125,7 +129,7 @@ def estimate_dose(
     db_all = np.zeros((n_u, basis.k))
     b_all[treated], db_all[treated] = basis.design(d_unit[treated]), basis.derivative(d_unit[treated])
     cells, skipped = _cells(y, periods, g_unit, d_unit, b_all, db_all, basis, control,
-                            skip_small=small_cohorts == "skip")
+                            skip_small=small_cohorts == "skip", ssc=bool(ssc))
     post = [c for c in cells if c["post"]]
     if not post:
         raise PanelInputError(f"column {cohort!r}: no cohort-period cell after adoption has both adopters and "
@@ -231,8 +235,9 @@ def estimate_dose(
     res = EstimationResult("dose", outcome, tab, meta=meta, vcov=vcov, tables={"cells": cell_tab})
     options = {"dose": dose, "unit": unit, "time": time, "cohort": cohort, "cluster": cluster, "alpha": alpha,
                "control": control, "degree": degree, "knots": knots, "dvals": dvals, "bootstrap": bootstrap,
-               "seed": seed, "small_cohorts": small_cohorts}
-    inf = inference_meta("influence function (no small-sample factor)", n_clusters=int(n_clusters),
+               "seed": seed, "small_cohorts": small_cohorts, "ssc": bool(ssc)}
+    inf = inference_meta("influence function" + (", HC1 factor per cell on the dose regression" if ssc
+                                                 else " (no small-sample factor, as contdid)"), n_clusters=int(n_clusters),
                          cluster=cluster or unit, bootstrap=int(bootstrap), seed=seed,
                          band="sup-t, Mammen multiplier bootstrap")
     # the context's sample carries the cleaned dose (0 before adoption and for late adopters recoded to
@@ -257,7 +262,8 @@ def _cell_influence(c: dict[str, Any], wc: float, phi: np.ndarray, col_att: int,
 
 
 def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.ndarray, b_all: np.ndarray,
-           db_all: np.ndarray, basis: DoseBasis, control: str, skip_small: bool) -> tuple[list[dict[str, Any]], dict[str, int]]:
+           db_all: np.ndarray, basis: DoseBasis, control: str, skip_small: bool,
+           ssc: bool = False) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Fit ATT_gt(d) for every cohort g and period t (post cells t >= g, and pre-period placebo cells);
     cells without comparison units or with too few doses (``skip_small``) are counted."""
     cells: list[dict[str, Any]] = []
@@ -294,6 +300,10 @@ def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.nd
             bread = np.linalg.inv(B.T @ B)
             beta = bread @ (B.T @ ytil)
             resid = ytil - B @ beta
+            # HC1: the residuals shrink by the k fitted coefficients of the cell; degree 0 (k = 1) is the
+            # binary ATT, kept on Callaway–Sant'Anna's convention so that it equals ATT^o's SE
+            if ssc and basis.k > 1 and tr.size > basis.k:
+                resid = resid * np.sqrt(tr.size / (tr.size - basis.k))
             cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "post": bool(t >= g),
                           "t_idx": tr, "c_idx": co,
                           "n_treated": int(tr.size), "beta": beta, "ytil": ytil, "dc": dy_c - dy_c.mean(),

@@ -255,7 +255,7 @@ SPECS: dict[str, EstimatorSpec] = {s.name: s for s in [
         _labels("剂量反应双重差分（连续处理强度）", "Dose-response DiD (continuous treatment)"), "dose",
         event_study=False, pretrend_test=False, weights=False,
         options=("unit", "time", "cohort", "cluster", "alpha", "dose", "control", "degree", "knots", "dvals",
-                 "bootstrap", "seed", "small_cohorts"),
+                 "bootstrap", "seed", "small_cohorts", "ssc"),
         from_params=_dose, estimand="att_average_over_adopters_doses", designs=("dose",)),
     EstimatorSpec(
         # design "switching" is not in DESIGNS: it never joins an evaluation's default estimators; the
