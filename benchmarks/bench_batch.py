@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--configs", default="local1,local2,dask2", help="comma list of local<N> / dask<N>")
     ap.add_argument("--pdf", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--work", type=Path, default=HERE / "_work" / "batch")
+    ap.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                    help="measure the floor in the same run and print the target 2 x n x floor / workers")
     a = ap.parse_args()
 
     import pandas as pd
@@ -87,6 +89,13 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     wh = ensure_world(a.size, a.warehouse, a.work)
     src = make_params(a.work / "params", a.n, wh)
+    # issue 15's target, measured in the same run: wall <= 2 x (n x floor / workers), floor = papermill on a
+    # one-cell notebook + one brief export (benchmarks/bench_evaluation.py)
+    from bench_evaluation import measure_floor
+
+    (a.work / "floor").mkdir(parents=True, exist_ok=True)
+    floor = measure_floor(a.work / "floor")["floor"] if a.floor else float("nan")
+    print(f"floor {floor:.1f} s", flush=True)
     rows = []
     for cfg in a.configs.split(","):
         dask, workers = cfg.startswith("dask"), int(cfg.removeprefix("dask").removeprefix("local"))
@@ -103,7 +112,9 @@ def main() -> None:
         s = pd.read_parquet(rep.directory / "summary.parquet").drop_duplicates("evaluation_id")
         s = s[s["status"] == "ok"]
         means = {c: float(s[c].mean()) for c in PHASES}
+        target = 2 * a.n * floor / workers
         rows.append({"config": cfg, "n": a.n, "ok": len(rep.ok), "failed": len(rep.failed), "wall_s": wall,
+                     "target_s": target, "meets": "✓" if wall <= target else ("✗" if target == target else "–"),
                      "per_eval_wall_s": wall / a.n, "resume_all_skipped_s": resume,
                      "resume_skipped": len(again.skipped), **means})
         print(json.dumps(rows[-1]), flush=True)
