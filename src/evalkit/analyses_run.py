@@ -22,6 +22,11 @@ design only). For every asked kind (:data:`evalkit.analyses.KINDS` order) and ev
                    the imputation fit of the same evaluation (same estimand) is then used and named in
                    ``facts["estimator"]``.
 
+On a synthetic (demo) warehouse each section's ``facts["planted_truth"]`` holds the effect the demo
+world planted, on the section's own sample and estimand (:func:`planted_truth`, from the warehouse's
+``demo_truth_cells`` through :mod:`evalkit.demo.truth`): in outcome units and in percent of the same base
+as the estimate beside it. Never on real data; left out when the truth does not cover the sample.
+
 Each section is wrapped: a failure is recorded in ``error`` (one line) and never stops the evaluation.
 Each kind is one progress step (:mod:`evalkit.progress`) and one key of ``Evaluation.timings``.
 
@@ -87,6 +92,11 @@ def _section(kind: str, ev: Evaluation, outcome: str, shared: dict[str, Any]) ->
         RUNNERS[kind](ev, outcome, sec, shared)
     except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
         sec.result, sec.error = None, _reason(exc)
+        return sec
+    if getattr(ev.facts, "synthetic", False):  # demo data only: never a truth for real records
+        truth = planted_truth(kind, ev, outcome, sec, shared)
+        if truth:
+            sec.facts["planted_truth"] = truth
     return sec
 
 
@@ -262,5 +272,163 @@ def _heterogeneity(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: d
         raise ValueError("; ".join(f"{by}: {msg}" for by, msg in errors.items()))
     sec.result = out
 
+
+# ------------------------------------------------------------------------------ planted truths (demo)
+def planted_truth(kind: str, ev: Evaluation, outcome: str, sec: AnalysisSection,
+                  shared: dict[str, Any]) -> dict[str, Any] | None:
+    """The demo world's truth of section ``sec`` on its own sample (see :data:`TRUTHS`), ``None`` when
+    the warehouse has no truth cells or they do not cover the sample (regenerate with ``evalkit demo-data``)."""
+    import duckdb
+
+    from evalkit.demo.truth import read_truth_cells
+    from evalkit.evaluation import EvaluationError, open_warehouse
+
+    try:
+        with open_warehouse(ev.facts.path) as con:
+            cells = read_truth_cells(con, ev.params.reform, outcome)
+        return TRUTHS[kind](ev, outcome, sec, shared, cells) or None
+    except (LookupError, EvaluationError, duckdb.Error):
+        return None
+
+
+def _pct(result: Any, level: float) -> float | None:
+    """``level`` in percent of ``result``'s baseline (as the estimate beside it); ``None`` without one."""
+    v = result.percent(level)
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _dose_truth(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any],
+                cells: pd.DataFrame) -> dict[str, Any]:
+    """True ATT^o and slope per unit of dose over the cohort-period cells the dose fit averaged, with
+    the fit's cell weights (adopters of cohort g observed at t and at the base period)."""
+    from evalkit.demo.truth import cells_truth
+
+    r = sec.result
+    post = r.tables["cells"]
+    post = post[post["post"].astype(bool) & (post["weight"] > 0)]
+    panel = ev.panel
+    wide = panel.pivot(index="station_id", columns="period", values=outcome)
+    g_of = panel.groupby("station_id")["first_treat"].first()
+    rows = []
+    for c in post.itertuples(index=False):
+        ids = g_of.index[g_of == c.group]
+        ok = wide.loc[ids, int(c.time)].notna() & wide.loc[ids, int(c.base)].notna()
+        ids = ids[ok.to_numpy()]
+        rows.append(pd.DataFrame({"station_id": ids, "period": int(c.time), "weight": float(c.weight) / len(ids)}))
+    got = cells_truth(cells, pd.concat(rows, ignore_index=True), kinds=("treated",))
+    return {"att_o": got["level"], "att_o_pct": _pct(r, got["level"]), "acr_o": got["per_dose"],
+            "acr_o_pct": _pct(r, got["per_dose"]), "n_cells": got["n_cells"]}
+
+
+def switch_rows(panel: pd.DataFrame, outcome: str, effects: int, direction: int,
+                treatment: str = "treatment") -> pd.DataFrame:
+    """Station-months of the dCDH effects ``ℓ = 1..effects`` of the stations whose first change of
+    ``treatment`` in ``panel`` goes in ``direction`` (+1 on, −1 off): months ``F .. F + effects − 1``
+    from their first changed month ``F`` inside the panel, with an observed outcome there and in ``F − 1``."""
+    tr = panel.pivot(index="station_id", columns="period", values=treatment).sort_index(axis=1)
+    y = panel.pivot(index="station_id", columns="period", values=outcome).reindex_like(tr)
+    d, yv, periods = tr.to_numpy(float), y.notna().to_numpy(), tr.columns.to_numpy()
+    rows = []
+    for i, sid in enumerate(tr.index):
+        step = np.flatnonzero(np.nan_to_num(np.diff(d[i])) != 0)
+        if not len(step) or np.sign(d[i, step[0] + 1] - d[i, step[0]]) != direction:
+            continue
+        f = step[0] + 1
+        if not yv[i, f - 1]:
+            continue
+        k = np.arange(f, min(f + effects, len(periods)))
+        k = k[yv[i, k]]
+        rows.append(pd.DataFrame({"station_id": sid, "period": periods[k].astype(np.int64)}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["station_id", "period"])
+
+
+def _switching_truth(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any],
+                     cells: pd.DataFrame) -> dict[str, Any]:
+    """By direction the fit shows: switching on (``y1 − y0`` over the switchers-in's effect months) and
+    switching off (``y1 − y_on`` over the stopped months of the out-fit's window), in the sign of the
+    change (switching off: the effect of stopping, as the brief states it)."""
+    from evalkit.brief_analyses import switch_fits
+    from evalkit.demo.truth import cells_truth
+
+    out: dict[str, Any] = {}
+    for d, r in switch_fits(sec.result).items():
+        n_in, n_out = int(r.meta.get("n_switchers_in") or 0), int(r.meta.get("n_switchers_out") or 0)
+        if d == "both":  # a pooled fit has a truth only when it holds one direction
+            if n_in and n_out:
+                continue
+            d = "in" if n_in else "out"
+        L = int(r.meta.get("effects") or 1)
+        if d == "in":
+            got = cells_truth(cells, switch_rows(ev.panel, outcome, L, +1))
+        else:
+            start = sec.facts.get("out_window_start", int(ev.panel["period"].min()))
+            got = cells_truth(cells, switch_rows(ev.panel[ev.panel["period"] >= start], outcome, L, -1),
+                              kinds=("stopped",), against="y_on")
+        out[d] = {"level": got["level"], "pct": _pct(r, got["level"]), "n_cells": got["n_cells"], "effects": L}
+    return out
+
+
+def _spillover_truth(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any],
+                     cells: pd.DataFrame) -> dict[str, Any]:
+    """The effect on the exposed untreated neighbours (``spillover`` cells, months ``0..max_e`` since a
+    neighbour adopted, in percent of their mean expected outcome without it) and the direct effect
+    (adopters' months ``0..max_e``, in percent of the fit's baseline) over the rows the fit used."""
+    from evalkit.demo.truth import cells_truth
+    from evalkit.estimators.spillover import check_adjacency, exposure_onset
+
+    r, panel = sec.result, ev.panel
+    adj = shared["adjacency"]
+    st = pd.Index(panel["station_id"].unique())
+    adj = adj[adj["station_id"].isin(st) & adj["neighbor_id"].isin(st)].reset_index(drop=True)
+    cohorts = panel.groupby("station_id")["first_treat"].first()
+    first, last = int(panel["period"].min()), int(panel["period"].max())
+    onset = exposure_onset(cohorts, check_adjacency(adj), last)
+    g = cohorts.astype(float).where((cohorts != NEVER_TREATED) & (cohorts <= last), np.inf)
+    max_e = r.meta.get("max_e")
+    max_e = np.inf if max_e is None else float(max_e)
+    rows = panel.loc[panel[outcome].notna(), ["station_id", "period"]]
+    t = rows["period"].to_numpy(float)
+    G, E = rows["station_id"].map(g).to_numpy(float), rows["station_id"].map(onset).to_numpy(float)
+    exposed = (E <= t) & (t < G) & (t - E <= max_e) & (E > first)  # exposed from the start: dropped by the fit
+    direct = (t >= G) & (t - G <= max_e)
+    sp = cells_truth(cells, rows[exposed], kinds=("spillover",))
+    dr = cells_truth(cells, rows[direct])
+    return {"spillover": sp["level"], "spillover_pct": 100.0 * sp["level"] / sp["base"] if sp["base"] else None,
+            "n_spillover_cells": sp["n_cells"], "direct": dr["level"], "direct_pct": _pct(r, dr["level"]),
+            "n_direct_cells": dr["n_cells"]}
+
+
+def _heterogeneity_truth(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[str, Any],
+                         cells: pd.DataFrame) -> dict[str, Any]:
+    """Grouping → subgroup → the headline estimand's truth (adopter-months ``0..H`` of the fit's sample
+    with an observed outcome) on the subgroup's stations, in percent of the fit's baseline (as the
+    subgroup table's percentages)."""
+    from evalkit.demo.truth import cells_truth
+    from evalkit.heterogeneity import COHORT, station_groups
+
+    fits = shared["fits"].get(outcome, {})
+    last = int(ev.params.event_window[1])
+    out: dict[str, Any] = {}
+    for by, sgr in (sec.result or {}).items():
+        fit = fits[sgr.estimator]
+        frame = fit.context.sample.frame if fit.context is not None else ev.panel
+        g, t = frame["first_treat"], frame["period"]
+        keep = (g != NEVER_TREATED) & (g <= t.max()) & (t - g >= 0) & (t - g <= last) & frame[outcome].notna()
+        rows = frame.loc[keep, ["station_id", "period"]]
+        labels = (frame.groupby("station_id")["first_treat"].first() if by == COHORT
+                  else station_groups(ev.panel, by))
+        shown = {str(x) for x in sgr.table["group"]}
+        per: dict[str, Any] = {}
+        for grp, sub in rows.groupby(rows["station_id"].map(labels).astype(str)):
+            if grp in shown:
+                got = cells_truth(cells, sub)
+                per[grp] = {"level": got["level"], "pct": _pct(fit, got["level"]), "n_cells": got["n_cells"]}
+        if per:
+            out[by] = per
+    return out
+
+
+TRUTHS = {"dose": _dose_truth, "switching": _switching_truth, "spillover": _spillover_truth,
+          "heterogeneity": _heterogeneity_truth}
 
 RUNNERS = {"dose": _dose, "switching": _switching, "spillover": _spillover, "heterogeneity": _heterogeneity}

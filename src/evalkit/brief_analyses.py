@@ -18,8 +18,16 @@ from typing import Any
 import pandas as pd
 
 from evalkit.analyses import KINDS
-from evalkit.brief_words import ANALYSIS_TEXTS, analysis_reason, at, change_range, change_words, effect_form
-from evalkit.i18n import fmt_num, fmt_p, fmt_pct, outcome_label, t, verdict_label
+from evalkit.brief_words import (
+    ANALYSIS_TEXTS,
+    analysis_reason,
+    at,
+    change_range,
+    change_words,
+    effect_form,
+    magnitude,
+)
+from evalkit.i18n import fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t, verdict_label
 from evalkit.registry import period_label
 from evalkit.verdict import MIN_ADOPTERS, MIN_COMPARISON, floor_caps
 
@@ -278,6 +286,92 @@ def heterogeneity_sentence(section: Any, lang: str) -> str:
     return at("hetero_sentence", lang, by=by_label(by, lang), groups=at("hetero_sep", lang).join(groups), test=test)
 
 
+# ----------------------------------------------------------------------------- planted truths (demo)
+def planted(ev: Any, section: Any) -> dict[str, Any] | None:
+    """``section.facts["planted_truth"]`` (evalkit.analyses_run) when the warehouse is synthetic demo
+    data; ``None`` otherwise — a truth is never stated for real data."""
+    if not getattr(getattr(ev, "facts", None), "synthetic", False):
+        return None
+    return (section.facts or {}).get("planted_truth") or None
+
+
+def _truth(level: Any, pct: Any, outcome: str) -> dict[str, Any] | None:
+    """A planted truth as an effect dict (:func:`_effect`'s keys, the interval collapsed on the value):
+    percent of the same base as the estimate beside it, or the outcome's own unit / percentage points."""
+    if _nan(level):
+        return None
+    form = effect_form(outcome)
+    if form == "pct" and _nan(pct):
+        form = "level"
+    lv, pc = float(level), float("nan") if _nan(pct) else float(pct)
+    return {"estimate": lv, "ci_low": lv, "ci_high": lv, "p_value": None, "pct": pc, "pct_low": pc, "pct_high": pc,
+            "form": form}
+
+
+def truth_words(e: dict[str, Any], outcome: str, lang: str) -> str:
+    """A truth in the headline truth sentence's words ("下降 6.1%" / "a decrease of 6.1%"; no change:
+    "0.0%")."""
+    x = _pick(e)[0]
+    unit = outcome_unit(outcome, lang)
+    if x == 0:
+        return magnitude(0.0, e["form"], unit, lang)
+    return change_words(x, x, x, lang, form=e["form"], unit=unit, noun=True)
+
+
+def truth_effects(ev: Any, section: Any) -> dict[Any, dict[str, Any]]:
+    """Quantity → the planted truth beside it: dose ``acr`` (per step of dose, as :func:`dose_numbers`)
+    and ``att``; switching ``in``/``out``; spillover ``spill`` and ``direct``; heterogeneity
+    ``(by, group)``. Empty for real data or without a truth."""
+    tr, o = planted(ev, section), section.outcome
+    if not tr:
+        return {}
+    k = section.kind
+    out: dict[Any, Any] = {}
+    if k == "dose":
+        step = dose_numbers(section)["step"]
+        out = {"acr": _truth(step * float(tr["acr_o"]) if not _nan(tr.get("acr_o")) else None,
+                             None if _nan(tr.get("acr_o_pct")) else step * float(tr["acr_o_pct"]), o),
+               "att": _truth(tr.get("att_o"), tr.get("att_o_pct"), o)}
+    elif k == "switching":
+        out = {d: _truth(v.get("level"), v.get("pct"), o) for d, v in tr.items() if isinstance(v, dict)}
+    elif k == "spillover":
+        out = {"spill": _truth(tr.get("spillover"), tr.get("spillover_pct"), o),
+               "direct": _truth(tr.get("direct"), tr.get("direct_pct"), o)}
+    elif k == "heterogeneity":
+        out = {(by, g): _truth(v.get("level"), v.get("pct"), o) for by, grp in tr.items() for g, v in grp.items()}
+    return {q: e for q, e in out.items() if e is not None}
+
+
+def truth_sentence(ev: Any, section: Any) -> str:
+    """"演示数据中植入的真实效果约为：…。" for ``section`` on synthetic data ("" otherwise), the
+    quantities of its page-1 sentence in the same order."""
+    tr, lang, o = truth_effects(ev, section), ev.lang, section.outcome
+    if not tr:
+        return ""
+    k = section.kind
+
+    def w(q: Any) -> str:
+        return truth_words(tr[q], o, lang)
+
+    parts: list[str] = []
+    if k == "dose" and {"acr", "att"} <= set(tr):
+        kind = "share" if dose_numbers(section)["share_dose"] else "unit"
+        step = at(f"dose_step_{kind}", lang)
+        parts.append(at("truth_dose", lang, step=step[:1].lower() + step[1:] if lang == "en" else step,
+                        slope=w("acr"), level=at(f"dose_level_{kind}", lang), att=w("att")))
+    elif k == "switching":
+        parts += [at(f"truth_switch_{d}", lang, x=w(d)) for d in switching_numbers(section) if d in tr]
+    elif k == "spillover" and {"spill", "direct"} <= set(tr):
+        parts.append(at("truth_spill", lang, x=w("spill"), direct=w("direct")))
+    elif k == "heterogeneity":
+        nums = subgroup_numbers(section)
+        if nums:
+            by, g = next(iter(nums.items()))
+            parts += [at("truth_group", lang, group=group_label(by, r["group"], lang), x=w((by, r["group"])))
+                      for r in g["rows"] if (by, r["group"]) in tr]
+    return at("truth_sentence", lang, parts=at("truth_sep", lang).join(parts)) if parts else ""
+
+
 _SENTENCE = {"dose": dose_sentence, "switching": switching_sentence, "spillover": spillover_sentence,
              "heterogeneity": heterogeneity_sentence}
 ANALYSIS_KEYS = {lang: set(words) for lang, words in ANALYSIS_TEXTS.items()}
@@ -292,7 +386,8 @@ def analysis_sentence(ev: Any, kind: str) -> str:
     _, sec = got
     if sec.error is not None or sec.result is None:
         return not_available(kind, sec.error or "not requested", ev.lang)
-    return _SENTENCE[kind](sec, ev.lang)
+    truth = truth_sentence(ev, sec)  # demo data: the planted truth right after the estimate
+    return _SENTENCE[kind](sec, ev.lang) + (("" if ev.lang == "zh" else " ") + truth if truth else "")
 
 
 def analysis_sentences(ev: Any) -> dict[str, str]:
@@ -316,6 +411,18 @@ def _cols(e: dict[str, Any], outcome: str, lang: str) -> dict[str, str]:
             at("col_p", lang): fmt_p(e["p_value"])}
 
 
+def _truth_col(te: dict[str, Any] | None, outcome: str, lang: str) -> dict[str, str]:
+    """The table's planted-truth cell beside an estimate (demo data only; nothing without a truth):
+    the estimate's unit and scale, then its percent as in the percent column."""
+    if te is None:
+        return {}
+    share = effect_form(outcome) == "share"
+    txt = fmt_num((100.0 if share else 1.0) * te["estimate"], lang, 3)
+    if not share and not _nan(te["pct"]):
+        txt += f" ({fmt_pct(te['pct'], lang, signed=True)})"
+    return {at("col_truth", lang): txt}
+
+
 def _suppress(n: Any, ev: Any, lang: str) -> Any:
     from evalkit.brief_text import _suppress as suppress
 
@@ -332,23 +439,26 @@ def analysis_table(ev: Any, kind: str) -> pd.DataFrame:
         if sec.error is not None or sec.result is None:
             rows.append({**base, at("col_quantity", lang): not_available(kind, sec.error or "not requested", lang)})
             continue
+        truth = truth_effects(ev, sec)  # demo data only: the planted truth beside each estimate
         if kind == "dose":
             n = dose_numbers(sec)
             step = at(f"dose_step_{'share' if n['share_dose'] else 'unit'}", lang)
             cnt = at("n_dose", lang, n=_suppress(n["n_treated"], ev, lang), k=n["n_doses"])
-            for q, e in ((at("q_acr_step", lang, step=step), n["acr"]), (at("q_att_o", lang), n["att"])):
-                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang), at("col_n", lang): cnt})
+            for q, e, key in ((at("q_acr_step", lang, step=step), n["acr"], "acr"), (at("q_att_o", lang), n["att"], "att")):
+                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang),
+                             **_truth_col(truth.get(key), o, lang), at("col_n", lang): cnt})
         elif kind == "switching":
             for d, e in switching_numbers(sec).items():
                 q = at({"both": "q_switch_total", "in": "q_switch_in", "out": "q_switch_out"}[d], lang)
-                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang),
+                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang), **_truth_col(truth.get(d), o, lang),
                              at("col_n", lang): at("n_switch", lang, n_in=_suppress(e["n_in"], ev, lang),
                                                    n_out=_suppress(e["n_out"], ev, lang))})
         elif kind == "spillover":
             n = spillover_numbers(sec)
             cnt = at("n_spill", lang, n_exp=_suppress(n["n_exposed"], ev, lang), n_ctl=_suppress(n["n_control"], ev, lang))
-            for q, e in ((at("q_spill", lang), n["spill"]), (at("q_direct", lang), n["direct"])):
-                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang), at("col_n", lang): cnt})
+            for q, e, key in ((at("q_spill", lang), n["spill"], "spill"), (at("q_direct", lang), n["direct"], "direct")):
+                rows.append({**base, at("col_quantity", lang): q, **_cols(e, o, lang),
+                             **_truth_col(truth.get(key), o, lang), at("col_n", lang): cnt})
         else:
             for by, why in ((sec.facts or {}).get("errors") or {}).items():  # groupings that could not run
                 rows.append({**base, at("col_by", lang): by_label(by, lang),
@@ -359,6 +469,7 @@ def analysis_table(ev: Any, kind: str) -> pd.DataFrame:
                               else verdict_label(row["verdict"], lang) if row["verdict"] else "—")
                     rows.append({**base, at("col_by", lang): by_label(by, lang),
                                  at("col_group", lang): group_label(by, row["group"], lang), **_cols(row, o, lang),
+                                 **_truth_col(truth.get((by, row["group"])), o, lang),
                                  at("col_n", lang): at("n_group", lang, n_a=_suppress(row["n_adopters"], ev, lang),
                                                        n_c=_suppress(row["n_comparison"], ev, lang)),
                                  at("col_verdict", lang): rating})
@@ -434,5 +545,5 @@ def _test_row(outcome: str, test: str, pt: dict[str, Any], lang: str) -> dict[st
 
 
 __all__ = ["DOSE_STEP_SHARE", "switch_fits", "analysis_sentence", "analysis_sentences", "analysis_table", "by_label", "dose_numbers",
-           "effect_words", "group_label", "joint_tests", "not_available", "small_sample_placebo", "section_notes", "primary", "sections", "spillover_numbers",
+           "effect_words", "group_label", "joint_tests", "not_available", "planted", "truth_effects", "truth_sentence", "truth_words", "small_sample_placebo", "section_notes", "primary", "sections", "spillover_numbers",
            "subgroup_numbers", "switching_numbers"]

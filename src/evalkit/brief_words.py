@@ -284,6 +284,13 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "direct": "实施派出所", "neighbours": "邻近未实施派出所", "overall_line": "总体效果",
         "n_label": "实施 {n} 个", "y_slope": "{step}（{unit}）",
         "dir_in": "开始实施", "dir_out": "停止实施",
+        # the demo world's planted truths (synthetic warehouses only; the headline's truth_note words)
+        "truth_sentence": "演示数据中植入的真实效果约为：{parts}。", "truth_sep": "；",
+        "truth_dose": "{step}{slope}，按各所实际{level}平均{att}",
+        "truth_switch_in": "开始实施后{x}", "truth_switch_out": "停止实施后{x}",
+        "truth_spill": "邻近未实施派出所{x}（以其未受影响时的预期值为基数），实施派出所{direct}",
+        "truth_group": "{group}{x}",
+        "col_truth": "演示数据真实值",
     },
     "en": {
         "h_dose": "Intensity and effect", "h_switching": "Switching the reform on and off",
@@ -358,6 +365,12 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "direct": "adopting stations", "neighbours": "untreated neighbours", "overall_line": "overall effect",
         "n_label": "n={n}", "y_slope": "{step} ({unit})",
         "dir_in": "switching on", "dir_out": "switching off",
+        "truth_sentence": "The true effects planted in the demo data are about: {parts}.", "truth_sep": "; ",
+        "truth_dose": "{step}, {slope}; at the {level} each station reached, {att} on average",
+        "truth_switch_in": "after switching on, {x}", "truth_switch_out": "after switching off, {x}",
+        "truth_spill": "at untreated neighbours, {x} (of their expected level without it); at adopting stations, {direct}",
+        "truth_group": "{group}, {x}",
+        "col_truth": "Planted truth (demo)",
     },
 }
 

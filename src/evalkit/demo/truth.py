@@ -168,6 +168,48 @@ def truth_for_sample(source: duckdb.DuckDBPyConnection | pd.DataFrame, reform: s
     return float((got["y1"] - got["y0"]).mean())
 
 
+# ---------------------------------------------------------------------------- analyses' truths
+def read_truth_cells(con: duckdb.DuckDBPyConnection, reform: str, outcome: str) -> pd.DataFrame:
+    """The demo warehouse's truth cells of ``reform`` / ``outcome`` (read-only): ``station_id`` (str),
+    ``period``, ``cell``, ``y0``, ``y1``, ``y_on``, ``dose``. ``LookupError`` without the table."""
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if TRUTH_CELLS_TABLE not in have:
+        raise LookupError(f"the warehouse has no table {TRUTH_CELLS_TABLE}; regenerate it with `evalkit demo-data`")
+    cells = con.execute(f"SELECT station_id, period, cell, y0, y1, y_on, dose FROM {TRUTH_CELLS_TABLE} "
+                        "WHERE reform = ? AND outcome = ?", [reform, outcome]).df()
+    return cells.assign(station_id=cells["station_id"].astype(str), period=cells["period"].astype(np.int64))
+
+
+def cells_truth(cells: pd.DataFrame, rows: pd.DataFrame, *, kinds: tuple[str, ...] = ("treated", "stopped"),
+                against: str = "y0") -> dict[str, float | int]:
+    """The planted effect over the station-months ``rows`` (``station_id``, ``period``; optional
+    ``weight``, default equal) of ``cells`` (:func:`read_truth_cells`) of the given ``kinds``:
+    ``level`` = the (weighted) mean of ``y1 − against`` (outcome units; ``against="y_on"`` on stopped
+    cells: the effect of switching off), ``base`` = the mean of ``against`` (the expected outcome
+    without the effect), ``per_dose`` = the mean of ``(y1 − against) / dose`` (the slope per unit of
+    dose where the effect is linear in the dose; NaN without a dose) and ``n_cells``. ``LookupError``
+    when a row has no such cell (the truth would not cover the sample)."""
+    if rows.empty:
+        raise LookupError("no station-month to take the planted truth over")
+    c = cells[cells["cell"].isin(kinds)]
+    key = rows.assign(station_id=rows["station_id"].astype(str), period=rows["period"].astype(np.int64))
+    got = key.merge(c, on=["station_id", "period"], how="left")
+    if len(got) != len(key):
+        raise LookupError("the truth cells repeat a station-month")
+    missing = got["y1"].isna() | got[against].isna()
+    if missing.any():
+        r = got[missing].iloc[0]
+        raise LookupError(f"no planted {'/'.join(kinds)} truth at station {r['station_id']} period "
+                          f"{int(r['period'])} ({int(missing.sum())} of {len(got)} station-months)")
+    w = got["weight"].to_numpy(float) if "weight" in got.columns else np.ones(len(got))
+    w = w / w.sum()
+    diff = (got["y1"] - got[against]).to_numpy(float)
+    dose = got["dose"].to_numpy(float)
+    per_dose = float(w @ (diff / dose)) if np.isfinite(dose).all() and (dose > 0).all() else float("nan")
+    return {"level": float(w @ diff), "base": float(w @ got[against].to_numpy(float)), "per_dose": per_dose,
+            "n_cells": int(len(got))}
+
+
 # ---------------------------------------------------------------------------- plant summaries
 #: the outcome each issue-17 plant is summarised on by default
 PLANT_OUTCOMES = {"dose": "disputes_opened", "stop": "incidents_nonpolice", "displacement": "incidents_theft",
@@ -233,4 +275,4 @@ def plant_truths(w: World, cells: pd.DataFrame | None = None,
 
 
 __all__ = ["DOSE_REFORMS", "NO_TRUTH_CELLS", "PLANT_OUTCOMES", "TRUTH_CELLS_FILE", "TRUTH_CELLS_TABLE",
-           "load_truth_cells", "plant_truths", "truth_cells", "truth_for_sample", "write_truth_cells"]
+           "cells_truth", "load_truth_cells", "plant_truths", "read_truth_cells", "truth_cells", "truth_for_sample", "write_truth_cells"]
