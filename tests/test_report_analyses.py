@@ -388,3 +388,22 @@ def test_section_facts_the_evaluation_adds_are_used(world):
     assert ba.analysis_sentence(miss, "dose") == "剂量反应分析暂不可用：部分实施改革的派出所缺少实施强度（覆盖比例），请在改革表中补齐"
     assert analysis_reason("subgroups: column 'area_type' is missing for station '3310'; fill it or choose another --by",
                               "zh") == "部分派出所缺少该分组所需的值，请在派出所名册中补齐"
+
+
+def test_dose_cells_left_out_are_stated(world):
+    """small_cohorts: skip leaves out the cells of a cohort with one coverage share; the notes say how
+    many and how many adopters go unused (nothing dropped silently)."""
+    p = world["panel"].copy()
+    first = p.groupby("station_id")["first_treat"].transform("first")
+    late = first == first[first > 0].max()
+    p.loc[late & (p["dose"] > 0), "dose"] = 0.5  # the last cohort: every adopter at one share
+    r = estimate_dose(p, "incidents_theft", degree=1, bootstrap=0, small_cohorts="skip")
+    cells = r.meta["skipped_cells"]["too_few_doses"]
+    unused = r.meta["n_treated"] - r.meta["n_treated_used"]
+    assert cells > 0 and unused > 0
+    zh = ba.section_notes(_ev(_sec("dose", "incidents_theft", r), "zh"), "dose")
+    en = ba.section_notes(_ev(_sec("dose", "incidents_theft", r), "en"), "dose")
+    assert any(f"{cells} 个队列-月份单元" in n and f"{unused} 个实施改革的派出所" in n for n in zh)
+    assert any(f"{cells} cohort-month cells" in n and f"{unused} adopting stations" in n for n in en)
+    full = estimate_dose(world["panel"], "incidents_theft", degree=1, bootstrap=0)
+    assert not any("cohort-month cells" in n for n in ba.section_notes(_ev(_sec("dose", "incidents_theft", full), "en"), "dose"))

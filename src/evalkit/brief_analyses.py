@@ -484,6 +484,12 @@ def section_notes(ev: Any, kind: str) -> list[str]:
     out = []
     if kind == "dose":
         out.append(at("dose_note", lang))
+        for o, s in done.items():  # cells left out with small_cohorts: skip are said, never silent
+            skipped = int((s.result.meta.get("skipped_cells") or {}).get("too_few_doses") or 0)
+            if skipped:
+                used, n = s.result.meta.get("n_treated_used"), s.result.meta.get("n_treated")
+                out.append(at("dose_skipped_note", lang, outcome=outcome_label(o, lang), cells=skipped,
+                              unused=int(n or 0) - int(used or 0)))
     own = kind == "spillover" and any(spillover_numbers(s)["spill"].get("own_base") for s in done.values())
     out.append(at("pct_note_spill" if own else "pct_note", lang))
     if kind == "switching":

@@ -275,6 +275,8 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "reason_few_switchers": "切换的派出所太少，无法进行小样本 F 检验（派出所数须多于安慰剂月数加 1；χ² 检验在此情形下会过度拒绝）",
         "equality_row": "各组效果相等（{by}）",
         "pct_note": "相对变化以实施派出所改革前的月均值为基数。",
+        "dose_skipped_note": ("{outcome}：{cells} 个队列-月份单元的覆盖比例种类少于剂量曲线所需，未纳入剂量分析；"
+                              "{unused} 个实施改革的派出所因此未被使用。"),
         "dose_note": "强度曲线需要“强平行趋势”假设才能比较不同强度；阴影为 95% 一致置信带。",
         # charts
         "x_dose_share": "覆盖比例", "x_dose_unit": "实施强度", "x_switch": "开始或停止实施后的月数",
@@ -356,6 +358,9 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
                                  "than placebo months plus one; the χ² test over-rejects here)"),
         "equality_row": "Equal effects across subgroups ({by})",
         "pct_note": "Percentages are of the adopting stations' monthly mean before adoption.",
+        "dose_skipped_note": ("{outcome}: {cells} cohort-month cells have fewer distinct coverage shares than the "
+                              "dose curve needs and are left out of the dose analysis; {unused} adopting stations "
+                              "are therefore not used."),
         "dose_note": "Comparing intensities needs 'strong parallel trends'; the shaded area is the 95% uniform band.",
         "x_dose_share": "Coverage", "x_dose_unit": "Intensity", "x_switch": "Months since switching on or off",
         "x_spill": "Months since adoption (neighbours: since a neighbour adopted)",
