@@ -74,6 +74,10 @@ EVENT_STUDY_SOURCES = tuple(sorted(names(event_study=True),
 TIMING_KEYS = ("seconds", "timings")
 # clock readings inside an estimator's meta (e.g. CS stage timings); moved to the timing block
 RESULT_TIMING_META = ("timing", "seconds")
+# covariance kinds results.json leaves out: Sun–Abraham's saturated cohort × event-time matrix (329
+# terms, 2–3 MB of JSON per outcome on the small world, half of the file; no reader uses it — the
+# brief and the sensitivity analysis read ``vcov["event"]``); the fitted result keeps it
+RESULTS_JSON_OMIT_VCOV = ("gt",)
 
 
 class EvaluationError(RuntimeError):
@@ -403,8 +407,9 @@ class Evaluation:
 
 
 def _result_dict(r: EstimationResult, stages: dict[str, Any], where: str) -> dict[str, Any]:
-    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``)."""
-    d = r.to_dict()
+    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``) and
+    without the covariance kinds of :data:`RESULTS_JSON_OMIT_VCOV`."""
+    d = r.to_dict(omit_vcov=RESULTS_JSON_OMIT_VCOV)
     meta = dict(d.get("meta") or {})
     clock = {k: meta.pop(k) for k in RESULT_TIMING_META if k in meta}
     if clock:
