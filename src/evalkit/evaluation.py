@@ -25,7 +25,6 @@ and the further analyses the params ask for (dose, switching, spillover, heterog
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
