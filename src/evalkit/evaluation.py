@@ -230,7 +230,7 @@ class Evaluation:
         lo, hi = float(o["ci_low"]), float(o["ci_high"])
         if math.isnan(lo) or math.isnan(hi):
             return []
-        rows = self.estimates(outcome)
+        rows = self._estimates_cached(outcome)  # read only here
         rows = rows[(rows["kind"] == "estimator") & (rows["name"] != self.params.headline)
                     & ~rows["name"].isin(names(role="naive"))]  # year-on-year is not a causal estimate
         return [r.name for r in rows.itertuples(index=False) if r.ci_high < lo or r.ci_low > hi]
@@ -312,17 +312,20 @@ class Evaluation:
 
         A copy of a table built once per outcome (the brief's cells ask ~40 times): rebuilt
         when a result of the outcome is replaced, added or removed, or its ``estimates`` frame is."""
-        outcome = outcome or self.primary_outcome
+        return self._estimates_cached(outcome or self.primary_outcome).copy()
+
+    def _estimates_cached(self, outcome: str) -> pd.DataFrame:
+        """The cached table of :meth:`estimates` (not to be modified)."""
         done = self.results.get(outcome, {}), self.robustness.get(outcome, {})
         key = [(k, r, r.estimates) for by in done for k, r in by.items()]
         cache = self.__dict__.setdefault("_estimates_cache", {})
         hit = cache.get(outcome)
         if hit is not None and len(hit[0]) == len(key) and all(
                 a[0] == b[0] and a[1] is b[1] and a[2] is b[2] for a, b in zip(hit[0], key, strict=True)):
-            return hit[1].copy()
+            return hit[1]
         table = self._estimates_table(outcome)
         cache[outcome] = (key, table)
-        return table.copy()
+        return table
 
     def _estimates_table(self, outcome: str) -> pd.DataFrame:
         """The table of :meth:`estimates`, built from the results."""
@@ -412,7 +415,11 @@ class Evaluation:
         """Write ``results.json`` atomically (temp file + rename); ``text``: see :meth:`to_dict`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = dumps_readable(_json_safe(self.to_dict(text)))  # rows of scalars on one line
+        d = self.to_dict(text)
+        # results and robustness come from EstimationResult.to_dict, JSON-safe already (_clean):
+        # not walked twice (they hold most of the file's numbers)
+        safe = {k: v if k in ("results", "robustness") else _json_safe(v) for k, v in d.items()}
+        body = dumps_readable(safe)  # rows of scalars on one line
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
         public_mode(fd)  # mkstemp makes 0600; results follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
