@@ -25,7 +25,6 @@ and the further analyses the params ask for (dose, switching, spillover, heterog
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -60,7 +59,7 @@ from evalkit.index.outcome import add_index_outcomes
 from evalkit.panel import build_panel
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
-from evalkit.results import EstimationResult
+from evalkit.results import EstimationResult, dumps_readable
 from evalkit.sensitivity_run import Sensitivity, reason, run_sensitivity
 from evalkit.verdict import decide
 
@@ -74,6 +73,10 @@ EVENT_STUDY_SOURCES = tuple(sorted(names(event_study=True),
 TIMING_KEYS = ("seconds", "timings")
 # clock readings inside an estimator's meta (e.g. CS stage timings); moved to the timing block
 RESULT_TIMING_META = ("timing", "seconds")
+# covariance kinds results.json leaves out: Sun–Abraham's saturated cohort × event-time matrix (329
+# terms, 2–3 MB of JSON per outcome on the small world, half of the file; no reader uses it — the
+# brief and the sensitivity analysis read ``vcov["event"]``); the fitted result keeps it
+RESULTS_JSON_OMIT_VCOV = ("gt",)
 
 
 class EvaluationError(RuntimeError):
@@ -227,7 +230,7 @@ class Evaluation:
         lo, hi = float(o["ci_low"]), float(o["ci_high"])
         if math.isnan(lo) or math.isnan(hi):
             return []
-        rows = self.estimates(outcome)
+        rows = self._estimates_cached(outcome)  # read only here
         rows = rows[(rows["kind"] == "estimator") & (rows["name"] != self.params.headline)
                     & ~rows["name"].isin(names(role="naive"))]  # year-on-year is not a causal estimate
         return [r.name for r in rows.itertuples(index=False) if r.ci_high < lo or r.ci_low > hi]
@@ -305,8 +308,27 @@ class Evaluation:
         """Rows of the robustness table: estimators side by side, then control-group and inference
         variants. Columns: ``kind`` (estimator / control / inference), ``name`` (estimator or
         variant key), ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``pct``, ``n_treated``,
-        ``n_control`` (outcome units; share outcomes in proportions)."""
-        outcome = outcome or self.primary_outcome
+        ``n_control`` (outcome units; share outcomes in proportions).
+
+        A copy of a table built once per outcome (the brief's cells ask ~40 times): rebuilt
+        when a result of the outcome is replaced, added or removed, or its ``estimates`` frame is."""
+        return self._estimates_cached(outcome or self.primary_outcome).copy()
+
+    def _estimates_cached(self, outcome: str) -> pd.DataFrame:
+        """The cached table of :meth:`estimates` (not to be modified)."""
+        done = self.results.get(outcome, {}), self.robustness.get(outcome, {})
+        key = [(k, r, r.estimates) for by in done for k, r in by.items()]
+        cache = self.__dict__.setdefault("_estimates_cache", {})
+        hit = cache.get(outcome)
+        if hit is not None and len(hit[0]) == len(key) and all(
+                a[0] == b[0] and a[1] is b[1] and a[2] is b[2] for a, b in zip(hit[0], key, strict=True)):
+            return hit[1]
+        table = self._estimates_table(outcome)
+        cache[outcome] = (key, table)
+        return table
+
+    def _estimates_table(self, outcome: str) -> pd.DataFrame:
+        """The table of :meth:`estimates`, built from the results."""
         rows = []
 
         def row(kind: str, name: str, r: EstimationResult) -> dict[str, Any]:
@@ -393,7 +415,11 @@ class Evaluation:
         """Write ``results.json`` atomically (temp file + rename); ``text``: see :meth:`to_dict`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(_json_safe(self.to_dict(text)), ensure_ascii=False, indent=2)
+        d = self.to_dict(text)
+        # results and robustness come from EstimationResult.to_dict, JSON-safe already (_clean):
+        # not walked twice (they hold most of the file's numbers)
+        safe = {k: v if k in ("results", "robustness") else _json_safe(v) for k, v in d.items()}
+        body = dumps_readable(safe)  # rows of scalars on one line
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
         public_mode(fd)  # mkstemp makes 0600; results follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -403,8 +429,9 @@ class Evaluation:
 
 
 def _result_dict(r: EstimationResult, stages: dict[str, Any], where: str) -> dict[str, Any]:
-    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``)."""
-    d = r.to_dict()
+    """``r.to_dict()`` without clock readings in its meta (collected in ``stages[where]``) and
+    without the covariance kinds of :data:`RESULTS_JSON_OMIT_VCOV`."""
+    d = r.to_dict(omit_vcov=RESULTS_JSON_OMIT_VCOV)
     meta = dict(d.get("meta") or {})
     clock = {k: meta.pop(k) for k in RESULT_TIMING_META if k in meta}
     if clock:
