@@ -54,6 +54,7 @@ from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
 from evalkit.index.outcome import add_index_outcomes
 from evalkit.panel import build_panel
+from evalkit.panel_source import read_panel_file
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
 from evalkit.results import EstimationResult
@@ -451,7 +452,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     progress.report("build_panel")
     with open_warehouse(p.warehouse) as con:
         facts = warehouse_facts(con, p.warehouse)
-        if panel is None:
+        if panel is None and p.panel_file:  # a ready station-month Parquet (evalkit.panel_source)
+            panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
+        elif panel is None:
             panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
                                 exclude_reforms=p.exclude_reforms)
             panel = add_index_outcomes(con, panel, p)  # index/capability scores joined (evalkit.index.outcome)
