@@ -41,6 +41,7 @@ import pandas as pd
 from evalkit import __version__, progress
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
+from evalkit.estimators._sample import shared_samples
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
@@ -464,6 +465,12 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             f"no station in the selected region adopted reform {p.reform!r} ({p.reform_info.zh}) — check the "
             f"region filter {p.region.as_filter()} and the reforms table"
         )
+    with shared_samples(panel):  # one validated sample per outcome and options, for every step (panel unchanged)
+        return _evaluate(p, panel, facts, t0)
+
+
+def _evaluate(p: EvaluationParams, panel: pd.DataFrame, facts: WarehouseFacts, t0: float) -> Evaluation:
+    """:func:`evaluate` once the panel is built."""
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
     results: dict[str, dict[str, EstimationResult]] = {}

@@ -145,9 +145,7 @@ def read_panel_file(con: duckdb.DuckDBPyConnection, path: str | Path, params: An
     S = len(stations)
     at = np.asarray(cells["_code"], dtype=np.int64) * T + np.asarray(cells["t"], dtype=np.int64)
     code = np.repeat(np.arange(S), T)
-    df = pd.DataFrame({"station_id": _take(stations["station_id"], code)})
-    for c in STATION_COLUMNS:
-        df[c] = _take(stations[c], code)
+    df = pd.DataFrame({c: _take(stations[c], code) for c in ("station_id", *STATION_COLUMNS)}, copy=False)
     df["period"] = np.tile(np.arange(p0, p1 + 1, dtype=np.int64), S)
     df["first_treat"] = np.repeat(stations["first_treat"].to_numpy(dtype=np.int64), T)
     missing: dict[str, int] = {}
@@ -208,9 +206,13 @@ def _excluded_counts(con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, oth
     return {r: int(rows.loc[rows["reform"] == r, "station_id"].nunique()) for r in others}
 
 
-def _take(values: pd.Series, code: np.ndarray) -> np.ndarray:
-    """``values[code]``: object columns share the station-level objects (no string per row)."""
-    return values.to_numpy()[code]
+def _take(values: pd.Series, code: np.ndarray) -> pd.Series:
+    """``values[code]``; text columns stay ``object`` arrays sharing the station-level strings (one
+    pointer per row, no string per row, and ``to_numpy`` is free for the estimators' unit codes)."""
+    v = values.to_numpy()
+    if v.dtype.kind in "iuf":
+        return pd.Series(v[code], copy=False)
+    return pd.Series(v.astype(object, copy=False)[code], dtype=object, copy=False)
 
 
 def _show(v: Any) -> str:

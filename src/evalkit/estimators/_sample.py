@@ -24,7 +24,8 @@ is wrong, the first offending rows (index labels of the input frame) and what to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -225,7 +226,29 @@ def _label_codes(values: pd.Series) -> np.ndarray:
         if hi - lo <= 4 * v.size + 1000:
             present = np.bincount((v - lo).astype(np.int64, copy=False), minlength=hi - lo + 1) > 0
             return (np.cumsum(present) - 1)[v - lo].astype(np.int64, copy=False)
+    if v is not None and v.dtype == object and v.size > 1:
+        runs = _sorted_runs(v)
+        if runs is not None:
+            return runs
     return pd.factorize(values, sort=True)[0].astype(np.int64)
+
+
+def _sorted_runs(v: np.ndarray) -> np.ndarray | None:
+    """Codes of object labels that arrive in runs of strictly increasing labels (a panel sorted by
+    unit, e.g. the warehouse's or a panel file's station-major order): one neighbour comparison and
+    a cumulative sum instead of hashing and sorting every label; ``None`` when they do not (or
+    the labels are not mutually comparable), so the caller factorizes."""
+    try:
+        change = v[1:] != v[:-1]
+        heads = v[np.r_[0, np.flatnonzero(change) + 1]]
+        if not (heads[1:] > heads[:-1]).all() or len({type(x) for x in heads}) != 1:
+            return None
+    except TypeError:
+        return None
+    codes = np.empty(v.size, dtype=np.int64)
+    codes[0] = 0
+    np.cumsum(change, out=codes[1:])
+    return codes
 
 
 def _varies_within(codes: np.ndarray, order: np.ndarray | None, starts: np.ndarray, ucodes: np.ndarray
@@ -253,6 +276,26 @@ def _validate_weights(df: pd.DataFrame, col: str, unit: str, time: str) -> pd.Se
     if not (v > 0).any():
         raise PanelInputError(f"column {col!r}: every weight is 0; weights must have a positive sum")
     return pd.Series(v, index=df.index, name=col)
+
+
+# the panel whose samples are shared inside a ``shared_samples`` block, and those samples by arguments
+_SHARED: dict[str, Any] | None = None
+
+
+@contextmanager
+def shared_samples(panel: pd.DataFrame) -> Iterator[None]:
+    """Inside the block, :func:`build_sample` on ``panel`` (this very object) with the same arguments
+    returns the sample it built the first time (``control`` aside, which does not change the rows):
+    one validation per outcome and sample options for every estimator and step of an evaluation
+    instead of one per call. The caller promises not to change ``panel`` inside the block; samples
+    of other frames (permuted copies, subsets) are built as always and not kept."""
+    global _SHARED
+    before = _SHARED
+    _SHARED = {"panel": panel, "samples": {}}
+    try:
+        yield
+    finally:
+        _SHARED = before
 
 
 def build_sample(
@@ -286,6 +329,20 @@ def build_sample(
         panel = s.frame
     if not isinstance(panel, pd.DataFrame):
         raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    shared = _SHARED if _SHARED is not None and _SHARED["panel"] is panel else None
+    key = (outcome, unit, time, cohort, cluster, weights, covariates)
+    if shared is not None and key in shared["samples"]:
+        s = shared["samples"][key]
+        return s if s.control == control else replace(s, control=control)
+    s = _build(panel, outcome, unit, time, cohort, cluster, weights, covariates, control)
+    if shared is not None:
+        shared["samples"][key] = s
+    return s
+
+
+def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str, cluster: str | None,
+           weights: str | None, covariates: tuple[str, ...], control: str) -> StaggeredSample:
+    """:func:`build_sample` on a frame (validation, conventions, counts)."""
 
     wanted = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
                                  *([weights] if weights else []), *covariates]))
