@@ -156,7 +156,8 @@ def read_panel_file(con: duckdb.DuckDBPyConnection, path: str | Path, params: An
         missing[o] = int(np.isnan(y).sum())
         whole = missing[o] == 0 and types[o].startswith(_INTEGER)
         df[o] = y.astype(np.int64) if whole else y
-    df["month"] = pd.to_datetime({"year": df["period"] // 12, "month": df["period"] % 12 + 1, "day": 1})
+    per = np.arange(p0, p1 + 1)  # the T months once, tiled (not one date conversion per row)
+    df["month"] = np.tile(pd.to_datetime({"year": per // 12, "month": per % 12 + 1, "day": 1}).to_numpy(), S)
     ever = df["first_treat"] != NEVER_TREATED
     df["treated"] = (ever & (df["period"] >= df["first_treat"])).astype("int8")
     df["event_time"] = pd.array((df["period"] - df["first_treat"]).where(ever), dtype="Int64")
@@ -170,8 +171,8 @@ def read_panel_file(con: duckdb.DuckDBPyConnection, path: str | Path, params: An
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, path: Path, mcol: str, outcomes: list[str]) -> None:
-    """One pass over the file: missing ids/months, unparseable months, duplicates, unknown stations,
-    infinite or negative outcomes (first offending station and month named)."""
+    """Missing ids/months, unparseable months, infinite or negative outcomes (one scan of the file),
+    duplicates and unknown stations (one query each); the first offending station and month named."""
     def first(cond: str, column: str, problem: str, hint: str, sql: str | None = None) -> None:
         row = con.execute(sql or f"SELECT count(*), any_value(station_id), any_value(_raw_month) FROM _panel_file "
                           f"WHERE {cond}").fetchall()[0]
@@ -179,9 +180,17 @@ def _check_rows(con: duckdb.DuckDBPyConnection, path: Path, mcol: str, outcomes:
             raise _err(path, column, f"{problem} in {row[0]} row{'s' if row[0] != 1 else ''} (e.g. station_id="
                        f"{row[1]!r}, {mcol}={_show(row[2])})", hint)
 
-    first("station_id IS NULL", "station_id", "missing station id", "every row needs a station_id")
-    first("_raw_month IS NULL", mcol, "missing month", f"every row needs its {mcol}")
-    first("period IS NULL", mcol, "unreadable month", "write months as dates or YYYY-MM text")
+    rowwise = [("station_id IS NULL", "station_id", "missing station id", "every row needs a station_id"),
+               ("_raw_month IS NULL", mcol, "missing month", f"every row needs its {mcol}"),
+               ("period IS NULL", mcol, "unreadable month", "write months as dates or YYYY-MM text")]
+    for o in outcomes:
+        rowwise += [(f"isinf({_ident(o)})", o, "infinite value", "set the cell to NULL (missing) or fix it"),
+                    (f"{_ident(o)} < 0", o, "negative value", "counts and rates are >= 0; set the cell to NULL if unknown")]
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c[0]})" for c in rowwise)
+                         + " FROM _panel_file").fetchall()[0]
+    for n, check in zip(counts, rowwise, strict=True):
+        if n:  # name the first offending row
+            first(*check)
     first("", "station_id", "station-month given more than once", "keep one row per station and month",
           sql="SELECT count(*), any_value(station_id), any_value(period) FROM (SELECT station_id, period "
               "FROM _panel_file GROUP BY ALL HAVING count(*) > 1)")
@@ -189,9 +198,6 @@ def _check_rows(con: duckdb.DuckDBPyConnection, path: Path, mcol: str, outcomes:
           "ingest the station register first (evalkit ingest stations …) or fix the id",
           sql="SELECT count(*), any_value(station_id), any_value(_raw_month) FROM _panel_file "
               "WHERE station_id NOT IN (SELECT station_id FROM stations)")
-    for o in outcomes:
-        first(f"isinf({_ident(o)})", o, "infinite value", "set the cell to NULL (missing) or fix it")
-        first(f"{_ident(o)} < 0", o, "negative value", "counts and rates are >= 0; set the cell to NULL if unknown")
 
 
 def _excluded_counts(con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, others: list[str],
