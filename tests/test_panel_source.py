@@ -57,7 +57,19 @@ def test_panel_file_equals_the_records_panel(demo_warehouse, every_station, reco
     want = records_panel[cols].reset_index(drop=True)
     pd.testing.assert_frame_equal(got[cols], want, check_dtype=False)
     assert got["first_treat"].dtype == np.int64 and got["incidents_fight"].dtype == want["incidents_fight"].dtype
-    assert got.attrs["excluded_stations"] == records_panel.attrs["excluded_stations"] == {"station_pilot": 1}
+    assert got.attrs["excluded_stations"] == records_panel.attrs["excluded_stations"]
+
+
+def test_exclude_reforms_as_build_panel(demo_warehouse, every_station, tmp_path):
+    """Every region: the pilot station (一所一品试点) leaves the comparison group, as in build_panel."""
+    path = _write(every_station, tmp_path / "panel.parquet")
+    with open_db(demo_warehouse, read_only=True) as con:
+        want = build_panel(con, "两队一室", start="2019-01", end="2025-12", exclude_reforms=["一所一品试点"])
+        got = read_panel_file(con, path, _params(demo_warehouse, path, region={}))
+    assert got.attrs["excluded_stations"] == want.attrs["excluded_stations"] == {"station_pilot": 1}
+    pd.testing.assert_frame_equal(got[["station_id", "period", "first_treat", *OUTCOMES]],
+                                  want[["station_id", "period", "first_treat", *OUTCOMES]].reset_index(drop=True),
+                                  check_dtype=False)
 
 
 def test_missing_station_months_are_missing_never_zero(demo_warehouse, records_panel, tmp_path):

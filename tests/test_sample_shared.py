@@ -51,11 +51,14 @@ def test_shared_samples_reuse_only_inside_the_block_and_for_that_panel():
         a = build_sample(df, "y")
         b = build_sample(df, "y", control="notyet")
         c = build_sample(df, "y", cluster="county")
+        u = build_sample(df, "y", cluster="station_id")
         other = df.copy()
         d1, d2 = build_sample(other, "y"), build_sample(other, "y")
         assert build_sample(df, "y") is a
     assert b.frame is a.frame and b.control == "notyet" and a.control == "never"
     assert c is not a and c.cluster == "county"
+    assert u.frame is a.frame and u.cluster == "station_id" and u.info == a.info  # cluster = unit: same rows
+    pd.testing.assert_frame_equal(u.frame, build_sample(df, "y", cluster="station_id").frame)
     assert d1 is not d2 and d1 is not a  # another frame: built as always, not kept
     assert build_sample(df, "y") is not a  # outside the block: fresh
     pd.testing.assert_frame_equal(a.frame, fresh.frame)

@@ -330,13 +330,15 @@ def build_sample(
     if not isinstance(panel, pd.DataFrame):
         raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
     shared = _SHARED if _SHARED is not None and _SHARED["panel"] is panel else None
-    key = (outcome, unit, time, cohort, cluster, weights, covariates)
-    if shared is not None and key in shared["samples"]:
-        s = shared["samples"][key]
-        return s if s.control == control else replace(s, control=control)
-    s = _build(panel, outcome, unit, time, cohort, cluster, weights, covariates, control)
-    if shared is not None:
-        shared["samples"][key] = s
+    if shared is None:
+        return _build(panel, outcome, unit, time, cohort, cluster, weights, covariates, control)
+    # clustering by the unit itself validates nothing more and keeps the same columns: one sample for both
+    key = (outcome, unit, time, cohort, None if cluster == unit else cluster, weights, covariates)
+    s = shared["samples"].get(key)
+    if s is None:
+        s = shared["samples"][key] = _build(panel, outcome, unit, time, cohort, key[4], weights, covariates, control)
+    if s.cluster != cluster or s.control != control:
+        s = replace(s, cluster=cluster, control=control)
     return s
 
 
