@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluation import ROOT, _env, measure_floor  # noqa: E402  (the floor is defined once)
 
 WALL_TARGET, RSS_TARGET = 90.0, 6.0  # s, GiB
+SHIPPED_INFERENCE = ["wild_bootstrap", "randomization"]  # params/two_teams_fights.yaml
 GIB = 2**30
 
 
@@ -115,11 +116,14 @@ def national_world(work: Path, stations: int, months: int, seed: int) -> tuple[P
     return wh, path, facts
 
 
-def national_params(work: Path, panel: Path, facts: dict) -> Path:
-    """two_teams_fights' shape on every station and the national window, with ``panel_file``."""
+def national_params(work: Path, panel: Path, facts: dict, inference: list[str] | None = None) -> Path:
+    """two_teams_fights' shape on every station and the national window, with ``panel_file``
+    (``inference``: replaces the shipped file's list, for what-if runs)."""
     shipped = yaml.safe_load((ROOT / "params" / "two_teams_fights.yaml").read_text(encoding="utf-8"))
     p = dict(shipped, evaluation_id="national_two_teams", region={}, panel_file=str(panel),
              window={"start": facts["start"], "end": facts["end"]})
+    if inference is not None:
+        p["inference"] = inference
     path = work / "national_two_teams.yaml"
     path.write_text(yaml.safe_dump(p, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -209,6 +213,8 @@ def main() -> None:
     ap.add_argument("--stations", type=int, default=40_000)
     ap.add_argument("--months", type=int, default=120)
     ap.add_argument("--seed", type=int, default=42, help="seed of the national demo world")
+    ap.add_argument("--inference", help="comma-separated inference list replacing the shipped file's (what-if; "
+                    "'' for none); the table then says so")
     ap.add_argument("--skip-floor", action="store_true", help="do not measure the floor (quick runs)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (warehouse, panel, outputs)")
     ap.add_argument("--json", help="also write the floor, the panel facts and the row to this JSON file")
@@ -221,7 +227,10 @@ def main() -> None:
         t = time.perf_counter()
         wh, panel, facts = national_world(work, a.stations, a.months, a.seed)
         print(f"  world and panel written in {time.perf_counter() - t:.0f} s (not timed)", file=sys.stderr, flush=True)
-        params = national_params(work, panel, facts)
+        inference = None if a.inference is None else [x for x in a.inference.split(",") if x]
+        params = national_params(work, panel, facts, inference)
+        if inference is not None:
+            print(f"  what-if: inference = {inference} (shipped: {SHIPPED_INFERENCE})", file=sys.stderr)
         row = run_national(params, wh, work / "out")
         print_table(floor, facts, row, (load0, os.getloadavg()[0]))
         if a.json:
