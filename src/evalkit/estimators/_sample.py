@@ -224,8 +224,9 @@ def _label_codes(values: pd.Series) -> np.ndarray:
     if v is not None and v.dtype.kind in "iu" and v.size:
         lo, hi = int(v.min()), int(v.max())
         if hi - lo <= 4 * v.size + 1000:
-            present = np.bincount((v - lo).astype(np.int64, copy=False), minlength=hi - lo + 1) > 0
-            return (np.cumsum(present) - 1)[v - lo].astype(np.int64, copy=False)
+            c = (v - lo).astype(np.int64, copy=False)  # a fresh array
+            present = np.bincount(c, minlength=hi - lo + 1) > 0
+            return c if present.all() else (np.cumsum(present) - 1)[c]  # every label used: offsets are codes
     if v is not None and v.dtype == object and v.size > 1:
         runs = _sorted_runs(v)
         if runs is not None:
@@ -385,8 +386,9 @@ def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str,
     if varies.any():
         raise _fail(cohort, f"adoption period varies within a {unit!r} unit", df, varies,
                     f"give every row of a unit the same {cohort!r}", unit, time)
-    early = (gv != NEVER) & (gv < first)
-    if early.any():
+    ug = (gv if order is None else gv[order])[starts]  # one value per unit (constant within units: checked)
+    if ((ug != NEVER) & (ug < first)).any():
+        early = (gv != NEVER) & (gv < first)
         raise _fail(cohort, f"adoption before the first period {first}", df, early,
                     "widen the panel window or drop these units in the panel builder", unit, time)
 
@@ -425,7 +427,7 @@ def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str,
                         "fill the covariate or drop those rows in the panel builder", unit, time)
 
     # conventions, per unit (cohort is constant within a unit)
-    unit_g = (gv if order is None else gv[order])[starts]
+    unit_g = ug
     recoded: dict[str, int] = {}
     late_unit = unit_g > last
     if late_unit.any():
@@ -436,12 +438,13 @@ def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str,
     from_first = (unit_g == first) & (unit_g != NEVER)
     if from_first.any():
         dropped_units["treated_from_first_period"] = int(from_first.sum())
-    keep = ~from_first[ucodes]
+    keep = ~from_first[ucodes] if from_first.any() else np.ones(len(ucodes), dtype=bool)
     miss = np.isnan(yv) & keep
     if miss.any():
         dropped_cells["missing_outcome"] = int(miss.sum())
         keep &= ~miss
-    rows_per_unit = np.bincount(ucodes[keep], minlength=len(starts))
+    all_kept = not (from_first.any() or dropped_cells)
+    rows_per_unit = np.bincount(ucodes if all_kept else ucodes[keep], minlength=len(starts))
     gone = int(((rows_per_unit == 0) & ~from_first).sum())
     if gone:
         dropped_units["no_outcome"] = gone
@@ -451,7 +454,9 @@ def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str,
 
     # the frame: kept rows in (unit, period) order, built once from the validated arrays
     rows = None if order is None and keep.all() else np.flatnonzero(keep) if order is None else order[keep[order]]
-    fresh = {time: tv, cohort: unit_g[ucodes], outcome: yv, **({weights: wv} if weights else {})}
+    # no unit recoded: the validated cohort column itself (equal to unit_g[ucodes] row by row)
+    g_rows = gv if not recoded else unit_g[ucodes]
+    fresh = {time: tv, cohort: g_rows, outcome: yv, **({weights: wv} if weights else {})}
     cols: dict[str, Any] = {}
     for c in wanted:
         if rows is not None:
@@ -468,12 +473,13 @@ def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str,
     span = last - first + 1
     codes_cache = None
     if span <= 4 * len(tv) + 1000:  # periods as offsets: codes by a bincount map, no sort
-        t_present = np.bincount(t_kept - first, minlength=span) > 0
+        tk = t_kept - first
+        t_present = np.bincount(tk, minlength=span) > 0
         n_periods = int(t_present.sum())
         u_kept = ucodes if rows is None else ucodes[rows]
         if n_units < len(starts):  # units left out: renumber 0..n_units-1 (sorted label order kept)
             u_kept = (np.cumsum(present) - 1)[u_kept]
-        codes_cache = (frame, u_kept, (np.cumsum(t_present) - 1)[t_kept - first],
+        codes_cache = (frame, u_kept, tk if t_present.all() else (np.cumsum(t_present) - 1)[tk],
                        np.flatnonzero(t_present).astype(np.int64) + first)
     else:
         n_periods = int(np.unique(t_kept).size)
