@@ -221,16 +221,16 @@ def _label_codes(values: pd.Series) -> np.ndarray:
     """Codes 0..n-1 of the sorted distinct labels (no missing values). Integer labels with a compact
     range take a bincount map (~5x faster than a sorted factorize), other labels ``pd.factorize``."""
     v = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+    if v is not None and v.dtype == object and v.size > 1:
+        runs = _sorted_runs(v)
+        if runs is not None:
+            return runs
     if v is not None and v.dtype.kind in "iu" and v.size:
         lo, hi = int(v.min()), int(v.max())
         if hi - lo <= 4 * v.size + 1000:
             c = (v - lo).astype(np.int64, copy=False)  # a fresh array
             present = np.bincount(c, minlength=hi - lo + 1) > 0
             return c if present.all() else (np.cumsum(present) - 1)[c]  # every label used: offsets are codes
-    if v is not None and v.dtype == object and v.size > 1:
-        runs = _sorted_runs(v)
-        if runs is not None:
-            return runs
     return pd.factorize(values, sort=True)[0].astype(np.int64)
 
 
