@@ -3,7 +3,6 @@ text labels by runs: the same samples and the same numbers as building each samp
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import numpy as np
@@ -12,7 +11,13 @@ import pytest
 
 import evalkit
 import evalkit.evaluation as evaluation
-from evalkit.estimators._sample import _label_codes, build_sample, shared_samples
+from evalkit.estimators._sample import (
+    _label_codes,
+    build_sample,
+    share_samples,
+    shared_samples,
+    with_sample_scope,
+)
 from evalkit.params import load_params
 
 
@@ -42,6 +47,22 @@ def test_label_codes_by_runs_equal_factorize(labels):
 def test_mixed_label_types_fall_back_to_factorize(labels):
     s = pd.Series(np.array(labels, dtype=object), dtype=object)
     np.testing.assert_array_equal(_label_codes(s), pd.factorize(s, sort=True)[0])
+
+
+def test_share_samples_outside_a_scope_does_nothing_and_the_scope_ends_with_an_exception():
+    df = _panel()
+    share_samples(df)
+    assert build_sample(df, "y") is not build_sample(df, "y")
+
+    @with_sample_scope
+    def fails():
+        share_samples(df)
+        assert build_sample(df, "y") is build_sample(df, "y")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fails()
+    assert build_sample(df, "y") is not build_sample(df, "y")  # the scope ended with the exception
 
 
 def test_shared_samples_reuse_only_inside_the_block_and_for_that_panel():
@@ -75,6 +96,6 @@ def _numbers(ev) -> dict:
 def test_evaluation_numbers_equal_with_and_without_shared_samples(demo_warehouse, monkeypatch):
     p = load_params("params/two_teams_fights.yaml").model_copy(update={"warehouse": str(demo_warehouse)})
     shared = _numbers(evalkit.evaluate(p))
-    monkeypatch.setattr(evaluation, "shared_samples", lambda panel: contextlib.nullcontext())
+    monkeypatch.setattr(evaluation, "share_samples", lambda panel: None)
     alone = _numbers(evalkit.evaluate(p))
     assert shared == alone

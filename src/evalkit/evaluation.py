@@ -41,7 +41,7 @@ import pandas as pd
 from evalkit import __version__, progress
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
-from evalkit.estimators._sample import shared_samples
+from evalkit.estimators._sample import share_samples, with_sample_scope
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
@@ -439,6 +439,7 @@ def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise EvaluationError(str(exc)) from None
 
 
+@with_sample_scope  # with share_samples(panel) below: one validated sample per outcome for every step
 def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:
     """Run one evaluation: build the panel from the warehouse (or use ``panel``), choose the headline
     estimator (:func:`evalkit.headline_choice.choose_headline`; ``ev.params`` is a copy of the params
@@ -465,12 +466,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             f"no station in the selected region adopted reform {p.reform!r} ({p.reform_info.zh}) — check the "
             f"region filter {p.region.as_filter()} and the reforms table"
         )
-    with shared_samples(panel):  # one validated sample per outcome and options, for every step (panel unchanged)
-        return _evaluate(p, panel, facts, t0)
-
-
-def _evaluate(p: EvaluationParams, panel: pd.DataFrame, facts: WarehouseFacts, t0: float) -> Evaluation:
-    """:func:`evaluate` once the panel is built."""
+    share_samples(panel)  # evaluate() does not change the panel: its samples are built once (scope: decorator)
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
     results: dict[str, dict[str, EstimationResult]] = {}

@@ -24,7 +24,8 @@ is wrong, the first offending rows (index labels of the input frame) and what to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -279,24 +280,49 @@ def _validate_weights(df: pd.DataFrame, col: str, unit: str, time: str) -> pd.Se
     return pd.Series(v, index=df.index, name=col)
 
 
-# the panel whose samples are shared inside a ``shared_samples`` block, and those samples by arguments
+# the panel whose samples are shared inside a sample scope, and those samples by arguments
 _SHARED: dict[str, Any] | None = None
 
 
 @contextmanager
-def shared_samples(panel: pd.DataFrame) -> Iterator[None]:
-    """Inside the block, :func:`build_sample` on ``panel`` (this very object) with the same arguments
-    returns the sample it built the first time (``control`` aside, which does not change the rows):
-    one validation per outcome and sample options for every estimator and step of an evaluation
-    instead of one per call. The caller promises not to change ``panel`` inside the block; samples
-    of other frames (permuted copies, subsets) are built as always and not kept."""
+def sample_scope() -> Iterator[None]:
+    """A block inside which :func:`share_samples` may name the panel whose samples are shared."""
     global _SHARED
     before = _SHARED
-    _SHARED = {"panel": panel, "samples": {}}
+    _SHARED = {"panel": None, "samples": {}}
     try:
         yield
     finally:
         _SHARED = before
+
+
+def with_sample_scope(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``fn`` runs inside its own :func:`sample_scope` (left however ``fn`` ends)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with sample_scope():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def share_samples(panel: pd.DataFrame) -> None:
+    """Inside the current :func:`sample_scope` (none: nothing happens), :func:`build_sample` on
+    ``panel`` (this very object) with the same arguments returns the sample it built the first time
+    (``control`` aside, which does not change the rows; clustering by the unit itself shares the
+    unclustered sample): one validation per outcome and sample options for every estimator and step
+    of an evaluation instead of one per call. The caller promises not to change ``panel`` until the
+    scope ends; samples of other frames (permuted copies, subsets) are built as always, not kept."""
+    if _SHARED is not None:
+        _SHARED["panel"], _SHARED["samples"] = panel, {}
+
+
+@contextmanager
+def shared_samples(panel: pd.DataFrame) -> Iterator[None]:
+    """:func:`sample_scope` sharing ``panel``'s samples (:func:`share_samples`) for the block."""
+    with sample_scope():
+        share_samples(panel)
+        yield
 
 
 def build_sample(
