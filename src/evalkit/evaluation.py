@@ -43,6 +43,7 @@ from evalkit.analyses import AnalysisSection
 from evalkit.analyses_run import evaluation_notes, run_analyses
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, get_estimator, names
+from evalkit.estimators._sample import share_samples, with_sample_scope
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
@@ -57,6 +58,7 @@ from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
 from evalkit.index.outcome import add_index_outcomes
 from evalkit.panel import build_panel
+from evalkit.panel_source import read_panel_file
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
 from evalkit.results import EstimationResult, dumps_readable
@@ -486,6 +488,7 @@ def open_warehouse(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise EvaluationError(str(exc)) from None
 
 
+@with_sample_scope  # with share_samples(panel) below: one validated sample per outcome for every step
 def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame | None = None) -> Evaluation:
     """Run one evaluation: build the panel from the warehouse (or use ``panel``), choose the headline
     estimator (:func:`evalkit.headline_choice.choose_headline`; ``ev.params`` is a copy of the params
@@ -503,7 +506,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     progress.report("build_panel")
     with open_warehouse(p.warehouse) as con:
         facts = warehouse_facts(con, p.warehouse)
-        if panel is None:
+        if panel is None and p.panel_file:  # a ready station-month Parquet (evalkit.panel_source)
+            panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
+        elif panel is None:
             panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
                                 exclude_reforms=p.exclude_reforms)
             panel = add_index_outcomes(con, panel, p)  # index/capability scores joined (evalkit.index.outcome)
@@ -513,6 +518,7 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             f"no station in the selected region adopted reform {p.reform!r} ({p.reform_info.zh}) — check the "
             f"region filter {p.region.as_filter()} and the reforms table"
         )
+    share_samples(panel)  # evaluate() does not change the panel: its samples are built once (scope: decorator)
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
     results: dict[str, dict[str, EstimationResult]] = {}

@@ -210,6 +210,8 @@ class EvaluationParams(BaseModel):
     lang: Literal["zh", "en"] = "zh"
     suppress_below: SInt = Field(5, ge=0)
     warehouse: str = "data/warehouse.duckdb"
+    # a station-month Parquet panel read instead of the warehouse's records (evalkit.panel_source)
+    panel_file: str | None = None
     inference: list[str] = Field(default_factory=list)
     wild_weights: Literal["rademacher", "webb"] = "rademacher"
     wild_draws: SInt = Field(999, ge=99, le=100_000)
@@ -474,7 +476,7 @@ def check_window(params: EvaluationParams, con, source: str) -> list[str]:
     p1 = int(w.end[:4]) * 12 + int(w.end[5:]) - 1
     problems = []
     region_sql, args = _region_sql(params.region.as_filter())
-    for table in outcome_tables(params.outcomes):
+    for table in [] if params.panel_file else outcome_tables(params.outcomes):  # a panel file: its own months
         span = data_span(con, table, params.region.as_filter())  # the covered months of the region's stations
         if span is None:
             problems.append(f"{source}: outcomes: the warehouse has no {table} records (in the region) for "

@@ -24,7 +24,9 @@ is wrong, the first offending rows (index labels of the input frame) and what to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -220,6 +222,10 @@ def _label_codes(values: pd.Series) -> np.ndarray:
     """Codes 0..n-1 of the sorted distinct labels (no missing values). Integer labels with a compact
     range take a bincount map (~5x faster than a sorted factorize), other labels ``pd.factorize``."""
     v = values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+    if v is not None and v.dtype == object and v.size > 1:
+        runs = _sorted_runs(v)
+        if runs is not None:
+            return runs
     if v is not None and v.dtype.kind in "iu" and v.size:
         lo, hi = int(v.min()), int(v.max())
         if hi - lo <= 4 * v.size + 1000:
@@ -227,6 +233,24 @@ def _label_codes(values: pd.Series) -> np.ndarray:
             present = np.bincount(c, minlength=hi - lo + 1) > 0
             return c if present.all() else (np.cumsum(present) - 1)[c]  # every label used: offsets are codes
     return pd.factorize(values, sort=True)[0].astype(np.int64)
+
+
+def _sorted_runs(v: np.ndarray) -> np.ndarray | None:
+    """Codes of object labels that arrive in runs of strictly increasing labels (a panel sorted by
+    unit, e.g. the warehouse's or a panel file's station-major order): one neighbour comparison and
+    a cumulative sum instead of hashing and sorting every label; ``None`` when they do not (or
+    the labels are not mutually comparable), so the caller factorizes."""
+    try:
+        change = v[1:] != v[:-1]
+        heads = v[np.r_[0, np.flatnonzero(change) + 1]]
+        if not (heads[1:] > heads[:-1]).all() or len({type(x) for x in heads}) != 1:
+            return None
+    except TypeError:
+        return None
+    codes = np.empty(v.size, dtype=np.int64)
+    codes[0] = 0
+    np.cumsum(change, out=codes[1:])
+    return codes
 
 
 def _varies_within(codes: np.ndarray, order: np.ndarray | None, starts: np.ndarray, ucodes: np.ndarray
@@ -254,6 +278,51 @@ def _validate_weights(df: pd.DataFrame, col: str, unit: str, time: str) -> pd.Se
     if not (v > 0).any():
         raise PanelInputError(f"column {col!r}: every weight is 0; weights must have a positive sum")
     return pd.Series(v, index=df.index, name=col)
+
+
+# the panel whose samples are shared inside a sample scope, and those samples by arguments
+_SHARED: dict[str, Any] | None = None
+
+
+@contextmanager
+def sample_scope() -> Iterator[None]:
+    """A block inside which :func:`share_samples` may name the panel whose samples are shared."""
+    global _SHARED
+    before = _SHARED
+    _SHARED = {"panel": None, "samples": {}}
+    try:
+        yield
+    finally:
+        _SHARED = before
+
+
+def with_sample_scope(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``fn`` runs inside its own :func:`sample_scope` (left however ``fn`` ends)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with sample_scope():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def share_samples(panel: pd.DataFrame) -> None:
+    """Inside the current :func:`sample_scope` (none: nothing happens), :func:`build_sample` on
+    ``panel`` (this very object) with the same arguments returns the sample it built the first time
+    (``control`` aside, which does not change the rows; clustering by the unit itself shares the
+    unclustered sample): one validation per outcome and sample options for every estimator and step
+    of an evaluation instead of one per call. The caller promises not to change ``panel`` until the
+    scope ends; samples of other frames (permuted copies, subsets) are built as always, not kept."""
+    if _SHARED is not None:
+        _SHARED["panel"], _SHARED["samples"] = panel, {}
+
+
+@contextmanager
+def shared_samples(panel: pd.DataFrame) -> Iterator[None]:
+    """:func:`sample_scope` sharing ``panel``'s samples (:func:`share_samples`) for the block."""
+    with sample_scope():
+        share_samples(panel)
+        yield
 
 
 def build_sample(
@@ -287,6 +356,22 @@ def build_sample(
         panel = s.frame
     if not isinstance(panel, pd.DataFrame):
         raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    shared = _SHARED if _SHARED is not None and _SHARED["panel"] is panel else None
+    if shared is None:
+        return _build(panel, outcome, unit, time, cohort, cluster, weights, covariates, control)
+    # clustering by the unit itself validates nothing more and keeps the same columns: one sample for both
+    key = (outcome, unit, time, cohort, None if cluster == unit else cluster, weights, covariates)
+    s = shared["samples"].get(key)
+    if s is None:
+        s = shared["samples"][key] = _build(panel, outcome, unit, time, cohort, key[4], weights, covariates, control)
+    if s.cluster != cluster or s.control != control:
+        s = replace(s, cluster=cluster, control=control)
+    return s
+
+
+def _build(panel: pd.DataFrame, outcome: str, unit: str, time: str, cohort: str, cluster: str | None,
+           weights: str | None, covariates: tuple[str, ...], control: str) -> StaggeredSample:
+    """:func:`build_sample` on a frame (validation, conventions, counts)."""
 
     wanted = list(dict.fromkeys([unit, time, cohort, outcome, *([cluster] if cluster else []),
                                  *([weights] if weights else []), *covariates]))

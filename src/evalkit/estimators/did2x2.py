@@ -42,31 +42,35 @@ def estimate_did2x2(
                                           "alpha", "weights"))
     smp = fe_sample(panel, outcome, unit=unit, time=time, cohort=cohort, cluster=cluster, weights=weights)
     frame = smp.frame
-    first = frame.groupby(unit)[cohort].first()
+    # per unit (codes in sorted label order, as a groupby on the labels): its cohort
+    per_unit = np.zeros(smp.n_units, dtype=np.int64)
+    g_row = frame[cohort].to_numpy()
+    per_unit[smp.unit] = g_row
+    first = pd.Series(per_unit)
     cohorts = first[first != 0]
     if cohorts.empty:
         raise ValueError("no adopting stations in the panel: a 2x2 DiD needs a treated group")
     g = int(cohorts.value_counts().idxmax()) if treated_cohort is None else int(treated_cohort)
-    never = first.index[first == 0]
-    if len(never) == 0:
+    n_never = int((per_unit == 0).sum())
+    if n_never == 0:
         raise ValueError("no never-adopting stations in the panel: a 2x2 DiD needs a control group")
-    units_t = cohorts.index[cohorts == g]
-    if len(units_t) == 0:
+    n_t = int((cohorts == g).sum())
+    if n_t == 0:
         raise ValueError(f"treated_cohort={g}: no station adopts in that period; cohorts are {sorted(set(cohorts))}")
-    rows = (frame[unit].isin(units_t.union(never)) & frame[time].between(g - window, g + window - 1)).to_numpy()
-    df = frame[rows]
-    d_treat = df[unit].isin(units_t).to_numpy(dtype=float)
-    d_after = (df[time] >= g).to_numpy(dtype=float)
+    t_row = frame[time].to_numpy()
+    rows = (((g_row == g) | (g_row == 0)) & (t_row >= g - window) & (t_row <= g + window - 1))
+    y = smp.y[rows]
+    d_treat = (g_row[rows] == g).astype(float)
+    d_after = (t_row[rows] >= g).astype(float)
     w = None if smp.weights is None else smp.weights[rows]
-    clusters = df[cluster or unit]
-    fit = _fe.feols(df[outcome].to_numpy(dtype=float), np.column_stack([d_treat, d_after, d_treat * d_after]),
-                    weights=w, cluster=_fe.codes(clusters)[0], names=["treated", "after", "treated_x_after"])
+    fit = _fe.feols(y, np.column_stack([d_treat, d_after, d_treat * d_after]),
+                    weights=w, cluster=_fe.codes(smp.cluster[rows])[0], names=["treated", "after", "treated_x_after"])
     if fit.names[-1] != "treated_x_after":
         raise ValueError("the 2x2 cells are not all observed (treated/control x before/after)")
     b, se = float(fit.coef[-1]), float(fit.se[-1])
     lo, hi = fit.conf_int(alpha)
-    ww = np.ones(len(df)) if w is None else w
-    cell = pd.DataFrame({"t": d_treat, "a": d_after, "wy": ww * df[outcome].to_numpy(dtype=float), "w": ww})
+    ww = np.ones(len(y)) if w is None else w
+    cell = pd.DataFrame({"t": d_treat, "a": d_after, "wy": ww * y, "w": ww})
     sums = cell.groupby(["t", "a"])[["wy", "w"]].sum()
     means = sums["wy"] / sums["w"]
     rows_out = [{
@@ -80,9 +84,9 @@ def estimate_did2x2(
             "control_group": "never treated",
             "treated_cohort": g,
             "window_months": window,
-            "n_treated_used": int(len(units_t)),  # the cohort's stations (n_treated: the whole sample's)
-            "n_control_used": int(len(never)),
-            "n_obs": int(len(df)),
+            "n_treated_used": n_t,  # the cohort's stations (n_treated: the whole sample's)
+            "n_control_used": n_never,
+            "n_obs": int(len(y)),
             "n_clusters": int(fit.n_clusters),
             "cluster": cluster or unit,
             "se_type": f"{_fe.SSC_LABEL}; factor={fit.ssc:.8f}, K={fit.dof_k}, t({fit.df_t})",
