@@ -178,6 +178,8 @@ def county_world(size, seed, *, start=None, end="2025-12", n_stations=None):
     w.reform_of[:] = -1
     w.adopt[:] = 0
     w.strength[:] = 0.0
+    # the issue-17 plants belong to the demo's reforms, which this world replaces: no dose, stop or exposure
+    w.dose[:], w.end[:], w.exposed[:] = 1.0, 0, False
     for k in range(len(sizes)):  # ~60 % of each county adopts, spread over the cohorts
         idx = np.flatnonzero(county == k)
         treated = rng.permutation(idx)[: round(0.6 * len(idx))]
@@ -189,7 +191,7 @@ def county_world(size, seed, *, start=None, end="2025-12", n_stations=None):
     w.reforms = pd.DataFrame({
         "station_id": st["station_id"].to_numpy()[rows], "reform": "two_teams_one_room",
         "adopted_on": [registry.period_start(int(w.adopt[i])) for i in rows], "cohort": w.adopt[rows],
-        "reform_zh": registry.REFORMS["two_teams_one_room"].zh})
+        "ended_on": pd.NaT, "intensity": np.nan, "reform_zh": registry.REFORMS["two_teams_one_room"].zh})
     return w
 
 W.build_world = county_world
