@@ -360,3 +360,15 @@ def test_small_sample_factor_scales_only_the_dose_regression_part():
     sa = estimate_dose(one, "y", degree=1, bootstrap=0).rows("dose_slope")["std_error"].to_numpy()
     sb = estimate_dose(one, "y", degree=1, bootstrap=0, ssc=False).rows("dose_slope")["std_error"].to_numpy()
     np.testing.assert_allclose(sa / sb, np.sqrt(n / (n - 2)), rtol=1e-12)
+
+
+def test_one_dose_per_cohort_says_so():
+    """One station per adoption cohort (a county): no cohort can compare doses; skipping every cell ends
+    in an error that says why, not a generic 'no cell' one."""
+    p = _panel(n=10, cohorts=(0, 2, 3, 4, 5), seed=4, doses=(0.5,))
+    p = p[~((p["first_treat"] > 0) & p.duplicated(["first_treat", "period"]))]  # one adopter per cohort
+    share = {2: 0.25, 3: 0.5, 4: 0.75, 5: 1.0}  # a different share in each cohort
+    p = p.assign(dose=np.where(p["dose"] > 0, p["first_treat"].map(share).fillna(0.0), 0.0))
+    assert p.loc[p["first_treat"] > 0].groupby("first_treat")["station_id"].nunique().eq(1).all()
+    with pytest.raises(PanelInputError, match="every adoption cohort has fewer distinct doses"):
+        estimate_dose(p, "y", degree=1, bootstrap=0, small_cohorts="skip")

@@ -407,3 +407,18 @@ def test_dose_cells_left_out_are_stated(world):
     assert any(f"{cells} cohort-month cells" in n and f"{unused} adopting stations" in n for n in en)
     full = estimate_dose(world["panel"], "incidents_theft", degree=1, bootstrap=0)
     assert not any("cohort-month cells" in n for n in ba.section_notes(_ev(_sec("dose", "incidents_theft", full), "en"), "dose"))
+
+
+def test_stopping_without_comparison_is_stated(world):
+    """Stations stopped, but no station kept the reform past their stop: the switch-off fit cannot run and
+    the notes say why (never a silent absence of the switch-off sentence)."""
+    from evalkit.analyses_run import NO_STOP_COMPARISON
+
+    r = world["switching"]
+    sec = AnalysisSection("switching", "incidents_nonpolice", {"in": r}, None,
+                          {"n_stopped": 2, "out_error": NO_STOP_COMPARISON})
+    zh = ba.section_notes(_ev({"switching": {"incidents_nonpolice": sec}}, "zh", "incidents_nonpolice"), "switching")
+    en = ba.section_notes(_ev({"switching": {"incidents_nonpolice": sec}}, "en", "incidents_nonpolice"), "switching")
+    assert "2 个派出所停止实施改革，但停止的效果无法估计：停止时没有仍在实施且未停止的派出所可作对照。" in zh
+    assert any(n.startswith("2 station(s) stopped the reform, but the effect of stopping cannot be estimated: no station")
+               for n in en)

@@ -161,8 +161,16 @@ def _switching(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict[
     except Exception as exc:  # noqa: BLE001 - the switching-in fit stands; the reason is kept
         if not fits:
             raise
-        sec.facts["out_error"] = f"{type(exc).__name__}: {exc}"
+        # in this window every stopping station starts treated, so "no unit switches out" means none kept
+        # a comparison: no station was still running the reform, unstopped, when they stopped
+        sec.facts["out_error"] = (NO_STOP_COMPARISON if "no unit switches out" in str(exc)
+                                  else f"{type(exc).__name__}: {exc}")
     sec.result = fits
+
+
+#: why switching off has no estimate when no station keeps the reform running past the stops
+NO_STOP_COMPARISON = ("no station keeps running the reform, without stopping, past the month the stopping "
+                      "stations stop: the effect of stopping has no comparison")
 
 
 def stop_window_start(panel: pd.DataFrame, treatment: str = "treatment") -> int | None:

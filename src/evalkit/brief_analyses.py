@@ -493,6 +493,11 @@ def section_notes(ev: Any, kind: str) -> list[str]:
     own = kind == "spillover" and any(spillover_numbers(s)["spill"].get("own_base") for s in done.values())
     out.append(at("pct_note_spill" if own else "pct_note", lang))
     if kind == "switching":
+        for s in done.values():  # stations stopped but the switch-off fit could not run: say why
+            if (s.facts or {}).get("out_error") and "out" not in switching_numbers(s):
+                out.append(at("switch_off_missing_note", lang, n=int(s.facts.get("n_stopped") or 0),
+                              reason=analysis_reason(s.facts["out_error"], lang)))
+                break
         for s in done.values():
             n = int((s.facts or {}).get("n_stopped") or 0)
             if n and set(switching_numbers(s)) == {"in"}:  # their stop is inside the effect of switching on

@@ -257,6 +257,7 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "reason_cs_cohorts": "按批次平均的方法不能按该列拆分（同一批次内取值不同）",
         "reason_one_group": "只有一个分组有实施改革的派出所",
         "pct_note_spill": "邻近派出所的相对变化以其在相邻派出所实施改革前的月均值为基数；直接效果以实施派出所改革前的月均值为基数。",
+        "switch_off_missing_note": "{n} 个派出所停止实施改革，但停止的效果无法估计：{reason}。",
         "switch_stopped_note": "{n} 个派出所先开始后停止实施：本方法按首次变化分组，它们计为开始实施的派出所，"
                                "停止后的月份计入开始实施后的效果。",
         "hetero_estimator_note": "按{by}分组采用{estimator}的拟合（主要结果的方法按整批次平均，不能按该列拆分；估计对象相同）。",
@@ -272,6 +273,9 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "n_spill": "未实施 {n_ctl} 个，其中与实施派出所相邻 {n_exp} 个", "n_group": "实施 {n_a} 个，对照 {n_c} 个",
         "unrated_col": "不评级：{why}",
         "placebo_test_name": "改革前安慰剂联合检验（{k} 个月，小样本 F 检验）",
+        "reason_no_stop_comparison": "停止时没有仍在实施且未停止的派出所可作对照",
+        "reason_dose_one_per_cohort": ("每个实施批次内的覆盖比例种类都少于剂量曲线所需（例如每批只有一个派出所），"
+                                       "无法比较不同覆盖比例"),
         "reason_few_switchers": "切换的派出所太少，无法进行小样本 F 检验（派出所数须多于安慰剂月数加 1；χ² 检验在此情形下会过度拒绝）",
         "equality_row": "各组效果相等（{by}）",
         "pct_note": "相对变化以实施派出所改革前的月均值为基数。",
@@ -337,6 +341,7 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "reason_one_group": "only one subgroup has adopting stations",
         "pct_note_spill": "The neighbours' percentages are of their own monthly mean before a neighbour adopted; the "
                           "direct effect's of the adopting stations' mean before adoption.",
+        "switch_off_missing_note": "{n} station(s) stopped the reform, but the effect of stopping cannot be estimated: {reason}.",
         "switch_stopped_note": "{n} station(s) switched the reform on and later off: the method groups stations by "
                                "their first change, so they count as switching on and their months after the stop "
                                "are part of the effect after switching on.",
@@ -354,6 +359,9 @@ ANALYSIS_TEXTS: dict[str, dict[str, str]] = {
         "n_spill": "{n_ctl} not adopting, {n_exp} of them next to an adopter", "n_group": "{n_a} adopting, {n_c} comparison",
         "unrated_col": "not rated: {why}",
         "placebo_test_name": "Joint placebo test before the switch ({k} months, small-sample F)",
+        "reason_no_stop_comparison": "no station was still running the reform, without stopping, when they stopped",
+        "reason_dose_one_per_cohort": ("every adoption cohort has fewer distinct coverage shares than the dose curve "
+                                       "needs (e.g. one station per cohort), so coverage shares cannot be compared"),
         "reason_few_switchers": ("too few switching stations for the small-sample F test (it needs more stations "
                                  "than placebo months plus one; the χ² test over-rejects here)"),
         "equality_row": "Equal effects across subgroups ({by})",
@@ -393,6 +401,8 @@ ANALYSIS_REASONS: tuple[tuple[str, str], ...] = (
     (r"fewer than two subgroups", "reason_one_group"),
     (r"no unit switches|ended_on", "reason_no_switch"),
     (r"too few switchers for the small-sample test", "reason_few_switchers"),
+    (r"no station keeps running the reform", "reason_no_stop_comparison"),
+    (r"every adoption cohort has fewer distinct doses", "reason_dose_one_per_cohort"),
 )
 
 

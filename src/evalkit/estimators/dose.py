@@ -132,6 +132,10 @@ def estimate_dose(
                             skip_small=small_cohorts == "skip", ssc=bool(ssc))
     post = [c for c in cells if c["post"]]
     if not post:
+        if skipped.get("too_few_doses") and not any(c["post"] for c in cells):
+            raise PanelInputError(f"dose: every adoption cohort has fewer distinct doses than the {basis.k} B-spline "
+                                  f"functions need ({skipped['too_few_doses']} cells left out); the dose curve compares "
+                                  f"doses within a cohort — lower degree or knots, or group adoption dates")
         raise PanelInputError(f"column {cohort!r}: no cohort-period cell after adoption has both adopters and "
                               f"comparison units observed at the base and the period; check the panel")
     n_w = np.array([c["n_treated"] for c in post], dtype=float)
