@@ -133,6 +133,10 @@ def test_results_json_analyses_and_notes(wired, tmp_path):
     assert ev.notes == {"itt_stopped": {"n_stopped": 1}}
     assert "intent-to-treat" in note_sentence("itt_stopped", "en", **ev.notes["itt_stopped"])
     assert "意向处理" in note_sentence("itt_stopped", "zh", n_stopped=1)
+    # the brief states it next to the estimand (what the headline number means for this data)
+    from evalkit.brief_text import headline_text
+
+    assert headline_text(ev)["estimand_sentence"].endswith(note_sentence("itt_stopped", "en", n_stopped=1))
     path = ev.save(tmp_path / "results.json")
     d = json.loads(path.read_text(encoding="utf-8"))
     assert list(d["analyses"]) == list(KINDS) and d["notes"] == {"itt_stopped": {"n_stopped": 1}}

@@ -23,6 +23,7 @@ from evalkit.brief_words import (
     estimand_sentence,
     headline_choice_sentence,
     magnitude,
+    note_sentence,
     reason_words,
     sensitivity_steps,
 )
@@ -128,9 +129,14 @@ def headline_text(ev: Evaluation, outcome: str | None = None) -> dict[str, str]:
     question = t("question", lang, reform=reform, outcome=olabel,
                  stations=t("stations_desc", lang, n_treated=h["n_treated"], n_control=h["n_control"]),
                  start=ev.params.window.start, end=ev.params.window.end)
+    est_words = "" if h["verdict"] == "no_data" else \
+        estimand_sentence(h, ev.params.event_window, ev.params.design or "staggered", lang)
+    # what the estimand means for this data (e.g. stations that stopped: intent-to-treat), next to it
+    notes = [note_sentence(k, lang, **f) for k, f in (getattr(ev, "notes", None) or {}).items()]
+    if est_words and notes:
+        est_words = " ".join([est_words, *notes])
     out = {"question": question, "sentence": sentence,
-           "estimand_sentence": "" if h["verdict"] == "no_data" else
-           estimand_sentence(h, ev.params.event_window, ev.params.design or "staggered", lang),
+           "estimand_sentence": est_words,
            "verdict_label": verdict_label(h["verdict"], lang),
            "verdict_explanation": verdict_explanation(h["verdict_reason"], lang, tuple(h.get("verdict_caps") or ()),
                                                       n_treated=h["n_treated"], n_control=h["n_control"]),
