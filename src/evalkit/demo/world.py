@@ -38,6 +38,7 @@ from evalkit.demo.exports import (
     write_adjacency_csv,
 )
 from evalkit.demo.geography import station_map
+from evalkit.demo.manifest import load_truth, manifest_dict, read_manifest, rounded
 from evalkit.demo.outcomes import (
     compute_truth,
     draw_counts,
@@ -487,7 +488,7 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     # expected Y(0), Y(1) of each treated station-month: the truth of any evaluation's own sample
     cells = None if w.size in NO_TRUTH_CELLS else truth_cells(w)
     cells_path = write_truth_cells(w, root, cells)
-    plants = None if cells is None else _rounded(plant_truths(w, cells))
+    plants = None if cells is None else rounded(plant_truths(w, cells))
 
     if national:
         incidents: list[Path] | Path = inc_dir
@@ -503,7 +504,7 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
 
     files_written += write_index_tables(w, root)
 
-    manifest = _manifest(w, size, seed, start, end, n_reform_rows, inc_rows, dis_rows, files_written,
+    manifest = manifest_dict(w, size, seed, start, end, n_reform_rows, inc_rows, dis_rows, files_written,
                          years, slash, national, truth)
     manifest["rows"]["adjacency"] = n_adjacency_rows
     manifest["plants"] = plants
@@ -512,97 +513,3 @@ def generate_world(size: str = "small", seed: int = 42, out_dir: str | Path = "d
     _log(f"done in {time.perf_counter() - t0:.1f}s -> {root}", progress)
     return WorldFiles(root=root, stations=stations_path, reforms=reforms_path, incidents=incidents,
                       disputes=disputes, truth=truth_path, manifest=manifest_path, panel=panel_path)
-
-
-def _manifest(w: World, size: str, seed: int, start: str, end: str, n_reform_rows: int,
-              inc_rows: dict[int, int], dis_rows: dict[int, int], files: list[str], years: list[int],
-              slash: int | None, national: bool, truth: pd.DataFrame) -> dict:
-    reforms = []
-    overall = truth[(truth["kind"] == "overall") & truth["cohort"].isna()]
-    for r in REFORM_ORDER:
-        sub = w.reforms[w.reforms["reform"] == r]
-        if sub.empty:
-            continue
-        ov = overall[(overall["reform"] == r) & (overall["att_level"] != 0)]
-        reforms.append({
-            "reform": r,
-            "zh": registry.REFORMS[r].zh,
-            "n_stations": int(len(sub)),
-            "cohorts": sorted({registry.period_label(int(c)) for c in sub["cohort"]}),
-            "stations": EFFECT_TEXT[r]["stations"],
-            "planted_effect": EFFECT_TEXT[r]["effect"],
-            "outcomes_affected": EFFECT_TEXT[r]["outcomes"],
-            "true_overall_att_pct": {o: round(float(p), 2) for o, p in zip(ov["outcome"], ov["att_pct"], strict=True)
-                                     if np.isfinite(p)},
-            "pre_trend_violation": r == "village_auxiliary",
-            "selection_into_treatment": r == "station_pilot",
-            "placebo": r == "service_hall",
-            "dose": r == "village_auxiliary",
-            "switch_off": r == "nonpolice_diversion" and bool((w.end > 0).any()),
-            "displacement": r == "patrol_dispatch" and bool(w.exposed.any()),
-            "urban_rural": r == "police_grid",
-        })
-    return {
-        "synthetic": True,
-        "generated_by": "evalkit demo-data",
-        "size": size,
-        "seed": seed,
-        "start": start,
-        "end": end,
-        "n_stations": w.n_stations,
-        "n_months": int(len(w.periods)),
-        "rows": {
-            "stations": w.n_stations,
-            "reforms": n_reform_rows,
-            "incidents": int(sum(inc_rows.values())),
-            "disputes": int(sum(dis_rows.values())),
-            "incidents_by_year": {str(y): int(n) for y, n in inc_rows.items()},
-            "disputes_by_year": {str(y): int(n) for y, n in dis_rows.items()},
-            "panel": int(w.n_stations * len(w.periods)),
-        },
-        "files": files,
-        "encodings": {
-            **({f"incidents_{y}.csv": _enc_for_incidents(y) for y in years} if not national else
-               {"incidents/": "parquet"}),
-            **{f"disputes_{y}.csv": _enc_for_disputes(y) for y in years},
-            "reforms.csv": "utf-8",
-        },
-        "timestamp_formats": {"default": "%Y-%m-%d %H:%M:%S",
-                              **({f"incidents_{slash}.csv": "%Y/%-m/%-d %H:%M"} if slash else {})},
-        "reforms": reforms,
-        "notes": [
-            "Each station adopts at most one reform; the truth is each reform's ATT on its own stations.",
-            "Stations treated by another reform that affects the same outcome are not clean controls: "
-            "two_teams_one_room and nonpolice_diversion both lower dispatches/incidents_total; "
-            "village_auxiliary and police_grid lower incidents_dispute and incidents_total slightly.",
-            "issue-17 plants: 一村一辅警 doses (覆盖比例), one county stopping 非警务警情分流 (停止日期), theft "
-            "displaced from 巡处一体化 adopters onto their untreated neighbours (adjacency.csv), 警网融合 effects "
-            "by area type; 'plants' holds each plant's truth (evalkit.demo.truth.plant_truths; null for national).",
-            "Stations exposed to the displacement (neighbours of 巡处一体化 adopters) are not clean controls for "
-            "theft outcomes; their theft rises 6% from 2022-07 whatever their own reform.",
-            "truth: att_level/att_pct are expected-value based (E[Y(1)]-E[Y(0)] per treated station-month); "
-            "att_pct = 100*sum(Y1-Y0)/sum(Y0); kind='overall' averages all post-adoption treated "
-            "station-months in the window (the Callaway-Sant'Anna 'simple' target); cohort NA = all cohorts.",
-            "true_overall_att_pct is that all-months figure, not the headline estimand of an evaluation (months "
-            "0..H of its own sample's adopters); briefs show the truth for the evaluation's sample, computed from "
-            f"{TRUTH_CELLS_FILE} (expected Y0/Y1 per treated station-month; not written for the national size).",
-        ],
-    }
-
-
-def _rounded(x):
-    """The plant summaries for the manifest: floats to 6 significant digits, dose keys as text."""
-    if isinstance(x, dict):
-        return {(f"{k:g}" if isinstance(k, float) else k): _rounded(v) for k, v in x.items()}
-    if isinstance(x, float):
-        return float(f"{x:.6g}") if np.isfinite(x) else None
-    return x
-
-
-# ---------------------------------------------------------------------------- readers
-def load_truth(root: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(root) / "truth.parquet")
-
-
-def read_manifest(root: str | Path) -> dict:
-    return json.loads((Path(root) / "manifest.json").read_text(encoding="utf-8"))
