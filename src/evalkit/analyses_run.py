@@ -71,10 +71,11 @@ def run_analyses(ev: Evaluation, fits: dict[str, dict[str, Any]] | None = None) 
     which the copies in ``ev.results`` made by the small-sample steps do not carry); default
     ``ev.results``."""
     p = ev.params
+    truth_cells: dict[str, pd.DataFrame] = {}  # demo truth cells by outcome, read once for every kind
     for kind in p.analyses:
         progress.report(kind)
         t1 = time.perf_counter()
-        shared: dict[str, Any] = {"fits": fits if fits is not None else ev.results}
+        shared: dict[str, Any] = {"fits": fits if fits is not None else ev.results, "truth_cells": truth_cells}
         if kind == "spillover":
             try:
                 shared["adjacency"] = _adjacency(ev)
@@ -292,9 +293,11 @@ def planted_truth(kind: str, ev: Evaluation, outcome: str, sec: AnalysisSection,
     from evalkit.evaluation import EvaluationError, open_warehouse
 
     try:
-        with open_warehouse(ev.facts.path) as con:
-            cells = read_truth_cells(con, ev.params.reform, outcome)
-        return TRUTHS[kind](ev, outcome, sec, shared, cells) or None
+        cache = shared.setdefault("truth_cells", {})
+        if outcome not in cache:
+            with open_warehouse(ev.facts.path) as con:
+                cache[outcome] = read_truth_cells(con, ev.params.reform, outcome)
+        return TRUTHS[kind](ev, outcome, sec, shared, cache[outcome]) or None
     except (LookupError, EvaluationError, duckdb.Error):
         return None
 
