@@ -41,155 +41,19 @@ import pandas as pd
 
 from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.estimators._sample import StaggeredSample, build_sample
+from evalkit.estimators._sdid_fw import (
+    _fw,
+    _fw_gram,
+    _fw_groups,
+    _sparsify,
+    _sum_normalize,
+)
 from evalkit.estimators.specs import check_options
 from evalkit.results import EstimationResult, normal_inference
 
 METHODS = ("sdid", "sc", "did")
 SE_TYPES = ("placebo", "jackknife", "bootstrap", "none")
 LABELS = {"sdid": "Synthetic DiD", "sc": "Synthetic control", "did": "DiD (synthdid form)"}
-
-
-# ----------------------------------------------------------------------------- solver
-def _sum_normalize(x: np.ndarray) -> np.ndarray:
-    s = x.sum()
-    return x / s if s != 0 else np.full(len(x), 1.0 / len(x))
-
-
-def _sparsify(v: np.ndarray) -> np.ndarray:
-    """R ``sparsify_function`` row-wise: zero weights ≤ max/4, renormalise."""
-    v = np.where(v <= v.max(axis=-1, keepdims=True) / 4, 0.0, v)
-    return v / v.sum(axis=-1, keepdims=True)
-
-
-def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
-        max_iter: int) -> np.ndarray:
-    """Frank–Wolfe for  min ζ²‖x‖² + ‖A x − b‖²/n  on the simplex (R ``sc.weight.fw``), batched.
-
-    ``Y`` is B × n × (k+1): B independent problems whose first k columns are A and last is b.
-    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
-    ``max_iter`` steps), exactly as R's loop. A single problem (the point estimate) runs
-    :func:`_fw_one`; a batch runs :func:`_fw_groups`.
-    """
-    if Y.shape[0] == 1:
-        if intercept:
-            Y = Y - Y.mean(axis=1, keepdims=True)
-        k = Y.shape[2] - 1
-        x = np.full(k, 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(k)
-        return _fw_one(np.ascontiguousarray(Y[0, :, :-1]), np.ascontiguousarray(Y[0, :, -1]), x, float(zeta),
-                       float(min_decrease), max_iter)[None]
-    return _fw_groups([(Y, zeta, intercept, x0)], min_decrease, max_iter)[0]
-
-
-def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], min_decrease: float,
-               max_iter: int) -> list[np.ndarray]:
-    """:func:`_fw` for several batches of problems, e.g. the placebo draws' time and unit weights.
-
-    ``groups`` holds ``(Y, zeta, intercept, x0)`` per batch (B_g × n_g × (k_g+1)); returns the
-    solutions per group (B_g × k_g). Each batch iterates on its own arrays: padding the batches to
-    a common n and k (as before 2026-12-05) changed BLAS's summation blocks, so a padded problem's
-    rounding differed from the same problem solved alone, and the padded arrays of SDID's two
-    batches (~3 MB) no longer fitted the core's L2 cache (each step 3–4× slower).
-    """
-    return [_fw_batch(Y, zeta, intercept, x0, min_decrease, max_iter) for Y, zeta, intercept, x0 in groups]
-
-
-def _fw_batch(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
-              max_iter: int) -> np.ndarray:
-    """Frank–Wolfe for a batch of B problems of one shape (Y: B × n × (k+1)); returns x (B × k).
-
-    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
-    ``max_iter`` steps), exactly as R's loop; a problem's iterations do not depend on the other
-    problems of the batch (batched matmul runs one BLAS product per problem).
-
-    A x and the gradient A'(A x − b) + nζ²x are recomputed from A at every step, as R does:
-    updating them by rank-one steps (a step moves x towards one vertex) is faster but lets
-    rounding accumulate, and on nearly singular problems (synthetic control's tiny ζ, bootstrap
-    samples with repeated units) the 10 000-step path then drifts (draws off by 1e-2).
-    """
-    B, n, k1 = Y.shape
-    k = k1 - 1
-    if intercept:
-        Y = Y - Y.mean(axis=1, keepdims=True)
-    A = np.ascontiguousarray(Y[:, :, :-1])
-    b = np.ascontiguousarray(Y[:, :, -1])
-    x = np.full((B, k), 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(B, k)
-    zeta2 = float(zeta) ** 2
-    eta = n * zeta2
-    thresh = float(min_decrease) ** 2
-    out = np.empty((B, k))
-    At = np.ascontiguousarray(A.transpose(0, 2, 1))  # row i of problem j = column i of A_j
-    matmul, vecdot = np.matmul, np.vecdot
-    idx = np.arange(B)
-    prev = np.full(B, np.inf)
-    rows = np.arange(B)
-    Ax = matmul(A, x[:, :, None])[:, :, 0]
-    err = Ax - b  # A x − b, kept from the previous step's objective for the next gradient
-    t = 0
-    # the arithmetic of R's loop, element for element; numpy calls whose result is known are skipped
-    # (A x − b is the previous step's residual; `moving` is all True on almost every step)
-    while idx.size:
-        t += 1
-        half_grad = matmul(At, err[:, :, None])[:, :, 0]
-        half_grad += eta * x
-        i = half_grad.argmin(axis=1)
-        d_x = -x
-        d_x[rows, i] += 1.0
-        d_err = At[rows, i] - Ax  # A d_x
-        num = vecdot(half_grad, d_x)
-        den = vecdot(d_err, d_err) + eta * vecdot(d_x, d_x)
-        moving = den > 0  # den == 0 iff d_x == 0 (x is already the vertex): R returns x unchanged
-        if moving.all():
-            step = np.minimum(np.maximum(-num / den, 0.0), 1.0)
-        else:
-            step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
-        x += step[:, None] * d_x
-        Ax = matmul(A, x[:, :, None])[:, :, 0]
-        err = Ax - b
-        val = zeta2 * vecdot(x, x) + vecdot(err, err) / n
-        if t >= max_iter:
-            done = np.ones(idx.size, bool)
-        elif t >= 2:
-            going = prev - val > thresh
-            done = None if going.all() else ~going
-        else:
-            done = None
-        prev = val
-        if done is not None:
-            out[idx[done]] = x[done]
-            keep = ~done
-            idx, x, Ax, err, prev = idx[keep], x[keep], Ax[keep], err[keep], prev[keep]
-            A, At, b = A[keep], At[keep], b[keep]
-            rows = np.arange(idx.size)
-    return out
-
-
-def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrease: float,
-            max_iter: int) -> np.ndarray:
-    """Unbatched :func:`_fw` (same iterations; fewer numpy calls per step for a single fit)."""
-    n, k = A.shape
-    zeta2 = zeta ** 2
-    eta = n * zeta2
-    thresh = min_decrease ** 2
-    At = np.ascontiguousarray(A.T)
-    prev = np.inf
-    Ax = A @ x
-    for t in range(1, max_iter + 1):
-        half_grad = At @ (Ax - b) + eta * x
-        i = int(half_grad.argmin())
-        d_x = -x
-        d_x[i] = 1.0 - x[i]
-        d_err = A[:, i] - Ax
-        den = d_err @ d_err + eta * (d_x @ d_x)
-        if den > 0:
-            step = min(1.0, max(0.0, -(half_grad @ d_x) / den))
-            x = x + step * d_x
-            Ax = A @ x
-        err = Ax - b
-        val = zeta2 * (x @ x) + (err @ err) / n
-        if t >= 2 and not (prev - val > thresh):
-            break
-        prev = val
-    return x
 
 
 def _collapsed(Y: np.ndarray, N0: int, T0: int) -> np.ndarray:
@@ -224,13 +88,18 @@ class _Fit:
 
 
 def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
-                   lam0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                   lam0: np.ndarray | None, donors: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Weights for a batch of outcome matrices Y (B × N × T); returns ω (B × N0) and λ (B × T0).
 
     A weight that is not updated is returned as passed (``omega0`` / ``lam0``, B × · or 1-d to
     broadcast); one that is updated uses the passed value as the solver's starting point.
+    ``donors = (Y_co, cols)`` marks a placebo batch: problem j's controls are rows ``cols[j]`` of
+    the original controls ``Y_co`` (N0_orig × T), solved by :func:`_placebo_weights`.
     """
     B = Y.shape[0]
+    if donors is not None:
+        return _placebo_weights(Y, N0, T0, opts, omega0, lam0, *donors)
     Yc = _collapsed(Y, N0, T0) if (opts.update_lambda or opts.update_omega) else None
     lam = None if lam0 is None else np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
     omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
@@ -255,6 +124,43 @@ def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndar
         omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
         if opts.sparsify:
             omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
+    return omega, lam
+
+
+def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
+                     lam0: np.ndarray | None, Y_co: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_solve_weights` for placebo draws, by the Gram-updated Frank–Wolfe :func:`_fw_gram`.
+
+    Same problems, starting values, ζ, sparsification and stopping rule as R's ``placebo_se``
+    refits. λ's problems (control units × pre-periods, demeaned over each draw's controls) carry
+    their own T0 × T0 Gram matrices; ω's problems are column subsets of one matrix — the original
+    controls' pre-period outcomes (demeaned over time when ω has an intercept) — so they share its
+    Gram matrix (N0 × N0).
+    """
+    B = Y.shape[0]
+    lam = np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
+    omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
+    if opts.update_lambda:
+        Yc = _collapsed(Y, N0, T0)
+        Al = Yc[:, :N0, :]
+        if opts.lambda_intercept:
+            Al = Al - Al.mean(axis=1, keepdims=True)
+        A, b = np.ascontiguousarray(Al[:, :, :-1]), np.ascontiguousarray(Al[:, :, -1])
+        lam = _fw_gram(A, b, opts.zeta_lambda, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
+        if opts.sparsify:
+            lam = _fw_gram(A, b, opts.zeta_lambda, _sparsify(lam), opts.min_decrease, opts.max_iter)
+    if opts.update_omega:
+        M = np.array(Y_co[:, :T0].T)  # T0 × N0_orig: the placebo problems' columns
+        b = Y[:, N0:, :T0].mean(axis=1)  # the placebo-treated units' pre-period mean (R collapsed.form)
+        if opts.omega_intercept:
+            M -= M.mean(axis=0, keepdims=True)
+            b = b - b.mean(axis=1, keepdims=True)
+        x = np.full((B, N0), 1.0 / N0) if omega is None else omega
+        omega = _fw_gram(None, b, opts.zeta_omega, x, opts.min_decrease, opts.max_iter_pre_sparsify,
+                         shared=(M, cols))
+        if opts.sparsify:
+            omega = _fw_gram(None, b, opts.zeta_omega, _sparsify(omega), opts.min_decrease, opts.max_iter,
+                             shared=(M, cols))
     return omega, lam
 
 
@@ -302,10 +208,12 @@ def fit_matrix(Y: np.ndarray, N0: int, T0: int, method: str = "sdid") -> _Fit:
     return _Fit(tau=tau, omega=omega[0], lam=lam[0], opts=opts, noise_level=sigma)
 
 
-def _refit(Ys: np.ndarray, N0: int, T0: int, fit: _Fit, omega0: np.ndarray) -> np.ndarray:
+def _refit(Ys: np.ndarray, N0: int, T0: int, fit: _Fit, omega0: np.ndarray,
+           donors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Re-estimate a batch of resampled matrices with the original options (R's ``do.call(..., opts)``):
-    ζ and the stopping rule of the original fit, its λ and the given ω as starting values."""
-    omega, lam = _solve_weights(Ys, N0, T0, fit.opts, omega0, fit.lam)
+    ζ and the stopping rule of the original fit, its λ and the given ω as starting values
+    (``donors``: see :func:`_solve_weights`)."""
+    omega, lam = _solve_weights(Ys, N0, T0, fit.opts, omega0, fit.lam, donors)
     return _tau(Ys, N0, T0, omega, lam)
 
 
@@ -336,7 +244,7 @@ def placebo_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
     omega0 = fit.omega[perms[:, :n0]]
     sums = omega0.sum(axis=1, keepdims=True)
     omega0 = np.where(sums != 0, omega0 / np.where(sums != 0, sums, 1.0), 1.0 / n0)
-    return _refit(Y[perms], n0, T0, fit, omega0)[which.ravel()]
+    return _refit(Y[perms], n0, T0, fit, omega0, (Y[:N0], perms[:, :n0]))[which.ravel()]
 
 
 def jackknife_se(Y: np.ndarray, N0: int, T0: int, fit: _Fit) -> float:

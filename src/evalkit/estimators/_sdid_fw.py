@@ -1,0 +1,249 @@
+"""Frank–Wolfe solvers of synthetic DiD / synthetic control (R ``synthdid``'s ``sc.weight.fw``).
+
+Each solves  min ζ²‖x‖² + ‖A x − b‖²/n  over the simplex with exact line search and R's stopping
+rule (objective decrease < ``min_decrease``² after ≥ 2 steps, or ``max_iter`` steps):
+
+* :func:`_fw_one` — one problem (the point estimate), A x recomputed at every step as R does;
+* :func:`_fw_batch` / :func:`_fw_groups` — a batch of problems, same arithmetic (bootstrap draws);
+* :func:`_fw_gram` — a batch whose gradient is updated from A'A (the placebo draws): O(k) per
+  step instead of O(n·k); see its docstring for why this is exact up to rounding there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sum_normalize(x: np.ndarray) -> np.ndarray:
+    s = x.sum()
+    return x / s if s != 0 else np.full(len(x), 1.0 / len(x))
+
+
+def _sparsify(v: np.ndarray) -> np.ndarray:
+    """R ``sparsify_function`` row-wise: zero weights ≤ max/4, renormalise."""
+    v = np.where(v <= v.max(axis=-1, keepdims=True) / 4, 0.0, v)
+    return v / v.sum(axis=-1, keepdims=True)
+
+
+def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
+        max_iter: int) -> np.ndarray:
+    """Frank–Wolfe for  min ζ²‖x‖² + ‖A x − b‖²/n  on the simplex (R ``sc.weight.fw``), batched.
+
+    ``Y`` is B × n × (k+1): B independent problems whose first k columns are A and last is b.
+    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
+    ``max_iter`` steps), exactly as R's loop. A single problem (the point estimate) runs
+    :func:`_fw_one`; a batch runs :func:`_fw_groups`.
+    """
+    if Y.shape[0] == 1:
+        if intercept:
+            Y = Y - Y.mean(axis=1, keepdims=True)
+        k = Y.shape[2] - 1
+        x = np.full(k, 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(k)
+        return _fw_one(np.ascontiguousarray(Y[0, :, :-1]), np.ascontiguousarray(Y[0, :, -1]), x, float(zeta),
+                       float(min_decrease), max_iter)[None]
+    return _fw_groups([(Y, zeta, intercept, x0)], min_decrease, max_iter)[0]
+
+
+def _fw_groups(groups: list[tuple[np.ndarray, float, bool, np.ndarray | None]], min_decrease: float,
+               max_iter: int) -> list[np.ndarray]:
+    """:func:`_fw` for several batches of problems, e.g. the placebo draws' time and unit weights.
+
+    ``groups`` holds ``(Y, zeta, intercept, x0)`` per batch (B_g × n_g × (k_g+1)); returns the
+    solutions per group (B_g × k_g). Each batch iterates on its own arrays: padding the batches to
+    a common n and k (as before 2026-12-05) changed BLAS's summation blocks, so a padded problem's
+    rounding differed from the same problem solved alone, and the padded arrays of SDID's two
+    batches (~3 MB) no longer fitted the core's L2 cache (each step 3–4× slower).
+    """
+    return [_fw_batch(Y, zeta, intercept, x0, min_decrease, max_iter) for Y, zeta, intercept, x0 in groups]
+
+
+def _fw_batch(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
+              max_iter: int) -> np.ndarray:
+    """Frank–Wolfe for a batch of B problems of one shape (Y: B × n × (k+1)); returns x (B × k).
+
+    Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
+    ``max_iter`` steps), exactly as R's loop; a problem's iterations do not depend on the other
+    problems of the batch (batched matmul runs one BLAS product per problem).
+
+    A x and the gradient A'(A x − b) + nζ²x are recomputed from A at every step, as R does:
+    updating them by rank-one steps (a step moves x towards one vertex) is faster but lets
+    rounding accumulate, and on nearly singular problems (synthetic control's tiny ζ, bootstrap
+    samples with repeated units) the 10 000-step path then drifts (draws off by 1e-2).
+    """
+    B, n, k1 = Y.shape
+    k = k1 - 1
+    if intercept:
+        Y = Y - Y.mean(axis=1, keepdims=True)
+    A = np.ascontiguousarray(Y[:, :, :-1])
+    b = np.ascontiguousarray(Y[:, :, -1])
+    x = np.full((B, k), 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(B, k)
+    zeta2 = float(zeta) ** 2
+    eta = n * zeta2
+    thresh = float(min_decrease) ** 2
+    out = np.empty((B, k))
+    At = np.ascontiguousarray(A.transpose(0, 2, 1))  # row i of problem j = column i of A_j
+    matmul, vecdot = np.matmul, np.vecdot
+    idx = np.arange(B)
+    prev = np.full(B, np.inf)
+    rows = np.arange(B)
+    Ax = matmul(A, x[:, :, None])[:, :, 0]
+    err = Ax - b  # A x − b, kept from the previous step's objective for the next gradient
+    t = 0
+    # the arithmetic of R's loop, element for element; numpy calls whose result is known are skipped
+    # (A x − b is the previous step's residual; `moving` is all True on almost every step)
+    while idx.size:
+        t += 1
+        half_grad = matmul(At, err[:, :, None])[:, :, 0]
+        half_grad += eta * x
+        i = half_grad.argmin(axis=1)
+        d_x = -x
+        d_x[rows, i] += 1.0
+        d_err = At[rows, i] - Ax  # A d_x
+        num = vecdot(half_grad, d_x)
+        den = vecdot(d_err, d_err) + eta * vecdot(d_x, d_x)
+        moving = den > 0  # den == 0 iff d_x == 0 (x is already the vertex): R returns x unchanged
+        if moving.all():
+            step = np.minimum(np.maximum(-num / den, 0.0), 1.0)
+        else:
+            step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
+        x += step[:, None] * d_x
+        Ax = matmul(A, x[:, :, None])[:, :, 0]
+        err = Ax - b
+        val = zeta2 * vecdot(x, x) + vecdot(err, err) / n
+        if t >= max_iter:
+            done = np.ones(idx.size, bool)
+        elif t >= 2:
+            going = prev - val > thresh
+            done = None if going.all() else ~going
+        else:
+            done = None
+        prev = val
+        if done is not None:
+            out[idx[done]] = x[done]
+            keep = ~done
+            idx, x, Ax, err, prev = idx[keep], x[keep], Ax[keep], err[keep], prev[keep]
+            A, At, b = A[keep], At[keep], b[keep]
+            rows = np.arange(idx.size)
+    return out
+
+
+def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrease: float,
+            max_iter: int) -> np.ndarray:
+    """Unbatched :func:`_fw` (same iterations; fewer numpy calls per step for a single fit)."""
+    n, k = A.shape
+    zeta2 = zeta ** 2
+    eta = n * zeta2
+    thresh = min_decrease ** 2
+    At = np.ascontiguousarray(A.T)
+    prev = np.inf
+    Ax = A @ x
+    for t in range(1, max_iter + 1):
+        half_grad = At @ (Ax - b) + eta * x
+        i = int(half_grad.argmin())
+        d_x = -x
+        d_x[i] = 1.0 - x[i]
+        d_err = A[:, i] - Ax
+        den = d_err @ d_err + eta * (d_x @ d_x)
+        if den > 0:
+            step = min(1.0, max(0.0, -(half_grad @ d_x) / den))
+            x = x + step * d_x
+            Ax = A @ x
+        err = Ax - b
+        val = zeta2 * (x @ x) + (err @ err) / n
+        if t >= 2 and not (prev - val > thresh):
+            break
+        prev = val
+    return x
+
+
+def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, min_decrease: float, max_iter: int,
+             shared: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Frank–Wolfe for a batch of B problems with the gradient updated from the Gram matrix; x (B × k).
+
+    The problems and the stopping rule are those of :func:`_fw_batch` (each problem stops on its
+    own). A step moves x to (1−s)x + s·e_i, so A x and the half-gradient p = A'(A x − b) + nζ²x
+    follow exactly as  A x ← A x + s(A_i − A x)  and  p ← (1−s)p + s(G_i − A'b + nζ²e_i)  with
+    G = A'A: O(n + k) per step instead of the two O(n·k) products of R's loop. The objective and
+    the line search still use the explicit residual A x − b. Not used where problems are nearly
+    singular with exact ties (bootstrap samples repeat units: :func:`_fw_batch` there); on the
+    placebo problems the draws equal the recomputing loop to ~1e-13 relative after 10 000 steps
+    (``tests/test_compute_sdid.py``).
+
+    ``A`` is B × n × k (already demeaned if the problem has an intercept) and ``b`` B × n. With
+    ``shared = (M, cols)`` the problems are column subsets of one n × K matrix M (``A`` is then not
+    used and may be None): A_j = M[:, cols_j], and G_j's rows are gathered from M'M (K × K, shared
+    by the batch) — the placebo draws' unit weights, where B per-problem Gram matrices would not fit.
+    """
+    B, n = b.shape
+    x = np.array(x0, dtype=float).reshape(B, -1)
+    k = x.shape[1]
+    zeta2 = float(zeta) ** 2
+    eta = n * zeta2
+    thresh = float(min_decrease) ** 2
+    if shared is None:
+        At = np.ascontiguousarray(A.transpose(0, 2, 1))  # B × k × n
+        G = np.matmul(At, A)
+        c = np.matmul(At, b[:, :, None])[:, :, 0]
+        Ax = np.matmul(A, x[:, :, None])[:, :, 0]
+        p = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
+    else:
+        M, cols = shared
+        Mt = np.ascontiguousarray(M.T)  # K × n: row j is column j of M
+        G = Mt @ M
+        c = np.take_along_axis((Mt @ b.T).T, cols, axis=1)  # A_j' b_j
+        Ax = np.matmul(Mt[cols].transpose(0, 2, 1), x[:, :, None])[:, :, 0]
+        p = np.take_along_axis((Ax - b) @ M, cols, axis=1)
+    p += eta * x
+    out = np.empty((B, k))
+    idx = np.arange(B)
+    rows = np.arange(B)
+    prev = np.full(B, np.inf)
+    xx = np.vecdot(x, x)
+    t = 0
+    while idx.size:
+        t += 1
+        i = p.argmin(axis=1)
+        if shared is None:
+            Ai, Gi = At[rows, i], G[rows, i]
+        else:
+            ci = cols[rows, i]
+            Ai, Gi = Mt[ci], G[ci[:, None], cols]
+        xi = x[rows, i]
+        d_err = Ai - Ax
+        num = p[rows, i] - np.vecdot(p, x)  # p·(e_i − x)
+        # ‖A d_x‖² + nζ²‖e_i − x‖², with ‖e_i − x‖² = (‖x‖² − x_i²) + (1 − x_i)²: both parts ≥ 0
+        den = np.vecdot(d_err, d_err) + eta * (np.maximum(xx - xi * xi, 0.0) + (1.0 - xi) ** 2)
+        moving = den > 0  # den == 0 iff x is already the vertex e_i: R returns x unchanged
+        step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0)
+        if not moving.all():
+            step *= moving
+        s = step[:, None]
+        x *= 1.0 - s
+        x[rows, i] += step
+        Ax += s * d_err
+        Gi -= c
+        Gi *= s
+        p *= 1.0 - s
+        p += Gi
+        p[rows, i] += eta * step
+        err = Ax - b
+        xx = np.vecdot(x, x)
+        val = zeta2 * xx + np.vecdot(err, err) / n
+        if t >= max_iter:
+            done = np.ones(idx.size, bool)
+        elif t >= 2:
+            going = prev - val > thresh
+            done = None if going.all() else ~going
+        else:
+            done = None
+        prev = val
+        if done is not None:
+            out[idx[done]] = x[done]
+            keep = ~done
+            idx, x, Ax, p, b, c, prev, xx = idx[keep], x[keep], Ax[keep], p[keep], b[keep], c[keep], prev[keep], xx[keep]
+            if shared is None:
+                At, G = At[keep], G[keep]
+            else:
+                cols = cols[keep]
+            rows = np.arange(idx.size)
+    return out
