@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_BARRED = 1e300  # half-gradient of a column a problem may not use (finite: 0·_BARRED stays 0)
+
 
 def _sum_normalize(x: np.ndarray) -> np.ndarray:
     s = x.sum()
@@ -175,30 +177,40 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
     by the batch) — the placebo draws' unit weights, where B per-problem Gram matrices would not fit.
     """
     B, n = b.shape
-    x = np.array(x0, dtype=float).reshape(B, -1)
-    k = x.shape[1]
     zeta2 = float(zeta) ** 2
     eta = n * zeta2
     thresh = float(min_decrease) ** 2
+    x0 = np.asarray(x0, dtype=float).reshape(B, -1)
+    rows = np.arange(B)
     if shared is None:
+        x = x0.copy()
         At = np.ascontiguousarray(A.transpose(0, 2, 1))  # B × k × n
         G = np.matmul(At, A)
         c = np.matmul(At, b[:, :, None])[:, :, 0]
         Ax = np.matmul(A, x[:, :, None])[:, :, 0]
         p = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
     else:
+        # problem j works on all K columns of M, those outside cols_j barred: their half-gradient is held
+        # at _BARRED (c = −_BARRED there keeps (1−s)p + s(G_i − c) at _BARRED), their weight stays 0
         M, cols = shared
+        K = M.shape[1]
         Mt = np.ascontiguousarray(M.T)  # K × n: row j is column j of M
         G = Mt @ M
-        c = np.take_along_axis((Mt @ b.T).T, cols, axis=1)  # A_j' b_j
-        Ax = np.matmul(Mt[cols].transpose(0, 2, 1), x[:, :, None])[:, :, 0]
-        p = np.take_along_axis((Ax - b) @ M, cols, axis=1)
+        x = np.zeros((B, K))
+        x[rows[:, None], cols] = x0
+        barred = np.ones((B, K), bool)
+        barred[rows[:, None], cols] = False
+        c = (Mt @ b.T).T
+        c[barred] = -_BARRED
+        Ax = x @ Mt
+        p = (Ax - b) @ M
+        p[barred] = _BARRED
     p += eta * x
-    out = np.empty((B, k))
+    out = np.empty(x.shape)
     idx = np.arange(B)
-    rows = np.arange(B)
     prev = np.full(B, np.inf)
     xx = np.vecdot(x, x)
+    minimum, maximum, vecdot = np.minimum, np.maximum, np.vecdot
     t = 0
     while idx.size:
         t += 1
@@ -206,29 +218,29 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
         if shared is None:
             Ai, Gi = At[rows, i], G[rows, i]
         else:
-            ci = cols[rows, i]
-            Ai, Gi = Mt[ci], G[ci[:, None], cols]
+            Ai, Gi = Mt[i], G[i]
         xi = x[rows, i]
         d_err = Ai - Ax
-        num = p[rows, i] - np.vecdot(p, x)  # p·(e_i − x)
-        # ‖A d_x‖² + nζ²‖e_i − x‖², with ‖e_i − x‖² = (‖x‖² − x_i²) + (1 − x_i)²: both parts ≥ 0
-        den = np.vecdot(d_err, d_err) + eta * (np.maximum(xx - xi * xi, 0.0) + (1.0 - xi) ** 2)
+        num = p[rows, i] - vecdot(p, x)  # p·(e_i − x)
+        den = vecdot(d_err, d_err) + eta * (xx + 1.0 - 2.0 * xi)  # ‖A d_x‖² + nζ²‖e_i − x‖²
         moving = den > 0  # den == 0 iff x is already the vertex e_i: R returns x unchanged
-        step = np.minimum(np.maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0)
-        if not moving.all():
-            step *= moving
+        if moving.all():
+            step = minimum(maximum(-num / den, 0.0), 1.0)
+        else:
+            step = minimum(maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
         s = step[:, None]
-        x *= 1.0 - s
+        r = 1.0 - s
+        x *= r
         x[rows, i] += step
         Ax += s * d_err
         Gi -= c
         Gi *= s
-        p *= 1.0 - s
+        p *= r
         p += Gi
         p[rows, i] += eta * step
         err = Ax - b
-        xx = np.vecdot(x, x)
-        val = zeta2 * xx + np.vecdot(err, err) / n
+        xx = vecdot(x, x)
+        val = zeta2 * xx + vecdot(err, err) / n
         if t >= max_iter:
             done = np.ones(idx.size, bool)
         elif t >= 2:
@@ -243,7 +255,5 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
             idx, x, Ax, p, b, c, prev, xx = idx[keep], x[keep], Ax[keep], p[keep], b[keep], c[keep], prev[keep], xx[keep]
             if shared is None:
                 At, G = At[keep], G[keep]
-            else:
-                cols = cols[keep]
             rows = np.arange(idx.size)
-    return out
+    return out if shared is None else out[np.arange(B)[:, None], cols]
