@@ -211,17 +211,25 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
     prev = np.full(B, np.inf)
     xx = np.vecdot(x, x)
     minimum, maximum, vecdot = np.minimum, np.maximum, np.vecdot
+    K = x.shape[1]
+    # flat views: element (j, i) of x and p is flat j·K + i, row (j, i) of At and G is row j·K + i
+    # (numpy's take on a flat index costs less per step than fancy indexing with two index arrays)
+    x, p = np.ascontiguousarray(x), np.ascontiguousarray(p)  # so that the flat views below are views
+    xf, pf, fo = x.reshape(-1), p.reshape(-1), rows * K
+    if shared is None:
+        At2, G2 = At.reshape(-1, n), G.reshape(-1, K)
     t = 0
     while idx.size:
         t += 1
         i = p.argmin(axis=1)
+        fi = fo + i
         if shared is None:
-            Ai, Gi = At[rows, i], G[rows, i]
+            Ai, Gi = At2.take(fi, axis=0), G2.take(fi, axis=0)
         else:
-            Ai, Gi = Mt[i], G[i]
-        xi = x[rows, i]
+            Ai, Gi = Mt.take(i, axis=0), G.take(i, axis=0)
+        xi = xf.take(fi)
         d_err = Ai - Ax
-        num = p[rows, i] - vecdot(p, x)  # p·(e_i − x)
+        num = pf.take(fi) - vecdot(p, x)  # p·(e_i − x)
         den = vecdot(d_err, d_err) + eta * (xx + 1.0 - 2.0 * xi)  # ‖A d_x‖² + nζ²‖e_i − x‖²
         moving = den > 0  # den == 0 iff x is already the vertex e_i: R returns x unchanged
         if moving.all():
@@ -231,13 +239,13 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
         s = step[:, None]
         r = 1.0 - s
         x *= r
-        x[rows, i] += step
+        xf[fi] += step
         Ax += s * d_err
         Gi -= c
+        Gi.reshape(-1)[fo + i] += eta  # G_i − A'b + nζ²e_i
         Gi *= s
         p *= r
         p += Gi
-        p[rows, i] += eta * step
         err = Ax - b
         xx = vecdot(x, x)
         val = zeta2 * xx + vecdot(err, err) / n
@@ -253,7 +261,9 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
             out[idx[done]] = x[done]
             keep = ~done
             idx, x, Ax, p, b, c, prev, xx = idx[keep], x[keep], Ax[keep], p[keep], b[keep], c[keep], prev[keep], xx[keep]
+            rows = np.arange(idx.size)
+            xf, pf, fo = x.reshape(-1), p.reshape(-1), rows * K
             if shared is None:
                 At, G = At[keep], G[keep]
-            rows = np.arange(idx.size)
+                At2, G2 = At.reshape(-1, n), G.reshape(-1, K)
     return out if shared is None else out[np.arange(B)[:, None], cols]
