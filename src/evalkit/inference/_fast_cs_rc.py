@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from evalkit.estimators._cs_blas import blas_threads
+
 _BLOCK = 4_000_000  # draws x cohorts x units per block (the influence-function product)
 
 
@@ -69,7 +71,12 @@ def cs_unbalanced_headline(fit: Any, frame: pd.DataFrame, *, unit: str, cohort: 
         return None
     trim = (fit.context.options.get("trim_e") if fit.context is not None else None) or (None, None)
     clus = None if prep.cluster is None else np.asarray(prep.cluster)[pos]
-    return _Draws(X0, periods, cohorts, cells, trim[1], clus).stats
+    stats = _Draws(X0, periods, cohorts, cells, trim[1], clus).stats
+
+    def run(G: np.ndarray, se: bool = False):
+        with blas_threads(1):  # mid-size products: OpenBLAS threads only spin on a shared machine
+            return stats(G, se)
+    return run
 
 
 def _convention(g: np.ndarray, periods: np.ndarray) -> np.ndarray:
