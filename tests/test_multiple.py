@@ -133,7 +133,7 @@ def _unbalanced(df, share=0.08, seed=3):
 @pytest.mark.parametrize("kw", [
     {},
     {"cluster": "county", "control": "notyet"},
-    {"trim_e": (-3, 2), "base_period": "universal"},
+    {"trim_e": (-3, 2), "base_period": "universal", "anticipation": 1},
 ])
 def test_romano_wolf_unbalanced_cs_fast_route_equals_refits(monkeypatch, kw):
     """CS on an unbalanced sample: every draw's estimate and SE from :mod:`_fast_cs_rc` equal the
@@ -182,3 +182,15 @@ def test_unbalanced_cs_draws_equal_refits_cell_by_cell():
         ref = ref.overall
         assert est[b] == pytest.approx(ref["estimate"], rel=1e-10, abs=1e-12)
         assert se[b] == pytest.approx(ref["std_error"], rel=1e-10, abs=1e-12)
+
+
+def test_unbalanced_cs_without_never_treated_is_refitted():
+    """No never-treated station: the estimator drops the periods from the last cohort's adoption on,
+    which the batched route does not model; every draw is then re-fitted (as before)."""
+    df = _unbalanced(outcomes_panel(G=12, per=2, effects=(1.0, 0.0)))
+    df["first_treat"] = df["first_treat"].replace(0, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "No never-treated units" (as R did)
+        fits = _fits(df, ["y0", "y1"], "cs", control="notyet")
+        rw = romano_wolf(fits, draws=9, seed=0)
+    assert rw.ok and rw.extra["fast_outcomes"] == [] and rw.draws_valid == 9
