@@ -225,7 +225,7 @@ def estimate_dose(
     wpost = dict(zip([id(c) for c in post], w, strict=True))
     cell_tab = pd.DataFrame([{"group": c["g"], "time": c["t"], "base": c["base"], "post": c["post"],
                               "n_treated": c["n_treated"], "n_control": int(c["dc"].size),
-                              "weight": wpost.get(id(c), 0.0), "att": float(c["ytil"].mean())} for c in cells])
+                              "weight": wpost.get(id(c), 0.0), "att": c["att"]} for c in cells])
     cov = phi.T @ phi
     ev_cols = 2 + 2 * ng + np.arange(ne)
     pre = [j for j, e in enumerate(events) if e < 0]
@@ -268,13 +268,11 @@ def estimate_dose(
 def _cell_influence(c: dict[str, Any], wc: float, phi: np.ndarray, col_att: int, col_acr: int) -> tuple[float, float]:
     """Add ``wc`` times the cell's influence on its binary ATT and its ACR to ``phi`` columns; return both."""
     tr, co = c["t_idx"], c["c_idx"]
-    att_c = float(c["ytil"].mean())
-    slopes = c["dB"] @ c["beta"]
-    acr_c = float(slopes.mean())
+    att_c, slopes, acr_c = c["att"], c["slopes"], c["acr"]
     phi[tr, col_att] += wc * (c["ytil"] - att_c) / tr.size
     phi[co, col_att] -= wc * c["dc"] / co.size
     # ACR: the slope coefficients' influence (comparison units move no slope) + the doses' own sampling
-    phi[tr, col_acr] += wc * (c["infl_t"] @ c["dB"].mean(axis=0) + (slopes - acr_c) / tr.size)
+    phi[tr, col_acr] += wc * (c["infl_t"] @ c["dB_mean"] + (slopes - acr_c) / tr.size)
     return att_c, acr_c
 
 
@@ -321,8 +319,12 @@ def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.nd
             # binary ATT, kept on Callaway–Sant'Anna's convention so that it equals ATT^o's SE
             if ssc and basis.k > 1 and tr.size > basis.k:
                 resid = resid * np.sqrt(tr.size / (tr.size - basis.k))
+            dB = db_all[tr]
+            slopes = dB @ beta
+            # the cell's binary ATT, its slopes and ACR computed once (each cell enters several columns)
             cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "post": bool(t >= g),
                           "t_idx": tr, "c_idx": co,
                           "n_treated": int(tr.size), "beta": beta, "ytil": ytil, "dc": dy_c - dy_c.mean(),
-                          "infl_t": (B * resid[:, None]) @ bread, "dB": db_all[tr]})
+                          "infl_t": (B * resid[:, None]) @ bread, "dB_mean": dB.mean(axis=0),
+                          "att": float(ytil.mean()), "slopes": slopes, "acr": float(slopes.mean())})
     return cells, {k: v for k, v in skipped.items() if v}
