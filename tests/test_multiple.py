@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,76 @@ def test_romano_wolf_fast_route_equals_refits(monkeypatch, estimator, kw):
     for key in ("estimate", "std_error", "t_stat", "p_value", "p_romano_wolf", "p_bh"):
         np.testing.assert_allclose(getattr(fast, key), getattr(slow, key), rtol=0, atol=1e-10)
     assert fast.draws_valid == slow.draws_valid
+
+
+def _unbalanced(df, share=0.08, seed=3):
+    """``df`` with a random ``share`` of the station-months missing (CS then runs R did's
+    repeated-cross-section path, ``allow_unbalanced_panel = TRUE``)."""
+    rng = np.random.default_rng(seed)
+    return df[rng.uniform(size=len(df)) > share].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"cluster": "county", "control": "notyet"},
+    {"trim_e": (-3, 2), "base_period": "universal", "anticipation": 1},
+])
+def test_romano_wolf_unbalanced_cs_fast_route_equals_refits(monkeypatch, kw):
+    """CS on an unbalanced sample: every draw's estimate and SE from :mod:`_fast_cs_rc` equal the
+    per-draw re-fits (the route before it), p-values identical."""
+    import evalkit.inference._fast_cs_rc as rc_mod
+
+    df = _unbalanced(outcomes_panel(G=12, per=2, effects=(1.0, 0.0, 0.3)))
+    fits = _fits(df, ["y0", "y1", "y2"], "cs", **kw)
+    assert all(f.meta["unbalanced_handling"].startswith("repeated cross sections") for f in fits)
+    fast = romano_wolf(fits, draws=40, seed=4)
+    assert fast.extra["fast_outcomes"] == ["y0", "y1", "y2"]
+    copies = romano_wolf([f.with_inference("x", 1) for f in fits], draws=40, seed=4)  # no stored ATT(g,t)
+    assert copies.to_dict() == fast.to_dict()
+    monkeypatch.setattr(rc_mod, "cs_unbalanced_headline", lambda *a, **k: None)  # every draw re-fitted
+    slow = romano_wolf(fits, draws=40, seed=4)
+    assert slow.extra["fast_outcomes"] == []
+    for key in ("estimate", "std_error", "t_stat", "p_value", "p_romano_wolf", "p_bh"):
+        np.testing.assert_allclose(getattr(fast, key), getattr(slow, key), rtol=0, atol=1e-10)
+    assert fast.draws_valid == slow.draws_valid == 40
+
+
+def test_unbalanced_cs_draws_equal_refits_cell_by_cell():
+    """The batched estimate and SE of single draws against a full CS fit on the permuted sample,
+    including a draw in which a (g, t) cell has no treated observation (the estimator skips it)."""
+    from evalkit.estimators import get_estimator
+    from evalkit.inference._fast_cs_rc import cs_unbalanced_headline
+
+    df = _unbalanced(outcomes_panel(G=10, per=2, T=10), share=0.15, seed=7)
+    df = df[~((df.first_treat == 8) & (df.period == 9))]  # cell (8, 9) has no treated observation
+    units = pd.Index(np.sort(df.station_id.unique()))
+    with pytest.warns(UserWarning, match="Skipped 1 ATT"):
+        fit = get_estimator("cs")(df, "y0", cluster="county")
+    stats = cs_unbalanced_headline(fit, df, unit="station_id", cohort="first_treat", units=units)
+    assert stats is not None
+    g0 = df.groupby("station_id")["first_treat"].first().reindex(units).to_numpy(float)
+    rng = np.random.default_rng(0)
+    G = np.vstack([g0] + [rng.permutation(g0) for _ in range(6)])
+    est, se = stats(G, se=True)
+    for b in range(G.shape[0]):
+        d = df.assign(first_treat=df.station_id.map(dict(zip(units, G[b], strict=True))).astype(df.first_treat.dtype))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the skipped cell is announced
+            ref = get_estimator("cs")(d, "y0", cluster="county")
+        if b == 0:
+            assert "t=9" in str(ref.meta["gt_skipped_no_observations"])
+        ref = ref.overall
+        assert est[b] == pytest.approx(ref["estimate"], rel=1e-10, abs=1e-12)
+        assert se[b] == pytest.approx(ref["std_error"], rel=1e-10, abs=1e-12)
+
+
+def test_unbalanced_cs_without_never_treated_is_refitted():
+    """No never-treated station: the estimator drops the periods from the last cohort's adoption on,
+    which the batched route does not model; every draw is then re-fitted (as before)."""
+    df = _unbalanced(outcomes_panel(G=12, per=2, effects=(1.0, 0.0)))
+    df["first_treat"] = df["first_treat"].replace(0, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "No never-treated units" (as R did)
+        fits = _fits(df, ["y0", "y1"], "cs", control="notyet")
+        rw = romano_wolf(fits, draws=9, seed=0)
+    assert rw.ok and rw.extra["fast_outcomes"] == [] and rw.draws_valid == 9

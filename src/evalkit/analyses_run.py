@@ -320,13 +320,19 @@ def _dose_truth(ev: Evaluation, outcome: str, sec: AnalysisSection, shared: dict
     panel = ev.panel
     wide = panel.pivot(index="station_id", columns="period", values=outcome)
     g_of = panel.groupby("station_id")["first_treat"].first()
-    rows = []
+    # stations (sorted, as g_of) x periods: observed outcome; one boolean mask per cell, one frame at the end
+    seen = wide.reindex(g_of.index).notna().to_numpy()
+    g = g_of.to_numpy()
+    pos, per, wts = [], [], []
     for c in post.itertuples(index=False):
-        ids = g_of.index[g_of == c.group]
-        ok = wide.loc[ids, int(c.time)].notna() & wide.loc[ids, int(c.base)].notna()
-        ids = ids[ok.to_numpy()]
-        rows.append(pd.DataFrame({"station_id": ids, "period": int(c.time), "weight": float(c.weight) / len(ids)}))
-    got = cells_truth(cells, pd.concat(rows, ignore_index=True), kinds=("treated",))
+        t, b = wide.columns.get_loc(int(c.time)), wide.columns.get_loc(int(c.base))  # KeyError: no truth
+        ids = np.flatnonzero((g == c.group) & seen[:, t] & seen[:, b])
+        pos.append(ids)
+        per.append(np.full(ids.size, int(c.time), dtype=np.int64))
+        wts.append(np.full(ids.size, float(c.weight) / len(ids)))
+    rows = pd.DataFrame({"station_id": g_of.index.take(np.concatenate(pos)), "period": np.concatenate(per),
+                         "weight": np.concatenate(wts)})
+    got = cells_truth(cells, rows, kinds=("treated",))
     return {"att_o": got["level"], "att_o_pct": _pct(r, got["level"]), "acr_o": got["per_dose"],
             "acr_o_pct": _pct(r, got["per_dose"]), "n_cells": got["n_cells"]}
 

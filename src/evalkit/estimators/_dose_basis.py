@@ -59,29 +59,31 @@ def unit_doses(panel: pd.DataFrame, d: np.ndarray, *, dose: str, unit: str, time
                     f"set the dose to 0 or give the unit its adoption period in {cohort!r}", unit, time)
     adopter = ~never & (c <= last_period)
     post = adopter & (t >= c)
-    u = panel[unit].to_numpy()
-    frame = pd.DataFrame({"u": u[post], "d": d[post]})
-    lo = frame.groupby("u", sort=False)["d"].min()
-    hi = frame.groupby("u", sort=False)["d"].max()
+    # units as integer codes (one factorize; string ids would be hashed by every groupby and map)
+    codes, labels = pd.factorize(panel[unit].to_numpy())
+    per = pd.Series(d[post]).groupby(codes[post], sort=False)
+    lo, hi = per.min(), per.max()  # index: the codes of the units with rows from adoption on
     varies = (hi != lo)
     if varies.any():
-        mask = post & pd.Series(u).isin(varies.index[varies]).to_numpy()
+        mask = post & np.isin(codes, varies.index[varies])
         raise _fail(dose, "dose varies after adoption within a unit", panel, mask,
                     "this estimator needs one dose per unit from its adoption on (a switching treatment "
                     "needs another method)", unit, time)
     zero = lo == 0
     if zero.any():
-        mask = post & (d == 0) & pd.Series(u).isin(zero.index[zero]).to_numpy()
+        mask = post & (d == 0) & np.isin(codes, zero.index[zero])
         raise _fail(dose, "dose 0 at or after adoption", panel, mask,
                     f"give adopters a positive dose or set their {cohort!r} to 0 (never treated)", unit, time)
-    unit_dose = pd.Series(u).map(lo).to_numpy(dtype=float)
+    by_code = np.full(len(labels), np.nan)
+    by_code[lo.index.to_numpy()] = lo.to_numpy(dtype=float)
+    unit_dose = by_code[codes]
     pre = adopter & (t < c)
     bad_pre = pre & (d != 0) & (d != unit_dose)
     if bad_pre.any():
         raise _fail(dose, "dose before adoption is neither 0 nor the unit's dose", panel, bad_pre,
                     f"a dose that varies before adoption means an earlier start: fix {cohort!r} or set those doses "
                     "to 0", unit, time)
-    return lo
+    return pd.Series(lo.to_numpy(dtype=float), index=labels[lo.index.to_numpy()])
 
 
 # ----------------------------------------------------------------------------- B-spline basis

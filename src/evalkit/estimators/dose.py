@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import wraps
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from evalkit.estimators._common import baseline_mean, finish_result, inference_meta, wald_test
+from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._dose_basis import DoseBasis, check_dose_column, interior_knots, unit_doses
 from evalkit.estimators._sample import NEVER, PanelInputError, build_sample
 from evalkit.results import EstimationResult
@@ -49,6 +51,17 @@ def default_grid(doses: np.ndarray) -> np.ndarray:
     return u if u.size <= _N_GRID else np.quantile(doses, np.linspace(0.05, 0.95, _N_GRID))
 
 
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread: its solves and products are small (a pseudo-inverse of 80 x 80
+    took 0.26 s wall on two busy cores with OpenBLAS's threads spinning, 6 ms on one thread)."""
+    @wraps(fn)
+    def run(*args, **kwargs):
+        with blas_threads(1):
+            return fn(*args, **kwargs)
+    return run
+
+
+@_one_blas_thread
 def estimate_dose(
     panel: pd.DataFrame,
     outcome: str,
@@ -212,7 +225,7 @@ def estimate_dose(
     wpost = dict(zip([id(c) for c in post], w, strict=True))
     cell_tab = pd.DataFrame([{"group": c["g"], "time": c["t"], "base": c["base"], "post": c["post"],
                               "n_treated": c["n_treated"], "n_control": int(c["dc"].size),
-                              "weight": wpost.get(id(c), 0.0), "att": float(c["ytil"].mean())} for c in cells])
+                              "weight": wpost.get(id(c), 0.0), "att": c["att"]} for c in cells])
     cov = phi.T @ phi
     ev_cols = 2 + 2 * ng + np.arange(ne)
     pre = [j for j, e in enumerate(events) if e < 0]
@@ -255,13 +268,11 @@ def estimate_dose(
 def _cell_influence(c: dict[str, Any], wc: float, phi: np.ndarray, col_att: int, col_acr: int) -> tuple[float, float]:
     """Add ``wc`` times the cell's influence on its binary ATT and its ACR to ``phi`` columns; return both."""
     tr, co = c["t_idx"], c["c_idx"]
-    att_c = float(c["ytil"].mean())
-    slopes = c["dB"] @ c["beta"]
-    acr_c = float(slopes.mean())
+    att_c, slopes, acr_c = c["att"], c["slopes"], c["acr"]
     phi[tr, col_att] += wc * (c["ytil"] - att_c) / tr.size
     phi[co, col_att] -= wc * c["dc"] / co.size
     # ACR: the slope coefficients' influence (comparison units move no slope) + the doses' own sampling
-    phi[tr, col_acr] += wc * (c["infl_t"] @ c["dB"].mean(axis=0) + (slopes - acr_c) / tr.size)
+    phi[tr, col_acr] += wc * (c["infl_t"] @ c["dB_mean"] + (slopes - acr_c) / tr.size)
     return att_c, acr_c
 
 
@@ -308,8 +319,12 @@ def _cells(y: np.ndarray, periods: np.ndarray, g_unit: np.ndarray, d_unit: np.nd
             # binary ATT, kept on Callaway–Sant'Anna's convention so that it equals ATT^o's SE
             if ssc and basis.k > 1 and tr.size > basis.k:
                 resid = resid * np.sqrt(tr.size / (tr.size - basis.k))
+            dB = db_all[tr]
+            slopes = dB @ beta
+            # the cell's binary ATT, its slopes and ACR computed once (each cell enters several columns)
             cells.append({"g": int(g), "t": int(t), "base": int(periods[b]), "post": bool(t >= g),
                           "t_idx": tr, "c_idx": co,
                           "n_treated": int(tr.size), "beta": beta, "ytil": ytil, "dc": dy_c - dy_c.mean(),
-                          "infl_t": (B * resid[:, None]) @ bread, "dB": db_all[tr]})
+                          "infl_t": (B * resid[:, None]) @ bread, "dB_mean": dB.mean(axis=0),
+                          "att": float(ytil.mean()), "slopes": slopes, "acr": float(slopes.mean())})
     return cells, {k: v for k, v in skipped.items() if v}

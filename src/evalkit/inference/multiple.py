@@ -124,16 +124,18 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
     except ValueError as exc:
         return RomanoWolfResult(status="failed", reason=str(exc), **base)
 
-    def tstats(assign: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tstats() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[EstimationResult]]:
+        """The observed statistics, from re-fits of the unpermuted samples (kept: the fast routes start from them)."""
         est, se = np.empty(len(refits)), np.empty(len(refits))
-        for j, (rf, term, agg, cj) in enumerate(zip(refits, terms, aggs, codes, strict=True)):
-            data = None if assign is None else rf.permuted(assign[cj])
-            est[j], se[j] = headline_of(rf.fit(data, aggregations=agg, pretrend=False), term)
+        fits = []
+        for j, (rf, term, agg) in enumerate(zip(refits, terms, aggs, strict=True)):
+            fits.append(rf.fit(aggregations=agg, pretrend=False))
+            est[j], se[j] = headline_of(fits[-1], term)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return est, se, np.where(se > 0, est / se, np.nan)
+            return est, se, np.where(se > 0, est / se, np.nan), fits
 
     try:
-        est, se, t = tstats(None)
+        est, se, t, fits0 = tstats()
     except Exception as exc:  # noqa: BLE001 - reported
         return RomanoWolfResult(status="failed", reason=f"a re-fit on the sample failed: {short_reason(exc)}", **base)
     base.update(estimate=tuple(map(float, est)), std_error=tuple(map(float, se)), t_stat=tuple(map(float, t)))
@@ -145,7 +147,7 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
     tb = np.full((int(draws), len(refits)), np.nan)
     first_error: str | None = None
     # outcomes whose fits the fast route covers: every draw's estimate and SE without a refit
-    fast = _fast_tstats(results, refits, aggs, units, assigns, est, se)
+    fast = _fast_tstats(results, fits0, refits, units, assigns, est, se)
     slow = [j for j in range(len(refits)) if j not in fast]
     for j, tj in fast.items():
         tb[:, j] = tj
@@ -176,23 +178,25 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
                             p_bh=tuple(bh[o] for o in outcomes), extra=extra, **base)
 
 
-def _fast_tstats(results: list[EstimationResult], refits: list[Refit], aggs: list, units: pd.Index,
-                 assigns: np.ndarray, est: np.ndarray, se: np.ndarray) -> dict[int, np.ndarray]:
-    """``{outcome position: t statistic per draw}`` for the fits :mod:`evalkit.inference._fast`
-    covers (checked on the unpermuted sample against the full re-fit's estimate and SE)."""
+def _fast_tstats(results: list[EstimationResult], fits0: list[EstimationResult], refits: list[Refit],
+                 units: pd.Index, assigns: np.ndarray, est: np.ndarray, se: np.ndarray) -> dict[int, np.ndarray]:
+    """``{outcome position: t statistic per draw}`` for the fits :mod:`evalkit.inference._fast` (or, CS
+    on an unbalanced sample, :mod:`evalkit.inference._fast_cs_rc`) covers, checked on the unpermuted
+    sample against the full re-fit's estimate and SE; ``fits0``: those re-fits (their stored
+    ATT(g,t) stand in for a result without one, e.g. a copy)."""
     from evalkit.inference._fast import agrees, fast_headline
+    from evalkit.inference._fast_cs_rc import cs_unbalanced_headline
 
     out: dict[int, np.ndarray] = {}
     for j, (res, rf) in enumerate(zip(results, refits, strict=True)):
         own = pd.Index(np.sort(pd.unique(rf.frame[rf.unit])))
         pos = units.get_indexer(own)
-        if rf.estimator == "cs" and getattr(res, "_gt", None) is None:  # e.g. a copy: its ATT(g,t) from a re-fit
-            try:
-                res = rf.fit(aggregations=aggs[j], pretrend=False)
-            except Exception:  # noqa: BLE001 - the per-draw re-fits report it
-                continue
+        if rf.estimator == "cs" and getattr(res, "_gt", None) is None:  # e.g. a copy: its ATT(g,t) from the re-fit
+            res = fits0[j]
         stats = fast_headline(rf.estimator, res, rf.frame, rf.outcome, unit=rf.unit, time=rf.time,
                               weights=rf.weights, cluster=rf.cluster, options=rf.options, units=own)
+        if stats is None and rf.estimator == "cs":  # an unbalanced sample (R did's repeated cross sections)
+            stats = cs_unbalanced_headline(res, rf.frame, unit=rf.unit, cohort=rf.cohort, units=own)
         if stats is None:
             continue
         g0 = pd.Series(rf.frame.groupby(rf.unit, sort=True)[rf.cohort].first().fillna(0)).reindex(own).to_numpy(float)
