@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._fe_grid import GRID_SPARSE_MIN_ROWS, grid_fit, nested_grid_clusters
 from evalkit.estimators._fe_within import MAX_SCHUR, Within, compact_codes, independent_columns, sym_inv
 
 __all__ = ["FEFit", "Within", "compact_codes", "feols", "fixest_ssc", "independent_columns", "small_sample",
@@ -403,6 +404,11 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
         raise ValueError("vcov='CRV1' needs cluster codes")
     if len(fe) > 2:
         raise ValueError("feols absorbs at most two fixed effects; transform with Within for more")
+    if (grid is not None and w is None and len(fe) == 2 and k_all > DENSE_MAX_COLS and N >= GRID_SPARSE_MIN_ROWS
+            and vcov in ("CRV1", "iid")):  # many sparse regressors on a large complete grid (_fe_grid)
+        fit = _grid_route(y, Xs if Xd is None else sp.csr_matrix(Xd), fe, grid, cluster, vcov, names)
+        if fit is not None:
+            return fit
     if grid is not None and (w is not None or len(fe) != 2 or k_all > DENSE_MAX_COLS):
         grid = None
     if grid is not None:  # compact codes by the caller's guarantee (Within checks the ends)
@@ -469,6 +475,35 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
 
 
 DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
+
+
+def _grid_route(y, X, fe, grid, cluster, vcov, names) -> FEFit | None:
+    """``feols`` on a complete grid with many sparse regressors (:mod:`evalkit.estimators._fe_grid`);
+    ``None`` (the caller takes the sparse route) when the clusters do not nest the grid's rows."""
+    n0, n1 = int(grid[0]), int(grid[1])
+    N = y.size
+    c0, c1 = np.asarray(fe[0], dtype=np.int64), np.asarray(fe[1], dtype=np.int64)
+    if vcov == "CRV1":
+        cc, G = (c0, n0) if cluster is fe[0] else compact_codes(cluster)
+        if not nested_grid_clusters(cc, n0, n1):
+            return None
+    else:
+        cc, G = None, None
+    gf = grid_fit(y, X, n0, n1, cc, G)
+    k = int(gf.keep.sum())
+    levels = [n0, n1] if n0 >= n1 else [n1, n0]
+    codes_fe = [c0, c1] if n0 >= n1 else [c1, c0]
+    if vcov == "CRV1":
+        nested = [True if c is c0 else G == 1 for c in codes_fe]  # units nested; periods cross every cluster
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+        V = sandwich(gf.bread, gf.meat, factor)
+    else:
+        factor, K, df_t = small_sample(N, k, "iid", fe_levels=levels)
+        V = factor * float(gf.resid @ gf.resid) / (N - 1) * gf.bread
+    return FEFit(coef=gf.coef, vcov=V, names=[n for n, kk in zip(names, gf.keep, strict=True) if kk], keep=gf.keep,
+                 resid=gf.resid, fe=codes_fe, weights=None, cluster=cc, vcov_type=vcov, ssc=factor, dof_k=K,
+                 df_t=df_t, n_obs=N, n_clusters=G, absorbed=None, n_dummies=0, bread=gf.bread,
+                 fe_method="exact two-way (complete grid, double-demeaned), sparse regressors")
 
 
 def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None,
