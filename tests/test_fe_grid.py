@@ -85,7 +85,7 @@ def test_clusters_that_cut_across_units_keep_the_sparse_route(monkeypatch):
     df = _panel()
     n0, n1 = 240, 30
     g = df["first_treat"].replace(0, np.inf).to_numpy(float)
-    X, _ = event_dummies(g, df["period"].to_numpy(float), 6, 10, -1)
+    X, _ = event_dummies(g, df["period"].to_numpy(float), 6, 14, -1)  # 20 columns: not the dense route
     u, t = np.repeat(np.arange(n0), n1), np.tile(np.arange(n1), n0)
     cl = (t >= 15) * 7 + u % 7
     before = _fe.feols(df["y"].to_numpy(float), X, [u, t], cluster=cl)

@@ -114,3 +114,34 @@ def grid_fit(y: np.ndarray, X: sp.spmatrix, n0: int, n1: int, cluster: np.ndarra
     cross = AH @ B
     meat = (A.T @ A).toarray() - cross - cross.T + B.T @ (H.T @ H) @ B
     return GridFit(coef=coef, bread=bread, resid=resid, keep=keep, meat=(meat + meat.T) / 2)
+
+
+def grid_route(y, X, fe, grid, cluster, vcov, names):
+    """``_fe.feols`` on a complete grid with many sparse regressors (an ``FEFit``, fixest small-sample factor);
+    ``None`` (the caller takes the sparse route) when the clusters do not nest the grid's rows."""
+    from evalkit.estimators._fe import FEFit, compact_codes, sandwich, small_sample
+
+    n0, n1 = int(grid[0]), int(grid[1])
+    N = y.size
+    c0, c1 = np.asarray(fe[0], dtype=np.int64), np.asarray(fe[1], dtype=np.int64)
+    if vcov == "CRV1":
+        cc, G = (c0, n0) if cluster is fe[0] else compact_codes(cluster)
+        if not nested_grid_clusters(cc, n0, n1):
+            return None
+    else:
+        cc, G = None, None
+    gf = grid_fit(y, X, n0, n1, cc, G)
+    k = int(gf.keep.sum())
+    levels = [n0, n1] if n0 >= n1 else [n1, n0]
+    codes_fe = [c0, c1] if n0 >= n1 else [c1, c0]
+    if vcov == "CRV1":
+        nested = [True if c is c0 else G == 1 for c in codes_fe]  # units nested; periods cross every cluster
+        factor, K, df_t = small_sample(N, k, "CRV1", fe_levels=levels, fe_nested=nested, n_clusters=G)
+        V = sandwich(gf.bread, gf.meat, factor)
+    else:
+        factor, K, df_t = small_sample(N, k, "iid", fe_levels=levels)
+        V = factor * float(gf.resid @ gf.resid) / (N - 1) * gf.bread
+    return FEFit(coef=gf.coef, vcov=V, names=[n for n, kk in zip(names, gf.keep, strict=True) if kk], keep=gf.keep,
+                 resid=gf.resid, fe=codes_fe, weights=None, cluster=cc, vcov_type=vcov, ssc=factor, dof_k=K,
+                 df_t=df_t, n_obs=N, n_clusters=G, absorbed=None, n_dummies=0, bread=gf.bread,
+                 fe_method="exact two-way (complete grid, double-demeaned), sparse regressors")

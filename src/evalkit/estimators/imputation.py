@@ -61,6 +61,7 @@ from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.estimators._cs_schedule import blas_pinned
 from evalkit.estimators._fe_sample import fe_sample
+from evalkit.estimators._fe_time import TIME_ONLY_MIN_ROWS, absorb_time_fit
 from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
@@ -173,7 +174,11 @@ def estimate_imputation(
     Zt = _fe.time_dummies(tc, n_times)
     Z0 = Zt[i0]
     w0, w1 = w[i0], w[i1]
-    fit = _fe.absorb_fit(y[i0], uc[i0], Z0, w=None if w_all is None else w0, n_units=n_units)
+    fit = None
+    if w_all is None and i0.size >= TIME_ONLY_MIN_ROWS:  # national scale: one count table, no sparse products
+        fit = absorb_time_fit(y[i0], uc[i0], tc[i0], n_units, n_times)
+    if fit is None:
+        fit = _fe.absorb_fit(y[i0], uc[i0], Z0, w=None if w_all is None else w0, n_units=n_units)
     if not fit.keep.all():
         raise ValueError("untreated observations do not identify all time effects (disconnected design)")
     lam = np.concatenate([[0.0], fit.theta])  # time effects, first period normalised to 0
@@ -434,7 +439,10 @@ def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha,
     empty = pd.DataFrame(columns=["event_time", "estimate", "std_error", "p_value"])
     if lead_vals.size == 0:
         return {"stat": float("nan"), "df": 0, "p_value": float("nan"), "leads": []}, empty
-    pos = pd.Index(lead_vals).get_indexer(e)
+    order = np.argsort(lead_vals, kind="stable")  # position of e in lead_vals, -1 if absent (no hash of N floats)
+    srt = lead_vals[order]
+    at = np.minimum(np.searchsorted(srt, e), srt.size - 1)
+    pos = np.where(srt[at] == e, order[at], -1)
     m = treated_unit & (pos >= 0)
     rows = np.flatnonzero(m)
     L = sp.csr_matrix((np.ones(rows.size), (rows, pos[m])), shape=(y.size, lead_vals.size))
