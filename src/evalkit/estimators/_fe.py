@@ -414,9 +414,7 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
         fit = grid_route(y, Xs if Xd is None else sp.csr_matrix(Xd), fe, grid, cluster, vcov, names)
         if fit is not None:
             return fit
-    if grid is not None and (w is not None or len(fe) != 2
-                             or k_all > (DENSE_MAX_COLS_LARGE if N >= GRID_SPARSE_MIN_ROWS and Xd is None
-                                         else DENSE_MAX_COLS)):
+    if grid is not None and (w is not None or len(fe) != 2 or k_all > DENSE_MAX_COLS):
         grid = None
     if grid is not None:  # compact codes by the caller's guarantee (Within checks the ends)
         cf = [(np.asarray(fe[0], dtype=np.int64), int(grid[0])), (np.asarray(fe[1], dtype=np.int64), int(grid[1]))]
@@ -426,15 +424,14 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
     cf.sort(key=lambda c: -c[1])  # absorb the FE with more levels, dummies for the other
     levels = [n for _, n in cf] if fe else [1]
     codes_fe = [c for c, _ in cf]
-    large = N >= GRID_SPARSE_MIN_ROWS and Xd is None  # national scale: sparse columns densified one at a time
-    dense = (k_all <= (DENSE_MAX_COLS_LARGE if large else DENSE_MAX_COLS)
-             and (grid is not None or not (len(cf) == 2 and cf[1][1] > MAX_SCHUR)))
+    dense = k_all <= DENSE_MAX_COLS and (grid is not None or not (len(cf) == 2 and cf[1][1] > MAX_SCHUR))
     if dense:
-        Xin = Xs.tocsc() if large else (Xs.toarray() if Xd is None else Xd)
         if grid is not None:
-            coef, bread, u, keep, XW = _dense_route(y, Xin, [c for c, _ in cf_in], w, levels=list(grid), grid=True)
+            coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, [c for c, _ in cf_in], w,
+                                                    levels=list(grid), grid=True)
         else:
-            coef, bread, u, keep, XW = _dense_route(y, Xin, codes_fe, w, levels=[n for _, n in cf])
+            coef, bread, u, keep, XW = _dense_route(y, Xs.toarray() if Xd is None else Xd, codes_fe, w,
+                                                    levels=[n for _, n in cf])
         tb, fit, Xw = 0, None, XW if w is None else XW / np.where(w > 0, w, 1.0)[:, None]
     else:
         (a, na), rest = cf[0], cf[1:]
@@ -483,7 +480,6 @@ def _feols(y, X, fe, *, weights, cluster, vcov, names, grid=None) -> FEFit:
 
 
 DENSE_MAX_COLS = 8  # up to this many regressors: dense within-transformation (bincount passes)
-DENSE_MAX_COLS_LARGE = 16  # ... from GRID_SPARSE_MIN_ROWS rows with sparse regressors (one column in memory at a time)
 
 
 def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np.ndarray | None,
@@ -493,20 +489,12 @@ def _dense_route(y: np.ndarray, X: np.ndarray, codes_fe: list[np.ndarray], w: np
     W = Within(codes_fe, w, levels=levels, grid=grid)
     yw = W.transform(y)
     Xt = np.empty((X.shape[1], y.size))  # rows = within-transformed regressors (contiguous)
-    if sp.issparse(X):  # CSC (large samples): one dense column at a time, never the N x k array
-        raw = np.empty(X.shape[1])
-        for j in range(X.shape[1]):
-            x = X[:, [j]].toarray().ravel()
-            raw[j] = x @ (x if w is None else x * w)
-            Xt[j] = W.transform(x)
-    else:
-        for j in range(X.shape[1]):
-            Xt[j] = W.transform(np.ascontiguousarray(X[:, j]))
+    for j in range(X.shape[1]):
+        Xt[j] = W.transform(np.ascontiguousarray(X[:, j]))
     XWt = Xt if w is None else Xt * w
     XtX = XWt @ Xt.T
     # a column the fixed effects absorb leaves round-off only: judge it against its own raw size
-    if not sp.issparse(X):
-        raw = np.array([x @ (x if w is None else x * w) for x in X.T])
+    raw = np.array([x @ (x if w is None else x * w) for x in X.T])
     ok = np.diag(XtX) > ABSORBED_TOL * raw
     keep = np.zeros(X.shape[1], dtype=bool)
     idx = np.flatnonzero(ok)

@@ -61,7 +61,6 @@ from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result, inference_meta
 from evalkit.estimators._cs_schedule import blas_pinned
 from evalkit.estimators._fe_sample import fe_sample
-from evalkit.estimators._fe_time import TIME_ONLY_MIN_ROWS, absorb_time_fit
 from evalkit.estimators._sample import _validate_weights
 from evalkit.results import EstimationResult, make_estimates, normal_inference
 
@@ -174,11 +173,7 @@ def estimate_imputation(
     Zt = _fe.time_dummies(tc, n_times)
     Z0 = Zt[i0]
     w0, w1 = w[i0], w[i1]
-    fit = None
-    if w_all is None and i0.size >= TIME_ONLY_MIN_ROWS:  # national scale: one count table, no sparse products
-        fit = absorb_time_fit(y[i0], uc[i0], tc[i0], n_units, n_times)
-    if fit is None:
-        fit = _fe.absorb_fit(y[i0], uc[i0], Z0, w=None if w_all is None else w0, n_units=n_units)
+    fit = _fe.absorb_fit(y[i0], uc[i0], Z0, w=None if w_all is None else w0, n_units=n_units)
     if not fit.keep.all():
         raise ValueError("untreated observations do not identify all time effects (disconnected design)")
     lam = np.concatenate([[0.0], fit.theta])  # time effects, first period normalised to 0
