@@ -114,7 +114,7 @@ def estimate_sunab(
         control_label = "never treated"
     # cohorts never observed at the reference period are not identified: drop them (reported)
     e_raw = t - np.where(np.isfinite(g), g, 0)
-    has_ref = pd.Series((e_raw == ref) & keep).groupby(g).transform("any").to_numpy()
+    has_ref = np.isin(g, np.unique(g[(e_raw == ref) & keep]))  # the cohort has a kept row at e = ref (no groupby)
     no_ref = keep & ~is_control & ~has_ref
     dropped_cohorts = sorted({float(v) for v in g[no_ref]})
     keep &= ~no_ref
