@@ -139,6 +139,7 @@ _CHOICE_KEYS = ("choice_user", "choice_small_design", "choice_large_design", "ch
 #: English reason stays in results.json and the English brief's technical appendix).
 REASON_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"multiplier bootstrap needs at least", "reason_mboot_few"),
+    (r"wild cluster bootstrap is not run", "reason_wild_many"),
     (r"balanced panel", "reason_balanced"),
     (r"only (one|1)\b.*adopt|one treated (unit|cluster|station)|only one treated|leaves no adopting",
      "reason_one_adopter"),
@@ -157,7 +158,7 @@ REASON_PATTERNS: tuple[tuple[str, str], ...] = (
 
 
 #: reasons for a step left out by design (not a failure): "… not used: …" instead of "… failed: …"
-SKIP_REASONS = ("reason_mboot_few",)
+SKIP_REASONS = ("reason_mboot_few", "reason_wild_many")
 
 
 def reason_key(reason: Any) -> str:

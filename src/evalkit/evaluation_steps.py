@@ -203,10 +203,11 @@ def robustness_variants(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
     else:
         jobs["cs_mboot"] = lambda: _cs_bootstrap(panel, outcome, p, main_cs, boot, cs_kw)
     if "wild_bootstrap" in p.inference:
-        from evalkit.inference.wild import wild_bootstrap
+        from evalkit.inference.wild import WILD_MAX_CLUSTERS, wild_bootstrap
 
         jobs["twfe_wild"] = lambda: wild_bootstrap(panel, outcome, cluster=p.cluster, weights=p.wild_weights,
-                                                   B=p.wild_draws, seed=p.seed, alpha=p.alpha)
+                                                   B=p.wild_draws, seed=p.seed, alpha=p.alpha,
+                                                   max_clusters=p.wild_max_clusters or WILD_MAX_CLUSTERS)
     if "randomization" in p.inference:
         from evalkit.inference.randomization import randomization_inference
 

@@ -357,6 +357,7 @@ TEXTS["zh"].update({
     "sens_estimand": "敏感性分析针对与结论相同的估计对象：改革后第{a}–{b}个月的平均效果。",
     "sens_bins": "派出所较少，逐月系数的协方差无法估计，事件研究按每 {k} 个月合并为一组。",
     "reason_mboot_few": "聚类少于 12 个时乘数自助法的区间过窄",
+    "reason_wild_many": "聚类数以千计，解析的聚类稳健 p 值与区间已足够（与自助法只差蒙特卡洛误差）",
     "skipped_estimator": "{estimator} 未采用：{error}",
     "reason_balanced": "该方法需要平衡面板（每个派出所每个月都有数据），本样本不满足",
     "reason_one_adopter": "只有一个实施改革的派出所",
@@ -406,6 +407,8 @@ TEXTS["en"].update({
     "sens_bins": "There are too few stations to estimate the covariance of monthly coefficients, so the event study "
                  "uses {k}-month bins.",
     "reason_mboot_few": "with fewer than 12 clusters its interval is far too narrow",
+    "reason_wild_many": "with thousands of clusters the analytic cluster-robust p-value and interval suffice (they "
+                        "differ from the bootstrap's by Monte Carlo error only)",
     "skipped_estimator": "{estimator} not used: {error}",
     "reason_balanced": "the method needs a balanced panel (every station observed every month), which this sample is not",
     "reason_one_adopter": "only one station adopted the reform",

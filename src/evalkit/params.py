@@ -23,6 +23,9 @@ Keys added for robustness and inference (see ``docs/briefs.md`` for the full ref
                       and placebo chart).
 ``wild_weights``      ``rademacher`` (default) or ``webb`` (better with fewer than ~12 clusters).
 ``wild_draws``        wild bootstrap draws (default 999).
+``wild_max_clusters`` largest cluster count for which the wild bootstrap runs (default 5,000; above it,
+                      with ≥ 50 clusters with and without adopters, the analytic CRV1 test applies and
+                      the brief says so: evalkit.inference.wild); a larger value forces the bootstrap.
 ``ri_draws``          randomization-inference draws (default 199); also the permutations of Romano–Wolf.
 ``sensitivity``       run the Rambachan–Roth (HonestDiD) sensitivity analysis (default true).
 ``multiple_testing``  BH and Romano–Wolf adjusted p-values across outcomes (default: true when
@@ -215,6 +218,7 @@ class EvaluationParams(BaseModel):
     inference: list[str] = Field(default_factory=list)
     wild_weights: Literal["rademacher", "webb"] = "rademacher"
     wild_draws: SInt = Field(999, ge=99, le=100_000)
+    wild_max_clusters: SInt | None = Field(None, ge=1)  # None: evalkit.inference.wild.WILD_MAX_CLUSTERS
     ri_draws: SInt = Field(199, ge=19, le=100_000)
     sensitivity: SBool = True
     # joint pre-trend test used by the verdict (see evalkit.inference.pretrend): "auto" = exact

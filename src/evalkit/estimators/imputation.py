@@ -434,7 +434,10 @@ def _pretrend(y, uc, tc, n_units, n_times, e, g, cc, anticipation, leads, alpha,
     empty = pd.DataFrame(columns=["event_time", "estimate", "std_error", "p_value"])
     if lead_vals.size == 0:
         return {"stat": float("nan"), "df": 0, "p_value": float("nan"), "leads": []}, empty
-    pos = pd.Index(lead_vals).get_indexer(e)
+    order = np.argsort(lead_vals, kind="stable")  # position of e in lead_vals, -1 if absent (no hash of N floats)
+    srt = lead_vals[order]
+    at = np.minimum(np.searchsorted(srt, e), srt.size - 1)
+    pos = np.where(srt[at] == e, order[at], -1)
     m = treated_unit & (pos >= 0)
     rows = np.flatnonzero(m)
     L = sp.csr_matrix((np.ones(rows.size), (rows, pos[m])), shape=(y.size, lead_vals.size))

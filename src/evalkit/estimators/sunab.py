@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from evalkit.estimators import _fe
 from evalkit.estimators._common import finish_result
 from evalkit.estimators._cs_schedule import blas_pinned
+from evalkit.estimators._fe_grid import GRID_SPARSE_MIN_ROWS, grid_fit, nested_grid_clusters
 from evalkit.estimators._fe_sample import fe_sample
 from evalkit.estimators._sample import bin_event_time, check_event_window
 from evalkit.results import EstimationResult, make_estimates
@@ -113,7 +114,7 @@ def estimate_sunab(
         control_label = "never treated"
     # cohorts never observed at the reference period are not identified: drop them (reported)
     e_raw = t - np.where(np.isfinite(g), g, 0)
-    has_ref = pd.Series((e_raw == ref) & keep).groupby(g).transform("any").to_numpy()
+    has_ref = np.isin(g, np.unique(g[(e_raw == ref) & keep]))  # the cohort has a kept row at e = ref (no groupby)
     no_ref = keep & ~is_control & ~has_ref
     dropped_cohorts = sorted({float(v) for v in g[no_ref]})
     keep &= ~no_ref
@@ -141,22 +142,30 @@ def estimate_sunab(
     rows = np.flatnonzero(inter)
     K = len(cells)
     Zint = sp.csr_matrix((np.ones(rows.size), (rows, cell_id)), shape=(y.size, K))
-    Ztime = _fe.time_dummies(tc, n_times)
-    Z = sp.hstack([Ztime, Zint], format="csr")
-
-    fit = _fe.absorb_fit(y, uc, Z, w, n_units=n_units)
-    nt = Ztime.shape[1]
-    kept_time = int(fit.keep[:nt].sum())
-    keep_int = fit.keep[nt:]
-    nested = _fe.nested_in(uc, cc)
-    meat = _fe.cluster_meat(fit.Z, fit.resid if w is None else w * fit.resid, cc, uc, fit.unit_means,
-                            nested=nested)
-    k_coef = int(keep_int.sum())
-    factor, dfk, df_t = _fe.small_sample(y.size, k_coef, "CRV1", fe_levels=[n_units, n_times],
-                                         fe_nested=[nested, _fe.nested_in(tc, cc)], n_clusters=G)
-    V_all = _fe.sandwich(fit.bread, meat, factor)
-    b = fit.theta[kept_time:]
-    V = V_all[kept_time:, kept_time:]
+    grid = smp.grid if keep.all() and y.size >= GRID_SPARSE_MIN_ROWS else None
+    if grid is not None and nested_grid_clusters(cc, *grid):
+        # national scale: the cells on the complete grid, unit and period effects double-demeaned (_fe_grid)
+        gf = grid_fit(y, Zint, grid[0], grid[1], cc, G)
+        keep_int, nested = gf.keep, True
+        k_coef = int(keep_int.sum())
+        factor, dfk, df_t = _fe.small_sample(y.size, k_coef, "CRV1", fe_levels=[n_units, n_times],
+                                             fe_nested=[nested, G == 1], n_clusters=G)
+        b, V = gf.coef, _fe.sandwich(gf.bread, gf.meat, factor)
+    else:
+        Ztime = _fe.time_dummies(tc, n_times)
+        fit = _fe.absorb_fit(y, uc, sp.hstack([Ztime, Zint], format="csr"), w, n_units=n_units)
+        nt = Ztime.shape[1]
+        kept_time = int(fit.keep[:nt].sum())
+        keep_int = fit.keep[nt:]
+        nested = _fe.nested_in(uc, cc)
+        meat = _fe.cluster_meat(fit.Z, fit.resid if w is None else w * fit.resid, cc, uc, fit.unit_means,
+                                nested=nested)
+        k_coef = int(keep_int.sum())
+        factor, dfk, df_t = _fe.small_sample(y.size, k_coef, "CRV1", fe_levels=[n_units, n_times],
+                                             fe_nested=[nested, _fe.nested_in(tc, cc)], n_clusters=G)
+        V_all = _fe.sandwich(fit.bread, meat, factor)
+        b = fit.theta[kept_time:]
+        V = V_all[kept_time:, kept_time:]
     cells = cells[keep_int].reset_index(drop=True)
     # cell sizes (weight sums when weighted): the interaction-weighting shares
     n_cell = np.bincount(cell_id, weights=None if w is None else w[rows], minlength=K)[keep_int].astype(float)

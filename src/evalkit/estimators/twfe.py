@@ -145,7 +145,7 @@ def estimate_event_twfe(
     X, ks = event_dummies(s.cohort, s.period, leads, lags, reference)
     cols = [f"e{k:+d}" for k in ks]
     fit = _fe.feols(s.y, X, [s.unit, s.time], weights=s.weights, cluster=s.cluster if _vcov(vcov) == "CRV1" else None,
-                    vcov=vcov, names=cols)
+                    vcov=vcov, names=cols, grid=s.grid)
     kept = [k for k, kk in zip(ks, fit.keep, strict=True) if kk]
     se = fit.se
     lo, hi = fit.conf_int(alpha)
