@@ -1,0 +1,83 @@
+"""The brief's charts are encoded by :func:`evalkit.viz.style.png_bytes` (raw Agg crop → RGB PNG at
+zlib level 1) instead of ``savefig(format="png", bbox_inches="tight")``: the decoded pixels must be
+exactly matplotlib's, so every brief page stays pixel-identical (issue 15, branch ``s21-cells``)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evalkit.viz.style import plt, png_bytes, show, use_cjk_font
+
+
+def _matplotlib_png(fig, dpi: int = 130) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def _chart(two_panels: bool = False, transparent: bool = False):
+    use_cjk_font()
+    fig, axes = plt.subplots(1, 2 if two_panels else 1, figsize=(8, 3.6), squeeze=False)
+    rng = np.random.default_rng(7)
+    for ax in axes[0]:
+        x = np.arange(-12, 25)
+        y = rng.normal(size=x.size).cumsum()
+        ax.fill_between(x, y - 1, y + 1, color="#e8a39b", alpha=0.35, linewidth=0)
+        ax.errorbar(x, y, yerr=0.5, fmt="o", ms=3.5, lw=1, color="#c0392b")
+        ax.axvline(-0.5, color="grey", ls="--")
+        ax.set_title("事件研究 — 打架斗殴警情 M̄（相对幅度）")
+        ax.set_xlabel("改革后月数")
+        ax.legend(["均值", "区间"], frameon=False)
+    if transparent:
+        fig.patch.set_alpha(0.0)
+        for ax in axes[0]:
+            ax.patch.set_alpha(0.0)
+    fig.tight_layout()
+    return fig
+
+
+@pytest.mark.parametrize("two_panels", [False, True])
+@pytest.mark.parametrize("dpi", [130, 97])
+def test_png_bytes_has_matplotlibs_pixels(two_panels: bool, dpi: int) -> None:
+    fig = _chart(two_panels)
+    try:
+        ours, theirs = png_bytes(fig, dpi), _matplotlib_png(fig, dpi)
+    finally:
+        plt.close(fig)
+    img = Image.open(io.BytesIO(ours))
+    assert img.mode == "RGB"  # opaque figure: the alpha channel (all 255) is left out
+    a, b = _pixels(ours), _pixels(theirs)
+    assert a.shape == b.shape
+    assert np.array_equal(a, b)
+    assert img.info["dpi"] == pytest.approx(Image.open(io.BytesIO(theirs)).info["dpi"])
+
+
+def test_png_bytes_keeps_transparency() -> None:
+    fig = _chart(transparent=True)
+    try:
+        ours, theirs = png_bytes(fig), _matplotlib_png(fig)
+    finally:
+        plt.close(fig)
+    assert Image.open(io.BytesIO(ours)).mode == "RGBA"
+    a, b = _pixels(ours), _pixels(theirs)
+    assert a[..., 3].min() < 255  # the test draws a see-through figure
+    assert np.array_equal(a, b)
+
+
+def test_show_displays_the_png_and_closes_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    fig = _chart()
+    expected = _pixels(_matplotlib_png(fig))
+    show(fig.axes[0])
+    assert not plt.fignum_exists(fig.number)
+    assert len(shown) == 1 and shown[0].format == "png"
+    assert np.array_equal(_pixels(shown[0].data), expected)
