@@ -141,3 +141,34 @@ def test_dumps_readable_writes_the_previous_text_byte_for_byte() -> None:
     for data in cases:
         assert dumps_readable(data) == _previous_dumps_readable(data)
         assert dumps_readable(data, indent=4) == _previous_dumps_readable(data, indent=4)
+
+
+def test_frame_records_take_str_and_int_columns_as_they_are() -> None:
+    """Columns of only str / int / bool / missing skip the value-by-value walk: same records, same types."""
+    import math
+
+    import pandas as pd
+
+    from evalkit.results import _clean, _frame_records
+
+    def reference(df: pd.DataFrame) -> list[dict]:
+        return [{str(k): _clean(None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v)
+                 for k, v in row.items()} for row in df.astype(object).to_dict(orient="records")]
+
+    df = pd.DataFrame({
+        "kind": pd.array(["overall", "event", "event"], dtype="string"),
+        "term": ["ATT", "e=-1", "e=0"],
+        "group": pd.array([pd.NA, 2019, 2020], dtype="Int64"),
+        "all_na": pd.array([pd.NA, pd.NA, pd.NA], dtype="Int64"),
+        "flag": [True, False, True],
+        "np_int": pd.Series([np.int64(1), np.int64(2), np.int64(3)], dtype=object),
+        "mixed": pd.Series([1, "x", float("nan")], dtype=object),
+        "bools": pd.Series([np.bool_(True), None, False], dtype=object),
+        "estimate": [1.0, float("nan"), -0.0],
+    })
+    got = _frame_records(df)
+    assert got == reference(df)
+    assert [type(r["np_int"]) for r in got] == [int, int, int]  # numpy scalars still converted
+    assert [type(r["bools"]) for r in got] == [bool, type(None), bool]
+    assert got[0]["group"] is None and got[1]["group"] == 2019 and all(r["all_na"] is None for r in got)
+    assert got[2]["mixed"] is None

@@ -365,17 +365,28 @@ class EstimationResult:
         return cls.from_dict(json.loads(text))
 
 
+_NA_TYPE = type(pd.NA)
+_AS_IS = frozenset({str, int, bool, type(None), _NA_TYPE})  # values :func:`_clean` returns unchanged (NA → None)
+
+
 def _frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """One JSON-safe dict per row (missing → None), column by column: float columns take the fast
-    path of :func:`_clean_floats`, the others go value by value through :func:`_clean`."""
+    path of :func:`_clean_floats`; columns of only str / int / bool / missing values (kind, term,
+    group, time, event_time) are taken as they are, missing → None; the others go value by value
+    through :func:`_clean`."""
     cols: list[list[Any]] = []
     for name in df.columns:
         col = df[name]
         if col.dtype.kind == "f" and isinstance(col.dtype, np.dtype):
             cols.append(_clean_floats(col.to_numpy().tolist()))
+            continue
+        values = col.tolist()
+        kinds = set(map(type, values))
+        if kinds <= _AS_IS:  # kind / term (str), group / time / event_time (int, NA): no value walk
+            cols.append([None if v is pd.NA else v for v in values] if _NA_TYPE in kinds else values)
         else:
             cols.append([_clean(None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v)
-                         for v in col.tolist()])
+                         for v in values])
     keys = [str(k) for k in df.columns]
     return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)] if cols else [{} for _ in range(len(df))]
 
