@@ -172,3 +172,41 @@ def test_frame_records_take_str_and_int_columns_as_they_are() -> None:
     assert [type(r["bools"]) for r in got] == [bool, type(None), bool]
     assert got[0]["group"] is None and got[1]["group"] == 2019 and all(r["all_na"] is None for r in got)
     assert got[2]["mixed"] is None
+
+
+# ---------------------------------------------------------------- shared text metrics
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # CJK text in DejaVu Sans: boxes, on purpose
+def test_shared_metrics_equal_aggs_own_and_follow_the_font_settings() -> None:
+    import matplotlib as mpl
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    from evalkit.viz._agg import SharedMetricsRenderer
+
+    use_cjk_font()
+    texts = ["0.5", "−0.2", "2020-01", "稳健置信区间", "M̄（相对幅度）", "lp", ""]
+    props = [FontProperties(size=10), FontProperties(size=11, weight="bold"), FontProperties(family="DejaVu Sans", size=9)]
+    for dpi in (110, 130):
+        for settings in ({}, {"text.hinting_factor": 1}, {"font.sans-serif": ["DejaVu Sans"]}):
+            with mpl.rc_context(settings):
+                shared, own = SharedMetricsRenderer(400, 200, dpi), RendererAgg(400, 200, dpi)
+                for s in texts:
+                    for p in props:
+                        assert shared.get_text_width_height_descent(s, p, False) == \
+                            own.get_text_width_height_descent(s, p, False), (s, p, dpi, settings)
+                        # a second renderer of another size answers from the cache: the same numbers
+                        assert SharedMetricsRenderer(50, 50, dpi).get_text_width_height_descent(s, p, False) == \
+                            own.get_text_width_height_descent(s, p, False)
+    assert SharedMetricsRenderer(10, 10, 100).get_text_width_height_descent(r"$x^2$", props[0], True) == \
+        RendererAgg(10, 10, 100).get_text_width_height_descent(r"$x^2$", props[0], True)  # mathtext: not cached
+
+
+def test_png_bytes_gives_the_figure_its_own_canvas_back() -> None:
+    fig = _chart()
+    own = fig.canvas
+    try:
+        png_bytes(fig)
+        assert fig.canvas is own and own.figure is fig
+        assert np.array_equal(_pixels(png_bytes(fig)), _pixels(_matplotlib_png(fig)))  # again, same pixels
+    finally:
+        plt.close(fig)

@@ -68,13 +68,18 @@ def png_bytes(fig, dpi: int = 130) -> bytes:
 
     from PIL import Image
 
+    from evalkit.viz._agg import SharedMetricsCanvas
+
     sizes: list[tuple[float, float]] = []  # the renderer of the last draw is the cropped one
+    own = fig.canvas
+    SharedMetricsCanvas(fig)  # the two saving passes (and other charts) share text metrics
     cid = fig.canvas.mpl_connect("draw_event", lambda e: sizes.append(e.renderer.get_canvas_width_height()))
     raw = io.BytesIO()
     try:
         fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches="tight")
     finally:
         fig.canvas.mpl_disconnect(cid)
+        fig.set_canvas(own)
     w, h = (int(round(x)) for x in sizes[-1]) if sizes else (0, 0)
     out = io.BytesIO()
     if w * h * 4 != raw.getbuffer().nbytes or w * h == 0:  # not an Agg raster: matplotlib's own PNG
