@@ -187,7 +187,7 @@ def test_shared_metrics_equal_aggs_own_and_follow_the_font_settings() -> None:
     texts = ["0.5", "−0.2", "2020-01", "稳健置信区间", "M̄（相对幅度）", "lp", ""]
     props = [FontProperties(size=10), FontProperties(size=11, weight="bold"), FontProperties(family="DejaVu Sans", size=9)]
     for dpi in (110, 130):
-        for settings in ({}, {"text.hinting_factor": 1}, {"font.sans-serif": ["DejaVu Sans"]}):
+        for settings in ({}, {"text.hinting": "no_hinting"}, {"font.sans-serif": ["DejaVu Sans"]}):
             with mpl.rc_context(settings):
                 shared, own = SharedMetricsRenderer(400, 200, dpi), RendererAgg(400, 200, dpi)
                 for s in texts:
