@@ -1,6 +1,10 @@
-"""The brief's charts are encoded by :func:`evalkit.viz.style.png_bytes` (raw Agg crop → RGB PNG at
-zlib level 1) instead of ``savefig(format="png", bbox_inches="tight")``: the decoded pixels must be
-exactly matplotlib's, so every brief page stays pixel-identical (issue 15, branch ``s21-cells``)."""
+"""Speed work on the notebook's cells after ``evaluate()`` (issue 15, branch ``s21-cells``): nothing
+the brief or ``results.json`` shows may change.
+
+* Charts are encoded by :func:`evalkit.viz.style.png_bytes` (raw Agg crop → RGB PNG at zlib level 1,
+  drawn on :class:`evalkit.viz._agg.SharedMetricsCanvas`) instead of ``savefig(format="png",
+  bbox_inches="tight")``: the decoded pixels must be exactly matplotlib's.
+* The ``results.json`` writer and its records builder must give the previous text byte for byte."""
 
 from __future__ import annotations
 
