@@ -55,20 +55,54 @@ def month_axis(ax, axis: str = "x"):
     return ax
 
 
-def show(obj, dpi: int = 130) -> None:
-    """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
+def png_bytes(fig, dpi: int = 130) -> bytes:
+    """The figure as PNG bytes, cropped like ``savefig(format="png", bbox_inches="tight")``.
 
-    Rendering explicitly to PNG keeps charts in executed notebooks and briefs even when the
-    kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
+    The same pixels as that call (the brief's pages stay identical), encoded faster: the tight
+    crop is rendered once to raw RGBA by the same Agg pass, then written as RGB when every pixel
+    is opaque (always, with the brief's white figures; any transparency keeps RGBA) at zlib level 1.
+    matplotlib's own PNG (RGBA, zlib level 6) spent ~15 ms of a ~0.1 s chart in the encoder; this
+    one ~8 ms, for files of about the same size. ``dpi``: pixels per inch of the image.
     """
     import io
 
+    from PIL import Image
+
+    from evalkit.viz._agg import SharedMetricsCanvas
+
+    sizes: list[tuple[float, float]] = []  # the renderer of the last draw is the cropped one
+    own = fig.canvas
+    SharedMetricsCanvas(fig)  # the two saving passes (and other charts) share text metrics
+    cid = fig.canvas.mpl_connect("draw_event", lambda e: sizes.append(e.renderer.get_canvas_width_height()))
+    raw = io.BytesIO()
+    try:
+        fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches="tight")
+    finally:
+        fig.canvas.mpl_disconnect(cid)
+        fig.set_canvas(own)
+    w, h = (int(round(x)) for x in sizes[-1]) if sizes else (0, 0)
+    out = io.BytesIO()
+    if w * h * 4 != raw.getbuffer().nbytes or w * h == 0:  # not an Agg raster: matplotlib's own PNG
+        fig.savefig(out, format="png", dpi=dpi, bbox_inches="tight")
+        return out.getvalue()
+    rgba = np.frombuffer(raw.getbuffer(), dtype=np.uint8).reshape(h, w, 4)
+    opaque = bool(rgba[..., 3].min() == 255)
+    img = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba, "RGB" if opaque else "RGBA")
+    img.save(out, format="png", compress_level=1, dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def show(obj, dpi: int = 130) -> None:
+    """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
+
+    Rendering explicitly to PNG (:func:`png_bytes`) keeps charts in executed notebooks and briefs
+    even when the kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
+    """
     from IPython.display import Image, display
 
     fig = getattr(obj, "figure", obj)
     if isinstance(fig, np.ndarray):  # an array of Axes
         fig = fig.flat[0].figure
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    data = png_bytes(fig, dpi)
     plt.close(fig)
-    display(Image(data=buf.getvalue(), format="png"))
+    display(Image(data=data, format="png"))
