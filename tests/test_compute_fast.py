@@ -103,3 +103,34 @@ def test_shared_imputation_draws_change_no_number():
         assert np.isfinite(alone[o][0]).all() and np.isfinite(alone[o][1]).all()
         for got in (shared[o], again if o == "y1" else shared[o]):
             assert np.array_equal(got[0], alone[o][0]) and np.array_equal(got[1], alone[o][1])
+
+
+@pytest.mark.parametrize(("kw", "kind", "holes"), [
+    ({}, "wald", False),
+    ({"cluster": "county", "weights": "w"}, "t2sum", True),
+    ({"anticipation": 1, "pretrend_leads": 4}, "wald", True),
+])
+def test_bjs_draws_equal_full_refits(kw, kind, holes):
+    """Draw by draw, BJS test 1 from the per-draw designs (outcome-free part computed once) equals the
+    statistic of a full imputation re-fit on the permuted rows (balanced and unbalanced samples)."""
+    from evalkit.estimators import get_estimator
+    from evalkit.inference import _fast
+    from evalkit.inference._refit import refit_of
+    from evalkit.inference.pretrend import _statistic
+
+    frame = _staggered(2)
+    frame["w"] = 1.0 + frame["unit"] % 3
+    if holes:  # missing cells: an unbalanced sample
+        frame = frame[~(((frame["unit"] % 7) == 3) & (frame["period"] % 5 == 2))].reset_index(drop=True)
+    r = get_estimator("imputation")(frame, "y1", unit="unit", **kw)
+    rf = refit_of(r)
+    assert rf.sample.info.balanced is not holes
+    _, units, cohorts = rf.unit_cohorts()
+    codes = units.get_indexer(rf.frame["unit"])
+    stat = _fast.bjs_pretrend(rf.frame, "y1", unit="unit", time="period", cohort_units=units,
+                              weights=rf.weights, cluster=rf.cluster, anticipation=kw.get("anticipation", 0),
+                              leads=kw.get("pretrend_leads"), kind=kind)
+    rng = np.random.default_rng(7)
+    for draw in [cohorts] + [rng.permutation(cohorts) for _ in range(5)]:
+        full = _statistic(rf.fit(rf.permuted(draw[codes]), pretrend=True), kind, kw.get("anticipation", 0))
+        assert np.isfinite(full) and stat(draw) == pytest.approx(full, rel=1e-9)

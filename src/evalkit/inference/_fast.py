@@ -441,122 +441,66 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     (``imputation._pretrend``: lead dummies ``1{t − G_i = e}``, ``e = ref, ref−1, …``, on the draw's
     untreated rows with unit and period effects, fixest CR1 by ``cluster``) — the Wald statistic
     (``kind="wald"``) or the sum of squared lead t statistics (``"t2sum"``). The two-way effects are
-    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
-    the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
-    the residual sums per cluster x unit and cluster x period)."""
-    from evalkit.estimators._fe import independent_columns, small_sample, sym_inv
-
+    partialled out by a Cholesky solve on the station x month grid. Everything that does not depend
+    on the outcome — the untreated cells, the two-way system's factor, the lead dummies with their
+    two-way part partialled out, ``(X~'WX~)⁻¹`` and the small-sample factor — is the draw's design
+    (:func:`_bjs_design`, shared by the outcomes of an evaluation); per outcome a draw costs one
+    solve for ``y`` and the CR1 scores (``X~'WX~ = X'WX~``: sums over the lead cells; cluster scores
+    from the residual sums per cluster x unit and cluster x period)."""
     units = cohort_units
     periods = np.sort(pd.unique(frame[time].to_numpy(float)))
     Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
     CL = np.full(P.shape, -1, dtype=np.int64)
     CL[units.get_indexer(frame[unit]), pd.Index(periods).get_indexer(frame[time])] = \
         pd.factorize(frame[cluster or unit])[0]
-    ref = -1 - int(anticipation)
-
     nu, nt = P.shape
+    pr, pc = np.nonzero(P)  # the grid's observed cells and their clusters (fixed across draws)
+    cl_p = CL[pr, pc]
+    n_cl = int(cl_p.max()) + 1 if cl_p.size else 0
+    grid = (periods, P, W, CL, pr, pc, cl_p, n_cl, int(anticipation), leads)
     designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
 
-    def design(cohorts: np.ndarray) -> dict[str, Any] | None:
-        """The draw's pieces that do not depend on the outcome: the untreated cells, the two-way
-        system and its Cholesky factor, the lead cells and their right-hand sides, the clusters."""
-        gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
-        om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
-        e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
-        tu = np.broadcast_to(np.isfinite(gg)[:, None], P.shape)
-        avail = np.unique(e[om0 & tu & (e <= ref)])[::-1]
-        has_never = bool((om0 & ~tu).any())
-        n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
-        lead_vals = avail[:n_leads]
-        if lead_vals.size == 0:
-            return None
-        M = np.where(om0, W, 0.0)
-        n_i, m_t = M.sum(axis=1), M.sum(axis=0)
-        ok_u, ok_t = n_i > 0, m_t > 0
-        C = M[np.ix_(ok_u, ok_t)]
-        n, m = n_i[ok_u], m_t[ok_t]
-        Cn = C / n[:, None]
-        L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
-        k = lead_vals.size
-        # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw)
-        ci, ct = np.nonzero(om0 & tu & (e <= lead_vals[0]) & (e >= lead_vals[-1]))
-        cj = pd.Index(lead_vals).get_indexer(e[ci, ct])
-        sel = cj >= 0
-        ci, ct, cj = ci[sel], ct[sel], cj[sel]
-        cw = W[ci, ct]
-        # right-hand sides of the two-way normal equations: y (column 0, per outcome), then each lead dummy
-        ra = np.zeros((nu, k + 1))
-        rl = np.zeros((nt, k + 1))
-        np.add.at(ra, (ci, cj + 1), cw)
-        np.add.at(rl, (ct, cj + 1), cw)
-        cl_grid = np.where(om0, CL, -1)
-        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
-        cl = np.full(P.shape, -1, dtype=np.int64)
-        cl[om0] = cl_codes.ravel()
-        rows_o, cols_o = np.nonzero(om0)
-        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
-        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
-        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
-        lv.sort(key=lambda x: -x[0])
-        return {"om0": om0, "M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "k": k,
-                "ci": ci, "ct": ct, "cj": cj, "cw": cw, "ra": ra, "rl": rl, "G": clv.size, "cl_o": cl[om0],
-                "cl_lead": cl[ci, ct], "rows_o": rows_o, "cols_o": cols_o, "lv": lv, "n_obs": int(om0.sum()),
-                "Sj": sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size)),
-                "wsum": np.bincount(cj, weights=cw, minlength=k), "bread": None}
-
     def stat(cohorts: np.ndarray) -> float:
-        d = designs.get(cohorts, design) if designs is not None else design(cohorts)
-        if d is None:
+        d = designs.get(cohorts, lambda c: _bjs_design(grid, c)) if designs is not None else _bjs_design(grid, cohorts)
+        if d is None or d["bread"] is None:
             return np.nan
-        om0, M, ok_u, ok_t, C, n, m, Cn, L, k = (d[x] for x in ("om0", "M", "ok_u", "ok_t", "C", "n", "m", "Cn",
-                                                                "L", "k"))
-        ci, ct, cj, cw, Sj, wsum, G = (d[x] for x in ("ci", "ct", "cj", "cw", "Sj", "wsum", "G"))
-        ra, rl = d["ra"].copy(), d["rl"].copy()
+        om0, M, ok_u, ok_t, C, n, Cn, L, k = (d[x] for x in ("om0", "M", "ok_u", "ok_t", "C", "n", "Cn", "L", "k"))
+        ci, ct, cj, cw, kk, bread, al, ll = (d[x] for x in ("ci", "ct", "cj", "cw", "kk", "bread", "a_lead",
+                                                             "l_lead"))
+        # y's two-way effects on Omega_0 (the leads' are in the design)
         MY = M * Y
-        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
-        ra, rl = ra[ok_u], rl[ok_t]
-        lam = np.zeros((m.size, k + 1))
-        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
-        a = np.zeros((nu, k + 1))
-        a[ok_u] = (ra - C @ lam) / n[:, None]
-        lt = np.zeros((nt, k + 1))
-        lt[ok_t] = lam
-        yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
-        fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
-        if d["bread"] is not None and np.array_equal(fx, d["bread"][0]):
-            kk, bread = d["bread"][1:]  # the same leads' two-way part as another outcome's: same X~'WX~
+        ra, rl = MY.sum(axis=1), MY.sum(axis=0)
+        if d["all_u"]:  # every unit and period in Omega_0: C is M itself
+            C = M
+            lam = np.zeros(nt)
+            lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+            a = (ra - C @ lam) / n
+            lt = lam
         else:
-            # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
-            # sums over the lead cells only
-            XtX_all = np.diag(wsum) - Sj @ fx
-            XtX_all = (XtX_all + XtX_all.T) / 2
-            keep = np.zeros(k, dtype=bool)
-            okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
-            keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
-            kk = np.flatnonzero(keep)
-            bread = sym_inv(XtX_all[np.ix_(kk, kk)]) if kk.size else None
-            if d["bread"] is None:
-                d["bread"] = (fx, kk, bread)
-        if not kk.size:
-            return np.nan
-        b = bread @ (Sj @ yw[ci, ct])[kk]
-        # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
+            ra, rl = ra[ok_u], rl[ok_t]
+            lam = np.zeros(rl.size)
+            lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+            a = np.zeros(nu)
+            a[ok_u] = (ra - C @ lam) / n
+            lt = np.zeros(nt)
+            lt[ok_t] = lam
+        yw = np.where(om0, Y - a[:, None] - lt[None, :], 0.0)  # within-transformed y on Omega_0
+        # X~'Wy~ = X'Wy~: sums over the lead cells
+        b = bread @ np.bincount(cj, weights=cw * yw[ci, ct], minlength=k)[kk]
         bb = np.zeros(k)
         bb[kk] = b
-        u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
+        # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
+        u = yw + (al @ bb)[:, None] + (ll @ bb)[None, :]
         u[ci, ct] -= bb[cj]
         u = np.where(om0, u, 0.0)
-        wu = np.where(om0, W * u, 0.0)
+        wu = W[pr, pc] * u[pr, pc]  # on the observed cells (0 outside Omega_0)
         # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
-        U1 = sp.csr_matrix((wu[om0], (d["cl_o"], d["rows_o"])), shape=(G, nu))
-        U2 = sp.csr_matrix((wu[om0], (d["cl_o"], d["cols_o"])), shape=(G, nt))
-        direct = np.zeros((G, k))
-        np.add.at(direct, (d["cl_lead"], cj), cw * u[ci, ct])
-        sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
-        lv = d["lv"]
-        factor, _, _ = small_sample(d["n_obs"], int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
-                                    fe_nested=[x[1] for x in lv], n_clusters=G)
-        V = factor * bread @ (sc.T @ sc) @ bread
+        # (clusters without an Omega_0 cell have zero scores: no row of the sum below changes)
+        U1 = np.bincount(cl_p * nu + pr, weights=wu, minlength=n_cl * nu).reshape(n_cl, nu)
+        U2 = np.bincount(cl_p * nt + pc, weights=wu, minlength=n_cl * nt).reshape(n_cl, nt)
+        direct = np.bincount(d["cl_lead"] * k + cj, weights=cw * u[ci, ct], minlength=n_cl * k).reshape(n_cl, k)
+        sc = (direct - U1 @ al - U2 @ ll)[:, kk]
+        V = d["factor"] * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
         if kind == "wald":  # wald_test's statistic and rank, without its p-value (unused per draw)
             stat_, df = _wald_stat(b, V)
@@ -566,6 +510,80 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
 
     return _one_blas_thread(stat)
+
+
+def _bjs_design(grid: tuple, cohorts: np.ndarray) -> dict[str, Any] | None:
+    """One draw's outcome-free part of BJS test 1 (:func:`bjs_pretrend`): the untreated cells
+    Omega_0, the two-way system and its Cholesky factor, the lead cells, the leads' two-way part
+    (``a_lead``, ``l_lead``: unit and period effects of each lead dummy on Omega_0), the kept leads
+    ``kk`` with ``bread = (X~'WX~)⁻¹`` (``None``: no lead left) and the CR1 small-sample factor;
+    ``None``: no lead to test."""
+    from evalkit.estimators._fe import independent_columns, small_sample, sym_inv
+
+    periods, P, W, CL, pr, pc, cl_p, n_cl, anticipation, leads = grid
+    nu, nt = P.shape
+    ref = -1 - anticipation
+    gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
+    om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
+    e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
+    tu = np.isfinite(gg)[:, None]
+    lead_cells = om0 & tu & (e <= ref)
+    avail = np.unique(e[lead_cells])[::-1]
+    has_never = bool((om0 & ~tu).any())
+    n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
+    lead_vals = avail[:n_leads]
+    if lead_vals.size == 0:
+        return None
+    k = lead_vals.size
+    M = np.where(om0, W, 0.0)
+    n_i, m_t = M.sum(axis=1), M.sum(axis=0)
+    ok_u, ok_t = n_i > 0, m_t > 0
+    all_u = bool(ok_u.all() and ok_t.all())
+    C = M if all_u else M[np.ix_(ok_u, ok_t)]
+    n, m = (n_i, m_t) if all_u else (n_i[ok_u], m_t[ok_t])
+    Cn = C / n[:, None]
+    L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
+    # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw); leads are
+    # the event times lead_vals[0] > lead_vals[1] > … (all present in the cells by construction)
+    ci, ct = np.nonzero(lead_cells & (e >= lead_vals[-1]))
+    asc = lead_vals[::-1]
+    ev = e[ci, ct]
+    pos = np.minimum(np.searchsorted(asc, ev), k - 1)
+    sel = asc[pos] == ev
+    ci, ct, cj = ci[sel], ct[sel], (k - 1 - pos)[sel]
+    cw = W[ci, ct]
+    # the leads' two-way effects on Omega_0 (right-hand sides: each lead dummy's sums by unit and period)
+    ra = np.bincount(ci * k + cj, weights=cw, minlength=nu * k).reshape(nu, k)
+    rl = np.bincount(ct * k + cj, weights=cw, minlength=nt * k).reshape(nt, k)
+    if not all_u:
+        ra, rl = ra[ok_u], rl[ok_t]
+    lam = np.zeros((m.size, k))
+    lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+    a_lead = np.zeros((nu, k))
+    a_lead[ok_u] = (ra - C @ lam) / n[:, None]
+    l_lead = np.zeros((nt, k))
+    l_lead[ok_t] = lam
+    # X~'WX~ = X'WX~: sums over the lead cells of the partialled-out dummies
+    fx = a_lead[ci] + l_lead[ct]
+    wsum = np.bincount(cj, weights=cw, minlength=k)
+    XtX = np.diag(wsum) - np.stack([np.bincount(cj, weights=cw * fx[:, j], minlength=k) for j in range(k)], axis=1)
+    XtX = (XtX + XtX.T) / 2
+    keep = np.zeros(k, dtype=bool)
+    okc = np.flatnonzero(np.diag(XtX) > 1e-10 * wsum)
+    keep[okc] = independent_columns(XtX[np.ix_(okc, okc)])
+    kk = np.flatnonzero(keep)
+    bread = sym_inv(XtX[np.ix_(kk, kk)]) if kk.size else None
+    # CR1 small-sample factor: clusters with an Omega_0 cell; the unit and period effects' levels on
+    # Omega_0 and whether each is nested in the clusters
+    om0_p = om0[pr, pc]
+    G = int(np.count_nonzero(np.bincount(cl_p[om0_p], minlength=n_cl)))
+    lv = sorted([_levels_nested(om0, CL, 1), _levels_nested(om0, CL, 0)], key=lambda x: -x[0])
+    factor = small_sample(int(om0_p.sum()), int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
+                          fe_nested=[x[1] for x in lv], n_clusters=G)[0] if kk.size else np.nan
+    return {"om0": om0, "M": M, "ok_u": ok_u, "ok_t": ok_t, "all_u": all_u, "C": None if all_u else C, "n": n,
+            "Cn": Cn, "L": L,
+            "k": k, "ci": ci, "ct": ct, "cj": cj, "cw": cw, "cl_lead": CL[ci, ct], "a_lead": a_lead,
+            "l_lead": l_lead, "kk": kk, "bread": bread, "factor": factor}
 
 
 def _levels_nested(om0: np.ndarray, cl: np.ndarray, axis: int) -> tuple[int, bool]:
