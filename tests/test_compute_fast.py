@@ -134,3 +134,31 @@ def test_bjs_draws_equal_full_refits(kw, kind, holes):
     for draw in [cohorts] + [rng.permutation(cohorts) for _ in range(5)]:
         full = _statistic(rf.fit(rf.permuted(draw[codes]), pretrend=True), kind, kw.get("anticipation", 0))
         assert np.isfinite(full) and stat(draw) == pytest.approx(full, rel=1e-9)
+
+
+@pytest.mark.parametrize("case", ["several clusters", "one cell alone", "one treated cluster"])
+def test_tau_bar_equals_the_estimators_leaveout_means(case):
+    """The per-draw BJS residual means (their tau-free sums kept in the draw's design) are the
+    estimator's own leave-own-cluster-out means (imputation._leaveout_means), bit for bit."""
+    import warnings
+
+    from evalkit.estimators.imputation import _leaveout_means
+    from evalkit.inference._fast import _tau_bar, _tau_bar_cells
+
+    rng = np.random.default_rng(3)
+    n = 60
+    g1 = rng.choice([13.0, 17.0, 21.0], n)
+    e1 = rng.integers(-2, 6, n).astype(float)
+    c1 = rng.integers(0, 8, n)
+    if case == "one cell alone":  # a cohort x event-time cell held by one cluster: pooled to event time
+        g1[0], e1[0] = 25.0, 9.0
+    if case == "one treated cluster":
+        c1[:] = 4
+    w1 = rng.uniform(0.5, 2.0, n)
+    for _ in range(3):
+        tau = rng.normal(size=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = _leaveout_means(tau, g1, e1, c1, w1)[0]
+        got = _tau_bar(tau, w1, _tau_bar_cells(g1, e1, c1, w1, True))
+        assert np.array_equal(got, want)

@@ -34,7 +34,6 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from evalkit.estimators._cs_blas import blas_threads
-from evalkit.estimators.imputation import leave_own_cluster_out
 from evalkit.inference._shared import _shared_designs
 from evalkit.results import EstimationResult
 
@@ -331,12 +330,16 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     ui = units.get_indexer(frame[unit])
     ti = pd.Index(periods).get_indexer(frame[time])
     CL[ui, ti] = pd.factorize(frame[cl_col])[0]
+    nu, nt = P.shape
+    pr, pc = np.nonzero(P)  # the observed cells and their clusters (fixed across draws)
+    cl_p = CL[pr, pc]
 
     designs = _shared_designs(("imputation", P, W, CL, periods, antic, hi, leaveout))
 
     def design(g: np.ndarray) -> dict[str, Any] | None:
         """The draw's outcome-free pieces: untreated cells, the two-way system's Cholesky factor, the
-        target weights and the treated cells (``None``: no target cell or a disconnected design)."""
+        target weights, the treated cells with their cells for the leave-out means of ``tau``, and the
+        SE's imputation weights on Omega_0 (``None``: no target cell or a disconnected design)."""
         gg = np.where(g > 0, g, np.inf)
         treated = P & (periods[None, :] >= gg[:, None] - antic)
         M = np.where(P & ~treated, W, 0.0)
@@ -357,9 +360,17 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
             return None  # disconnected design: the estimator refuses it
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()
-        i1 = np.nonzero(omega1)
         return {"M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "v1": v1,
-                "i1": i1, "g1": gg[i1[0]], "e1": e[i1], "c1": CL[i1], "w1": W[i1]}
+                "v1_u": v1.sum(axis=1), "v1_t": v1.sum(axis=0), "omega1": omega1, "gg": gg, "e": e, "se": None}
+
+    def se_design(d: dict[str, Any]) -> tuple:
+        """The SE's outcome-free pieces of a draw (computed on its first SE request, then kept with the
+        design): the treated cells and their cells for the leave-out means of ``tau``."""
+        if d["se"] is None:
+            i1 = np.nonzero(d["omega1"])
+            w1 = W[i1]
+            d["se"] = (i1, w1, _tau_bar_cells(d["gg"][i1[0]], d["e"][i1], CL[i1], w1, leaveout))
+        return d["se"]
 
     def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
         d = designs.get(g, design) if designs is not None else design(g)
@@ -369,26 +380,26 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         MY = M * Y
         # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
         # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
-        ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
-        rl = np.column_stack([MY.sum(axis=0), v1.sum(axis=0)])[ok_t]
+        ra = np.column_stack([MY.sum(axis=1), d["v1_u"]])[ok_u]
+        rl = np.column_stack([MY.sum(axis=0), d["v1_t"]])[ok_t]
         lam = np.zeros((m.size, 2))
         lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
-        a = np.zeros((P.shape[0], 2))
+        a = np.zeros((nu, 2))
         a[ok_u] = (ra - C @ lam) / n[:, None]
-        lt = np.zeros((periods.size, 2))
+        lt = np.zeros((nt, 2))
         lt[ok_t] = lam
         resid = Y - a[:, :1] - lt[:, 0][None, :]  # tau on Omega_1, first-stage residual on Omega_0
         est = float(np.sum(v1 * resid))
         if not want_se:
             return est, np.nan
         av, lv = a[:, 1], lt[:, 1]
-        i1 = d["i1"]
+        i1, w1, cells = se_design(d)
         tau = resid[i1]
-        tau_bar = _tau_bar(tau, d["g1"], d["e1"], d["c1"], d["w1"], leaveout)
         eps1 = np.zeros(P.shape)
-        eps1[i1] = tau - tau_bar
+        eps1[i1] = tau - _tau_bar(tau, w1, cells)
+        # each observed cell's score: v1 eps1 on Omega_1, -w resid (alpha_v + lam_v) on Omega_0
         contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
-        sc = np.bincount(CL[P], weights=contrib[P])
+        sc = np.bincount(cl_p, weights=contrib[pr, pc])
         return est, float(np.sqrt(max(float(sc @ sc), 0.0)))
 
     def stats(G: np.ndarray, se: bool = False):
@@ -399,38 +410,61 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     return _one_blas_thread(stats)
 
 
-def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
-    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
-    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
-    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means."""
+def _tau_bar_cells(g1, e1, c1, w1, leaveout: bool) -> tuple:
+    """The outcome-free part of :func:`_tau_bar` for treated cells of cohort ``g1``, event time ``e1``,
+    cluster ``c1`` and weight ``w1`` (kept in a draw's design): for each pooling level of
+    ``imputation._leaveout_means`` (cohort x event time, event time, all treated) the cells it
+    resolves and :func:`evalkit.estimators.imputation.leave_own_cluster_out`'s sums that do not
+    involve ``tau`` (weight per cell x cluster, the denominators), then the in-sample cohort x
+    event-time cells of the rest."""
     span = 4.0 * (float(np.max(np.abs(e1))) + 1.0) if e1.size else 1.0
     lev = np.unique(g1, return_inverse=True)[1].ravel().astype(float)
 
     def cells(a, b):  # cell ids of the pairs (a = integer code, b = event time): one sort
         return np.unique(a * span + b, return_inverse=True)[1].ravel()
 
-    def in_sample():
-        k = cells(lev, e1)
-        return (np.bincount(k, weights=w1**2 * tau) / np.bincount(k, weights=w1**2))[k]
-
-    if not leaveout:
-        return in_sample()
-    n1 = tau.size
-    out = np.full(n1, np.nan)
+    ins = cells(lev, e1)
+    n1 = e1.size
     pending = np.ones(n1, dtype=bool)
-    zeros = np.zeros(n1)
-    c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
-    for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
-        if not pending.any():
-            break
-        k = cells(a, b)
-        kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
-        ok, means = leave_own_cluster_out(k, kc, w1, tau)
-        ok &= pending
-        out[ok] = means[ok]
-        pending &= ~ok
-    if pending.any():
-        out[pending] = in_sample()[pending]
+    levels = []
+    if leaveout:
+        zeros = np.zeros(n1)
+        c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
+        for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
+            if not pending.any():
+                break
+            k = cells(a, b)
+            kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
+            # leave_own_cluster_out, its tau-free sums: n per cell x cluster, S2 per cell, ok
+            n_kc = np.bincount(kc, weights=w1)
+            k_of = np.zeros(n_kc.size, dtype=np.int64)
+            k_of[kc] = k
+            s2 = np.bincount(k_of, weights=n_kc**2)
+            ok = (np.bincount(k_of)[k] > 1) & pending
+            idx = np.flatnonzero(ok)
+            pending &= ~ok
+            if idx.size:
+                n_i = n_kc[kc[idx]]
+                levels.append((idx, kc, k_of, n_kc, k[idx], kc[idx], n_i, s2[k[idx]] - n_i**2))
+    rest = np.flatnonzero(pending)
+    return ins, np.bincount(ins, weights=w1**2), levels, rest
+
+
+def _tau_bar(tau, w1, cells) -> np.ndarray:
+    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
+    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
+    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means
+    (``cells``: :func:`_tau_bar_cells`; the arithmetic of ``leave_own_cluster_out``, its tau-free
+    sums computed once)."""
+    ins, ins_w, levels, rest = cells
+    out = np.full(tau.size, np.nan)
+    wt = w1 * tau
+    for idx, kc, k_of, n_kc, k_i, kc_i, n_i, den in levels:
+        t_kc = np.bincount(kc, weights=wt)
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        out[idx] = (s1[k_i] - n_i * t_kc[kc_i]) / den
+    if rest.size:
+        out[rest] = (np.bincount(ins, weights=w1**2 * tau) / ins_w)[ins][rest]
     return out
 
 
