@@ -361,16 +361,19 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()
         return {"M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "v1": v1,
-                "v1_u": v1.sum(axis=1), "v1_t": v1.sum(axis=0), "omega1": omega1, "gg": gg, "e": e, "se": None}
+                "v1_u": v1.sum(axis=1), "v1_t": v1.sum(axis=0), "omega1": omega1, "gg": gg, "se": None}
 
     def se_design(d: dict[str, Any]) -> tuple:
         """The SE's outcome-free pieces of a draw (computed on its first SE request, then kept with the
         design): the treated cells and their cells for the leave-out means of ``tau``."""
-        if d["se"] is None:
-            i1 = np.nonzero(d["omega1"])
-            w1 = W[i1]
-            d["se"] = (i1, w1, _tau_bar_cells(d["gg"][i1[0]], d["e"][i1], CL[i1], w1, leaveout))
-        return d["se"]
+        if d["se"] is not None:
+            return d["se"]
+        i1 = np.nonzero(d["omega1"])
+        g1, w1 = d["gg"][i1[0]], W[i1]
+        se = (i1, w1, _tau_bar_cells(g1, periods[i1[1]] - g1, CL[i1], w1, leaveout))
+        if designs is None or designs.reserve(se):  # kept with the design while the budget allows
+            d["se"] = se
+        return se
 
     def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
         d = designs.get(g, design) if designs is not None else design(g)
