@@ -37,6 +37,7 @@ from evalkit.inference._refit import (
     headline_of,
     headline_term,
     refit_of,
+    revalidates_unchanged,
     short_reason,
 )
 from evalkit.inference.results import JackknifeResult
@@ -151,23 +152,13 @@ def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G:
 
 
 def _same_window(t: np.ndarray, cohort: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
-    """Per cluster: whether re-validating the rows without it (``_sample.build_sample``) keeps every
-    one of them — what it reads across units is the first and last period of the rows: a cohort at
-    the first period drops its unit, one after the last is recoded, one before the first is an
-    error. So: every remaining adopter's cohort ``c`` has ``first < c <= last`` of the remaining rows
-    (``t``: period, ``cohort``: 0 = never, ``codes``: cluster, per row)."""
-    treated = cohort > 0
-
-    def keeps(rows: np.ndarray) -> bool:
-        if not rows.any():
-            return False
-        tr, c = t[rows], cohort[rows & treated]
-        return bool(((c > tr.min()) & (c <= tr.max())).all())
-
+    """Per cluster: whether re-validating the rows without it keeps every one of them
+    (:func:`~evalkit.inference._refit.revalidates_unchanged`; ``t``: period, ``cohort``: 0 = never,
+    ``codes``: cluster, per row)."""
     out = np.zeros(G, dtype=bool)
     if t.size == 0:
         return out
-    if keeps(np.ones(t.size, dtype=bool)):
+    if revalidates_unchanged(t, cohort):
         # a subset of the adopters on the same first and last period keeps them too: only a cluster
         # that alone holds the first or the last period needs its own check
         out[:] = True
@@ -176,7 +167,7 @@ def _same_window(t: np.ndarray, cohort: np.ndarray, codes: np.ndarray, G: int) -
     else:
         sole = set(range(G))
     for g in sole:
-        out[g] = keeps(codes != g)
+        out[g] = revalidates_unchanged(t, cohort, codes != g)
     return out
 
 
