@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, get_lapack_funcs
 
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.inference._shared import _shared_designs
@@ -43,6 +43,34 @@ _IMP_OPTIONS = {"alpha", "anticipation", "horizons", "max_e", "pretrend_leads", 
 _CELLS = 4_000_000  # draws x cells x cohorts per block (CS)
 
 Stats = Callable[[np.ndarray], np.ndarray]  # (draws x n_units cohorts, 0 = never) -> draws estimates
+
+
+# LAPACK's Cholesky factor and solve for float64, called directly: per draw the scipy wrappers'
+# argument checks cost more than the factorisation itself (same routines, same numbers)
+_POTRF, _POTRS = get_lapack_funcs(("potrf", "potrs"), (np.zeros((1, 1)),))
+
+
+def _chol(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``scipy.linalg.cho_factor(a, lower=True, check_finite=False)`` (same LAPACK call and errors)."""
+    if a.size == 0 or a.dtype != np.float64:
+        return cho_factor(a, lower=True, check_finite=False)
+    c, info = _POTRF(a, lower=True, overwrite_a=False, clean=False)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor of the array is not positive definite")
+    if info < 0:
+        raise ValueError(f'LAPACK reported an illegal value in {-info}-th argument on entry to "POTRF".')
+    return c, True
+
+
+def _chol_solve(factor: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.cho_solve(factor, b, check_finite=False)`` for a factor of :func:`_chol`."""
+    c, lower = factor
+    if c.size == 0 or b.size == 0 or b.dtype != np.float64 or b.shape[0] != c.shape[0]:
+        return cho_solve(factor, b, check_finite=False)
+    x, info = _POTRS(c, b, lower=lower, overwrite_b=False)
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal potrs")
+    return x
 
 
 def _one_blas_thread(fn):
@@ -310,7 +338,7 @@ def _schur_chol(S: np.ndarray):
     """Cholesky factor of the time-effect system ``S`` without its first period (normalised to 0),
     or ``None`` when the untreated cells do not identify the time effects (as the estimator refuses)."""
     try:
-        L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
+        L = _chol(S[1:, 1:])
     except np.linalg.LinAlgError:
         return None
     d = np.abs(np.diag(L[0]))
@@ -386,7 +414,7 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         ra = np.column_stack([MY.sum(axis=1), d["v1_u"]])[ok_u]
         rl = np.column_stack([MY.sum(axis=0), d["v1_t"]])[ok_t]
         lam = np.zeros((m.size, 2))
-        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+        lam[1:] = _chol_solve(L, (rl - Cn.T @ ra)[1:])
         a = np.zeros((nu, 2))
         a[ok_u] = (ra - C @ lam) / n[:, None]
         lt = np.zeros((nt, 2))
@@ -510,13 +538,13 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         if d["all_u"]:  # every unit and period in Omega_0: C is M itself
             C = M
             lam = np.zeros(nt)
-            lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+            lam[1:] = _chol_solve(L, (rl - Cn.T @ ra)[1:])
             a = (ra - C @ lam) / n
             lt = lam
         else:
             ra, rl = ra[ok_u], rl[ok_t]
             lam = np.zeros(rl.size)
-            lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+            lam[1:] = _chol_solve(L, (rl - Cn.T @ ra)[1:])
             a = np.zeros(nu)
             a[ok_u] = (ra - C @ lam) / n
             lt = np.zeros(nt)
@@ -560,12 +588,19 @@ def _bjs_design(grid: tuple, cohorts: np.ndarray) -> dict[str, Any] | None:
     periods, P, W, CL, pr, pc, cl_p, n_cl, anticipation, leads = grid
     nu, nt = P.shape
     ref = -1 - anticipation
-    gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
+    cohorts = np.asarray(cohorts, float)
+    gg = np.where(cohorts > 0, cohorts, np.inf)
+    integer = bool(np.array_equal(cohorts, np.round(cohorts)) and np.array_equal(periods, np.round(periods)))
     om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
     e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
     tu = np.isfinite(gg)[:, None]
     lead_cells = om0 & tu & (e <= ref)
-    avail = np.unique(e[lead_cells])[::-1]
+    ev = e[lead_cells]
+    if integer and ev.size:  # the event times present, as np.unique(ev), by a presence count (no sort)
+        lo = ev.min()
+        avail = (np.flatnonzero(np.bincount((ev - lo).astype(np.int64))) + lo)[::-1]
+    else:
+        avail = np.unique(ev)[::-1]
     has_never = bool((om0 & ~tu).any())
     n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
     lead_vals = avail[:n_leads]
@@ -579,7 +614,7 @@ def _bjs_design(grid: tuple, cohorts: np.ndarray) -> dict[str, Any] | None:
     C = M if all_u else M[np.ix_(ok_u, ok_t)]
     n, m = (n_i, m_t) if all_u else (n_i[ok_u], m_t[ok_t])
     Cn = C / n[:, None]
-    L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
+    L = _chol((np.diag(m) - C.T @ Cn)[1:, 1:])
     # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw); leads are
     # the event times lead_vals[0] > lead_vals[1] > … (all present in the cells by construction)
     ci, ct = np.nonzero(lead_cells & (e >= lead_vals[-1]))
@@ -595,7 +630,7 @@ def _bjs_design(grid: tuple, cohorts: np.ndarray) -> dict[str, Any] | None:
     if not all_u:
         ra, rl = ra[ok_u], rl[ok_t]
     lam = np.zeros((m.size, k))
-    lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
+    lam[1:] = _chol_solve(L, (rl - Cn.T @ ra)[1:])
     a_lead = np.zeros((nu, k))
     a_lead[ok_u] = (ra - C @ lam) / n[:, None]
     l_lead = np.zeros((nt, k))
@@ -603,7 +638,9 @@ def _bjs_design(grid: tuple, cohorts: np.ndarray) -> dict[str, Any] | None:
     # X~'WX~ = X'WX~: sums over the lead cells of the partialled-out dummies
     fx = a_lead[ci] + l_lead[ct]
     wsum = np.bincount(cj, weights=cw, minlength=k)
-    XtX = np.diag(wsum) - np.stack([np.bincount(cj, weights=cw * fx[:, j], minlength=k) for j in range(k)], axis=1)
+    # Σ_{cells of lead j1} w fx[:, j2], every (j1, j2) in one bincount (each bin summed in cell order)
+    XtX = np.diag(wsum) - np.bincount((cj[:, None] * k + np.arange(k)[None, :]).ravel(),
+                                      weights=(cw[:, None] * fx).ravel(), minlength=k * k).reshape(k, k)
     XtX = (XtX + XtX.T) / 2
     keep = np.zeros(k, dtype=bool)
     okc = np.flatnonzero(np.diag(XtX) > 1e-10 * wsum)
