@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators._fe import nested_in, wald_test
-from evalkit.inference._fast import _levels_nested, _wald_stat
+from evalkit.inference._bjs import _levels_nested, _wald_stat
 
 
 @pytest.mark.parametrize("seed", range(6))
