@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators._fe import nested_in, wald_test
-from evalkit.inference._fast import _levels_nested, _wald_stat
+from evalkit.inference._bjs import _levels_nested, _wald_stat
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -103,3 +103,62 @@ def test_shared_imputation_draws_change_no_number():
         assert np.isfinite(alone[o][0]).all() and np.isfinite(alone[o][1]).all()
         for got in (shared[o], again if o == "y1" else shared[o]):
             assert np.array_equal(got[0], alone[o][0]) and np.array_equal(got[1], alone[o][1])
+
+
+@pytest.mark.parametrize(("kw", "kind", "holes"), [
+    ({}, "wald", False),
+    ({"cluster": "county", "weights": "w"}, "t2sum", True),
+    ({"anticipation": 1, "pretrend_leads": 4}, "wald", True),
+])
+def test_bjs_draws_equal_full_refits(kw, kind, holes):
+    """Draw by draw, BJS test 1 from the per-draw designs (outcome-free part computed once) equals the
+    statistic of a full imputation re-fit on the permuted rows (balanced and unbalanced samples)."""
+    from evalkit.estimators import get_estimator
+    from evalkit.inference import _fast
+    from evalkit.inference._refit import refit_of
+    from evalkit.inference.pretrend import _statistic
+
+    frame = _staggered(2)
+    frame["w"] = 1.0 + frame["unit"] % 3
+    if holes:  # missing cells: an unbalanced sample
+        frame = frame[~(((frame["unit"] % 7) == 3) & (frame["period"] % 5 == 2))].reset_index(drop=True)
+    r = get_estimator("imputation")(frame, "y1", unit="unit", **kw)
+    rf = refit_of(r)
+    assert rf.sample.info.balanced is not holes
+    _, units, cohorts = rf.unit_cohorts()
+    codes = units.get_indexer(rf.frame["unit"])
+    stat = _fast.bjs_pretrend(rf.frame, "y1", unit="unit", time="period", cohort_units=units,
+                              weights=rf.weights, cluster=rf.cluster, anticipation=kw.get("anticipation", 0),
+                              leads=kw.get("pretrend_leads"), kind=kind)
+    rng = np.random.default_rng(7)
+    for draw in [cohorts] + [rng.permutation(cohorts) for _ in range(5)]:
+        full = _statistic(rf.fit(rf.permuted(draw[codes]), pretrend=True), kind, kw.get("anticipation", 0))
+        assert np.isfinite(full) and stat(draw) == pytest.approx(full, rel=1e-9)
+
+
+@pytest.mark.parametrize("case", ["several clusters", "one cell alone", "one treated cluster"])
+def test_tau_bar_equals_the_estimators_leaveout_means(case):
+    """The per-draw BJS residual means (their tau-free sums kept in the draw's design) are the
+    estimator's own leave-own-cluster-out means (imputation._leaveout_means), bit for bit."""
+    import warnings
+
+    from evalkit.estimators.imputation import _leaveout_means
+    from evalkit.inference._fast import _tau_bar, _tau_bar_cells
+
+    rng = np.random.default_rng(3)
+    n = 60
+    g1 = rng.choice([13.0, 17.0, 21.0], n)
+    e1 = rng.integers(-2, 6, n).astype(float)
+    c1 = rng.integers(0, 8, n)
+    if case == "one cell alone":  # a cohort x event-time cell held by one cluster: pooled to event time
+        g1[0], e1[0] = 25.0, 9.0
+    if case == "one treated cluster":
+        c1[:] = 4
+    w1 = rng.uniform(0.5, 2.0, n)
+    for _ in range(3):
+        tau = rng.normal(size=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = _leaveout_means(tau, g1, e1, c1, w1)[0]
+        got = _tau_bar(tau, w1, _tau_bar_cells(g1, e1, c1, w1, True))
+        assert np.array_equal(got, want)

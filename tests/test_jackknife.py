@@ -191,7 +191,7 @@ def test_imputation_fast_route_falls_back_to_refits(monkeypatch):
     assert len(refits) == 2
     np.testing.assert_allclose(patched.leave_out, slow.leave_out, rtol=0, atol=1e-10)
     monkeypatch.setattr(fm, "imputation_leave_out", real)
-    # not covered: an unbalanced sample, a wrong full-sample estimate, a cluster that splits a station
+    # not covered: a wrong full-sample estimate, a cluster that splits a station
     rf = refit_of(r)
     est = float(r.overall["estimate"])
     codes = pd.factorize(rf.frame["station_id"], sort=True)[0]
@@ -199,13 +199,51 @@ def test_imputation_fast_route_falls_back_to_refits(monkeypatch):
     assert jkm._fast_thetas(rf, "ATT", est + 1e-6, codes, 16) is None
     split = (rf.frame["period"].to_numpy() > 12).astype(int) + 2 * (codes % 2)
     assert jkm._fast_thetas(rf, "ATT", est, split, 4) is None
-    holey = panel.drop(index=panel.index[(panel.station_id == "s03") & (panel.period == 5)])
-    ru = get_estimator("imputation")(holey, "y")
-    assert not refit_of(ru).sample.info.balanced
-    assert jkm._fast_thetas(refit_of(ru), "ATT", float(ru.overall["estimate"]),
-                            pd.factorize(refit_of(ru).frame["station_id"], sort=True)[0], 16) is None
-    unb, unb_slow = jackknife(ru), _by_refits(monkeypatch, ru)
-    assert unb.ok and unb.leave_out == unb_slow.leave_out
+
+
+@pytest.mark.parametrize("opts", [{}, {"weights": "w"}, {"cluster": "county", "max_e": 6}])
+def test_imputation_leave_out_on_an_unbalanced_sample_equals_refits(monkeypatch, opts):
+    """Unbalanced rows (a missing cell; s00 alone observed in months 1–8, s01 alone in month 24):
+    without refits, except for the cluster whose deletion makes the re-fit's validation drop units
+    (without s00 the first month is 9, the month the cohort-9 stations adopt)."""
+    panel = _imp_panel()
+    drop = (((panel.station_id == "s03") & (panel.period == 5))
+            | ((panel.station_id != "s00") & (panel.period <= 8))
+            | ((panel.station_id != "s01") & (panel.period == 24)))
+    r = get_estimator("imputation")(panel[~drop.to_numpy()], "y", **opts)
+    assert not refit_of_(r).sample.info.balanced
+    refits = _count_refits(monkeypatch)
+    fast = jackknife(r)
+    assert len(refits) == 1  # only the cluster of s00
+    slow = _by_refits(monkeypatch, r)
+    assert fast.ok and slow.ok and fast.n_clusters == slow.n_clusters
+    np.testing.assert_allclose(fast.leave_out, slow.leave_out, rtol=0, atol=1e-10)
+    # the fast route's own number for s00's cluster is not the re-fit's: the refit there is needed
+    jkm = importlib.import_module("evalkit.inference.jackknife")
+    rf = refit_of_(r)
+    codes = pd.factorize(rf.frame[rf.cluster or rf.unit], sort=True)[0]
+    same = jkm._same_window(rf.frame["period"].to_numpy(), rf.frame["first_treat"].to_numpy(), codes,
+                            fast.n_clusters)
+    assert same.sum() == fast.n_clusters - 1 and not same[0]
+
+
+def test_same_window_reads_the_first_and_last_period():
+    jkm = importlib.import_module("evalkit.inference.jackknife")
+    t = np.array([1, 2, 3, 2, 3, 4, 3, 4, 5, 2, 3, 4])
+    c = np.repeat([0, 2, 0, 5], 3)
+    g = np.repeat([0, 1, 2, 3], 3)
+    # without cluster 0 the first period is 2 (cluster 1 adopts then); without 2 the last is 4 (< cohort 5)
+    assert jkm._same_window(t, c, g, 4).tolist() == [False, True, False, True]
+    assert jkm._same_window(t, np.zeros(12), g, 4).tolist() == [True] * 4
+    # the rows as they are already re-validate (a cohort at the first period): every cluster checked alone
+    c1 = np.repeat([1, 2, 0, 0], 3)
+    assert jkm._same_window(t, c1, g, 4).tolist() == [False, False, False, False]
+
+
+def refit_of_(r):
+    from evalkit.inference._refit import refit_of
+
+    return refit_of(r)
 
 
 def test_refit_skips_the_pretrend_test_only_when_asked():

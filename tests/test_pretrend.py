@@ -172,3 +172,27 @@ def test_cs_permutation_fast_equals_full_refits(monkeypatch, kw):
         assert not any("cs_pretrend" in n for n in slow.notes)
         assert fast.p_value == pytest.approx(slow.p_value, abs=1e-12)
         assert (fast.draws_valid, fast.statistic, fast.df) == (slow.draws_valid, slow.statistic, slow.df)
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_imputation_observed_statistic_without_its_refit(monkeypatch, holes):
+    """The observed statistic comes from the fit itself when its re-fit would reproduce it
+    (_refit.is_own_refit): same statistic bit for bit, same test result as with the re-fit."""
+    import evalkit.inference.pretrend as pt
+    from evalkit.inference._refit import is_own_refit, refit_of
+
+    panel = noise_panel([2, 3, 3], 10, seed=5, T=20, first=24230)
+    if holes:  # an unbalanced sample
+        panel = panel.drop(index=panel.index[::17]).reset_index(drop=True)
+    r = _imp(panel, pretrend_leads=4)
+    rf = refit_of(r)
+    assert rf.sample.info.balanced is not holes and is_own_refit(rf, r)
+    for kind in ("wald", "t2sum"):
+        assert pt._statistic(r, kind, 0) == pt._statistic(rf.fit(pretrend=True), kind, 0)
+    own = pretrend_test(r, method="permutation", draws=19, seed=2)
+    monkeypatch.setattr(pt, "is_own_refit", lambda *a: False)
+    refitted = pretrend_test(r, method="permutation", draws=19, seed=2)
+    assert own.ok and own.to_dict() == refitted.to_dict()
+    # not the fit's own any more: a small-sample test attached, or an option a re-fit drops
+    assert not is_own_refit(rf, r.with_inference("pretrend", own))
+    assert not is_own_refit(rf.__class__(**{**rf.__dict__, "options": {**rf.options, "bootstrap": 99}}), r)

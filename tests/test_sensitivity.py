@@ -121,3 +121,15 @@ def test_result_input_average_effect_and_plot():
     matplotlib.use("Agg")
     ax = plot_sensitivity(df, original_ci(res, l_vec=[0.5, 0.5]), lang="en")
     assert ax.get_xlabel().startswith("M")
+
+
+def test_unique_rows_equals_numpy_unique_rows():
+    from evalkit.sensitivity import _unique_rows
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, m = int(rng.integers(0, 40)), int(rng.integers(1, 10))
+        R = rng.choice([0.0, 0.5, 1.0, 0.25, 2.0, 1e-13, 3.3], size=(n, m))
+        if n:
+            R = np.vstack([R, R[rng.integers(0, n, size=n)]])
+        assert np.array_equal(_unique_rows(R), np.unique(R, axis=0))

@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, get_lapack_funcs
 
 from evalkit.estimators._cs_blas import blas_threads
-from evalkit.estimators.imputation import leave_own_cluster_out
 from evalkit.inference._shared import _shared_designs
 from evalkit.results import EstimationResult
 
@@ -44,6 +43,34 @@ _IMP_OPTIONS = {"alpha", "anticipation", "horizons", "max_e", "pretrend_leads", 
 _CELLS = 4_000_000  # draws x cells x cohorts per block (CS)
 
 Stats = Callable[[np.ndarray], np.ndarray]  # (draws x n_units cohorts, 0 = never) -> draws estimates
+
+
+# LAPACK's Cholesky factor and solve for float64, called directly: per draw the scipy wrappers'
+# argument checks cost more than the factorisation itself (same routines, same numbers)
+_POTRF, _POTRS = get_lapack_funcs(("potrf", "potrs"), (np.zeros((1, 1)),))
+
+
+def _chol(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``scipy.linalg.cho_factor(a, lower=True, check_finite=False)`` (same LAPACK call and errors)."""
+    if a.size == 0 or a.dtype != np.float64:
+        return cho_factor(a, lower=True, check_finite=False)
+    c, info = _POTRF(a, lower=True, overwrite_a=False, clean=False)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor of the array is not positive definite")
+    if info < 0:
+        raise ValueError(f'LAPACK reported an illegal value in {-info}-th argument on entry to "POTRF".')
+    return c, True
+
+
+def _chol_solve(factor: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.cho_solve(factor, b, check_finite=False)`` for a factor of :func:`_chol`."""
+    c, lower = factor
+    if c.size == 0 or b.size == 0 or b.dtype != np.float64 or b.shape[0] != c.shape[0]:
+        return cho_solve(factor, b, check_finite=False)
+    x, info = _POTRS(c, b, lower=lower, overwrite_b=False)
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal potrs")
+    return x
 
 
 def _one_blas_thread(fn):
@@ -311,7 +338,7 @@ def _schur_chol(S: np.ndarray):
     """Cholesky factor of the time-effect system ``S`` without its first period (normalised to 0),
     or ``None`` when the untreated cells do not identify the time effects (as the estimator refuses)."""
     try:
-        L = cho_factor(S[1:, 1:], lower=True, check_finite=False)
+        L = _chol(S[1:, 1:])
     except np.linalg.LinAlgError:
         return None
     d = np.abs(np.diag(L[0]))
@@ -331,12 +358,16 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     ui = units.get_indexer(frame[unit])
     ti = pd.Index(periods).get_indexer(frame[time])
     CL[ui, ti] = pd.factorize(frame[cl_col])[0]
+    nu, nt = P.shape
+    pr, pc = np.nonzero(P)  # the observed cells and their clusters (fixed across draws)
+    cl_p = CL[pr, pc]
 
     designs = _shared_designs(("imputation", P, W, CL, periods, antic, hi, leaveout))
 
     def design(g: np.ndarray) -> dict[str, Any] | None:
         """The draw's outcome-free pieces: untreated cells, the two-way system's Cholesky factor, the
-        target weights and the treated cells (``None``: no target cell or a disconnected design)."""
+        target weights, the treated cells with their cells for the leave-out means of ``tau``, and the
+        SE's imputation weights on Omega_0 (``None``: no target cell or a disconnected design)."""
         gg = np.where(g > 0, g, np.inf)
         treated = P & (periods[None, :] >= gg[:, None] - antic)
         M = np.where(P & ~treated, W, 0.0)
@@ -357,9 +388,20 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
             return None  # disconnected design: the estimator refuses it
         v1 = np.where(target, W, 0.0)
         v1 /= v1.sum()
-        i1 = np.nonzero(omega1)
         return {"M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "v1": v1,
-                "i1": i1, "g1": gg[i1[0]], "e1": e[i1], "c1": CL[i1], "w1": W[i1]}
+                "v1_u": v1.sum(axis=1), "v1_t": v1.sum(axis=0), "omega1": omega1, "gg": gg, "se": None}
+
+    def se_design(d: dict[str, Any]) -> tuple:
+        """The SE's outcome-free pieces of a draw (computed on its first SE request, then kept with the
+        design): the treated cells and their cells for the leave-out means of ``tau``."""
+        if d["se"] is not None:
+            return d["se"]
+        i1 = np.nonzero(d["omega1"])
+        g1, w1 = d["gg"][i1[0]], W[i1]
+        se = (i1, w1, _tau_bar_cells(g1, periods[i1[1]] - g1, CL[i1], w1, leaveout))
+        if designs is None or designs.reserve(se):  # kept with the design while the budget allows
+            d["se"] = se
+        return se
 
     def one(g: np.ndarray, want_se: bool) -> tuple[float, float]:
         d = designs.get(g, design) if designs is not None else design(g)
@@ -369,26 +411,26 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         MY = M * Y
         # two right-hand sides: y (the fixed effects) and, for the SE, BJS's Z1'v1 (the imputation
         # weights on Omega_0 are v0 = -w (alpha_v[i] + lam_v[t]), (alpha_v, lam_v) = (Z0'W0Z0)^-1 Z1'v1)
-        ra = np.column_stack([MY.sum(axis=1), v1.sum(axis=1)])[ok_u]
-        rl = np.column_stack([MY.sum(axis=0), v1.sum(axis=0)])[ok_t]
+        ra = np.column_stack([MY.sum(axis=1), d["v1_u"]])[ok_u]
+        rl = np.column_stack([MY.sum(axis=0), d["v1_t"]])[ok_t]
         lam = np.zeros((m.size, 2))
-        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
-        a = np.zeros((P.shape[0], 2))
+        lam[1:] = _chol_solve(L, (rl - Cn.T @ ra)[1:])
+        a = np.zeros((nu, 2))
         a[ok_u] = (ra - C @ lam) / n[:, None]
-        lt = np.zeros((periods.size, 2))
+        lt = np.zeros((nt, 2))
         lt[ok_t] = lam
         resid = Y - a[:, :1] - lt[:, 0][None, :]  # tau on Omega_1, first-stage residual on Omega_0
         est = float(np.sum(v1 * resid))
         if not want_se:
             return est, np.nan
         av, lv = a[:, 1], lt[:, 1]
-        i1 = d["i1"]
+        i1, w1, cells = se_design(d)
         tau = resid[i1]
-        tau_bar = _tau_bar(tau, d["g1"], d["e1"], d["c1"], d["w1"], leaveout)
         eps1 = np.zeros(P.shape)
-        eps1[i1] = tau - tau_bar
+        eps1[i1] = tau - _tau_bar(tau, w1, cells)
+        # each observed cell's score: v1 eps1 on Omega_1, -w resid (alpha_v + lam_v) on Omega_0
         contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
-        sc = np.bincount(CL[P], weights=contrib[P])
+        sc = np.bincount(cl_p, weights=contrib[pr, pc])
         return est, float(np.sqrt(max(float(sc @ sc), 0.0)))
 
     def stats(G: np.ndarray, se: bool = False):
@@ -399,191 +441,70 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     return _one_blas_thread(stats)
 
 
-def _tau_bar(tau, g1, e1, c1, w1, leaveout: bool) -> np.ndarray:
-    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
-    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
-    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means."""
+def _tau_bar_cells(g1, e1, c1, w1, leaveout: bool) -> tuple:
+    """The outcome-free part of :func:`_tau_bar` for treated cells of cohort ``g1``, event time ``e1``,
+    cluster ``c1`` and weight ``w1`` (kept in a draw's design): for each pooling level of
+    ``imputation._leaveout_means`` (cohort x event time, event time, all treated) the cells it
+    resolves and :func:`evalkit.estimators.imputation.leave_own_cluster_out`'s sums that do not
+    involve ``tau`` (weight per cell x cluster, the denominators), then the in-sample cohort x
+    event-time cells of the rest."""
     span = 4.0 * (float(np.max(np.abs(e1))) + 1.0) if e1.size else 1.0
     lev = np.unique(g1, return_inverse=True)[1].ravel().astype(float)
 
     def cells(a, b):  # cell ids of the pairs (a = integer code, b = event time): one sort
         return np.unique(a * span + b, return_inverse=True)[1].ravel()
 
-    def in_sample():
-        k = cells(lev, e1)
-        return (np.bincount(k, weights=w1**2 * tau) / np.bincount(k, weights=w1**2))[k]
-
-    if not leaveout:
-        return in_sample()
-    n1 = tau.size
-    out = np.full(n1, np.nan)
+    ins = cells(lev, e1)
+    n1 = e1.size
     pending = np.ones(n1, dtype=bool)
-    zeros = np.zeros(n1)
-    c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
-    for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
-        if not pending.any():
-            break
-        k = cells(a, b)
-        kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
-        ok, means = leave_own_cluster_out(k, kc, w1, tau)
-        ok &= pending
-        out[ok] = means[ok]
-        pending &= ~ok
-    if pending.any():
-        out[pending] = in_sample()[pending]
+    levels = []
+    if leaveout:
+        zeros = np.zeros(n1)
+        c_span = float(np.max(c1)) + 1.0 if c1.size else 1.0
+        for a, b in ((lev, e1), (zeros, e1), (zeros, zeros)):
+            if not pending.any():
+                break
+            k = cells(a, b)
+            kc = np.unique(k * c_span + c1, return_inverse=True)[1].ravel()
+            # leave_own_cluster_out, its tau-free sums: n per cell x cluster, S2 per cell, ok
+            n_kc = np.bincount(kc, weights=w1)
+            k_of = np.zeros(n_kc.size, dtype=np.int64)
+            k_of[kc] = k
+            s2 = np.bincount(k_of, weights=n_kc**2)
+            ok = (np.bincount(k_of)[k] > 1) & pending
+            idx = np.flatnonzero(ok)
+            pending &= ~ok
+            if idx.size:
+                n_i = n_kc[kc[idx]]
+                levels.append((idx, kc, k_of, n_kc, k[idx], kc[idx], n_i, s2[k[idx]] - n_i**2))
+    rest = np.flatnonzero(pending)
+    return ins, np.bincount(ins, weights=w1**2), levels, rest
+
+
+def _tau_bar(tau, w1, cells) -> np.ndarray:
+    """The cell averages of ``tau`` in the BJS residuals: ``imputation._leaveout_means`` (leave own
+    cluster out; cohort x event time, then event time, then all treated; in-sample cohort x event
+    time when one cluster is treated), or the in-sample w²-weighted cohort x event-time means
+    (``cells``: :func:`_tau_bar_cells`; the arithmetic of ``leave_own_cluster_out``, its tau-free
+    sums computed once)."""
+    ins, ins_w, levels, rest = cells
+    out = np.full(tau.size, np.nan)
+    wt = w1 * tau
+    for idx, kc, k_of, n_kc, k_i, kc_i, n_i, den in levels:
+        t_kc = np.bincount(kc, weights=wt)
+        s1 = np.bincount(k_of, weights=n_kc * t_kc)
+        out[idx] = (s1[k_i] - n_i * t_kc[kc_i]) / den
+    if rest.size:
+        out[rest] = (np.bincount(ins, weights=w1**2 * tau) / ins_w)[ins][rest]
     return out
 
 
-def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, cohort_units: pd.Index,
-                 weights: str | None, cluster: str | None, anticipation: int, leads: int | None,
-                 kind: str) -> Callable[[np.ndarray], float]:
-    """``stat(cohort per unit of cohort_units) -> float``: BJS test 1 of the imputation estimator
-    (``imputation._pretrend``: lead dummies ``1{t − G_i = e}``, ``e = ref, ref−1, …``, on the draw's
-    untreated rows with unit and period effects, fixest CR1 by ``cluster``) — the Wald statistic
-    (``kind="wald"``) or the sum of squared lead t statistics (``"t2sum"``). The two-way effects are
-    partialled out of ``y`` and the leads by one Cholesky solve per draw on the station x month grid;
-    the lead dummies stay sparse (``X~'WX~ = X'WX~``: sums over their cells; cluster scores from
-    the residual sums per cluster x unit and cluster x period)."""
-    from evalkit.estimators._fe import independent_columns, small_sample, sym_inv
+def bjs_pretrend(*args: Any, **kwargs: Any) -> Callable[[np.ndarray], float]:
+    """:func:`evalkit.inference._bjs.bjs_pretrend` (BJS test 1 per draw; its own module, named here
+    by the permutation test's note)."""
+    from evalkit.inference._bjs import bjs_pretrend as run
 
-    units = cohort_units
-    periods = np.sort(pd.unique(frame[time].to_numpy(float)))
-    Y, P, W = _grid(frame, outcome, unit, time, units, periods, weights)
-    CL = np.full(P.shape, -1, dtype=np.int64)
-    CL[units.get_indexer(frame[unit]), pd.Index(periods).get_indexer(frame[time])] = \
-        pd.factorize(frame[cluster or unit])[0]
-    ref = -1 - int(anticipation)
-
-    nu, nt = P.shape
-    designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
-
-    def design(cohorts: np.ndarray) -> dict[str, Any] | None:
-        """The draw's pieces that do not depend on the outcome: the untreated cells, the two-way
-        system and its Cholesky factor, the lead cells and their right-hand sides, the clusters."""
-        gg = np.where(np.asarray(cohorts, float) > 0, cohorts, np.inf)
-        om0 = P & ~(periods[None, :] >= gg[:, None] - anticipation)
-        e = periods[None, :] - np.where(np.isfinite(gg), gg, 0.0)[:, None]
-        tu = np.broadcast_to(np.isfinite(gg)[:, None], P.shape)
-        avail = np.unique(e[om0 & tu & (e <= ref)])[::-1]
-        has_never = bool((om0 & ~tu).any())
-        n_leads = (avail.size if has_never else max(avail.size - 1, 0)) if leads is None else int(leads)
-        lead_vals = avail[:n_leads]
-        if lead_vals.size == 0:
-            return None
-        M = np.where(om0, W, 0.0)
-        n_i, m_t = M.sum(axis=1), M.sum(axis=0)
-        ok_u, ok_t = n_i > 0, m_t > 0
-        C = M[np.ix_(ok_u, ok_t)]
-        n, m = n_i[ok_u], m_t[ok_t]
-        Cn = C / n[:, None]
-        L = cho_factor((np.diag(m) - C.T @ Cn)[1:, 1:], lower=True, check_finite=False)
-        k = lead_vals.size
-        # the lead dummies are sparse: their cells (unit ci, period ct, lead cj, weight cw)
-        ci, ct = np.nonzero(om0 & tu & (e <= lead_vals[0]) & (e >= lead_vals[-1]))
-        cj = pd.Index(lead_vals).get_indexer(e[ci, ct])
-        sel = cj >= 0
-        ci, ct, cj = ci[sel], ct[sel], cj[sel]
-        cw = W[ci, ct]
-        # right-hand sides of the two-way normal equations: y (column 0, per outcome), then each lead dummy
-        ra = np.zeros((nu, k + 1))
-        rl = np.zeros((nt, k + 1))
-        np.add.at(ra, (ci, cj + 1), cw)
-        np.add.at(rl, (ct, cj + 1), cw)
-        cl_grid = np.where(om0, CL, -1)
-        clv, cl_codes = np.unique(cl_grid[om0], return_inverse=True)
-        cl = np.full(P.shape, -1, dtype=np.int64)
-        cl[om0] = cl_codes.ravel()
-        rows_o, cols_o = np.nonzero(om0)
-        # the unit and period effects' levels on Omega_0 and whether each is nested in the clusters
-        # (every level's cells in one cluster): reductions of the grid, as nested_in on the rows
-        lv = [_levels_nested(om0, cl, 1), _levels_nested(om0, cl, 0)]
-        lv.sort(key=lambda x: -x[0])
-        return {"om0": om0, "M": M, "ok_u": ok_u, "ok_t": ok_t, "C": C, "n": n, "m": m, "Cn": Cn, "L": L, "k": k,
-                "ci": ci, "ct": ct, "cj": cj, "cw": cw, "ra": ra, "rl": rl, "G": clv.size, "cl_o": cl[om0],
-                "cl_lead": cl[ci, ct], "rows_o": rows_o, "cols_o": cols_o, "lv": lv, "n_obs": int(om0.sum()),
-                "Sj": sp.csr_matrix((cw, (cj, np.arange(cj.size))), shape=(k, cj.size)),
-                "wsum": np.bincount(cj, weights=cw, minlength=k), "bread": None}
-
-    def stat(cohorts: np.ndarray) -> float:
-        d = designs.get(cohorts, design) if designs is not None else design(cohorts)
-        if d is None:
-            return np.nan
-        om0, M, ok_u, ok_t, C, n, m, Cn, L, k = (d[x] for x in ("om0", "M", "ok_u", "ok_t", "C", "n", "m", "Cn",
-                                                                "L", "k"))
-        ci, ct, cj, cw, Sj, wsum, G = (d[x] for x in ("ci", "ct", "cj", "cw", "Sj", "wsum", "G"))
-        ra, rl = d["ra"].copy(), d["rl"].copy()
-        MY = M * Y
-        ra[:, 0], rl[:, 0] = MY.sum(axis=1), MY.sum(axis=0)
-        ra, rl = ra[ok_u], rl[ok_t]
-        lam = np.zeros((m.size, k + 1))
-        lam[1:] = cho_solve(L, (rl - Cn.T @ ra)[1:], check_finite=False)
-        a = np.zeros((nu, k + 1))
-        a[ok_u] = (ra - C @ lam) / n[:, None]
-        lt = np.zeros((nt, k + 1))
-        lt[ok_t] = lam
-        yw = np.where(om0, Y - a[:, :1] - lt[:, 0][None, :], 0.0)  # within-transformed y on Omega_0
-        fx = a[ci, 1:] + lt[ct, 1:]  # the fitted two-way part of every lead at the lead cells (cells x k)
-        if d["bread"] is not None and np.array_equal(fx, d["bread"][0]):
-            kk, bread = d["bread"][1:]  # the same leads' two-way part as another outcome's: same X~'WX~
-        else:
-            # X~'WX~ = X'WX~ and X~'Wy~ = X'Wy~ (the within projection is W-symmetric and idempotent):
-            # sums over the lead cells only
-            XtX_all = np.diag(wsum) - Sj @ fx
-            XtX_all = (XtX_all + XtX_all.T) / 2
-            keep = np.zeros(k, dtype=bool)
-            okc = np.flatnonzero(np.diag(XtX_all) > 1e-10 * wsum)
-            keep[okc] = independent_columns(XtX_all[np.ix_(okc, okc)])
-            kk = np.flatnonzero(keep)
-            bread = sym_inv(XtX_all[np.ix_(kk, kk)]) if kk.size else None
-            if d["bread"] is None:
-                d["bread"] = (fx, kk, bread)
-        if not kk.size:
-            return np.nan
-        b = bread @ (Sj @ yw[ci, ct])[kk]
-        # residuals u = y~ − X~ b on Omega_0, X~ = X − a − l
-        bb = np.zeros(k)
-        bb[kk] = b
-        u = yw + (a[:, 1:] @ bb)[:, None] + (lt[:, 1:] @ bb)[None, :]
-        u[ci, ct] -= bb[cj]
-        u = np.where(om0, u, 0.0)
-        wu = np.where(om0, W * u, 0.0)
-        # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
-        U1 = sp.csr_matrix((wu[om0], (d["cl_o"], d["rows_o"])), shape=(G, nu))
-        U2 = sp.csr_matrix((wu[om0], (d["cl_o"], d["cols_o"])), shape=(G, nt))
-        direct = np.zeros((G, k))
-        np.add.at(direct, (d["cl_lead"], cj), cw * u[ci, ct])
-        sc = (direct - U1 @ a[:, 1:] - U2 @ lt[:, 1:])[:, kk]
-        lv = d["lv"]
-        factor, _, _ = small_sample(d["n_obs"], int(kk.size), "CRV1", fe_levels=[x[0] for x in lv],
-                                    fe_nested=[x[1] for x in lv], n_clusters=G)
-        V = factor * bread @ (sc.T @ sc) @ bread
-        V = (V + V.T) / 2
-        if kind == "wald":  # wald_test's statistic and rank, without its p-value (unused per draw)
-            stat_, df = _wald_stat(b, V)
-            return stat_ if df == b.size else np.nan  # singular: as pretrend._rank_deficient
-        se = np.sqrt(np.diag(V))
-        okb = np.isfinite(b) & np.isfinite(se) & (se > 0)
-        return float(np.sum((b[okb] / se[okb]) ** 2)) if okb.any() else np.nan
-
-    return _one_blas_thread(stat)
-
-
-def _levels_nested(om0: np.ndarray, cl: np.ndarray, axis: int) -> tuple[int, bool]:
-    """``(levels, nested)`` of the unit (``axis=1``: rows) or period (``axis=0``: columns) effect on the
-    cells ``om0`` of the grid: how many rows / columns hold a cell, and whether each one's cells lie in
-    a single cluster of ``cl`` — ``(np.unique(rows).size, nested_in(rows, cl))`` without the sort."""
-    has = om0.any(axis=axis)
-    lo = np.where(om0, cl, np.iinfo(cl.dtype).max).min(axis=axis)
-    hi = np.where(om0, cl, -1).max(axis=axis)
-    return int(has.sum()), bool(np.array_equal(lo[has], hi[has]))
-
-
-def _wald_stat(b: np.ndarray, V: np.ndarray) -> tuple[float, int]:
-    """``(stat, df)`` of :func:`evalkit.estimators._fe.wald_test` (same operations), without the p-value."""
-    if b.size == 0:
-        return float("nan"), 0
-    Vi = np.linalg.pinv(np.asarray(V, dtype=float))
-    return float(b @ Vi @ b), int(np.linalg.matrix_rank(V))
+    return run(*args, **kwargs)
 
 
 __all__ = ["Stats", "agrees", "bjs_pretrend", "cs_pretrend", "fast_headline"]

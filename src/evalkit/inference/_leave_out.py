@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import cho_solve
 
 from evalkit.estimators._cs_blas import blas_threads
-from evalkit.inference._fast import _CSDraws, _imp_setup, _schur_chol
+from evalkit.inference._fast import _chol_solve, _CSDraws, _imp_setup, _schur_chol
 from evalkit.results import EstimationResult
 
 
@@ -83,7 +82,7 @@ def imputation_leave_out(frame: pd.DataFrame, outcome: str, *, unit: str, time: 
         if L is None:
             return np.nan
         lam = np.zeros(int(keep_t.sum()))
-        lam[1:] = cho_solve(L, (r - r_c)[keep_t][1:], check_finite=False)
+        lam[1:] = _chol_solve(L, (r - r_c)[keep_t][1:])
         a = (ra[tu] - Mt[:, keep_t] @ lam) / n_t
         tau = Yt[:, keep_t] - a[:, None] - lam[None, :]
         return float(np.sum(v * tau) / np.sum(v))

@@ -93,6 +93,36 @@ class Refit:
         return codes, pd.Index(first.index), first.fillna(0).to_numpy()
 
 
+def revalidates_unchanged(t: np.ndarray, cohort: np.ndarray, rows: np.ndarray | None = None) -> bool:
+    """Whether the shared sample's validation (``_sample.build_sample``), run again on validated rows
+    (``rows`` of them, default all; ``t``: period, ``cohort``: 0 = never, per row), keeps every row
+    as it is: what it reads across units is the first and last period of the rows — a cohort at the
+    first period drops its unit, one after the last is recoded, one before the first is an error —
+    so every adopter's cohort ``c`` must have ``first < c <= last`` of the rows."""
+    if rows is not None:
+        t, cohort = t[rows], cohort[rows]
+    if t.size == 0:
+        return False
+    c = cohort[cohort > 0]
+    return bool(((c > t.min()) & (c <= t.max())).all())
+
+
+def is_own_refit(refit: Refit, result: EstimationResult) -> bool:
+    """Whether ``refit.fit(pretrend=True)`` on the sample's rows would return ``result`` again: an
+    imputation fit (deterministic given its rows and options) without an option a re-fit drops,
+    whose rows re-validate to themselves, and whose pre-trend entry is still the estimator's own
+    (no small-sample test attached). The caller may then use ``result`` instead of the re-fit."""
+    if refit.estimator != "imputation" or any(k in refit.options for k in _DROP) or refit.sample is None:
+        return False
+    if refit.sample.frame is not refit.frame or getattr(result, "context", None) is None:
+        return False
+    pt = (result.meta or {}).get("pretrend") or {}
+    if "pretrend" in result.inference or "p_chi2" in pt or "status" in pt:
+        return False
+    f = refit.frame
+    return revalidates_unchanged(f[refit.time].to_numpy(), f[refit.cohort].fillna(0).to_numpy())
+
+
 def refit_of(result: EstimationResult) -> Refit:
     """The :class:`Refit` of a fitted result, from ``result.context`` (the adapter to the result
     contract: sample = ``context.sample``, a ``StaggeredSample``; options = ``context.options``)."""

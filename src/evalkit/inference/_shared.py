@@ -46,6 +46,16 @@ class _Designs:
         return value
 
 
+    def reserve(self, value: Any) -> bool:
+        """Whether ``value`` (a part added later to a kept design, e.g. what only an SE needs) may be
+        kept too: its bytes are counted against the same budget (``False``: over it, nothing counted)."""
+        size = _nbytes(value)
+        if self.budget[0] + size > SHARED_DESIGN_BYTES:
+            return False
+        self.budget[0] += size
+        return True
+
+
 def _nbytes(value: Any) -> int:
     """Bytes of the arrays in ``value`` (dicts, tuples and lists searched; anything else 0)."""
     if isinstance(value, np.ndarray):

@@ -11,8 +11,8 @@ times, each time without one cluster (station, or county when the fit clusters b
 every cluster, treated or not: ``se² = (G−1)/G · Σ (θ₍g₎ − θ̄)²`` and the interval is
 ``θ̂ ± t_{1−α/2}(G−1) · se``. It needs no variance formula, is conservative rather than liberal
 when effects are heterogeneous (MacKinnon, Nielsen & Webb 2023 recommend it for few treated
-clusters), and costs ``G`` fits — except for imputation and CS's ``ATT`` on a balanced sample with
-clusters of whole stations, whose leave-one-out estimates come without re-fits
+clusters), and costs ``G`` fits — except for imputation (balanced or not) and CS's ``ATT`` on a
+balanced sample, with clusters of whole stations, whose leave-one-out estimates come without re-fits
 (:func:`evalkit.inference._leave_out.imputation_leave_out`, :func:`~evalkit.inference._leave_out.cs_leave_out`;
 the same numbers, checked against the fit's estimate every time). Re-fits skip the estimator's own
 pre-trend test (``Refit.fit(pretrend=False)``).
@@ -37,6 +37,7 @@ from evalkit.inference._refit import (
     headline_of,
     headline_term,
     refit_of,
+    revalidates_unchanged,
     short_reason,
 )
 from evalkit.inference.results import JackknifeResult
@@ -106,18 +107,21 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
 
 def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G: int,
                  fit: EstimationResult | None = None) -> np.ndarray | None:
-    """The leave-one-cluster-out estimates without refitting (on a balanced sample, clusters that
-    nest stations: imputation's overall ATT, :func:`evalkit.inference._leave_out.imputation_leave_out`;
-    CS's simple ATT from ``fit``'s cells, :func:`evalkit.inference._leave_out.cs_leave_out`), NaN
-    where that route has no number (the loop refits those and reports the estimator's own error);
-    ``None``: not covered (another estimator or term, an unbalanced sample whose re-validation
-    could change without a cluster, a cluster that splits a station), or the route's estimate on
-    all rows does not reproduce the fit's ``estimate`` (to 1e-9; checked every time)."""
+    """The leave-one-cluster-out estimates without refitting (clusters that nest stations:
+    imputation's overall ATT, :func:`evalkit.inference._leave_out.imputation_leave_out`, balanced or
+    not; CS's simple ATT from ``fit``'s cells on a balanced sample,
+    :func:`evalkit.inference._leave_out.cs_leave_out`), NaN where that route has no number (the loop
+    refits those and reports the estimator's own error), also for a cluster whose deletion would
+    make the re-fit's validation change the remaining rows (:func:`_same_window`); ``None``: not covered (another estimator or term, an unbalanced CS
+    sample, a cluster that splits a station), or the route's estimate on all rows does not reproduce
+    the fit's ``estimate`` (to 1e-9; checked every time)."""
     from evalkit.inference._fast import agrees
     from evalkit.inference._leave_out import cs_leave_out, imputation_leave_out
 
     s = refit.sample
-    if refit.estimator not in ("imputation", "cs") or term != "ATT" or s is None or not s.info.balanced:
+    if refit.estimator not in ("imputation", "cs") or term != "ATT" or s is None:
+        return None
+    if not s.info.balanced and refit.estimator != "imputation":
         return None
     if refit.estimator == "cs" and (fit is None or getattr(fit, "context", None) is None
                                     or fit.context.sample is not s):
@@ -141,7 +145,30 @@ def _fast_thetas(refit: Refit, term: str, estimate: float, codes: np.ndarray, G:
         return None
     if got is None or got[1].size != G or not agrees(got[0], estimate):
         return None
-    return got[1]
+    # a re-fit re-validates the remaining rows: where that would change them, refit (as the loop does)
+    f = refit.frame
+    same = _same_window(f[refit.time].to_numpy(), f[refit.cohort].fillna(0).to_numpy(), codes, G)
+    return got[1] if same.all() else np.where(same, got[1], np.nan)
+
+
+def _same_window(t: np.ndarray, cohort: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
+    """Per cluster: whether re-validating the rows without it keeps every one of them
+    (:func:`~evalkit.inference._refit.revalidates_unchanged`; ``t``: period, ``cohort``: 0 = never,
+    ``codes``: cluster, per row)."""
+    out = np.zeros(G, dtype=bool)
+    if t.size == 0:
+        return out
+    if revalidates_unchanged(t, cohort):
+        # a subset of the adopters on the same first and last period keeps them too: only a cluster
+        # that alone holds the first or the last period needs its own check
+        out[:] = True
+        lo, hi = t.min(), t.max()
+        sole = {int(h[0]) for h in (np.unique(codes[t == lo]), np.unique(codes[t == hi])) if h.size == 1}
+    else:
+        sole = set(range(G))
+    for g in sole:
+        out[g] = revalidates_unchanged(t, cohort, codes != g)
+    return out
 
 
 __all__ = ["jackknife", "jackknife_refit"]

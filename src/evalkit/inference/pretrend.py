@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.inference._refit import Refit, refit_of, short_reason
+from evalkit.inference._refit import Refit, is_own_refit, refit_of, short_reason
 from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
 
@@ -113,7 +113,7 @@ def pretrend_refit(refit: Refit, result: EstimationResult, *, method: str = "aut
             return PretrendResult(test="f", status="not_available", reason=f"Hotelling's F needs more treated "
                                   f"stations than leads + 1 ({g} treated, {k} leads)", **base)
         return PretrendResult(test="f", p_value=base["p_f"], **base)
-    return _permutation(refit, codes, cohorts, k, g, wald_ok, draws, seed, base)
+    return _permutation(refit, codes, cohorts, k, g, wald_ok, draws, seed, base, result)
 
 
 def _others(test: str, k: int, g: int, wald_ok: bool, why: str, f_defined: bool) -> dict[str, str]:
@@ -225,16 +225,19 @@ def _batched_cs(refit: Refit, fit: EstimationResult, kind: str) -> Any:
 
 
 def _permutation(refit: Refit, codes: np.ndarray, cohorts: np.ndarray, k: int, g: int, wald_ok: bool,
-                 draws: int, seed: int, base: dict[str, Any]) -> PretrendResult:
+                 draws: int, seed: int, base: dict[str, Any], result: EstimationResult | None = None
+                 ) -> PretrendResult:
     kind = "wald" if wald_ok and k < g else "t2sum"
     notes = [] if kind == "wald" else [f"statistic: sum of squared lead t-statistics (the Wald statistic needs "
                                        f"fewer leads ({k}) than treated stations ({g}))"]
     base = {**base, "test": "permutation", "statistic": kind, "draws": int(draws)}
     aggs = ("dynamic",) if refit.estimator == "cs" else None  # the leads are the event-time aggregation
     anticipation = int(refit.options.get("anticipation", 0) or 0)
-    # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options)
+    # the observed statistic comes from the same re-fit as the draws (analytic SEs, same options) —
+    # or from ``result`` itself when that re-fit would reproduce it (_refit.is_own_refit)
     try:
-        obs_fit = refit.fit(aggregations=aggs, pretrend=True)
+        own = result is not None and is_own_refit(refit, result)
+        obs_fit = result if own else refit.fit(aggregations=aggs, pretrend=True)
         observed = _statistic(obs_fit, kind, anticipation)
     except Exception as exc:  # noqa: BLE001 - reported
         return PretrendResult(status="failed", reason=f"the re-fit on the sample failed: {short_reason(exc)}", **base)
