@@ -174,10 +174,10 @@ def _run_files(args: list[str]) -> tuple[list[str], int] | None:
         name, eq, value = a.partition("=")
         if a in ("--help", "--"):
             return None
-        if name in _VALUE_OPTIONS or (a.startswith("-j") and a[2:].isdigit()):
-            if a.startswith("-j") and a[2:].isdigit():
-                value = a[2:]
-            elif not eq:
+        if a.startswith("-j") and a[2:].isdigit():  # -j2
+            jobs = int(a[2:])
+        elif name in _VALUE_OPTIONS:
+            if not eq:
                 i += 1
                 value = args[i] if i < len(args) else ""
             if name in ("--jobs", "-j"):
