@@ -180,3 +180,25 @@ def test_notebook_of_reads_the_key_without_a_yaml_parser(tmp_path):
     p.write_text("evaluation_id: x\n# notebook: design_pilot\nnotebook: 'prevention_index'  # the index\n")
     assert kernel_start.notebook_of(str(p)) == "prevention_index"
     assert kernel_start.notebook_of(str(tmp_path / "missing.yaml")) == "evaluate_reform"
+
+
+def test_output_of_a_kernel_started_ahead_reaches_stderr_when_it_closes(tmp_path, monkeypatch, capfd):
+    """A batch worker's next kernel starts while the current evaluation's stderr goes to its log: the
+    kernel's own output goes to a file in its folder (not this process's stderr of the moment) and is
+    written out when the kernel is closed."""
+    from evalkit import runner
+
+    nb = _notebook(tmp_path / "nb.ipynb", "import os\nos.write(2, b'from-the-kernel-process\\n')",
+                   "import json\nopen(results_path, 'w').write(json.dumps({'ok': True}))")
+    monkeypatch.setattr(runner, "notebook_path", lambda _name: nb)
+    params = _params(tmp_path, "w.duckdb")
+    capfd.readouterr()
+    kernel = kernel_start.start("tiny", output_to_file=True)
+    try:
+        runner._execute(params, tmp_path / "out", kernel, pdf=False, brief=False, on_step=None)
+        assert "from-the-kernel-process" not in capfd.readouterr().err
+        assert "from-the-kernel-process" in Path(kernel.output).read_text()
+    finally:
+        kernel.close()
+    assert "from-the-kernel-process" in capfd.readouterr().err
+    assert not Path(kernel.folder).exists()

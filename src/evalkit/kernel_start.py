@@ -59,6 +59,7 @@ class StartedKernel:
     cmd: list[str]
     cwd: str
     process: subprocess.Popen = field(repr=False)
+    output: str | None = None  # the kernel's stdout/stderr file, if not inherited (see start)
 
     @property
     def progress_file(self) -> str:
@@ -86,17 +87,28 @@ class StartedKernel:
             self.process.stdin.close()
 
     def close(self) -> None:
-        """Kill the kernel if it still runs and remove its folder (sockets, connection and status files)."""
+        """Kill the kernel if it still runs and remove its folder (sockets, connection and status files);
+        the kernel's own output, if it went to a file, is written to this process's stderr first."""
         try:
             self.kill()
+            if self.output:
+                with open(self.output, "rb") as fh:
+                    text = fh.read()
+                if text:
+                    os.write(2, text)
+        except OSError:
+            pass
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(notebook: str, *, cwd: str | None = None) -> StartedKernel:
+def start(notebook: str, *, cwd: str | None = None, output_to_file: bool = False) -> StartedKernel:
     """Launch the kernel for ``notebook`` (one of :data:`NOTEBOOK_IMPORTS`; another name: no pre-import).
 
-    Returns at once: the kernel initialises and imports in its own process."""
+    Returns at once: the kernel initialises and imports in its own process. Its stdout/stderr are this
+    process's, or with ``output_to_file`` a file in its folder, written to this process's stderr when it
+    closes (a batch worker sends each evaluation's stderr to that evaluation's log: a kernel started
+    for the next evaluation must not write into the log of the current one)."""
     # 0700: only this user reaches the sockets; the real path, as jupyter_client formats the kernel command
     folder = os.path.realpath(tempfile.mkdtemp(prefix="evalkit-kernel-"))
     try:
@@ -119,21 +131,25 @@ def start(notebook: str, *, cwd: str | None = None) -> StartedKernel:
         else:
             env.pop(PREIMPORT_ENV, None)
         cwd = cwd or os.getcwd()
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True)
+        output = os.path.join(folder, "output.log") if output_to_file else None
+        with open(output or os.devnull, "wb") as sink:
+            std = sink if output else None
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=std, stderr=std, cwd=cwd, env=env,
+                                    start_new_session=True)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return StartedKernel(notebook, folder, conn, info, cmd, cwd, proc)
+    return StartedKernel(notebook, folder, conn, info, cmd, cwd, proc, output)
 
 
 _waiting: StartedKernel | None = None  # started ahead, not yet taken
 
 
-def prestart(notebook: str) -> None:
+def prestart(notebook: str, *, output_to_file: bool = False) -> None:
     """Start the kernel of the next notebook this process will run (replaces one still waiting)."""
     global _waiting
     discard()
-    _waiting = start(notebook)
+    _waiting = start(notebook, output_to_file=output_to_file)
 
 
 def discard() -> None:

@@ -296,8 +296,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if next_notebook:  # the next evaluation's kernel starts and imports while this brief exports
-        kernel_start.prestart(next_notebook)
+    if next_notebook:  # the next evaluation's kernel starts and imports while this brief exports; its
+        kernel_start.prestart(next_notebook, output_to_file=True)  # output goes to the next one's stderr
     public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
