@@ -280,6 +280,9 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=kernel.cwd,
                     kernel_name=kernel_start.KERNEL_NAME, progress_bar=False, log_output=False,
                     report_mode=False, config=config, km=km, shutdown_kernel=shutdown,
+                    # the kernel answers once its pre-imports are done (matplotlib's first font-cache
+                    # build can take a while); a kernel that dies is still noticed at once
+                    start_timeout=300,
                     # written once at the end (and on a failing cell, for failed.ipynb), not before and
                     # after every cell: nobody reads the hidden temp file meanwhile, and each write
                     # validates the whole notebook while the kernel waits for its next cell
