@@ -57,9 +57,12 @@ def test_adopted_kernel_talks_over_ipc_in_its_private_folder_which_is_removed(tm
         kernel.close()
     kernel, texts = _run(tmp_path, monkeypatch, "tiny",
                          "import os\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
-                         "print(app.transport, app.ip, os.environ['EVALKIT_KERNEL_DIR'])")
-    transport, ip, folder = texts[0].split()
+                         "print(app.transport, app.ip, os.environ['EVALKIT_KERNEL_DIR'],\n"
+                         "      get_ipython().history_manager.hist_file, os.getpid())")
+    transport, ip, folder, history, pid = texts[0].split()
     assert transport == "ipc" and ip == os.path.join(kernel.folder, "kernel") and folder == kernel.folder
+    assert int(pid) == kernel.process.pid  # the kernel started first ran the notebook
+    assert history == ":memory:"  # as when nbclient starts a kernel: no history file in $HOME
     assert not kernel.alive() and not Path(kernel.folder).exists()
 
 

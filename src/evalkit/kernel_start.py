@@ -46,6 +46,8 @@ NOTEBOOK_IMPORTS: dict[str, tuple[str, ...]] = {
     "explore_data": ("evalkit.explore", "evalkit.evaluation", "evalkit.panel", "evalkit.viz"),
 }
 PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+#: what nbclient adds when it starts a kernel itself: IPython's history in memory, no SQLite file in $HOME
+HISTORY_ARG = "--HistoryManager.hist_file=:memory:"
 
 
 @dataclass
@@ -120,7 +122,7 @@ def start(notebook: str, *, cwd: str | None = None, output_to_file: bool = False
         fd = os.open(conn, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=1)
-        cmd = [sys.executable, "-m", "evalkit.kernel_launcher", "-f", conn]
+        cmd = [sys.executable, "-m", "evalkit.kernel_launcher", "-f", conn, HISTORY_ARG]
         env = dict(os.environ)
         env.pop("PYTHONEXECUTABLE", None)  # as jupyter_client does for Python kernels
         env.update({KERNEL_DIR_ENV: folder, PROGRESS_ENV: os.path.join(folder, "progress.json"),

@@ -226,7 +226,7 @@ def _kernel_manager(kernel: kernel_start.StartedKernel, config):
     km = cls(kernel_name=kernel_start.KERNEL_NAME, config=config, prestarted=kernel)
     km.connection_file = kernel.connection_file
     km.load_connection_file()
-    run_sync(km.start_kernel)(cwd=kernel.cwd)
+    run_sync(km.start_kernel)(cwd=kernel.cwd, extra_arguments=[kernel_start.HISTORY_ARG])
     return km
 
 
