@@ -266,7 +266,7 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
 
     from evalkit.batch.core import _kill_descendants
     from evalkit.batch.local import _threads_per_worker, _worker_init
-    from evalkit.runner import run_file_job
+    from evalkit.runner import next_file_hint, run_file_job
 
     failed = 0
     with tempfile.TemporaryDirectory(prefix="evalkit-run-") as folder:
@@ -282,7 +282,7 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
                         name = f"{i + 1}/{len(params)} {p.stem}"
                         status = Path(folder) / f"{i}.json"
                         fut = ex.submit(run_file_job, str(p), str(outputs), warehouse, lang, pdf,
-                                        str(status) if show else None)
+                                        str(status) if show else None, next_file_hint(pending, jobs))
                         inflight[fut] = (p, name, time.perf_counter())
                         live.running[name] = (time.perf_counter(), status)
                     done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)

@@ -326,14 +326,22 @@ def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: st
 
 
 def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | None, pdf: bool,
-                 status: str | None) -> tuple[bool, str]:
+                 status: str | None, next_file: str | None = None) -> tuple[bool, str]:
     """One file of ``evalkit run --jobs N``, in a worker process: ``(ok, brief path or error line)``.
 
-    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display."""
+    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display;
+    ``next_file``: the file this worker probably runs next (:func:`next_file_hint`)."""
     on_step = (lambda s: progress.write_status(Path(status), s)) if status else None
     try:
-        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step)
+        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step,
+                       next_file=next_file)
     except RunError as exc:
         return False, str(exc)
     brief = res.brief.pdf or res.brief.html if res.brief else res.executed
     return True, str(brief)
+
+
+def next_file_hint(pending: list, jobs: int) -> str | None:
+    """For ``evalkit run --jobs N``: the params file whose kernel a worker starts ahead (the first waiting
+    ``(index, path)``), or ``None`` when fewer files wait than workers run (no kernel started in vain)."""
+    return str(pending[0][1]) if len(pending) >= jobs else None
