@@ -11,9 +11,9 @@ shutdown, export — then the wall time of a resume run where everything is alre
 Results go to benchmarks/_work/bench_batch.json.
 
 Since issue 15 each evaluation's kernel is launched before its preflight and pre-imports evalkit, and a
-worker starts its next evaluation's kernel while the brief exports (docs/batch.md): "kernel start" is the
-wait for a kernel that was not ready yet, and "execute" no longer holds ``import evalkit``. Run with
-``EVALKIT_BATCH_PRESTART=0`` in the environment to measure without the next kernel started ahead.
+worker can start its next evaluation's kernel while the brief exports (docs/batch.md; off unless
+``EVALKIT_BATCH_PRESTART=1`` is in the environment): "kernel start" is the wait for a kernel that was
+not ready yet, and "execute" no longer holds ``import evalkit``.
 """
 
 from __future__ import annotations

@@ -247,6 +247,9 @@ def test_next_kernel_starts_ahead_only_when_the_worker_will_probably_get_another
     from evalkit.batch.local import PRESTART_ENV, _next_notebook
 
     item = {"evaluation_id": "a", "params": {"notebook": "prevention_index"}}
+    monkeypatch.delenv(PRESTART_ENV, raising=False)
+    assert _next_notebook([item, item], 2) is None  # off by default
+    monkeypatch.setenv(PRESTART_ENV, "1")
     assert _next_notebook([], 2) is None
     assert _next_notebook([item], 2) is None  # the other worker may take the last one: none in vain
     assert _next_notebook([item, {"evaluation_id": "b", "params": None}], 2) == "prevention_index"

@@ -207,9 +207,12 @@ def test_output_of_a_kernel_started_ahead_reaches_stderr_when_it_closes(tmp_path
     assert not Path(kernel.folder).exists()
 
 
-def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one():
+def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one(monkeypatch):
     from evalkit.runner import next_file_hint
 
+    monkeypatch.delenv("EVALKIT_BATCH_PRESTART", raising=False)
+    assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) is None  # off by default
+    monkeypatch.setenv("EVALKIT_BATCH_PRESTART", "1")
     assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) == "c.yaml"
     assert next_file_hint([(3, Path("d.yaml"))], 2) is None
     assert next_file_hint([], 1) is None

@@ -343,5 +343,8 @@ def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | Non
 
 def next_file_hint(pending: list, jobs: int) -> str | None:
     """For ``evalkit run --jobs N``: the params file whose kernel a worker starts ahead (the first waiting
-    ``(index, path)``), or ``None`` when fewer files wait than workers run (no kernel started in vain)."""
+    ``(index, path)``), or ``None`` when fewer files wait than workers run (no kernel started in vain) or
+    unless ``EVALKIT_BATCH_PRESTART=1`` (off by default, as for batches: :mod:`evalkit.batch.local`)."""
+    if os.environ.get("EVALKIT_BATCH_PRESTART", "0") != "1":
+        return None
     return str(pending[0][1]) if len(pending) >= jobs else None
