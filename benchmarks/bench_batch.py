@@ -9,6 +9,11 @@ default estimators and writes brief.pdf (``--no-pdf`` to skip Chromium). Prints 
 the mean per-evaluation split — kernel start, cell execution (of which estimation), kernel
 shutdown, export — then the wall time of a resume run where everything is already complete.
 Results go to benchmarks/_work/bench_batch.json.
+
+Since issue 15 each evaluation's kernel is launched before its preflight and pre-imports evalkit, and a
+worker can start its next evaluation's kernel while the brief exports (docs/batch.md; off unless
+``EVALKIT_BATCH_PRESTART=1`` is in the environment): "kernel start" is the wait for a kernel that was
+not ready yet, and "execute" no longer holds ``import evalkit``.
 """
 
 from __future__ import annotations

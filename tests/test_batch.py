@@ -241,3 +241,18 @@ def test_kernel_failures_retry_but_cell_errors_do_not(monkeypatch):
     with pytest.raises(TimeoutError):
         execute._run_notebook("p", Path("."), logging.getLogger("t"), record)
     assert len(calls) == execute.KERNEL_ATTEMPTS and record["kernel_retries"] == execute.KERNEL_ATTEMPTS
+
+
+def test_next_kernel_starts_ahead_only_when_the_worker_will_probably_get_another(monkeypatch):
+    from evalkit.batch.local import PRESTART_ENV, _next_notebook
+
+    item = {"evaluation_id": "a", "params": {"notebook": "prevention_index"}}
+    monkeypatch.delenv(PRESTART_ENV, raising=False)
+    assert _next_notebook([item, item], 2) is None  # off by default
+    monkeypatch.setenv(PRESTART_ENV, "1")
+    assert _next_notebook([], 2) is None
+    assert _next_notebook([item], 2) is None  # the other worker may take the last one: none in vain
+    assert _next_notebook([item, {"evaluation_id": "b", "params": None}], 2) == "prevention_index"
+    assert _next_notebook([{"evaluation_id": "b", "params": None}], 1) == "evaluate_reform"
+    monkeypatch.setenv(PRESTART_ENV, "0")
+    assert _next_notebook([item, item], 2) is None

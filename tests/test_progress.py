@@ -84,7 +84,7 @@ def test_steps_cross_the_kernel_boundary_and_stay_out_of_the_notebook(tmp_path, 
 def _fake_run_file(calls):
     from evalkit.runner import RunOutputs
 
-    def run_file(path, outputs, *, warehouse=None, lang=None, pdf=True, on_step=None):
+    def run_file(path, outputs, *, warehouse=None, lang=None, pdf=True, on_step=None, next_file=None):
         calls.append(on_step)
         if on_step:
             for step in ("preflight", "start_kernel", "pretrend_test", "brief_pdf"):

@@ -116,7 +116,7 @@ def _tiny_notebook(path: Path, last: str) -> Path:
 def test_notebook_written_once_still_gives_executed_or_failed_notebook(tmp_path, monkeypatch, fails):
     """The executed notebook is written at the end only (not after every cell): a failing cell still
     leaves failed.ipynb with the outputs so far and the error, and no hidden temp file remains."""
-    from evalkit import runner
+    from evalkit import kernel_start, runner
     from evalkit.params import load_params
 
     last = ("raise ValueError('boom in the last cell')" if fails else
@@ -125,13 +125,18 @@ def test_notebook_written_once_still_gives_executed_or_failed_notebook(tmp_path,
     monkeypatch.setattr(runner, "notebook_path", lambda _name: nb_path)
     params = load_params(Path(__file__).resolve().parents[1] / "params" / "two_teams_fights.yaml")
     out = tmp_path / "out"
-    if fails:
-        with pytest.raises(runner.RunError, match="boom in the last cell"):
-            runner._execute(params, out, pdf=False, brief=False, on_step=None)
-        written = out / params.evaluation_id / "failed.ipynb"
-    else:
-        runner._execute(params, out, pdf=False, brief=False, on_step=None)
-        written = out / params.evaluation_id / "executed.ipynb"
+    kernel = kernel_start.start("tiny")  # a notebook without pre-imports
+    try:
+        if fails:
+            with pytest.raises(runner.RunError, match="boom in the last cell"):
+                runner._execute(params, out, kernel, pdf=False, brief=False, on_step=None)
+            written = out / params.evaluation_id / "failed.ipynb"
+        else:
+            runner._execute(params, out, kernel, pdf=False, brief=False, on_step=None)
+            written = out / params.evaluation_id / "executed.ipynb"
+        assert not kernel.alive()  # shut down after the last cell (EVALKIT_KERNEL_SHUTDOWN=immediate)
+    finally:
+        kernel.close()
     nb = nbformat.read(written, as_version=4)
     texts = [o.get("text", "") for c in nb.cells for o in c.get("outputs", [])]
     assert "first cell ran\n" in texts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -11,6 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evalkit.kernel_start import start_for_command_line
+
+start_for_command_line(sys.argv)  # `evalkit run FILE`: its notebook kernel starts now, before the heavy imports
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="evalkit: evaluate police-station reforms with modern difference-in-differences.")
 console = Console(stderr=True)
@@ -255,7 +259,6 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
                   jobs: int, show: bool) -> int:
     """Run the files on ``jobs`` worker processes (each with its own Chromium, dying with this process, BLAS
     threads = cores // jobs: :mod:`evalkit.batch.local`); print one line per finished file. Failures."""
-    import contextlib
     import multiprocessing as mp
     import os
     import tempfile
@@ -263,7 +266,7 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
 
     from evalkit.batch.core import _kill_descendants
     from evalkit.batch.local import _threads_per_worker, _worker_init
-    from evalkit.runner import run_file_job
+    from evalkit.runner import next_file_hint, run_file_job
 
     failed = 0
     with tempfile.TemporaryDirectory(prefix="evalkit-run-") as folder:
@@ -279,7 +282,7 @@ def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang
                         name = f"{i + 1}/{len(params)} {p.stem}"
                         status = Path(folder) / f"{i}.json"
                         fut = ex.submit(run_file_job, str(p), str(outputs), warehouse, lang, pdf,
-                                        str(status) if show else None)
+                                        str(status) if show else None, next_file_hint(pending, jobs))
                         inflight[fut] = (p, name, time.perf_counter())
                         live.running[name] = (time.perf_counter(), status)
                     done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
@@ -317,8 +320,6 @@ def run_cmd(
                                                               "is not a terminal)"),
 ) -> None:
     """Run evaluations: papermill notebook → results.json → brief.html / brief.pdf."""
-    import contextlib
-
     from evalkit.export import browser_session
     from evalkit.params import ParamsError, load_params
     from evalkit.runner import RunError, check_outputs_writable, run_file
@@ -340,8 +341,7 @@ def run_cmd(
         raise _fail_line(str(exc), 2) from None
     show = console.is_terminal and not quiet
     if jobs > 1 and len(params) > 1:
-        failed = _run_parallel(params, outputs, warehouse, lang, pdf, jobs, show)
-        if failed:
+        if _run_parallel(params, outputs, warehouse, lang, pdf, jobs, show):
             raise typer.Exit(1)
         return
     failed = 0
@@ -350,11 +350,10 @@ def run_cmd(
         for i, p in enumerate(params, 1):
             t0 = time.perf_counter()
             live.start(i, p.stem)
-            status = console.status(live) if show else contextlib.nullcontext()
-            with status:
-                try:
-                    res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf,
-                                   on_step=live.on_step if show else None)
+            with console.status(live) if show else contextlib.nullcontext():
+                try:  # the next file's kernel starts while this brief exports
+                    res = run_file(p, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=live.on_step
+                                   if show else None, next_file=params[i] if i < len(params) else None)
                 except RunError as exc:
                     failed += 1
                     _error(f"failed {p}: {exc}")

@@ -8,11 +8,21 @@ Here that pipe is bound to an IPC socket in a private (0700) folder instead — 
 folder removed at exit — then the
 kernel starts exactly as ``python -m ipykernel_launcher`` would. If ipykernel's internals differ
 from what this expects, the kernel starts unpatched (never fails because of this module).
+
+With ``EVALKIT_KERNEL_PREIMPORT`` set (comma-separated module names, :mod:`evalkit.kernel_start`), the
+kernel imports those modules after its initialisation (shell, sockets, matplotlib's inline backend
+chosen: the imports see what a notebook cell would see) and before it answers its first request, so
+a kernel started early does evalkit's heavy imports while the runner is still busy with its own. Nothing
+is bound in the notebook's namespace and nothing is printed; a module that fails to import is left
+alone (the notebook's cell imports it as usual and shows the error there). Without the variable the
+kernel is the plain one (the floor of ``benchmarks/bench_evaluation.py``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -60,6 +70,26 @@ def _patch_iopub_pipe() -> None:
     cls._setup_pipe_out = _setup_pipe_out
 
 
+#: environment variable: modules the kernel imports before it serves requests (comma-separated)
+PREIMPORT_ENV = "EVALKIT_KERNEL_PREIMPORT"
+
+
+def preimport(names: str) -> list[str]:
+    """Import the comma-separated modules ``names``; the ones that imported. Never raises, prints nothing
+    (output and warnings of the imports go nowhere: no cell is running to receive them)."""
+    import importlib
+
+    done = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                importlib.import_module(name)
+        except BaseException:  # noqa: BLE001, S110 - never fail the kernel: the cell imports it as usual
+            continue
+        done.append(name)
+    return done
+
+
 def main() -> None:
     if sys.path and sys.path[0] == "":  # as ipykernel_launcher: not the working directory's modules
         del sys.path[0]
@@ -70,7 +100,15 @@ def main() -> None:
             pass
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance()
+    modules = os.environ.pop(PREIMPORT_ENV, "")  # not inherited by the notebook's own subprocesses
+    if not modules:
+        kernelapp.launch_new_instance()
+        return
+    # kernelapp.launch_new_instance() is IPKernelApp.launch_instance: instance(), initialize(), start()
+    app = kernelapp.IPKernelApp.instance()
+    app.initialize()
+    preimport(modules)
+    app.start()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Run one evaluation: params file → papermill → executed notebook → results.json → brief.
 
 ``outputs/<evaluation_id>/`` receives ``executed.ipynb``, ``results.json``, ``brief.html``
-and ``brief.pdf``. Params are validated and the warehouse is checked *before* a kernel
-starts, so mistakes cost milliseconds, not a notebook run.
+and ``brief.pdf``. The notebook's kernel is launched first (:mod:`evalkit.kernel_start`: it starts and
+imports evalkit while this process checks the params and the warehouse); a failed preflight kills it,
+so mistakes cost milliseconds, not a notebook run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit import progress
+from evalkit import kernel_start, progress
 from evalkit.export import (
     BriefFiles,
     browser_session,
@@ -95,7 +96,7 @@ def check_outputs_writable(outputs: str | Path) -> Path:
 
 
 #: environment variable naming the private folder of one kernel (its IOPub pipe socket goes there)
-KERNEL_DIR_ENV = "EVALKIT_KERNEL_DIR"
+KERNEL_DIR_ENV = kernel_start.KERNEL_DIR_ENV
 
 
 def _kernel_config(sockets: str, *, progress_file: str | None = None):
@@ -121,13 +122,14 @@ def _kernel_config(sockets: str, *, progress_file: str | None = None):
 
 def _ipc_kernel_manager():
     from jupyter_client import AsyncKernelManager
-    from traitlets import Dict
+    from traitlets import Any, Dict, List
 
     class IPCKernelManager(AsyncKernelManager):
         """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``,
         with ``extra_env`` added to the kernel's environment, and shuts it down without an interrupt."""
 
         extra_env = Dict(config=True, help="variables added to the kernel's environment")
+        clients = List(help="kernel clients made by this manager")
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
@@ -137,6 +139,32 @@ def _ipc_kernel_manager():
             if self.extra_env:
                 kw["env"] = {**kw.get("env", os.environ), **self.extra_env}
             return await super()._async_pre_start_kernel(**kw)
+
+        prestarted = Any(None, allow_none=True, help="a kernel_start.StartedKernel this manager adopts")
+
+        def write_connection_file(self, **kw):
+            # an adopted kernel has read (or is reading) its connection file: never rewrite it
+            if self.prestarted is None or not os.path.exists(self.connection_file):
+                super().write_connection_file(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            started = self.prestarted
+            if started is None or kernel_cmd != started.cmd or not started.alive():
+                if started is not None:  # another kernel spec than evalkit's, or it died: start as usual
+                    started.kill()
+                    self.prestarted = None
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            prov = self.provisioner  # LocalProvisioner.launch_kernel's bookkeeping, for the running process
+            prov.process, prov.pid, prov.cwd = started.process, started.process.pid, started.cwd
+            try:
+                prov.pgid = os.getpgid(started.process.pid)
+            except OSError:
+                prov.pgid = None
+
+        def client(self, **kw):
+            kc = super().client(**kw)
+            self.clients.append(kc)  # nbclient does not stop the channels of a manager it did not create
+            return kc
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client interrupts (SIGINT) every kernel before shutting it down, and ipykernel then
@@ -163,28 +191,68 @@ SHUTDOWN_ENV = "EVALKIT_KERNEL_SHUTDOWN"
 
 
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
-               brief: bool = True, on_step: progress.Callback | None = None) -> RunOutputs:
+               brief: bool = True, on_step: progress.Callback | None = None,
+               next_notebook: str | None = None) -> RunOutputs:
     """Execute the evaluation's notebook with papermill and export its brief.
 
     ``on_step(step)`` is called as each step starts: ``preflight``, ``start_kernel``, the evaluation's
     own steps reported from inside the kernel (:mod:`evalkit.progress`, polled from a status file in
     the kernel's private folder), ``done`` (the notebook's tables and charts), ``brief_html``,
-    ``brief_pdf``. Without it nothing is polled."""
+    ``brief_pdf``. Without it nothing is polled. ``next_notebook``: the notebook this process runs next,
+    whose kernel starts as soon as this one's notebook has run (while the brief exports)."""
     step = on_step or (lambda _s: None)
     step("preflight")
-    params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
-    preflight(params)
-    # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
-    # holds a browser session: `evalkit run` of several files, batch workers)
-    with contextlib.nullcontext() if in_browser_session() else browser_session():
-        if brief and pdf:
-            prestart_browser()
-        return _execute(params, outputs, pdf=pdf, brief=brief, on_step=on_step)
+    # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile
+    kernel = kernel_start.take(params.notebook)
+    try:
+        params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
+        preflight(params)
+        # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
+        # holds a browser session: `evalkit run` of several files, batch workers)
+        with contextlib.nullcontext() if in_browser_session() else browser_session():
+            if brief and pdf:
+                prestart_browser()
+            return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step,
+                            next_notebook=next_notebook)
+    finally:
+        kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
 
 
-def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief: bool,
-             on_step: progress.Callback | None) -> RunOutputs:
-    """:func:`run_params` after the preflight: papermill, then the brief."""
+def _kernel_manager(kernel: kernel_start.StartedKernel, config):
+    """The jupyter_client manager of ``kernel`` (adopted, already running), for papermill's ``km=``."""
+    from jupyter_core.utils import run_sync
+
+    cls = __getattr__("IPCKernelManager")  # built once, on first use
+    km = cls(kernel_name=kernel_start.KERNEL_NAME, config=config, prestarted=kernel)
+    km.connection_file = kernel.connection_file
+    km.load_connection_file()
+    run_sync(km.start_kernel)(cwd=kernel.cwd, extra_arguments=[kernel_start.HISTORY_ARG])
+    return km
+
+
+def _shutdown(km, mode: str) -> None:
+    """What nbclient does with a kernel it started: ``immediate`` kills it, ``graceful`` asks it to exit
+    (:data:`SHUTDOWN_ENV`); then the manager's resources and the clients' channels are released."""
+    from jupyter_core.utils import ensure_async, run_sync
+
+    async def shutdown() -> None:
+        try:
+            if await ensure_async(km.is_alive()):
+                await ensure_async(km.shutdown_kernel(now=mode == "immediate"))
+        except RuntimeError as exc:
+            if "No kernel is running!" not in str(exc):
+                raise
+        finally:
+            await ensure_async(km.cleanup_resources())
+            for kc in km.clients:
+                await ensure_async(kc.stop_channels())
+
+    run_sync(shutdown)()
+
+
+def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start.StartedKernel, *, pdf: bool,
+             brief: bool, on_step: progress.Callback | None, next_notebook: str | None = None) -> RunOutputs:
+    """:func:`run_params` after the preflight: papermill on ``kernel``, then the brief."""
     import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
 
     step = on_step or (lambda _s: None)
@@ -199,22 +267,29 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
     warm = threading.Thread(target=warm_html, name="evalkit-warm-html", daemon=True) if brief else None
     if warm is not None:
         warm.start()
+    shutdown = os.environ.get(SHUTDOWN_ENV, "immediate")
     try:
-        with tempfile.TemporaryDirectory(prefix="evalkit-kernel-") as sockets:
-            status = Path(sockets) / "progress.json"
-            step("start_kernel")
-            poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
+        status = Path(kernel.progress_file)
+        step("start_kernel")
+        poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
+        config = _kernel_config(kernel.folder, progress_file=str(status))
+        km = _kernel_manager(kernel, config)
+        try:
             with poll:
                 pm.execute_notebook(
-                    str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=str(Path.cwd()),
-                    kernel_name="python3", progress_bar=False, log_output=False, report_mode=False,
-                    config=_kernel_config(sockets, progress_file=str(status) if on_step else None),
-                    shutdown_kernel=os.environ.get(SHUTDOWN_ENV, "immediate"),
+                    str(notebook_path(params.notebook)), tmp, parameters=injected, cwd=kernel.cwd,
+                    kernel_name=kernel_start.KERNEL_NAME, progress_bar=False, log_output=False,
+                    report_mode=False, config=config, km=km, shutdown_kernel=shutdown,
+                    # the kernel answers once its pre-imports are done (matplotlib's first font-cache
+                    # build can take a while); a kernel that dies is still noticed at once
+                    start_timeout=300,
                     # written once at the end (and on a failing cell, for failed.ipynb), not before and
                     # after every cell: nobody reads the hidden temp file meanwhile, and each write
                     # validates the whole notebook while the kernel waits for its next cell
                     request_save_on_cell_execute=False,
                 )
+        finally:
+            _shutdown(km, shutdown)
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
         public_mode(tmp)
@@ -224,6 +299,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if next_notebook:  # the next evaluation's kernel starts and imports while this brief exports; its
+        kernel_start.prestart(next_notebook, output_to_file=True)  # output goes to the next one's stderr
     public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
@@ -236,24 +313,38 @@ def _execute(params: EvaluationParams, outputs: str | Path, *, pdf: bool, brief:
 
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
-             lang: str | None = None, pdf: bool = True, on_step: progress.Callback | None = None) -> RunOutputs:
-    """Validate a params YAML file and run it (``warehouse``/``lang`` override the file)."""
+             lang: str | None = None, pdf: bool = True, on_step: progress.Callback | None = None,
+             next_file: str | Path | None = None) -> RunOutputs:
+    """Validate a params YAML file and run it (``warehouse``/``lang`` override the file); ``next_file``:
+    the params file run next in this process (its kernel starts while this brief exports)."""
     params = load_params(path)
     update = {k: v for k, v in {"warehouse": warehouse, "lang": lang}.items() if v}
     if update:
         params = type(params).model_validate(params.model_dump() | update)
-    return run_params(params, outputs, pdf=pdf, on_step=on_step)
+    nxt = kernel_start.notebook_of(str(next_file)) if next_file else None
+    return run_params(params, outputs, pdf=pdf, on_step=on_step, next_notebook=nxt)
 
 
 def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | None, pdf: bool,
-                 status: str | None) -> tuple[bool, str]:
+                 status: str | None, next_file: str | None = None) -> tuple[bool, str]:
     """One file of ``evalkit run --jobs N``, in a worker process: ``(ok, brief path or error line)``.
 
-    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display."""
+    Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display;
+    ``next_file``: the file this worker probably runs next (:func:`next_file_hint`)."""
     on_step = (lambda s: progress.write_status(Path(status), s)) if status else None
     try:
-        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step)
+        res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step,
+                       next_file=next_file)
     except RunError as exc:
         return False, str(exc)
     brief = res.brief.pdf or res.brief.html if res.brief else res.executed
     return True, str(brief)
+
+
+def next_file_hint(pending: list, jobs: int) -> str | None:
+    """For ``evalkit run --jobs N``: the params file whose kernel a worker starts ahead (the first waiting
+    ``(index, path)``), or ``None`` when fewer files wait than workers run (no kernel started in vain) or
+    unless ``EVALKIT_BATCH_PRESTART=1`` (off by default, as for batches: :mod:`evalkit.batch.local`)."""
+    if os.environ.get("EVALKIT_BATCH_PRESTART", "0") != "1":
+        return None
+    return str(pending[0][1]) if len(pending) >= jobs else None

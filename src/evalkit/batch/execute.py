@@ -191,10 +191,13 @@ def step_file(batch_dir: str | Path, evaluation_id: str) -> Path:
     return Path(batch_dir) / "logs" / f"{evaluation_id}.step"
 
 
-def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str, Any]:
+def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True,
+             next_notebook: str | None = None) -> dict[str, Any]:
     """Run one evaluation; never raises for evaluation errors (they are returned as ``failed``).
 
-    ``item`` is :meth:`BatchItem.to_dict` (plain data, so it pickles to any worker).
+    ``item`` is :meth:`BatchItem.to_dict` (plain data, so it pickles to any worker). ``next_notebook``:
+    the notebook this worker probably runs next; its kernel starts (and imports evalkit) while this
+    evaluation's brief exports (:mod:`evalkit.kernel_start`: a kernel that does not fit is replaced).
     """
     from evalkit.export import export_brief
 
@@ -222,7 +225,7 @@ def run_item(item: dict[str, Any], batch_dir: str, pdf: bool = True) -> dict[str
         params = it.evaluation_params()
         t_nb = time.perf_counter()
         try:
-            res = _run_notebook(params, root, log, record, on_step)
+            res = _run_notebook(params, root, log, record, on_step, next_notebook)
         finally:
             record["seconds_notebook"] = time.perf_counter() - t_nb
             for name in ("executed.ipynb", "failed.ipynb"):
@@ -277,7 +280,8 @@ class _Invalid(Exception):
 KERNEL_ATTEMPTS = int(os.environ.get("EVALKIT_KERNEL_ATTEMPTS", "3"))
 
 
-def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any], on_step=None):
+def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any], on_step=None,
+                  next_notebook: str | None = None):
     """:func:`run_params` with a retry for infrastructure failures (logged, counted in ``record``)."""
     from evalkit.runner import RunError, run_params
 
@@ -285,7 +289,7 @@ def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any
         try:
             # the kernel is killed after its last cell (results.json is written by then): nbclient's graceful
             # shutdown cost 1–3 s per evaluation (runner.SHUTDOWN_ENV, docs/batch.md)
-            return run_params(params, root, pdf=False, brief=False, on_step=on_step)
+            return run_params(params, root, pdf=False, brief=False, on_step=on_step, next_notebook=next_notebook)
         except RunError:
             raise  # the notebook itself failed (or preflight): deterministic, do not retry
         except Exception as exc:  # noqa: BLE001 - kernel/infrastructure failure

@@ -1,0 +1,218 @@
+"""The notebook kernel starts ahead of the runner's work and pre-imports (evalkit.kernel_start, kernel_launcher)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from evalkit import kernel_start
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="IPC transport is POSIX only")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("results_path = None", metadata={"tags": ["parameters"]}),
+        *(nbformat.v4.new_code_cell(c) for c in cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _texts(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    own = [c for c in nb.cells if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    return ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in own]
+
+
+def _run(tmp_path, monkeypatch, notebook: str, *cells: str):
+    """``runner._execute`` of a small notebook on a kernel started for ``notebook``; (kernel, cell texts)."""
+    from evalkit import runner
+    from evalkit.params import load_params
+
+    nb = _notebook(tmp_path / "nb.ipynb", *cells,
+                   "import json\nopen(results_path, 'w').write(json.dumps({'ok': True}))")
+    monkeypatch.setattr(runner, "notebook_path", lambda _name: nb)
+    params = load_params(ROOT / "params" / "two_teams_fights.yaml")
+    kernel = kernel_start.start(notebook)
+    try:
+        res = runner._execute(params, tmp_path / "out", kernel, pdf=False, brief=False, on_step=None)
+    finally:
+        kernel.close()
+    return kernel, _texts(res.executed)
+
+
+def test_adopted_kernel_talks_over_ipc_in_its_private_folder_which_is_removed(tmp_path, monkeypatch):
+    kernel = kernel_start.start("tiny")
+    try:
+        assert stat.S_IMODE(os.stat(kernel.folder).st_mode) == 0o700  # only this user reaches the sockets
+        assert stat.S_IMODE(os.stat(kernel.connection_file).st_mode) == 0o600
+    finally:
+        kernel.close()
+    kernel, texts = _run(tmp_path, monkeypatch, "tiny",
+                         "import os\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
+                         "print(app.transport, app.ip, os.environ['EVALKIT_KERNEL_DIR'],\n"
+                         "      get_ipython().history_manager.hist_file, os.getpid())")
+    transport, ip, folder, history, pid = texts[0].split()
+    assert transport == "ipc" and ip == os.path.join(kernel.folder, "kernel") and folder == kernel.folder
+    assert int(pid) == kernel.process.pid  # the kernel started first ran the notebook
+    assert history == ":memory:"  # as when nbclient starts a kernel: no history file in $HOME
+    assert not kernel.alive() and not Path(kernel.folder).exists()
+
+
+def test_kernel_pre_imports_its_notebooks_modules_and_binds_no_name(tmp_path, monkeypatch):
+    monkeypatch.setitem(kernel_start.NOTEBOOK_IMPORTS, "probe", ("evalkit.kernel_start", "no_such_module_xyz"))
+    _, texts = _run(tmp_path, monkeypatch, "probe",
+                    "import sys\nprint('evalkit.kernel_start' in sys.modules, 'no_such_module_xyz' in sys.modules,\n"
+                    "      'evalkit' in dir(), 'EVALKIT_KERNEL_PREIMPORT' in __import__('os').environ)")
+    # imported before the first cell; the failing one did not stop the kernel; nothing in the namespace,
+    # and the variable is not inherited by the notebook's subprocesses
+    assert texts[0].split() == ["True", "False", "False", "False"]
+
+
+def test_without_the_variable_the_kernel_imports_nothing_of_evalkit(tmp_path, monkeypatch):
+    _, texts = _run(tmp_path, monkeypatch, "tiny",
+                    "import sys\nprint(sorted(m for m in sys.modules if m.startswith('evalkit')))")
+    assert texts[0].strip() == "['evalkit']"  # the launcher itself runs as __main__
+
+
+def test_preimport_never_raises_and_reports_what_imported():
+    from evalkit.kernel_launcher import preimport
+
+    assert preimport("json, no_such_module_xyz,,os") == ["json", "os"]
+
+
+def _params(tmp_path, warehouse: str):
+    from evalkit.params import load_params
+
+    return load_params(ROOT / "params" / "two_teams_fights.yaml").model_copy(update={"warehouse": warehouse})
+
+
+def _recording_start(monkeypatch) -> list:
+    started = []
+    real = kernel_start.start
+
+    def start(notebook, **kw):
+        started.append(real(notebook, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(kernel_start, "start", start)
+    return started
+
+
+def test_failed_preflight_kills_the_kernel_and_removes_its_folder(tmp_path, monkeypatch):
+    from evalkit import runner
+
+    started = _recording_start(monkeypatch)
+    with pytest.raises(runner.RunError, match="not found"):
+        runner.run_params(_params(tmp_path, str(tmp_path / "missing.duckdb")), tmp_path / "out", brief=False)
+    assert len(started) == 1  # started before the preflight …
+    assert not started[0].alive() and not Path(started[0].folder).exists()  # … and killed by its failure
+
+
+def test_interrupt_while_the_notebook_runs_kills_the_kernel(tmp_path, monkeypatch):
+    import papermill as pm
+
+    from evalkit import runner
+
+    started = _recording_start(monkeypatch)
+    monkeypatch.setattr(runner, "preflight", lambda _p: None)
+
+    def interrupted(*_a, km, **_k):
+        assert km.has_kernel and km.prestarted is started[0]  # the kernel started first was handed over
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pm, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_params(_params(tmp_path, str(tmp_path / "w.duckdb")), tmp_path / "out", brief=False)
+    assert not started[0].alive() and not Path(started[0].folder).exists()
+    assert not [p for p in psutil.Process().children(recursive=True) if p.pid == started[0].process.pid]
+
+
+def test_take_uses_the_kernel_started_ahead_only_if_it_fits(monkeypatch):
+    for name, modules in (("evaluate_reform", ("json",)), ("pilot_station", ("json",)), ("prevention_index", ("os",))):
+        monkeypatch.setitem(kernel_start.NOTEBOOK_IMPORTS, name, modules)  # light imports: the test is cheap
+    started = _recording_start(monkeypatch)
+    kernel_start.prestart("evaluate_reform")
+    ahead = started[-1]
+    got = kernel_start.take("pilot_station")  # the same imports: adopted
+    assert got is ahead
+    got.close()
+    kernel_start.prestart("evaluate_reform")
+    ahead = started[-1]
+    got = kernel_start.take("prevention_index")  # other imports: the one ahead is closed, a new one starts
+    try:
+        assert got is not ahead and got is started[-1]
+        assert not ahead.alive() and not Path(ahead.folder).exists()
+    finally:
+        got.close()
+    kernel_start.prestart("tiny")
+    ahead = started[-1]
+    kernel_start.discard()  # as at exit: nothing left behind
+    assert not ahead.alive() and not Path(ahead.folder).exists()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["/v/bin/evalkit", "run", "{p}"], "evaluate_reform"),
+    (["/src/evalkit/__main__.py", "run", "--warehouse", "w.duckdb", "{p}", "-q"], "evaluate_reform"),
+    (["/v/bin/evalkit", "run", "{p}", "{p}", "--jobs=1"], "evaluate_reform"),
+    (["/v/bin/evalkit", "run", "{p}", "{p}", "-j2"], None),  # worker processes start their own
+    (["/v/bin/evalkit", "run", "{p}", "--jobs", "2"], "evaluate_reform"),  # one file runs here
+    (["/v/bin/evalkit", "run", "--help"], None),
+    (["/v/bin/evalkit", "validate", "{p}"], None),
+    (["/v/lib/pytest/__main__.py", "run", "{p}"], None),  # a test importing the CLI
+    (["/v/bin/evalkit", "run", "missing.yaml"], None),
+])
+def test_evalkit_run_starts_its_kernel_at_once_and_nothing_else_does(tmp_path, monkeypatch, argv, expected):
+    p = tmp_path / "index.yaml"
+    p.write_text("evaluation_id: a\n")
+    calls = []
+    monkeypatch.setattr(kernel_start, "prestart", calls.append)
+    kernel_start.start_for_command_line([a.replace("{p}", str(p)) for a in argv])
+    assert calls == ([expected] if expected else [])
+
+
+def test_notebook_of_reads_the_key_without_a_yaml_parser(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("evaluation_id: x\n# notebook: design_pilot\nnotebook: 'prevention_index'  # the index\n")
+    assert kernel_start.notebook_of(str(p)) == "prevention_index"
+    assert kernel_start.notebook_of(str(tmp_path / "missing.yaml")) == "evaluate_reform"
+
+
+def test_output_of_a_kernel_started_ahead_reaches_stderr_when_it_closes(tmp_path, monkeypatch, capfd):
+    """A batch worker's next kernel starts while the current evaluation's stderr goes to its log: the
+    kernel's own output goes to a file in its folder (not this process's stderr of the moment) and is
+    written out when the kernel is closed."""
+    from evalkit import runner
+
+    nb = _notebook(tmp_path / "nb.ipynb", "import os\nos.write(2, b'from-the-kernel-process\\n')",
+                   "import json\nopen(results_path, 'w').write(json.dumps({'ok': True}))")
+    monkeypatch.setattr(runner, "notebook_path", lambda _name: nb)
+    params = _params(tmp_path, "w.duckdb")
+    capfd.readouterr()
+    kernel = kernel_start.start("tiny", output_to_file=True)
+    try:
+        runner._execute(params, tmp_path / "out", kernel, pdf=False, brief=False, on_step=None)
+        assert "from-the-kernel-process" not in capfd.readouterr().err
+        assert "from-the-kernel-process" in Path(kernel.output).read_text()
+    finally:
+        kernel.close()
+    assert "from-the-kernel-process" in capfd.readouterr().err
+    assert not Path(kernel.folder).exists()
+
+
+def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one(monkeypatch):
+    from evalkit.runner import next_file_hint
+
+    monkeypatch.delenv("EVALKIT_BATCH_PRESTART", raising=False)
+    assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) is None  # off by default
+    monkeypatch.setenv("EVALKIT_BATCH_PRESTART", "1")
+    assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) == "c.yaml"
+    assert next_file_hint([(3, Path("d.yaml"))], 2) is None
+    assert next_file_hint([], 1) is None
