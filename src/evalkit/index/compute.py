@@ -124,9 +124,10 @@ def default_window(con: duckdb.DuckDBPyConnection, defn: IndexDefinition) -> tup
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-              region: dict | None = None) -> tuple[str, dict]:
-    """The query (and its named parameters) returning one row per station and period."""
+def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
+                region: dict | None) -> tuple[list[str], dict, list[Indicator]]:
+    """Steps 1–3 of the query (``grid``, ``monthly``, ``agg``): the CTEs, their named parameters and
+    the indicators, in definition order."""
     if period not in PERIODS:
         raise IndexComputeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
     region_sql, region_args = _region_sql(region)
@@ -171,6 +172,23 @@ def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
     agg_cols = [f"{_num(i.source.scale)} * sum(n_{i.id}) / nullif(sum(d_{i.id}), 0) AS {i.id}" for i in inds]
     ctes.append(f"agg AS (SELECT station_id, {', '.join(f'any_value({c}) AS {c}' for c in STATION_COLS)}, k, "
                 f"{', '.join(agg_cols)} FROM monthly GROUP BY station_id, k)")
+    return ctes, params, inds
+
+
+def values_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
+               region: dict | None = None) -> tuple[str, dict]:
+    """The indicator values only (steps 1–3, no scores): ``station_id``, ``period`` (label) and one
+    column per indicator, the same numbers as those columns of :func:`index_sql`. Cheaper when the
+    scores are not needed (the alerts read the values only)."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+    cols = ["station_id", f"{_LABEL[period]} AS period", *[i.id for i in inds]]
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(cols)} FROM agg ORDER BY k, station_id", params
+
+
+def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
+              region: dict | None = None) -> tuple[str, dict]:
+    """The query (and its named parameters) returning one row per station and period."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
     fill_cols = []
     for i in inds:
         if i.missing == "carry":
@@ -231,4 +249,5 @@ def compute_index(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, peri
     return name
 
 
-__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name"]
+__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name",
+           "values_sql"]
