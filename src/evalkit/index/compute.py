@@ -86,12 +86,15 @@ def _score_sql(ind: Indicator, x: str, lag: int) -> str:
         return f"CASE WHEN {x} IS NULL THEN NULL {whens} ELSE {_num(s.below)} END"
     w = f"PARTITION BY k{grp}, ({x} IS NULL)"
     if s.rule == "rank":
+        o = f"{w} ORDER BY {x} {'ASC' if hb else 'DESC'}"
         n = f"count({x}) OVER ({w})"
-        ties = f"count(*) OVER (PARTITION BY k{grp}, {x})"
-        r = f"rank() OVER ({w} ORDER BY {x} {'ASC' if hb else 'DESC'})"
+        r = f"rank() OVER ({o})"
+        # rows ordered up to and with the tied ones (RANGE frame): r + ties - 1; the same window (one
+        # sort) as r, where count(*) OVER (PARTITION BY k, peers, x) would sort again
+        up_to = f"count(*) OVER ({o})"
         # mid-rank percent: tied stations share the average of their ranks; best = 100
         return (f"CASE WHEN {x} IS NULL THEN NULL WHEN {n} = 1 THEN 50.0 "
-                f"ELSE 100.0 * ({r} - 1 + ({ties} - 1) / 2.0) / ({n} - 1) END")
+                f"ELSE 100.0 * ({r} - 1 + ({up_to} - {r}) / 2.0) / ({n} - 1) END")
     # zscore against the peers of the period
     z = f"({x} - avg({x}) OVER ({w})) / nullif(stddev_samp({x}) OVER ({w}), 0)"
     sign = "" if hb else "-"
