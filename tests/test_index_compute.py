@@ -194,3 +194,27 @@ def test_bad_months_are_refused(wh):
             find_alerts(con, validate_definition(DEFN), since="2024-01'; DROP")
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("direction", ["higher_better", "lower_better"])
+def test_rank_rule_mid_ranks_by_hand(direction):
+    """rank: tied stations share the mean of their ranks, in both directions, per period and peer group;
+    a missing value stays missing and a station alone among its peers gets 50."""
+    from evalkit.index.compute import _score_sql
+    from evalkit.index.definition import Indicator
+
+    ind = Indicator.model_validate(_ind("v", "cases", "cases_opened", "population", direction, {"rule": "rank", "peers": "area_type"}))
+    rows = [("s1", 1, "u", 3.0), ("s2", 1, "u", 5.0), ("s3", 1, "u", 5.0), ("s4", 1, "u", 5.0), ("s5", 1, "u", 9.0),
+            ("s6", 1, "u", None), ("s7", 1, "r", 2.0), ("s1", 2, "u", 1.0), ("s2", 2, "u", 1.0)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (station_id VARCHAR, k INTEGER, area_type VARCHAR, x DOUBLE)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+    got = dict(((s, k), v) for s, k, v in con.execute(f"SELECT station_id, k, {_score_sql(ind, 'x', 12)} FROM t")
+               .fetchall())
+    # period 1, urban, 5 known values 3, 5, 5, 5, 9: ranks 1, 2-4 (mean 3), 5 → (rank - 1) / 4 × 100
+    best_low = direction == "lower_better"
+    want = {("s1", 1): 0.0, ("s2", 1): 50.0, ("s3", 1): 50.0, ("s4", 1): 50.0, ("s5", 1): 100.0}
+    if best_low:
+        want = {key: 100.0 - v for key, v in want.items()}
+    want |= {("s6", 1): None, ("s7", 1): 50.0, ("s1", 2): 50.0, ("s2", 2): 50.0}  # period 2: a tie of two → 50
+    assert got == want

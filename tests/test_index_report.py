@@ -73,6 +73,36 @@ def test_report_numbers_on_the_demo_world(demo_warehouse, tmp_path):
     con.close()
 
 
+def test_period_alerts_read_only_the_months_the_rule_needs(demo_warehouse):
+    """The report builds the monthly values of HISTORY months before the period only: its alerts are
+    those of the whole monthly index table (the rule as `evalkit index alerts` runs it), also for a
+    period whose history starts before the data."""
+    import pandas as pd
+
+    from evalkit.index.alerts import alerts_sql
+    from evalkit.index.compute import default_window, index_sql, values_sql
+    from evalkit.index.report import period_alerts
+
+    defn = load_definition(DEFN)
+    con = connect(demo_warehouse, read_only=True)
+    d0, d1 = default_window(con, defn)
+    sql, named = index_sql(defn, "month", d0, d1)
+    con.execute(f"CREATE TEMP TABLE whole AS {sql}", named)
+    vsql, vnamed = values_sql(defn, "month", d0, d1)
+    ids = [i.id for _, i in defn.indicators]
+    pd.testing.assert_frame_equal(con.execute(vsql, vnamed).df(),
+                                  con.execute(f"SELECT station_id, period, {', '.join(ids)} FROM whole").df())
+    for first, last in (("2024-07", "2024-09"), ("2020-01", "2020-12")):
+        want = pd.concat([con.execute(f"SELECT * FROM ({alerts_sql(defn, 'whole', only=i)}) "
+                                      f"WHERE period BETWEEN ? AND ?", [first, last]).df() for i in ids],
+                         ignore_index=True)
+        want = want.sort_values(["station_id", "period", "capability", "indicator"]).reset_index(drop=True)
+        got = period_alerts(con, defn, first, last, None)
+        assert len(got) > 0
+        pd.testing.assert_frame_equal(got, want)
+    con.close()
+
+
 def _pdf_pages(pdf: Path) -> list[str]:
     exe = shutil.which("pdftotext")
     if exe is None:

@@ -86,12 +86,15 @@ def _score_sql(ind: Indicator, x: str, lag: int) -> str:
         return f"CASE WHEN {x} IS NULL THEN NULL {whens} ELSE {_num(s.below)} END"
     w = f"PARTITION BY k{grp}, ({x} IS NULL)"
     if s.rule == "rank":
+        o = f"{w} ORDER BY {x} {'ASC' if hb else 'DESC'}"
         n = f"count({x}) OVER ({w})"
-        ties = f"count(*) OVER (PARTITION BY k{grp}, {x})"
-        r = f"rank() OVER ({w} ORDER BY {x} {'ASC' if hb else 'DESC'})"
+        r = f"rank() OVER ({o})"
+        # rows ordered up to and with the tied ones (RANGE frame): r + ties - 1; the same window (one
+        # sort) as r, where count(*) OVER (PARTITION BY k, peers, x) would sort again
+        up_to = f"count(*) OVER ({o})"
         # mid-rank percent: tied stations share the average of their ranks; best = 100
         return (f"CASE WHEN {x} IS NULL THEN NULL WHEN {n} = 1 THEN 50.0 "
-                f"ELSE 100.0 * ({r} - 1 + ({ties} - 1) / 2.0) / ({n} - 1) END")
+                f"ELSE 100.0 * ({r} - 1 + ({up_to} - {r}) / 2.0) / ({n} - 1) END")
     # zscore against the peers of the period
     z = f"({x} - avg({x}) OVER ({w})) / nullif(stddev_samp({x}) OVER ({w}), 0)"
     sign = "" if hb else "-"
@@ -124,9 +127,10 @@ def default_window(con: duckdb.DuckDBPyConnection, defn: IndexDefinition) -> tup
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-              region: dict | None = None) -> tuple[str, dict]:
-    """The query (and its named parameters) returning one row per station and period."""
+def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
+                region: dict | None) -> tuple[list[str], dict, list[Indicator]]:
+    """Steps 1–3 of the query (``grid``, ``monthly``, ``agg``): the CTEs, their named parameters and
+    the indicators, in definition order."""
     if period not in PERIODS:
         raise IndexComputeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
     region_sql, region_args = _region_sql(region)
@@ -171,6 +175,23 @@ def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
     agg_cols = [f"{_num(i.source.scale)} * sum(n_{i.id}) / nullif(sum(d_{i.id}), 0) AS {i.id}" for i in inds]
     ctes.append(f"agg AS (SELECT station_id, {', '.join(f'any_value({c}) AS {c}' for c in STATION_COLS)}, k, "
                 f"{', '.join(agg_cols)} FROM monthly GROUP BY station_id, k)")
+    return ctes, params, inds
+
+
+def values_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
+               region: dict | None = None) -> tuple[str, dict]:
+    """The indicator values only (steps 1–3, no scores): ``station_id``, ``period`` (label) and one
+    column per indicator, the same numbers as those columns of :func:`index_sql`. Cheaper when the
+    scores are not needed (the alerts read the values only)."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+    cols = ["station_id", f"{_LABEL[period]} AS period", *[i.id for i in inds]]
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(cols)} FROM agg ORDER BY k, station_id", params
+
+
+def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
+              region: dict | None = None) -> tuple[str, dict]:
+    """The query (and its named parameters) returning one row per station and period."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
     fill_cols = []
     for i in inds:
         if i.missing == "carry":
@@ -231,4 +252,5 @@ def compute_index(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, peri
     return name
 
 
-__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name"]
+__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name",
+           "values_sql"]

@@ -20,11 +20,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from evalkit.index.alerts import alerts_sql, notices
-from evalkit.index.compute import default_window, index_sql
+from evalkit.index.alerts import HISTORY, alerts_sql, notices
+from evalkit.index.compute import default_window, index_sql, values_sql
 from evalkit.index.definition import IndexDefinition
 from evalkit.index.report_params import IndexReportParams
 from evalkit.panel import _region_sql
+from evalkit.registry import period_of
 
 
 @dataclass
@@ -73,10 +74,17 @@ def station_scores(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, period
 
 def period_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, first: str, last: str,
                   region: dict | None) -> pd.DataFrame:
-    """Alerts of the months ``first``..``last`` at the region's stations; the monthly table of every
-    station is built in a TEMP table (the warehouse stays read-only)."""
-    p0, p1 = default_window(con, defn)
-    sql, named = index_sql(defn, "month", p0, p1)
+    """Alerts of the months ``first``..``last`` at the region's stations; the monthly indicator values
+    of every station are built in a TEMP table (the warehouse stays read-only).
+
+    Only the months the rule reads are built: the ``HISTORY`` months before ``first`` (the own
+    baseline's window) through ``last`` (peers are the same month's stations). Every station has a
+    row in every month of the grid, so the baseline's ``ROWS`` frame of a reported month spans the
+    same months as over the whole span: the alerts are those of the whole monthly table."""
+    d0, d1 = default_window(con, defn)
+    p0 = max(d0, period_of(first + "-01") - HISTORY)
+    p1 = max(p0, min(d1, period_of(last + "-01")))
+    sql, named = values_sql(defn, "month", p0, p1)
     con.execute(f"CREATE OR REPLACE TEMP TABLE ek_index_report_month AS {sql}", named)
     region_sql, args = _region_sql(region)
     frames = []
