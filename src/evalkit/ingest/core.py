@@ -26,6 +26,7 @@ from evalkit.ingest.loads import check_station_references, find_loads, next_load
 from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
+    clean_sql,
     drop_raw,
     expand_paths,
     load_raw,
@@ -80,6 +81,20 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
 
 
 # ------------------------------------------------------------------------------ plan per table
+WORD_COLUMNS = ("reform", "category", "area_type", "handled_by", "resolved")
+
+
+def _lead_cols(spec: Table, hm: HeaderMap) -> frozenset[str]:
+    """Columns the raw CSV view may clean at the leading end only (see
+    :func:`evalkit.ingest.sources.lead_clean_sql`; the trailing test is the costly half): the
+    word columns mapped through a join table of their distinct values (trimmed there) and the
+    timestamps (their cast ignores trailing blanks; the slow path trims in full). Never a key,
+    the station reference or text stored as read."""
+    skip = {*KEYS[spec.name][:1], "station_id", "neighbor_id"}
+    return frozenset(c.name for c in spec.columns if c.name in hm.positions and c.name not in skip and (
+        c.name in WORD_COLUMNS or c.sql_type in ("BOOLEAN", "TIMESTAMP")))
+
+
 @dataclass
 class Check:
     reason: str
@@ -93,7 +108,8 @@ def _lbl(hm: HeaderMap, col: str) -> str:
     return col if h == col else f"{col} ({h})"
 
 
-def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[dict[str, str], list[str], list[Check]]:
+def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
+          lead: frozenset[str] = frozenset()) -> tuple[dict[str, str], list[str], list[Check]]:
     """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks.
 
     A column absent from the file but given a default (``--set`` / mapping ``defaults:``) is read
@@ -109,7 +125,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     checks: list[Check] = []
     t = spec.name
     raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    _word_values(con, spec, hm)
+    _word_values(con, spec, hm, lead)
 
     def v(c):
         return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
@@ -171,6 +187,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             _make_map(con, "_ek_map_category", vv, lambda x, f=func, u=user: f(x, u))
             joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
             parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
+            parsed["_category_known"] = "mc.known"  # read by the stage's _u_category only
         elif c.name in ("area_type", "handled_by"):
             codes, allowed = ((S.AREA_TYPES, "城区/农村/城乡结合 (urban/rural/mixed)") if c.name == "area_type"
                               else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
@@ -190,9 +207,18 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0", f"concat({shown}, ' is negative')"))
         elif c.sql_type in ("TIMESTAMP", "DATE"):
             month_ok = t == "reforms"  # adoption and stop dates: the month is what counts (panel months)
-            parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
+            full = vv
+            if c.name in lead and c.sql_type == "TIMESTAMP":
+                # the plain cast first, on the value as read (it ignores trailing blanks); the
+                # other forms on the fully trimmed value, only where the cast failed (a CASE: its
+                # inside is neither hoisted out nor evaluated for the other rows)
+                full = clean_sql(vv)
+                parsed[c.name] = (f"COALESCE(TRY_CAST({vv} AS TIMESTAMP), "
+                                  f"CASE WHEN {vv} IS NOT NULL THEN {V.timestamp_sql(full)} END)")
+            else:
+                parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
             if not month_ok:
-                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(vv)}",
+                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(full)}",
                                           f"concat({shown}, ' gives a month but no day; a day is required here')"))
             parse_checks.append(Check("bad_datetime", c.name, bad,
                                       f"concat({shown}, ' is not a date{'/time' if c.sql_type == 'TIMESTAMP' else ''}')"))
@@ -338,8 +364,9 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
     t = spec.name
     _drop_temps(con)
-    row_expr = load_raw(con, src, hm.positions, "_ek_v")
-    parsed, joins, checks = _plan(spec, hm, con, now, window)
+    lead = _lead_cols(spec, hm)
+    row_expr = load_raw(con, src, hm.positions, "_ek_v", lead)
+    parsed, joins, checks = _plan(spec, hm, con, now, window, lead)
     keys = KEYS[t]
     dup_idx = len(checks) + 1
     reasons = [c.reason for c in checks] + ["duplicate_id"]
@@ -351,7 +378,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     star = f"_ek_v.* EXCLUDE ({rowcol})" if rowcol else "_ek_v.*"
     # the stage keeps the parsed values; of the raw text only what the reports below read, and only
     # on the rows they read: a station reference not in the register (_u_station) and a category
-    # stored as 'other' (_u_category; the unknown ones are among them). The quarantined rows get
+    # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
     # their raw text back from _ek_v by row number.
     kept_v = []
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
@@ -359,8 +386,9 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         kept_v.append(f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
                       f"THEN {ref} END AS _u_station")
     if "v_category" in raw_cols:
-        kept_v.append("CASE WHEN p_category = 'other' THEN v_category END AS _u_category")
-    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed)])
+        kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
+                      f"END AS _u_category")
+    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed if n != "_category_known")])
     # parse (inner select) and find each row's first failing check (outer) in one pass
     con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ("
                 f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}) p")
@@ -430,8 +458,7 @@ FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
         report.category_rows += int(n_cat)
         report.other_rows += int(rows_other)
         for val, n in con.execute(
-            "SELECT s._u_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s._u_category "
-            "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
+            "SELECT _u_category, count(*) FROM _ek_stage WHERE _u_category IS NOT NULL AND _chk IS NULL GROUP BY 1"
         ).fetchall():
             key = S.mask_py(val)
             report.unknown_values[key] = report.unknown_values.get(key, 0) + int(n)

@@ -10,7 +10,7 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import vocab
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.headers import HeaderMap
-from evalkit.ingest.sources import raw_lookup
+from evalkit.ingest.sources import raw_lookup, trim_py
 from evalkit.ingest.sql import ident
 from evalkit.schema import REPORT_TABLES, Table
 
@@ -54,9 +54,10 @@ def _words_source(con, column: str) -> str:
     return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "_ek_v"
 
 
-def _word_values(con, spec: Table, hm: HeaderMap) -> None:
+def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset()) -> None:
     """``_ek_words``: the distinct values of every column mapped through a small join table
-    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table."""
+    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table;
+    cleaned as the raw view cleans them (``lead``: at the leading end only)."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
@@ -66,7 +67,7 @@ def _word_values(con, spec: Table, hm: HeaderMap) -> None:
         return
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols)[::2]
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
     raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
     sets = ", ".join(f"({c})" for c in raw)
     con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
@@ -74,12 +75,13 @@ def _word_values(con, spec: Table, hm: HeaderMap) -> None:
 
 
 def _make_map(con, name: str, column: str, func) -> str:
-    """Temp table ``name(v, m, known)`` for the distinct trimmed values of ``column`` in the raw table."""
+    """Temp table ``name(v, m, known)`` for the distinct values of ``column`` in the raw table; ``func``
+    sees each value trimmed (a value read with trailing blanks maps as its trimmed form)."""
     vals = [r[0] for r in con.execute(
         f"SELECT DISTINCT {column} FROM {_words_source(con, column)} WHERE {column} IS NOT NULL").fetchall()]
     out_v, out_m, out_k = [], [], []
     for v in vals:
-        res = func(v)
+        res = func(trim_py(v))
         if isinstance(res, tuple):
             m, known = res
         else:
