@@ -27,6 +27,8 @@ from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
     clean_sql,
+    csv_read_error,
+    direct_view,
     drop_raw,
     expand_paths,
     load_raw,
@@ -35,6 +37,7 @@ from evalkit.ingest.sources import (
     raw_lookup,
     sha256_file,
 )
+from evalkit.ingest.sql import ident
 from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
@@ -81,6 +84,15 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
 
 
 # ------------------------------------------------------------------------------ plan per table
+def _text_keys(spec: Table, hm: HeaderMap) -> bool:
+    """Whether the table's key columns are all text stored as read (trimmed), not values mapped or
+    parsed: their duplicates can then be found from the raw text (see :func:`_ingest_file`)."""
+    t = spec.name
+    mapped = {*WORD_COLUMNS, "neighbor_id", *(("station_id",) if t in STATION_REF_TABLES else ()),
+              *(("month",) if t in REPORT_TABLES else ())}
+    return all(k in hm.positions and k not in mapped and spec.column(k).sql_type == "VARCHAR" for k in KEYS[t])
+
+
 WORD_COLUMNS = ("reform", "category", "area_type", "handled_by", "resolved")
 
 
@@ -125,7 +137,6 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
     checks: list[Check] = []
     t = spec.name
     raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    _word_values(con, spec, hm, lead)
 
     def v(c):
         return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
@@ -316,7 +327,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 def _drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
                  "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
@@ -365,9 +376,20 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     t = spec.name
     _drop_temps(con)
     lead = _lead_cols(spec, hm)
-    row_expr = load_raw(con, src, hm.positions, "_ek_v", lead)
-    parsed, joins, checks = _plan(spec, hm, con, now, window, lead)
     keys = KEYS[t]
+    # a CSV DuckDB reads, with text keys: the raw rows are a view over the file (read twice: the word
+    # values and key hashes, then the stage), never stored; else a raw table (or view over one)
+    direct = _text_keys(spec, hm) and direct_view(src)
+    row_expr = load_raw(con, src, hm.positions, "_ek_v", lead, direct=direct)
+    direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
+    try:
+        _word_values(con, spec, hm, lead, keys if direct else ())
+    except duckdb.InvalidInputException as e:
+        if not direct:
+            raise
+        raise csv_read_error(e, src) from None
+    parsed, joins, checks = _plan(spec, hm, con, now, window, lead)
     dup_idx = len(checks) + 1
     reasons = [c.reason for c in checks] + ["duplicate_id"]
     colnames = [c.column for c in checks] + [",".join(keys)]
@@ -376,10 +398,11 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw_cols = [r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()]
     rowcol = next((c for c in ("_row", "_rid") if c in raw_cols), None)  # none: Parquet (its rowid)
     star = f"_ek_v.* EXCLUDE ({rowcol})" if rowcol else "_ek_v.*"
+    v_only = [c for c in raw_cols if c != rowcol]
     # the stage keeps the parsed values; of the raw text only what the reports below read, and only
     # on the rows they read: a station reference not in the register (_u_station) and a category
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
-    # their raw text back from _ek_v by row number.
+    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
     kept_v = []
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
         ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
@@ -389,29 +412,60 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
     stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed if n != "_category_known")])
-    # parse (inner select) and find each row's first failing check (outer) in one pass
-    con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ("
-                f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}) p")
+    keycols = ", ".join(f"p_{k}" for k in keys)
+    parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
+    if direct:
+        if any(parsed[k] != f"v_{k}" for k in keys):
+            raise AssertionError(f"{t}: key {keys} is not stored as read; cannot find duplicates from the raw text")
+        # candidates for the duplicate check: keys written twice in the file (their hashes, from the
+        # word-value scan) or already in the table; only these rows and the rejected ones keep
+        # their raw text (_raw), so the file is never stored whole
+        con.execute(f"CREATE TEMP TABLE _ek_cand AS SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL "
+                    f"UNION SELECT hash({', '.join(keys)}) FROM {t}")
+        raw_list = "[" + ", ".join(v_only) + "]"
+        # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
+        # whole file to probe a small map with, so the joins keep their written sides here
+        old_opt = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
+        con.execute("SET disabled_optimizers = " + S.q(",".join(filter(None, [old_opt, "build_side_probe_side"]))))
+        try:
+            con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL "
+                        f"OR _cand THEN {raw_list} END AS _raw FROM (SELECT *, {chk_case} AS _chk, hash({keycols}) IN "
+                        f"(SELECT h FROM _ek_cand) AS _cand FROM ({parse_sql}) p) c")
+        finally:
+            con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
+    else:
+        # parse (inner select) and find each row's first failing check (outer) in one pass
+        con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ({parse_sql}) p")
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
-    keycols = ", ".join(f"p_{k}" for k in keys)
     s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
-    # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays in
-    # memory at 10 M rows where a GROUP BY on the key text spilled), then the exact keys among the few
-    # rows with such a hash (a hash collision between different keys is harmless: it only widens step 2)
-    con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
-                f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
-                f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
+    if direct:  # only the candidate rows can be duplicates
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+                    f"WHERE _chk IS NULL AND _cand GROUP BY ALL HAVING count(*) > 1")
+    else:
+        # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays
+        # in memory at 10 M rows where a GROUP BY on the key text spilled), then the exact keys among
+        # the few rows with such a hash (a hash collision between different keys only widens step 2)
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+                    f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
+                    f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
-    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
+                + (" AND s._cand" if direct else ""))
 
     # the few rejected rows with their raw text; then the raw text can go
-    v_only = [c for c in raw_cols if c != rowcol]
-    tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
-    con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
-                f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
+    if direct:
+        vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
+                    f"_raw IS NULL AS _lost FROM _ek_stage s WHERE s._chk IS NOT NULL")
+        if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
+            raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
+    else:
+        tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
+                    f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
     drop_raw(con, "_ek_v")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]

@@ -389,14 +389,24 @@ def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batc
     return f"{tmp}._row"
 
 
+def direct_view(src: Source) -> bool:
+    """Whether the raw rows of ``src`` can be a view over the file itself (:func:`load_raw` with
+    ``direct=True``): a CSV that DuckDB reads, not GB18030 (streamed once through a FIFO)."""
+    return src.kind == "csv" and src.encoding != "gb18030"
+
+
 def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, int], tmp: str,
-             lead: frozenset[str] = frozenset()) -> str:
+             lead: frozenset[str] = frozenset(), direct: bool = False) -> str:
     """Create temp table (or view) ``tmp`` with the mapped columns only (``v_<canonical>``: trimmed
     VARCHAR, empty → NULL), in file order, and return the SQL expression for the file row number
     over it. CSV files read by DuckDB become table ``<tmp>_raw`` (the text as read) and view ``tmp``
     (trimmed, with the raw table's rowid as ``_rid``); drop them with :func:`drop_raw`.
     XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL).
-    ``lead``: columns the CSV view cleans at the leading end only (:func:`lead_clean_sql`)."""
+    ``lead``: columns the CSV view cleans at the leading end only (:func:`lead_clean_sql`).
+    ``direct`` (a CSV with :func:`direct_view`): ``tmp`` is a view over the file itself — each query
+    reading it reads the file, nothing is stored — with ``_row`` from ``row_number() OVER ()`` (the
+    one clause DuckDB guarantees to number rows in file order); its first reader turns CSV errors into
+    :func:`csv_read_error`. A file the Python reader must read is loaded into a table as without it."""
     if src.kind == "csv":
         n = len(src.headers)
         cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
@@ -418,6 +428,12 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                 return _load_csv_python(con, src, positions, tmp)
             if err is not None:
                 raise err
+        if direct and direct_view(src):
+            view = ", ".join([f"row_number() OVER () + {src.skip_lines} AS _row"] + [
+                f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items()])
+            con.execute(f"CREATE TEMP VIEW {tmp} AS "
+                        + sql.replace(f"SELECT {sel} FROM", f"SELECT {view} FROM", 1).replace("{path}", q(str(src.path))))
+            return f"{tmp}._row"
         # The file's text is stored as read (file order: rowid = row); blanks are trimmed by a view
         # over it, evaluated where the values are used — cheaper than storing a cleaned copy.
         raw_sel = ", ".join(f"c{pos} AS {ident('r_' + name)}" for name, pos in positions.items())
@@ -475,6 +491,12 @@ def drop_raw(con, tmp: str) -> None:
     elif kinds.get(tmp) == "table":
         con.execute(f"DROP TABLE {tmp}")
     con.execute(f"DROP TABLE IF EXISTS {tmp}_raw")
+
+
+def csv_read_error(e: duckdb.Error, src: Source) -> IngestError:
+    """The one-line :class:`IngestError` (with the row) for a CSV error raised by the first query
+    reading a direct view of ``src`` (see :func:`load_raw`)."""
+    return _csv_error(e, src) or IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name)
 
 
 def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:

@@ -50,28 +50,41 @@ WORDS = "_ek_words"  # the distinct values of the raw table's word columns (one 
 
 def _words_source(con, column: str) -> str:
     """The table holding the distinct values of ``column``: ``_ek_words`` for the word columns of
-    the file, the raw table for a constant (a default given with --set)."""
-    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "_ek_v"
+    the file; for a constant (a default given with --set) a one-row table (the raw rows may be a
+    view over the file, not to be read for a constant)."""
+    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "(SELECT 1) _one"
 
 
-def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset()) -> None:
+def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
+                 key_cols: tuple[str, ...] = ()) -> None:
     """``_ek_words``: the distinct values of every column mapped through a small join table
-    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table;
-    cleaned as the raw view cleans them (``lead``: at the leading end only)."""
+    (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
+    cleaned as the raw view cleans them (``lead``: at the leading end only).
+
+    ``key_cols`` (text keys, as stored): the same scan also finds the hashes of the keys written on
+    more than one row (column ``_kh``; the other rows have it NULL) — the candidates for the
+    duplicate check, whose raw text the stage then keeps."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
-    if not cols:
+    if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
     src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
     raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-    sets = ", ".join(f"({c})" for c in raw)
-    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
-                f"GROUP BY GROUPING SETS ({sets})) {src}")
+    sets = [f"({c})" for c in raw]
+    inner, having, outer = list(raw), "", [sel] if sel else []
+    if key_cols:
+        inner.append(f"hash({', '.join('v_' + k for k in key_cols)}) AS _kh")
+        sets.append("(_kh)")
+        having = " HAVING grouping(_kh) = 1 OR count(*) > 1"
+        outer.append("_kh")
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(raw + (['_kh'] if key_cols else []))} "
+                f"FROM (SELECT {', '.join(inner)} FROM {src}) {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
 
 
 def _make_map(con, name: str, column: str, func) -> str:
