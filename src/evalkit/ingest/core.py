@@ -13,7 +13,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
@@ -22,7 +21,14 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import values as V
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
-from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
+from evalkit.ingest.loads import (
+    _has_live_load,
+    _log_file,
+    check_station_references,
+    find_loads,
+    next_load_id,
+    remove_load,
+)
 from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
@@ -45,8 +51,10 @@ from evalkit.ingest.words import (
     WORDS,
     _category_map,
     _dispute_category_map,
+    _lead_cols,
     _make_map,
     _reform_map,
+    _text_keys,
     _word_join,
     _word_values,
     _words_source,
@@ -84,29 +92,6 @@ def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
 
 
 # ------------------------------------------------------------------------------ plan per table
-def _text_keys(spec: Table, hm: HeaderMap) -> bool:
-    """Whether the table's key columns are all text stored as read (trimmed), not values mapped or
-    parsed: their duplicates can then be found from the raw text (see :func:`_ingest_file`)."""
-    t = spec.name
-    mapped = {*WORD_COLUMNS, "neighbor_id", *(("station_id",) if t in STATION_REF_TABLES else ()),
-              *(("month",) if t in REPORT_TABLES else ())}
-    return all(k in hm.positions and k not in mapped and spec.column(k).sql_type == "VARCHAR" for k in KEYS[t])
-
-
-WORD_COLUMNS = ("reform", "category", "area_type", "handled_by", "resolved")
-
-
-def _lead_cols(spec: Table, hm: HeaderMap) -> frozenset[str]:
-    """Columns the raw CSV view may clean at the leading end only (see
-    :func:`evalkit.ingest.sources.lead_clean_sql`; the trailing test is the costly half): the
-    word columns mapped through a join table of their distinct values (trimmed there) and the
-    timestamps (their cast ignores trailing blanks; the slow path trims in full). Never a key,
-    the station reference or text stored as read."""
-    skip = {*KEYS[spec.name][:1], "station_id", "neighbor_id"}
-    return frozenset(c.name for c in spec.columns if c.name in hm.positions and c.name not in skip and (
-        c.name in WORD_COLUMNS or c.sql_type in ("BOOLEAN", "TIMESTAMP")))
-
-
 @dataclass
 class Check:
     reason: str
@@ -335,20 +320,6 @@ def _drop_temps(con) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int) -> None:
-    """One ingest_log row per load, after checking the load's rows in the warehouse: its live rows
-    and quarantine rows are exactly what it accepted and quarantined."""
-    live = con.execute(f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    qlive = con.execute("SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    if (live, qlive) != (res["rows_accepted"], res["rows_quarantined"]):
-        raise AssertionError(f"{file}: load {load_id} holds {live} rows + {qlive} quarantined, "
-                             f"expected {res['rows_accepted']} + {res['rows_quarantined']}")
-    con.execute("INSERT INTO ingest_log (table_name, source_file, sha256, rows_in, rows_accepted, rows_quarantined, "
-                "ingested_at, load_id, source_path, rows_other, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
-                [table, file, sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now, load_id,
-                 str(Path(file).resolve()), res["rows_other"]])
-
-
 def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
     """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
     the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
@@ -375,11 +346,11 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
     t = spec.name
     _drop_temps(con)
-    lead = _lead_cols(spec, hm)
     keys = KEYS[t]
+    lead = _lead_cols(spec, hm, keys)
     # a CSV DuckDB reads, with text keys: the raw rows are a view over the file (read twice: the word
     # values and key hashes, then the stage), never stored; else a raw table (or view over one)
-    direct = _text_keys(spec, hm) and direct_view(src)
+    direct = _text_keys(spec, hm, keys) and direct_view(src)
     row_expr = load_raw(con, src, hm.positions, "_ek_v", lead, direct=direct)
     direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
@@ -627,12 +598,6 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _has_live_load(con, table: str) -> bool:
-    """Whether ``table`` holds a live load (a file with the same content would then be skipped)."""
-    return bool(con.execute("SELECT count(*) FROM ingest_log WHERE table_name = ? AND live",
-                            [table]).fetchall()[0][0])
 
 
 def _drop_temps_quietly(con) -> None:

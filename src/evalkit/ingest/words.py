@@ -45,6 +45,29 @@ def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[s
         raise IngestError(str(e)) from None
 
 
+def _text_keys(spec: Table, hm: HeaderMap, keys: tuple[str, ...]) -> bool:
+    """Whether the table's key columns are all text stored as read (trimmed), not values mapped or
+    parsed: their duplicates can then be found from the raw text (see :func:`evalkit.ingest.core._ingest_file`)."""
+    t = spec.name
+    mapped = {*WORD_COLUMNS, "neighbor_id", *(("station_id",) if t in STATION_REF_TABLES else ()),
+              *(("month",) if t in REPORT_TABLES else ())}
+    return all(k in hm.positions and k not in mapped and spec.column(k).sql_type == "VARCHAR" for k in keys)
+
+
+WORD_COLUMNS = ("reform", "category", "area_type", "handled_by", "resolved")
+
+
+def _lead_cols(spec: Table, hm: HeaderMap, keys: tuple[str, ...]) -> frozenset[str]:
+    """Columns the raw CSV view may clean at the leading end only (see
+    :func:`evalkit.ingest.sources.lead_clean_sql`; the trailing test is the costly half): the
+    word columns mapped through a join table of their distinct values (trimmed there) and the
+    timestamps (their cast ignores trailing blanks; the slow path trims in full). Never a key,
+    the station reference or text stored as read."""
+    skip = {*keys[:1], "station_id", "neighbor_id"}
+    return frozenset(c.name for c in spec.columns if c.name in hm.positions and c.name not in skip and (
+        c.name in WORD_COLUMNS or c.sql_type in ("BOOLEAN", "TIMESTAMP")))
+
+
 WORDS = "_ek_words"  # the distinct values of the raw table's word columns (one pass), see _word_values
 
 
@@ -67,7 +90,7 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
-        or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
+        or c.name in WORD_COLUMNS)]
     if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return
