@@ -151,3 +151,53 @@ def test_arrival_as_a_duration_in_minutes_or_hours(con, tmp_path):
     assert got == [("J1", "14:17:00"), ("J2", "15:35:00"), ("J3", "16:06:30"), ("J5", None)]
     assert con.execute("SELECT detail FROM quarantine").fetchall() == [
         ("response_duration (到场用时(分钟)): 很快 is not a duration (minutes, or 小时/分钟 with the unit)",)]
+
+
+def test_clean_sql_trims_like_python_and_lead_clean_agrees_on_nulls():
+    """The byte-comparison tests of ``clean_sql`` give exactly Python's strip of the same blanks
+    (empty → NULL); ``lead_clean_sql`` is NULL where it is, and cleaning its result gives the same."""
+    import random
+
+    import duckdb
+    import pyarrow as pa
+
+    from evalkit.ingest.sources import BLANKS, clean_sql, lead_clean_sql, trim_py
+
+    alphabet = [" ", "\t", "\r", "\n", "\u3000", "\u3001", "　", "a", "1", "城", "\x0b", "\x00", "Ｘ", '"',
+                "\u00a0", "\U0001f600", "!"]
+    rng = random.Random(7)
+    vals = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5))) for _ in range(20_000)] + [None]
+    c = duckdb.connect()
+    c.register("t", pa.table({"x": pa.array(vals, pa.string())}))
+    got = c.execute(f"SELECT x, {clean_sql('x')}, {lead_clean_sql('x')}, {clean_sql(lead_clean_sql('x'))} "
+                    f"FROM t").fetchall()
+    for x, full, lead, full_of_lead in got:
+        want = None if x is None or not x.strip(BLANKS) else x.strip(BLANKS)
+        assert full == want, repr(x)
+        assert (lead is None) == (want is None), repr(x)
+        assert full_of_lead == want, repr(x)
+        assert want is None or trim_py(lead) == want
+    assert len(got) == len(vals)
+
+
+def test_blanks_around_times_and_words_read_as_trimmed(con, tmp_path):
+    """Trailing tabs / full-width spaces after a time or a code word (the raw view trims those
+    columns at the leading end only) parse and map as the trimmed value; a blank-only value is empty."""
+    f = write_csv(tmp_path / "incidents.csv", [
+        "警情编号,管辖单位,报警时间,到达时间,警情类别,是否立案",
+        "J1,S001,2023-03-20 14:05:00\t,2023-03-20 14:15:00\u3000,盗窃\t,是\u3000",
+        "J2,S001, 2023/3/20 14:05\u3000,\u3000 \t,\u3000盗窃 ,否 ",
+        "J3,S001,2023年3月\t,,新类别\u3000,是",
+        "J4,S001,\t,,盗窃,是",
+    ])
+    rep = ingest("incidents", f, con=con, study_window=WINDOW)
+    assert (rep.rows_in, rep.rows_accepted, rep.rows_quarantined) == (4, 2, 2)
+    assert rep.quarantined_by_reason == {"date_without_day": 1, "missing_required": 1}
+    got = con.execute("SELECT incident_id, strftime(received_at, '%Y-%m-%d %H:%M'), "
+                      "strftime(arrived_at, '%H:%M'), category, is_case FROM incidents ORDER BY 1").fetchall()
+    assert got == [("J1", "2023-03-20 14:05", "14:15", "theft", True),
+                   ("J2", "2023-03-20 14:05", None, "theft", False)]
+    q = con.execute("SELECT source_row, reason, detail FROM quarantine ORDER BY 1").fetchall()
+    assert q[0] == (4, "date_without_day",
+                    "received_at (报警时间): 2023年3月 gives a month but no day; a day is required here")
+    assert q[1][:2] == (5, "missing_required")

@@ -13,7 +13,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
@@ -22,10 +21,20 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import values as V
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
-from evalkit.ingest.loads import check_station_references, find_loads, next_load_id, remove_load
+from evalkit.ingest.loads import (
+    _has_live_load,
+    _log_file,
+    check_station_references,
+    find_loads,
+    next_load_id,
+    remove_load,
+)
 from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
+    clean_sql,
+    csv_read_error,
+    direct_view,
     drop_raw,
     expand_paths,
     load_raw,
@@ -34,6 +43,7 @@ from evalkit.ingest.sources import (
     raw_lookup,
     sha256_file,
 )
+from evalkit.ingest.sql import ident
 from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
@@ -41,8 +51,10 @@ from evalkit.ingest.words import (
     WORDS,
     _category_map,
     _dispute_category_map,
+    _lead_cols,
     _make_map,
     _reform_map,
+    _text_keys,
     _word_join,
     _word_values,
     _words_source,
@@ -93,7 +105,8 @@ def _lbl(hm: HeaderMap, col: str) -> str:
     return col if h == col else f"{col} ({h})"
 
 
-def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[dict[str, str], list[str], list[Check]]:
+def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
+          lead: frozenset[str] = frozenset()) -> tuple[dict[str, str], list[str], list[Check]]:
     """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks.
 
     A column absent from the file but given a default (``--set`` / mapping ``defaults:``) is read
@@ -109,7 +122,6 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
     checks: list[Check] = []
     t = spec.name
     raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    _word_values(con, spec, hm)
 
     def v(c):
         return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
@@ -171,6 +183,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             _make_map(con, "_ek_map_category", vv, lambda x, f=func, u=user: f(x, u))
             joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
             parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
+            parsed["_category_known"] = "mc.known"  # read by the stage's _u_category only
         elif c.name in ("area_type", "handled_by"):
             codes, allowed = ((S.AREA_TYPES, "城区/农村/城乡结合 (urban/rural/mixed)") if c.name == "area_type"
                               else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
@@ -190,9 +203,18 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
             parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0", f"concat({shown}, ' is negative')"))
         elif c.sql_type in ("TIMESTAMP", "DATE"):
             month_ok = t == "reforms"  # adoption and stop dates: the month is what counts (panel months)
-            parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
+            full = vv
+            if c.name in lead and c.sql_type == "TIMESTAMP":
+                # the plain cast first, on the value as read (it ignores trailing blanks); the
+                # other forms on the fully trimmed value, only where the cast failed (a CASE: its
+                # inside is neither hoisted out nor evaluated for the other rows)
+                full = clean_sql(vv)
+                parsed[c.name] = (f"COALESCE(TRY_CAST({vv} AS TIMESTAMP), "
+                                  f"CASE WHEN {vv} IS NOT NULL THEN {V.timestamp_sql(full)} END)")
+            else:
+                parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
             if not month_ok:
-                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(vv)}",
+                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(full)}",
                                           f"concat({shown}, ' gives a month but no day; a day is required here')"))
             parse_checks.append(Check("bad_datetime", c.name, bad,
                                       f"concat({shown}, ' is not a date{'/time' if c.sql_type == 'TIMESTAMP' else ''}')"))
@@ -290,26 +312,12 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window) -> tuple[di
 def _drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
                  "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
                                "AND starts_with(table_name, '_ek_map_w_')").fetchall():
         con.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int) -> None:
-    """One ingest_log row per load, after checking the load's rows in the warehouse: its live rows
-    and quarantine rows are exactly what it accepted and quarantined."""
-    live = con.execute(f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    qlive = con.execute("SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id]).fetchall()[0][0]
-    if (live, qlive) != (res["rows_accepted"], res["rows_quarantined"]):
-        raise AssertionError(f"{file}: load {load_id} holds {live} rows + {qlive} quarantined, "
-                             f"expected {res['rows_accepted']} + {res['rows_quarantined']}")
-    con.execute("INSERT INTO ingest_log (table_name, source_file, sha256, rows_in, rows_accepted, rows_quarantined, "
-                "ingested_at, load_id, source_path, rows_other, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
-                [table, file, sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now, load_id,
-                 str(Path(file).resolve()), res["rows_other"]])
 
 
 def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
@@ -338,9 +346,21 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
     t = spec.name
     _drop_temps(con)
-    row_expr = load_raw(con, src, hm.positions, "_ek_v")
-    parsed, joins, checks = _plan(spec, hm, con, now, window)
     keys = KEYS[t]
+    lead = _lead_cols(spec, hm, keys)
+    # a CSV DuckDB reads, with text keys: the raw rows are a view over the file (read twice: the word
+    # values and key hashes, then the stage), never stored; else a raw table (or view over one)
+    direct = _text_keys(spec, hm, keys) and direct_view(src)
+    row_expr = load_raw(con, src, hm.positions, "_ek_v", lead, direct=direct)
+    direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
+    try:
+        _word_values(con, spec, hm, lead, keys if direct else ())
+    except duckdb.InvalidInputException as e:
+        if not direct:
+            raise
+        raise csv_read_error(e, src) from None
+    parsed, joins, checks = _plan(spec, hm, con, now, window, lead)
     dup_idx = len(checks) + 1
     reasons = [c.reason for c in checks] + ["duplicate_id"]
     colnames = [c.column for c in checks] + [",".join(keys)]
@@ -349,41 +369,74 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     raw_cols = [r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()]
     rowcol = next((c for c in ("_row", "_rid") if c in raw_cols), None)  # none: Parquet (its rowid)
     star = f"_ek_v.* EXCLUDE ({rowcol})" if rowcol else "_ek_v.*"
+    v_only = [c for c in raw_cols if c != rowcol]
     # the stage keeps the parsed values; of the raw text only what the reports below read, and only
     # on the rows they read: a station reference not in the register (_u_station) and a category
-    # stored as 'other' (_u_category; the unknown ones are among them). The quarantined rows get
-    # their raw text back from _ek_v by row number.
+    # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
+    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
     kept_v = []
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
         ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
         kept_v.append(f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
                       f"THEN {ref} END AS _u_station")
     if "v_category" in raw_cols:
-        kept_v.append("CASE WHEN p_category = 'other' THEN v_category END AS _u_category")
-    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed)])
-    # parse (inner select) and find each row's first failing check (outer) in one pass
-    con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ("
-                f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}) p")
+        kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
+                      f"END AS _u_category")
+    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed if n != "_category_known")])
+    keycols = ", ".join(f"p_{k}" for k in keys)
+    parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
+    if direct:
+        if any(parsed[k] != f"v_{k}" for k in keys):
+            raise AssertionError(f"{t}: key {keys} is not stored as read; cannot find duplicates from the raw text")
+        # candidates for the duplicate check: keys written twice in the file (their hashes, from the
+        # word-value scan) or already in the table; only these rows and the rejected ones keep
+        # their raw text (_raw), so the file is never stored whole
+        con.execute(f"CREATE TEMP TABLE _ek_cand AS SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL "
+                    f"UNION SELECT hash({', '.join(keys)}) FROM {t}")
+        raw_list = "[" + ", ".join(v_only) + "]"
+        # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
+        # whole file to probe a small map with, so the joins keep their written sides here
+        old_opt = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
+        con.execute("SET disabled_optimizers = " + S.q(",".join(filter(None, [old_opt, "build_side_probe_side"]))))
+        try:
+            con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL "
+                        f"OR _cand THEN {raw_list} END AS _raw FROM (SELECT *, {chk_case} AS _chk, hash({keycols}) IN "
+                        f"(SELECT h FROM _ek_cand) AS _cand FROM ({parse_sql}) p) c")
+        finally:
+            con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
+    else:
+        # parse (inner select) and find each row's first failing check (outer) in one pass
+        con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ({parse_sql}) p")
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
-    keycols = ", ".join(f"p_{k}" for k in keys)
     s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
-    # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays in
-    # memory at 10 M rows where a GROUP BY on the key text spilled), then the exact keys among the few
-    # rows with such a hash (a hash collision between different keys is harmless: it only widens step 2)
-    con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
-                f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
-                f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
+    if direct:  # only the candidate rows can be duplicates
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+                    f"WHERE _chk IS NULL AND _cand GROUP BY ALL HAVING count(*) > 1")
+    else:
+        # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays
+        # in memory at 10 M rows where a GROUP BY on the key text spilled), then the exact keys among
+        # the few rows with such a hash (a hash collision between different keys only widens step 2)
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+                    f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
+                    f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
-    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL")
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
+                + (" AND s._cand" if direct else ""))
 
     # the few rejected rows with their raw text; then the raw text can go
-    v_only = [c for c in raw_cols if c != rowcol]
-    tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
-    con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
-                f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
+    if direct:
+        vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
+                    f"_raw IS NULL AS _lost FROM _ek_stage s WHERE s._chk IS NOT NULL")
+        if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
+            raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
+    else:
+        tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "
+                    f"JOIN {tbl} ON {rexpr} = s._row WHERE s._chk IS NOT NULL")
     drop_raw(con, "_ek_v")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
@@ -430,8 +483,7 @@ FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
         report.category_rows += int(n_cat)
         report.other_rows += int(rows_other)
         for val, n in con.execute(
-            "SELECT s._u_category, count(*) FROM _ek_stage s JOIN _ek_map_category m ON m.v = s._u_category "
-            "WHERE NOT m.known AND s._chk IS NULL GROUP BY 1"
+            "SELECT _u_category, count(*) FROM _ek_stage WHERE _u_category IS NOT NULL AND _chk IS NULL GROUP BY 1"
         ).fetchall():
             key = S.mask_py(val)
             report.unknown_values[key] = report.unknown_values.get(key, 0) + int(n)
@@ -546,12 +598,6 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _has_live_load(con, table: str) -> bool:
-    """Whether ``table`` holds a live load (a file with the same content would then be skipped)."""
-    return bool(con.execute("SELECT count(*) FROM ingest_log WHERE table_name = ? AND live",
-                            [table]).fetchall()[0][0])
 
 
 def _drop_temps_quietly(con) -> None:

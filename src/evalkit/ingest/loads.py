@@ -79,6 +79,26 @@ def remove_load(con: duckdb.DuckDBPyConnection, load_id: int | None, how: str, n
     return int(d), int(q)
 
 
+def _log_file(con, table: str, file: str, sha: str, res: dict, now, load_id: int) -> None:
+    """One ingest_log row per load, after checking the load's rows in the warehouse: its live rows
+    and quarantine rows are exactly what it accepted and quarantined."""
+    live = con.execute(f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    qlive = con.execute("SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id]).fetchall()[0][0]
+    if (live, qlive) != (res["rows_accepted"], res["rows_quarantined"]):
+        raise AssertionError(f"{file}: load {load_id} holds {live} rows + {qlive} quarantined, "
+                             f"expected {res['rows_accepted']} + {res['rows_quarantined']}")
+    con.execute("INSERT INTO ingest_log (table_name, source_file, sha256, rows_in, rows_accepted, rows_quarantined, "
+                "ingested_at, load_id, source_path, rows_other, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, TRUE)",
+                [table, file, sha, res["rows_in"], res["rows_accepted"], res["rows_quarantined"], now, load_id,
+                 str(Path(file).resolve()), res["rows_other"]])
+
+
+def _has_live_load(con, table: str) -> bool:
+    """Whether ``table`` holds a live load (a file with the same content would then be skipped)."""
+    return bool(con.execute("SELECT count(*) FROM ingest_log WHERE table_name = ? AND live",
+                            [table]).fetchall()[0][0])
+
+
 def check_station_references(con: duckdb.DuckDBPyConnection, action: str) -> None:
     """Refuse a change of the register that leaves records pointing at stations no longer in it."""
     from evalkit.schema import REPORT_TABLES

@@ -290,11 +290,32 @@ def _csv_error(e: duckdb.Error, src: Source) -> IngestError | None:
     return IngestError(what, file=src.name, row=row)
 
 
+BLANKS = " \t\r\n\u3000"  # what is trimmed from both ends of a value (incl. the full-width space)
+
+
 def clean_sql(x: str) -> str:
-    """Trim blanks (incl. the full-width space) and turn empty strings into NULL (cheap path first)."""
-    cps = "(32, 9, 10, 13, 12288)"
-    return (f"CASE WHEN {x} = '' THEN NULL WHEN ascii({x}) IN {cps} OR ascii(right({x}, 1)) IN {cps} "
-            f"THEN NULLIF(trim({x}, ' \t\r\n\u3000'), '') ELSE {x} END")
+    """Trim blanks (incl. the full-width space) and turn empty strings into NULL (cheap path first).
+
+    The test for a blank at either end is made of byte comparisons, no character decoding: a first
+    character below ``!`` (space, tab, CR, LF, other controls, or the empty string) or U+3000 (its
+    UTF-8 bytes sort between ``\u3000`` and ``\u3001``), a last character below ``!`` or U+3000.
+    Values that fail it (nearly all) are kept as they are."""
+    return (f"CASE WHEN {x} < '!' OR ({x} >= '\u3000' AND {x} < '\u3001') OR substring({x}, -1, 1) < '!' "
+            f"OR suffix({x}, '\u3000') THEN NULLIF(trim({x}, {q(BLANKS)}), '') ELSE {x} END")
+
+
+def lead_clean_sql(x: str) -> str:
+    """:func:`clean_sql` for the leading end only (the cheap half of the test): NULL exactly where
+    :func:`clean_sql` gives NULL (a blank-only value starts with a blank), trimmed where the value
+    starts with a blank, else the value as read — possibly with trailing blanks. For columns whose
+    use tolerates those (values mapped through a join table built from their distinct values, which
+    trims them; timestamps, whose cast ignores them and whose slow path trims in full)."""
+    return f"CASE WHEN {x} < '!' OR ({x} >= '\u3000' AND {x} < '\u3001') THEN NULLIF(trim({x}, {q(BLANKS)}), '') ELSE {x} END"
+
+
+def trim_py(v: str) -> str:
+    """Python twin of the trimming in :func:`clean_sql` (for distinct values read half-cleaned)."""
+    return v.strip(BLANKS)
 
 
 def _rowid_base(con, tmp: str) -> int:
@@ -368,12 +389,24 @@ def _load_csv_python(con, src: Source, positions: dict[str, int], tmp: str, batc
     return f"{tmp}._row"
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, int], tmp: str) -> str:
+def direct_view(src: Source) -> bool:
+    """Whether the raw rows of ``src`` can be a view over the file itself (:func:`load_raw` with
+    ``direct=True``): a CSV that DuckDB reads, not GB18030 (streamed once through a FIFO)."""
+    return src.kind == "csv" and src.encoding != "gb18030"
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, int], tmp: str,
+             lead: frozenset[str] = frozenset(), direct: bool = False) -> str:
     """Create temp table (or view) ``tmp`` with the mapped columns only (``v_<canonical>``: trimmed
     VARCHAR, empty → NULL), in file order, and return the SQL expression for the file row number
     over it. CSV files read by DuckDB become table ``<tmp>_raw`` (the text as read) and view ``tmp``
     (trimmed, with the raw table's rowid as ``_rid``); drop them with :func:`drop_raw`.
-    XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL)."""
+    XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL).
+    ``lead``: columns the CSV view cleans at the leading end only (:func:`lead_clean_sql`).
+    ``direct`` (a CSV with :func:`direct_view`): ``tmp`` is a view over the file itself — each query
+    reading it reads the file, nothing is stored — with ``_row`` from ``row_number() OVER ()`` (the
+    one clause DuckDB guarantees to number rows in file order); its first reader turns CSV errors into
+    :func:`csv_read_error`. A file the Python reader must read is loaded into a table as without it."""
     if src.kind == "csv":
         n = len(src.headers)
         cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
@@ -395,6 +428,12 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                 return _load_csv_python(con, src, positions, tmp)
             if err is not None:
                 raise err
+        if direct and direct_view(src):
+            view = ", ".join([f"row_number() OVER () + {src.skip_lines} AS _row"] + [
+                f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items()])
+            con.execute(f"CREATE TEMP VIEW {tmp} AS "
+                        + sql.replace(f"SELECT {sel} FROM", f"SELECT {view} FROM", 1).replace("{path}", q(str(src.path))))
+            return f"{tmp}._row"
         # The file's text is stored as read (file order: rowid = row); blanks are trimmed by a view
         # over it, evaluated where the values are used — cheaper than storing a cleaned copy.
         raw_sel = ", ".join(f"c{pos} AS {ident('r_' + name)}" for name, pos in positions.items())
@@ -402,7 +441,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
         err, _ = _read_csv(con, src, f"CREATE TEMP TABLE {tmp}_raw AS {raw_sql}")
         if err is not None:
             raise err
-        view = ", ".join(["rowid AS _rid"] + [f"{clean_sql(ident('r_' + name))} AS {ident('v_' + name)}"
+        view = ", ".join(["rowid AS _rid"] + [f"{_cleaner(name, lead)(ident('r_' + name))} AS {ident('v_' + name)}"
                                               for name in positions])
         con.execute(f"CREATE TEMP VIEW {tmp} AS SELECT {view} FROM {tmp}_raw")
         return f"{tmp}._rid - {_rowid_base(con, tmp + '_raw')} + {src.skip_lines + 1}"
@@ -427,12 +466,18 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
     return f"{tmp}._row"
 
 
-def raw_lookup(row_expr: str, tmp: str, cols: list[str]) -> tuple[str, str, str]:
+def _cleaner(name: str, lead: frozenset[str]):
+    return lead_clean_sql if name in lead else clean_sql
+
+
+def raw_lookup(row_expr: str, tmp: str, cols: list[str], lead: frozenset[str] = frozenset()) -> tuple[str, str, str]:
     """(FROM item, its row-number expression, select list of ``cols``) to join rows of ``tmp`` back
-    by file row number. For a CSV view this reads the raw table and trims only the joined rows."""
+    by file row number. For a CSV view this reads the raw table and cleans only the joined rows
+    (fully, or at the leading end for the columns in ``lead``, as the view does)."""
     if not row_expr.startswith(f"{tmp}._rid"):
         return tmp, row_expr, ", ".join(cols)
-    sel = ", ".join(f"{clean_sql(ident('r_' + c[2:]))} AS {ident(c)}" if c.startswith("v_") else c for c in cols)
+    sel = ", ".join(f"{_cleaner(c[2:], lead)(ident('r_' + c[2:]))} AS {ident(c)}" if c.startswith("v_") else c
+                    for c in cols)
     return f"{tmp}_raw", row_expr.replace(f"{tmp}._rid", f"{tmp}_raw.rowid", 1), sel
 
 
@@ -446,6 +491,12 @@ def drop_raw(con, tmp: str) -> None:
     elif kinds.get(tmp) == "table":
         con.execute(f"DROP TABLE {tmp}")
     con.execute(f"DROP TABLE IF EXISTS {tmp}_raw")
+
+
+def csv_read_error(e: duckdb.Error, src: Source) -> IngestError:
+    """The one-line :class:`IngestError` (with the row) for a CSV error raised by the first query
+    reading a direct view of ``src`` (see :func:`load_raw`)."""
+    return _csv_error(e, src) or IngestError(f"could not read CSV: {str(e).splitlines()[0]}", file=src.name)
 
 
 def _read_csv(con, src: Source, sql: str) -> tuple[IngestError | None, bool]:

@@ -10,7 +10,7 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import vocab
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.headers import HeaderMap
-from evalkit.ingest.sources import raw_lookup
+from evalkit.ingest.sources import raw_lookup, trim_py
 from evalkit.ingest.sql import ident
 from evalkit.schema import REPORT_TABLES, Table
 
@@ -45,41 +45,79 @@ def _dispute_category_map(v: str, user: dict[str, str] | None = None) -> tuple[s
         raise IngestError(str(e)) from None
 
 
+def _text_keys(spec: Table, hm: HeaderMap, keys: tuple[str, ...]) -> bool:
+    """Whether the table's key columns are all text stored as read (trimmed), not values mapped or
+    parsed: their duplicates can then be found from the raw text (see :func:`evalkit.ingest.core._ingest_file`)."""
+    t = spec.name
+    mapped = {*WORD_COLUMNS, "neighbor_id", *(("station_id",) if t in STATION_REF_TABLES else ()),
+              *(("month",) if t in REPORT_TABLES else ())}
+    return all(k in hm.positions and k not in mapped and spec.column(k).sql_type == "VARCHAR" for k in keys)
+
+
+WORD_COLUMNS = ("reform", "category", "area_type", "handled_by", "resolved")
+
+
+def _lead_cols(spec: Table, hm: HeaderMap, keys: tuple[str, ...]) -> frozenset[str]:
+    """Columns the raw CSV view may clean at the leading end only (see
+    :func:`evalkit.ingest.sources.lead_clean_sql`; the trailing test is the costly half): the
+    word columns mapped through a join table of their distinct values (trimmed there) and the
+    timestamps (their cast ignores trailing blanks; the slow path trims in full). Never a key,
+    the station reference or text stored as read."""
+    skip = {*keys[:1], "station_id", "neighbor_id"}
+    return frozenset(c.name for c in spec.columns if c.name in hm.positions and c.name not in skip and (
+        c.name in WORD_COLUMNS or c.sql_type in ("BOOLEAN", "TIMESTAMP")))
+
+
 WORDS = "_ek_words"  # the distinct values of the raw table's word columns (one pass), see _word_values
 
 
 def _words_source(con, column: str) -> str:
     """The table holding the distinct values of ``column``: ``_ek_words`` for the word columns of
-    the file, the raw table for a constant (a default given with --set)."""
-    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "_ek_v"
+    the file; for a constant (a default given with --set) a one-row table (the raw rows may be a
+    view over the file, not to be read for a constant)."""
+    return WORDS if column in {r[0] for r in con.execute(f"DESCRIBE {WORDS}").fetchall()} else "(SELECT 1) _one"
 
 
-def _word_values(con, spec: Table, hm: HeaderMap) -> None:
+def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
+                 key_cols: tuple[str, ...] = ()) -> None:
     """``_ek_words``: the distinct values of every column mapped through a small join table
-    (station references, reforms, categories, codes, yes/no words), in one scan of the raw table."""
+    (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
+    cleaned as the raw view cleans them (``lead``: at the leading end only).
+
+    ``key_cols`` (text keys, as stored): the same scan also finds the hashes of the keys written on
+    more than one row (column ``_kh``; the other rows have it NULL) — the candidates for the
+    duplicate check, whose raw text the stage then keeps."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
-        or c.name in ("reform", "category", "area_type", "handled_by", "resolved"))]
-    if not cols:
+        or c.name in WORD_COLUMNS)]
+    if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols)[::2]
+    assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
     raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-    sets = ", ".join(f"({c})" for c in raw)
-    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} FROM {src} "
-                f"GROUP BY GROUPING SETS ({sets})) {src}")
+    sets = [f"({c})" for c in raw]
+    inner, having, outer = list(raw), "", [sel] if sel else []
+    if key_cols:
+        inner.append(f"hash({', '.join('v_' + k for k in key_cols)}) AS _kh")
+        sets.append("(_kh)")
+        having = " HAVING grouping(_kh) = 1 OR count(*) > 1"
+        outer.append("_kh")
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(raw + (['_kh'] if key_cols else []))} "
+                f"FROM (SELECT {', '.join(inner)} FROM {src}) {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
 
 
 def _make_map(con, name: str, column: str, func) -> str:
-    """Temp table ``name(v, m, known)`` for the distinct trimmed values of ``column`` in the raw table."""
+    """Temp table ``name(v, m, known)`` for the distinct values of ``column`` in the raw table; ``func``
+    sees each value trimmed (a value read with trailing blanks maps as its trimmed form)."""
     vals = [r[0] for r in con.execute(
         f"SELECT DISTINCT {column} FROM {_words_source(con, column)} WHERE {column} IS NOT NULL").fetchall()]
     out_v, out_m, out_k = [], [], []
     for v in vals:
-        res = func(v)
+        res = func(trim_py(v))
         if isinstance(res, tuple):
             m, known = res
         else:
