@@ -58,6 +58,8 @@ from evalkit.ingest.words import (
     _word_join,
     _word_values,
     _words_source,
+    drop_temps,
+    drop_temps_quietly,
 )
 from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
 from evalkit.warehouse import transaction
@@ -309,17 +311,6 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 
 
 # ------------------------------------------------------------------------------ one file
-def _drop_temps(con) -> None:
-    """Drop the temp tables of one file (also before a file, after an earlier failure)."""
-    drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
-                 "_ek_map_category"):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
-                               "AND starts_with(table_name, '_ek_map_w_')").fetchall():
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-
-
 def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
     """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
     the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
@@ -345,7 +336,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     one pass) → duplicates → accepted rows into ``table`` and the rejected ones (joined back to their
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
     t = spec.name
-    _drop_temps(con)
+    drop_temps(con)
     keys = KEYS[t]
     lead = _lead_cols(spec, hm, keys)
     # a CSV DuckDB reads, with text keys: the raw rows are a view over the file (read twice: the word
@@ -487,7 +478,7 @@ FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
         ).fetchall():
             key = S.mask_py(val)
             report.unknown_values[key] = report.unknown_values.get(key, 0) + int(n)
-    _drop_temps(con)
+    drop_temps(con)
     if rows_in != acc + qua:
         raise AssertionError(f"{src.name}: rows_in {rows_in} != accepted {acc} + quarantined {qua}")
     return {"rows_in": int(rows_in), "rows_accepted": int(acc), "rows_quarantined": int(qua), "masked": int(masked),
@@ -590,7 +581,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 check_station_references(con, "replacing the station register")
             coverage.refresh(con, [table])
     finally:
-        _drop_temps_quietly(con)
+        drop_temps_quietly(con)
         hasher.shutdown(cancel_futures=True)
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
@@ -598,13 +589,6 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _drop_temps_quietly(con) -> None:
-    try:
-        _drop_temps(con)
-    except duckdb.Error:
-        pass
 
 
 __all__ = ["ingest", "IngestReport", "IngestError", "REASONS", "resolve_window"]

@@ -3,6 +3,7 @@ join tables that map them (reforms, incident and dispute categories, station ref
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from evalkit import registry
@@ -10,7 +11,7 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import vocab
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.headers import HeaderMap
-from evalkit.ingest.sources import raw_lookup, trim_py
+from evalkit.ingest.sources import drop_raw, raw_lookup, trim_py
 from evalkit.ingest.sql import ident
 from evalkit.schema import REPORT_TABLES, Table
 
@@ -138,3 +139,22 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
     _make_map(con, name, vv, look)
     joins.append(f"LEFT JOIN {name} ON {name}.v = {vv}")
     return f"{name}.m"
+
+
+def drop_temps(con) -> None:
+    """Drop the temp tables of one file (also before a file, after an earlier failure)."""
+    drop_raw(con, "_ek_v")
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+                 "_ek_map_category"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
+                               "AND starts_with(table_name, '_ek_map_w_')").fetchall():
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def drop_temps_quietly(con) -> None:
+    """:func:`drop_temps`, ignoring DuckDB errors (clean-up after a failure)."""
+    try:
+        drop_temps(con)
+    except duckdb.Error:
+        pass
