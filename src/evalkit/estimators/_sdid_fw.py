@@ -16,6 +16,17 @@ import numpy as np
 _BARRED = 1e300  # half-gradient of a column a problem may not use (finite: 0·_BARRED stays 0)
 
 
+def _stopped(t: int, max_iter: int, prev: np.ndarray | None, val: np.ndarray, thresh: float) -> np.ndarray | None:
+    """R's stopping rule for a batch after step ``t``: a problem stops when its objective fell by at most
+    ``thresh`` (from step 2 on) or at ``max_iter``; the mask of stopped problems, None when none stopped."""
+    if t >= max_iter:
+        return np.ones(val.shape[0], bool)
+    if t >= 2:
+        going = prev - val > thresh
+        return None if going.all() else ~going
+    return None
+
+
 def _sum_normalize(x: np.ndarray) -> np.ndarray:
     s = x.sum()
     return x / s if s != 0 else np.full(len(x), 1.0 / len(x))
@@ -112,13 +123,7 @@ def _fw_batch(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None
         Ax = matmul(A, x[:, :, None])[:, :, 0]
         err = Ax - b
         val = zeta2 * vecdot(x, x) + vecdot(err, err) / n
-        if t >= max_iter:
-            done = np.ones(idx.size, bool)
-        elif t >= 2:
-            going = prev - val > thresh
-            done = None if going.all() else ~going
-        else:
-            done = None
+        done = _stopped(t, max_iter, prev, val, thresh)
         prev = val
         if done is not None:
             out[idx[done]] = x[done]
@@ -249,13 +254,7 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
         err = Ax - b
         xx = vecdot(x, x)
         val = zeta2 * xx + vecdot(err, err) / n
-        if t >= max_iter:
-            done = np.ones(idx.size, bool)
-        elif t >= 2:
-            going = prev - val > thresh
-            done = None if going.all() else ~going
-        else:
-            done = None
+        done = _stopped(t, max_iter, prev, val, thresh)
         prev = val
         if done is not None:
             out[idx[done]] = x[done]

@@ -122,6 +122,19 @@ def _grid(frame: pd.DataFrame, outcome: str, unit: str, time: str, units: pd.Ind
 
 
 # ---------------------------------------------------------------------------- Callaway–Sant'Anna
+def cell_arrays(cells, cohorts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The ATT(g,t) cells of a CS fit as arrays: cohort index, current and base period, whether the
+    cell is zero by construction, and its comparison-cohort mask (cells × cohorts)."""
+    cidx = {v: i for i, v in enumerate(cohorts)}
+    kc = len(cohorts)
+    gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
+    cur = np.array([c[1] for c in cells], dtype=np.intp)
+    base = np.array([c[2] for c in cells], dtype=np.intp)
+    zero = np.array([c[4] for c in cells], dtype=bool)
+    cmask = np.array([np.zeros(kc, bool) if c[4] else c[3] for c in cells], dtype=bool).reshape(len(cells), kc)
+    return gi, cur, base, zero, cmask
+
+
 class _CSDraws:
     """A balanced, covariate-free CS fit's (g, t) cells, re-estimated for reassigned cohorts."""
 
@@ -139,13 +152,7 @@ class _CSDraws:
         self.clus = None if prep.cluster is None else pd.factorize(np.asarray(prep.cluster)[pos])[0]
         self.n_clusters = int(prep.n_clusters)
         self.n, self.kc = units.size, self.cohorts.size
-        cidx = {v: i for i, v in enumerate(self.cohorts)}
-        self.gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
-        self.cur = np.array([c[1] for c in cells], dtype=np.intp)
-        self.base = np.array([c[2] for c in cells], dtype=np.intp)
-        self.zero = np.array([c[4] for c in cells], dtype=bool)
-        self.cmask = np.array([np.zeros(self.kc, bool) if c[4] else c[3] for c in cells],
-                              dtype=bool).reshape(len(cells), self.kc)
+        self.gi, self.cur, self.base, self.zero, self.cmask = cell_arrays(cells, self.cohorts)
         self.gv, self.tv = self.cohorts[self.gi], self.periods[self.cur]
         self.ngt = len(cells)
 

@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evalkit.estimators._cs_blas import blas_threads
+from evalkit.inference._fast import cell_arrays
 
 _BLOCK = 4_000_000  # draws x cohorts x units per block (the influence-function product)
 
@@ -90,13 +91,7 @@ class _Draws:
         self.X0, self.periods, self.cohorts = X0, periods, cohorts
         self.n, self.t2 = X0.shape
         self.nt, self.kc = self.t2 // 2, cohorts.size
-        cidx = {v: i for i, v in enumerate(cohorts)}
-        self.gi = np.array([cidx[c[0]] for c in cells], dtype=np.intp)
-        self.cur = np.array([c[1] for c in cells], dtype=np.intp)
-        self.base = np.array([c[2] for c in cells], dtype=np.intp)
-        self.zero = np.array([c[4] for c in cells], dtype=bool)
-        self.cmask = np.array([np.zeros(self.kc, bool) if c[4] else c[3] for c in cells],
-                              dtype=bool).reshape(len(cells), self.kc)
+        self.gi, self.cur, self.base, self.zero, self.cmask = cell_arrays(cells, cohorts)
         # the simple aggregation's cells (as _cs_aggte.aggregate: recoded periods, max_e trims)
         gv, tv = cohorts[self.gi], periods[self.cur].astype(float)
         recode = np.unique(np.concatenate([periods.astype(float), cohorts[np.isfinite(cohorts)]]))
