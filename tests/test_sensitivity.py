@@ -133,3 +133,23 @@ def test_unique_rows_equals_numpy_unique_rows():
         if n:
             R = np.vstack([R, R[rng.integers(0, n, size=n)]])
         assert np.array_equal(_unique_rows(R), np.unique(R, axis=0))
+
+
+def test_flci_sd_does_not_depend_on_the_blas_thread_count():
+    """SLSQP stops at its tolerance, so OpenBLAS's thread count moved the Δ^SD bounds (~1e-7 on this
+    24 + 24 problem): `evalkit run --jobs 2` (one thread per worker) and `--jobs 1` gave other numbers."""
+    from evalkit.estimators._cs_blas import blas_threads
+    from evalkit.sensitivity import flci_sd
+
+    rng = np.random.default_rng(1)
+    k = 48
+    A = rng.normal(size=(k, k))
+    sigma = A @ A.T / k + np.eye(k) * 0.1
+    beta = rng.normal(size=k)
+    l_vec = np.ones(24) / 24
+    bounds = []
+    for threads in (1, 2):
+        with blas_threads(threads):
+            r = flci_sd(beta, sigma, 24, 24, l_vec, 0.5, 0.05)
+        bounds.append((r["lb"], r["ub"]))
+    assert bounds[0] == bounds[1]

@@ -35,6 +35,8 @@ import pandas as pd
 from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
+from evalkit.estimators._cs_blas import blas_threads
+
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -131,6 +133,14 @@ def _sd_bias_basis(num_pre: int, num_post: int) -> tuple[np.ndarray, np.ndarray]
 def flci_sd(beta: np.ndarray, sigma: np.ndarray, num_pre: int, num_post: int, l_vec: np.ndarray, M: float,
             alpha: float = 0.05) -> dict[str, Any]:
     """Optimal FLCI for θ = l'τ_post under Δ^SD(M)."""
+    # one BLAS thread: SLSQP stops at its tolerance, so the summation order of the threads moved the bounds
+    # by ~1e-9 relative between `evalkit run --jobs 1` and `--jobs 2` (workers get one thread each)
+    with blas_threads(1):
+        return _flci_sd(beta, sigma, num_pre, num_post, l_vec, M, alpha)
+
+
+def _flci_sd(beta: np.ndarray, sigma: np.ndarray, num_pre: int, num_post: int, l_vec: np.ndarray, M: float,
+             alpha: float) -> dict[str, Any]:
     G, times = _sd_bias_basis(num_pre, num_post)
     G = G * M
     npre = num_pre
