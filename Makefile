@@ -13,7 +13,7 @@ JOBS   ?= 2
 # the demo world has its own warehouse; data/warehouse.duckdb is for ingested (real) data
 WAREHOUSE ?= data/demo/warehouse.duckdb
 
-.PHONY: setup setup-test demo test test-fast lint lab clean-outputs
+.PHONY: setup setup-test demo test test-all test-fast lint lab clean-outputs
 
 setup: $(STAMP_RUN)
 
@@ -38,7 +38,13 @@ demo: setup
 	@echo "Briefs:"
 	@ls -1 outputs/*/brief.pdf outputs/*/brief.html
 
+# what CI runs: lint and every test but the slow suites (end-to-end runs, notebooks, batches; ~40 tests)
 test: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q -m "not slow"
+
+# lint and the whole suite, slow suites included (run it before a release)
+test-all: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
