@@ -9,8 +9,12 @@ block of ``results.json``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -59,6 +63,53 @@ def _suppress(n: Any, threshold: int, lang: str) -> str:
     return t("suppressed", lang, n=threshold) if 0 < n < threshold else f"{n:,}"
 
 
+# ----------------------------------------------------------------------------- headline numbers
+#: ``ev.headline(outcome)`` per (evaluation, outcome) inside :func:`headline_scope`, else ``None``
+_HEADLINES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("evalkit_headlines", default=None)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def headline_scope() -> Iterator[None]:
+    """Inside this block :func:`headline` computes each evaluation's ``headline(outcome)`` once.
+
+    One section of the brief reads page 1's numbers many times (the answer, its estimand, one line
+    per outcome, the robustness table's "different question" marks: ~10–25 ms each on the demo
+    world); the evaluation does not change while a section is drawn, so the numbers are the same.
+    Nested blocks share the outermost memo; it is dropped when that block ends, so a changed
+    evaluation is read afresh by the next section."""
+    if _HEADLINES.get() is not None:
+        yield
+        return
+    token = _HEADLINES.set({})
+    try:
+        yield
+    finally:
+        _HEADLINES.reset(token)
+
+
+def one_headline(fn: _F) -> _F:
+    """Decorator: ``fn`` runs inside :func:`headline_scope`."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with headline_scope():
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+def headline(ev: Evaluation, outcome: str | None = None) -> dict[str, Any]:
+    """``ev.headline(outcome)`` (a shallow copy of it), once per outcome inside :func:`headline_scope`.
+    A ``KeyError`` (headline estimator not run) is raised again each time, never kept."""
+    memo = _HEADLINES.get()
+    if memo is None:
+        return ev.headline(outcome)
+    key = (id(ev), outcome or ev.primary_outcome)
+    hit = memo.get(key)
+    if hit is None or hit[0] is not ev:
+        hit = memo[key] = (ev, ev.headline(outcome))
+    return dict(hit[1])
+
+
 # ----------------------------------------------------------------------------- page 1
 def _effect_numbers(h: dict[str, Any]) -> tuple[str, float, float, float]:
     """(form, estimate, ci_low, ci_high) in the form page 1 states the outcome's effect in
@@ -83,7 +134,7 @@ def outcome_line(ev: Evaluation, outcome: str) -> str:
     lang = ev.lang
     olabel = _cap(outcome_label(outcome, lang), lang)
     try:
-        h = ev.headline(outcome)
+        h = headline(ev, outcome)
     except KeyError:
         why = ev.failures.get(outcome, {}).get(ev.params.headline, "not requested")
         return t("line_failed", lang, outcome=olabel, reason=reason_words(why, lang))
@@ -115,7 +166,7 @@ def headline_text(ev: Evaluation, outcome: str | None = None) -> dict[str, str]:
     disagreement (only when intervals do not overlap), the naive year-on-year sentences (when the
     naive estimator ran) and the page-1 line for ``outcome``."""
     lang = ev.lang
-    h = ev.headline(outcome)
+    h = headline(ev, outcome)
     outcome = h["outcome"]
     reform, olabel, unit = reform_label(ev.params.reform, lang), outcome_label(outcome, lang), outcome_unit(outcome, lang)
     form, est, lo, hi = _effect_numbers(h)
@@ -220,6 +271,7 @@ def pretrend_table_note(ev: Evaluation, outcome: str | None = None) -> str:
              method=pretrend_method_label(info, ev.lang), p=fmt_p(p))
 
 
+@one_headline
 def results_text(ev: Evaluation) -> dict[str, Any]:
     """The ``text`` block of ``results.json``: language, page-1 sentences by outcome and, when further
     analyses ran, their page-1 sentences by kind (``analyses``)."""
@@ -274,7 +326,7 @@ def different_question(ev: Evaluation, outcome: str | None = None) -> set[tuple[
     answer a different question); empty when the headline's estimand is not recorded."""
     outcome = outcome or ev.primary_outcome
     try:
-        head = ev.headline(outcome).get("estimand") or ev.result(outcome).meta.get("estimand")
+        head = headline(ev, outcome).get("estimand") or ev.result(outcome).meta.get("estimand")
     except KeyError:
         return set()
     if not head:
@@ -379,7 +431,7 @@ def sensitivity_sentences(ev: Evaluation) -> list[str]:
                          unit=(" " if lang == "en" and unit else "") + unit if unit else "",
                          step=sensitivity_steps(getattr(s, "bin_months", 1), lang)["step"]))
     try:
-        h = ev.headline(s.outcome)
+        h = headline(ev, s.outcome)
         significant = h["p_value"] < ev.params.alpha and h["verdict"] != "pretrend_doubtful"
     except KeyError:
         significant = False

@@ -20,9 +20,11 @@ from evalkit.brief_text import (
     data_note,
     different_question,
     estimates_table,
+    headline,
     headline_text,
     method_note,
     multiple_table,
+    one_headline,
     outcome_line,
     outcome_lines,
     pretrend_method_label,
@@ -89,13 +91,14 @@ def _outcome_lines_html(ev: Evaluation) -> str:
     return f'<div class="ek-block ek-outcomes"><h2>{t("outcomes_h", ev.lang)}</h2><ul>{lines}</ul></div>'
 
 
+@one_headline
 def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     """Page 1: question, one-sentence answer (no method names) and its estimand, one line per
     outcome (effect in its unit and in percent, interval, verdict), verdict, and the naive
     year-on-year figure."""
     lang = ev.lang
     try:
-        h = ev.headline(outcome) | headline_text(ev, outcome)
+        h = headline(ev, outcome) | headline_text(ev, outcome)
     except KeyError:  # the headline estimator did not run for this outcome: say why, in words
         _html(f'<div class="ek-block ek-answer"><h2>{t("answer_h", lang)}</h2><p class="ek-sentence">'
               f'{html.escape(outcome_line(ev, outcome or ev.primary_outcome))}</p></div>' + _outcome_lines_html(ev)
@@ -125,6 +128,7 @@ def show_headline(ev: Evaluation, outcome: str | None = None) -> None:
     _html("".join(parts))
 
 
+@one_headline
 def show_estimates(ev: Evaluation, outcome: str | None = None) -> pd.DataFrame:
     """Robustness table (estimators, control-group and inference variants), failures listed below it."""
     lang = ev.lang
