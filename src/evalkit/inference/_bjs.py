@@ -58,6 +58,11 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         hu = np.flatnonzero(has_u)
         unit_cl = sp.csr_matrix((np.ones(hu.size), (hi_cl[hu], hu)), shape=(n_cl, nu))
     grid = (periods, P, W, CL, pr, pc, cl_p, n_cl, int(anticipation), leads)
+    # per draw, the observed cells of a grid in np.nonzero's (row-major) order: a 1-d take by flat
+    # index (the grid itself when every cell is observed) instead of 2-d fancy indexing — same values
+    flat = pr * nt + pc
+    observed = (lambda X: X.ravel()) if flat.size == nu * nt else (lambda X: X.ravel()[flat])
+    w_p, bin_u, bin_t = W[pr, pc], cl_p * nu + pr, cl_p * nt + pc
     designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
 
     def stat(cohorts: np.ndarray) -> float:
@@ -93,14 +98,14 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         u = yw + (al @ bb)[:, None] + (ll @ bb)[None, :]
         u[ci, ct] -= bb[cj]
         u = np.where(om0, u, 0.0)
-        wu = W[pr, pc] * u[pr, pc]  # on the observed cells (0 outside Omega_0)
+        wu = w_p * observed(u)  # on the observed cells (0 outside Omega_0)
         # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
         # (clusters without an Omega_0 cell have zero scores: no row of the sum below changes)
         if unit_cl is not None:  # U1 @ al with U1 = unit_cl * (residual sum per unit)
             U1al = unit_cl @ (np.bincount(pr, weights=wu, minlength=nu)[:, None] * al)
         else:
-            U1al = np.bincount(cl_p * nu + pr, weights=wu, minlength=n_cl * nu).reshape(n_cl, nu) @ al
-        U2 = np.bincount(cl_p * nt + pc, weights=wu, minlength=n_cl * nt).reshape(n_cl, nt)
+            U1al = np.bincount(bin_u, weights=wu, minlength=n_cl * nu).reshape(n_cl, nu) @ al
+        U2 = np.bincount(bin_t, weights=wu, minlength=n_cl * nt).reshape(n_cl, nt)
         direct = np.bincount(d["cl_lead"] * k + cj, weights=cw * u[ci, ct], minlength=n_cl * k).reshape(n_cl, k)
         sc = (direct - U1al - U2 @ ll)[:, kk]
         V = d["factor"] * bread @ (sc.T @ sc) @ bread
