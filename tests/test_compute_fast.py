@@ -41,9 +41,9 @@ def test_wald_stat_equals_wald_test(singular):
     assert np.isnan(_wald_stat(np.zeros(0), np.zeros((0, 0)))[0])
 
 
-def _staggered(seed: int = 0) -> pd.DataFrame:
+def _staggered(seed: int = 0, n: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    units, periods = np.arange(30), np.arange(1, 25)
+    units, periods = np.arange(n), np.arange(1, 25)
     cohort = rng.choice([0, 9, 13, 17], size=units.size)
     u, t = np.repeat(units, periods.size), np.tile(periods, units.size)
     g = np.repeat(cohort, periods.size)
@@ -105,12 +105,15 @@ def test_shared_imputation_draws_change_no_number():
             assert np.array_equal(got[0], alone[o][0]) and np.array_equal(got[1], alone[o][1])
 
 
-@pytest.mark.parametrize(("kw", "kind", "holes"), [
-    ({}, "wald", False),
-    ({"cluster": "county", "weights": "w"}, "t2sum", True),
-    ({"anticipation": 1, "pretrend_leads": 4}, "wald", True),
+@pytest.mark.parametrize(("kw", "kind", "holes", "n"), [
+    ({}, "wald", False, 30),
+    ({"cluster": "county", "weights": "w"}, "t2sum", True, 30),
+    ({"anticipation": 1, "pretrend_leads": 4}, "wald", True, 30),
+    # clusters x units above 100,000: the cluster scores from per-unit sums (no dense clusters x units)
+    ({"pretrend_leads": 4}, "wald", True, 330),
+    ({"cluster": "county", "weights": "w", "pretrend_leads": 3}, "t2sum", False, 330),
 ])
-def test_bjs_draws_equal_full_refits(kw, kind, holes):
+def test_bjs_draws_equal_full_refits(kw, kind, holes, n):
     """Draw by draw, BJS test 1 from the per-draw designs (outcome-free part computed once) equals the
     statistic of a full imputation re-fit on the permuted rows (balanced and unbalanced samples)."""
     from evalkit.estimators import get_estimator
@@ -118,7 +121,7 @@ def test_bjs_draws_equal_full_refits(kw, kind, holes):
     from evalkit.inference._refit import refit_of
     from evalkit.inference.pretrend import _statistic
 
-    frame = _staggered(2)
+    frame = _staggered(2, n)
     frame["w"] = 1.0 + frame["unit"] % 3
     if holes:  # missing cells: an unbalanced sample
         frame = frame[~(((frame["unit"] % 7) == 3) & (frame["period"] % 5 == 2))].reset_index(drop=True)

@@ -145,3 +145,23 @@ def test_headline_placebo_centred_on_no_effect_panel(name):
     assert 0.02 < ri.overall["p_value"] <= 1.0
     again = randomization_inference(df, "y", estimator=name, draws=199, seed=0)
     pd.testing.assert_frame_equal(ri.tables["placebo"], again.tables["placebo"])  # same seed, same numbers
+
+
+def test_ri_options_switch_imputation_pretrend_off_same_numbers():
+    """ri_options: imputation's own pre-trend test is switched off (pretrend_leads=0), not left to
+    its default (every lead: a second regression per fit); the RI result is the same."""
+    from evalkit.evaluation_steps import ri_options
+    from evalkit.params import validate_params
+
+    p = validate_params({"evaluation_id": "ri", "reform": "两队一室", "outcomes": ["incidents_fight"],
+                         "warehouse": "w.duckdb", "headline": "imputation", "estimators": ["imputation"]})
+    opts = ri_options(p)
+    assert opts["pretrend_leads"] == 0
+    df = panel(n=30, T=20, effect=0.7, seed=4)
+    kw = dict(draws=25, seed=9, scheme="permute", cluster="county")
+    off = randomization_inference(df, "y", estimator="imputation", **kw, **opts)
+    on = randomization_inference(df, "y", estimator="imputation", **kw,
+                                 **{k: v for k, v in opts.items() if k != "pretrend_leads"})
+    assert off.meta["fast_path"] and on.meta["fast_path"]
+    pd.testing.assert_frame_equal(off.estimates, on.estimates)
+    pd.testing.assert_frame_equal(off.tables["placebo"], on.tables["placebo"])

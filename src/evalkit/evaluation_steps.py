@@ -261,8 +261,13 @@ def ri_options(p: EvaluationParams) -> dict[str, Any]:
     draw estimates the headline's estimand) without those ``randomization_inference`` takes itself
     (``cluster``, ``alpha``), its bootstrap and its own pre-trend test (not needed per draw); CS
     computes only the "simple" aggregation."""
+    from evalkit.inference._refit import PRETREND_OFF
+
     opts = {k: v for k, v in estimator_options(p.headline, p).items()
             if k not in ("cluster", "alpha", "bootstrap", "seed", "pretrend_leads")}
+    # switched off, not left to the estimator's default: imputation's default tests every available
+    # lead (a second regression on each fit whose p-value randomization inference never reads)
+    opts.update(PRETREND_OFF.get(p.headline, {}))
     if p.headline == "cs":
         opts["aggregations"] = ("simple",)
     return opts

@@ -88,20 +88,39 @@ def normal_inference(estimate: np.ndarray, std_error: np.ndarray, alpha: float =
     return {"ci_low": est - z * se, "ci_high": est + z * se, "p_value": p}
 
 
+_INT_COLUMNS = ("group", "time", "event_time")
+_FLOAT_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "band_low", "band_high", "weight")
+
+
 def make_estimates(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-    """Build a tidy estimates frame with the canonical columns and dtypes."""
-    df = pd.DataFrame(rows).copy()
+    """Build a tidy estimates frame with the canonical columns and dtypes (group / time / event_time
+    ``Int64``, the numbers ``float64``, kind / term ``str``; other columns kept after them)."""
+    df = pd.DataFrame(rows)
+    n = len(df)
+    if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
+        df = df.reset_index(drop=True)
+    # one frame built from columns: assigning 13 columns one by one cost ~10 ms per result (58 results
+    # per evaluation); same values and dtypes as pd.to_numeric(..., errors="coerce") column by column
+    cols: dict[str, Any] = {}
     for col in ESTIMATE_COLUMNS:
-        if col not in df.columns:
-            df[col] = np.nan
-    df = df[ESTIMATE_COLUMNS + [c for c in df.columns if c not in ESTIMATE_COLUMNS]]
-    for col in ("group", "time", "event_time"):
-        df[col] = pd.array(pd.to_numeric(df[col], errors="coerce"), dtype="Int64")
-    for col in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "band_low", "band_high", "weight"):
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    df["kind"] = df["kind"].astype(str)
-    df["term"] = df["term"].astype(str)
-    return df.reset_index(drop=True)
+        s = df[col] if col in df.columns else None
+        if col in _INT_COLUMNS:
+            cols[col] = pd.array(np.full(n, np.nan) if s is None else _numeric(s), dtype="Int64")
+        elif col in _FLOAT_COLUMNS:
+            cols[col] = np.full(n, np.nan) if s is None else np.array(_numeric(s), dtype=float)
+        else:
+            cols[col] = pd.Series(np.full(n, np.nan)).astype(str) if s is None else s.astype(str)
+    for col in df.columns:
+        if col not in cols:
+            cols[col] = df[col]
+    return pd.DataFrame(cols, index=pd.RangeIndex(n))
+
+
+def _numeric(s: pd.Series) -> Any:
+    """``pd.to_numeric(s, errors="coerce")``, without the call for plain numeric numpy columns."""
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "fiub":
+        return s.to_numpy()
+    return pd.to_numeric(s, errors="coerce")
 
 
 def _clean(value: Any) -> Any:

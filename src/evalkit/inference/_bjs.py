@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from evalkit.inference._fast import _chol, _chol_solve, _grid, _one_blas_thread
 from evalkit.inference._shared import _shared_designs
@@ -44,7 +45,24 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
     pr, pc = np.nonzero(P)  # the grid's observed cells and their clusters (fixed across draws)
     cl_p = CL[pr, pc]
     n_cl = int(cl_p.max()) + 1 if cl_p.size else 0
+    # each unit's cells in one cluster (stations, or counties that contain them): the cluster x unit
+    # residual sums U1 have one entry per unit, so U1 @ a_lead is a sum of unit rows per cluster — a
+    # dense n_clusters x n_units U1 would be 1,500 x 1,500 per draw on the medium world (small grids: dense)
+    lo_cl = np.full(nu, np.iinfo(np.int64).max)
+    np.minimum.at(lo_cl, pr, cl_p)
+    hi_cl = np.full(nu, -1)
+    np.maximum.at(hi_cl, pr, cl_p)
+    has_u = hi_cl >= 0
+    unit_cl = None
+    if n_cl * nu > 100_000 and np.array_equal(lo_cl[has_u], hi_cl[has_u]):  # below: the dense product is cheaper
+        hu = np.flatnonzero(has_u)
+        unit_cl = sp.csr_matrix((np.ones(hu.size), (hi_cl[hu], hu)), shape=(n_cl, nu))
     grid = (periods, P, W, CL, pr, pc, cl_p, n_cl, int(anticipation), leads)
+    # per draw, the observed cells of a grid in np.nonzero's (row-major) order: a 1-d take by flat
+    # index (the grid itself when every cell is observed) instead of 2-d fancy indexing — same values
+    flat = pr * nt + pc
+    observed = (lambda X: X.ravel()) if flat.size == nu * nt else (lambda X: X.ravel()[flat])
+    w_p, bin_u, bin_t = W[pr, pc], cl_p * nu + pr, cl_p * nt + pc
     designs = _shared_designs(("bjs", P, W, CL, periods, int(anticipation), leads, kind))
 
     def stat(cohorts: np.ndarray) -> float:
@@ -80,13 +98,16 @@ def bjs_pretrend(frame: pd.DataFrame, outcome: str, *, unit: str, time: str, coh
         u = yw + (al @ bb)[:, None] + (ll @ bb)[None, :]
         u[ci, ct] -= bb[cj]
         u = np.where(om0, u, 0.0)
-        wu = W[pr, pc] * u[pr, pc]  # on the observed cells (0 outside Omega_0)
+        wu = w_p * observed(u)  # on the observed cells (0 outside Omega_0)
         # CR1 scores per cluster: Σ w u x~_j = Σ_{lead cells} w u − Σ_i a_j[i] U1[c, i] − Σ_t l_j[t] U2[c, t]
         # (clusters without an Omega_0 cell have zero scores: no row of the sum below changes)
-        U1 = np.bincount(cl_p * nu + pr, weights=wu, minlength=n_cl * nu).reshape(n_cl, nu)
-        U2 = np.bincount(cl_p * nt + pc, weights=wu, minlength=n_cl * nt).reshape(n_cl, nt)
+        if unit_cl is not None:  # U1 @ al with U1 = unit_cl * (residual sum per unit)
+            U1al = unit_cl @ (np.bincount(pr, weights=wu, minlength=nu)[:, None] * al)
+        else:
+            U1al = np.bincount(bin_u, weights=wu, minlength=n_cl * nu).reshape(n_cl, nu) @ al
+        U2 = np.bincount(bin_t, weights=wu, minlength=n_cl * nt).reshape(n_cl, nt)
         direct = np.bincount(d["cl_lead"] * k + cj, weights=cw * u[ci, ct], minlength=n_cl * k).reshape(n_cl, k)
-        sc = (direct - U1 @ al - U2 @ ll)[:, kk]
+        sc = (direct - U1al - U2 @ ll)[:, kk]
         V = d["factor"] * bread @ (sc.T @ sc) @ bread
         V = (V + V.T) / 2
         if kind == "wald":  # wald_test's statistic and rank, without its p-value (unused per draw)

@@ -368,6 +368,9 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
     nu, nt = P.shape
     pr, pc = np.nonzero(P)  # the observed cells and their clusters (fixed across draws)
     cl_p = CL[pr, pc]
+    # a grid's observed cells in that (row-major) order by a 1-d take, or the grid itself when all are
+    flat = pr * nt + pc
+    observed = (lambda X: X.ravel()) if flat.size == nu * nt else (lambda X: X.ravel()[flat])
 
     designs = _shared_designs(("imputation", P, W, CL, periods, antic, hi, leaveout))
 
@@ -437,7 +440,7 @@ def _imputation(frame, outcome, unit, time, weights, cluster, options, units) ->
         eps1[i1] = tau - _tau_bar(tau, w1, cells)
         # each observed cell's score: v1 eps1 on Omega_1, -w resid (alpha_v + lam_v) on Omega_0
         contrib = v1 * eps1 - M * resid * (av[:, None] + lv[None, :])
-        sc = np.bincount(cl_p, weights=contrib[pr, pc])
+        sc = np.bincount(cl_p, weights=observed(contrib))
         return est, float(np.sqrt(max(float(sc @ sc), 0.0)))
 
     def stats(G: np.ndarray, se: bool = False):
