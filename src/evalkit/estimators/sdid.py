@@ -142,8 +142,10 @@ def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.nd
     lam = np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
     omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
     if opts.update_lambda:
-        Yc = _collapsed(Y, N0, T0)
-        Al = Yc[:, :N0, :]
+        # R collapsed.form's control rows (pre-periods, post-period mean), formed once for the original
+        # controls and gathered per draw: the same numbers as collapsing each draw's matrix (~2 s on medium)
+        Z = np.concatenate([Y_co[:, :T0], Y_co[:, T0:].mean(axis=1, keepdims=True)], axis=1)
+        Al = Z[cols]
         if opts.lambda_intercept:
             Al = Al - Al.mean(axis=1, keepdims=True)
         A, b = np.ascontiguousarray(Al[:, :, :-1]), np.ascontiguousarray(Al[:, :, -1])
