@@ -91,3 +91,38 @@ def test_a_problem_does_not_depend_on_its_batch():
     gram = _fw_gram(A, b, 0.3, x0, 1e-6, 10_000)
     for j in range(Y.shape[0]):
         assert np.array_equal(gram[j], _fw_gram(A[j:j + 1], b[j:j + 1], 0.3, x0[j:j + 1], 1e-6, 10_000)[0])
+
+
+def test_gram_batch_with_staggered_stops_equals_each_problem_alone(monkeypatch):
+    """Problems of one batch stop at different steps (early, by R's rule, and at the cap): each one's
+    solution is bit-identical to the problem solved alone and equals the recomputing loop (R's)."""
+    from evalkit.estimators import _sdid_fw
+
+    rng = np.random.default_rng(11)
+    B, n, k, cap = 8, 40, 9, 400
+    Y = rng.normal(size=(B, n, k + 1)).cumsum(axis=1)
+    Y[::2] += rng.normal(scale=3.0, size=(B // 2, n, k + 1))  # uneven problems: uneven stopping steps
+    Yc = Y - Y.mean(axis=1, keepdims=True)
+    A, b = np.ascontiguousarray(Yc[:, :, :-1]), np.ascontiguousarray(Yc[:, :, -1])
+    x0 = rng.dirichlet(np.ones(k), size=B)
+    stops = []
+    stopped = _sdid_fw._stopped
+
+    def spy(t, max_iter, prev, val, thresh):
+        done = stopped(t, max_iter, prev, val, thresh)
+        if done is not None:
+            stops.extend([t] * int(done.sum()))
+        return done
+
+    monkeypatch.setattr(_sdid_fw, "_stopped", spy)
+    # (ζ, min_decrease): all 8 stop early, at 7 different steps; 2 stop early (at 13 and 195), 6 at the cap
+    for zeta, min_decrease, n_capped in ((0.5, 1e-2, 0), (1e-6, 1e-3, 6)):
+        stops.clear()
+        together = _fw_gram(A, b, zeta, x0, min_decrease, cap)
+        assert len(stops) == B and stops.count(cap) == n_capped
+        assert len({t for t in stops if t < cap}) >= 2  # e.g. steps 8, 31, 54, 66, 162, 172, 172, 224
+        for j in range(B):
+            alone = _fw_gram(A[j:j + 1], b[j:j + 1], zeta, x0[j:j + 1], min_decrease, cap)[0]
+            assert np.array_equal(together[j], alone)
+        ref = _fw_batch(Yc, zeta, False, x0, min_decrease, cap)
+        np.testing.assert_allclose(together, ref, rtol=0, atol=1e-12)
