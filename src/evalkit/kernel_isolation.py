@@ -14,8 +14,8 @@ show it (``tests/test_kernel_reuse.py`` proves it on hostile notebooks and on re
 * ``warnings``: the filters as at the snapshot, the "once" registries forgotten (a warning shown in one
   evaluation is shown again in the next, as in a fresh kernel);
 * the process: working folder, environment variables, ``sys.path``, ``sys.argv``, umask, locale,
-  recursion limit, ``tempfile.tempdir``; the root logger (level, handlers) and the levels of the loggers
-  that existed at the snapshot; NumPy's print options and floating-point error handling; pandas options;
+  recursion limit, ``tempfile.tempdir``; every logger's level and handlers (one made since the
+  snapshot as ``getLogger`` makes it); NumPy's print options and floating-point error handling; pandas options;
 * OpenBLAS thread counts as at the snapshot (``evalkit.estimators._cs_blas``);
 * evalkit's module-level state (the audit of docs/batch.md): every ``functools`` cache of an evalkit module
   cleared (``viz.style.use_cjk_font`` sets rcParams the first time it runs, so it must run again),
@@ -167,11 +167,12 @@ def _restore_process(base: dict[str, Any]) -> None:
     logging.root.setLevel(level)
     logging.root.handlers[:] = handlers
     logging.disable(base["disable"])
-    for name, (lvl, hs, propagate, disabled) in base["loggers"].items():
-        lg = logging.getLogger(name)
-        lg.setLevel(lvl)
-        lg.handlers[:] = hs
-        lg.propagate, lg.disabled = propagate, disabled
+    for name, lg in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):  # a logger made since the snapshot: as getLogger makes it
+            lvl, hs, propagate, disabled = base["loggers"].get(name, (logging.NOTSET, [], True, False))
+            lg.setLevel(lvl)
+            lg.handlers[:] = hs
+            lg.propagate, lg.disabled = propagate, disabled
 
 
 def _restore_libraries(base: dict[str, Any]) -> None:
