@@ -207,3 +207,52 @@ def test_kept_kernels_output_goes_to_the_log_of_the_evaluation_that_made_it(tmp_
     finally:
         keeper.discard()
     assert keeper.kernel is None and kernel_start._waiting is None
+
+
+# ---------------------------------------------------------------------------- real evaluations (slow)
+TIMING = {"seconds", "timings", "timing"}
+
+
+def _without_timings(x):
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items() if k not in TIMING}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
+def _shown(path: Path) -> list[list]:
+    """Every cell's outputs as shown: text, HTML, PNG and streams (execution counts included)."""
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        outs = [(o.get("output_type"), o.get("name"), o.get("text"),
+                 {m: o["data"][m] for m in ("text/plain", "text/html", "image/png") if m in o.get("data", {})})
+                for o in c.outputs]
+        cells.append([c.execution_count, outs])
+    return cells
+
+
+@pytest.mark.slow
+def test_an_evaluation_after_another_in_a_kept_kernel_equals_it_in_a_fresh_kernel(demo_warehouse, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as in a batch worker
+    common = {"estimators": ["naive_yoy", "did2x2", "twfe", "cs"], "warehouse": str(demo_warehouse)}
+    first = load_params(ROOT / "params" / "two_teams_fights_en.yaml").model_copy(
+        update={**common, "evaluation_id": "first_en", "seed": 1, "lang": "en"})
+    second = load_params(ROOT / "params" / "village_auxiliary_disputes.yaml").model_copy(
+        update={**common, "evaluation_id": "second_zh", "seed": 2, "lang": "zh"})
+    keeper = KeptKernel()
+    try:
+        runner.run_params(first, tmp_path / "kept", pdf=False, brief=False, keeper=keeper)
+        kept = runner.run_params(second, tmp_path / "kept", pdf=False, brief=False, keeper=keeper)
+        assert keeper.started == 1 and keeper.uses == 2
+    finally:
+        keeper.discard()
+    fresh = runner.run_params(second, tmp_path / "fresh", pdf=False, brief=False)
+    a = _without_timings(json.loads(kept.results.read_text(encoding="utf-8")))
+    b = _without_timings(json.loads(fresh.results.read_text(encoding="utf-8")))
+    assert a == b
+    assert _shown(kept.executed) == _shown(fresh.executed)
