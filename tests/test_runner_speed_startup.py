@@ -143,3 +143,22 @@ def test_notebook_written_once_still_gives_executed_or_failed_notebook(tmp_path,
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])) is fails
     assert sorted(p.name for p in (out / params.evaluation_id).iterdir()) == (
         ["failed.ipynb"] if fails else ["executed.ipynb", "results.json"])
+
+
+def test_the_brief_exporter_is_made_once_and_renders_each_brief_as_a_new_one_would():
+    from evalkit import export
+
+    def brief(lang: str, title: str):
+        nb = export._warm_notebook()
+        nb.cells[0].outputs[0]["data"][export.BRIEF_MIME] = {"evaluation_id": f"id_{lang}", "lang": lang,
+                                                             "synthetic": lang == "zh", "title": title}
+        return nb
+
+    first, second = brief("zh", "甲 <b>"), brief("en", "B & C")
+    export.render_html(first)
+    kept = export._html_exporter()
+    again = export.render_html(second)
+    assert export._html_exporter() is kept  # templates compiled once per process
+    export._html_exporter.cache_clear()
+    assert export.render_html(second) == again  # the same page as from a new exporter
+    assert "id_en" in again and "id_zh" not in again
