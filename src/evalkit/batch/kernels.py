@@ -159,9 +159,12 @@ def process_keeper() -> KeptKernel | None:
 
 
 def close_process_keeper() -> None:
-    """Shut down this process's kept kernel, if any (at exit, or when the worker is told to stop)."""
+    """Kill this process's kept kernel, if any, and remove its folder (at exit, or when the worker is told to
+    stop: possibly inside a signal handler, so no jupyter_client call, which might wait for its event loop)."""
     if _kept is not None:
-        _kept.discard()
+        kernel, _kept.kernel, _kept.km, _kept._reset = _kept.kernel, None, None, None
+        if kernel is not None:
+            kernel.close()
 
 
 atexit.register(close_process_keeper)
