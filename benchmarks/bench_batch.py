@@ -13,7 +13,10 @@ Results go to benchmarks/_work/bench_batch.json.
 Since issue 15 each evaluation's kernel is launched before its preflight and pre-imports evalkit, and a
 worker can start its next evaluation's kernel while the brief exports (docs/batch.md; off unless
 ``EVALKIT_BATCH_PRESTART=1`` is in the environment): "kernel start" is the wait for a kernel that was
-not ready yet, and "execute" no longer holds ``import evalkit``.
+not ready yet, and "execute" no longer holds ``import evalkit``. Since session 22 a local worker keeps one
+kernel for all its evaluations and restores its state between them (``evalkit.batch.kernels``): "kernel
+start" is then ~0 for all but each worker's first evaluation. ``EVALKIT_BATCH_KERNEL_REUSE=0`` in the
+environment measures a fresh kernel per evaluation.
 """
 
 from __future__ import annotations

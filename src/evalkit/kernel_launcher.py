@@ -15,7 +15,9 @@ chosen: the imports see what a notebook cell would see) and before it answers it
 a kernel started early does evalkit's heavy imports while the runner is still busy with its own. Nothing
 is bound in the notebook's namespace and nothing is printed; a module that fails to import is left
 alone (the notebook's cell imports it as usual and shows the error there). Without the variable the
-kernel is the plain one (the floor of ``benchmarks/bench_evaluation.py``).
+kernel is the plain one (the floor of ``benchmarks/bench_evaluation.py``). With ``EVALKIT_KERNEL_ISOLATE=1``
+(a batch worker's kept kernel) it then records its state (:func:`evalkit.kernel_isolation.snapshot`), which
+every later evaluation in it starts from.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def _patch_iopub_pipe() -> None:
 
 #: environment variable: modules the kernel imports before it serves requests (comma-separated)
 PREIMPORT_ENV = "EVALKIT_KERNEL_PREIMPORT"
+#: environment variable: ``1`` = the kernel will be kept for several evaluations (:mod:`evalkit.kernel_isolation`)
+ISOLATE_ENV = "EVALKIT_KERNEL_ISOLATE"
 
 
 def preimport(names: str) -> list[str]:
@@ -101,13 +105,21 @@ def main() -> None:
     from ipykernel import kernelapp
 
     modules = os.environ.pop(PREIMPORT_ENV, "")  # not inherited by the notebook's own subprocesses
-    if not modules:
+    isolate = os.environ.get(ISOLATE_ENV) == "1"
+    if not modules and not isolate:
         kernelapp.launch_new_instance()
         return
     # kernelapp.launch_new_instance() is IPKernelApp.launch_instance: instance(), initialize(), start()
     app = kernelapp.IPKernelApp.instance()
     app.initialize()
     preimport(modules)
+    if isolate:  # a kernel kept for several evaluations: its state now is what each of them starts from
+        try:
+            from evalkit import kernel_isolation
+
+            kernel_isolation.take_snapshot_if_asked()
+        except Exception:  # noqa: BLE001, S110 - no snapshot: the worker's first restore fails, it starts a
+            pass           # fresh kernel for every evaluation (never fail the kernel because of this)
     app.start()
 
 

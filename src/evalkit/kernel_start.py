@@ -36,6 +36,7 @@ KERNEL_DIR_ENV = "EVALKIT_KERNEL_DIR"
 #: as :data:`evalkit.progress.ENV` and :data:`evalkit.kernel_launcher.PREIMPORT_ENV` (not imported: light)
 PROGRESS_ENV = "EVALKIT_PROGRESS_FILE"
 PREIMPORT_ENV = "EVALKIT_KERNEL_PREIMPORT"
+ISOLATE_ENV = "EVALKIT_KERNEL_ISOLATE"  # as evalkit.kernel_isolation.ENV
 KERNEL_NAME = "python3"
 #: the modules each notebook's first code cell imports (the kernel imports them before serving)
 NOTEBOOK_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -62,6 +63,7 @@ class StartedKernel:
     cwd: str
     process: subprocess.Popen = field(repr=False)
     output: str | None = None  # the kernel's stdout/stderr file, if not inherited (see start)
+    _shown: int = field(default=0, repr=False)  # bytes of ``output`` already written to stderr
 
     @property
     def progress_file(self) -> str:
@@ -88,29 +90,40 @@ class StartedKernel:
         if self.process.stdin is not None:
             self.process.stdin.close()
 
+    def flush_output(self) -> None:
+        """Write what the kernel printed to its output file since the last call to this process's stderr
+        (a kept kernel's output goes to the log of the evaluation that made it). Never raises."""
+        if not self.output:
+            return
+        try:
+            with open(self.output, "rb") as fh:
+                fh.seek(self._shown)
+                text = fh.read()
+            self._shown += len(text)
+            if text:
+                os.write(2, text)
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Kill the kernel if it still runs and remove its folder (sockets, connection and status files);
         the kernel's own output, if it went to a file, is written to this process's stderr first."""
         try:
             self.kill()
-            if self.output:
-                with open(self.output, "rb") as fh:
-                    text = fh.read()
-                if text:
-                    os.write(2, text)
-        except OSError:
-            pass
+            self.flush_output()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(notebook: str, *, cwd: str | None = None, output_to_file: bool = False) -> StartedKernel:
+def start(notebook: str, *, cwd: str | None = None, output_to_file: bool = False,
+          isolate: bool = False) -> StartedKernel:
     """Launch the kernel for ``notebook`` (one of :data:`NOTEBOOK_IMPORTS`; another name: no pre-import).
 
     Returns at once: the kernel initialises and imports in its own process. Its stdout/stderr are this
     process's, or with ``output_to_file`` a file in its folder, written to this process's stderr when it
     closes (a batch worker sends each evaluation's stderr to that evaluation's log: a kernel started
-    for the next evaluation must not write into the log of the current one)."""
+    for the next evaluation must not write into the log of the current one). ``isolate``: the kernel will
+    run several evaluations and records its state after the pre-imports (:mod:`evalkit.kernel_isolation`)."""
     # 0700: only this user reaches the sockets; the real path, as jupyter_client formats the kernel command
     folder = os.path.realpath(tempfile.mkdtemp(prefix="evalkit-kernel-"))
     try:
@@ -127,6 +140,9 @@ def start(notebook: str, *, cwd: str | None = None, output_to_file: bool = False
         env.pop("PYTHONEXECUTABLE", None)  # as jupyter_client does for Python kernels
         env.update({KERNEL_DIR_ENV: folder, PROGRESS_ENV: os.path.join(folder, "progress.json"),
                     "JPY_PARENT_PID": str(os.getpid())})
+        env.pop(ISOLATE_ENV, None)
+        if isolate:
+            env[ISOLATE_ENV] = "1"
         modules = NOTEBOOK_IMPORTS.get(notebook, ())
         if modules:
             env[PREIMPORT_ENV] = ",".join(modules)

@@ -14,6 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalkit import kernel_start, progress
 from evalkit.export import (
@@ -25,9 +26,12 @@ from evalkit.export import (
     warm_html,
 )
 from evalkit.fileperm import public_mode
-from evalkit.params import EvaluationParams, check_against_warehouse, load_params
+from evalkit.params import EvaluationParams, check_analyses, check_window, load_params
 from evalkit.registry import REFORMS
 from evalkit.warehouse import open_db
+
+if TYPE_CHECKING:
+    from evalkit.batch.kernels import KeptKernel
 
 NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data", "prevention_index")
 
@@ -69,12 +73,14 @@ def preflight(params: EvaluationParams) -> None:
         if not Path(params.index_definition).is_file():
             raise RunError(f"{params.evaluation_id}: index_definition {params.index_definition} not found")
         return
+    # one read-only connection for all the checks (opening the file is most of their cost: ~0.1–0.2 s each)
     with open_db(wh, read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT station_id) FROM reforms WHERE reform = ?", [params.reform]).fetchone()[0]
-    if n == 0:
-        raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
-                       f"({REFORMS[params.reform].zh})")
-    problems = check_against_warehouse(params, params.evaluation_id, wh)
+        if n == 0:
+            raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
+                           f"({REFORMS[params.reform].zh})")
+        # what check_against_warehouse checks, on this connection
+        problems = check_window(params, con, params.evaluation_id) + check_analyses(params, con, params.evaluation_id)
     if problems:  # a window beyond the data or without a pre-period is refused, never clipped
         raise RunError("; ".join(problems))
 
@@ -192,16 +198,20 @@ SHUTDOWN_ENV = "EVALKIT_KERNEL_SHUTDOWN"
 
 def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf: bool = True,
                brief: bool = True, on_step: progress.Callback | None = None,
-               next_notebook: str | None = None) -> RunOutputs:
+               next_notebook: str | None = None, keeper: KeptKernel | None = None) -> RunOutputs:
     """Execute the evaluation's notebook with papermill and export its brief.
 
     ``on_step(step)`` is called as each step starts: ``preflight``, ``start_kernel``, the evaluation's
     own steps reported from inside the kernel (:mod:`evalkit.progress`, polled from a status file in
     the kernel's private folder), ``done`` (the notebook's tables and charts), ``brief_html``,
     ``brief_pdf``. Without it nothing is polled. ``next_notebook``: the notebook this process runs next,
-    whose kernel starts as soon as this one's notebook has run (while the brief exports)."""
+    whose kernel starts as soon as this one's notebook has run (while the brief exports). ``keeper``: a batch
+    worker's kept kernel (:mod:`evalkit.batch.kernels`), used instead of a new kernel, kept if this
+    evaluation succeeds (its state is restored before the next) and replaced if it fails."""
     step = on_step or (lambda _s: None)
     step("preflight")
+    if keeper is not None:
+        return _run_kept(params, outputs, keeper, pdf=pdf, brief=brief, on_step=on_step)
     # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile
     kernel = kernel_start.take(params.notebook)
     try:
@@ -216,6 +226,26 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
                             next_notebook=next_notebook)
     finally:
         kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
+
+
+def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel, *, pdf: bool, brief: bool,
+              on_step: progress.Callback | None) -> RunOutputs:
+    """:func:`run_params` on the keeper's kernel: kept after a success, discarded after any failure (a
+    failed preflight ran nothing in it: kept)."""
+    kernel, km = keeper.take(params.notebook)
+    params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
+    preflight(params)
+    try:
+        with contextlib.nullcontext() if in_browser_session() else browser_session():
+            if brief and pdf:
+                prestart_browser()
+            out = _execute(params, outputs, kernel, pdf=pdf, brief=False, on_step=on_step, keeper=keeper, km=km)
+    except BaseException:
+        keeper.discard()
+        raise
+    keeper.keep()  # the kernel restores its state while the brief exports
+    files = export_brief(out.executed, out.directory, pdf=pdf, on_step=on_step) if brief else None
+    return RunOutputs(out.evaluation_id, out.directory, out.executed, out.results, files)
 
 
 def _kernel_manager(kernel: kernel_start.StartedKernel, config):
@@ -251,8 +281,10 @@ def _shutdown(km, mode: str) -> None:
 
 
 def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start.StartedKernel, *, pdf: bool,
-             brief: bool, on_step: progress.Callback | None, next_notebook: str | None = None) -> RunOutputs:
-    """:func:`run_params` after the preflight: papermill on ``kernel``, then the brief."""
+             brief: bool, on_step: progress.Callback | None, next_notebook: str | None = None,
+             keeper: KeptKernel | None = None, km=None) -> RunOutputs:
+    """:func:`run_params` after the preflight: papermill on ``kernel``, then the brief. With ``keeper`` the
+    kernel is left running (``km``: its manager from an earlier evaluation; a new one is stored on it)."""
     import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
 
     step = on_step or (lambda _s: None)
@@ -273,7 +305,10 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         step("start_kernel")
         poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
         config = _kernel_config(kernel.folder, progress_file=str(status))
-        km = _kernel_manager(kernel, config)
+        if km is None:
+            km = _kernel_manager(kernel, config)
+        if keeper is not None:
+            keeper.km = km
         try:
             with poll:
                 pm.execute_notebook(
@@ -289,7 +324,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     request_save_on_cell_execute=False,
                 )
         finally:
-            _shutdown(km, shutdown)
+            if keeper is None:
+                _shutdown(km, shutdown)
     except pm.PapermillExecutionError as exc:
         failed = out_dir / "failed.ipynb"
         public_mode(tmp)
@@ -299,7 +335,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if next_notebook:  # the next evaluation's kernel starts and imports while this brief exports; its
+    if next_notebook and keeper is None:  # the next evaluation's kernel starts and imports while this brief exports; its
         kernel_start.prestart(next_notebook, output_to_file=True)  # output goes to the next one's stderr
     public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)

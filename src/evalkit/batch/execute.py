@@ -283,13 +283,19 @@ KERNEL_ATTEMPTS = int(os.environ.get("EVALKIT_KERNEL_ATTEMPTS", "3"))
 def _run_notebook(params, root: Path, log: logging.Logger, record: dict[str, Any], on_step=None,
                   next_notebook: str | None = None):
     """:func:`run_params` with a retry for infrastructure failures (logged, counted in ``record``)."""
+    from evalkit.batch.kernels import process_keeper
     from evalkit.runner import RunError, run_params
 
+    keeper = process_keeper()  # a local worker's kept kernel (None: a fresh kernel per evaluation)
     for attempt in range(1, KERNEL_ATTEMPTS + 1):
         try:
             # the kernel is killed after its last cell (results.json is written by then): nbclient's graceful
             # shutdown cost 1–3 s per evaluation (runner.SHUTDOWN_ENV, docs/batch.md)
-            return run_params(params, root, pdf=False, brief=False, on_step=on_step, next_notebook=next_notebook)
+            res = run_params(params, root, pdf=False, brief=False, on_step=on_step, next_notebook=next_notebook,
+                             keeper=keeper)
+            if keeper is not None:  # 1 = a kernel started for this evaluation, k = its k-th evaluation
+                record["kernel_uses"] = keeper.uses
+            return res
         except RunError:
             raise  # the notebook itself failed (or preflight): deterministic, do not retry
         except Exception as exc:  # noqa: BLE001 - kernel/infrastructure failure

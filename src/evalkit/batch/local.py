@@ -42,11 +42,13 @@ def _kill_children_and_exit(code: int = 1) -> None:
     import psutil
 
     from evalkit import kernel_start
+    from evalkit.batch.kernels import close_process_keeper
 
-    try:
-        kernel_start.discard()  # a kernel started ahead: killed, its folder removed
-    except Exception:  # noqa: BLE001, S110 - the kill below still runs
-        pass
+    for close in (kernel_start.discard, close_process_keeper):  # a kernel started ahead or kept: killed,
+        try:                                                    # its folder removed
+            close()
+        except Exception:  # noqa: BLE001, S110 - the kill below still runs
+            pass
     try:
         kids = psutil.Process().children(recursive=True)
     except psutil.Error:
@@ -94,6 +96,9 @@ def _worker_init(threads: int | None = None, parent: int | None = None) -> None:
     from evalkit.export import process_browser
 
     process_browser()  # one Chromium per worker for all its briefs' PDFs
+    from evalkit.batch.kernels import keep_kernels_in_this_process
+
+    keep_kernels_in_this_process()  # one notebook kernel per worker, its state restored between evaluations
     # N workers on C cores: each evaluation's kernel gets C // N BLAS/OpenMP threads (inherited by the
     # kernel process), so parallel evaluations do not oversubscribe the cores.
     if threads is not None:
