@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 
 from evalkit.index.definition import IndexDefinition, Indicator, Scoring
-from evalkit.panel import PanelSpec, _region_sql, panel_sql
-from evalkit.registry import REFORMS, period_of, period_start
+from evalkit.panel import PanelSpec, _region_sql, cached_cells, cells_sql
+from evalkit.registry import period_of, period_start
 
 PERIODS = ("month", "quarter", "year")
 # period key of a month index ``period`` (year*12 + month-1) and its label
@@ -127,10 +127,11 @@ def default_window(con: duckdb.DuckDBPyConnection, defn: IndexDefinition) -> tup
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
-                region: dict | None) -> tuple[list[str], dict, list[Indicator]]:
+def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int, region: dict | None,
+                cells: str | None = None) -> tuple[list[str], dict, list[Indicator]]:
     """Steps 1–3 of the query (``grid``, ``monthly``, ``agg``): the CTEs, their named parameters and
-    the indicators, in definition order."""
+    the indicators, in definition order. ``cells``: a table of the panel's cells for the region and a
+    window containing ``p0..p1`` (:func:`evalkit.panel.cached_cells`), read instead of the records."""
     if period not in PERIODS:
         raise IndexComputeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
     region_sql, region_args = _region_sql(region)
@@ -148,12 +149,12 @@ def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
     joins = []
     for t in defn.tables():
         a = _alias(t)
-        if t == "panel":
-            spec = PanelSpec(next(iter(REFORMS)), region=region)  # adoption columns are not used
-            psql = panel_sql(spec)
+        if t == "panel" and cells:
+            ctes.append(f"{a} AS (SELECT * FROM {cells} WHERE period BETWEEN $p0 AND $p1)")
+        elif t == "panel":
+            psql = cells_sql(PanelSpec("", region=region))  # the panel's cells: no reform needed
             for j in range(len(region_args)):
                 psql = psql.replace("?", f"$r{j}", 1)
-            params["reform"] = spec.reform
             params["t0"] = period_start(p0).to_pydatetime()
             params["t1"] = period_start(p1 + 1).to_pydatetime()
             ctes.append(f"{a} AS ({psql})")
@@ -178,20 +179,28 @@ def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
     return ctes, params, inds
 
 
+def panel_cells(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, p0: int, p1: int,
+                region: dict | None) -> str | None:
+    """Inside :func:`evalkit.panel.panel_cache`, the table of the panel's cells the index of ``defn``
+    reads for the region and months ``p0..p1`` (shared with the evaluation's panel); else None."""
+    return cached_cells(con, region, p0, p1) if "panel" in defn.tables() else None
+
+
 def values_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-               region: dict | None = None) -> tuple[str, dict]:
+               region: dict | None = None, cells: str | None = None) -> tuple[str, dict]:
     """The indicator values only (steps 1–3, no scores): ``station_id``, ``period`` (label) and one
     column per indicator, the same numbers as those columns of :func:`index_sql`. Cheaper when the
-    scores are not needed (the alerts read the values only)."""
-    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+    scores are not needed (the alerts read the values only). ``cells``: as :func:`index_sql`."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region, cells)
     cols = ["station_id", f"{_LABEL[period]} AS period", *[i.id for i in inds]]
     return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(cols)} FROM agg ORDER BY k, station_id", params
 
 
 def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-              region: dict | None = None) -> tuple[str, dict]:
-    """The query (and its named parameters) returning one row per station and period."""
-    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+              region: dict | None = None, cells: str | None = None) -> tuple[str, dict]:
+    """The query (and its named parameters) returning one row per station and period. ``cells``: the
+    table of the panel's cells to read (:func:`panel_cells`) instead of the records."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region, cells)
     fill_cols = []
     for i in inds:
         if i.missing == "carry":
@@ -252,5 +261,5 @@ def compute_index(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, peri
     return name
 
 
-__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name",
+__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "panel_cells", "table_name",
            "values_sql"]
