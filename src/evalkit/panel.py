@@ -163,6 +163,9 @@ def cells_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str
 
     cat_select = ", ".join(ic(f"incidents_{c}") for c in CATEGORIES)
     region_sql, _ = _region_sql(spec.region)
+    # records of stations outside the region are left out before aggregating; without a region the
+    # join from `st` below drops the (unknown) stations' rows, so no per-record probe is needed
+    in_st = "" if region_sql == "TRUE" else "AND station_id IN (SELECT station_id FROM st)"
     return f"""
 WITH months AS (
   SELECT range AS period FROM range(CAST($p0 AS BIGINT), CAST($p1 AS BIGINT) + 1)
@@ -181,7 +184,7 @@ inc_raw AS (
          response_sec / 60.0 AS response_min
   FROM incidents
   WHERE received_at >= $t0 AND received_at < $t1
-    AND station_id IN (SELECT station_id FROM st)
+    {in_st}
 ),
 inc AS (
   SELECT station_id, period,
@@ -214,7 +217,7 @@ dis AS (
              AS dispute_days_to_resolve
   FROM disputes
   WHERE opened_on >= CAST($t0 AS DATE) AND opened_on < CAST($t1 AS DATE)
-    AND station_id IN (SELECT station_id FROM st)
+    {in_st}
   GROUP BY station_id, period
 )
 SELECT

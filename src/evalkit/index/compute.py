@@ -95,8 +95,11 @@ def _score_sql(ind: Indicator, x: str, lag: int) -> str:
         # mid-rank percent: tied stations share the average of their ranks; best = 100
         return (f"CASE WHEN {x} IS NULL THEN NULL WHEN {n} = 1 THEN 50.0 "
                 f"ELSE 100.0 * ({r} - 1 + ({up_to} - {r}) / 2.0) / ({n} - 1) END")
-    # zscore against the peers of the period
-    z = f"({x} - avg({x}) OVER ({w})) / nullif(stddev_samp({x}) OVER ({w}), 0)"
+    # zscore against the peers of the period; the peers' rows in station order over the whole
+    # partition: DuckDB's parallel window sums depend on the row order (scores differed by ~1e-13
+    # run to run), one order gives the same mean and SD in every run
+    wz = f"{w} ORDER BY station_id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
+    z = f"({x} - avg({x}) OVER ({wz})) / nullif(stddev_samp({x}) OVER ({wz}), 0)"
     sign = "" if hb else "-"
     return (f"CASE WHEN {x} IS NULL THEN NULL ELSE "
             f"greatest(0.0, least(100.0, 50.0 + 50.0 * coalesce({sign}{z}, 0.0) / {_num(s.cap)})) END")
@@ -171,9 +174,12 @@ def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int, region: di
         monthly_cols.append(f"CASE WHEN {known} THEN {num} END AS n_{ind.id}")
         monthly_cols.append(f"CASE WHEN {known} THEN {den} END AS d_{ind.id}")
     ctes.append(f"monthly AS (SELECT g.station_id, {', '.join('g.' + c for c in STATION_COLS)}, "
-                f"{key.replace('period', 'g.period')} AS k, {', '.join(monthly_cols)} "
+                f"{key.replace('period', 'g.period')} AS k, g.period AS month, {', '.join(monthly_cols)} "
                 f"FROM grid g {' '.join(joins)})")
-    agg_cols = [f"{_num(i.source.scale)} * sum(n_{i.id}) / nullif(sum(d_{i.id}), 0) AS {i.id}" for i in inds]
+    # quarters and years sum several months: in month order, the same sum in every run (a month is one row)
+    order = "" if period == "month" else " ORDER BY month"
+    agg_cols = [f"{_num(i.source.scale)} * sum(n_{i.id}{order}) / nullif(sum(d_{i.id}{order}), 0) AS {i.id}"
+                for i in inds]
     ctes.append(f"agg AS (SELECT station_id, {', '.join(f'any_value({c}) AS {c}' for c in STATION_COLS)}, k, "
                 f"{', '.join(agg_cols)} FROM monthly GROUP BY station_id, k)")
     return ctes, params, inds
