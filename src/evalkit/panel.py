@@ -263,8 +263,8 @@ def bind_cells(sql: str, p0: int, p1: int, region: dict | None) -> tuple[str, di
     return sql, named
 
 
-# per open connection inside panel_cache: {(region, coverage sources): (table, p0, p1)}
-_SCOPES: dict[int, dict[tuple, tuple[str, int, int]]] = {}
+# per open connection inside panel_cache: {(region, coverage sources): (table, p0, p1, columns)}
+_SCOPES: dict[int, dict[tuple, tuple[str, int, int, tuple[str, ...] | None]]] = {}
 
 
 @contextmanager
@@ -282,28 +282,33 @@ def panel_cache(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        for name, _, _ in _SCOPES.pop(key).values():
+        for name, *_ in _SCOPES.pop(key).values():
             with suppress(duckdb.Error):  # a closed connection has dropped its temp tables already
                 con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def cached_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p1: int,
-                 inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"]) -> str | None:
+                 inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"],
+                 columns: tuple[str, ...] | None = None) -> str | None:
     """Inside :func:`panel_cache`: the TEMP table of the cells of ``region`` for a window containing
-    ``p0..p1`` (months), computed now when no table of the block has them. Outside: None (the
-    caller reads the records)."""
+    ``p0..p1`` (months) with the outcome ``columns`` (None: all), computed now when no table of the
+    block has them (only the asked columns: DuckDB then skips the other aggregates). Outside: None
+    (the caller reads the records)."""
     scope = _SCOPES.get(id(con))
     if scope is None:
         return None
     region_sql, region_args = _region_sql(region)
     key = (region_sql, tuple(region_args), inc_cov, dis_cov)
     hit = scope.get(key)
-    if hit is not None and hit[1] <= p0 and p1 <= hit[2]:
+    if (hit is not None and hit[1] <= p0 and p1 <= hit[2]
+            and (hit[3] is None or (columns is not None and set(columns) <= set(hit[3])))):
         return hit[0]
     name = hit[0] if hit is not None else f"ek_panel_cells_{len(scope)}"
     sql, named = bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0, p1, region)
+    if columns is not None:
+        sql = f"SELECT {', '.join(STATION_ATTRS)}, period, {', '.join(columns)} FROM ({sql}) c"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", named)
-    scope[key] = (name, p0, p1)
+    scope[key] = (name, p0, p1, None if columns is None else tuple(columns))
     return name
 
 

@@ -117,17 +117,19 @@ def panel_with_index(con: duckdb.DuckDBPyConnection, params) -> pd.DataFrame:
     the records instead of two, the same numbers."""
     from contextlib import nullcontext
 
-    from evalkit.index.compute import default_window, panel_cells
-    from evalkit.panel import build_panel, panel_cache
+    from evalkit.coverage import coverage_source
+    from evalkit.index.compute import default_window
+    from evalkit.panel import build_panel, cached_cells, panel_cache
     from evalkit.registry import period_of
 
     region = params.region.as_filter()
     defn = load_for_params(params.index_definition) if any(is_index_name(o) for o in params.outcomes) else None
     with panel_cache(con) if defn is not None and "panel" in defn.tables() else nullcontext():
-        if defn is not None:  # the cells of the index's span (index_scores'), containing the window's
+        if defn is not None:  # every cell of the index's span (index_scores'), containing the window's
             d0, d1 = default_window(con, defn)
-            panel_cells(con, defn, min(d0, period_of(params.window.start + "-01")),
-                        max(d1, period_of(params.window.end + "-01")), region)
+            cached_cells(con, region, min(d0, period_of(params.window.start + "-01")),
+                         max(d1, period_of(params.window.end + "-01")), *(coverage_source(con, t) for t in
+                                                                          ("incidents", "disputes")))
         panel = build_panel(con, params.reform, start=params.window.start, end=params.window.end, region=region,
                             exclude_reforms=params.exclude_reforms)
         return add_index_outcomes(con, panel, params)
