@@ -4,6 +4,7 @@ by hand (the arithmetic is written out next to each expected number)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -218,3 +219,25 @@ def test_rank_rule_mid_ranks_by_hand(direction):
         want = {key: 100.0 - v for key, v in want.items()}
     want |= {("s6", 1): None, ("s7", 1): 50.0, ("s1", 2): 50.0, ("s2", 2): 50.0}  # period 2: a tie of two → 50
     assert got == want
+
+
+def test_zscore_scores_do_not_depend_on_the_row_order():
+    """DuckDB's parallel window mean/SD of a partition depends on the order its rows arrive in (the
+    index's z-scores differed by ~1e-13 run to run); the peers' rows in station order give one answer."""
+    from evalkit.index.compute import _score_sql
+
+    shipped = Path(__file__).parents[1] / "params" / "index" / "prevention_index.yaml"
+    ind = next(i for _, i in load_definition(shipped).indicators if i.scoring.rule == "zscore")
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    # 4 periods x 2 peer groups x 25,000 stations, values near 1e6 so the sums' rounding shows
+    con.execute("CREATE TABLE f AS SELECT printf('S%06d', i // 4) AS station_id, i % 4 AS k, "
+                "CASE WHEN i % 8 < 4 THEN 'urban' ELSE 'rural' END AS area_type, "
+                "1e6 + 1e3 * random() AS x FROM range(200000) r(i)")
+    sql = f"SELECT station_id, k, {_score_sql(ind, 'x', 12)} AS s FROM {{}} ORDER BY station_id, k"
+    runs = set()
+    for seed in (0.1, 0.2, 0.3, 0.4):
+        con.execute(f"SELECT setseed({seed})")
+        con.execute("CREATE OR REPLACE TABLE g AS SELECT * FROM f ORDER BY random()")
+        runs.add(tuple(s for _, _, s in con.execute(sql.format("g")).fetchall()))
+    assert len(runs) == 1

@@ -6,12 +6,14 @@ import duckdb
 import numpy as np
 import pytest
 
-from evalkit.panel import build_panel, cohort_table
+from evalkit.panel import build_panel, cohort_table, panel_cache
 from evalkit.schema import TABLES
 
 
-@pytest.fixture()
-def con():
+@pytest.fixture(params=["records", "cached"])
+def con(request):
+    """The hand-made warehouse; "cached": every test also runs inside panel_cache (the panel read from
+    the cached station-month cells must be the same, gaps and unknowns included)."""
     c = duckdb.connect(":memory:")
     for t in TABLES.values():
         c.execute(t.ddl())
@@ -36,7 +38,11 @@ def con():
         ('D1', 'S2', DATE '2021-01-05', DATE '2021-01-09', 'neighbour', TRUE, FALSE),
         ('D2', 'S2', DATE '2021-01-20', NULL, 'family', FALSE, TRUE),
         ('D3', 'S2', DATE '2021-02-01', DATE '2021-02-11', 'labour', TRUE, FALSE)""")
-    yield c
+    if request.param == "cached":
+        with panel_cache(c):
+            yield c
+    else:
+        yield c
     c.close()
 
 

@@ -56,8 +56,7 @@ from evalkit.evaluation_steps import (
 )
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
-from evalkit.index.outcome import add_index_outcomes
-from evalkit.panel import build_panel
+from evalkit.index.outcome import add_index_outcomes, panel_with_index
 from evalkit.panel_source import read_panel_file
 from evalkit.params import EvaluationParams, validate_params
 from evalkit.registry import NEVER_TREATED, OUTCOMES
@@ -508,10 +507,8 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
         facts = warehouse_facts(con, p.warehouse)
         if panel is None and p.panel_file:  # a ready station-month Parquet (evalkit.panel_source)
             panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
-        elif panel is None:
-            panel = build_panel(con, p.reform, start=p.window.start, end=p.window.end, region=p.region.as_filter(),
-                                exclude_reforms=p.exclude_reforms)
-            panel = add_index_outcomes(con, panel, p)  # index/capability scores joined (evalkit.index.outcome)
+        elif panel is None:  # build_panel + index/capability scores joined, one pass (evalkit.index.outcome)
+            panel = panel_with_index(con, p)
     first = panel.groupby("station_id")["first_treat"].first()
     if (first == NEVER_TREATED).all():
         raise EvaluationError(

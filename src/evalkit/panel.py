@@ -59,6 +59,8 @@ In the demo world every station reports every month, so its panels are balanced.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import duckdb
@@ -106,15 +108,45 @@ def _region_sql(region: dict[str, str | list[str]] | None) -> tuple[str, list]:
 INCIDENT_COUNTS = ("calls_total", "incidents_total", *(f"incidents_{c}" for c in CATEGORIES), "dispatches",
                    "cases", "n_responses", "n_noncase")
 DISPUTE_COUNTS = ("disputes_opened", "disputes_resolved", "disputes_escalated")
-_STORED = {t: f"(SELECT station_id, period FROM coverage WHERE table_name = '{t}')" for t in ("incidents", "disputes")}
+# the stored coverage, spelled as coverage.coverage_source spells it (the same text: one cache key)
+_STORED = {t: f"(SELECT station_id, period, n_records FROM coverage WHERE table_name = '{t}')"
+           for t in ("incidents", "disputes")}
+STATION_ATTRS = ("station_id", "name", "county", "city", "province", "area_type", "population", "officers",
+                 "auxiliaries")
 
 
-def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"]) -> str:
-    """The SQL that builds the panel (parameters: reform, p0, p1, then region values).
+def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"],
+              cells: str | None = None) -> str:
+    """The SQL that builds the panel (parameters: reform, p0, p1, t0, t1, then region values).
 
     ``inc_cov``/``dis_cov``: FROM-able sources of the covered ``(station_id, period)`` of each record
-    table (default: the warehouse's ``coverage`` table).
+    table (default: the warehouse's ``coverage`` table). ``cells``: a FROM-able source of
+    :func:`cells_sql`'s rows for a window containing ``$p0..$p1`` (a table of :func:`panel_cache`),
+    read instead of the records (parameters then: reform, p0, p1).
     """
+    src = cells or f"({cells_sql(spec, inc_cov, dis_cov)})"
+    attrs = ", ".join(f"c.{a}" for a in STATION_ATTRS)
+    return f"""
+WITH adopt AS (
+  SELECT station_id, min(adopted_on) AS adopted_on
+  FROM reforms WHERE reform = $reform GROUP BY station_id
+)
+SELECT {attrs}, c.period,
+  coalesce(year(a.adopted_on) * 12 + month(a.adopted_on) - 1, {NEVER_TREATED}) AS first_treat,
+  c.* EXCLUDE ({", ".join(STATION_ATTRS)}, period)
+FROM {src} c
+LEFT JOIN adopt a ON a.station_id = c.station_id
+WHERE c.period BETWEEN $p0 AND $p1
+ORDER BY c.station_id, c.period
+"""
+
+
+def cells_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"]) -> str:
+    """The panel's station-month cells, unordered and without the reform's columns: the station
+    attributes, ``period`` and the outcome columns of the module docstring, one row per station of
+    the region and month ``$p0..$p1`` (parameters: p0, p1, t0, t1, then region values). A cell
+    depends on its own station and month only: the cells of a longer window, cut to a shorter one,
+    are the shorter window's cells."""
     cat_cols = ",\n      ".join(
         f"count(*) FILTER (WHERE NOT diverted AND category = '{c}') AS incidents_{c}" for c in CATEGORIES
     )
@@ -131,16 +163,15 @@ def panel_sql(spec: PanelSpec, inc_cov: str = _STORED["incidents"], dis_cov: str
 
     cat_select = ", ".join(ic(f"incidents_{c}") for c in CATEGORIES)
     region_sql, _ = _region_sql(spec.region)
+    # records of stations outside the region are left out before aggregating; without a region the
+    # join from `st` below drops the (unknown) stations' rows, so no per-record probe is needed
+    in_st = "" if region_sql == "TRUE" else "AND station_id IN (SELECT station_id FROM st)"
     return f"""
 WITH months AS (
   SELECT range AS period FROM range(CAST($p0 AS BIGINT), CAST($p1 AS BIGINT) + 1)
 ),
 st AS (
   SELECT s.* FROM stations s WHERE {region_sql}
-),
-adopt AS (
-  SELECT station_id, min(adopted_on) AS adopted_on
-  FROM reforms WHERE reform = $reform GROUP BY station_id
 ),
 inc_raw AS (
   SELECT station_id,
@@ -149,11 +180,11 @@ inc_raw AS (
          handled_by,
          is_case,
          category,
-         CASE WHEN arrived_at IS NOT NULL
-              THEN date_diff('second', received_at, arrived_at) / 60.0 END AS response_min
+         CASE WHEN arrived_at IS NOT NULL THEN date_diff('second', received_at, arrived_at) END AS response_sec,
+         response_sec / 60.0 AS response_min
   FROM incidents
   WHERE received_at >= $t0 AND received_at < $t1
-    AND station_id IN (SELECT station_id FROM st)
+    {in_st}
 ),
 inc AS (
   SELECT station_id, period,
@@ -163,7 +194,8 @@ inc AS (
       count(*) FILTER (WHERE NOT diverted) AS dispatches,
       {known("is_case IS NULL", "count(*) FILTER (WHERE is_case)")} AS cases,
       count(response_min) AS n_responses,
-      avg(response_min) AS response_mean_min,
+      -- whole seconds: an exact sum, the same mean in every run (a parallel sum of minutes is not)
+      avg(response_sec) / 60.0 AS response_mean_min,
       -- both quantiles from one sorted state (median = quantile_cont 0.5, the same numbers)
       quantile_cont(response_min, [0.5, 0.9]) AS response_q,
       avg(CASE WHEN response_min IS NOT NULL THEN CAST(response_min <= 5 AS DOUBLE) END) AS share_within_5min,
@@ -185,14 +217,13 @@ dis AS (
              AS dispute_days_to_resolve
   FROM disputes
   WHERE opened_on >= CAST($t0 AS DATE) AND opened_on < CAST($t1 AS DATE)
-    AND station_id IN (SELECT station_id FROM st)
+    {in_st}
   GROUP BY station_id, period
 )
 SELECT
   st.station_id, st.name, st.county, st.city, st.province, st.area_type,
   st.population, st.officers, st.auxiliaries,
   m.period,
-  coalesce(year(a.adopted_on) * 12 + month(a.adopted_on) - 1, {NEVER_TREATED}) AS first_treat,
   {ic("calls_total")},
   {ic("incidents_total")},
   {cat_select},
@@ -214,13 +245,71 @@ SELECT
       AS dispute_escalation_rate,
   d.dispute_days_to_resolve
 FROM st CROSS JOIN months m
-LEFT JOIN adopt a ON a.station_id = st.station_id
 LEFT JOIN inc i ON i.station_id = st.station_id AND i.period = m.period
 LEFT JOIN dis d ON d.station_id = st.station_id AND d.period = m.period
 LEFT JOIN {inc_cov} ci ON ci.station_id = st.station_id AND ci.period = m.period
 LEFT JOIN {dis_cov} cd ON cd.station_id = st.station_id AND cd.period = m.period
-ORDER BY st.station_id, m.period
 """
+
+
+def bind_cells(sql: str, p0: int, p1: int, region: dict | None) -> tuple[str, dict]:
+    """``sql`` (holding :func:`cells_sql`) with its region ``?`` turned into named parameters, and the
+    parameters p0, p1, t0, t1 and the region values (DuckDB does not mix ``$named`` and ``?``)."""
+    _, region_args = _region_sql(region)
+    named = {"p0": p0, "p1": p1, "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
+    for k, v in enumerate(region_args):
+        sql = sql.replace("?", f"$r{k}", 1)
+        named[f"r{k}"] = v
+    return sql, named
+
+
+# per open connection inside panel_cache: {(region, coverage sources): (table, p0, p1, columns)}
+_SCOPES: dict[int, dict[tuple, tuple[str, int, int, tuple[str, ...] | None]]] = {}
+
+
+@contextmanager
+def panel_cache(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Inside the block the panel's station-month cells (:func:`cells_sql`) are computed once per
+    region (and coverage source) into a TEMP table of ``con`` and reused by :func:`build_panel` and the
+    index (:mod:`evalkit.index`) for every window inside the first one: one pass over the records
+    instead of one per reader. The records must not change inside the block (an evaluation and the
+    index report only read). The tables are dropped at the end; a nested block is the outer one."""
+    key = id(con)
+    if key in _SCOPES:
+        yield
+        return
+    _SCOPES[key] = {}
+    try:
+        yield
+    finally:
+        for name, *_ in _SCOPES.pop(key).values():
+            with suppress(duckdb.Error):  # a closed connection has dropped its temp tables already
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def cached_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p1: int,
+                 inc_cov: str = _STORED["incidents"], dis_cov: str = _STORED["disputes"],
+                 columns: tuple[str, ...] | None = None) -> str | None:
+    """Inside :func:`panel_cache`: the TEMP table of the cells of ``region`` for a window containing
+    ``p0..p1`` (months) with the outcome ``columns`` (None: all), computed now when no table of the
+    block has them (only the asked columns: DuckDB then skips the other aggregates). Outside: None
+    (the caller reads the records)."""
+    scope = _SCOPES.get(id(con))
+    if scope is None:
+        return None
+    region_sql, region_args = _region_sql(region)
+    key = (region_sql, tuple(region_args), inc_cov, dis_cov)
+    hit = scope.get(key)
+    if (hit is not None and hit[1] <= p0 and p1 <= hit[2]
+            and (hit[3] is None or (columns is not None and set(columns) <= set(hit[3])))):
+        return hit[0]
+    name = hit[0] if hit is not None else f"ek_panel_cells_{len(scope)}"
+    sql, named = bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0, p1, region)
+    if columns is not None:
+        sql = f"SELECT {', '.join(STATION_ATTRS)}, period, {', '.join(columns)} FROM ({sql}) c"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", named)
+    scope[key] = (name, p0, p1, None if columns is None else tuple(columns))
+    return name
 
 
 def build_panel(
@@ -248,14 +337,13 @@ def build_panel(
     p0, p1 = spec.first_period, spec.last_period
     if p1 < p0:
         raise ValueError(f"panel window ends ({end}) before it starts ({start})")
-    _, region_args = _region_sql(spec.region)
-    sql = panel_sql(spec, *(coverage_source(con, t) for t in ("incidents", "disputes")))
-    # DuckDB does not mix $named and ? parameters: inline the region values safely as named params.
-    named = {"reform": spec.reform, "p0": p0, "p1": p1,
-             "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
-    for k, v in enumerate(region_args):
-        sql = sql.replace("?", f"$r{k}", 1)
-        named[f"r{k}"] = v
+    covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
+    cells = cached_cells(con, spec.region, p0, p1, *covs)
+    if cells is not None:  # inside panel_cache: the cells were (or are now) computed once
+        sql, named = panel_sql(spec, cells=cells), {"p0": p0, "p1": p1}
+    else:
+        sql, named = bind_cells(panel_sql(spec, *covs), p0, p1, spec.region)
+    named["reform"] = spec.reform
     df = con.execute(sql, named).df()
     if df.empty:
         raise ValueError(
@@ -277,7 +365,7 @@ def build_panel(
             raise ValueError(f"exclude_reforms lists the evaluated reform {spec.reform!r} itself")
         adopters = con.execute(
             "SELECT reform, station_id FROM reforms WHERE reform IN (SELECT unnest($r)) AND adopted_on < $t1",
-            {"r": others, "t1": named["t1"]}).df()
+            {"r": others, "t1": period_start(p1 + 1).to_pydatetime()}).df()
         # unique() first: isin on Arrow strings converts every value it is given to a Python str
         never = df.loc[df["first_treat"] == NEVER_TREATED, "station_id"].unique()
         adopters = adopters[adopters["station_id"].isin(never)]

@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 
 from evalkit.index.definition import IndexDefinition, Indicator, Scoring
-from evalkit.panel import PanelSpec, _region_sql, panel_sql
-from evalkit.registry import REFORMS, period_of, period_start
+from evalkit.panel import PanelSpec, _region_sql, cached_cells, cells_sql
+from evalkit.registry import period_of, period_start
 
 PERIODS = ("month", "quarter", "year")
 # period key of a month index ``period`` (year*12 + month-1) and its label
@@ -95,8 +95,11 @@ def _score_sql(ind: Indicator, x: str, lag: int) -> str:
         # mid-rank percent: tied stations share the average of their ranks; best = 100
         return (f"CASE WHEN {x} IS NULL THEN NULL WHEN {n} = 1 THEN 50.0 "
                 f"ELSE 100.0 * ({r} - 1 + ({up_to} - {r}) / 2.0) / ({n} - 1) END")
-    # zscore against the peers of the period
-    z = f"({x} - avg({x}) OVER ({w})) / nullif(stddev_samp({x}) OVER ({w}), 0)"
+    # zscore against the peers of the period; the peers' rows in station order over the whole
+    # partition: DuckDB's parallel window sums depend on the row order (scores differed by ~1e-13
+    # run to run), one order gives the same mean and SD in every run
+    wz = f"{w} ORDER BY station_id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
+    z = f"({x} - avg({x}) OVER ({wz})) / nullif(stddev_samp({x}) OVER ({wz}), 0)"
     sign = "" if hb else "-"
     return (f"CASE WHEN {x} IS NULL THEN NULL ELSE "
             f"greatest(0.0, least(100.0, 50.0 + 50.0 * coalesce({sign}{z}, 0.0) / {_num(s.cap)})) END")
@@ -127,10 +130,11 @@ def default_window(con: duckdb.DuckDBPyConnection, defn: IndexDefinition) -> tup
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
-                region: dict | None) -> tuple[list[str], dict, list[Indicator]]:
+def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int, region: dict | None,
+                cells: str | None = None) -> tuple[list[str], dict, list[Indicator]]:
     """Steps 1–3 of the query (``grid``, ``monthly``, ``agg``): the CTEs, their named parameters and
-    the indicators, in definition order."""
+    the indicators, in definition order. ``cells``: a table of the panel's cells for the region and a
+    window containing ``p0..p1`` (:func:`evalkit.panel.cached_cells`), read instead of the records."""
     if period not in PERIODS:
         raise IndexComputeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
     region_sql, region_args = _region_sql(region)
@@ -148,12 +152,12 @@ def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
     joins = []
     for t in defn.tables():
         a = _alias(t)
-        if t == "panel":
-            spec = PanelSpec(next(iter(REFORMS)), region=region)  # adoption columns are not used
-            psql = panel_sql(spec)
+        if t == "panel" and cells:
+            ctes.append(f"{a} AS (SELECT * FROM {cells} WHERE period BETWEEN $p0 AND $p1)")
+        elif t == "panel":
+            psql = cells_sql(PanelSpec("", region=region))  # the panel's cells: no reform needed
             for j in range(len(region_args)):
                 psql = psql.replace("?", f"$r{j}", 1)
-            params["reform"] = spec.reform
             params["t0"] = period_start(p0).to_pydatetime()
             params["t1"] = period_start(p1 + 1).to_pydatetime()
             ctes.append(f"{a} AS ({psql})")
@@ -172,26 +176,40 @@ def _value_ctes(defn: IndexDefinition, period: str, p0: int, p1: int,
     ctes.append(f"monthly AS (SELECT g.station_id, {', '.join('g.' + c for c in STATION_COLS)}, "
                 f"{key.replace('period', 'g.period')} AS k, {', '.join(monthly_cols)} "
                 f"FROM grid g {' '.join(joins)})")
+    # a month is one row (its sum is exact); a quarter's or year's sum of a non-integer source (loss_yuan,
+    # patrol_hours) depends on DuckDB's row order at the last bit (ordered sums cost +35 % here)
     agg_cols = [f"{_num(i.source.scale)} * sum(n_{i.id}) / nullif(sum(d_{i.id}), 0) AS {i.id}" for i in inds]
     ctes.append(f"agg AS (SELECT station_id, {', '.join(f'any_value({c}) AS {c}' for c in STATION_COLS)}, k, "
                 f"{', '.join(agg_cols)} FROM monthly GROUP BY station_id, k)")
     return ctes, params, inds
 
 
+def panel_cells(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, p0: int, p1: int,
+                region: dict | None) -> str | None:
+    """Inside :func:`evalkit.panel.panel_cache`, the table of the panel's cells the index of ``defn``
+    reads for the region and months ``p0..p1`` (shared with the evaluation's panel); else None."""
+    if "panel" not in defn.tables():
+        return None
+    cols = {c for _, i in defn.indicators if i.source.table == "panel"
+            for c in (i.source.numerator, i.source.denominator) if c not in ("population", "officers", "months")}
+    return cached_cells(con, region, p0, p1, columns=tuple(sorted(cols)))
+
+
 def values_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-               region: dict | None = None) -> tuple[str, dict]:
+               region: dict | None = None, cells: str | None = None) -> tuple[str, dict]:
     """The indicator values only (steps 1–3, no scores): ``station_id``, ``period`` (label) and one
     column per indicator, the same numbers as those columns of :func:`index_sql`. Cheaper when the
-    scores are not needed (the alerts read the values only)."""
-    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+    scores are not needed (the alerts read the values only). ``cells``: as :func:`index_sql`."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region, cells)
     cols = ["station_id", f"{_LABEL[period]} AS period", *[i.id for i in inds]]
     return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(cols)} FROM agg ORDER BY k, station_id", params
 
 
 def index_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
-              region: dict | None = None) -> tuple[str, dict]:
-    """The query (and its named parameters) returning one row per station and period."""
-    ctes, params, inds = _value_ctes(defn, period, p0, p1, region)
+              region: dict | None = None, cells: str | None = None) -> tuple[str, dict]:
+    """The query (and its named parameters) returning one row per station and period. ``cells``: the
+    table of the panel's cells to read (:func:`panel_cells`) instead of the records."""
+    ctes, params, inds = _value_ctes(defn, period, p0, p1, region, cells)
     fill_cols = []
     for i in inds:
         if i.missing == "carry":
@@ -252,5 +270,5 @@ def compute_index(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, peri
     return name
 
 
-__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "table_name",
+__all__ = ["PERIODS", "IndexComputeError", "compute_index", "default_window", "index_sql", "panel_cells", "table_name",
            "values_sql"]

@@ -95,17 +95,44 @@ def index_scores(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, outcomes
     """Monthly scores ``station_id``, ``period`` (month index), one column per index outcome, for the
     region's stations and the months ``start``..``end`` (``YYYY-MM``). Computed in DuckDB over the
     source tables' whole span; only the window's rows of the asked columns come back."""
-    from evalkit.index.compute import default_window, index_sql
+    from evalkit.index.compute import default_window, index_sql, panel_cells
     from evalkit.registry import period_of
 
     d0, d1 = default_window(con, defn)
     w0, w1 = period_of(start + "-01"), period_of(end + "-01")
-    sql, named = index_sql(defn, "month", min(d0, w0), max(d1, w1), region)
+    p0, p1 = min(d0, w0), max(d1, w1)
+    sql, named = index_sql(defn, "month", p0, p1, region, panel_cells(con, defn, p0, p1, region))
     cols = ", ".join(f'q."{source_column(o, defn)}" AS "{o}"' for o in outcomes)
     named |= {"w0": start, "w1": end}
     return con.execute(
         f"SELECT q.station_id, CAST(substr(q.period, 1, 4) AS BIGINT) * 12 + CAST(substr(q.period, 6, 2) AS BIGINT)"
         f" - 1 AS period, {cols} FROM ({sql}) q WHERE q.period BETWEEN $w0 AND $w1", named).df()
+
+
+def panel_with_index(con: duckdb.DuckDBPyConnection, params) -> pd.DataFrame:
+    """The evaluation's panel from the warehouse (:func:`evalkit.panel.build_panel` with the params'
+    reform, window, region and ``exclude_reforms``) with its index outcomes (:func:`add_index_outcomes`).
+    When an index outcome reads the panel's own counts, both read one computation of the station-month
+    cells (:func:`evalkit.panel.panel_cache`, over the window and the index's span): one pass over
+    the records instead of two, the same numbers."""
+    from contextlib import nullcontext
+
+    from evalkit.coverage import coverage_source
+    from evalkit.index.compute import default_window
+    from evalkit.panel import build_panel, cached_cells, panel_cache
+    from evalkit.registry import period_of
+
+    region = params.region.as_filter()
+    defn = load_for_params(params.index_definition) if any(is_index_name(o) for o in params.outcomes) else None
+    with panel_cache(con) if defn is not None and "panel" in defn.tables() else nullcontext():
+        if defn is not None:  # every cell of the index's span (index_scores'), containing the window's
+            d0, d1 = default_window(con, defn)
+            cached_cells(con, region, min(d0, period_of(params.window.start + "-01")),
+                         max(d1, period_of(params.window.end + "-01")), *(coverage_source(con, t) for t in
+                                                                          ("incidents", "disputes")))
+        panel = build_panel(con, params.reform, start=params.window.start, end=params.window.end, region=region,
+                            exclude_reforms=params.exclude_reforms)
+        return add_index_outcomes(con, panel, params)
 
 
 def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, params) -> pd.DataFrame:
@@ -126,4 +153,4 @@ def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, para
 
 
 __all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "index_outcomes", "index_scores",
-           "is_index_name", "resolve"]
+           "is_index_name", "panel_with_index", "resolve"]

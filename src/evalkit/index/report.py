@@ -21,10 +21,10 @@ import duckdb
 import pandas as pd
 
 from evalkit.index.alerts import HISTORY, alerts_sql, notices
-from evalkit.index.compute import default_window, index_sql, values_sql
+from evalkit.index.compute import default_window, index_sql, panel_cells, values_sql
 from evalkit.index.definition import IndexDefinition
 from evalkit.index.report_params import IndexReportParams
-from evalkit.panel import _region_sql
+from evalkit.panel import _region_sql, panel_cache
 from evalkit.registry import period_of
 
 
@@ -66,7 +66,7 @@ def station_scores(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, period
                    region: dict | None) -> pd.DataFrame:
     """Index, sub-scores and rank of the region's stations in every period (small: stations × periods)."""
     p0, p1 = default_window(con, defn)
-    sql, named = index_sql(defn, period, p0, p1, region)
+    sql, named = index_sql(defn, period, p0, p1, region, panel_cells(con, defn, p0, p1, region))
     caps = ", ".join(f"q.{c.id}" for c in defn.capabilities)
     return con.execute(f"SELECT q.station_id, s.name, q.period, q.\"index\", {caps}, q.rank FROM ({sql}) q "
                        f"JOIN stations s USING (station_id) ORDER BY q.period, q.rank, q.station_id", named).df()
@@ -84,7 +84,7 @@ def period_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, first: 
     d0, d1 = default_window(con, defn)
     p0 = max(d0, period_of(first + "-01") - HISTORY)
     p1 = max(p0, min(d1, period_of(last + "-01")))
-    sql, named = values_sql(defn, "month", p0, p1)
+    sql, named = values_sql(defn, "month", p0, p1, None, panel_cells(con, defn, p0, p1, None))
     con.execute(f"CREATE OR REPLACE TEMP TABLE ek_index_report_month AS {sql}", named)
     region_sql, args = _region_sql(region)
     frames = []
@@ -109,6 +109,12 @@ def build_report(params: IndexReportParams, con: duckdb.DuckDBPyConnection | Non
         with open_warehouse(params.warehouse) as own:
             return build_report(params, own)
     region = params.region.as_filter()
+    with panel_cache(con):  # the scores and the alerts read one computation of the panel's cells
+        return _build(params, con, defn, region)
+
+
+def _build(params: IndexReportParams, con: duckdb.DuckDBPyConnection, defn: IndexDefinition,
+           region: dict | None) -> IndexReport:
     scores = station_scores(con, defn, params.period, region)
     periods = sorted(scores.loc[scores["index"].notna(), "period"].unique())
     if not periods:
