@@ -139,6 +139,18 @@ def _treat_matrix(G: np.ndarray, unit_idx: np.ndarray, tvals: np.ndarray) -> np.
     return ((gg > 0) & (tvals[:, None] >= gg)).astype(float)
 
 
+def _with_panel_column(df: pd.DataFrame, panel: pd.DataFrame, unit: str, time: str, col: str) -> pd.DataFrame:
+    """``df`` with ``panel[col]`` joined on (unit, time) (a left one-to-one merge). When ``df``'s rows are
+    the panel's rows in the same order (the shared sample of a complete sorted panel: 4.8 M rows at
+    national scale, where the merge cost 2.4 s) the column is taken as it is: the same result."""
+    if len(df) == len(panel) and np.array_equal(df[time].to_numpy(), panel[time].to_numpy()) \
+            and bool((df[unit].to_numpy() == panel[unit].to_numpy()).all()):
+        out = df.copy()
+        out[col] = panel[col].to_numpy()
+        return out
+    return df.merge(panel[[unit, time, col]], on=[unit, time], how="left", validate="one_to_one")
+
+
 # ---------------------------------------------------------------------------- generic statistic
 def _statistic(estimator, panel, outcome, kw) -> float:
     res = estimator(panel, outcome, **kw)
@@ -203,7 +215,7 @@ def randomization_inference(
     if strata and strata not in df.columns:
         df[strata] = panel.groupby(unit, sort=False)[strata].first().reindex(df[unit]).to_numpy()
     if "treated" in panel.columns:
-        df = df.merge(panel[[unit, time, "treated"]], on=[unit, time], how="left", validate="one_to_one")
+        df = _with_panel_column(df, panel, unit, time, "treated")
     ut = _unit_table(df, unit, cohort, strata)
     g_real = ut["cohort"].to_numpy()
     rng = np.random.default_rng(seed)
