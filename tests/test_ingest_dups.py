@@ -92,3 +92,17 @@ def test_logged_sha256_is_the_files(wh, tmp_path):
     finally:
         con.close()
     assert sha == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_repeated_hashes_finds_each_repeated_value_once():
+    import duckdb
+    import numpy as np
+
+    from evalkit.ingest.words import repeated_hashes
+
+    con = duckdb.connect()
+    got = repeated_hashes(con, "SELECT CAST(h AS UBIGINT) AS h FROM (VALUES (7), (3), (7), (18446744073709551615), "
+                               "(5), (3), (7), (18446744073709551615)) t(h)")
+    assert got.dtype == np.uint64 and got.tolist() == [3, 7, 18446744073709551615]
+    assert repeated_hashes(con, "SELECT CAST(h AS UBIGINT) AS h FROM range(5) t(h)").tolist() == []
+    assert repeated_hashes(con, "SELECT CAST(1 AS UBIGINT) AS h WHERE false").tolist() == []
