@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _notebooks import tiny_notebook
 from evalkit import kernel_start, runner
 from evalkit.batch import kernels
 from evalkit.batch.kernels import KeptKernel
@@ -75,13 +76,7 @@ print('random', random.random(), np.random.random())
 """
 
 
-def _notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("results_path = None", metadata={"tags": ["parameters"]}),
-        *(nbformat.v4.new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
+_notebook = tiny_notebook
 
 
 def _outputs(path: Path) -> list[tuple]:

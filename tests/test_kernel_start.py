@@ -10,19 +10,14 @@ import nbformat
 import psutil
 import pytest
 
+from _notebooks import tiny_notebook
 from evalkit import kernel_start
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="IPC transport is POSIX only")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("results_path = None", metadata={"tags": ["parameters"]}),
-        *(nbformat.v4.new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
+_notebook = tiny_notebook
 
 
 def _texts(path: Path) -> list[str]:
