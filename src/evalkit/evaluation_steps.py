@@ -283,7 +283,7 @@ STEP_MODULES = ("evalkit.inference.pretrend", "evalkit.inference.jackknife", "ev
 def import_modules(p: EvaluationParams) -> None:
     """Import the modules the evaluation of ``p`` will use (its estimators, and for a staggered design
     the inference and sensitivity modules), so that a fresh process (an ``evalkit run`` kernel) pays
-    for Python imports — scipy.stats alone ~0.3 s — before the evaluation's clock starts rather than
+    for Python imports — scipy's submodules alone ~0.3 s — before the evaluation's clock starts rather than
     inside its first estimator. Importing computes nothing: no number depends on it."""
     from importlib import import_module
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.special import ndtr, ndtri
 
+from evalkit.distributions import norm_ppf
 from evalkit.estimators._cs_blas import blas_threads
 
 # ----------------------------------------------------------------------------- inputs
@@ -85,7 +86,7 @@ def original_ci(betas: Any, sigma: Any = None, *, num_pre: int | None = None, nu
     lv = _lvec(l_vec, npost)
     est = float(lv @ beta[npre:])
     se = float(np.sqrt(lv @ sig[npre:, npre:] @ lv))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = norm_ppf(1 - alpha / 2)
     return {"estimate": est, "se": se, "lb": est - z * se, "ub": est + z * se}
 
 
@@ -96,7 +97,7 @@ def folded_normal_quantile(p: float, t: float) -> float:
     """cv such that P(|N(t,1)| ≤ cv) = p."""
     t = abs(float(t))
     if t > 40:
-        return t + stats.norm.ppf(p)
+        return t + norm_ppf(p)
     f = lambda c: ndtr(c - t) - ndtr(-c - t) - p  # noqa: E731  (ndtr = norm.cdf without scipy.stats' overhead)
     return optimize.brentq(f, 0.0, t + 10.0, xtol=1e-14, rtol=1e-14)
 

@@ -108,13 +108,14 @@ def small_sample_factor(n_clusters: int, alpha: float = 0.05, *, cluster_factor:
     covariance has no small-sample correction and HonestDiD's critical values are normal, while the
     headline's interval uses t(G−1) (the jackknife's reference); 1.28 with 15 clusters, 1.03 with 100.
     ``cluster_factor=False`` leaves out ``G/(G−1)`` (a CRV1 covariance already has it)."""
-    from scipy import stats
+
+    from evalkit.distributions import norm_ppf, t_ppf
 
     g = int(n_clusters)
     if g < 2:
         return float("inf")
-    z = stats.norm.ppf(1 - alpha / 2)
-    return (g / (g - 1) if cluster_factor else 1.0) * (float(stats.t.ppf(1 - alpha / 2, g - 1)) / z) ** 2
+    z = norm_ppf(1 - alpha / 2)
+    return (g / (g - 1) if cluster_factor else 1.0) * (float(t_ppf(1 - alpha / 2, g - 1)) / z) ** 2
 
 
 def _pre_months(event_times: np.ndarray) -> int:

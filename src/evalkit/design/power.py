@@ -31,8 +31,8 @@ from itertools import product
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import t_ppf
 from evalkit.registry import NEVER_TREATED
 
 
@@ -165,7 +165,7 @@ def _power(sim: _Sim, effect: float, alpha: float, inference: str) -> tuple[floa
         G, N = n, n * T
         ssc = G / (G - 1) * (N - 1) / max(N - T - 1, 1)
         se = np.sqrt(ssc * np.sum(score ** 2, axis=1)) / sim.den
-        rej = np.abs(b / se) > stats.t.ppf(1 - alpha / 2, G - 1)
+        rej = np.abs(b / se) > t_ppf(1 - alpha / 2, G - 1)
     return float(np.mean(rej)), float(100.0 * np.mean(a / sim.den) / sim.level_treated)
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import chi2_sf
 from evalkit.estimand import HEADLINE_ESTIMAND
 from evalkit.estimators._sample import StaggeredSample
 from evalkit.estimators.specs import get_spec
@@ -45,7 +45,7 @@ def wald_test(estimates: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
         return {"stat": float("nan"), "df": 0, "p_value": float("nan")}
     stat = float(b @ np.linalg.pinv(v) @ b)
     df = int(np.linalg.matrix_rank(v))
-    return {"stat": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df)) if df else float("nan")}
+    return {"stat": stat, "df": df, "p_value": float(chi2_sf(stat, df)) if df else float("nan")}
 
 
 def inference_meta(se_type: str, *, n_clusters: int | None = None, cluster: str | None = None,

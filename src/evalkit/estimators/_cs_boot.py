@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse
 
+from evalkit.distributions import norm_ppf
 from evalkit.estimators._cs_attgt import cohort_means
 from evalkit.estimators._cs_design import (
     CompactDesign,
@@ -29,7 +30,7 @@ from evalkit.estimators._cs_prepare import Prepared
 from evalkit.estimators._cs_schedule import BitsAhead, share, split_rows
 
 DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
-_IQR_NORM = stats.norm.ppf(0.75) - stats.norm.ppf(0.25)
+_IQR_NORM = norm_ppf(0.75) - norm_ppf(0.25)
 
 
 def _chunks(bootstrap: int, m: int) -> list[int]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
+from evalkit.distributions import chi2_sf, t_ppf, t_sf
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._fe_grid import GRID_SPARSE_MIN_ROWS, grid_route
 from evalkit.estimators._fe_within import MAX_SCHUR, Within, compact_codes, independent_columns, sym_inv
@@ -323,10 +323,10 @@ class FEFit:
             return self.coef / self.se
 
     def p_value(self) -> np.ndarray:
-        return 2 * stats.t.sf(np.abs(self.t_stat()), self.df_t)
+        return 2 * t_sf(np.abs(self.t_stat()), self.df_t)
 
     def conf_int(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        q = t_ppf(1 - alpha / 2, self.df_t)
         return self.coef - q * self.se, self.coef + q * self.se
 
     def inference(self, estimate: np.ndarray, std_error: np.ndarray, alpha: float = 0.05
@@ -519,7 +519,7 @@ def wald_test(b: np.ndarray, V: np.ndarray) -> dict[str, float]:
     Vi = np.linalg.pinv(np.asarray(V, dtype=float))
     stat = float(b @ Vi @ b)
     df = int(np.linalg.matrix_rank(V))
-    return {"stat": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df))}
+    return {"stat": stat, "df": df, "p_value": float(chi2_sf(stat, df))}
 
 
 # ---------------------------------------------------------------------------- alternating projections
@@ -569,9 +569,9 @@ def t_inference(estimate: np.ndarray, std_error: np.ndarray, df_t: int, alpha: f
     """CIs and two-sided p-values from ``t(df_t)`` (fixest: ``df_t = G - 1`` for clustered SEs)."""
     est = np.asarray(estimate, dtype=float)
     se = np.asarray(std_error, dtype=float)
-    q = stats.t.ppf(1 - alpha / 2, df_t)
+    q = t_ppf(1 - alpha / 2, df_t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.t.sf(np.abs(est / se), df_t)
+        p = 2 * t_sf(np.abs(est / se), df_t)
     return {"ci_low": est - q * se, "ci_high": est + q * se, "p_value": np.where(se > 0, p, np.nan)}
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import norm_ppf, norm_sf
 from evalkit.estimators._common import baseline_mean, finish_result, inference_meta, wald_test
 from evalkit.estimators._cs_blas import blas_threads
 from evalkit.estimators._dose_basis import DoseBasis, check_dose_column, interior_knots, unit_doses
@@ -203,7 +203,7 @@ def estimate_dose(
                 tmax = np.abs(draws[:, sl][:, ok] / s[ok]).max(axis=1)
                 crit[name] = float(np.quantile(tmax, 1 - alpha))
 
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = norm_ppf(1 - alpha / 2)
     rows: list[dict[str, Any]] = [{"kind": "overall", "term": "ATT", "estimate": est[0], "std_error": se[0]},
                                   {"kind": "aggregate", "term": "ACR", "estimate": est[1], "std_error": se[1]}]
     for j, dv in enumerate(grid):
@@ -220,7 +220,7 @@ def estimate_dose(
     e_ = tab["estimate"].to_numpy(dtype=float)
     tab["ci_low"], tab["ci_high"] = e_ - z * s_, e_ + z * s_
     with np.errstate(divide="ignore", invalid="ignore"):
-        tab["p_value"] = np.where(s_ > 0, 2 * stats.norm.sf(np.abs(e_ / s_)), np.nan)
+        tab["p_value"] = np.where(s_ > 0, 2 * norm_sf(np.abs(e_ / s_)), np.nan)
 
     wpost = dict(zip([id(c) for c in post], w, strict=True))
     cell_tab = pd.DataFrame([{"group": c["g"], "time": c["t"], "base": c["base"], "post": c["post"],

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import norm_ppf, norm_sf
 from evalkit.estimators._common import finish_result, inference_meta, wald_test
 from evalkit.estimators._sample import PanelInputError, SampleInfo, StaggeredSample
 from evalkit.estimators._switching_core import Component, component, group_facts
@@ -183,10 +183,10 @@ def estimate_switching(
     se = np.sqrt(np.diag(cov))
     tab = pd.DataFrame(rows)
     tab["estimate"], tab["std_error"] = est, se
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = norm_ppf(1 - alpha / 2)
     tab["ci_low"], tab["ci_high"] = est - z * se, est + z * se
     with np.errstate(divide="ignore", invalid="ignore"):
-        tab["p_value"] = np.where(se > 0, 2 * stats.norm.sf(np.abs(est / se)), np.nan)
+        tab["p_value"] = np.where(se > 0, 2 * norm_sf(np.abs(est / se)), np.nan)
     pl = np.arange(1 + effects, 1 + effects + placebo)
     terms = list(tab["term"])
     ev = np.arange(1, len(terms))

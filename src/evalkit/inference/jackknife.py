@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import t_ppf, t_sf
 from evalkit.inference._refit import (
     Refit,
     cs_aggregations,
@@ -99,8 +99,8 @@ def jackknife_refit(refit: Refit, estimate: float, term: str, *, cluster: str | 
         thetas[g] = th
     se = float(np.sqrt((G - 1) / G * np.sum((thetas - thetas.mean()) ** 2)))
     df = G - 1
-    crit = float(stats.t.ppf(1 - alpha / 2, df))
-    p = float(2 * stats.t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
+    crit = float(t_ppf(1 - alpha / 2, df))
+    p = float(2 * t_sf(abs(estimate) / se, df)) if se > 0 else float("nan")
     return JackknifeResult(std_error=se, ci_low=estimate - crit * se, ci_high=estimate + crit * se, p_value=p,
                            df=df, leave_out=tuple(float(t) for t in thetas), **base)
 

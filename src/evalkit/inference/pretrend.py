@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from evalkit.distributions import f_sf
 from evalkit.inference._refit import Refit, is_own_refit, refit_of, short_reason
 from evalkit.inference.results import PretrendResult
 from evalkit.results import EstimationResult
@@ -50,7 +50,7 @@ def hotelling_f_pvalue(stat: float, k: int, g: int) -> float:
     if not (k and g > k + 1 and math.isfinite(stat)):
         return float("nan")
     f = stat * (g - k) / (k * (g - 1))
-    return float(stats.f.sf(f, k, g - k))
+    return float(f_sf(f, k, g - k))
 
 
 def pretrend_test(result: EstimationResult, /, *args: Any, method: str = "auto", draws: int = 199, seed: int = 0,
