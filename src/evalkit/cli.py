@@ -257,22 +257,18 @@ class _ParallelProgress:
 
 def _run_parallel(params: list[Path], outputs: Path, warehouse: str | None, lang: str | None, pdf: bool,
                   jobs: int, show: bool) -> int:
-    """Run the files on ``jobs`` worker processes (each with its own Chromium, dying with this process, BLAS
-    threads = cores // jobs: :mod:`evalkit.batch.local`); print one line per finished file. Failures."""
-    import multiprocessing as mp
-    import os
+    """Run the files on ``jobs`` worker processes (each with its own Chromium and kept notebook kernel, dying
+    with this process: :func:`evalkit.runner.job_pool`); print one line per finished file. Failures."""
     import tempfile
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     from evalkit.batch.core import _kill_descendants
-    from evalkit.batch.local import _threads_per_worker, _worker_init
-    from evalkit.runner import next_file_hint, run_file_job
+    from evalkit.runner import job_pool, next_file_hint, run_file_job
 
     failed = 0
     with tempfile.TemporaryDirectory(prefix="evalkit-run-") as folder:
         live = _ParallelProgress(Path(folder))
-        ex = ProcessPoolExecutor(max_workers=min(jobs, len(params)), mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(_threads_per_worker(jobs), os.getpid()))
+        ex = job_pool(min(jobs, len(params)), jobs)
         pending, inflight = list(enumerate(params)), {}
         try:
             with console.status(live) if show else contextlib.nullcontext():

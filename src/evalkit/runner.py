@@ -31,6 +31,8 @@ from evalkit.registry import REFORMS
 from evalkit.warehouse import open_db
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from evalkit.batch.kernels import KeptKernel
 
 NOTEBOOKS = ("evaluate_reform", "pilot_station", "design_pilot", "explore_data", "prevention_index")
@@ -230,8 +232,9 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
 
 def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel, *, pdf: bool, brief: bool,
               on_step: progress.Callback | None) -> RunOutputs:
-    """:func:`run_params` on the keeper's kernel: kept after a success, discarded after any failure (a
-    failed preflight ran nothing in it: kept)."""
+    """:func:`run_params` on the keeper's kernel: kept once the notebook has run (it restores its state while the
+    brief exports), discarded after any failure, the brief's included (a failed preflight ran nothing in it:
+    kept)."""
     kernel, km = keeper.take(params.notebook)
     params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
     preflight(params)
@@ -239,13 +242,10 @@ def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel,
         with contextlib.nullcontext() if in_browser_session() else browser_session():
             if brief and pdf:
                 prestart_browser()
-            out = _execute(params, outputs, kernel, pdf=pdf, brief=False, on_step=on_step, keeper=keeper, km=km)
+            return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step, keeper=keeper, km=km)
     except BaseException:
         keeper.discard()
         raise
-    keeper.keep()  # the kernel restores its state while the brief exports
-    files = export_brief(out.executed, out.directory, pdf=pdf, on_step=on_step) if brief else None
-    return RunOutputs(out.evaluation_id, out.directory, out.executed, out.results, files)
 
 
 def _kernel_manager(kernel: kernel_start.StartedKernel, config):
@@ -284,7 +284,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
              brief: bool, on_step: progress.Callback | None, next_notebook: str | None = None,
              keeper: KeptKernel | None = None, km=None) -> RunOutputs:
     """:func:`run_params` after the preflight: papermill on ``kernel``, then the brief. With ``keeper`` the
-    kernel is left running (``km``: its manager from an earlier evaluation; a new one is stored on it)."""
+    kernel is left running (``km``: its manager from an earlier evaluation; a new one is stored on it) and
+    told to restore its state (:meth:`KeptKernel.keep`) as soon as the notebook has run."""
     import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
 
     step = on_step or (lambda _s: None)
@@ -335,7 +336,9 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if next_notebook and keeper is None:  # the next evaluation's kernel starts and imports while this brief exports; its
+    if keeper is not None:  # the kept kernel restores its state while this brief exports
+        keeper.keep()
+    elif next_notebook:  # the next evaluation's kernel starts and imports while this brief exports; its
         kernel_start.prestart(next_notebook, output_to_file=True)  # output goes to the next one's stderr
     public_mode(tmp)  # mkstemp makes 0600; outputs follow the umask
     os.replace(tmp, executed)
@@ -350,31 +353,50 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
              lang: str | None = None, pdf: bool = True, on_step: progress.Callback | None = None,
-             next_file: str | Path | None = None) -> RunOutputs:
+             next_file: str | Path | None = None, keeper: KeptKernel | None = None) -> RunOutputs:
     """Validate a params YAML file and run it (``warehouse``/``lang`` override the file); ``next_file``:
-    the params file run next in this process (its kernel starts while this brief exports)."""
+    the params file run next in this process (its kernel starts while this brief exports); ``keeper``: this
+    worker's kept kernel (:func:`run_params`)."""
     params = load_params(path)
     update = {k: v for k, v in {"warehouse": warehouse, "lang": lang}.items() if v}
     if update:
         params = type(params).model_validate(params.model_dump() | update)
     nxt = kernel_start.notebook_of(str(next_file)) if next_file else None
-    return run_params(params, outputs, pdf=pdf, on_step=on_step, next_notebook=nxt)
+    return run_params(params, outputs, pdf=pdf, on_step=on_step, next_notebook=nxt, keeper=keeper)
 
 
 def run_file_job(path: str, outputs: str, warehouse: str | None, lang: str | None, pdf: bool,
                  status: str | None, next_file: str | None = None) -> tuple[bool, str]:
-    """One file of ``evalkit run --jobs N``, in a worker process: ``(ok, brief path or error line)``.
+    """One file of ``evalkit run --jobs N``, in a worker process (:func:`job_pool`): ``(ok, brief path or
+    error line)``. It runs in the worker's kept kernel (:mod:`evalkit.batch.kernels`; a fresh kernel when
+    reuse is off, and after a failed evaluation: the failure is this file's only).
 
     Steps go to the status file ``status`` (:mod:`evalkit.progress`) for the parent's display;
-    ``next_file``: the file this worker probably runs next (:func:`next_file_hint`)."""
+    ``next_file``: the file this worker probably runs next (:func:`next_file_hint`; used only without a
+    kept kernel)."""
+    from evalkit.batch.kernels import process_keeper
+
     on_step = (lambda s: progress.write_status(Path(status), s)) if status else None
     try:
         res = run_file(path, outputs, warehouse=warehouse, lang=lang, pdf=pdf, on_step=on_step,
-                       next_file=next_file)
+                       next_file=next_file, keeper=process_keeper())
     except RunError as exc:
         return False, str(exc)
     brief = res.brief.pdf or res.brief.html if res.brief else res.executed
     return True, str(brief)
+
+
+def job_pool(workers: int, jobs: int) -> ProcessPoolExecutor:
+    """The ``workers`` processes of ``evalkit run --jobs N`` (``jobs``: N), set up as local batch workers
+    (:func:`evalkit.batch.local._worker_init`: spawned, one Chromium and one kept notebook kernel each, BLAS
+    threads = cores // N, dying with this process)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from evalkit.batch.local import _threads_per_worker, _worker_init
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(_threads_per_worker(jobs), os.getpid()))
 
 
 def next_file_hint(pending: list, jobs: int) -> str | None:

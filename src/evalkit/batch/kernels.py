@@ -1,4 +1,4 @@
-"""A batch worker's notebook kernel: started once, reused for the worker's evaluations, isolated between them.
+"""A worker's notebook kernel (`evalkit batch`, `run --jobs`): started once, reused, isolated between uses.
 
 Each evaluation used to start its own kernel (start, then the pre-import of evalkit: 0.5–2 s of every
 evaluation on a busy machine) and paid matplotlib's and the estimators' first-use costs again. A worker
@@ -14,7 +14,9 @@ The kernel is replaced by a fresh one when:
 * the worker's working folder or environment changed since the kernel started (a fresh kernel would
   inherit the new ones).
 
-``EVALKIT_BATCH_KERNEL_REUSE=0`` (:data:`REUSE_ENV`) gives every evaluation a fresh kernel, as before.
+Local batch workers and the workers of ``evalkit run --jobs N`` keep a kernel (both call
+:func:`keep_kernels_in_this_process` in their initializer). ``EVALKIT_KERNEL_REUSE=0`` (:data:`REUSE_ENV`;
+the older name ``EVALKIT_BATCH_KERNEL_REUSE=0`` still works) gives every evaluation a fresh kernel, as before.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ from evalkit import kernel_start
 from evalkit.kernel_isolation import RESTORE_CODE
 
 #: ``0``: a fresh kernel per evaluation (no reuse); anything else or unset: reuse
-REUSE_ENV = "EVALKIT_BATCH_KERNEL_REUSE"
+REUSE_ENV = "EVALKIT_KERNEL_REUSE"
+#: the same switch's first name (batches only, session 22): ``0`` still turns reuse off
+OLD_REUSE_ENV = "EVALKIT_BATCH_KERNEL_REUSE"
 #: seconds a kept kernel may take to restore its state before it is replaced (not an evaluation's limit)
 RESET_TIMEOUT = 120.0
 
 
 def reuse_enabled() -> bool:
-    """Whether batch workers keep their kernel (:data:`REUSE_ENV` is not ``0``)."""
-    return os.environ.get(REUSE_ENV, "1") != "0"
+    """Whether worker processes keep their kernel (neither :data:`REUSE_ENV` nor :data:`OLD_REUSE_ENV` is ``0``)."""
+    return "0" not in (os.environ.get(REUSE_ENV, "1"), os.environ.get(OLD_REUSE_ENV, "1"))
 
 
 class KeptKernel:
@@ -146,15 +150,16 @@ _kept: KeptKernel | None = None
 
 
 def keep_kernels_in_this_process() -> None:
-    """Called by a local batch worker at its start: its evaluations share one kept kernel (unless
-    :data:`REUSE_ENV` is ``0``). Dask workers do not call it (a fresh kernel per evaluation there)."""
+    """Called by a local batch worker or an ``evalkit run --jobs N`` worker at its start
+    (:func:`evalkit.batch.local._worker_init`): its evaluations share one kept kernel (unless reuse is off,
+    :func:`reuse_enabled`). Dask workers do not call it (a fresh kernel per evaluation there)."""
     global _kept
     if reuse_enabled() and _kept is None:
         _kept = KeptKernel()
 
 
 def process_keeper() -> KeptKernel | None:
-    """This process's :class:`KeptKernel`, or ``None`` (not a local batch worker, or reuse is off)."""
+    """This process's :class:`KeptKernel`, or ``None`` (not a local worker, or reuse is off)."""
     return _kept
 
 
