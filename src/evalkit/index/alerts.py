@@ -33,10 +33,12 @@ MAD_SD = 1.4826  # MAD → standard deviation under normality
 
 
 def tested_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
-               min_history: int = MIN_HISTORY, only: str | None = None) -> str:
+               min_history: int = MIN_HISTORY, only: str | None = None, since: str | None = None) -> str:
     """Every station-indicator-month the rule can test (value known, at least ``min_history`` known
     months before, peers' MAD > 0), with its baselines and both z (positive = worse); ``only``:
-    one indicator id (the callers loop over indicators so memory stays that of one)."""
+    one indicator id (the callers loop over indicators so memory stays that of one); ``since``:
+    ``YYYY-MM``, only the months from it on (their own baselines still read the ``history`` rows
+    before them: the same numbers as those rows of the whole query)."""
     parts = []
     for cap, ind in defn.indicators:
         if only is not None and ind.id != only:
@@ -45,7 +47,6 @@ def tested_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
         parts.append(f"SELECT s.station_id, s.period, st.area_type, '{cap.id}' AS capability, '{ind.id}' AS indicator, "
                      f"{sign} AS worse_sign, CAST(s.{ind.id} AS DOUBLE) AS v FROM {source} s "
                      f"JOIN stations st USING (station_id)")
-    frame = f"PARTITION BY station_id, indicator ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING"
     return f"""
 WITH long AS ({' UNION ALL '.join(parts)}),
 peer AS (
@@ -53,12 +54,7 @@ peer AS (
          {MAD_SD} * mad(v) OVER (PARTITION BY period, indicator, area_type) AS s_peer
   FROM long
 ),
-adj AS (SELECT *, v - peer_median AS a FROM peer),
-base AS (
-  SELECT *, median(a) OVER ({frame}) AS m, {MAD_SD} * mad(a) OVER ({frame}) AS s_own,
-         count(a) OVER ({frame}) AS n_hist
-  FROM adj
-),
+{_own_baseline_sql(history, since)},
 z AS (
   SELECT *, greatest(s_own, s_peer / 2) AS scale FROM base
   WHERE v IS NOT NULL AND n_hist >= {int(min_history)} AND s_peer > 0
@@ -69,10 +65,46 @@ SELECT station_id, period, capability, indicator, v AS value, peer_median,
 FROM z"""
 
 
+def _own_baseline_sql(history: int, since: str | None) -> str:
+    """CTEs ``adj`` (``a = v − peer median``) and ``base`` (``adj`` with the own baseline ``m``,
+    ``s_own`` and ``n_hist`` over the ``history`` rows before, per station and indicator).
+
+    Without ``since``: a ``ROWS`` window over every row. With ``since``: only the rows from that
+    month on, each joined to the rows ``rn − history .. rn − 1`` of its partition (``rn``: row
+    number by period), the same multiset as the ``ROWS`` frame (gaps in the months and NULL ``a``
+    included: median/MAD skip NULLs, ``count(a)`` counts the known ones). A report reads 3 of 27
+    months: the windows over the 24 history months were most of its alerts' time."""
+    if since is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", since):
+        raise ValueError(f"since {since!r} is not a month YYYY-MM")
+    if since is None:
+        frame = f"PARTITION BY station_id, indicator ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING"
+        return f"""adj AS (SELECT *, v - peer_median AS a FROM peer),
+base AS (
+  SELECT *, median(a) OVER ({frame}) AS m, {MAD_SD} * mad(a) OVER ({frame}) AS s_own,
+         count(a) OVER ({frame}) AS n_hist
+  FROM adj
+)"""
+    return f"""adj AS (SELECT *, v - peer_median AS a,
+                   row_number() OVER (PARTITION BY station_id, indicator ORDER BY period) AS rn FROM peer),
+cur AS (SELECT * FROM adj WHERE period >= '{since}'),
+hist AS (
+  SELECT c.station_id, c.indicator, c.rn, median(h.a) AS m, {MAD_SD} * mad(h.a) AS s_own, count(h.a) AS n_hist
+  FROM cur c JOIN adj h ON h.station_id = c.station_id AND h.indicator = c.indicator
+                       AND h.rn BETWEEN c.rn - {int(history)} AND c.rn - 1
+  GROUP BY c.station_id, c.indicator, c.rn
+),
+base AS (
+  SELECT cur.* EXCLUDE (rn), hist.m, hist.s_own, coalesce(hist.n_hist, 0) AS n_hist
+  FROM cur LEFT JOIN hist USING (station_id, indicator, rn)
+)"""
+
+
 def alerts_sql(defn: IndexDefinition, source: str, *, k: float = K, history: int = HISTORY,
-               min_history: int = MIN_HISTORY, only: str | None = None) -> str:
-    """The query returning one row per alert (``source``: a monthly index table)."""
-    return (f"SELECT * FROM ({tested_sql(defn, source, history=history, min_history=min_history, only=only)}) "
+               min_history: int = MIN_HISTORY, only: str | None = None, since: str | None = None) -> str:
+    """The query returning one row per alert (``source``: a monthly index table; ``since``: as
+    :func:`tested_sql`)."""
+    sql = tested_sql(defn, source, history=history, min_history=min_history, only=only, since=since)
+    return (f"SELECT * FROM ({sql}) "
             f"WHERE z_own > {float(k)} AND z_peer > {float(k)} ORDER BY station_id, period, capability, indicator")
 
 
@@ -90,9 +122,8 @@ def find_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, *, since:
 
     # recomputed every time: a table left by another definition with the same index_id must not be read
     source = compute_index(con, defn, period="month")
-    where = f" WHERE period >= '{since}'" if since else ""
     for n, (_, ind) in enumerate(defn.indicators):  # one indicator at a time: bounded memory at national scale
-        sql = f"SELECT * FROM ({alerts_sql(defn, source, k=k, only=ind.id)}){where}"
+        sql = alerts_sql(defn, source, k=k, only=ind.id, since=since or None)
         con.execute(f"CREATE OR REPLACE TABLE {source}_alerts AS {sql}" if n == 0 else
                     f"INSERT INTO {source}_alerts {sql}")
     if out is not None:

@@ -80,7 +80,8 @@ def period_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, first: 
     Only the months the rule reads are built: the ``HISTORY`` months before ``first`` (the own
     baseline's window) through ``last`` (peers are the same month's stations). Every station has a
     row in every month of the grid, so the baseline's ``ROWS`` frame of a reported month spans the
-    same months as over the whole span: the alerts are those of the whole monthly table."""
+    same months as over the whole span: the alerts are those of the whole monthly table. The own
+    baselines are computed for the reported months only (``since``)."""
     d0, d1 = default_window(con, defn)
     p0 = max(d0, period_of(first + "-01") - HISTORY)
     p1 = max(p0, min(d1, period_of(last + "-01")))
@@ -90,7 +91,7 @@ def period_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, first: 
     frames = []
     for _, ind in defn.indicators:  # one indicator at a time, as evalkit index alerts
         frames.append(con.execute(
-            f"SELECT a.* FROM ({alerts_sql(defn, 'ek_index_report_month', only=ind.id)}) a "
+            f"SELECT a.* FROM ({alerts_sql(defn, 'ek_index_report_month', only=ind.id, since=first)}) a "
             f"JOIN stations s USING (station_id) WHERE a.period BETWEEN ? AND ? AND {region_sql}",
             [first, last, *args]).df())
     con.execute("DROP TABLE ek_index_report_month")
