@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from _notebooks import tiny_notebook
+from _notebooks import tiny_notebook, without_timings
 from evalkit import kernel_start, runner
 from evalkit.batch import kernels
 from evalkit.batch.kernels import KeptKernel
@@ -205,15 +205,7 @@ def test_kept_kernels_output_goes_to_the_log_of_the_evaluation_that_made_it(tmp_
 
 
 # ---------------------------------------------------------------------------- real evaluations (slow)
-TIMING = {"seconds", "timings", "timing"}
-
-
-def _without_timings(x):
-    if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items() if k not in TIMING}
-    if isinstance(x, list):
-        return [_without_timings(v) for v in x]
-    return x
+_without_timings = without_timings
 
 
 def _shown(path: Path) -> list[list]:

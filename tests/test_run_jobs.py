@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from _notebooks import tiny_notebook
+from _notebooks import tiny_notebook, without_timings
 from evalkit import runner
 from evalkit.batch import kernels
 
@@ -83,15 +83,7 @@ def test_run_jobs_files_share_a_kept_kernel_and_a_failure_stays_its_files(clean_
 
 
 # ---------------------------------------------------------------------------- real evaluations (slow)
-TIMING = {"seconds", "timings", "timing"}
-
-
-def _without_timings(x):
-    if isinstance(x, dict):
-        return {k: _without_timings(v) for k, v in x.items() if k not in TIMING}
-    if isinstance(x, list):
-        return [_without_timings(v) for v in x]
-    return x
+_without_timings = without_timings
 
 
 def _results(out: Path, evaluation_id: str) -> dict:
