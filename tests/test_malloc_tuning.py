@@ -39,8 +39,9 @@ def _faults(tuned: bool) -> int:
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_freed_arrays_are_reused() -> None:
     plain, tuned = _faults(False), _faults(True)
-    # without tuning every array is a new mapping (thousands of faults); with it the heap is reused
-    assert plain > 2_000
+    # without tuning every array is a new mapping, faulted in again: at least one fault each (about 690 with
+    # 4 KiB pages, ~20 where transparent huge pages back it); with it the heap is reused
+    assert plain >= 60
     assert tuned < plain / 5
 
 
