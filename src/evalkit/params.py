@@ -544,4 +544,10 @@ def check_against_warehouse(params: EvaluationParams, source: str, warehouse: st
     if not path.is_file() or not isinstance(params, EvaluationParams):  # an index report has no window
         return []
     with open_db(path, read_only=True) as con:
-        return check_window(params, con, source) + check_analyses(params, con, source)
+        return warehouse_problems(params, con, source)
+
+
+def warehouse_problems(params: EvaluationParams, con, source: str) -> list[str]:
+    """:func:`check_window` and :func:`check_analyses` on an open connection ``con`` (``source``: the name
+    the messages give, a params file or an evaluation id); [] when nothing is wrong."""
+    return check_window(params, con, source) + check_analyses(params, con, source)

@@ -26,7 +26,7 @@ from evalkit.export import (
     warm_html,
 )
 from evalkit.fileperm import public_mode
-from evalkit.params import EvaluationParams, check_analyses, check_window, load_params
+from evalkit.params import EvaluationParams, load_params, warehouse_problems
 from evalkit.registry import REFORMS
 from evalkit.warehouse import open_db
 
@@ -81,8 +81,7 @@ def preflight(params: EvaluationParams) -> None:
         if n == 0:
             raise RunError(f"{params.evaluation_id}: no station in {wh} adopted reform {params.reform!r} "
                            f"({REFORMS[params.reform].zh})")
-        # what check_against_warehouse checks, on this connection
-        problems = check_window(params, con, params.evaluation_id) + check_analyses(params, con, params.evaluation_id)
+        problems = warehouse_problems(params, con, params.evaluation_id)  # check_against_warehouse's, on `con`
     if problems:  # a window beyond the data or without a pre-period is refused, never clipped
         raise RunError("; ".join(problems))
 
