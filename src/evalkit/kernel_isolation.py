@@ -1,6 +1,6 @@
 """Inside a notebook kernel kept for several evaluations: take the state after start, put it back between them.
 
-A batch worker keeps one kernel (:mod:`evalkit.kernel_reuse`). The kernel takes a :func:`snapshot` once, after
+A worker of `evalkit batch` or `evalkit run --jobs N` keeps one kernel (:mod:`evalkit.batch.kernels`). The kernel takes a :func:`snapshot` once, after
 its start and pre-imports and before it serves its first request (:mod:`evalkit.kernel_launcher`, with
 ``EVALKIT_KERNEL_ISOLATE=1``); between two evaluations the worker runs :func:`restore` in it (a silent
 request, no history). What :func:`restore` puts back, so that an evaluation sees what a fresh kernel would
@@ -28,7 +28,7 @@ show it (``tests/test_kernel_reuse.py`` proves it on hostile notebooks and on re
 Not reset (same in every evaluation, or outside Python): modules already imported stay imported (their
 import-time work is not repeated: that is the saving), DuckDB connections are opened and closed by each
 evaluation, the CS bootstrap's helper thread pool is kept. A kernel whose evaluation failed is never
-reused (:mod:`evalkit.kernel_reuse` starts a fresh one).
+reused (:mod:`evalkit.batch.kernels` starts a fresh one).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import tempfile
 import warnings
 from typing import Any
 
-#: environment variable: the kernel takes a snapshot after its pre-imports (set by evalkit.kernel_reuse)
+#: environment variable: the kernel takes a snapshot after its pre-imports (set by evalkit.kernel_start.start(isolate=True))
 ENV = "EVALKIT_KERNEL_ISOLATE"
 #: what a worker sends to the kept kernel between two evaluations
 RESTORE_CODE = "__import__('evalkit.kernel_isolation', fromlist=['restore']).restore()"
