@@ -1,9 +1,10 @@
 """Issue 15: the Frank–Wolfe solvers of the SDID / SC placebo draws.
 
 The placebo refits run :func:`_fw_gram` (gradient updated from A'A, O(k) per step; unit weights
-share the controls' Gram matrix). These tests hold it to the recomputing loop of R's
-``sc.weight.fw`` (:func:`_fw_batch`, A x and A'(A x − b) recomputed at every step), which the
-placebo draws used until 2026-12-05, at the rounding level.
+share the controls' Gram matrix; each problem solved by the compiled loop of ``_fw_kernel``).
+These tests hold it to the recomputing loop of R's ``sc.weight.fw`` (:func:`_fw_batch`, A x and
+A'(A x − b) recomputed at every step), which the placebo draws used until 2026-12-05, at the
+rounding level, and check that a problem's bits depend neither on its batch nor on the threads.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators import sdid
-from evalkit.estimators._sdid_fw import _fw_batch, _fw_gram, _fw_groups
+from evalkit.estimators._sdid_fw import _fw_batch, _fw_gram, _fw_groups, _gram_solve
 from evalkit.estimators.sdid import fit_matrix, placebo_draws
 
 
@@ -93,11 +94,9 @@ def test_a_problem_does_not_depend_on_its_batch():
         assert np.array_equal(gram[j], _fw_gram(A[j:j + 1], b[j:j + 1], 0.3, x0[j:j + 1], 1e-6, 10_000)[0])
 
 
-def test_gram_batch_with_staggered_stops_equals_each_problem_alone(monkeypatch):
+def test_gram_batch_with_staggered_stops_equals_each_problem_alone():
     """Problems of one batch stop at different steps (early, by R's rule, and at the cap): each one's
     solution is bit-identical to the problem solved alone and equals the recomputing loop (R's)."""
-    from evalkit.estimators import _sdid_fw
-
     rng = np.random.default_rng(11)
     B, n, k, cap = 8, 40, 9, 400
     Y = rng.normal(size=(B, n, k + 1)).cumsum(axis=1)
@@ -105,24 +104,28 @@ def test_gram_batch_with_staggered_stops_equals_each_problem_alone(monkeypatch):
     Yc = Y - Y.mean(axis=1, keepdims=True)
     A, b = np.ascontiguousarray(Yc[:, :, :-1]), np.ascontiguousarray(Yc[:, :, -1])
     x0 = rng.dirichlet(np.ones(k), size=B)
-    stops = []
-    stopped = _sdid_fw._stopped
-
-    def spy(t, max_iter, prev, val, thresh):
-        done = stopped(t, max_iter, prev, val, thresh)
-        if done is not None:
-            stops.extend([t] * int(done.sum()))
-        return done
-
-    monkeypatch.setattr(_sdid_fw, "_stopped", spy)
     # (ζ, min_decrease): all 8 stop early, at 7 different steps; 2 stop early (at 13 and 195), 6 at the cap
     for zeta, min_decrease, n_capped in ((0.5, 1e-2, 0), (1e-6, 1e-3, 6)):
-        stops.clear()
-        together = _fw_gram(A, b, zeta, x0, min_decrease, cap)
-        assert len(stops) == B and stops.count(cap) == n_capped
-        assert len({t for t in stops if t < cap}) >= 2  # e.g. steps 8, 31, 54, 66, 162, 172, 172, 224
+        together, steps = _gram_solve(A, b, zeta, x0, min_decrease, cap)
+        assert np.count_nonzero(steps == cap) == n_capped and steps.min() >= 2
+        assert len({t for t in steps if t < cap}) >= 2  # e.g. steps 8, 31, 54, 66, 162, 172, 172, 224
         for j in range(B):
-            alone = _fw_gram(A[j:j + 1], b[j:j + 1], zeta, x0[j:j + 1], min_decrease, cap)[0]
-            assert np.array_equal(together[j], alone)
+            alone, steps_alone = _gram_solve(A[j:j + 1], b[j:j + 1], zeta, x0[j:j + 1], min_decrease, cap)
+            assert np.array_equal(together[j], alone[0]) and steps_alone[0] == steps[j]
         ref = _fw_batch(Yc, zeta, False, x0, min_decrease, cap)
         np.testing.assert_allclose(together, ref, rtol=0, atol=1e-12)
+
+
+def test_placebo_solver_gives_the_same_bits_on_one_and_two_threads(prop99):
+    """Each problem runs alone on one thread, so the thread count changes timings only."""
+    Y, N0, T0 = prop99, prop99.shape[0] - 1, 19
+    M = Y[:N0, :T0].T - Y[:N0, :T0].T.mean(axis=0)
+    rng = np.random.default_rng(2)
+    cols = np.stack([rng.permutation(N0)[:N0 - 1] for _ in range(9)])
+    b = Y[N0, :T0] + rng.normal(size=(9, T0))  # California's pre-period path, perturbed per problem
+    b -= b.mean(axis=1, keepdims=True)
+    x0 = rng.dirichlet(np.ones(N0 - 1), size=9)
+    one = _gram_solve(None, b, 0.5, x0, 1e-6, 10_000, shared=(M, cols), threads=1)
+    two = _gram_solve(None, b, 0.5, x0, 1e-6, 10_000, shared=(M, cols), threads=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert one[1].max() > 100  # long runs: the threads really overlap

@@ -11,10 +11,11 @@ rule (objective decrease < ``min_decrease``² after ≥ 2 steps, or ``max_iter``
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 _BARRED = 1e300  # half-gradient of a column a problem may not use (finite: 0·_BARRED stays 0)
-
 
 def _stopped(t: int, max_iter: int, prev: np.ndarray | None, val: np.ndarray, thresh: float) -> np.ndarray | None:
     """R's stopping rule for a batch after step ``t``: a problem stops when its objective fell by at most
@@ -187,21 +188,31 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
     ``A`` is B × n × k (already demeaned if the problem has an intercept) and ``b`` B × n;
     ``parts`` = :func:`gram_parts` (A, b) if already computed. With
     ``shared = (M, cols)`` the problems are column subsets of one n × K matrix M (``A`` is then not
-    used and may be None): A_j = M[:, cols_j], and G_j's rows are gathered from M'M (K × K, shared
+    used and may be None): A_j = M[:, cols_j], and G_j's rows are read from M'M (K × K, shared
     by the batch) — the placebo draws' unit weights, where B per-problem Gram matrices would not fit.
 
-    The B problems run in lockstep: one argmin, line search and update per step for all still-running
-    problems (state arrays B × k), a problem leaving the batch at the step where it stops (R's rule or
-    the cap), exactly as if solved alone (``tests/test_compute_sdid.py``: bit-identical). All per-step
-    arithmetic is row-wise, so a problem's path does not depend on the others; what remains is
-    O(B·k) elementwise work per step (medium world: 174 draws × 656 donors × 10 000 steps for SC and
-    SDID unit weights), which any change of its order of operations would move off R's rounding.
+    The starting state (A x, p) is formed here with numpy; each problem then runs to its stop in the
+    compiled loop :func:`evalkit.estimators._fw_kernel.solve_one`, problems spread over
+    :func:`fw_threads` threads. A problem's arithmetic does not depend on the others, on the thread
+    that runs it or on the thread count (``tests/test_compute_sdid.py``: bit-identical).
     """
+    return _gram_solve(A, b, zeta, x0, min_decrease, max_iter, shared, parts)[0]
+
+
+def _gram_solve(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, min_decrease: float,
+                max_iter: int, shared: tuple[np.ndarray, np.ndarray] | None = None,
+                parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fw_gram` with the number of steps each problem ran (B, int); ``threads`` overrides
+    :func:`fw_threads`."""
+    from evalkit.estimators._fw_kernel import solve_one  # numba is imported only when a placebo refit runs
+
     B, n = b.shape
     zeta2 = float(zeta) ** 2
     eta = n * zeta2
     thresh = float(min_decrease) ** 2
     x0 = np.asarray(x0, dtype=float).reshape(B, -1)
+    b = np.ascontiguousarray(b, dtype=float)
     rows = np.arange(B)
     if shared is None:
         x = x0.copy()
@@ -225,61 +236,34 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
         p = (Ax - b) @ M
         p[barred] = _BARRED
     p += eta * x
-    out = np.empty(x.shape)
-    idx = np.arange(B)
-    prev = np.full(B, np.inf)
-    xx = np.vecdot(x, x)
-    minimum, maximum, vecdot = np.minimum, np.maximum, np.vecdot
-    K = x.shape[1]
-    # flat views: element (j, i) of x and p is flat j·K + i, row (j, i) of At and G is row j·K + i
-    # (numpy's take on a flat index costs less per step than fancy indexing with two index arrays)
-    x, p = np.ascontiguousarray(x), np.ascontiguousarray(p)  # so that the flat views below are views
-    xf, pf, fo = x.reshape(-1), p.reshape(-1), rows * K
-    if shared is None:
-        # At and G stay whole (B·k rows, ~45 MB for 174 draws × 655 controls × 50 periods): a stopped
-        # problem's rows are skipped by offsetting with the problem's original index, never copied out
-        At2, G2 = At.reshape(-1, n), G.reshape(-1, K)
-        go = fo  # row of (problem idx[j], column 0) in At2 / G2
-    t = 0
-    while idx.size:
-        t += 1
-        i = p.argmin(axis=1)
-        fi = fo + i
-        if shared is None:
-            gi = go + i
-            Ai, Gi = At2.take(gi, axis=0), G2.take(gi, axis=0)
-        else:
-            Ai, Gi = Mt.take(i, axis=0), G.take(i, axis=0)
-        xi = xf.take(fi)
-        d_err = Ai - Ax
-        num = pf.take(fi) - vecdot(p, x)  # p·(e_i − x)
-        den = vecdot(d_err, d_err) + eta * (xx + 1.0 - 2.0 * xi)  # ‖A d_x‖² + nζ²‖e_i − x‖²
-        moving = den > 0  # den == 0 iff x is already the vertex e_i: R returns x unchanged
-        if moving.all():
-            step = minimum(maximum(-num / den, 0.0), 1.0)
-        else:
-            step = minimum(maximum(-num / np.where(moving, den, 1.0), 0.0), 1.0) * moving
-        s = step[:, None]
-        r = 1.0 - s
-        x *= r
-        xf[fi] += step
-        Ax += s * d_err
-        Gi -= c
-        Gi.reshape(-1)[fo + i] += eta  # G_i − A'b + nζ²e_i
-        Gi *= s
-        p *= r
-        p += Gi
-        err = Ax - b
-        xx = vecdot(x, x)
-        val = zeta2 * xx + vecdot(err, err) / n
-        done = _stopped(t, max_iter, prev, val, thresh)
-        prev = val
-        if done is not None:
-            out[idx[done]] = x[done]
-            keep = ~done
-            idx, x, Ax, p, b, c, prev, xx = idx[keep], x[keep], Ax[keep], p[keep], b[keep], c[keep], prev[keep], xx[keep]
-            rows = np.arange(idx.size)
-            xf, pf, fo = x.reshape(-1), p.reshape(-1), rows * K
-            if shared is None:
-                go = idx * K
-    return out if shared is None else out[np.arange(B)[:, None], cols]
+    x, p, c, Ax = (np.ascontiguousarray(a) for a in (x, p, c, Ax))
+    steps = np.zeros(B, np.int64)
+
+    def run(j: int) -> None:
+        R, Gj = (Mt, G) if shared is not None else (At[j], G[j])
+        steps[j] = solve_one(x[j], p[j], c[j], Ax[j], b[j], R, Gj, eta, zeta2, thresh, int(max_iter))
+
+    nthreads = min(B, fw_threads() if threads is None else threads)
+    if nthreads <= 1:
+        for j in range(B):
+            run(j)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="evalkit-fw") as pool:
+            list(pool.map(run, range(B)))  # the kernel releases the GIL (nogil)
+    return (x if shared is None else x[rows[:, None], cols]), steps
+
+
+def fw_threads() -> int:
+    """Threads for the placebo solver: ``EVALKIT_FW_THREADS`` if set, else ``OMP_NUM_THREADS`` (what
+    ``evalkit run --jobs N`` gives each evaluation), else the CPUs this process may use. Changes
+    timings only: every problem is solved alone, on one thread."""
+    for var in ("EVALKIT_FW_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "").strip()
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
