@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimators import sdid
-from evalkit.estimators._sdid_fw import _fw_batch, _fw_gram, _fw_groups, _gram_solve
+from evalkit.estimators._sdid_fw import _fw_batch, _fw_gram, _fw_groups, _gram_solve, _sparsify
 from evalkit.estimators.sdid import fit_matrix, placebo_draws
 
 
@@ -129,3 +129,21 @@ def test_placebo_solver_gives_the_same_bits_on_one_and_two_threads(prop99):
     two = _gram_solve(None, b, 0.5, x0, 1e-6, 10_000, shared=(M, cols), threads=2)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     assert one[1].max() > 100  # long runs: the threads really overlap
+
+
+def test_per_problem_refit_equals_two_calls():
+    """``problem=`` with ``refit`` (A_j formed where problem j runs, sparsify between the runs) gives the
+    bits of two batch calls with R's sparsification between them."""
+    rng = np.random.default_rng(4)
+    B, n, k = 5, 30, 7
+    Yc = rng.normal(size=(B, n, k + 1)).cumsum(axis=1)
+    Yc -= Yc.mean(axis=1, keepdims=True)
+    A, b = np.ascontiguousarray(Yc[:, :, :-1]), np.ascontiguousarray(Yc[:, :, -1])
+    x0 = np.full((B, k), 1 / k)
+    first = _fw_gram(A, b, 1e-3, x0, 1e-6, 100)
+    two_calls = _fw_gram(A, b, 1e-3, _sparsify(first), 1e-6, 10_000)
+    one_call = _fw_gram(None, None, 1e-3, x0, 1e-6, 100, problem=lambda j: (Yc[j, :, :-1], Yc[j, :, -1]),
+                        refit=10_000)
+    assert np.array_equal(one_call, two_calls)
+    np.testing.assert_allclose(one_call, _fw_batch(Yc, 1e-3, False, _sparsify(first), 1e-6, 10_000), rtol=0,
+                               atol=1e-12)

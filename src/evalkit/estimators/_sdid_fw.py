@@ -12,6 +12,7 @@ rule (objective decrease < ``min_decrease``² after ≥ 2 steps, or ``max_iter``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -164,16 +165,10 @@ def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrea
     return x
 
 
-def gram_parts(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A' (B × k × n), A'A (B × k × k) and A'b (B × k) of a batch for :func:`_fw_gram`; computed once
-    for the runs before and after sparsification (on the medium world ~1–2 s of CPU each time)."""
-    At = np.ascontiguousarray(A.transpose(0, 2, 1))
-    return At, np.matmul(At, A), np.matmul(At, b[:, :, None])[:, :, 0]
-
-
-def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, min_decrease: float, max_iter: int,
-             shared: tuple[np.ndarray, np.ndarray] | None = None,
-             parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _fw_gram(A: np.ndarray | None, b: np.ndarray | None, zeta: float, x0: np.ndarray, min_decrease: float,
+             max_iter: int, shared: tuple[np.ndarray, np.ndarray] | None = None,
+             problem: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+             refit: int | None = None) -> np.ndarray:
     """Frank–Wolfe for a batch of B problems with the gradient updated from the Gram matrix; x (B × k).
 
     The problems and the stopping rule are those of :func:`_fw_batch` (each problem stops on its
@@ -185,63 +180,87 @@ def _fw_gram(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, m
     placebo problems the draws equal the recomputing loop to ~1e-13 relative after 10 000 steps
     (``tests/test_compute_sdid.py``).
 
-    ``A`` is B × n × k (already demeaned if the problem has an intercept) and ``b`` B × n;
-    ``parts`` = :func:`gram_parts` (A, b) if already computed. With
-    ``shared = (M, cols)`` the problems are column subsets of one n × K matrix M (``A`` is then not
-    used and may be None): A_j = M[:, cols_j], and G_j's rows are read from M'M (K × K, shared
-    by the batch) — the placebo draws' unit weights, where B per-problem Gram matrices would not fit.
+    The problems, one of:
 
-    The starting state (A x, p) is formed here with numpy; each problem then runs to its stop in the
+    * ``A`` (B × n × k, already demeaned if the problem has an intercept) and ``b`` (B × n);
+    * ``problem(j) -> (A_j, b_j)`` (n × k and n), formed where problem j runs, so the batch's
+      n × k matrices are never all in memory at once (the placebo draws' time weights); ``b`` None;
+    * ``shared = (M, cols)``: column subsets of one n × K matrix M (``A`` None, ``b`` B × n):
+      A_j = M[:, cols_j], G_j's rows read from M'M (K × K, shared by the batch) — the placebo
+      draws' unit weights, where B per-problem Gram matrices would not fit.
+
+    ``refit`` (not with ``shared``): after the run of ``max_iter`` steps, sparsify x (R's
+    ``sparsify_function``) and run again for up to ``refit`` steps, as R's two calls; the problem's
+    A', A'A and A'b serve both runs.
+
+    The starting state (A x, p) is formed with numpy; each problem then runs to its stop in the
     compiled loop :func:`evalkit.estimators._fw_kernel.solve_one`, problems spread over
     :func:`fw_threads` threads. A problem's arithmetic does not depend on the others, on the thread
     that runs it or on the thread count (``tests/test_compute_sdid.py``: bit-identical).
     """
-    return _gram_solve(A, b, zeta, x0, min_decrease, max_iter, shared, parts)[0]
+    return _gram_solve(A, b, zeta, x0, min_decrease, max_iter, shared, problem, refit)[0]
 
 
-def _gram_solve(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray, min_decrease: float,
+def _gram_solve(A: np.ndarray | None, b: np.ndarray | None, zeta: float, x0: np.ndarray, min_decrease: float,
                 max_iter: int, shared: tuple[np.ndarray, np.ndarray] | None = None,
-                parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_fw_gram` with the number of steps each problem ran (B, int); ``threads`` overrides
-    :func:`fw_threads`."""
+                problem: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+                refit: int | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fw_gram` with the number of steps each problem ran (B, int; the last run's with
+    ``refit``); ``threads`` overrides :func:`fw_threads`."""
     from evalkit.estimators._fw_kernel import solve_one  # numba is imported only when a placebo refit runs
 
-    B, n = b.shape
+    x0 = np.asarray(x0, dtype=float)
+    B = x0.shape[0]
     zeta2 = float(zeta) ** 2
-    eta = n * zeta2
     thresh = float(min_decrease) ** 2
-    x0 = np.asarray(x0, dtype=float).reshape(B, -1)
-    b = np.ascontiguousarray(b, dtype=float)
-    rows = np.arange(B)
+    steps = np.zeros(B, np.int64)
     if shared is None:
-        x = x0.copy()
-        At, G, c = gram_parts(A, b) if parts is None else parts  # At: B × k × n
-        Ax = np.matmul(A, x[:, :, None])[:, :, 0]
-        p = np.matmul(At, (Ax - b)[:, :, None])[:, :, 0]
+        if problem is None:
+            def problem(j: int) -> tuple[np.ndarray, np.ndarray]:
+                return A[j], b[j]
+        x = np.array(x0).reshape(B, -1)
+
+        def run(j: int) -> None:
+            Aj, bj = problem(j)
+            Aj, bj = np.ascontiguousarray(Aj, dtype=float), np.ascontiguousarray(bj, dtype=float)
+            eta = bj.shape[0] * zeta2
+            At = np.ascontiguousarray(Aj.T)  # row i is column i of A
+            G, c = At @ Aj, (At @ bj[:, None])[:, 0]
+            xj = x[j].copy()
+            for cap in (max_iter,) if refit is None else (max_iter, refit):
+                if cap != max_iter:
+                    xj = _sparsify(xj)
+                Ax = (Aj @ xj[:, None])[:, 0]
+                p = (At @ (Ax - bj)[:, None])[:, 0]
+                p += eta * xj
+                steps[j] = solve_one(xj, p, c, Ax, bj, At, G, eta, zeta2, thresh, int(cap))
+            x[j] = xj
     else:
+        if refit is not None:
+            raise ValueError("refit is for per-problem batches; sparsify and call again with shared")
         # problem j works on all K columns of M, those outside cols_j barred: their half-gradient is held
         # at _BARRED (c = −_BARRED there keeps (1−s)p + s(G_i − c) at _BARRED), their weight stays 0
         M, cols = shared
-        K = M.shape[1]
+        n, K = M.shape
+        eta = n * zeta2
+        rows = np.arange(B)
         Mt = np.ascontiguousarray(M.T)  # K × n: row j is column j of M
         G = Mt @ M
         x = np.zeros((B, K))
-        x[rows[:, None], cols] = x0
+        x[rows[:, None], cols] = x0.reshape(B, -1)
         barred = np.ones((B, K), bool)
         barred[rows[:, None], cols] = False
+        b = np.ascontiguousarray(b, dtype=float)
         c = (Mt @ b.T).T
         c[barred] = -_BARRED
         Ax = x @ Mt
         p = (Ax - b) @ M
         p[barred] = _BARRED
-    p += eta * x
-    x, p, c, Ax = (np.ascontiguousarray(a) for a in (x, p, c, Ax))
-    steps = np.zeros(B, np.int64)
+        p += eta * x
+        c, Ax, p = np.ascontiguousarray(c), np.ascontiguousarray(Ax), np.ascontiguousarray(p)
 
-    def run(j: int) -> None:
-        R, Gj = (Mt, G) if shared is not None else (At[j], G[j])
-        steps[j] = solve_one(x[j], p[j], c[j], Ax[j], b[j], R, Gj, eta, zeta2, thresh, int(max_iter))
+        def run(j: int) -> None:
+            steps[j] = solve_one(x[j], p[j], c[j], Ax[j], b[j], Mt, G, eta, zeta2, thresh, int(max_iter))
 
     nthreads = min(B, fw_threads() if threads is None else threads)
     if nthreads <= 1:
@@ -251,8 +270,8 @@ def _gram_solve(A: np.ndarray | None, b: np.ndarray, zeta: float, x0: np.ndarray
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="evalkit-fw") as pool:
-            list(pool.map(run, range(B)))  # the kernel releases the GIL (nogil)
-    return (x if shared is None else x[rows[:, None], cols]), steps
+            list(pool.map(run, range(B)))  # the kernel releases the GIL (nogil), as do numpy's products
+    return (x if shared is None else x[np.arange(B)[:, None], cols]), steps
 
 
 def fw_threads() -> int:

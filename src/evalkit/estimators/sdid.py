@@ -47,7 +47,6 @@ from evalkit.estimators._sdid_fw import (
     _fw_groups,
     _sparsify,
     _sum_normalize,
-    gram_parts,
 )
 from evalkit.estimators.specs import check_options
 from evalkit.results import EstimationResult, normal_inference
@@ -145,14 +144,14 @@ def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.nd
         # R collapsed.form's control rows (pre-periods, post-period mean), formed once for the original
         # controls and gathered per draw: the same numbers as collapsing each draw's matrix (~2 s on medium)
         Z = np.concatenate([Y_co[:, :T0], Y_co[:, T0:].mean(axis=1, keepdims=True)], axis=1)
-        Al = Z[cols]
-        if opts.lambda_intercept:
-            Al = Al - Al.mean(axis=1, keepdims=True)
-        A, b = np.ascontiguousarray(Al[:, :, :-1]), np.ascontiguousarray(Al[:, :, -1])
-        parts = gram_parts(A, b)  # A', A'A, A'b: shared by the runs before and after sparsification
-        lam = _fw_gram(A, b, opts.zeta_lambda, lam, opts.min_decrease, opts.max_iter_pre_sparsify, parts=parts)
-        if opts.sparsify:
-            lam = _fw_gram(A, b, opts.zeta_lambda, _sparsify(lam), opts.min_decrease, opts.max_iter, parts=parts)
+        def problem(j: int) -> tuple[np.ndarray, np.ndarray]:  # draw j's controls, formed where it is solved
+            Al = Z[cols[j]]
+            if opts.lambda_intercept:
+                Al = Al - Al.mean(axis=0, keepdims=True)
+            return Al[:, :-1], Al[:, -1]
+
+        lam = _fw_gram(None, None, opts.zeta_lambda, lam, opts.min_decrease, opts.max_iter_pre_sparsify,
+                       problem=problem, refit=opts.max_iter if opts.sparsify else None)
     if opts.update_omega:
         M = np.array(Y_co[:, :T0].T)  # T0 × N0_orig: the placebo problems' columns
         b = Y[:, N0:, :T0].mean(axis=1)  # the placebo-treated units' pre-period mean (R collapsed.form)
