@@ -206,7 +206,21 @@ def _gram_solve(A: np.ndarray | None, b: np.ndarray | None, zeta: float, x0: np.
                 problem: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
                 refit: int | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_fw_gram` with the number of steps each problem ran (B, int; the last run's with
-    ``refit``); ``threads`` overrides :func:`fw_threads`."""
+    ``refit``); ``threads`` overrides :func:`fw_threads`.
+
+    OpenBLAS runs single-threaded meanwhile: the products here are small (e.g. 50 × 655 × 50 per
+    draw) and the problems already share the cores; multi-threaded, each product cost ~100× the CPU
+    on a busy machine (threads spinning while others hold the cores). Results do not change.
+    """
+    from evalkit.estimators._cs_blas import blas_threads
+
+    with blas_threads(1):
+        return _gram_run(A, b, zeta, x0, min_decrease, max_iter, shared, problem, refit, threads)
+
+
+def _gram_run(A: np.ndarray | None, b: np.ndarray | None, zeta: float, x0: np.ndarray, min_decrease: float,
+              max_iter: int, shared: tuple[np.ndarray, np.ndarray] | None, problem: Callable | None,
+              refit: int | None, threads: int | None) -> tuple[np.ndarray, np.ndarray]:
     from evalkit.estimators._fw_kernel import solve_one  # numba is imported only when a placebo refit runs
 
     x0 = np.asarray(x0, dtype=float)
