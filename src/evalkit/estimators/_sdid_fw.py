@@ -6,8 +6,9 @@ rule (objective decrease < ``min_decrease``² after ≥ 2 steps, or ``max_iter``
 * :func:`_fw_one` — one problem (the point estimate), A x recomputed at every step as R does;
 * :func:`_fw_batch` / :func:`_fw_groups` — a batch of problems, same arithmetic (bootstrap draws);
 * :func:`_fw_gram` — a batch whose gradient is updated from A'A (the placebo draws): O(k) per
-  step instead of O(n·k); see its docstring for why this is exact up to rounding there.
-"""
+  step instead of O(n·k), each problem run by the compiled loop of
+  :mod:`evalkit.estimators._fw_kernel` (numba, imported on first use); see its docstring for why
+  this is exact up to rounding there."""
 
 from __future__ import annotations
 
