@@ -284,8 +284,11 @@ def _gram_run(A: np.ndarray | None, b: np.ndarray | None, zeta: float, x0: np.nd
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="evalkit-fw") as pool:
+        pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="evalkit-fw")
+        try:
             list(pool.map(run, range(B)))  # the kernel releases the GIL (nogil), as do numpy's products
+        finally:  # on an error or an interrupt the problems not yet started are dropped, not run
+            pool.shutdown(wait=True, cancel_futures=True)
     return (x if shared is None else x[np.arange(B)[:, None], cols]), steps
 
 
