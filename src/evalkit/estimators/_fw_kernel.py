@@ -1,9 +1,10 @@
 """Compiled Frank–Wolfe loop of the placebo draws (numba; imported only when a placebo refit runs).
 
 :func:`solve_one` runs one Gram-updated problem of :func:`evalkit.estimators._sdid_fw._fw_gram` to
-its stop. Each step is two passes over the problem's n rows (‖A d_x‖², then A x and ‖A x − b‖²)
-and one fused pass over its k weights (x and the half-gradient p updated, and for the next step
-the argmin of p, p·x and x·x), where the numpy loop made ~20 passes over the whole batch.
+its stop. Each step is one fused pass over the problem's k weights (x and the half-gradient p
+updated; for the next step the argmin i' of p, p·x and x·x) and one over its n rows (A x updated,
+‖A x − b‖², and the next step's ‖A_i' − A x‖²), where the numpy loop made ~20 passes over the
+whole batch.
 
 Exactness: every elementwise update is R's ``sc.weight.fw`` operation for operation, in IEEE
 double precision (no fastmath, no contraction into fused multiply-adds); only the dot products
@@ -102,28 +103,28 @@ def solve_one(x: np.ndarray, p: np.ndarray, c: np.ndarray, Ax: np.ndarray, b: np
             xx3 += xm * xm
     px = (px0 + px1) + (px2 + px3)
     xx = (xx0 + xx1) + (xx2 + xx3)
+    # ‖A d_x‖² of the first step, with A d_x = A_i − A x (later steps' come with the update of A x)
+    d0 = d1 = d2 = d3 = 0.0
+    r = 0
+    while r + 4 <= n:
+        e0 = R[i, r] - Ax[r]
+        e1 = R[i, r + 1] - Ax[r + 1]
+        e2 = R[i, r + 2] - Ax[r + 2]
+        e3 = R[i, r + 3] - Ax[r + 3]
+        d0 += e0 * e0
+        d1 += e1 * e1
+        d2 += e2 * e2
+        d3 += e3 * e3
+        r += 4
+    while r < n:
+        e0 = R[i, r] - Ax[r]
+        d0 += e0 * e0
+        r += 1
+    dd = (d0 + d1) + (d2 + d3)
     prev = np.inf
     t = 0
     while True:
         t += 1
-        # ‖A d_x‖² with A d_x = A_i − A x
-        d0 = d1 = d2 = d3 = 0.0
-        r = 0
-        while r + 4 <= n:
-            e0 = R[i, r] - Ax[r]
-            e1 = R[i, r + 1] - Ax[r + 1]
-            e2 = R[i, r + 2] - Ax[r + 2]
-            e3 = R[i, r + 3] - Ax[r + 3]
-            d0 += e0 * e0
-            d1 += e1 * e1
-            d2 += e2 * e2
-            d3 += e3 * e3
-            r += 4
-        while r < n:
-            e0 = R[i, r] - Ax[r]
-            d0 += e0 * e0
-            r += 1
-        dd = (d0 + d1) + (d2 + d3)
         num = p[i] - px  # p·(e_i − x)
         den = dd + eta * (xx + 1.0 - 2.0 * x[i])  # ‖A d_x‖² + nζ²‖e_i − x‖²
         if den > 0:
@@ -135,29 +136,6 @@ def solve_one(x: np.ndarray, p: np.ndarray, c: np.ndarray, Ax: np.ndarray, b: np
         else:  # den == 0 iff x is already the vertex e_i: R returns x unchanged
             s = 0.0
         rs = 1.0 - s
-        # A x ← A x + s(A_i − A x), then ‖A x − b‖²
-        d0 = d1 = d2 = d3 = 0.0
-        r = 0
-        while r + 4 <= n:
-            Ax[r] += s * (R[i, r] - Ax[r])
-            Ax[r + 1] += s * (R[i, r + 1] - Ax[r + 1])
-            Ax[r + 2] += s * (R[i, r + 2] - Ax[r + 2])
-            Ax[r + 3] += s * (R[i, r + 3] - Ax[r + 3])
-            e0 = Ax[r] - b[r]
-            e1 = Ax[r + 1] - b[r + 1]
-            e2 = Ax[r + 2] - b[r + 2]
-            e3 = Ax[r + 3] - b[r + 3]
-            d0 += e0 * e0
-            d1 += e1 * e1
-            d2 += e2 * e2
-            d3 += e3 * e3
-            r += 4
-        while r < n:
-            Ax[r] += s * (R[i, r] - Ax[r])
-            e0 = Ax[r] - b[r]
-            d0 += e0 * e0
-            r += 1
-        ee = (d0 + d1) + (d2 + d3)
         # x ← (1−s)x + s e_i, p ← (1−s)p + s(G_i − A'b + nζ²e_i); with them p·x, x·x and the first
         # minimum of p per lane (element m in lane m mod 4) for the next step
         px0 = px1 = px2 = px3 = 0.0
@@ -205,15 +183,51 @@ def solve_one(x: np.ndarray, p: np.ndarray, c: np.ndarray, Ax: np.ndarray, b: np
         xx = (xx0 + xx1) + (xx2 + xx3)
         # first minimum over the lanes (smallest value, then smallest column); numpy's rule (first NaN)
         # where p holds a NaN or no finite minimum (a NaN or inf in p makes p·x NaN or inf)
-        i, best = i0, b0
-        if b1 < best or (b1 == best and i1 < i):
-            i, best = i1, b1
-        if b2 < best or (b2 == best and i2 < i):
-            i, best = i2, b2
-        if b3 < best or (b3 == best and i3 < i):
-            i, best = i3, b3
-        if i == k or not (abs(px) < np.inf):
-            i = _argmin(p)
+        j, best = i0, b0
+        if b1 < best or (b1 == best and i1 < j):
+            j, best = i1, b1
+        if b2 < best or (b2 == best and i2 < j):
+            j, best = i2, b2
+        if b3 < best or (b3 == best and i3 < j):
+            j, best = i3, b3
+        if j == k or not (abs(px) < np.inf):
+            j = _argmin(p)
+        # A x ← A x + s(A_i − A x), ‖A x − b‖², and the next step's ‖A_j − A x‖² in the same pass
+        d0 = d1 = d2 = d3 = 0.0
+        f0 = f1 = f2 = f3 = 0.0
+        r = 0
+        while r + 4 <= n:
+            Ax[r] += s * (R[i, r] - Ax[r])
+            Ax[r + 1] += s * (R[i, r + 1] - Ax[r + 1])
+            Ax[r + 2] += s * (R[i, r + 2] - Ax[r + 2])
+            Ax[r + 3] += s * (R[i, r + 3] - Ax[r + 3])
+            e0 = Ax[r] - b[r]
+            e1 = Ax[r + 1] - b[r + 1]
+            e2 = Ax[r + 2] - b[r + 2]
+            e3 = Ax[r + 3] - b[r + 3]
+            d0 += e0 * e0
+            d1 += e1 * e1
+            d2 += e2 * e2
+            d3 += e3 * e3
+            e0 = R[j, r] - Ax[r]
+            e1 = R[j, r + 1] - Ax[r + 1]
+            e2 = R[j, r + 2] - Ax[r + 2]
+            e3 = R[j, r + 3] - Ax[r + 3]
+            f0 += e0 * e0
+            f1 += e1 * e1
+            f2 += e2 * e2
+            f3 += e3 * e3
+            r += 4
+        while r < n:
+            Ax[r] += s * (R[i, r] - Ax[r])
+            e0 = Ax[r] - b[r]
+            d0 += e0 * e0
+            e0 = R[j, r] - Ax[r]
+            f0 += e0 * e0
+            r += 1
+        ee = (d0 + d1) + (d2 + d3)
+        dd = (f0 + f1) + (f2 + f3)
+        i = j
         val = zeta2 * xx + ee / n
         if t >= max_iter or (t >= 2 and not (prev - val > thresh)):
             return t
