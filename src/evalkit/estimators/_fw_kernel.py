@@ -6,9 +6,10 @@ updated; for the next step the argmin i' of p, p·x and x·x) and one over its n
 ‖A x − b‖², and the next step's ‖A_i' − A x‖²), where the numpy loop made ~20 passes over the
 whole batch.
 
-Exactness: every elementwise update is R's ``sc.weight.fw`` operation for operation, in IEEE
-double precision (no fastmath, no contraction into fused multiply-adds); only the dot products
-are summed in a different fixed order than numpy's BLAS ``vecdot`` — four interleaved partial sums
+Exactness: every elementwise update is that of the numpy Gram solver it replaces (main until
+2026-12-05) operation for operation, in IEEE double precision (no fastmath, no contraction into
+fused multiply-adds), and the stopping rule and step cap are R's; only the dot products are
+summed in a different fixed order than numpy's BLAS ``vecdot`` — four interleaved partial sums
 (element m into sum m mod 4), added as (s0 + s1) + (s2 + s3) — so they round differently (draws
 within ~1e-13 relative of numpy's), and a problem's bits do not depend on the thread that runs it.
 
