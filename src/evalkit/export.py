@@ -15,6 +15,7 @@ import html
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -259,8 +260,9 @@ class Browser:
         self._stderr = Path(self._profile) / "stderr.log"
         try:
             with open(self._stderr, "wb") as err:
+                # its own process group: close() ends Chromium and all its helpers with one signal
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                             preexec_fn=place_pipes, close_fds=False)
+                                             preexec_fn=place_pipes, close_fds=False, start_new_session=True)
         except BaseException:
             shutil.rmtree(self._profile, ignore_errors=True)
             raise
@@ -357,17 +359,25 @@ class Browser:
         return Path(pdf_path).resolve()
 
     def close(self) -> None:
-        """Stop the browser (closing its pipe ends it; killed if it lingers) and remove its profile."""
+        """Stop the browser and its helper processes at once (SIGKILL to its process group) and remove its
+        profile. Every PDF is written by then, from the data Chromium sent; nothing else of the browser is
+        kept, so its orderly shutdown (closing pages and helpers, writing the profile: 0.3–0.6 s at the end
+        of every ``evalkit run``) is skipped."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:  # not a group leader after all (or gone): the browser process alone
+                with contextlib.suppress(OSError):
+                    self.proc.kill()
         for fd in (self._w, self._r):
             try:
                 os.close(fd)
             except OSError:
                 pass
         try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # cannot happen after SIGKILL unless the kernel is stuck
+            pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:
