@@ -212,3 +212,35 @@ def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one
     assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) == "c.yaml"
     assert next_file_hint([(3, Path("d.yaml"))], 2) is None
     assert next_file_hint([], 1) is None
+
+
+def test_collector_paused_runs_no_collection_and_freezes_what_was_made():
+    import gc
+
+    from evalkit.kernel_launcher import collector_paused
+
+    runs: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    assert gc.isenabled()
+    gc.callbacks.append(count)
+    frozen = gc.get_freeze_count()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            made = [[i] for i in range(100_000)]  # would trigger collections with the collector on
+            gc.collect(0)  # an explicit collection still runs: only the automatic ones are paused
+            runs.remove(0)
+        assert gc.isenabled() and runs == []
+        assert gc.get_freeze_count() >= frozen + len(made)
+        gc.disable()
+        with collector_paused():  # a collector that was off stays off
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+        gc.unfreeze()
