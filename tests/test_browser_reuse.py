@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -74,6 +75,7 @@ def test_close_ends_the_browser_and_all_its_helpers_at_once(tmp_path):
     assert helpers and os.getpgid(browser.proc.pid) == browser.proc.pid != os.getpgid(0)
     browser.close()
     assert not browser.alive() and not os.path.exists(browser._profile)
+    assert os.path.dirname(browser._profile) == (export.profile_parent() or tempfile.gettempdir())
     deadline = time.monotonic() + 5  # SIGKILLed: only the kernel's teardown of each process is left
     while any(_running(p) for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -133,3 +135,10 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_profile_parent_is_memory_when_writable_else_the_temporary_folder(monkeypatch):
+    writable = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK)
+    assert export.profile_parent() == ("/dev/shm" if writable else None)
+    monkeypatch.setattr(export.os, "access", lambda *_a: False)
+    assert export.profile_parent() is None

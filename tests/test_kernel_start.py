@@ -244,3 +244,23 @@ def test_collector_paused_runs_no_collection_and_freezes_what_was_made():
         gc.callbacks.remove(count)
         gc.enable()
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(("argv", "frozen"), [
+    (["/v/bin/evalkit", "run", "{p}"], True),
+    (["/v/bin/evalkit", "run", "{p}", "{p}", "-j2"], True),  # several workers: still this process's exit
+    (["/src/evalkit/__main__.py", "run", "{p}", "-q"], True),
+    (["/v/bin/evalkit", "validate", "{p}"], False),
+    (["/v/lib/pytest/__main__.py", "run", "{p}"], False),  # a test importing the CLI
+])
+def test_evalkit_run_freezes_its_objects_at_exit_and_nothing_else_does(tmp_path, monkeypatch, argv, frozen):
+    import gc
+
+    p = tmp_path / "index.yaml"
+    p.write_text("evaluation_id: a\n")
+    registered = []
+    monkeypatch.setattr(kernel_start, "prestart", lambda _nb: None)
+    monkeypatch.setattr(kernel_start.atexit, "register", registered.append)
+    monkeypatch.setenv("EVALKIT_KERNEL_EARLY", "0")  # the freeze does not depend on the early kernel
+    kernel_start.start_for_command_line([a.replace("{p}", str(p)) for a in argv])
+    assert registered == ([gc.freeze] if frozen else [])

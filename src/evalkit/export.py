@@ -218,6 +218,15 @@ def find_chromium() -> str:
                      "or set EVALKIT_CHROMIUM")
 
 
+def profile_parent() -> str | None:
+    """Where a browser's fresh profile folder goes: ``/dev/shm`` (memory) when it is a writable folder, else
+    the temporary folder (``None``). Chromium writes ~190 files (2 MB) into a new profile as it starts;
+    removing them from a disk-backed /tmp took 0.2–0.6 s at the end of every ``evalkit run`` on a busy host,
+    from memory ~0.01 s. The folder is private (0700) either way and removed when the browser closes."""
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, as in /tmp
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 #: Chromium switches shared by every PDF: no network, no first-run chores, no GPU, a fresh profile
 _CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -241,7 +250,7 @@ class Browser:
 
         self.timeout = timeout
         chromium = find_chromium()
-        self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-", dir=profile_parent())
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         # copies above 9, so that placing them on 3 and 4 in the child cannot overwrite one another
