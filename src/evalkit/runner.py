@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -172,6 +173,17 @@ def _ipc_kernel_manager():
             kc = super().client(**kw)
             self.clients.append(kc)  # nbclient does not stop the channels of a manager it did not create
             return kc
+
+        async def _async_kill_kernel(self, restart: bool = False) -> None:
+            # jupyter_client sleeps 0.1 s between checks that the killed kernel is gone (twice: the manager,
+            # then the provisioner), after every `evalkit run`'s last cell; SIGKILLed, it is gone in
+            # milliseconds: wait for the process itself, and the checks below find it gone at once
+            proc = getattr(self.provisioner, "process", None)
+            if self.has_kernel and proc is not None:
+                await self.provisioner.kill(restart=restart)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+            await super()._async_kill_kernel(restart=restart)
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client interrupts (SIGINT) every kernel before shutting it down, and ipykernel then
