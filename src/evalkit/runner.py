@@ -356,6 +356,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     told to restore its state (:meth:`KeptKernel.keep`) as soon as the notebook has run."""
     import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
 
+    kernel_start.resume_collector()  # `evalkit run`'s imports are done: frozen, collections resume
     step = on_step or (lambda _s: None)
     out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
