@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -63,6 +64,31 @@ def test_a_browser_that_died_is_restarted_once(tmp_path):
     assert "AGAIN" in _pdf_text(tmp_path / "b.pdf")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks are Linux-specific")
+def test_close_ends_the_browser_and_all_its_helpers_at_once(tmp_path):
+    """Chromium runs in its own process group, and close() kills that group: no helper (zygote, renderer,
+    utility processes) outlives it, and the profile folder is gone when close() returns."""
+    (tmp_path / "p.html").write_text(PAGE.format(text="X"), encoding="utf-8")
+    browser = export.Browser()
+    browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
+    helpers = psutil.Process(browser.proc.pid).children(recursive=True)
+    assert helpers and os.getpgid(browser.proc.pid) == browser.proc.pid != os.getpgid(0)
+    browser.close()
+    assert not browser.alive() and not os.path.exists(browser._profile)
+    assert os.path.dirname(browser._profile) == (export.profile_parent() or tempfile.gettempdir())
+    deadline = time.monotonic() + 5  # SIGKILLed: only the kernel's teardown of each process is left
+    while any(_running(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p.pid for p in helpers if _running(p)] == []
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_browser_opens_no_tcp_listener(tmp_path):
     (tmp_path / "p.html").write_text(PAGE.format(text="X"), encoding="utf-8")
     with export.Browser() as browser:
@@ -109,3 +135,10 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_profile_parent_is_memory_when_writable_else_the_temporary_folder(monkeypatch):
+    writable = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK)
+    assert export.profile_parent() == ("/dev/shm" if writable else None)
+    monkeypatch.setattr(export.os, "access", lambda *_a: False)
+    assert export.profile_parent() is None

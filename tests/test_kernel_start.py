@@ -168,10 +168,37 @@ def test_take_uses_the_kernel_started_ahead_only_if_it_fits(monkeypatch):
 def test_evalkit_run_starts_its_kernel_at_once_and_nothing_else_does(tmp_path, monkeypatch, argv, expected):
     p = tmp_path / "index.yaml"
     p.write_text("evaluation_id: a\n")
-    calls = []
+    calls, paused = [], []
     monkeypatch.setattr(kernel_start, "prestart", calls.append)
+    monkeypatch.setattr(kernel_start, "pause_collector", lambda: paused.append(True))
+    monkeypatch.setattr(kernel_start.atexit, "register", lambda _f: None)
     kernel_start.start_for_command_line([a.replace("{p}", str(p)) for a in argv])
     assert calls == ([expected] if expected else [])
+    assert paused == ([True] if expected else [])  # the imports of a run in this process: no collection
+
+
+def test_collector_paused_for_the_imports_then_frozen_and_resumed(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(kernel_start, "_paused", False)
+    frozen = gc.get_freeze_count()
+    try:
+        kernel_start.resume_collector()  # not paused: nothing
+        assert gc.isenabled() and gc.get_freeze_count() == frozen
+        kernel_start.pause_collector()
+        assert not gc.isenabled()
+        made = [[i] for i in range(10_000)]
+        kernel_start.resume_collector()
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(made)
+        kernel_start.resume_collector()  # once only
+        assert gc.isenabled()
+        gc.disable()
+        kernel_start.pause_collector()  # a collector already off is not ours to resume
+        kernel_start.resume_collector()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def test_notebook_of_reads_the_key_without_a_yaml_parser(tmp_path):
@@ -212,3 +239,56 @@ def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one
     assert next_file_hint([(2, Path("c.yaml")), (3, Path("d.yaml"))], 2) == "c.yaml"
     assert next_file_hint([(3, Path("d.yaml"))], 2) is None
     assert next_file_hint([], 1) is None
+
+
+def test_collector_paused_runs_no_collection_and_freezes_what_was_made():
+    import gc
+
+    from evalkit.kernel_launcher import collector_paused
+
+    runs: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    assert gc.isenabled()
+    gc.callbacks.append(count)
+    frozen = gc.get_freeze_count()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            made = [[i] for i in range(100_000)]  # would trigger collections with the collector on
+            gc.collect(0)  # an explicit collection still runs: only the automatic ones are paused
+            runs.remove(0)
+        assert gc.isenabled() and runs == []
+        assert gc.get_freeze_count() >= frozen + len(made)
+        gc.disable()
+        with collector_paused():  # a collector that was off stays off
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("argv", "frozen"), [
+    (["/v/bin/evalkit", "run", "{p}"], True),
+    (["/v/bin/evalkit", "run", "{p}", "{p}", "-j2"], True),  # several workers: still this process's exit
+    (["/src/evalkit/__main__.py", "run", "{p}", "-q"], True),
+    (["/v/bin/evalkit", "validate", "{p}"], False),
+    (["/v/lib/pytest/__main__.py", "run", "{p}"], False),  # a test importing the CLI
+])
+def test_evalkit_run_freezes_its_objects_at_exit_and_nothing_else_does(tmp_path, monkeypatch, argv, frozen):
+    import gc
+
+    p = tmp_path / "index.yaml"
+    p.write_text("evaluation_id: a\n")
+    registered = []
+    monkeypatch.setattr(kernel_start, "prestart", lambda _nb: None)
+    monkeypatch.setattr(kernel_start, "pause_collector", lambda: None)
+    monkeypatch.setattr(kernel_start.atexit, "register", registered.append)
+    monkeypatch.setenv("EVALKIT_KERNEL_EARLY", "0")  # the freeze does not depend on the early kernel
+    kernel_start.start_for_command_line([a.replace("{p}", str(p)) for a in argv])
+    assert registered == ([gc.freeze] if frozen else [])

@@ -13,7 +13,7 @@ import nbformat
 import psutil
 import pytest
 
-from evalkit import export
+from evalkit import export, runner
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -143,3 +143,22 @@ def test_notebook_written_once_still_gives_executed_or_failed_notebook(tmp_path,
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])) is fails
     assert sorted(p.name for p in (out / params.evaluation_id).iterdir()) == (
         ["failed.ipynb"] if fails else ["executed.ipynb", "results.json"])
+
+
+def test_kernel_clients_stop_flushing_iopub_at_the_idle_status_of_the_answered_request():
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    km = runner.IPCKernelManager(kernel_name="python3")
+    kc = km.client()
+    assert isinstance(kc, AsyncKernelClient) and type(kc).__name__ == "ReadyClient"
+
+    def status(state: str, parent: str | None) -> dict:
+        return {"msg_type": "status", "content": {"execution_state": state},
+                "parent_header": {"msg_id": parent} if parent else {}}
+
+    assert runner._idle_for(status("idle", "a"), "a")
+    assert not runner._idle_for(status("busy", "a"), "a")
+    assert not runner._idle_for(status("idle", "b"), "a")  # an earlier request's idle: go on flushing
+    assert not runner._idle_for(status("idle", None), "a")
+    assert not runner._idle_for(status("idle", "a"), None)
+    assert not runner._idle_for({"msg_type": "stream", "content": {}, "parent_header": {"msg_id": "a"}}, "a")

@@ -15,6 +15,7 @@ import html
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -217,6 +218,15 @@ def find_chromium() -> str:
                      "or set EVALKIT_CHROMIUM")
 
 
+def profile_parent() -> str | None:
+    """Where a browser's fresh profile folder goes: ``/dev/shm`` (memory) when it is a writable folder, else
+    the temporary folder (``None``). Chromium writes ~190 files (2 MB) into a new profile as it starts;
+    removing them from a disk-backed /tmp took 0.2–0.6 s at the end of every ``evalkit run`` on a busy host,
+    from memory ~0.01 s. The folder is private (0700) either way and removed when the browser closes."""
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp folder inside it, as in /tmp
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 #: Chromium switches shared by every PDF: no network, no first-run chores, no GPU, a fresh profile
 _CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -240,7 +250,7 @@ class Browser:
 
         self.timeout = timeout
         chromium = find_chromium()
-        self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="evalkit-chromium-", dir=profile_parent())
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         # copies above 9, so that placing them on 3 and 4 in the child cannot overwrite one another
@@ -259,8 +269,9 @@ class Browser:
         self._stderr = Path(self._profile) / "stderr.log"
         try:
             with open(self._stderr, "wb") as err:
+                # its own process group: close() ends Chromium and all its helpers with one signal
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                             preexec_fn=place_pipes, close_fds=False)
+                                             preexec_fn=place_pipes, close_fds=False, start_new_session=True)
         except BaseException:
             shutil.rmtree(self._profile, ignore_errors=True)
             raise
@@ -357,17 +368,25 @@ class Browser:
         return Path(pdf_path).resolve()
 
     def close(self) -> None:
-        """Stop the browser (closing its pipe ends it; killed if it lingers) and remove its profile."""
+        """Stop the browser and its helper processes at once (SIGKILL to its process group) and remove its
+        profile. Every PDF is written by then, from the data Chromium sent; nothing else of the browser is
+        kept, so its orderly shutdown (closing pages and helpers, writing the profile: 0.3–0.6 s at the end
+        of every ``evalkit run``) is skipped."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:  # not a group leader after all (or gone): the browser process alone
+                with contextlib.suppress(OSError):
+                    self.proc.kill()
         for fd in (self._w, self._r):
             try:
                 os.close(fd)
             except OSError:
                 pass
         try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # cannot happen after SIGKILL unless the kernel is stuck
+            pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -127,16 +128,73 @@ def _kernel_config(sockets: str, *, progress_file: str | None = None):
     return cfg
 
 
+def _ready_client_class():
+    """jupyter_client's asynchronous kernel client, whose ``wait_for_ready`` stops flushing IOPub at the
+    kernel's ``idle`` status for the ``kernel_info`` request it answered, instead of after 0.2 s without any
+    IOPub message (a fixed 0.2 s wait before every notebook's first cell). Everything else is
+    jupyter_client's: the same requests, checks, timeouts and errors; without that ``idle`` in sight it
+    flushes as jupyter_client does."""
+    import time
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class ReadyClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            abs_timeout = time.time() + (float("inf") if timeout is None else timeout)
+            while True:  # as jupyter_client: kernel_info until a reply, IOPub shown to be connected
+                self.kernel_info()
+                try:
+                    msg = await self.shell_channel.get_msg(timeout=1)
+                except Empty:
+                    pass
+                else:
+                    if msg["msg_type"] == "kernel_info_reply":
+                        try:
+                            first = await self.iopub_channel.get_msg(timeout=0.2)
+                        except Empty:
+                            pass
+                        else:
+                            self._handle_kernel_info_reply(msg)
+                            break
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.time() > abs_timeout:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+            # flush IOPub: the kernel's last message for the answered request is its `idle` status (on
+            # IOPub the kernel's messages keep their order, so everything before it is flushed with it)
+            answered = msg["parent_header"].get("msg_id")
+            while not _idle_for(first, answered):
+                try:
+                    first = await self.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    break
+
+    return ReadyClient
+
+
+def _idle_for(msg: dict, msg_id: str | None) -> bool:
+    """Whether the IOPub message ``msg`` is the kernel's ``idle`` status after the request ``msg_id``."""
+    return (msg_id is not None and msg.get("msg_type") == "status"
+            and msg.get("content", {}).get("execution_state") == "idle"
+            and msg.get("parent_header", {}).get("msg_id") == msg_id)
+
+
 def _ipc_kernel_manager():
     from jupyter_client import AsyncKernelManager
-    from traitlets import Any, Dict, List
+    from traitlets import Any, Dict, List, default
 
     class IPCKernelManager(AsyncKernelManager):
         """Starts ``python -m evalkit.kernel_launcher`` where the kernel spec says ``ipykernel_launcher``,
-        with ``extra_env`` added to the kernel's environment, and shuts it down without an interrupt."""
+        with ``extra_env`` added to the kernel's environment, and shuts it down without an interrupt.
+        Its clients wait for the kernel without jupyter_client's fixed 0.2 s (:func:`_ready_client_class`)."""
 
         extra_env = Dict(config=True, help="variables added to the kernel's environment")
         clients = List(help="kernel clients made by this manager")
+
+        @default("client_factory")
+        def _ready_client(self):  # noqa: ANN202 - a class
+            return _ready_client_class()
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
@@ -172,6 +230,17 @@ def _ipc_kernel_manager():
             kc = super().client(**kw)
             self.clients.append(kc)  # nbclient does not stop the channels of a manager it did not create
             return kc
+
+        async def _async_kill_kernel(self, restart: bool = False) -> None:
+            # jupyter_client sleeps 0.1 s between checks that the killed kernel is gone (twice: the manager,
+            # then the provisioner), after every `evalkit run`'s last cell; SIGKILLed, it is gone in
+            # milliseconds: wait for the process itself, and the checks below find it gone at once
+            proc = getattr(self.provisioner, "process", None)
+            if self.has_kernel and proc is not None:
+                await self.provisioner.kill(restart=restart)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+            await super()._async_kill_kernel(restart=restart)
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client interrupts (SIGINT) every kernel before shutting it down, and ipykernel then
@@ -287,6 +356,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     told to restore its state (:meth:`KeptKernel.keep`) as soon as the notebook has run."""
     import papermill as pm  # here, after evalkit.export imported nbformat without the IRI grammar
 
+    kernel_start.resume_collector()  # `evalkit run`'s imports are done: frozen, collections resume
     step = on_step or (lambda _s: None)
     out_dir = check_outputs_writable(Path(outputs) / params.evaluation_id)
     out_dir.mkdir(parents=True, exist_ok=True)
