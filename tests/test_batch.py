@@ -100,6 +100,7 @@ def test_batch_isolates_failures_and_writes_portfolio(local_batch, warehouse):
     assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"]
     d = rep.directory
     assert "unknown reform" in rep.records["broken"]["error"]
+    assert not (d / ".cells").exists()  # the shared station-month cells (evalkit.cells_cache) are removed
     assert "no_such_reform" in (d / "logs" / "broken.log").read_text(encoding="utf-8")
     assert not (d / "broken" / "done.json").exists() and (d / "broken" / "error.json").is_file()
     for eid in ("fights", "village"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -246,11 +247,12 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 from evalkit.batch.local import run_local
 
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
-                          on_done=on_done, tick=display.tick)
+                          on_done=on_done, tick=display.tick, cells=str(_fresh(batch_dir / CELLS_DIR)))
     except BatchInterrupted as exc:
         report.interrupted = exc.signum
         _kill_descendants()
     finally:
+        shutil.rmtree(batch_dir / CELLS_DIR, ignore_errors=True)
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -266,6 +268,17 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
     report.seconds = time.perf_counter() - t0
     save_manifest()
     return report
+
+
+#: the batch's shared station-month cells (evalkit.cells_cache), inside the batch folder while it runs
+CELLS_DIR = ".cells"
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder``, empty (a killed run's files removed), readable by this user only."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
 
 
 def _in_main_thread() -> bool:

@@ -87,12 +87,16 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="evalkit-parent-watch", daemon=True).start()
 
 
-def _worker_init(threads: int | None = None, parent: int | None = None) -> None:
+def _worker_init(threads: int | None = None, parent: int | None = None, cells: str | None = None) -> None:
     # the parent handles Ctrl-C / SIGTERM and tears the workers down itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _exit_with_parent(parent)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if cells is not None:  # the batch's shared station-month cells (evalkit.cells_cache), read by the kernels
+        from evalkit.cells_cache import CACHE_ENV
+
+        os.environ[CACHE_ENV] = cells
     from evalkit.export import process_browser
 
     process_browser()  # one Chromium per worker for all its briefs' PDFs
@@ -133,13 +137,14 @@ def _next_notebook(pending: list[dict[str, Any]], workers: int) -> str | None:
 
 def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers: int,
               on_start: Callable[[dict[str, Any]], None], on_done: Callable[[Record], None],
-              tick: Callable[[], None] = lambda: None) -> None:
-    """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks."""
+              tick: Callable[[], None] = lambda: None, cells: str | None = None) -> None:
+    """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks.
+    ``cells``: the folder of the batch's shared station-month cells (:mod:`evalkit.cells_cache`)."""
     workers = max(1, int(workers))
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads, DuckDB handles or locks
     pending = list(items)
     attempts: dict[str, int] = {}
-    init_args = (_threads_per_worker(workers), os.getpid())
+    init_args = (_threads_per_worker(workers), os.getpid(), cells)
     ex = ProcessPoolExecutor(max_workers=min(workers, max(1, len(items))), mp_context=ctx,
                              initializer=_worker_init, initargs=init_args)
     inflight: dict[Any, dict[str, Any]] = {}
