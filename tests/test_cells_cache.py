@@ -15,7 +15,7 @@ import pytest
 
 from evalkit import cells_cache
 from evalkit.cells_cache import CACHE_ENV
-from evalkit.panel import build_panel
+from evalkit.panel import PanelSpec, build_panel
 from evalkit.warehouse import open_db
 
 CASES = [  # (reform, region, window, exclude_reforms)
@@ -91,13 +91,38 @@ def test_another_warehouse_file_gets_its_own_cells(demo_warehouse, tmp_path, mon
 
 def test_nothing_is_shared_without_the_folder_or_for_an_in_memory_database(con, tmp_path, monkeypatch):
     monkeypatch.delenv(CACHE_ENV, raising=False)
-    assert cells_cache.shared_cells(con, "SELECT 1 AS x", {}) is None
+    args = ({"area_type": "urban"}, 600, 620, "(SELECT 1)", "(SELECT 1)")
+    assert cells_cache.shared_cells(con, *args) is None
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "missing"))
-    assert cells_cache.shared_cells(con, "SELECT 1 AS x", {}) is None
+    assert cells_cache.shared_cells(con, *args) is None
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    assert cells_cache.shared_cells(duckdb.connect(), "SELECT 1 AS x", {}) is None
-    src = cells_cache.shared_cells(con, "SELECT $a AS x", {"a": 5})
-    assert src is not None and con.execute(f"SELECT x FROM {src}").fetchall() == [(5,)]
+    assert cells_cache.shared_cells(duckdb.connect(), *args) is None
+    monkeypatch.delenv(CACHE_ENV)
+    build_panel(con, "两队一室", region={"area_type": "urban"})
+    assert _files(tmp_path) == []
+
+
+def test_regions_that_cover_the_warehouse_share_one_file_of_all_stations(con, demo_warehouse, tmp_path,
+                                                                         monkeypatch):
+    regions = [{"area_type": "urban"}, {"area_type": ["rural", "mixed"]}, {"area_type": "rural"}, None]
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    plain = [build_panel(con, "两队一室", region=g) for g in regions]
+    # urban and rural alone hold fewer stations than the warehouse: one file per region as before
+    p0, p1 = PanelSpec("").first_period, PanelSpec("").last_period  # the default window
+    assert cells_cache.plan_whole(tmp_path, [(str(demo_warehouse), g, p0, p1) for g in regions[::2]]) == []
+    whole = cells_cache.plan_whole(tmp_path, [(str(demo_warehouse), g, p0, p1) for g in regions])
+    assert whole == [[str(demo_warehouse.resolve()), p0, p1]]
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    for g, want in zip(regions, plain, strict=True):
+        got = build_panel(con, "两队一室", region=g)
+        pd.testing.assert_frame_equal(want, got, check_exact=True)
+        assert want.attrs == got.attrs
+    assert len(_files(tmp_path)) == 1  # every region read its rows from the one file of all stations
+    got = build_panel(con, "两队一室", start="2020-01", region=regions[0])  # another window: its own file
+    assert len(_files(tmp_path)) == 2
+    monkeypatch.delenv(CACHE_ENV)
+    pd.testing.assert_frame_equal(build_panel(con, "两队一室", start="2020-01", region=regions[0]), got,
+                                  check_exact=True)
 
 
 def test_batch_workers_pass_the_folder_to_their_kernels(tmp_path):

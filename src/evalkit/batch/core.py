@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -210,10 +211,19 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 "evaluations": [report.records.get(k, {"evaluation_id": k, "status": "pending"}) for k in order]}
         atomic_write_text(batch_dir / "batch.json", json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
+    by_id = {it.evaluation_id: it for it in items}
+    ready: dict[str, list[dict[str, Any]]] = {}  # the portfolio's rows of finished evaluations
+
     def on_done(rec: dict[str, Any]) -> None:
-        report.records[rec["evaluation_id"]] = {**rec, "skipped": False}
+        eid = rec["evaluation_id"]
+        report.records[eid] = {**rec, "skipped": False}
         display.done(rec)
         save_manifest()
+        if portfolio and eid in by_id:  # read now, while the other evaluations run, not after the last one
+            from evalkit.batch.portfolio import summary_rows
+
+            with contextlib.suppress(Exception):  # read again (and any error raised) by write_portfolio
+                ready[eid] = summary_rows(name, by_id[eid], report.records[eid], batch_dir / eid)
 
     interrupted: list[int] = []
 
@@ -247,7 +257,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 from evalkit.batch.local import run_local
 
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
-                          on_done=on_done, tick=display.tick, cells=str(_fresh(batch_dir / CELLS_DIR)))
+                          on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run)))
     except BatchInterrupted as exc:
         report.interrupted = exc.signum
         _kill_descendants()
@@ -264,7 +274,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         from evalkit.batch.portfolio import write_portfolio
 
         report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
-            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf)
+            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf, ready=ready)
     report.seconds = time.perf_counter() - t0
     save_manifest()
     return report
@@ -274,10 +284,22 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
 CELLS_DIR = ".cells"
 
 
-def _fresh(folder: Path) -> Path:
-    """``folder``, empty (a killed run's files removed), readable by this user only."""
+def _cells_folder(batch_dir: Path, to_run: list[BatchItem]) -> Path:
+    """The batch's cells folder, empty (a killed run's files removed), readable by this user only, with
+    :func:`evalkit.cells_cache.plan_whole`'s decisions for the evaluations about to run."""
+    from evalkit.cells_cache import plan_whole
+    from evalkit.panel import PanelSpec
+
+    folder = batch_dir / CELLS_DIR
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(mode=0o700)
+    needs = []
+    for it in to_run:
+        p = it.evaluation_params()
+        if not p.panel_file:  # a ready Parquet panel reads no records
+            spec = PanelSpec("", p.window.start, p.window.end)
+            needs.append((p.warehouse, p.region.as_filter(), spec.first_period, spec.last_period))
+    plan_whole(folder, needs)
     return folder
 
 
