@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from evalkit.batch.execute import atomic_write_text, is_complete, now, run_item
+from evalkit.batch.execute import DONE, atomic_write_text, is_complete, now, run_item
 from evalkit.batch.plan import BatchItem, PlanError, fingerprint_items, plan
 from evalkit.runner import RunError, check_outputs_writable
 
@@ -189,21 +189,28 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         raise PlanError(str(exc)) from None
     (batch_dir / "logs").mkdir(exist_ok=True)
     items = plan(paths, warehouse=warehouse)
-    fingerprint_items(items)
     mode = "dask" if (dask or scheduler) else "local"
+    # local workers start (and start their kernels) while the warehouses are fingerprinted (1-4 s on the
+    # medium world) when some evaluation will surely run: one without done.json
+    pool = _early_pool(batch_dir, items, workers, pdf, force) if mode == "local" else None
     report = BatchReport(name, batch_dir, {}, 0.0, mode=mode)
     order = [it.evaluation_id for it in items]
-
     to_run: list[BatchItem] = []
-    for it in items:
-        if not it.ok:  # invalid params: recorded here, no worker needed
-            report.records[it.evaluation_id] = {**run_item(it.to_dict(), str(batch_dir), pdf), "skipped": False}
-            continue
-        done = None if force else is_complete(batch_dir / it.evaluation_id, it.fingerprint, pdf=pdf)
-        if done is not None:
-            report.records[it.evaluation_id] = {**done, "skipped": True}
-        else:
-            to_run.append(it)
+    try:
+        fingerprint_items(items)
+        for it in items:
+            if not it.ok:  # invalid params: recorded here, no worker needed
+                report.records[it.evaluation_id] = {**run_item(it.to_dict(), str(batch_dir), pdf), "skipped": False}
+                continue
+            done = None if force else is_complete(batch_dir / it.evaluation_id, it.fingerprint, pdf=pdf)
+            if done is not None:
+                report.records[it.evaluation_id] = {**done, "skipped": True}
+            else:
+                to_run.append(it)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
     def save_manifest() -> None:
         data = {"batch": name, "mode": mode, "workers": workers, "scheduler": scheduler, "pdf": pdf,
@@ -257,7 +264,10 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 from evalkit.batch.local import run_local
 
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
-                          on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run)))
+                          on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run, pool)),
+                          pool=pool)
+            if pool is not None and not payload:  # every evaluation was complete after all
+                pool.shutdown(wait=False, cancel_futures=True)
     except BatchInterrupted as exc:
         report.interrupted = exc.signum
         _kill_descendants()
@@ -284,15 +294,35 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
 CELLS_DIR = ".cells"
 
 
-def _cells_folder(batch_dir: Path, to_run: list[BatchItem]) -> Path:
-    """The batch's cells folder, empty (a killed run's files removed), readable by this user only, with
-    :func:`evalkit.cells_cache.plan_whole`'s decisions for the evaluations about to run."""
+def _early_pool(batch_dir: Path, items: list[BatchItem], workers: int, pdf: bool, force: bool):
+    """:func:`evalkit.batch.local.start_pool` before the fingerprints, its workers warming up, or ``None`` when
+    every valid evaluation has a ``done.json`` (a resume: maybe nothing to run)."""
+    valid = [it for it in items if it.ok]
+    sure = [it for it in valid if force or not (batch_dir / it.evaluation_id / DONE).is_file()]
+    if not sure:
+        return None
+    from evalkit.batch.local import start_pool
+
+    return start_pool(workers, len(valid), cells=str(_empty(batch_dir / CELLS_DIR)),
+                      warm=str(sure[0].params.get("notebook") or "evaluate_reform"), pdf=pdf, warm_workers=len(sure))
+
+
+def _empty(folder: Path) -> Path:
+    """``folder``, empty (a killed run's files removed), readable by this user only."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def _cells_folder(batch_dir: Path, to_run: list[BatchItem], pool: Any) -> Path:
+    """The batch's cells folder with :func:`evalkit.cells_cache.plan_whole`'s decisions for the evaluations
+    about to run: emptied now, or (``pool`` started early) when the pool started, before any evaluation."""
     from evalkit.cells_cache import plan_whole
     from evalkit.panel import PanelSpec
 
     folder = batch_dir / CELLS_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(mode=0o700)
+    if pool is None:
+        _empty(folder)
     needs = []
     for it in to_run:
         p = it.evaluation_params()
