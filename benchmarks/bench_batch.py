@@ -16,7 +16,10 @@ worker can start its next evaluation's kernel while the brief exports (docs/batc
 not ready yet, and "execute" no longer holds ``import evalkit``. Since session 22 a local worker keeps one
 kernel for all its evaluations and restores its state between them (``evalkit.batch.kernels``): "kernel
 start" is then ~0 for all but each worker's first evaluation. ``EVALKIT_BATCH_KERNEL_REUSE=0`` in the
-environment measures a fresh kernel per evaluation.
+environment measures a fresh kernel per evaluation. Since session 23 a local batch aggregates the records
+into station-month cells once per region (or once for all stations when its regions cover the warehouse) and
+its evaluations share them (``evalkit.cells_cache``, docs/batch.md): the first evaluations of a batch carry
+that aggregation in their "estimate"; the workers start while the warehouse is fingerprinted.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ def test_batch_isolates_failures_and_writes_portfolio(local_batch, warehouse):
     assert sorted(rep.ok) == ["fights", "village"] and rep.failed == ["broken"]
     d = rep.directory
     assert "unknown reform" in rep.records["broken"]["error"]
+    assert not (d / ".cells").exists()  # the shared station-month cells (evalkit.cells_cache) are removed
     assert "no_such_reform" in (d / "logs" / "broken.log").read_text(encoding="utf-8")
     assert not (d / "broken" / "done.json").exists() and (d / "broken" / "error.json").is_file()
     for eid in ("fights", "village"):
@@ -256,3 +257,22 @@ def test_next_kernel_starts_ahead_only_when_the_worker_will_probably_get_another
     assert _next_notebook([{"evaluation_id": "b", "params": None}], 1) == "evaluate_reform"
     monkeypatch.setenv(PRESTART_ENV, "0")
     assert _next_notebook([item, item], 2) is None
+
+
+def _keeper_state() -> tuple[bool, int, int]:
+    from evalkit.batch.kernels import process_keeper
+
+    k = process_keeper()
+    return (k is not None and k.kernel is not None and k.kernel.alive(), k.started, k.uses) if k else (False, 0, 0)
+
+
+def test_an_early_pool_starts_each_workers_kernel_before_its_first_evaluation(monkeypatch):
+    from evalkit.batch.local import start_pool
+
+    for var in ("EVALKIT_KERNEL_REUSE", "EVALKIT_BATCH_KERNEL_REUSE"):
+        monkeypatch.delenv(var, raising=False)
+    with start_pool(1, 5, warm="evaluate_reform", pdf=False) as pool:
+        # the warm-up was submitted first: the probe after it sees the kernel started, not yet used
+        assert pool.submit(_keeper_state).result(timeout=120) == (True, 1, 0)
+    with start_pool(2, 5, warm="evaluate_reform", pdf=False, warm_workers=0) as pool:
+        assert pool.submit(_keeper_state).result(timeout=120) == (False, 0, 0)  # no worker surely needed

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from evalkit.cells_cache import shared_cells
 from evalkit.coverage import coverage_source
 from evalkit.registry import CATEGORIES, NEVER_TREATED, period_of, period_start, reform_id
 
@@ -338,9 +339,12 @@ def build_panel(
     if p1 < p0:
         raise ValueError(f"panel window ends ({end}) before it starts ({start})")
     covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
-    cells = cached_cells(con, spec.region, p0, p1, *covs)
-    if cells is not None:  # inside panel_cache: the cells were (or are now) computed once
-        sql, named = panel_sql(spec, cells=cells), {"p0": p0, "p1": p1}
+    cells, shared = cached_cells(con, spec.region, p0, p1, *covs), None
+    if cells is None:  # a batch's cells of this region and window, shared by its evaluations (cells_cache)
+        shared = shared_cells(con, spec.region, p0, p1, *covs)
+        cells = shared[0] if shared else None
+    if cells is not None:  # inside panel_cache or a batch: the cells were (or are now) computed once
+        sql, named = panel_sql(spec, cells=cells), {"p0": p0, "p1": p1, **(shared[1] if shared else {})}
     else:
         sql, named = bind_cells(panel_sql(spec, *covs), p0, p1, spec.region)
     named["reform"] = spec.reform

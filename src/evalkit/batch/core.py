@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from evalkit.batch.execute import atomic_write_text, is_complete, now, run_item
+from evalkit.batch.execute import DONE, atomic_write_text, is_complete, now, run_item
 from evalkit.batch.plan import BatchItem, PlanError, fingerprint_items, plan
 from evalkit.runner import RunError, check_outputs_writable
 
@@ -187,21 +190,28 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         raise PlanError(str(exc)) from None
     (batch_dir / "logs").mkdir(exist_ok=True)
     items = plan(paths, warehouse=warehouse)
-    fingerprint_items(items)
     mode = "dask" if (dask or scheduler) else "local"
+    # local workers start (and start their kernels) while the warehouses are fingerprinted (1-4 s on the
+    # medium world) when some evaluation will surely run: one without done.json
+    pool = _early_pool(batch_dir, items, workers, pdf, force) if mode == "local" else None
     report = BatchReport(name, batch_dir, {}, 0.0, mode=mode)
     order = [it.evaluation_id for it in items]
-
     to_run: list[BatchItem] = []
-    for it in items:
-        if not it.ok:  # invalid params: recorded here, no worker needed
-            report.records[it.evaluation_id] = {**run_item(it.to_dict(), str(batch_dir), pdf), "skipped": False}
-            continue
-        done = None if force else is_complete(batch_dir / it.evaluation_id, it.fingerprint, pdf=pdf)
-        if done is not None:
-            report.records[it.evaluation_id] = {**done, "skipped": True}
-        else:
-            to_run.append(it)
+    try:
+        fingerprint_items(items)
+        for it in items:
+            if not it.ok:  # invalid params: recorded here, no worker needed
+                report.records[it.evaluation_id] = {**run_item(it.to_dict(), str(batch_dir), pdf), "skipped": False}
+                continue
+            done = None if force else is_complete(batch_dir / it.evaluation_id, it.fingerprint, pdf=pdf)
+            if done is not None:
+                report.records[it.evaluation_id] = {**done, "skipped": True}
+            else:
+                to_run.append(it)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
     def save_manifest() -> None:
         data = {"batch": name, "mode": mode, "workers": workers, "scheduler": scheduler, "pdf": pdf,
@@ -209,10 +219,19 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                 "evaluations": [report.records.get(k, {"evaluation_id": k, "status": "pending"}) for k in order]}
         atomic_write_text(batch_dir / "batch.json", json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
+    by_id = {it.evaluation_id: it for it in items}
+    ready: dict[str, list[dict[str, Any]]] = {}  # the portfolio's rows of finished evaluations
+
     def on_done(rec: dict[str, Any]) -> None:
-        report.records[rec["evaluation_id"]] = {**rec, "skipped": False}
+        eid = rec["evaluation_id"]
+        report.records[eid] = {**rec, "skipped": False}
         display.done(rec)
         save_manifest()
+        if portfolio and eid in by_id:  # read now, while the other evaluations run, not after the last one
+            from evalkit.batch.portfolio import summary_rows
+
+            with contextlib.suppress(Exception):  # read again (and any error raised) by write_portfolio
+                ready[eid] = summary_rows(name, by_id[eid], report.records[eid], batch_dir / eid)
 
     interrupted: list[int] = []
 
@@ -245,12 +264,18 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
             else:
                 from evalkit.batch.local import run_local
 
+                if portfolio:  # the forest plot's matplotlib and fonts load while the workers run, not after
+                    threading.Thread(target=_load_plotting, name="evalkit-portfolio-imports", daemon=True).start()
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
-                          on_done=on_done, tick=display.tick)
+                          on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run, pool)),
+                          pool=pool)
+            if pool is not None and not payload:  # every evaluation was complete after all
+                pool.shutdown(wait=False, cancel_futures=True)
     except BatchInterrupted as exc:
         report.interrupted = exc.signum
         _kill_descendants()
     finally:
+        shutil.rmtree(batch_dir / CELLS_DIR, ignore_errors=True)
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -262,13 +287,68 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         from evalkit.batch.portfolio import write_portfolio
 
         report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
-            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf)
+            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf, ready=ready)
     report.seconds = time.perf_counter() - t0
     save_manifest()
     return report
 
 
-def _in_main_thread() -> bool:
-    import threading
+#: the batch's shared station-month cells (evalkit.cells_cache), inside the batch folder while it runs
+CELLS_DIR = ".cells"
 
+
+def _early_pool(batch_dir: Path, items: list[BatchItem], workers: int, pdf: bool, force: bool):
+    """:func:`evalkit.batch.local.start_pool` before the fingerprints, its workers warming up, or ``None`` when
+    every valid evaluation has a ``done.json`` (a resume: maybe nothing to run)."""
+    valid = [it for it in items if it.ok]
+    sure = [it for it in valid if force or not (batch_dir / it.evaluation_id / DONE).is_file()]
+    if not sure:
+        return None
+    from evalkit.batch.local import start_pool
+
+    return start_pool(workers, len(valid), cells=str(_empty(batch_dir / CELLS_DIR)),
+                      warm=str(sure[0].params.get("notebook") or "evaluate_reform"), pdf=pdf, warm_workers=len(sure))
+
+
+def _empty(folder: Path) -> Path:
+    """``folder``, empty (a killed run's files removed), readable by this user only."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def _cells_folder(batch_dir: Path, to_run: list[BatchItem], pool: Any) -> Path:
+    """The batch's cells folder with :func:`evalkit.cells_cache.plan_whole`'s decisions for the evaluations
+    about to run: emptied now, or (``pool`` started early) when the pool started, before any evaluation."""
+    from evalkit.cells_cache import plan_whole
+    from evalkit.panel import PanelSpec
+
+    folder = batch_dir / CELLS_DIR
+    if pool is None:
+        _empty(folder)
+    needs = []
+    for it in to_run:
+        p = it.evaluation_params()
+        if not p.panel_file:  # a ready Parquet panel reads no records
+            spec = PanelSpec("", p.window.start, p.window.end)
+            needs.append((p.warehouse, p.region.as_filter(), spec.first_period, spec.last_period))
+    plan_whole(folder, needs)
+    return folder
+
+
+def _load_plotting() -> None:
+    """Import matplotlib (Agg) and find the CJK font, as :func:`evalkit.batch.portfolio.forest_plot_png` does
+    first (0.5-1.3 s); errors are left to the portfolio, which reports them."""
+    with contextlib.suppress(Exception):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+        from evalkit.viz.style import use_cjk_font
+
+        use_cjk_font()
+
+
+def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread() and os.getpid() > 0

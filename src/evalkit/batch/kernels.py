@@ -72,6 +72,14 @@ class KeptKernel:
         self.started += 1
         return self.kernel, None
 
+    def start_ahead(self, notebook: str) -> None:
+        """Start the kernel now, before this process has an evaluation (a batch's workers, while the batch
+        fingerprints its warehouses): the first :meth:`take` then finds it started, as if it had kept it."""
+        if self.kernel is None:
+            self.kernel = kernel_start.start(notebook, output_to_file=True, isolate=True)
+            self.km, self._env, self.uses = None, dict(os.environ), 0
+            self.started += 1
+
     def keep(self) -> None:
         """The evaluation succeeded: stop its clients' channels, keep the kernel and send it the restore now
         (it runs while this process exports the brief). A kernel that cannot take it is discarded."""

@@ -87,12 +87,16 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="evalkit-parent-watch", daemon=True).start()
 
 
-def _worker_init(threads: int | None = None, parent: int | None = None) -> None:
+def _worker_init(threads: int | None = None, parent: int | None = None, cells: str | None = None) -> None:
     # the parent handles Ctrl-C / SIGTERM and tears the workers down itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _exit_with_parent(parent)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if cells is not None:  # the batch's shared station-month cells (evalkit.cells_cache), read by the kernels
+        from evalkit.cells_cache import CACHE_ENV
+
+        os.environ[CACHE_ENV] = cells
     from evalkit.export import process_browser
 
     process_browser()  # one Chromium per worker for all its briefs' PDFs
@@ -131,17 +135,47 @@ def _next_notebook(pending: list[dict[str, Any]], workers: int) -> str | None:
     return str(params.get("notebook") or "evaluate_reform")
 
 
+def _warm_up(notebook: str, pdf: bool) -> None:
+    """Run in a new worker before it has an evaluation: start its kept kernel (and its Chromium for the PDFs)."""
+    from evalkit.batch.kernels import process_keeper
+
+    keeper = process_keeper()
+    if keeper is not None:
+        keeper.start_ahead(notebook)
+    if pdf:
+        from evalkit.export import prestart_browser
+
+        prestart_browser()
+
+
+def start_pool(workers: int, n_items: int, *, cells: str | None = None, warm: str | None = None,
+               pdf: bool = True, warm_workers: int | None = None) -> ProcessPoolExecutor:
+    """The pool of :func:`run_local` (``min(workers, n_items)`` processes; ``cells``: the folder of the batch's
+    shared station-month cells, :mod:`evalkit.cells_cache`). ``warm``: a notebook; each worker starts its
+    kernel for it (and its Chromium when ``pdf``) at once, while the batch is still planning (its warehouse
+    fingerprints), instead of at its first evaluation; ``warm_workers``: at most this many (those surely needed)."""
+    workers = max(1, int(workers))
+    n = min(workers, max(1, n_items))
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"),  # fresh interpreters: no
+                             initializer=_worker_init,                         # inherited threads, DuckDB
+                             initargs=(_threads_per_worker(workers), os.getpid(), cells))  # handles or locks
+    if warm is not None:
+        for _ in range(min(n, n if warm_workers is None else warm_workers)):  # one per worker: each takes one
+            ex.submit(_warm_up, warm, pdf)
+    return ex
+
+
 def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers: int,
               on_start: Callable[[dict[str, Any]], None], on_done: Callable[[Record], None],
-              tick: Callable[[], None] = lambda: None) -> None:
-    """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks."""
+              tick: Callable[[], None] = lambda: None, cells: str | None = None,
+              pool: ProcessPoolExecutor | None = None) -> None:
+    """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks.
+    ``cells``: the folder of the batch's shared station-month cells (:mod:`evalkit.cells_cache`). ``pool``: the
+    processes, started earlier by :func:`start_pool` (with the same ``workers`` and ``cells``); shut down here."""
     workers = max(1, int(workers))
-    ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads, DuckDB handles or locks
     pending = list(items)
     attempts: dict[str, int] = {}
-    init_args = (_threads_per_worker(workers), os.getpid())
-    ex = ProcessPoolExecutor(max_workers=min(workers, max(1, len(items))), mp_context=ctx,
-                             initializer=_worker_init, initargs=init_args)
+    ex = pool or start_pool(workers, len(items), cells=cells)
     inflight: dict[Any, dict[str, Any]] = {}
     try:
         while pending or inflight:
@@ -170,8 +204,7 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
                     inflight.pop(fut)
                     pending.insert(0, it)
                 ex.shutdown(wait=False, cancel_futures=True)
-                ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                         initargs=init_args)
+                ex = start_pool(workers, workers, cells=cells)
             tick()
     finally:
         ex.shutdown(wait=not inflight, cancel_futures=True)

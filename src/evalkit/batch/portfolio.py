@@ -9,12 +9,14 @@ evaluation ran on synthetic data — the synthetic-data notice on every page.
 from __future__ import annotations
 
 import base64
+import contextvars
 import html
 import io
 import json
 import math
 import os
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -107,10 +109,14 @@ def summary_rows(batch: str, item: BatchItem, record: dict[str, Any], out_dir: P
 
 
 def build_summary(batch: str, items: list[BatchItem], records: dict[str, dict[str, Any]],
-                  batch_dir: Path) -> pd.DataFrame:
+                  batch_dir: Path, ready: dict[str, list[dict[str, Any]]] | None = None) -> pd.DataFrame:
+    """The summary frame; ``ready``: :func:`summary_rows` of evaluations already read (by evaluation id),
+    taken as they are (``run_batch`` reads each evaluation as it finishes, while the others run)."""
     rows: list[dict[str, Any]] = []
     for it in items:
-        rows.extend(summary_rows(batch, it, records.get(it.evaluation_id, {}), batch_dir / it.evaluation_id))
+        got = (ready or {}).get(it.evaluation_id)
+        rows.extend(got if got is not None else
+                    summary_rows(batch, it, records.get(it.evaluation_id, {}), batch_dir / it.evaluation_id))
     df = pd.DataFrame(rows)
     cols = ["batch", "evaluation_id", "source", "status", "skipped", "error", "reform", "reform_zh", "region",
             "lang", "outcome", "estimator", "is_headline", "estimate", "std_error", "ci_low", "ci_high", "p_value",
@@ -275,18 +281,29 @@ def _int(v: Any) -> str:
 
 
 def write_portfolio(batch_dir: Path, batch: str, items: list[BatchItem], records: dict[str, dict[str, Any]],
-                    *, pdf: bool = True, lang: str | None = None) -> tuple[Path, Path, Path | None]:
-    """Write ``summary.parquet``, ``portfolio.html`` and (``pdf``) ``portfolio.pdf``; all atomically."""
-    df = build_summary(batch, items, records, batch_dir)
-    summary = write_parquet_atomic(df, batch_dir / "summary.parquet")
-    if lang is None:
-        langs = Counter((it.params or {}).get("lang", "zh") for it in items if it.ok)
-        lang = langs.most_common(1)[0][0] if langs else "zh"
-    html_path = batch_dir / "portfolio.html"
-    atomic_write_text(html_path, render_portfolio_html(df, batch, lang))
-    pdf_path = None
-    if pdf:
-        from evalkit.export import html_to_pdf
+                    *, pdf: bool = True, lang: str | None = None,
+                    ready: dict[str, list[dict[str, Any]]] | None = None) -> tuple[Path, Path, Path | None]:
+    """Write ``summary.parquet``, ``portfolio.html`` and (``pdf``) ``portfolio.pdf``; all atomically.
+    ``ready``: summary rows already read (:func:`build_summary`). With ``pdf``, Chromium starts in a
+    thread at once, so that its start overlaps the summary and the forest plot."""
+    from evalkit.export import browser_session, html_to_pdf, prestart_browser
 
-        pdf_path = html_to_pdf(html_path, batch_dir / "portfolio.pdf")
+    with browser_session():
+        start = None
+        if pdf:
+            start = threading.Thread(target=contextvars.copy_context().run, args=(prestart_browser,),
+                                     name="evalkit-portfolio-browser", daemon=True)
+            start.start()
+        try:
+            df = build_summary(batch, items, records, batch_dir, ready)
+            summary = write_parquet_atomic(df, batch_dir / "summary.parquet")
+            if lang is None:
+                langs = Counter((it.params or {}).get("lang", "zh") for it in items if it.ok)
+                lang = langs.most_common(1)[0][0] if langs else "zh"
+            html_path = batch_dir / "portfolio.html"
+            atomic_write_text(html_path, render_portfolio_html(df, batch, lang))
+        finally:
+            if start is not None:
+                start.join()  # the session's browser is in place (or none could start: html_to_pdf says why)
+        pdf_path = html_to_pdf(html_path, batch_dir / "portfolio.pdf") if pdf else None
     return summary, html_path, pdf_path

@@ -1,0 +1,133 @@
+"""A batch's shared station-month cells (evalkit.cells_cache): a panel built from the shared file equals the
+panel built from the records, the file is computed once per warehouse × region × window and reused, and
+nothing is shared without the folder."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+
+import duckdb
+import pandas as pd
+import pytest
+
+from evalkit import cells_cache
+from evalkit.cells_cache import CACHE_ENV
+from evalkit.panel import PanelSpec, build_panel
+from evalkit.warehouse import open_db
+
+CASES = [  # (reform, region, window, exclude_reforms)
+    ("两队一室", {"area_type": "urban"}, ("2019-01", "2025-12"), None),
+    ("一村一辅警", {"area_type": "rural"}, ("2019-01", "2025-12"), None),
+    ("巡处一体化", None, ("2020-03", "2024-08"), ["两队一室"]),
+]
+
+
+def _files(folder) -> list[str]:
+    return sorted(p.name for p in folder.glob("cells-*.parquet"))
+
+
+@pytest.fixture
+def con(demo_warehouse):
+    c = open_db(demo_warehouse, read_only=True)
+    yield c
+    c.close()
+
+
+def test_panel_from_the_shared_cells_equals_the_panel_from_the_records(con, tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    plain = [build_panel(con, r, start=w[0], end=w[1], region=g, exclude_reforms=x) for r, g, w, x in CASES]
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    for (r, g, w, x), want in zip(CASES, plain, strict=True):
+        for _ in range(2):  # the first build writes the file, the second reads it
+            got = build_panel(con, r, start=w[0], end=w[1], region=g, exclude_reforms=x)
+            pd.testing.assert_frame_equal(want, got, check_exact=True)  # values, NaN pattern, dtypes
+            assert want.attrs == got.attrs
+    assert len(_files(tmp_path)) == 3  # one file per region × window
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_cells_are_computed_once_and_shared_across_reforms(con, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    build_panel(con, "两队一室", region={"area_type": "urban"})
+    [file] = tmp_path.glob("cells-*.parquet")
+    stamp = file.stat().st_mtime_ns
+    copies = []
+    real = duckdb.DuckDBPyConnection.execute
+
+    class Spy:  # counts the COPY statements the second build sends
+        def __init__(self, c):
+            self.c = c
+
+        def execute(self, sql, *a):
+            if sql.startswith("COPY"):
+                copies.append(sql)
+            return real(self.c, sql, *a)
+
+        def __getattr__(self, name):
+            return getattr(self.c, name)
+
+    build_panel(Spy(con), "巡处一体化", region={"area_type": "urban"})  # same region and window, other reform
+    assert copies == [] and file.stat().st_mtime_ns == stamp and len(_files(tmp_path)) == 1
+    build_panel(Spy(con), "巡处一体化", region={"area_type": "rural"})  # another region: its own file
+    assert len(copies) == 1 and len(_files(tmp_path)) == 2
+
+
+def test_another_warehouse_file_gets_its_own_cells(demo_warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cells"))
+    (tmp_path / "cells").mkdir()
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(demo_warehouse, copy)
+    for wh in (demo_warehouse, copy):
+        c = open_db(wh, read_only=True)
+        try:
+            build_panel(c, "两队一室", region={"area_type": "urban"})
+        finally:
+            c.close()
+    assert len(_files(tmp_path / "cells")) == 2
+
+
+def test_nothing_is_shared_without_the_folder_or_for_an_in_memory_database(con, tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    args = ({"area_type": "urban"}, 600, 620, "(SELECT 1)", "(SELECT 1)")
+    assert cells_cache.shared_cells(con, *args) is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "missing"))
+    assert cells_cache.shared_cells(con, *args) is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cells_cache.shared_cells(duckdb.connect(), *args) is None
+    monkeypatch.delenv(CACHE_ENV)
+    build_panel(con, "两队一室", region={"area_type": "urban"})
+    assert _files(tmp_path) == []
+
+
+def test_regions_that_cover_the_warehouse_share_one_file_of_all_stations(con, demo_warehouse, tmp_path,
+                                                                         monkeypatch):
+    regions = [{"area_type": "urban"}, {"area_type": ["rural", "mixed"]}, {"area_type": "rural"}, None]
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    plain = [build_panel(con, "两队一室", region=g) for g in regions]
+    # urban and rural alone hold fewer stations than the warehouse: one file per region as before
+    p0, p1 = PanelSpec("").first_period, PanelSpec("").last_period  # the default window
+    assert cells_cache.plan_whole(tmp_path, [(str(demo_warehouse), g, p0, p1) for g in regions[::2]]) == []
+    whole = cells_cache.plan_whole(tmp_path, [(str(demo_warehouse), g, p0, p1) for g in regions])
+    assert whole == [[str(demo_warehouse.resolve()), p0, p1]]
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    for g, want in zip(regions, plain, strict=True):
+        got = build_panel(con, "两队一室", region=g)
+        pd.testing.assert_frame_equal(want, got, check_exact=True)
+        assert want.attrs == got.attrs
+    assert len(_files(tmp_path)) == 1  # every region read its rows from the one file of all stations
+    got = build_panel(con, "两队一室", start="2020-01", region=regions[0])  # another window: its own file
+    assert len(_files(tmp_path)) == 2
+    monkeypatch.delenv(CACHE_ENV)
+    pd.testing.assert_frame_equal(build_panel(con, "两队一室", start="2020-01", region=regions[0]), got,
+                                  check_exact=True)
+
+
+def test_batch_workers_pass_the_folder_to_their_kernels(tmp_path):
+    from evalkit.batch.local import _worker_init
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(None, os.getpid(), str(tmp_path))) as ex:
+        assert ex.submit(os.getenv, CACHE_ENV).result(timeout=120) == str(tmp_path)
