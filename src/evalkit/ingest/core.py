@@ -21,7 +21,6 @@ from evalkit.ingest import sql as S
 from evalkit.ingest import values as V
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
-from evalkit.ingest.inline import bloom, inline_maps
 from evalkit.ingest.loads import (
     _has_live_load,
     _log_file,
@@ -33,7 +32,6 @@ from evalkit.ingest.loads import (
 from evalkit.ingest.privacy import id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
-    STAGE_ROWID,
     clean_sql,
     csv_read_error,
     direct_view,
@@ -44,10 +42,9 @@ from evalkit.ingest.sources import (
     open_source,
     raw_lookup,
     sha256_file,
-    stage_row_sql,
 )
 from evalkit.ingest.sql import ident
-from evalkit.ingest.stations import UNMATCHED_MAX, station_map_table, unmatched_gate  # noqa: F401
+from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
     STATION_REF_TABLES,
@@ -77,6 +74,7 @@ KEYS = {
     "adjacency": ("station_id", "neighbor_id"),  # one row per ordered pair
 }
 MAX_RESPONSE = "INTERVAL 24 HOUR"
+UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
 
 
 # ------------------------------------------------------------------------------ value maps
@@ -313,6 +311,25 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 
 
 # ------------------------------------------------------------------------------ one file
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
+    """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
+    the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
+    if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
+        return 0
+    # every row naming an unknown station counts, whichever check rejected it first
+    unknown = "_u_station IS NOT NULL"  # the stage keeps the reference text of these rows only
+    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
+    if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
+        top = con.execute(f"SELECT _u_station, count(*) FROM _ek_stage WHERE {unknown} "
+                          f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
+        names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
+        raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
+                          f"station not in the register, most often: {names}; add them to the station register "
+                          f"or correct the unit names in the export, or pass --accept-unmatched to quarantine "
+                          f"them", file=src.name)
+    return int(n)
+
+
 def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
                  load_id: int, accept_unmatched: bool = False) -> dict:
     """One file: raw text → ``_ek_stage`` (row number, parsed values, first failing check ``_chk``;
@@ -326,7 +343,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # values and key hashes, then the stage), never stored; else a raw table (or view over one)
     direct = _text_keys(spec, hm, keys) and direct_view(src)
     row_expr = load_raw(con, src, hm.positions, "_ek_v", lead, direct=direct)
-    direct = direct and row_expr == STAGE_ROWID and bool(con.execute(
+    direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
         _word_values(con, spec, hm, lead, keys if direct else ())
@@ -356,26 +373,17 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     if "v_category" in raw_cols:
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
-    # the value maps as constants (no join: the stage is filled in parallel, in file order); a direct
-    # view has no row number, so its stage is numbered by its rowid — unless a join is left, whose
-    # pass DuckDB does not write in file order: then the rows are numbered first (one thread)
-    src_from, joins = inline_maps(con, "_ek_v", joins, with_rowid="_ek_v.rowid" in row_expr)
-    numbered = not direct or bool(joins)
-    if direct and joins:
-        src_from = f"(SELECT row_number() OVER () + {src.skip_lines} AS _row, * FROM {src_from}) _ek_v"
-        row_expr, star = "_ek_v._row", "_ek_v.* EXCLUDE (_row)"
-    stage_cols = ", ".join([*(["_row"] if numbered else []), *kept_v,
-                            *(f"p_{n}" for n in parsed if n != "_category_known")])
+    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed if n != "_category_known")])
     keycols = ", ".join(f"p_{k}" for k in keys)
-    parse_sql = f"SELECT {f'{row_expr} AS _row, ' if numbered else ''}{star}, {p_cols} FROM {src_from} {' '.join(joins)}"
+    parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
     if direct:
         if any(parsed[k] != f"v_{k}" for k in keys):
             raise AssertionError(f"{t}: key {keys} is not stored as read; cannot find duplicates from the raw text")
         # candidates for the duplicate check: keys written twice in the file (their hashes, from the
-        # word-value scan) or already in the table (a superset, see inline.bloom); only these rows
-        # and the rejected ones keep their raw text (_raw), so the file is never stored whole
-        cand, bits = bloom(con, f"SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL UNION ALL "
-                                f"SELECT hash({', '.join(keys)}) FROM {t}", f"hash({keycols})")
+        # word-value scan) or already in the table; only these rows and the rejected ones keep
+        # their raw text (_raw), so the file is never stored whole
+        con.execute(f"CREATE TEMP TABLE _ek_cand AS SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL "
+                    f"UNION SELECT hash({', '.join(keys)}) FROM {t}")
         raw_list = "[" + ", ".join(v_only) + "]"
         # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
         # whole file to probe a small map with, so the joins keep their written sides here
@@ -383,8 +391,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         con.execute("SET disabled_optimizers = " + S.q(",".join(filter(None, [old_opt, "build_side_probe_side"]))))
         try:
             con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL "
-                        f"OR _cand THEN {raw_list} END AS _raw FROM (SELECT *, {chk_case} AS _chk, {cand} AS _cand "
-                        f"FROM ({parse_sql}) p) c", [bits])
+                        f"OR _cand THEN {raw_list} END AS _raw FROM (SELECT *, {chk_case} AS _chk, hash({keycols}) IN "
+                        f"(SELECT h FROM _ek_cand) AS _cand FROM ({parse_sql}) p) c")
         finally:
             con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
     else:
@@ -393,9 +401,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
     s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
-    row_s = "s._row" if numbered else stage_row_sql(con, "_ek_stage", src.skip_lines, "s")
     if direct:  # only the candidate rows can be duplicates
-        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min({row_s}) AS keep_row FROM _ek_stage s "
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
                     f"WHERE _chk IS NULL AND _cand GROUP BY ALL HAVING count(*) > 1")
     else:
         # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays
@@ -404,7 +411,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
                     f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
                     f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
-    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND {row_s} <> d.keep_row "
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
@@ -413,12 +420,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
         vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
-        # the rowids are those of the CTAS (UPDATE keeps them: checked, the row numbers depend on it)
-        if not numbered and stage_row_sql(con, "_ek_stage", src.skip_lines, "s") != row_s:
-            raise AssertionError(f"{src.name}: the stage's rowids moved; cannot number rows")
-        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT {'' if numbered else f'{row_s} AS _row, '}"
-                    f"s.* EXCLUDE (_raw, _cand), "
-                    f"{vsel or 'NULL AS _none'}, "
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
                     f"_raw IS NULL AS _lost FROM _ek_stage s WHERE s._chk IS NOT NULL")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
@@ -429,8 +431,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     drop_raw(con, "_ek_v")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
-    unmatched = unmatched_gate(con, src.name, any(c.reason == "unknown_station" for c in checks), rows_in,
-                               accept_unmatched)
+    unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched)
     # ---- accepted rows
     free = FREE_TEXT.get(t, ())
     out_cols = [c.name for c in spec.columns]

@@ -318,15 +318,6 @@ def trim_py(v: str) -> str:
     return v.strip(BLANKS)
 
 
-STAGE_ROWID = "<stage rowid>"  # load_raw's row expression for a direct view: see stage_row_sql
-
-
-def stage_row_sql(con, table: str, skip_lines: int, alias: str = "") -> str:
-    """The file row number of the rows of ``table``, filled in one statement from a direct view of a
-    CSV (:func:`load_raw`), as SQL over its rowid: the first data row is ``skip_lines + 1``."""
-    return f"({alias + '.' if alias else ''}rowid - {_rowid_base(con, table)} + {skip_lines + 1})"
-
-
 def _rowid_base(con, tmp: str) -> int:
     """Smallest rowid of a freshly filled temp table (rowids inside a transaction start at 2**55).
 
@@ -413,12 +404,9 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
     XLSX sources add ``_problem`` (text naming formula cells without a saved value, else NULL).
     ``lead``: columns the CSV view cleans at the leading end only (:func:`lead_clean_sql`).
     ``direct`` (a CSV with :func:`direct_view`): ``tmp`` is a view over the file itself — each query
-    reading it reads the file, nothing is stored — without a row number, and :data:`STAGE_ROWID` is
-    returned: the table the caller fills from the view in one statement keeps file order (DuckDB
-    preserves insertion order), so its rowid numbers the rows (:func:`stage_row_sql`). A
-    ``row_number() OVER ()`` in the view would run every query over it on one thread. Its first
-    reader turns CSV errors into :func:`csv_read_error`. A file the Python reader must read is
-    loaded into a table as without it."""
+    reading it reads the file, nothing is stored — with ``_row`` from ``row_number() OVER ()`` (the
+    one clause DuckDB guarantees to number rows in file order); its first reader turns CSV errors into
+    :func:`csv_read_error`. A file the Python reader must read is loaded into a table as without it."""
     if src.kind == "csv":
         n = len(src.headers)
         cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
@@ -441,11 +429,11 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
             if err is not None:
                 raise err
         if direct and direct_view(src):
-            view = ", ".join(f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}"
-                             for name, pos in positions.items())
+            view = ", ".join([f"row_number() OVER () + {src.skip_lines} AS _row"] + [
+                f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items()])
             con.execute(f"CREATE TEMP VIEW {tmp} AS "
                         + sql.replace(f"SELECT {sel} FROM", f"SELECT {view} FROM", 1).replace("{path}", q(str(src.path))))
-            return STAGE_ROWID
+            return f"{tmp}._row"
         # The file's text is stored as read (file order: rowid = row); blanks are trimmed by a view
         # over it, evaluated where the values are used — cheaper than storing a cleaned copy.
         raw_sel = ", ".join(f"c{pos} AS {ident('r_' + name)}" for name, pos in positions.items())

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.ingest.errors import IngestError
-from evalkit.ingest.privacy import mask_py
 from evalkit.ingest.sql import frame_to_temp_table
 from evalkit.ingest.vocab import fold
 
@@ -132,27 +130,4 @@ def station_map_table(con, raw_table: str, column: str, name: str = "_ek_map_sta
     return matcher.n
 
 
-UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
-
-
-def unmatched_gate(con, file: str, checked: bool, rows_in: int, accept_unmatched: bool) -> int:
-    """Rows of the ingest's stage (``_ek_stage._u_station``) naming a station that is not in the
-    register (``checked``: the table has that check): above ``UNMATCHED_MAX`` of the file's rows
-    the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
-    if not checked or not rows_in:
-        return 0
-    # every row naming an unknown station counts, whichever check rejected it first
-    unknown = "_u_station IS NOT NULL"  # the stage keeps the reference text of these rows only
-    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
-    if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
-        top = con.execute(f"SELECT _u_station, count(*) FROM _ek_stage WHERE {unknown} "
-                          f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
-        names = ", ".join(f"{mask_py(v)} ({c:,})" for v, c in top)
-        raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
-                          f"station not in the register, most often: {names}; add them to the station register "
-                          f"or correct the unit names in the export, or pass --accept-unmatched to quarantine "
-                          f"them", file=file)
-    return int(n)
-
-
-__all__ = ["Match", "StationMatcher", "core", "matcher_from_register", "norm", "station_map_table", "tail", "unmatched_gate", "UNMATCHED_MAX"]
+__all__ = ["Match", "StationMatcher", "core", "matcher_from_register", "norm", "station_map_table", "tail"]
