@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_ingest.py                       # 10 M rows, CSV
     .venv/bin/python benchmarks/bench_ingest.py --rows 2000000 --format both
     .venv/bin/python benchmarks/bench_ingest.py --work /tmp/ingest10m --keep --before /tmp/main-src/src
+    .venv/bin/python benchmarks/bench_ingest.py --reuse --before /tmp/main-src/src --rounds 3
 
 Writes the inputs to benchmarks/_work/ (or ``--work``; 0.2 % planted bad rows), then, each in its
 own process so that the peak RSS figures are separate:
@@ -17,6 +18,8 @@ own process so that the peak RSS figures are separate:
   the code it replaces in the same run, next to the same floor.
 
 Prints one table: wall seconds, rows/s and peak RSS of each, and the ratio ingest / floor.
+``--rounds N`` repeats floor, before and ingest N times, before and ingest in alternating order
+(on a shared machine compare the ratios within a round, and their minimum over the rounds).
 Target (issue 15): ingest ≤ 2 × floor. Results and where the time goes: docs/performance.md § Ingest.
 """
 
@@ -153,6 +156,7 @@ def main(argv=None) -> int:
                     help="folder for the inputs and databases (default benchmarks/_work; removed unless --keep)")
     ap.add_argument("--before", type=Path, help="also time the ingest of another evalkit source folder "
                     "(e.g. a `git archive` of main's src/) in the same run, printed as 'ingest (before)'")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the timed steps (before/ingest alternating)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -173,16 +177,18 @@ def main(argv=None) -> int:
     fmts = ["csv", "parquet"] if args.format == "both" else [args.format]
     load0 = os.getloadavg()[0]
     results = []
-    for fmt in fmts:
+    for rnd, fmt in ((r, f) for r in range(args.rounds) for f in fmts):
         src = csv_path if fmt == "csv" else pq_path
         floor = in_child("floor", str(src), str(work / f"floor_{fmt}.duckdb"))
-        row = {"format": fmt, "floor": floor}
-        if args.before:
-            row["before"] = in_child("ingest", str(stations), str(src), str(work / f"before_{fmt}.duckdb"),
-                                     src=args.before)
-            (work / f"before_{fmt}.duckdb").unlink(missing_ok=True)
-        ing = in_child("ingest", str(stations), str(src), str(work / f"bench_{fmt}.duckdb"))
-        row["ingest"] = ing
+        row = {"format": fmt + (f" #{rnd + 1}" if args.rounds > 1 else ""), "floor": floor}
+        for step in (("before", "ingest") if rnd % 2 == 0 else ("ingest", "before")):
+            if step == "before" and args.before:
+                row["before"] = in_child("ingest", str(stations), str(src), str(work / f"before_{fmt}.duckdb"),
+                                         src=args.before)
+                (work / f"before_{fmt}.duckdb").unlink(missing_ok=True)
+            elif step == "ingest":
+                row["ingest"] = in_child("ingest", str(stations), str(src), str(work / f"bench_{fmt}.duckdb"))
+        ing = row["ingest"]
         results.append(row)
         print(f"[{fmt}] ingest accepted {ing['accepted']:,}, quarantined {ing['quarantined']:,} {ing['reasons']}; "
               f"panel {ing['panel_rows']:,} station-months in {ing['panel_s']:.2f} s", flush=True)

@@ -311,16 +311,16 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 
 
 # ------------------------------------------------------------------------------ one file
-def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool) -> int:
-    """Rows naming a station that is not in the register: above ``UNMATCHED_MAX`` of the file's rows
-    the ingest stops (the register or the mapping is wrong, not the rows) unless accepted."""
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool, tbl: str = "_ek_stage") -> int:
+    """Rows naming a station not in the register (``tbl._u_station``; all rejected): above ``UNMATCHED_MAX``
+    of the file's rows the ingest stops (the register or the mapping is wrong) unless accepted."""
     if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
         return 0
     # every row naming an unknown station counts, whichever check rejected it first
     unknown = "_u_station IS NOT NULL"  # the stage keeps the reference text of these rows only
-    n = con.execute(f"SELECT count(*) FROM _ek_stage WHERE {unknown}").fetchall()[0][0]
+    n = con.execute(f"SELECT count(*) FROM {tbl} WHERE {unknown}").fetchall()[0][0]
     if n > UNMATCHED_MAX * rows_in and not accept_unmatched:
-        top = con.execute(f"SELECT _u_station, count(*) FROM _ek_stage WHERE {unknown} "
+        top = con.execute(f"SELECT _u_station, count(*) FROM {tbl} WHERE {unknown} "
                           f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
         names = ", ".join(f"{S.mask_py(v)} ({c:,})" for v, c in top)
         raise IngestError(f"{n:,} of {rows_in:,} rows ({n / rows_in:.1%}, more than {UNMATCHED_MAX:.0%}) name a "
@@ -365,15 +365,18 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # on the rows they read: a station reference not in the register (_u_station) and a category
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
     # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
-    kept_v = []
+    # a direct view's stage has neither VARCHAR column of every row: station candidates go in _raw, _u_station in _ek_bad
+    kept_v, u_station, fold = [], "", direct and "station_cands" in parsed
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
         ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
-        kept_v.append(f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
-                      f"THEN {ref} END AS _u_station")
+        u_station = (f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
+                     f"THEN {ref} END AS _u_station")
+        kept_v += [] if direct else [u_station]
     if "v_category" in raw_cols:
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
-    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed if n != "_category_known")])
+    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed
+                                               if n != "_category_known" and not (fold and n == "station_cands"))])
     keycols = ", ".join(f"p_{k}" for k in keys)
     parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
     if direct:
@@ -384,7 +387,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         # their raw text (_raw), so the file is never stored whole
         con.execute(f"CREATE TEMP TABLE _ek_cand AS SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL "
                     f"UNION SELECT hash({', '.join(keys)}) FROM {t}")
-        raw_list = "[" + ", ".join(v_only) + "]"
+        raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
         # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
         # whole file to probe a small map with, so the joins keep their written sides here
         old_opt = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
@@ -420,8 +423,11 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
         vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
-        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
-                    f"_raw IS NULL AS _lost FROM _ek_stage s WHERE s._chk IS NOT NULL")
+        if fold:
+            vsel += f", _raw[{len(v_only) + 1}] AS p_station_cands"
+        con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT *, {u_station or 'NULL AS _u_station'} FROM (SELECT "
+                    f"s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, _raw IS NULL AS _lost FROM _ek_stage s "
+                    f"WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
     else:
@@ -431,7 +437,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     drop_raw(con, "_ek_v")
 
     rows_in = con.execute("SELECT count(*) FROM _ek_stage").fetchall()[0][0]
-    unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched)
+    unmatched = _unmatched_gate(con, src, checks, rows_in, accept_unmatched, "_ek_bad" if direct else "_ek_stage")
     # ---- accepted rows
     free = FREE_TEXT.get(t, ())
     out_cols = [c.name for c in spec.columns]
