@@ -175,12 +175,13 @@ def test_rank_codes_equal_unique_inverse(kind):
 
     rng = np.random.default_rng(7)
     for n in (1, 2, 17, 744):
-        x = {"small integers": lambda: rng.integers(-50, 50, n).astype(float),
-             "coded pairs": lambda: rng.integers(0, 3, n) * 340.0 + rng.integers(-90, 90, n),
-             "wide range": lambda: rng.integers(0, 5, n) * 1e9,
-             "fractions": lambda: rng.integers(0, 9, n) / 4.0,
-             "nan": lambda: np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 9, n).astype(float)),
-             "signed zero": lambda: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n)}[kind]()
+        make = {"small integers": lambda n: rng.integers(-50, 50, n).astype(float),
+                "coded pairs": lambda n: rng.integers(0, 3, n) * 340.0 + rng.integers(-90, 90, n),
+                "wide range": lambda n: rng.integers(0, 5, n) * 1e9,
+                "fractions": lambda n: rng.integers(0, 9, n) / 4.0,
+                "nan": lambda n: np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 9, n).astype(float)),
+                "signed zero": lambda n: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n)}
+        x = make[kind](n)
         want = np.unique(x, return_inverse=True)[1].ravel()
         got = _rank_codes(x)
         assert got.dtype == want.dtype and np.array_equal(got, want)
