@@ -51,6 +51,7 @@ from evalkit.evaluation_steps import (
     multiple_testing,
     pretrend_source,
     robustness_variants,
+    romano_wolf_ahead,
     small_sample_headline_se,
     small_sample_pretrends,
 )
@@ -552,39 +553,41 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
 
 
 def _staggered_extras(ev: Evaluation) -> None:
-    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place)."""
+    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); on a free core
+    the Romano–Wolf draws run meanwhile in a forked child (``evaluation_steps.romano_wolf_ahead``)."""
     p, panel, results = ev.params, ev.panel, ev.results
+    with romano_wolf_ahead(p, results) as ahead:
 
-    def step(name: str, fn: Any) -> None:
-        progress.report(name)
-        t1 = time.perf_counter()
-        fn()
-        ev.timings[name] = time.perf_counter() - t1
+        def step(name: str, fn: Any) -> None:
+            progress.report(name)
+            t1 = time.perf_counter()
+            fn()
+            ev.timings[name] = time.perf_counter() - t1
 
-    step("pretrend_test", lambda: small_sample_pretrends(panel, p, results))
-    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
+        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results))
+        step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
 
-    def robustness() -> None:
-        for o in p.outcomes:
-            ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
+        def robustness() -> None:
+            for o in p.outcomes:
+                ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
 
-    step("robustness", robustness)
-    if p.sensitivity:
-        def sensitivity() -> None:
-            try:
-                ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
-            except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
-                ev.sensitivity_error = reason(exc)
+        step("robustness", robustness)
+        if p.sensitivity:
+            def sensitivity() -> None:
+                try:
+                    ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
+                except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
+                    ev.sensitivity_error = reason(exc)
 
-        step("sensitivity", sensitivity)
-    if p.multiple_testing and len(p.outcomes) > 1:
-        def multiple() -> None:
-            try:
-                ev.multiple, ev.multiple_error = multiple_testing(panel, p, results)
-            except Exception as exc:  # noqa: BLE001
-                ev.multiple_error = reason(exc)
+            step("sensitivity", sensitivity)
+        if p.multiple_testing and len(p.outcomes) > 1:
+            def multiple() -> None:
+                try:
+                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results, ahead)
+                except Exception as exc:  # noqa: BLE001
+                    ev.multiple_error = reason(exc)
 
-        step("multiple_testing", multiple)
+            step("multiple_testing", multiple)
 
 
 def _headline_sign(ev: Evaluation) -> float:

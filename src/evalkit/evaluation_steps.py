@@ -297,13 +297,32 @@ def import_modules(p: EvaluationParams) -> None:
             import_module(module)
 
 
+def romano_wolf_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> Any:
+    """The Romano–Wolf draws of :func:`multiple_testing`, started in a forked child on a free core
+    (:func:`evalkit.step_ahead.run_ahead`) right after the estimators: they read only the headline
+    fits' samples and options, which the steps in between leave as they are (their copies keep the
+    fit context and the headline term). Not forked (``forked`` false) when the step will not run
+    Romano–Wolf or no core is free: :func:`multiple_testing` then computes it in its turn, as before."""
+    from evalkit.step_ahead import Ahead, run_ahead
+
+    if not (p.multiple_testing and len(p.outcomes) > 1) or any(p.headline not in results.get(o, {})
+                                                               for o in p.outcomes):
+        return Ahead(lambda: None)
+    from evalkit.inference.multiple import romano_wolf
+
+    fits = [results[o][p.headline] for o in p.outcomes]
+    return run_ahead(lambda: romano_wolf(fits, draws=p.ri_draws, seed=p.seed))
+
+
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
-                     results: dict[str, dict[str, EstimationResult]]) -> tuple[pd.DataFrame, str | None]:
+                     results: dict[str, dict[str, EstimationResult]], ahead: Any = None
+                     ) -> tuple[pd.DataFrame, str | None]:
     """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
     stepdown p-values of the HEADLINE estimator's fits (``evalkit.inference.romano_wolf``: the
     adoption dates permuted across stations, every outcome re-fitted on its own sample; ``p_rw_raw``
     is the unadjusted permutation p-value from the same draws) — its columns are absent and the
-    error says why when it failed. ``panel`` is unused (kept for the step's signature)."""
+    error says why when it failed. ``ahead``: those draws started by :func:`romano_wolf_ahead` (the
+    same result). ``panel`` is unused (kept for the step's signature)."""
     from evalkit.inference.multiple import adjust_pvalues, romano_wolf
 
     pv = {}
@@ -316,7 +335,8 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
     if missing:
         return out, f"no {p.headline} fit for {missing}"
     try:
-        rw = romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed)
+        rw = (ahead.result() if ahead is not None and ahead.forked else
+              romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed))
     except Exception as exc:  # noqa: BLE001 - BH alone is still shown
         return out, reason(exc)
     if not rw.ok:
@@ -334,4 +354,5 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
 __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
-           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES"]
+           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "romano_wolf_ahead"]
