@@ -51,9 +51,9 @@ from evalkit.evaluation_steps import (
     multiple_testing,
     pretrend_source,
     robustness_variants,
-    romano_wolf_ahead,
     small_sample_headline_se,
     small_sample_pretrends,
+    steps_ahead,
 )
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
@@ -554,36 +554,38 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
 
 def _staggered_extras(ev: Evaluation) -> None:
     """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); on a free core
-    the Romano–Wolf draws run meanwhile in a forked child (``evaluation_steps.romano_wolf_ahead``)."""
+    the pre-trend tests and Romano–Wolf draws run meanwhile in a child (``evaluation_steps.steps_ahead``)."""
     p, panel, results = ev.params, ev.panel, ev.results
-    with romano_wolf_ahead(p, results) as ahead:
 
-        def step(name: str, fn: Any) -> None:
-            progress.report(name)
-            t1 = time.perf_counter()
-            fn()
-            ev.timings[name] = time.perf_counter() - t1
+    def step(name: str, fn: Any) -> None:
+        progress.report(name)
+        t1 = time.perf_counter()
+        fn()
+        ev.timings[name] = time.perf_counter() - t1
 
-        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results))
+    def robustness() -> None:
+        for o in p.outcomes:
+            ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
+
+    def sensitivity() -> None:
+        try:
+            ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
+        except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
+            ev.sensitivity_error = reason(exc)
+
+    with steps_ahead(p, results) as ahead:  # robustness and sensitivity read neither the tests nor the jackknife
+        either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
+        for name, fn in either if ahead.forked else ():  # while the child computes the tests
+            step(name, fn)
+        tests, rw = ahead.result() if ahead.forked else (None, None)
+        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, tests))
         step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
-
-        def robustness() -> None:
-            for o in p.outcomes:
-                ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
-
-        step("robustness", robustness)
-        if p.sensitivity:
-            def sensitivity() -> None:
-                try:
-                    ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
-                except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
-                    ev.sensitivity_error = reason(exc)
-
-            step("sensitivity", sensitivity)
+        for name, fn in () if ahead.forked else either:  # their usual place
+            step(name, fn)
         if p.multiple_testing and len(p.outcomes) > 1:
             def multiple() -> None:
                 try:
-                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results, ahead)
+                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results, rw)
                 except Exception as exc:  # noqa: BLE001
                     ev.multiple_error = reason(exc)
 

@@ -60,7 +60,7 @@ def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> st
 
 
 def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
-                          res: dict[str, EstimationResult]) -> None:
+                          res: dict[str, EstimationResult], test: Any = None) -> None:
     """Replace the verdict's pre-trend p-value by the small-sample-valid one.
 
     The test runs on the fitted result (``evalkit.inference.pretrend_test(result, ...)``: its own
@@ -70,21 +70,18 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which p-value ``p_value`` is.
     When the small-sample test fails, ``status`` is ``failed`` with the ``reason`` and ``p_value`` is
     ``None``: the χ² p-value it was chosen to replace is kept as ``p_chi2`` but never used in its
-    place (the brief says so). ``panel`` is unused (kept for the step's signature).
+    place (the brief says so). ``test``: the test already computed by :func:`pretrend_of` on ``res``
+    (e.g. in a child, :func:`steps_ahead`). ``panel`` is unused (kept for the step's signature).
     """
-    from evalkit.inference.pretrend import pretrend_test
-
-    name = pretrend_source(p, res)
-    if name is None or p.pretrend_test == "chi2":
+    name, test = pretrend_of(p, res) if test is None else test
+    if name is None:
         return
     r = res[name]
     pt = r.meta["pretrend"]
-    try:
-        test = pretrend_test(r, method=p.pretrend_test, draws=p.pretrend_draws, seed=p.seed)
-    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+    if isinstance(test, str):  # the test raised: keep the χ² test and say why
         out = _copy(r)
         out.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
-                                "reason": reason(exc)}
+                                "reason": test}
         res[name] = out
         return
     if test.status == "not_available" and not test.df:  # no leads on this sample: nothing to replace
@@ -102,15 +99,40 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     res[name] = out
 
 
+def pretrend_of(p: EvaluationParams, res: dict[str, EstimationResult]) -> tuple[str | None, Any]:
+    """``(source estimator, test)`` of :func:`small_sample_pretrend` without changing ``res``: the
+    :class:`~evalkit.inference.results.PretrendResult`, or the reason (a ``str``) when it raised;
+    ``(None, None)`` when there is nothing to test."""
+    from evalkit.inference.pretrend import pretrend_test
+
+    name = pretrend_source(p, res)
+    if name is None or p.pretrend_test == "chi2":
+        return None, None
+    try:
+        return name, pretrend_test(res[name], method=p.pretrend_test, draws=p.pretrend_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+        return name, reason(exc)
+
+
 def small_sample_pretrends(panel: pd.DataFrame, p: EvaluationParams,
-                           results: dict[str, dict[str, EstimationResult]]) -> None:
+                           results: dict[str, dict[str, EstimationResult]], tests: dict[str, Any] | None = None
+                           ) -> None:
     """:func:`small_sample_pretrend` for every outcome of ``p``; the outcomes' permutation draws share
-    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once)."""
+    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once).
+    ``tests``: outcome → the tests computed ahead (:func:`pretrend_tests`)."""
     from evalkit.inference._shared import shared_designs
 
     with shared_designs():
         for o in p.outcomes:
-            small_sample_pretrend(panel, o, p, results[o])
+            small_sample_pretrend(panel, o, p, results[o], None if tests is None else tests[o])
+
+
+def pretrend_tests(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> dict[str, Any]:
+    """outcome → :func:`pretrend_of` (the tests of :func:`small_sample_pretrends`, nothing changed)."""
+    from evalkit.inference._shared import shared_designs
+
+    with shared_designs():
+        return {o: pretrend_of(p, results[o]) for o in p.outcomes}
 
 
 def n_treated_units(panel: pd.DataFrame) -> int:
@@ -297,32 +319,44 @@ def import_modules(p: EvaluationParams) -> None:
             import_module(module)
 
 
-def romano_wolf_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> Any:
-    """The Romano–Wolf draws of :func:`multiple_testing`, started in a forked child on a free core
-    (:func:`evalkit.step_ahead.run_ahead`) right after the estimators: they read only the headline
-    fits' samples and options, which the steps in between leave as they are (their copies keep the
-    fit context and the headline term). Not forked (``forked`` false) when the step will not run
-    Romano–Wolf or no core is free: :func:`multiple_testing` then computes it in its turn, as before."""
+def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> Any:
+    """The permutation steps that read only the estimators' fits — the pre-trend tests
+    (:func:`pretrend_tests`) and the Romano–Wolf draws of :func:`multiple_testing` — started in a
+    forked child on a free core (:func:`evalkit.step_ahead.run_ahead`) right after the estimators; its
+    value is ``(pre-trend tests, Romano–Wolf result or None)``. The evaluation meanwhile runs the
+    robustness variants and the sensitivity analysis (they read neither), then applies the tests
+    and goes on as before. Not forked (``forked`` false) on a busy machine, and when the pre-trend
+    source is CS (its copy would make the CS bootstrap variant refit instead of re-aggregating):
+    the steps then run in their usual order, as before."""
     from evalkit.step_ahead import Ahead, run_ahead
 
-    if not (p.multiple_testing and len(p.outcomes) > 1) or any(p.headline not in results.get(o, {})
-                                                               for o in p.outcomes):
+    rw = p.multiple_testing and len(p.outcomes) > 1 and all(p.headline in results.get(o, {}) for o in p.outcomes)
+    if any(pretrend_source(p, results[o]) == "cs" for o in p.outcomes):
         return Ahead(lambda: None)
+    fits = [results[o][p.headline] for o in p.outcomes] if rw else []
+    return run_ahead(lambda: (pretrend_tests(p, results),
+                              _rw_or_error(fits, p) if rw else None))
+
+
+def _rw_or_error(fits: list[EstimationResult], p: EvaluationParams) -> Any:
+    """Romano–Wolf of ``fits``, or the exception it raised (raised again where the step reads it)."""
     from evalkit.inference.multiple import romano_wolf
 
-    fits = [results[o][p.headline] for o in p.outcomes]
-    return run_ahead(lambda: romano_wolf(fits, draws=p.ri_draws, seed=p.seed))
+    try:
+        return romano_wolf(fits, draws=p.ri_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - multiple_testing reports it as it would its own
+        return exc
 
 
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
-                     results: dict[str, dict[str, EstimationResult]], ahead: Any = None
+                     results: dict[str, dict[str, EstimationResult]], rw: Any = None
                      ) -> tuple[pd.DataFrame, str | None]:
     """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
     stepdown p-values of the HEADLINE estimator's fits (``evalkit.inference.romano_wolf``: the
     adoption dates permuted across stations, every outcome re-fitted on its own sample; ``p_rw_raw``
     is the unadjusted permutation p-value from the same draws) — its columns are absent and the
-    error says why when it failed. ``ahead``: those draws started by :func:`romano_wolf_ahead` (the
-    same result). ``panel`` is unused (kept for the step's signature)."""
+    error says why when it failed. ``rw``: the Romano–Wolf result (or the exception it raised)
+    computed ahead by :func:`steps_ahead`. ``panel`` is unused (kept for the step's signature)."""
     from evalkit.inference.multiple import adjust_pvalues, romano_wolf
 
     pv = {}
@@ -335,8 +369,9 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
     if missing:
         return out, f"no {p.headline} fit for {missing}"
     try:
-        rw = (ahead.result() if ahead is not None and ahead.forked else
-              romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed))
+        if isinstance(rw, Exception):
+            raise rw
+        rw = rw or romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed)
     except Exception as exc:  # noqa: BLE001 - BH alone is still shown
         return out, reason(exc)
     if not rw.ok:
@@ -355,4 +390,4 @@ __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATE
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
            "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
-           "romano_wolf_ahead"]
+           "steps_ahead", "pretrend_of", "pretrend_tests"]
