@@ -28,6 +28,7 @@ def test_forked_value_is_the_value_computed_here(monkeypatch):
     with run_ahead(step) as ahead:
         assert ahead.forked
         got = ahead.result()
+        assert ahead.result() is got and ahead.forked  # read once, kept
     assert got["pid"] != os.getpid()  # computed in the child
     assert np.array_equal(got["x"], x @ x.T)
     pd.testing.assert_frame_equal(got["frame"], step()["frame"])

@@ -577,15 +577,15 @@ def _staggered_extras(ev: Evaluation) -> None:
         either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
         for name, fn in either if ahead.forked else ():  # while the child computes the tests
             step(name, fn)
-        tests, rw = ahead.result() if ahead.forked else (None, None)
-        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, tests))
+        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
         step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
         for name, fn in () if ahead.forked else either:  # their usual place
             step(name, fn)
         if p.multiple_testing and len(p.outcomes) > 1:
             def multiple() -> None:
                 try:
-                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results, rw)
+                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
+                                                                      ahead.forked and ahead.result()[1])
                 except Exception as exc:  # noqa: BLE001
                     ev.multiple_error = reason(exc)
 

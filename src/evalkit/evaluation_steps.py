@@ -124,7 +124,7 @@ def small_sample_pretrends(panel: pd.DataFrame, p: EvaluationParams,
 
     with shared_designs():
         for o in p.outcomes:
-            small_sample_pretrend(panel, o, p, results[o], None if tests is None else tests[o])
+            small_sample_pretrend(panel, o, p, results[o], tests[o] if tests else None)
 
 
 def pretrend_tests(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class Ahead:
 
     def __init__(self, fn: Callable[[], Any], pid: int | None = None, fd: int | None = None) -> None:
         self.fn, self.pid, self.fd = fn, pid, fd
+        self.forked = pid is not None  # the step was started in a child (``False``: result() computes it here)
+        self._value: tuple[bool, Any] = (False, None)  # (delivered, value): the child is read once
 
     def __enter__(self) -> Ahead:
         return self
@@ -44,13 +46,11 @@ class Ahead:
     def __exit__(self, *exc: object) -> None:
         self.cancel()  # after result(): nothing left to stop
 
-    @property
-    def forked(self) -> bool:
-        """Whether the step runs in a child (``False``: :meth:`result` computes it here)."""
-        return self.pid is not None
-
     def result(self) -> Any:
-        """The step's value: the child's, or ``fn()`` computed here when the child did not deliver."""
+        """The step's value: the child's, or ``fn()`` computed here when the child did not deliver (a
+        forked step's value is kept: asking again returns it; an unforked step is computed each time)."""
+        if self._value[0]:
+            return self._value[1]
         if self.pid is None:
             return self.fn()
         data = b""
@@ -66,7 +66,9 @@ class Ahead:
             ok, value = pickle.loads(data)
         except Exception:  # noqa: BLE001 - nothing (or a broken value) came through: compute it here
             ok, value = False, None
-        return value if ok else self.fn()
+        value = value if ok else self.fn()
+        self._value = (True, value)
+        return value
 
     def cancel(self) -> None:
         """Stop the child, if any (the evaluation failed before it needed the step)."""
