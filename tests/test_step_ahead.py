@@ -92,7 +92,7 @@ def test_switched_off_computes_here_when_asked(monkeypatch):
 def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_path):
     """The evaluation with the pre-trend tests and Romano–Wolf draws run ahead in a child (robustness
     and sensitivity meanwhile) writes the results.json of the serial order: same keys in the same
-    order, same numbers bit for bit (timings apart)."""
+    order, same numbers bit for bit (timings apart), the further analyses included."""
     import json
 
     import evalkit
@@ -101,7 +101,7 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
 
     params = validate_params({
         "evaluation_id": "ahead", "reform": "两队一室", "outcomes": ["incidents_fight", "dispatches", "cases"],
-        "region": {"area_type": "urban"}, "warehouse": str(demo_warehouse), "inference": ["randomization"],
+        "warehouse": str(demo_warehouse), "inference": ["randomization"], "heterogeneity": ["area_type"],
         "pretrend_draws": 49, "ri_draws": 49,
     })
     text = {}
@@ -111,5 +111,5 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
         ev.save(tmp_path / f"{mode}.json")
         data = json.loads((tmp_path / f"{mode}.json").read_text())
         text[mode] = json.dumps({k: v for k, v in data.items() if k not in TIMING_KEYS})
-    assert "p_romano_wolf" in text["0"] and '"method": "permutation"' in text["0"]
+    assert "p_romano_wolf" in text["0"] and '"method": "permutation"' in text["0"] and '"heterogeneity"' in text["0"]
     assert text["1"] == text["0"]

@@ -47,6 +47,7 @@ from evalkit.estimators._sample import share_samples, with_sample_scope
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     estimator_options,
+    headline_sign,
     import_modules,
     multiple_testing,
     pretrend_source,
@@ -569,7 +570,7 @@ def _staggered_extras(ev: Evaluation) -> None:
 
     def sensitivity() -> None:
         try:
-            ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
+            ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=headline_sign(ev))
         except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
             ev.sensitivity_error = reason(exc)
 
@@ -590,10 +591,3 @@ def _staggered_extras(ev: Evaluation) -> None:
                     ev.multiple_error = reason(exc)
 
             step("multiple_testing", multiple)
-
-
-def _headline_sign(ev: Evaluation) -> float:
-    try:
-        return float(np.sign(ev.result().att)) or 1.0
-    except (KeyError, ValueError):
-        return 1.0

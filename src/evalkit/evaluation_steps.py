@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evalkit.estimators import get_estimator, get_spec, names
@@ -39,6 +40,15 @@ VARIANT_KINDS = {"cs_never": "control", "cs_notyet": "control",
                  "cs_mboot": "inference", "twfe_wild": "inference", "ri": "inference"}
 # estimators with a joint pre-trend test, tried after the headline's (registry order)
 PRETREND_SOURCES = tuple(names(pretrend_test=True))
+
+
+def headline_sign(ev: Any) -> float:
+    """The sign of the evaluation's headline estimate (1.0 when it has none): the direction the
+    sensitivity analysis calls robust."""
+    try:
+        return float(np.sign(ev.result().att)) or 1.0
+    except (KeyError, ValueError):
+        return 1.0
 
 
 def estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
@@ -390,4 +400,4 @@ __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATE
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
            "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
-           "steps_ahead", "pretrend_of", "pretrend_tests"]
+           "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign"]
