@@ -95,6 +95,16 @@ class Ahead:
                 pass
 
 
+def _die_with_parent() -> None:
+    """Best effort: the kernel killed mid-evaluation takes its child along (Linux ``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG (linux/prctl.h)
+    except Exception:  # noqa: BLE001, S110 - without it the child ends at its next write to the closed pipe
+        pass
+
+
 def _may_fork() -> bool:
     mode = os.environ.get(ENV, "auto")
     if mode == "0" or not hasattr(os, "fork") or not sys.platform.startswith("linux"):
@@ -126,6 +136,7 @@ def run_ahead(fn: Callable[[], Any]) -> Ahead:
         code = 1
         try:
             os.close(r)
+            _die_with_parent()
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
