@@ -22,7 +22,7 @@ import pandas as pd
 
 from evalkit.estimators import get_estimator, get_spec, names
 from evalkit.params import EvaluationParams
-from evalkit.registry import NEVER_TREATED
+from evalkit.registry import NEVER_TREATED, OUTCOMES
 from evalkit.results import EstimationResult
 from evalkit.sensitivity_run import reason
 
@@ -329,7 +329,7 @@ def import_modules(p: EvaluationParams) -> None:
             import_module(module)
 
 
-def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> Any:
+def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]], complete: bool = True) -> Any:
     """The permutation steps that read only the estimators' fits — the pre-trend tests
     (:func:`pretrend_tests`) and the Romano–Wolf draws of :func:`multiple_testing` — started in a
     forked child on a free core (:func:`evalkit.step_ahead.run_ahead`) right after the estimators; its
@@ -337,15 +337,60 @@ def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResu
     robustness variants and the sensitivity analysis (they read neither), then applies the tests
     and goes on as before. Not forked (``forked`` false) on a busy machine, and when the pre-trend
     source is CS (its copy would make the CS bootstrap variant refit instead of re-aggregating):
-    the steps then run in their usual order, as before."""
+    the steps then run in their usual order, as before. ``complete=False``: ``results`` holds the
+    headline's fits only (:func:`fit_estimators` starts the child before the other estimators) —
+    not forked unless the headline is every outcome's pre-trend source (the others cannot change it)."""
     from evalkit.step_ahead import Ahead, run_ahead
 
     rw = p.multiple_testing and len(p.outcomes) > 1 and all(p.headline in results.get(o, {}) for o in p.outcomes)
-    if any(pretrend_source(p, results[o]) == "cs" for o in p.outcomes):
+    sources = {pretrend_source(p, results[o]) for o in p.outcomes}
+    if "cs" in sources or not (complete or p.pretrend_test == "chi2" or sources == {p.headline}):
         return Ahead(lambda: None)
     fits = [results[o][p.headline] for o in p.outcomes] if rw else []
     return run_ahead(lambda: (pretrend_tests(p, results),
                               _rw_or_error(fits, p) if rw else None))
+
+
+def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any
+                   ) -> tuple[dict[str, dict[str, EstimationResult]], dict[str, dict[str, str]], Any]:
+    """Every estimator of ``p`` on every outcome → ``(results, failures, ahead)`` (both in the order of
+    ``p.outcomes`` and ``p.estimators``; ``failures``: the reason of each failed fit). The headline's
+    fits come first — its failure raises ``headline_failed(name, outcome, exc, traceback)`` — so that,
+    for a staggered design, :func:`steps_ahead` can start its child while the other estimators are
+    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after)."""
+    import traceback
+
+    def fit(o: str, name: str) -> Any:
+        if name == "poisson" and OUTCOMES[o].kind != "count":
+            return "Poisson applies to count outcomes only"
+        try:
+            return get_estimator(name)(panel, o, **estimator_options(name, p))
+        except Exception as exc:  # recorded, shown in the brief; a headline failure is raised
+            if name == p.headline:
+                raise headline_failed(name, o, exc, traceback.format_exc()) from exc
+            return f"{type(exc).__name__}: {exc}"
+
+    done = {(o, p.headline): fit(o, p.headline) for o in p.outcomes if p.headline in p.estimators}
+    ahead = None
+    if done and p.design == "staggered" and all(isinstance(v, EstimationResult) for v in done.values()):
+        ahead = steps_ahead(p, {o: {p.headline: done[(o, p.headline)]} for o in p.outcomes}, complete=False)
+        ahead = ahead if ahead.forked else None
+    try:
+        for o in p.outcomes:
+            for name in p.estimators:
+                if (o, name) not in done:
+                    done[(o, name)] = fit(o, name)
+    except BaseException:
+        if ahead is not None:
+            ahead.cancel()
+        raise
+    results: dict[str, dict[str, EstimationResult]] = {o: {} for o in p.outcomes}
+    failures: dict[str, dict[str, str]] = {o: {} for o in p.outcomes}
+    for o in p.outcomes:
+        for name in p.estimators:
+            v = done[(o, name)]
+            (failures if isinstance(v, str) else results)[o][name] = v
+    return results, failures, ahead
 
 
 def _rw_or_error(fits: list[EstimationResult], p: EvaluationParams) -> Any:
@@ -400,4 +445,5 @@ __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATE
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
            "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
-           "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign"]
+           "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign",
+           "fit_estimators"]
