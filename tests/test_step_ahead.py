@@ -113,3 +113,35 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
         text[mode] = json.dumps({k: v for k, v in data.items() if k not in TIMING_KEYS})
     assert "p_romano_wolf" in text["0"] and '"method": "permutation"' in text["0"] and '"heterogeneity"' in text["0"]
     assert text["1"] == text["0"]
+
+
+def test_fit_estimators_keeps_the_order_and_raises_a_headline_failure(monkeypatch):
+    """The headline is fitted first, yet results and failures follow the params' order; a failing
+    secondary estimator is recorded, a failing headline raises what ``headline_failed`` makes."""
+    import evalkit.evaluation_steps as S
+    from evalkit.params import validate_params
+    from evalkit.results import EstimationResult
+
+    monkeypatch.setenv("EVALKIT_STEP_AHEAD", "0")
+    p = validate_params({"evaluation_id": "order", "reform": "两队一室", "outcomes": ["incidents_fight", "dispatches"],
+                         "estimators": ["twfe", "imputation", "cs"], "headline": "imputation",
+                         "warehouse": "unused.duckdb"})
+    calls = []
+
+    def fake(name):
+        def run(panel, outcome, **kw):
+            calls.append((outcome, name))
+            if name == "cs" and outcome == "dispatches" or name == "imputation" and panel == "bad":
+                raise ValueError(f"{name} broke")
+            return EstimationResult(name, outcome, pd.DataFrame([{"kind": "overall", "term": "ATT", "estimate": 1.0}]))
+        return run
+
+    monkeypatch.setattr(S, "get_estimator", fake)
+    results, failures, ahead = S.fit_estimators("panel", p, lambda *a: RuntimeError(a[:2]))
+    assert ahead is None
+    assert calls[:2] == [("incidents_fight", "imputation"), ("dispatches", "imputation")]
+    assert {o: list(r) for o, r in results.items()} == {"incidents_fight": ["twfe", "imputation", "cs"],
+                                                        "dispatches": ["twfe", "imputation"]}
+    assert failures == {"incidents_fight": {}, "dispatches": {"cs": "ValueError: cs broke"}}
+    with pytest.raises(RuntimeError, match="imputation"):
+        S.fit_estimators("bad", p, lambda name, o, exc, tb: RuntimeError(f"{name} on {o}: {exc}"))
