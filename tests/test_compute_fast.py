@@ -165,3 +165,24 @@ def test_tau_bar_equals_the_estimators_leaveout_means(case):
             want = _leaveout_means(tau, g1, e1, c1, w1)[0]
         got = _tau_bar(tau, w1, _tau_bar_cells(g1, e1, c1, w1, True))
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["small integers", "coded pairs", "wide range", "fractions", "nan", "signed zero"])
+def test_rank_codes_equal_unique_inverse(kind):
+    """The leave-out cell codes of a draw (a presence count for integers in a short range) are
+    ``np.unique(x, return_inverse=True)[1]``: the same integers and dtype, whatever the values."""
+    from evalkit.inference._fast import _rank_codes
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 17, 744):
+        make = {"small integers": lambda n: rng.integers(-50, 50, n).astype(float),
+                "coded pairs": lambda n: rng.integers(0, 3, n) * 340.0 + rng.integers(-90, 90, n),
+                "wide range": lambda n: rng.integers(0, 5, n) * 1e9,
+                "fractions": lambda n: rng.integers(0, 9, n) / 4.0,
+                "nan": lambda n: np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 9, n).astype(float)),
+                "signed zero": lambda n: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n)}
+        x = make[kind](n)
+        want = np.unique(x, return_inverse=True)[1].ravel()
+        got = _rank_codes(x)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(_rank_codes(np.array([3, 1, 3, 7])), [1, 0, 1, 2])  # integer arrays too

@@ -148,3 +148,27 @@ def test_evaluation_estimates_cache_follows_the_results():
     assert ev.estimates("incidents_fight")["estimate"].tolist() == [5.0, 0.5, 1.5]
     del ev.robustness["incidents_fight"]["cs_never"]
     pd.testing.assert_frame_equal(ev.estimates("incidents_fight"), ev._estimates_table("incidents_fight"))
+
+
+def test_make_estimates_of_its_own_output_equals_a_rebuild(monkeypatch):
+    """``make_estimates`` of a frame it built (every EstimationResult's ``__post_init__``) returns a
+    shallow copy instead of rebuilding: the same frame as the rebuild, columns, dtypes and values;
+    a frame that is not canonical (extra index, other dtypes, columns out of order) is rebuilt."""
+    import evalkit.results as R
+
+    built = R.make_estimates(_result().estimates.assign(extra=["x"] * 8, n=np.arange(8)))
+    variants = {"canonical": built, "int index": built.set_axis(np.arange(8) + 3),
+                "float group": built.assign(group=built["group"].astype(float)),
+                "object kind": built.assign(kind=built["kind"].astype(object)),
+                "reordered": built[list(built.columns[::-1])], "empty": built.iloc[:0].reset_index(drop=True)}
+    for name, frame in variants.items():
+        got = R.make_estimates(frame)
+        with monkeypatch.context() as m:
+            m.setattr(R, "_canonical", lambda df: False)
+            want = R.make_estimates(frame)
+        pd.testing.assert_frame_equal(got, want, check_exact=True, obj=name)
+        assert got is not frame
+    assert R._canonical(built) and not R._canonical(variants["reordered"])
+    copy = R.make_estimates(built)
+    copy.loc[0, "estimate"] = 99.0  # copy-on-write: the source frame is not changed
+    assert built.loc[0, "estimate"] != 99.0

@@ -29,7 +29,6 @@ import math
 import os
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,17 +41,19 @@ from evalkit import __version__, progress
 from evalkit.analyses import AnalysisSection
 from evalkit.analyses_run import evaluation_notes, run_analyses
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
-from evalkit.estimators import SPECS, get_estimator, names
+from evalkit.estimators import SPECS, names
 from evalkit.estimators._sample import share_samples, with_sample_scope
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
-    estimator_options,
+    fit_estimators,
+    headline_sign,
     import_modules,
     multiple_testing,
     pretrend_source,
     robustness_variants,
     small_sample_headline_se,
     small_sample_pretrends,
+    steps_ahead,
 )
 from evalkit.fileperm import public_mode
 from evalkit.headline_choice import HeadlineChoice, choose_headline
@@ -518,41 +519,31 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     share_samples(panel)  # evaluate() does not change the panel: its samples are built once (scope: decorator)
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
-    results: dict[str, dict[str, EstimationResult]] = {}
-    failures: dict[str, dict[str, str]] = {}
-    progress.report("estimators")
-    for outcome in p.outcomes:
-        results[outcome], failures[outcome] = {}, {}
-        for name in p.estimators:
-            if name == "poisson" and OUTCOMES[outcome].kind != "count":
-                failures[outcome][name] = "Poisson applies to count outcomes only"
-                continue
-            try:
-                fn = get_estimator(name)
-                results[outcome][name] = fn(panel, outcome, **estimator_options(name, p))
-            except Exception as exc:  # recorded, shown in the brief; headline failures re-raised below
-                failures[outcome][name] = f"{type(exc).__name__}: {exc}"
-                if name == p.headline:
-                    raise EvaluationError(
-                        f"headline estimator {name} failed on {outcome}: {exc}\n{traceback.format_exc()}"
-                    ) from exc
-    ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
-    ev.timings["estimators"] = time.perf_counter() - t0
-    ev.timings["imports"] = imports  # before t0: not part of ev.seconds
-    if p.design == "staggered":
-        fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
-        from evalkit.inference._shared import shared_designs
+    progress.report("estimators")  # the headline's fits first: the steps ahead may start after them
+    results, failures, ahead = fit_estimators(panel, p, lambda name, o, exc, tb: EvaluationError(
+        f"headline estimator {name} failed on {o}: {exc}\n{tb}"))
+    try:
+        ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
+        ev.timings["estimators"] = time.perf_counter() - t0
+        ev.timings["imports"] = imports  # before t0: not part of ev.seconds
+        if p.design == "staggered":
+            fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
+            from evalkit.inference._shared import shared_designs
 
-        with shared_designs():  # permutation draws of several steps and outcomes share their designs
-            _staggered_extras(ev)
-        run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
+            with shared_designs():  # permutation draws of several steps and outcomes share their designs
+                _staggered_extras(ev, ahead)
+            run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
+    finally:
+        if ahead is not None:
+            ahead.cancel()  # after its result: nothing left to stop
     ev.seconds = time.perf_counter() - t0
     progress.report(progress.DONE)
     return ev
 
 
-def _staggered_extras(ev: Evaluation) -> None:
-    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place)."""
+def _staggered_extras(ev: Evaluation, ahead: Any = None) -> None:
+    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); on a free core
+    the pre-trend tests and Romano–Wolf draws run meanwhile in a child (``evaluation_steps.steps_ahead``)."""
     p, panel, results = ev.params, ev.panel, ev.results
 
     def step(name: str, fn: Any) -> None:
@@ -561,34 +552,30 @@ def _staggered_extras(ev: Evaluation) -> None:
         fn()
         ev.timings[name] = time.perf_counter() - t1
 
-    step("pretrend_test", lambda: small_sample_pretrends(panel, p, results))
-    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
-
     def robustness() -> None:
         for o in p.outcomes:
             ev.robustness[o], ev.robustness_failures[o] = robustness_variants(panel, o, p, results[o])
 
-    step("robustness", robustness)
-    if p.sensitivity:
-        def sensitivity() -> None:
-            try:
-                ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=_headline_sign(ev))
-            except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
-                ev.sensitivity_error = reason(exc)
+    def sensitivity() -> None:
+        try:
+            ev.sensitivity = run_sensitivity(panel, ev.primary_outcome, p, sign=headline_sign(ev))
+        except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
+            ev.sensitivity_error = reason(exc)
 
-        step("sensitivity", sensitivity)
-    if p.multiple_testing and len(p.outcomes) > 1:
-        def multiple() -> None:
-            try:
-                ev.multiple, ev.multiple_error = multiple_testing(panel, p, results)
-            except Exception as exc:  # noqa: BLE001
-                ev.multiple_error = reason(exc)
+    with ahead or steps_ahead(p, results) as ahead:  # robustness and sensitivity read neither the tests nor the jackknife
+        either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
+        for name, fn in either if ahead.forked else ():  # while the child computes the tests
+            step(name, fn)
+        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
+        step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
+        for name, fn in () if ahead.forked else either:  # their usual place
+            step(name, fn)
+        if p.multiple_testing and len(p.outcomes) > 1:
+            def multiple() -> None:
+                try:
+                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
+                                                                      ahead.forked and ahead.result()[1])
+                except Exception as exc:  # noqa: BLE001
+                    ev.multiple_error = reason(exc)
 
-        step("multiple_testing", multiple)
-
-
-def _headline_sign(ev: Evaluation) -> float:
-    try:
-        return float(np.sign(ev.result().att)) or 1.0
-    except (KeyError, ValueError):
-        return 1.0
+            step("multiple_testing", multiple)

@@ -17,11 +17,12 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evalkit.estimators import get_estimator, get_spec, names
 from evalkit.params import EvaluationParams
-from evalkit.registry import NEVER_TREATED
+from evalkit.registry import NEVER_TREATED, OUTCOMES
 from evalkit.results import EstimationResult
 from evalkit.sensitivity_run import reason
 
@@ -39,6 +40,15 @@ VARIANT_KINDS = {"cs_never": "control", "cs_notyet": "control",
                  "cs_mboot": "inference", "twfe_wild": "inference", "ri": "inference"}
 # estimators with a joint pre-trend test, tried after the headline's (registry order)
 PRETREND_SOURCES = tuple(names(pretrend_test=True))
+
+
+def headline_sign(ev: Any) -> float:
+    """The sign of the evaluation's headline estimate (1.0 when it has none): the direction the
+    sensitivity analysis calls robust."""
+    try:
+        return float(np.sign(ev.result().att)) or 1.0
+    except (KeyError, ValueError):
+        return 1.0
 
 
 def estimator_options(name: str, p: EvaluationParams) -> dict[str, Any]:
@@ -60,7 +70,7 @@ def pretrend_source(p: EvaluationParams, res: dict[str, EstimationResult]) -> st
 
 
 def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
-                          res: dict[str, EstimationResult]) -> None:
+                          res: dict[str, EstimationResult], test: Any = None) -> None:
     """Replace the verdict's pre-trend p-value by the small-sample-valid one.
 
     The test runs on the fitted result (``evalkit.inference.pretrend_test(result, ...)``: its own
@@ -70,21 +80,18 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     p-value stays in ``meta["pretrend"]["p_chi2"]``; ``method`` says which p-value ``p_value`` is.
     When the small-sample test fails, ``status`` is ``failed`` with the ``reason`` and ``p_value`` is
     ``None``: the χ² p-value it was chosen to replace is kept as ``p_chi2`` but never used in its
-    place (the brief says so). ``panel`` is unused (kept for the step's signature).
+    place (the brief says so). ``test``: the test already computed by :func:`pretrend_of` on ``res``
+    (e.g. in a child, :func:`steps_ahead`). ``panel`` is unused (kept for the step's signature).
     """
-    from evalkit.inference.pretrend import pretrend_test
-
-    name = pretrend_source(p, res)
-    if name is None or p.pretrend_test == "chi2":
+    name, test = pretrend_of(p, res) if test is None else test
+    if name is None:
         return
     r = res[name]
     pt = r.meta["pretrend"]
-    try:
-        test = pretrend_test(r, method=p.pretrend_test, draws=p.pretrend_draws, seed=p.seed)
-    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+    if isinstance(test, str):  # the test raised: keep the χ² test and say why
         out = _copy(r)
         out.meta["pretrend"] = {**pt, "p_chi2": pt.get("p_value"), "p_value": None, "status": "failed",
-                                "reason": reason(exc)}
+                                "reason": test}
         res[name] = out
         return
     if test.status == "not_available" and not test.df:  # no leads on this sample: nothing to replace
@@ -102,15 +109,40 @@ def small_sample_pretrend(panel: pd.DataFrame, outcome: str, p: EvaluationParams
     res[name] = out
 
 
+def pretrend_of(p: EvaluationParams, res: dict[str, EstimationResult]) -> tuple[str | None, Any]:
+    """``(source estimator, test)`` of :func:`small_sample_pretrend` without changing ``res``: the
+    :class:`~evalkit.inference.results.PretrendResult`, or the reason (a ``str``) when it raised;
+    ``(None, None)`` when there is nothing to test."""
+    from evalkit.inference.pretrend import pretrend_test
+
+    name = pretrend_source(p, res)
+    if name is None or p.pretrend_test == "chi2":
+        return None, None
+    try:
+        return name, pretrend_test(res[name], method=p.pretrend_test, draws=p.pretrend_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - keep the χ² test and say why
+        return name, reason(exc)
+
+
 def small_sample_pretrends(panel: pd.DataFrame, p: EvaluationParams,
-                           results: dict[str, dict[str, EstimationResult]]) -> None:
+                           results: dict[str, dict[str, EstimationResult]], tests: dict[str, Any] | None = None
+                           ) -> None:
     """:func:`small_sample_pretrend` for every outcome of ``p``; the outcomes' permutation draws share
-    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once)."""
+    their outcome-free designs (``inference._shared.shared_designs``: same numbers, computed once).
+    ``tests``: outcome → the tests computed ahead (:func:`pretrend_tests`)."""
     from evalkit.inference._shared import shared_designs
 
     with shared_designs():
         for o in p.outcomes:
-            small_sample_pretrend(panel, o, p, results[o])
+            small_sample_pretrend(panel, o, p, results[o], tests[o] if tests else None)
+
+
+def pretrend_tests(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]]) -> dict[str, Any]:
+    """outcome → :func:`pretrend_of` (the tests of :func:`small_sample_pretrends`, nothing changed)."""
+    from evalkit.inference._shared import shared_designs
+
+    with shared_designs():
+        return {o: pretrend_of(p, results[o]) for o in p.outcomes}
 
 
 def n_treated_units(panel: pd.DataFrame) -> int:
@@ -297,13 +329,89 @@ def import_modules(p: EvaluationParams) -> None:
             import_module(module)
 
 
+def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]], complete: bool = True) -> Any:
+    """The permutation steps that read only the estimators' fits — the pre-trend tests
+    (:func:`pretrend_tests`) and the Romano–Wolf draws of :func:`multiple_testing` — started in a
+    forked child on a free core (:func:`evalkit.step_ahead.run_ahead`) right after the estimators; its
+    value is ``(pre-trend tests, Romano–Wolf result or None)``. The evaluation meanwhile runs the
+    robustness variants and the sensitivity analysis (they read neither), then applies the tests
+    and goes on as before. Not forked (``forked`` false) on a busy machine, and when the pre-trend
+    source is CS (its copy would make the CS bootstrap variant refit instead of re-aggregating):
+    the steps then run in their usual order, as before. ``complete=False``: ``results`` holds the
+    headline's fits only (:func:`fit_estimators` starts the child before the other estimators) —
+    not forked unless the headline is every outcome's pre-trend source (the others cannot change it)."""
+    from evalkit.step_ahead import Ahead, run_ahead
+
+    rw = p.multiple_testing and len(p.outcomes) > 1 and all(p.headline in results.get(o, {}) for o in p.outcomes)
+    sources = {pretrend_source(p, results[o]) for o in p.outcomes}
+    if "cs" in sources or not (complete or p.pretrend_test == "chi2" or sources == {p.headline}):
+        return Ahead(lambda: None)
+    fits = [results[o][p.headline] for o in p.outcomes] if rw else []
+    return run_ahead(lambda: (pretrend_tests(p, results),
+                              _rw_or_error(fits, p) if rw else None))
+
+
+def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any
+                   ) -> tuple[dict[str, dict[str, EstimationResult]], dict[str, dict[str, str]], Any]:
+    """Every estimator of ``p`` on every outcome → ``(results, failures, ahead)`` (both in the order of
+    ``p.outcomes`` and ``p.estimators``; ``failures``: the reason of each failed fit). The headline's
+    fits come first — its failure raises ``headline_failed(name, outcome, exc, traceback)`` — so that,
+    for a staggered design, :func:`steps_ahead` can start its child while the other estimators are
+    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after)."""
+    import traceback
+
+    def fit(o: str, name: str) -> Any:
+        if name == "poisson" and OUTCOMES[o].kind != "count":
+            return "Poisson applies to count outcomes only"
+        try:
+            return get_estimator(name)(panel, o, **estimator_options(name, p))
+        except Exception as exc:  # recorded, shown in the brief; a headline failure is raised
+            if name == p.headline:
+                raise headline_failed(name, o, exc, traceback.format_exc()) from exc
+            return f"{type(exc).__name__}: {exc}"
+
+    done = {(o, p.headline): fit(o, p.headline) for o in p.outcomes if p.headline in p.estimators}
+    ahead = None
+    if done and p.design == "staggered" and all(isinstance(v, EstimationResult) for v in done.values()):
+        ahead = steps_ahead(p, {o: {p.headline: done[(o, p.headline)]} for o in p.outcomes}, complete=False)
+        ahead = ahead if ahead.forked else None
+    try:
+        for o in p.outcomes:
+            for name in p.estimators:
+                if (o, name) not in done:
+                    done[(o, name)] = fit(o, name)
+    except BaseException:
+        if ahead is not None:
+            ahead.cancel()
+        raise
+    results: dict[str, dict[str, EstimationResult]] = {o: {} for o in p.outcomes}
+    failures: dict[str, dict[str, str]] = {o: {} for o in p.outcomes}
+    for o in p.outcomes:
+        for name in p.estimators:
+            v = done[(o, name)]
+            (failures if isinstance(v, str) else results)[o][name] = v
+    return results, failures, ahead
+
+
+def _rw_or_error(fits: list[EstimationResult], p: EvaluationParams) -> Any:
+    """Romano–Wolf of ``fits``, or the exception it raised (raised again where the step reads it)."""
+    from evalkit.inference.multiple import romano_wolf
+
+    try:
+        return romano_wolf(fits, draws=p.ri_draws, seed=p.seed)
+    except Exception as exc:  # noqa: BLE001 - multiple_testing reports it as it would its own
+        return exc
+
+
 def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
-                     results: dict[str, dict[str, EstimationResult]]) -> tuple[pd.DataFrame, str | None]:
+                     results: dict[str, dict[str, EstimationResult]], rw: Any = None
+                     ) -> tuple[pd.DataFrame, str | None]:
     """(table, Romano–Wolf error): BH-adjusted headline p-values across outcomes, and Romano–Wolf
     stepdown p-values of the HEADLINE estimator's fits (``evalkit.inference.romano_wolf``: the
     adoption dates permuted across stations, every outcome re-fitted on its own sample; ``p_rw_raw``
     is the unadjusted permutation p-value from the same draws) — its columns are absent and the
-    error says why when it failed. ``panel`` is unused (kept for the step's signature)."""
+    error says why when it failed. ``rw``: the Romano–Wolf result (or the exception it raised)
+    computed ahead by :func:`steps_ahead`. ``panel`` is unused (kept for the step's signature)."""
     from evalkit.inference.multiple import adjust_pvalues, romano_wolf
 
     pv = {}
@@ -316,7 +424,9 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
     if missing:
         return out, f"no {p.headline} fit for {missing}"
     try:
-        rw = romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed)
+        if isinstance(rw, Exception):
+            raise rw
+        rw = rw or romano_wolf([results[o][p.headline] for o in p.outcomes], draws=p.ri_draws, seed=p.seed)
     except Exception as exc:  # noqa: BLE001 - BH alone is still shown
         return out, reason(exc)
     if not rw.ok:
@@ -334,4 +444,6 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
 __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
-           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES"]
+           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign",
+           "fit_estimators"]

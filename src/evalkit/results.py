@@ -96,6 +96,10 @@ _FLOAT_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "p_value", "band
 def make_estimates(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build a tidy estimates frame with the canonical columns and dtypes (group / time / event_time
     ``Int64``, the numbers ``float64``, kind / term ``str``; other columns kept after them)."""
+    if isinstance(rows, pd.DataFrame) and _canonical(rows):
+        # already this function's output (EstimationResult.__post_init__ of an estimator's frame): the
+        # same columns, dtypes and values; a shallow copy (copy-on-write) as the rebuild was a new frame
+        return rows.copy(deep=False)
     df = pd.DataFrame(rows)
     n = len(df)
     if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
@@ -115,6 +119,30 @@ def make_estimates(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
         if col not in cols:
             cols[col] = df[col]
     return pd.DataFrame(cols, index=pd.RangeIndex(n))
+
+
+_STR_DTYPE = pd.Series(["x"]).astype(str).dtype
+
+
+def _canonical(df: pd.DataFrame) -> bool:
+    """Whether ``df`` is what :func:`make_estimates` returns: a 0..n-1 RangeIndex, the canonical columns
+    first and in order, each with its canonical dtype (``make_estimates`` then changes nothing)."""
+    k = len(ESTIMATE_COLUMNS)
+    idx = df.index
+    if not (isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1):
+        return False
+    if list(df.columns[:k]) != ESTIMATE_COLUMNS or len(set(df.columns)) != len(df.columns):
+        return False
+    for col, dt in zip(ESTIMATE_COLUMNS, df.dtypes.iloc[:k], strict=True):
+        if col in _INT_COLUMNS:
+            if not isinstance(dt, pd.Int64Dtype):
+                return False
+        elif col in _FLOAT_COLUMNS:
+            if dt != np.float64:
+                return False
+        elif dt != _STR_DTYPE:
+            return False
+    return True
 
 
 def _numeric(s: pd.Series) -> Any:

@@ -38,25 +38,32 @@ def helper_pool():
     ncpu = os.cpu_count() or 1
     if mode == "1" or ncpu < 2:
         return None
-    if mode != "2":
-        try:
-            running = []
-            for _ in range(3):  # a few samples: kernel threads are briefly runnable now and then
-                with open("/proc/loadavg") as f:
-                    running.append(int(f.read().split()[3].split("/")[0]))  # includes this thread
-            busy = min(running) - 1 > ncpu - 2
-        except (OSError, ValueError, IndexError):
-            try:
-                busy = os.getloadavg()[0] > ncpu - 0.5
-            except OSError:
-                busy = True
-        if busy:
-            return None
+    if mode != "2" and not second_core_free():
+        return None
     if not _POOL or _POOL[0][0] != os.getpid():  # (re)create after a fork: threads do not survive it
         from concurrent.futures import ThreadPoolExecutor
 
         _POOL[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-cs"))]
     return _POOL[0][1]
+
+
+def second_core_free() -> bool:
+    """Whether a second core looks free right now (Linux: at most ``cpus - 2`` other runnable tasks in
+    ``/proc/loadavg``, fewest of 3 samples; elsewhere: 1-minute load average below ``cpus - 0.5``)."""
+    ncpu = os.cpu_count() or 1
+    if ncpu < 2:
+        return False
+    try:
+        running = []
+        for _ in range(3):  # a few samples: kernel threads are briefly runnable now and then
+            with open("/proc/loadavg") as f:
+                running.append(int(f.read().split()[3].split("/")[0]))  # includes this thread
+        return not min(running) - 1 > ncpu - 2
+    except (OSError, ValueError, IndexError):
+        try:
+            return not os.getloadavg()[0] > ncpu - 0.5
+        except OSError:
+            return False
 
 
 def resolve_executor(executor: Any) -> Any:

@@ -209,12 +209,16 @@ def estimate_sunab(
             "p_value": inf_e["p_value"][j], "weight": ev_weight[j] / n_cell[in_window].sum(),
         })
     inf_c = _fe.t_inference(cells["estimate"].to_numpy(), cells["std_error"].to_numpy(), df_t, alpha)
+    # the cells' columns as arrays: a pandas scalar lookup per cell and column cost ~40 ms per fit
+    # (329 cells); the same numpy scalars
+    c_term, c_g, c_e = list(cells["term"]), cells["g"].to_numpy(), cells["e"].to_numpy()
+    c_est, c_se = cells["estimate"].to_numpy(), cells["std_error"].to_numpy()
     for j in range(len(cells)):
         rows_out.append({
-            "kind": "gt", "term": cells["term"][j], "group": cells["g"][j],
-            "time": cells["g"][j] + cells["e"][j] if (bin_lo is None and bin_hi is None) else np.nan,
-            "event_time": cells["e"][j], "estimate": cells["estimate"][j],
-            "std_error": cells["std_error"][j], "ci_low": inf_c["ci_low"][j],
+            "kind": "gt", "term": c_term[j], "group": c_g[j],
+            "time": c_g[j] + c_e[j] if (bin_lo is None and bin_hi is None) else np.nan,
+            "event_time": c_e[j], "estimate": c_est[j],
+            "std_error": c_se[j], "ci_low": inf_c["ci_low"][j],
             "ci_high": inf_c["ci_high"][j], "p_value": inf_c["p_value"][j], "weight": n_cell[j],
         })
 
