@@ -147,3 +147,18 @@ def test_per_problem_refit_equals_two_calls():
     assert np.array_equal(one_call, two_calls)
     np.testing.assert_allclose(one_call, _fw_batch(Yc, 1e-3, False, _sparsify(first), 1e-6, 10_000), rtol=0,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sdid", "sc"])
+def test_point_estimate_by_gram_kernel_equals_recomputing_loop(prop99, method, monkeypatch):
+    """The point estimate's fits run the compiled Gram loop (``_fw_point``); R's recomputing loop
+    (``_fw_one``, the path until 2026-12-05) gives the same τ̂ and weights up to rounding."""
+    Y, N0, T0 = prop99, prop99.shape[0] - 1, 19
+    new = fit_matrix(Y, N0, T0, method)
+    monkeypatch.setattr(sdid, "_fw_point", sdid._fw)  # the recomputing loop for the one problem
+    old = fit_matrix(Y, N0, T0, method)
+    assert new.tau == pytest.approx(old.tau, rel=1e-12, abs=0)
+    np.testing.assert_allclose(new.omega, old.omega, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(new.lam, old.lam, rtol=0, atol=1e-12)
+    if method == "sc":  # the paths really differ (rounding): the check above is one
+        assert new.tau != old.tau

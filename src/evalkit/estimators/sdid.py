@@ -45,8 +45,10 @@ from evalkit.estimators._sdid_fw import (
     _fw,
     _fw_gram,
     _fw_groups,
+    _fw_point,
     _sparsify,
     _sum_normalize,
+    warm_kernel,
 )
 from evalkit.estimators.specs import check_options
 from evalkit.results import EstimationResult, normal_inference
@@ -54,6 +56,8 @@ from evalkit.results import EstimationResult, normal_inference
 METHODS = ("sdid", "sc", "did")
 SE_TYPES = ("placebo", "jackknife", "bootstrap", "none")
 LABELS = {"sdid": "Synthetic DiD", "sc": "Synthetic control", "did": "DiD (synthdid form)"}
+
+warm_kernel()  # numba and the compiled solver load meanwhile (e.g. while the evaluation queries its panel)
 
 
 def _collapsed(Y: np.ndarray, N0: int, T0: int) -> np.ndarray:
@@ -88,14 +92,15 @@ class _Fit:
 
 
 def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
-                   lam0: np.ndarray | None, donors: tuple[np.ndarray, np.ndarray] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   lam0: np.ndarray | None, donors: tuple[np.ndarray, np.ndarray] | None = None,
+                   point: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Weights for a batch of outcome matrices Y (B × N × T); returns ω (B × N0) and λ (B × T0).
 
     A weight that is not updated is returned as passed (``omega0`` / ``lam0``, B × · or 1-d to
     broadcast); one that is updated uses the passed value as the solver's starting point.
     ``donors = (Y_co, cols)`` marks a placebo batch: problem j's controls are rows ``cols[j]`` of
-    the original controls ``Y_co`` (N0_orig × T), solved by :func:`_placebo_weights`.
+    the original controls ``Y_co`` (N0_orig × T), solved by :func:`_placebo_weights`. ``point``
+    (B = 1, the point estimate): solved by the compiled Gram loop :func:`_fw_point`.
     """
     B = Y.shape[0]
     if donors is not None:
@@ -114,16 +119,17 @@ def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndar
                                      (Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega))],
                                     opts.min_decrease, opts.max_iter)
         return omega, lam
+    fw = _fw_point if point else _fw
     if opts.update_lambda:
         Al = Yc[:, :N0, :]
-        lam = _fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
+        lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
         if opts.sparsify:
-            lam = _fw(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam), opts.min_decrease, opts.max_iter)
+            lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam), opts.min_decrease, opts.max_iter)
     if opts.update_omega:
         Ao = Yc[:, :, :T0].transpose(0, 2, 1)
-        omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
+        omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
         if opts.sparsify:
-            omega = _fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
+            omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
     return omega, lam
 
 
@@ -206,7 +212,7 @@ def fit_matrix(Y: np.ndarray, N0: int, T0: int, method: str = "sdid") -> _Fit:
         omega0, lam0 = np.full(N0, 1.0 / N0), np.full(T0, 1.0 / T0)
     else:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    omega, lam = _solve_weights(Y[None], N0, T0, opts, omega0, lam0)
+    omega, lam = _solve_weights(Y[None], N0, T0, opts, omega0, lam0, point=True)
     tau = float(_tau(Y[None], N0, T0, omega, lam)[0])
     return _Fit(tau=tau, omega=omega[0], lam=lam[0], opts=opts, noise_level=sigma)
 
