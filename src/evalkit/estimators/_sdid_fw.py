@@ -200,6 +200,13 @@ def warm_kernel() -> None:
         return
     _warm = threading.Thread(target=_load_kernel, name="evalkit-fw-warm", daemon=True)
     _warm.start()
+    if hasattr(os, "register_at_fork"):  # a fork (evalkit.step_ahead) waits for it: never mid-import in a child
+        os.register_at_fork(before=_join_warm)
+
+
+def _join_warm() -> None:
+    if _warm is not None and _warm is not threading.current_thread():
+        _warm.join()
 
 
 def _load_kernel() -> Callable:
@@ -212,8 +219,7 @@ def _load_kernel() -> Callable:
 
 def _kernel() -> Callable:
     """The compiled loop (after the warm-up thread, if one runs: an error there is met again here)."""
-    if _warm is not None:
-        _warm.join()
+    _join_warm()
     return _load_kernel()
 
 
