@@ -1,4 +1,5 @@
-"""Compiled Frank–Wolfe loop of the placebo draws (numba; imported only when a placebo refit runs).
+"""Compiled Frank–Wolfe loop of the SDID / SC point fits and placebo draws (numba; loaded in the background
+when :mod:`evalkit.estimators.sdid` is imported, see :func:`evalkit.estimators._sdid_fw.warm_kernel`).
 
 :func:`solve_one` runs one Gram-updated problem of :func:`evalkit.estimators._sdid_fw._fw_gram` to
 its stop. Each step is one fused pass over the problem's k weights (x and the half-gradient p

@@ -50,7 +50,7 @@ def _fw(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_
 
     ``Y`` is B × n × (k+1): B independent problems whose first k columns are A and last is b.
     Each problem stops on its own (objective decrease < ``min_decrease``² after ≥ 2 steps, or
-    ``max_iter`` steps), exactly as R's loop. A single problem (the point estimate) runs
+    ``max_iter`` steps), exactly as R's loop. A single problem (a bootstrap sample alone in its batch) runs
     :func:`_fw_one`; a batch runs :func:`_fw_groups`.
     """
     if Y.shape[0] == 1:
