@@ -87,3 +87,51 @@ def test_the_world_has_what_the_comparison_needs():
 def test_since_must_be_a_month():
     with pytest.raises(ValueError, match="since \"2024-01'\" is not a month"):
         alerts.tested_sql(DEFN, "month", since="2024-01'")
+
+
+def _long_form_sql(defn, source: str, history: int, min_history: int, only: str | None) -> str:
+    """The rule as sessions 21–22 wrote it (reference): one long row per station, month and
+    indicator, the peers' median/MAD and the own baseline as windows partitioned by indicator."""
+    parts = []
+    for cap, ind in defn.indicators:
+        if only is not None and ind.id != only:
+            continue
+        sign = 1 if ind.direction == "lower_better" else -1
+        parts.append(f"SELECT s.station_id, s.period, st.area_type, '{cap.id}' AS capability, '{ind.id}' AS indicator, "
+                     f"{sign} AS worse_sign, CAST(s.{ind.id} AS DOUBLE) AS v FROM {source} s "
+                     f"JOIN stations st USING (station_id)")
+    frame = f"PARTITION BY station_id, indicator ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING"
+    return f"""
+WITH long AS ({' UNION ALL '.join(parts)}),
+peer AS (SELECT *, median(v) OVER (PARTITION BY period, indicator, area_type) AS peer_median,
+                1.4826 * mad(v) OVER (PARTITION BY period, indicator, area_type) AS s_peer FROM long),
+adj AS (SELECT *, v - peer_median AS a FROM peer),
+base AS (SELECT *, median(a) OVER ({frame}) AS m, 1.4826 * mad(a) OVER ({frame}) AS s_own,
+                count(a) OVER ({frame}) AS n_hist FROM adj),
+z AS (SELECT *, greatest(s_own, s_peer / 2) AS scale FROM base
+      WHERE v IS NOT NULL AND n_hist >= {int(min_history)} AND s_peer > 0)
+SELECT station_id, period, capability, indicator, v AS value, peer_median,
+       peer_median + m AS baseline, v - (peer_median + m) AS change,
+       worse_sign * (a - m) / scale AS z_own, worse_sign * a / s_peer AS z_peer, n_hist
+FROM z"""
+
+
+@pytest.mark.parametrize("since", [None, "2021-02", "2023-01", "2024-03"])
+@pytest.mark.parametrize(("history", "min_history"), [(24, 12), (5, 0)])
+@pytest.mark.parametrize("only", [None, "up", "down"])
+def test_the_wide_statistics_equal_the_long_windows(since, history, min_history, only):
+    """All indicators at once on the wide table (peers by one aggregate per month and area type,
+    own baselines per station) against one long row per indicator and windows partitioned by
+    indicator: the same rows, bit for bit (gaps, unknown values, flat and short histories)."""
+    con = _world()
+    want = _frame(con, f"SELECT * FROM ({_long_form_sql(DEFN, 'month', history, min_history, only)}) "
+                       f"WHERE period >= '{since or '0000'}'")
+    got = _frame(con, alerts.tested_sql(DEFN, "month", history=history, min_history=min_history,
+                                        only=only, since=since))
+    assert len(want) > 20  # not vacuous
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_only_must_name_an_indicator():
+    with pytest.raises(ValueError, match="no indicator 'nope' in index al"):
+        alerts.tested_sql(DEFN, "month", only="nope")

@@ -36,66 +36,73 @@ def tested_sql(defn: IndexDefinition, source: str, *, history: int = HISTORY,
                min_history: int = MIN_HISTORY, only: str | None = None, since: str | None = None) -> str:
     """Every station-indicator-month the rule can test (value known, at least ``min_history`` known
     months before, peers' MAD > 0), with its baselines and both z (positive = worse); ``only``:
-    one indicator id (the callers loop over indicators so memory stays that of one); ``since``:
-    ``YYYY-MM``, only the months from it on (their own baselines still read the ``history`` rows
-    before them: the same numbers as those rows of the whole query)."""
+    one indicator id (memory then stays that of one); ``since``: ``YYYY-MM``, only the months from
+    it on (their own baselines still read the ``history`` rows before them: the same numbers as
+    those rows of the whole query).
+
+    The statistics run on the wide table (one row per station and month, one column per
+    indicator): the peers' median and MAD are one aggregate per month and area type, the own
+    baselines one window (or join) per station, for all indicators at once; the long rows (one per
+    indicator) are made last. The same values as one long row per indicator partitioned by
+    indicator (``tests/test_index_alerts_since.py`` holds that form), at a fraction of the sorts."""
+    inds = [(cap, ind) for cap, ind in defn.indicators if only is None or ind.id == only]
+    if not inds:
+        raise ValueError(f"no indicator {only!r} in index {defn.index_id}")
+    ids = [ind.id for _, ind in inds]
+    vals = ", ".join(f"CAST(s.{i} AS DOUBLE) AS v_{i}" for i in ids)
+    peer_cols = ", ".join(f"median(v_{i}) AS pm_{i}, {MAD_SD} * mad(v_{i}) AS ps_{i}" for i in ids)
     parts = []
-    for cap, ind in defn.indicators:
-        if only is not None and ind.id != only:
-            continue
+    for cap, ind in inds:
         sign = 1 if ind.direction == "lower_better" else -1  # +: a rise is worse
-        parts.append(f"SELECT s.station_id, s.period, st.area_type, '{cap.id}' AS capability, '{ind.id}' AS indicator, "
-                     f"{sign} AS worse_sign, CAST(s.{ind.id} AS DOUBLE) AS v FROM {source} s "
-                     f"JOIN stations st USING (station_id)")
+        i = ind.id
+        parts.append(
+            f"SELECT station_id, period, '{cap.id}' AS capability, '{i}' AS indicator, v_{i} AS value, "
+            f"pm_{i} AS peer_median, pm_{i} + m_{i} AS baseline, v_{i} - (pm_{i} + m_{i}) AS change, "
+            f"{sign} * (a_{i} - m_{i}) / greatest(so_{i}, ps_{i} / 2) AS z_own, {sign} * a_{i} / ps_{i} AS z_peer, "
+            f"n_{i} AS n_hist FROM base WHERE v_{i} IS NOT NULL AND n_{i} >= {int(min_history)} AND ps_{i} > 0")
+    union = "\nUNION ALL\n".join(parts)
     return f"""
-WITH long AS ({' UNION ALL '.join(parts)}),
-peer AS (
-  SELECT *, median(v) OVER (PARTITION BY period, indicator, area_type) AS peer_median,
-         {MAD_SD} * mad(v) OVER (PARTITION BY period, indicator, area_type) AS s_peer
-  FROM long
+WITH src AS (
+  SELECT s.station_id, s.period, st.area_type, {vals} FROM {source} s JOIN stations st USING (station_id)
 ),
-{_own_baseline_sql(history, since)},
-z AS (
-  SELECT *, greatest(s_own, s_peer / 2) AS scale FROM base
-  WHERE v IS NOT NULL AND n_hist >= {int(min_history)} AND s_peer > 0
-)
-SELECT station_id, period, capability, indicator, v AS value, peer_median,
-       peer_median + m AS baseline, v - (peer_median + m) AS change,
-       worse_sign * (a - m) / scale AS z_own, worse_sign * a / s_peer AS z_peer, n_hist
-FROM z"""
+peer AS (SELECT period, area_type, {peer_cols} FROM src GROUP BY period, area_type),
+adj AS (
+  SELECT src.*, {", ".join(f"pm_{i}, ps_{i}, v_{i} - pm_{i} AS a_{i}" for i in ids)}
+  FROM src JOIN peer ON peer.period = src.period AND peer.area_type IS NOT DISTINCT FROM src.area_type
+),
+{_own_baseline_sql(ids, history, since)}
+{union}"""
 
 
-def _own_baseline_sql(history: int, since: str | None) -> str:
-    """CTEs ``adj`` (``a = v − peer median``) and ``base`` (``adj`` with the own baseline ``m``,
-    ``s_own`` and ``n_hist`` over the ``history`` rows before, per station and indicator).
+def _own_baseline_sql(ids: list[str], history: int, since: str | None) -> str:
+    """The CTE ``base``: the rows of ``adj`` (``a_<id> = v − peer median``) with, per indicator, the
+    own baseline ``m_<id>``, ``so_<id>`` (scale) and ``n_<id>`` (known months) over the ``history``
+    rows before, per station.
 
     Without ``since``: a ``ROWS`` window over every row. With ``since``: only the rows from that
-    month on, each joined to the rows ``rn − history .. rn − 1`` of its partition (``rn``: row
+    month on, each joined to the rows ``rn − history .. rn − 1`` of its station (``rn``: row
     number by period), the same multiset as the ``ROWS`` frame (gaps in the months and NULL ``a``
     included: median/MAD skip NULLs, ``count(a)`` counts the known ones). A report reads 3 of 27
     months: the windows over the 24 history months were most of its alerts' time."""
     if since is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", since):
         raise ValueError(f"since {since!r} is not a month YYYY-MM")
     if since is None:
-        frame = f"PARTITION BY station_id, indicator ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING"
-        return f"""adj AS (SELECT *, v - peer_median AS a FROM peer),
-base AS (
-  SELECT *, median(a) OVER ({frame}) AS m, {MAD_SD} * mad(a) OVER ({frame}) AS s_own,
-         count(a) OVER ({frame}) AS n_hist
-  FROM adj
-)"""
-    return f"""adj AS (SELECT *, v - peer_median AS a,
-                   row_number() OVER (PARTITION BY station_id, indicator ORDER BY period) AS rn FROM peer),
-cur AS (SELECT * FROM adj WHERE period >= '{since}'),
+        frame = f"PARTITION BY station_id ORDER BY period ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING"
+        cols = ", ".join(f"median(a_{i}) OVER w AS m_{i}, {MAD_SD} * mad(a_{i}) OVER w AS so_{i}, "
+                         f"count(a_{i}) OVER w AS n_{i}" for i in ids)
+        return f"base AS (SELECT *, {cols} FROM adj WINDOW w AS ({frame}))"
+    aggs = ", ".join(f"median(h.a_{i}) AS m_{i}, {MAD_SD} * mad(h.a_{i}) AS so_{i}, count(h.a_{i}) AS n_{i}"
+                     for i in ids)
+    return f"""num AS (SELECT *, row_number() OVER (PARTITION BY station_id ORDER BY period) AS rn FROM adj),
+cur AS (SELECT * FROM num WHERE period >= '{since}'),
 hist AS (
-  SELECT c.station_id, c.indicator, c.rn, median(h.a) AS m, {MAD_SD} * mad(h.a) AS s_own, count(h.a) AS n_hist
-  FROM cur c JOIN adj h ON h.station_id = c.station_id AND h.indicator = c.indicator
-                       AND h.rn BETWEEN c.rn - {int(history)} AND c.rn - 1
-  GROUP BY c.station_id, c.indicator, c.rn
+  SELECT c.station_id, c.rn, {aggs}
+  FROM cur c JOIN num h ON h.station_id = c.station_id AND h.rn BETWEEN c.rn - {int(history)} AND c.rn - 1
+  GROUP BY c.station_id, c.rn
 ),
 base AS (
-  SELECT cur.* EXCLUDE (rn), hist.m, hist.s_own, coalesce(hist.n_hist, 0) AS n_hist
-  FROM cur LEFT JOIN hist USING (station_id, indicator, rn)
+  SELECT cur.* EXCLUDE (rn), {", ".join(f"hist.m_{i}, hist.so_{i}, coalesce(hist.n_{i}, 0) AS n_{i}" for i in ids)}
+  FROM cur LEFT JOIN hist USING (station_id, rn)
 )"""
 
 

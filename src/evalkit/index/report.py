@@ -88,14 +88,14 @@ def period_alerts(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, first: 
     sql, named = values_sql(defn, "month", p0, p1, None, panel_cells(con, defn, p0, p1, None))
     con.execute(f"CREATE OR REPLACE TEMP TABLE ek_index_report_month AS {sql}", named)
     region_sql, args = _region_sql(region)
-    frames = []
-    for _, ind in defn.indicators:  # one indicator at a time, as evalkit index alerts
-        frames.append(con.execute(
-            f"SELECT a.* FROM ({alerts_sql(defn, 'ek_index_report_month', only=ind.id, since=first)}) a "
-            f"JOIN stations s USING (station_id) WHERE a.period BETWEEN ? AND ? AND {region_sql}",
-            [first, last, *args]).df())
+    # every indicator in one query (its windows are per indicator: the same rows as one query per
+    # indicator, as evalkit index alerts runs them): the report's rows are only HISTORY + 3 months,
+    # where 18 queries each paid the joins and sorts again (~1.3 s of CPU on 1,500 stations)
+    out = con.execute(
+        f"SELECT a.* FROM ({alerts_sql(defn, 'ek_index_report_month', since=first)}) a "
+        f"JOIN stations s USING (station_id) WHERE a.period BETWEEN ? AND ? AND {region_sql}",
+        [first, last, *args]).df()
     con.execute("DROP TABLE ek_index_report_month")
-    out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["station_id", "period", "capability", "indicator"]).reset_index(drop=True)
 
 
