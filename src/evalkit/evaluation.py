@@ -25,6 +25,7 @@ and the further analyses the params ask for (dose, switching, spillover, heterog
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import tempfile
@@ -239,6 +240,21 @@ class Evaluation:
 
     # ----------------------------------------------------------------- headline
     def headline(self, outcome: str | None = None) -> dict[str, Any]:
+        """:meth:`_headline` (a copy), computed once per outcome while what it reads stays the same
+        objects (a notebook and its brief read it ~13 times, ~10 ms each); an error is raised afresh."""
+        outcome = outcome or self.primary_outcome
+        p, done = self.params, [by.get(outcome, {}) for by in (self.results, self.robustness)]
+        names = (p.headline, p.alpha, p.design, *(tuple(by) for by in done))
+        objs = (p, self.panel, self.sensitivity, self.headline_choice, *(r for by in done for r in by.values()),
+                *(r.meta for by in done for r in by.values()))
+        memo = self.__dict__.setdefault("_headline_memo", {})
+        hit = memo.get(outcome)  # (names, objects, numbers); the objects kept: compared by identity
+        if hit is None or hit[0] != names or len(hit[1]) != len(objs) or any(
+                a is not b for a, b in zip(hit[1], objs, strict=True)):
+            hit = memo[outcome] = (names, objs, self._headline(outcome))
+        return copy.deepcopy(hit[2])
+
+    def _headline(self, outcome: str) -> dict[str, Any]:
         """Numbers of page 1: effect (level and percent; share outcomes in proportions), 95% CI, p,
         verdict code and reason, pre-trend test, sensitivity input, adopters / comparison stations,
         the headline estimand (``estimand``, ``horizon`` = [0, H]) and the rule that chose the
