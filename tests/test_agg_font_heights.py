@@ -40,3 +40,25 @@ def test_height_metrics_are_the_fonts_tables_scaled() -> None:
     asc, desc, gap = _height_metrics(FontProperties(family="DejaVu Sans", size=10), 72)
     assert asc > 0 and desc > 0 and gap >= 0 and asc + desc < 15  # pixels of a 10-point font at 72 dpi
     assert _height_metrics(FontProperties(family="DejaVu Sans", size=20), 144)[0] == pytest.approx(4 * asc)
+
+
+def test_tight_layout_places_the_axes_as_matplotlib_and_keeps_the_canvas() -> None:
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from evalkit.viz.style import tight_layout
+
+    use_cjk_font()
+    placed = []
+    for ours in (False, True):
+        fig = Figure(figsize=(7, 3.5), dpi=110)
+        own = FigureCanvasAgg(fig)
+        for ax in fig.subplots(1, 2):
+            ax.plot(np.arange(10), np.arange(10) ** 2)
+            ax.set_title("稳健置信区间 — M̄（相对幅度）")
+            ax.set_xlabel("改革后月数")
+            ax.set_ylabel("打架斗殴警情")
+        tight_layout(fig, rect=(0, 0.04, 1, 1)) if ours else fig.tight_layout(rect=(0, 0.04, 1, 1))
+        assert fig.canvas is own
+        placed.append([ax.get_position().bounds for ax in fig.axes])
+    assert placed[0] == placed[1]
