@@ -49,6 +49,8 @@ def test_recomputed_when_what_it_reads_is_replaced(monkeypatch):
     assert ev.headline()["estimate"] == 2.0
     ev.results["a"]["cs"].meta = {"x": 3.0}  # a new meta
     assert ev.headline()["estimate"] == 3.0
+    ev.results["a"]["cs"].meta["x"] = 4.0  # a meta value replaced in place
+    assert ev.headline()["estimate"] == 4.0
     ev.robustness["a"] = {"cs_never": SimpleNamespace(meta={})}  # a robustness row added
     ev.headline()
     ev.sensitivity = SimpleNamespace(robust=True)  # the sensitivity analysis done
@@ -57,9 +59,9 @@ def test_recomputed_when_what_it_reads_is_replaced(monkeypatch):
     ev.headline()
     ev.params.alpha = 0.2  # changed in place
     ev.headline()
-    assert calls == ["a"] * 7
+    assert calls == ["a"] * 8
     ev.headline()
-    assert len(calls) == 7
+    assert len(calls) == 8
 
 
 def test_an_error_is_raised_every_time(monkeypatch):

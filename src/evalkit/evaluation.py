@@ -241,12 +241,13 @@ class Evaluation:
     # ----------------------------------------------------------------- headline
     def headline(self, outcome: str | None = None) -> dict[str, Any]:
         """:meth:`_headline` (a copy), computed once per outcome while what it reads stays the same
-        objects (a notebook and its brief read it ~13 times, ~10 ms each); an error is raised afresh."""
+        objects, down to each result's ``meta`` values (a notebook and its brief read it ~13 times,
+        ~10 ms each); an error is raised afresh."""
         outcome = outcome or self.primary_outcome
-        p, done = self.params, [by.get(outcome, {}) for by in (self.results, self.robustness)]
-        names = (p.headline, p.alpha, p.design, *(tuple(by) for by in done))
-        objs = (p, self.panel, self.sensitivity, self.headline_choice, *(r for by in done for r in by.values()),
-                *(r.meta for by in done for r in by.values()))
+        p, done = self.params, [r for by in (self.results, self.robustness) for r in by.get(outcome, {}).items()]
+        names = (p.headline, p.alpha, p.design, *(k for k, _ in done), *(m for _, r in done for m in r.meta))
+        objs = (p, self.panel, self.sensitivity, self.headline_choice,  # and each result, its table and meta
+                *(x for _, r in done for x in (r, getattr(r, "estimates", None), r.meta, *r.meta.values())))
         memo = self.__dict__.setdefault("_headline_memo", {})
         hit = memo.get(outcome)  # (names, objects, numbers); the objects kept: compared by identity
         if hit is None or hit[0] != names or len(hit[1]) != len(objs) or any(
