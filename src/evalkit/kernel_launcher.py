@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 
 
 def _patch_iopub_pipe() -> None:
@@ -95,6 +96,52 @@ def preimport(names: str) -> list[str]:
     return done
 
 
+#: numpy submodules loaded only because a module lists numpy's whole namespace (below)
+_NUMPY_UNUSED = ("f2py", "testing")
+
+
+@contextlib.contextmanager
+def numpy_namespace_without_unused() -> Iterator[None]:
+    """Inside: numpy's ``__all__`` and ``dir()`` leave out :data:`_NUMPY_UNUSED` (those not imported yet).
+
+    SciPy's vendored array-API namespace (``scipy._lib.array_api_compat.numpy``, imported by
+    ``scipy.special``) copies numpy's whole namespace (``from numpy import *``, then every name of
+    ``dir(numpy)``), which imports each lazily loaded numpy submodule named there: ``numpy.f2py``
+    (Fortran wrapper generator) and ``numpy.testing`` (with ``unittest``) cost ~0.07 s of the kernel's
+    pre-import, on ``evalkit run``'s critical path, and SciPy reads neither through that namespace
+    (only for CuPy and PyTorch arrays). Still importable as usual (``numpy.testing`` works)."""
+    import numpy as np
+
+    hide = {n for n in _NUMPY_UNUSED if f"numpy.{n}" not in sys.modules}
+    names, listing = np.__all__, np.__dict__.get("__dir__")
+    if not hide or not isinstance(names, list) or not callable(listing):
+        yield
+        return
+    np.__all__ = [n for n in names if n not in hide]
+    np.__dir__ = lambda: [n for n in listing() if n not in hide]
+    try:
+        yield
+    finally:
+        np.__all__, np.__dir__ = names, listing
+
+
+@contextlib.contextmanager
+def without_debugpy() -> Iterator[None]:
+    """Inside: ``import debugpy`` fails, so the kernel initialises without the Jupyter debugger (ipykernel
+    then leaves ``debugger`` out of its supported features). Importing debugpy and pydevd cost ~0.05 s of
+    an early kernel's start; nothing debugs the kernel of a notebook papermill runs. After the block
+    ``import debugpy`` works again (a cell may still use it)."""
+    if "debugpy" in sys.modules:
+        yield
+        return
+    sys.modules["debugpy"] = None  # type: ignore[assignment] - the import system's "not importable"
+    try:
+        yield
+    finally:
+        if sys.modules.get("debugpy", 0) is None:
+            del sys.modules["debugpy"]
+
+
 def collector_paused() -> contextlib.AbstractContextManager[None]:
     """Inside: no garbage collection. At the end everything allocated so far is frozen (``gc.freeze``: out of
     the collector's way for the kernel's life) and collection resumes as it was.
@@ -150,8 +197,10 @@ def _start_kernel(modules: str | None, isolate: bool):  # noqa: ANN202 - ipykern
         return None
     # kernelapp.launch_new_instance() is IPKernelApp.launch_instance: instance(), initialize(), start()
     app = kernelapp.IPKernelApp.instance()
-    app.initialize()
-    preimport(modules)
+    with without_debugpy():
+        app.initialize()
+    with numpy_namespace_without_unused():
+        preimport(modules)
     if isolate:  # a kernel kept for several evaluations: its state now is what each of them starts from
         try:
             from evalkit import kernel_isolation

@@ -50,7 +50,7 @@ from evalkit.report_analyses import page1_html, show_analyses
 from evalkit.viz.event_study import event_study_plot
 from evalkit.viz.placebo import plot_placebo
 from evalkit.viz.sensitivity import plot_sensitivity
-from evalkit.viz.style import month_axis, plt, show, use_cjk_font
+from evalkit.viz.style import month_axis, plt, show, tight_layout, use_cjk_font
 from evalkit.viz.synthetic import plot_synthetic
 from evalkit.viz.trends import trends_plot
 
@@ -184,7 +184,7 @@ def show_sensitivity(ev: Evaluation) -> None:
         for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
             o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
             plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n), bin_months=s.bin_months)
-        fig.tight_layout()
+        tight_layout(fig)
         show(fig)
         notes = sensitivity_sentences(ev)
         _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.viz.style import BAND_COLOR, CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import BAND_COLOR, CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def _panel(ax, rows, scale: float, title: str, band_label: str) -> None:
@@ -48,7 +48,7 @@ def plot_dose(result: Any, *, labels: dict[str, str], scale: float = 1.0, dose_s
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from evalkit.viz.style import BAND_COLOR, CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import BAND_COLOR, CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def event_study_plot(events: pd.DataFrame, *, title: str = "", xlabel: str = "", ylabel: str = "",
@@ -30,7 +30,7 @@ def event_study_plot(events: pd.DataFrame, *, title: str = "", xlabel: str = "",
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def plot_subgroups(sg: Any, *, title: str = "", xlabel: str = "", overall_label: str = "overall",
@@ -39,7 +39,7 @@ def plot_subgroups(sg: Any, *, title: str = "", xlabel: str = "", overall_label:
                     fontsize=8, color="grey")
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 

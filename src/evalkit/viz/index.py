@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def radar_grid(values: pd.DataFrame, labels: list[str], *, reference: pd.Series | None = None,
@@ -50,7 +50,7 @@ def radar_grid(values: pd.DataFrame, labels: list[str], *, reference: pd.Series 
     if reference is not None and n:
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", frameon=False, fontsize=8,
                    ncol=1)
-    fig.tight_layout(rect=(0, 0.04 if reference is not None else 0, 1, 1))
+    tight_layout(fig, rect=(0, 0.04 if reference is not None else 0, 1, 1))
     return fig
 
 
@@ -79,7 +79,7 @@ def index_trend(trend: pd.DataFrame, lines: dict[str, pd.Series] | None = None, 
     ax.legend(frameon=False, fontsize=8, loc="lower left", ncol=2)
     ax.set_title(title, fontsize=11)
     ax.set_ylabel(ylabel)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def plot_spillover(result: Any, *, labels: dict[str, str], scale: float = 1.0, ax=None):
@@ -33,7 +33,7 @@ def plot_spillover(result: Any, *, labels: dict[str, str], scale: float = 1.0, a
     ax.set_xlabel(labels["x"])
     ax.set_ylabel(labels["y"])
     ax.legend(frameon=False, fontsize=8)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 

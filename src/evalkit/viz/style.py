@@ -55,6 +55,20 @@ def month_axis(ax, axis: str = "x"):
     return ax
 
 
+def tight_layout(fig, **kwargs) -> None:
+    """``fig.tight_layout(**kwargs)`` measured by a :class:`~evalkit.viz._agg.SharedMetricsCanvas` renderer
+    (the same numbers as the figure's own Agg canvas, its text metrics shared with the other charts);
+    the figure keeps its own canvas."""
+    from evalkit.viz._agg import SharedMetricsCanvas
+
+    own = fig.canvas
+    SharedMetricsCanvas(fig)
+    try:
+        fig.tight_layout(**kwargs)
+    finally:
+        fig.set_canvas(own)
+
+
 def png_bytes(fig, dpi: int = 130) -> bytes:
     """The figure as PNG bytes, cropped like ``savefig(format="png", bbox_inches="tight")``.
 

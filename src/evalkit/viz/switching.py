@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 _COLORS = {"in": TREATED_COLOR, "both": TREATED_COLOR, "out": "#2e86c1"}
 
@@ -40,7 +40,7 @@ def plot_switching(fits: dict[str, Any], *, labels: dict[str, str], scale: float
     ax.set_xlabel(labels["x"])
     ax.set_ylabel(labels["y"])
     ax.legend(frameon=False, fontsize=8)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, use_cjk_font
+from evalkit.viz.style import CONTROL_COLOR, TREATED_COLOR, plt, tight_layout, use_cjk_font
 
 
 def trends_plot(trends: pd.DataFrame, *, labels: tuple[str, str], adoption: tuple | None = None,
@@ -26,7 +26,7 @@ def trends_plot(trends: pd.DataFrame, *, labels: tuple[str, str], adoption: tupl
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.figure.tight_layout()
+    tight_layout(ax.figure)
     return ax
 
 
