@@ -59,6 +59,17 @@ def _move_any(x: np.ndarray, p: np.ndarray, G: np.ndarray, c: np.ndarray, i: int
     return xm, pm
 
 
+@njit(inline="always")
+def _add_gap4(R: np.ndarray, j: int, Ax: np.ndarray, r: int, s0: float, s1: float, s2: float,
+              s3: float) -> tuple[float, float, float, float]:
+    """The four summation lanes of ‖A_j − A x‖² after rows r..r+3 (A_j is row j of R = A')."""
+    e0 = R[j, r] - Ax[r]
+    e1 = R[j, r + 1] - Ax[r + 1]
+    e2 = R[j, r + 2] - Ax[r + 2]
+    e3 = R[j, r + 3] - Ax[r + 3]
+    return s0 + e0 * e0, s1 + e1 * e1, s2 + e2 * e2, s3 + e3 * e3
+
+
 @_jit
 def _argmin(p: np.ndarray) -> int:
     """numpy's argmin: the first NaN, else the first minimum."""
@@ -109,14 +120,7 @@ def solve_one(x: np.ndarray, p: np.ndarray, c: np.ndarray, Ax: np.ndarray, b: np
     d0 = d1 = d2 = d3 = 0.0
     r = 0
     while r + 4 <= n:
-        e0 = R[i, r] - Ax[r]
-        e1 = R[i, r + 1] - Ax[r + 1]
-        e2 = R[i, r + 2] - Ax[r + 2]
-        e3 = R[i, r + 3] - Ax[r + 3]
-        d0 += e0 * e0
-        d1 += e1 * e1
-        d2 += e2 * e2
-        d3 += e3 * e3
+        d0, d1, d2, d3 = _add_gap4(R, i, Ax, r, d0, d1, d2, d3)
         r += 4
     while r < n:
         e0 = R[i, r] - Ax[r]
@@ -211,14 +215,7 @@ def solve_one(x: np.ndarray, p: np.ndarray, c: np.ndarray, Ax: np.ndarray, b: np
             d1 += e1 * e1
             d2 += e2 * e2
             d3 += e3 * e3
-            e0 = R[j, r] - Ax[r]
-            e1 = R[j, r + 1] - Ax[r + 1]
-            e2 = R[j, r + 2] - Ax[r + 2]
-            e3 = R[j, r + 3] - Ax[r + 3]
-            f0 += e0 * e0
-            f1 += e1 * e1
-            f2 += e2 * e2
-            f3 += e3 * e3
+            f0, f1, f2, f3 = _add_gap4(R, j, Ax, r, f0, f1, f2, f3)
             r += 4
         while r < n:
             Ax[r] += s * (R[i, r] - Ax[r])
