@@ -142,3 +142,23 @@ def test_profile_parent_is_memory_when_writable_else_the_temporary_folder(monkey
     assert export.profile_parent() == ("/dev/shm" if writable else None)
     monkeypatch.setattr(export.os, "access", lambda *_a: False)
     assert export.profile_parent() is None
+
+
+def test_close_process_browser_removes_the_workers_profile():
+    """A batch worker that leaves with os._exit (its atexit handlers never run) closes its Chromium through
+    close_process_browser: the process ends and its profile folder (in /dev/shm where writable) is gone."""
+    import contextvars
+
+    def worker() -> tuple:
+        export.process_browser()
+        export.prestart_browser()
+        b = export._session.get()[0]
+        profile, proc = b._profile, b.proc
+        assert os.path.isdir(profile) and proc.poll() is None
+        export.close_process_browser()
+        return profile, proc
+
+    profile, proc = contextvars.copy_context().run(worker)  # the session stays in that context
+    assert not os.path.exists(profile)
+    assert proc.poll() is not None
+    assert not export._process_browsers

@@ -104,13 +104,26 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
         "warehouse": str(demo_warehouse), "inference": ["randomization"], "heterogeneity": ["area_type"],
         "pretrend_draws": 49, "ri_draws": 49,
     })
+    import evalkit.step_ahead as step_ahead
+
+    started = []  # the handles run_ahead gave: with mode 1 one of them must be a forked child
+
+    def spy(fn):
+        ahead = real(fn)
+        started.append(ahead.forked)
+        return ahead
+
+    real = step_ahead.run_ahead
+    monkeypatch.setattr(step_ahead, "run_ahead", spy)
     text = {}
     for mode in ("0", "1"):
         monkeypatch.setenv("EVALKIT_STEP_AHEAD", mode)
+        started.clear()
         ev = evalkit.evaluate(params)
         ev.save(tmp_path / f"{mode}.json")
         data = json.loads((tmp_path / f"{mode}.json").read_text())
         text[mode] = json.dumps({k: v for k, v in data.items() if k not in TIMING_KEYS})
+        assert any(started) == (mode == "1")  # the child really ran the steps in mode 1, never in mode 0
     assert "p_romano_wolf" in text["0"] and '"method": "permutation"' in text["0"] and '"heterogeneity"' in text["0"]
     assert text["1"] == text["0"]
 

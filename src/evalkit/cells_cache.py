@@ -123,7 +123,7 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
     the rows of ``region`` in the file of all stations when :func:`plan_whole` chose that for this warehouse
     and window; computed now when no evaluation has computed them yet. ``None`` without a folder (or for an
     in-memory warehouse): the caller then reads the records itself."""
-    from evalkit.panel import PanelSpec, _region_sql, bind_cells, cells_sql
+    from evalkit.panel import PanelSpec, _region_sql, bind_cells, cells_sql, name_placeholders
 
     folder = cache_dir()
     if folder is None:
@@ -135,11 +135,7 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
         return _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0,
                                                   p1, region)), {}
     src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None))
-    where, args = _region_sql(region)  # the cells carry their station's region columns
-    named = {}
-    for k, v in enumerate(args):
-        where = where.replace("?", f"$cells_r{k}", 1)
-        named[f"cells_r{k}"] = v
+    where, named = name_placeholders(*_region_sql(region), "cells_r")  # the cells carry their region columns
     return f"(SELECT * FROM {src} s WHERE {where})", named
 
 

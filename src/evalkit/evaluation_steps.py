@@ -346,6 +346,8 @@ def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResu
     sources = {pretrend_source(p, results[o]) for o in p.outcomes}
     if "cs" in sources or not (complete or p.pretrend_test == "chi2" or sources == {p.headline}):
         return Ahead(lambda: None)
+    if not rw and (p.pretrend_test == "chi2" or sources == {None}):  # no permutation draws: nothing to fork for
+        return Ahead(lambda: None)
     fits = [results[o][p.headline] for o in p.outcomes] if rw else []
     return run_ahead(lambda: (pretrend_tests(p, results),
                               _rw_or_error(fits, p) if rw else None))

@@ -420,7 +420,20 @@ def process_browser() -> None:
 
     holder: list = []
     _session.set(holder)
-    atexit.register(lambda: [b.close() for b in holder])
+    _process_browsers.append(holder)
+    atexit.register(close_process_browser)
+
+
+#: the browsers of :func:`process_browser` (closed at exit, or by a worker that leaves with ``os._exit``)
+_process_browsers: list[list] = []
+
+
+def close_process_browser() -> None:
+    """Close the Chromium of :func:`process_browser`, if one runs, and remove its profile folder (in
+    ``/dev/shm`` where writable: a worker that left without this would leave it in memory)."""
+    while _process_browsers:
+        for b in _process_browsers.pop():
+            b.close()
 
 
 def in_browser_session() -> bool:

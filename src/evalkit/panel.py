@@ -257,10 +257,17 @@ def bind_cells(sql: str, p0: int, p1: int, region: dict | None) -> tuple[str, di
     """``sql`` (holding :func:`cells_sql`) with its region ``?`` turned into named parameters, and the
     parameters p0, p1, t0, t1 and the region values (DuckDB does not mix ``$named`` and ``?``)."""
     _, region_args = _region_sql(region)
-    named = {"p0": p0, "p1": p1, "t0": period_start(p0).to_pydatetime(), "t1": period_start(p1 + 1).to_pydatetime()}
-    for k, v in enumerate(region_args):
-        sql = sql.replace("?", f"$r{k}", 1)
-        named[f"r{k}"] = v
+    sql, named = name_placeholders(sql, region_args, "r")
+    return sql, {"p0": p0, "p1": p1, "t0": period_start(p0).to_pydatetime(),
+                 "t1": period_start(p1 + 1).to_pydatetime(), **named}
+
+
+def name_placeholders(sql: str, args: list, prefix: str) -> tuple[str, dict]:
+    """``sql`` with its ``?`` in turn named ``$<prefix>0``, ``$<prefix>1``… and those names' values."""
+    named = {}
+    for k, v in enumerate(args):
+        sql = sql.replace("?", f"${prefix}{k}", 1)
+        named[f"{prefix}{k}"] = v
     return sql, named
 
 

@@ -211,6 +211,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+            shutil.rmtree(batch_dir / CELLS_DIR, ignore_errors=True)  # the early pool's empty cells folder
         raise
 
     def save_manifest() -> None:

@@ -43,9 +43,11 @@ def _kill_children_and_exit(code: int = 1) -> None:
 
     from evalkit import kernel_start
     from evalkit.batch.kernels import close_process_keeper
+    from evalkit.export import close_process_browser
 
-    for close in (kernel_start.discard, close_process_keeper):  # a kernel started ahead or kept: killed,
-        try:                                                    # its folder removed
+    # a kernel started ahead or kept: killed, its folder removed; the worker's Chromium: its profile removed
+    for close in (kernel_start.discard, close_process_keeper, close_process_browser):
+        try:
             close()
         except Exception:  # noqa: BLE001, S110 - the kill below still runs
             pass

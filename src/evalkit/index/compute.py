@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from evalkit.coverage import coverage_source
 from evalkit.index.definition import IndexDefinition, Indicator, Scoring
 from evalkit.panel import PanelSpec, _region_sql, cached_cells, cells_sql
 from evalkit.registry import period_of, period_start
@@ -192,7 +193,9 @@ def panel_cells(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, p0: int, 
         return None
     cols = {c for _, i in defn.indicators if i.source.table == "panel"
             for c in (i.source.numerator, i.source.denominator) if c not in ("population", "officers", "months")}
-    return cached_cells(con, region, p0, p1, columns=tuple(sorted(cols)))
+    # the coverage the evaluation's panel uses (panel.build_panel): the same cells, one cache key
+    covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
+    return cached_cells(con, region, p0, p1, *covs, columns=tuple(sorted(cols)))
 
 
 def values_sql(defn: IndexDefinition, period: str, p0: int, p1: int,
