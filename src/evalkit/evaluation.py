@@ -25,7 +25,6 @@ and the further analyses the params ask for (dose, switching, spillover, heterog
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import tempfile
@@ -240,22 +239,6 @@ class Evaluation:
 
     # ----------------------------------------------------------------- headline
     def headline(self, outcome: str | None = None) -> dict[str, Any]:
-        """:meth:`_headline` (a copy), computed once per outcome while what it reads stays the same
-        objects, down to each result's ``meta`` values (a notebook and its brief read it ~13 times,
-        ~10 ms each); an error is raised afresh."""
-        outcome = outcome or self.primary_outcome
-        p, done = self.params, [r for by in (self.results, self.robustness) for r in by.get(outcome, {}).items()]
-        names = (p.headline, p.alpha, p.design, *(k for k, _ in done), *(m for _, r in done for m in r.meta))
-        objs = (p, self.panel, self.sensitivity, self.headline_choice,  # and each result, its table and meta
-                *(x for _, r in done for x in (r, getattr(r, "estimates", None), r.meta, *r.meta.values())))
-        memo = self.__dict__.setdefault("_headline_memo", {})
-        hit = memo.get(outcome)  # (names, objects, numbers); the objects kept: compared by identity
-        if hit is None or hit[0] != names or len(hit[1]) != len(objs) or any(
-                a is not b for a, b in zip(hit[1], objs, strict=True)):
-            hit = memo[outcome] = (names, objs, self._headline(outcome))
-        return copy.deepcopy(hit[2])
-
-    def _headline(self, outcome: str) -> dict[str, Any]:
         """Numbers of page 1: effect (level and percent; share outcomes in proportions), 95% CI, p,
         verdict code and reason, pre-trend test, sensitivity input, adopters / comparison stations,
         the headline estimand (``estimand``, ``horizon`` = [0, H]) and the rule that chose the
