@@ -119,17 +119,19 @@ def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndar
                                      (Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega))],
                                     opts.min_decrease, opts.max_iter)
         return omega, lam
-    fw = _fw_point if point else _fw
+    def fw(A: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None) -> np.ndarray:
+        """R's two calls: ``max_iter_pre_sparsify`` steps, then (``sparsify``) up to ``max_iter`` from the
+        sparsified weights; the point fit's compiled loop runs both on one A'A."""
+        if point:
+            return _fw_point(A, zeta, intercept, x0, opts.min_decrease, opts.max_iter_pre_sparsify,
+                             refit=opts.max_iter if opts.sparsify else None)
+        x = _fw(A, zeta, intercept, x0, opts.min_decrease, opts.max_iter_pre_sparsify)
+        return _fw(A, zeta, intercept, _sparsify(x), opts.min_decrease, opts.max_iter) if opts.sparsify else x
+
     if opts.update_lambda:
-        Al = Yc[:, :N0, :]
-        lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
-        if opts.sparsify:
-            lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam), opts.min_decrease, opts.max_iter)
+        lam = fw(Yc[:, :N0, :], opts.zeta_lambda, opts.lambda_intercept, lam)
     if opts.update_omega:
-        Ao = Yc[:, :, :T0].transpose(0, 2, 1)
-        omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
-        if opts.sparsify:
-            omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
+        omega = fw(Yc[:, :, :T0].transpose(0, 2, 1), opts.zeta_omega, opts.omega_intercept, omega)
     return omega, lam
 
 
