@@ -31,8 +31,10 @@ def prop99() -> np.ndarray:
 
 def _recomputing(monkeypatch):
     """Route the placebo refits through the recomputing batch loop (the pre-2026-12-05 path)."""
-    monkeypatch.setattr(sdid, "_placebo_weights",
-                        lambda Y, N0, T0, opts, omega0, lam0, *donors: sdid._solve_weights(Y, N0, T0, opts, omega0, lam0))
+    def recomputing(Yt, T0, opts, omega0, lam0, Y_co, cols):  # each draw's whole matrix: controls, then treated
+        return sdid._solve_weights(np.concatenate([Y_co[cols], Yt], axis=1), cols.shape[1], T0, opts, omega0, lam0)
+
+    monkeypatch.setattr(sdid, "_placebo_weights", recomputing)
 
 
 @pytest.mark.parametrize("method", ["sdid", "sc"])
@@ -209,3 +211,16 @@ def test_split_kernel_step_gives_the_fused_steps_bits(n, k):
             assert a1.tobytes() == a2.tobytes() or bad
         if bad is None and zeta == 1e-6 and cap == 10_000:
             assert s1 > 20  # long runs: both paths really iterate
+
+
+def test_placebo_estimates_do_not_depend_on_how_many_draws_are_gathered_at_once(prop99, monkeypatch):
+    """τ̂ of the placebo draws is computed a few draws at a time (``_TAU_CHUNK``), never from all draws'
+    outcome matrices at once: the same bits for any chunk size (four placebo-treated units here)."""
+    Y, N0, T0 = prop99[:39], 35, 19
+    fit = fit_matrix(Y, N0, T0, "sdid")
+    runs = []
+    for chunk in (1, 16, 1000):
+        monkeypatch.setattr(sdid, "_TAU_CHUNK", chunk)
+        runs.append(placebo_draws(Y, N0, T0, fit, reps=40, seed=5))
+    assert len(np.unique(runs[0])) > 16  # several chunks of distinct draws
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])
