@@ -249,6 +249,12 @@ def test_next_kernel_starts_ahead_only_when_the_worker_will_probably_get_another
 
     item = {"evaluation_id": "a", "params": {"notebook": "prevention_index"}}
     monkeypatch.delenv(PRESTART_ENV, raising=False)
+    monkeypatch.setenv("EVALKIT_KERNEL_REUSE", "1")
+    monkeypatch.setenv(PRESTART_ENV, "1")
+    assert _next_notebook([item, item], 2) is None  # a worker keeping its kernel starts none ahead
+    monkeypatch.setenv("EVALKIT_KERNEL_REUSE", "0")
+    monkeypatch.delenv("EVALKIT_BATCH_KERNEL_REUSE", raising=False)
+    monkeypatch.delenv(PRESTART_ENV, raising=False)
     assert _next_notebook([item, item], 2) is None  # off by default
     monkeypatch.setenv(PRESTART_ENV, "1")
     assert _next_notebook([], 2) is None
@@ -276,3 +282,34 @@ def test_an_early_pool_starts_each_workers_kernel_before_its_first_evaluation(mo
         assert pool.submit(_keeper_state).result(timeout=120) == (True, 1, 0)
     with start_pool(2, 5, warm="evaluate_reform", pdf=False, warm_workers=0) as pool:
         assert pool.submit(_keeper_state).result(timeout=120) == (False, 0, 0)  # no worker surely needed
+
+
+def test_a_free_worker_gets_its_next_evaluation_before_the_finished_one_is_recorded(monkeypatch):
+    """run_local refills a worker's slot first; on_done (manifest, portfolio rows) runs after, not in between.
+    The next-notebook hint is not computed while workers keep their kernel."""
+    from concurrent.futures import Future
+
+    from evalkit.batch import local
+
+    class Pool:  # runs each evaluation at once (a finished future), recording the hint it was given
+        hints: list = []
+
+        def submit(self, fn, item, batch_dir, pdf, hint):
+            self.hints.append(hint)
+            fut = Future()
+            fut.set_result({"evaluation_id": item["evaluation_id"], "status": "ok"})
+            return fut
+
+        def shutdown(self, **kw):
+            pass
+
+    events: list[str] = []
+    items = [{"evaluation_id": e, "params": {"notebook": "evaluate_reform"}} for e in "abc"]
+    monkeypatch.setenv(local.PRESTART_ENV, "1")
+    monkeypatch.setenv("EVALKIT_KERNEL_REUSE", "1")
+    monkeypatch.delenv("EVALKIT_BATCH_KERNEL_REUSE", raising=False)
+    local.run_local(items, "unused", pdf=False, workers=1, pool=Pool(),
+                    on_start=lambda it: events.append("start " + it["evaluation_id"]),
+                    on_done=lambda rec: events.append("done " + rec["evaluation_id"]))
+    assert events == ["start a", "start b", "done a", "start c", "done b", "done c"]
+    assert Pool.hints == [None, None, None]

@@ -31,8 +31,10 @@ def prop99() -> np.ndarray:
 
 def _recomputing(monkeypatch):
     """Route the placebo refits through the recomputing batch loop (the pre-2026-12-05 path)."""
-    monkeypatch.setattr(sdid, "_placebo_weights",
-                        lambda Y, N0, T0, opts, omega0, lam0, *donors: sdid._solve_weights(Y, N0, T0, opts, omega0, lam0))
+    def recomputing(Yt, T0, opts, omega0, lam0, Y_co, cols):  # each draw's whole matrix: controls, then treated
+        return sdid._solve_weights(np.concatenate([Y_co[cols], Yt], axis=1), cols.shape[1], T0, opts, omega0, lam0)
+
+    monkeypatch.setattr(sdid, "_placebo_weights", recomputing)
 
 
 @pytest.mark.parametrize("method", ["sdid", "sc"])
@@ -155,10 +157,70 @@ def test_point_estimate_by_gram_kernel_equals_recomputing_loop(prop99, method, m
     (``_fw_one``, the path until 2026-12-05) gives the same τ̂ and weights up to rounding."""
     Y, N0, T0 = prop99, prop99.shape[0] - 1, 19
     new = fit_matrix(Y, N0, T0, method)
-    monkeypatch.setattr(sdid, "_fw_point", sdid._fw)  # the recomputing loop for the one problem
+    def recomputing(A, zeta, intercept, x0, min_decrease, max_iter, refit=None):  # R's two calls, R's loop
+        x = sdid._fw(A, zeta, intercept, x0, min_decrease, max_iter)
+        return x if refit is None else sdid._fw(A, zeta, intercept, _sparsify(x), min_decrease, refit)
+
+    monkeypatch.setattr(sdid, "_fw_point", recomputing)  # the recomputing loop for the one problem
     old = fit_matrix(Y, N0, T0, method)
     assert new.tau == pytest.approx(old.tau, rel=1e-12, abs=0)
     np.testing.assert_allclose(new.omega, old.omega, rtol=0, atol=1e-12)
     np.testing.assert_allclose(new.lam, old.lam, rtol=0, atol=1e-12)
     if method == "sc":  # the paths really differ (rounding): the check above is one
         assert new.tau != old.tau
+
+
+def _kernel_state(rng, n: int, k: int, zeta: float, x0: np.ndarray):
+    A = rng.normal(size=(n, k)).cumsum(axis=0)
+    b = rng.normal(size=n).cumsum()
+    A -= A.mean(axis=0)
+    b -= b.mean()
+    At = np.ascontiguousarray(A.T)
+    Ax = A @ x0
+    return [x0.copy(), At @ (Ax - b) + n * zeta ** 2 * x0, At @ b, Ax, b, At, At @ A, n * zeta ** 2, zeta ** 2]
+
+
+@pytest.mark.parametrize("n, k", [(14, 23), (37, 50), (9, 8)])
+def test_split_kernel_step_gives_the_fused_steps_bits(n, k):
+    """The kernel's default step (p updated in one vectorised loop, x and p·x, x·x over the support or
+    all weights) gives bit for bit the fused one-pass step of ``dense=True``: sparse and wide supports,
+    k not a multiple of 4 (the last k mod 4 weights summed in lane 0), early stops and the cap, and a
+    half-gradient turning non-finite outside the support (p·x NaN, then NaN steps, as in the fused step)."""
+    from evalkit.estimators._fw_kernel import solve_one
+
+    rng = np.random.default_rng(n * k)
+    sparse = np.zeros(k)
+    sparse[rng.choice(k, 2, replace=False)] = [0.3, 0.7]  # support 2 of k: the support path
+    wide = rng.dirichlet(np.ones(k))  # every column: the full-width path
+    cases = [(zeta, x0, cap, None) for zeta in (1e-6, 0.3) for x0 in (sparse, wide) for cap in (5, 10_000)]
+    cases.append((0.3, sparse, 50, "inf"))
+    cases.append((0.3, sparse, 50, "nan"))
+    for zeta, x0, cap, bad in cases:
+        runs = []
+        for dense in (True, False):
+            state = _kernel_state(np.random.default_rng(k), n, k, zeta, x0)
+            if bad:  # a column outside the support whose half-gradient turns non-finite at the first step
+                m = int(np.flatnonzero(x0 == 0)[-1])
+                state[6][:, m] = np.inf if bad == "inf" else np.nan
+            steps = solve_one(*state, 1e-12, cap, dense)
+            runs.append((steps, state[0], state[1], state[3]))
+        (s1, *arrays1), (s2, *arrays2) = runs
+        assert s1 == s2
+        for a1, a2 in zip(arrays1, arrays2, strict=True):
+            np.testing.assert_array_equal(a1, a2)  # NaN where NaN: bitwise for finite values
+            assert a1.tobytes() == a2.tobytes() or bad
+        if bad is None and zeta == 1e-6 and cap == 10_000:
+            assert s1 > 20  # long runs: both paths really iterate
+
+
+def test_placebo_estimates_do_not_depend_on_how_many_draws_are_gathered_at_once(prop99, monkeypatch):
+    """τ̂ of the placebo draws is computed a few draws at a time (``_TAU_CHUNK``), never from all draws'
+    outcome matrices at once: the same bits for any chunk size (four placebo-treated units here)."""
+    Y, N0, T0 = prop99[:39], 35, 19
+    fit = fit_matrix(Y, N0, T0, "sdid")
+    runs = []
+    for chunk in (1, 16, 1000):
+        monkeypatch.setattr(sdid, "_TAU_CHUNK", chunk)
+        runs.append(placebo_draws(Y, N0, T0, fit, reps=40, seed=5))
+    assert len(np.unique(runs[0])) > 16  # several chunks of distinct draws
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])

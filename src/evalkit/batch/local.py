@@ -128,10 +128,19 @@ def failed_record(item: dict[str, Any], error: str) -> Record:
 PRESTART_ENV = "EVALKIT_BATCH_PRESTART"
 
 
+def _prestarts() -> bool:
+    """Whether workers start their next evaluation's kernel ahead (:data:`PRESTART_ENV`): never while they
+    keep their kernel (:func:`evalkit.batch.kernels.reuse_enabled`; the kept one serves the next evaluation)."""
+    from evalkit.batch.kernels import reuse_enabled
+
+    return os.environ.get(PRESTART_ENV, "0") == "1" and not reuse_enabled()
+
+
 def _next_notebook(pending: list[dict[str, Any]], workers: int) -> str | None:
     """The notebook whose kernel a worker starts ahead for its next evaluation, or ``None`` when that
-    worker will probably get none (fewer evaluations waiting than workers: no kernel started in vain)."""
-    if len(pending) < workers or os.environ.get(PRESTART_ENV, "0") != "1":
+    worker will probably get none (fewer evaluations waiting than workers: no kernel started in vain), or
+    when workers do not start kernels ahead (:func:`_prestarts`)."""
+    if len(pending) < workers or not _prestarts():
         return None
     params = pending[0].get("params") or {}
     return str(params.get("notebook") or "evaluate_reform")
@@ -179,34 +188,44 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
     attempts: dict[str, int] = {}
     ex = pool or start_pool(workers, len(items), cells=cells)
     inflight: dict[Any, dict[str, Any]] = {}
+    hint = _prestarts()  # else no worker reads the next-notebook hint: not computed per evaluation
+
+    def refill() -> None:
+        while pending and len(inflight) < workers:
+            it = pending.pop(0)
+            attempts[it["evaluation_id"]] = attempts.get(it["evaluation_id"], 0) + 1
+            inflight[ex.submit(run_item, it, batch_dir, pdf, _next_notebook(pending, workers) if hint else None)] = it
+            on_start(it)
+
     try:
         while pending or inflight:
-            while pending and len(inflight) < workers:
-                it = pending.pop(0)
-                attempts[it["evaluation_id"]] = attempts.get(it["evaluation_id"], 0) + 1
-                inflight[ex.submit(run_item, it, batch_dir, pdf, _next_notebook(pending, workers))] = it
-                on_start(it)
+            refill()
             done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
             broken = False
+            finished: list[Record] = []
             for fut in done:
                 it = inflight.pop(fut)
                 try:
-                    on_done(fut.result())
+                    finished.append(fut.result())
                 except BrokenProcessPool:
                     broken = True
                     if attempts[it["evaluation_id"]] < 2:
                         pending.insert(0, it)
                     else:
-                        on_done(failed_record(it, "worker process died twice while running this evaluation "
-                                                  "(crash or out of memory); see its log"))
+                        finished.append(failed_record(it, "worker process died twice while running this "
+                                                          "evaluation (crash or out of memory); see its log"))
                 except Exception as exc:  # noqa: BLE001 - e.g. unpicklable result: isolate it
-                    on_done(failed_record(it, f"{type(exc).__name__}: {exc}"))
+                    finished.append(failed_record(it, f"{type(exc).__name__}: {exc}"))
             if broken:
                 for fut, it in list(inflight.items()):  # the rest of the pool went down with it
                     inflight.pop(fut)
                     pending.insert(0, it)
                 ex.shutdown(wait=False, cancel_futures=True)
                 ex = start_pool(workers, workers, cells=cells)
+            else:  # the free workers get their next evaluation first; on_done (manifest, portfolio rows) then
+                refill()
+            for rec in finished:
+                on_done(rec)
             tick()
     finally:
         ex.shutdown(wait=not inflight, cancel_futures=True)

@@ -88,7 +88,8 @@ def summary_rows(batch: str, item: BatchItem, record: dict[str, Any], out_dir: P
     for outcome, by_est in res.get("results", {}).items():
         hl = (res.get("headline") or {}).get(outcome) or {}
         for est, data in by_est.items():
-            r = EstimationResult.from_dict(data)
+            # estimates and meta only: its tables and vcov (most of results.json) are not needed for the rows
+            r = EstimationResult.from_dict({k: v for k, v in data.items() if k not in ("tables", "vcov")})
             row = base | {"outcome": outcome, "estimator": est, "is_headline": est == headline_name}
             if r.rows("overall").empty:
                 rows.append(row)

@@ -170,7 +170,7 @@ def _fw_one(A: np.ndarray, b: np.ndarray, x: np.ndarray, zeta: float, min_decrea
 
 
 def _fw_point(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None, min_decrease: float,
-              max_iter: int) -> np.ndarray:
+              max_iter: int, refit: int | None = None) -> np.ndarray:
     """:func:`_fw` for one problem (Y: 1 × n × (k+1)) by the compiled Gram loop of :func:`_fw_gram`
     (the point estimate's fits; returns x, 1 × k).
 
@@ -178,15 +178,17 @@ def _fw_point(Y: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None
     updated by the step instead of recomputed: O(n + k) per step instead of two O(n·k) products
     (~0.25 s per fit of 656 donors in numpy, ~0.015 s here). On the station worlds and Proposition
     99 τ̂ moves by ≤ 5e-14 relative and the weights by ≤ 2e-13 (``tests/test_compute_sdid.py``);
-    the R synthdid reference values in ``tests/test_sdid.py`` hold as before."""
+    the R synthdid reference values in ``tests/test_sdid.py`` hold as before. ``refit``: sparsify and
+    run again for up to ``refit`` steps on the same A'A (R's second call; see :func:`_fw_gram`)."""
     if intercept:
         Y = Y - Y.mean(axis=1, keepdims=True)
     k = Y.shape[2] - 1
     x = np.full(k, 1.0 / k) if x0 is None else np.array(x0, dtype=float).reshape(k)
-    return _fw_gram(Y[:, :, :-1], Y[:, :, -1], zeta, x[None], min_decrease, max_iter)
+    return _fw_gram(Y[:, :, :-1], Y[:, :, -1], zeta, x[None], min_decrease, max_iter, refit=refit)
 
 
 _warm: threading.Thread | None = None
+_solve: Callable | None = None  # the loaded kernel (set by _load_kernel)
 
 
 def warm_kernel() -> None:
@@ -210,15 +212,21 @@ def _join_warm() -> None:
 
 
 def _load_kernel() -> Callable:
-    from evalkit.estimators._fw_kernel import solve_one
+    global _solve
+    if _solve is None:
+        from evalkit.estimators._fw_kernel import solve_one
 
-    z, e = np.zeros(0), np.zeros((0, 1))  # k = 0: returns at once, after loading the machine code of the
-    solve_one(z, z.copy(), z.copy(), np.zeros(1), np.zeros(1), e, np.zeros((0, 0)), 1.0, 1.0, 0.0, 1)  # signature used
-    return solve_one
+        z, e = np.zeros(0), np.zeros((0, 1))  # k = 0: returns at once, after loading the machine code of the
+        solve_one(z, z.copy(), z.copy(), np.zeros(1), np.zeros(1), e, np.zeros((0, 0)), 1.0, 1.0, 0.0, 1)  # signature
+        _solve = solve_one
+    return _solve
 
 
 def _kernel() -> Callable:
-    """The compiled loop (after the warm-up thread, if one runs: an error there is met again here)."""
+    """The compiled loop (after the warm-up thread, if one runs: an error there is met again here);
+    loaded once per process."""
+    if _solve is not None:
+        return _solve
     _join_warm()
     return _load_kernel()
 

@@ -92,19 +92,15 @@ class _Fit:
 
 
 def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
-                   lam0: np.ndarray | None, donors: tuple[np.ndarray, np.ndarray] | None = None,
-                   point: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   lam0: np.ndarray | None, point: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Weights for a batch of outcome matrices Y (B × N × T); returns ω (B × N0) and λ (B × T0).
 
     A weight that is not updated is returned as passed (``omega0`` / ``lam0``, B × · or 1-d to
-    broadcast); one that is updated uses the passed value as the solver's starting point.
-    ``donors = (Y_co, cols)`` marks a placebo batch: problem j's controls are rows ``cols[j]`` of
-    the original controls ``Y_co`` (N0_orig × T), solved by :func:`_placebo_weights`. ``point``
-    (B = 1, the point estimate): solved by the compiled Gram loop :func:`_fw_point`.
+    broadcast); one that is updated uses the passed value as the solver's starting point. ``point``
+    (B = 1, the point estimate): solved by the compiled Gram loop :func:`_fw_point`. (Placebo batches:
+    :func:`_placebo_weights`.)
     """
     B = Y.shape[0]
-    if donors is not None:
-        return _placebo_weights(Y, N0, T0, opts, omega0, lam0, *donors)
     Yc = _collapsed(Y, N0, T0) if (opts.update_lambda or opts.update_omega) else None
     lam = None if lam0 is None else np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
     omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
@@ -119,23 +115,28 @@ def _solve_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndar
                                      (Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega))],
                                     opts.min_decrease, opts.max_iter)
         return omega, lam
-    fw = _fw_point if point else _fw
+    def fw(A: np.ndarray, zeta: float, intercept: bool, x0: np.ndarray | None) -> np.ndarray:
+        """R's two calls: ``max_iter_pre_sparsify`` steps, then (``sparsify``) up to ``max_iter`` from the
+        sparsified weights; the point fit's compiled loop runs both on one A'A."""
+        if point:
+            return _fw_point(A, zeta, intercept, x0, opts.min_decrease, opts.max_iter_pre_sparsify,
+                             refit=opts.max_iter if opts.sparsify else None)
+        x = _fw(A, zeta, intercept, x0, opts.min_decrease, opts.max_iter_pre_sparsify)
+        return _fw(A, zeta, intercept, _sparsify(x), opts.min_decrease, opts.max_iter) if opts.sparsify else x
+
     if opts.update_lambda:
-        Al = Yc[:, :N0, :]
-        lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, lam, opts.min_decrease, opts.max_iter_pre_sparsify)
-        if opts.sparsify:
-            lam = fw(Al, opts.zeta_lambda, opts.lambda_intercept, _sparsify(lam), opts.min_decrease, opts.max_iter)
+        lam = fw(Yc[:, :N0, :], opts.zeta_lambda, opts.lambda_intercept, lam)
     if opts.update_omega:
-        Ao = Yc[:, :, :T0].transpose(0, 2, 1)
-        omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, omega, opts.min_decrease, opts.max_iter_pre_sparsify)
-        if opts.sparsify:
-            omega = fw(Ao, opts.zeta_omega, opts.omega_intercept, _sparsify(omega), opts.min_decrease, opts.max_iter)
+        omega = fw(Yc[:, :, :T0].transpose(0, 2, 1), opts.zeta_omega, opts.omega_intercept, omega)
     return omega, lam
 
 
-def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.ndarray | None,
-                     lam0: np.ndarray | None, Y_co: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _placebo_weights(Yt: np.ndarray, T0: int, opts: _Opts, omega0: np.ndarray | None, lam0: np.ndarray | None,
+                     Y_co: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_solve_weights` for placebo draws, by the Gram-updated Frank–Wolfe :func:`_fw_gram`.
+
+    Draw j's outcome matrix is the original controls' rows ``cols[j]`` of ``Y_co`` (N0_orig × T) over
+    its placebo-treated rows ``Yt[j]`` (Yt: B × N1 × T); it is never formed whole.
 
     Same problems, starting values, ζ, sparsification and stopping rule as R's ``placebo_se``
     refits. λ's problems (control units × pre-periods, demeaned over each draw's controls) carry
@@ -143,7 +144,7 @@ def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.nd
     controls' pre-period outcomes (demeaned over time when ω has an intercept) — so they share its
     Gram matrix (N0 × N0).
     """
-    B = Y.shape[0]
+    B, N0 = cols.shape
     lam = np.broadcast_to(np.asarray(lam0, float), (B, T0)).copy()
     omega = None if omega0 is None else np.broadcast_to(np.asarray(omega0, float), (B, N0)).copy()
     if opts.update_lambda:
@@ -160,7 +161,7 @@ def _placebo_weights(Y: np.ndarray, N0: int, T0: int, opts: _Opts, omega0: np.nd
                        problem=problem, refit=opts.max_iter if opts.sparsify else None)
     if opts.update_omega:
         M = np.array(Y_co[:, :T0].T)  # T0 × N0_orig: the placebo problems' columns
-        b = Y[:, N0:, :T0].mean(axis=1)  # the placebo-treated units' pre-period mean (R collapsed.form)
+        b = Yt[:, :, :T0].mean(axis=1)  # the placebo-treated units' pre-period mean (R collapsed.form)
         if opts.omega_intercept:
             M -= M.mean(axis=0, keepdims=True)
             b = b - b.mean(axis=1, keepdims=True)
@@ -217,13 +218,14 @@ def fit_matrix(Y: np.ndarray, N0: int, T0: int, method: str = "sdid") -> _Fit:
     return _Fit(tau=tau, omega=omega[0], lam=lam[0], opts=opts, noise_level=sigma)
 
 
-def _refit(Ys: np.ndarray, N0: int, T0: int, fit: _Fit, omega0: np.ndarray,
-           donors: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _refit(Ys: np.ndarray, N0: int, T0: int, fit: _Fit, omega0: np.ndarray) -> np.ndarray:
     """Re-estimate a batch of resampled matrices with the original options (R's ``do.call(..., opts)``):
-    ζ and the stopping rule of the original fit, its λ and the given ω as starting values
-    (``donors``: see :func:`_solve_weights`)."""
-    omega, lam = _solve_weights(Ys, N0, T0, fit.opts, omega0, fit.lam, donors)
+    ζ and the stopping rule of the original fit, its λ and the given ω as starting values."""
+    omega, lam = _solve_weights(Ys, N0, T0, fit.opts, omega0, fit.lam)
     return _tau(Ys, N0, T0, omega, lam)
+
+
+_TAU_CHUNK = 16  # draws whose outcome matrices are gathered at once for τ̂ (16 × 657 × 84 doubles: 7 MB)
 
 
 # ----------------------------------------------------------------------------- standard errors
@@ -253,7 +255,13 @@ def placebo_draws(Y: np.ndarray, N0: int, T0: int, fit: _Fit, reps: int = 200,
     omega0 = fit.omega[perms[:, :n0]]
     sums = omega0.sum(axis=1, keepdims=True)
     omega0 = np.where(sums != 0, omega0 / np.where(sums != 0, sums, 1.0), 1.0 / n0)
-    return _refit(Y[perms], n0, T0, fit, omega0, (Y[:N0], perms[:, :n0]))[which.ravel()]
+    # R's refit of each draw (its ζ and stopping rule, λ and the restricted ω as starting values); the draws'
+    # B × N × T outcome matrices (77 MB on the medium world) are never formed at once: the weights read
+    # the controls and the placebo-treated rows, τ̂ gathers a few draws at a time (the same bits)
+    omega, lam = _placebo_weights(Y[perms[:, n0:]], T0, fit.opts, omega0, fit.lam, Y[:N0], perms[:, :n0])
+    tau = np.concatenate([_tau(Y[perms[a:a + _TAU_CHUNK]], n0, T0, omega[a:a + _TAU_CHUNK], lam[a:a + _TAU_CHUNK])
+                          for a in range(0, len(perms), _TAU_CHUNK)])
+    return tau[which.ravel()]
 
 
 def jackknife_se(Y: np.ndarray, N0: int, T0: int, fit: _Fit) -> float:
