@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -520,9 +521,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
     progress.report("estimators")  # the headline's fits first: the steps ahead may start after them
-    results, failures, ahead = fit_estimators(panel, p, lambda name, o, exc, tb: EvaluationError(
-        f"headline estimator {name} failed on {o}: {exc}\n{tb}"))
-    try:
+    with ExitStack() as children:  # the one place that stops the steps-ahead child (Ahead.__exit__), if one runs
+        results, failures, ahead = fit_estimators(panel, p, lambda name, o, exc, tb: EvaluationError(
+            f"headline estimator {name} failed on {o}: {exc}\n{tb}"), own=children.enter_context)
         ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
         ev.timings["estimators"] = time.perf_counter() - t0
         ev.timings["imports"] = imports  # before t0: not part of ev.seconds
@@ -531,19 +532,17 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             from evalkit.inference._shared import shared_designs
 
             with shared_designs():  # permutation draws of several steps and outcomes share their designs
-                _staggered_extras(ev, ahead)
+                _staggered_extras(ev, ahead or children.enter_context(steps_ahead(p, results)))
             run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
-    finally:
-        if ahead is not None:
-            ahead.cancel()  # after its result: nothing left to stop
     ev.seconds = time.perf_counter() - t0
     progress.report(progress.DONE)
     return ev
 
 
-def _staggered_extras(ev: Evaluation, ahead: Any = None) -> None:
-    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); on a free core
-    the pre-trend tests and Romano–Wolf draws run meanwhile in a child (``evaluation_steps.steps_ahead``)."""
+def _staggered_extras(ev: Evaluation, ahead: Any) -> None:
+    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); when
+    ``ahead`` (:func:`evaluation_steps.steps_ahead`; stopped by the caller) is a forked child, the pre-trend
+    tests and Romano–Wolf draws run there meanwhile."""
     p, panel, results = ev.params, ev.panel, ev.results
 
     def step(name: str, fn: Any) -> None:
@@ -562,20 +561,20 @@ def _staggered_extras(ev: Evaluation, ahead: Any = None) -> None:
         except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
             ev.sensitivity_error = reason(exc)
 
-    with ahead or steps_ahead(p, results) as ahead:  # robustness and sensitivity read neither the tests nor the jackknife
-        either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
-        for name, fn in either if ahead.forked else ():  # while the child computes the tests
-            step(name, fn)
-        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
-        step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
-        for name, fn in () if ahead.forked else either:  # their usual place
-            step(name, fn)
-        if p.multiple_testing and len(p.outcomes) > 1:
-            def multiple() -> None:
-                try:
-                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
-                                                                      ahead.forked and ahead.result()[1])
-                except Exception as exc:  # noqa: BLE001
-                    ev.multiple_error = reason(exc)
+    # robustness and sensitivity read neither the tests nor the jackknife
+    either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
+    for name, fn in either if ahead.forked else ():  # while the child computes the tests
+        step(name, fn)
+    step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
+    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
+    for name, fn in () if ahead.forked else either:  # their usual place
+        step(name, fn)
+    if p.multiple_testing and len(p.outcomes) > 1:
+        def multiple() -> None:
+            try:
+                ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
+                                                                  ahead.forked and ahead.result()[1])
+            except Exception as exc:  # noqa: BLE001
+                ev.multiple_error = reason(exc)
 
-            step("multiple_testing", multiple)
+        step("multiple_testing", multiple)

@@ -353,13 +353,15 @@ def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResu
                               _rw_or_error(fits, p) if rw else None))
 
 
-def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any
+def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any, own: Any = None
                    ) -> tuple[dict[str, dict[str, EstimationResult]], dict[str, dict[str, str]], Any]:
     """Every estimator of ``p`` on every outcome → ``(results, failures, ahead)`` (both in the order of
     ``p.outcomes`` and ``p.estimators``; ``failures``: the reason of each failed fit). The headline's
     fits come first — its failure raises ``headline_failed(name, outcome, exc, traceback)`` — so that,
     for a staggered design, :func:`steps_ahead` can start its child while the other estimators are
-    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after)."""
+    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after). ``own``:
+    the caller's owner of the child (e.g. ``ExitStack.enter_context``: it returns the handle and stops
+    the child when the caller's block ends, whatever happens here); without it no child is started."""
     import traceback
 
     def fit(o: str, name: str) -> Any:
@@ -374,18 +376,14 @@ def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: An
 
     done = {(o, p.headline): fit(o, p.headline) for o in p.outcomes if p.headline in p.estimators}
     ahead = None
-    if done and p.design == "staggered" and all(isinstance(v, EstimationResult) for v in done.values()):
+    if (own is not None and done and p.design == "staggered"
+            and all(isinstance(v, EstimationResult) for v in done.values())):
         ahead = steps_ahead(p, {o: {p.headline: done[(o, p.headline)]} for o in p.outcomes}, complete=False)
-        ahead = ahead if ahead.forked else None
-    try:
-        for o in p.outcomes:
-            for name in p.estimators:
-                if (o, name) not in done:
-                    done[(o, name)] = fit(o, name)
-    except BaseException:
-        if ahead is not None:
-            ahead.cancel()
-        raise
+        ahead = own(ahead) if ahead.forked else None
+    for o in p.outcomes:
+        for name in p.estimators:
+            if (o, name) not in done:
+                done[(o, name)] = fit(o, name)
     results: dict[str, dict[str, EstimationResult]] = {o: {} for o in p.outcomes}
     failures: dict[str, dict[str, str]] = {o: {} for o in p.outcomes}
     for o in p.outcomes:
