@@ -305,18 +305,26 @@ def ri_options(p: EvaluationParams) -> dict[str, Any]:
     return opts
 
 
-# the modules the steps import on first use (inference, sensitivity); with the estimators' own modules,
-# what import_modules() loads before evaluate() starts its clock
+# the modules the steps import on first use (inference, sensitivity, the steps-ahead child; pandas' reshape:
+# the naive estimator's unstack); with the estimators' own modules, what import_modules() loads while
+# evaluate() builds the panel
 STEP_MODULES = ("evalkit.inference.pretrend", "evalkit.inference.jackknife", "evalkit.inference.wild",
                 "evalkit.inference.randomization", "evalkit.inference.multiple", "evalkit.inference._fast",
-                "evalkit.estimators.cs", "evalkit.sensitivity")
+                "evalkit.inference._bjs", "evalkit.inference._fast_cs_rc", "evalkit.inference._leave_out",
+                "evalkit.estimators.cs", "evalkit.sensitivity", "evalkit.step_ahead", "pandas.core.reshape.reshape")
+# the modules of each further analysis (evalkit.analyses_run), and of their planted truths on a demo world
+ANALYSIS_MODULES = {"dose": ("evalkit.estimators.dose",), "switching": ("evalkit.estimators.switching",),
+                    "spillover": ("evalkit.estimators.spillover",), "heterogeneity": ("evalkit.heterogeneity",)}
+TRUTH_MODULES = ("evalkit.demo.truth",)
 
 
-def import_modules(p: EvaluationParams) -> None:
+def import_modules(p: EvaluationParams, synthetic: bool = False) -> None:
     """Import the modules the evaluation of ``p`` will use (its estimators, and for a staggered design
-    the inference and sensitivity modules), so that a fresh process (an ``evalkit run`` kernel) pays
-    for Python imports — scipy's submodules alone ~0.3 s — before the evaluation's clock starts rather than
-    inside its first estimator. Importing computes nothing: no number depends on it."""
+    the inference and sensitivity modules and those of its further analyses; ``synthetic``: a demo
+    world, whose planted truths the analyses read), so that a fresh process (an ``evalkit run`` kernel)
+    pays for Python imports — scipy's submodules alone ~0.3 s — apart from the evaluation's compute
+    (:class:`BackgroundImports`: while the panel is built) rather than inside its first estimator.
+    Importing computes nothing: no number depends on it."""
     from importlib import import_module
 
     for name in p.estimators:
@@ -325,8 +333,47 @@ def import_modules(p: EvaluationParams) -> None:
         except Exception:  # noqa: BLE001 - an unknown or broken estimator fails (and is reported) when run
             pass
     if p.design == "staggered":
-        for module in STEP_MODULES:
+        analyses = [m for kind in p.analyses for m in ANALYSIS_MODULES.get(kind, ())]
+        for module in (*STEP_MODULES, *analyses, *(TRUTH_MODULES if analyses and synthetic else ())):
             import_module(module)
+
+
+class BackgroundImports:
+    """:func:`import_modules` in a thread, started while :func:`evalkit.evaluation.evaluate` builds the panel:
+    DuckDB's queries release the GIL, so on a free core the imports (0.15–0.4 s of the small world's
+    evaluations) no longer wait in line before the panel. :meth:`wait` joins the thread before anything
+    else imports or forks (the steps-ahead child): the panel's code imports nothing new (the kernel
+    pre-imports it), so no module is imported by both threads at once. ``seconds``: the imports' own time."""
+
+    def __init__(self, p: EvaluationParams, synthetic: bool = False) -> None:
+        import threading
+
+        self.p, self.synthetic, self.seconds = p, synthetic, 0.0
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="evalkit-imports", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import time
+
+        t = time.perf_counter()
+        try:
+            import_modules(self.p, self.synthetic)
+        except BaseException:  # noqa: BLE001 - imported again by wait(), where the error is raised as without the thread
+            self._failed = True
+        self.seconds = time.perf_counter() - t
+
+    def wait(self) -> float:
+        """Join the thread; the seconds spent waiting for it. A failed import is tried again here (its
+        error raised in the evaluation's own thread, as when it imported in line)."""
+        import time
+
+        t = time.perf_counter()
+        self._thread.join()
+        waited = time.perf_counter() - t
+        if self._failed:
+            import_modules(self.p, self.synthetic)
+        return waited
 
 
 def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]], complete: bool = True) -> Any:
@@ -445,5 +492,6 @@ __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATE
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
            "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "ANALYSIS_MODULES", "TRUTH_MODULES", "BackgroundImports",
            "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign",
            "fit_estimators"]
