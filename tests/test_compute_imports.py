@@ -7,7 +7,13 @@ import sys
 import pytest
 
 from evalkit.estimators import get_spec
-from evalkit.evaluation_steps import ANALYSIS_MODULES, STEP_MODULES, TRUTH_MODULES, BackgroundImports, import_modules
+from evalkit.evaluation_steps import (
+    ANALYSIS_MODULES,
+    STEP_MODULES,
+    TRUTH_MODULES,
+    BackgroundImports,
+    import_modules,
+)
 from evalkit.params import validate_params
 
 
