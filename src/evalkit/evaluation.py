@@ -40,7 +40,7 @@ import pandas as pd
 
 from evalkit import __version__, progress
 from evalkit.analyses import AnalysisSection
-from evalkit.analyses_run import evaluation_notes, run_analyses
+from evalkit.analyses_run import AFTER_STEPS, evaluation_notes, run_analyses
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, names
 from evalkit.estimators._sample import share_samples, with_sample_scope
@@ -48,6 +48,7 @@ from evalkit.evaluation_steps import (
     VARIANT_KINDS,
     BackgroundImports,
     fit_estimators,
+    headline_jackknife,
     headline_sign,
     multiple_testing,
     pretrend_source,
@@ -535,25 +536,33 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
             fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
             from evalkit.inference._shared import shared_designs
 
+            truth: dict[str, Any] = {}  # the demo truth cells the analyses read, by outcome (read once)
             with shared_designs():  # permutation draws of several steps and outcomes share their designs
-                _staggered_extras(ev, ahead or children.enter_context(steps_ahead(p, results)))
-            run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
+                _staggered_extras(ev, ahead or children.enter_context(steps_ahead(p, results)), fits, truth)
+            # dose, switching, spillover, heterogeneity (those not run while the child computed): each
+            # failure recorded, never raised
+            run_analyses(ev, fits, truth_cells=truth)
     ev.seconds = time.perf_counter() - t0 - waited
     progress.report(progress.DONE)
     return ev
 
 
-def _staggered_extras(ev: Evaluation, ahead: Any) -> None:
+def _staggered_extras(ev: Evaluation, ahead: Any, fits: dict[str, dict[str, EstimationResult]],
+                      truth: dict[str, Any]) -> None:
     """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); when
     ``ahead`` (:func:`evaluation_steps.steps_ahead`; stopped by the caller) is a forked child, the pre-trend
-    tests and Romano–Wolf draws run there meanwhile."""
+    tests and Romano–Wolf draws run there meanwhile, and here the steps that read none of them: the
+    robustness variants, the sensitivity analysis, the headline's jackknife (applied after the pre-trend
+    test, as in the serial order) and the further analyses but :data:`analyses_run.AFTER_STEPS` (``fits``,
+    ``truth``: as :func:`run_analyses`)."""
     p, panel, results = ev.params, ev.panel, ev.results
 
-    def step(name: str, fn: Any) -> None:
+    def step(name: str, fn: Any) -> Any:
         progress.report(name)
         t1 = time.perf_counter()
-        fn()
-        ev.timings[name] = time.perf_counter() - t1
+        value = fn()
+        ev.timings[name] = ev.timings.get(name, 0.0) + time.perf_counter() - t1  # a step in two parts adds up
+        return value
 
     def robustness() -> None:
         for o in p.outcomes:
@@ -567,10 +576,16 @@ def _staggered_extras(ev: Evaluation, ahead: Any) -> None:
 
     # robustness and sensitivity read neither the tests nor the jackknife
     either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
-    for name, fn in either if ahead.forked else ():  # while the child computes the tests
-        step(name, fn)
+    jks: dict[str, Any] = {}
+    if ahead.forked:  # while the child computes the tests
+        for name, fn in either:
+            step(name, fn)
+        run_analyses(ev, fits, kinds=tuple(k for k in p.analyses if k not in AFTER_STEPS), truth_cells=truth)
+        jks = step("headline_se", lambda: {o: headline_jackknife(panel, p, results[o].get(p.headline))
+                                           for o in p.outcomes})
     step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
-    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
+    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o], *([jks[o]] if jks else []))
+                                 for o in p.outcomes])
     for name, fn in () if ahead.forked else either:  # their usual place
         step(name, fn)
     if p.multiple_testing and len(p.outcomes) > 1:

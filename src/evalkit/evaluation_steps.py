@@ -149,8 +149,31 @@ def n_treated_units(panel: pd.DataFrame) -> int:
     return int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
 
 
+def headline_jackknife(panel: pd.DataFrame, p: EvaluationParams, r: EstimationResult | None) -> Any:
+    """The jackknife :func:`small_sample_headline_se` applies to the headline fit ``r`` (``headline_se``
+    rules below): the :class:`~evalkit.inference.results.JackknifeResult`, the exception it raised, or
+    ``None`` when none is asked. It reads only the fit (its sample, options, estimate), so it may be
+    computed before the pre-trend step replaces ``r`` by a copy (same fit) — e.g. while a child computes the
+    tests (:func:`evalkit.evaluation.evaluate`)."""
+    from evalkit.inference.jackknife import jackknife
+
+    if r is None or p.headline_se == "analytic":
+        return None
+    if p.headline_se == "auto" and not (p.headline in JACKKNIFE_ESTIMATORS
+                                        and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
+        return None
+    cluster = None if p.cluster == "station_id" else p.cluster
+    try:
+        return jackknife(r, cluster=cluster, alpha=p.alpha)
+    except Exception as exc:  # noqa: BLE001 - the analytic SE is kept and the reason said
+        return exc
+
+
+_NOT_YET = object()  # small_sample_headline_se: the jackknife is computed there
+
+
 def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
-                             res: dict[str, EstimationResult]) -> None:
+                             res: dict[str, EstimationResult], jk: Any = _NOT_YET) -> None:
     """Jackknife the headline estimate's SE when the analytic one is unreliable (``headline_se: auto``:
     a Callaway–Sant'Anna or imputation headline with fewer than :data:`JACKKNIFE_MAX_TREATED` adopters).
 
@@ -160,21 +183,15 @@ def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationPar
     move to ``meta["analytic_overall"]``). When the jackknife is ``failed`` or ``not_available``
     (e.g. one adopting station) the analytic SE stays — the verdict never reads a p-value from it —
     and ``meta["headline_se"]`` gives its ``jackknife_status`` and ``jackknife_error`` (the reason).
+    ``jk``: :func:`headline_jackknife` of the headline fit, computed earlier.
     """
-    from evalkit.inference.jackknife import jackknife
-
     r = res.get(p.headline)
-    if r is None or p.headline_se == "analytic":
+    jk = headline_jackknife(panel, p, r) if jk is _NOT_YET else jk
+    if r is None or jk is None:
         return
-    if p.headline_se == "auto" and not (p.headline in JACKKNIFE_ESTIMATORS
-                                        and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
-        return
-    cluster = None if p.cluster == "station_id" else p.cluster
-    try:
-        jk = jackknife(r, cluster=cluster, alpha=p.alpha)
-    except Exception as exc:  # noqa: BLE001 - keep the analytic SE and say why
+    if isinstance(jk, Exception):
         out = _copy(r)
-        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": "failed", "jackknife_error": reason(exc)}
+        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": "failed", "jackknife_error": reason(jk)}
         res[p.headline] = out
         return
     out = r.with_inference("jackknife", jk)
@@ -491,7 +508,7 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
 __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
-           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "small_sample_headline_se", "headline_jackknife", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
            "ANALYSIS_MODULES", "TRUTH_MODULES", "BackgroundImports",
            "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign",
            "fit_estimators"]
