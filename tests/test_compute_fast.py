@@ -167,11 +167,13 @@ def test_tau_bar_equals_the_estimators_leaveout_means(case):
         assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("kind", ["small integers", "coded pairs", "wide range", "fractions", "nan", "signed zero"])
+@pytest.mark.parametrize("kind", ["small integers", "coded pairs", "wide range", "fractions", "nan", "signed zero",
+                                  "labels", "labels with gaps", "int extremes"])
 def test_rank_codes_equal_unique_inverse(kind):
-    """The leave-out cell codes of a draw (a presence count for integers in a short range) are
-    ``np.unique(x, return_inverse=True)[1]``: the same integers and dtype, whatever the values."""
-    from evalkit.inference._fast import _rank_codes
+    """The leave-out cell codes of a draw and the fit engine's FE / cluster codes (one helper: a presence
+    count for integers in a short range) are ``np.unique(x, return_inverse=True)[1]``: the same integers
+    and dtype, whatever the values; ``compact_codes`` adds the number of distinct values."""
+    from evalkit.estimators._fe_within import compact_codes, rank_codes
 
     rng = np.random.default_rng(7)
     for n in (1, 2, 17, 744):
@@ -180,9 +182,16 @@ def test_rank_codes_equal_unique_inverse(kind):
                 "wide range": lambda n: rng.integers(0, 5, n) * 1e9,
                 "fractions": lambda n: rng.integers(0, 9, n) / 4.0,
                 "nan": lambda n: np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 9, n).astype(float)),
-                "signed zero": lambda n: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n)}
+                "signed zero": lambda n: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n),
+                "labels": lambda n: rng.permutation(n),  # 0..n-1, all present: their own codes
+                "labels with gaps": lambda n: rng.integers(0, 40, n) * 3,
+                "int extremes": lambda n: rng.choice(np.array([np.iinfo(np.int64).min, -1, 0, np.iinfo(np.int64).max]),
+                                                     n)}
         x = make[kind](n)
         want = np.unique(x, return_inverse=True)[1].ravel()
-        got = _rank_codes(x)
+        got = rank_codes(x)
         assert got.dtype == want.dtype and np.array_equal(got, want)
-    assert np.array_equal(_rank_codes(np.array([3, 1, 3, 7])), [1, 0, 1, 2])  # integer arrays too
+        codes, k = compact_codes(x)
+        assert np.array_equal(codes, want) and k == np.unique(x).size
+    assert np.array_equal(rank_codes(np.array([3, 1, 3, 7])), [1, 0, 1, 2])  # integer arrays too
+    assert compact_codes(np.array([], dtype=np.int64))[1] == 0

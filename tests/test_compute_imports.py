@@ -1,11 +1,19 @@
-"""Issue 15 (compute): evaluate() imports its modules before its clock; ``seconds`` is compute only."""
+"""Issue 15 (compute): evaluate() imports its modules beside the panel's queries; ``seconds`` is compute only."""
 
 from __future__ import annotations
 
 import sys
 
+import pytest
+
 from evalkit.estimators import get_spec
-from evalkit.evaluation_steps import STEP_MODULES, import_modules
+from evalkit.evaluation_steps import (
+    ANALYSIS_MODULES,
+    STEP_MODULES,
+    TRUTH_MODULES,
+    BackgroundImports,
+    import_modules,
+)
 from evalkit.params import validate_params
 
 
@@ -16,3 +24,34 @@ def test_import_modules_loads_the_estimators_and_step_modules():
         assert get_spec(name).function.split(":")[0] in sys.modules
     assert p.design == "staggered"
     assert all(m in sys.modules for m in STEP_MODULES)
+
+
+def test_import_modules_loads_the_further_analyses_and_their_truths():
+    p = validate_params({"evaluation_id": "t", "reform": "两队一室", "outcomes": ["incidents_fight"],
+                         "dose": True, "heterogeneity": ["area_type"]})
+    assert set(p.analyses) <= set(ANALYSIS_MODULES)
+    import_modules(p, synthetic=True)
+    for m in (*ANALYSIS_MODULES["dose"], *ANALYSIS_MODULES["heterogeneity"], *TRUTH_MODULES):
+        assert m in sys.modules
+
+
+def test_background_imports_join_and_raise_a_failed_import_in_the_callers_thread(monkeypatch):
+    import threading
+
+    import evalkit.evaluation_steps as S
+
+    p = validate_params({"evaluation_id": "t", "reform": "两队一室", "outcomes": ["incidents_fight"]})
+    where = []
+
+    def broken(p, synthetic=False):
+        where.append(threading.current_thread() is threading.main_thread())
+        raise ImportError("no module named broken")
+
+    monkeypatch.setattr(S, "import_modules", broken)
+    imports = BackgroundImports(p)
+    with pytest.raises(ImportError, match="broken"):
+        imports.wait()
+    assert where == [False, True]  # tried in the thread first, then again (raising) in the caller's
+    monkeypatch.undo()
+    ok = BackgroundImports(p)
+    assert ok.wait() >= 0.0 and ok.seconds >= 0.0 and not ok._thread.is_alive()

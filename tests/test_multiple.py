@@ -194,3 +194,25 @@ def test_unbalanced_cs_without_never_treated_is_refitted():
         fits = _fits(df, ["y0", "y1"], "cs", control="notyet")
         rw = romano_wolf(fits, draws=9, seed=0)
     assert rw.ok and rw.extra["fast_outcomes"] == [] and rw.draws_valid == 9
+
+
+@pytest.mark.parametrize("kw", [{}, {"cluster": "county", "anticipation": 1}])
+def test_romano_wolf_reads_imputation_fits_instead_of_refitting_them(monkeypatch, kw):
+    """An imputation fit as the estimator returned it is its own observed re-fit (``is_own_refit``): Romano–Wolf
+    reads its estimate and SE without re-fitting, and gives bit for bit what re-fits give (copies with an
+    inference attached, e.g. a jackknife SE on the headline row, are re-fitted, never read)."""
+    from evalkit.inference._refit import Refit
+
+    df = outcomes_panel(G=12, per=2, effects=(1.0, 0.0, 0.3))
+    fits = _fits(df, ["y0", "y1", "y2"], "imputation", **kw)
+    calls = []
+    real = Refit.fit
+    monkeypatch.setattr(Refit, "fit", lambda self, *a, **k: calls.append(self.outcome) or real(self, *a, **k))
+    own = romano_wolf(fits, draws=30, seed=2)
+    assert calls == [] and own.extra["fast_outcomes"] == ["y0", "y1", "y2"]
+    copies = [f.with_inference("jackknife", None) for f in fits]
+    for c in copies:  # a headline row whose SE is not the analytic one must not be read
+        c.estimates = c.estimates.assign(std_error=c.estimates["std_error"] * 3)
+    refitted = romano_wolf(copies, draws=30, seed=2)
+    assert calls == ["y0", "y1", "y2"]
+    assert refitted.to_dict() == own.to_dict()

@@ -90,9 +90,10 @@ def test_switched_off_computes_here_when_asked(monkeypatch):
 @pytest.mark.slow
 @fork_only
 def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_path):
-    """The evaluation with the pre-trend tests and Romano–Wolf draws run ahead in a child (robustness
-    and sensitivity meanwhile) writes the results.json of the serial order: same keys in the same
-    order, same numbers bit for bit (timings apart), the further analyses included."""
+    """The evaluation with the pre-trend tests and Romano–Wolf draws run ahead in a child (robustness,
+    sensitivity, the headline's jackknife and the further analyses that read no step meanwhile) writes
+    the results.json of the serial order: same keys in the same order, same numbers bit for bit (timings
+    apart), the further analyses included (heterogeneity, which reads the pre-trend p, after the steps)."""
     import json
 
     import evalkit
@@ -102,7 +103,7 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
     params = validate_params({
         "evaluation_id": "ahead", "reform": "两队一室", "outcomes": ["incidents_fight", "dispatches", "cases"],
         "warehouse": str(demo_warehouse), "inference": ["randomization"], "heterogeneity": ["area_type"],
-        "pretrend_draws": 49, "ri_draws": 49,
+        "pretrend_draws": 49, "ri_draws": 49, "switching": {"effects": 3, "placebo": 2},
     })
     import evalkit.step_ahead as step_ahead
 
@@ -124,7 +125,11 @@ def test_steps_ahead_give_the_serial_results(demo_warehouse, monkeypatch, tmp_pa
         data = json.loads((tmp_path / f"{mode}.json").read_text())
         text[mode] = json.dumps({k: v for k, v in data.items() if k not in TIMING_KEYS})
         assert any(started) == (mode == "1")  # the child really ran the steps in mode 1, never in mode 0
+        order = list(ev.timings)
+        assert (order.index("switching") < order.index("pretrend_test")) == (mode == "1")  # meanwhile, in mode 1
+        assert order.index("heterogeneity") > order.index("pretrend_test")  # reads the pre-trend p: after it
     assert "p_romano_wolf" in text["0"] and '"method": "permutation"' in text["0"] and '"heterogeneity"' in text["0"]
+    assert '"switching"' in text["0"] and '"jackknife"' in text["0"]
     assert text["1"] == text["0"]
 
 

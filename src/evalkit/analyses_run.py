@@ -28,7 +28,9 @@ world planted, on the section's own sample and estimand (:func:`planted_truth`, 
 as the estimate beside it. Never on real data; left out when the truth does not cover the sample.
 
 Each section is wrapped: a failure is recorded in ``error`` (one line) and never stops the evaluation.
-Each kind is one progress step (:mod:`evalkit.progress`) and one key of ``Evaluation.timings``.
+Each kind is one progress step (:mod:`evalkit.progress`) and one key of ``Evaluation.timings``. The kinds
+that read none of the later steps (all but :data:`AFTER_STEPS`) run while a forked child computes the
+pre-trend tests (:mod:`evalkit.step_ahead`), else after the steps; the sections are the same.
 
 :func:`evaluation_notes` states what the brief must say about the data whatever was asked: a reform
 that some stations stopped makes the headline intent-to-treat (note ``itt_stopped``).
@@ -65,14 +67,24 @@ def evaluation_notes(panel: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {"itt_stopped": {"n_stopped": n}} if n > 0 else {}
 
 
-def run_analyses(ev: Evaluation, fits: dict[str, dict[str, Any]] | None = None) -> None:
-    """Fill ``ev.analyses`` (kind → outcome → section) and ``ev.timings[kind]`` for the kinds asked.
-    ``fits``: outcome → estimator → the result as the estimator returned it (with its stored fit,
-    which the copies in ``ev.results`` made by the small-sample steps do not carry); default
-    ``ev.results``."""
+#: the kinds that read the evaluation's later steps (the headline's pre-trend p-value, the disagreement of
+#: its estimators): the others read only the params, the panel and the estimators' fits, and may run
+#: while the steps ahead still compute (evalkit.evaluation)
+AFTER_STEPS = ("heterogeneity",)
+
+
+def run_analyses(ev: Evaluation, fits: dict[str, dict[str, Any]] | None = None, *,
+                 kinds: tuple[str, ...] | None = None, truth_cells: dict[str, pd.DataFrame] | None = None) -> None:
+    """Fill ``ev.analyses`` (kind → outcome → section) and ``ev.timings[kind]`` for the kinds asked
+    (``kinds``: those of them only, else every kind not run yet). ``fits``: outcome → estimator → the
+    result as the estimator returned it (with its stored fit, which the copies in ``ev.results`` made by
+    the small-sample steps do not carry); default ``ev.results``. ``truth_cells``: the demo truth cells
+    by outcome, shared by the calls of one evaluation (read once for every kind)."""
     p = ev.params
-    truth_cells: dict[str, pd.DataFrame] = {}  # demo truth cells by outcome, read once for every kind
+    truth_cells = {} if truth_cells is None else truth_cells
     for kind in p.analyses:
+        if kind in ev.analyses or (kinds is not None and kind not in kinds):
+            continue
         progress.report(kind)
         t1 = time.perf_counter()
         shared: dict[str, Any] = {"fits": fits if fits is not None else ev.results, "truth_cells": truth_cells}

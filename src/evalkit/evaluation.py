@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +40,16 @@ import pandas as pd
 
 from evalkit import __version__, progress
 from evalkit.analyses import AnalysisSection
-from evalkit.analyses_run import evaluation_notes, run_analyses
+from evalkit.analyses_run import AFTER_STEPS, evaluation_notes, run_analyses
 from evalkit.estimand import HEADLINE_ESTIMAND, horizon
 from evalkit.estimators import SPECS, names
 from evalkit.estimators._sample import share_samples, with_sample_scope
 from evalkit.evaluation_steps import (
     VARIANT_KINDS,
+    BackgroundImports,
     fit_estimators,
+    headline_jackknife,
     headline_sign,
-    import_modules,
     multiple_testing,
     pretrend_source,
     robustness_variants,
@@ -499,17 +501,20 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     failing headline estimator raises :class:`EvaluationError`.
     """
     p = params if isinstance(params, EvaluationParams) else validate_params(params)
-    t_imp = time.perf_counter()
-    import_modules(p)  # Python imports are not the evaluation's compute: timed apart, not in `seconds`
-    imports = time.perf_counter() - t_imp
     t0 = time.perf_counter()
     progress.report("build_panel")
-    with open_warehouse(p.warehouse) as con:
-        facts = warehouse_facts(con, p.warehouse)
-        if panel is None and p.panel_file:  # a ready station-month Parquet (evalkit.panel_source)
-            panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
-        elif panel is None:  # build_panel + index/capability scores joined, one pass (evalkit.index.outcome)
-            panel = panel_with_index(con, p)
+    imports = None
+    try:
+        with open_warehouse(p.warehouse) as con:
+            facts = warehouse_facts(con, p.warehouse)
+            # Python imports are not the evaluation's compute: done meanwhile in a thread, the wait not in `seconds`
+            imports = BackgroundImports(p, facts.synthetic)
+            if panel is None and p.panel_file:  # a ready station-month Parquet (evalkit.panel_source)
+                panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
+            elif panel is None:  # build_panel + index/capability scores joined, one pass (evalkit.index.outcome)
+                panel = panel_with_index(con, p)
+    finally:
+        waited = 0.0 if imports is None else imports.wait()  # before anything else imports or forks
     first = panel.groupby("station_id")["first_treat"].first()
     if (first == NEVER_TREATED).all():
         raise EvaluationError(
@@ -520,37 +525,44 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
     choice = choose_headline(panel, p)
     p = p.model_copy(update={"headline": choice.estimator})
     progress.report("estimators")  # the headline's fits first: the steps ahead may start after them
-    results, failures, ahead = fit_estimators(panel, p, lambda name, o, exc, tb: EvaluationError(
-        f"headline estimator {name} failed on {o}: {exc}\n{tb}"))
-    try:
+    with ExitStack() as children:  # the one place that stops the steps-ahead child (Ahead.__exit__), if one runs
+        results, failures, ahead = fit_estimators(panel, p, lambda name, o, exc, tb: EvaluationError(
+            f"headline estimator {name} failed on {o}: {exc}\n{tb}"), own=children.enter_context)
         ev = Evaluation(p, panel, results, failures, facts, headline_choice=choice, notes=evaluation_notes(panel))
-        ev.timings["estimators"] = time.perf_counter() - t0
-        ev.timings["imports"] = imports  # before t0: not part of ev.seconds
+        ev.timings["estimators"] = time.perf_counter() - t0 - waited
+        ev.timings["imports"] = imports.seconds  # beside the panel's queries; `imports_wait` of it not hidden by them
+        ev.timings["imports_wait"] = waited  # not part of ev.seconds
         if p.design == "staggered":
             fits = {o: dict(by) for o, by in results.items()}  # the fits themselves: later steps store copies
             from evalkit.inference._shared import shared_designs
 
+            truth: dict[str, Any] = {}  # the demo truth cells the analyses read, by outcome (read once)
             with shared_designs():  # permutation draws of several steps and outcomes share their designs
-                _staggered_extras(ev, ahead)
-            run_analyses(ev, fits)  # dose, switching, spillover, heterogeneity: each failure recorded, never raised
-    finally:
-        if ahead is not None:
-            ahead.cancel()  # after its result: nothing left to stop
-    ev.seconds = time.perf_counter() - t0
+                _staggered_extras(ev, ahead or children.enter_context(steps_ahead(p, results)), fits, truth)
+            # dose, switching, spillover, heterogeneity (those not run while the child computed): each
+            # failure recorded, never raised
+            run_analyses(ev, fits, truth_cells=truth)
+    ev.seconds = time.perf_counter() - t0 - waited
     progress.report(progress.DONE)
     return ev
 
 
-def _staggered_extras(ev: Evaluation, ahead: Any = None) -> None:
-    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); on a free core
-    the pre-trend tests and Romano–Wolf draws run meanwhile in a child (``evaluation_steps.steps_ahead``)."""
+def _staggered_extras(ev: Evaluation, ahead: Any, fits: dict[str, dict[str, EstimationResult]],
+                      truth: dict[str, Any]) -> None:
+    """Small-sample inference, robustness variants, sensitivity and multiple testing (in place); when
+    ``ahead`` (:func:`evaluation_steps.steps_ahead`; stopped by the caller) is a forked child, the pre-trend
+    tests and Romano–Wolf draws run there meanwhile, and here the steps that read none of them: the
+    robustness variants, the sensitivity analysis, the headline's jackknife (applied after the pre-trend
+    test, as in the serial order) and the further analyses but :data:`analyses_run.AFTER_STEPS` (``fits``,
+    ``truth``: as :func:`run_analyses`)."""
     p, panel, results = ev.params, ev.panel, ev.results
 
-    def step(name: str, fn: Any) -> None:
+    def step(name: str, fn: Any) -> Any:
         progress.report(name)
         t1 = time.perf_counter()
-        fn()
-        ev.timings[name] = time.perf_counter() - t1
+        value = fn()
+        ev.timings[name] = ev.timings.get(name, 0.0) + time.perf_counter() - t1  # a step in two parts adds up
+        return value
 
     def robustness() -> None:
         for o in p.outcomes:
@@ -562,20 +574,26 @@ def _staggered_extras(ev: Evaluation, ahead: Any = None) -> None:
         except Exception as exc:  # noqa: BLE001 - shown in the brief as "not available: reason"
             ev.sensitivity_error = reason(exc)
 
-    with ahead or steps_ahead(p, results) as ahead:  # robustness and sensitivity read neither the tests nor the jackknife
-        either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
-        for name, fn in either if ahead.forked else ():  # while the child computes the tests
+    # robustness and sensitivity read neither the tests nor the jackknife
+    either = [("robustness", robustness), ("sensitivity", sensitivity)][:2 if p.sensitivity else 1]
+    jks: dict[str, Any] = {}
+    if ahead.forked:  # while the child computes the tests
+        for name, fn in either:
             step(name, fn)
-        step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
-        step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o]) for o in p.outcomes])
-        for name, fn in () if ahead.forked else either:  # their usual place
-            step(name, fn)
-        if p.multiple_testing and len(p.outcomes) > 1:
-            def multiple() -> None:
-                try:
-                    ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
-                                                                      ahead.forked and ahead.result()[1])
-                except Exception as exc:  # noqa: BLE001
-                    ev.multiple_error = reason(exc)
+        run_analyses(ev, fits, kinds=tuple(k for k in p.analyses if k not in AFTER_STEPS), truth_cells=truth)
+        jks = step("headline_se", lambda: {o: headline_jackknife(panel, p, results[o].get(p.headline))
+                                           for o in p.outcomes})
+    step("pretrend_test", lambda: small_sample_pretrends(panel, p, results, ahead.forked and ahead.result()[0]))
+    step("headline_se", lambda: [small_sample_headline_se(panel, o, p, results[o], *([jks[o]] if jks else []))
+                                 for o in p.outcomes])
+    for name, fn in () if ahead.forked else either:  # their usual place
+        step(name, fn)
+    if p.multiple_testing and len(p.outcomes) > 1:
+        def multiple() -> None:
+            try:
+                ev.multiple, ev.multiple_error = multiple_testing(panel, p, results,
+                                                                  ahead.forked and ahead.result()[1])
+            except Exception as exc:  # noqa: BLE001
+                ev.multiple_error = reason(exc)
 
-            step("multiple_testing", multiple)
+        step("multiple_testing", multiple)

@@ -149,8 +149,31 @@ def n_treated_units(panel: pd.DataFrame) -> int:
     return int((panel.groupby("station_id")["first_treat"].first() != NEVER_TREATED).sum())
 
 
+def headline_jackknife(panel: pd.DataFrame, p: EvaluationParams, r: EstimationResult | None) -> Any:
+    """The jackknife :func:`small_sample_headline_se` applies to the headline fit ``r`` (``headline_se``
+    rules below): the :class:`~evalkit.inference.results.JackknifeResult`, the exception it raised, or
+    ``None`` when none is asked. It reads only the fit (its sample, options, estimate), so it may be
+    computed before the pre-trend step replaces ``r`` by a copy (same fit) — e.g. while a child computes the
+    tests (:func:`evalkit.evaluation.evaluate`)."""
+    from evalkit.inference.jackknife import jackknife
+
+    if r is None or p.headline_se == "analytic":
+        return None
+    if p.headline_se == "auto" and not (p.headline in JACKKNIFE_ESTIMATORS
+                                        and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
+        return None
+    cluster = None if p.cluster == "station_id" else p.cluster
+    try:
+        return jackknife(r, cluster=cluster, alpha=p.alpha)
+    except Exception as exc:  # noqa: BLE001 - the analytic SE is kept and the reason said
+        return exc
+
+
+_NOT_YET = object()  # small_sample_headline_se: the jackknife is computed there
+
+
 def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationParams,
-                             res: dict[str, EstimationResult]) -> None:
+                             res: dict[str, EstimationResult], jk: Any = _NOT_YET) -> None:
     """Jackknife the headline estimate's SE when the analytic one is unreliable (``headline_se: auto``:
     a Callaway–Sant'Anna or imputation headline with fewer than :data:`JACKKNIFE_MAX_TREATED` adopters).
 
@@ -160,21 +183,15 @@ def small_sample_headline_se(panel: pd.DataFrame, outcome: str, p: EvaluationPar
     move to ``meta["analytic_overall"]``). When the jackknife is ``failed`` or ``not_available``
     (e.g. one adopting station) the analytic SE stays — the verdict never reads a p-value from it —
     and ``meta["headline_se"]`` gives its ``jackknife_status`` and ``jackknife_error`` (the reason).
+    ``jk``: :func:`headline_jackknife` of the headline fit, computed earlier.
     """
-    from evalkit.inference.jackknife import jackknife
-
     r = res.get(p.headline)
-    if r is None or p.headline_se == "analytic":
+    jk = headline_jackknife(panel, p, r) if jk is _NOT_YET else jk
+    if r is None or jk is None:
         return
-    if p.headline_se == "auto" and not (p.headline in JACKKNIFE_ESTIMATORS
-                                        and n_treated_units(panel) < JACKKNIFE_MAX_TREATED):
-        return
-    cluster = None if p.cluster == "station_id" else p.cluster
-    try:
-        jk = jackknife(r, cluster=cluster, alpha=p.alpha)
-    except Exception as exc:  # noqa: BLE001 - keep the analytic SE and say why
+    if isinstance(jk, Exception):
         out = _copy(r)
-        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": "failed", "jackknife_error": reason(exc)}
+        out.meta["headline_se"] = {"method": "analytic", "jackknife_status": "failed", "jackknife_error": reason(jk)}
         res[p.headline] = out
         return
     out = r.with_inference("jackknife", jk)
@@ -305,18 +322,26 @@ def ri_options(p: EvaluationParams) -> dict[str, Any]:
     return opts
 
 
-# the modules the steps import on first use (inference, sensitivity); with the estimators' own modules,
-# what import_modules() loads before evaluate() starts its clock
+# the modules the steps import on first use (inference, sensitivity, the steps-ahead child; pandas' reshape:
+# the naive estimator's unstack); with the estimators' own modules, what import_modules() loads while
+# evaluate() builds the panel
 STEP_MODULES = ("evalkit.inference.pretrend", "evalkit.inference.jackknife", "evalkit.inference.wild",
                 "evalkit.inference.randomization", "evalkit.inference.multiple", "evalkit.inference._fast",
-                "evalkit.estimators.cs", "evalkit.sensitivity")
+                "evalkit.inference._bjs", "evalkit.inference._fast_cs_rc", "evalkit.inference._leave_out",
+                "evalkit.estimators.cs", "evalkit.sensitivity", "evalkit.step_ahead", "pandas.core.reshape.reshape")
+# the modules of each further analysis (evalkit.analyses_run), and of their planted truths on a demo world
+ANALYSIS_MODULES = {"dose": ("evalkit.estimators.dose",), "switching": ("evalkit.estimators.switching",),
+                    "spillover": ("evalkit.estimators.spillover",), "heterogeneity": ("evalkit.heterogeneity",)}
+TRUTH_MODULES = ("evalkit.demo.truth",)
 
 
-def import_modules(p: EvaluationParams) -> None:
+def import_modules(p: EvaluationParams, synthetic: bool = False) -> None:
     """Import the modules the evaluation of ``p`` will use (its estimators, and for a staggered design
-    the inference and sensitivity modules), so that a fresh process (an ``evalkit run`` kernel) pays
-    for Python imports — scipy's submodules alone ~0.3 s — before the evaluation's clock starts rather than
-    inside its first estimator. Importing computes nothing: no number depends on it."""
+    the inference and sensitivity modules and those of its further analyses; ``synthetic``: a demo
+    world, whose planted truths the analyses read), so that a fresh process (an ``evalkit run`` kernel)
+    pays for Python imports — scipy's submodules alone ~0.3 s — apart from the evaluation's compute
+    (:class:`BackgroundImports`: while the panel is built) rather than inside its first estimator.
+    Importing computes nothing: no number depends on it."""
     from importlib import import_module
 
     for name in p.estimators:
@@ -325,8 +350,47 @@ def import_modules(p: EvaluationParams) -> None:
         except Exception:  # noqa: BLE001 - an unknown or broken estimator fails (and is reported) when run
             pass
     if p.design == "staggered":
-        for module in STEP_MODULES:
+        analyses = [m for kind in p.analyses for m in ANALYSIS_MODULES.get(kind, ())]
+        for module in (*STEP_MODULES, *analyses, *(TRUTH_MODULES if analyses and synthetic else ())):
             import_module(module)
+
+
+class BackgroundImports:
+    """:func:`import_modules` in a thread, started while :func:`evalkit.evaluation.evaluate` builds the panel:
+    DuckDB's queries release the GIL, so on a free core the imports (0.15–0.4 s of the small world's
+    evaluations) no longer wait in line before the panel. :meth:`wait` joins the thread before anything
+    else imports or forks (the steps-ahead child): the panel's code imports nothing new (the kernel
+    pre-imports it), so no module is imported by both threads at once. ``seconds``: the imports' own time."""
+
+    def __init__(self, p: EvaluationParams, synthetic: bool = False) -> None:
+        import threading
+
+        self.p, self.synthetic, self.seconds = p, synthetic, 0.0
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="evalkit-imports", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import time
+
+        t = time.perf_counter()
+        try:
+            import_modules(self.p, self.synthetic)
+        except BaseException:  # noqa: BLE001 - imported again by wait(), where the error is raised as without the thread
+            self._failed = True
+        self.seconds = time.perf_counter() - t
+
+    def wait(self) -> float:
+        """Join the thread; the seconds spent waiting for it. A failed import is tried again here (its
+        error raised in the evaluation's own thread, as when it imported in line)."""
+        import time
+
+        t = time.perf_counter()
+        self._thread.join()
+        waited = time.perf_counter() - t
+        if self._failed:
+            import_modules(self.p, self.synthetic)
+        return waited
 
 
 def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]], complete: bool = True) -> Any:
@@ -353,13 +417,15 @@ def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResu
                               _rw_or_error(fits, p) if rw else None))
 
 
-def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any
+def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: Any, own: Any = None
                    ) -> tuple[dict[str, dict[str, EstimationResult]], dict[str, dict[str, str]], Any]:
     """Every estimator of ``p`` on every outcome → ``(results, failures, ahead)`` (both in the order of
     ``p.outcomes`` and ``p.estimators``; ``failures``: the reason of each failed fit). The headline's
     fits come first — its failure raises ``headline_failed(name, outcome, exc, traceback)`` — so that,
     for a staggered design, :func:`steps_ahead` can start its child while the other estimators are
-    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after)."""
+    fitted here (``ahead``: that child, or ``None``: not started, the evaluation tries after). ``own``:
+    the caller's owner of the child (e.g. ``ExitStack.enter_context``: it returns the handle and stops
+    the child when the caller's block ends, whatever happens here); without it no child is started."""
     import traceback
 
     def fit(o: str, name: str) -> Any:
@@ -374,18 +440,14 @@ def fit_estimators(panel: pd.DataFrame, p: EvaluationParams, headline_failed: An
 
     done = {(o, p.headline): fit(o, p.headline) for o in p.outcomes if p.headline in p.estimators}
     ahead = None
-    if done and p.design == "staggered" and all(isinstance(v, EstimationResult) for v in done.values()):
+    if (own is not None and done and p.design == "staggered"
+            and all(isinstance(v, EstimationResult) for v in done.values())):
         ahead = steps_ahead(p, {o: {p.headline: done[(o, p.headline)]} for o in p.outcomes}, complete=False)
-        ahead = ahead if ahead.forked else None
-    try:
-        for o in p.outcomes:
-            for name in p.estimators:
-                if (o, name) not in done:
-                    done[(o, name)] = fit(o, name)
-    except BaseException:
-        if ahead is not None:
-            ahead.cancel()
-        raise
+        ahead = own(ahead) if ahead.forked else None
+    for o in p.outcomes:
+        for name in p.estimators:
+            if (o, name) not in done:
+                done[(o, name)] = fit(o, name)
     results: dict[str, dict[str, EstimationResult]] = {o: {} for o in p.outcomes}
     failures: dict[str, dict[str, str]] = {o: {} for o in p.outcomes}
     for o in p.outcomes:
@@ -446,6 +508,7 @@ def multiple_testing(panel: pd.DataFrame, p: EvaluationParams,
 __all__ = ["CS_BOOTSTRAP_DEFAULT", "JACKKNIFE_ESTIMATORS", "JACKKNIFE_MAX_TREATED", "MBOOT_MIN_CLUSTERS",
            "PRETREND_SOURCES", "VARIANT_KINDS", "StepSkipped", "estimator_options", "multiple_testing",
            "n_cluster_values", "n_treated_units", "pretrend_source", "ri_options", "robustness_variants",
-           "small_sample_headline_se", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "small_sample_headline_se", "headline_jackknife", "small_sample_pretrend", "small_sample_pretrends", "import_modules", "STEP_MODULES",
+           "ANALYSIS_MODULES", "TRUTH_MODULES", "BackgroundImports",
            "steps_ahead", "pretrend_of", "pretrend_tests", "headline_sign",
            "fit_estimators"]

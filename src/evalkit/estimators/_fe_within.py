@@ -24,15 +24,32 @@ COLLIN_TOL = 1e-10
 _CHUNK_CELLS = 8_000_000  # rows x columns transformed per block (bounds temporary memory)
 
 
+def rank_codes(x: np.ndarray) -> np.ndarray:
+    """Each value's rank among the distinct values of ``x`` (flattened; int64):
+    ``np.unique(x, return_inverse=True)[1]``, without the sort when the values are integers in a
+    short range — labels ``0..n-1`` that all occur are their own codes, other integer values are
+    ranked by a presence count (the same integers; a draw of the imputation SE asks for six of these)."""
+    x = np.asarray(x).ravel()
+    if x.size and x.dtype.kind in "fiu":
+        lo = x.min()
+        if x.dtype.kind in "iu" and lo == 0:  # the usual FE / cluster codes: one pass (bincount finds the max)
+            present = np.bincount(x)
+            if present.all():
+                return x.astype(np.int64, copy=False)
+        hi = x.max()
+        if np.isfinite(lo) and np.isfinite(hi) and float(hi) - float(lo) < 8 * x.size + 1024:
+            xi = (x - lo).astype(np.int64)
+            if np.array_equal(xi, x - lo):  # integer-valued: ranks from the presence of each value
+                seen = np.zeros(int(hi - lo) + 1, dtype=bool)
+                seen[xi] = True
+                return (np.cumsum(seen) - 1)[xi]
+    return np.unique(x, return_inverse=True)[1].ravel().astype(np.int64, copy=False)
+
+
 def compact_codes(c: np.ndarray) -> tuple[np.ndarray, int]:
-    """Codes ``0..n-1`` for any integer labels (unused labels removed)."""
-    c = np.asarray(c)
-    if c.size and c.dtype.kind in "iu" and c.min() >= 0:
-        present = np.bincount(c)
-        if present.all():
-            return c.astype(np.int64, copy=False), present.size
-    u, inv = np.unique(c, return_inverse=True)
-    return inv.astype(np.int64).ravel(), int(u.size)
+    """Codes ``0..n-1`` for any labels (unused labels removed; :func:`rank_codes`) and ``n``."""
+    codes = rank_codes(c)
+    return codes, int(codes.max()) + 1 if codes.size else 0
 
 
 def independent_columns(S: np.ndarray, tol: float = COLLIN_TOL) -> np.ndarray:

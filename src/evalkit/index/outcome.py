@@ -90,17 +90,27 @@ def load_for_params(path: str | Path) -> IndexDefinition:
     return load_definition(p)
 
 
-def index_scores(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, outcomes: list[str], *,
-                 start: str, end: str, region: dict | None = None) -> pd.DataFrame:
-    """Monthly scores ``station_id``, ``period`` (month index), one column per index outcome, for the
-    region's stations and the months ``start``..``end`` (``YYYY-MM``). Computed in DuckDB over the
-    source tables' whole span; only the window's rows of the asked columns come back."""
-    from evalkit.index.compute import default_window, index_sql, panel_cells
+def score_span(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, start: str, end: str) -> tuple[int, int]:
+    """The months (period indices) the scores are computed over: the definition's source tables'
+    whole span (:func:`evalkit.index.compute.default_window`) and the window ``start``..``end``
+    (``YYYY-MM``) — ``carry`` and ``yoy`` rules see the months before the window."""
+    from evalkit.index.compute import default_window
     from evalkit.registry import period_of
 
     d0, d1 = default_window(con, defn)
-    w0, w1 = period_of(start + "-01"), period_of(end + "-01")
-    p0, p1 = min(d0, w0), max(d1, w1)
+    return min(d0, period_of(start + "-01")), max(d1, period_of(end + "-01"))
+
+
+def index_scores(con: duckdb.DuckDBPyConnection, defn: IndexDefinition, outcomes: list[str], *,
+                 start: str, end: str, region: dict | None = None,
+                 span: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Monthly scores ``station_id``, ``period`` (month index), one column per index outcome, for the
+    region's stations and the months ``start``..``end`` (``YYYY-MM``). Computed in DuckDB over
+    :func:`score_span` (``span``: that span, when the caller has it already); only the window's rows
+    of the asked columns come back."""
+    from evalkit.index.compute import index_sql, panel_cells
+
+    p0, p1 = span or score_span(con, defn, start, end)
     sql, named = index_sql(defn, "month", p0, p1, region, panel_cells(con, defn, p0, p1, region))
     cols = ", ".join(f'q."{source_column(o, defn)}" AS "{o}"' for o in outcomes)
     named |= {"w0": start, "w1": end}
@@ -114,36 +124,34 @@ def panel_with_index(con: duckdb.DuckDBPyConnection, params) -> pd.DataFrame:
     reform, window, region and ``exclude_reforms``) with its index outcomes (:func:`add_index_outcomes`).
     When an index outcome reads the panel's own counts, both read one computation of the station-month
     cells (:func:`evalkit.panel.panel_cache`, over the window and the index's span): one pass over
-    the records instead of two, the same numbers."""
+    the records instead of two, the same numbers. The definition is read and its span computed once."""
     from contextlib import nullcontext
 
     from evalkit.coverage import coverage_source
-    from evalkit.index.compute import default_window
     from evalkit.panel import build_panel, cached_cells, panel_cache
-    from evalkit.registry import period_of
 
     region = params.region.as_filter()
     defn = load_for_params(params.index_definition) if any(is_index_name(o) for o in params.outcomes) else None
+    span = None if defn is None else score_span(con, defn, params.window.start, params.window.end)
     with panel_cache(con) if defn is not None and "panel" in defn.tables() else nullcontext():
-        if defn is not None:  # every cell of the index's span (index_scores'), containing the window's
-            d0, d1 = default_window(con, defn)
-            cached_cells(con, region, min(d0, period_of(params.window.start + "-01")),
-                         max(d1, period_of(params.window.end + "-01")), *(coverage_source(con, t) for t in
-                                                                          ("incidents", "disputes")))
+        if span is not None:  # every cell of the index's span (index_scores'), containing the window's
+            cached_cells(con, region, *span, *(coverage_source(con, t) for t in ("incidents", "disputes")))
         panel = build_panel(con, params.reform, start=params.window.start, end=params.window.end, region=region,
                             exclude_reforms=params.exclude_reforms)
-        return add_index_outcomes(con, panel, params)
+        return add_index_outcomes(con, panel, params, defn=defn, span=span)
 
 
-def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, params) -> pd.DataFrame:
+def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, params,
+                       defn: IndexDefinition | None = None, span: tuple[int, int] | None = None) -> pd.DataFrame:
     """``panel`` with the params' index outcomes joined on station × month (NaN where a score is
-    missing, never zero); ``panel`` itself when the params list none."""
+    missing, never zero); ``panel`` itself when the params list none. ``defn``, ``span``: the params'
+    definition and its :func:`score_span`, when the caller has them already."""
     wanted = [o for o in params.outcomes if is_index_name(o)]
     if not wanted:
         return panel
-    defn = load_for_params(params.index_definition)
+    defn = defn or load_for_params(params.index_definition)
     scores = index_scores(con, defn, wanted, start=params.window.start, end=params.window.end,
-                          region=params.region.as_filter())
+                          region=params.region.as_filter(), span=span)
     out = panel.merge(scores, on=["station_id", "period"], how="left", validate="one_to_one")
     for o in wanted:
         out[o] = out[o].astype("float64")
@@ -153,4 +161,4 @@ def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, para
 
 
 __all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "index_outcomes", "index_scores",
-           "is_index_name", "panel_with_index", "resolve"]
+           "is_index_name", "panel_with_index", "resolve", "score_span"]

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve, get_lapack_funcs
 
 from evalkit.estimators._cs_blas import blas_threads
+from evalkit.estimators._fe_within import rank_codes
 from evalkit.inference._shared import _shared_designs
 from evalkit.results import EstimationResult
 
@@ -459,10 +460,10 @@ def _tau_bar_cells(g1, e1, c1, w1, leaveout: bool) -> tuple:
     involve ``tau`` (weight per cell x cluster, the denominators), then the in-sample cohort x
     event-time cells of the rest."""
     span = 4.0 * (float(np.max(np.abs(e1))) + 1.0) if e1.size else 1.0
-    lev = _rank_codes(g1).astype(float)
+    lev = rank_codes(g1).astype(float)
 
     def cells(a, b):  # cell ids of the pairs (a = integer code, b = event time)
-        return _rank_codes(a * span + b)
+        return rank_codes(a * span + b)
 
     ins = cells(lev, e1)
     n1 = e1.size
@@ -475,7 +476,7 @@ def _tau_bar_cells(g1, e1, c1, w1, leaveout: bool) -> tuple:
             if not pending.any():
                 break
             k = cells(a, b)
-            kc = _rank_codes(k * c_span + c1)
+            kc = rank_codes(k * c_span + c1)
             # leave_own_cluster_out, its tau-free sums: n per cell x cluster, S2 per cell, ok
             n_kc = np.bincount(kc, weights=w1)
             k_of = np.zeros(n_kc.size, dtype=np.int64)
@@ -489,22 +490,6 @@ def _tau_bar_cells(g1, e1, c1, w1, leaveout: bool) -> tuple:
                 levels.append((idx, kc, k_of, n_kc, k[idx], kc[idx], n_i, s2[k[idx]] - n_i**2))
     rest = np.flatnonzero(pending)
     return ins, np.bincount(ins, weights=w1**2), levels, rest
-
-
-def _rank_codes(x: np.ndarray) -> np.ndarray:
-    """``np.unique(x, return_inverse=True)[1]`` (each value's rank among the distinct values): for
-    integer values in a short range by a presence count instead of a sort (the same integers; one
-    draw of the imputation SE asks for six of these)."""
-    x = np.asarray(x).ravel()
-    if x.size and x.dtype.kind in "fiu":
-        lo, hi = x.min(), x.max()
-        if np.isfinite(lo) and np.isfinite(hi) and hi - lo < 8 * x.size + 1024:
-            xi = (x - lo).astype(np.int64)
-            if np.array_equal(xi, x - lo):  # integer-valued: ranks from the presence of each value
-                seen = np.zeros(int(hi - lo) + 1, dtype=bool)
-                seen[xi] = True
-                return (np.cumsum(seen) - 1)[xi]
-    return np.unique(x, return_inverse=True)[1].ravel()
 
 
 def _tau_bar(tau, w1, cells) -> np.ndarray:

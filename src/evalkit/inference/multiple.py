@@ -23,6 +23,7 @@ from evalkit.inference._refit import (
     cs_aggregations,
     headline_of,
     headline_term,
+    is_own_refit,
     refit_of,
     short_reason,
 )
@@ -125,11 +126,15 @@ def romano_wolf(results: list[EstimationResult], *, draws: int = 999, seed: int 
         return RomanoWolfResult(status="failed", reason=str(exc), **base)
 
     def tstats() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[EstimationResult]]:
-        """The observed statistics, from re-fits of the unpermuted samples (kept: the fast routes start from them)."""
+        """The observed statistics, from re-fits of the unpermuted samples (kept: the fast routes start from
+        them) — or from the result itself where such a re-fit would return it again (``is_own_refit``: an
+        imputation fit as the estimator returned it, no inference attached — e.g. no jackknife SE on its
+        headline row; its pre-trend regression, which the re-fit leaves out, is apart from the overall
+        estimate and SE)."""
         est, se = np.empty(len(refits)), np.empty(len(refits))
         fits = []
-        for j, (rf, term, agg) in enumerate(zip(refits, terms, aggs, strict=True)):
-            fits.append(rf.fit(aggregations=agg, pretrend=False))
+        for j, (rf, term, agg, r) in enumerate(zip(refits, terms, aggs, results, strict=True)):
+            fits.append(r if not r.inference and is_own_refit(rf, r) else rf.fit(aggregations=agg, pretrend=False))
             est[j], se[j] = headline_of(fits[-1], term)
         with np.errstate(divide="ignore", invalid="ignore"):
             return est, se, np.where(se > 0, est / se, np.nan), fits
