@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -62,3 +63,68 @@ def test_the_one_typeface_is_print_only_and_falls_back_where_the_font_is_missing
     screen, _, rest = page.partition("@media print { body, .jp-Notebook, .jp-RenderedHTMLCommon {")
     assert 'body, .jp-Notebook, .jp-RenderedHTMLCommon { font-family: "WenQuanYi Zen Hei"' in screen
     assert rest.lstrip().startswith('font-family: "evalkit-cjk", "WenQuanYi Zen Hei", "Noto Sans CJK SC"')
+
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<style>@page {{ size: A4; margin: 15mm; }}</style></head>
+<body><p id="a">{text} 两队一室</p>
+<script>document.getElementById('a').textContent = 'SCRIPT RAN';</script></body></html>"""
+
+
+def _pdf_text(path) -> str:
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_off(tmp_path):
+    """prestart_browser opens the next PDF's page ahead (in a thread); the PDF is printed in that page, with
+    scripts off as in a page opened at print time, and the next prestart (the next evaluation of a session)
+    opens another one."""
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.html").write_text(PAGE.format(text=f"PAGE {name.upper()}"), encoding="utf-8")
+    with export.browser_session():
+        export.prestart_browser()
+        browser = export.session_browser()
+        browser._preparing.join()
+        first = browser._page
+        assert first is not None
+        export.html_to_pdf(tmp_path / "one.html", tmp_path / "one.pdf")
+        assert browser._page is None
+        open_pages = [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]
+        assert first[0] not in open_pages  # printed in that page, then closed
+        export.prestart_browser()
+        browser._preparing.join()
+        assert browser._page is not None and browser._page != first
+        export.html_to_pdf(tmp_path / "two.html", tmp_path / "two.pdf")
+        assert export.session_browser() is browser
+    for name in ("one", "two"):
+        text = _pdf_text(tmp_path / f"{name}.pdf")
+        assert f"PAGE {name.upper()}" in text and "两队一室" in text and "SCRIPT RAN" not in text
+
+
+def test_a_page_that_could_not_be_opened_ahead_is_opened_at_print_time(tmp_path, monkeypatch):
+    (tmp_path / "p.html").write_text(PAGE.format(text="LATE"), encoding="utf-8")
+    with export.Browser() as browser:
+        real = browser._open_page
+        calls = []
+
+        def fails_once():
+            calls.append(1)
+            if len(calls) == 1:
+                raise export.BriefError("no page")
+            return real()
+
+        monkeypatch.setattr(browser, "_open_page", fails_once)
+        browser.prepare_page()
+        browser._preparing.join()
+        assert browser._page is None
+        browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
+        assert len(calls) == 2
+    assert "LATE" in _pdf_text(tmp_path / "p.pdf")
+
+
+def test_closing_while_the_page_is_being_opened_leaves_nothing_behind():
+    browser = export.Browser()
+    browser.prepare_page()  # Chromium is still starting: the thread waits for its first answer
+    browser.close()
+    assert not browser._preparing.is_alive()
+    assert not browser.alive() and not os.path.exists(browser._profile)
