@@ -1,4 +1,4 @@
-"""The brief's HTML without nbconvert's BeautifulSoup round trip of the whole page (export._finish_html): the
+"""The brief's HTML without nbconvert's BeautifulSoup round trip of the whole page (export_html._finish_html): the
 page, read into BeautifulSoup, is exactly nbconvert's HTMLExporter page; pages it cannot edit plainly go
 through nbconvert's own pass."""
 
@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from evalkit import export
+from evalkit import export, export_html
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -31,7 +31,7 @@ def _notebook(*bodies: str) -> nbformat.NotebookNode:
         v4.new_output("display_data", {"text/html": '<div class="jp-OutputArea-output x">inner</div>'})])])
 
 
-PLAIN = ('<div class="ek-block"><h2>结论</h2><table class="ek-table"><tr><th>方法</th></tr><tr><td>−1.0</td></tr>'
+PLAIN = ('<div\nclass="ek-block"><h2>结论</h2><img\talt="tabbed" src="t.png"><table class="ek-table"><tr><th>方法</th></tr><tr><td>−1.0</td></tr>'
          '</table><img src="data:image/png;base64,' + PNG + '"><img alt=\'given\' src="x.png"/>'
          '<p>&nbsp;&lt;tag&gt; &amp; “引号”<br>next</p></div>')
 
@@ -74,9 +74,9 @@ def test_the_page_is_nbconvert_s_page_without_its_soup_pass(monkeypatch, caplog)
     assert soup_passes == 0  # finished by _finish_html
     assert page != want and str(BeautifulSoup(page, features="html.parser")) == want
     assert page.count('tabindex="0"') == want.count('tabindex="0"') == 6  # 5 output areas + the inner div
-    assert page.count(f'alt="{export._NO_ALT}"') == want.count(f'alt="{export._NO_ALT}"') == 2  # PLAIN's, the PNG's
+    assert page.count(f'alt="{export_html._NO_ALT}"') == want.count(f'alt="{export_html._NO_ALT}"') == 2  # PLAIN's, the PNG's
     assert "alt='given'" in page
-    warned = [r.getMessage() for r in caplog.records if r.pathname.endswith("export.py")]
+    warned = [r.getMessage() for r in caplog.records if r.pathname.endswith("export_html.py")]
     assert warned == ["Alternative text is missing on 2 image(s)."]  # nbconvert's warning, as before
 
 
