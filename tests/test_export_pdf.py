@@ -1,0 +1,130 @@
+"""The brief's PDF: one CJK typeface for every font weight (evalkit-cjk in the brief template)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+
+from evalkit import export
+from evalkit.brief_marker import BRIEF_MIME
+
+pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdffonts")
+                                     and shutil.which("pdftotext")),
+                                reason="needs chromium and poppler-utils")
+
+
+def _has_wqy() -> bool:
+    fc = shutil.which("fc-list")
+    return bool(fc) and "WenQuanYi Zen Hei" in subprocess.run([fc], capture_output=True, text=True).stdout
+
+
+def _weights_brief() -> nbformat.NotebookNode:
+    """Text at every weight a brief uses: regular paragraphs, weight-500 headings, bold sentence, badge,
+    synthetic notice and table headers, and the page furniture in the margin boxes."""
+    v4 = nbformat.v4
+    marker = {"evaluation_id": "fonts", "lang": "zh", "synthetic": True, "title": "字体"}
+    html = ('<div class="ek-title"><h1>两队一室改革效果评估</h1><div class="ek-sub">评估编号</div></div>'
+            '<div class="ek-synthetic">合成演示数据</div>'
+            '<div class="ek-block"><h2>结论</h2><p class="ek-sentence">打架斗殴警情下降 10.2%。</p>'
+            '<p><span class="ek-badge">证据有限</span> 正文文字。</p>'
+            '<table class="ek-table"><tr><th>方法</th><th>估计值</th></tr><tr><td>插补</td><td>-1.0</td></tr>'
+            '</table><p><strong>粗体</strong> 与 <b>加粗</b></p></div>')
+    outputs = [v4.new_output("display_data", {BRIEF_MIME: marker, "text/plain": ""}),
+               v4.new_output("display_data", {"text/html": html})]
+    return v4.new_notebook(cells=[v4.new_code_cell("", outputs=outputs)])
+
+
+@pytest.mark.skipif(not _has_wqy(), reason="needs the WenQuanYi Zen Hei font")
+def test_every_weight_prints_with_one_cjk_typeface(tmp_path):
+    """fontconfig answers each weight of a regular-only font with another typeface of the same 17 MB file,
+    and Chromium's print path copies every typeface's whole file (three copies for a brief before): the
+    template's evalkit-cjk face serves all weights, so the PDF embeds the font once, and keeps its text."""
+    html, pdf = tmp_path / "brief.html", tmp_path / "brief.pdf"
+    html.write_text(export.render_html(_weights_brief()), encoding="utf-8")
+    export.html_to_pdf(html, pdf)
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    wqy = [ln for ln in fonts.splitlines() if "WenQuanYi" in ln]
+    assert len(wqy) == 1 and " yes " in wqy[0], fonts  # embedded once, as a named CID TrueType font
+    assert len(fonts.splitlines()) == 3, fonts  # header, rule, that one font: nothing else
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for words in ("两队一室改革效果评估", "合成演示数据", "证据有限", "估计值", "粗体", "评估编号: fonts", "第1页/1"):
+        assert words in text
+
+
+def test_the_one_typeface_is_print_only_and_falls_back_where_the_font_is_missing():
+    """On a screen brief.html keeps the plain font stack; in print the evalkit-cjk face comes first and the
+    same stack follows it (local() matches nothing where WenQuanYi is not installed)."""
+    page = export.render_html(_weights_brief())
+    assert '@font-face { font-family: "evalkit-cjk"; src: local("WenQuanYi Zen Hei")' in page
+    screen, _, rest = page.partition("@media print { body, .jp-Notebook, .jp-RenderedHTMLCommon {")
+    assert 'body, .jp-Notebook, .jp-RenderedHTMLCommon { font-family: "WenQuanYi Zen Hei"' in screen
+    assert rest.lstrip().startswith('font-family: "evalkit-cjk", "WenQuanYi Zen Hei", "Noto Sans CJK SC"')
+
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<style>@page {{ size: A4; margin: 15mm; }}</style></head>
+<body><p id="a">{text} 两队一室</p>
+<script>document.getElementById('a').textContent = 'SCRIPT RAN';</script></body></html>"""
+
+
+def _pdf_text(path) -> str:
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_off(tmp_path):
+    """prestart_browser opens the next PDF's page ahead (in a thread); the PDF is printed in that page, with
+    scripts off as in a page opened at print time, and the next prestart (the next evaluation of a session)
+    opens another one."""
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.html").write_text(PAGE.format(text=f"PAGE {name.upper()}"), encoding="utf-8")
+    with export.browser_session():
+        export.prestart_browser()
+        browser = export.session_browser()
+        browser._preparing.join()
+        first = browser._page
+        assert first is not None
+        export.html_to_pdf(tmp_path / "one.html", tmp_path / "one.pdf")
+        assert browser._page is None
+        open_pages = [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]
+        assert first[0] not in open_pages  # printed in that page, then closed
+        export.prestart_browser()
+        browser._preparing.join()
+        assert browser._page is not None and browser._page != first
+        export.html_to_pdf(tmp_path / "two.html", tmp_path / "two.pdf")
+        assert export.session_browser() is browser
+    for name in ("one", "two"):
+        text = _pdf_text(tmp_path / f"{name}.pdf")
+        assert f"PAGE {name.upper()}" in text and "两队一室" in text and "SCRIPT RAN" not in text
+
+
+def test_a_page_that_could_not_be_opened_ahead_is_opened_at_print_time(tmp_path, monkeypatch):
+    (tmp_path / "p.html").write_text(PAGE.format(text="LATE"), encoding="utf-8")
+    with export.Browser() as browser:
+        real = browser._open_page
+        calls = []
+
+        def fails_once():
+            calls.append(1)
+            if len(calls) == 1:
+                raise export.BriefError("no page")
+            return real()
+
+        monkeypatch.setattr(browser, "_open_page", fails_once)
+        browser.prepare_page()
+        browser._preparing.join()
+        assert browser._page is None
+        browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
+        assert len(calls) == 2
+    assert "LATE" in _pdf_text(tmp_path / "p.pdf")
+
+
+def test_closing_while_the_page_is_being_opened_leaves_nothing_behind():
+    browser = export.Browser()
+    browser.prepare_page()  # Chromium is still starting: the thread waits for its first answer
+    browser.close()
+    assert not browser._preparing.is_alive()
+    assert not browser.alive() and not os.path.exists(browser._profile)
