@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import nbformat
 import pytest
@@ -89,8 +90,13 @@ def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_o
         assert first is not None
         export.html_to_pdf(tmp_path / "one.html", tmp_path / "one.pdf")
         assert browser._page is None
-        open_pages = [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]
-        assert first[0] not in open_pages  # printed in that page, then closed
+        # printed in that page, then closed (Target.closeTarget answers before the target list drops it)
+        for _ in range(100):
+            open_pages = [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]
+            if first[0] not in open_pages:
+                break
+            time.sleep(0.05)
+        assert first[0] not in open_pages
         export.prestart_browser()
         browser._preparing.join()
         assert browser._page is not None and browser._page != first
