@@ -74,8 +74,9 @@ def test_kernel_pre_imports_its_notebooks_modules_and_binds_no_name(tmp_path, mo
 def test_without_the_variable_the_kernel_imports_nothing_of_evalkit(tmp_path, monkeypatch):
     _, texts = _run(tmp_path, monkeypatch, "tiny",
                     "import sys\nprint(sorted(m for m in sys.modules if m.startswith('evalkit')))")
-    # the launcher itself runs as __main__; malloc_tuning (stdlib only) sets glibc's thresholds first
-    assert texts[0].strip() == "['evalkit', 'evalkit.malloc_tuning']"
+    # the launcher itself runs as __main__; malloc_tuning (stdlib only) sets glibc's thresholds first;
+    # kernel_start (stdlib only) names the kernel's environment variables
+    assert texts[0].strip() == "['evalkit', 'evalkit.kernel_start', 'evalkit.malloc_tuning']"
 
 
 def test_preimport_never_raises_and_reports_what_imported():
@@ -129,6 +130,48 @@ def test_interrupt_while_the_notebook_runs_kills_the_kernel(tmp_path, monkeypatc
         runner.run_params(_params(tmp_path, str(tmp_path / "w.duckdb")), tmp_path / "out", brief=False)
     assert not started[0].alive() and not Path(started[0].folder).exists()
     assert not [p for p in psutil.Process().children(recursive=True) if p.pid == started[0].process.pid]
+
+
+def test_cells_computed_ahead_are_the_kernels_own_and_gone_after_an_interrupt(tmp_path, monkeypatch, demo_warehouse):
+    """`evalkit run` computes the panel's cells in the kernel's private folder while the kernel starts
+    (evalkit.cells_cache.start_ahead); aggregates only, removed with the kernel's folder however the run ends."""
+    import time
+
+    import papermill as pm
+
+    from evalkit import runner
+    from evalkit.cells_cache import AHEAD_MARK, CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    started = _recording_start(monkeypatch)
+    seen = {}
+
+    def interrupted(*_a, km, **_k):
+        cells = Path(started[0].cells)
+        assert cells.parent == Path(started[0].folder)  # inside the kernel's 0700 folder
+        for _ in range(1200):
+            if list(cells.glob("cells-*.parquet")):
+                break
+            time.sleep(0.05)
+        seen["files"] = sorted(AHEAD_MARK if p.name == AHEAD_MARK else p.suffix for p in cells.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pm, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_params(_params(tmp_path, str(demo_warehouse)), tmp_path / "out", brief=False)
+    assert seen["files"] == sorted([AHEAD_MARK, ".lock", ".parquet"])  # the mark, the lock, the cells: no more
+    assert not started[0].alive() and not Path(started[0].folder).exists()
+
+
+def test_the_kernel_is_told_its_cells_folder_unless_a_batch_named_one(tmp_path, monkeypatch):
+    from evalkit.cells_cache import CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    kernel, texts = _run(tmp_path, monkeypatch, "tiny", f"import os\nprint(os.environ['{CACHE_ENV}'])")
+    assert texts[0].strip() == os.path.join(kernel.folder, "cells") == kernel.cells
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # a batch's shared folder: the kernel uses that one
+    kernel, texts = _run(tmp_path, monkeypatch, "tiny", f"import os\nprint(os.environ['{CACHE_ENV}'])")
+    assert texts[0].strip() == str(tmp_path) and kernel.cells is None
 
 
 def test_take_uses_the_kernel_started_ahead_only_if_it_fits(monkeypatch):

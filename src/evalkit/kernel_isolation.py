@@ -44,8 +44,10 @@ import tempfile
 import warnings
 from typing import Any
 
-#: environment variable: the kernel takes a snapshot after its pre-imports (set by evalkit.kernel_start.start(isolate=True))
-ENV = "EVALKIT_KERNEL_ISOLATE"
+from evalkit.kernel_start import ISOLATE_ENV
+
+#: environment variable: the kernel takes a snapshot after its pre-imports (set by kernel_start.start(isolate=True))
+ENV = ISOLATE_ENV
 #: what a worker sends to the kept kernel between two evaluations
 RESTORE_CODE = "__import__('evalkit.kernel_isolation', fromlist=['restore']).restore()"
 

@@ -32,6 +32,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from evalkit.kernel_start import ISOLATE_ENV, KERNEL_DIR_ENV, PREIMPORT_ENV
+
 
 def _patch_iopub_pipe() -> None:
     import zmq
@@ -41,7 +43,7 @@ def _patch_iopub_pipe() -> None:
     needed = ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")
     if not all(hasattr(cls, name) for name in needed) or not hasattr(iostream, "ZMQStream"):
         return
-    given = os.environ.get("EVALKIT_KERNEL_DIR")  # the run's private folder, removed by the runner
+    given = os.environ.get(KERNEL_DIR_ENV)  # the run's private folder, removed by the runner
     if given and os.path.isdir(given):
         folder = given
     else:
@@ -74,10 +76,6 @@ def _patch_iopub_pipe() -> None:
     cls._setup_pipe_out = _setup_pipe_out
 
 
-#: environment variable: modules the kernel imports before it serves requests (comma-separated)
-PREIMPORT_ENV = "EVALKIT_KERNEL_PREIMPORT"
-#: environment variable: ``1`` = the kernel will be kept for several evaluations (:mod:`evalkit.kernel_isolation`)
-ISOLATE_ENV = "EVALKIT_KERNEL_ISOLATE"
 
 
 def preimport(names: str) -> list[str]:

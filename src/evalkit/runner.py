@@ -284,9 +284,11 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
         return _run_kept(params, outputs, keeper, pdf=pdf, brief=brief, on_step=on_step)
     # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile
     kernel = kernel_start.take(params.notebook)
+    ahead = None
     try:
         params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
         preflight(params)
+        ahead = cells_ahead(params, kernel)
         # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
         # holds a browser session: `evalkit run` of several files, batch workers)
         with contextlib.nullcontext() if in_browser_session() else browser_session():
@@ -295,7 +297,32 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
             return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step,
                             next_notebook=next_notebook)
     finally:
+        if ahead is not None:  # stopped if still computing, the cells removed (they are in the kernel's folder too)
+            ahead.close()
         kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
+
+
+#: ``0``: the runner's process does not compute the panel's cells ahead of the kernel (:func:`cells_ahead`)
+CELLS_AHEAD_ENV = "EVALKIT_CELLS_AHEAD"
+
+
+def cells_ahead(params: EvaluationParams, kernel: kernel_start.StartedKernel):  # noqa: ANN201 - cells_cache.Ahead
+    """While ``kernel`` imports, compute the station-month cells its evaluation's panel reads
+    (:func:`evalkit.cells_cache.start_ahead`, in a thread of this process, which would only wait meanwhile), so
+    the kernel's ``build_panel`` reads them instead of aggregating the records on the critical path. Only for
+    the notebooks that build the params' panel from the warehouse (no ``panel_file``) and without index outcomes
+    (their panel reads the cells of the index's span); ``None`` otherwise, or when :data:`CELLS_AHEAD_ENV` is
+    ``0``. The panel is the same bit for bit (Parquet keeps DuckDB's values, ``tests/test_cells_cache.py``)."""
+    if (os.environ.get(CELLS_AHEAD_ENV, "1") == "0" or kernel.cells is None or params.panel_file
+            or params.notebook not in ("evaluate_reform", "pilot_station")
+            or any(o == "index" or o.startswith(("index:", "index_")) for o in params.outcomes)):
+        return None
+    from evalkit.cells_cache import start_ahead
+    from evalkit.panel import PanelSpec
+
+    spec = PanelSpec("", params.window.start, params.window.end)
+    return start_ahead(kernel.cells, params.warehouse, params.region.as_filter(), spec.first_period,
+                       spec.last_period)
 
 
 def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel, *, pdf: bool, brief: bool,
