@@ -335,3 +335,28 @@ def test_evalkit_run_freezes_its_objects_at_exit_and_nothing_else_does(tmp_path,
     monkeypatch.setenv("EVALKIT_KERNEL_EARLY", "0")  # the freeze does not depend on the early kernel
     kernel_start.start_for_command_line([a.replace("{p}", str(p)) for a in argv])
     assert registered == ([gc.freeze] if frozen else [])
+
+
+@pytest.mark.parametrize("name, ahead", [("two_teams_fights", True), ("station_pilot", True),
+                                         ("two_teams_index", False), ("index_bureau", False)])
+def test_cells_are_computed_ahead_only_for_panels_built_from_the_warehouse_without_index(tmp_path, monkeypatch,
+                                                                                         name, ahead):
+    from types import SimpleNamespace
+
+    from evalkit import cells_cache, runner
+    from evalkit.params import load_params
+
+    calls = []
+    monkeypatch.setattr(cells_cache, "start_ahead", lambda *a: calls.append(a) or "ahead")
+    kernel = SimpleNamespace(cells=str(tmp_path / "cells"))
+    params = load_params(ROOT / "params" / f"{name}.yaml")
+    assert runner.cells_ahead(params, kernel) == ("ahead" if ahead else None)
+    if ahead:  # the window's months and the region as build_panel gets them from evaluate()
+        from evalkit.panel import PanelSpec
+
+        spec = PanelSpec("", params.window.start, params.window.end)
+        assert calls == [(kernel.cells, params.warehouse, params.region.as_filter(), spec.first_period,
+                          spec.last_period)]
+    assert runner.cells_ahead(params, SimpleNamespace(cells=None)) is None  # a batch's folder: not ahead
+    monkeypatch.setenv(runner.CELLS_AHEAD_ENV, "0")
+    assert runner.cells_ahead(params, kernel) is None

@@ -280,26 +280,32 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     evaluation succeeds (its state is restored before the next) and replaced if it fails."""
     step = on_step or (lambda _s: None)
     step("preflight")
-    if keeper is not None:
-        return _run_kept(params, outputs, keeper, pdf=pdf, brief=brief, on_step=on_step)
-    # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile
-    kernel = kernel_start.take(params.notebook)
-    ahead = None
+    # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile; a
+    # batch worker's kept kernel (with its manager, None until a notebook ran in it) is ready already
+    kernel, km = keeper.take(params.notebook) if keeper is not None else (kernel_start.take(params.notebook), None)
+    ahead, checked = None, False
     try:
         params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
         preflight(params)
-        ahead = cells_ahead(params, kernel)
+        checked = True
+        if keeper is None:  # a kept kernel is ready: it has no start to overlap
+            ahead = cells_ahead(params, kernel)
         # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
         # holds a browser session: `evalkit run` of several files, batch workers)
         with contextlib.nullcontext() if in_browser_session() else browser_session():
             if brief and pdf:
                 prestart_browser()
             return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step,
-                            next_notebook=next_notebook)
+                            next_notebook=next_notebook, keeper=keeper, km=km)
+    except BaseException:
+        if keeper is not None and checked:  # a failed preflight ran nothing in the kept kernel: kept
+            keeper.discard()
+        raise
     finally:
         if ahead is not None:  # stopped if still computing, the cells removed (they are in the kernel's folder too)
             ahead.close()
-        kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
+        if keeper is None:
+            kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
 
 
 #: ``0``: the runner's process does not compute the panel's cells ahead of the kernel (:func:`cells_ahead`)
@@ -313,8 +319,8 @@ def cells_ahead(params: EvaluationParams, kernel: kernel_start.StartedKernel):  
     the notebooks that build the params' panel from the warehouse (no ``panel_file``) and without index outcomes
     (their panel reads the cells of the index's span); ``None`` otherwise, or when :data:`CELLS_AHEAD_ENV` is
     ``0``. The panel is the same bit for bit (Parquet keeps DuckDB's values, ``tests/test_cells_cache.py``)."""
-    if (os.environ.get(CELLS_AHEAD_ENV, "1") == "0" or kernel.cells is None or params.panel_file
-            or params.notebook not in ("evaluate_reform", "pilot_station")
+    if (os.environ.get(CELLS_AHEAD_ENV, "1") == "0" or kernel.cells is None
+            or params.notebook not in ("evaluate_reform", "pilot_station") or params.panel_file
             or any(o == "index" or o.startswith(("index:", "index_")) for o in params.outcomes)):
         return None
     from evalkit.cells_cache import start_ahead
