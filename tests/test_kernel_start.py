@@ -287,7 +287,7 @@ def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one
 def test_collector_paused_runs_no_collection_and_freezes_what_was_made():
     import gc
 
-    from evalkit.kernel_launcher import collector_paused
+    from evalkit.kernel_start import collector_paused
 
     runs: list[int] = []
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import io
 import os
 import shutil
@@ -32,7 +31,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from evalkit.kernel_start import ISOLATE_ENV, KERNEL_DIR_ENV, PREIMPORT_ENV
+from evalkit.kernel_start import ISOLATE_ENV, KERNEL_DIR_ENV, PREIMPORT_ENV, collector_paused
 
 
 def _patch_iopub_pipe() -> None:
@@ -140,30 +139,6 @@ def without_debugpy() -> Iterator[None]:
             del sys.modules["debugpy"]
 
 
-def collector_paused() -> contextlib.AbstractContextManager[None]:
-    """Inside: no garbage collection. At the end everything allocated so far is frozen (``gc.freeze``: out of
-    the collector's way for the kernel's life) and collection resumes as it was.
-
-    A kernel's start and pre-imports allocate ~210k objects that live as long as the kernel; while they are
-    made the collector runs ~190 times, twice over all of them (0.1-0.2 s CPU of the ~0.8 s pre-import,
-    which is on `evalkit run`'s critical path). The cyclic garbage the imports leave (~60k small objects,
-    under 1 MiB) is frozen with them instead of collected (a collection costs 0.1 s)."""
-    @contextlib.contextmanager
-    def paused():
-        was = gc.isenabled()
-        gc.disable()
-        try:
-            yield
-        finally:
-            # the pre-imported modules' objects live as long as the kernel: out of the collector's way, a
-            # full collection in the cells takes ~0.015 s instead of ~0.1 s (s22-brief's measurement)
-            gc.freeze()
-            if was:
-                gc.enable()
-
-    return paused()
-
-
 def main() -> None:
     if sys.path and sys.path[0] == "":  # as ipykernel_launcher: not the working directory's modules
         del sys.path[0]
@@ -172,7 +147,8 @@ def main() -> None:
     if not modules and not isolate:  # the plain kernel (the floor of benchmarks/bench_evaluation.py)
         _start_kernel(None, isolate)
         return
-    with collector_paused():  # the kernel's start and pre-imports, up to app.start()
+    # the kernel's start and pre-imports, up to app.start(): their objects live as long as the kernel (frozen)
+    with collector_paused():
         app = _start_kernel(modules, isolate)
     app.start()
 
