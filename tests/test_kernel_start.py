@@ -338,25 +338,30 @@ def test_evalkit_run_freezes_its_objects_at_exit_and_nothing_else_does(tmp_path,
 
 
 @pytest.mark.parametrize("name, ahead", [("two_teams_fights", True), ("station_pilot", True),
-                                         ("two_teams_index", False), ("index_bureau", False)])
-def test_cells_are_computed_ahead_only_for_panels_built_from_the_warehouse_without_index(tmp_path, monkeypatch,
-                                                                                         name, ahead):
+                                         ("two_teams_index", True), ("index_bureau", False)])
+def test_cells_are_computed_ahead_for_the_panel_evaluate_builds_from_the_warehouse(tmp_path, monkeypatch, name,
+                                                                                    ahead, demo_warehouse):
     from types import SimpleNamespace
 
     from evalkit import cells_cache, runner
+    from evalkit.index.outcome import cells_span
+    from evalkit.panel import PanelSpec
     from evalkit.params import load_params
+    from evalkit.warehouse import open_db
 
     calls = []
     monkeypatch.setattr(cells_cache, "start_ahead", lambda *a: calls.append(a) or "ahead")
     kernel = SimpleNamespace(cells=str(tmp_path / "cells"))
     params = load_params(ROOT / "params" / f"{name}.yaml")
     assert runner.cells_ahead(params, kernel) == ("ahead" if ahead else None)
-    if ahead:  # the window's months and the region as build_panel gets them from evaluate()
-        from evalkit.panel import PanelSpec
-
+    if ahead:  # the region and months as evaluate() reads the cells (the window, or the index's span)
+        [(folder, warehouse, region, months)] = calls
+        assert (folder, warehouse, region) == (kernel.cells, params.warehouse, params.region.as_filter())
         spec = PanelSpec("", params.window.start, params.window.end)
-        assert calls == [(kernel.cells, params.warehouse, params.region.as_filter(), spec.first_period,
-                          spec.last_period)]
+        with open_db(demo_warehouse, read_only=True) as con:
+            want = cells_span(con, params) or (spec.first_period, spec.last_period)
+            assert months(con) == want
+            assert (cells_span(con, params) is not None) == (name == "two_teams_index")  # the index's span
     assert runner.cells_ahead(params, SimpleNamespace(cells=None)) is None  # a batch's folder: not ahead
     monkeypatch.setenv(runner.CELLS_AHEAD_ENV, "0")
     assert runner.cells_ahead(params, kernel) is None

@@ -40,7 +40,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -131,12 +131,13 @@ def _is_whole(folder: Path, wh: list, p0: int, p1: int) -> bool:
 
 
 def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p1: int, inc_cov: str,
-                 dis_cov: str) -> tuple[str, dict] | None:
+                 dis_cov: str, *, write: bool = True) -> tuple[str, dict] | None:
     """A FROM-able source of the cells (:func:`evalkit.panel.cells_sql`) of ``region`` and months ``p0..p1``
     from the shared folder, and the parameters it needs: the region's own file (``read_parquet(...)``), or
     the rows of ``region`` in the file of all stations when :func:`plan_whole` chose that for this warehouse
-    and window; computed now when no evaluation has computed them yet. ``None`` without a folder (or for an
-    in-memory warehouse): the caller then reads the records itself."""
+    and window; computed now when no evaluation has computed them yet (with ``write`` false only a file that
+    exists or is being written). ``None`` without a folder (or for an in-memory warehouse) or without such a
+    file: the caller then reads the records itself."""
     from evalkit.panel import PanelSpec, _region_sql, bind_cells, cells_sql, name_placeholders
 
     folder = cache_dir()
@@ -147,9 +148,9 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
         return None
     if not region or not _is_whole(folder, wh, p0, p1):
         src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0,
-                                                 p1, region))
+                                                 p1, region), write)
         return None if src is None else (src, {})
-    src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None))
+    src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None), write)
     if src is None:
         return None
     where, named = name_placeholders(*_region_sql(region), "cells_r")  # the cells carry their region columns
@@ -162,15 +163,16 @@ def _name(wh: list, sql: str, named: dict) -> str:
     return "cells-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def _file(con: duckdb.DuckDBPyConnection, folder: Path, wh: list, sql: str, named: dict) -> str | None:
-    """``read_parquet`` of the file holding the rows of ``sql``, written now (under a lock) if missing; in a
-    folder written ahead (:data:`AHEAD_MARK`) only a file that is there or being written (its lock held: wait
-    for it), else ``None``."""
+def _file(con: duckdb.DuckDBPyConnection, folder: Path, wh: list, sql: str, named: dict,
+          write: bool = True) -> str | None:
+    """``read_parquet`` of the file holding the rows of ``sql``, written now (under a lock) if missing; without
+    ``write`` or in a folder written ahead (:data:`AHEAD_MARK`) only a file that is there or being written (its
+    lock held: wait for it), else ``None``."""
     name = _name(wh, sql, named)
     file = folder / f"{name}.parquet"
     if not file.is_file():
         lock = folder / f"{name}.lock"
-        if (folder / AHEAD_MARK).is_file():
+        if not write or (folder / AHEAD_MARK).is_file():
             if not lock.is_file():
                 return None
             with _locked(lock):  # the runner's process holds it until the file is written (or it failed)
@@ -216,7 +218,7 @@ class Ahead:
         shutil.rmtree(self.folder, ignore_errors=True)
         shutil.rmtree(self.folder.with_name(self.folder.name + ".tmp"), ignore_errors=True)
 
-    def _run(self, warehouse: str, region: dict | None, p0: int, p1: int, threads: int) -> None:
+    def _run(self, warehouse: str, region: dict | None, months: Months, threads: int) -> None:
         from evalkit.coverage import coverage_source
         from evalkit.panel import PanelSpec, bind_cells, cells_sql
         from evalkit.warehouse import open_db
@@ -226,6 +228,7 @@ class Ahead:
             with open_db(warehouse, read_only=True) as con:
                 self._con = con
                 con.execute(f"SET threads = {int(threads)}")
+                p0, p1 = months(con) if callable(months) else months
                 wh = _warehouse_key(con)
                 covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
                 sql, named = bind_cells(cells_sql(PanelSpec("", region=region), *covs), p0, p1, region)
@@ -243,16 +246,20 @@ class Ahead:
             self._con = None
 
 
-def start_ahead(folder: str | Path, warehouse: str | Path, region: dict | None, p0: int, p1: int, *,
+#: first and last month (period indices) of cells, or how to find them on the warehouse's connection
+Months = tuple[int, int] | Callable[[duckdb.DuckDBPyConnection], tuple[int, int]]
+
+
+def start_ahead(folder: str | Path, warehouse: str | Path, region: dict | None, months: Months, *,
                 threads: int = 1) -> Ahead:
-    """Compute the cells (:func:`evalkit.panel.cells_sql`) of ``region`` and months ``p0..p1`` over
-    ``warehouse`` into ``folder`` (which must not exist: a kernel's :data:`CACHE_ENV`) in a thread of this
+    """Compute the cells (:func:`evalkit.panel.cells_sql`) of ``region`` and ``months`` (``(p0, p1)``, or a
+    function of the connection returning them, run in the thread) over ``warehouse`` into ``folder`` (which must not exist: a kernel's :data:`CACHE_ENV`) in a thread of this
     process, with ``threads`` DuckDB threads (the other core imports the kernel meanwhile). The folder appears
     marked :data:`AHEAD_MARK` with the file's lock held, so a kernel that gets there first waits for the file.
     Never raises in the thread: on any failure nothing is written and the kernel computes the cells itself.
     :meth:`Ahead.close` removes the folder (call it when the run ends, whatever happened)."""
     ahead = Ahead(Path(folder))
-    ahead._thread = threading.Thread(target=ahead._run, args=(str(warehouse), region, p0, p1, threads),
+    ahead._thread = threading.Thread(target=ahead._run, args=(str(warehouse), region, months, threads),
                                      name="evalkit-cells-ahead", daemon=True)
     ahead._thread.start()
     return ahead

@@ -315,38 +315,26 @@ CELLS_AHEAD_ENV = "EVALKIT_CELLS_AHEAD"
 def cells_ahead(params: EvaluationParams, kernel: kernel_start.StartedKernel):  # noqa: ANN201 - cells_cache.Ahead
     """While ``kernel`` imports, compute the station-month cells its evaluation's panel reads
     (:func:`evalkit.cells_cache.start_ahead`, in a thread of this process, which would only wait meanwhile), so
-    the kernel's ``build_panel`` reads them instead of aggregating the records on the critical path. Only for
-    the notebooks that build the params' panel from the warehouse (no ``panel_file``) and without index outcomes
-    (their panel reads the cells of the index's span); ``None`` otherwise, or when :data:`CELLS_AHEAD_ENV` is
-    ``0``. The panel is the same bit for bit (Parquet keeps DuckDB's values, ``tests/test_cells_cache.py``)."""
+    the kernel's ``build_panel`` (or, with index outcomes reading the panel's counts, the panel cache of
+    :func:`evalkit.index.outcome.panel_with_index`, over the index's span) reads them instead of aggregating the
+    records on the critical path. Only for the notebooks that build the params' panel from the warehouse (no
+    ``panel_file``); ``None`` otherwise, or when :data:`CELLS_AHEAD_ENV` is ``0``. The panel is the same bit for
+    bit (Parquet keeps DuckDB's values, ``tests/test_cells_cache.py``)."""
     if (os.environ.get(CELLS_AHEAD_ENV, "1") == "0" or kernel.cells is None
-            or params.notebook not in ("evaluate_reform", "pilot_station") or params.panel_file
-            or any(o == "index" or o.startswith(("index:", "index_")) for o in params.outcomes)):
+            or params.notebook not in ("evaluate_reform", "pilot_station") or params.panel_file):
         return None
     from evalkit.cells_cache import start_ahead
     from evalkit.panel import PanelSpec
 
     spec = PanelSpec("", params.window.start, params.window.end)
-    return start_ahead(kernel.cells, params.warehouse, params.region.as_filter(), spec.first_period,
-                       spec.last_period)
+    window = (spec.first_period, spec.last_period)
 
+    def months(con) -> tuple[int, int]:  # noqa: ANN001 - the months evaluate() reads the cells of
+        from evalkit.index.outcome import cells_span
 
-def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel, *, pdf: bool, brief: bool,
-              on_step: progress.Callback | None) -> RunOutputs:
-    """:func:`run_params` on the keeper's kernel: kept once the notebook has run (it restores its state while the
-    brief exports), discarded after any failure, the brief's included (a failed preflight ran nothing in it:
-    kept)."""
-    kernel, km = keeper.take(params.notebook)
-    params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
-    preflight(params)
-    try:
-        with contextlib.nullcontext() if in_browser_session() else browser_session():
-            if brief and pdf:
-                prestart_browser()
-            return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step, keeper=keeper, km=km)
-    except BaseException:
-        keeper.discard()
-        raise
+        return cells_span(con, params) or window
+
+    return start_ahead(kernel.cells, params.warehouse, params.region.as_filter(), months)
 
 
 def _kernel_manager(kernel: kernel_start.StartedKernel, config):

@@ -118,21 +118,32 @@ def panel_with_index(con: duckdb.DuckDBPyConnection, params) -> pd.DataFrame:
     from contextlib import nullcontext
 
     from evalkit.coverage import coverage_source
-    from evalkit.index.compute import default_window
     from evalkit.panel import build_panel, cached_cells, panel_cache
-    from evalkit.registry import period_of
 
     region = params.region.as_filter()
-    defn = load_for_params(params.index_definition) if any(is_index_name(o) for o in params.outcomes) else None
-    with panel_cache(con) if defn is not None and "panel" in defn.tables() else nullcontext():
-        if defn is not None:  # every cell of the index's span (index_scores'), containing the window's
-            d0, d1 = default_window(con, defn)
-            cached_cells(con, region, min(d0, period_of(params.window.start + "-01")),
-                         max(d1, period_of(params.window.end + "-01")), *(coverage_source(con, t) for t in
-                                                                          ("incidents", "disputes")))
+    span = cells_span(con, params)
+    with panel_cache(con) if span is not None else nullcontext():
+        if span is not None:  # every cell of the index's span (index_scores'), containing the window's
+            cached_cells(con, region, *span, *(coverage_source(con, t) for t in ("incidents", "disputes")))
         panel = build_panel(con, params.reform, start=params.window.start, end=params.window.end, region=region,
                             exclude_reforms=params.exclude_reforms)
         return add_index_outcomes(con, panel, params)
+
+
+def cells_span(con: duckdb.DuckDBPyConnection, params) -> tuple[int, int] | None:
+    """The months (first, last period) of the station-month cells :func:`panel_with_index` computes once for
+    the panel and the index: the index's span and the params' window, when an index outcome reads the panel's
+    counts; ``None`` otherwise (the panel then reads the window's cells only)."""
+    from evalkit.index.compute import default_window
+    from evalkit.registry import period_of
+
+    if not any(is_index_name(o) for o in params.outcomes):
+        return None
+    defn = load_for_params(params.index_definition)
+    if "panel" not in defn.tables():
+        return None
+    d0, d1 = default_window(con, defn)
+    return min(d0, period_of(params.window.start + "-01")), max(d1, period_of(params.window.end + "-01"))
 
 
 def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, params) -> pd.DataFrame:
@@ -152,5 +163,5 @@ def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, para
     return out
 
 
-__all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "index_outcomes", "index_scores",
-           "is_index_name", "panel_with_index", "resolve"]
+__all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "cells_span", "index_outcomes",
+           "index_scores", "is_index_name", "panel_with_index", "resolve"]
