@@ -350,7 +350,7 @@ def test_cells_are_computed_ahead_for_the_panel_evaluate_builds_from_the_warehou
     from evalkit.warehouse import open_db
 
     calls = []
-    monkeypatch.setattr(cells_cache, "start_ahead", lambda *a: calls.append(a) or "ahead")
+    monkeypatch.setattr(cells_cache, "start_ahead", lambda *a, threads: calls.append(a) or "ahead")
     kernel = SimpleNamespace(cells=str(tmp_path / "cells"))
     params = load_params(ROOT / "params" / f"{name}.yaml")
     assert runner.cells_ahead(params, kernel) == ("ahead" if ahead else None)
@@ -365,3 +365,16 @@ def test_cells_are_computed_ahead_for_the_panel_evaluate_builds_from_the_warehou
     assert runner.cells_ahead(params, SimpleNamespace(cells=None)) is None  # a batch's folder: not ahead
     monkeypatch.setenv(runner.CELLS_AHEAD_ENV, "0")
     assert runner.cells_ahead(params, kernel) is None
+
+
+def test_cells_ahead_use_all_cores_only_for_a_large_warehouse(tmp_path, monkeypatch):
+    from evalkit import runner
+
+    small, large = tmp_path / "small.duckdb", tmp_path / "large.duckdb"
+    small.write_bytes(b"x")
+    with open(large, "wb") as fh:
+        fh.truncate(runner.AHEAD_ALL_CORES_BYTES)  # sparse: no disk used
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert runner._ahead_threads(str(small)) == 1
+    assert runner._ahead_threads(str(large)) == 4
+    assert runner._ahead_threads(str(tmp_path / "missing.duckdb")) == 1
