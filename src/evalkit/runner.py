@@ -283,13 +283,11 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile; a
     # batch worker's kept kernel (with its manager, None until a notebook ran in it) is ready already
     kernel, km = keeper.take(params.notebook) if keeper is not None else (kernel_start.take(params.notebook), None)
-    ahead, checked = None, False
+    checked = False
     try:
         params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
         preflight(params)
         checked = True
-        if keeper is None:  # a kept kernel is ready: it has no start to overlap
-            ahead = cells_ahead(params, kernel)
         # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
         # holds a browser session: `evalkit run` of several files, batch workers)
         with contextlib.nullcontext() if in_browser_session() else browser_session():
@@ -302,8 +300,6 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
             keeper.discard()
         raise
     finally:
-        if ahead is not None:  # stopped if still computing, the cells removed (they are in the kernel's folder too)
-            ahead.close()
         if keeper is None:
             kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
 
@@ -417,6 +413,9 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
             km = _kernel_manager(kernel, config)
         if keeper is not None:
             keeper.km = km
+        # the panel's cells computed meanwhile, now that this process's own imports are done: from here on it
+        # mostly waits for the kernel (a kept kernel is ready: it has no start to overlap)
+        ahead = cells_ahead(params, kernel) if keeper is None else None
         try:
             with poll:
                 pm.execute_notebook(
@@ -432,6 +431,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     request_save_on_cell_execute=False,
                 )
         finally:
+            if ahead is not None:  # stopped if still computing, removed (Ctrl-C too; also in the kernel's folder)
+                ahead.close()
             if keeper is None:
                 _shutdown(km, shutdown)
     except pm.PapermillExecutionError as exc:
