@@ -378,3 +378,16 @@ def test_cells_ahead_use_all_cores_only_for_a_large_warehouse(tmp_path, monkeypa
     assert runner._ahead_threads(str(small)) == 1
     assert runner._ahead_threads(str(large)) == 4
     assert runner._ahead_threads(str(tmp_path / "missing.duckdb")) == 1
+
+
+def test_the_briefs_warm_up_waits_for_the_cells_ahead(monkeypatch):
+    """The kernel needs the cells within a second, the brief's nbconvert seconds later: the cells go first."""
+    from types import SimpleNamespace
+
+    from evalkit import runner
+
+    order = []
+    monkeypatch.setattr(runner, "warm_html", lambda: order.append("warm"))
+    runner._warm_after(SimpleNamespace(wait=lambda: order.append("cells")))
+    runner._warm_after(None)
+    assert order == ["cells", "warm", "warm"]

@@ -207,6 +207,11 @@ class Ahead:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
 
+    def wait(self) -> None:
+        """Wait until the cells are written (or the computation failed or was stopped)."""
+        if self._thread is not None:
+            self._thread.join()
+
     def close(self) -> None:
         """Stop the computation if it still runs, wait for its thread and remove the cells folder."""
         con = self._con

@@ -399,12 +399,17 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     injected = params.notebook_parameters() | {"results_path": str(results.resolve())}
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
     os.close(fd)
-    # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile)
-    warm = threading.Thread(target=warm_html, name="evalkit-warm-html", daemon=True) if brief else None
-    if warm is not None:
-        warm.start()
+    # the panel's cells computed meanwhile, now that this process's own imports are done: from here on it
+    # mostly waits for the kernel (a kept kernel is ready: it has no start to overlap)
+    ahead = cells_ahead(params, kernel) if keeper is None else None
     shutdown = os.environ.get(SHUTDOWN_ENV, "immediate")
     try:
+        # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile),
+        # after the cells ahead: the kernel needs those first, the brief seconds later
+        warm = threading.Thread(target=_warm_after, args=(ahead,), name="evalkit-warm-html",
+                                daemon=True) if brief else None
+        if warm is not None:
+            warm.start()
         status = Path(kernel.progress_file)
         step("start_kernel")
         poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
@@ -413,9 +418,6 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
             km = _kernel_manager(kernel, config)
         if keeper is not None:
             keeper.km = km
-        # the panel's cells computed meanwhile, now that this process's own imports are done: from here on it
-        # mostly waits for the kernel (a kept kernel is ready: it has no start to overlap)
-        ahead = cells_ahead(params, kernel) if keeper is None else None
         try:
             with poll:
                 pm.execute_notebook(
@@ -442,6 +444,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
+        if ahead is not None:  # a failure before the notebook ran
+            ahead.close()
         Path(tmp).unlink(missing_ok=True)
         raise
     if keeper is not None:  # the kept kernel restores its state while this brief exports
@@ -457,6 +461,13 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         warm.join()
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
+
+
+def _warm_after(ahead) -> None:  # noqa: ANN001 - cells_cache.Ahead or None
+    """:func:`evalkit.export.warm_html` once the cells ahead are written (or given up)."""
+    if ahead is not None:
+        ahead.wait()
+    warm_html()
 
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
