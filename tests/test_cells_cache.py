@@ -131,3 +131,140 @@ def test_batch_workers_pass_the_folder_to_their_kernels(tmp_path):
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(None, os.getpid(), str(tmp_path))) as ex:
         assert ex.submit(os.getenv, CACHE_ENV).result(timeout=120) == str(tmp_path)
+
+
+# ------------------------------------------------------------------ one run's cells, computed ahead of its kernel
+def _copies(con, log, every=None):
+    real = duckdb.DuckDBPyConnection.execute
+
+    class Spy:  # records the COPY statements a build sends (a kernel must never write into a folder ahead)
+        def execute(self, sql, *a):
+            if sql.startswith("COPY"):
+                log.append(sql)
+            if every is not None:
+                every.append(sql)
+            return real(con, sql, *a)
+
+        def __getattr__(self, name):
+            return getattr(con, name)
+
+    return Spy()
+
+
+@pytest.mark.parametrize("reform, region, window, exclude", CASES)
+def test_cells_computed_ahead_give_the_same_panel_and_the_kernel_only_reads_them(con, demo_warehouse, tmp_path,
+                                                                                monkeypatch, reform, region,
+                                                                                window, exclude):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    want = build_panel(con, reform, start=window[0], end=window[1], region=region, exclude_reforms=exclude)
+    folder = tmp_path / "kernel" / "cells"
+    folder.parent.mkdir()
+    spec = PanelSpec("", *window)
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, region or {}, (spec.first_period, spec.last_period))
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    copies: list[str] = []
+    got = build_panel(_copies(con, copies), reform, start=window[0], end=window[1], region=region,
+                      exclude_reforms=exclude)  # waits for the file if the thread still writes it
+    assert ahead.error is None and ahead.written is not None and ahead.written.is_file()
+    pd.testing.assert_frame_equal(want, got, check_exact=True)  # bit for bit: values, NaN pattern, dtypes
+    assert want.attrs == got.attrs
+    assert copies == []  # the panel read the file written ahead
+    assert (folder / cells_cache.AHEAD_MARK).is_file() and not list(folder.glob("*.tmp"))
+    ahead.close()
+    assert not folder.exists() and list(folder.parent.iterdir()) == []
+
+
+def test_a_folder_written_ahead_is_read_only_for_other_cells(con, demo_warehouse, tmp_path, monkeypatch):
+    folder = tmp_path / "cells"
+    spec = PanelSpec("")
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, {"area_type": "urban"},
+                                    (spec.first_period, spec.last_period))
+    ahead._thread.join()
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    copies: list[str] = []
+    monkeypatch.delenv(CACHE_ENV)
+    want = build_panel(con, "两队一室", region={"area_type": "rural"})
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    got = build_panel(_copies(con, copies), "两队一室", region={"area_type": "rural"})  # cells not given: records
+    pd.testing.assert_frame_equal(want, got, check_exact=True)
+    assert copies == [] and len(_files(folder)) == 1
+    ahead.close()
+    assert not folder.exists()
+
+
+def test_the_kernel_waits_for_cells_being_written_ahead(con, demo_warehouse, tmp_path, monkeypatch):
+    """The kernel sees the folder only with the file's lock held: it waits for the file, never reads half."""
+    import threading
+    import time
+
+    folder = tmp_path / "cells"
+    spec = PanelSpec("")
+    gate = threading.Event()
+    real = cells_cache._write
+
+    def slow_write(*a):
+        gate.wait(30)
+        return real(*a)
+
+    monkeypatch.setattr(cells_cache, "_write", slow_write)
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, {"area_type": "urban"},
+                                    (spec.first_period, spec.last_period))
+    for _ in range(600):  # the folder appears once the lock is held
+        if folder.exists():
+            break
+        time.sleep(0.05)
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    threading.Timer(0.3, gate.set).start()
+    copies: list[str] = []
+    t0 = time.monotonic()
+    got = build_panel(_copies(con, copies), "两队一室", region={"area_type": "urban"})
+    assert time.monotonic() - t0 >= 0.25 and copies == [] and ahead.written is not None
+    monkeypatch.delenv(CACHE_ENV)
+    pd.testing.assert_frame_equal(build_panel(con, "两队一室", region={"area_type": "urban"}), got, check_exact=True)
+    ahead.close()
+
+
+def test_a_failure_ahead_leaves_the_kernel_to_read_the_records(con, tmp_path, monkeypatch):
+    folder = tmp_path / "cells"
+    ahead = cells_cache.start_ahead(folder, tmp_path / "missing.duckdb", None, (600, 620))
+    ahead._thread.join()
+    assert ahead.error is not None and ahead.written is None and not folder.exists()
+    ahead.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_close_stops_a_computation_still_running(demo_warehouse, tmp_path):
+    folder = tmp_path / "cells"
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, None, (600, 620))
+    ahead.close()  # at once (Ctrl-C in the runner): interrupted or finished, the folder is gone either way
+    assert not ahead._thread.is_alive() and list(tmp_path.iterdir()) == []
+
+
+def test_the_index_panel_reads_its_span_of_cells_computed_ahead(con, demo_warehouse, tmp_path, monkeypatch):
+    """two_teams_index: the panel and the index share one TEMP table of the index's span of cells
+    (panel.panel_cache); computed ahead, that table is read from the file, and the panel is the same."""
+    from pathlib import Path
+
+    from evalkit.index.outcome import cells_span, panel_with_index
+    from evalkit.params import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the params' index_definition is relative to the repository
+    params = load_params(root / "params" / "two_teams_index.yaml").model_copy(
+        update={"warehouse": str(demo_warehouse)})
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    want = panel_with_index(con, params)
+    folder = tmp_path / "cells"
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, params.region.as_filter(),
+                                    lambda c: cells_span(c, params))
+    ahead._thread.join()
+    assert ahead.error is None and ahead.written is not None
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    copies: list[str] = []
+    every: list[str] = []
+    got = panel_with_index(_copies(con, copies, every), params)
+    pd.testing.assert_frame_equal(want, got, check_exact=True)
+    assert want.attrs == got.attrs and copies == []
+    temp = [q for q in every if q.startswith("CREATE OR REPLACE TEMP TABLE")]
+    assert len(temp) == 1 and "read_parquet" in temp[0]  # the span's cells, from the file written ahead
+    ahead.close()

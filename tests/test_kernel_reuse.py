@@ -56,7 +56,7 @@ from evalkit.estimators import _cs_blas, _sample
 from evalkit.viz import _agg, style
 warnings.warn('probe warning', UserWarning)  # shown again in every evaluation, as in a fresh kernel
 mask = os.umask(0); os.umask(mask)
-own = {'EVALKIT_KERNEL_DIR', 'EVALKIT_PROGRESS_FILE', 'JPY_PARENT_PID'}  # differ from kernel to kernel
+own = {'EVALKIT_KERNEL_DIR', 'EVALKIT_PROGRESS_FILE', 'EVALKIT_CELLS_CACHE', 'JPY_PARENT_PID'}  # differ from kernel to kernel
 state = {
     'names': sorted(k for k in globals() if not k.startswith('_')),
     'count': get_ipython().execution_count, 'history': len(In),

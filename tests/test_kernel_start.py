@@ -74,8 +74,9 @@ def test_kernel_pre_imports_its_notebooks_modules_and_binds_no_name(tmp_path, mo
 def test_without_the_variable_the_kernel_imports_nothing_of_evalkit(tmp_path, monkeypatch):
     _, texts = _run(tmp_path, monkeypatch, "tiny",
                     "import sys\nprint(sorted(m for m in sys.modules if m.startswith('evalkit')))")
-    # the launcher itself runs as __main__; malloc_tuning (stdlib only) sets glibc's thresholds first
-    assert texts[0].strip() == "['evalkit', 'evalkit.malloc_tuning']"
+    # the launcher itself runs as __main__; malloc_tuning (stdlib only) sets glibc's thresholds first;
+    # kernel_start (stdlib only) names the kernel's environment variables
+    assert texts[0].strip() == "['evalkit', 'evalkit.kernel_start', 'evalkit.malloc_tuning']"
 
 
 def test_preimport_never_raises_and_reports_what_imported():
@@ -129,6 +130,48 @@ def test_interrupt_while_the_notebook_runs_kills_the_kernel(tmp_path, monkeypatc
         runner.run_params(_params(tmp_path, str(tmp_path / "w.duckdb")), tmp_path / "out", brief=False)
     assert not started[0].alive() and not Path(started[0].folder).exists()
     assert not [p for p in psutil.Process().children(recursive=True) if p.pid == started[0].process.pid]
+
+
+def test_cells_computed_ahead_are_the_kernels_own_and_gone_after_an_interrupt(tmp_path, monkeypatch, demo_warehouse):
+    """`evalkit run` computes the panel's cells in the kernel's private folder while the kernel starts
+    (evalkit.cells_cache.start_ahead); aggregates only, removed with the kernel's folder however the run ends."""
+    import time
+
+    import papermill as pm
+
+    from evalkit import runner
+    from evalkit.cells_cache import AHEAD_MARK, CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    started = _recording_start(monkeypatch)
+    seen = {}
+
+    def interrupted(*_a, km, **_k):
+        cells = Path(started[0].cells)
+        assert cells.parent == Path(started[0].folder)  # inside the kernel's 0700 folder
+        for _ in range(1200):
+            if list(cells.glob("cells-*.parquet")):
+                break
+            time.sleep(0.05)
+        seen["files"] = sorted(AHEAD_MARK if p.name == AHEAD_MARK else p.suffix for p in cells.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pm, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_params(_params(tmp_path, str(demo_warehouse)), tmp_path / "out", brief=False)
+    assert seen["files"] == sorted([AHEAD_MARK, ".lock", ".parquet"])  # the mark, the lock, the cells: no more
+    assert not started[0].alive() and not Path(started[0].folder).exists()
+
+
+def test_the_kernel_is_told_its_cells_folder_unless_a_batch_named_one(tmp_path, monkeypatch):
+    from evalkit.cells_cache import CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    kernel, texts = _run(tmp_path, monkeypatch, "tiny", f"import os\nprint(os.environ['{CACHE_ENV}'])")
+    assert texts[0].strip() == os.path.join(kernel.folder, "cells") == kernel.cells
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # a batch's shared folder: the kernel uses that one
+    kernel, texts = _run(tmp_path, monkeypatch, "tiny", f"import os\nprint(os.environ['{CACHE_ENV}'])")
+    assert texts[0].strip() == str(tmp_path) and kernel.cells is None
 
 
 def test_take_uses_the_kernel_started_ahead_only_if_it_fits(monkeypatch):
@@ -244,7 +287,7 @@ def test_run_jobs_hints_the_next_file_only_when_the_worker_will_probably_get_one
 def test_collector_paused_runs_no_collection_and_freezes_what_was_made():
     import gc
 
-    from evalkit.kernel_launcher import collector_paused
+    from evalkit.kernel_start import collector_paused
 
     runs: list[int] = []
 
@@ -295,25 +338,56 @@ def test_evalkit_run_freezes_its_objects_at_exit_and_nothing_else_does(tmp_path,
 
 
 @pytest.mark.parametrize("name, ahead", [("two_teams_fights", True), ("station_pilot", True),
-                                         ("two_teams_index", False), ("index_bureau", False)])
-def test_cells_are_computed_ahead_only_for_panels_built_from_the_warehouse_without_index(tmp_path, monkeypatch,
-                                                                                         name, ahead):
+                                         ("two_teams_index", True), ("index_bureau", False)])
+def test_cells_are_computed_ahead_for_the_panel_evaluate_builds_from_the_warehouse(tmp_path, monkeypatch, name,
+                                                                                    ahead, demo_warehouse):
     from types import SimpleNamespace
 
     from evalkit import cells_cache, runner
+    from evalkit.index.outcome import cells_span
+    from evalkit.panel import PanelSpec
     from evalkit.params import load_params
+    from evalkit.warehouse import open_db
 
     calls = []
-    monkeypatch.setattr(cells_cache, "start_ahead", lambda *a: calls.append(a) or "ahead")
+    monkeypatch.setattr(cells_cache, "start_ahead", lambda *a, threads: calls.append(a) or "ahead")
     kernel = SimpleNamespace(cells=str(tmp_path / "cells"))
     params = load_params(ROOT / "params" / f"{name}.yaml")
     assert runner.cells_ahead(params, kernel) == ("ahead" if ahead else None)
-    if ahead:  # the window's months and the region as build_panel gets them from evaluate()
-        from evalkit.panel import PanelSpec
-
+    if ahead:  # the region and months as evaluate() reads the cells (the window, or the index's span)
+        [(folder, warehouse, region, months)] = calls
+        assert (folder, warehouse, region) == (kernel.cells, params.warehouse, params.region.as_filter())
         spec = PanelSpec("", params.window.start, params.window.end)
-        assert calls == [(kernel.cells, params.warehouse, params.region.as_filter(), spec.first_period,
-                          spec.last_period)]
+        with open_db(demo_warehouse, read_only=True) as con:
+            want = cells_span(con, params) or (spec.first_period, spec.last_period)
+            assert months(con) == want
+            assert (cells_span(con, params) is not None) == (name == "two_teams_index")  # the index's span
     assert runner.cells_ahead(params, SimpleNamespace(cells=None)) is None  # a batch's folder: not ahead
     monkeypatch.setenv(runner.CELLS_AHEAD_ENV, "0")
     assert runner.cells_ahead(params, kernel) is None
+
+
+def test_cells_ahead_use_all_cores_only_for_a_large_warehouse(tmp_path, monkeypatch):
+    from evalkit import runner
+
+    small, large = tmp_path / "small.duckdb", tmp_path / "large.duckdb"
+    small.write_bytes(b"x")
+    with open(large, "wb") as fh:
+        fh.truncate(runner.AHEAD_ALL_CORES_BYTES)  # sparse: no disk used
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert runner._ahead_threads(str(small)) == 1
+    assert runner._ahead_threads(str(large)) == 4
+    assert runner._ahead_threads(str(tmp_path / "missing.duckdb")) == 1
+
+
+def test_the_briefs_warm_up_waits_for_the_cells_ahead(monkeypatch):
+    """The kernel needs the cells within a second, the brief's nbconvert seconds later: the cells go first."""
+    from types import SimpleNamespace
+
+    from evalkit import runner
+
+    order = []
+    monkeypatch.setattr(runner, "warm_html", lambda: order.append("warm"))
+    runner._warm_after(SimpleNamespace(wait=lambda: order.append("cells")))
+    runner._warm_after(None)
+    assert order == ["cells", "warm", "warm"]

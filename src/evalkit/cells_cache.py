@@ -18,6 +18,16 @@ CPU instead of 13). Parquet keeps
 DuckDB's integer, double and text values exactly, so a panel from the file equals the panel from the
 records (``tests/test_cells_cache.py``). Without the variable nothing changes.
 
+One ``evalkit run`` uses the same files ahead of its kernel (:class:`Ahead`): every kernel the runner starts
+names a cells folder inside its private (0700) kernel folder (:data:`CACHE_ENV`, set by
+:func:`evalkit.kernel_start.start`; the folder itself does not exist yet). While the kernel still imports, the
+runner's own process, idle until then, computes the cells of the evaluation's panel there
+(:func:`start_ahead`), holding the file's lock from before the folder appears, so the kernel's
+:func:`evalkit.panel.build_panel` waits for it and only reads the file. Such a folder is marked read-only
+(:data:`AHEAD_MARK`): a kernel never computes or writes cells into it (cells it was not given, it reads from
+the records as without a folder). The folder goes with the kernel's folder when the run ends, failed or
+interrupted.
+
 The cells are aggregates per station and month (counts, rates, station attributes); no record and no
 personal data reaches the folder.
 """
@@ -28,13 +38,17 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 
-#: folder of the shared cells (unset or empty: every panel aggregates the records itself)
-CACHE_ENV = "EVALKIT_CELLS_CACHE"
+from evalkit.kernel_start import CELLS_CACHE_ENV as CACHE_ENV  # folder of the shared cells (unset: none)
+
+#: a file in a cells folder written ahead of one run's kernel: the kernel only reads the folder's cells
+AHEAD_MARK = "read-only"
 
 
 def cache_dir() -> Path | None:
@@ -117,12 +131,13 @@ def _is_whole(folder: Path, wh: list, p0: int, p1: int) -> bool:
 
 
 def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p1: int, inc_cov: str,
-                 dis_cov: str) -> tuple[str, dict] | None:
+                 dis_cov: str, *, write: bool = True) -> tuple[str, dict] | None:
     """A FROM-able source of the cells (:func:`evalkit.panel.cells_sql`) of ``region`` and months ``p0..p1``
     from the shared folder, and the parameters it needs: the region's own file (``read_parquet(...)``), or
     the rows of ``region`` in the file of all stations when :func:`plan_whole` chose that for this warehouse
-    and window; computed now when no evaluation has computed them yet. ``None`` without a folder (or for an
-    in-memory warehouse): the caller then reads the records itself."""
+    and window; computed now when no evaluation has computed them yet (with ``write`` false only a file that
+    exists or is being written). ``None`` without a folder (or for an in-memory warehouse) or without such a
+    file: the caller then reads the records itself."""
     from evalkit.panel import PanelSpec, _region_sql, bind_cells, cells_sql, name_placeholders
 
     folder = cache_dir()
@@ -132,29 +147,124 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
     if wh is None:
         return None
     if not region or not _is_whole(folder, wh, p0, p1):
-        return _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0,
-                                                  p1, region)), {}
-    src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None))
+        src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0,
+                                                 p1, region), write)
+        return None if src is None else (src, {})
+    src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None), write)
+    if src is None:
+        return None
     where, named = name_placeholders(*_region_sql(region), "cells_r")  # the cells carry their region columns
     return f"(SELECT * FROM {src} s WHERE {where})", named
 
 
-def _file(con: duckdb.DuckDBPyConnection, folder: Path, wh: list, sql: str, named: dict) -> str:
-    """``read_parquet`` of the file holding the rows of ``sql``, written now (under a lock) if missing."""
+def _name(wh: list, sql: str, named: dict) -> str:
+    """The file name (without suffix) of the cells of ``sql`` with ``named`` over the warehouse ``wh``."""
     key = json.dumps([wh, sql, sorted((k, str(v)) for k, v in named.items())], ensure_ascii=False)
-    name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    file = folder / f"cells-{name}.parquet"
+    return "cells-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _file(con: duckdb.DuckDBPyConnection, folder: Path, wh: list, sql: str, named: dict,
+          write: bool = True) -> str | None:
+    """``read_parquet`` of the file holding the rows of ``sql``, written now (under a lock) if missing; without
+    ``write`` or in a folder written ahead (:data:`AHEAD_MARK`) only a file that is there or being written (its
+    lock held: wait for it), else ``None``."""
+    name = _name(wh, sql, named)
+    file = folder / f"{name}.parquet"
     if not file.is_file():
-        with _locked(folder / f"cells-{name}.lock"):
+        lock = folder / f"{name}.lock"
+        if not write or (folder / AHEAD_MARK).is_file():
+            if not lock.is_file():
+                return None
+            with _locked(lock):  # the runner's process holds it until the file is written (or it failed)
+                pass
+            return f"read_parquet('{_quote(file)}')" if file.is_file() else None
+        with _locked(lock):
             if not file.is_file():  # not written by a worker that held the lock before us
-                tmp = folder / f"cells-{name}.{os.getpid()}.tmp"
-                try:
-                    con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT parquet)", named)
-                    os.replace(tmp, file)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                _write(con, folder, name, sql, named)
     return f"read_parquet('{_quote(file)}')"
+
+
+def _write(con: duckdb.DuckDBPyConnection, folder: Path, name: str, sql: str, named: dict) -> None:
+    tmp = folder / f"{name}.{os.getpid()}.tmp"
+    try:
+        con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT parquet)", named)
+        os.replace(tmp, folder / f"{name}.parquet")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+class Ahead:
+    """The cells of one panel computed by the runner's process for its kernel (:func:`start_ahead`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: Path | None = None  # the Parquet file, once written
+        self.error: BaseException | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._thread: threading.Thread | None = None
+
+    def wait(self) -> None:
+        """Wait until the cells are written (or the computation failed or was stopped)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def close(self) -> None:
+        """Stop the computation if it still runs, wait for its thread and remove the cells folder."""
+        con = self._con
+        if con is not None:
+            with contextlib.suppress(Exception):
+                con.interrupt()
+        if self._thread is not None:
+            self._thread.join()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder.with_name(self.folder.name + ".tmp"), ignore_errors=True)
+
+    def _run(self, warehouse: str, region: dict | None, months: Months, threads: int) -> None:
+        from evalkit.coverage import coverage_source
+        from evalkit.panel import PanelSpec, bind_cells, cells_sql
+        from evalkit.warehouse import open_db
+
+        staging = self.folder.with_name(self.folder.name + ".tmp")
+        try:
+            with open_db(warehouse, read_only=True) as con:
+                self._con = con
+                con.execute(f"SET threads = {int(threads)}")
+                p0, p1 = months(con) if callable(months) else months
+                wh = _warehouse_key(con)
+                covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
+                sql, named = bind_cells(cells_sql(PanelSpec("", region=region), *covs), p0, p1, region)
+                name = _name(wh, sql, named)  # build_panel's key for these cells (same SQL, same warehouse)
+                staging.mkdir(mode=0o700)
+                (staging / AHEAD_MARK).touch()
+                with _locked(staging / f"{name}.lock"):
+                    # the kernel sees the folder only now, with the lock held: it waits for the file
+                    os.rename(staging, self.folder)
+                    _write(con, self.folder, name, sql, named)
+                self.written = self.folder / f"{name}.parquet"
+        except BaseException as exc:  # noqa: BLE001 - the kernel then reads the records itself
+            self.error = exc
+        finally:
+            self._con = None
+
+
+#: first and last month (period indices) of cells, or how to find them on the warehouse's connection
+Months = tuple[int, int] | Callable[[duckdb.DuckDBPyConnection], tuple[int, int]]
+
+
+def start_ahead(folder: str | Path, warehouse: str | Path, region: dict | None, months: Months, *,
+                threads: int = 1) -> Ahead:
+    """Compute the cells (:func:`evalkit.panel.cells_sql`) of ``region`` and ``months`` (``(p0, p1)``, or a
+    function of the connection returning them, run in the thread) over ``warehouse`` into ``folder`` (which must not exist: a kernel's :data:`CACHE_ENV`) in a thread of this
+    process, with ``threads`` DuckDB threads (the other core imports the kernel meanwhile). The folder appears
+    marked :data:`AHEAD_MARK` with the file's lock held, so a kernel that gets there first waits for the file.
+    Never raises in the thread: on any failure nothing is written and the kernel computes the cells itself.
+    :meth:`Ahead.close` removes the folder (call it when the run ends, whatever happened)."""
+    ahead = Ahead(Path(folder))
+    ahead._thread = threading.Thread(target=ahead._run, args=(str(warehouse), region, months, threads),
+                                     name="evalkit-cells-ahead", daemon=True)
+    ahead._thread.start()
+    return ahead

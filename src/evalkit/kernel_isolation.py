@@ -44,8 +44,10 @@ import tempfile
 import warnings
 from typing import Any
 
-#: environment variable: the kernel takes a snapshot after its pre-imports (set by evalkit.kernel_start.start(isolate=True))
-ENV = "EVALKIT_KERNEL_ISOLATE"
+from evalkit.kernel_start import ISOLATE_ENV
+
+#: environment variable: the kernel takes a snapshot after its pre-imports (set by kernel_start.start(isolate=True))
+ENV = ISOLATE_ENV
 #: what a worker sends to the kept kernel between two evaluations
 RESTORE_CODE = "__import__('evalkit.kernel_isolation', fromlist=['restore']).restore()"
 
@@ -86,7 +88,8 @@ def _blas_threads() -> list[int]:
 
 
 def snapshot() -> None:
-    """Record the kernel's state now (after start and pre-imports, before the first evaluation)."""
+    """Record the kernel's state now (after start and pre-imports, before the first evaluation; the launcher
+    calls it inside :func:`evalkit.kernel_start.collector_paused`, which freezes what exists at its end)."""
     global _BASE
     import matplotlib
     import matplotlib.pyplot  # noqa: F401 - the backend chosen now, as every evaluation's charts would
@@ -106,9 +109,9 @@ def snapshot() -> None:
         "printoptions": np.get_printoptions(), "seterr": np.geterr(),
         "pandas": _pandas_options(), "blas": _blas_threads(),
     }
-    # the objects of the start and the imports are kept for good: collections (IPython's reset runs one) skip
-    # them — a full collection over evalkit's imports takes 0.5–1.6 s, over what an evaluation left ~0.1 s
-    gc.freeze()
+    # no gc.freeze() here: the launcher takes the snapshot with the collector paused and freezes everything
+    # made so far right after it (kernel_start.collector_paused), so collections (IPython's reset runs one)
+    # skip the start's and the imports' objects (a full collection over them takes 0.5–1.6 s)
 
 
 #: evalkit's module-level state beside its functools caches: (module, attribute, value put back)

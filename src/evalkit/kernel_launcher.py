@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import io
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+
+from evalkit.kernel_start import ISOLATE_ENV, KERNEL_DIR_ENV, PREIMPORT_ENV, collector_paused
 
 
 def _patch_iopub_pipe() -> None:
@@ -41,7 +42,7 @@ def _patch_iopub_pipe() -> None:
     needed = ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")
     if not all(hasattr(cls, name) for name in needed) or not hasattr(iostream, "ZMQStream"):
         return
-    given = os.environ.get("EVALKIT_KERNEL_DIR")  # the run's private folder, removed by the runner
+    given = os.environ.get(KERNEL_DIR_ENV)  # the run's private folder, removed by the runner
     if given and os.path.isdir(given):
         folder = given
     else:
@@ -74,10 +75,6 @@ def _patch_iopub_pipe() -> None:
     cls._setup_pipe_out = _setup_pipe_out
 
 
-#: environment variable: modules the kernel imports before it serves requests (comma-separated)
-PREIMPORT_ENV = "EVALKIT_KERNEL_PREIMPORT"
-#: environment variable: ``1`` = the kernel will be kept for several evaluations (:mod:`evalkit.kernel_isolation`)
-ISOLATE_ENV = "EVALKIT_KERNEL_ISOLATE"
 
 
 def preimport(names: str) -> list[str]:
@@ -142,30 +139,6 @@ def without_debugpy() -> Iterator[None]:
             del sys.modules["debugpy"]
 
 
-def collector_paused() -> contextlib.AbstractContextManager[None]:
-    """Inside: no garbage collection. At the end everything allocated so far is frozen (``gc.freeze``: out of
-    the collector's way for the kernel's life) and collection resumes as it was.
-
-    A kernel's start and pre-imports allocate ~210k objects that live as long as the kernel; while they are
-    made the collector runs ~190 times, twice over all of them (0.1-0.2 s CPU of the ~0.8 s pre-import,
-    which is on `evalkit run`'s critical path). The cyclic garbage the imports leave (~60k small objects,
-    under 1 MiB) is frozen with them instead of collected (a collection costs 0.1 s)."""
-    @contextlib.contextmanager
-    def paused():
-        was = gc.isenabled()
-        gc.disable()
-        try:
-            yield
-        finally:
-            # the pre-imported modules' objects live as long as the kernel: out of the collector's way, a
-            # full collection in the cells takes ~0.015 s instead of ~0.1 s (s22-brief's measurement)
-            gc.freeze()
-            if was:
-                gc.enable()
-
-    return paused()
-
-
 def main() -> None:
     if sys.path and sys.path[0] == "":  # as ipykernel_launcher: not the working directory's modules
         del sys.path[0]
@@ -174,7 +147,8 @@ def main() -> None:
     if not modules and not isolate:  # the plain kernel (the floor of benchmarks/bench_evaluation.py)
         _start_kernel(None, isolate)
         return
-    with collector_paused():  # the kernel's start and pre-imports, up to app.start()
+    # the kernel's start and pre-imports, up to app.start(): their objects live as long as the kernel (frozen)
+    with collector_paused():
         app = _start_kernel(modules, isolate)
     app.start()
 

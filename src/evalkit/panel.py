@@ -312,7 +312,11 @@ def cached_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
             and (hit[3] is None or (columns is not None and set(columns) <= set(hit[3])))):
         return hit[0]
     name = hit[0] if hit is not None else f"ek_panel_cells_{len(scope)}"
-    sql, named = bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0, p1, region)
+    shared = shared_cells(con, region, p0, p1, inc_cov, dis_cov, write=False)
+    if shared is not None:  # the same cells, computed ahead of this kernel by the runner (cells_cache)
+        sql, named = f"SELECT * FROM {shared[0]}", shared[1]
+    else:
+        sql, named = bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0, p1, region)
     if columns is not None:
         sql = f"SELECT {', '.join(STATION_ATTRS)}, period, {', '.join(columns)} FROM ({sql}) c"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", named)

@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from evalkit.kernel_start import PROGRESS_ENV
+
 #: environment variable holding the status file's path (set by the parent for the kernel)
-ENV = "EVALKIT_PROGRESS_FILE"
+ENV = PROGRESS_ENV
 #: step reported when ``evaluate()`` has returned (the notebook goes on with tables and charts)
 DONE = "done"
 

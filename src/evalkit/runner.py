@@ -280,40 +280,74 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
     evaluation succeeds (its state is restored before the next) and replaced if it fails."""
     step = on_step or (lambda _s: None)
     step("preflight")
-    if keeper is not None:
-        return _run_kept(params, outputs, keeper, pdf=pdf, brief=brief, on_step=on_step)
-    # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile
-    kernel = kernel_start.take(params.notebook)
+    # the kernel starts (or was started by `evalkit run`) before the preflight: it imports evalkit meanwhile; a
+    # batch worker's kept kernel (with its manager, None until a notebook ran in it) is ready already
+    kernel, km = keeper.take(params.notebook) if keeper is not None else (kernel_start.take(params.notebook), None)
+    checked = False
     try:
         params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
         preflight(params)
+        checked = True
         # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
         # holds a browser session: `evalkit run` of several files, batch workers)
         with contextlib.nullcontext() if in_browser_session() else browser_session():
             if brief and pdf:
                 prestart_browser()
             return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step,
-                            next_notebook=next_notebook)
-    finally:
-        kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
-
-
-def _run_kept(params: EvaluationParams, outputs: str | Path, keeper: KeptKernel, *, pdf: bool, brief: bool,
-              on_step: progress.Callback | None) -> RunOutputs:
-    """:func:`run_params` on the keeper's kernel: kept once the notebook has run (it restores its state while the
-    brief exports), discarded after any failure, the brief's included (a failed preflight ran nothing in it:
-    kept)."""
-    kernel, km = keeper.take(params.notebook)
-    params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
-    preflight(params)
-    try:
-        with contextlib.nullcontext() if in_browser_session() else browser_session():
-            if brief and pdf:
-                prestart_browser()
-            return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step, keeper=keeper, km=km)
+                            next_notebook=next_notebook, keeper=keeper, km=km)
     except BaseException:
-        keeper.discard()
+        if keeper is not None and checked:  # a failed preflight ran nothing in the kept kernel: kept
+            keeper.discard()
         raise
+    finally:
+        if keeper is None:
+            kernel.close()  # killed if still running (failed preflight, Ctrl-C), its folder removed
+
+
+#: ``0``: the runner's process does not compute the panel's cells ahead of the kernel (:func:`cells_ahead`)
+CELLS_AHEAD_ENV = "EVALKIT_CELLS_AHEAD"
+
+
+def cells_ahead(params: EvaluationParams, kernel: kernel_start.StartedKernel):  # noqa: ANN201 - cells_cache.Ahead
+    """While ``kernel`` imports, compute the station-month cells its evaluation's panel reads
+    (:func:`evalkit.cells_cache.start_ahead`, in a thread of this process, which would only wait meanwhile), so
+    the kernel's ``build_panel`` (or, with index outcomes reading the panel's counts, the panel cache of
+    :func:`evalkit.index.outcome.panel_with_index`, over the index's span) reads them instead of aggregating the
+    records on the critical path. Only for the notebooks that build the params' panel from the warehouse (no
+    ``panel_file``); ``None`` otherwise, or when :data:`CELLS_AHEAD_ENV` is ``0``. The panel is the same bit for
+    bit (Parquet keeps DuckDB's values, ``tests/test_cells_cache.py``)."""
+    if (os.environ.get(CELLS_AHEAD_ENV, "1") == "0" or kernel.cells is None
+            or params.notebook not in ("evaluate_reform", "pilot_station") or params.panel_file):
+        return None
+    from evalkit.cells_cache import start_ahead
+    from evalkit.panel import PanelSpec
+
+    spec = PanelSpec("", params.window.start, params.window.end)
+    window = (spec.first_period, spec.last_period)
+
+    def months(con) -> tuple[int, int]:  # noqa: ANN001 - the months evaluate() reads the cells of
+        from evalkit.index.outcome import cells_span
+
+        return cells_span(con, params) or window
+
+    return start_ahead(kernel.cells, params.warehouse, params.region.as_filter(), months,
+                       threads=_ahead_threads(params.warehouse))
+
+
+#: warehouse files from this size (bytes) get all cores for the cells ahead (:func:`_ahead_threads`)
+AHEAD_ALL_CORES_BYTES = 256 * 2**20
+
+
+def _ahead_threads(warehouse: str) -> int:
+    """DuckDB threads for the cells ahead: one while the kernel imports on the other core (small world, 44 MB:
+    0.35 s of CPU, done long before the kernel is ready); all cores for a large warehouse, whose cells take
+    longer than the kernel's start (medium world, 480 MB: 3–5 s of CPU, which the kernel would otherwise
+    compute on both cores once ready)."""
+    try:
+        size = os.path.getsize(warehouse)
+    except OSError:
+        return 1
+    return max(1, os.cpu_count() or 1) if size >= AHEAD_ALL_CORES_BYTES else 1
 
 
 def _kernel_manager(kernel: kernel_start.StartedKernel, config):
@@ -365,12 +399,17 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     injected = params.notebook_parameters() | {"results_path": str(results.resolve())}
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".executed-", suffix=".ipynb")
     os.close(fd)
-    # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile)
-    warm = threading.Thread(target=warm_html, name="evalkit-warm-html", daemon=True) if brief else None
-    if warm is not None:
-        warm.start()
+    # the panel's cells computed meanwhile, now that this process's own imports are done: from here on it
+    # mostly waits for the kernel (a kept kernel is ready: it has no start to overlap)
+    ahead = cells_ahead(params, kernel) if keeper is None else None
     shutdown = os.environ.get(SHUTDOWN_ENV, "immediate")
     try:
+        # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile),
+        # after the cells ahead: the kernel needs those first, the brief seconds later
+        warm = threading.Thread(target=_warm_after, args=(ahead,), name="evalkit-warm-html",
+                                daemon=True) if brief else None
+        if warm is not None:
+            warm.start()
         status = Path(kernel.progress_file)
         step("start_kernel")
         poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
@@ -394,6 +433,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     request_save_on_cell_execute=False,
                 )
         finally:
+            if ahead is not None:  # stopped if still computing, removed (Ctrl-C too; also in the kernel's folder)
+                ahead.close()
             if keeper is None:
                 _shutdown(km, shutdown)
     except pm.PapermillExecutionError as exc:
@@ -403,6 +444,8 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
+        if ahead is not None:  # a failure before the notebook ran
+            ahead.close()
         Path(tmp).unlink(missing_ok=True)
         raise
     if keeper is not None:  # the kept kernel restores its state while this brief exports
@@ -418,6 +461,13 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         warm.join()
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
+
+
+def _warm_after(ahead) -> None:  # noqa: ANN001 - cells_cache.Ahead or None
+    """:func:`evalkit.export.warm_html` once the cells ahead are written (or given up)."""
+    if ahead is not None:
+        ahead.wait()
+    warm_html()
 
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,

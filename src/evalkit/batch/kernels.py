@@ -67,18 +67,21 @@ class KeptKernel:
                 self.uses += 1
                 return k, self.km
             self.discard()
-        self.kernel = kernel_start.start(notebook, output_to_file=True, isolate=True)
-        self.km, self._env, self.uses = None, dict(os.environ), 1
-        self.started += 1
-        return self.kernel, None
+        return self._start(notebook, uses=1), None
 
     def start_ahead(self, notebook: str) -> None:
         """Start the kernel now, before this process has an evaluation (a batch's workers, while the batch
         fingerprints its warehouses): the first :meth:`take` then finds it started, as if it had kept it."""
         if self.kernel is None:
-            self.kernel = kernel_start.start(notebook, output_to_file=True, isolate=True)
-            self.km, self._env, self.uses = None, dict(os.environ), 0
-            self.started += 1
+            self._start(notebook, uses=0)
+
+    def _start(self, notebook: str, *, uses: int) -> kernel_start.StartedKernel:
+        """Start a new kernel for ``notebook`` as the kept one (it records its state for the restores; its
+        output goes to a file shown in the log of the evaluation running when it closes or is kept)."""
+        self.kernel = kernel_start.start(notebook, output_to_file=True, isolate=True)
+        self.km, self._env, self.uses = None, dict(os.environ), uses
+        self.started += 1
+        return self.kernel
 
     def keep(self) -> None:
         """The evaluation succeeded: stop its clients' channels, keep the kernel and send it the restore now

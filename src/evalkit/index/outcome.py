@@ -133,12 +133,28 @@ def panel_with_index(con: duckdb.DuckDBPyConnection, params) -> pd.DataFrame:
     region = params.region.as_filter()
     defn = load_for_params(params.index_definition) if any(is_index_name(o) for o in params.outcomes) else None
     span = None if defn is None else score_span(con, defn, params.window.start, params.window.end)
-    with panel_cache(con) if defn is not None and "panel" in defn.tables() else nullcontext():
-        if span is not None:  # every cell of the index's span (index_scores'), containing the window's
-            cached_cells(con, region, *span, *(coverage_source(con, t) for t in ("incidents", "disputes")))
+    shared = _shared_span(defn, span)
+    with panel_cache(con) if shared is not None else nullcontext():
+        if shared is not None:  # every cell of the index's span (index_scores'), containing the window's
+            cached_cells(con, region, *shared, *(coverage_source(con, t) for t in ("incidents", "disputes")))
         panel = build_panel(con, params.reform, start=params.window.start, end=params.window.end, region=region,
                             exclude_reforms=params.exclude_reforms)
         return add_index_outcomes(con, panel, params, defn=defn, span=span)
+
+
+def _shared_span(defn: IndexDefinition | None, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``span`` when the index reads the panel's own counts (the panel and the index then share its cells)."""
+    return span if defn is not None and "panel" in defn.tables() else None
+
+
+def cells_span(con: duckdb.DuckDBPyConnection, params) -> tuple[int, int] | None:
+    """The months (first, last period) of the station-month cells :func:`panel_with_index` computes once for
+    the panel and the index: the index's :func:`score_span`, when an index outcome reads the panel's counts;
+    ``None`` otherwise (the panel then reads the window's cells only)."""
+    if not any(is_index_name(o) for o in params.outcomes):
+        return None
+    defn = load_for_params(params.index_definition)
+    return score_span(con, defn, params.window.start, params.window.end) if "panel" in defn.tables() else None
 
 
 def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, params,
@@ -160,5 +176,5 @@ def add_index_outcomes(con: duckdb.DuckDBPyConnection, panel: pd.DataFrame, para
     return out
 
 
-__all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "index_outcomes", "index_scores",
-           "is_index_name", "panel_with_index", "resolve", "score_span"]
+__all__ = ["DEFAULT_DEFINITION", "INDEX_COLUMN", "add_index_outcomes", "cells_span", "index_outcomes",
+           "index_scores", "is_index_name", "panel_with_index", "resolve", "score_span"]
