@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import duckdb
@@ -162,6 +163,10 @@ def test_cells_computed_ahead_give_the_same_panel_and_the_kernel_only_reads_them
     spec = PanelSpec("", *window)
     ahead = cells_cache.start_ahead(folder, demo_warehouse, region or {}, (spec.first_period, spec.last_period))
     monkeypatch.setenv(CACHE_ENV, str(folder))
+    # in a run the kernel needs a second to start; here the folder may not be there yet on a busy host (a
+    # kernel arriving first computes its own cells, checked elsewhere): wait until the thread shows it
+    while not folder.exists() and ahead._thread.is_alive():
+        time.sleep(0.005)
     copies: list[str] = []
     got = build_panel(_copies(con, copies), reform, start=window[0], end=window[1], region=region,
                       exclude_reforms=exclude)  # waits for the file if the thread still writes it
