@@ -117,6 +117,11 @@ def start(owner: Any, charts: Sequence[tuple[Hashable, Callable[[], Any]]], dpi:
     keys = [k for k, _ in charts]
     if len(keys) < 2 or not _enabled():  # one chart: nothing to draw beside the parent
         return False
+    try:
+        weakref.ref(owner)
+        vars(owner)
+    except TypeError:  # the handle could not be kept on it (nor its child reaped with it)
+        return False
     shared = mmap.mmap(-1, 2 * _CLAIM.size)
     _CLAIM.pack_into(shared, 0, -1)
     _CLAIM.pack_into(shared, _CLAIM.size, len(keys))
@@ -159,7 +164,7 @@ def _child(charts: Sequence[tuple[Hashable, Callable[[], Any]]], w: int, shared:
     os.dup2(null, 2)
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the kernel's streams are the parent's
     warnings.simplefilter("ignore")
-    with os.fdopen(w, "wb", buffering=0) as out:
+    with os.fdopen(w, "wb") as out:
         for i in range(len(charts) - 1, -1, -1):
             _CLAIM.pack_into(shared, _CLAIM.size, i)
             if _CLAIM.unpack_from(shared, 0)[0] >= i:  # the parent has reached this chart: the rest is its own
@@ -174,12 +179,13 @@ def _child(charts: Sequence[tuple[Hashable, Callable[[], Any]]], w: int, shared:
             except Exception:  # noqa: BLE001, S110 - the parent draws it and meets the error itself
                 data = None
             out.write(_HEAD.pack(i, -1 if data is None else len(data)) + (data or b""))
+            out.flush()
 
 
 def png(owner: Any, key: Hashable, build: Callable[[], Any], dpi: int = 130) -> bytes | None:
     """The PNG bytes of chart ``key``: the child's (:func:`start`) when it drew it, else ``build()`` drawn
     here (``None`` when the builder returns ``None``: no chart). The figure drawn here is closed."""
-    handle: Ahead | None = owner.__dict__.get(_ATTR)
+    handle: Ahead | None = getattr(owner, "__dict__", {}).get(_ATTR)
     if handle is not None and key in handle.keys:
         i = handle.keys.index(key)
         handle.claim(i)
@@ -202,7 +208,7 @@ def png(owner: Any, key: Hashable, build: Callable[[], Any], dpi: int = 130) -> 
 
 def finish(owner: Any) -> None:
     """Stop and reap the child of ``owner``, if any (its charts not yet taken are drawn here when asked)."""
-    handle = owner.__dict__.pop(_ATTR, None)
+    handle = getattr(owner, "__dict__", {}).pop(_ATTR, None)
     if handle is not None:
         handle.finish()
 
