@@ -118,3 +118,39 @@ def test_a_handle_never_asked_is_reaped(run_by_evalkit) -> None:
     ahead.finish(owner)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.slow
+def test_the_brief_shows_the_charts_ahead_in_brief_charts_order_and_the_same_bytes(demo_warehouse, monkeypatch):
+    """On a real evaluation: the show_* functions ask for exactly :func:`evalkit.report.brief_charts`'s
+    keys, in that order, and a brief drawn with the child shows the bytes of one drawn without it."""
+    import evalkit
+    from evalkit import report
+    from evalkit.params import validate_params
+
+    ev = evalkit.evaluate(validate_params({
+        "evaluation_id": "ahead", "reform": "一村一辅警", "outcomes": ["disputes_opened"], "region": {"area_type": "rural"},
+        "inference": ["randomization"], "ri_draws": 49, "sensitivity": True, "dose": {"degree": 1, "small_cohorts": "skip"},
+        "warehouse": str(demo_warehouse), "lang": "zh"}))
+    asked: list = []
+    real_png, real_start, started = ahead.png, ahead.start, []
+    monkeypatch.setattr(ahead, "start", lambda owner, charts, dpi=130: started.append(real_start(owner, charts, dpi)))
+    monkeypatch.setattr(ahead, "png", lambda owner, key, build, dpi=130: asked.append(key) or real_png(owner, key, build, dpi))
+
+    def brief(env: dict[str, str]) -> list[bytes]:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        shown: list[bytes] = []
+        monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(getattr(obj, "data", None)))
+        asked.clear()
+        report.show_brief(ev)
+        return [x for x in shown if isinstance(x, bytes)]
+
+    serial = brief({"EVALKIT_STEP_AHEAD": "0"})
+    keys = [k for k, _ in report.brief_charts(ev)]
+    assert [k[0] for k in keys] == ["event_study", "trends", "sensitivity", "randomization", "analysis"]
+    assert asked == keys
+    forked = brief({"EVALKIT_PROGRESS_FILE": "/nonexistent/progress.json", "EVALKIT_STEP_AHEAD": "1"})
+    assert started == [False, True]  # serial, then with the child
+    assert ahead._ATTR not in ev.__dict__  # the child was used to the last chart and reaped
+    assert forked == serial and len(serial) == len(keys)
