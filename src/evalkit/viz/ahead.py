@@ -136,7 +136,9 @@ def start(owner: Any, charts: Sequence[tuple[Hashable, Callable[[], Any]]], dpi:
     except (OSError, AttributeError, ImportError):
         pass
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process (the kernel's
+            warnings.simplefilter("ignore", DeprecationWarning)  # I/O threads): the child touches none of them
+            pid = os.fork()
     except OSError:
         os.close(r)
         os.close(w)
