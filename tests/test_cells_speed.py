@@ -64,6 +64,30 @@ def test_png_bytes_has_matplotlibs_pixels(two_panels: bool, dpi: int) -> None:
     assert img.info["dpi"] == pytest.approx(Image.open(io.BytesIO(theirs)).info["dpi"])
 
 
+@pytest.mark.parametrize("layout", ["tight_layout", "none"])
+def test_png_bytes_crops_as_matplotlib_around_text_outside_the_axes(layout: str) -> None:
+    """The crop box is measured without savefig's own layout pass (one pass fewer): the same box with
+    a legend and texts outside the axes, rotated tick labels, a suptitle; with and without tight_layout
+    (a figure with another layout engine takes savefig's own path)."""
+    use_cjk_font()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(np.arange(2019, 2026), np.arange(7) ** 1.5, label="处理组均值（每所每月）")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.set_xticks(np.arange(2019, 2026), [f"{y}-01" for y in range(2019, 2026)], rotation=45)
+    fig.suptitle("事件研究 — 打架斗殴警情")
+    fig.text(0.01, -0.05, "注：相对幅度以改革前月均值为基数")
+    if layout == "tight_layout":
+        fig.tight_layout()
+    try:
+        ours, theirs = png_bytes(fig), _matplotlib_png(fig)
+        assert (fig.get_layout_engine() is None) == (layout == "none")  # left as it was
+    finally:
+        plt.close(fig)
+    a, b = _pixels(ours), _pixels(theirs)
+    assert a.shape == b.shape
+    assert np.array_equal(a, b)
+
+
 def test_png_bytes_keeps_transparency() -> None:
     fig = _chart(transparent=True)
     try:

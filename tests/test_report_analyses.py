@@ -266,7 +266,7 @@ def test_failed_section_shows_the_reason_and_absent_kinds_add_nothing(world, mon
     assert ra.chart(zh, "spillover") is None
     shown: list[str] = []
     monkeypatch.setattr(ra, "_html", shown.append)
-    monkeypatch.setattr("evalkit.viz.style.show", lambda fig: shown.append("<chart>"))
+    monkeypatch.setattr("evalkit.viz.style.show_png", lambda png: shown.append("<chart>") if png else None)
     ra.show_analyses(zh)
     text = "".join(shown)
     assert shown.count("<chart>") == 1  # the dose chart; the failed spillover has none
@@ -336,7 +336,7 @@ def test_real_evaluation_page1_results_text_and_sections(world, monkeypatch):
     shown: list[str] = []
     monkeypatch.setattr(report, "_html", shown.append)
     monkeypatch.setattr(ra, "_html", shown.append)
-    monkeypatch.setattr("evalkit.viz.style.show", lambda fig: shown.append("<chart>"))
+    monkeypatch.setattr("evalkit.viz.style.show_png", lambda png: shown.append("<chart>") if png else None)
     report.show_headline(ev)
     page1 = "".join(shown)
     sents = ba.analysis_sentences(ev)

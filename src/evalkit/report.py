@@ -46,11 +46,12 @@ from evalkit.evaluation import Evaluation
 from evalkit.i18n import estimator_label, fmt_num, fmt_p, fmt_pct, outcome_label, outcome_unit, t
 from evalkit.inference._refit import clip_text
 from evalkit.registry import NEVER_TREATED, period_start
-from evalkit.report_analyses import page1_html, show_analyses
+from evalkit.report_analyses import analysis_charts, page1_html, show_analyses
+from evalkit.viz import ahead
 from evalkit.viz.event_study import event_study_plot
 from evalkit.viz.placebo import plot_placebo
 from evalkit.viz.sensitivity import plot_sensitivity
-from evalkit.viz.style import month_axis, plt, show, tight_layout, use_cjk_font
+from evalkit.viz.style import month_axis, plt, show_png, tight_layout, use_cjk_font
 from evalkit.viz.synthetic import plot_synthetic
 from evalkit.viz.trends import trends_plot
 
@@ -84,6 +85,21 @@ def show_header(ev: Evaluation) -> None:
               if ev.facts.synthetic else "")
     _html(f'<div class="ek-title"><h1>{html.escape(title)}</h1>'
           f'<div class="ek-sub">{t("eval_id", lang)}: {html.escape(ev.params.evaluation_id)}</div></div>{notice}')
+    ahead.start(ev, brief_charts(ev))  # under `evalkit run`, on a free core: the charts drawn beside the other cells
+
+
+def brief_charts(ev: Evaluation) -> list[tuple[tuple[str, ...], Any]]:
+    """The brief's charts in the order its notebook shows them: (key, builder of the figure or ``None``),
+    for :func:`evalkit.viz.ahead.start` (the builders are the ones the ``show_*`` functions use)."""
+    o = ev.primary_outcome
+    if ev.params.design == "single_station":  # notebooks/pilot_station.ipynb
+        return [(("synthetic", o), lambda: _synthetic_chart(ev, o)), (("trends", o), lambda: _trends_chart(ev, o))]
+    charts = [(("event_study", o), lambda: _event_study_chart(ev, o)), (("trends", o), lambda: _trends_chart(ev, o))]
+    if ev.params.sensitivity and ev.params.design == "staggered" and ev.sensitivity is not None:
+        charts.append((("sensitivity",), lambda: _sensitivity_chart(ev)))
+    if "randomization" in ev.params.inference:
+        charts.append((("randomization", o), lambda: _placebo_chart(ev, o)))
+    return charts + analysis_charts(ev)
 
 
 def _outcome_lines_html(ev: Evaluation) -> str:
@@ -167,29 +183,41 @@ def show_sensitivity(ev: Evaluation) -> None:
         _not_available("sensitivity_what", ev.sensitivity_error, lang)
         return
     try:
-
-        scale = 100.0 if ev.is_share(s.outcome) else 1.0
         steps = sensitivity_steps(getattr(s, "bin_months", 1), lang)
         src = t(f"sens_source_{s.source}", lang, **steps)
         _html(f'<h2>{t("sensitivity_h", lang)} — {html.escape(outcome_label(s.outcome, lang))}</h2>'
               f'<p>{html.escape(t("sensitivity_intro", lang, n=s.months, source=src, **steps))}</p>')
 
-        def scaled(df: pd.DataFrame) -> pd.DataFrame:
-            return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
-
-        panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.months)]
-                  if s.rm is not None and not s.rm.empty else [])
-        panels.append((s.sd, s.original, "sens_chart_sd", s.months))
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-        for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
-            o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
-            plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n), bin_months=s.bin_months)
-        tight_layout(fig)
-        show(fig)
+        show_png(ahead.png(ev, ("sensitivity",), lambda: _sensitivity_chart(ev)))
         notes = sensitivity_sentences(ev)
         _html("".join(f"<p>{html.escape(n)}</p>" for n in notes))
     except Exception as exc:  # noqa: BLE001 - the brief says what is missing, the notebook goes on
         _not_available("sensitivity_what", clip_text(f"{type(exc).__name__}: {exc}"), lang)  # generic words
+
+
+def _sensitivity_chart(ev: Evaluation):
+    """The sensitivity figure: relative-magnitude and smoothness bounds side by side (or smoothness alone)."""
+    lang, s = ev.lang, ev.sensitivity
+    scale = 100.0 if ev.is_share(s.outcome) else 1.0
+
+    def scaled(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(lb=df["lb"] * scale, ub=df["ub"] * scale)
+
+    panels = ([(s.rm, s.original_rm, "sens_chart_rm", s.months)]
+              if s.rm is not None and not s.rm.empty else [])
+    panels.append((s.sd, s.original, "sens_chart_sd", s.months))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (df, orig, title, n) in zip(axes[0], panels, strict=True):
+        o = None if orig is None else {"lb": orig["lb"] * scale, "ub": orig["ub"] * scale}
+        plot_sensitivity(scaled(df), o, ax=ax, lang=lang, title=t(title, lang, n=n), bin_months=s.bin_months)
+    tight_layout(fig)
+    return fig
+
+
+def _placebo_chart(ev: Evaluation, outcome: str):
+    """The randomization-inference placebo distribution of ``outcome`` (``None``: not run)."""
+    r = ev.robustness.get(outcome, {}).get("ri")
+    return None if r is None else plot_placebo(r, lang=ev.lang)
 
 
 def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
@@ -208,7 +236,7 @@ def show_randomization(ev: Evaluation, outcome: str | None = None) -> None:
     p = float(r.overall["p_value"])
     _html(f'<h2>{t("ri_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>'
           f'<p>{html.escape(t("ri_text", lang, draws=r.meta.get("draws_ok", r.meta.get("draws")), p=fmt_p(p), share=fmt_pct(100 * (1 - p), lang, 1), estimator=tested))}</p>')
-    show(plot_placebo(r, lang=lang))
+    show_png(ahead.png(ev, ("randomization", outcome), lambda: _placebo_chart(ev, outcome)))
 
 
 def show_multiple(ev: Evaluation) -> None:
@@ -227,49 +255,72 @@ def show_multiple(ev: Evaluation) -> None:
           + f'<p class="ek-note">{html.escape(note)}</p>' + extra)
 
 
+def _event_study_chart(ev: Evaluation, outcome: str, found: tuple[str, pd.DataFrame] | None = None):
+    """The event-study axes of ``outcome`` (``found``: ``ev.event_study(outcome)`` if read already);
+    ``None`` without event-time rows."""
+    lang = ev.lang
+    name, events = found or ev.event_study(outcome)
+    if events.empty:
+        return None
+    unit = outcome_unit(outcome, lang)
+    return event_study_plot(events, title=estimator_label(name, lang), xlabel=t("months_since", lang),
+                            ylabel=t("effect_axis", lang, unit=unit or "—"), scale=100.0 if ev.is_share(outcome) else 1.0)
+
+
 def show_event_study(ev: Evaluation, outcome: str | None = None) -> None:
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
-    name, events = ev.event_study(outcome)
-    if events.empty:
+    found = ev.event_study(outcome)
+    if found[1].empty:
         return
-    share = ev.is_share(outcome)
-    unit = outcome_unit(outcome, lang)
     _html(f'<h2>{t("event_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
-    ax = event_study_plot(events, title=estimator_label(name, lang), xlabel=t("months_since", lang),
-                          ylabel=t("effect_axis", lang, unit=unit or "—"), scale=100.0 if share else 1.0)
-    show(ax)
+    show_png(ahead.png(ev, ("event_study", outcome), lambda: _event_study_chart(ev, outcome, found)))
 
 
 def show_synthetic(ev: Evaluation, outcome: str | None = None) -> None:
     """Single-station pilot: the treated station against its synthetic counterpart."""
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
-    done = ev.results.get(outcome, {})
-    r = next((done[n] for n in names(role="single_station") if n in done), None)
-    if r is None:
+    if _synthetic_result(ev, outcome) is None:
         return
     _html(f'<h2>{t("synthetic_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    show_png(ahead.png(ev, ("synthetic", outcome), lambda: _synthetic_chart(ev, outcome)))
+
+
+def _synthetic_result(ev: Evaluation, outcome: str):
+    done = ev.results.get(outcome, {})
+    return next((done[n] for n in names(role="single_station") if n in done), None)
+
+
+def _synthetic_chart(ev: Evaluation, outcome: str):
+    """The single-station trajectory against its synthetic counterpart (``None``: no such result)."""
+    lang, r = ev.lang, _synthetic_result(ev, outcome)
+    if r is None:
+        return None
     labels = {"treated": t("pilot_station", lang), "x": t("month_axis", lang)}
     ax = plot_synthetic(r, lang=lang, title=estimator_label(r.estimator, lang), labels=labels)
     month_axis(ax)  # the trajectory's time is the period index: shown as YYYY-MM
-    show(ax)
+    return ax
 
 
 def show_trends(ev: Evaluation, outcome: str | None = None) -> None:
     lang = ev.lang
     outcome = outcome or ev.primary_outcome
+    _html(f'<h2>{t("trends_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
+    show_png(ahead.png(ev, ("trends", outcome), lambda: _trends_chart(ev, outcome)))
+
+
+def _trends_chart(ev: Evaluation, outcome: str):
+    """Treated and comparison stations' mean of ``outcome`` by month, adoption span shaded."""
+    lang = ev.lang
     tr = ev.trends(outcome)
     cohorts = sorted(set(ev.panel.loc[ev.panel["first_treat"] != NEVER_TREATED, "first_treat"]))
     adoption = (period_start(cohorts[0]), period_start(cohorts[-1])) if cohorts else None
-    share = ev.is_share(outcome)
     unit = outcome_unit(outcome, lang)
-    _html(f'<h2>{t("trends_h", lang)} — {html.escape(outcome_label(outcome, lang))}</h2>')
-    ax = trends_plot(tr, labels=(t("treated_group", lang), t("control_group", lang)), adoption=adoption,
-                     adoption_label=t("adoption", lang), xlabel=t("month_axis", lang),
-                     ylabel=f"{outcome_label(outcome, lang)}{' (' + unit + ')' if unit else ''}",
-                     scale=100.0 if share else 1.0)
-    show(ax)
+    return trends_plot(tr, labels=(t("treated_group", lang), t("control_group", lang)), adoption=adoption,
+                       adoption_label=t("adoption", lang), xlabel=t("month_axis", lang),
+                       ylabel=f"{outcome_label(outcome, lang)}{' (' + unit + ')' if unit else ''}",
+                       scale=100.0 if ev.is_share(outcome) else 1.0)
 
 
 def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:

@@ -112,16 +112,15 @@ def show_analysis(ev: Any, kind: str) -> None:
     secs = sections(ev, kind)
     if not secs:
         return
-    from evalkit.viz.style import show
+    from evalkit.viz import ahead
+    from evalkit.viz.style import show_png
 
     lang = ev.lang
     out, _ = primary(ev, kind)
     parts = [f'<h2>{_esc(at(f"h_{kind}", lang))} — {_esc(outcome_label(out, lang))}</h2>',
              f"<p>{_esc(analysis_sentence(ev, kind))}</p>"]
     _html("".join(parts))
-    fig = chart(ev, kind)
-    if fig is not None:
-        show(fig)
+    show_png(ahead.png(ev, ("analysis", kind), lambda: chart(ev, kind)))
     table = analysis_table(ev, kind)
     tail = ""
     if not table.empty:
@@ -133,10 +132,15 @@ def show_analysis(ev: Any, kind: str) -> None:
     _html(tail)
 
 
+def analysis_charts(ev: Any) -> list[tuple[tuple[str, str], Any]]:
+    """(key, builder) of each kind's chart, in :func:`show_analyses` order (:func:`evalkit.viz.ahead.start`)."""
+    return [(("analysis", kind), lambda kind=kind: chart(ev, kind)) for kind in KINDS if sections(ev, kind)]
+
+
 def show_analyses(ev: Any) -> None:
     """Every further analysis asked for, in :data:`~evalkit.analyses.KINDS` order (nothing when none)."""
     for kind in KINDS:
         show_analysis(ev, kind)
 
 
-__all__ = ["chart", "page1_html", "show_analyses", "show_analysis"]
+__all__ = ["analysis_charts", "chart", "page1_html", "show_analyses", "show_analysis"]

@@ -11,6 +11,7 @@ matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("modul
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.layout_engine import PlaceHolderLayoutEngine  # noqa: E402
 
 CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei")
 TREATED_COLOR, CONTROL_COLOR, BAND_COLOR = "#c0392b", "#34495e", "#e8a39b"
@@ -86,14 +87,20 @@ def png_bytes(fig, dpi: int = 130) -> bytes:
 
     sizes: list[tuple[float, float]] = []  # the renderer of the last draw is the cropped one
     own = fig.canvas
-    SharedMetricsCanvas(fig)  # the two saving passes (and other charts) share text metrics
+    engine = fig.get_layout_engine()
+    SharedMetricsCanvas(fig)  # the layout and saving passes (and other charts) share text metrics
     cid = fig.canvas.mpl_connect("draw_event", lambda e: sizes.append(e.renderer.get_canvas_width_height()))
     raw = io.BytesIO()
     try:
-        fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches="tight")
+        bbox = _tight_bbox(fig, dpi) if isinstance(engine, (PlaceHolderLayoutEngine, type(None))) else "tight"
+        if bbox != "tight":
+            fig.set_layout_engine(None)  # a no-op placeholder (left by tight_layout) would make savefig lay out again
+        fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=bbox)
     finally:
         fig.canvas.mpl_disconnect(cid)
         fig.set_canvas(own)
+        if fig.get_layout_engine() is not engine:
+            fig.set_layout_engine(engine)
     w, h = (int(round(x)) for x in sizes[-1]) if sizes else (0, 0)
     out = io.BytesIO()
     if w * h * 4 != raw.getbuffer().nbytes or w * h == 0:  # not an Agg raster: matplotlib's own PNG
@@ -106,17 +113,43 @@ def png_bytes(fig, dpi: int = 130) -> bytes:
     return out.getvalue()
 
 
+def _tight_bbox(fig, dpi: float):
+    """``savefig(bbox_inches="tight")``'s crop box (inches, padded by ``savefig.pad_inches``), measured on
+    ``fig``'s canvas at ``dpi`` as savefig measures it, without the full layout pass savefig runs first
+    (a draw with drawing disabled, then ``get_tightbbox`` lays every artist out again: the same
+    numbers, one pass fewer)."""
+    old = fig.dpi
+    fig.dpi = dpi
+    try:
+        renderer = fig.canvas.get_renderer()
+        bbox = fig.get_tightbbox(renderer)
+    finally:
+        fig.dpi = old
+    pad = matplotlib.rcParams["savefig.pad_inches"]
+    return bbox.padded(pad, pad)
+
+
 def show(obj, dpi: int = 130) -> None:
     """Display a figure (or the figure of an Axes) as a PNG in the notebook, whatever the backend.
 
     Rendering explicitly to PNG (:func:`png_bytes`) keeps charts in executed notebooks and briefs
     even when the kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
     """
-    from IPython.display import Image, display
-
-    fig = getattr(obj, "figure", obj)
-    if isinstance(fig, np.ndarray):  # an array of Axes
-        fig = fig.flat[0].figure
+    fig = figure_of(obj)
     data = png_bytes(fig, dpi)
     plt.close(fig)
-    display(Image(data=data, format="png"))
+    show_png(data)
+
+
+def figure_of(obj):
+    """The figure of a figure, an Axes or an array of Axes."""
+    fig = getattr(obj, "figure", obj)
+    return fig.flat[0].figure if isinstance(fig, np.ndarray) else fig
+
+
+def show_png(data: bytes | None) -> None:
+    """Display PNG bytes in the notebook as :func:`show` does (nothing for ``None``: no chart)."""
+    from IPython.display import Image, display
+
+    if data is not None:
+        display(Image(data=data, format="png"))
