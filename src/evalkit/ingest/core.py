@@ -29,7 +29,7 @@ from evalkit.ingest.loads import (
     next_load_id,
     remove_load,
 )
-from evalkit.ingest.privacy import id_number_sql
+from evalkit.ingest.privacy import fold_sql, id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
     clean_sql,
@@ -311,7 +311,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 
 
 # ------------------------------------------------------------------------------ one file
-def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool, tbl: str = "_ek_stage") -> int:
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool, tbl: str) -> int:
     """Rows naming a station not in the register (``tbl._u_station``; all rejected): above ``UNMATCHED_MAX``
     of the file's rows the ingest stops (the register or the mapping is wrong) unless accepted."""
     if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
@@ -455,16 +455,18 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
+    # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
+    con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
+                f"_raw_m IS DISTINCT FROM {fold_sql(raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
+                f"AS _raw_m FROM _ek_bad)")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
                         load_id)
-SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
-       {S.mask_sql(raw_json)}, {nowl}, {int(load_id)}
-FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
+SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], _detail, _raw_m, {nowl}, {int(load_id)}
+FROM _ek_q ORDER BY _row""").fetchall()[0][0]
     if qua:
         for reason, n, n_masked in con.execute(
-                f"SELECT {list_lit}[_chk], count(*), count(*) FILTER (WHERE {S.needs_mask_sql(raw_json)}) "
-                f"FROM _ek_bad GROUP BY 1").fetchall():
+                f"SELECT {list_lit}[_chk], count(*), count(*) FILTER (WHERE _masked) FROM _ek_q GROUP BY 1").fetchall():
             report.add_reasons({reason: n})
             masked += n_masked
     rows_other = 0  # accepted rows stored as category 'other' (unknown values and explicit 其他)

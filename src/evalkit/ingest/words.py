@@ -166,7 +166,7 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_kh", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
                  "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
