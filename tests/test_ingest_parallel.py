@@ -157,3 +157,10 @@ def test_bitmap_holds_every_candidate(n):
     hit, fp = con.execute(f"SELECT count(*) FILTER (WHERE rowid < {n} AND {test}), "
                           f"count(*) FILTER (WHERE rowid >= {n} AND {test}) FROM k").fetchall()[0]
     assert hit == n and fp < 20_000 * 0.05
+
+
+def test_parallel_pass_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_INGEST_PARALLEL", "0")
+    csv = _incidents(tmp_path / "incidents.csv", 2_000, lambda i: ("S001", "东湖派出所")[i % 2])
+    path, counts, _, _ = _run(tmp_path, "off", REGISTER, csv, 2, monkeypatch)
+    assert path == "serial" and counts[0] == 2_000

@@ -15,11 +15,12 @@ and DuckDB runs it in parallel as a *batch* insert, which writes the rows in fil
 stage's rowid then gives the file row. The plan is checked first (``EXPLAIN``): anything but a
 batch insert (one thread, ``preserve_insertion_order`` off, a large map whose lists would be
 copied for every 2,048-row chunk) takes the numbered serial pass instead — order is never
-assumed.
+assumed. ``EVALKIT_INGEST_PARALLEL=0`` always takes the serial pass.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -122,7 +123,9 @@ def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joi
     (duplicate candidate: key hash in ``cand``) and ``_raw`` (``raw_list``, on rejected and
     candidate rows only). Returns None when the stage has the file row number as column ``_row``
     (the serial pass), else the offset ``off`` that gives it as ``rowid - off`` (the parallel pass)."""
-    subs = map_lookups(con, joins)
+    # EVALKIT_INGEST_PARALLEL=0: always the serial pass (it costs less CPU; the parallel one less wall
+    # time when a core is free)
+    subs = map_lookups(con, joins) if os.environ.get("EVALKIT_INGEST_PARALLEL", "1") != "0" else None
     bitmap = bitmap_sql(cand, keycols) if subs is not None else None
     body = ("SELECT {cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL OR _cand THEN {raw} END AS _raw FROM "
             "(SELECT *, {chk} AS _chk, {cand} AS _cand FROM (SELECT {sel} FROM _ek_v {joins}) p) c")
