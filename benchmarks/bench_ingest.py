@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse inputs already in benchmarks/_work (same --rows)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     ap.add_argument("--work", type=Path, default=HERE / "_work",
-                    help="folder for the inputs and databases (default benchmarks/_work; removed unless --keep)")
+                    help="folder for the inputs and databases (default benchmarks/_work; removed unless --keep, "
+                         "or only this run's databases when --reuse found the inputs there)")
     ap.add_argument("--before", type=Path, help="also time the ingest of another evalkit source folder "
                     "(e.g. a `git archive` of main's src/) in the same run, printed as 'ingest (before)'")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the timed steps (before/ingest alternating)")
@@ -168,7 +169,9 @@ def main(argv=None) -> int:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     stations, csv_path, pq_path = work / "stations.csv", work / "incidents_bench.csv", work / "incidents_bench.parquet"
-    if not (args.reuse and csv_path.exists() and pq_path.exists()):
+    reused = args.reuse and csv_path.exists() and pq_path.exists()
+    before_files = set(work.iterdir())  # with --reuse, what was there stays (inputs shared by other runs)
+    if not reused:
         t = time.perf_counter()
         stations, csv_path, pq_path = generate(work, args.rows)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
@@ -218,8 +221,11 @@ def main(argv=None) -> int:
           f"use the CPU; the ratio is measured in the same run)")
     if args.json:
         args.json.write_text(json.dumps({"rows": args.rows, "load": [load0, load1], "results": results}, indent=1))
-    if not args.keep:
+    if not args.keep and not reused:
         shutil.rmtree(work, ignore_errors=True)
+    elif not args.keep:  # reused inputs are kept; only this run's databases go
+        for f in set(work.iterdir()) - before_files:
+            f.unlink(missing_ok=True)
     return 0
 
 

@@ -29,7 +29,7 @@ from evalkit.ingest.loads import (
     next_load_id,
     remove_load,
 )
-from evalkit.ingest.privacy import id_number_sql
+from evalkit.ingest.privacy import fold_sql, id_number_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
     clean_sql,
@@ -44,11 +44,11 @@ from evalkit.ingest.sources import (
     sha256_file,
 )
 from evalkit.ingest.sql import ident
+from evalkit.ingest.stage import direct_stage
 from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
     STATION_REF_TABLES,
-    WORDS,
     _category_map,
     _dispute_category_map,
     _lead_cols,
@@ -311,7 +311,7 @@ def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
 
 
 # ------------------------------------------------------------------------------ one file
-def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool, tbl: str = "_ek_stage") -> int:
+def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatched: bool, tbl: str) -> int:
     """Rows naming a station not in the register (``tbl._u_station``; all rejected): above ``UNMATCHED_MAX``
     of the file's rows the ingest stops (the register or the mapping is wrong) unless accepted."""
     if not any(c.reason == "unknown_station" for c in checks) or not rows_in:
@@ -346,7 +346,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
-        _word_values(con, spec, hm, lead, keys if direct else ())
+        cand = _word_values(con, spec, hm, lead, keys if direct else ())
     except duckdb.InvalidInputException as e:
         if not direct:
             raise
@@ -375,37 +375,31 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     if "v_category" in raw_cols:
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
-    stage_cols = ", ".join(["_row", *kept_v, *(f"p_{n}" for n in parsed
-                                               if n != "_category_known" and not (fold and n == "station_cands"))])
+    stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
+                                     if n != "_category_known" and not (fold and n == "station_cands"))]
     keycols = ", ".join(f"p_{k}" for k in keys)
-    parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
+    off = None  # the stage's file row numbers: column _row, or rowid - off (the parallel pass, see stage.py)
     if direct:
         if any(parsed[k] != f"v_{k}" for k in keys):
             raise AssertionError(f"{t}: key {keys} is not stored as read; cannot find duplicates from the raw text")
-        # candidates for the duplicate check: keys written twice in the file (their hashes, from the
-        # word-value scan) or already in the table; only these rows and the rejected ones keep
-        # their raw text (_raw), so the file is never stored whole
-        con.execute(f"CREATE TEMP TABLE _ek_cand AS SELECT _kh AS h FROM {WORDS} WHERE _kh IS NOT NULL "
-                    f"UNION SELECT hash({', '.join(keys)}) FROM {t}")
+        # candidates for the duplicate check (cand: hashes of keys written twice in the file or
+        # already in the table): only these rows and the rejected ones keep their raw text (_raw),
+        # so the file is never stored whole
         raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
-        # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
-        # whole file to probe a small map with, so the joins keep their written sides here
-        old_opt = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
-        con.execute("SET disabled_optimizers = " + S.q(",".join(filter(None, [old_opt, "build_side_probe_side"]))))
-        try:
-            con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL "
-                        f"OR _cand THEN {raw_list} END AS _raw FROM (SELECT *, {chk_case} AS _chk, hash({keycols}) IN "
-                        f"(SELECT h FROM _ek_cand) AS _cand FROM ({parse_sql}) p) c")
-        finally:
-            con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
+        off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand)
     else:
         # parse (inner select) and find each row's first failing check (outer) in one pass
-        con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {stage_cols}, {chk_case} AS _chk FROM ({parse_sql}) p")
+        parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
+        con.execute(f"CREATE TEMP TABLE _ek_stage AS SELECT {', '.join(stage_cols)}, {chk_case} AS _chk "
+                    f"FROM ({parse_sql}) p")
+    def srow(a: str = "") -> str:
+        return f"{a}_row" if off is None else f"({a}rowid - {off})"
+
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
     s_pred = " AND ".join(f"s.p_{k} = d.p_{k}" for k in keys)
     if direct:  # only the candidate rows can be duplicates
-        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
+        con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min({srow()}) AS keep_row FROM _ek_stage "
                     f"WHERE _chk IS NULL AND _cand GROUP BY ALL HAVING count(*) > 1")
     else:
         # two steps: the hashes of the keys seen twice (a GROUP BY on one integer per row, which stays
@@ -414,7 +408,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         con.execute(f"CREATE TEMP TABLE _ek_dup AS SELECT {keycols}, min(_row) AS keep_row FROM _ek_stage "
                     f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
                     f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
-    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND s._row <> d.keep_row "
+    con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND {srow('s.')} <> d.keep_row "
                 f"AND s._chk IS NULL")
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
@@ -426,7 +420,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         if fold:
             vsel += f", _raw[{len(v_only) + 1}] AS p_station_cands"
         con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT *, {u_station or 'NULL AS _u_station'} FROM (SELECT "
-                    f"s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, _raw IS NULL AS _lost FROM _ek_stage s "
+                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, _raw IS NULL AS _lost FROM _ek_stage s "
                     f"WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
@@ -461,16 +455,18 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
+    # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
+    con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
+                f"_raw_m IS DISTINCT FROM {fold_sql(raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
+                f"AS _raw_m FROM _ek_bad)")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
                         load_id)
-SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], {S.mask_sql(detail_case)},
-       {S.mask_sql(raw_json)}, {nowl}, {int(load_id)}
-FROM _ek_bad ORDER BY _row""").fetchall()[0][0]
+SELECT {S.q(t)}, {S.q(src.name)}, _row, {col_lit}[_chk], {list_lit}[_chk], _detail, _raw_m, {nowl}, {int(load_id)}
+FROM _ek_q ORDER BY _row""").fetchall()[0][0]
     if qua:
         for reason, n, n_masked in con.execute(
-                f"SELECT {list_lit}[_chk], count(*), count(*) FILTER (WHERE {S.needs_mask_sql(raw_json)}) "
-                f"FROM _ek_bad GROUP BY 1").fetchall():
+                f"SELECT {list_lit}[_chk], count(*), count(*) FILTER (WHERE _masked) FROM _ek_q GROUP BY 1").fetchall():
             report.add_reasons({reason: n})
             masked += n_masked
     rows_other = 0  # accepted rows stored as category 'other' (unknown values and explicit 其他)

@@ -408,11 +408,8 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
     one clause DuckDB guarantees to number rows in file order); its first reader turns CSV errors into
     :func:`csv_read_error`. A file the Python reader must read is loaded into a table as without it."""
     if src.kind == "csv":
-        n = len(src.headers)
-        cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(n)) + "}"
         sel = ", ".join(f"{clean_sql('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items())
-        sql = (f"SELECT {sel} FROM read_csv({{path}}, header=false, skip={src.skip_lines}, auto_detect=false, "
-               f"columns={cols}, delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
+        sql = f"SELECT {sel} FROM {_read_csv_sql(src)}"
         # A failing statement would abort the ingest's transaction, so a file that may trouble the
         # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
         risk = risky(src.path, src.skip_lines)
@@ -429,10 +426,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
             if err is not None:
                 raise err
         if direct and direct_view(src):
-            view = ", ".join([f"row_number() OVER () + {src.skip_lines} AS _row"] + [
-                f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items()])
-            con.execute(f"CREATE TEMP VIEW {tmp} AS "
-                        + sql.replace(f"SELECT {sel} FROM", f"SELECT {view} FROM", 1).replace("{path}", q(str(src.path))))
+            con.execute(f"CREATE TEMP VIEW {tmp} AS {direct_view_sql(src, positions, lead)}")
             return f"{tmp}._row"
         # The file's text is stored as read (file order: rowid = row); blanks are trimmed by a view
         # over it, evaluated where the values are used — cheaper than storing a cleaned copy.
@@ -464,6 +458,25 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
                         f"save it, and ingest again)" if bad else None)
     _load_arrow(con, tmp, [r for r, _, _ in rows], positions, [c for _, c, _ in rows], {"_problem": problems})
     return f"{tmp}._row"
+
+
+def _read_csv_sql(src: Source) -> str:
+    """DuckDB's strict ``read_csv`` of ``src`` (path left as ``{path}``): every field VARCHAR,
+    named ``c0``, ``c1``, …, the title and header lines skipped."""
+    cols = "{" + ", ".join(f"{q('c' + str(i))}: 'VARCHAR'" for i in range(len(src.headers))) + "}"
+    return (f"read_csv({{path}}, header=false, skip={src.skip_lines}, auto_detect=false, columns={cols}, "
+            f"delim={q(src.delimiter)}, quote='\"', escape='\"', strict_mode=true)")
+
+
+def direct_view_sql(src: Source, positions: dict[str, int], lead: frozenset[str] = frozenset(),
+                    numbered: bool = True) -> str:
+    """The query of a direct view of a CSV (see :func:`load_raw`): the mapped columns cleaned, and
+    with ``numbered`` the file row ``_row`` from ``row_number() OVER ()`` (a window: whatever reads
+    it runs on one thread). Unnumbered, a parallel reader numbers rows otherwise (see
+    :mod:`evalkit.ingest.stage`)."""
+    view = ([f"row_number() OVER () + {src.skip_lines} AS _row"] if numbered else []) + [
+        f"{_cleaner(name, lead)('c' + str(pos))} AS {ident('v_' + name)}" for name, pos in positions.items()]
+    return f"SELECT {', '.join(view)} FROM {_read_csv_sql(src)}".replace("{path}", q(str(src.path)))
 
 
 def _cleaner(name: str, lead: frozenset[str]):

@@ -81,50 +81,55 @@ def _words_source(con, column: str) -> str:
 
 
 def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
-                 key_cols: tuple[str, ...] = ()) -> None:
+                 key_cols: tuple[str, ...] = ()) -> np.ndarray | None:
     """``_ek_words``: the distinct values of every column mapped through a small join table
     (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
     cleaned as the raw view cleans them (``lead``: at the leading end only).
 
-    ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): the keys
-    written on more than one row, as their hashes (column ``_kh``; NULL on the word rows) — the
-    candidates for the duplicate check, whose raw text the stage then keeps. Found by a second scan
-    reading the key columns only (the CSV reader skips the others): the hash of every row's key,
-    sorted by numpy. A GROUP BY on 10 M distinct hashes (part of the word scan until session 22)
-    cost about twice the CPU of both scans together."""
+    ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): returns
+    the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
+    (sorted, unique) of the keys written on more than one row of the file or already in ``table``.
+    Found by a second scan reading the key columns only (the CSV reader skips the others): the hash
+    of every row's key, sorted by numpy, compared with the table's key hashes. (A GROUP BY on 10 M
+    distinct hashes cost about twice the CPU of both scans together.) Else returns None."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in WORD_COLUMNS)]
-    if not cols and not key_cols:
+    if not cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-        return
-    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
-    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-    assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
-    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
-    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-    kh = ["CAST(NULL AS UBIGINT) AS _kh"] if key_cols else []
-    if cols:
-        sets = ", ".join(f"({c})" for c in raw)
-        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join([sel, *kh])} FROM (SELECT {', '.join(raw)} "
-                    f"FROM {src} GROUP BY GROUPING SETS ({sets})) {src}")
     else:
-        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {kh[0]} WHERE false")
-    if key_cols:
-        dup = repeated_hashes(con, f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM {src}")
-        S.frame_to_temp_table(con, "_ek_kh", pd.DataFrame({"h": dup}), "h")
-        try:
-            other = ", ".join(f"NULL AS {ident(c)}" for c in cols)
-            con.execute(f"INSERT INTO {WORDS} SELECT {other + ', ' if other else ''}h FROM _ek_kh")
-        finally:
-            con.execute("DROP TABLE _ek_kh")
+        # a CSV read by DuckDB: group its text as read, and trim only the distinct values
+        csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+        assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
+        src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
+        raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
+        sets = ", ".join(f"({c})" for c in raw)
+        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} "
+                    f"FROM {src} GROUP BY GROUPING SETS ({sets})) {src}")
+    if not key_cols:
+        return None
+    keys = ", ".join(key_cols)
+    h = np.sort(con.execute(f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM _ek_v")
+                .fetchnumpy()["h"])
+    dup = _repeated(h)
+    # keys already stored: only the hashes the file holds too (a load into a large table keeps
+    # its candidates few)
+    stored = con.execute(f"SELECT hash({keys}) AS h FROM {spec.name}").fetchnumpy()["h"]
+    if len(stored) and len(h):
+        pos = np.minimum(np.searchsorted(h, stored), len(h) - 1)
+        dup = np.union1d(dup, stored[h[pos] == stored])
+    return dup.astype(np.uint64)
 
 
 def repeated_hashes(con, query: str) -> np.ndarray:
     """The values (UBIGINT hashes) that ``query``'s one column holds on more than one row, once each,
     sorted: the column fetched as one numpy array (8 bytes a row) and sorted, neighbours compared."""
-    h = np.sort(con.execute(query).fetchnumpy()["h"])
+    return _repeated(np.sort(con.execute(query).fetchnumpy()["h"]))
+
+
+def _repeated(h: np.ndarray) -> np.ndarray:
+    """The values a sorted array holds more than once, once each (sorted)."""
     return np.unique(h[1:][h[1:] == h[:-1]]).astype(np.uint64)
 
 
@@ -161,7 +166,7 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_kh", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
                  "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
