@@ -380,14 +380,34 @@ def test_cells_ahead_use_all_cores_only_for_a_large_warehouse(tmp_path, monkeypa
     assert runner._ahead_threads(str(tmp_path / "missing.duckdb")) == 1
 
 
-def test_the_briefs_warm_up_waits_for_the_cells_ahead(monkeypatch):
-    """The kernel needs the cells within a second, the brief's nbconvert seconds later: the cells go first."""
+def test_the_briefs_export_gets_ready_after_the_cells_ahead_and_the_kernels_start(monkeypatch):
+    """The kernel needs the cells within a second and both cores until it answers; the brief's Chromium and
+    nbconvert are needed seconds later: they start after both."""
+    import threading
     from types import SimpleNamespace
 
     from evalkit import runner
 
     order = []
     monkeypatch.setattr(runner, "warm_html", lambda: order.append("warm"))
-    runner._warm_after(SimpleNamespace(wait=lambda: order.append("cells")))
-    runner._warm_after(None)
-    assert order == ["cells", "warm", "warm"]
+    monkeypatch.setattr(runner, "prestart_browser", lambda: order.append("chromium"))
+    ready = threading.Event()
+    prep = threading.Thread(target=runner._prepare_brief,
+                            args=(SimpleNamespace(wait=lambda: order.append("cells")), ready, True))
+    prep.start()
+    prep.join(0.3)
+    assert prep.is_alive() and order == ["cells"]  # waits for the kernel to answer
+    ready.set()
+    prep.join(30)
+    assert order == ["cells", "chromium", "warm"]
+    order.clear()
+    runner._prepare_brief(None, ready, False)  # no PDF: no Chromium
+    assert order == ["warm"]
+
+
+def test_the_kernel_managers_clients_tell_it_when_the_kernel_answers():
+    from evalkit import runner
+
+    km = runner.IPCKernelManager()
+    km.on_ready = calls = []
+    assert km.client().on_ready is calls and km.clients

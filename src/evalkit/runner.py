@@ -9,6 +9,7 @@ so mistakes cost milliseconds, not a notebook run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import subprocess
 import tempfile
@@ -140,6 +141,8 @@ def _ready_client_class():
     from jupyter_client.asynchronous import AsyncKernelClient
 
     class ReadyClient(AsyncKernelClient):
+        on_ready = None  # called once the kernel answered (its manager's ``on_ready``)
+
         async def wait_for_ready(self, timeout: float | None = None) -> None:
             abs_timeout = time.time() + (float("inf") if timeout is None else timeout)
             while True:  # as jupyter_client: kernel_info until a reply, IOPub shown to be connected
@@ -169,6 +172,8 @@ def _ready_client_class():
                     first = await self.iopub_channel.get_msg(timeout=0.2)
                 except Empty:
                     break
+            if self.on_ready is not None:  # the runner starts the brief's Chromium now (_prepare_brief)
+                self.on_ready()
 
     return ReadyClient
 
@@ -226,8 +231,11 @@ def _ipc_kernel_manager():
             except OSError:
                 prov.pgid = None
 
+        on_ready = Any(None, allow_none=True, help="called when a client of this manager finds the kernel ready")
+
         def client(self, **kw):
             kc = super().client(**kw)
+            kc.on_ready = self.on_ready
             self.clients.append(kc)  # nbclient does not stop the channels of a manager it did not create
             return kc
 
@@ -288,11 +296,9 @@ def run_params(params: EvaluationParams, outputs: str | Path = "outputs", *, pdf
         params = params.model_copy(update={"warehouse": str(Path(params.warehouse).resolve())})
         preflight(params)
         checked = True
-        # the brief's Chromium starts now and loads while the notebook runs (one per run unless the caller
-        # holds a browser session: `evalkit run` of several files, batch workers)
+        # the brief's Chromium starts while the notebook runs (one per run unless the caller holds a browser
+        # session: `evalkit run` of several files, batch workers), once the kernel answers (_prepare_brief)
         with contextlib.nullcontext() if in_browser_session() else browser_session():
-            if brief and pdf:
-                prestart_browser()
             return _execute(params, outputs, kernel, pdf=pdf, brief=brief, on_step=on_step,
                             next_notebook=next_notebook, keeper=keeper, km=km)
     except BaseException:
@@ -403,13 +409,9 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     # mostly waits for the kernel (a kept kernel is ready: it has no start to overlap)
     ahead = cells_ahead(params, kernel) if keeper is None else None
     shutdown = os.environ.get(SHUTDOWN_ENV, "immediate")
+    ready = threading.Event()  # set when the kernel answers, or when the notebook is over
+    warm = None
     try:
-        # the brief's nbconvert warms up while the kernel computes (this process only waits for it meanwhile),
-        # after the cells ahead: the kernel needs those first, the brief seconds later
-        warm = threading.Thread(target=_warm_after, args=(ahead,), name="evalkit-warm-html",
-                                daemon=True) if brief else None
-        if warm is not None:
-            warm.start()
         status = Path(kernel.progress_file)
         step("start_kernel")
         poll = progress.StatusPoller(status, step) if on_step else contextlib.nullcontext()
@@ -418,6 +420,12 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
             km = _kernel_manager(kernel, config)
         if keeper is not None:
             keeper.km = km
+        if brief:  # Chromium and nbconvert get ready in a thread of this process, in the browser session's context
+            km.on_ready = ready.set
+            warm = threading.Thread(target=contextvars.copy_context().run,
+                                    args=(_prepare_brief, ahead, ready, brief and pdf),
+                                    name="evalkit-warm-brief", daemon=True)
+            warm.start()
         try:
             with poll:
                 pm.execute_notebook(
@@ -433,19 +441,25 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     request_save_on_cell_execute=False,
                 )
         finally:
+            ready.set()
+            if km is not None:
+                km.on_ready = None
             if ahead is not None:  # stopped if still computing, removed (Ctrl-C too; also in the kernel's folder)
                 ahead.close()
             if keeper is None:
                 _shutdown(km, shutdown)
     except pm.PapermillExecutionError as exc:
+        _join(warm)
         failed = out_dir / "failed.ipynb"
         public_mode(tmp)
         os.replace(tmp, failed)
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
+        ready.set()
         if ahead is not None:  # a failure before the notebook ran
             ahead.close()
+        _join(warm)  # no Chromium started after the browser session closes
         Path(tmp).unlink(missing_ok=True)
         raise
     if keeper is not None:  # the kept kernel restores its state while this brief exports
@@ -457,17 +471,28 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():
         raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
-    if warm is not None:
-        warm.join()
+    _join(warm)
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
 
 
-def _warm_after(ahead) -> None:  # noqa: ANN001 - cells_cache.Ahead or None
-    """:func:`evalkit.export.warm_html` once the cells ahead are written (or given up)."""
+def _prepare_brief(ahead, ready: threading.Event, pdf: bool) -> None:  # noqa: ANN001 - cells_cache.Ahead or None
+    """Get the brief's export ready while the notebook runs, without slowing the kernel's start: once the cells
+    ahead are written (or given up) and the kernel has answered (``ready``; its pre-imports hold one core and
+    this process's the other until then), start Chromium and open the PDF's page (:func:`prestart_browser`,
+    ``pdf``; about 0.5 s of CPU, which on 2 cores delayed the kernel's first cell by ~0.5 s when it started
+    with the kernel), then warm nbconvert up (:func:`evalkit.export.warm_html`)."""
     if ahead is not None:
         ahead.wait()
+    ready.wait()
+    if pdf:
+        prestart_browser()
     warm_html()
+
+
+def _join(thread: threading.Thread | None) -> None:
+    if thread is not None:
+        thread.join()
 
 
 def run_file(path: str | Path, outputs: str | Path = "outputs", *, warehouse: str | None = None,
