@@ -80,15 +80,32 @@ def test_the_page_is_nbconvert_s_page_without_its_soup_pass(monkeypatch, caplog)
     assert warned == ["Alternative text is missing on 2 image(s)."]  # nbconvert's warning, as before
 
 
-@pytest.mark.parametrize("body", [
-    "<style>img { border: 0 }</style><p>styled</p>",  # text that is not markup
-    "<!-- <img src=x> --><p>commented</p>",
-    '<div class="jp-OutputArea-output" tabindex="-1">focus given</div>',  # nbconvert overwrites it
-    '<img src="a.png" alt="1" alt="2">',  # a repeated attribute
-    '<img src="a.png" title="a > b">',  # a ">" inside a value
+@pytest.mark.parametrize(("body", "own_pass"), [
+    ("<style>img { border: 0 }</style><p>styled</p>", True),  # text that is not markup
+    ("<!-- <img src=x> --><p>commented</p>", True),
+    ('<div class="jp-OutputArea-output" tabindex="-1">focus given</div>', True),  # nbconvert overwrites it
+    ('<img src="a.png" alt="1" alt="2">', True),  # a repeated attribute
+    ('<img src="a.png" title="a > b">', True),  # a ">" inside a value
+    ('<div title="a > b" class="jp-OutputArea-output">focusable after a quoted ">"</div>', True),
+    ('<p title="<div class=jp-OutputArea-output>">a tag inside a value</p>', True),
+    ("<p title='x'>a quote left open: <span class='y>z</span></p>", True),
+    ("<img src=x/>", False),  # not self-closing: the "/" is the unquoted value's (src="x/")
+    ('<img src="y.png"/><img src=z.png />', False),  # self-closing
 ])
-def test_pages_not_plain_enough_go_through_nbconvert_s_own_pass(body, monkeypatch):
+def test_pages_finished_here_or_by_nbconvert_s_own_pass_are_nbconvert_s_pages(body, own_pass, monkeypatch):
     nb = _notebook(body)
+    want = _nbconvert_page(nb, monkeypatch)
     page, soup_passes = _fresh(nb, monkeypatch)
-    assert soup_passes == 1
-    assert page == _nbconvert_page(nb, monkeypatch)
+    assert soup_passes == own_pass
+    assert (page if own_pass else str(BeautifulSoup(page, features="html.parser"))) == want
+
+
+def test_a_page_whose_body_is_not_the_notebook_is_left_to_nbconvert():
+    """Every output is inside the lab template's <body class="jp-Notebook">; the page's CSS, in its head,
+    names .jp-Notebook whatever the body's class is."""
+    head = "<html><head><style>.jp-Notebook { margin: 0 }</style></head>"
+    div = '<div class="jp-OutputArea-output">x</div></body></html>'
+    assert export_html._finish_html(head + "<body>" + div) is None
+    assert export_html._finish_html(head + '<body class="jp-Notebook-x" title="jp-Notebook">' + div) is None
+    finished = export_html._finish_html(head + '<body class="a jp-Notebook">' + div)
+    assert finished is not None and '<div class="jp-OutputArea-output" tabindex="0">' in finished[0]

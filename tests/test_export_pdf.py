@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -113,11 +114,11 @@ def test_a_page_that_could_not_be_opened_ahead_is_opened_at_print_time(tmp_path,
         real = browser._open_page
         calls = []
 
-        def fails_once():
+        def fails_once(*args):
             calls.append(1)
             if len(calls) == 1:
                 raise export.BriefError("no page")
-            return real()
+            return real(*args)
 
         monkeypatch.setattr(browser, "_open_page", fails_once)
         browser.prepare_page()
@@ -126,6 +127,39 @@ def test_a_page_that_could_not_be_opened_ahead_is_opened_at_print_time(tmp_path,
         browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
         assert len(calls) == 2
     assert "LATE" in _pdf_text(tmp_path / "p.pdf")
+
+
+def test_a_prepared_page_that_died_meanwhile_is_replaced_by_a_new_one(tmp_path):
+    """The page opened while the notebook ran may be gone by the time the brief prints (here: its target
+    closed): the PDF is printed in a page opened then, and the dead page's error is not the brief's."""
+    (tmp_path / "p.html").write_text(PAGE.format(text="REOPENED"), encoding="utf-8")
+    with export.Browser() as browser:
+        browser.prepare_page()
+        browser._preparing.join()
+        target, _ = browser._page
+        browser._call("Target.closeTarget", {"targetId": target})
+        browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
+        assert browser._page is None
+    assert "REOPENED" in _pdf_text(tmp_path / "p.pdf")
+
+
+def test_a_hung_browser_is_waited_for_once_not_for_the_page_and_again_for_a_new_one(tmp_path):
+    """Chromium stops answering while the page is opened ahead: print_pdf gives up after one timeout (the
+    page being opened, then a new page, would each wait that long)."""
+    (tmp_path / "p.html").write_text(PAGE.format(text="HUNG"), encoding="utf-8")
+    with export.Browser(timeout=3) as browser:
+        browser._call("Browser.getVersion")  # started and answering
+        os.killpg(browser.proc.pid, signal.SIGSTOP)
+        try:
+            browser.prepare_page()
+            start = time.monotonic()
+            with pytest.raises(export.BriefError, match="did not answer within 3 s"):
+                browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
+            waited = time.monotonic() - start
+        finally:
+            os.killpg(browser.proc.pid, signal.SIGCONT)
+    assert waited < 5  # one timeout (3 s) and the thread's end, not two (6 s)
+    assert not (tmp_path / "p.pdf").exists()
 
 
 def test_closing_while_the_page_is_being_opened_leaves_nothing_behind():

@@ -67,6 +67,10 @@ class BriefError(RuntimeError):
     """The notebook cannot be exported as a brief (errors in it, no marker, no browser)."""
 
 
+class _NoAnswer(BriefError):
+    """Chromium did not answer in time (hung or overloaded): nothing is retried after it."""
+
+
 @dataclass(frozen=True)
 class BriefFiles:
     html: Path
@@ -294,7 +298,7 @@ class Browser:
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BriefError(f"Chromium did not answer within {self.timeout:.0f} s")
+                raise _NoAnswer(f"Chromium did not answer within {self.timeout:.0f} s")
             ready, _, _ = select.select([self._r], [], [], left)
             if ready:
                 chunk = os.read(self._r, 1 << 20)
@@ -304,7 +308,10 @@ class Browser:
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def _call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+    def _call(self, method: str, params: dict | None = None, session: str | None = None,
+              deadline: float | None = None) -> dict:
+        """Send one command and wait for its answer (until ``deadline``, ``time.monotonic()`` seconds; by
+        default ``timeout`` from now). Not locked: one caller at a time (see :meth:`prepare_page`)."""
         import json
 
         self._next_id += 1
@@ -317,7 +324,8 @@ class Browser:
                 data = data[os.write(self._w, data):]
         except OSError as exc:
             raise BriefError(f"Chromium is not running ({exc.strerror}): {self._stderr_tail()}") from None
-        deadline = time.monotonic() + self.timeout
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         while True:
             reply = self._read_message(deadline)
             if reply.get("id") == self._next_id:
@@ -345,18 +353,21 @@ class Browser:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def _open_page(self) -> tuple[str, str]:
-        """A new blank page (tab) with scripts off and page events on: ``(target id, session id)``. The tab
+    def _open_page(self, deadline: float | None = None) -> tuple[str, str]:
+        """A new blank page (tab) with scripts off and page events on: ``(target id, session id)``; every
+        answer waited for until ``deadline`` (``time.monotonic()`` seconds) if given. The tab
         opens in the background: the headless window does not switch to it (tab strip, toolbar and focus
         updates) and the page is not painted for a screen nobody sees — the PDF is the same (all 13 shipped
         briefs: pdftoppm pages identical), with about 0.05 s less of the browser's time after the notebook."""
-        target = self._call("Target.createTarget", {"url": "about:blank", "background": True})["targetId"]
+        target = self._call("Target.createTarget", {"url": "about:blank", "background": True},
+                            deadline=deadline)["targetId"]
         try:
-            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            self._call("Emulation.setScriptExecutionDisabled", {"value": True}, session)
-            self._call("Page.enable", {}, session)
-        except BaseException:
-            if self.alive():
+            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                 deadline=deadline)["sessionId"]
+            self._call("Emulation.setScriptExecutionDisabled", {"value": True}, session, deadline)
+            self._call("Page.enable", {}, session, deadline)
+        except BaseException as exc:
+            if self.alive() and not isinstance(exc, _NoAnswer):
                 with contextlib.suppress(BriefError):
                     self._call("Target.closeTarget", {"targetId": target})
             raise
@@ -368,7 +379,13 @@ class Browser:
         A new page costs the browser a tab (its headless window's tab strip, toolbar and layout) and a
         renderer, 0.1–0.2 s; :func:`prestart_browser` asks for it while the notebook runs. The page is blank,
         with scripts off, exactly as :meth:`print_pdf` would open it. Nothing happens if a page is ready or
-        being opened; a failure leaves no page (print_pdf then opens its own)."""
+        being opened; a failure leaves no page (print_pdf then opens its own).
+
+        The thread talks to Chromium through :meth:`_call`, which is not locked: until it ends, nothing else
+        may call the browser. :meth:`print_pdf` joins it first (:meth:`_take_page`); any other use of the
+        browser must join ``_preparing`` first, and a thread that calls this (through
+        :func:`prestart_browser`) must be joined before the export, as :func:`evalkit.runner.run_params`
+        joins its ``evalkit-warm-brief`` thread (and the portfolio its ``evalkit-portfolio-browser``)."""
         if self._page is not None or (self._preparing is not None and self._preparing.is_alive()):
             return
 
@@ -379,20 +396,48 @@ class Browser:
         self._preparing = threading.Thread(target=run, name="evalkit-chromium-page", daemon=True)
         self._preparing.start()
 
-    def _take_page(self) -> tuple[str, str]:
-        """The prepared page if there is one (waiting for it if it is being opened), else a new one."""
+    def _take_page(self) -> tuple[tuple[str, str], bool]:
+        """The prepared page if there is one (waiting for it if it is being opened), else a new one; and
+        whether it was prepared. Waits at most ``timeout`` in all: on a hung Chromium the page being
+        opened, then a new one, would each wait that long."""
+        deadline = time.monotonic() + self.timeout
         if self._preparing is not None:
-            self._preparing.join()
+            self._preparing.join(self.timeout)
+            if self._preparing.is_alive():  # still waiting for Chromium (and still using the pipe)
+                raise _NoAnswer(f"Chromium did not answer within {self.timeout:.0f} s")
             self._preparing = None
         page, self._page = self._page, None
-        return page or self._open_page()
+        if page is not None:
+            return page, True
+        return self._open_page(deadline), False
 
     def print_pdf(self, html_path: Path, pdf_path: Path) -> Path:
         """Load ``html_path`` (absolute ``file://`` URL) in a new page (the one :meth:`prepare_page` opened,
-        if any) and write its PDF atomically."""
+        if any) and write its PDF atomically. If the prepared page fails (it may have died since it was
+        opened) while the browser still answers, the PDF is printed once more in a page opened now."""
         import base64
 
-        target, session = self._take_page()
+        page, prepared = self._take_page()
+        try:
+            res = self._print_in(page, html_path)
+        except _NoAnswer:
+            raise
+        except BriefError:
+            if not prepared or not self.alive():
+                raise
+            # a page opened minutes ago may have died since (its target closed, its background renderer
+            # ended): once more, in a page opened now
+            res = self._print_in(self._open_page(), html_path)
+        data = base64.b64decode(res["data"])
+        if not data:
+            raise BriefError(f"Chromium printed an empty PDF for {html_path}")
+        _atomic_write(Path(pdf_path).resolve(), data)
+        return Path(pdf_path).resolve()
+
+    def _print_in(self, page: tuple[str, str], html_path: Path) -> dict:
+        """Load ``html_path`` in ``page`` and print it (Chromium's ``Page.printToPDF`` answer); the page is
+        closed afterwards (after a failure too, unless Chromium stopped answering)."""
+        target, session = page
         self._events.clear()  # after the page is open: its events (none are awaited) are not kept
         try:
             nav = self._call("Page.navigate", {"url": Path(html_path).resolve().as_uri()}, session)
@@ -401,14 +446,14 @@ class Browser:
             self._wait_event("Page.loadEventFired", session)
             res = self._call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True,
                                                  "displayHeaderFooter": False}, session)
-        finally:
-            if self.alive():
-                self._call("Target.closeTarget", {"targetId": target})
-        data = base64.b64decode(res["data"])
-        if not data:
-            raise BriefError(f"Chromium printed an empty PDF for {html_path}")
-        _atomic_write(Path(pdf_path).resolve(), data)
-        return Path(pdf_path).resolve()
+        except BaseException as exc:
+            if self.alive() and not isinstance(exc, _NoAnswer):  # the failure is the error, not the close
+                with contextlib.suppress(BriefError):
+                    self._call("Target.closeTarget", {"targetId": target})
+            raise
+        if self.alive():
+            self._call("Target.closeTarget", {"targetId": target})
+        return res
 
     def close(self) -> None:
         """Stop the browser and its helper processes at once (SIGKILL to its process group) and remove its

@@ -15,6 +15,11 @@ import re
 
 _IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _DIV_TAG = re.compile(r"<div\b[^>]*>", re.IGNORECASE)
+_BODY_TAG = re.compile(r"<body\b[^>]*>")
+#: a tag with a "<" or ">" inside a quoted value (or a "<" outside one, or a quote left open): the patterns
+#: above end a tag at its first ">" and would find a tag inside such a value, so the page is left to
+#: nbconvert's own pass. Read tag by tag from each "<", quotes skipped whole; linear in the page's length.
+_ANGLE_IN_TAG = re.compile(r"""</?[A-Za-z][^<>"']*(?:(?:"[^"]*"|'[^']*')[^<>"']*)*?(?:<|"[^"]*[<>]|'[^']*[<>])""")
 #: elements whose content is not markup (or is hidden): a page with one is left to nbconvert's own pass
 _RAW_TEXT = re.compile(r"<(?:style|script|textarea|title|xmp|plaintext|noscript|iframe|noembed|noframes)\b|<!",
                        re.IGNORECASE)
@@ -28,7 +33,7 @@ def _attrs(tag: str) -> dict[str, str] | None:
     """The attributes of a start tag as written, or None if it is not written plainly enough to edit by
     hand (a repeated attribute, or text the attribute pattern does not account for)."""
     inner = tag[_TAG_NAME.match(tag).end():-1]
-    if inner.endswith("/"):
+    if _self_closing(tag):
         inner = inner[:-1]
     found = {}
     pos = 0
@@ -40,8 +45,15 @@ def _attrs(tag: str) -> dict[str, str] | None:
     return found if not inner[pos:].strip() else None
 
 
+def _self_closing(tag: str) -> bool:
+    """Whether a start tag ends with the self-closing ``/>``: a "/" right after the name, a space or a quote
+    (in ``<img src=x/>`` the "/" belongs to the unquoted value: ``src="x/"``)."""
+    inner = tag[_TAG_NAME.match(tag).end():-1]
+    return inner == "/" or (inner.endswith("/") and inner[-2] in " \t\n\r\f\"'")
+
+
 def _add_attr(tag: str, name: str, value: str) -> str:
-    end = len(tag) - (2 if tag.endswith("/>") else 1)
+    end = len(tag) - (2 if _self_closing(tag) else 1)
     return f'{tag[:end]} {name}="{value}"{tag[end:]}'
 
 
@@ -51,10 +63,14 @@ def _finish_html(body: str) -> tuple[str, int] | None:
     with its tables): images without an alternative text get nbconvert's, and output areas (and input
     wrappers) become focusable (``tabindex="0"``). Returns the page and the number of images given that
     text, or None when the page is not plain enough to edit here: the caller then lets nbconvert do it."""
-    if "<body" not in body or body.count("<body") != 1 or "jp-Notebook" not in body[: body.index("<body") + 200]:
+    if body.count("<body") != 1:
+        return None
+    start = _BODY_TAG.search(body)
+    attrs = _attrs(start.group(0)) if start else None
+    if attrs is None or "jp-Notebook" not in attrs.get("class", "").split():
         return None  # the lab template's <body class="jp-Notebook">: every output is inside .jp-Notebook
     head, sep, rest = body.partition("<body")
-    if _RAW_TEXT.search(rest):
+    if _RAW_TEXT.search(rest) or _ANGLE_IN_TAG.search(rest):
         return None
     ok, added = True, 0
 
@@ -85,7 +101,8 @@ def _finish_html(body: str) -> tuple[str, int] | None:
 
 
 def brief_exporter_class():  # noqa: ANN202 - a subclass of nbconvert's HTMLExporter, imported lazily
-    """nbconvert's HTMLExporter with two costs of a brief's HTML removed, the page unchanged.
+    """nbconvert's HTMLExporter with two costs of a brief's HTML removed: the same page once parsed (its bytes
+    may differ).
 
     * The notebook is validated once, after the last preprocessor, not after each of the twelve (each
       validation walks every output of the notebook).
