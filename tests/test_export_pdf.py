@@ -138,27 +138,42 @@ def test_a_prepared_page_that_died_meanwhile_is_replaced_by_a_new_one(tmp_path):
         browser._preparing.join()
         target, _ = browser._page
         browser._call("Target.closeTarget", {"targetId": target})
+        for _ in range(100):  # gone (closeTarget answers before the target list drops it; a page caught while
+            # closing may accept the navigation and never load: the timeout's case, not this test's)
+            if target not in [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]:
+                break
+            time.sleep(0.05)
         browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
         assert browser._page is None
     assert "REOPENED" in _pdf_text(tmp_path / "p.pdf")
 
 
 def test_a_hung_browser_is_waited_for_once_not_for_the_page_and_again_for_a_new_one(tmp_path):
-    """Chromium stops answering while the page is opened ahead: print_pdf gives up after one timeout (the
-    page being opened, then a new page, would each wait that long)."""
+    """Chromium stops answering while the page is opened ahead: print_pdf gives up within one timeout, not
+    one for the page being opened and another for a new page."""
+    import threading
+
     (tmp_path / "p.html").write_text(PAGE.format(text="HUNG"), encoding="utf-8")
     with export.Browser(timeout=3) as browser:
         browser._call("Browser.getVersion")  # started and answering
+        real, opened_at_print_time = browser._open_page, []
+
+        def spy(*args, **kwargs):
+            if threading.current_thread() is threading.main_thread():  # not the thread opening it ahead
+                opened_at_print_time.append(args)
+            return real(*args, **kwargs)
+
+        browser._open_page = spy
         os.killpg(browser.proc.pid, signal.SIGSTOP)
         try:
             browser.prepare_page()
-            start = time.monotonic()
             with pytest.raises(export.BriefError, match="did not answer within 3 s"):
                 browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
-            waited = time.monotonic() - start
         finally:
             os.killpg(browser.proc.pid, signal.SIGCONT)
-    assert waited < 5  # one timeout (3 s) and the thread's end, not two (6 s)
+    # one wait: a page opened at print time (when the thread gave up just as the wait ended) gets what is left
+    # of the same deadline, never a timeout of its own
+    assert all(args and args[0] is not None for args in opened_at_print_time)
     assert not (tmp_path / "p.pdf").exists()
 
 
