@@ -313,3 +313,32 @@ def test_a_free_worker_gets_its_next_evaluation_before_the_finished_one_is_recor
                     on_done=lambda rec: events.append("done " + rec["evaluation_id"]))
     assert events == ["start a", "start b", "done a", "start c", "done b", "done c"]
     assert Pool.hints == [None, None, None]
+
+
+def test_an_interrupt_while_refilling_still_records_what_finished(monkeypatch):
+    """Refill first, record after: a Ctrl-C (or crash) while the next evaluation is submitted must not lose
+    the record of the one that finished (the manifest lets a resume skip it)."""
+    from concurrent.futures import Future
+
+    from evalkit.batch import local
+
+    class Pool:  # the first evaluation finishes at once; submitting the second is interrupted
+        n = 0
+
+        def submit(self, fn, item, batch_dir, pdf, hint):
+            self.n += 1
+            if self.n > 1:
+                raise KeyboardInterrupt
+            fut = Future()
+            fut.set_result({"evaluation_id": item["evaluation_id"], "status": "ok"})
+            return fut
+
+        def shutdown(self, **kw):
+            pass
+
+    done: list[str] = []
+    items = [{"evaluation_id": e, "params": {"notebook": "evaluate_reform"}} for e in "ab"]
+    with pytest.raises(KeyboardInterrupt):
+        local.run_local(items, "unused", pdf=False, workers=1, pool=Pool(), on_start=lambda it: None,
+                        on_done=lambda rec: done.append(rec["evaluation_id"]))
+    assert done == ["a"]

@@ -170,6 +170,7 @@ def test_cells_computed_ahead_give_the_same_panel_and_the_kernel_only_reads_them
     copies: list[str] = []
     got = build_panel(_copies(con, copies), reform, start=window[0], end=window[1], region=region,
                       exclude_reforms=exclude)  # waits for the file if the thread still writes it
+    ahead.wait()  # `written` is set once the thread has released the lock the kernel waited for
     assert ahead.error is None and ahead.written is not None and ahead.written.is_file()
     pd.testing.assert_frame_equal(want, got, check_exact=True)  # bit for bit: values, NaN pattern, dtypes
     assert want.attrs == got.attrs
@@ -223,7 +224,9 @@ def test_the_kernel_waits_for_cells_being_written_ahead(con, demo_warehouse, tmp
     copies: list[str] = []
     t0 = time.monotonic()
     got = build_panel(_copies(con, copies), "两队一室", region={"area_type": "urban"})
-    assert time.monotonic() - t0 >= 0.25 and copies == [] and ahead.written is not None
+    waited = time.monotonic() - t0
+    ahead.wait()  # `written` is set once the thread has released the lock the kernel waited for
+    assert waited >= 0.25 and copies == [] and ahead.written is not None
     monkeypatch.delenv(CACHE_ENV)
     pd.testing.assert_frame_equal(build_panel(con, "两队一室", region={"area_type": "urban"}), got, check_exact=True)
     ahead.close()
@@ -241,8 +244,41 @@ def test_a_failure_ahead_leaves_the_kernel_to_read_the_records(con, tmp_path, mo
 def test_close_stops_a_computation_still_running(demo_warehouse, tmp_path):
     folder = tmp_path / "cells"
     ahead = cells_cache.start_ahead(folder, demo_warehouse, None, (600, 620))
-    ahead.close()  # at once (Ctrl-C in the runner): interrupted or finished, the folder is gone either way
+    ahead.close()  # at once (Ctrl-C in the runner): stopped before it wrote anything, the folder gone
     assert not ahead._thread.is_alive() and list(tmp_path.iterdir()) == []
+    assert ahead.written is None and ahead.error is not None
+
+
+def test_close_between_the_queries_stops_before_the_copy(demo_warehouse, tmp_path, monkeypatch):
+    """close() while no query runs (here: before the COPY, held at a gate) interrupts nothing: the stop
+    is checked before the COPY, so Ctrl-C does not wait for the whole computation."""
+    import threading
+
+    folder = tmp_path / "cells"
+    gate, copies = threading.Event(), []
+    real = cells_cache._write
+
+    def gated(*a):
+        gate.wait(30)
+        copies.append(a[2])
+        return real(*a)
+
+    monkeypatch.setattr(cells_cache, "_write", gated)
+    spec = PanelSpec("")
+    ahead = cells_cache.start_ahead(folder, demo_warehouse, None, (spec.first_period, spec.last_period))
+    for _ in range(600):  # the folder appears once the lock is held, right before the COPY
+        if folder.exists():
+            break
+        time.sleep(0.05)
+    closing = threading.Thread(target=ahead.close)
+    closing.start()
+    while not ahead._stop.is_set():
+        time.sleep(0.005)
+    gate.set()
+    closing.join(30)
+    assert not closing.is_alive() and len(copies) == 1
+    assert ahead.written is None and isinstance(ahead.error, cells_cache.Stopped)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_index_panel_reads_its_span_of_cells_computed_ahead(con, demo_warehouse, tmp_path, monkeypatch):

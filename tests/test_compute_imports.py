@@ -55,3 +55,30 @@ def test_background_imports_join_and_raise_a_failed_import_in_the_callers_thread
     monkeypatch.undo()
     ok = BackgroundImports(p)
     assert ok.wait() >= 0.0 and ok.seconds >= 0.0 and not ok._thread.is_alive()
+
+
+def test_a_panel_error_is_not_hidden_by_a_failed_background_import(monkeypatch):
+    """The panel's one-line error is raised even when the imports beside it failed too; a failed import
+    alone is still raised (in the evaluation's thread) once the panel is built."""
+    import contextlib
+
+    import evalkit.evaluation as E
+    import evalkit.evaluation_steps as S
+
+    p = validate_params({"evaluation_id": "t", "reform": "两队一室", "outcomes": ["incidents_fight"]})
+
+    def broken(p, synthetic=False):
+        raise ImportError("no module named broken")
+
+    def no_panel(con, p):
+        raise E.EvaluationError("warehouse w.duckdb: table incidents has no rows — run `evalkit ingest`")
+
+    monkeypatch.setattr(S, "import_modules", broken)
+    monkeypatch.setattr(E, "open_warehouse", lambda _p: contextlib.nullcontext(None))
+    monkeypatch.setattr(E, "warehouse_facts", lambda con, path: type("F", (), {"synthetic": False})())
+    monkeypatch.setattr(E, "panel_with_index", no_panel)
+    with pytest.raises(E.EvaluationError, match="no rows"):
+        E.evaluate(p)
+    monkeypatch.setattr(E, "panel_with_index", lambda con, p: None)
+    with pytest.raises(ImportError, match="broken"):
+        E.evaluate(p)

@@ -162,3 +162,101 @@ def test_kernel_clients_stop_flushing_iopub_at_the_idle_status_of_the_answered_r
     assert not runner._idle_for(status("idle", None), "a")
     assert not runner._idle_for(status("idle", "a"), None)
     assert not runner._idle_for({"msg_type": "stream", "content": {}, "parent_header": {"msg_id": "a"}}, "a")
+
+
+def test_prepare_brief_starts_nothing_once_cancelled(monkeypatch):
+    """A failed or interrupted run sets ``cancelled`` before ``ready``: the brief's thread then starts no
+    Chromium (it could outlive the run) and warms nothing, also when cancelled while it waits for the cells."""
+    import threading
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "prestart_browser", lambda: calls.append("chromium"))
+    monkeypatch.setattr(runner, "warm_html", lambda: calls.append("nbconvert"))
+    ready, cancelled = threading.Event(), threading.Event()
+    cancelled.set()
+    ready.set()
+    runner._prepare_brief(None, ready, True, cancelled)
+
+    class Cells:  # cancelled while the cells ahead were still computing
+        def wait(self) -> None:
+            cancelled.set()
+
+    cancelled.clear()
+    runner._prepare_brief(Cells(), ready, True, cancelled)
+    assert calls == []
+    cancelled.clear()
+    runner._prepare_brief(None, ready, True, cancelled)
+    assert calls == ["chromium", "nbconvert"]
+
+
+def _run_tiny(tmp_path, monkeypatch, last: str, calls: list[str]):  # noqa: ANN202 - runner._execute's outcome
+    """``runner._execute`` of a tiny notebook (real kernel, brief with PDF) with Chromium, nbconvert's
+    warm-up and the export replaced by recorders; papermill's ``execute_notebook`` records when it returns."""
+    import papermill as pm
+
+    from evalkit import kernel_start
+    from evalkit.params import load_params
+
+    nb_path = _tiny_notebook(tmp_path / "tiny.ipynb", last)
+    monkeypatch.setattr(runner, "notebook_path", lambda _name: nb_path)
+    monkeypatch.setenv(runner.CELLS_AHEAD_ENV, "0")
+    flag = tmp_path / "chromium-asked"
+
+    def prestart() -> None:
+        calls.append("chromium")
+        flag.touch()
+
+    real = pm.execute_notebook
+
+    def execute(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return real(*args, **kwargs)
+        finally:
+            calls.append("notebook done")
+
+    monkeypatch.setattr(runner, "prestart_browser", prestart)
+    monkeypatch.setattr(runner, "warm_html", lambda: calls.append("nbconvert"))
+    monkeypatch.setattr(runner, "export_brief", lambda *a, **k: None)
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    params = load_params(Path(__file__).resolve().parents[1] / "params" / "two_teams_fights.yaml")
+    kernel = kernel_start.start("tiny")
+    try:
+        return runner._execute(params, tmp_path / "out", kernel, pdf=True, brief=True, on_step=None)
+    finally:
+        kernel.close()
+
+
+def test_chromium_is_asked_for_once_the_kernel_answers_not_after_the_notebook(tmp_path, monkeypatch):
+    """The kernel manager's clients call ``on_ready`` in a real run (``ReadyClient.wait_for_ready``): the
+    brief's Chromium is asked for while the notebook still runs (its last cell waits for it, 20 s at most),
+    not when the notebook is over (``ready`` set in the finally)."""
+    calls: list[str] = []
+    wait = (f"import json, os, time\nt = time.time() + 20\n"
+            f"while not os.path.exists({str(tmp_path / 'chromium-asked')!r}) and time.time() < t:\n"
+            f"    time.sleep(0.05)\nopen(results_path, 'w').write(json.dumps({{'ok': True}}))")
+    _run_tiny(tmp_path, monkeypatch, wait, calls)
+    assert "nbconvert" in calls
+    assert calls.index("chromium") < calls.index("notebook done")
+
+
+def test_a_failed_notebook_starts_no_chromium(tmp_path, monkeypatch):
+    """A notebook that fails while the brief's thread still waits (here for the cells ahead, released only by
+    their ``close()`` after ``ready`` is set) leaves no Chromium started and nbconvert not warmed: the thread
+    is told the run is cancelled before ``ready`` releases it."""
+    import threading
+
+    class Cells:  # the cells ahead, still computing until the run closes them
+        def __init__(self) -> None:
+            self.closed = threading.Event()
+
+        def wait(self) -> None:
+            self.closed.wait(20)
+
+        def close(self) -> None:
+            self.closed.set()
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "cells_ahead", lambda *_a: Cells())
+    with pytest.raises(runner.RunError, match="boom"):
+        _run_tiny(tmp_path, monkeypatch, "raise ValueError('boom')", calls)
+    assert calls == ["notebook done"]

@@ -120,6 +120,51 @@ def test_a_handle_never_asked_is_reaped(run_by_evalkit) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def test_a_stuck_child_is_killed_and_its_chart_drawn_here(run_by_evalkit, monkeypatch) -> None:
+    """A child that does not deliver the chart the notebook waits for within ``DEADLINE`` (here it sleeps,
+    as one stuck on a lock copied at the fork would) is killed; the chart is drawn here, the same bytes."""
+    monkeypatch.setattr(ahead, "DEADLINE", 0.5)
+    parent = os.getpid()
+
+    def stuck():
+        if os.getpid() != parent:
+            time.sleep(20)
+        return _chart(3)
+
+    owner = Owner()
+    charts = [*_builders([1, 2], []), (("chart", 3), stuck)]
+    assert ahead.start(owner, charts)
+    handle = owner.__dict__[ahead._ATTR]
+    pid = handle.pid
+    for _ in range(2000):  # the child has taken the last chart (and sleeps in it)
+        if handle.child_low() < len(charts):
+            break
+        time.sleep(0.005)
+    t0 = time.monotonic()
+    assert ahead.png(owner, ("chart", 3), stuck) == _sequential([3])[0]
+    assert time.monotonic() - t0 < 10
+    assert ahead._ATTR not in owner.__dict__
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_the_notes_cell_reaps_a_child_whose_charts_were_never_asked(run_by_evalkit, monkeypatch) -> None:
+    from evalkit import report
+
+    for name in ("data_note", "method_note"):
+        monkeypatch.setattr(report, name, lambda _ev: "note")
+    monkeypatch.setattr(report, "technical_reasons", lambda _ev: [])
+    monkeypatch.setattr(report, "_html", lambda _s: None)
+    owner = Owner()
+    owner.lang = "en"
+    assert ahead.start(owner, _builders([1, 2], []))
+    pid = owner.__dict__[ahead._ATTR].pid
+    report.show_notes(owner)
+    assert ahead._ATTR not in owner.__dict__
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 @pytest.mark.slow
 def test_the_brief_shows_the_charts_ahead_in_brief_charts_order_and_the_same_bytes(demo_warehouse, monkeypatch):
     """On a real evaluation: the show_* functions ask for exactly :func:`evalkit.report.brief_charts`'s

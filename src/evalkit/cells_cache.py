@@ -184,8 +184,12 @@ def _file(con: duckdb.DuckDBPyConnection, folder: Path, wh: list, sql: str, name
     return f"read_parquet('{_quote(file)}')"
 
 
-def _write(con: duckdb.DuckDBPyConnection, folder: Path, name: str, sql: str, named: dict) -> None:
+def _write(con: duckdb.DuckDBPyConnection, folder: Path, name: str, sql: str, named: dict,
+           stop: threading.Event | None = None) -> None:
+    """COPY the cells to ``folder/name.parquet`` (atomically); not started once ``stop`` is set."""
     tmp = folder / f"{name}.{os.getpid()}.tmp"
+    if stop is not None and stop.is_set():
+        raise Stopped("cells ahead stopped before their COPY")
     try:
         con.execute(f"COPY ({sql}) TO '{_quote(tmp)}' (FORMAT parquet)", named)
         os.replace(tmp, folder / f"{name}.parquet")
@@ -197,6 +201,10 @@ def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+class Stopped(Exception):
+    """The cells ahead were stopped (:meth:`Ahead.close`) before they were written."""
+
+
 class Ahead:
     """The cells of one panel computed by the runner's process for its kernel (:func:`start_ahead`)."""
 
@@ -206,6 +214,12 @@ class Ahead:
         self.error: BaseException | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
+        # set by close(): checked between the queries (an interrupt reaches only a query already running)
+        self._stop = threading.Event()
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise Stopped("cells ahead stopped")
 
     def wait(self) -> None:
         """Wait until the cells are written (or the computation failed or was stopped)."""
@@ -214,6 +228,7 @@ class Ahead:
 
     def close(self) -> None:
         """Stop the computation if it still runs, wait for its thread and remove the cells folder."""
+        self._stop.set()  # before reading _con: the thread checks it right after setting _con
         con = self._con
         if con is not None:
             with contextlib.suppress(Exception):
@@ -232,18 +247,21 @@ class Ahead:
         try:
             with open_db(warehouse, read_only=True) as con:
                 self._con = con
+                self._check()
                 con.execute(f"SET threads = {int(threads)}")
                 p0, p1 = months(con) if callable(months) else months
+                self._check()
                 wh = _warehouse_key(con)
                 covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
                 sql, named = bind_cells(cells_sql(PanelSpec("", region=region), *covs), p0, p1, region)
                 name = _name(wh, sql, named)  # build_panel's key for these cells (same SQL, same warehouse)
+                self._check()
                 staging.mkdir(mode=0o700)
                 (staging / AHEAD_MARK).touch()
                 with _locked(staging / f"{name}.lock"):
                     # the kernel sees the folder only now, with the lock held: it waits for the file
                     os.rename(staging, self.folder)
-                    _write(con, self.folder, name, sql, named)
+                    _write(con, self.folder, name, sql, named, self._stop)
                 self.written = self.folder / f"{name}.parquet"
         except BaseException as exc:  # noqa: BLE001 - the kernel then reads the records itself
             self.error = exc

@@ -513,8 +513,9 @@ def evaluate(params: EvaluationParams | dict[str, Any], *, panel: pd.DataFrame |
                 panel = add_index_outcomes(con, read_panel_file(con, p.panel_file, p), p)
             elif panel is None:  # build_panel + index/capability scores joined, one pass (evalkit.index.outcome)
                 panel = panel_with_index(con, p)
-    finally:
-        waited = 0.0 if imports is None else imports.wait()  # before anything else imports or forks
+    finally:  # joined before anything else imports or forks; a failed import must not hide the panel's error
+        waited = 0.0 if imports is None else imports.wait(retry=False)
+    imports.retry()  # a failed import raised here, in the evaluation's thread, as when it imported in line
     first = panel.groupby("station_id")["first_treat"].first()
     if (first == NEVER_TREATED).all():
         raise EvaluationError(

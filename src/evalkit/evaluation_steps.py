@@ -380,17 +380,24 @@ class BackgroundImports:
             self._failed = True
         self.seconds = time.perf_counter() - t
 
-    def wait(self) -> float:
+    def wait(self, retry: bool = True) -> float:
         """Join the thread; the seconds spent waiting for it. A failed import is tried again here (its
-        error raised in the evaluation's own thread, as when it imported in line)."""
+        error raised in the evaluation's own thread, as when it imported in line) unless ``retry`` is
+        false: then :meth:`retry` does it (only once the panel is built: its error is the one to show)."""
         import time
 
         t = time.perf_counter()
         self._thread.join()
         waited = time.perf_counter() - t
+        if retry:
+            self.retry()
+        return waited
+
+    def retry(self) -> None:
+        """Import again (raising its error) what failed in the thread; nothing if it all imported."""
         if self._failed:
             import_modules(self.p, self.synthetic)
-        return waited
+            self._failed = False
 
 
 def steps_ahead(p: EvaluationParams, results: dict[str, dict[str, EstimationResult]], complete: bool = True) -> Any:

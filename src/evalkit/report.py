@@ -350,6 +350,7 @@ def show_diagnostics(ev: Evaluation, outcome: str | None = None) -> None:
 
 def show_notes(ev: Evaluation) -> None:
     """Method note in plain language (what was run) and the data note (aggregates only)."""
+    ahead.finish(ev)  # the notebooks' last cell: the charts' child is reaped even if some chart was never asked
     lang = ev.lang
     data = data_note(ev)
     _html(f'<div class="ek-block"><h2>{t("method_h", lang)}</h2><p>{html.escape(method_note(ev))}</p></div>'

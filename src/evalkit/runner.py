@@ -410,6 +410,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     ahead = cells_ahead(params, kernel) if keeper is None else None
     shutdown = os.environ.get(SHUTDOWN_ENV, "immediate")
     ready = threading.Event()  # set when the kernel answers, or when the notebook is over
+    cancelled = threading.Event()  # set (before `ready`) when the run failed: nothing to warm up for
     warm = None
     try:
         status = Path(kernel.progress_file)
@@ -423,7 +424,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         if brief:  # Chromium and nbconvert get ready in a thread of this process, in the browser session's context
             km.on_ready = ready.set
             warm = threading.Thread(target=contextvars.copy_context().run,
-                                    args=(_prepare_brief, ahead, ready, brief and pdf),
+                                    args=(_prepare_brief, ahead, ready, brief and pdf, cancelled),
                                     name="evalkit-warm-brief", daemon=True)
             warm.start()
         try:
@@ -440,6 +441,9 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
                     # validates the whole notebook while the kernel waits for its next cell
                     request_save_on_cell_execute=False,
                 )
+        except BaseException:  # a failed cell or Ctrl-C: the brief's thread starts no Chromium
+            cancelled.set()
+            raise
         finally:
             ready.set()
             if km is not None:
@@ -456,6 +460,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         raise RunError(f"{params.evaluation_id}: notebook failed in cell {exc.exec_count}: "
                        f"{exc.ename}: {exc.evalue} (partial notebook: {failed})") from None
     except BaseException:
+        cancelled.set()
         ready.set()
         if ahead is not None:  # a failure before the notebook ran
             ahead.close()
@@ -470,21 +475,31 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
     os.replace(tmp, executed)
     (out_dir / "failed.ipynb").unlink(missing_ok=True)
     if not results.is_file():
+        cancelled.set()
         raise RunError(f"{params.evaluation_id}: the notebook did not write {results}")
     _join(warm)
     files = export_brief(executed, out_dir, pdf=pdf, on_step=on_step) if brief else None
     return RunOutputs(params.evaluation_id, out_dir, executed, results, files)
 
 
-def _prepare_brief(ahead, ready: threading.Event, pdf: bool) -> None:  # noqa: ANN001 - cells_cache.Ahead or None
+def _prepare_brief(ahead, ready: threading.Event, pdf: bool,  # noqa: ANN001 - cells_cache.Ahead or None
+                   cancelled: threading.Event | None = None) -> None:
     """Get the brief's export ready while the notebook runs, without slowing the kernel's start: once the cells
     ahead are written (or given up) and the kernel has answered (``ready``; its pre-imports hold one core and
     this process's the other until then), start Chromium and open the PDF's page (:func:`prestart_browser`,
     ``pdf``; about 0.5 s of CPU, which on 2 cores delayed the kernel's first cell by ~0.5 s when it started
-    with the kernel), then warm nbconvert up (:func:`evalkit.export.warm_html`)."""
+    with the kernel), then warm nbconvert up (:func:`evalkit.export.warm_html`). Starts nothing once
+    ``cancelled`` is set (the run failed or was interrupted: a Chromium started then could outlive it)."""
+    def stop() -> bool:
+        return cancelled is not None and cancelled.is_set()
+
     if ahead is not None:
         ahead.wait()
+    if stop():
+        return
     ready.wait()
+    if stop():
+        return
     if pdf:
         prestart_browser()
     warm_html()

@@ -216,16 +216,18 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
                                                           "evaluation (crash or out of memory); see its log"))
                 except Exception as exc:  # noqa: BLE001 - e.g. unpicklable result: isolate it
                     finished.append(failed_record(it, f"{type(exc).__name__}: {exc}"))
-            if broken:
-                for fut, it in list(inflight.items()):  # the rest of the pool went down with it
-                    inflight.pop(fut)
-                    pending.insert(0, it)
-                ex.shutdown(wait=False, cancel_futures=True)
-                ex = start_pool(workers, workers, cells=cells)
-            else:  # the free workers get their next evaluation first; on_done (manifest, portfolio rows) then
-                refill()
-            for rec in finished:
-                on_done(rec)
+            try:
+                if broken:
+                    for fut, it in list(inflight.items()):  # the rest of the pool went down with it
+                        inflight.pop(fut)
+                        pending.insert(0, it)
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    ex = start_pool(workers, workers, cells=cells)
+                else:  # the free workers get their next evaluation first; on_done (manifest, portfolio rows) then
+                    refill()
+            finally:  # also on a crash or Ctrl-C in between: what finished is recorded (a resume skips it)
+                for rec in finished:
+                    on_done(rec)
             tick()
     finally:
         ex.shutdown(wait=not inflight, cancel_futures=True)

@@ -7,7 +7,11 @@ the last one backwards and sends each as PNG bytes (:func:`evalkit.viz.style.png
 pipe; :func:`png` gives the notebook a chart's bytes — the child's when it has taken that chart, else
 drawn here. The two meet in the middle: this process claims a chart when the notebook reaches it (a
 shared counter the child reads before each chart), the child stops at the first chart already
-claimed, so each chart is drawn once and neither side waits longer than one chart for the other.
+claimed, so a chart is drawn once and neither side waits longer than one chart for the other. The
+counters are plain stores and loads in shared memory with no fence between them, so in a rare race
+both sides may see the other's old value and draw the same chart: the bytes are identical, only CPU
+is spent twice. A child that does not answer within :data:`DEADLINE` seconds for a chart (stuck, e.g.
+on a lock copied at the fork) is killed and the chart drawn here: the same bytes, later.
 
 The child draws the same charts from the same state (a fork is a copy of this process): the bytes are
 the ones this process would make. Whenever the child does not deliver a chart (no fork, a chart that
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 import mmap
 import os
+import select
 import signal
 import struct
 import sys
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Hashable, Sequence
@@ -35,6 +41,9 @@ from typing import Any
 _ATTR = "_charts_ahead"  # where an owner (the evaluation) keeps its handle
 _HEAD = struct.Struct("<iq")  # chart index, PNG length (-1: not delivered, draw it in the parent)
 _CLAIM = struct.Struct("<i")  # the highest chart index the parent has claimed (-1: none yet)
+#: seconds the notebook waits for one chart from the child before it kills the child and draws the chart itself
+#: (~0.1-0.3 s of CPU each: generous, for a loaded host; scheduling only, the bytes are the same either way)
+DEADLINE = 30.0
 
 
 class Ahead:
@@ -53,10 +62,15 @@ class Ahead:
         """The lowest chart index the child has taken (len(keys): none yet)."""
         return _CLAIM.unpack_from(self.shared, _CLAIM.size)[0]
 
-    def _read(self, n: int) -> bytes | None:
+    def _read(self, n: int, deadline: float) -> bytes | None:
+        """``n`` bytes from the child's pipe, or ``None`` when it ended or nothing came by ``deadline``
+        (:func:`time.monotonic`)."""
         chunks, left = [], n
         while left:
             try:
+                ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:  # the child is stuck: the caller kills it and draws the chart itself
+                    return None
                 part = os.read(self.fd, left)
             except OSError:
                 return None
@@ -67,14 +81,16 @@ class Ahead:
         return b"".join(chunks)
 
     def wait_for(self, i: int) -> bytes | None:
-        """Read the child's charts until chart ``i`` came (its bytes) or the pipe ended (``None``)."""
+        """Read the child's charts until chart ``i`` came (its bytes) or the pipe ended or :data:`DEADLINE`
+        seconds passed (``None``; the child is then killed)."""
+        deadline = time.monotonic() + DEADLINE
         while i not in self.got and not self.done:
-            head = self._read(_HEAD.size)
+            head = self._read(_HEAD.size, deadline)
             if head is None:
                 self.finish()
                 break
             j, n = _HEAD.unpack(head)
-            data = None if n < 0 else self._read(n)
+            data = None if n < 0 else self._read(n, deadline)
             if n >= 0 and data is None:
                 self.finish()
                 break
