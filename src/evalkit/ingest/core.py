@@ -29,7 +29,7 @@ from evalkit.ingest.loads import (
     next_load_id,
     remove_load,
 )
-from evalkit.ingest.privacy import fold_sql, id_number_sql
+from evalkit.ingest.privacy import id_number_sql, masked_changed_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
     clean_sql,
@@ -457,7 +457,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
     con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
-                f"_raw_m IS DISTINCT FROM {fold_sql(raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
+                f"{masked_changed_sql('_raw_m', raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
                 f"AS _raw_m FROM _ek_bad)")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
