@@ -44,7 +44,7 @@ from evalkit.ingest.sources import (
     sha256_file,
 )
 from evalkit.ingest.sql import ident
-from evalkit.ingest.stage import direct_stage
+from evalkit.ingest.stage import direct_stage, rowids_kept
 from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
@@ -413,6 +413,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
                 + (" AND s._cand" if direct else ""))
+    rowids_kept(con, src, off)  # srow below: rowid - off
 
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
