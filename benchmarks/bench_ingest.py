@@ -223,9 +223,11 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({"rows": args.rows, "load": [load0, load1], "results": results}, indent=1))
     if not args.keep and not reused:
         shutil.rmtree(work, ignore_errors=True)
-    elif not args.keep:  # reused inputs are kept; only this run's databases go
+    elif not args.keep:  # reused inputs are kept; only this run's databases go (not the --json written here)
+        keep = args.json.resolve() if args.json else None
         for f in set(work.iterdir()) - before_files:
-            f.unlink(missing_ok=True)
+            if f.is_file() and f.resolve() != keep:
+                f.unlink(missing_ok=True)
     return 0
 
 

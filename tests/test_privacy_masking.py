@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from evalkit.ingest import ingest
-from evalkit.ingest.privacy import is_id_number, mask_py, mask_sql
+from evalkit.ingest.privacy import is_id_number, mask_py, mask_sql, masked_changed_sql, needs_mask_sql
 from evalkit.ingest.sources import TMP_PREFIX, make_tmpdir
 from evalkit.warehouse import connect
 
@@ -48,6 +48,15 @@ def test_mask_python_and_sql_agree(text, gone, mask):
     sql = duckdb.connect().execute(f"SELECT {mask_sql('x')} FROM (SELECT ? AS x)", [text]).fetchall()[0][0]
     assert gone not in py and mask in py, py
     assert sql == py
+
+
+def test_masked_changed_given_the_mask_is_needs_mask():
+    # the quarantine's masked count tests its stored (already masked) text with the rule of needs_mask_sql
+    con = duckdb.connect()
+    for text, want in [(t, True) for t, _, _ in CASES] + [("城关派出所", False), ("ＡＢ１２", False), (None, False)]:
+        got = con.execute(f"SELECT {needs_mask_sql('x')}, {masked_changed_sql('m', 'x')} "
+                          f"FROM (SELECT x, {mask_sql('x')} AS m FROM (SELECT CAST(? AS VARCHAR) AS x))", [text]).fetchall()[0]
+        assert got == (want, want), text
 
 
 def test_ordinary_text_is_left_alone():

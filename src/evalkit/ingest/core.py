@@ -29,7 +29,7 @@ from evalkit.ingest.loads import (
     next_load_id,
     remove_load,
 )
-from evalkit.ingest.privacy import fold_sql, id_number_sql
+from evalkit.ingest.privacy import id_number_sql, masked_changed_sql
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sources import (
     clean_sql,
@@ -44,7 +44,7 @@ from evalkit.ingest.sources import (
     sha256_file,
 )
 from evalkit.ingest.sql import ident
-from evalkit.ingest.stage import direct_stage
+from evalkit.ingest.stage import direct_stage, rowids_kept
 from evalkit.ingest.stations import station_map_table
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
@@ -413,6 +413,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
                 + (" AND s._cand" if direct else ""))
+    rowids_kept(con, src, off)  # srow below: rowid - off
 
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
@@ -457,7 +458,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
     # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
     con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
-                f"_raw_m IS DISTINCT FROM {fold_sql(raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
+                f"{masked_changed_sql('_raw_m', raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
                 f"AS _raw_m FROM _ek_bad)")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,

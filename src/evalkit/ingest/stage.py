@@ -23,17 +23,20 @@ from __future__ import annotations
 import os
 import re
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from evalkit.ingest import sql as S
-from evalkit.ingest.sources import _rowid_base, direct_view_sql
+from evalkit.ingest.sources import _rowid_base, csv_read_error, direct_view_sql
 
 CASE_MAX = 16  # a map of at most this many values is a CASE (cheaper than an ENUM cast for a few values)
 LIST_MAX = 4096  # list entries of all look-ups together (a list constant is rebuilt for every chunk)
 ENUM_MAX = 50_000  # labels of one ENUM type (binding costs ≈ 6 µs a label, twice: EXPLAIN and run)
 BITMAP_BITS = (1 << 12, 1 << 21)  # bitmap size bounds (also rebuilt for every chunk)
-CAND_MAX = 1 << 18  # more duplicate candidates than this: the serial pass (its exact IN list)
+# more duplicate candidates than this: the serial pass (its exact IN list). The bitmap then has ≥ 64
+# bits a candidate, so it passes ≤ 1 - e^(-1/64) ≈ 1.6 % of the other rows (at 8 bits: 12 %)
+CAND_MAX = BITMAP_BITS[1] // 64
 _JOIN_RE = re.compile(r"LEFT JOIN (\w+)(?: (\w+))? ON (\w+)\.v = (.+)")
 
 
@@ -116,8 +119,33 @@ def is_batch_insert(con, sql: str) -> bool:
     return "BATCH_CREATE_TABLE_AS" in plan.upper().replace(" ", "_")
 
 
+def join_alias_left(sql: str, joins: list[str]) -> bool:
+    """Whether ``sql`` still names a column of a join in ``joins`` (``ms.m``, ``_ek_map_w_x.known``):
+    a check condition or kept column the look-ups did not replace (the pass would need the join)."""
+    aliases = [m.group(2) or m.group(1) for m in map(_JOIN_RE.fullmatch, joins) if m is not None]
+    return bool(aliases) and re.search(r"(?<![\w.])(" + "|".join(map(re.escape, aliases)) + r")\.", sql) is not None
+
+
+def rowids_kept(con, src, off: int | None) -> None:
+    """Assert that ``_ek_stage``'s rowids are still those the parallel pass wrote (``off``, see
+    :func:`direct_stage`; still contiguous from the same first rowid), as ``rowid - off`` is the file
+    row; after the UPDATEs of the duplicate steps (DuckDB updates in place; this checks it)."""
+    if off is not None and _rowid_base(con, "_ek_stage") - src.skip_lines - 1 != off:
+        raise AssertionError(f"{src.name}: the stage's rowids changed after its pass; cannot number rows")
+
+
 def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
                  stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray) -> int | None:
+    """:func:`_direct_stage`, a CSV error of the file (DuckDB reads it here) given as the one-line
+    error naming the file and row (as the first scan's, see :func:`evalkit.ingest.sources.csv_read_error`)."""
+    try:
+        return _direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand)
+    except duckdb.InvalidInputException as e:
+        raise csv_read_error(e, src) from None
+
+
+def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
+                  stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray) -> int | None:
     """Create ``_ek_stage`` from the direct view ``_ek_v``: the columns ``stage_cols`` (their
     parsed values as ``p_<name>`` from ``parsed``), ``_chk`` (first failing check), ``_cand``
     (duplicate candidate: key hash in ``cand``) and ``_raw`` (``raw_list``, on rejected and
@@ -135,7 +163,8 @@ def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joi
         sql = "CREATE TEMP TABLE _ek_stage AS " + body.format(
             cols=", ".join(c for c in stage_cols if c != "_row"), raw=raw_list, chk=chk_case, cand=bitmap,
             sel=f"_ek_v.*, {p_cols}", joins="")
-        if is_batch_insert(con, sql):
+        # the check conditions and kept columns go in unchanged: one naming a join column needs the join
+        if not join_alias_left(sql, joins) and is_batch_insert(con, sql):
             con.execute(sql)
             return _rowid_base(con, "_ek_stage") - src.skip_lines - 1
         con.execute(f"CREATE OR REPLACE TEMP VIEW _ek_v AS {direct_view_sql(src, hm.positions, lead)}")
@@ -151,6 +180,11 @@ def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joi
             cols=", ".join(stage_cols), raw=raw_list, chk=chk_case,
             cand=f"hash({keycols}) IN (SELECT h FROM _ek_cand)",
             sel=f"_ek_v._row AS _row, _ek_v.* EXCLUDE (_row), {p_cols}", joins=" ".join(joins)))
-    finally:
-        con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
+    except duckdb.Error:
+        try:  # the error aborted the transaction, which refuses the SET: raise the error, not that
+            con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
+        except duckdb.TransactionException:
+            pass
+        raise
+    con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
     return None

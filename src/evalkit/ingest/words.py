@@ -88,10 +88,11 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
 
     ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): returns
     the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
-    (sorted, unique) of the keys written on more than one row of the file or already in ``table``.
-    Found by a second scan reading the key columns only (the CSV reader skips the others): the hash
-    of every row's key, sorted by numpy, compared with the table's key hashes. (A GROUP BY on 10 M
-    distinct hashes cost about twice the CPU of both scans together.) Else returns None."""
+    (sorted, unique) of the keys written on more than one row of the file or already in the table
+    ``spec`` names. Found by a second scan reading the key columns only (the CSV reader skips the
+    others): the hash of every row's key, sorted by numpy (repeats: neighbours equal), and those of
+    the hashes the table holds too (:func:`stored_hashes`). (A GROUP BY on 10 M distinct hashes
+    cost about twice the CPU of both scans together.) Else returns None."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
@@ -112,20 +113,21 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     keys = ", ".join(key_cols)
     h = np.sort(con.execute(f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM _ek_v")
                 .fetchnumpy()["h"])
-    dup = _repeated(h)
-    # keys already stored: only the hashes the file holds too (a load into a large table keeps
-    # its candidates few)
-    stored = con.execute(f"SELECT hash({keys}) AS h FROM {spec.name}").fetchnumpy()["h"]
-    if len(stored) and len(h):
-        pos = np.minimum(np.searchsorted(h, stored), len(h) - 1)
-        dup = np.union1d(dup, stored[h[pos] == stored])
-    return dup.astype(np.uint64)
+    return np.union1d(_repeated(h), stored_hashes(con, spec.name, keys, h)).astype(np.uint64)
 
 
-def repeated_hashes(con, query: str) -> np.ndarray:
-    """The values (UBIGINT hashes) that ``query``'s one column holds on more than one row, once each,
-    sorted: the column fetched as one numpy array (8 bytes a row) and sorted, neighbours compared."""
-    return _repeated(np.sort(con.execute(query).fetchnumpy()["h"]))
+def stored_hashes(con, table: str, keys: str, h: np.ndarray) -> np.ndarray:
+    """The values of ``hash(keys)`` over ``table`` that are also in ``h`` (the file's key hashes,
+    sorted), once each: a semi-join inside DuckDB (under its memory limit), so only the few common
+    hashes are fetched, never the table's hash of every stored row (8 bytes a row, 60 M rows and more)."""
+    if not len(h):
+        return np.empty(0, dtype=np.uint64)
+    con.register("_ek_file_h", pd.DataFrame({"h": h[np.r_[True, h[1:] != h[:-1]]].astype(np.uint64)}))
+    try:
+        return con.execute(f"SELECT DISTINCT hash({keys}) AS h FROM {table} WHERE hash({keys}) IN "
+                           f"(SELECT h FROM _ek_file_h)").fetchnumpy()["h"].astype(np.uint64)
+    finally:
+        con.unregister("_ek_file_h")
 
 
 def _repeated(h: np.ndarray) -> np.ndarray:
