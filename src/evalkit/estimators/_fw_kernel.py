@@ -108,15 +108,34 @@ def _lane_dots(x: np.ndarray, p: np.ndarray, tail: int) -> tuple[float, float, f
 
 
 @njit(inline="always")
+def _lane(px: float, xx: float, b: float, ib: int, pm: float, xm: float, m: int) -> tuple[float, float, float, int]:
+    """One summation lane after element m: p·x and x·x gain p_m·x_m and x_m², and the lane's first minimum
+    of p (value b at column ib) moves to m if p_m < b. The lanes are independent: their order does not change
+    any bit."""
+    if pm < b:
+        b, ib = pm, m
+    return px + pm * xm, xx + xm * xm, b, ib
+
+
+@njit(inline="always")
+def _lanes4(st, p0: float, p1: float, p2: float, p3: float, x0: float, x1: float, x2: float, x3: float, m: int):
+    """:func:`_lane` for elements m..m+3 (lanes 0..3) of the state ``st`` = (p·x lanes, x·x lanes, minima,
+    their columns)."""
+    px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3 = st
+    px0, xx0, b0, i0 = _lane(px0, xx0, b0, i0, p0, x0, m)
+    px1, xx1, b1, i1 = _lane(px1, xx1, b1, i1, p1, x1, m + 1)
+    px2, xx2, b2, i2 = _lane(px2, xx2, b2, i2, p2, x2, m + 2)
+    px3, xx3, b3, i3 = _lane(px3, xx3, b3, i3, p3, x3, m + 3)
+    return px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3
+
+
+@njit(inline="always")
 def _step_dense(x: np.ndarray, p: np.ndarray, G: np.ndarray, c: np.ndarray, i: int, s: float, rs: float,
                 eta: float):
     """x ← (1−s)x + s e_i and p ← (1−s)p + s(G_i − A'b + nζ²e_i) over all k weights; returns the lanes
     of p·x and x·x and each lane's first minimum of p (value, column; column k if none is < inf)."""
     k = x.shape[0]
-    px0 = px1 = px2 = px3 = 0.0
-    xx0 = xx1 = xx2 = xx3 = 0.0
-    b0 = b1 = b2 = b3 = np.inf
-    i0 = i1 = i2 = i3 = k
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.inf, np.inf, np.inf, np.inf, k, k, k, k)
     ib = i - (i & 3)  # the block of four holding column i
     m = 0
     while m + 4 <= k:
@@ -130,29 +149,12 @@ def _step_dense(x: np.ndarray, p: np.ndarray, G: np.ndarray, c: np.ndarray, i: i
             x1_, p1_ = _move_any(x, p, G, c, i, m + 1, s, rs, eta)
             x2_, p2_ = _move_any(x, p, G, c, i, m + 2, s, rs, eta)
             x3_, p3_ = _move_any(x, p, G, c, i, m + 3, s, rs, eta)
-        px0 += p0_ * x0_
-        px1 += p1_ * x1_
-        px2 += p2_ * x2_
-        px3 += p3_ * x3_
-        xx0 += x0_ * x0_
-        xx1 += x1_ * x1_
-        xx2 += x2_ * x2_
-        xx3 += x3_ * x3_
-        if p0_ < b0:
-            b0, i0 = p0_, m
-        if p1_ < b1:
-            b1, i1 = p1_, m + 1
-        if p2_ < b2:
-            b2, i2 = p2_, m + 2
-        if p3_ < b3:
-            b3, i3 = p3_, m + 3
+        st = _lanes4(st, p0_, p1_, p2_, p3_, x0_, x1_, x2_, x3_, m)
         m += 4
+    px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3 = st
     while m < k:
         x0_, p0_ = _move_any(x, p, G, c, i, m, s, rs, eta)
-        px0 += p0_ * x0_
-        xx0 += x0_ * x0_
-        if p0_ < b0:
-            b0, i0 = p0_, m
+        px0, xx0, b0, i0 = _lane(px0, xx0, b0, i0, p0_, x0_, m)
         m += 1
     return px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3
 
@@ -214,37 +216,16 @@ def _scan_min(p: np.ndarray):
 def _scan_all(p: np.ndarray, x: np.ndarray):
     """:func:`_scan_min` with the lanes of p·x and x·x (as :func:`_step_dense` sums them) in the same pass."""
     k = p.shape[0]
-    b0 = b1 = b2 = b3 = np.inf
-    i0 = i1 = i2 = i3 = k
-    px0 = px1 = px2 = px3 = 0.0
-    xx0 = xx1 = xx2 = xx3 = 0.0
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.inf, np.inf, np.inf, np.inf, k, k, k, k)
     m = 0
     while m + 4 <= k:
         p0_, p1_, p2_, p3_ = p[m], p[m + 1], p[m + 2], p[m + 3]
         x0_, x1_, x2_, x3_ = x[m], x[m + 1], x[m + 2], x[m + 3]
-        px0 += p0_ * x0_
-        px1 += p1_ * x1_
-        px2 += p2_ * x2_
-        px3 += p3_ * x3_
-        xx0 += x0_ * x0_
-        xx1 += x1_ * x1_
-        xx2 += x2_ * x2_
-        xx3 += x3_ * x3_
-        if p0_ < b0:
-            b0, i0 = p0_, m
-        if p1_ < b1:
-            b1, i1 = p1_, m + 1
-        if p2_ < b2:
-            b2, i2 = p2_, m + 2
-        if p3_ < b3:
-            b3, i3 = p3_, m + 3
+        st = _lanes4(st, p0_, p1_, p2_, p3_, x0_, x1_, x2_, x3_, m)
         m += 4
+    px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3 = st
     while m < k:
-        p0_, x0_ = p[m], x[m]
-        px0 += p0_ * x0_
-        xx0 += x0_ * x0_
-        if p0_ < b0:
-            b0, i0 = p0_, m
+        px0, xx0, b0, i0 = _lane(px0, xx0, b0, i0, p[m], x[m], m)
         m += 1
     return px0, px1, px2, px3, xx0, xx1, xx2, xx3, b0, b1, b2, b3, i0, i1, i2, i3
 
