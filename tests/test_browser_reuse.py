@@ -13,20 +13,12 @@ import time
 import psutil
 import pytest
 
+from _pages import PAGE
+from _pages import pdf_text as _pdf_text
 from evalkit import export
 
 pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdftotext")),
                                 reason="needs chromium and pdftotext")
-
-PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
-<style>@page {{ size: A4; margin: 15mm; }}</style></head>
-<body><p id="a">{text} 两队一室</p>
-<script>document.getElementById('a').textContent = 'SCRIPT RAN';</script></body></html>"""
-
-
-def _pdf_text(path) -> str:
-    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
-
 
 def _chromium_children() -> list[psutil.Process]:
     """Browser processes started by this process (Chromium's own helpers are its children, not ours)."""

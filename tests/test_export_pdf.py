@@ -11,6 +11,8 @@ import time
 import nbformat
 import pytest
 
+from _pages import PAGE
+from _pages import pdf_text as _pdf_text
 from evalkit import export
 from evalkit.brief_marker import BRIEF_MIME
 
@@ -65,16 +67,6 @@ def test_the_one_typeface_is_print_only_and_falls_back_where_the_font_is_missing
     screen, _, rest = page.partition("@media print { body, .jp-Notebook, .jp-RenderedHTMLCommon {")
     assert 'body, .jp-Notebook, .jp-RenderedHTMLCommon { font-family: "WenQuanYi Zen Hei"' in screen
     assert rest.lstrip().startswith('font-family: "evalkit-cjk", "WenQuanYi Zen Hei", "Noto Sans CJK SC"')
-
-
-PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
-<style>@page {{ size: A4; margin: 15mm; }}</style></head>
-<body><p id="a">{text} 两队一室</p>
-<script>document.getElementById('a').textContent = 'SCRIPT RAN';</script></body></html>"""
-
-
-def _pdf_text(path) -> str:
-    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_off(tmp_path):
