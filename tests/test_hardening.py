@@ -306,7 +306,7 @@ from evalkit.batch.local import _worker_init
 def task(_):
     import subprocess
     kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # stands in for the kernel
-    print(os.getpid(), kid.pid, flush=True)
+    os.write(1, f"{os.getpid()} {kid.pid}\n".encode())  # one write: atomic on a pipe (two workers print at once)
     time.sleep(120)
 
 if __name__ == "__main__":
