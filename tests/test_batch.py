@@ -284,61 +284,54 @@ def test_an_early_pool_starts_each_workers_kernel_before_its_first_evaluation(mo
         assert pool.submit(_keeper_state).result(timeout=120) == (False, 0, 0)  # no worker surely needed
 
 
+class _InstantPool:
+    """A stand-in for the batch's process pool: each evaluation finishes at once (a finished future) and the
+    hint it was given is recorded; submitting more than ``interrupt_after`` evaluations raises Ctrl-C."""
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.hints: list = []
+        self.interrupt_after = interrupt_after
+
+    def submit(self, fn, item, batch_dir, pdf, hint):
+        from concurrent.futures import Future
+
+        if self.interrupt_after is not None and len(self.hints) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.hints.append(hint)
+        fut = Future()
+        fut.set_result({"evaluation_id": item["evaluation_id"], "status": "ok"})
+        return fut
+
+    def shutdown(self, **kw):
+        pass
+
+
 def test_a_free_worker_gets_its_next_evaluation_before_the_finished_one_is_recorded(monkeypatch):
     """run_local refills a worker's slot first; on_done (manifest, portfolio rows) runs after, not in between.
     The next-notebook hint is not computed while workers keep their kernel."""
-    from concurrent.futures import Future
-
     from evalkit.batch import local
 
-    class Pool:  # runs each evaluation at once (a finished future), recording the hint it was given
-        hints: list = []
-
-        def submit(self, fn, item, batch_dir, pdf, hint):
-            self.hints.append(hint)
-            fut = Future()
-            fut.set_result({"evaluation_id": item["evaluation_id"], "status": "ok"})
-            return fut
-
-        def shutdown(self, **kw):
-            pass
-
+    pool = _InstantPool()
     events: list[str] = []
     items = [{"evaluation_id": e, "params": {"notebook": "evaluate_reform"}} for e in "abc"]
     monkeypatch.setenv(local.PRESTART_ENV, "1")
     monkeypatch.setenv("EVALKIT_KERNEL_REUSE", "1")
     monkeypatch.delenv("EVALKIT_BATCH_KERNEL_REUSE", raising=False)
-    local.run_local(items, "unused", pdf=False, workers=1, pool=Pool(),
+    local.run_local(items, "unused", pdf=False, workers=1, pool=pool,
                     on_start=lambda it: events.append("start " + it["evaluation_id"]),
                     on_done=lambda rec: events.append("done " + rec["evaluation_id"]))
     assert events == ["start a", "start b", "done a", "start c", "done b", "done c"]
-    assert Pool.hints == [None, None, None]
+    assert pool.hints == [None, None, None]
 
 
 def test_an_interrupt_while_refilling_still_records_what_finished(monkeypatch):
     """Refill first, record after: a Ctrl-C (or crash) while the next evaluation is submitted must not lose
     the record of the one that finished (the manifest lets a resume skip it)."""
-    from concurrent.futures import Future
-
     from evalkit.batch import local
-
-    class Pool:  # the first evaluation finishes at once; submitting the second is interrupted
-        n = 0
-
-        def submit(self, fn, item, batch_dir, pdf, hint):
-            self.n += 1
-            if self.n > 1:
-                raise KeyboardInterrupt
-            fut = Future()
-            fut.set_result({"evaluation_id": item["evaluation_id"], "status": "ok"})
-            return fut
-
-        def shutdown(self, **kw):
-            pass
 
     done: list[str] = []
     items = [{"evaluation_id": e, "params": {"notebook": "evaluate_reform"}} for e in "ab"]
     with pytest.raises(KeyboardInterrupt):
-        local.run_local(items, "unused", pdf=False, workers=1, pool=Pool(), on_start=lambda it: None,
+        local.run_local(items, "unused", pdf=False, workers=1, pool=_InstantPool(interrupt_after=1), on_start=lambda it: None,
                         on_done=lambda rec: done.append(rec["evaluation_id"]))
     assert done == ["a"]
