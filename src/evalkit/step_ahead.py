@@ -72,27 +72,74 @@ class Ahead:
 
     def cancel(self) -> None:
         """Stop the child, if any (the evaluation failed before it needed the step)."""
-        if self.pid is None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        self._reap()
+        fd, self.fd = self.fd, None
+        pid, self.pid = self.pid, None
+        end_child(pid, fd)
 
     def _reap(self) -> None:
         pid, self.pid = self.pid, None
-        if pid is not None:
-            try:
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        end_child(pid, None, kill=False)
+
+
+def end_child(pid: int | None, fd: int | None, *, kill: bool = True) -> None:
+    """Close the pipe ``fd`` and reap the child ``pid`` (killed first unless ``kill`` is false); either may be
+    ``None``."""
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if pid is None:
+        return
+    if kill:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def fork_child(body: Callable[[int], None], pipe_size: int | None = None) -> tuple[int, int] | None:
+    """Fork a child that runs ``body(w)`` (``w``: the write end of a pipe to this process) and leaves without
+    this process's exit handlers, its stdout and stderr on ``/dev/null``, its warnings ignored, killed when
+    this process dies. Returns ``(pid, read end)``, or ``None`` when no pipe or fork could be made.
+    ``pipe_size``: bytes the pipe should hold (best effort), so the child need not wait to write."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    if pipe_size:
+        try:
+            import fcntl
+
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_size)
+        except (OSError, AttributeError, ImportError):
+            pass
+    try:
+        with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process (the kernel's
+            warnings.simplefilter("ignore", DeprecationWarning)  # I/O threads): the child touches none of them
+            pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:
+        try:
+            os.close(r)
+            _die_with_parent()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the kernel's streams are the parent's
+            warnings.simplefilter("ignore")
+            body(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    return pid, r
 
 
 def _die_with_parent() -> None:
@@ -122,36 +169,17 @@ def run_ahead(fn: Callable[[], Any]) -> Ahead:
     its ``with`` block) in any case: a child whose result is never read would wait on its pipe."""
     if not _may_fork():
         return Ahead(fn)
-    try:
-        r, w = os.pipe()
-    except OSError:
-        return Ahead(fn)
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
-        return Ahead(fn)
-    if pid == 0:  # the child: compute, send, leave without running the parent's exit handlers
-        code = 1
+
+    def send(w: int) -> None:  # in the child: compute, send
         try:
-            os.close(r)
-            _die_with_parent()
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
-            warnings.simplefilter("ignore")
-            try:
-                payload = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException:  # noqa: BLE001 - the parent computes the step itself (and meets the error)
-                payload = pickle.dumps((False, None))
-            with os.fdopen(w, "wb") as f:
-                f.write(payload)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    return Ahead(fn, pid, r)
+            payload = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 - the parent computes the step itself (and meets the error)
+            payload = pickle.dumps((False, None))
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+
+    child = fork_child(send)
+    return Ahead(fn) if child is None else Ahead(fn, *child)
 
 
-__all__ = ["ENV", "Ahead", "run_ahead"]
+__all__ = ["ENV", "Ahead", "end_child", "fork_child", "run_ahead"]

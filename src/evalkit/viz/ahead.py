@@ -29,11 +29,8 @@ from __future__ import annotations
 import mmap
 import os
 import select
-import signal
 import struct
-import sys
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -99,23 +96,12 @@ class Ahead:
 
     def finish(self) -> None:
         """Close the pipe and reap the child (killed if still running)."""
+        from evalkit.step_ahead import end_child
+
         self.done = True
         fd, self.fd = self.fd, None
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
         pid, self.pid = self.pid, None
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        end_child(pid, fd)
 
 
 def _enabled() -> bool:
@@ -141,47 +127,21 @@ def start(owner: Any, charts: Sequence[tuple[Hashable, Callable[[], Any]]], dpi:
     shared = mmap.mmap(-1, 2 * _CLAIM.size)
     _CLAIM.pack_into(shared, 0, -1)
     _CLAIM.pack_into(shared, _CLAIM.size, len(keys))
-    try:
-        r, w = os.pipe()
-    except OSError:
-        return False
-    try:
-        import fcntl
+    from evalkit.step_ahead import fork_child
 
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)  # the child's charts fit: it never waits to write
-    except (OSError, AttributeError, ImportError):
-        pass
-    try:
-        with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process (the kernel's
-            warnings.simplefilter("ignore", DeprecationWarning)  # I/O threads): the child touches none of them
-            pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
+    # the child draws from the last chart backwards; the pipe holds its charts, so it never waits to write
+    child = fork_child(lambda w: _child(charts, w, shared, dpi), pipe_size=1 << 20)
+    if child is None:
         return False
-    if pid == 0:  # the child: draw from the last chart backwards, leave without the parent's exit handlers
-        try:
-            os.close(r)
-            _child(charts, w, shared, dpi)
-        finally:
-            os._exit(0)
-    os.close(w)
-    handle = Ahead(keys, pid, r, shared)
+    handle = Ahead(keys, *child, shared)
     owner.__dict__[_ATTR] = handle
     weakref.finalize(owner, handle.finish)  # never asked (another notebook): the child is reaped with its owner
     return True
 
 
 def _child(charts: Sequence[tuple[Hashable, Callable[[], Any]]], w: int, shared: mmap.mmap, dpi: int) -> None:
-    from evalkit.step_ahead import _die_with_parent
     from evalkit.viz.style import figure_of, plt, png_bytes
 
-    _die_with_parent()
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the kernel's streams are the parent's
-    warnings.simplefilter("ignore")
     with os.fdopen(w, "wb") as out:
         for i in range(len(charts) - 1, -1, -1):
             _CLAIM.pack_into(shared, _CLAIM.size, i)
