@@ -8,7 +8,6 @@ reader's record splitter for those: a stray quote never merges or drops rows.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -83,29 +82,42 @@ def records(fh: Iterable[str], delim: str, n: int, skip: int = 0) -> Iterator[tu
                 yield r, fields, None
 
 
-# a line holding an odd number of double quotes (a quoted field spanning lines, or a stray quote),
-# searched in the text reduced to its quotes and line feeds (C-speed translate, then a tiny regex)
+# a line holding an odd number of double quotes (a quoted field spanning lines, or a stray quote) is
+# looked for in the text reduced to its quotes and line feeds (C-speed translate): there each line is
+# a run of quotes, and removing the pairs ``""`` (left to right, as bytes.replace does) leaves one
+# quote of each odd run and nothing of the even ones
 _NOT_QUOTE_OR_LF = bytes(b for b in range(256) if b not in b'"\n')
-_ODD_RUN = re.compile(rb'(?:^|\n)(?:"")*"(?=\n|$)')
 
 
-def _odd_quote_line(data: bytes) -> bool:
-    return b'"' in data and _ODD_RUN.search(data.translate(None, _NOT_QUOTE_OR_LF)) is not None
+def _odd_run(reduced: bytes | bytearray) -> bool:
+    """Whether a line of ``reduced`` (text holding only ``"`` and ``\\n``) has an odd number of quotes."""
+    return b'"' in reduced.replace(b'""', b"")
 
 
 # two bytes read as one native uint16, for the numpy pre-check of a blank line in a chunk
 _LF_LF = int(np.frombuffer(b"\n\n", np.uint16)[0])
 _LF_CR = int(np.frombuffer(b"\n\r", np.uint16)[0])
+_CR_LF = int(np.frombuffer(b"\r\n", np.uint16)[0])
 
 
-def _has_pair(a: np.ndarray, pair: int, out: np.ndarray) -> bool:
-    """Whether two neighbouring bytes of ``a`` (uint8) read as ``pair``, at an even or an odd offset
-    (``out``: bool scratch of at least half ``a``'s length)."""
+def _pairs(a: np.ndarray, pair: int, out: np.ndarray, count: bool = False) -> int:
+    """How many neighbouring bytes of ``a`` (uint8) read as ``pair`` (one uint16), at an even or an
+    odd offset; with ``count`` False only whether any do (``out``: bool scratch, half ``a``'s length)."""
     n = a.shape[0]
     even = a[:n & ~1].view(np.uint16)
     odd = a[1:1 + ((n - 1) & ~1)].view(np.uint16)
-    return bool(np.equal(even, pair, out=out[:even.shape[0]]).any()
-                or np.equal(odd, pair, out=out[:odd.shape[0]]).any())
+    found = 0
+    for half in (even, odd):
+        hits = np.equal(half, pair, out=out[:half.shape[0]])
+        found += int(np.count_nonzero(hits)) if count else int(hits.any())
+        if found and not count:
+            break
+    return found
+
+
+def _bytes(a: np.ndarray, byte: int, out: np.ndarray) -> int:
+    """How many bytes of ``a`` (uint8) equal ``byte`` (``out``: bool scratch, ``a``'s length)."""
+    return int(np.count_nonzero(np.equal(a, byte, out=out[:a.shape[0]])))
 
 
 def _first_blank(b: bytes | bytearray, lo: int, hi: int) -> tuple[int, int] | None:
@@ -127,7 +139,7 @@ class _BlankScan:
     def __init__(self, out: np.ndarray) -> None:
         self.edge = b""  # the last (up to) two bytes fed
         self.seen = False  # a blank line was fed: any text from here on decides
-        self.out = out  # scratch for :func:`_has_pair`
+        self.out = out  # scratch for :func:`_pairs`
 
     def feed(self, buf: bytearray, arr: np.ndarray, lo: int, hi: int, has_cr: bool) -> bool:
         """Feed ``buf[lo:hi]`` (``arr``: ``buf`` as uint8; ``has_cr``: False if it holds no ``\\r``);
@@ -142,8 +154,8 @@ class _BlankScan:
                 found = lo + max(m[1] - len(self.edge), 0)
         # numpy pre-check first (far faster than bytes.find on a 2-byte needle): every ``\n\r?\n``
         # holds the pair ``\n\n`` or ``\n\r``
-        if found is None and hi - lo >= 2 and (_has_pair(arr[lo:hi], _LF_LF, self.out) or (
-                has_cr and _has_pair(arr[lo:hi], _LF_CR, self.out))):
+        if found is None and hi - lo >= 2 and (_pairs(arr[lo:hi], _LF_LF, self.out) or (
+                has_cr and _pairs(arr[lo:hi], _LF_CR, self.out))):
             m = _first_blank(buf, lo, hi)
             found = None if m is None else m[1]
         if found is not None:
@@ -168,7 +180,7 @@ def risky(path: Path, skip_lines: int = 1) -> bool | str:
     size = max(CHUNK_BYTES, 1)
     buf = bytearray(size)
     arr = np.frombuffer(buf, np.uint8)
-    out = np.empty(size // 2 + 1, bool)
+    out = np.empty(size, bool)  # scratch for the numpy comparisons
     blank = _BlankScan(out)  # from the end of the header line on
     head = _BlankScan(out)  # from the file's start, used only if the file has < skip_lines lines
     head_blank = False
@@ -194,14 +206,14 @@ def risky(path: Path, skip_lines: int = 1) -> bool | str:
             if has_quote or qtail:
                 t = qtail + (buf if k == size else buf[:k]).translate(None, _NOT_QUOTE_OR_LF)
                 cut = t.rfind(b"\n") + 1
-                if _ODD_RUN.search(t, 0, cut):
+                if _odd_run(t[:cut]):
                     return "python"
                 qtail = bytes(t[cut:])
             if has_cr:  # count both; a \n without \r is a \n the \r\n pairs do not account for
-                n_crlf = buf.count(b"\r\n", 0, k) + (1 if prev_cr and buf[0] == 10 else 0)
-                cr += buf.count(b"\r", 0, k)
+                n_crlf = _pairs(arr[:k], _CR_LF, out, count=True) + (1 if prev_cr and buf[0] == 10 else 0)
+                cr += _bytes(arr[:k], 13, out)
                 crlf += n_crlf
-                bare_lf = bare_lf or buf.count(b"\n", 0, k) > n_crlf
+                bare_lf = bare_lf or _bytes(arr[:k], 10, out) > n_crlf
             else:  # no \r: any \n is bare but one right after a \r ending the previous chunk
                 crlf += 1 if prev_cr and buf[0] == 10 else 0
                 bare_lf = bare_lf or buf.find(b"\n", 1 if prev_cr else 0, k) >= 0
