@@ -242,6 +242,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
             reader.submit(read_rows, eid, report.records[eid])
 
     interrupted: list[int] = []
+    closing: list[threading.Thread] = []  # the local pool's shutdown, joined after the portfolio (run_local)
 
     def handler(signum, frame):  # noqa: ARG001
         if not interrupted:
@@ -276,7 +277,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                     threading.Thread(target=_load_plotting, name="evalkit-portfolio-imports", daemon=True).start()
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
                           on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run, pool)),
-                          pool=pool)
+                          pool=pool, closing=closing)
             if pool is not None and not payload:  # every evaluation was complete after all
                 pool.shutdown(wait=False, cancel_futures=True)
     except BatchInterrupted as exc:
@@ -289,15 +290,20 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
-    if report.interrupted:
-        save_manifest()
-        report.seconds = time.perf_counter() - t0
-        return report
-    if portfolio:
-        from evalkit.batch.portfolio import write_portfolio
+    try:
+        if report.interrupted:
+            save_manifest()
+            report.seconds = time.perf_counter() - t0
+            return report
+        if portfolio:
+            from evalkit.batch.portfolio import write_portfolio
 
-        report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
-            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf, ready=ready)
+            report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
+                batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf,
+                ready=ready)
+    finally:  # the workers exited meanwhile (each closing its Chromium and kernel): none outlives the batch
+        for t in closing:
+            t.join()
     report.seconds = time.perf_counter() - t0
     save_manifest()
     return report
