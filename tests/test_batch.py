@@ -335,3 +335,31 @@ def test_an_interrupt_while_refilling_still_records_what_finished(monkeypatch):
         local.run_local(items, "unused", pdf=False, workers=1, pool=_InstantPool(interrupt_after=1), on_start=lambda it: None,
                         on_done=lambda rec: done.append(rec["evaluation_id"]))
     assert done == ["a"]
+
+
+def test_the_tail_hook_runs_once_when_a_worker_is_idle_with_nothing_left_and_the_pool_closes_in_a_thread():
+    """on_tail is called once, after the last evaluation was handed out and a worker is free (not before); with
+    ``closing`` the pool is shut down in a thread the caller joins (the portfolio is written meanwhile)."""
+    from evalkit.batch import local
+
+    class _Pool(_InstantPool):
+        def __init__(self) -> None:
+            super().__init__()
+            self.closed: list[dict] = []
+
+        def shutdown(self, **kw):
+            self.closed.append(kw)
+
+    pool = _Pool()
+    events: list[str] = []
+    closing: list = []
+    items = [{"evaluation_id": e, "params": {"notebook": "evaluate_reform"}} for e in "abc"]
+    local.run_local(items, "unused", pdf=False, workers=1, pool=pool,
+                    on_start=lambda it: events.append("start " + it["evaluation_id"]),
+                    on_done=lambda rec: events.append("done " + rec["evaluation_id"]),
+                    closing=closing, on_tail=lambda: events.append("tail"))
+    assert events.count("tail") == 1
+    assert events.index("tail") > events.index("start c")
+    assert len(closing) == 1
+    closing[0].join()
+    assert pool.closed == [{"wait": True, "cancel_futures": True}]

@@ -71,8 +71,8 @@ def test_the_one_typeface_is_print_only_and_falls_back_where_the_font_is_missing
 
 def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_off(tmp_path):
     """prestart_browser opens the next PDF's page ahead (in a thread); the PDF is printed in that page, with
-    scripts off as in a page opened at print time, and the next prestart (the next evaluation of a session)
-    opens another one."""
+    scripts off as in a page opened at print time; the page is kept, and the next PDF of the session (the next
+    evaluation) is printed in it: its own text only, scripts still off, no other tab opened."""
     for name in ("one", "two"):
         (tmp_path / f"{name}.html").write_text(PAGE.format(text=f"PAGE {name.upper()}"), encoding="utf-8")
     with export.browser_session():
@@ -82,22 +82,18 @@ def test_the_page_opened_while_the_notebook_runs_prints_the_brief_with_scripts_o
         first = browser._page
         assert first is not None
         export.html_to_pdf(tmp_path / "one.html", tmp_path / "one.pdf")
-        assert browser._page is None
-        # printed in that page, then closed (Target.closeTarget answers before the target list drops it)
-        for _ in range(100):
-            open_pages = [t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]]
-            if first[0] not in open_pages:
-                break
-            time.sleep(0.05)
-        assert first[0] not in open_pages
-        export.prestart_browser()
-        browser._preparing.join()
-        assert browser._page is not None and browser._page != first
+        assert browser._page == first  # printed in that page, which stays open for the next PDF
+        export.prestart_browser()  # nothing to open: the kept page is ready
+        assert browser._page == first
+        pages = {t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"] if t["type"] == "page"}
         export.html_to_pdf(tmp_path / "two.html", tmp_path / "two.pdf")
-        assert export.session_browser() is browser
-    for name in ("one", "two"):
+        assert export.session_browser() is browser and browser._page == first
+        assert {t["targetId"] for t in browser._call("Target.getTargets")["targetInfos"]
+                if t["type"] == "page"} == pages
+    for name, other in (("one", "TWO"), ("two", "ONE")):
         text = _pdf_text(tmp_path / f"{name}.pdf")
         assert f"PAGE {name.upper()}" in text and "两队一室" in text and "SCRIPT RAN" not in text
+        assert f"PAGE {other}" not in text
 
 
 def test_a_page_that_could_not_be_opened_ahead_is_opened_at_print_time(tmp_path, monkeypatch):
@@ -136,7 +132,7 @@ def test_a_prepared_page_that_died_meanwhile_is_replaced_by_a_new_one(tmp_path):
                 break
             time.sleep(0.05)
         browser.print_pdf(tmp_path / "p.html", tmp_path / "p.pdf")
-        assert browser._page is None
+        assert browser._page is not None and browser._page[0] != target  # the new page, kept
     assert "REOPENED" in _pdf_text(tmp_path / "p.pdf")
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -242,6 +243,21 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
             reader.submit(read_rows, eid, report.records[eid])
 
     interrupted: list[int] = []
+    closing: list[threading.Thread] = []  # the local pool's shutdown, joined after the portfolio (run_local)
+    # the portfolio's Chromium: started (in a browser session of this thread) once a worker is idle at the end
+    session = contextlib.ExitStack()
+    tail: list[threading.Thread] = []
+
+    def on_tail() -> None:
+        from evalkit.export import browser_session, prestart_browser
+
+        session.enter_context(browser_session())
+        t = threading.Thread(target=contextvars.copy_context().run, args=(prestart_browser,),
+                             name="evalkit-portfolio-browser", daemon=True)
+        t.start()
+        tail.append(t)
+
+    portfolio_browser = portfolio and (pdf if portfolio_pdf is None else portfolio_pdf)
 
     def handler(signum, frame):  # noqa: ARG001
         if not interrupted:
@@ -276,7 +292,7 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
                     threading.Thread(target=_load_plotting, name="evalkit-portfolio-imports", daemon=True).start()
                 run_local(payload, str(batch_dir), pdf=pdf, workers=workers, on_start=display.start,
                           on_done=on_done, tick=display.tick, cells=str(_cells_folder(batch_dir, to_run, pool)),
-                          pool=pool)
+                          pool=pool, closing=closing, on_tail=on_tail if portfolio_browser else None)
             if pool is not None and not payload:  # every evaluation was complete after all
                 pool.shutdown(wait=False, cancel_futures=True)
     except BatchInterrupted as exc:
@@ -289,15 +305,23 @@ def run_batch(paths: list[str], outputs: str | Path = "outputs", *, name: str | 
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
-    if report.interrupted:
-        save_manifest()
-        report.seconds = time.perf_counter() - t0
-        return report
-    if portfolio:
-        from evalkit.batch.portfolio import write_portfolio
+    try:
+        for t in tail:  # the browser is in place (the portfolio's own start would race it)
+            t.join()
+        if report.interrupted:
+            save_manifest()
+            report.seconds = time.perf_counter() - t0
+            return report
+        if portfolio:
+            from evalkit.batch.portfolio import write_portfolio
 
-        report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
-            batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf, ready=ready)
+            report.summary, report.portfolio_html, report.portfolio_pdf = write_portfolio(
+                batch_dir, name, items, report.records, pdf=pdf if portfolio_pdf is None else portfolio_pdf,
+                ready=ready)
+    finally:  # the workers exited meanwhile (each closing its Chromium and kernel): none outlives the batch
+        session.close()
+        for t in closing:
+            t.join()
     report.seconds = time.perf_counter() - t0
     save_manifest()
     return report
@@ -348,9 +372,11 @@ def _cells_folder(batch_dir: Path, to_run: list[BatchItem], pool: Any) -> Path:
 
 def _load_plotting() -> None:
     """Import matplotlib (Agg) and find the CJK font, as :func:`evalkit.batch.portfolio.forest_plot_png` does
-    first (0.5-1.3 s); errors are left to the portfolio, which reports them."""
+    first (0.5-1.3 s), and pyarrow's Parquet writer (``summary.parquet``); errors are left to the portfolio,
+    which reports them."""
     with contextlib.suppress(Exception):
         import matplotlib
+        import pyarrow.parquet  # noqa: F401  (summary.parquet: 0.17 s of imports at the end otherwise)
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401

@@ -179,10 +179,16 @@ def start_pool(workers: int, n_items: int, *, cells: str | None = None, warm: st
 def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers: int,
               on_start: Callable[[dict[str, Any]], None], on_done: Callable[[Record], None],
               tick: Callable[[], None] = lambda: None, cells: str | None = None,
-              pool: ProcessPoolExecutor | None = None) -> None:
+              pool: ProcessPoolExecutor | None = None, closing: list[threading.Thread] | None = None,
+              on_tail: Callable[[], None] | None = None) -> None:
     """Run ``items`` (``BatchItem.to_dict()``) on ``workers`` processes; report through callbacks.
     ``cells``: the folder of the batch's shared station-month cells (:mod:`evalkit.cells_cache`). ``pool``: the
-    processes, started earlier by :func:`start_pool` (with the same ``workers`` and ``cells``); shut down here."""
+    processes, started earlier by :func:`start_pool` (with the same ``workers`` and ``cells``); shut down here.
+    ``closing``: when every evaluation has finished, the pool is shut down in a thread appended to this list
+    (the caller joins it) instead of being waited for here: the workers' exit (each closes its Chromium and
+    kernel, ~0.5 s) overlaps what the caller does next (the portfolio). ``on_tail``: called once, as soon as a
+    worker is free and no evaluation waits (the batch's last ones are running: a core is idle until they end);
+    the caller gets ready for what follows then (the portfolio's Chromium starts)."""
     workers = max(1, int(workers))
     pending = list(items)
     attempts: dict[str, int] = {}
@@ -228,6 +234,15 @@ def run_local(items: list[dict[str, Any]], batch_dir: str, *, pdf: bool, workers
             finally:  # also on a crash or Ctrl-C in between: what finished is recorded (a resume skips it)
                 for rec in finished:
                     on_done(rec)
+            if on_tail is not None and not pending and len(inflight) < workers:
+                tail, on_tail = on_tail, None
+                tail()
             tick()
     finally:
-        ex.shutdown(wait=not inflight, cancel_futures=True)
+        if closing is not None and not inflight:
+            closer = threading.Thread(target=ex.shutdown, kwargs={"wait": True, "cancel_futures": True},
+                                      name="evalkit-pool-shutdown", daemon=True)
+            closer.start()
+            closing.append(closer)
+        else:
+            ex.shutdown(wait=not inflight, cancel_futures=True)

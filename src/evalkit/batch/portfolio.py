@@ -9,6 +9,7 @@ evaluation ran on synthetic data — the synthetic-data notice on every page.
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import html
 import io
@@ -286,10 +287,11 @@ def write_portfolio(batch_dir: Path, batch: str, items: list[BatchItem], records
                     ready: dict[str, list[dict[str, Any]]] | None = None) -> tuple[Path, Path, Path | None]:
     """Write ``summary.parquet``, ``portfolio.html`` and (``pdf``) ``portfolio.pdf``; all atomically.
     ``ready``: summary rows already read (:func:`build_summary`). With ``pdf``, Chromium starts in a
-    thread at once, so that its start overlaps the summary and the forest plot."""
-    from evalkit.export import browser_session, html_to_pdf, prestart_browser
+    thread at once, so that its start overlaps the summary and the forest plot; inside a browser session (the
+    batch's, started while its last evaluations ran) that session's browser prints the PDF."""
+    from evalkit.export import browser_session, html_to_pdf, in_browser_session, prestart_browser
 
-    with browser_session():
+    with contextlib.nullcontext() if in_browser_session() else browser_session():
         start = None
         if pdf:
             start = threading.Thread(target=contextvars.copy_context().run, args=(prestart_browser,),
