@@ -94,50 +94,27 @@ def test_logged_sha256_is_the_files(wh, tmp_path):
     assert sha == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
-def test_repeated_finds_each_repeated_value_once():
-    import numpy as np
-
-    from evalkit.ingest.words import _repeated
-
-    got = _repeated(np.sort(np.array([7, 3, 7, 2**64 - 1, 5, 3, 7, 2**64 - 1], dtype=np.uint64)))
-    assert got.dtype == np.uint64 and got.tolist() == [3, 7, 18446744073709551615]
-    assert _repeated(np.arange(5, dtype=np.uint64)).tolist() == []
-    assert _repeated(np.empty(0, dtype=np.uint64)).tolist() == []
-
-
-def test_stored_hashes_fetch_only_the_common_hashes():
-    # the table's key hashes are intersected with the file's inside DuckDB: only the common ones
-    # come out, never one hash per stored row
+def test_duplicate_candidates_are_the_repeated_and_the_stored_keys(wh, tmp_path, monkeypatch):
+    # the candidates (whose raw text the stage keeps) come from the words scan: the hashes of the
+    # keys written twice in the file and of those the table holds already, each once, nothing else
     import duckdb
-    import numpy as np
 
-    from evalkit.ingest.words import stored_hashes
+    import evalkit.ingest.core as core
 
-    class Spy:  # a connection recording how many rows each fetchnumpy returned
-        def __init__(self, con):
-            self.con, self.fetched = con, []
+    seen = []
 
-        def __getattr__(self, name):
-            return getattr(self.con, name)
+    def spy(*a, **k):
+        out = core_word_values(*a, **k)
+        seen.append(None if out is None else out.tolist())
+        return out
 
-        def execute(self, sql):
-            res, spy = self.con.execute(sql), self
-
-            class Res:
-                def fetchnumpy(self):
-                    out = res.fetchnumpy()
-                    spy.fetched.append(max((len(v) for v in out.values()), default=0))
-                    return out
-            return Res()
-
+    core_word_values = core._word_values
+    monkeypatch.setattr(core, "_word_values", spy)
+    ingest("incidents", write(tmp_path / "a.csv", [mc.inc("C1"), mc.inc("K1")]), warehouse=wh)
+    assert seen == [[]]  # nothing repeated, nothing stored (an empty table is not read)
+    ingest("incidents", write(tmp_path / "b.csv", [mc.inc("A1"), mc.inc("B1"), mc.inc("A1"), mc.inc("C1"),
+                                                   mc.inc("D1"), mc.inc("A1")]), warehouse=wh)
     con = duckdb.connect()
-    con.execute("CREATE TABLE incidents AS SELECT 'J' || i AS incident_id FROM range(50000) t(i)")
-    file_keys = ["J7", "J7", "J49999", "K1", "K2", "J123"]
-    h = np.sort(np.array([con.execute("SELECT hash(?)", [k]).fetchall()[0][0] for k in file_keys], dtype=np.uint64))
-    spy = Spy(con)
-    got = stored_hashes(spy, "incidents", "incident_id", h)
-    want = sorted(con.execute("SELECT hash(k) AS h FROM (VALUES ('J7'), ('J49999'), ('J123')) t(k)")
-                  .fetchnumpy()["h"].tolist())
-    assert got.dtype == np.uint64 and sorted(got.tolist()) == want
-    assert spy.fetched and max(spy.fetched) <= 3
-    assert stored_hashes(spy, "incidents", "incident_id", np.empty(0, dtype=np.uint64)).tolist() == []
+    want = sorted(con.execute("SELECT hash(k) FROM (VALUES ('A1'), ('C1')) t(k)").fetchnumpy()["hash(k)"].tolist())
+    assert seen[1] == want
+

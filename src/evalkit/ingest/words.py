@@ -89,50 +89,41 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): returns
     the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
     (sorted, unique) of the keys written on more than one row of the file or already in the table
-    ``spec`` names. Found by a second scan reading the key columns only (the CSV reader skips the
-    others): the hash of every row's key, sorted by numpy (repeats: neighbours equal), and those of
-    the hashes the table holds too (:func:`stored_hashes`). (A GROUP BY on 10 M distinct hashes
-    cost about twice the CPU of both scans together.) Else returns None."""
+    ``spec`` names. Found in the same scan, as one more grouping set (the key hash) of which only
+    the repeated hashes and those the table holds too are kept (:data:`KEY_HASH`). Else returns None."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in WORD_COLUMNS)]
-    if not cols:
+    if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-    else:
-        # a CSV read by DuckDB: group its text as read, and trim only the distinct values
-        csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-        assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
-        src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
-        raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-        sets = ", ".join(f"({c})" for c in raw)
-        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} "
-                    f"FROM {src} GROUP BY GROUPING SETS ({sets})) {src}")
+        return None
+    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
+    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
+    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
+    sets = [f"({c})" for c in raw]
+    inner, outer, having = list(raw), [sel] if cols else [], ""
+    if key_cols:
+        h = f"hash({', '.join('v_' + k for k in key_cols)})"
+        sets.append(f"({h})")
+        inner.append(f"{h} AS {KEY_HASH}")
+        outer.append(KEY_HASH)
+        # the key-hash set keeps a hash seen twice, or one the table holds already (a semi-join;
+        # an empty table is not read); the word sets are kept whole (grouping() = 1: not their set)
+        having = f" HAVING grouping({h}) = 1 OR count(*) > 1"
+        if con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]:
+            having += f" OR {h} IN (SELECT hash({', '.join(key_cols)}) FROM {t})"
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
+                f"FROM {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
     if not key_cols:
         return None
-    keys = ", ".join(key_cols)
-    h = np.sort(con.execute(f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM _ek_v")
-                .fetchnumpy()["h"])
-    return np.union1d(_repeated(h), stored_hashes(con, spec.name, keys, h)).astype(np.uint64)
+    return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
+                   .fetchnumpy()[KEY_HASH]).astype(np.uint64)
 
 
-def stored_hashes(con, table: str, keys: str, h: np.ndarray) -> np.ndarray:
-    """The values of ``hash(keys)`` over ``table`` that are also in ``h`` (the file's key hashes,
-    sorted), once each: a semi-join inside DuckDB (under its memory limit), so only the few common
-    hashes are fetched, never the table's hash of every stored row (8 bytes a row, 60 M rows and more)."""
-    if not len(h):
-        return np.empty(0, dtype=np.uint64)
-    con.register("_ek_file_h", pd.DataFrame({"h": h[np.r_[True, h[1:] != h[:-1]]].astype(np.uint64)}))
-    try:
-        return con.execute(f"SELECT DISTINCT hash({keys}) AS h FROM {table} WHERE hash({keys}) IN "
-                           f"(SELECT h FROM _ek_file_h)").fetchnumpy()["h"].astype(np.uint64)
-    finally:
-        con.unregister("_ek_file_h")
-
-
-def _repeated(h: np.ndarray) -> np.ndarray:
-    """The values a sorted array holds more than once, once each (sorted)."""
-    return np.unique(h[1:][h[1:] == h[:-1]]).astype(np.uint64)
+KEY_HASH = "_ek_key_hash"  # the column of _ek_words holding the duplicate candidates (see _word_values)
 
 
 def _make_map(con, name: str, column: str, func) -> str:
