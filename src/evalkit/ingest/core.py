@@ -30,6 +30,7 @@ from evalkit.ingest.loads import (
 from evalkit.ingest.plan import KEYS, Check, _plan
 from evalkit.ingest.privacy import masked_changed_sql
 from evalkit.ingest.report import IngestReport
+from evalkit.ingest.sampled import missed_sql, settle_missed
 from evalkit.ingest.sources import (
     clean_sql,
     csv_read_error,
@@ -43,12 +44,14 @@ from evalkit.ingest.sources import (
     sha256_file,
 )
 from evalkit.ingest.sql import ident
-from evalkit.ingest.stage import direct_stage, rowids_kept
+from evalkit.ingest.stage import direct_stage, rowids_kept, serial_stage
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
+    WORDS,
     _lead_cols,
     _text_keys,
     _word_values,
+    drop_maps,
     drop_temps,
     drop_temps_quietly,
 )
@@ -95,7 +98,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
-        cand = _word_values(con, spec, hm, lead, keys if direct else ())
+        cand, sampled = _word_values(con, spec, hm, lead, keys if direct else (), src if direct else None)
     except duckdb.InvalidInputException as e:
         if not direct:
             raise
@@ -115,7 +118,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
     # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
     # a direct view's stage has neither VARCHAR column of every row: station candidates go in _raw, _u_station in _ek_bad
-    kept_v, u_station, fold = [], "", direct and "station_cands" in parsed
+    # (rows a sampled map missed are parsed again and updated in place: candidates in a column then)
+    kept_v, u_station, fold = [], "", direct and "station_cands" in parsed and not sampled
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
         ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
         u_station = (f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
@@ -127,6 +131,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
                                      if n != "_category_known" and not (fold and n == "station_cands"))]
     keycols = ", ".join(f"p_{k}" for k in keys)
+    out = None  # with sampled words: the condition marking a row whose word value a map misses
     off = None  # the stage's file row numbers: column _row, or rowid - off (the parallel pass, see stage.py)
     if direct:
         if any(parsed[k] != f"v_{k}" for k in keys):
@@ -135,7 +140,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         # already in the table): only these rows and the rejected ones keep their raw text (_raw),
         # so the file is never stored whole
         raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
-        off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand)
+        out = missed_sql(joins) if sampled else None
+        off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
     else:
         # parse (inner select) and find each row's first failing check (outer) in one pass
         parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
@@ -143,6 +149,18 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                     f"FROM ({parse_sql}) p")
     def srow(a: str = "") -> str:
         return f"{a}_row" if off is None else f"({a}rowid - {off})"
+
+    if direct and out is not None:  # the rows with a word value the sample missed: parsed again
+        def replan() -> None:
+            drop_maps(con)
+            again = _plan(spec, hm, con, now, window, lead)
+            if (again[0], again[1], [c.cond for c in again[2]]) != (parsed, joins, [c.cond for c in checks]):
+                raise AssertionError(f"{src.name}: the plan changed when its value maps were completed")
+
+        settle_missed(
+            con, joins, v_only, srow, WORDS, replan,
+            lambda target: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand),
+            [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"])
 
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.

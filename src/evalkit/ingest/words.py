@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from evalkit import registry
+from evalkit.ingest import sampled, vocab
 from evalkit.ingest import sql as S
-from evalkit.ingest import vocab
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.headers import HeaderMap
 from evalkit.ingest.sources import drop_raw, raw_lookup, trim_py
@@ -81,7 +81,7 @@ def _words_source(con, column: str) -> str:
 
 
 def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
-                 key_cols: tuple[str, ...] = ()) -> np.ndarray | None:
+                 key_cols: tuple[str, ...] = (), src=None) -> tuple[np.ndarray | None, bool]:
     """``_ek_words``: the distinct values of every column mapped through a small join table
     (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
     cleaned as the raw view cleans them (``lead``: at the leading end only).
@@ -90,14 +90,21 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
     (sorted, unique) of the keys written on more than one row of the file or already in the table
     ``spec`` names. Found in the same scan, as one more grouping set (the key hash) of which only
-    the repeated hashes and those the table holds too are kept (:data:`KEY_HASH`). Else returns None."""
+    the repeated hashes and those the table holds too are kept (:data:`KEY_HASH`). Else None.
+
+    With ``src`` (the file of the direct view) large enough (:func:`evalkit.ingest.sampled.usable`),
+    the words come from a sample of the file and the candidates from a scan of the key column only;
+    the second value returned is then True (the stage must mark the rows the sample missed)."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in WORD_COLUMNS)]
     if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-        return None
+        return None, False
+    if cols and src is not None and sampled.usable(src, key_cols):
+        sampled.sample_words(con, src, hm.positions, cols, lead, WORDS)
+        return sampled.key_candidates(con, t, key_cols, src), True
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
     assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
@@ -118,9 +125,9 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
                 f"FROM {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
     if not key_cols:
-        return None
+        return None, False
     return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
-                   .fetchnumpy()[KEY_HASH]).astype(np.uint64)
+                   .fetchnumpy()[KEY_HASH]).astype(np.uint64), False
 
 
 KEY_HASH = "_ek_key_hash"  # the column of _ek_words holding the duplicate candidates (see _word_values)
@@ -159,8 +166,14 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
-                 "_ek_map_category"):
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", WORDS):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    drop_maps(con)
+
+
+def drop_maps(con) -> None:
+    """Drop the value maps of one file (built by :func:`evalkit.ingest.plan._plan`)."""
+    for name in ("_ek_map_station", "_ek_map_neighbor", "_ek_map_reform", "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
                                "AND starts_with(table_name, '_ek_map_w_')").fetchall():
