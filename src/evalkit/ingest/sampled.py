@@ -32,7 +32,7 @@ from evalkit.ingest.sql import ident
 
 SAMPLE_MIN_BYTES = 64 << 20  # smaller files: the words come from a scan of the whole file (cheap)
 BLOCKS = 512  # stretches read, evenly spread (a column sorted by value: every value spanning ≥ 1/512 of the file is seen)
-BLOCK_BYTES = 32 << 10
+BLOCK_BYTES = 8 << 10  # 4 MiB in all: ~35,000 records of a police export, parsed in ~0.15 s
 _JOIN = "LEFT JOIN "
 
 
@@ -72,11 +72,11 @@ def sample_rows(src) -> list[list[str]]:
     return rows
 
 
-def sample_words(con, src, positions: dict[str, int], cols: list[str], lead: frozenset[str], table: str) -> int:
+def sample_words(con, rows: list[list[str]], positions: dict[str, int], cols: list[str], lead: frozenset[str],
+                 table: str) -> None:
     """Temp table ``table`` (the words table, see :func:`evalkit.ingest.words._word_values`): the
-    distinct values of the columns ``cols`` (``v_<name>``) in :func:`sample_rows`, cleaned as the
-    direct view cleans them. Returns the number of sampled records."""
-    rows = sample_rows(src)
+    distinct values of the columns ``cols`` (``v_<name>``) in ``rows`` (:func:`sample_rows`), cleaned
+    as the direct view cleans them."""
     names = [c[2:] for c in cols]
     frame = pd.DataFrame({f"c{positions[nm]}": pd.Series([r[positions[nm]] for r in rows], dtype=object)
                           for nm in names})
@@ -88,7 +88,6 @@ def sample_words(con, src, positions: dict[str, int], cols: list[str], lead: fro
                     f"(SELECT {clean} FROM _ek_sample) GROUP BY GROUPING SETS ({sets})")
     finally:
         con.unregister("_ek_sample")
-    return len(rows)
 
 
 def key_candidates(con, table: str, key_cols: tuple[str, ...], src) -> np.ndarray:

@@ -3,6 +3,8 @@ join tables that map them (reforms, incident and dispute categories, station ref
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -103,8 +105,12 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return None, False
     if cols and src is not None and sampled.usable(src, key_cols):
-        sampled.sample_words(con, src, hm.positions, cols, lead, WORDS)
-        return sampled.key_candidates(con, t, key_cols, src), True
+        # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
+            rows = pool.submit(sampled.sample_rows, src)
+            cand = sampled.key_candidates(con, t, key_cols, src)
+            sampled.sample_words(con, rows.result(), hm.positions, cols, lead, WORDS)
+        return cand, True
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
     assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
