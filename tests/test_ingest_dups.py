@@ -118,3 +118,27 @@ def test_duplicate_candidates_are_the_repeated_and_the_stored_keys(wh, tmp_path,
     want = sorted(con.execute("SELECT hash(k) FROM (VALUES ('A1'), ('C1')) t(k)").fetchnumpy()["hash(k)"].tolist())
     assert seen[1] == want
 
+
+
+def test_background_sha256_is_the_files_whoever_finishes_it(tmp_path, monkeypatch):
+    # the low-priority thread may hash all, part or none of the file before result(): the caller
+    # finishes it, and the digest is the file's either way
+    from evalkit.ingest import filehash
+
+    monkeypatch.setattr(filehash, "CHUNK_BYTES", 4096)
+    data = bytes(range(256)) * 5000  # 1.28 MB: ~300 steps
+    f = tmp_path / "f.bin"
+    f.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    early = filehash.BackgroundSha256(f)
+    assert early.result() == want  # at once: most of the file hashed here
+    late = filehash.BackgroundSha256(f)
+    late._thread.join(timeout=30)
+    assert late._done and late.result() == want  # the thread hashed all of it
+    stopped = filehash.BackgroundSha256(f)
+    stopped.close()
+    stopped._thread.join(timeout=30)
+    assert not stopped._thread.is_alive()
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert filehash.BackgroundSha256(empty).result() == hashlib.sha256(b"").hexdigest()

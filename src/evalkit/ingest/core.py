@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 
 from evalkit import coverage
 from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
+from evalkit.ingest.filehash import BackgroundSha256
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
 from evalkit.ingest.loads import (
     _has_live_load,
@@ -286,7 +286,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     report = IngestReport(table=table, files=[str(f) for f in files])
     now = dt.datetime.now().replace(microsecond=0)
     tmp = make_tmpdir()
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sha256")
+    hashing: list[BackgroundSha256] = []  # the files' SHA-256 hashed in the background (closed at the end)
     # bound DuckDB's memory during the ingest (temp tables spill to disk beyond it); restored after
     old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
@@ -304,7 +304,8 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     # nothing to compare the file with: its SHA-256 (only logged) is computed in a
                     # thread while DuckDB loads it (hashlib releases the GIL), not before
                     sha = ""
-                    sha_job = hasher.submit(sha256_file, f)
+                    sha_job = BackgroundSha256(f)
+                    hashing.append(sha_job)
                 else:
                     sha = sha256_file(f)
                 if replace:
@@ -352,7 +353,8 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             coverage.refresh(con, [table])
     finally:
         drop_temps_quietly(con)
-        hasher.shutdown(cancel_futures=True)
+        for job in hashing:
+            job.close()
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
         if own:
