@@ -142,3 +142,52 @@ def test_background_sha256_is_the_files_whoever_finishes_it(tmp_path, monkeypatc
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     assert filehash.BackgroundSha256(empty).result() == hashlib.sha256(b"").hexdigest()
+
+
+def test_repeated_finds_each_repeated_value_once():
+    import numpy as np
+
+    from evalkit.ingest.sampled import repeated as _repeated
+
+    got = _repeated(np.sort(np.array([7, 3, 7, 2**64 - 1, 5, 3, 7, 2**64 - 1], dtype=np.uint64)))
+    assert got.dtype == np.uint64 and got.tolist() == [3, 7, 18446744073709551615]
+    assert _repeated(np.arange(5, dtype=np.uint64)).tolist() == []
+    assert _repeated(np.empty(0, dtype=np.uint64)).tolist() == []
+
+
+def test_stored_hashes_fetch_only_the_common_hashes():
+    # the table's key hashes are intersected with the file's inside DuckDB: only the common ones
+    # come out, never one hash per stored row
+    import duckdb
+    import numpy as np
+
+    from evalkit.ingest.sampled import stored_hashes
+
+    class Spy:  # a connection recording how many rows each fetchnumpy returned
+        def __init__(self, con):
+            self.con, self.fetched = con, []
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+        def execute(self, sql):
+            res, spy = self.con.execute(sql), self
+
+            class Res:
+                def fetchnumpy(self):
+                    out = res.fetchnumpy()
+                    spy.fetched.append(max((len(v) for v in out.values()), default=0))
+                    return out
+            return Res()
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE incidents AS SELECT 'J' || i AS incident_id FROM range(50000) t(i)")
+    file_keys = ["J7", "J7", "J49999", "K1", "K2", "J123"]
+    h = np.sort(np.array([con.execute("SELECT hash(?)", [k]).fetchall()[0][0] for k in file_keys], dtype=np.uint64))
+    spy = Spy(con)
+    got = stored_hashes(spy, "incidents", "incident_id", h)
+    want = sorted(con.execute("SELECT hash(k) AS h FROM (VALUES ('J7'), ('J49999'), ('J123')) t(k)")
+                  .fetchnumpy()["h"].tolist())
+    assert got.dtype == np.uint64 and sorted(got.tolist()) == want
+    assert spy.fetched and max(spy.fetched) <= 3
+    assert stored_hashes(spy, "incidents", "incident_id", np.empty(0, dtype=np.uint64)).tolist() == []

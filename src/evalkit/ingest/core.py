@@ -159,7 +159,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
 
         settle_missed(
             con, joins, v_only, srow, WORDS, replan,
-            lambda target: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand),
+            lambda target, missed: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols,
+                                                cand, missed),
             [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"])
 
     # duplicates (only among rows that passed every other check): within this file keep the first

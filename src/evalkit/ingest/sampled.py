@@ -29,16 +29,17 @@ import pandas as pd
 
 from evalkit.ingest.sources import _cleaner, csv_read_error
 from evalkit.ingest.sql import ident
+from evalkit.ingest.stage import map_join
 
 SAMPLE_MIN_BYTES = 64 << 20  # smaller files: the words come from a scan of the whole file (cheap)
 BLOCKS = 512  # stretches read, evenly spread (a column sorted by value: every value spanning ≥ 1/512 of the file is seen)
 BLOCK_BYTES = 8 << 10  # 4 MiB in all: ~35,000 records of a police export, parsed in ~0.15 s
-_JOIN = "LEFT JOIN "
+VARIED = 0.05  # a sampled word column with more distinct values than this share of its values: no sample
 
 
 def usable(src, key_cols: tuple[str, ...]) -> bool:
-    """Whether the words of ``src`` may come from a sample: a CSV read straight from the file
-    (a direct view, UTF-8) of at least :data:`SAMPLE_MIN_BYTES`, with text keys."""
+    """Whether the words of ``src`` may come from a sample: a file of at least :data:`SAMPLE_MIN_BYTES`
+    with text keys (the caller passes only a UTF-8 CSV read straight from the file, a direct view)."""
     return bool(key_cols) and src.kind == "csv" and src.path.stat().st_size >= SAMPLE_MIN_BYTES
 
 
@@ -73,11 +74,17 @@ def sample_rows(src) -> list[list[str]]:
 
 
 def sample_words(con, rows: list[list[str]], positions: dict[str, int], cols: list[str], lead: frozenset[str],
-                 table: str) -> None:
+                 table: str) -> bool:
     """Temp table ``table`` (the words table, see :func:`evalkit.ingest.words._word_values`): the
     distinct values of the columns ``cols`` (``v_<name>``) in ``rows`` (:func:`sample_rows`), cleaned
-    as the direct view cleans them."""
+    as the direct view cleans them. False (no table) when a column holds more distinct values than
+    :data:`VARIED` of its values (free text, a register named by thousands of stations): most rows
+    would then miss the maps and be parsed twice, so the whole file's words are read instead."""
     names = [c[2:] for c in cols]
+    for nm in names:
+        vals = [r[positions[nm]] for r in rows if r[positions[nm]]]
+        if len(vals) >= 1000 and len(set(vals)) > VARIED * len(vals):  # (a sample of a large file has ~35,000)
+            return False
     frame = pd.DataFrame({f"c{positions[nm]}": pd.Series([r[positions[nm]] for r in rows], dtype=object)
                           for nm in names})
     clean = ", ".join(f"{_cleaner(nm, lead)(ident('c' + str(positions[nm])))} AS {ident('v_' + nm)}" for nm in names)
@@ -88,20 +95,20 @@ def sample_words(con, rows: list[list[str]], positions: dict[str, int], cols: li
                     f"(SELECT {clean} FROM _ek_sample) GROUP BY GROUPING SETS ({sets})")
     finally:
         con.unregister("_ek_sample")
+    return True
 
 
-def key_candidates(con, table: str, key_cols: tuple[str, ...], src) -> np.ndarray:
+def key_candidates(con, table: str, key_cols: tuple[str, ...], src, stored: bool) -> np.ndarray:
     """The duplicate candidates (see :func:`evalkit.ingest.words._word_values`) from a scan of the
     direct view's key columns: every row's key hash, sorted by numpy (repeats are neighbours), and
-    the hashes the table holds too (:func:`stored_hashes`; an empty table is not read)."""
+    with ``stored`` (the table holds rows) the hashes the table holds too (:func:`stored_hashes`)."""
     try:
         h = np.sort(con.execute(f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM _ek_v")
                     .fetchnumpy()["h"])
     except duckdb.InvalidInputException as e:
         raise csv_read_error(e, src) from None
-    stored = (stored_hashes(con, table, ", ".join(key_cols), h)
-              if con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0] else h[:0])
-    return np.union1d(repeated(h), stored).astype(np.uint64)
+    held = stored_hashes(con, table, ", ".join(key_cols), h) if stored else h[:0]
+    return np.union1d(repeated(h), held).astype(np.uint64)
 
 
 def stored_hashes(con, table: str, keys: str, h: np.ndarray) -> np.ndarray:
@@ -123,39 +130,36 @@ def repeated(h: np.ndarray) -> np.ndarray:
     return np.unique(h[1:][h[1:] == h[:-1]]).astype(np.uint64)
 
 
-def _map_joins(joins: list[str]) -> list[tuple[str, str]]:
-    """(alias, value expression) of each join to a value map (``LEFT JOIN t [alias] ON alias.v = vv``)."""
-    from evalkit.ingest.stage import _JOIN_RE
-
-    out = []
-    for j in joins:
-        m = _JOIN_RE.fullmatch(j)
-        if m is None:
-            raise AssertionError(f"not a value-map join: {j}")
-        out.append((m.group(2) or m.group(1), m.group(4)))
+def _map_joins(joins: list[str]) -> list[tuple[str, str, str]]:
+    """:func:`evalkit.ingest.stage.map_join` of each join, which must all be value maps."""
+    out = [map_join(j) for j in joins]
+    bad = [j for j, m in zip(joins, out, strict=True) if m is None]
+    if bad:
+        raise AssertionError(f"not a value-map join: {bad[0]}")
     return out
 
 
 def missed_sql(joins: list[str]) -> str | None:
     """TRUE for a row with a word value its map does not hold (the value was not in the sample;
     the map's ``v`` column is NULL for it); None when there is no map."""
-    parts = [f"({vv} IS NOT NULL AND {alias}.v IS NULL)" for alias, vv in _map_joins(joins)]
+    parts = [f"({vv} IS NOT NULL AND {alias}.v IS NULL)" for _table, alias, vv in _map_joins(joins)]
     return " OR ".join(parts) if parts else None
 
 
 def settle_missed(con, joins: list[str], raw_cols: list[str], srow: Callable[[str], str], words_table: str,
-                  replan: Callable[[], tuple], restage: Callable[[str], None], update_cols: list[str]) -> int:
+                  replan: Callable[[], None], restage: Callable[[str, str], None], update_cols: list[str]) -> int:
     """Parse again, with maps of all their values, the stage rows marked ``_out`` (a word value not in
     the sample): their values are added to ``words_table``, the maps rebuilt (``replan``: drops and
-    builds them, returning the plan, which must be the same text), the view ``_ek_v`` pointed at those
-    rows' raw text (``raw_cols``: the names of ``_raw``'s entries; ``srow``: the stage's file row), the
-    rows staged into ``_ek_fix`` (``restage``: the serial pass into a named table), and their columns
-    ``update_cols`` updated in place. Returns the number of rows parsed again."""
+    builds them; the plan must come out the same text), the view ``_ek_v`` pointed at those rows' raw
+    text (``raw_cols``: the names of ``_raw``'s entries; ``srow``: the stage's file row), the rows
+    staged into ``_ek_fix`` (``restage(table, out)``: the serial pass, ``out`` marking a value still
+    missed, which must not happen), and their columns ``update_cols`` updated in place. Returns the
+    number of rows parsed again."""
     n = con.execute("SELECT count(*) FROM _ek_stage WHERE _out").fetchall()[0][0]
     if not n:
         return 0
     have = {r[0] for r in con.execute(f"DESCRIBE {words_table}").fetchall()}
-    for _alias, vv in _map_joins(joins):
+    for _table, _alias, vv in _map_joins(joins):
         if vv not in have or vv not in raw_cols:
             continue  # a constant (--set), in its map already
         i = raw_cols.index(vv) + 1
@@ -164,11 +168,13 @@ def settle_missed(con, joins: list[str], raw_cols: list[str], srow: Callable[[st
     replan()
     view = ", ".join(f"_raw[{i}] AS {ident(c)}" for i, c in enumerate(raw_cols, start=1))
     con.execute(f"CREATE OR REPLACE TEMP VIEW _ek_v AS SELECT {srow('')} AS _row, {view} FROM _ek_stage WHERE _out")
-    restage("_ek_fix")
-    sets = ", ".join(f"{ident(c)} = f.{ident(c)}" for c in update_cols)
-    con.execute(f"UPDATE _ek_stage s SET {sets}, _out = FALSE FROM _ek_fix f WHERE {srow('s.')} = f._row")
-    left = con.execute("SELECT count(*) FROM _ek_stage WHERE _out").fetchall()[0][0]
+    restage("_ek_fix", missed_sql(joins))
+    fixed, left = con.execute("SELECT count(*), count(*) FILTER (WHERE _out) FROM _ek_fix").fetchall()[0]
+    if left or fixed != n:
+        raise AssertionError(f"parsed {fixed} of {n} rows again, {left} with a word value still not in its map")
+    sets = ", ".join(f"{ident(c)} = f.{ident(c)}" for c in [*update_cols, "_out"])
+    con.execute(f"UPDATE _ek_stage s SET {sets} FROM _ek_fix f WHERE {srow('s.')} = f._row")
     con.execute("DROP TABLE _ek_fix")
-    if left:
-        raise AssertionError(f"{left} stage rows with a word value not in its map after the maps were completed")
+    if con.execute("SELECT count(*) FROM _ek_stage WHERE _out").fetchall()[0][0]:
+        raise AssertionError("stage rows with a word value not in its map after the maps were completed")
     return int(n)

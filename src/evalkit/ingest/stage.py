@@ -56,6 +56,15 @@ def _list_lookup(vv: str, pairs: list[tuple[str, object]], sql_type: str) -> str
     return f"CAST({lst}[enum_code(TRY_CAST({vv} AS {_enum([v for v, _ in pairs])})) + 1] AS {sql_type})"
 
 
+def map_join(join: str) -> tuple[str, str, str] | None:
+    """(table, alias, value expression) of a LEFT JOIN to a value map (``LEFT JOIN t [alias] ON alias.v
+    = vv``), None for any other join."""
+    m = _JOIN_RE.fullmatch(join)
+    if m is None or m.group(3) != (m.group(2) or m.group(1)):
+        return None
+    return m.group(1), m.group(2) or m.group(1), m.group(4)
+
+
 def map_lookups(con, joins: list[str]) -> dict[str, str] | None:
     """``{"alias.column": expression}`` replacing each LEFT JOIN to a value map by ENUM look-ups
     of the same values (NULL where the join finds no row or the map holds NULL); None when a join
@@ -63,12 +72,10 @@ def map_lookups(con, joins: list[str]) -> dict[str, str] | None:
     subs: dict[str, str] = {}
     entries = 0
     for join in joins:
-        m = _JOIN_RE.fullmatch(join)
-        if m is None:
+        parts = map_join(join)
+        if parts is None:
             return None
-        table, alias, on, vv = m.group(1), m.group(2) or m.group(1), m.group(3), m.group(4)
-        if on != alias:
-            return None
+        table, alias, vv = parts
         types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
         if types.pop("v", None) != "VARCHAR" or any(t not in ("VARCHAR", "BOOLEAN") for t in types.values()):
             return None
@@ -129,7 +136,7 @@ def is_batch_insert(con, sql: str) -> bool:
 def join_alias_left(sql: str, joins: list[str]) -> bool:
     """Whether ``sql`` still names a column of a join in ``joins`` (``ms.m``, ``_ek_map_w_x.known``):
     a check condition or kept column the look-ups did not replace (the pass would need the join)."""
-    aliases = [m.group(2) or m.group(1) for m in map(_JOIN_RE.fullmatch, joins) if m is not None]
+    aliases = [m.group(2) or m.group(1) for m in map(_JOIN_RE.fullmatch, joins) if m is not None]  # any LEFT JOIN
     return bool(aliases) and re.search(r"(?<![\w.])(" + "|".join(map(re.escape, aliases)) + r")\.", sql) is not None
 
 

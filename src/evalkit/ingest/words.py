@@ -91,12 +91,14 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): returns
     the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
     (sorted, unique) of the keys written on more than one row of the file or already in the table
-    ``spec`` names. Found in the same scan, as one more grouping set (the key hash) of which only
-    the repeated hashes and those the table holds too are kept (:data:`KEY_HASH`). Else None.
+    ``spec`` names. Into an empty table: found in the same scan, as one more grouping set (the key
+    hash) of which only the repeated hashes are kept (:data:`KEY_HASH`); else by a scan of the key
+    column (:func:`evalkit.ingest.sampled.key_candidates`). Else None.
 
     With ``src`` (the file of the direct view) large enough (:func:`evalkit.ingest.sampled.usable`),
-    the words come from a sample of the file and the candidates from a scan of the key column only;
-    the second value returned is then True (the stage must mark the rows the sample missed)."""
+    the words come from a sample of the file and the candidates from a scan of the key column; the
+    second value returned is then True (the stage must mark the rows the sample missed) — unless a
+    word column is too varied for a sample (:func:`evalkit.ingest.sampled.sample_words`)."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
@@ -104,13 +106,32 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
         return None, False
+    # a table holding rows: the file's key hashes are intersected with its hashes (stored_hashes:
+    # the file's side is the small one, built into the hash table)
+    stored = bool(key_cols) and bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0])
     if cols and src is not None and sampled.usable(src, key_cols):
         # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
             rows = pool.submit(sampled.sample_rows, src)
-            cand = sampled.key_candidates(con, t, key_cols, src)
-            sampled.sample_words(con, rows.result(), hm.positions, cols, lead, WORDS)
-        return cand, True
+            cand = sampled.key_candidates(con, t, key_cols, src, stored)
+            sample = rows.result()
+        if sampled.sample_words(con, sample, hm.positions, cols, lead, WORDS):
+            return cand, True
+        _words_scan(con, cols, lead, ())  # a word column too varied for a sample: the whole file's words
+        return cand, False
+    if stored:
+        _words_scan(con, cols, lead, ())
+        return sampled.key_candidates(con, t, key_cols, src, stored), False
+    _words_scan(con, cols, lead, key_cols)
+    if not key_cols:
+        return None, False
+    return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
+                   .fetchnumpy()[KEY_HASH]).astype(np.uint64), False
+
+
+def _words_scan(con, cols: list[str], lead: frozenset[str], key_cols: tuple[str, ...]) -> None:
+    """``_ek_words`` from one scan of the raw rows ``_ek_v``: the distinct values of ``cols`` and,
+    with ``key_cols``, the key hashes written on more than one row (column :data:`KEY_HASH`)."""
     # a CSV read by DuckDB: group its text as read, and trim only the distinct values
     csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
     assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
@@ -123,17 +144,10 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
         sets.append(f"({h})")
         inner.append(f"{h} AS {KEY_HASH}")
         outer.append(KEY_HASH)
-        # the key-hash set keeps a hash seen twice, or one the table holds already (a semi-join;
-        # an empty table is not read); the word sets are kept whole (grouping() = 1: not their set)
+        # the key-hash set keeps the hashes seen twice; the word sets are kept whole (grouping() = 1)
         having = f" HAVING grouping({h}) = 1 OR count(*) > 1"
-        if con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]:
-            having += f" OR {h} IN (SELECT hash({', '.join(key_cols)}) FROM {t})"
     con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
                 f"FROM {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
-    if not key_cols:
-        return None, False
-    return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
-                   .fetchnumpy()[KEY_HASH]).astype(np.uint64), False
 
 
 KEY_HASH = "_ek_key_hash"  # the column of _ek_words holding the duplicate candidates (see _word_values)
