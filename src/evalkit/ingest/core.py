@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 
@@ -28,7 +29,7 @@ from evalkit.ingest.loads import (
     remove_load,
 )
 from evalkit.ingest.plan import KEYS, Check, _plan
-from evalkit.ingest.privacy import masked_changed_sql
+from evalkit.ingest.privacy import mask_rows
 from evalkit.ingest.report import IngestReport
 from evalkit.ingest.sampled import missed_sql, settle_missed
 from evalkit.ingest.sources import (
@@ -211,10 +212,9 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         if present_free:
             cond = " + ".join(f"CAST(COALESCE({S.needs_mask_sql('p_' + c)}, FALSE) AS INTEGER)" for c in present_free)
             masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
-                      f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-
-    # ---- quarantined rows
+    # ---- quarantined rows: their detail and raw text are masked (costly regexes, on one thread for
+    # a few thousand rows) on a second connection while this one inserts the accepted rows (the
+    # insert leaves part of a core idle); the rows go there and back in memory, as Arrow
     raw_json = "json_object(" + ", ".join(
         f"{S.q(hm.original[c])}, v_{c}" for c in hm.positions) + ")"
     detail_case = "CASE _chk " + " ".join(
@@ -224,10 +224,13 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
-    # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
-    con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
-                f"{masked_changed_sql('_raw_m', raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
-                f"AS _raw_m FROM _ek_bad)")
+    unmasked = con.execute(f"SELECT _row, _chk, CAST({detail_case} AS VARCHAR) AS _detail, "
+                           f"CAST({raw_json} AS VARCHAR) AS _raw FROM _ek_bad").to_arrow_table()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-mask") as pool:
+        masking = pool.submit(mask_rows, con.cursor(), unmasked)
+        acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
+                          f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
+        S.frame_to_temp_table(con, "_ek_q", masking.result(), "*")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
                         load_id)
