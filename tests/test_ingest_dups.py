@@ -120,28 +120,34 @@ def test_duplicate_candidates_are_the_repeated_and_the_stored_keys(wh, tmp_path,
 
 
 
-def test_background_sha256_is_the_files_whoever_finishes_it(tmp_path, monkeypatch):
-    # the low-priority thread may hash all, part or none of the file before result(): the caller
-    # finishes it, and the digest is the file's either way
+def test_background_scan_is_the_files_whoever_finishes_it(tmp_path, monkeypatch):
+    # the low-priority thread may read all, part or none of the file before result(): the caller
+    # finishes it, and the digest and the lines read back are the file's either way
     from evalkit.ingest import filehash
 
     monkeypatch.setattr(filehash, "CHUNK_BYTES", 4096)
-    data = bytes(range(256)) * 5000  # 1.28 MB: ~300 steps
-    f = tmp_path / "f.bin"
+    lines = [f"row {i}," + "x" * (i % 37) for i in range(40_000)]
+    data = ("\n".join(lines[:20_000]) + "\r\n" + "\r\n".join(lines[20_000:])).encode()  # no end at the end
+    f = tmp_path / "f.csv"
     f.write_bytes(data)
     want = hashlib.sha256(data).hexdigest()
-    early = filehash.BackgroundSha256(f)
-    assert early.result() == want  # at once: most of the file hashed here
-    late = filehash.BackgroundSha256(f)
+    early = filehash.BackgroundFileScan(f)
+    assert early.result() == want  # at once: most of the file read here
+    late = filehash.BackgroundFileScan(f)
     late._thread.join(timeout=30)
-    assert late._done and late.result() == want  # the thread hashed all of it
-    stopped = filehash.BackgroundSha256(f)
+    assert late._done and late.result() == want  # the thread read all of it
+    numbers = [1, 2, 4095, 4096, 19_999, 20_000, 20_001, 39_999, 40_000]
+    assert early.lines(numbers) == [lines[n - 1].encode() for n in numbers]
+    stopped = filehash.BackgroundFileScan(f)
     stopped.close()
     stopped._thread.join(timeout=30)
     assert not stopped._thread.is_alive()
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
-    assert filehash.BackgroundSha256(empty).result() == hashlib.sha256(b"").hexdigest()
+    assert filehash.BackgroundFileScan(empty).result() == hashlib.sha256(b"").hexdigest()
+    one = tmp_path / "one.csv"
+    one.write_bytes(b"only line")
+    assert filehash.BackgroundFileScan(one).lines([1]) == [b"only line"]
 
 
 def test_repeated_finds_each_repeated_value_once():

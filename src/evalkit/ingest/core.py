@@ -18,8 +18,9 @@ import duckdb
 from evalkit import coverage
 from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
-from evalkit.ingest.filehash import BackgroundSha256
+from evalkit.ingest.filehash import BackgroundFileScan
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
+from evalkit.ingest.late_dups import mark_candidates, raw_text
 from evalkit.ingest.loads import (
     _has_live_load,
     _log_file,
@@ -42,7 +43,6 @@ from evalkit.ingest.sources import (
     make_tmpdir,
     open_source,
     raw_lookup,
-    sha256_file,
 )
 from evalkit.ingest.sql import ident
 from evalkit.ingest.stage import direct_stage, rowids_kept, serial_stage
@@ -84,7 +84,7 @@ def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatche
 
 
 def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
-                 load_id: int, accept_unmatched: bool = False) -> dict:
+                 load_id: int, accept_unmatched: bool = False, scan: BackgroundFileScan | None = None) -> dict:
     """One file: raw text → ``_ek_stage`` (row number, parsed values, first failing check ``_chk``;
     one pass) → duplicates → accepted rows into ``table`` and the rejected ones (joined back to their
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
@@ -99,7 +99,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
-        cand, sampled = _word_values(con, spec, hm, lead, keys if direct else (), src if direct else None)
+        cand, sampled, late = _word_values(con, spec, hm, lead, keys if direct else (), src if direct else None,
+                                           late_ok=scan is not None)
     except duckdb.InvalidInputException as e:
         if not direct:
             raise
@@ -163,6 +164,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
             lambda target, missed: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols,
                                                 cand, missed),
             [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"])
+    if late:  # the duplicate candidates of a file whose key scan was saved: from the stage's keys
+        mark_candidates(con, t, keys, bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]))
 
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
@@ -178,7 +181,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                     f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
                     f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND {srow('s.')} <> d.keep_row "
-                f"AND s._chk IS NULL")
+                f"AND s._chk IS NULL" + (" AND s._cand" if direct else ""))  # (a filter on the scan: few rows probe)
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
                 + (" AND s._cand" if direct else ""))
@@ -186,12 +189,16 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
 
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
-        vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
+        raw, fix = "s._raw", ""
+        if late:  # rejected duplicates without raw text in the stage: read back from their lines
+            raw_text(con, src, scan, srow, dup_idx, v_only, hm.positions, lead, keys)
+            raw, fix = "COALESCE(s._raw, f._raw)", f" LEFT JOIN _ek_rawfix f ON f._row = {srow('s.')}"
+        vsel = ", ".join(f"{clean_sql(f'{raw}[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
         if fold:
             vsel += f", _raw[{len(v_only) + 1}] AS p_station_cands"
         con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT *, {u_station or 'NULL AS _u_station'} FROM (SELECT "
-                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, _raw IS NULL AS _lost FROM _ek_stage s "
-                    f"WHERE s._chk IS NOT NULL)")
+                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
+                    f"{raw} IS NULL AS _lost FROM _ek_stage s{fix} WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
     else:
@@ -224,7 +231,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
-    unmasked = con.execute(f"SELECT _row, _chk, CAST({detail_case} AS VARCHAR) AS _detail, "
+    unmasked = con.sql(f"SELECT _row, _chk, CAST({detail_case} AS VARCHAR) AS _detail, "
                            f"CAST({raw_json} AS VARCHAR) AS _raw FROM _ek_bad").to_arrow_table()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-mask") as pool:
         masking = pool.submit(mask_rows, con.cursor(), unmasked)
@@ -290,7 +297,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     report = IngestReport(table=table, files=[str(f) for f in files])
     now = dt.datetime.now().replace(microsecond=0)
     tmp = make_tmpdir()
-    hashing: list[BackgroundSha256] = []  # the files' SHA-256 hashed in the background (closed at the end)
+    hashing: list[BackgroundFileScan] = []  # the files' background scans (closed at the end)
     # bound DuckDB's memory during the ingest (temp tables spill to disk beyond it); restored after
     old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
@@ -303,15 +310,11 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                                   "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
-                sha_job = None
-                if not replace and not _has_live_load(con, table):
-                    # nothing to compare the file with: its SHA-256 (only logged) is computed in a
-                    # thread while DuckDB loads it (hashlib releases the GIL), not before
-                    sha = ""
-                    sha_job = BackgroundSha256(f)
-                    hashing.append(sha_job)
-                else:
-                    sha = sha256_file(f)
+                # the file's SHA-256 and line ends, read by a low-priority thread (filehash); the hash is
+                # needed before the load only to compare the file with the live loads (then finished here)
+                scan = BackgroundFileScan(f)
+                hashing.append(scan)
+                sha = "" if not replace and not _has_live_load(con, table) else scan.result()
                 if replace:
                     olds = find_loads(con, f, table, sha)
                     if not olds:
@@ -321,7 +324,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     for lid, _t, old_file in olds:
                         d, q = remove_load(con, lid, "replaced", now, old_file)
                         report.replaced.append({"file": old_file, "load_id": lid, "rows": d, "quarantined": q})
-                elif sha_job is None:
+                elif sha:
                     hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? "
                                       "AND live LIMIT 1", [table, sha]).fetchall()
                     if hit:
@@ -340,7 +343,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     if h not in report.refused_personal_columns:
                         report.refused_personal_columns.append(h)
                 load_id = next_load_id(con)
-                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched)
+                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched, scan)
                 report.rows_in += res["rows_in"]
                 report.rows_accepted += res["rows_accepted"]
                 report.rows_quarantined += res["rows_quarantined"]
@@ -350,7 +353,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
-                _log_file(con, table, str(f), sha_job.result() if sha_job else sha, res, now, load_id)
+                _log_file(con, table, str(f), sha or scan.result(), res, now, load_id)
             report.check()
             if table == "stations" and report.replaced:
                 check_station_references(con, "replacing the station register")

@@ -110,7 +110,7 @@ def mask_rows(cur, rows):
     it), as Arrow. The raw text's costly regexes run once for the stored text and the test."""
     try:
         cur.register("_ek_unmasked", rows)
-        return cur.execute(f"SELECT _row, _chk, {mask_sql('_detail')} AS _detail, _raw_m, "
+        return cur.sql(f"SELECT _row, _chk, {mask_sql('_detail')} AS _detail, _raw_m, "
                            f"{masked_changed_sql('_raw_m', '_raw')} AS _masked FROM (SELECT *, {mask_sql('_raw')} "
                            f"AS _raw_m FROM _ek_unmasked)").to_arrow_table()
     finally:

@@ -120,6 +120,8 @@ def bitmap_sql(hashes: np.ndarray, keycols: str) -> str | None:
     others: one bit per hash modulo a power of two); None when there are too many hashes."""
     if len(hashes) > CAND_MAX:
         return None
+    if not len(hashes):
+        return "FALSE"  # no candidate (or they are found after the pass: evalkit.ingest.late_dups)
     size = int(min(max(1 << int(64 * max(len(hashes), 1) - 1).bit_length(), BITMAP_BITS[0]), BITMAP_BITS[1]))
     bits = np.full(size, ord("0"), dtype=np.uint8)
     bits[(np.asarray(hashes, dtype=np.uint64) % np.uint64(size)).astype(np.int64)] = ord("1")

@@ -83,7 +83,7 @@ def _words_source(con, column: str) -> str:
 
 
 def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
-                 key_cols: tuple[str, ...] = (), src=None) -> tuple[np.ndarray | None, bool]:
+                 key_cols: tuple[str, ...] = (), src=None, late_ok: bool = False) -> tuple[np.ndarray | None, bool, bool]:
     """``_ek_words``: the distinct values of every column mapped through a small join table
     (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
     cleaned as the raw view cleans them (``lead``: at the leading end only).
@@ -98,35 +98,50 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     With ``src`` (the file of the direct view) large enough (:func:`evalkit.ingest.sampled.usable`),
     the words come from a sample of the file and the candidates from a scan of the key column; the
     second value returned is then True (the stage must mark the rows the sample missed) — unless a
-    word column is too varied for a sample (:func:`evalkit.ingest.sampled.sample_words`)."""
+    word column is too varied for a sample (:func:`evalkit.ingest.sampled.sample_words`). With
+    ``late_ok`` (the file's lines can be read back) and a file of one record a line (``src.plain``),
+    the candidates are left to after the stage (:mod:`evalkit.ingest.late_dups`): none are returned
+    and the third value is True."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in WORD_COLUMNS)]
     if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-        return None, False
+        return None, False, False
     # a table holding rows: the file's key hashes are intersected with its hashes (stored_hashes:
     # the file's side is the small one, built into the hash table)
     stored = bool(key_cols) and bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0])
     if cols and src is not None and sampled.usable(src, key_cols):
-        # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
-            rows = pool.submit(sampled.sample_rows, src)
-            cand = sampled.key_candidates(con, t, key_cols, src, stored)
-            sample = rows.result()
+        late = late_ok and src.plain
+        if late:
+            sample = sampled.sample_rows(src)
+        else:  # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
+                rows = pool.submit(sampled.sample_rows, src)
+                cand = sampled.key_candidates(con, t, key_cols, src, stored)
+                sample = rows.result()
         if sampled.sample_words(con, sample, hm.positions, cols, lead, WORDS):
-            return cand, True
-        _words_scan(con, cols, lead, ())  # a word column too varied for a sample: the whole file's words
-        return cand, False
+            return (np.empty(0, dtype=np.uint64), True, True) if late else (cand, True, False)
+        # a word column too varied for a sample: the whole file's words
+        if late:
+            _words_scan(con, cols, lead, () if stored else key_cols)
+            return (sampled.key_candidates(con, t, key_cols, src, stored) if stored else _scanned(con)), False, False
+        _words_scan(con, cols, lead, ())
+        return cand, False, False
     if stored:
         _words_scan(con, cols, lead, ())
-        return sampled.key_candidates(con, t, key_cols, src, stored), False
+        return sampled.key_candidates(con, t, key_cols, src, stored), False, False
     _words_scan(con, cols, lead, key_cols)
     if not key_cols:
-        return None, False
+        return None, False, False
+    return _scanned(con), False, False
+
+
+def _scanned(con) -> np.ndarray:
+    """The repeated key hashes the words scan kept (:data:`KEY_HASH`), sorted."""
     return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
-                   .fetchnumpy()[KEY_HASH]).astype(np.uint64), False
+                   .fetchnumpy()[KEY_HASH]).astype(np.uint64)
 
 
 def _words_scan(con, cols: list[str], lead: frozenset[str], key_cols: tuple[str, ...]) -> None:
@@ -186,7 +201,7 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", WORDS):
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", "_ek_rawfix", WORDS):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     drop_maps(con)
 
