@@ -130,9 +130,10 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     if "v_category" in raw_cols:
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
-    stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
-                                     if n != "_category_known" and not (fold and n == "station_cands"))]
     keycols = ", ".join(f"p_{k}" for k in keys)
+    stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
+                                     if n != "_category_known" and not (fold and n == "station_cands")),
+                  *([f"hash({keycols}) AS _h"] if late else [])]  # the key hash, for late_dups
     out = None  # with sampled words: the condition marking a row whose word value a map misses
     off = None  # the stage's file row numbers: column _row, or rowid - off (the parallel pass, see stage.py)
     if direct:
@@ -144,6 +145,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
         out = missed_sql(joins) if sampled else None
         off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
+        if late:
+            scan.hurry()  # its line ends are needed below (late_dups): the rest of the file is read beside this
     else:
         # parse (inner select) and find each row's first failing check (outer) in one pass
         parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"

@@ -81,8 +81,24 @@ class BackgroundFileScan:
             self._stop = True
             if self._error is not None:
                 raise self._error
-            while not self._done and self._step():
-                pass
+            try:
+                while not self._done and self._step():
+                    pass
+            except BaseException as e:  # noqa: BLE001  (kept for the next caller too)
+                self._error = e
+                raise
+
+    def hurry(self) -> None:
+        """Finish the file in a thread of normal priority (when its line ends will soon be needed:
+        it then runs beside the caller's work rather than in it)."""
+        if not self._done:
+            threading.Thread(target=self._finish_quietly, name="evalkit-filescan-hurry", daemon=True).start()
+
+    def _finish_quietly(self) -> None:
+        try:
+            self._finish()
+        except BaseException:  # noqa: BLE001  (raised again by the caller's result() or lines())
+            pass
 
     def result(self) -> str:
         """The hex digest of the file (the rest of it read here, at the caller's priority)."""

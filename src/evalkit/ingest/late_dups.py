@@ -31,16 +31,15 @@ from evalkit.ingest.sql import frame_to_temp_table, ident
 
 
 def mark_candidates(con, table: str, keys: tuple[str, ...], stored: bool) -> int:
-    """Set ``_cand`` on the stage rows that passed every check and whose key hash is repeated among
-    them or held by ``table`` (``stored``: it holds rows); returns the number of candidate hashes."""
-    keycols = ", ".join(f"p_{k}" for k in keys)
-    h = np.sort(con.execute(f"SELECT hash({keycols}) AS h FROM _ek_stage WHERE _chk IS NULL").fetchnumpy()["h"])
+    """Set ``_cand`` on the stage rows that passed every check and whose key hash (the stage's ``_h``)
+    is repeated among them or held by ``table`` (``stored``: it holds rows); returns the number of
+    candidate hashes."""
+    h = np.sort(con.sql("SELECT _h FROM _ek_stage WHERE _chk IS NULL").fetchnumpy()["_h"])
     cand = np.union1d(repeated(h), stored_hashes(con, table, ", ".join(keys), h) if stored else h[:0])
     if len(cand):
         con.execute("DROP TABLE IF EXISTS _ek_cand")
         frame_to_temp_table(con, "_ek_cand", pd.DataFrame({"h": cand.astype(np.uint64)}), "CAST(h AS UBIGINT) AS h")
-        con.execute(f"UPDATE _ek_stage SET _cand = TRUE WHERE _chk IS NULL AND hash({keycols}) IN "
-                    f"(SELECT h FROM _ek_cand)")
+        con.execute("UPDATE _ek_stage SET _cand = TRUE WHERE _chk IS NULL AND _h IN (SELECT h FROM _ek_cand)")
     return len(cand)
 
 
