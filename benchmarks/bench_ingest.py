@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     ap.add_argument("--work", type=Path, default=HERE / "_work",
                     help="folder for the inputs and databases (default benchmarks/_work; removed unless --keep, "
-                         "or only this run's databases when --reuse found the inputs there)")
+                         "or only this run's databases when --reuse found the inputs there; a --json written there stays)")
     ap.add_argument("--before", type=Path, help="also time the ingest of another evalkit source folder "
                     "(e.g. a `git archive` of main's src/) in the same run, printed as 'ingest (before)'")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the timed steps (before/ingest alternating)")
@@ -221,13 +221,18 @@ def main(argv=None) -> int:
           f"use the CPU; the ratio is measured in the same run)")
     if args.json:
         args.json.write_text(json.dumps({"rows": args.rows, "load": [load0, load1], "results": results}, indent=1))
-    if not args.keep and not reused:
-        shutil.rmtree(work, ignore_errors=True)
-    elif not args.keep:  # reused inputs are kept; only this run's databases go (not the --json written here)
+    if not args.keep:
+        # generated inputs go with this run's databases; reused inputs stay; a --json written here stays
         keep = args.json.resolve() if args.json else None
-        for f in set(work.iterdir()) - before_files:
-            if f.is_file() and f.resolve() != keep:
+        for f in (set(work.iterdir()) if not reused else set(work.iterdir()) - before_files):
+            if f.resolve() == keep:
+                continue
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
                 f.unlink(missing_ok=True)
+        if not reused and not any(work.iterdir()):
+            work.rmdir()
     return 0
 
 

@@ -94,10 +94,66 @@ def test_logged_sha256_is_the_files(wh, tmp_path):
     assert sha == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
+def test_duplicate_candidates_are_the_repeated_and_the_stored_keys(wh, tmp_path, monkeypatch):
+    # the candidates (whose raw text the stage keeps) come from the words scan: the hashes of the
+    # keys written twice in the file and of those the table holds already, each once, nothing else
+    import duckdb
+
+    import evalkit.ingest.core as core
+
+    seen = []
+
+    def spy(*a, **k):
+        out = core_word_values(*a, **k)
+        seen.append(None if out[0] is None else out[0].tolist())
+        return out
+
+    core_word_values = core._word_values
+    monkeypatch.setattr(core, "_word_values", spy)
+    ingest("incidents", write(tmp_path / "a.csv", [mc.inc("C1"), mc.inc("K1")]), warehouse=wh)
+    assert seen == [[]]  # nothing repeated, nothing stored (an empty table is not read)
+    ingest("incidents", write(tmp_path / "b.csv", [mc.inc("A1"), mc.inc("B1"), mc.inc("A1"), mc.inc("C1"),
+                                                   mc.inc("D1"), mc.inc("A1")]), warehouse=wh)
+    con = duckdb.connect()
+    want = sorted(con.execute("SELECT hash(k) FROM (VALUES ('A1'), ('C1')) t(k)").fetchnumpy()["hash(k)"].tolist())
+    assert seen[1] == want
+
+
+
+def test_background_scan_is_the_files_whoever_finishes_it(tmp_path, monkeypatch):
+    # the low-priority thread may read all, part or none of the file before result(): the caller
+    # finishes it, and the digest and the lines read back are the file's either way
+    from evalkit.ingest import filehash
+
+    monkeypatch.setattr(filehash, "CHUNK_BYTES", 4096)
+    lines = [f"row {i}," + "x" * (i % 37) for i in range(40_000)]
+    data = ("\n".join(lines[:20_000]) + "\r\n" + "\r\n".join(lines[20_000:])).encode()  # no end at the end
+    f = tmp_path / "f.csv"
+    f.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    early = filehash.BackgroundFileScan(f)
+    assert early.result() == want  # at once: most of the file read here
+    late = filehash.BackgroundFileScan(f)
+    late._thread.join(timeout=30)
+    assert late._done and late.result() == want  # the thread read all of it
+    numbers = [1, 2, 4095, 4096, 19_999, 20_000, 20_001, 39_999, 40_000]
+    assert early.lines(numbers) == [lines[n - 1].encode() for n in numbers]
+    stopped = filehash.BackgroundFileScan(f)
+    stopped.close()
+    stopped._thread.join(timeout=30)
+    assert not stopped._thread.is_alive()
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert filehash.BackgroundFileScan(empty).result() == hashlib.sha256(b"").hexdigest()
+    one = tmp_path / "one.csv"
+    one.write_bytes(b"only line")
+    assert filehash.BackgroundFileScan(one).lines([1]) == [b"only line"]
+
+
 def test_repeated_finds_each_repeated_value_once():
     import numpy as np
 
-    from evalkit.ingest.words import _repeated
+    from evalkit.ingest.sampled import repeated as _repeated
 
     got = _repeated(np.sort(np.array([7, 3, 7, 2**64 - 1, 5, 3, 7, 2**64 - 1], dtype=np.uint64)))
     assert got.dtype == np.uint64 and got.tolist() == [3, 7, 18446744073709551615]
@@ -111,7 +167,7 @@ def test_stored_hashes_fetch_only_the_common_hashes():
     import duckdb
     import numpy as np
 
-    from evalkit.ingest.words import stored_hashes
+    from evalkit.ingest.sampled import stored_hashes
 
     class Spy:  # a connection recording how many rows each fetchnumpy returned
         def __init__(self, con):

@@ -132,9 +132,11 @@ def test_map_lookups_equal_the_left_join(n):
                 "(VALUES ('not in the map'), (NULL), ('V1'), ('v1 ')) x(v_x)")
     join = "LEFT JOIN _ek_map_x mx ON mx.v = v_x"
     subs = stage.map_lookups(con, [join])
-    assert subs is not None and set(subs) == {"mx.m", "mx.known"}
-    got = con.execute(f"SELECT v_x, {subs['mx.m']}, {subs['mx.known']} FROM t ORDER BY v_x NULLS LAST").fetchall()
-    want = con.execute(f"SELECT v_x, mx.m, mx.known FROM t {join} ORDER BY v_x NULLS LAST").fetchall()
+    assert subs is not None and set(subs) == {"mx.m", "mx.known", "mx.v"}  # v: the value where the map holds it
+    got = con.execute(f"SELECT v_x, {subs['mx.m']}, {subs['mx.known']}, {subs['mx.v']} FROM t "
+                      f"ORDER BY v_x NULLS LAST").fetchall()
+    want = con.execute(f"SELECT v_x, mx.m, mx.known, mx.v FROM t {join} ORDER BY v_x NULLS LAST").fetchall()
+    assert sum(r[3] is None for r in want) == 4  # 'not in the map', 'V1', 'v1 ' miss it; and NULL
     assert got == want
     assert stage.substitute("COALESCE(mx.m, 'mx.m') AND mx.known", subs).count("mx.") == 1  # not inside quotes
 

@@ -12,15 +12,15 @@ import datetime as dt
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import duckdb
 
 from evalkit import coverage
 from evalkit.ingest import sql as S
-from evalkit.ingest import values as V
 from evalkit.ingest.errors import REASONS, IngestError
+from evalkit.ingest.filehash import BackgroundFileScan
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
+from evalkit.ingest.late_dups import mark_candidates, raw_text
 from evalkit.ingest.loads import (
     _has_live_load,
     _log_file,
@@ -29,8 +29,10 @@ from evalkit.ingest.loads import (
     next_load_id,
     remove_load,
 )
-from evalkit.ingest.privacy import id_number_sql, masked_changed_sql
+from evalkit.ingest.plan import KEYS, Check, _plan
+from evalkit.ingest.privacy import mask_rows
 from evalkit.ingest.report import IngestReport
+from evalkit.ingest.sampled import missed_sql, settle_missed
 from evalkit.ingest.sources import (
     clean_sql,
     csv_read_error,
@@ -41,273 +43,24 @@ from evalkit.ingest.sources import (
     make_tmpdir,
     open_source,
     raw_lookup,
-    sha256_file,
 )
 from evalkit.ingest.sql import ident
-from evalkit.ingest.stage import direct_stage, rowids_kept
-from evalkit.ingest.stations import station_map_table
+from evalkit.ingest.stage import direct_stage, rowids_kept, serial_stage
 from evalkit.ingest.window import resolve_window
 from evalkit.ingest.words import (
-    STATION_REF_TABLES,
-    _category_map,
-    _dispute_category_map,
+    WORDS,
     _lead_cols,
-    _make_map,
-    _reform_map,
     _text_keys,
-    _word_join,
     _word_values,
-    _words_source,
+    drop_maps,
     drop_temps,
     drop_temps_quietly,
 )
-from evalkit.schema import COUNT_BOUNDS, REPORT_TABLES, TABLES, Table
+from evalkit.schema import TABLES, Table
 from evalkit.warehouse import transaction
 
 FREE_TEXT = {"stations": ("name", "county", "city", "province")}
-KEYS = {
-    "stations": ("station_id",),
-    "reforms": ("station_id", "reform"),
-    "incidents": ("incident_id",),
-    "disputes": ("dispute_id",),
-    **{t: ("station_id", "month") for t in REPORT_TABLES},  # monthly reports: one row per station-month
-    "adjacency": ("station_id", "neighbor_id"),  # one row per ordered pair
-}
-MAX_RESPONSE = "INTERVAL 24 HOUR"
 UNMATCHED_MAX = 0.01  # share of a file's rows that may name an unknown station before the ingest stops
-
-
-# ------------------------------------------------------------------------------ value maps
-def _station_mapper(con, t: str, vv: str) -> tuple[str, str, list[Check]]:
-    """Match ``vv``'s distinct values to the register (see :mod:`evalkit.ingest.stations`):
-    (parsed expression, join, checks: ambiguous first, then unknown)."""
-    if station_map_table(con, _words_source(con, vv), vv) == 0:
-        raise IngestError(f"the station register is empty: ingest stations before {t}")
-    checks = [
-        Check("ambiguous_station", "station_id", f"{vv} IS NOT NULL AND p_station_cands IS NOT NULL",
-              f"concat('station ', {vv}, ' fits several stations of the register: ', p_station_cands, "
-              f"'; give the code or the full name')"),
-        Check("unknown_station", "station_id", f"{vv} IS NOT NULL AND p_station_id IS NULL",
-              f"concat('station ', {vv}, ' is not in the station register (by code or name)')"),
-    ]
-    return "ms.m", f"LEFT JOIN _ek_map_station ms ON ms.v = {vv}", checks
-
-
-# ------------------------------------------------------------------------------ plan per table
-@dataclass
-class Check:
-    reason: str
-    column: str
-    cond: str
-    detail: str
-
-
-def _lbl(hm: HeaderMap, col: str) -> str:
-    h = hm.original.get(col, col)
-    return col if h == col else f"{col} ({h})"
-
-
-def _plan(spec: Table, hm: HeaderMap, con, now: dt.datetime, window,
-          lead: frozenset[str] = frozenset()) -> tuple[dict[str, str], list[str], list[Check]]:
-    """Parsed expressions p_<col> (over v_<col>), extra joins, ordered checks.
-
-    A column absent from the file but given a default (``--set`` / mapping ``defaults:``) is read
-    as that constant; value mappings (``hm.values``) extend the built-in vocabularies.
-    """
-    present = set(hm.positions) | set(hm.defaults)
-    ws, we, wlabel = window
-    nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
-    wsl = f"TIMESTAMP {S.q(ws.strftime('%Y-%m-%d %H:%M:%S'))}"
-    wel = f"TIMESTAMP {S.q(we.strftime('%Y-%m-%d %H:%M:%S'))}"
-    parsed: dict[str, str] = {}
-    joins: list[str] = []
-    checks: list[Check] = []
-    t = spec.name
-    raw_cols = {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-
-    def v(c):
-        return f"v_{c}" if c in hm.positions else S.q(hm.defaults[c])
-
-    def p(c):
-        return f"p_{c}"
-
-    # ---- rows that cannot be read as they are (XLSX formula cells without a saved value, stray quotes)
-    if "_problem" in raw_cols:
-        checks.append(Check("formula_without_value", "", "_problem IS NOT NULL", "_problem"))
-    if "_quote" in raw_cols:  # CSV lines with a stray quote (read by the Python reader)
-        checks.append(Check("unbalanced_quote", "", "_quote IS NOT NULL", "_quote"))
-    # ---- a key holding a citizen ID number: the row is refused (its value is stored masked)
-    for k in dict.fromkeys((*KEYS[t][:1], "station_id")):
-        if k in hm.positions and spec.column(k).sql_type == "VARCHAR":
-            checks.append(Check("id_number_in_key", k, id_number_sql(v(k)),
-                                S.q(f"{_lbl(hm, k)} holds a citizen ID number; the row is refused "
-                                    "(use the record's own number as the key)")))
-
-    # ---- required values
-    for c in spec.columns:
-        if c.required and c.name in present:
-            checks.append(Check("missing_required", c.name, f"{v(c.name)} IS NULL",
-                                S.q(f"required value {_lbl(hm, c.name)} is empty")))
-
-    # ---- parse each column present
-    parse_checks: list[Check] = []
-    for c in spec.columns:
-        if c.name not in present:
-            parsed[c.name] = f"CAST(NULL AS {c.sql_type})"
-            continue
-        vv = v(c.name)
-        user = hm.values.get(c.name)
-        bad = f"{vv} IS NOT NULL AND {p(c.name)} IS NULL"
-        shown = f"concat({S.q(_lbl(hm, c.name) + ': ')}, {vv})"
-        if c.name == "station_id" and t in STATION_REF_TABLES:
-            parsed[c.name], join, station_checks = _station_mapper(con, t, vv)
-            parsed["station_cands"] = "ms.cands"  # the candidates of an ambiguous reference
-            joins.append(join)
-            parse_checks.extend(station_checks)
-        elif c.name == "neighbor_id":  # adjacency: the neighbour is matched to the register like station_id
-            station_map_table(con, _words_source(con, vv), vv, "_ek_map_neighbor")
-            joins.append(f"LEFT JOIN _ek_map_neighbor mn ON mn.v = {vv}")
-            parsed[c.name] = "mn.m"
-            parsed["neighbor_cands"] = "mn.cands"
-            parse_checks.append(Check("ambiguous_station", c.name, f"{vv} IS NOT NULL AND p_neighbor_cands IS NOT NULL",
-                                      f"concat('neighbour ', {vv}, ' fits several stations of the register: ', "
-                                      f"p_neighbor_cands, '; give the code or the full name')"))
-            parse_checks.append(Check("unknown_station", c.name, bad,
-                                      f"concat('neighbour ', {vv}, ' is not in the station register (by code or name)')"))
-        elif c.name == "reform":
-            _make_map(con, "_ek_map_reform", vv, lambda x, u=user: _reform_map(x, u))
-            joins.append(f"LEFT JOIN _ek_map_reform mr ON mr.v = {vv}")
-            parsed[c.name] = "mr.m"
-            parse_checks.append(Check("unknown_reform", c.name, bad,
-                                      f"concat('reform ', {vv}, ' is not in the reform registry')"))
-        elif c.name == "category":
-            func = _category_map if t == "incidents" else _dispute_category_map
-            _make_map(con, "_ek_map_category", vv, lambda x, f=func, u=user: f(x, u))
-            joins.append(f"LEFT JOIN _ek_map_category mc ON mc.v = {vv}")
-            parsed[c.name] = f"CASE WHEN {vv} IS NOT NULL THEN COALESCE(mc.m, 'other') END"
-            parsed["_category_known"] = "mc.known"  # read by the stage's _u_category only
-        elif c.name in ("area_type", "handled_by"):
-            codes, allowed = ((S.AREA_TYPES, "城区/农村/城乡结合 (urban/rural/mixed)") if c.name == "area_type"
-                              else (S.HANDLED_BY, "派出所/巡逻/分流 (station/patrol/diverted)"))
-            parsed[c.name] = _word_join(con, joins, c.name, vv, V.word_lookup(codes, user))
-            parse_checks.append(Check("bad_value", c.name, bad, f"concat({shown}, ' is not {allowed}')"))
-        elif t in REPORT_TABLES and c.name == "month":  # 2023年3月 / 2023-03 / a day in the month
-            parsed[c.name] = f"CAST(date_trunc('month', {V.date_sql(vv, True)}) AS DATE)"
-            parse_checks.append(Check("bad_datetime", c.name, bad, f"concat({shown}, ' is not a month')"))
-        elif (t, c.name) == ("reforms", "intensity"):  # the dose: a number or a percentage (60% → 0.6)
-            parsed[c.name] = V.share_sql(vv)
-            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not a number or a percentage')"))
-            parse_checks.append(Check("bad_intensity", c.name, f"{p(c.name)} <= 0",
-                                      f"concat({shown}, ' is not positive; leave it empty when the dose is unknown')"))
-        elif c.sql_type == "DOUBLE":  # yuan, hours: decimals allowed, 万 (万元) × 10,000
-            parsed[c.name] = V.decimal_sql(vv, hm.units.get(c.name))
-            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not a number')"))
-            parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0", f"concat({shown}, ' is negative')"))
-        elif c.sql_type in ("TIMESTAMP", "DATE"):
-            month_ok = t == "reforms"  # adoption and stop dates: the month is what counts (panel months)
-            full = vv
-            if c.name in lead and c.sql_type == "TIMESTAMP":
-                # the plain cast first, on the value as read (it ignores trailing blanks); the
-                # other forms on the fully trimmed value, only where the cast failed (a CASE: its
-                # inside is neither hoisted out nor evaluated for the other rows)
-                full = clean_sql(vv)
-                parsed[c.name] = (f"COALESCE(TRY_CAST({vv} AS TIMESTAMP), "
-                                  f"CASE WHEN {vv} IS NOT NULL THEN {V.timestamp_sql(full)} END)")
-            else:
-                parsed[c.name] = V.timestamp_sql(vv) if c.sql_type == "TIMESTAMP" else V.date_sql(vv, month_ok)
-            if not month_ok:
-                parse_checks.append(Check("date_without_day", c.name, f"{bad} AND {V.month_only_sql(full)}",
-                                          f"concat({shown}, ' gives a month but no day; a day is required here')"))
-            parse_checks.append(Check("bad_datetime", c.name, bad,
-                                      f"concat({shown}, ' is not a date{'/time' if c.sql_type == 'TIMESTAMP' else ''}')"))
-        elif c.sql_type == "INTEGER":
-            parsed[c.name] = V.number_sql(vv, hm.units.get(c.name))
-            parse_checks.append(Check("bad_number", c.name, bad, f"concat({shown}, ' is not an integer')"))
-            if not (t == "stations" and c.name == "population"):
-                parse_checks.append(Check("bad_number", c.name, f"{p(c.name)} < 0",
-                                          f"concat({shown}, ' is negative')"))
-        elif c.name == "resolved":
-            state = _word_join(con, joins, c.name, vv, V.word_lookup(V.resolved_words(), user))
-            parsed["_resolved_state"] = state
-            parsed[c.name] = f"CASE {state} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE WHEN 'open' THEN FALSE END"
-            parse_checks.append(Check("bad_boolean", c.name, f"{vv} IS NOT NULL AND p__resolved_state IS NULL",
-                                      f"concat({shown}, ' is not an outcome (调解成功/调解不成功/正在调解, 是/否); "
-                                      f"map it under values: resolved: in a mapping file')"))
-        elif c.sql_type == "BOOLEAN":
-            word = _word_join(con, joins, c.name, vv, V.word_lookup(V.bool_words(), user))
-            parsed[c.name] = f"CASE {word} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
-            parse_checks.append(Check("bad_boolean", c.name, bad, f"concat({shown}, ' is not 是/否')"))
-        else:
-            parsed[c.name] = vv
-    if "response_duration" in hm.positions and "arrived_at" not in present:
-        # arrival given as a duration after the call: arrived_at = received_at + duration
-        dur = V.duration_sql("v_response_duration", hm.units.get("response_duration"))
-        parsed["arrived_at"] = f"({parsed['received_at']}) + {dur}"
-        present.add("arrived_at")
-        parse_checks.append(Check("bad_number", "response_duration",
-                                  f"v_response_duration IS NOT NULL AND {dur} IS NULL",
-                                  f"concat({S.q(_lbl(hm, 'response_duration') + ': ')}, v_response_duration, "
-                                  f"' is not a duration (minutes, or 小时/分钟 with the unit)')"))
-    checks.extend(parse_checks)
-    if t == "disputes" and "resolved" in present and "closed_on" in present:
-        checks.append(Check("open_with_close_date", "closed_on",
-                            f"p__resolved_state = 'open' AND {p('closed_on')} IS NOT NULL",
-                            f"concat({S.q(_lbl(hm, 'resolved') + ' ')}, {v('resolved')}, "
-                            f"' means still open, but ', {S.q(_lbl(hm, 'closed_on') + ' ')}, "
-                            f"CAST({p('closed_on')} AS VARCHAR), ' is given')"))
-
-    # ---- table rules
-    def ts(c):
-        return p(c) if spec.column(c).sql_type == "TIMESTAMP" else f"CAST({p(c)} AS TIMESTAMP)"
-
-    date_cols = [c.name for c in spec.columns if c.sql_type in ("DATE", "TIMESTAMP") and c.name in present]
-    for c in date_cols:
-        if (t, c) == ("reforms", "ended_on"):  # a planned stop (an agreement's end date) may lie ahead
-            continue
-        checks.append(Check("future_date", c, f"{ts(c)} > {nowl}",
-                            f"concat({S.q(_lbl(hm, c) + ' ')}, CAST({p(c)} AS VARCHAR), ' lies in the future')"))
-    main_date = {"incidents": "received_at", "disputes": "opened_on", "reforms": "adopted_on",
-                 **dict.fromkeys(REPORT_TABLES, "month")}.get(t)
-    if main_date and main_date in present:
-        checks.append(Check(
-            "outside_window", main_date, f"({ts(main_date)} < {wsl} OR {ts(main_date)} >= {wel})",
-            f"concat({S.q(_lbl(hm, main_date) + ' ')}, CAST({p(main_date)} AS VARCHAR), "
-            f"{S.q(' is outside the ' + ('panel' if t == 'reforms' else 'study') + ' window ' + wlabel)})"))
-    for small, large in COUNT_BOUNDS.get(t, ()):
-        if small in present and large in present:
-            checks.append(Check("count_exceeds", small, f"{p(small)} > {p(large)}",
-                                f"concat({S.q(_lbl(hm, small) + ' ')}, CAST({p(small)} AS VARCHAR), "
-                                f"{S.q(' exceeds ' + _lbl(hm, large) + ' ')}, CAST({p(large)} AS VARCHAR))"))
-    if t == "stations" and "population" in present:  # an absent column is unknown (NULL), not zero
-        checks.append(Check("no_population", "population", f"COALESCE({p('population')}, 0) <= 0",
-                            f"concat('station has no population (', COALESCE({v('population')}, 'empty'), ')')"))
-    if t == "incidents":
-        for col, reason in (("arrived_at", "arrival_before_receipt"), ("dispatched_at", "dispatch_before_receipt"),
-                            ("closed_at", "closed_before_receipt")):
-            if col in present:
-                checks.append(Check(reason, col, f"{p(col)} < {p('received_at')}",
-                                    f"concat({S.q(_lbl(hm, col) + ' ')}, CAST({p(col)} AS VARCHAR), "
-                                    f"' is before receipt ', CAST({p('received_at')} AS VARCHAR))"))
-            if col == "arrived_at" and col in present:
-                checks.append(Check("absurd_response_time", col,
-                                    f"{p(col)} - {p('received_at')} > {MAX_RESPONSE}",
-                                    f"concat('response time ', CAST({p(col)} - {p('received_at')} AS VARCHAR), "
-                                    f"' exceeds 24 hours')"))
-    if t == "reforms" and "ended_on" in present and "adopted_on" in present:
-        # the reform is off from the month of ended_on: a stop in or before the adoption month leaves no
-        # treated month (a swapped pair of dates, or the wrong row)
-        checks.append(Check("ends_before_adoption", "ended_on",
-                            f"date_trunc('month', {p('ended_on')}) <= date_trunc('month', {p('adopted_on')})",
-                            f"concat({S.q(_lbl(hm, 'ended_on') + ' ')}, CAST({p('ended_on')} AS VARCHAR), "
-                            f"' is not after the adoption month ', CAST({p('adopted_on')} AS VARCHAR))"))
-    if t == "adjacency":
-        checks.append(Check("self_pair", "neighbor_id", f"{p('station_id')} = {p('neighbor_id')}",
-                            f"concat('station ', {p('station_id')}, ' is listed as its own neighbour')"))
-    if t == "disputes" and "closed_on" in present:
-        checks.append(Check("closed_before_opened", "closed_on", f"{p('closed_on')} < {p('opened_on')}",
-                            f"concat('closed ', CAST({p('closed_on')} AS VARCHAR), ' before opened ', "
-                            f"CAST({p('opened_on')} AS VARCHAR))"))
-    return parsed, joins, checks
 
 
 # ------------------------------------------------------------------------------ one file
@@ -331,7 +84,7 @@ def _unmatched_gate(con, src, checks: list[Check], rows_in: int, accept_unmatche
 
 
 def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime, report: IngestReport,
-                 load_id: int, accept_unmatched: bool = False) -> dict:
+                 load_id: int, accept_unmatched: bool = False, scan: BackgroundFileScan | None = None) -> dict:
     """One file: raw text → ``_ek_stage`` (row number, parsed values, first failing check ``_chk``;
     one pass) → duplicates → accepted rows into ``table`` and the rejected ones (joined back to their
     raw text, a small table ``_ek_bad``) into ``quarantine``."""
@@ -346,7 +99,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     direct = direct and row_expr == "_ek_v._row" and bool(con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
-        cand = _word_values(con, spec, hm, lead, keys if direct else ())
+        cand, sampled, late = _word_values(con, spec, hm, lead, keys if direct else (), src if direct else None,
+                                           late_ok=scan is not None)
     except duckdb.InvalidInputException as e:
         if not direct:
             raise
@@ -366,7 +120,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
     # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
     # a direct view's stage has neither VARCHAR column of every row: station candidates go in _raw, _u_station in _ek_bad
-    kept_v, u_station, fold = [], "", direct and "station_cands" in parsed
+    # (rows a sampled map missed are parsed again and updated in place: candidates in a column then)
+    kept_v, u_station, fold = [], "", direct and "station_cands" in parsed and not sampled
     if any(c.reason == "unknown_station" and c.column == "station_id" for c in checks):
         ref = "v_station_id" if "v_station_id" in raw_cols else S.q(hm.defaults["station_id"])
         u_station = (f"CASE WHEN {ref} IS NOT NULL AND p_station_id IS NULL AND p_station_cands IS NULL "
@@ -375,9 +130,11 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     if "v_category" in raw_cols:
         kept_v.append(f"CASE WHEN p_category = 'other' AND NOT p__category_known THEN {clean_sql('v_category')} "
                       f"END AS _u_category")
-    stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
-                                     if n != "_category_known" and not (fold and n == "station_cands"))]
     keycols = ", ".join(f"p_{k}" for k in keys)
+    stage_cols = ["_row", *kept_v, *(f"p_{n}" for n in parsed
+                                     if n != "_category_known" and not (fold and n == "station_cands")),
+                  *([f"hash({keycols}) AS _h"] if late else [])]  # the key hash, for late_dups
+    out = None  # with sampled words: the condition marking a row whose word value a map misses
     off = None  # the stage's file row numbers: column _row, or rowid - off (the parallel pass, see stage.py)
     if direct:
         if any(parsed[k] != f"v_{k}" for k in keys):
@@ -386,7 +143,10 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         # already in the table): only these rows and the rejected ones keep their raw text (_raw),
         # so the file is never stored whole
         raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
-        off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand)
+        out = missed_sql(joins) if sampled else None
+        off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
+        if late:
+            scan.hurry()  # its line ends are needed below (late_dups): the rest of the file is read beside this
     else:
         # parse (inner select) and find each row's first failing check (outer) in one pass
         parse_sql = f"SELECT {row_expr} AS _row, {star}, {p_cols} FROM _ek_v {' '.join(joins)}"
@@ -394,6 +154,21 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                     f"FROM ({parse_sql}) p")
     def srow(a: str = "") -> str:
         return f"{a}_row" if off is None else f"({a}rowid - {off})"
+
+    if direct and out is not None:  # the rows with a word value the sample missed: parsed again
+        def replan() -> None:
+            drop_maps(con)
+            again = _plan(spec, hm, con, now, window, lead)
+            if (again[0], again[1], [c.cond for c in again[2]]) != (parsed, joins, [c.cond for c in checks]):
+                raise AssertionError(f"{src.name}: the plan changed when its value maps were completed")
+
+        settle_missed(
+            con, joins, v_only, srow, WORDS, replan,
+            lambda target, missed: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols,
+                                                cand, missed),
+            [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"])
+    if late:  # the duplicate candidates of a file whose key scan was saved: from the stage's keys
+        mark_candidates(con, t, keys, bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]))
 
     # duplicates (only among rows that passed every other check): within this file keep the first
     # occurrence; against the warehouse (which includes earlier files of this call) reject all.
@@ -409,7 +184,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                     f"WHERE _chk IS NULL AND hash({keycols}) IN (SELECT hash({keycols}) AS h FROM _ek_stage "
                     f"WHERE _chk IS NULL GROUP BY h HAVING count(*) > 1) GROUP BY ALL HAVING count(*) > 1")
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM _ek_dup d WHERE {s_pred} AND {srow('s.')} <> d.keep_row "
-                f"AND s._chk IS NULL")
+                f"AND s._chk IS NULL" + (" AND s._cand" if direct else ""))  # (a filter on the scan: few rows probe)
     t_pred = " AND ".join(f"s.p_{k} = tgt.{k}" for k in keys)
     con.execute(f"UPDATE _ek_stage s SET _chk = {dup_idx} FROM {t} tgt WHERE {t_pred} AND s._chk IS NULL"
                 + (" AND s._cand" if direct else ""))
@@ -417,12 +192,16 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
 
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
-        vsel = ", ".join(f"{clean_sql(f'_raw[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
+        raw, fix = "s._raw", ""
+        if late:  # rejected duplicates without raw text in the stage: read back from their lines
+            raw_text(con, src, scan, srow, dup_idx, v_only, hm.positions, lead, keys)
+            raw, fix = "COALESCE(s._raw, f._raw)", f" LEFT JOIN _ek_rawfix f ON f._row = {srow('s.')}"
+        vsel = ", ".join(f"{clean_sql(f'{raw}[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
         if fold:
             vsel += f", _raw[{len(v_only) + 1}] AS p_station_cands"
         con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT *, {u_station or 'NULL AS _u_station'} FROM (SELECT "
-                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, _raw IS NULL AS _lost FROM _ek_stage s "
-                    f"WHERE s._chk IS NOT NULL)")
+                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
+                    f"{raw} IS NULL AS _lost FROM _ek_stage s{fix} WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
     else:
@@ -443,10 +222,9 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         if present_free:
             cond = " + ".join(f"CAST(COALESCE({S.needs_mask_sql('p_' + c)}, FALSE) AS INTEGER)" for c in present_free)
             masked += con.execute(f"SELECT COALESCE(sum({cond}), 0) FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-    acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
-                      f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
-
-    # ---- quarantined rows
+    # ---- quarantined rows: their detail and raw text are masked (costly regexes, on one thread for
+    # a few thousand rows) on a second connection while this one inserts the accepted rows (the
+    # insert leaves part of a core idle); the rows go there and back in memory, as Arrow
     raw_json = "json_object(" + ", ".join(
         f"{S.q(hm.original[c])}, v_{c}" for c in hm.positions) + ")"
     detail_case = "CASE _chk " + " ".join(
@@ -456,10 +234,13 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     list_lit = "[" + ", ".join(S.q(r) for r in reasons) + "]"
     col_lit = "[" + ", ".join(S.q(c) for c in colnames) + "]"
     nowl = f"TIMESTAMP {S.q(now.strftime('%Y-%m-%d %H:%M:%S'))}"
-    # masked once: the raw text's mask (costly regexes) gives the stored text and the masked count
-    con.execute(f"CREATE TEMP TABLE _ek_q AS SELECT _row, _chk, {S.mask_sql(detail_case)} AS _detail, _raw_m, "
-                f"{masked_changed_sql('_raw_m', raw_json)} AS _masked FROM (SELECT *, {S.mask_sql(raw_json)} "
-                f"AS _raw_m FROM _ek_bad)")
+    unmasked = con.sql(f"SELECT _row, _chk, CAST({detail_case} AS VARCHAR) AS _detail, "
+                           f"CAST({raw_json} AS VARCHAR) AS _raw FROM _ek_bad").to_arrow_table()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-mask") as pool:
+        masking = pool.submit(mask_rows, con.cursor(), unmasked)
+        acc = con.execute(f"INSERT INTO {t} ({', '.join(out_cols)}, load_id) SELECT {sel}, {int(load_id)} "
+                          f"FROM _ek_stage WHERE _chk IS NULL").fetchall()[0][0]
+        S.frame_to_temp_table(con, "_ek_q", masking.result(), "*")
     qua = con.execute(f"""
 INSERT INTO quarantine (table_name, source_file, source_row, column_name, reason, detail, raw, ingested_at,
                         load_id)
@@ -519,7 +300,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
     report = IngestReport(table=table, files=[str(f) for f in files])
     now = dt.datetime.now().replace(microsecond=0)
     tmp = make_tmpdir()
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sha256")
+    hashing: list[BackgroundFileScan] = []  # the files' background scans (closed at the end)
     # bound DuckDB's memory during the ingest (temp tables spill to disk beyond it); restored after
     old_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = {S.q(os.environ.get('EVALKIT_INGEST_MEMORY', '3GB'))}")
@@ -532,14 +313,11 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                                   "one (default data/warehouse.duckdb, or --warehouse PATH)")
             window = resolve_window(con, study_window, now)
             for f in files:
-                sha_job = None
-                if not replace and not _has_live_load(con, table):
-                    # nothing to compare the file with: its SHA-256 (only logged) is computed in a
-                    # thread while DuckDB loads it (hashlib releases the GIL), not before
-                    sha = ""
-                    sha_job = hasher.submit(sha256_file, f)
-                else:
-                    sha = sha256_file(f)
+                # the file's SHA-256 and line ends, read by a low-priority thread (filehash); the hash is
+                # needed before the load only to compare the file with the live loads (then finished here)
+                scan = BackgroundFileScan(f)
+                hashing.append(scan)
+                sha = "" if not replace and not _has_live_load(con, table) else scan.result()
                 if replace:
                     olds = find_loads(con, f, table, sha)
                     if not olds:
@@ -549,7 +327,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     for lid, _t, old_file in olds:
                         d, q = remove_load(con, lid, "replaced", now, old_file)
                         report.replaced.append({"file": old_file, "load_id": lid, "rows": d, "quarantined": q})
-                elif sha_job is None:
+                elif sha:
                     hit = con.execute("SELECT source_file FROM ingest_log WHERE table_name = ? AND sha256 = ? "
                                       "AND live LIMIT 1", [table, sha]).fetchall()
                     if hit:
@@ -568,7 +346,7 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                     if h not in report.refused_personal_columns:
                         report.refused_personal_columns.append(h)
                 load_id = next_load_id(con)
-                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched)
+                res = _ingest_file(con, spec, src, hm, window, now, report, load_id, accept_unmatched, scan)
                 report.rows_in += res["rows_in"]
                 report.rows_accepted += res["rows_accepted"]
                 report.rows_quarantined += res["rows_quarantined"]
@@ -578,14 +356,15 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                 report.per_file.append({"table": table, "file": str(f), "status": "ingested",
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
-                _log_file(con, table, str(f), sha_job.result() if sha_job else sha, res, now, load_id)
+                _log_file(con, table, str(f), sha or scan.result(), res, now, load_id)
             report.check()
             if table == "stations" and report.replaced:
                 check_station_references(con, "replacing the station register")
             coverage.refresh(con, [table])
     finally:
         drop_temps_quietly(con)
-        hasher.shutdown(cancel_futures=True)
+        for job in hashing:
+            job.close()
         tmp.cleanup()
         con.execute(f"SET memory_limit = {S.q(old_limit)}")
         if own:

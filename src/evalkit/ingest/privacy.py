@@ -103,6 +103,20 @@ def masked_changed_sql(masked: str, expr: str) -> str:
     return f"({masked} IS DISTINCT FROM {fold_sql(expr)})"
 
 
+def mask_rows(cur, rows):
+    """The quarantine's rows masked (an Arrow table ``_row, _chk, _detail, _raw`` of unmasked text) on
+    ``cur``, a connection of its own (a cursor: it may run beside the ingest's connection): ``_row,
+    _chk, _detail`` (masked), ``_raw_m`` (the raw text masked) and ``_masked`` (whether that changed
+    it), as Arrow. The raw text's costly regexes run once for the stored text and the test."""
+    try:
+        cur.register("_ek_unmasked", rows)
+        return cur.sql(f"SELECT _row, _chk, {mask_sql('_detail')} AS _detail, _raw_m, "
+                           f"{masked_changed_sql('_raw_m', '_raw')} AS _masked FROM (SELECT *, {mask_sql('_raw')} "
+                           f"AS _raw_m FROM _ek_unmasked)").to_arrow_table()
+    finally:
+        cur.close()
+
+
 def mask_py(text) -> str:
     """Python twin of :func:`mask_sql` (report text, console lines, error messages)."""
     s = str(text).translate(_FOLD)

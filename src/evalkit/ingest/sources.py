@@ -191,6 +191,7 @@ class Source:
     _xlsx_rows: list | None = None  # (row number, values, {column index: formula}) for XLSX
     header_row: int = 1  # file row of the (last) header row; data starts on the next row
     skip_lines: int = 1  # CSV: physical lines before the first data row
+    plain: bool = False  # CSV read by DuckDB with one record a line (no quote, no blank line, one line end)
     tmpdir: str | None = None
 
     @property
@@ -413,6 +414,7 @@ def load_raw(con: duckdb.DuckDBPyConnection, src: Source, positions: dict[str, i
         # A failing statement would abort the ingest's transaction, so a file that may trouble the
         # strict parser (quotes, mixed line ends) is test-read on a throwaway connection first.
         risk = risky(src.path, src.skip_lines)
+        src.plain = risk is False
         if risk == "python":
             return _load_csv_python(con, src, positions, tmp)
         if risk:

@@ -56,6 +56,15 @@ def _list_lookup(vv: str, pairs: list[tuple[str, object]], sql_type: str) -> str
     return f"CAST({lst}[enum_code(TRY_CAST({vv} AS {_enum([v for v, _ in pairs])})) + 1] AS {sql_type})"
 
 
+def map_join(join: str) -> tuple[str, str, str] | None:
+    """(table, alias, value expression) of a LEFT JOIN to a value map (``LEFT JOIN t [alias] ON alias.v
+    = vv``), None for any other join."""
+    m = _JOIN_RE.fullmatch(join)
+    if m is None or m.group(3) != (m.group(2) or m.group(1)):
+        return None
+    return m.group(1), m.group(2) or m.group(1), m.group(4)
+
+
 def map_lookups(con, joins: list[str]) -> dict[str, str] | None:
     """``{"alias.column": expression}`` replacing each LEFT JOIN to a value map by ENUM look-ups
     of the same values (NULL where the join finds no row or the map holds NULL); None when a join
@@ -63,18 +72,23 @@ def map_lookups(con, joins: list[str]) -> dict[str, str] | None:
     subs: dict[str, str] = {}
     entries = 0
     for join in joins:
-        m = _JOIN_RE.fullmatch(join)
-        if m is None:
+        parts = map_join(join)
+        if parts is None:
             return None
-        table, alias, on, vv = m.group(1), m.group(2) or m.group(1), m.group(3), m.group(4)
-        if on != alias:
-            return None
+        table, alias, vv = parts
         types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
         if types.pop("v", None) != "VARCHAR" or any(t not in ("VARCHAR", "BOOLEAN") for t in types.values()):
             return None
         frame = con.execute(f"SELECT * FROM {table}").df()
         if len(frame) > ENUM_MAX or frame["v"].isna().any() or frame["v"].duplicated().any():
             return None
+        # the value itself where the map holds it, else NULL (as the join's v): what a sampled map
+        # misses (see evalkit.ingest.sampled.missed_sql)
+        labels = frame["v"].tolist()
+        subs[f"{alias}.v"] = ("CAST(NULL AS VARCHAR)" if not labels else
+                              f"CASE WHEN {vv} IN ({', '.join(S.q(v) for v in labels)}) THEN {vv} END"
+                              if len(labels) <= CASE_MAX else
+                              f"CASE WHEN TRY_CAST({vv} AS {_enum(labels)}) IS NOT NULL THEN {vv} END")
         for col, sql_type in types.items():
             rows = [(v, o) for v, o in zip(frame["v"], frame[col], strict=True) if not pd.isna(o)]
             same = [v for v, o in rows if sql_type == "VARCHAR" and o == v]  # mapped to itself
@@ -106,6 +120,8 @@ def bitmap_sql(hashes: np.ndarray, keycols: str) -> str | None:
     others: one bit per hash modulo a power of two); None when there are too many hashes."""
     if len(hashes) > CAND_MAX:
         return None
+    if not len(hashes):
+        return "FALSE"  # no candidate (or they are found after the pass: evalkit.ingest.late_dups)
     size = int(min(max(1 << int(64 * max(len(hashes), 1) - 1).bit_length(), BITMAP_BITS[0]), BITMAP_BITS[1]))
     bits = np.full(size, ord("0"), dtype=np.uint8)
     bits[(np.asarray(hashes, dtype=np.uint64) % np.uint64(size)).astype(np.int64)] = ord("1")
@@ -122,7 +138,7 @@ def is_batch_insert(con, sql: str) -> bool:
 def join_alias_left(sql: str, joins: list[str]) -> bool:
     """Whether ``sql`` still names a column of a join in ``joins`` (``ms.m``, ``_ek_map_w_x.known``):
     a check condition or kept column the look-ups did not replace (the pass would need the join)."""
-    aliases = [m.group(2) or m.group(1) for m in map(_JOIN_RE.fullmatch, joins) if m is not None]
+    aliases = [m.group(2) or m.group(1) for m in map(_JOIN_RE.fullmatch, joins) if m is not None]  # any LEFT JOIN
     return bool(aliases) and re.search(r"(?<![\w.])(" + "|".join(map(re.escape, aliases)) + r")\.", sql) is not None
 
 
@@ -135,40 +151,59 @@ def rowids_kept(con, src, off: int | None) -> None:
 
 
 def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
-                 stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray) -> int | None:
+                 stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray, out: str | None = None) -> int | None:
     """:func:`_direct_stage`, a CSV error of the file (DuckDB reads it here) given as the one-line
     error naming the file and row (as the first scan's, see :func:`evalkit.ingest.sources.csv_read_error`)."""
     try:
-        return _direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand)
+        return _direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
     except duckdb.InvalidInputException as e:
         raise csv_read_error(e, src) from None
 
 
+_BODY = ("SELECT {cols}, _chk, _cand{out_col}, CASE WHEN _chk IS NOT NULL OR _cand{or_out} THEN {raw} END AS _raw "
+         "FROM (SELECT *, {chk} AS _chk, {cand} AS _cand FROM (SELECT {sel}{out_sel} FROM _ek_v {joins}) p) c")
+
+
+def _body(cols: str, raw: str, chk: str, cand: str, sel: str, joins: str, out: str | None) -> str:
+    """The stage query: ``out`` (a condition over the joins, see
+    :func:`evalkit.ingest.sampled.missed_sql`) adds the column ``_out`` and keeps those rows' raw text."""
+    return _BODY.format(cols=cols, raw=raw, chk=chk, cand=cand, sel=sel, joins=joins,
+                        out_col=", _out" if out else "", or_out=" OR _out" if out else "",
+                        out_sel=f", COALESCE({out}, FALSE) AS _out" if out else "")
+
+
 def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
-                  stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray) -> int | None:
+                  stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray, out: str | None) -> int | None:
     """Create ``_ek_stage`` from the direct view ``_ek_v``: the columns ``stage_cols`` (their
     parsed values as ``p_<name>`` from ``parsed``), ``_chk`` (first failing check), ``_cand``
-    (duplicate candidate: key hash in ``cand``) and ``_raw`` (``raw_list``, on rejected and
-    candidate rows only). Returns None when the stage has the file row number as column ``_row``
-    (the serial pass), else the offset ``off`` that gives it as ``rowid - off`` (the parallel pass)."""
+    (duplicate candidate: key hash in ``cand``), with ``out`` ``_out`` (a word value its map misses)
+    and ``_raw`` (``raw_list``, on rejected, candidate and ``_out`` rows only). Returns None when the
+    stage has the file row number as column ``_row`` (the serial pass), else the offset ``off`` that
+    gives it as ``rowid - off`` (the parallel pass)."""
     # EVALKIT_INGEST_PARALLEL=0: always the serial pass (it costs less CPU; the parallel one less wall
     # time when a core is free)
     subs = map_lookups(con, joins) if os.environ.get("EVALKIT_INGEST_PARALLEL", "1") != "0" else None
     bitmap = bitmap_sql(cand, keycols) if subs is not None else None
-    body = ("SELECT {cols}, _chk, _cand, CASE WHEN _chk IS NOT NULL OR _cand THEN {raw} END AS _raw FROM "
-            "(SELECT *, {chk} AS _chk, {cand} AS _cand FROM (SELECT {sel} FROM _ek_v {joins}) p) c")
     if bitmap is not None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _ek_v AS {direct_view_sql(src, hm.positions, lead, numbered=False)}")
         p_cols = ", ".join(f"{substitute(e, subs)} AS p_{n}" for n, e in parsed.items())
-        sql = "CREATE TEMP TABLE _ek_stage AS " + body.format(
-            cols=", ".join(c for c in stage_cols if c != "_row"), raw=raw_list, chk=chk_case, cand=bitmap,
-            sel=f"_ek_v.*, {p_cols}", joins="")
+        sql = "CREATE TEMP TABLE _ek_stage AS " + _body(
+            ", ".join(c for c in stage_cols if c != "_row"), raw_list, chk_case, bitmap,
+            f"_ek_v.*, {p_cols}", "", substitute(out, subs) if out else None)
         # the check conditions and kept columns go in unchanged: one naming a join column needs the join
         if not join_alias_left(sql, joins) and is_batch_insert(con, sql):
             con.execute(sql)
             return _rowid_base(con, "_ek_stage") - src.skip_lines - 1
         con.execute(f"CREATE OR REPLACE TEMP VIEW _ek_v AS {direct_view_sql(src, hm.positions, lead)}")
-    # the serial pass: rows numbered by the view's window, candidates from a table
+    serial_stage(con, "_ek_stage", parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
+    return None
+
+
+def serial_stage(con, target: str, parsed: dict[str, str], joins: list[str], chk_case: str, stage_cols: list[str],
+                 raw_list: str, keycols: str, cand: np.ndarray, out: str | None = None) -> None:
+    """The serial pass: temp table ``target`` from the numbered view ``_ek_v`` (column ``_row``) with
+    the joins to the value maps, candidates from a table (see :func:`_direct_stage`)."""
+    con.execute("DROP TABLE IF EXISTS _ek_cand")
     S.frame_to_temp_table(con, "_ek_cand", pd.DataFrame({"h": cand}), "CAST(h AS UBIGINT) AS h")
     p_cols = ", ".join(f"{e} AS p_{n}" for n, e in parsed.items())
     # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
@@ -176,10 +211,9 @@ def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], jo
     old_opt = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
     con.execute("SET disabled_optimizers = " + S.q(",".join(filter(None, [old_opt, "build_side_probe_side"]))))
     try:
-        con.execute("CREATE TEMP TABLE _ek_stage AS " + body.format(
-            cols=", ".join(stage_cols), raw=raw_list, chk=chk_case,
-            cand=f"hash({keycols}) IN (SELECT h FROM _ek_cand)",
-            sel=f"_ek_v._row AS _row, _ek_v.* EXCLUDE (_row), {p_cols}", joins=" ".join(joins)))
+        con.execute(f"CREATE TEMP TABLE {target} AS " + _body(
+            ", ".join(stage_cols), raw_list, chk_case, f"hash({keycols}) IN (SELECT h FROM _ek_cand)",
+            f"_ek_v._row AS _row, _ek_v.* EXCLUDE (_row), {p_cols}", " ".join(joins), out))
     except duckdb.Error:
         try:  # the error aborted the transaction, which refuses the SET: raise the error, not that
             con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
@@ -187,4 +221,3 @@ def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], jo
             pass
         raise
     con.execute(f"SET disabled_optimizers = {S.q(old_opt)}")
-    return None

@@ -3,13 +3,15 @@ join tables that map them (reforms, incident and dispute categories, station ref
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pandas as pd
 
 from evalkit import registry
+from evalkit.ingest import sampled, vocab
 from evalkit.ingest import sql as S
-from evalkit.ingest import vocab
 from evalkit.ingest.errors import IngestError
 from evalkit.ingest.headers import HeaderMap
 from evalkit.ingest.sources import drop_raw, raw_lookup, trim_py
@@ -81,7 +83,7 @@ def _words_source(con, column: str) -> str:
 
 
 def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozenset(),
-                 key_cols: tuple[str, ...] = ()) -> np.ndarray | None:
+                 key_cols: tuple[str, ...] = (), src=None, late_ok: bool = False) -> tuple[np.ndarray | None, bool, bool]:
     """``_ek_words``: the distinct values of every column mapped through a small join table
     (station references, reforms, categories, codes, yes/no words), in one scan of the raw rows;
     cleaned as the raw view cleans them (``lead``: at the leading end only).
@@ -89,50 +91,81 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     ``key_cols`` (text keys, as stored; the raw rows are then a direct view of the file): returns
     the candidates for the duplicate check, whose raw text the stage then keeps — the hashes
     (sorted, unique) of the keys written on more than one row of the file or already in the table
-    ``spec`` names. Found by a second scan reading the key columns only (the CSV reader skips the
-    others): the hash of every row's key, sorted by numpy (repeats: neighbours equal), and those of
-    the hashes the table holds too (:func:`stored_hashes`). (A GROUP BY on 10 M distinct hashes
-    cost about twice the CPU of both scans together.) Else returns None."""
+    ``spec`` names. Into an empty table: found in the same scan, as one more grouping set (the key
+    hash) of which only the repeated hashes are kept (:data:`KEY_HASH`); else by a scan of the key
+    column (:func:`evalkit.ingest.sampled.key_candidates`). Else None.
+
+    With ``src`` (the file of the direct view) large enough (:func:`evalkit.ingest.sampled.usable`),
+    the words come from a sample of the file and the candidates from a scan of the key column; the
+    second value returned is then True (the stage must mark the rows the sample missed) — unless a
+    word column is too varied for a sample (:func:`evalkit.ingest.sampled.sample_words`). With
+    ``late_ok`` (the file's lines can be read back) and a file of one record a line (``src.plain``),
+    the candidates are left to after the stage (:mod:`evalkit.ingest.late_dups`): none are returned
+    and the third value is True."""
     t = spec.name
     cols = [f"v_{c.name}" for c in spec.columns if c.name in hm.positions and (
         (c.name in ("station_id", "neighbor_id") and t in STATION_REF_TABLES) or c.sql_type == "BOOLEAN"
         or c.name in WORD_COLUMNS)]
-    if not cols:
+    if not cols and not key_cols:
         con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT NULL AS _none")
-    else:
-        # a CSV read by DuckDB: group its text as read, and trim only the distinct values
-        csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
-        assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
-        src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
-        raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
-        sets = ", ".join(f"({c})" for c in raw)
-        con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {sel} FROM (SELECT {', '.join(raw)} "
-                    f"FROM {src} GROUP BY GROUPING SETS ({sets})) {src}")
+        return None, False, False
+    # a table holding rows: the file's key hashes are intersected with its hashes (stored_hashes:
+    # the file's side is the small one, built into the hash table)
+    stored = bool(key_cols) and bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0])
+    if cols and src is not None and sampled.usable(src, key_cols):
+        late = late_ok and src.plain
+        if late:
+            sample = sampled.sample_rows(src)
+        else:  # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
+                rows = pool.submit(sampled.sample_rows, src)
+                cand = sampled.key_candidates(con, t, key_cols, src, stored)
+                sample = rows.result()
+        if sampled.sample_words(con, sample, hm.positions, cols, lead, WORDS):
+            return (np.empty(0, dtype=np.uint64), True, True) if late else (cand, True, False)
+        # a word column too varied for a sample: the whole file's words
+        if late:
+            _words_scan(con, cols, lead, () if stored else key_cols)
+            return (sampled.key_candidates(con, t, key_cols, src, stored) if stored else _scanned(con)), False, False
+        _words_scan(con, cols, lead, ())
+        return cand, False, False
+    if stored:
+        _words_scan(con, cols, lead, ())
+        return sampled.key_candidates(con, t, key_cols, src, stored), False, False
+    _words_scan(con, cols, lead, key_cols)
     if not key_cols:
-        return None
-    keys = ", ".join(key_cols)
-    h = np.sort(con.execute(f"SELECT hash({', '.join('v_' + k for k in key_cols)}) AS h FROM _ek_v")
-                .fetchnumpy()["h"])
-    return np.union1d(_repeated(h), stored_hashes(con, spec.name, keys, h)).astype(np.uint64)
+        return None, False, False
+    return _scanned(con), False, False
 
 
-def stored_hashes(con, table: str, keys: str, h: np.ndarray) -> np.ndarray:
-    """The values of ``hash(keys)`` over ``table`` that are also in ``h`` (the file's key hashes,
-    sorted), once each: a semi-join inside DuckDB (under its memory limit), so only the few common
-    hashes are fetched, never the table's hash of every stored row (8 bytes a row, 60 M rows and more)."""
-    if not len(h):
-        return np.empty(0, dtype=np.uint64)
-    con.register("_ek_file_h", pd.DataFrame({"h": h[np.r_[True, h[1:] != h[:-1]]].astype(np.uint64)}))
-    try:
-        return con.execute(f"SELECT DISTINCT hash({keys}) AS h FROM {table} WHERE hash({keys}) IN "
-                           f"(SELECT h FROM _ek_file_h)").fetchnumpy()["h"].astype(np.uint64)
-    finally:
-        con.unregister("_ek_file_h")
+def _scanned(con) -> np.ndarray:
+    """The repeated key hashes the words scan kept (:data:`KEY_HASH`), sorted."""
+    return np.sort(con.execute(f"SELECT {KEY_HASH} FROM {WORDS} WHERE {KEY_HASH} IS NOT NULL")
+                   .fetchnumpy()[KEY_HASH]).astype(np.uint64)
 
 
-def _repeated(h: np.ndarray) -> np.ndarray:
-    """The values a sorted array holds more than once, once each (sorted)."""
-    return np.unique(h[1:][h[1:] == h[:-1]]).astype(np.uint64)
+def _words_scan(con, cols: list[str], lead: frozenset[str], key_cols: tuple[str, ...]) -> None:
+    """``_ek_words`` from one scan of the raw rows ``_ek_v``: the distinct values of ``cols`` and,
+    with ``key_cols``, the key hashes written on more than one row (column :data:`KEY_HASH`)."""
+    # a CSV read by DuckDB: group its text as read, and trim only the distinct values
+    csv_view = "_rid" in {r[0] for r in con.execute("DESCRIBE _ek_v").fetchall()}
+    assert not (csv_view and key_cols), "key hashes are read from a direct view of the file only"
+    src, sel = raw_lookup("_ek_v._rid" if csv_view else "", "_ek_v", cols, lead)[::2]
+    raw = [ident("r_" + c[2:]) if csv_view else c for c in cols]
+    sets = [f"({c})" for c in raw]
+    inner, outer, having = list(raw), [sel] if cols else [], ""
+    if key_cols:
+        h = f"hash({', '.join('v_' + k for k in key_cols)})"
+        sets.append(f"({h})")
+        inner.append(f"{h} AS {KEY_HASH}")
+        outer.append(KEY_HASH)
+        # the key-hash set keeps the hashes seen twice; the word sets are kept whole (grouping() = 1)
+        having = f" HAVING grouping({h}) = 1 OR count(*) > 1"
+    con.execute(f"CREATE TEMP TABLE {WORDS} AS SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
+                f"FROM {src} GROUP BY GROUPING SETS ({', '.join(sets)}){having}) {src}")
+
+
+KEY_HASH = "_ek_key_hash"  # the column of _ek_words holding the duplicate candidates (see _word_values)
 
 
 def _make_map(con, name: str, column: str, func) -> str:
@@ -168,8 +201,14 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", WORDS, "_ek_map_station", "_ek_map_neighbor", "_ek_map_reform",
-                 "_ek_map_category"):
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", "_ek_rawfix", WORDS):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    drop_maps(con)
+
+
+def drop_maps(con) -> None:
+    """Drop the value maps of one file (built by :func:`evalkit.ingest.plan._plan`)."""
+    for name in ("_ek_map_station", "_ek_map_neighbor", "_ek_map_reform", "_ek_map_category"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
                                "AND starts_with(table_name, '_ek_map_w_')").fetchall():
