@@ -201,7 +201,6 @@ def test_a_folder_written_ahead_is_read_only_for_other_cells(con, demo_warehouse
 def test_the_kernel_waits_for_cells_being_written_ahead(con, demo_warehouse, tmp_path, monkeypatch):
     """The kernel sees the folder only with the file's lock held: it waits for the file, never reads half."""
     import threading
-    import time
 
     folder = tmp_path / "cells"
     spec = PanelSpec("")

@@ -54,7 +54,7 @@ def test_every_weight_prints_with_one_cjk_typeface(tmp_path):
     wqy = [ln for ln in fonts.splitlines() if "WenQuanYi" in ln]
     assert len(wqy) == 1 and " yes " in wqy[0], fonts  # embedded once, as a named CID TrueType font
     assert len(fonts.splitlines()) == 3, fonts  # header, rule, that one font: nothing else
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = _pdf_text(pdf)
     for words in ("两队一室改革效果评估", "合成演示数据", "证据有限", "估计值", "粗体", "评估编号: fonts", "第1页/1"):
         assert words in text
 

@@ -40,9 +40,7 @@ def _station(i: int) -> str:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("sampled")
-    reg = d / "register.csv"
-    reg.write_text(REG_HEAD + "".join(r + "\n" for r in REGISTER_ROWS), encoding="utf-8")
-    return reg, _incidents(d / "incidents.csv", 60_000, _station)
+    return REGISTER_FILE(d), _incidents(d / "incidents.csv", 60_000, _station)
 
 
 @pytest.fixture(scope="module")

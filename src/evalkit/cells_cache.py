@@ -138,7 +138,7 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
     and window; computed now when no evaluation has computed them yet (with ``write`` false only a file that
     exists or is being written). ``None`` without a folder (or for an in-memory warehouse) or without such a
     file: the caller then reads the records itself."""
-    from evalkit.panel import PanelSpec, _region_sql, bind_cells, cells_sql, name_placeholders
+    from evalkit.panel import _region_sql, name_placeholders
 
     folder = cache_dir()
     if folder is None:
@@ -147,14 +147,21 @@ def shared_cells(con: duckdb.DuckDBPyConnection, region: dict | None, p0: int, p
     if wh is None:
         return None
     if not region or not _is_whole(folder, wh, p0, p1):
-        src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0,
-                                                 p1, region), write)
+        src = _file(con, folder, wh, *region_cells(region, p0, p1, inc_cov, dis_cov), write)
         return None if src is None else (src, {})
-    src = _file(con, folder, wh, *bind_cells(cells_sql(PanelSpec(""), inc_cov, dis_cov), p0, p1, None), write)
+    src = _file(con, folder, wh, *region_cells(None, p0, p1, inc_cov, dis_cov), write)
     if src is None:
         return None
     where, named = name_placeholders(*_region_sql(region), "cells_r")  # the cells carry their region columns
     return f"(SELECT * FROM {src} s WHERE {where})", named
+
+
+def region_cells(region: dict | None, p0: int, p1: int, inc_cov: str, dis_cov: str) -> tuple[str, dict]:
+    """The SQL and parameters of the cells of ``region`` (all stations for None) and months ``p0..p1``: what
+    an evaluation's panel reads and what the cells computed ahead write (one key for both, see :func:`_name`)."""
+    from evalkit.panel import PanelSpec, bind_cells, cells_sql
+
+    return bind_cells(cells_sql(PanelSpec("", region=region), inc_cov, dis_cov), p0, p1, region)
 
 
 def _name(wh: list, sql: str, named: dict) -> str:
@@ -240,7 +247,6 @@ class Ahead:
 
     def _run(self, warehouse: str, region: dict | None, months: Months, threads: int) -> None:
         from evalkit.coverage import coverage_source
-        from evalkit.panel import PanelSpec, bind_cells, cells_sql
         from evalkit.warehouse import open_db
 
         staging = self.folder.with_name(self.folder.name + ".tmp")
@@ -253,7 +259,7 @@ class Ahead:
                 self._check()
                 wh = _warehouse_key(con)
                 covs = [coverage_source(con, t) for t in ("incidents", "disputes")]
-                sql, named = bind_cells(cells_sql(PanelSpec("", region=region), *covs), p0, p1, region)
+                sql, named = region_cells(region, p0, p1, *covs)
                 name = _name(wh, sql, named)  # build_panel's key for these cells (same SQL, same warehouse)
                 self._check()
                 staging.mkdir(mode=0o700)

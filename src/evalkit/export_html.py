@@ -107,7 +107,7 @@ def brief_exporter_class():  # noqa: ANN202 - a subclass of nbconvert's HTMLExpo
     * The notebook is validated once, after the last preprocessor, not after each of the twelve (each
       validation walks every output of the notebook).
     * The rendered page is finished by :func:`_finish_html` instead of a BeautifulSoup round trip of the
-      whole page (tests/test_export_pdf.py: the page read into BeautifulSoup is nbconvert's page)."""
+      whole page (tests/test_export_html.py: the page read into BeautifulSoup is nbconvert's page)."""
     from nbconvert import HTMLExporter  # here: ~0.3-1 s of imports that `evalkit run` pays in warm_html
     from nbconvert.exporters.templateexporter import TemplateExporter
     from nbconvert.filters.highlight import Highlight2HTML

@@ -47,7 +47,6 @@ from typing import Any
 from evalkit.kernel_start import ISOLATE_ENV
 
 #: environment variable: the kernel takes a snapshot after its pre-imports (set by kernel_start.start(isolate=True))
-ENV = ISOLATE_ENV
 #: what a worker sends to the kept kernel between two evaluations
 RESTORE_CODE = "__import__('evalkit.kernel_isolation', fromlist=['restore']).restore()"
 
@@ -233,7 +232,7 @@ def restore() -> None:
 def take_snapshot_if_asked() -> bool:
     """:func:`snapshot` when ``EVALKIT_KERNEL_ISOLATE=1`` (the variable is removed first: the notebook's own
     subprocesses do not inherit it, and the snapshot's environment is the one a fresh kernel has)."""
-    if os.environ.pop(ENV, "") != "1":
+    if os.environ.pop(ISOLATE_ENV, "") != "1":
         return False
     snapshot()
     return True

@@ -424,7 +424,7 @@ def _execute(params: EvaluationParams, outputs: str | Path, kernel: kernel_start
         if brief:  # Chromium and nbconvert get ready in a thread of this process, in the browser session's context
             km.on_ready = ready.set
             warm = threading.Thread(target=contextvars.copy_context().run,
-                                    args=(_prepare_brief, ahead, ready, brief and pdf, cancelled),
+                                    args=(_prepare_brief, ahead, ready, pdf, cancelled),
                                     name="evalkit-warm-brief", daemon=True)
             warm.start()
         try:

@@ -28,3 +28,7 @@ def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(import_module("evalkit.demo.world"), name)
     raise AttributeError(f"module 'evalkit.demo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -12,8 +12,10 @@ loop vectoriser runs in SIMD registers without any global flag (same operations 
 same bits); the sums and the argmin follow in read-only passes. x changes only on its support (the
 columns with a nonzero weight, kept sorted as steps add vertices): a weight outside it is 0 and stays 0,
 so its p·x and x·x terms are exact zeros and are skipped while p is finite (a non-finite p_m makes the
-full sums, NaN, as before). On the medium world's placebo problems a step takes ~0.7× (unit weights of
-SC, supports of ~20 of 656), ~0.85× (SDID's, wider supports) and ~0.7× (time weights) of the fused step's time.
+full sums, NaN, as before). Session 24 measured on the medium world's placebo problems ~0.7× of the fused
+step's time (unit weights of SC, supports of ~20 of 656), ~0.85× (SDID's, wider supports) and ~0.7× (time
+weights); a re-measurement on synthetic problems (session 25, shared host) found 0.63× (narrow supports), 0.78×
+(full supports) and only 0.87–0.97× on time weights of 84 or 60 periods. Whole placebo runs: docs/performance.md.
 
 Exactness: every elementwise update is that of the numpy Gram solver it replaces (main until
 2026-12-05) operation for operation, in IEEE double precision (no fastmath, no contraction into

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 
 from evalkit import coverage
+from evalkit.ingest import sampled as sampling
 from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.filehash import BackgroundFileScan
@@ -100,7 +101,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = '_ek_v'").fetchall()[0][0])
     try:
         cand, sampled, late = _word_values(con, spec, hm, lead, keys if direct else (), src if direct else None,
-                                           late_ok=scan is not None)
+                                           late_ok=scan is not None and scan.keeps_lines)
     except duckdb.InvalidInputException as e:
         if not direct:
             raise
@@ -315,7 +316,9 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
             for f in files:
                 # the file's SHA-256 and line ends, read by a low-priority thread (filehash); the hash is
                 # needed before the load only to compare the file with the live loads (then finished here)
-                scan = BackgroundFileScan(f)
+                # line ends are noted only where lines may be read back (a large CSV, see late_dups)
+                scan = BackgroundFileScan(f, lines=f.suffix.lower() in (".csv", ".txt")
+                                          and f.stat().st_size >= sampling.SAMPLE_MIN_BYTES)
                 hashing.append(scan)
                 sha = "" if not replace and not _has_live_load(con, table) else scan.result()
                 if replace:
@@ -357,6 +360,8 @@ def ingest(table: str, paths, *, warehouse=None, con=None, mapping=None, sheet=N
                                         "rows_in": res["rows_in"], "rows_accepted": res["rows_accepted"],
                                         "rows_quarantined": res["rows_quarantined"], "masked_values": res["masked"]})
                 _log_file(con, table, str(f), sha or scan.result(), res, now, load_id)
+                scan.close()  # its line ends go now, not at the end of a call of many files
+                hashing.remove(scan)
             report.check()
             if table == "stations" and report.replaced:
                 check_station_references(con, "replacing the station register")

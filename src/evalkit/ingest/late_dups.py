@@ -19,15 +19,16 @@ scan is saved:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from evalkit.ingest.csvrows import parse_line
 from evalkit.ingest.sampled import repeated, stored_hashes
 from evalkit.ingest.sources import _cleaner
 from evalkit.ingest.sql import frame_to_temp_table, ident
+from evalkit.ingest.stage import cand_table
 
 
 def mark_candidates(con, table: str, keys: tuple[str, ...], stored: bool) -> int:
@@ -37,8 +38,7 @@ def mark_candidates(con, table: str, keys: tuple[str, ...], stored: bool) -> int
     h = np.sort(con.sql("SELECT _h FROM _ek_stage WHERE _chk IS NULL").fetchnumpy()["_h"])
     cand = np.union1d(repeated(h), stored_hashes(con, table, ", ".join(keys), h) if stored else h[:0])
     if len(cand):
-        con.execute("DROP TABLE IF EXISTS _ek_cand")
-        frame_to_temp_table(con, "_ek_cand", pd.DataFrame({"h": cand.astype(np.uint64)}), "CAST(h AS UBIGINT) AS h")
+        cand_table(con, cand)
         con.execute("UPDATE _ek_stage SET _cand = TRUE WHERE _chk IS NULL AND _h IN (SELECT h FROM _ek_cand)")
     return len(cand)
 
@@ -56,7 +56,7 @@ def raw_text(con, src, scan, srow: Callable[[str], str], dup_idx: int, raw_cols:
         con.execute("CREATE TEMP TABLE _ek_rawfix (_row BIGINT, _raw VARCHAR[])")
         return 0
     n = len(src.headers)
-    recs = [next(csv.reader([ln.decode("utf-8", errors="replace")], delimiter=src.delimiter, quotechar='"'), [])
+    recs = [parse_line(ln.decode("utf-8", errors="replace"), src.delimiter)
             for ln in scan.lines(rows)]
     if any(len(r) != n for r in recs):
         raise AssertionError(f"{src.name}: a line read back has not {n} fields; cannot take its raw text")

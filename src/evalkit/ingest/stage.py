@@ -32,7 +32,7 @@ from evalkit.ingest.sources import _rowid_base, csv_read_error, direct_view_sql
 
 CASE_MAX = 16  # a map of at most this many values is a CASE (cheaper than an ENUM cast for a few values)
 LIST_MAX = 4096  # list entries of all look-ups together (a list constant is rebuilt for every chunk)
-ENUM_MAX = 50_000  # labels of one ENUM type (binding costs ≈ 6 µs a label, twice: EXPLAIN and run)
+ENUM_MAX = 50_000  # labels of one ENUM type (its binding grows with them, and happens twice: EXPLAIN and run)
 BITMAP_BITS = (1 << 12, 1 << 21)  # bitmap size bounds (also rebuilt for every chunk)
 # more duplicate candidates than this: the serial pass (its exact IN list). The bitmap then has ≥ 64
 # bits a candidate, so it passes ≤ 1 - e^(-1/64) ≈ 1.6 % of the other rows (at 8 bits: 12 %)
@@ -199,12 +199,18 @@ def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], jo
     return None
 
 
+def cand_table(con, hashes: np.ndarray) -> None:
+    """Temp table ``_ek_cand(h UBIGINT)``: the duplicate candidates' key hashes (replacing an earlier one)."""
+    con.execute("DROP TABLE IF EXISTS _ek_cand")
+    S.frame_to_temp_table(con, "_ek_cand", pd.DataFrame({"h": np.asarray(hashes, dtype=np.uint64)}),
+                          "CAST(h AS UBIGINT) AS h")
+
+
 def serial_stage(con, target: str, parsed: dict[str, str], joins: list[str], chk_case: str, stage_cols: list[str],
                  raw_list: str, keycols: str, cand: np.ndarray, out: str | None = None) -> None:
     """The serial pass: temp table ``target`` from the numbered view ``_ek_v`` (column ``_row``) with
     the joins to the value maps, candidates from a table (see :func:`_direct_stage`)."""
-    con.execute("DROP TABLE IF EXISTS _ek_cand")
-    S.frame_to_temp_table(con, "_ek_cand", pd.DataFrame({"h": cand}), "CAST(h AS UBIGINT) AS h")
+    cand_table(con, cand)
     p_cols = ", ".join(f"{e} AS p_{n}" for n, e in parsed.items())
     # DuckDB cannot estimate the rows of a file; left to itself it may build a hash table of the
     # whole file to probe a small map with, so the joins keep their written sides here

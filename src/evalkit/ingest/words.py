@@ -3,8 +3,6 @@ join tables that map them (reforms, incident and dispute categories, station ref
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import duckdb
 import numpy as np
 import pandas as pd
@@ -112,23 +110,12 @@ def _word_values(con, spec: Table, hm: HeaderMap, lead: frozenset[str] = frozens
     # a table holding rows: the file's key hashes are intersected with its hashes (stored_hashes:
     # the file's side is the small one, built into the hash table)
     stored = bool(key_cols) and bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0])
-    if cols and src is not None and sampled.usable(src, key_cols):
-        late = late_ok and src.plain
-        if late:
-            sample = sampled.sample_rows(src)
-        else:  # the sample is read and parsed in Python while DuckDB scans the keys (it releases the GIL)
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-sample") as pool:
-                rows = pool.submit(sampled.sample_rows, src)
-                cand = sampled.key_candidates(con, t, key_cols, src, stored)
-                sample = rows.result()
-        if sampled.sample_words(con, sample, hm.positions, cols, lead, WORDS):
-            return (np.empty(0, dtype=np.uint64), True, True) if late else (cand, True, False)
-        # a word column too varied for a sample: the whole file's words
-        if late:
-            _words_scan(con, cols, lead, () if stored else key_cols)
-            return (sampled.key_candidates(con, t, key_cols, src, stored) if stored else _scanned(con)), False, False
-        _words_scan(con, cols, lead, ())
-        return cand, False, False
+    if cols and src is not None and sampled.usable(src, key_cols) and \
+            sampled.sample_words(con, sampled.sample_rows(src), hm.positions, cols, lead, WORDS):
+        if late_ok and src.plain:  # the candidates are found after the stage (late_dups)
+            return np.empty(0, dtype=np.uint64), True, True
+        return sampled.key_candidates(con, t, key_cols, src, stored), True, False
+    # (else, and for a word column too varied for a sample: the whole file's words)
     if stored:
         _words_scan(con, cols, lead, ())
         return sampled.key_candidates(con, t, key_cols, src, stored), False, False
@@ -201,7 +188,7 @@ def _word_join(con, joins: list[str], col: str, vv: str, look) -> str:
 def drop_temps(con) -> None:
     """Drop the temp tables of one file (also before a file, after an earlier failure)."""
     drop_raw(con, "_ek_v")
-    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", "_ek_rawfix", WORDS):
+    for name in ("_ek_p", "_ek_stage", "_ek_dup", "_ek_bad", "_ek_cand", "_ek_q", "_ek_fix", "_ek_missed", "_ek_rawfix", WORDS):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     drop_maps(con)
 

@@ -140,7 +140,7 @@ def start(owner: Any, charts: Sequence[tuple[Hashable, Callable[[], Any]]], dpi:
 
 
 def _child(charts: Sequence[tuple[Hashable, Callable[[], Any]]], w: int, shared: mmap.mmap, dpi: int) -> None:
-    from evalkit.viz.style import figure_of, plt, png_bytes
+    from evalkit.viz.style import png_of
 
     with os.fdopen(w, "wb") as out:
         for i in range(len(charts) - 1, -1, -1):
@@ -149,11 +149,7 @@ def _child(charts: Sequence[tuple[Hashable, Callable[[], Any]]], w: int, shared:
                 return
             data = None
             try:
-                obj = charts[i][1]()
-                if obj is not None:
-                    fig = figure_of(obj)
-                    data = png_bytes(fig, dpi)
-                    plt.close(fig)
+                data = png_of(charts[i][1](), dpi)
             except Exception:  # noqa: BLE001, S110 - the parent draws it and meets the error itself
                 data = None
             out.write(_HEAD.pack(i, -1 if data is None else len(data)) + (data or b""))
@@ -173,15 +169,9 @@ def png(owner: Any, key: Hashable, build: Callable[[], Any], dpi: int = 130) -> 
             finish(owner)
         if data is not None:
             return data
-    from evalkit.viz.style import figure_of, plt, png_bytes
+    from evalkit.viz.style import png_of
 
-    obj = build()
-    if obj is None:
-        return None
-    fig = figure_of(obj)
-    data = png_bytes(fig, dpi)
-    plt.close(fig)
-    return data
+    return png_of(build(), dpi)
 
 
 def finish(owner: Any) -> None:

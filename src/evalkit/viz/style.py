@@ -135,10 +135,17 @@ def show(obj, dpi: int = 130) -> None:
     Rendering explicitly to PNG (:func:`png_bytes`) keeps charts in executed notebooks and briefs
     even when the kernel runs a non-inline backend (e.g. ``MPLBACKEND=Agg`` in batch jobs).
     """
+    show_png(png_of(obj, dpi))
+
+
+def png_of(obj, dpi: int = 130) -> bytes | None:
+    """The PNG of a figure (or of the figure of an Axes), which is then closed; None for None."""
+    if obj is None:
+        return None
     fig = figure_of(obj)
     data = png_bytes(fig, dpi)
     plt.close(fig)
-    show_png(data)
+    return data
 
 
 def figure_of(obj):
