@@ -138,6 +138,11 @@ def test_background_scan_is_the_files_whoever_finishes_it(tmp_path, monkeypatch)
     assert late._done and late.result() == want  # the thread read all of it
     numbers = [1, 2, 4095, 4096, 19_999, 20_000, 20_001, 39_999, 40_000]
     assert early.lines(numbers) == [lines[n - 1].encode() for n in numbers]
+    assert late.text(numbers).to_pylist() == [lines[n - 1] for n in numbers]  # the same, as Arrow strings
+    assert late.text([]).to_pylist() == [] and late.lines([]) == []
+    for wrong in ([0], [3, 2], [5, 5], [40_001]):  # not ascending, or not a line of the file
+        with pytest.raises(AssertionError):
+            late.lines(wrong)
     stopped = filehash.BackgroundFileScan(f)
     stopped.close()
     stopped._thread.join(timeout=30)
@@ -148,6 +153,7 @@ def test_background_scan_is_the_files_whoever_finishes_it(tmp_path, monkeypatch)
     one = tmp_path / "one.csv"
     one.write_bytes(b"only line")
     assert filehash.BackgroundFileScan(one).lines([1]) == [b"only line"]
+    assert filehash.BackgroundFileScan(empty).lines([1]) == [b""]
 
 
 def test_repeated_finds_each_repeated_value_once():

@@ -74,7 +74,7 @@ def _ingest(tmp_path, name, files, monkeypatch, threads: int, blocks: int | None
         return settled[-1]
 
     monkeypatch.setattr(core, "settle_missed", spy)
-    read_back: list[int] = []  # rejected duplicates whose raw text was read back by line (late_dups)
+    read_back: list[int] = []  # rejected rows whose raw text was read back by line (late_dups)
     real_raw = core.raw_text
     monkeypatch.setattr(core, "raw_text", lambda *a, **k: read_back.append(real_raw(*a, **k)) or read_back[-1])
     return (*_run(tmp_path, name, files[0], files[1], threads, monkeypatch), settled, read_back)
@@ -96,8 +96,8 @@ def test_sampled_words_give_what_the_whole_file_gives(tmp_path, files, export_li
         assert got[2] == whole[2]  # accepted rows, values and storage order
         assert got[3] == whole[3]  # quarantine: file rows, reasons, details, raw text, in order
         n_again = got[4][-1]  # the incidents (the register came first)
-        # a file of one record a line: the duplicates were found after the stage and their lines read
-        # back; an exported-looking one (quotes) had its keys scanned before the stage
+        # a file of one record a line: the duplicates were found after the stage and the rejected rows'
+        # lines read back; an exported-looking one (quotes) had its keys scanned before the stage
         # (the register, a plain file too, comes first: no duplicates to read back)
         assert got[5][0] == 0 and (got[5][1:] and got[5][-1] >= 1 if kind == "plain" else len(got[5]) == 1)
         if name == "tiny":  # the sample saw a few rows: most rows were parsed again

@@ -21,7 +21,7 @@ from evalkit.ingest import sql as S
 from evalkit.ingest.errors import REASONS, IngestError
 from evalkit.ingest.filehash import BackgroundFileScan
 from evalkit.ingest.headers import HeaderMap, load_mapping, map_headers
-from evalkit.ingest.late_dups import mark_candidates, raw_text
+from evalkit.ingest.late_dups import lines_table, mark_candidates, raw_text
 from evalkit.ingest.loads import (
     _has_live_load,
     _log_file,
@@ -119,7 +119,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # the stage keeps the parsed values; of the raw text only what the reports below read, and only
     # on the rows they read: a station reference not in the register (_u_station) and a category
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
-    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw.
+    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw, or (late_dups) from their lines.
     # a direct view's stage has neither VARCHAR column of every row: station candidates go in _raw, _u_station in _ek_bad
     # (rows a sampled map missed are parsed again and updated in place: candidates in a column then)
     kept_v, u_station, fold = [], "", direct and "station_cands" in parsed and not sampled
@@ -144,6 +144,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         # already in the table): only these rows and the rejected ones keep their raw text (_raw),
         # so the file is never stored whole
         raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
+        if late:  # no raw text in the stage: the few rows that need it read it back from their lines
+            raw_list = None
         out = missed_sql(joins) if sampled else None
         off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
         if late:
@@ -167,7 +169,9 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
             con, joins, v_only, srow, WORDS, replan,
             lambda target, missed: serial_stage(con, target, parsed, joins, chk_case, stage_cols, raw_list, keycols,
                                                 cand, missed),
-            [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"])
+            [c.split(" AS ")[-1] for c in stage_cols if c != "_row"] + ["_chk", "_cand"],
+            (lambda rows: lines_table(con, src, scan, rows, "_ek_missed", v_only, hm.positions, lead, as_list=False))
+            if late else None)
     if late:  # the duplicate candidates of a file whose key scan was saved: from the stage's keys
         mark_candidates(con, t, keys, bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchall()[0][0]))
 
@@ -193,15 +197,15 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
 
     # the few rejected rows with their raw text; then the raw text can go
     if direct:
-        raw, fix = "s._raw", ""
-        if late:  # rejected duplicates without raw text in the stage: read back from their lines
-            raw_text(con, src, scan, srow, dup_idx, v_only, hm.positions, lead, keys)
-            raw, fix = "COALESCE(s._raw, f._raw)", f" LEFT JOIN _ek_rawfix f ON f._row = {srow('s.')}"
+        raw, fix, excl = "s._raw", "", "_raw, _cand"
+        if late:  # a stage without raw text: the rejected rows' read back from their lines
+            raw_text(con, src, scan, srow, v_only, hm.positions, lead, keys)
+            raw, fix, excl = "f._raw", f" LEFT JOIN _ek_rawfix f ON f._row = {srow('s.')}", "_cand"
         vsel = ", ".join(f"{clean_sql(f'{raw}[{i}]')} AS {ident(c)}" for i, c in enumerate(v_only, start=1))
         if fold:
             vsel += f", _raw[{len(v_only) + 1}] AS p_station_cands"
         con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT *, {u_station or 'NULL AS _u_station'} FROM (SELECT "
-                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE (_raw, _cand), {vsel or 'NULL AS _none'}, "
+                    f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE ({excl}), {vsel or 'NULL AS _none'}, "
                     f"{raw} IS NULL AS _lost FROM _ek_stage s{fix} WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
             raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")

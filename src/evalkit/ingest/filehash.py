@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 CHUNK_BYTES = 1 << 20  # read per step (~1 ms of hashing): the longest the caller waits for the thread's step
 
@@ -107,30 +108,43 @@ class BackgroundFileScan:
         self._finish()
         return self._h.hexdigest()
 
-    def lines(self, numbers) -> list[bytes]:
-        """The lines numbered ``numbers`` (1 = the file's first; ascending, each at most once), as
-        bytes without their line end (``\\n``, ``\\r\\n``)."""
+    def spans(self, numbers) -> tuple[np.ndarray, np.ndarray]:
+        """(start, stop) byte offsets (int64) of the lines numbered ``numbers`` (1 = the file's first;
+        ascending, each at most once), each line up to its ``\\n`` (a ``\\r`` before it included)."""
         if not self.keeps_lines:
             raise AssertionError("this scan does not note line ends")
         self._finish()
-        counts = np.array([len(e) for e in self._ends], dtype=np.int64)
-        ends = np.cumsum(counts)  # lines ended by the end of each chunk
-        ended = int(ends[-1]) if len(ends) else 0
+        n = np.asarray(numbers, dtype=np.int64)
+        counts = [len(e) for e in self._ends]
+        # where each line ends: before line 1 (-1), every \n, and the file's end (a last line without \n)
+        bounds = np.concatenate([[-1], *(e.astype(np.int64) + s for e, s in zip(self._ends, self._starts, strict=True)),
+                                 [self._offset]])
+        if len(n) and (n[0] < 1 or n[-1] > sum(counts) + 1 or np.any(np.diff(n) <= 0)):
+            raise AssertionError("line numbers must be ascending, within the file")
+        return bounds[n - 1] + 1, bounds[n]
+
+    def lines(self, numbers) -> list[bytes]:
+        """The lines numbered ``numbers`` (1 = the file's first; ascending, each at most once), as
+        bytes without their line end (``\\n``, ``\\r\\n``). Read one by one (not mapped: the pages
+        a map touches count as the process's memory)."""
+        start, stop = self.spans(numbers)
         out: list[bytes] = []
-        with open(self.path, "rb") as fh:
-            for n in numbers:
-                start = 0 if n == 1 else self._end(n - 1, ends) + 1
-                stop = self._end(n, ends) if n <= ended else self._offset  # the last line may lack a \n
-                fh.seek(start)
-                line = fh.read(stop - start)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for a, b in zip(start.tolist(), stop.tolist(), strict=True):
+                line = os.pread(fd, b - a, a)
                 out.append(line[:-1] if line.endswith(b"\r") else line)
+        finally:
+            os.close(fd)
         return out
 
-    def _end(self, n: int, ends: np.ndarray) -> int:
-        """The byte offset of the ``\\n`` ending line ``n``."""
-        i = int(np.searchsorted(ends, n))  # the chunk holding it
-        before = int(ends[i - 1]) if i else 0
-        return self._starts[i] + int(self._ends[i][n - before - 1])
+    def text(self, numbers) -> pa.Array:
+        """:meth:`lines` as an Arrow array of strings (the file's bytes, UTF-8 as DuckDB has read
+        them): for DuckDB to split in bulk (see :mod:`evalkit.ingest.late_dups`)."""
+        lines = self.lines(numbers)
+        offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)), out=offsets[1:])
+        return pa.LargeStringArray.from_buffers(len(lines), pa.py_buffer(offsets), pa.py_buffer(b"".join(lines)))
 
     def close(self) -> None:
         """Stop the thread (after its current step) and close the file; nothing more is needed."""

@@ -10,11 +10,13 @@ scan is saved:
 - the stage already holds every row's key: :func:`mark_candidates` hashes them there (the rows that
   passed every other check, the only ones that can be duplicates), sorts the hashes in numpy and
   marks the rows whose hash repeats or is stored (``_cand``, a scalar update: rowids stay);
-- the rows the duplicate steps then reject have no raw text in the stage; :func:`raw_text` reads
-  their lines back by number (the file row is the line: :class:`evalkit.ingest.filehash.BackgroundFileScan`
-  noted where every line ends while it hashed the file), parses them as DuckDB parsed the file and
-  cleans them as the direct view does, into ``_ek_rawfix``, checking each one's key against the
-  stage's.
+- the stage keeps no raw text at all (building it costs the pass ~0.3 s at 10 M rows, however few
+  rows hold it): :func:`raw_text` reads the rejected rows' lines back by number, and
+  :func:`evalkit.ingest.sampled.settle_missed` those of the rows a sampled map missed (the file row
+  is the line: :class:`evalkit.ingest.filehash.BackgroundFileScan` noted where every line ends while
+  it hashed the file). DuckDB splits them at the delimiter as its reader did (no quote in the file)
+  and cleans them as the direct view does (:func:`lines_table`); each rejected row's key is checked
+  against the stage's.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
-from evalkit.ingest.csvrows import parse_line
 from evalkit.ingest.sampled import repeated, stored_hashes
 from evalkit.ingest.sources import _cleaner
-from evalkit.ingest.sql import frame_to_temp_table, ident
+from evalkit.ingest.sql import ident, q
 from evalkit.ingest.stage import cand_table
 
 
@@ -43,33 +44,42 @@ def mark_candidates(con, table: str, keys: tuple[str, ...], stored: bool) -> int
     return len(cand)
 
 
-def raw_text(con, src, scan, srow: Callable[[str], str], dup_idx: int, raw_cols: list[str],
-             positions: dict[str, int], lead: frozenset[str], keys: tuple[str, ...]) -> int:
-    """Temp table ``_ek_rawfix(_row, _raw)``: the raw text (``raw_cols``, as the direct view gives them)
-    of the stage rows rejected as duplicates (check ``dup_idx``) that hold none, read back from their
-    lines by ``scan`` (:class:`evalkit.ingest.filehash.BackgroundFileScan`); ``srow``: the stage's file
-    row; ``positions``: the file column of each mapped column. Each line's key (``keys``: the
-    table's, ``v_`` columns) must be the stage's. Returns the rows read."""
-    rows = [r[0] for r in con.execute(f"SELECT {srow('')} AS r FROM _ek_stage WHERE _chk = {dup_idx} "
-                                      f"AND _raw IS NULL ORDER BY r").fetchall()]
-    if not rows:
-        con.execute("CREATE TEMP TABLE _ek_rawfix (_row BIGINT, _raw VARCHAR[])")
-        return 0
-    n = len(src.headers)
-    recs = [parse_line(ln.decode("utf-8", errors="replace"), src.delimiter)
-            for ln in scan.lines(rows)]
-    if any(len(r) != n for r in recs):
-        raise AssertionError(f"{src.name}: a line read back has not {n} fields; cannot take its raw text")
-    names = [c[2:] for c in raw_cols]
-    pos = {nm: positions[nm] for nm in names}
-    frame = pd.DataFrame({"_row": pd.Series(rows, dtype="int64"),
-                          **{f"c{p}": pd.Series([r[p] for r in recs], dtype=object) for p in pos.values()}})
-    raw = "[" + ", ".join(_cleaner(nm, lead)(ident(f"c{pos[nm]}")) for nm in names) + "]"
-    frame_to_temp_table(con, "_ek_rawfix", frame, f"_row, {raw} AS _raw")
+def raw_text(con, src, scan, srow: Callable[[str], str], raw_cols: list[str], positions: dict[str, int],
+             lead: frozenset[str], keys: tuple[str, ...]) -> int:
+    """Temp table ``_ek_rawfix(_row, _raw)``: the raw text (``raw_cols``, as the stage's ``_raw`` would
+    hold it) of the rejected stage rows (``_chk`` set), read back from their lines (:func:`lines_table`);
+    ``srow``: the stage's file row. Each line's key (``keys``: the table's, ``v_`` columns) must be the
+    stage's (the key is stored as read). Returns the rows read."""
+    rows = con.execute(f"SELECT {srow('')} AS r FROM _ek_stage WHERE _chk IS NOT NULL ORDER BY r").fetchnumpy()["r"]
+    lines_table(con, src, scan, rows, "_ek_rawfix", raw_cols, positions, lead, as_list=True)
     differ = " OR ".join(f"f._raw[{raw_cols.index('v_' + k) + 1}] IS DISTINCT FROM s.p_{k}" for k in keys)
     bad = con.execute(f"SELECT count(*) FROM _ek_rawfix f JOIN (SELECT *, {srow('')} AS _srow FROM _ek_stage "
-                      f"WHERE _chk = {dup_idx}) s ON s._srow = f._row WHERE {differ}").fetchall()[0][0]
+                      f"WHERE _chk IS NOT NULL) s ON s._srow = f._row WHERE {differ}").fetchall()[0][0]
     if bad:
         raise AssertionError(f"{src.name}: {bad} lines read back hold another key than their stage rows")
     return len(rows)
 
+
+def lines_table(con, src, scan, rows, target: str, raw_cols: list[str], positions: dict[str, int],
+                lead: frozenset[str], as_list: bool) -> None:
+    """Temp table ``target``: ``_row`` (the file rows ``rows``, ascending) and their raw text of
+    ``raw_cols`` (``v_`` names) cleaned as the direct view cleans them, as one list ``_raw`` (the
+    stage's order) or as columns. The lines come from ``scan`` (:meth:`BackgroundFileScan.text`)
+    and DuckDB splits them at the delimiter, as its reader split them: the file holds one record a
+    line and no quote (``src.plain``), and every line has as many fields as the header (a strict read)."""
+    if not src.plain:
+        raise AssertionError(f"{src.name}: lines are read back only from a file of one record a line")
+    n = len(src.headers)
+    con.register("_ek_lines", pa.table({"_row": pa.array(np.asarray(rows, dtype=np.int64)), "_line": scan.text(rows)}))
+    try:
+        split = f"string_split(_line, {q(src.delimiter)})"
+        odd = con.execute(f"SELECT count(*) FROM _ek_lines WHERE len({split}) <> {n}").fetchall()[0][0]
+        if odd:
+            raise AssertionError(f"{src.name}: {odd} lines read back have not {n} fields; cannot take their raw text")
+        cells = [(_cleaner(c[2:], lead)(f"_f[{positions[c[2:]] + 1}]"), c) for c in raw_cols]
+        sel = ("[" + ", ".join(x for x, _ in cells) + "] AS _raw" if as_list
+               else ", ".join(f"{x} AS {ident(c)}" for x, c in cells))
+        con.execute(f"CREATE TEMP TABLE {target} AS SELECT _row, {sel or 'NULL AS _none'} FROM "
+                    f"(SELECT _row, {split} AS _f FROM _ek_lines) ORDER BY _row")
+    finally:
+        con.unregister("_ek_lines")

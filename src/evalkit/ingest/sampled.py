@@ -148,17 +148,24 @@ def missed_sql(joins: list[str]) -> str | None:
 
 
 def settle_missed(con, joins: list[str], raw_cols: list[str], srow: Callable[[str], str], words_table: str,
-                  replan: Callable[[], None], restage: Callable[[str, str], None], update_cols: list[str]) -> int:
+                  replan: Callable[[], None], restage: Callable[[str, str], None], update_cols: list[str],
+                  read_back: Callable[[np.ndarray], None] | None = None) -> int:
     """Parse again, with maps of all their values, the stage rows marked ``_out`` (a word value not in
     the sample): their values are added to ``words_table``, the maps rebuilt (``replan``: drops and
     builds them; the plan must come out the same text), the view ``_ek_v`` pointed at those rows' raw
     text (``raw_cols``: the names of ``_raw``'s entries; ``srow``: the stage's file row), the rows
     staged into ``_ek_fix`` (``restage(table, out)``: the serial pass, ``out`` marking a value still
     missed, which must not happen), and their columns ``update_cols`` updated in place. Returns the
-    number of rows parsed again."""
-    # the missed rows' raw text, taken out of the 10 M-row stage once (usually a handful of rows)
-    view = ", ".join(f"_raw[{i}] AS {ident(c)}" for i, c in enumerate(raw_cols, start=1))
-    con.execute(f"CREATE TEMP TABLE _ek_missed AS SELECT {srow('')} AS _row, {view} FROM _ek_stage WHERE _out")
+    number of rows parsed again. ``read_back(rows)``: a stage without raw text, whose missed rows
+    (file rows, ascending) it puts in ``_ek_missed`` (``_row`` and ``raw_cols``) from the file."""
+    if read_back is not None:
+        rows = con.execute(f"SELECT {srow('')} AS r FROM _ek_stage WHERE _out ORDER BY r").fetchnumpy()["r"]
+        if not len(rows):
+            return 0
+        read_back(rows)
+    else:  # the missed rows' raw text, taken out of the 10 M-row stage once (usually a handful of rows)
+        view = ", ".join(f"_raw[{i}] AS {ident(c)}" for i, c in enumerate(raw_cols, start=1))
+        con.execute(f"CREATE TEMP TABLE _ek_missed AS SELECT {srow('')} AS _row, {view} FROM _ek_stage WHERE _out")
     n = con.execute("SELECT count(*) FROM _ek_missed").fetchall()[0][0]
     if not n:
         con.execute("DROP TABLE _ek_missed")

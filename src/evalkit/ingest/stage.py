@@ -151,7 +151,7 @@ def rowids_kept(con, src, off: int | None) -> None:
 
 
 def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
-                 stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray, out: str | None = None) -> int | None:
+                 stage_cols: list[str], raw_list: str | None, keycols: str, cand: np.ndarray, out: str | None = None) -> int | None:
     """:func:`_direct_stage`, a CSV error of the file (DuckDB reads it here) given as the one-line
     error naming the file and row (as the first scan's, see :func:`evalkit.ingest.sources.csv_read_error`)."""
     try:
@@ -160,24 +160,27 @@ def direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joi
         raise csv_read_error(e, src) from None
 
 
-_BODY = ("SELECT {cols}, _chk, _cand{out_col}, CASE WHEN _chk IS NOT NULL OR _cand{or_out} THEN {raw} END AS _raw "
+_BODY = ("SELECT {cols}, _chk, _cand{out_col}{raw_col} "
          "FROM (SELECT *, {chk} AS _chk, {cand} AS _cand FROM (SELECT {sel}{out_sel} FROM _ek_v {joins}) p) c")
 
 
-def _body(cols: str, raw: str, chk: str, cand: str, sel: str, joins: str, out: str | None) -> str:
+def _body(cols: str, raw: str | None, chk: str, cand: str, sel: str, joins: str, out: str | None) -> str:
     """The stage query: ``out`` (a condition over the joins, see
-    :func:`evalkit.ingest.sampled.missed_sql`) adds the column ``_out`` and keeps those rows' raw text."""
-    return _BODY.format(cols=cols, raw=raw, chk=chk, cand=cand, sel=sel, joins=joins,
-                        out_col=", _out" if out else "", or_out=" OR _out" if out else "",
+    :func:`evalkit.ingest.sampled.missed_sql`) adds the column ``_out`` and keeps those rows' raw text;
+    ``raw`` None: no raw text (``_raw``) at all (read back from the lines, see :mod:`evalkit.ingest.late_dups`)."""
+    raw_col = "" if raw is None else \
+        f", CASE WHEN _chk IS NOT NULL OR _cand{' OR _out' if out else ''} THEN {raw} END AS _raw"
+    return _BODY.format(cols=cols, raw_col=raw_col, chk=chk, cand=cand, sel=sel, joins=joins,
+                        out_col=", _out" if out else "",
                         out_sel=f", COALESCE({out}, FALSE) AS _out" if out else "")
 
 
 def _direct_stage(con, src, hm, lead: frozenset[str], parsed: dict[str, str], joins: list[str], chk_case: str,
-                  stage_cols: list[str], raw_list: str, keycols: str, cand: np.ndarray, out: str | None) -> int | None:
+                  stage_cols: list[str], raw_list: str | None, keycols: str, cand: np.ndarray, out: str | None) -> int | None:
     """Create ``_ek_stage`` from the direct view ``_ek_v``: the columns ``stage_cols`` (their
     parsed values as ``p_<name>`` from ``parsed``), ``_chk`` (first failing check), ``_cand``
     (duplicate candidate: key hash in ``cand``), with ``out`` ``_out`` (a word value its map misses)
-    and ``_raw`` (``raw_list``, on rejected, candidate and ``_out`` rows only). Returns None when the
+    and ``_raw`` (``raw_list``, on rejected, candidate and ``_out`` rows only; none when None). Returns None when the
     stage has the file row number as column ``_row`` (the serial pass), else the offset ``off`` that
     gives it as ``rowid - off`` (the parallel pass)."""
     # EVALKIT_INGEST_PARALLEL=0: always the serial pass (it costs less CPU; the parallel one less wall
@@ -207,7 +210,7 @@ def cand_table(con, hashes: np.ndarray) -> None:
 
 
 def serial_stage(con, target: str, parsed: dict[str, str], joins: list[str], chk_case: str, stage_cols: list[str],
-                 raw_list: str, keycols: str, cand: np.ndarray, out: str | None = None) -> None:
+                 raw_list: str | None, keycols: str, cand: np.ndarray, out: str | None = None) -> None:
     """The serial pass: temp table ``target`` from the numbered view ``_ek_v`` (column ``_row``) with
     the joins to the value maps, candidates from a table (see :func:`_direct_stage`)."""
     cand_table(con, cand)
