@@ -183,3 +183,22 @@ def test_missed_sql_names_every_value_map():
     assert sampled.missed_sql([]) is None
     with pytest.raises(AssertionError):
         sampled.missed_sql(["JOIN x ON y"])
+
+
+@pytest.mark.parametrize("variant", ["title_crlf_tab_no_final_end", "lf_semicolon"])
+def test_lines_read_back_as_the_reader_split_them(tmp_path, files, monkeypatch, variant):
+    # the late path (no raw text in the stage: rejected and missed rows read back from their lines and
+    # split by DuckDB) gives what the whole file's words give, on other shapes of a plain file
+    lines = files[1].read_text(encoding="utf-8").splitlines()
+    if variant == "title_crlf_tab_no_final_end":
+        data = "江城市公安局警情数据导出\r\n" + "\r\n".join(ln.replace(",", "\t") for ln in lines)
+    else:
+        data = "\n".join(ln.replace(",", ";") for ln in lines) + "\n"
+    path = tmp_path / f"{variant}.csv"
+    path.write_bytes(data.encode("utf-8"))
+    shaped = (files[0], path)
+    whole = _ingest(tmp_path, "whole", shaped, monkeypatch, 2, None)
+    late = _ingest(tmp_path, "late", shaped, monkeypatch, 2, 2, 300)
+    assert late[5][1:] and late[5][-1] == whole[1][2]  # every rejected row's line read back
+    assert late[4][-1] > 20_000  # a tiny sample: most rows parsed again from their lines
+    assert late[1:4] == whole[1:4]  # counts, accepted rows in storage order, the quarantine with raw text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from evalkit import warehouse
 from evalkit.warehouse import ROW_GROUP_ROWS, WarehouseError, connect, open_db
 
 
@@ -42,26 +41,43 @@ def test_connections_to_one_file_share_its_instance(tmp_path):
     a, b = connect(wh), connect(wh)
     a.execute("CREATE TABLE t AS SELECT 1 AS x")
     assert b.execute("SELECT x FROM t").fetchall() == [(1,)]  # committed by a, seen by b
-    a.close()  # b (and connections opened from it) go on
+    a.close()  # b goes on: the connections are peers, not one another's cursors
+    assert b.execute("SELECT x FROM t").fetchall() == [(1,)]
     c = connect(wh)
-    assert c.execute("SELECT x FROM t").fetchall() == [(1,)]
     b.close()
+    c.execute("INSERT INTO t VALUES (2)")
+    assert c.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
     c.close()
-    # all closed: the file is free again, read-only included
+    # all closed: the file is free again, read-only and to a plain DuckDB included
     with open_db(wh, read_only=True) as ro:
-        assert ro.execute("SELECT x FROM t").fetchall() == [(1,)]
-    assert str(wh.resolve()) in warehouse._WRITERS  # (dead references only, dropped at the next open)
+        assert ro.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+    plain = duckdb.connect(str(wh))
+    plain.close()
+
+
+def test_threads_open_one_file_at_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    wh = tmp_path / "wh.duckdb"
+    connect(wh).close()  # (the schema first: creating it from 8 threads at once conflicts inside DuckDB)
+    with ThreadPoolExecutor(8) as pool:
+        cons = list(pool.map(lambda _: connect(wh), range(8)))
+    for i, con in enumerate(cons):
+        con.execute(f"CREATE TABLE t{i} AS SELECT {i} AS x")
+    assert cons[0].execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 't%'").fetchall() == [(8,)]
+    for con in cons:
+        con.close()
 
 
 def test_read_only_while_writable_is_one_line_error(tmp_path):
     wh = tmp_path / "wh.duckdb"
     con = connect(wh)
-    with pytest.raises(WarehouseError, match="already open in this program"):
+    with pytest.raises(WarehouseError, match="already open in this program by another DuckDB connection"):
         open_db(wh, read_only=True)
     con.close()
 
 
-@pytest.mark.parametrize("stem", ["memory", "2024 县局", "temp", "县局", 'a"b'])
+@pytest.mark.parametrize("stem", ["memory", "2024 县局", "temp", "县局", 'a"b', "information_schema", "pg_catalog", "a.b"])
 def test_file_names_duckdb_cannot_take_as_a_name(tmp_path, stem):
     wh = tmp_path / f"{stem}.duckdb"
     con = connect(wh)

@@ -12,10 +12,11 @@ Also here: what is live (:func:`live_facts`, :func:`status`) and removing a file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import weakref
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,36 +64,28 @@ class WarehouseError(RuntimeError):
 # merged with its neighbours. With the target's row groups half the stage's, every batch that keeps
 # half its rows is written as it comes (10 M rows: the insert 4.1 → 2.9 s, docs/performance.md).
 ROW_GROUP_ROWS = 61_440
-_RESERVED = {"memory", "temp", "system", "main"}  # names a database attached here cannot take
-# the writable connections open on each warehouse file, to share its DuckDB instance (as duckdb.connect
-# shares one per path): a file is attached by one instance of a process at a time
-_WRITERS: dict[str, list[weakref.ref]] = {}
+_RESERVED = {"memory", "temp", "system", "main"}  # database names taken in every DuckDB
+_OPENING = threading.Lock()  # one thread at a time attaches a file (a file is attached once per process)
 
 
 def _writable(p: Path) -> duckdb.DuckDBPyConnection:
-    """A writable connection to the warehouse file ``p``: attached with :data:`ROW_GROUP_ROWS` (an
-    option of ATTACH only) to an in-memory DuckDB, under the file's stem as ``duckdb.connect`` names
-    it, or on the instance a connection of this process already holds."""
+    """A writable connection to the warehouse file ``p``, appending row groups of :data:`ROW_GROUP_ROWS`
+    rows (an option of ATTACH only): a connection to a named in-memory DuckDB of this file (one per file
+    and process, shared by its connections as ``duckdb.connect`` shares one per path, and gone with the
+    last of them), which attaches the file under its name without the extension and uses it."""
     key = str(p.resolve())
     name = '"' + (p.stem if p.stem.lower() not in _RESERVED else "warehouse").replace('"', '""') + '"'
-    alive = [r for r in _WRITERS.get(key, []) if r() is not None]
-    for ref in alive:
+    with _OPENING:
+        con = duckdb.connect(":memory:evalkit_" + hashlib.sha256(key.encode()).hexdigest()[:24])
         try:
-            con = ref().cursor()  # a closed connection refuses
-        except duckdb.Error:
-            continue
-        break
-    else:
-        con = duckdb.connect(":memory:")
-        try:
-            # spills go beside the file, as for a database opened directly (not to ./.tmp)
-            con.execute("SET temp_directory = " + _quote(key + ".tmp"))
-            con.execute(f"ATTACH {_quote(key)} AS {name} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+            if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE path = ?", [key]).fetchall()[0][0]:
+                # spills go beside the file, as for a database opened directly (not to ./.tmp)
+                con.execute("SET temp_directory = " + _quote(key + ".tmp"))
+                con.execute(f"ATTACH {_quote(key)} AS {name} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+            con.execute(f"USE {name}.main")  # (.main: a name such as information_schema is also a schema's)
         except BaseException:
             con.close()
             raise
-    con.execute(f"USE {name}")
-    _WRITERS[key] = [*alive, weakref.ref(con)]
     return con
 
 
@@ -118,8 +111,8 @@ def describe_open_error(p: str | Path, exc: BaseException) -> str:
         return (f"warehouse {p} is in use by another program{who}: close it (another evalkit command, a "
                 f"notebook kernel or a DuckDB session) and try again")
     if "Unique file handle conflict" in text or "different configuration" in text:
-        return (f"warehouse {p} is already open in this program with another mode (read-only or writable): "
-                f"close that connection first")
+        return (f"warehouse {p} is already open in this program by another DuckDB connection (read-only, or not "
+                f"opened through evalkit): close it first")
     if "not a valid DuckDB database" in text:
         return (f"warehouse {p} is not a DuckDB database: set `warehouse:` to the .duckdb file written by "
                 f"`evalkit ingest` or `evalkit demo-data`")

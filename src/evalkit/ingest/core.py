@@ -208,7 +208,7 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
                     f"{'' if off is None else srow('s.') + ' AS _row, '}s.* EXCLUDE ({excl}), {vsel or 'NULL AS _none'}, "
                     f"{raw} IS NULL AS _lost FROM _ek_stage s{fix} WHERE s._chk IS NOT NULL)")
         if con.execute("SELECT count(*) FROM _ek_bad WHERE _lost").fetchall()[0][0]:
-            raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed)")
+            raise AssertionError(f"{src.name}: a rejected row has no raw text (duplicate candidates missed, or its line not read back)")
     else:
         tbl, rexpr, vsel = raw_lookup(row_expr, "_ek_v", v_only)
         con.execute(f"CREATE TEMP TABLE _ek_bad AS SELECT s.*, {vsel or 'NULL AS _none'} FROM _ek_stage s "

@@ -115,13 +115,30 @@ class BackgroundFileScan:
             raise AssertionError("this scan does not note line ends")
         self._finish()
         n = np.asarray(numbers, dtype=np.int64)
-        counts = [len(e) for e in self._ends]
-        # where each line ends: before line 1 (-1), every \n, and the file's end (a last line without \n)
-        bounds = np.concatenate([[-1], *(e.astype(np.int64) + s for e, s in zip(self._ends, self._starts, strict=True)),
-                                 [self._offset]])
-        if len(n) and (n[0] < 1 or n[-1] > sum(counts) + 1 or np.any(np.diff(n) <= 0)):
+        ended = np.cumsum([len(e) for e in self._ends], dtype=np.int64)  # lines ended by the end of each chunk
+        total = int(ended[-1]) if len(ended) else 0
+        if len(n) and (n[0] < 1 or n[-1] > total + 1 or np.any(np.diff(n) <= 0)):
             raise AssertionError("line numbers must be ascending, within the file")
-        return bounds[n - 1] + 1, bounds[n]
+        start = np.zeros(len(n), dtype=np.int64)
+        later = n > 1
+        start[later] = self._newlines(n[later] - 1, ended) + 1
+        stop = np.full(len(n), self._offset, dtype=np.int64)  # the last line may lack a \n
+        ends = n <= total
+        stop[ends] = self._newlines(n[ends], ended)
+        return start, stop
+
+    def _newlines(self, k: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """The byte offsets of the ``k``-th line ends of the file (1-based, ascending; ``ended``: lines
+        ended by the end of each chunk), looked up in the chunks holding them."""
+        chunk = np.searchsorted(ended, k)  # the chunk holding each
+        within = k - np.concatenate([[0], ended])[chunk] - 1
+        out = np.empty(len(k), dtype=np.int64)
+        cuts = np.flatnonzero(np.diff(chunk)) + 1  # k ascending: each chunk's entries are a run
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(k)], strict=True):
+            if hi > lo:
+                c = int(chunk[lo])
+                out[lo:hi] = self._ends[c][within[lo:hi]].astype(np.int64) + self._starts[c]
+        return out
 
     def lines(self, numbers) -> list[bytes]:
         """The lines numbered ``numbers`` (1 = the file's first; ascending, each at most once), as
@@ -129,18 +146,21 @@ class BackgroundFileScan:
         a map touches count as the process's memory)."""
         start, stop = self.spans(numbers)
         out: list[bytes] = []
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
+        with open(self.path, "rb", buffering=0) as fh:
+            pread = getattr(os, "pread", None)  # (not on Windows)
             for a, b in zip(start.tolist(), stop.tolist(), strict=True):
-                line = os.pread(fd, b - a, a)
+                if pread is not None:
+                    line = pread(fh.fileno(), b - a, a)
+                else:
+                    fh.seek(a)
+                    line = fh.read(b - a)
                 out.append(line[:-1] if line.endswith(b"\r") else line)
-        finally:
-            os.close(fd)
         return out
 
     def text(self, numbers) -> pa.Array:
-        """:meth:`lines` as an Arrow array of strings (the file's bytes, UTF-8 as DuckDB has read
-        them): for DuckDB to split in bulk (see :mod:`evalkit.ingest.late_dups`)."""
+        """:meth:`lines` as an Arrow array of strings, for DuckDB to split in bulk (see
+        :mod:`evalkit.ingest.late_dups`). The bytes are passed as they are: DuckDB has checked the
+        UTF-8 of the columns it read, and only those are taken from the lines."""
         lines = self.lines(numbers)
         offsets = np.zeros(len(lines) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)), out=offsets[1:])
