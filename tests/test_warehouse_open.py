@@ -77,7 +77,7 @@ def test_read_only_while_writable_is_one_line_error(tmp_path):
     con.close()
 
 
-@pytest.mark.parametrize("stem", ["memory", "2024 县局", "temp", "县局", 'a"b', "information_schema", "pg_catalog", "a.b"])
+@pytest.mark.parametrize("stem", ["memory", "2024 县局", "temp", "县局", 'a"b', "it's", "information_schema", "pg_catalog", "a.b"])
 def test_file_names_duckdb_cannot_take_as_a_name(tmp_path, stem):
     wh = tmp_path / f"{stem}.duckdb"
     con = connect(wh)

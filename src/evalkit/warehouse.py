@@ -80,17 +80,13 @@ def _writable(p: Path) -> duckdb.DuckDBPyConnection:
         try:
             if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE path = ?", [key]).fetchall()[0][0]:
                 # spills go beside the file, as for a database opened directly (not to ./.tmp)
-                con.execute("SET temp_directory = " + _quote(key + ".tmp"))
-                con.execute(f"ATTACH {_quote(key)} AS {name} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+                con.execute("SET temp_directory = ?", [key + ".tmp"])
+                con.execute(f"ATTACH ? AS {name} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})", [key])
             con.execute(f"USE {name}.main")  # (.main: a name such as information_schema is also a schema's)
         except BaseException:
             con.close()
             raise
     return con
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def open_db(p: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -119,7 +119,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
     # the stage keeps the parsed values; of the raw text only what the reports below read, and only
     # on the rows they read: a station reference not in the register (_u_station) and a category
     # value not in the vocabulary (_u_category, stored as 'other'; trimmed). The quarantined rows get
-    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw, or (late_dups) from their lines.
+    # their raw text back from _ek_v by row number, or (direct view) from the stage's _raw, or (a large
+    # plain CSV, late_dups) from their lines.
     # a direct view's stage has neither VARCHAR column of every row: station candidates go in _raw, _u_station in _ek_bad
     # (rows a sampled map missed are parsed again and updated in place: candidates in a column then)
     kept_v, u_station, fold = [], "", direct and "station_cands" in parsed and not sampled
@@ -143,9 +144,8 @@ def _ingest_file(con, spec: Table, src, hm: HeaderMap, window, now: dt.datetime,
         # candidates for the duplicate check (cand: hashes of keys written twice in the file or
         # already in the table): only these rows and the rejected ones keep their raw text (_raw),
         # so the file is never stored whole
-        raw_list = "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
-        if late:  # no raw text in the stage: the few rows that need it read it back from their lines
-            raw_list = None
+        # (late: no raw text in the stage; the few rows that need it read it back from their lines)
+        raw_list = None if late else "[" + ", ".join([*v_only, *(["p_station_cands"] if fold else [])]) + "]"
         out = missed_sql(joins) if sampled else None
         off = direct_stage(con, src, hm, lead, parsed, joins, chk_case, stage_cols, raw_list, keycols, cand, out)
         if late:
